@@ -1,0 +1,329 @@
+"""Building a variant's image from its Dockerfile and hashed constraints.
+
+The build context is assembled in a temporary folder, never from the project tree: the
+Dockerfile, the variant's constraints, the wheels the constraints pin that lie in the
+configured wheel folders, harness's own wheel (built with hashed build constraints), and
+the CA bundle to trust while installing. Inside, pip installs with ``--require-hashes
+--no-deps``, so the image holds exactly the pinned bytes or the build fails.
+
+Every input of the build is folded into one digest stored as a label. A rebuild whose
+inputs are unchanged finds the image by that label and returns at once, without sending
+a multi-gigabyte context to the engine.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
+
+import harness
+from harness import lock, vcs
+from harness.base import BaseImage, ensure_base
+from harness.config import Config, Variant
+from harness.engine import Engine
+from harness.errors import BuildError, ConfigError, HashMismatch
+
+LABEL_BUILD_INPUT = "io.harness.build-input.sha256"
+LABEL_VARIANT = "io.harness.variant"
+LABEL_CONSTRAINTS = "io.harness.constraints.sha256"
+LABEL_LOCK = "io.harness.lock.sha256"
+LABEL_VERSION = "io.harness.version"
+LABEL_DIRTY = "io.harness.source.dirty"
+DEFAULT_INDEX_URL = "https://pypi.org/simple"
+# Files of harness's own source that end up in its wheel.
+_WHEEL_SOURCES = ("pyproject.toml", "README.md", lock.BUILD_CONSTRAINTS)
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    reference: str
+    image_id: str
+    variant: str
+    cached: bool
+    seconds: float
+    size: int
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "reference": self.reference,
+            "image_id": self.image_id,
+            "variant": self.variant,
+            "cached": self.cached,
+            "seconds": round(self.seconds, 3),
+            "size": self.size,
+            "labels": dict(self.labels),
+        }
+
+
+def image_reference(config: Config, variant: Variant) -> str:
+    return f"{config.image}:{variant.name}"
+
+
+def build(
+    engine: Engine,
+    config: Config,
+    variant_name: str,
+    *,
+    no_cache: bool = False,
+    say: Callable[[str], None] = lambda _: None,
+    on_line: Callable[[str], None] = lambda _: None,
+) -> BuildResult:
+    """Build (or find, when its inputs are unchanged) the image of ``variant_name``."""
+    started = time.monotonic()
+    variant = config.variant(variant_name)
+    if not variant.dockerfile.is_file():
+        raise ConfigError(
+            f"the {variant.name} variant's Dockerfile {variant.dockerfile.name} does not exist",
+            f"create it, or set dockerfile under [tool.harness.variants.{variant.name}]",
+        )
+    pins = lock.require_fresh(config, variant)
+    base = ensure_base(engine, config, say)
+    source_root = harness_source_root()
+    ca_bundle = _ca_bundle_bytes(config)
+    buildargs = {"BASE_IMAGE": base.id, "INDEX_URL": config.index_url or DEFAULT_INDEX_URL}
+    labels = image_labels(config, variant, base)
+    labels[LABEL_BUILD_INPUT] = build_input_digest(
+        dockerfile=variant.dockerfile.read_bytes(),
+        constraints=variant.constraints.read_bytes(),
+        harness_source=source_digest(source_root),
+        ca_bundle=ca_bundle,
+        buildargs=buildargs,
+        labels=labels,
+    )
+    reference = image_reference(config, variant)
+
+    if not no_cache:
+        for found in engine.images_labelled(LABEL_BUILD_INPUT, labels[LABEL_BUILD_INPUT]):
+            engine.tag(found.id, reference)
+            say(f"{reference} is up to date: its inputs are unchanged (cache hit)")
+            return BuildResult(
+                reference, found.id, variant.name, True, time.monotonic() - started, found.size, found.labels
+            )
+
+    with tempfile.TemporaryDirectory(prefix="harness-build-") as folder:
+        context = Path(folder)
+        say(f"assembling the build context of {reference}")
+        assemble_context(context, config, variant, pins, ca_bundle, source_root)
+        say(f"building {reference} from {variant.dockerfile.name} on base {base.reference}")
+        watcher = HashMismatchWatcher()
+
+        def each_line(line: str) -> None:
+            watcher.feed(line)
+            on_line(line)
+
+        try:
+            image_id = engine.build(
+                context, tag=reference, buildargs=buildargs, labels=labels, nocache=no_cache, on_line=each_line
+            )
+        except BuildError as error:
+            if watcher.packages:
+                raise HashMismatch(
+                    f"the {variant.name} build refused {', '.join(watcher.packages)}: the download's "
+                    f"sha256 is not the one pinned in {variant.constraints.name}"
+                ) from None
+            raise error from None
+    info = engine.image(image_id)
+    say(f"built {reference} ({image_id[:19]})")
+    return BuildResult(
+        reference, image_id, variant.name, False, time.monotonic() - started, info.size if info else 0, labels
+    )
+
+
+def image_labels(config: Config, variant: Variant, base: BaseImage) -> dict[str, str]:
+    """OCI annotations plus harness's own, all derived from inputs (never the clock)."""
+    state = vcs.source_state(config.project_root)
+    epoch = source_date_epoch(state)
+    lock_file = config.project_root / lock.UV_LOCK
+    return {
+        "org.opencontainers.image.title": f"{config.image} ({variant.name})",
+        "org.opencontainers.image.revision": state.commit or "unknown",
+        "org.opencontainers.image.source": state.origin or "unknown",
+        "org.opencontainers.image.created": dt.datetime.fromtimestamp(epoch, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "org.opencontainers.image.base.name": base.reference,
+        "org.opencontainers.image.base.digest": base.digest,
+        "org.opencontainers.image.version": harness.__version__,
+        LABEL_VARIANT: variant.name,
+        LABEL_VERSION: harness.__version__,
+        LABEL_CONSTRAINTS: lock.sha256_file(variant.constraints),
+        LABEL_LOCK: lock.sha256_file(lock_file) if lock_file.is_file() else "none",
+        LABEL_DIRTY: "true" if state.dirty else "false",
+    }
+
+
+def source_date_epoch(state: vcs.SourceState) -> int:
+    """SOURCE_DATE_EPOCH when set, else the commit's time: a build's dates never read the clock."""
+    configured = os.environ.get("SOURCE_DATE_EPOCH")
+    if configured and configured.isdigit():
+        return int(configured)
+    return state.commit_time or 0
+
+
+def build_input_digest(
+    *,
+    dockerfile: bytes,
+    constraints: bytes,
+    harness_source: str,
+    ca_bundle: bytes,
+    buildargs: Mapping[str, str],
+    labels: Mapping[str, str],
+) -> str:
+    document = {
+        "dockerfile": hashlib.sha256(dockerfile).hexdigest(),
+        "constraints": hashlib.sha256(constraints).hexdigest(),
+        "harness-source": harness_source,
+        "ca-bundle": hashlib.sha256(ca_bundle).hexdigest(),
+        "buildargs": dict(buildargs),
+        "labels": dict(labels),
+    }
+    return hashlib.sha256(json.dumps(document, sort_keys=True).encode()).hexdigest()
+
+
+def harness_source_root() -> Path:
+    """The source tree harness runs from; its wheel is what the images install."""
+    root = Path(harness.__file__).resolve().parent.parent
+    if not (root / "pyproject.toml").is_file():
+        raise BuildError(
+            f"harness runs from {root}, which is not a source tree with a pyproject.toml",
+            "install harness from its source checkout (`uv sync` in the repository)",
+        )
+    return root
+
+
+def source_digest(root: Path) -> str:
+    """sha256 over harness's package files and the files that shape its wheel."""
+    digest = hashlib.sha256()
+    files = sorted(p for p in (root / "harness").rglob("*") if p.is_file() and "__pycache__" not in p.parts)
+    files += [root / name for name in _WHEEL_SOURCES if (root / name).is_file()]
+    for path in files:
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0")
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()
+
+
+def _ca_bundle_bytes(config: Config) -> bytes:
+    if config.ca_bundle is None:
+        return b""
+    try:
+        return config.ca_bundle.read_bytes()
+    except OSError as error:
+        raise ConfigError(
+            f"the CA bundle {config.ca_bundle} cannot be read: {error.strerror}",
+            "fix ca-bundle / HARNESS_CA_BUNDLE, or unset it where TLS is not intercepted",
+        ) from None
+
+
+# -- the build context -----------------------------------------------------------------
+
+
+def assemble_context(
+    context: Path,
+    config: Config,
+    variant: Variant,
+    pins: Sequence[lock.Pin],
+    ca_bundle: bytes,
+    source_root: Path,
+) -> None:
+    shutil.copyfile(variant.dockerfile, context / "Dockerfile")
+    shutil.copyfile(variant.constraints, context / "constraints.txt")
+    (context / "ca-bundle.crt").write_bytes(ca_bundle)
+    wheels = context / "wheels"
+    wheels.mkdir()
+    # COPY of an empty folder is fine for the engine, but an empty context folder can be
+    # dropped by tools on the way; a marker keeps the layout fixed.
+    (wheels / ".keep").write_text("")
+    if variant.find_links:
+        for wheel in pinned_wheels(config.find_links, pins):
+            _link_or_copy(wheel, wheels / wheel.name)
+    dist = context / "dist"
+    wheel = build_harness_wheel(source_root, dist)
+    (context / "harness-requirement.txt").write_text(
+        f"harness @ file:///tmp/harness/dist/{wheel.name} --hash=sha256:{lock.sha256_file(wheel)}\n"
+    )
+
+
+def pinned_wheels(folders: Iterable[str], pins: Sequence[lock.Pin]) -> list[Path]:
+    """Wheels in the wheel folders whose name and exact version a pin names."""
+    wanted = {(pin.name, pin.version) for pin in pins}
+    found = []
+    for folder in folders:
+        if "://" in folder:  # an URL is for the resolver; the build reaches indexes itself
+            continue
+        path = Path(folder)
+        if not path.is_dir():
+            continue
+        for wheel in sorted(path.glob("*.whl")):
+            try:
+                name, version, _, _ = parse_wheel_filename(wheel.name)
+            except InvalidWheelFilename:
+                continue
+            if (canonicalize_name(name), str(version)) in wanted:
+                found.append(wheel)
+    return found
+
+
+def _link_or_copy(source: Path, target: Path) -> None:
+    try:
+        target.hardlink_to(source)
+    except OSError:
+        shutil.copyfile(source, target)
+
+
+def build_harness_wheel(source_root: Path, out_dir: Path) -> Path:
+    """Build harness's wheel with hash-checked build dependencies; returns the wheel's path."""
+    from uv import find_uv_bin  # imported late: only builds need it
+
+    constraints = source_root / lock.BUILD_CONSTRAINTS
+    if not constraints.is_file():
+        raise BuildError(
+            f"{lock.BUILD_CONSTRAINTS} is missing, so harness's wheel cannot be built with hashes",
+            "run `harness lock`",
+        )
+    environment = dict(os.environ)
+    environment.setdefault("SOURCE_DATE_EPOCH", str(source_date_epoch(vcs.source_state(source_root))))
+    result = subprocess.run(
+        [
+            find_uv_bin(), "build", "--wheel", "--quiet",
+            "--out-dir", str(out_dir),
+            "--build-constraint", str(constraints),
+            "--require-hashes",
+            str(source_root),
+        ],
+        env=environment, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    wheels = sorted(out_dir.glob("harness-*.whl"))
+    if result.returncode != 0 or len(wheels) != 1:
+        tail = " ".join(result.stderr.strip().splitlines()[-3:])
+        raise BuildError(f"building harness's wheel failed: {tail}", "run `harness lock`, then retry")
+    return wheels[0]
+
+
+class HashMismatchWatcher:
+    """Spots pip's report of downloads whose sha256 differs from the pinned one."""
+
+    _START = "DO NOT MATCH THE HASHES"
+    _PACKAGE = re.compile(r"^\s+([A-Za-z0-9_.\-]+)==(\S+) from ")
+
+    def __init__(self) -> None:
+        self.reporting = False
+        self.packages: list[str] = []
+
+    def feed(self, line: str) -> None:
+        if self._START in line:
+            self.reporting = True
+            return
+        match = self._PACKAGE.match(line) if self.reporting else None
+        if match:
+            self.packages.append(f"{match.group(1)}=={match.group(2)}")

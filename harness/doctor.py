@@ -1,0 +1,119 @@
+"""`harness doctor`: is this machine ready to lock, build and run? Each problem with its fix."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from harness import lock
+from harness.base import base_reference, find_base
+from harness.config import Config
+from harness.engine import Engine
+from harness.errors import EngineUnavailable, HarnessError
+
+# Something any Docker Hub mirror or proxy serves; only reachability matters.
+_PROBE_REFERENCE = "docker.io/library/busybox:latest"
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+    fix: str = ""
+    # A failed check that only limits what can be done (no GPU) rather than blocking.
+    required: bool = True
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def diagnose(config: Config) -> list[Check]:
+    checks: list[Check] = []
+    engine: Engine | None = None
+    try:
+        engine = Engine.connect(config.docker_host, timeout=20)
+        version = engine.version()
+        checks.append(
+            Check("engine", True, f"Docker {version.get('Version')} (API {version.get('ApiVersion')}) at {engine.where}")
+        )
+    except EngineUnavailable as error:
+        checks.append(Check("engine", False, error.message, error.hint))
+
+    if engine is not None:
+        reachable = engine.registry_reachable(
+            config.base if config.base != "bootstrap" else _PROBE_REFERENCE
+        )
+        needs_registry = config.base != "bootstrap"
+        checks.append(
+            Check(
+                "registry",
+                reachable or not needs_registry,
+                "reachable" if reachable else "not reachable from the engine",
+                "" if reachable or not needs_registry else "set base = 'bootstrap' or make the registry reachable",
+                required=needs_registry,
+            )
+        )
+        base = find_base(engine, config)
+        bootstrap_ready = shutil.which("debootstrap") is not None
+        checks.append(
+            Check(
+                "base image",
+                base is not None or (config.base == "bootstrap" and bootstrap_ready),
+                f"{base.reference} ({base.id[:19]})" if base else f"{base_reference(config)} not built yet",
+                "" if base or bootstrap_ready else "`apt-get install debootstrap`, then `harness base`",
+            )
+        )
+        gpu = engine.has_gpu_runtime()
+        checks.append(
+            Check(
+                "gpu runtime",
+                gpu,
+                "nvidia runtime present" if gpu else "no nvidia runtime: the cuda variant builds but cannot use GPUs here",
+                "" if gpu else "install the NVIDIA Container Toolkit on a GPU host",
+                required=False,
+            )
+        )
+
+    checks.append(_ca_bundle_check(config))
+    checks.append(_wheel_sources_check(config))
+    checks.append(_lock_check(config))
+    return checks
+
+
+def _ca_bundle_check(config: Config) -> Check:
+    if config.ca_bundle is None:
+        return Check("ca bundle", True, "none configured (TLS is not intercepted)", required=False)
+    path = config.ca_bundle
+    if not path.is_file():
+        return Check("ca bundle", False, f"{path} does not exist", "fix ca-bundle / HARNESS_CA_BUNDLE")
+    text = path.read_text(errors="replace")
+    count = text.count("BEGIN CERTIFICATE")
+    if count == 0:
+        return Check("ca bundle", False, f"{path} holds no PEM certificate", "point it at a PEM bundle")
+    return Check("ca bundle", True, f"{path} ({count} certificates, from {config.sources['ca-bundle']})")
+
+
+def _wheel_sources_check(config: Config) -> Check:
+    index = config.index_url or "https://pypi.org/simple (default)"
+    missing = [f for f in config.find_links if "://" not in f and not Path(f).is_dir()]
+    if missing:
+        return Check(
+            "wheel sources",
+            False,
+            f"index {index}; wheel folder {missing[0]} does not exist",
+            "fix find-links / HARNESS_FIND_LINKS",
+        )
+    folders = ", ".join(config.find_links) or "none"
+    return Check("wheel sources", True, f"index {index}; extra wheel folders: {folders}")
+
+
+def _lock_check(config: Config) -> Check:
+    try:
+        problems = lock.check(config, uv_lock=False)
+    except HarnessError as error:
+        return Check("constraints", False, error.message, error.hint)
+    if problems:
+        return Check("constraints", False, "; ".join(problems), "run `harness lock`")
+    return Check("constraints", True, "current for " + ", ".join(sorted(config.variants)))

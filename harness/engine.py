@@ -1,0 +1,330 @@
+"""The only module that talks to the container engine (through the Docker SDK).
+
+Everything else receives an :class:`Engine` and calls its few verbs: build, import, run,
+inspect, tag, remove. Each verb turns the SDK's exceptions into harness errors that say
+what failed and how to fix it, and every container it creates is removed before the verb
+returns, whether the command inside succeeded, failed or was interrupted.
+"""
+
+from __future__ import annotations
+
+import collections
+import re
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import docker
+import docker.errors
+import requests.exceptions
+
+from harness.errors import BuildError, EngineError, EngineUnavailable
+
+# Lines of build output kept to show when a step fails.
+_TAIL_LINES = 25
+_STEP = re.compile(r"^Step (\d+)/(\d+) : (.*)")
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    """What harness needs to know of an image the engine holds."""
+
+    id: str
+    tags: tuple[str, ...]
+    labels: Mapping[str, str]
+    size: int
+    repo_digests: tuple[str, ...] = ()
+
+    @classmethod
+    def from_attrs(cls, attrs: Mapping[str, Any]) -> ImageInfo:
+        config = attrs.get("Config") or {}
+        return cls(
+            id=attrs["Id"],
+            tags=tuple(attrs.get("RepoTags") or ()),
+            labels=dict(config.get("Labels") or {}),
+            size=int(attrs.get("Size") or 0),
+            repo_digests=tuple(attrs.get("RepoDigests") or ()),
+        )
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    exit_code: int
+    output: str
+
+
+@dataclass
+class BuildLog:
+    """The build's progress: the current step and the last lines, for error reports."""
+
+    step: str = ""
+    tail: collections.deque[str] = field(
+        default_factory=lambda: collections.deque(maxlen=_TAIL_LINES)
+    )
+
+    def add(self, line: str) -> None:
+        match = _STEP.match(line)
+        if match:
+            self.step = line
+        self.tail.append(line)
+
+
+class Engine:
+    """A connected Docker engine."""
+
+    def __init__(self, client: docker.DockerClient, where: str) -> None:
+        self._client = client
+        self.where = where
+
+    @classmethod
+    def connect(cls, host: str | None = None, timeout: int = 600) -> Engine:
+        """Connect to ``host`` (a Docker URL) or the environment's default engine."""
+        where = host or "the default Docker socket (or $DOCKER_HOST)"
+        try:
+            if host:
+                client = docker.DockerClient(base_url=host, timeout=timeout)
+            else:
+                client = docker.from_env(timeout=timeout)
+            client.ping()
+        except (docker.errors.DockerException, requests.exceptions.RequestException) as error:
+            reason = _short_reason(error)
+            raise EngineUnavailable(f"cannot reach the Docker engine at {where}: {reason}") from None
+        return cls(client, host or "default")
+
+    # -- facts ------------------------------------------------------------------------
+
+    def version(self) -> Mapping[str, Any]:
+        return self._call(self._client.version)  # type: ignore[no-any-return]
+
+    def info(self) -> Mapping[str, Any]:
+        return self._call(self._client.info)  # type: ignore[no-any-return]
+
+    def has_gpu_runtime(self) -> bool:
+        """Whether the engine can pass NVIDIA GPUs into containers."""
+        runtimes = self.info().get("Runtimes") or {}
+        return "nvidia" in runtimes
+
+    def image(self, reference: str) -> ImageInfo | None:
+        """The image ``reference`` names (tag, digest or ID), or None when absent."""
+        try:
+            attrs = self._client.api.inspect_image(reference)
+        except docker.errors.ImageNotFound:
+            return None
+        except docker.errors.APIError as error:
+            if error.status_code == 404:
+                return None
+            raise EngineError(f"cannot inspect image {reference}: {_short_reason(error)}") from None
+        return ImageInfo.from_attrs(attrs)
+
+    def images_labelled(self, label: str, value: str) -> list[ImageInfo]:
+        found = self._call(self._client.api.images, filters={"label": f"{label}={value}"})
+        return [info for info in (self.image(item["Id"]) for item in found) if info]
+
+    def registry_reachable(self, reference: str) -> bool:
+        """Whether the engine can read ``reference``'s manifest from its registry."""
+        try:
+            self._client.api.inspect_distribution(reference)
+        except (docker.errors.DockerException, requests.exceptions.RequestException):
+            return False
+        return True
+
+    # -- images -----------------------------------------------------------------------
+
+    def tag(self, image_id: str, reference: str) -> None:
+        repository, _, tag = reference.rpartition(":")
+        self._call(self._client.api.tag, image_id, repository, tag or "latest")
+
+    def remove_image(self, reference: str) -> None:
+        try:
+            self._client.api.remove_image(reference, force=True)
+        except docker.errors.ImageNotFound:
+            return
+        except docker.errors.APIError as error:
+            raise EngineError(f"cannot remove image {reference}: {_short_reason(error)}") from None
+
+    def pull(self, reference: str) -> ImageInfo:
+        try:
+            self._client.api.pull(reference)
+        except docker.errors.APIError as error:
+            raise EngineError(
+                f"cannot pull {reference}: {_short_reason(error)}",
+                "check the registry is reachable (`harness doctor`) or use base = 'bootstrap'",
+            ) from None
+        info = self.image(reference)
+        if info is None:
+            raise EngineError(f"pulled {reference} but the engine does not list it")
+        return info
+
+    def import_rootfs(self, tarball: Path, reference: str, changes: Sequence[str]) -> str:
+        """Import a root file system tarball as a one-layer image; returns its ID."""
+        repository, _, tag = reference.rpartition(":")
+        self._call(
+            self._client.api.import_image_from_file,
+            str(tarball),
+            repository=repository,
+            tag=tag,
+            changes=list(changes),
+        )
+        info = self.image(reference)
+        if info is None:
+            raise EngineError(f"imported {reference} but the engine does not list it")
+        return info.id
+
+    def build(
+        self,
+        context: Path,
+        *,
+        tag: str,
+        dockerfile: str = "Dockerfile",
+        buildargs: Mapping[str, str] | None = None,
+        labels: Mapping[str, str] | None = None,
+        nocache: bool = False,
+        on_line: Callable[[str], None] | None = None,
+    ) -> str:
+        """Build ``context`` with the engine's builder; returns the image ID.
+
+        ``forcerm`` removes the intermediate containers of failed steps too, so a failed or
+        interrupted build leaves nothing running behind.
+        """
+        log = BuildLog()
+        image_id = ""
+        try:
+            stream = self._client.api.build(
+                path=str(context),
+                dockerfile=dockerfile,
+                tag=tag,
+                buildargs=dict(buildargs or {}),
+                labels=dict(labels or {}),
+                nocache=nocache,
+                rm=True,
+                forcerm=True,
+                pull=False,
+                decode=True,
+            )
+            for chunk in stream:
+                if "error" in chunk:
+                    raise BuildError(
+                        _failed_step_message(log, chunk["error"]),
+                        "read the lines above; `harness build -v` shows the whole log",
+                    ) from None
+                image_id = chunk.get("aux", {}).get("ID", image_id)
+                for line in str(chunk.get("stream", "")).splitlines():
+                    log.add(line)
+                    if on_line is not None:
+                        on_line(line)
+        except (docker.errors.DockerException, requests.exceptions.RequestException) as error:
+            raise BuildError(
+                _failed_step_message(log, _short_reason(error)),
+                "check the engine with `harness doctor`",
+            ) from None
+        if not image_id:
+            image_id = _built_id(log)
+        if not image_id:
+            raise BuildError(
+                _failed_step_message(log, "the engine reported no image ID"),
+                "rerun with -v and read the build log",
+            )
+        return image_id
+
+    # -- containers -------------------------------------------------------------------
+
+    def run(
+        self,
+        image: str,
+        command: Sequence[str],
+        *,
+        environment: Mapping[str, str] | None = None,
+        network: bool = False,
+        user: str | None = None,
+        timeout: float | None = None,
+    ) -> CommandResult:
+        """Run ``command`` in a fresh container and return its exit code and output."""
+        with self.container(
+            image, command, environment=environment, network=network, user=user
+        ) as container:
+            container.start()
+            try:
+                status = container.wait(timeout=timeout)
+            except requests.exceptions.ReadTimeout:
+                raise EngineError(
+                    f"{' '.join(command)} ran longer than {timeout} s in {image}",
+                    "raise the timeout or look for a hang",
+                ) from None
+            output = container.logs(stdout=True, stderr=True).decode("utf-8", "replace")
+            return CommandResult(int(status.get("StatusCode", -1)), output)
+
+    @contextmanager
+    def container(
+        self,
+        image: str,
+        command: Sequence[str],
+        *,
+        environment: Mapping[str, str] | None = None,
+        network: bool = False,
+        user: str | None = None,
+    ) -> Iterator[Any]:
+        """A created (not started) container, removed on exit whatever happened."""
+        name = f"harness-{uuid.uuid4().hex[:12]}"
+        try:
+            container = self._client.containers.create(
+                image,
+                list(command),
+                name=name,
+                environment=dict(environment or {}),
+                network_disabled=not network,
+                user=user,
+                labels={"io.harness.owned": "true"},
+            )
+        except docker.errors.DockerException as error:
+            raise EngineError(f"cannot create a container from {image}: {_short_reason(error)}") from None
+        try:
+            yield container
+        finally:
+            try:
+                container.remove(force=True)
+            except docker.errors.NotFound:
+                pass
+
+    def containers_owned(self) -> list[str]:
+        """Names of containers harness created that still exist (should be none)."""
+        found = self._call(
+            self._client.api.containers, all=True, filters={"label": "io.harness.owned=true"}
+        )
+        return [str(item["Names"][0]).lstrip("/") for item in found]
+
+    def _call(self, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        try:
+            return function(*args, **kwargs)
+        except requests.exceptions.ConnectionError as error:
+            raise EngineUnavailable(f"lost the Docker engine at {self.where}: {_short_reason(error)}") from None
+        except docker.errors.DockerException as error:
+            raise EngineError(f"the Docker engine refused: {_short_reason(error)}") from None
+
+
+def _short_reason(error: BaseException) -> str:
+    """The useful last part of the SDK's nested exception messages."""
+    if isinstance(error, docker.errors.APIError) and error.explanation:
+        return str(error.explanation)
+    text = str(error)
+    # requests wraps socket errors several levels deep; the last clause names the cause.
+    for marker in ("Caused by ", "Error while fetching server API version: "):
+        if marker in text:
+            text = text.split(marker)[-1]
+    return " ".join(text.split()).strip("()'\"")
+
+
+def _failed_step_message(log: BuildLog, error: str) -> str:
+    error = " ".join(str(error).split())
+    where = f" at {log.step}" if log.step else ""
+    tail = " | ".join(line for line in list(log.tail)[-8:] if line.strip())
+    return f"build failed{where}: {error}" + (f" -- last lines: {tail}" if tail else "")
+
+
+def _built_id(log: BuildLog) -> str:
+    for line in reversed(log.tail):
+        if line.startswith("Successfully built "):
+            return line.split()[-1]
+    return ""

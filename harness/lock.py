@@ -1,0 +1,368 @@
+"""Hash-locked constraints: from the declared experiment dependencies to one file per variant.
+
+The experiment dependencies are a PEP 735 dependency group in pyproject.toml. For each image
+variant, ``harness lock`` applies the variant's replacements (the CPU builds of torch and
+TensorFlow, say), resolves them with ``uv pip compile --generate-hashes`` for the image's
+Python and platform, and writes the variant's constraints file with a header that records
+exactly what was resolved. ``harness lock --check`` recomputes that header from the
+current declarations, without touching the network for the constraints, so CI can tell in a
+second whether someone changed a dependency and forgot to relock.
+
+Where wheels come from (an index URL, extra wheel folders) is configuration, passed to uv
+on the command line and never written into the files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import subprocess
+import tempfile
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import canonicalize_name
+from packaging.version import InvalidVersion, Version
+
+from harness import atomic
+from harness.config import Config, Variant, read_pyproject
+from harness.errors import ConfigError, LockError, StaleLock
+
+BUILD_CONSTRAINTS = "build-constraints.txt"
+UV_LOCK = "uv.lock"
+_HEADER_INPUT = "# input-sha256: "
+_HEADER_REQUIREMENT = "# requirement: "
+
+
+@dataclass(frozen=True)
+class Pin:
+    """One line of a constraints file: an exact version and the hashes it may have."""
+
+    name: str
+    version: str
+    hashes: tuple[str, ...]
+    marker: str = ""
+
+
+@dataclass(frozen=True)
+class LockInput:
+    """What one constraints file is resolved from; its digest goes into the file's header."""
+
+    label: str
+    python: str
+    platform: str
+    requirements: tuple[str, ...]
+
+    @property
+    def digest(self) -> str:
+        canonical = json.dumps(
+            {"python": self.python, "platform": self.platform, "requirements": self.requirements},
+            sort_keys=True,
+        )
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+    def header(self) -> str:
+        lines = [
+            f"# Written by `harness lock` for {self.label}: every pin carries its sha256.",
+            "# Do not edit by hand: run `harness lock`; `harness lock --check` says if it is stale.",
+            f"# python: {self.python}",
+            f"# platform: {self.platform}",
+            *(f"{_HEADER_REQUIREMENT}{r}" for r in self.requirements),
+            f"{_HEADER_INPUT}{self.digest}",
+        ]
+        return "\n".join(lines) + "\n"
+
+
+# -- what is declared -------------------------------------------------------------------
+
+
+def declared_requirements(config: Config) -> list[Requirement]:
+    """The dependency group named by ``dependency-group``, include-groups expanded."""
+    groups = read_pyproject(config.pyproject).get("dependency-groups", {})
+    return [_parse_requirement(text, config.dependency_group) for text in _expand(groups, config.dependency_group, ())]
+
+
+def _expand(groups: Mapping[str, Any], name: str, seen: tuple[str, ...]) -> list[str]:
+    if name in seen:
+        raise ConfigError(f"dependency group {name!r} includes itself", "remove the cycle")
+    entries = groups.get(name)
+    if not isinstance(entries, list):
+        raise ConfigError(
+            f"pyproject.toml declares no [dependency-groups] {name!r}",
+            f"add {name} = [\"numpy\", ...] under [dependency-groups] or set dependency-group",
+        )
+    out: list[str] = []
+    for entry in entries:
+        if isinstance(entry, str):
+            out.append(entry)
+        elif isinstance(entry, dict) and isinstance(entry.get("include-group"), str):
+            out.extend(_expand(groups, entry["include-group"], (*seen, name)))
+        else:
+            raise ConfigError(f"dependency group {name!r} holds {entry!r}", "use requirement strings")
+    return out
+
+
+def _parse_requirement(text: str, where: str) -> Requirement:
+    try:
+        return Requirement(text)
+    except InvalidRequirement as error:
+        raise ConfigError(f"invalid requirement {text!r} in {where}: {error}", "fix its syntax") from None
+
+
+def variant_input(config: Config, variant: Variant) -> LockInput:
+    """The requirements a variant resolves: the declared ones with its replacements applied."""
+    declared = declared_requirements(config)
+    names = {canonicalize_name(r.name) for r in declared}
+    replace = {canonicalize_name(k): v for k, v in variant.replace.items()}
+    for name in sorted(set(replace) - names):
+        raise ConfigError(
+            f"variant {variant.name!r} replaces {name!r}, which {config.dependency_group!r} does not declare",
+            "declare it in the dependency group or drop the replacement",
+        )
+    requirements = [
+        str(_parse_requirement(replace[canonicalize_name(r.name)], f"variant {variant.name}"))
+        if canonicalize_name(r.name) in replace
+        else str(r)
+        for r in declared
+    ]
+    return LockInput(
+        label=f"the {variant.name} variant",
+        python=config.python,
+        platform=config.platform,
+        requirements=tuple(requirements),
+    )
+
+
+def build_input(config: Config) -> LockInput:
+    """Build requirements of harness's own wheel ([build-system] requires)."""
+    requires = read_pyproject(config.pyproject).get("build-system", {}).get("requires", [])
+    return LockInput(
+        label="the build of harness's wheel",
+        python=config.python,
+        platform="any",
+        requirements=tuple(str(_parse_requirement(r, "[build-system]")) for r in requires),
+    )
+
+
+# -- reading constraints files -----------------------------------------------------------
+
+
+def parse_constraints(text: str, source: str = "constraints") -> list[Pin]:
+    """Parse a hashed constraints file; every requirement must be ``name==version`` with hashes."""
+    pins: list[Pin] = []
+    for logical in _logical_lines(text):
+        parts = logical.split()
+        requirement_text = " ".join(p for p in parts if not p.startswith("--hash="))
+        hashes = tuple(p.removeprefix("--hash=") for p in parts if p.startswith("--hash="))
+        try:
+            requirement = Requirement(requirement_text)
+        except InvalidRequirement:
+            raise LockError(f"{source}: cannot parse {requirement_text!r}") from None
+        specifiers = list(requirement.specifier)
+        if len(specifiers) != 1 or specifiers[0].operator != "==":
+            raise LockError(f"{source}: {requirement.name} is not pinned with ==")
+        if not hashes:
+            raise LockError(
+                f"{source}: {requirement.name} carries no hash",
+                "run `harness lock`; hand-added lines must carry --hash=sha256:...",
+            )
+        pins.append(
+            Pin(
+                name=canonicalize_name(requirement.name),
+                version=specifiers[0].version,
+                hashes=hashes,
+                marker=str(requirement.marker or ""),
+            )
+        )
+    return pins
+
+
+def _logical_lines(text: str) -> Iterable[str]:
+    buffer = ""
+    for raw in text.splitlines():
+        line = raw.split(" #", 1)[0].strip() if not raw.lstrip().startswith("#") else ""
+        if line.endswith("\\"):
+            buffer += line[:-1] + " "
+            continue
+        buffer += line
+        if buffer.strip():
+            yield buffer.strip()
+        buffer = ""
+    if buffer.strip():
+        yield buffer.strip()
+
+
+def header_fields(text: str) -> tuple[str | None, list[str]]:
+    """The recorded input digest and requirements of a constraints file's header."""
+    digest = None
+    requirements = []
+    for line in text.splitlines():
+        if line.startswith(_HEADER_INPUT):
+            digest = line.removeprefix(_HEADER_INPUT).strip()
+        elif line.startswith(_HEADER_REQUIREMENT):
+            requirements.append(line.removeprefix(_HEADER_REQUIREMENT).strip())
+    return digest, requirements
+
+
+# -- checking --------------------------------------------------------------------------
+
+
+def staleness(path: Path, expected: LockInput) -> list[str]:
+    """Why ``path`` does not match ``expected`` (empty when it does)."""
+    name = path.name
+    if not path.is_file():
+        return [f"{name} is missing"]
+    text = path.read_text(encoding="utf-8")
+    digest, recorded = header_fields(text)
+    problems: list[str] = []
+    if digest is None:
+        return [f"{name} has no `harness lock` header"]
+    if digest != expected.digest:
+        was = {_req_name(r): r for r in recorded}
+        now = {_req_name(r): r for r in expected.requirements}
+        problems += [f"{name}: {now[n]} is declared but not locked" for n in sorted(now.keys() - was.keys())]
+        problems += [f"{name}: {was[n]} is locked but no longer declared" for n in sorted(was.keys() - now.keys())]
+        problems += [
+            f"{name}: {n} changed from {was[n]!r} to {now[n]!r}"
+            for n in sorted(now.keys() & was.keys())
+            if was[n] != now[n]
+        ]
+        if not problems:
+            problems.append(f"{name} was locked for other settings (python, platform) or edited")
+        return problems
+    try:
+        pins = {p.name: p for p in parse_constraints(text, name)}
+    except LockError as error:
+        return [error.message]
+    for text_requirement in expected.requirements:
+        requirement = Requirement(text_requirement)
+        pin = pins.get(canonicalize_name(requirement.name))
+        if pin is None:
+            problems.append(f"{name}: {requirement.name} is declared but has no pin")
+        elif not _satisfies(requirement, pin.version):
+            problems.append(f"{name}: pin {pin.name}=={pin.version} does not satisfy {requirement}")
+    return problems
+
+
+def _req_name(text: str) -> str:
+    return canonicalize_name(Requirement(text).name)
+
+
+def _satisfies(requirement: Requirement, version: str) -> bool:
+    try:
+        return requirement.specifier.contains(Version(version), prereleases=True)
+    except InvalidVersion:
+        return False
+
+
+def check(config: Config, variants: Sequence[Variant] | None = None, *, uv_lock: bool = True) -> list[str]:
+    """Every reason the committed lock files are stale; empty when all are current."""
+    problems: list[str] = []
+    for variant in variants or list(config.variants.values()):
+        problems += staleness(variant.constraints, variant_input(config, variant))
+    problems += staleness(config.project_root / BUILD_CONSTRAINTS, build_input(config))
+    if uv_lock:
+        result = _uv(["lock", "--check"], config, cwd=config.project_root, check=False)
+        if result.returncode != 0:
+            problems.append(f"{UV_LOCK} does not match pyproject.toml ({_last_line(result.stderr)})")
+    return problems
+
+
+def require_fresh(config: Config, variant: Variant) -> list[Pin]:
+    """The variant's pins, or a LockError saying why they cannot be used."""
+    problems = staleness(variant.constraints, variant_input(config, variant))
+    if problems:
+        raise LockError(
+            f"constraints for the {variant.name} variant are not usable: {problems[0]}",
+            "run `harness lock` (and commit the result)",
+        )
+    return parse_constraints(variant.constraints.read_text(encoding="utf-8"), variant.constraints.name)
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+# -- writing ---------------------------------------------------------------------------
+
+
+def lock(config: Config, variants: Sequence[Variant] | None = None) -> list[Path]:
+    """Resolve and write every constraints file (and uv.lock); returns the files written."""
+    written = []
+    _uv(["lock"], config, cwd=config.project_root)
+    written.append(config.project_root / UV_LOCK)
+    for variant in variants or list(config.variants.values()):
+        compile_to(
+            config,
+            variant_input(config, variant),
+            variant.constraints,
+            ["--python-platform", config.platform],
+            find_links=variant.find_links,
+        )
+        written.append(variant.constraints)
+    target = config.project_root / BUILD_CONSTRAINTS
+    compile_to(config, build_input(config), target, ["--universal"], find_links=False)
+    written.append(target)
+    return written
+
+
+def compile_to(
+    config: Config, lock_input: LockInput, target: Path, extra: Sequence[str], *, find_links: bool
+) -> None:
+    with tempfile.TemporaryDirectory(prefix="harness-lock-") as folder:
+        # uv annotates pins with the input file's path; a bare name keeps machine paths out.
+        (Path(folder) / "requirements.in").write_text("\n".join(lock_input.requirements) + "\n")
+        arguments = [
+            "pip", "compile", "requirements.in",
+            "--generate-hashes", "--no-header", "--quiet",
+            "--python-version", config.python,
+            "--output-file", "constraints.txt",
+            *extra,
+        ]  # fmt: skip
+        if find_links:
+            for folder_or_url in config.find_links:
+                arguments += ["--find-links", folder_or_url]
+        _uv(arguments, config, cwd=Path(folder))
+        body = (Path(folder) / "constraints.txt").read_text(encoding="utf-8")
+    parse_constraints(body, target.name)  # refuse to write a file the build would reject
+    atomic.write_text(target, lock_input.header() + body)
+
+
+def _uv(
+    arguments: Sequence[str], config: Config, *, cwd: Path, check: bool = True
+) -> subprocess.CompletedProcess[str]:
+    from uv import find_uv_bin  # imported late: only locking and wheel builds need uv
+
+    environment = dict(os.environ)
+    if config.index_url:
+        environment["UV_DEFAULT_INDEX"] = config.index_url
+    if config.ca_bundle:
+        environment["SSL_CERT_FILE"] = str(config.ca_bundle)
+    result = subprocess.run(
+        [find_uv_bin(), *arguments], cwd=cwd, env=environment, capture_output=True, text=True, check=False
+    )
+    if check and result.returncode != 0:
+        raise LockError(
+            f"uv {arguments[0]} failed: {_last_line(result.stderr)}",
+            "check the declared dependencies and the wheel sources (`harness doctor`)",
+        )
+    return result
+
+
+def _last_line(text: str) -> str:
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    interesting = [line for line in lines if re.match(r"^(error|×|╰─▶|hint)", line)]
+    return " ".join((interesting or lines or ["no output"])[-2:])
+
+
+def stale_error(problems: Sequence[str]) -> StaleLock:
+    return StaleLock(f"lock files are stale: {'; '.join(problems)}")
