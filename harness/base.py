@@ -60,7 +60,8 @@ class BaseImage:
 def base_reference(config: Config) -> str:
     if config.base != "bootstrap":
         return config.base
-    return f"{config.image}-base:{config.debian_suite}-python{config.python}"
+    # Shared by every image name: one bootstrap serves all the projects on an engine.
+    return f"harness-base:{config.debian_suite}-python{config.python}"
 
 
 def find_base(engine: Engine, config: Config) -> BaseImage | None:
@@ -106,7 +107,9 @@ def bootstrap(engine: Engine, config: Config, say: Callable[[str], None]) -> Bas
         )
     with tempfile.TemporaryDirectory(prefix="harness-base-") as work:
         root = Path(work) / "rootfs"
-        say(f"bootstrapping Debian {config.debian_suite} with Python from {mirror} (about a minute)")
+        say(
+            f"bootstrapping Debian {config.debian_suite} with Python from {mirror} (about a minute)"
+        )
         result = subprocess.run(
             [
                 debootstrap,
@@ -121,7 +124,9 @@ def bootstrap(engine: Engine, config: Config, say: Callable[[str], None]) -> Bas
             check=False,
         )
         if result.returncode != 0:
-            tail = " | ".join(result.stdout.strip().splitlines()[-3:] + result.stderr.strip().splitlines()[-3:])
+            tail = " | ".join(
+                result.stdout.strip().splitlines()[-3:] + result.stderr.strip().splitlines()[-3:]
+            )
             raise BaseImageError(
                 f"debootstrap of {config.debian_suite} from {mirror} failed: {tail}",
                 "check the mirror (HARNESS_DEBIAN_MIRROR) and the suite (HARNESS_DEBIAN_SUITE)",
@@ -160,7 +165,13 @@ def bootstrap(engine: Engine, config: Config, say: Callable[[str], None]) -> Bas
 def installed_packages(root: Path) -> list[str]:
     """``name=version`` of every package dpkg installed under ``root``, sorted."""
     result = subprocess.run(
-        ["dpkg-query", f"--admindir={root / 'var/lib/dpkg'}", "-W", "-f", "${Package}=${Version}\n"],
+        [
+            "dpkg-query",
+            f"--admindir={root / 'var/lib/dpkg'}",
+            "-W",
+            "-f",
+            "${Package}=${Version}\n",
+        ],
         capture_output=True,
         text=True,
         check=False,

@@ -72,17 +72,19 @@ def image_reference(config: Config, variant: Variant) -> str:
     return f"{config.image}:{variant.name}"
 
 
-def build(
-    engine: Engine,
-    config: Config,
-    variant_name: str,
-    *,
-    no_cache: bool = False,
-    say: Callable[[str], None] = lambda _: None,
-    on_line: Callable[[str], None] = lambda _: None,
-) -> BuildResult:
-    """Build (or find, when its inputs are unchanged) the image of ``variant_name``."""
-    started = time.monotonic()
+@dataclass(frozen=True)
+class BuildPlan:
+    """Everything a build needs that can be checked before the engine is contacted."""
+
+    config: Config
+    variant: Variant
+    pins: Sequence[lock.Pin]
+    ca_bundle: bytes
+    source_root: Path
+
+
+def plan(config: Config, variant_name: str) -> BuildPlan:
+    """Validate the variant, its Dockerfile, its constraints and the CA bundle."""
     variant = config.variant(variant_name)
     if not variant.dockerfile.is_file():
         raise ConfigError(
@@ -90,16 +92,32 @@ def build(
             f"create it, or set dockerfile under [tool.harness.variants.{variant.name}]",
         )
     pins = lock.require_fresh(config, variant)
+    return BuildPlan(config, variant, pins, _ca_bundle_bytes(config), harness_source_root())
+
+
+def build(
+    engine: Engine,
+    build_plan: BuildPlan,
+    *,
+    no_cache: bool = False,
+    say: Callable[[str], None] = lambda _: None,
+    on_line: Callable[[str], None] = lambda _: None,
+) -> BuildResult:
+    """Build (or find, when its inputs are unchanged) the image of a planned variant."""
+    started = time.monotonic()
+    config, variant = build_plan.config, build_plan.variant
     base = ensure_base(engine, config, say)
-    source_root = harness_source_root()
-    ca_bundle = _ca_bundle_bytes(config)
-    buildargs = {"BASE_IMAGE": base.id, "INDEX_URL": config.index_url or DEFAULT_INDEX_URL}
+    buildargs = {
+        "BASE_IMAGE": base.id,
+        "INDEX_URL": config.index_url or DEFAULT_INDEX_URL,
+        "PYTHON_VERSION": config.python,
+    }
     labels = image_labels(config, variant, base)
     labels[LABEL_BUILD_INPUT] = build_input_digest(
         dockerfile=variant.dockerfile.read_bytes(),
         constraints=variant.constraints.read_bytes(),
-        harness_source=source_digest(source_root),
-        ca_bundle=ca_bundle,
+        harness_source=source_digest(build_plan.source_root),
+        ca_bundle=build_plan.ca_bundle,
         buildargs=buildargs,
         labels=labels,
     )
@@ -110,13 +128,19 @@ def build(
             engine.tag(found.id, reference)
             say(f"{reference} is up to date: its inputs are unchanged (cache hit)")
             return BuildResult(
-                reference, found.id, variant.name, True, time.monotonic() - started, found.size, found.labels
+                reference,
+                found.id,
+                variant.name,
+                True,
+                time.monotonic() - started,
+                found.size,
+                found.labels,
             )
 
     with tempfile.TemporaryDirectory(prefix="harness-build-") as folder:
         context = Path(folder)
         say(f"assembling the build context of {reference}")
-        assemble_context(context, config, variant, pins, ca_bundle, source_root)
+        assemble_context(context, build_plan)
         say(f"building {reference} from {variant.dockerfile.name} on base {base.reference}")
         watcher = HashMismatchWatcher()
 
@@ -126,7 +150,12 @@ def build(
 
         try:
             image_id = engine.build(
-                context, tag=reference, buildargs=buildargs, labels=labels, nocache=no_cache, on_line=each_line
+                context,
+                tag=reference,
+                buildargs=buildargs,
+                labels=labels,
+                nocache=no_cache,
+                on_line=each_line,
             )
         except BuildError as error:
             if watcher.packages:
@@ -138,7 +167,13 @@ def build(
     info = engine.image(image_id)
     say(f"built {reference} ({image_id[:19]})")
     return BuildResult(
-        reference, image_id, variant.name, False, time.monotonic() - started, info.size if info else 0, labels
+        reference,
+        image_id,
+        variant.name,
+        False,
+        time.monotonic() - started,
+        info.size if info else 0,
+        labels,
     )
 
 
@@ -151,7 +186,9 @@ def image_labels(config: Config, variant: Variant, base: BaseImage) -> dict[str,
         "org.opencontainers.image.title": f"{config.image} ({variant.name})",
         "org.opencontainers.image.revision": state.commit or "unknown",
         "org.opencontainers.image.source": state.origin or "unknown",
-        "org.opencontainers.image.created": dt.datetime.fromtimestamp(epoch, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "org.opencontainers.image.created": dt.datetime.fromtimestamp(epoch, dt.UTC).strftime(
+            "%Y-%m-%dT%H:%M:%SZ"
+        ),
         "org.opencontainers.image.base.name": base.reference,
         "org.opencontainers.image.base.digest": base.digest,
         "org.opencontainers.image.version": harness.__version__,
@@ -205,7 +242,9 @@ def harness_source_root() -> Path:
 def source_digest(root: Path) -> str:
     """sha256 over harness's package files and the files that shape its wheel."""
     digest = hashlib.sha256()
-    files = sorted(p for p in (root / "harness").rglob("*") if p.is_file() and "__pycache__" not in p.parts)
+    files = sorted(
+        p for p in (root / "harness").rglob("*") if p.is_file() and "__pycache__" not in p.parts
+    )
     files += [root / name for name in _WHEEL_SOURCES if (root / name).is_file()]
     for path in files:
         digest.update(path.relative_to(root).as_posix().encode() + b"\0")
@@ -228,28 +267,22 @@ def _ca_bundle_bytes(config: Config) -> bytes:
 # -- the build context -----------------------------------------------------------------
 
 
-def assemble_context(
-    context: Path,
-    config: Config,
-    variant: Variant,
-    pins: Sequence[lock.Pin],
-    ca_bundle: bytes,
-    source_root: Path,
-) -> None:
+def assemble_context(context: Path, build_plan: BuildPlan) -> None:
+    config, variant = build_plan.config, build_plan.variant
     shutil.copyfile(variant.dockerfile, context / "Dockerfile")
     shutil.copyfile(variant.constraints, context / "constraints.txt")
-    (context / "ca-bundle.crt").write_bytes(ca_bundle)
+    (context / "ca-bundle.crt").write_bytes(build_plan.ca_bundle)
     wheels = context / "wheels"
     wheels.mkdir()
     # COPY of an empty folder is fine for the engine, but an empty context folder can be
     # dropped by tools on the way; a marker keeps the layout fixed.
     (wheels / ".keep").write_text("")
     if variant.find_links:
-        for wheel in pinned_wheels(config.find_links, pins):
+        for wheel in pinned_wheels(config.find_links, build_plan.pins):
             _link_or_copy(wheel, wheels / wheel.name)
     dist = context / "dist"
-    wheel = build_harness_wheel(source_root, dist)
-    (context / "harness-requirement.txt").write_text(
+    wheel = build_harness_wheel(build_plan.source_root, dist)
+    (dist / "harness-requirement.txt").write_text(
         f"harness @ file:///tmp/harness/dist/{wheel.name} --hash=sha256:{lock.sha256_file(wheel)}\n"
     )
 
@@ -292,7 +325,9 @@ def build_harness_wheel(source_root: Path, out_dir: Path) -> Path:
             "run `harness lock`",
         )
     environment = dict(os.environ)
-    environment.setdefault("SOURCE_DATE_EPOCH", str(source_date_epoch(vcs.source_state(source_root))))
+    environment.setdefault(
+        "SOURCE_DATE_EPOCH", str(source_date_epoch(vcs.source_state(source_root)))
+    )
     result = subprocess.run(
         [
             find_uv_bin(), "build", "--wheel", "--quiet",
@@ -306,7 +341,9 @@ def build_harness_wheel(source_root: Path, out_dir: Path) -> Path:
     wheels = sorted(out_dir.glob("harness-*.whl"))
     if result.returncode != 0 or len(wheels) != 1:
         tail = " ".join(result.stderr.strip().splitlines()[-3:])
-        raise BuildError(f"building harness's wheel failed: {tail}", "run `harness lock`, then retry")
+        raise BuildError(
+            f"building harness's wheel failed: {tail}", "run `harness lock`, then retry"
+        )
     return wheels[0]
 
 

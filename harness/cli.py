@@ -53,19 +53,18 @@ class HarnessGroup(click.Group):
             click.echo(f"harness: {error.one_line()}", err=True)
             ctx.exit(error.exit_code)
         except KeyboardInterrupt:
-            click.echo("harness: interrupted; temporary containers and files were removed", err=True)
+            click.echo(
+                "harness: interrupted; temporary containers and files were removed", err=True
+            )
             ctx.exit(EXIT_INTERRUPTED)
-
-
-
 
 
 @click.group(
     cls=HarnessGroup,
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
-    epilog=f"Configuration: [tool.harness] in pyproject.toml, overridden by HARNESS_* "
-    f"variables, overridden by flags. `harness config` shows every value and its source.\n\n"
-    f"Exit codes: 0 same or current, 1 differs or stale, 2 trouble, 130 interrupted.",
+    epilog="Configuration: [tool.harness] in pyproject.toml, overridden by HARNESS_* "
+    "variables, overridden by flags. `harness config` shows every value and its source.\n\n"
+    "Exit codes: 0 same or current, 1 differs or stale, 2 trouble, 130 interrupted.",
 )
 @click.version_option(harness.__version__, prog_name="harness")
 @click.option(
@@ -79,7 +78,12 @@ class HarnessGroup(click.Group):
 @click.option("--debug", is_flag=True, help="Show tracebacks instead of one-line errors.")
 @click.pass_context
 def cli(
-    ctx: click.Context, project: Path | None, docker_host: str | None, verbose: bool, quiet: bool, debug: bool
+    ctx: click.Context,
+    project: Path | None,
+    docker_host: str | None,
+    verbose: bool,
+    quiet: bool,
+    debug: bool,
 ) -> None:
     """Provably reproducible machine-learning results.
 
@@ -113,7 +117,9 @@ def config_command(state: State, as_json: bool) -> None:
     for option in OPTIONS:
         value = values[option.key]
         shown = ", ".join(value) if isinstance(value, list) else value
-        state.ui.result(f"{option.key:<17} {shown!s:<48} ({config.sources[option.key]}; {option.env})")
+        state.ui.result(
+            f"{option.key:<17} {shown!s:<48} ({config.sources[option.key]}; {option.env})"
+        )
     for name, variant in values["variants"].items():
         state.ui.result(f"variant {name:<9} {variant}")
 
@@ -188,10 +194,10 @@ def build_command(state: State, variant: str, no_cache: bool, as_json: bool) -> 
     to stderr; the image reference and ID to stdout.
     """
     config = state.config()
+    build_plan = build_module.plan(config, variant)
     result = build_module.build(
         state.engine(config),
-        config,
-        variant,
+        build_plan,
         no_cache=no_cache,
         say=state.ui.say,
         on_line=state.ui.build_line,

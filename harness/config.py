@@ -33,14 +33,14 @@ class Option:
     key: str
     env: str
     help: str
-    default: Callable[[], str | None]
+    default: Callable[[Mapping[str, str]], str | None]
     is_list: bool = False
 
 
-def _first_env(*names: str) -> Callable[[], str | None]:
-    def default() -> str | None:
+def _first_env(*names: str) -> Callable[[Mapping[str, str]], str | None]:
+    def default(environ: Mapping[str, str]) -> str | None:
         for name in names:
-            value = os.environ.get(name)
+            value = environ.get(name)
             if value:
                 return value
         return None
@@ -48,12 +48,14 @@ def _first_env(*names: str) -> Callable[[], str | None]:
     return default
 
 
-def _const(value: str | None) -> Callable[[], str | None]:
-    return lambda: value
+def _const(value: str | None) -> Callable[[Mapping[str, str]], str | None]:
+    return lambda _environ: value
 
 
 OPTIONS: tuple[Option, ...] = (
-    Option("image", "HARNESS_IMAGE", "repository name of the images harness builds", _const("harness")),
+    Option(
+        "image", "HARNESS_IMAGE", "repository name of the images harness builds", _const("harness")
+    ),
     Option("python", "HARNESS_PYTHON", "Python version of the images (X.Y)", _const("3.11")),
     Option(
         "platform",
@@ -73,7 +75,12 @@ OPTIONS: tuple[Option, ...] = (
         "'bootstrap' (debootstrap a Debian base here) or an image pinned by digest (REF@sha256:...)",
         _const("bootstrap"),
     ),
-    Option("debian-suite", "HARNESS_DEBIAN_SUITE", "Debian suite of a bootstrapped base", _const("bookworm")),
+    Option(
+        "debian-suite",
+        "HARNESS_DEBIAN_SUITE",
+        "Debian suite of a bootstrapped base",
+        _const("bookworm"),
+    ),
     Option(
         "debian-mirror",
         "HARNESS_DEBIAN_MIRROR",
@@ -241,7 +248,7 @@ def load_config(
     values: dict[str, str | None] = {}
     sources: dict[str, str] = {}
     for option in OPTIONS:
-        value, source = option.default(), "default"
+        value, source = option.default(env), "default"
         if option.key in table:
             raw = table[option.key]
             if option.is_list and isinstance(raw, list) and all(isinstance(x, str) for x in raw):
@@ -263,7 +270,7 @@ def load_config(
 
     python = values["python"] or ""
     if not _is_python_version(python):
-        raise ConfigError(f"python must look like 3.11, not {python!r}", "set python = \"3.11\"")
+        raise ConfigError(f"python must look like 3.11, not {python!r}", 'set python = "3.11"')
     base = values["base"] or "bootstrap"
     if base != "bootstrap" and "@sha256:" not in base:
         raise ConfigError(
@@ -302,9 +309,7 @@ def _load_variants(root: Path, table: Any) -> dict[str, Variant]:
     merged: dict[str, dict[str, Any]] = {name: dict(v) for name, v in _DEFAULT_VARIANTS.items()}
     for name, spec in table.items():
         if not isinstance(spec, dict):
-            raise ConfigError(
-                f"[tool.harness.variants.{name}] must be a table", "see the README"
-            )
+            raise ConfigError(f"[tool.harness.variants.{name}] must be a table", "see the README")
         unknown = set(spec) - _VARIANT_KEYS
         if unknown:
             key = sorted(unknown)[0]

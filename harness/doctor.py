@@ -36,7 +36,11 @@ def diagnose(config: Config) -> list[Check]:
         engine = Engine.connect(config.docker_host, timeout=20)
         version = engine.version()
         checks.append(
-            Check("engine", True, f"Docker {version.get('Version')} (API {version.get('ApiVersion')}) at {engine.where}")
+            Check(
+                "engine",
+                True,
+                f"Docker {version.get('Version')} (API {version.get('ApiVersion')}) at {engine.where}",
+            )
         )
     except EngineUnavailable as error:
         checks.append(Check("engine", False, error.message, error.hint))
@@ -51,7 +55,9 @@ def diagnose(config: Config) -> list[Check]:
                 "registry",
                 reachable or not needs_registry,
                 "reachable" if reachable else "not reachable from the engine",
-                "" if reachable or not needs_registry else "set base = 'bootstrap' or make the registry reachable",
+                ""
+                if reachable or not needs_registry
+                else "set base = 'bootstrap' or make the registry reachable",
                 required=needs_registry,
             )
         )
@@ -61,8 +67,12 @@ def diagnose(config: Config) -> list[Check]:
             Check(
                 "base image",
                 base is not None or (config.base == "bootstrap" and bootstrap_ready),
-                f"{base.reference} ({base.id[:19]})" if base else f"{base_reference(config)} not built yet",
-                "" if base or bootstrap_ready else "`apt-get install debootstrap`, then `harness base`",
+                f"{base.reference} ({base.id[:19]})"
+                if base
+                else f"{base_reference(config)} not built yet",
+                ""
+                if base or bootstrap_ready
+                else "`apt-get install debootstrap`, then `harness base`",
             )
         )
         gpu = engine.has_gpu_runtime()
@@ -70,7 +80,9 @@ def diagnose(config: Config) -> list[Check]:
             Check(
                 "gpu runtime",
                 gpu,
-                "nvidia runtime present" if gpu else "no nvidia runtime: the cuda variant builds but cannot use GPUs here",
+                "nvidia runtime present"
+                if gpu
+                else "no nvidia runtime: the cuda variant builds but cannot use GPUs here",
                 "" if gpu else "install the NVIDIA Container Toolkit on a GPU host",
                 required=False,
             )
@@ -87,12 +99,18 @@ def _ca_bundle_check(config: Config) -> Check:
         return Check("ca bundle", True, "none configured (TLS is not intercepted)", required=False)
     path = config.ca_bundle
     if not path.is_file():
-        return Check("ca bundle", False, f"{path} does not exist", "fix ca-bundle / HARNESS_CA_BUNDLE")
+        return Check(
+            "ca bundle", False, f"{path} does not exist", "fix ca-bundle / HARNESS_CA_BUNDLE"
+        )
     text = path.read_text(errors="replace")
     count = text.count("BEGIN CERTIFICATE")
     if count == 0:
-        return Check("ca bundle", False, f"{path} holds no PEM certificate", "point it at a PEM bundle")
-    return Check("ca bundle", True, f"{path} ({count} certificates, from {config.sources['ca-bundle']})")
+        return Check(
+            "ca bundle", False, f"{path} holds no PEM certificate", "point it at a PEM bundle"
+        )
+    return Check(
+        "ca bundle", True, f"{path} ({count} certificates, from {config.sources['ca-bundle']})"
+    )
 
 
 def _wheel_sources_check(config: Config) -> Check:

@@ -91,7 +91,9 @@ class Engine:
             client.ping()
         except (docker.errors.DockerException, requests.exceptions.RequestException) as error:
             reason = _short_reason(error)
-            raise EngineUnavailable(f"cannot reach the Docker engine at {where}: {reason}") from None
+            raise EngineUnavailable(
+                f"cannot reach the Docker engine at {where}: {reason}"
+            ) from None
         return cls(client, host or "default")
 
     # -- facts ------------------------------------------------------------------------
@@ -279,7 +281,9 @@ class Engine:
                 labels={"io.harness.owned": "true"},
             )
         except docker.errors.DockerException as error:
-            raise EngineError(f"cannot create a container from {image}: {_short_reason(error)}") from None
+            raise EngineError(
+                f"cannot create a container from {image}: {_short_reason(error)}"
+            ) from None
         try:
             yield container
         finally:
@@ -299,7 +303,9 @@ class Engine:
         try:
             return function(*args, **kwargs)
         except requests.exceptions.ConnectionError as error:
-            raise EngineUnavailable(f"lost the Docker engine at {self.where}: {_short_reason(error)}") from None
+            raise EngineUnavailable(
+                f"lost the Docker engine at {self.where}: {_short_reason(error)}"
+            ) from None
         except docker.errors.DockerException as error:
             raise EngineError(f"the Docker engine refused: {_short_reason(error)}") from None
 
@@ -312,7 +318,7 @@ def _short_reason(error: BaseException) -> str:
     # requests wraps socket errors several levels deep; the last clause names the cause.
     for marker in ("Caused by ", "Error while fetching server API version: "):
         if marker in text:
-            text = text.split(marker)[-1]
+            text = text.rsplit(marker, maxsplit=1)[-1]
     return " ".join(text.split()).strip("()'\"")
 
 

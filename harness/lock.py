@@ -84,7 +84,10 @@ class LockInput:
 def declared_requirements(config: Config) -> list[Requirement]:
     """The dependency group named by ``dependency-group``, include-groups expanded."""
     groups = read_pyproject(config.pyproject).get("dependency-groups", {})
-    return [_parse_requirement(text, config.dependency_group) for text in _expand(groups, config.dependency_group, ())]
+    return [
+        _parse_requirement(text, config.dependency_group)
+        for text in _expand(groups, config.dependency_group, ())
+    ]
 
 
 def _expand(groups: Mapping[str, Any], name: str, seen: tuple[str, ...]) -> list[str]:
@@ -94,7 +97,7 @@ def _expand(groups: Mapping[str, Any], name: str, seen: tuple[str, ...]) -> list
     if not isinstance(entries, list):
         raise ConfigError(
             f"pyproject.toml declares no [dependency-groups] {name!r}",
-            f"add {name} = [\"numpy\", ...] under [dependency-groups] or set dependency-group",
+            f'add {name} = ["numpy", ...] under [dependency-groups] or set dependency-group',
         )
     out: list[str] = []
     for entry in entries:
@@ -103,7 +106,9 @@ def _expand(groups: Mapping[str, Any], name: str, seen: tuple[str, ...]) -> list
         elif isinstance(entry, dict) and isinstance(entry.get("include-group"), str):
             out.extend(_expand(groups, entry["include-group"], (*seen, name)))
         else:
-            raise ConfigError(f"dependency group {name!r} holds {entry!r}", "use requirement strings")
+            raise ConfigError(
+                f"dependency group {name!r} holds {entry!r}", "use requirement strings"
+            )
     return out
 
 
@@ -111,7 +116,9 @@ def _parse_requirement(text: str, where: str) -> Requirement:
     try:
         return Requirement(text)
     except InvalidRequirement as error:
-        raise ConfigError(f"invalid requirement {text!r} in {where}: {error}", "fix its syntax") from None
+        raise ConfigError(
+            f"invalid requirement {text!r} in {where}: {error}", "fix its syntax"
+        ) from None
 
 
 def variant_input(config: Config, variant: Variant) -> LockInput:
@@ -225,8 +232,13 @@ def staleness(path: Path, expected: LockInput) -> list[str]:
     if digest != expected.digest:
         was = {_req_name(r): r for r in recorded}
         now = {_req_name(r): r for r in expected.requirements}
-        problems += [f"{name}: {now[n]} is declared but not locked" for n in sorted(now.keys() - was.keys())]
-        problems += [f"{name}: {was[n]} is locked but no longer declared" for n in sorted(was.keys() - now.keys())]
+        problems += [
+            f"{name}: {now[n]} is declared but not locked" for n in sorted(now.keys() - was.keys())
+        ]
+        problems += [
+            f"{name}: {was[n]} is locked but no longer declared"
+            for n in sorted(was.keys() - now.keys())
+        ]
         problems += [
             f"{name}: {n} changed from {was[n]!r} to {now[n]!r}"
             for n in sorted(now.keys() & was.keys())
@@ -260,7 +272,9 @@ def _satisfies(requirement: Requirement, version: str) -> bool:
         return False
 
 
-def check(config: Config, variants: Sequence[Variant] | None = None, *, uv_lock: bool = True) -> list[str]:
+def check(
+    config: Config, variants: Sequence[Variant] | None = None, *, uv_lock: bool = True
+) -> list[str]:
     """Every reason the committed lock files are stale; empty when all are current."""
     problems: list[str] = []
     for variant in variants or list(config.variants.values()):
@@ -269,7 +283,9 @@ def check(config: Config, variants: Sequence[Variant] | None = None, *, uv_lock:
     if uv_lock:
         result = _uv(["lock", "--check"], config, cwd=config.project_root, check=False)
         if result.returncode != 0:
-            problems.append(f"{UV_LOCK} does not match pyproject.toml ({_last_line(result.stderr)})")
+            problems.append(
+                f"{UV_LOCK} does not match pyproject.toml ({_last_line(result.stderr)})"
+            )
     return problems
 
 
@@ -281,7 +297,9 @@ def require_fresh(config: Config, variant: Variant) -> list[Pin]:
             f"constraints for the {variant.name} variant are not usable: {problems[0]}",
             "run `harness lock` (and commit the result)",
         )
-    return parse_constraints(variant.constraints.read_text(encoding="utf-8"), variant.constraints.name)
+    return parse_constraints(
+        variant.constraints.read_text(encoding="utf-8"), variant.constraints.name
+    )
 
 
 def sha256_file(path: Path) -> str:
@@ -348,7 +366,12 @@ def _uv(
     if config.ca_bundle:
         environment["SSL_CERT_FILE"] = str(config.ca_bundle)
     result = subprocess.run(
-        [find_uv_bin(), *arguments], cwd=cwd, env=environment, capture_output=True, text=True, check=False
+        [find_uv_bin(), *arguments],
+        cwd=cwd,
+        env=environment,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     if check and result.returncode != 0:
         raise LockError(

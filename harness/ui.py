@@ -15,8 +15,9 @@ class UI:
     def __init__(self, *, verbose: bool = False, quiet: bool = False) -> None:
         self.verbose = verbose
         self.quiet = quiet
-        self.err = Console(stderr=True, highlight=False, soft_wrap=True)
-        self.out = Console(highlight=False, soft_wrap=True)
+        # emoji=False: ":x:" in a passwd line of build output must stay ":x:".
+        self.err = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
+        self.out = Console(highlight=False, soft_wrap=True, emoji=False)
 
     def say(self, message: str) -> None:
         """A progress message on stderr."""

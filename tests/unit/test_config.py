@@ -1,0 +1,101 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from harness.config import find_project_root, load_config
+from harness.errors import ConfigError
+
+
+def write(project: Path, extra: str) -> None:
+    """Add lines to [tool.harness] (or, starting with a table header, after it)."""
+    text = (project / "pyproject.toml").read_text()
+    if extra.lstrip().startswith("["):
+        text += extra
+    else:
+        text = text.replace("[tool.harness]\n", "[tool.harness]\n" + extra, 1)
+    (project / "pyproject.toml").write_text(text)
+
+
+def test_defaults_apply_when_nothing_is_set(project: Path) -> None:
+    config = load_config(project, environ={})
+    assert config.python == "3.11"
+    assert config.base == "bootstrap"
+    assert config.sources["python"] == "default"
+    assert config.find_links == ()
+    assert set(config.variants) == {"cpu", "cuda"}
+
+
+def test_precedence_is_default_pyproject_env_command_line(project: Path) -> None:
+    write(project, 'python = "3.12"\n')
+    from_pyproject = load_config(project, environ={})
+    assert (from_pyproject.python, from_pyproject.sources["python"]) == ("3.12", "pyproject")
+
+    from_env = load_config(project, environ={"HARNESS_PYTHON": "3.13"})
+    assert (from_env.python, from_env.sources["python"]) == ("3.13", "env HARNESS_PYTHON")
+
+    from_flag = load_config(project, {"python": "3.10"}, environ={"HARNESS_PYTHON": "3.13"})
+    assert (from_flag.python, from_flag.sources["python"]) == ("3.10", "command line")
+
+
+def test_pip_variables_are_defaults_that_harness_variables_override(project: Path) -> None:
+    environ = {"PIP_FIND_LINKS": "/wheels", "PIP_CERT": "/ca.pem"}
+    config = load_config(project, environ=environ)
+    assert config.find_links == ("/wheels",)
+    assert config.ca_bundle == Path("/ca.pem")
+    config = load_config(project, environ={**environ, "HARNESS_FIND_LINKS": "/a:/b"})
+    assert config.find_links == ("/a", "/b")
+
+
+def test_unknown_key_is_rejected_by_name(project: Path) -> None:
+    write(project, 'pyhton = "3.11"\n')
+    with pytest.raises(ConfigError, match="unknown key 'pyhton' in \\[tool.harness\\]"):
+        load_config(project, environ={})
+
+
+def test_unknown_variant_key_is_rejected_by_name(project: Path) -> None:
+    write(project, '\n[tool.harness.variants.cuda]\ndockerfle = "x"\n')
+    with pytest.raises(ConfigError, match="unknown key 'dockerfle'"):
+        load_config(project, environ={})
+
+
+def test_wrong_type_names_the_key(project: Path) -> None:
+    write(project, "python = 3.11\n")
+    with pytest.raises(ConfigError, match="python must be a string"):
+        load_config(project, environ={})
+
+
+def test_base_must_be_pinned_by_digest(project: Path) -> None:
+    with pytest.raises(ConfigError, match="not pinned by digest"):
+        load_config(project, {"base": "python:3.11-slim"}, environ={})
+    pinned = "python:3.11-slim@sha256:" + "a" * 64
+    assert load_config(project, {"base": pinned}, environ={}).base == pinned
+
+
+def test_unknown_variant_lists_the_known_ones(project: Path) -> None:
+    config = load_config(project, environ={})
+    with pytest.raises(ConfigError) as caught:
+        config.variant("rocm")
+    assert "unknown variant 'rocm'" in caught.value.one_line()
+    assert "cpu, cuda" in caught.value.one_line()
+
+
+def test_variant_replace_and_find_links(project: Path) -> None:
+    write(project, "\n[tool.harness.variants.cuda]\nfind-links = false\n")
+    config = load_config(project, environ={})
+    assert config.variant("cpu").replace == {"torch": "torch==2.13.0+cpu"}
+    assert config.variant("cuda").find_links is False
+    assert config.variant("cuda").dockerfile == project / "Dockerfile.cuda"
+
+
+def test_invalid_toml_is_a_config_error(project: Path) -> None:
+    (project / "pyproject.toml").write_text("[tool.harness\n")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_config(project, environ={})
+
+
+def test_project_root_is_found_above(project: Path) -> None:
+    nested = project / "a" / "b"
+    nested.mkdir(parents=True)
+    assert find_project_root(nested) == project.resolve()
