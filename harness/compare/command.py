@@ -1,0 +1,146 @@
+"""The ``harness compare`` command.
+
+Per-artifact policies from configuration reach the command through click's shared
+context metadata: the CLI group stores a ``Mapping[str, str]`` of glob -> policy under
+``ctx.meta[POLICIES_KEY]`` before invoking it.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+
+import click
+from rich.console import Console
+
+from harness.compare.report import print_table, to_json, write_report
+from harness.compare.tree import compare_paths
+from harness.errors import ArtifactError, ConfigError
+
+POLICIES_KEY = "harness.compare.policies"
+
+HELP = """Compare the artifacts of two runs, two folders or two files.
+
+\b
+A and B are each a run id (or a unique prefix of one, looked up in
+.harness/runs/ here or at the project root), a run folder (holding
+record.json and artifacts/), an artifact folder, or a single file.
+Folders are compared file by file: added, removed and changed files.
+
+\b
+Every artifact is read by the library made for it: .npy/.npz, .safetensors,
+.pt/.pth (tensors only; no pickled code is ever run), .keras and .h5
+weights, JSON metrics, CSV/TSV tables, text; anything else as bytes.
+
+\b
+Policies (--policy applies to every artifact, over configured ones):
+  bitwise                  every bit equal (the default)
+  ulp:N                    floats at most N units in the last place apart
+  ulp:N,atol=A             ... or at most A apart (a floor for values near 0)
+  close:rtol=R,atol=A      |a - b| <= A + R * max(|a|, |b|)
+  metric:rtol=R,atol=A     the same test, for JSON and CSV numbers
+NaN matches NaN at the same place; an infinity must meet the same infinity.
+
+\b
+Examples:
+  harness compare 3f2a9c 7be410                  two recorded runs, bitwise
+  harness compare runs/a/artifacts runs/b/artifacts --policy ulp:4
+  harness compare cpu.safetensors gpu.safetensors --policy ulp:64,atol=1e-6
+  harness compare a/metrics.json b/metrics.json --metric-tolerance rtol=1e-3
+  harness compare RUN_A RUN_B --json > comparison.json
+  harness compare RUN_A RUN_B --report comparison.html
+
+\b
+Exit status: 0 when every artifact is identical, equal or within its policy,
+1 when any differs (or was added or removed), 2 when an artifact cannot be
+read or a run does not exist.
+"""
+
+
+@contextmanager
+def _progress(enabled: bool) -> Iterator[Callable[[str], None] | None]:
+    """A transient status line on stderr, only when stderr is a terminal."""
+    if not enabled:
+        yield None
+        return
+    console = Console(stderr=True)
+    with console.status("comparing ...") as status:
+
+        def update(what: str) -> None:
+            status.update(f"comparing {what}")
+
+        yield update
+
+
+@click.command("compare", help=HELP, short_help="Compare the artifacts of two runs.")
+@click.argument("a", metavar="A")
+@click.argument("b", metavar="B")
+@click.option(
+    "--policy",
+    "-p",
+    metavar="POLICY",
+    help="Policy for every artifact: bitwise, ulp:N[,atol=A], close:rtol=R,atol=A.",
+)
+@click.option(
+    "--metric-tolerance",
+    metavar="rtol=R,atol=A",
+    help="Tolerance for the numbers in JSON and CSV artifacts.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON (schema 1).")
+@click.option(
+    "--report",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write a report: Markdown for FILE.md, HTML for FILE.html.",
+)
+@click.pass_context
+def compare(
+    ctx: click.Context,
+    *,
+    a: str,
+    b: str,
+    policy: str | None,
+    metric_tolerance: str | None,
+    as_json: bool,
+    report: Path | None,
+) -> None:
+    if report is not None and report.suffix.lower() not in (".md", ".html", ".htm"):
+        raise ConfigError(
+            f"--report {report}: unknown report format {report.suffix or '(no extension)'!r}",
+            hint="name the report FILE.md for Markdown or FILE.html for HTML",
+        )
+    policies: Mapping[str, str] = ctx.meta.get(POLICIES_KEY) or {}
+    with _progress(not as_json and sys.stderr.isatty()) as progress:
+        result = compare_paths(
+            a,
+            b,
+            policy=policy,
+            policies=policies,
+            metric_tolerance=metric_tolerance,
+            progress=progress,
+        )
+    if as_json:
+        click.echo(to_json(result), nl=False)
+    else:
+        print_table(result)
+    if report is not None:
+        try:
+            write_report(result, report)
+        except OSError as exc:
+            raise ArtifactError(
+                f"cannot write the report {report}: {exc.strerror or exc}",
+                hint="choose a writable path for --report",
+            ) from None
+    errors = result.errors
+    if errors:
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        raise ArtifactError(
+            f"{len(errors)} artifact(s) could not be compared: {errors[0].path}: "
+            f"{errors[0].error}{more}",
+            hint="fix or regenerate the unreadable artifacts, then compare again",
+        )
+    ctx.exit(result.exit_code)
+
+
+__all__ = ["POLICIES_KEY", "compare"]

@@ -1,0 +1,130 @@
+"""JSON metrics: numbers within the metric tolerance, everything else exactly equal.
+
+The same value comparison serves every plain value harness meets inside other artifacts
+(safetensors metadata, non-tensor entries of a torch checkpoint, a Keras config).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import struct
+from pathlib import Path
+from typing import Any
+
+from harness.compare.model import ArtifactResult, Entry, Status, combine
+from harness.compare.policy import Policy
+from harness.errors import ArtifactError
+
+
+def _float_key(value: float) -> int:
+    """The ordered integer key of a float64 (adjacent floats differ by one)."""
+    bits: int = struct.unpack("<q", struct.pack("<d", value))[0]
+    return bits if bits >= 0 else -(1 << 63) - bits
+
+
+def float_ulp(a: float, b: float) -> int:
+    """ULP distance between two finite float64 values (+0 and -0 are the same point)."""
+    return abs(_float_key(a) - _float_key(b))
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def compare_numbers(a: float, b: float, policy: Policy) -> tuple[Status, str | None]:
+    """The status of two numbers under ``policy``, and how far apart they are."""
+    absd: float
+    rel: float
+    ulp: int
+    magnitude: float
+    if isinstance(a, int) and isinstance(b, int):
+        if a == b:
+            return "equal", None
+        distance = abs(a - b)
+        magnitude = max(abs(a), abs(b))
+        absd, rel, ulp = float(distance), distance / magnitude, distance
+    else:
+        try:
+            fa, fb = float(a), float(b)
+        except OverflowError:
+            return "differs", "an integer too large for float64"
+        if fa == fb or (math.isnan(fa) and math.isnan(fb)):
+            return "equal", None
+        if not (math.isfinite(fa) and math.isfinite(fb)):
+            return "differs", "NaN/Inf pattern differs"
+        absd = abs(fa - fb)
+        magnitude = max(abs(fa), abs(fb))
+        rel = absd / magnitude if magnitude else 0.0
+        ulp = float_ulp(fa, fb)
+    note = f"abs {absd:.3g}, rel {rel:.3g}, {ulp} ULP"
+    if policy.kind == "ulp":
+        passed = ulp <= policy.ulp or absd <= policy.atol
+    elif policy.kind in ("close", "metric"):
+        passed = absd <= policy.atol + policy.rtol * magnitude
+    else:
+        passed = False
+    return ("within" if passed else "differs"), note
+
+
+def _jsonable(value: Any) -> Any:
+    """Plain values as the report shows them (bytes as a short hex string)."""
+    if isinstance(value, bytes | bytearray):
+        text = bytes(value[:32]).hex()
+        return f"<{len(value)} bytes {text}{'...' if len(value) > 32 else ''}>"
+    if isinstance(value, dict | list | tuple | set | frozenset):
+        return f"<{type(value).__name__} of {len(value)}>"
+    return value
+
+
+def _compare_items(
+    pairs: list[tuple[str, Any]],
+    a: dict[Any, Any],
+    b: dict[Any, Any],
+    policy: Policy,
+    result: ArtifactResult,
+) -> None:
+    for where, key in pairs:
+        if key not in b:
+            result.add_entry(Entry(where, "removed", a=_jsonable(a[key])))
+        elif key not in a:
+            result.add_entry(Entry(where, "added", b=_jsonable(b[key])))
+        else:
+            compare_values(where, a[key], b[key], policy, result)
+
+
+def compare_values(where: str, a: Any, b: Any, policy: Policy, result: ArtifactResult) -> None:
+    """Compare two plain values (nested dicts and lists included), recording differences."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        keys = list(a) + [key for key in b if key not in a]
+        pairs = [(f"{where}.{key}" if where else str(key), key) for key in keys]
+        _compare_items(pairs, a, b, policy, result)
+        return
+    if isinstance(a, list | tuple) and isinstance(b, list | tuple):
+        pairs = [(f"{where}[{index}]", index) for index in range(max(len(a), len(b)))]
+        _compare_items(pairs, dict(enumerate(a)), dict(enumerate(b)), policy, result)
+        return
+    if _is_number(a) and _is_number(b):
+        status, note = compare_numbers(a, b, policy)
+        if status != "equal":
+            result.add_entry(Entry(where, status, a=a, b=b, note=note))
+        return
+    if type(a) is not type(b) or a != b:
+        result.add_entry(Entry(where, "differs", a=_jsonable(a), b=_jsonable(b)))
+
+
+def load_json(path: Path) -> Any:
+    try:
+        with path.open("rb") as handle:
+            return json.load(handle)
+    except (ValueError, RecursionError) as exc:
+        raise ArtifactError(
+            f"{path} is not valid JSON: {exc}", hint="fix or regenerate the file"
+        ) from None
+
+
+def compare_json(
+    a: Path, b: Path, result: ArtifactResult, policy: Policy, prefix: int | None
+) -> None:
+    compare_values("$", load_json(a), load_json(b), policy, result)
+    result.status = combine(result.entry_statuses())

@@ -1,0 +1,125 @@
+"""HDF5 weights (``.h5``) and Keras archives (``.keras``), read with h5py.
+
+Every dataset is compared by its path, block by block through h5py (never read whole);
+attributes are compared as plain values. A ``.keras`` file is a zip holding
+``model.weights.h5``, ``config.json`` and ``metadata.json``: the weights are extracted to
+a temporary file (h5py needs a seekable file), the config is compared as JSON, and
+``metadata.json`` is skipped because it records the save date and library versions,
+which differ between any two saves.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import tempfile
+import zipfile
+from contextlib import ExitStack, nullcontext
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import h5py
+
+from harness.compare.container import Container, compare_containers
+from harness.compare.dtypes import from_numpy
+from harness.compare.model import ArtifactResult
+from harness.compare.npy import open_zip
+from harness.compare.policy import Policy
+from harness.compare.streams import ArraySource
+from harness.errors import ArtifactError
+
+SKIPPED_MEMBERS = ("metadata.json",)
+
+
+def _plain(value: Any) -> Any:
+    """An HDF5 attribute or small dataset as a JSON-like Python value."""
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    tolist = getattr(value, "tolist", None)
+    if tolist is not None:
+        return _plain(tolist())
+    if isinstance(value, list):
+        return [_plain(item) for item in value]
+    return value
+
+
+def h5_container(path: Path, stack: ExitStack, label: str | None = None) -> Container:
+    """The datasets (as arrays) and attributes (as values) of an HDF5 file kept open."""
+    try:
+        handle = stack.enter_context(h5py.File(path, "r"))
+    except OSError as exc:
+        raise ArtifactError(
+            f"{label or path} is not a readable HDF5 file ({exc})",
+            hint="the file is truncated or corrupt; regenerate it",
+        ) from None
+    container = Container()
+    objects: list[tuple[str, Any]] = [("/", handle)]
+    handle.visititems(lambda name, obj: objects.append((name, obj)))
+    for name, obj in objects:
+        for key, value in obj.attrs.items():
+            container.values[f"{name}@{key}"] = _plain(value)
+        if not isinstance(obj, h5py.Dataset):
+            continue
+        if obj.shape is None:
+            container.values[name] = "<empty dataset>"
+        elif obj.dtype.kind == "O" or obj.dtype.hasobject:
+            container.values[name] = _plain(obj[()])
+        else:
+            container.tensors[name] = ArraySource(
+                partial(nullcontext, obj), from_numpy(obj.dtype), tuple(obj.shape)
+            )
+    return container
+
+
+def compare_h5(
+    a: Path, b: Path, result: ArtifactResult, policy: Policy, prefix: int | None
+) -> None:
+    with ExitStack() as stack:
+        compare_containers(result, h5_container(a, stack), h5_container(b, stack), policy, None)
+
+
+def _member_digest(archive: zipfile.ZipFile, name: str) -> str:
+    digest = hashlib.sha256()
+    with archive.open(name) as member:
+        while block := member.read(1 << 20):
+            digest.update(block)
+    return f"sha256:{digest.hexdigest()}"
+
+
+def keras_container(path: Path, stack: ExitStack) -> Container:
+    container = Container()
+    archive = stack.enter_context(open_zip(path))
+    scratch = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="harness-keras-")))
+    for info in archive.infolist():
+        name = info.filename
+        if info.is_dir():
+            continue
+        if name in SKIPPED_MEMBERS:
+            container.notes.append(f"{name} (save date, versions) is not compared")
+        elif name.endswith(".h5"):
+            extracted = scratch / f"{len(list(scratch.iterdir()))}.h5"
+            with archive.open(info) as member, extracted.open("wb") as out:
+                shutil.copyfileobj(member, out, 8 << 20)
+            weights = h5_container(extracted, stack, f"{path}:{name}")
+            label = "" if name == "model.weights.h5" else f"{name}:"
+            container.tensors.update((label + key, src) for key, src in weights.tensors.items())
+            container.values.update((label + key, val) for key, val in weights.values.items())
+        elif name.endswith(".json"):
+            try:
+                container.values[name] = json.loads(archive.read(info))
+            except (ValueError, RecursionError):
+                raise ArtifactError(f"{path}:{name} is not valid JSON") from None
+        else:
+            container.values[name] = _member_digest(archive, name)
+    return container
+
+
+def compare_keras(
+    a: Path, b: Path, result: ArtifactResult, policy: Policy, prefix: int | None
+) -> None:
+    with ExitStack() as stack:
+        container_a = keras_container(a, stack)
+        container_b = keras_container(b, stack)
+        compare_containers(result, container_a, container_b, policy, None)

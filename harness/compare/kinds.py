@@ -1,0 +1,130 @@
+"""Which reader handles which artifact, and the per-file comparison around it."""
+
+from __future__ import annotations
+
+import csv
+import importlib
+import json
+import pickle
+import struct
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import cast
+
+from harness.compare.fastpath import first_difference
+from harness.compare.model import ArtifactResult
+from harness.compare.policy import Policy, PolicySet
+from harness.errors import ArtifactError
+
+Comparer = Callable[[Path, Path, ArtifactResult, Policy, "int | None"], None]
+
+KINDS: dict[str, str] = {
+    ".npy": "npy",
+    ".npz": "npz",
+    ".safetensors": "safetensors",
+    ".pt": "pt",
+    ".pth": "pt",
+    ".keras": "keras",
+    ".h5": "h5",
+    ".hdf5": "h5",
+    ".json": "json",
+    ".csv": "table",
+    ".tsv": "table",
+    ".txt": "text",
+    ".log": "text",
+    ".md": "text",
+    ".yaml": "text",
+    ".yml": "text",
+    ".toml": "text",
+    ".cfg": "text",
+    ".ini": "text",
+    ".jsonl": "text",
+}
+NUMBER_KINDS = frozenset({"json", "table"})
+
+
+def kind_of(path: Path | str) -> str:
+    return KINDS.get(Path(path).suffix.lower(), "bytes")
+
+
+# Readers are imported by name only once a file's bytes differ: numpy and h5py would
+# otherwise be a noticeable share of a comparison that turns out to be byte-identical.
+_COMPARERS: dict[str, tuple[str, str]] = {
+    "npy": ("harness.compare.npy", "compare_npy"),
+    "npz": ("harness.compare.npy", "compare_npz"),
+    "safetensors": ("harness.compare.safetensors_", "compare_safetensors"),
+    "pt": ("harness.compare.torch_pt", "compare_pt"),
+    "keras": ("harness.compare.keras", "compare_keras"),
+    "h5": ("harness.compare.keras", "compare_h5"),
+    "json": ("harness.compare.jsonmetrics", "compare_json"),
+    "table": ("harness.compare.table", "compare_table"),
+    "text": ("harness.compare.text", "compare_text"),
+    "bytes": ("harness.compare.bytes_", "compare_bytes"),
+}
+
+
+def _comparer(kind: str) -> Comparer:
+    module, name = _COMPARERS.get(kind, _COMPARERS["bytes"])
+    return cast(Comparer, getattr(importlib.import_module(module), name))
+
+
+# What malformed input can raise from the readers and the libraries under them; anything
+# else is a bug and should surface as one.
+_READ_ERRORS = (
+    ArtifactError,
+    OSError,
+    EOFError,
+    ValueError,
+    KeyError,
+    IndexError,
+    TypeError,
+    zipfile.BadZipFile,
+    pickle.UnpicklingError,
+    struct.error,
+    csv.Error,
+    json.JSONDecodeError,
+    RecursionError,
+    MemoryError,
+)
+
+
+def compare_files(
+    a: Path,
+    b: Path,
+    relative: str,
+    policies: PolicySet,
+    progress: Callable[[str], None] | None = None,
+    *,
+    match: str | None = None,
+) -> ArtifactResult:
+    """Compare one artifact present on both sides; read errors become an ``error`` verdict.
+
+    ``relative`` names the artifact in the report; ``match`` (default: the same) is the
+    path that policy globs are matched against.
+    """
+    kind_a, kind_b = kind_of(a), kind_of(b)
+    kind = kind_a if kind_a == kind_b else "bytes"
+    policy = policies.for_artifact(match or relative, numbers=kind in NUMBER_KINDS)
+    result = ArtifactResult(path=relative, kind=kind, status="identical", policy=policy.text)
+    if kind_a != kind_b:
+        result.notes.append(f"A is {kind_a}, B is {kind_b}: compared as bytes")
+    try:
+        result.size_a = a.stat().st_size
+        result.size_b = b.stat().st_size
+        if progress is not None:
+            progress(relative)
+        prefix = first_difference(a, b)
+        if prefix is None:
+            return result
+        _comparer(kind)(a, b, result, policy, prefix)
+    except _READ_ERRORS as exc:
+        result.status = "error"
+        if isinstance(exc, ArtifactError):
+            result.error = exc.one_line()
+        elif isinstance(exc, OSError) and exc.strerror:
+            result.error = f"{exc.filename or relative}: {exc.strerror}"
+        else:
+            result.error = f"{relative}: {type(exc).__name__}: {exc}"
+        result.tensors.clear()
+    return result

@@ -1,0 +1,411 @@
+"""Rendering a ComparisonResult: a terminal table, JSON, Markdown and HTML.
+
+All four are built from the same summaries, so they never disagree. JSON has a stable
+schema (``schema: "harness.compare/1"``); floats that JSON cannot spell (inf, nan) are
+written as the strings "inf", "-inf" and "nan".
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+import sys
+from dataclasses import asdict
+from pathlib import Path
+from typing import IO, Any
+
+from rich import box
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from harness.compare.model import (
+    SCHEMA,
+    ArtifactResult,
+    ComparisonResult,
+    Entry,
+    Location,
+    TensorResult,
+)
+
+# Significant digits that print each float type exactly enough to tell neighbours apart.
+_DIGITS = {"float16": 5, "bfloat16": 4, "float32": 9, "float64": 17, "complex64": 9}
+MAX_ROWS = 20
+_STYLE = {
+    "identical": "green",
+    "equal": "green",
+    "within": "yellow",
+    "differs": "red",
+    "added": "red",
+    "removed": "red",
+    "error": "bold red",
+}
+
+
+def _value(value: float, dtype: str | None) -> str:
+    floating = dtype is not None and dtype.startswith(("float", "bfloat", "complex"))
+    if not floating and math.isfinite(value) and value == int(value) and abs(value) < 2**53:
+        return str(int(value))
+    return f"{value:.{_DIGITS.get(dtype or '', 6)}g}"
+
+
+def _index(index: tuple[int, ...]) -> str:
+    return "[" + ", ".join(str(i) for i in index) + "]"
+
+
+def _at(location: Location | None, dtype: str | None) -> str:
+    if location is None:
+        return ""
+    a, b = _value(location.a, dtype), _value(location.b, dtype)
+    return f" at {_index(location.index)} ({a} vs {b})"
+
+
+def _shape(shape: tuple[int, ...] | None) -> str:
+    return "?" if shape is None else "[" + ", ".join(str(d) for d in shape) + "]"
+
+
+def tensor_details(tensor: TensorResult, policy: str) -> str:
+    """One line that says how two arrays differ."""
+    if tensor.status == "added":
+        return f"only in B: {tensor.dtype_b} {_shape(tensor.shape_b)}"
+    if tensor.status == "removed":
+        return f"only in A: {tensor.dtype_a} {_shape(tensor.shape_a)}"
+    if tensor.note and not tensor.differing:
+        return tensor.note
+    if not tensor.differing:
+        return f"{tensor.dtype_a} {_shape(tensor.shape_a)}, {tensor.elements:,} elements equal"
+    dtype = tensor.dtype_a
+    parts = [
+        f"{tensor.differing:,} of {tensor.elements:,} elements differ "
+        f"({100 * tensor.differing_fraction:.3g}%)"
+    ]
+    if tensor.failing and policy != "bitwise":
+        parts.append(f"{tensor.failing:,} outside {policy}")
+    if tensor.max_abs is not None:
+        parts.append(f"max abs {tensor.max_abs:.3g}{_at(tensor.worst_abs, dtype)}")
+        parts.append(f"max rel {tensor.max_rel or 0:.3g}")
+        parts.append(f"max {tensor.max_ulp:,} ULP{_at(tensor.worst_ulp, dtype)}")
+    if tensor.nan_mismatch or tensor.inf_mismatch:
+        parts.append(f"NaN pattern {tensor.nan_mismatch:,}, Inf pattern {tensor.inf_mismatch:,}")
+    if tensor.first_differences:
+        parts.append("first at " + " ".join(_index(i) for i in tensor.first_differences))
+    if tensor.note:
+        parts.append(tensor.note)
+    return "; ".join(parts)
+
+
+def entry_details(entry: Entry) -> str:
+    if entry.status == "added":
+        text = f"{entry.where}: only in B ({entry.b!r})"
+    elif entry.status == "removed":
+        text = f"{entry.where}: only in A ({entry.a!r})"
+    elif entry.a is None and entry.b is None:
+        text = entry.where
+    else:
+        text = f"{entry.where}: {entry.a!r} vs {entry.b!r}"
+    return f"{text} ({entry.note})" if entry.note else text
+
+
+def _single_tensor(artifact: ArtifactResult) -> TensorResult | None:
+    if len(artifact.tensors) == 1 and not artifact.tensors[0].name:
+        return artifact.tensors[0]
+    return None
+
+
+def artifact_details(artifact: ArtifactResult) -> str:
+    """One line that sums up an artifact's verdict."""
+    if artifact.status == "error":
+        return artifact.error or "could not be compared"
+    if artifact.status in ("added", "removed"):
+        size = artifact.size_b if artifact.status == "added" else artifact.size_a
+        return f"{size:,} bytes" if size is not None else ""
+    if artifact.status == "identical":
+        return f"{artifact.size_a:,} bytes, byte for byte" if artifact.size_a is not None else ""
+    single = _single_tensor(artifact)
+    parts: list[str] = []
+    if single is not None:
+        parts.append(tensor_details(single, artifact.policy))
+    elif artifact.tensors:
+        counts: dict[str, int] = {}
+        for tensor in artifact.tensors:
+            counts[tensor.status] = counts.get(tensor.status, 0) + 1
+        described = ", ".join(
+            f"{counts[status]} {status}" for status in _STYLE if counts.get(status)
+        )
+        parts.append(f"{len(artifact.tensors)} tensors: {described}")
+    if artifact.entries_total:
+        described = ", ".join(f"{n} {status}" for status, n in artifact.entry_counts.items())
+        label = "value" if artifact.entries_total == 1 else "values"
+        parts.append(f"{artifact.entries_total} {label} not equal ({described})")
+    if artifact.status == "equal" and not parts:
+        parts.append("values equal, bytes differ")
+    parts.extend(artifact.notes)
+    return "; ".join(parts)
+
+
+def _listed_tensors(artifact: ArtifactResult) -> list[TensorResult]:
+    if _single_tensor(artifact) is not None:
+        return []
+    return [tensor for tensor in artifact.tensors if tensor.status != "identical"]
+
+
+def summary_line(result: ComparisonResult) -> str:
+    counts = result.summary()
+    words = {
+        "identical": "identical",
+        "equal": "equal values",
+        "within": "within tolerance",
+        "differs": "differ",
+        "added": "added",
+        "removed": "removed",
+        "error": "unreadable",
+    }
+    described = ", ".join(f"{counts[key]} {word}" for key, word in words.items() if counts[key])
+    total = counts["artifacts"]
+    noun = "artifact" if total == 1 else "artifacts"
+    return f"{result.outcome}: {total} {noun}" + (f" ({described})" if described else "")
+
+
+def _side(label: str, side: Any) -> str:
+    run = f" (run {side.run})" if side.run else ""
+    return f"{label}: {side.path}{run}"
+
+
+# -- terminal -------------------------------------------------------------------------
+
+
+def print_table(result: ComparisonResult, file: IO[str] | None = None) -> None:
+    """The human-readable table (rich), to stdout unless ``file`` is given."""
+    console = Console(file=file, width=None if (file or sys.stdout).isatty() else 160)
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
+    table.add_column("Artifact", overflow="fold")
+    table.add_column("Kind")
+    table.add_column("Verdict")
+    table.add_column("Details", overflow="fold")
+    for artifact in result.artifacts:
+        style = _STYLE[artifact.status]
+        table.add_row(
+            Text(artifact.path),
+            artifact.kind,
+            Text(artifact.verdict, style=style),
+            Text(artifact_details(artifact)),
+        )
+        listed = _listed_tensors(artifact)
+        for tensor in listed[:MAX_ROWS]:
+            table.add_row(
+                Text(f"  {tensor.name}", style="dim"),
+                "",
+                Text(tensor.status, style=_STYLE[tensor.status]),
+                Text(tensor_details(tensor, artifact.policy)),
+            )
+        if len(listed) > MAX_ROWS:
+            table.add_row(Text(f"  ... {len(listed) - MAX_ROWS} more tensors"), "", "", "")
+        shown = artifact.entries[: max(0, MAX_ROWS - len(listed))]
+        for entry in shown:
+            table.add_row(
+                Text(f"  {entry.where}", style="dim"),
+                "",
+                Text(entry.status, style=_STYLE[entry.status]),
+                Text(entry_details(entry)),
+            )
+        if artifact.entries_total > len(shown):
+            more = artifact.entries_total - len(shown)
+            table.add_row(Text(f"  ... {more} more differences"), "", "", "")
+        for line in artifact.diff:
+            table.add_row("", "", "", Text(line, style="dim"))
+    console.print(_side("A", result.a), highlight=False, markup=False)
+    console.print(_side("B", result.b), highlight=False, markup=False)
+    console.print(table)
+    console.print(Text(summary_line(result), style=_STYLE.get(result.outcome.split()[0], "yellow")))
+
+
+# -- JSON -----------------------------------------------------------------------------
+
+
+def _clean(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
+    if isinstance(value, dict):
+        return {str(key): _clean(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean(item) for item in value]
+    if isinstance(value, str | int | float | bool) or value is None:
+        return value
+    return repr(value)
+
+
+def _tensor_json(tensor: TensorResult) -> dict[str, Any]:
+    data = asdict(tensor)
+    data["differing_fraction"] = tensor.differing_fraction
+    for key in ("worst_ulp", "worst_abs"):
+        if data[key] is not None:
+            data[key]["index"] = list(data[key]["index"])
+    return data
+
+
+def to_dict(result: ComparisonResult) -> dict[str, Any]:
+    """The JSON document: ``schema``, the two sides, a summary, then every artifact."""
+    artifacts = []
+    for artifact in result.artifacts:
+        artifacts.append(
+            {
+                "path": artifact.path,
+                "kind": artifact.kind,
+                "status": artifact.status,
+                "verdict": artifact.verdict,
+                "policy": artifact.policy,
+                "passed": artifact.passed,
+                "size_a": artifact.size_a,
+                "size_b": artifact.size_b,
+                "error": artifact.error,
+                "notes": artifact.notes,
+                "tensors": [_tensor_json(tensor) for tensor in artifact.tensors],
+                "differences": [asdict(entry) for entry in artifact.entries],
+                "differences_total": artifact.entries_total,
+                "diff": artifact.diff,
+            }
+        )
+    document = {
+        "schema": SCHEMA,
+        "a": asdict(result.a),
+        "b": asdict(result.b),
+        "policy": result.policy,
+        "metric_tolerance": result.metric_tolerance,
+        "outcome": result.outcome,
+        "exit_code": result.exit_code,
+        "summary": result.summary(),
+        "artifacts": artifacts,
+    }
+    cleaned: dict[str, Any] = _clean(document)
+    return cleaned
+
+
+def to_json(result: ComparisonResult) -> str:
+    return json.dumps(to_dict(result), indent=2, allow_nan=False) + "\n"
+
+
+# -- Markdown -------------------------------------------------------------------------
+
+
+def _md(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
+
+
+def to_markdown(result: ComparisonResult) -> str:
+    lines = [
+        "# harness compare",
+        "",
+        f"- {_md(_side('A', result.a))}",
+        f"- {_md(_side('B', result.b))}",
+        "",
+        f"**Result: {_md(summary_line(result))}**",
+        "",
+        "| Artifact | Kind | Verdict | Details |",
+        "| --- | --- | --- | --- |",
+    ]
+    for artifact in result.artifacts:
+        lines.append(
+            f"| `{_md(artifact.path)}` | {artifact.kind} | {_md(artifact.verdict)} "
+            f"| {_md(artifact_details(artifact))} |"
+        )
+    for artifact in result.artifacts:
+        listed = _listed_tensors(artifact)
+        if not (listed or artifact.entries or artifact.diff):
+            continue
+        lines += ["", f"## `{_md(artifact.path)}`: {_md(artifact.verdict)}", ""]
+        if listed:
+            lines += ["| Tensor | Verdict | Details |", "| --- | --- | --- |"]
+            lines += [
+                f"| `{_md(t.name)}` | {t.status} | {_md(tensor_details(t, artifact.policy))} |"
+                for t in listed
+            ]
+            lines.append("")
+        lines += [f"- {_md(entry_details(entry))}" for entry in artifact.entries]
+        if artifact.entries_total > len(artifact.entries):
+            lines.append(f"- ... {artifact.entries_total - len(artifact.entries)} more")
+        if artifact.diff:
+            lines += ["", "```diff", *artifact.diff, "```"]
+    return "\n".join(lines) + "\n"
+
+
+# -- HTML -----------------------------------------------------------------------------
+
+_CSS = """
+body { font-family: system-ui, sans-serif; margin: 2em; color: #222; }
+table { border-collapse: collapse; margin: 1em 0; }
+th, td { border: 1px solid #ccc; padding: 0.3em 0.6em; text-align: left; vertical-align: top; }
+th { background: #f3f3f3; }
+code, pre { font-family: ui-monospace, monospace; }
+pre { background: #f6f6f6; padding: 0.8em; overflow-x: auto; }
+.identical, .equal { color: #1a7f37; } .within { color: #9a6700; }
+.differs, .added, .removed, .error { color: #cf222e; font-weight: bold; }
+"""
+
+
+def _h(text: str) -> str:
+    return html.escape(text, quote=True)
+
+
+def _row(cells: list[str]) -> str:
+    return "<tr>" + "".join(f"<td>{cell}</td>" for cell in cells) + "</tr>"
+
+
+def to_html(result: ComparisonResult) -> str:
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8"><title>harness compare</title>',
+        f"<style>{_CSS}</style></head><body>",
+        "<h1>harness compare</h1>",
+        f"<p>{_h(_side('A', result.a))}<br>{_h(_side('B', result.b))}</p>",
+        f'<p class="{_h(result.outcome.split()[0])}"><strong>'
+        f"Result: {_h(summary_line(result))}</strong></p>",
+        "<table><tr><th>Artifact</th><th>Kind</th><th>Verdict</th><th>Details</th></tr>",
+    ]
+    for artifact in result.artifacts:
+        verdict = f'<span class="{artifact.status}">{_h(artifact.verdict)}</span>'
+        parts.append(
+            _row(
+                [
+                    f"<code>{_h(artifact.path)}</code>",
+                    _h(artifact.kind),
+                    verdict,
+                    _h(artifact_details(artifact)),
+                ]
+            )
+        )
+    parts.append("</table>")
+    for artifact in result.artifacts:
+        listed = _listed_tensors(artifact)
+        if not (listed or artifact.entries or artifact.diff):
+            continue
+        parts.append(f"<h2><code>{_h(artifact.path)}</code>: {_h(artifact.verdict)}</h2>")
+        if listed:
+            parts.append("<table><tr><th>Tensor</th><th>Verdict</th><th>Details</th></tr>")
+            parts += [
+                _row(
+                    [
+                        f"<code>{_h(t.name)}</code>",
+                        f'<span class="{t.status}">{t.status}</span>',
+                        _h(tensor_details(t, artifact.policy)),
+                    ]
+                )
+                for t in listed
+            ]
+            parts.append("</table>")
+        if artifact.entries:
+            parts.append("<ul>")
+            parts += [f"<li>{_h(entry_details(entry))}</li>" for entry in artifact.entries]
+            if artifact.entries_total > len(artifact.entries):
+                parts.append(f"<li>... {artifact.entries_total - len(artifact.entries)} more</li>")
+            parts.append("</ul>")
+        if artifact.diff:
+            parts.append(f"<pre>{_h(chr(10).join(artifact.diff))}</pre>")
+    parts.append("</body></html>")
+    return "\n".join(parts) + "\n"
+
+
+def write_report(result: ComparisonResult, path: Path) -> None:
+    """Markdown for ``.md``, HTML for ``.html``/``.htm`` (the caller checks the suffix)."""
+    text = to_html(result) if path.suffix.lower() in (".html", ".htm") else to_markdown(result)
+    path.write_text(text, encoding="utf-8")

@@ -1,0 +1,333 @@
+"""PyTorch checkpoints (``torch.save`` zip archives), read without torch and without
+running pickled code.
+
+The archive holds ``<name>/data.pkl``, a protocol-2 pickle of the saved object in which
+every tensor is a call to a rebuild function over a storage, and ``<name>/data/<key>``,
+the raw storage bytes (stored uncompressed and aligned, so they are read in place). The
+pickle is read by an Unpickler whose ``find_class`` knows only the tensor-rebuild and
+storage names, all replaced by inert stand-ins: no torch function is ever called, and any
+other global (``os.system``, a model class, a numpy reconstructor) is refused before it
+can be resolved.
+"""
+
+from __future__ import annotations
+
+import io
+import pickle
+import struct
+import zipfile
+from dataclasses import dataclass
+from math import prod
+from pathlib import Path
+from typing import Any
+
+from harness.compare.bytes_ import compare_bytes
+from harness.compare.container import Container, compare_containers
+from harness.compare.dtypes import TORCH_DTYPES, TORCH_STORAGES, DType
+from harness.compare.model import ArtifactResult
+from harness.compare.npy import member_opener, open_zip, stored_member_offset
+from harness.compare.policy import Policy
+from harness.compare.streams import FileRange, Source, StreamRange, StridedRange
+from harness.errors import ArtifactError
+
+_HINT_UNSAFE = (
+    "harness reads tensors, plain containers and numbers from checkpoints; save the "
+    "state_dict (not the model object) or use safetensors"
+)
+_HINT_MALFORMED = "the checkpoint is truncated or corrupt; regenerate it"
+
+
+@dataclass(frozen=True, slots=True)
+class _StorageType:
+    dtype: DType | None  # None: an untyped (byte) storage; the tensor names its dtype
+
+
+@dataclass(frozen=True, slots=True)
+class _DTypeName:
+    dtype: DType
+
+
+@dataclass(frozen=True, slots=True)
+class _Storage:
+    key: str
+    dtype: DType | None
+    numel: int
+    byteorder: str
+
+
+@dataclass(frozen=True, slots=True)
+class PtTensor:
+    """A tensor as the checkpoint describes it: a typed view into a storage."""
+
+    storage: _Storage
+    dtype: DType
+    offset: int
+    size: tuple[int, ...]
+    stride: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class _TensorClass:
+    name: str
+
+
+def _ints(value: Any, what: str) -> tuple[int, ...]:
+    if not isinstance(value, tuple | list) or not all(
+        isinstance(item, int) and not isinstance(item, bool) for item in value
+    ):
+        raise ArtifactError(f"malformed tensor {what} {value!r}", hint=_HINT_MALFORMED)
+    return tuple(value)
+
+
+def _tensor(storage: Any, offset: Any, size: Any, stride: Any, dtype: DType | None) -> PtTensor:
+    if not isinstance(storage, _Storage) or dtype is None:
+        raise ArtifactError("malformed tensor: no typed storage", hint=_HINT_MALFORMED)
+    shape = _ints(size, "size")
+    strides = _ints(stride, "stride")
+    if not isinstance(offset, int) or offset < 0 or len(strides) != len(shape):
+        raise ArtifactError("malformed tensor offset or stride", hint=_HINT_MALFORMED)
+    if any(dim < 0 for dim in shape) or any(step < 0 for step in strides):
+        raise ArtifactError("malformed tensor: negative size or stride", hint=_HINT_MALFORMED)
+    available = storage.numel if storage.dtype is not None else storage.numel // dtype.itemsize
+    if prod(shape):
+        last = offset + sum((dim - 1) * step for dim, step in zip(shape, strides, strict=True))
+        if last >= available:
+            raise ArtifactError(
+                f"malformed tensor: it reaches element {last} of a {available}-element storage",
+                hint=_HINT_MALFORMED,
+            )
+    return PtTensor(storage, dtype, offset, shape, strides)
+
+
+def _rebuild_tensor_v2(
+    storage: Any, offset: Any, size: Any, stride: Any, *_ignored: Any
+) -> PtTensor:
+    dtype = storage.dtype if isinstance(storage, _Storage) else None
+    return _tensor(storage, offset, size, stride, dtype)
+
+
+def _rebuild_tensor_v3(  # noqa: PLR0917 (the signature torch pickles calls to)
+    storage: Any,
+    offset: Any,
+    size: Any,
+    stride: Any,
+    requires_grad: Any,
+    hooks: Any,
+    dtype: Any,
+    *_ignored: Any,
+) -> PtTensor:
+    if not isinstance(dtype, _DTypeName):
+        raise ArtifactError(f"malformed tensor dtype {dtype!r}", hint=_HINT_MALFORMED)
+    return _tensor(storage, offset, size, stride, dtype.dtype)
+
+
+def _rebuild_parameter(data: Any, *_ignored: Any) -> Any:
+    return data
+
+
+def _rebuild_from_type_v2(func: Any, new_type: Any, args: Any, state: Any) -> Any:
+    if func not in (_rebuild_tensor_v2, _rebuild_tensor_v3, _rebuild_parameter):
+        raise ArtifactError(f"refusing to rebuild a tensor with {func!r}", hint=_HINT_UNSAFE)
+    if not isinstance(new_type, _TensorClass) or not isinstance(args, tuple):
+        raise ArtifactError(f"refusing to rebuild a tensor as {new_type!r}", hint=_HINT_UNSAFE)
+    return func(*args)
+
+
+def _ordered_dict(items: Any = ()) -> dict[Any, Any]:
+    return dict(items)
+
+
+def _size(dims: Any = ()) -> tuple[int, ...]:
+    return _ints(dims, "size")
+
+
+def _device(*args: Any) -> str:
+    return ":".join(str(arg) for arg in args)
+
+
+def _encode(text: Any, encoding: Any = "utf-8") -> bytes:
+    # Protocol 2 spells bytes objects as _codecs.encode(str, "latin1").
+    if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
+        raise ArtifactError("refusing to unpickle _codecs.encode with these arguments")
+    return text.encode("latin1")
+
+
+def _allowed() -> dict[tuple[str, str], Any]:
+    table: dict[tuple[str, str], Any] = {
+        ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor_v2,
+        ("torch._utils", "_rebuild_tensor_v3"): _rebuild_tensor_v3,
+        ("torch._utils", "_rebuild_parameter"): _rebuild_parameter,
+        ("torch._utils", "_rebuild_parameter_with_state"): _rebuild_parameter,
+        ("torch._tensor", "_rebuild_from_type_v2"): _rebuild_from_type_v2,
+        ("torch", "Tensor"): _TensorClass("torch.Tensor"),
+        ("torch.nn.parameter", "Parameter"): _TensorClass("torch.nn.parameter.Parameter"),
+        ("collections", "OrderedDict"): _ordered_dict,
+        ("torch", "Size"): _size,
+        ("torch", "device"): _device,
+        ("torch", "UntypedStorage"): _StorageType(None),
+        ("torch.storage", "UntypedStorage"): _StorageType(None),
+        ("builtins", "set"): set,
+        ("builtins", "frozenset"): frozenset,
+        ("builtins", "complex"): complex,
+        ("builtins", "bytearray"): bytearray,
+        ("_codecs", "encode"): _encode,
+    }
+    for name, dtype in TORCH_STORAGES.items():
+        table[("torch", name)] = _StorageType(dtype)
+    for name, dtype in TORCH_DTYPES.items():
+        table[("torch", name)] = _DTypeName(dtype)
+    return table
+
+
+_ALLOWED = _allowed()
+
+
+class _RestrictedUnpickler(pickle.Unpickler):
+    def __init__(self, data: bytes, byteorder: str) -> None:
+        super().__init__(io.BytesIO(data), encoding="utf-8")
+        self._byteorder = byteorder
+        self._storages: dict[str, _Storage] = {}
+
+    def find_class(self, module: str, name: str) -> Any:
+        found = _ALLOWED.get((module, name))
+        if found is None:
+            raise ArtifactError(f"refusing to unpickle {module}.{name}", hint=_HINT_UNSAFE)
+        return found
+
+    def persistent_load(self, pid: Any) -> Any:
+        if (
+            not isinstance(pid, tuple)
+            or len(pid) != 5
+            or pid[0] != "storage"
+            or not isinstance(pid[1], _StorageType)
+            or not isinstance(pid[2], str)
+            or not isinstance(pid[4], int)
+            or pid[4] < 0
+        ):
+            raise ArtifactError(f"refusing to unpickle persistent id {pid!r}", hint=_HINT_MALFORMED)
+        key: str = pid[2]
+        if key not in self._storages:
+            order = "<" if self._byteorder == "little" else ">"
+            self._storages[key] = _Storage(key, pid[1].dtype, pid[4], order)
+        return self._storages[key]
+
+
+def _load(data: bytes, byteorder: str, what: str) -> Any:
+    try:
+        return _RestrictedUnpickler(data, byteorder).load()
+    except ArtifactError as exc:
+        raise ArtifactError(f"{what}: {exc.message}", hint=exc.hint) from None
+    except (
+        pickle.UnpicklingError,
+        EOFError,
+        AttributeError,
+        TypeError,
+        ValueError,
+        IndexError,
+        KeyError,
+        struct.error,
+        RecursionError,
+        MemoryError,
+    ) as exc:
+        raise ArtifactError(
+            f"{what}: malformed pickle ({type(exc).__name__}: {exc})", hint=_HINT_MALFORMED
+        ) from None
+
+
+def _c_contiguous(shape: tuple[int, ...], strides: tuple[int, ...]) -> bool:
+    expected = 1
+    for dim, step in zip(reversed(shape), reversed(strides), strict=True):
+        if dim != 1 and step != expected:
+            return False
+        expected *= dim
+    return True
+
+
+def _flatten(value: Any, name: str, out: dict[str, Any]) -> None:
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _flatten(item, f"{name}.{key}" if name else str(key), out)
+    elif isinstance(value, list | tuple) and any(
+        isinstance(item, PtTensor | dict | list | tuple) for item in value
+    ):
+        for index, item in enumerate(value):
+            _flatten(item, f"{name}.{index}" if name else str(index), out)
+    else:
+        out[name or "<root>"] = value
+
+
+def pt_container(path: Path) -> Container:
+    with open_zip(path) as archive:
+        infos = {info.filename: info for info in archive.infolist()}
+        pickles = [name for name in infos if name.endswith("data.pkl") and name.count("/") == 1]
+        if len(pickles) != 1:
+            raise ArtifactError(
+                f"{path} is not a torch.save checkpoint (no <name>/data.pkl)",
+                hint="harness reads archives written by torch.save",
+            )
+        prefix = pickles[0][: -len("data.pkl")]
+        byteorder = "little"
+        if f"{prefix}byteorder" in infos:
+            byteorder = archive.read(f"{prefix}byteorder").decode("ascii", "replace").strip()
+            if byteorder not in ("little", "big"):
+                raise ArtifactError(f"{path}: unknown byte order {byteorder!r}")
+        loaded = _load(archive.read(pickles[0]), byteorder, str(path))
+    leaves: dict[str, Any] = {}
+    _flatten(loaded, "", leaves)
+    container = Container()
+    for name, leaf in leaves.items():
+        if isinstance(leaf, PtTensor):
+            container.tensors[name] = _tensor_source(path, infos, prefix, name, leaf)
+        elif isinstance(leaf, _Storage | _StorageType | _DTypeName | _TensorClass):
+            container.values[name] = repr(leaf)
+        else:
+            container.values[name] = leaf
+    return container
+
+
+def _tensor_source(
+    path: Path, infos: dict[str, zipfile.ZipInfo], prefix: str, name: str, tensor: PtTensor
+) -> Source:
+    member = f"{prefix}data/{tensor.storage.key}"
+    info = infos.get(member)
+    what = f"{path}:{name}"
+    if info is None:
+        raise ArtifactError(f"{what}: storage {member!r} is missing", hint=_HINT_MALFORMED)
+    dtype = tensor.dtype.with_byteorder(tensor.storage.byteorder)
+    storage_bytes = (
+        tensor.storage.numel * dtype.itemsize
+        if tensor.storage.dtype is not None
+        else tensor.storage.numel
+    )
+    if info.file_size < storage_bytes:
+        raise ArtifactError(
+            f"{what} is truncated: storage {member!r} holds {info.file_size} of "
+            f"{storage_bytes} bytes",
+            hint=_HINT_MALFORMED,
+        )
+    start = tensor.offset * dtype.itemsize
+    offset = stored_member_offset(path, info)
+    if offset is not None and offset + info.file_size > path.stat().st_size:
+        raise ArtifactError(f"{what} is truncated", hint=_HINT_MALFORMED)
+    if _c_contiguous(tensor.size, tensor.stride):
+        if offset is not None:
+            return FileRange(path, offset + start, dtype, tensor.size, what=what)
+        return StreamRange(member_opener(path, member, start), dtype, tensor.size, what=what)
+    if offset is None:
+        raise ArtifactError(
+            f"{what}: a non-contiguous tensor in a compressed storage is not supported",
+            hint="save contiguous tensors (tensor.contiguous()) or an uncompressed archive",
+        )
+    strides = tuple(step * dtype.itemsize for step in tensor.stride)
+    return StridedRange(path, offset + start, dtype, tensor.size, strides, what=what)
+
+
+def compare_pt(
+    a: Path, b: Path, result: ArtifactResult, policy: Policy, prefix: int | None
+) -> None:
+    if not (zipfile.is_zipfile(a) and zipfile.is_zipfile(b)):
+        result.notes.append("not a zip archive (the legacy torch format?): compared as bytes")
+        compare_bytes(a, b, result, policy, prefix)
+        return
+    equal = None if prefix is None else (a, b, prefix)
+    compare_containers(result, pt_container(a), pt_container(b), policy, equal)
