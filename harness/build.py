@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
+from uv import find_uv_bin
 
 import harness
 from harness import lock, vcs
@@ -160,7 +161,8 @@ def build(
         except BuildError as error:
             if watcher.packages:
                 raise HashMismatch(
-                    f"the {variant.name} build refused {', '.join(watcher.packages)}: the download's "
+                    f"the {variant.name} build refused {', '.join(watcher.packages)}: "
+                    "the download's "
                     f"sha256 is not the one pinned in {variant.constraints.name}"
                 ) from None
             raise error from None
@@ -316,8 +318,6 @@ def _link_or_copy(source: Path, target: Path) -> None:
 
 def build_harness_wheel(source_root: Path, out_dir: Path) -> Path:
     """Build harness's wheel with hash-checked build dependencies; returns the wheel's path."""
-    from uv import find_uv_bin  # imported late: only builds need it
-
     constraints = source_root / lock.BUILD_CONSTRAINTS
     if not constraints.is_file():
         raise BuildError(

@@ -79,6 +79,7 @@ class HarnessGroup(click.Group):
 @click.pass_context
 def cli(
     ctx: click.Context,
+    *,
     project: Path | None,
     docker_host: str | None,
     verbose: bool,

@@ -72,7 +72,8 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "base",
         "HARNESS_BASE",
-        "'bootstrap' (debootstrap a Debian base here) or an image pinned by digest (REF@sha256:...)",
+        "'bootstrap' (debootstrap a Debian base here) "
+        "or an image pinned by digest (REF@sha256:...)",
         _const("bootstrap"),
     ),
     Option(

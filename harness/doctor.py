@@ -39,7 +39,8 @@ def diagnose(config: Config) -> list[Check]:
             Check(
                 "engine",
                 True,
-                f"Docker {version.get('Version')} (API {version.get('ApiVersion')}) at {engine.where}",
+                f"Docker {version.get('Version')} (API {version.get('ApiVersion')}) "
+                f"at {engine.where}",
             )
         )
     except EngineUnavailable as error:

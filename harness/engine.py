@@ -9,6 +9,7 @@ returns, whether the command inside succeeded, failed or was interrupted.
 from __future__ import annotations
 
 import collections
+import contextlib
 import re
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -112,7 +113,7 @@ class Engine:
     def image(self, reference: str) -> ImageInfo | None:
         """The image ``reference`` names (tag, digest or ID), or None when absent."""
         try:
-            attrs = self._client.api.inspect_image(reference)
+            attrs = self._client.api.inspect_image(reference)  # type: ignore[no-untyped-call]
         except docker.errors.ImageNotFound:
             return None
         except docker.errors.APIError as error:
@@ -128,7 +129,7 @@ class Engine:
     def registry_reachable(self, reference: str) -> bool:
         """Whether the engine can read ``reference``'s manifest from its registry."""
         try:
-            self._client.api.inspect_distribution(reference)
+            self._client.api.inspect_distribution(reference)  # type: ignore[no-untyped-call]
         except (docker.errors.DockerException, requests.exceptions.RequestException):
             return False
         return True
@@ -287,10 +288,8 @@ class Engine:
         try:
             yield container
         finally:
-            try:
+            with contextlib.suppress(docker.errors.NotFound):
                 container.remove(force=True)
-            except docker.errors.NotFound:
-                pass
 
     def containers_owned(self) -> list[str]:
         """Names of containers harness created that still exist (should be none)."""

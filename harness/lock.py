@@ -28,6 +28,7 @@ from typing import Any
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
+from uv import find_uv_bin
 
 from harness import atomic
 from harness.config import Config, Variant, read_pyproject
@@ -69,7 +70,7 @@ class LockInput:
     def header(self) -> str:
         lines = [
             f"# Written by `harness lock` for {self.label}: every pin carries its sha256.",
-            "# Do not edit by hand: run `harness lock`; `harness lock --check` says if it is stale.",
+            "# Do not edit by hand: run `harness lock`; `harness lock --check` tells if stale.",
             f"# python: {self.python}",
             f"# platform: {self.platform}",
             *(f"{_HEADER_REQUIREMENT}{r}" for r in self.requirements),
@@ -128,7 +129,8 @@ def variant_input(config: Config, variant: Variant) -> LockInput:
     replace = {canonicalize_name(k): v for k, v in variant.replace.items()}
     for name in sorted(set(replace) - names):
         raise ConfigError(
-            f"variant {variant.name!r} replaces {name!r}, which {config.dependency_group!r} does not declare",
+            f"variant {variant.name!r} replaces {name!r}, "
+            f"which {config.dependency_group!r} does not declare",
             "declare it in the dependency group or drop the replacement",
         )
     requirements = [
@@ -358,8 +360,6 @@ def compile_to(
 def _uv(
     arguments: Sequence[str], config: Config, *, cwd: Path, check: bool = True
 ) -> subprocess.CompletedProcess[str]:
-    from uv import find_uv_bin  # imported late: only locking and wheel builds need uv
-
     environment = dict(os.environ)
     if config.index_url:
         environment["UV_DEFAULT_INDEX"] = config.index_url
@@ -383,7 +383,7 @@ def _uv(
 
 def _last_line(text: str) -> str:
     lines = [line.strip() for line in text.splitlines() if line.strip()]
-    interesting = [line for line in lines if re.match(r"^(error|×|╰─▶|hint)", line)]
+    interesting = [line for line in lines if re.match("^(error|\u00d7|\u2570|hint)", line)]
     return " ".join((interesting or lines or ["no output"])[-2:])
 
 

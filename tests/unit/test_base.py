@@ -18,7 +18,7 @@ def test_apt_mirror_from_deb822_sources(tmp_path: Path) -> None:
 def test_apt_mirror_from_one_line_sources_with_options(tmp_path: Path) -> None:
     (tmp_path / "sources.list").write_text(
         "# a comment\n"
-        "deb [arch=amd64 signed-by=/usr/share/keyrings/x.gpg] https://other.example/apt stable main\n"
+        "deb [arch=amd64 signed-by=/k/x.gpg] https://other.example/apt stable main\n"
         "deb [signed-by=/k.gpg] http://mirror.example/debian/ bookworm main\n"
     )
     assert base.apt_mirror(tmp_path) == "http://mirror.example/debian/"

@@ -9,12 +9,15 @@ from harness.base import BaseImage
 from harness.config import load_config
 from harness.vcs import SourceState
 
-PIP_HASH_REPORT = """\
-ERROR: THESE PACKAGES DO NOT MATCH THE HASHES FROM THE REQUIREMENTS FILE. If you have updated the package versions, please update the hashes. Otherwise, examine the package contents carefully; someone may have tampered with them.
-    absl-py==2.5.1 from https://files.pythonhosted.org/packages/absl_py-2.5.1-py3-none-any.whl (from -r /tmp/harness/constraints.txt (line 2)):
-        Expected sha256 0000
-             Got        286e
-"""
+PIP_HASH_REPORT = (
+    "ERROR: THESE PACKAGES DO NOT MATCH THE HASHES FROM THE REQUIREMENTS FILE. If you have "
+    "updated the package versions, please update the hashes. Otherwise, examine the package "
+    "contents carefully; someone may have tampered with them.\n"
+    "    absl-py==2.5.1 from https://files.example/absl_py-2.5.1-py3-none-any.whl "
+    "(from -r /tmp/harness/constraints.txt (line 2)):\n"
+    "        Expected sha256 0000\n"
+    "             Got        286e\n"
+)
 
 
 def test_hash_mismatch_watcher_names_the_package() -> None:

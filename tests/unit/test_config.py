@@ -50,7 +50,7 @@ def test_pip_variables_are_defaults_that_harness_variables_override(project: Pat
 
 def test_unknown_key_is_rejected_by_name(project: Path) -> None:
     write(project, 'pyhton = "3.11"\n')
-    with pytest.raises(ConfigError, match="unknown key 'pyhton' in \\[tool.harness\\]"):
+    with pytest.raises(ConfigError, match=r"unknown key 'pyhton' in \[tool.harness\]"):
         load_config(project, environ={})
 
 
