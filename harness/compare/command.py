@@ -120,10 +120,6 @@ def compare(
             metric_tolerance=metric_tolerance,
             progress=progress,
         )
-    if as_json:
-        click.echo(to_json(result), nl=False)
-    else:
-        print_table(result)
     if report is not None:
         try:
             write_report(result, report)
@@ -132,13 +128,16 @@ def compare(
                 f"cannot write the report {report}: {exc.strerror or exc}",
                 hint="choose a writable path for --report",
             ) from None
+    if as_json:
+        click.echo(to_json(result), nl=False)
+    else:
+        print_table(result)
     errors = result.errors
     if errors:
         more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
         raise ArtifactError(
-            f"{len(errors)} artifact(s) could not be compared: {errors[0].path}: "
-            f"{errors[0].error}{more}",
-            hint="fix or regenerate the unreadable artifacts, then compare again",
+            f"{len(errors)} artifact(s) could not be compared: {errors[0].error}{more}",
+            hint=errors[0].hint or "fix or regenerate the unreadable artifacts",
         )
     ctx.exit(result.exit_code)
 

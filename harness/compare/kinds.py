@@ -121,7 +121,7 @@ def compare_files(
     except _READ_ERRORS as exc:
         result.status = "error"
         if isinstance(exc, ArtifactError):
-            result.error = exc.one_line()
+            result.error, result.hint = exc.message, exc.hint or None
         elif isinstance(exc, OSError) and exc.strerror:
             result.error = f"{exc.filename or relative}: {exc.strerror}"
         else:

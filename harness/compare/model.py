@@ -44,7 +44,7 @@ def combine(statuses: list[Status]) -> Status:
     for status in _ORDER[:-1]:
         if status in statuses:
             return "differs" if status in ("added", "removed") else status
-    return "equal" if statuses else "identical"
+    return "equal"
 
 
 @dataclass
@@ -111,6 +111,7 @@ class ArtifactResult:
     diff: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     error: str | None = None
+    hint: str | None = None
 
     @property
     def passed(self) -> bool:

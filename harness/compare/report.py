@@ -95,16 +95,21 @@ def tensor_details(tensor: TensorResult, policy: str) -> str:
     return "; ".join(parts)
 
 
-def entry_details(entry: Entry) -> str:
+def entry_details(entry: Entry, *, where: bool = True) -> str:
+    """One difference outside arrays; ``where=False`` when a column already names it."""
     if entry.status == "added":
-        text = f"{entry.where}: only in B ({entry.b!r})"
+        text = f"only in B ({entry.b!r})"
     elif entry.status == "removed":
-        text = f"{entry.where}: only in A ({entry.a!r})"
+        text = f"only in A ({entry.a!r})"
     elif entry.a is None and entry.b is None:
-        text = entry.where
+        text = ""
     else:
-        text = f"{entry.where}: {entry.a!r} vs {entry.b!r}"
-    return f"{text} ({entry.note})" if entry.note else text
+        text = f"{entry.a!r} vs {entry.b!r}"
+    if entry.note:
+        text = f"{text} ({entry.note})" if text else entry.note
+    if where:
+        return f"{entry.where}: {text}" if text else entry.where
+    return text
 
 
 def _single_tensor(artifact: ArtifactResult) -> TensorResult | None:
@@ -116,7 +121,8 @@ def _single_tensor(artifact: ArtifactResult) -> TensorResult | None:
 def artifact_details(artifact: ArtifactResult) -> str:
     """One line that sums up an artifact's verdict."""
     if artifact.status == "error":
-        return artifact.error or "could not be compared"
+        message = artifact.error or "could not be compared"
+        return f"{message} (fix: {artifact.hint})" if artifact.hint else message
     if artifact.status in ("added", "removed"):
         size = artifact.size_b if artifact.status == "added" else artifact.size_a
         return f"{size:,} bytes" if size is not None else ""
@@ -136,8 +142,8 @@ def artifact_details(artifact: ArtifactResult) -> str:
         parts.append(f"{len(artifact.tensors)} tensors: {described}")
     if artifact.entries_total:
         described = ", ".join(f"{n} {status}" for status, n in artifact.entry_counts.items())
-        label = "value" if artifact.entries_total == 1 else "values"
-        parts.append(f"{artifact.entries_total} {label} not equal ({described})")
+        label = "difference" if artifact.entries_total == 1 else "differences"
+        parts.append(f"{artifact.entries_total} {label} ({described})")
     if artifact.status == "equal" and not parts:
         parts.append("values equal, bytes differ")
     parts.extend(artifact.notes)
@@ -207,7 +213,7 @@ def print_table(result: ComparisonResult, file: IO[str] | None = None) -> None:
                 Text(f"  {entry.where}", style="dim"),
                 "",
                 Text(entry.status, style=_STYLE[entry.status]),
-                Text(entry_details(entry)),
+                Text(entry_details(entry, where=False)),
             )
         if artifact.entries_total > len(shown):
             more = artifact.entries_total - len(shown)
@@ -259,6 +265,7 @@ def to_dict(result: ComparisonResult) -> dict[str, Any]:
                 "size_a": artifact.size_a,
                 "size_b": artifact.size_b,
                 "error": artifact.error,
+                "hint": artifact.hint,
                 "notes": artifact.notes,
                 "tensors": [_tensor_json(tensor) for tensor in artifact.tensors],
                 "differences": [asdict(entry) for entry in artifact.entries],

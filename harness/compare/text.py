@@ -45,7 +45,7 @@ def compare_text(
                             b=None if line_b is None else _decode(line_b),
                         )
                     )
-    note = f"{differing} of {max(lines_a, lines_b)} lines differ position by position"
+    note = f"{differing} of {max(lines_a, lines_b)} lines differ in place"
     if lines_a != lines_b:
         note += f"; {lines_a} lines in A, {lines_b} in B"
     result.notes.append(note)

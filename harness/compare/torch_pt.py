@@ -12,6 +12,7 @@ can be resolved.
 
 from __future__ import annotations
 
+import _compat_pickle
 import io
 import pickle
 import struct
@@ -189,6 +190,12 @@ class _RestrictedUnpickler(pickle.Unpickler):
         self._storages: dict[str, _Storage] = {}
 
     def find_class(self, module: str, name: str) -> Any:
+        # Protocol 2 spells Python 2 names (__builtin__.set); map them as pickle would,
+        # without importing anything.
+        if (module, name) in _compat_pickle.NAME_MAPPING:
+            module, name = _compat_pickle.NAME_MAPPING[(module, name)]
+        else:
+            module = _compat_pickle.IMPORT_MAPPING.get(module, module)
         found = _ALLOWED.get((module, name))
         if found is None:
             raise ArtifactError(f"refusing to unpickle {module}.{name}", hint=_HINT_UNSAFE)

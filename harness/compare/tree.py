@@ -118,6 +118,16 @@ def _one_sided(relative: str, path: Path, status: Status, policy: Policy) -> Art
     return result
 
 
+def _files(path: Path, other: Path, is_dir: bool, other_is_dir: bool) -> dict[str, Path]:
+    """The files one side contributes; a file against a folder meets its namesake, as in diff."""
+    if is_dir and other_is_dir:
+        return walk(path)
+    if is_dir:
+        namesake = path / other.name
+        return {other.name: namesake} if namesake.exists() else {}
+    return {path.name: path}
+
+
 def compare_paths(
     a: str | os.PathLike[str],
     b: str | os.PathLike[str],
@@ -147,9 +157,8 @@ def compare_paths(
     )
     dir_a, dir_b = target_a.path.is_dir(), target_b.path.is_dir()
     if dir_a or dir_b:
-        # A file against a folder means the file of the same name in that folder, as in diff.
-        files_a = walk(target_a.path) if dir_a else {target_a.path.name: target_a.path}
-        files_b = walk(target_b.path) if dir_b else {target_b.path.name: target_b.path}
+        files_a = _files(target_a.path, target_b.path, dir_a, dir_b)
+        files_b = _files(target_b.path, target_a.path, dir_b, dir_a)
         for relative in sorted(set(files_a) | set(files_b)):
             path_a, path_b = files_a.get(relative), files_b.get(relative)
             policy_here = policy_set.for_artifact(relative)

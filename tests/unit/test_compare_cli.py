@@ -1,0 +1,188 @@
+"""The ``compare`` command: exit codes, JSON schema, reports."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+import numpy as np
+import pytest
+from click.testing import CliRunner, Result
+
+from harness.compare.command import POLICIES_KEY, compare
+from harness.errors import ArtifactError, ConfigError, HarnessError, RunNotFound
+
+
+def invoke(*args: str | Path, policies: dict[str, str] | None = None) -> tuple[int, Result]:
+    """Run the command as the harness CLI group would: HarnessError decides the exit code."""
+
+    @click.group()
+    @click.pass_context
+    def cli(ctx: click.Context) -> None:
+        if policies is not None:
+            ctx.meta[POLICIES_KEY] = policies
+
+    cli.add_command(compare)
+    result = CliRunner().invoke(cli, ["compare", *map(str, args)])
+    if isinstance(result.exception, HarnessError):
+        return result.exception.exit_code, result
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return result.exit_code, result
+
+
+@pytest.fixture
+def pair(tmp_path: Path) -> tuple[Path, Path, Path]:
+    data = np.linspace(0, 1, 50, dtype=np.float32)
+    a, b, c = tmp_path / "a", tmp_path / "b", tmp_path / "c"
+    for folder in (a, b, c):
+        folder.mkdir()
+    np.save(a / "w.npy", data)
+    np.save(b / "w.npy", data)
+    np.save(c / "w.npy", np.nextafter(data, np.float32(2)))
+    for folder, value in ((a, 0.5), (b, 0.5), (c, 0.5000001)):
+        (folder / "metrics.json").write_text(json.dumps({"acc": value}))
+    return a, b, c
+
+
+def test_exit_zero_when_identical(pair: tuple[Path, Path, Path]) -> None:
+    a, b, _ = pair
+    code, result = invoke(a, b)
+    assert code == 0
+    assert "identical" in result.stdout
+    assert "w.npy" in result.stdout
+
+
+def test_exit_one_when_different_zero_within_tolerance(pair: tuple[Path, Path, Path]) -> None:
+    a, _, c = pair
+    code, result = invoke(a, c)
+    assert code == 1
+    assert "differs" in result.stdout
+    assert "50 of 50 elements differ" in result.stdout
+    code, result = invoke(a, c, "--policy", "ulp:1", "--metric-tolerance", "rtol=1e-6")
+    assert code == 0
+    assert "within ulp:1" in result.stdout
+    code, _ = invoke(a, c, policies={"*.npy": "ulp:1", "*.json": "metric:rtol=1e-6"})
+    assert code == 0
+
+
+def test_exit_two_on_trouble(pair: tuple[Path, Path, Path], tmp_path: Path) -> None:
+    a, b, _ = pair
+    code, result = invoke(a, "no-such-run")
+    assert code == 2
+    assert isinstance(result.exception, RunNotFound)
+    (b / "w.npy").write_bytes((a / "w.npy").read_bytes()[:150])
+    code, result = invoke(a, b)
+    assert code == 2
+    assert isinstance(result.exception, ArtifactError)
+    assert "truncated" in result.exception.message
+    assert "w.npy" in result.stdout  # the table still shows what could be compared
+
+
+def test_bad_options(pair: tuple[Path, Path, Path], tmp_path: Path) -> None:
+    a, b, _ = pair
+    code, result = invoke(a, b, "--policy", "ulp:lots")
+    assert code == 2
+    assert isinstance(result.exception, ConfigError)
+    assert "'lots'" in result.exception.message
+    code, result = invoke(a, b, "--report", tmp_path / "out.pdf")
+    assert code == 2
+    assert isinstance(result.exception, ConfigError)
+
+
+def test_json_schema(pair: tuple[Path, Path, Path]) -> None:
+    a, _, c = pair
+    code, result = invoke(a, c, "--json", "--policy", "ulp:1")
+    assert code == 1  # metrics.json: 0.5 vs 0.5000001 is far more than 1 ULP of float64
+    document = json.loads(result.stdout)
+    assert document["schema"] == "harness.compare/1"
+    assert set(document) == {
+        "schema", "a", "b", "policy", "metric_tolerance", "outcome", "exit_code", "summary",
+        "artifacts",
+    }  # fmt: skip
+    assert document["exit_code"] == code
+    assert document["policy"] == "ulp:1"
+    assert document["summary"]["artifacts"] == 2
+    artifacts = {artifact["path"]: artifact for artifact in document["artifacts"]}
+    weights = artifacts["w.npy"]
+    assert weights["status"] == "within"
+    assert weights["passed"] is True
+    (tensor,) = weights["tensors"]
+    assert tensor["differing"] == 50
+    assert tensor["max_ulp"] == 1
+    assert tensor["worst_ulp"]["index"] == [0]
+    assert tensor["worst_ulp"]["a"] == 0.0
+    assert tensor["first_differences"][:2] == [[0], [1]]
+    assert set(tensor) >= {
+        "name", "status", "dtype_a", "dtype_b", "shape_a", "shape_b", "elements", "differing",
+        "differing_fraction", "failing", "max_abs", "max_rel", "max_ulp", "worst_ulp",
+        "worst_abs", "nan_mismatch", "inf_mismatch", "first_differences", "note",
+    }  # fmt: skip
+    metrics = artifacts["metrics.json"]
+    assert metrics["differences"][0]["where"] == "$.acc"
+
+
+def test_json_spells_infinities_as_strings(tmp_path: Path) -> None:
+    big = np.finfo(np.float64).max
+    np.save(tmp_path / "a.npy", np.array([big]))
+    np.save(tmp_path / "b.npy", np.array([-big]))
+    code, result = invoke(tmp_path / "a.npy", tmp_path / "b.npy", "--json")
+    assert code == 1
+    (artifact,) = json.loads(result.stdout)["artifacts"]
+    assert artifact["tensors"][0]["max_abs"] == "inf"
+
+
+@pytest.mark.parametrize("suffix", [".md", ".html"])
+def test_reports(pair: tuple[Path, Path, Path], tmp_path: Path, suffix: str) -> None:
+    a, _, c = pair
+    (a / "notes.txt").write_text("x <b> & y\n")
+    (c / "notes.txt").write_text("x <i> & y\n")
+    report = tmp_path / f"report{suffix}"
+    code, _ = invoke(a, c, "--report", report)
+    assert code == 1
+    text = report.read_text()
+    assert "w.npy" in text
+    assert "metrics.json" in text
+    if suffix == ".md":
+        assert text.startswith("# harness compare")
+        assert "| `w.npy` | npy | differs |" in text
+    else:
+        assert text.startswith("<!DOCTYPE html>")
+        assert "+x &lt;i&gt; &amp; y" in text
+        assert "<i>" not in text
+        assert 'class="differs"' in text
+
+
+def test_help_teaches_by_example() -> None:
+    result = CliRunner().invoke(compare, ["--help"])
+    assert result.exit_code == 0
+    assert "Examples:" in result.output
+    assert "--policy ulp:4" in result.output
+    assert compare.name == "compare"
+
+
+def test_module_entry_point(pair: tuple[Path, Path, Path]) -> None:
+    a, b, c = pair
+    same = subprocess.run(
+        [sys.executable, "-m", "harness.compare", a, b], capture_output=True, text=True, check=False
+    )
+    assert same.returncode == 0, same.stderr
+    differs = subprocess.run(
+        [sys.executable, "-m", "harness.compare", a, c, "--json"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert differs.returncode == 1
+    assert json.loads(differs.stdout)["exit_code"] == 1
+    trouble = subprocess.run(
+        [sys.executable, "-m", "harness.compare", a, "nope"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert trouble.returncode == 2
+    assert trouble.stderr.startswith("harness: 'nope' is neither")

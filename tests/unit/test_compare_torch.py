@@ -1,0 +1,290 @@
+"""PyTorch checkpoints, read without torch and without running pickled code.
+
+Hand-made archives mimic ``torch.save`` (a protocol-2 pickle whose tensors are
+``torch._utils._rebuild_tensor_v2`` calls over persistent storage ids, next to the raw
+storages); ``data/torch_*.pt`` were written by real torch (see make_torch_fixtures.py).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import pickle
+import sys
+import types
+import zipfile
+from collections import OrderedDict
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from harness.compare import compare_paths
+from harness.compare.model import ArtifactResult
+from harness.compare.torch_pt import pt_container
+
+DATA = Path(__file__).parent / "data"
+Array = np.ndarray[Any, Any]
+
+
+class _Storage:
+    def __init__(self, kind: type, key: str, numel: int) -> None:
+        self.kind, self.key, self.numel = kind, key, numel
+
+
+class _Tensor:
+    def __init__(
+        self, storage: _Storage, offset: int, size: tuple[int, ...], stride: tuple[int, ...]
+    ) -> None:
+        self.args = (storage, offset, size, stride, False, OrderedDict())
+
+
+@pytest.fixture
+def fake_torch(monkeypatch: pytest.MonkeyPatch) -> Iterator[types.SimpleNamespace]:
+    """Just enough of a ``torch`` module for pickle to write the names torch writes."""
+    torch = types.ModuleType("torch")
+    utils = types.ModuleType("torch._utils")
+
+    def _rebuild_tensor_v2(*args: Any) -> None: ...
+
+    _rebuild_tensor_v2.__module__ = "torch._utils"
+    _rebuild_tensor_v2.__qualname__ = "_rebuild_tensor_v2"
+    utils._rebuild_tensor_v2 = _rebuild_tensor_v2  # type: ignore[attr-defined]
+    storages = {}
+    for name in ("FloatStorage", "DoubleStorage", "LongStorage", "HalfStorage"):
+        storage_type = type(name, (), {"__module__": "torch"})
+        setattr(torch, name, storage_type)
+        storages[name] = storage_type
+    torch._utils = utils  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "torch", torch)
+    monkeypatch.setitem(sys.modules, "torch._utils", utils)
+    yield types.SimpleNamespace(rebuild=_rebuild_tensor_v2, **storages)
+
+
+def write_pt(
+    path: Path,
+    obj: Any,
+    storages: dict[str, bytes],
+    fake: types.SimpleNamespace | None = None,
+    *,
+    compress: int = zipfile.ZIP_STORED,
+) -> Path:
+    class Pickler(pickle.Pickler):
+        def persistent_id(self, value: Any) -> Any:
+            if isinstance(value, _Storage):
+                return ("storage", value.kind, value.key, "cpu", value.numel)
+            return None
+
+        def reducer_override(self, value: Any) -> Any:
+            if isinstance(value, _Tensor) and fake is not None:
+                return (fake.rebuild, value.args)
+            return NotImplemented
+
+    buffer = io.BytesIO()
+    Pickler(buffer, protocol=2).dump(obj)
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as archive:
+        archive.writestr("archive/data.pkl", buffer.getvalue())
+        archive.writestr("archive/byteorder", "little")
+        for key, raw in storages.items():
+            archive.writestr(f"archive/data/{key}", raw, compress_type=compress)
+        archive.writestr("archive/version", "3\n")
+    return path
+
+
+def one(a: Path, b: Path, **options: Any) -> ArtifactResult:
+    (artifact,) = compare_paths(a, b, **options).artifacts
+    return artifact
+
+
+def state(fake: types.SimpleNamespace, weight: Array) -> tuple[dict[str, Any], dict[str, bytes]]:
+    counter = np.arange(10, dtype=np.int64)
+    float_storage = _Storage(fake.FloatStorage, "0", weight.size)
+    long_storage = _Storage(fake.LongStorage, "1", counter.size)
+    obj = {
+        "model": OrderedDict(
+            [
+                ("w", _Tensor(float_storage, 0, weight.shape, (weight.shape[1], 1))),
+                ("w_t", _Tensor(float_storage, 0, weight.shape[::-1], (1, weight.shape[1]))),
+                ("every_third", _Tensor(long_storage, 1, (3,), (3,))),
+            ]
+        ),
+        "epoch": 2,
+    }
+    return obj, {"0": weight.astype("<f4").tobytes(), "1": counter.tobytes()}
+
+
+def test_handmade_checkpoint_tensors_and_views(
+    tmp_path: Path, fake_torch: types.SimpleNamespace
+) -> None:
+    weight = np.arange(12, dtype=np.float32).reshape(3, 4)
+    path = write_pt(tmp_path / "a.pt", *state(fake_torch, weight), fake_torch)
+    container = pt_container(path)
+    assert container.values == {"epoch": 2}
+    read = {}
+    for name, source in container.tensors.items():
+        with source.open() as reader:
+            read[name] = reader.read(source.count).reshape(source.shape).copy()
+    assert np.array_equal(read["model.w"], weight)
+    assert np.array_equal(read["model.w_t"], weight.T)
+    assert read["model.every_third"].tolist() == [1, 4, 7]
+
+
+@pytest.mark.parametrize("compress", [zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED])
+def test_handmade_checkpoints_compared(
+    tmp_path: Path, fake_torch: types.SimpleNamespace, compress: int
+) -> None:
+    weight = np.linspace(-1, 1, 12, dtype=np.float32).reshape(3, 4)
+    changed = weight.copy()
+    changed[2, 1] = np.nextafter(changed[2, 1], np.float32(2))
+    a = write_pt(tmp_path / "a.pt", *state(fake_torch, weight), fake_torch, compress=compress)
+    b = write_pt(tmp_path / "b.pt", *state(fake_torch, changed), fake_torch, compress=compress)
+    if compress == zipfile.ZIP_DEFLATED:
+        artifact = one(a, b)
+        assert artifact.status == "error"  # strided views over compressed storages
+        assert artifact.error is not None
+        assert "non-contiguous" in artifact.error
+        return
+    artifact = one(a, b)
+    by_name = {tensor.name: tensor for tensor in artifact.tensors}
+    assert by_name["model.w"].first_differences == [(2, 1)]
+    assert by_name["model.w_t"].first_differences == [(1, 2)]
+    assert by_name["model.every_third"].status == "identical"
+    assert artifact.status == "differs"
+    assert one(a, b, policy="ulp:1").status == "within"
+
+
+class _System:
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (os.system, (f"touch {self.marker}",))
+
+
+class _Eval:
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (eval, ("__import__('os').getpid()",))
+
+
+@pytest.mark.parametrize("payload", ["system", "eval"])
+def test_arbitrary_pickles_are_refused_not_executed(tmp_path: Path, payload: str) -> None:
+    marker = tmp_path / "pwned"
+    evil: Any = _System(marker) if payload == "system" else _Eval()
+    good = write_pt(tmp_path / "good.pt", {"epoch": 1}, {})
+    bad = write_pt(tmp_path / "bad.pt", {"epoch": 1, "x": evil}, {})
+    artifact = one(good, bad)
+    assert artifact.status == "error"
+    assert artifact.error is not None
+    expected = f"{os.system.__module__}.system" if payload == "system" else "builtins.eval"
+    assert f"refusing to unpickle {expected}" in artifact.error
+    assert not marker.exists()
+
+
+def test_malformed_tensor_layouts_are_refused(
+    tmp_path: Path, fake_torch: types.SimpleNamespace
+) -> None:
+    storage = _Storage(fake_torch.FloatStorage, "0", 4)
+    good = write_pt(
+        tmp_path / "a.pt", {"w": _Tensor(storage, 0, (4,), (1,))}, {"0": bytes(16)}, fake_torch
+    )
+    cases = {
+        "past the end": ({"w": _Tensor(storage, 2, (4,), (1,))}, {"0": bytes(16)}),
+        "missing storage": ({"w": _Tensor(storage, 0, (4,), (1,))}, {}),
+        "short storage": ({"w": _Tensor(storage, 0, (4,), (1,))}, {"0": bytes(8)}),
+        "negative stride": ({"w": _Tensor(storage, 3, (4,), (-1,))}, {"0": bytes(16)}),
+    }
+    for label, (obj, storages) in cases.items():
+        bad = write_pt(tmp_path / f"{label}.pt", obj, storages, fake_torch)
+        artifact = one(good, bad)
+        assert artifact.status == "error", label
+        assert artifact.error
+
+
+def test_not_a_checkpoint(tmp_path: Path) -> None:
+    a = tmp_path / "a.pt"
+    with zipfile.ZipFile(a, "w") as archive:
+        archive.writestr("something/else.txt", "hi")
+    b = tmp_path / "b.pt"
+    with zipfile.ZipFile(b, "w") as archive:
+        archive.writestr("something/else.txt", "ho")
+    artifact = one(a, b)
+    assert artifact.status == "error"
+    assert artifact.error is not None
+    assert "data.pkl" in artifact.error
+
+
+def test_legacy_format_is_compared_as_bytes(tmp_path: Path) -> None:
+    a, b = tmp_path / "a.pt", tmp_path / "b.pt"
+    a.write_bytes(pickle.dumps({"x": 1}, protocol=2))
+    b.write_bytes(pickle.dumps({"x": 2}, protocol=2))
+    artifact = one(a, b)
+    assert artifact.status == "differs"
+    assert any("legacy" in note for note in artifact.notes)
+
+
+# -- checkpoints written by real torch ---------------------------------------------------
+
+
+def test_real_torch_checkpoint_is_read_exactly() -> None:
+    container = pt_container(DATA / "torch_a.pt")
+    assert container.values == {"epoch": 3, "lr": 0.001, "tags": ["seeded", "cpu"]}
+    dtypes = {name: source.dtype.name for name, source in container.tensors.items()}
+    assert dtypes == {
+        "model.layer.weight": "float32",
+        "model.layer.bias": "float32",
+        "model.half": "float16",
+        "model.brain": "bfloat16",
+        "model.strided": "int64",
+        "model.transposed": "float32",
+        "model.u16": "uint16",
+        "model.scalar": "float64",
+    }
+
+    def values(name: str) -> Array:
+        source = container.tensors[name]
+        with source.open() as reader:
+            return reader.read(source.count).reshape(source.shape).copy()
+
+    assert values("model.strided").tolist() == [1, 4, 7, 10, 13, 16]
+    assert values("model.u16").tolist() == [1, 2, 65535]
+    assert values("model.half").tolist() == [-2.0, -1.0, 0.0, 1.0, 2.0]
+    assert values("model.scalar").tolist() == 2.5
+    assert np.array_equal(values("model.transposed"), values("model.layer.weight").T)
+    brain = values("model.brain").astype(np.uint32) << 16
+    assert brain.view(np.float32)[[0, 1, 3]].tolist() == [1.0, -0.0, np.inf]
+
+
+def test_real_torch_checkpoints_compared() -> None:
+    artifact = one(DATA / "torch_a.pt", DATA / "torch_b.pt", policy="ulp:1")
+    by_name = {tensor.name: tensor for tensor in artifact.tensors}
+    weight = by_name["model.layer.weight"]
+    assert (weight.status, weight.differing, weight.max_ulp) == ("within", 1, 1)
+    assert weight.first_differences == [(1, 2)]
+    assert all(t.status == "identical" for n, t in by_name.items() if n != "model.layer.weight")
+    assert [(entry.where, entry.status) for entry in artifact.entries] == [("lr", "differs")]
+    assert artifact.status == "differs"
+
+
+def test_real_torch_module_object_is_refused() -> None:
+    artifact = one(DATA / "torch_a.pt", DATA / "torch_module.pt")
+    assert artifact.status == "error"
+    assert artifact.error is not None
+    assert "refusing to unpickle torch.nn.modules.linear.Linear" in artifact.error
+    assert artifact.hint is not None
+    assert "state_dict" in artifact.hint
+
+
+def test_plain_python_values_in_protocol_two(tmp_path: Path) -> None:
+    obj = {"ids": {1, 2}, "blob": b"\x00\xff", "pair": (1, "a"), "z": complex(1, 2)}
+    path = write_pt(tmp_path / "a.pt", obj, {})
+    assert pt_container(path).values == {
+        "ids": {1, 2},
+        "blob": b"\x00\xff",
+        "pair": (1, "a"),
+        "z": complex(1, 2),
+    }
+    other = write_pt(tmp_path / "b.pt", {**obj, "blob": b"\x00\xfe"}, {})
+    artifact = one(path, other)
+    assert [(entry.where, entry.status) for entry in artifact.entries] == [("blob", "differs")]
