@@ -1,0 +1,169 @@
+"""How fast `harness compare` is on large arrays, against hashing the same files.
+
+In a temporary folder it writes two 200 MB float32 .npy files that differ by one ULP in
+1000 places, and a byte-identical copy of the first; then it times, in one run and with
+the page cache warm for everyone:
+
+* harness compare on the differing pair and on the identical pair (wall time, and peak
+  resident memory of the child process from ``os.wait4``, i.e. its ru_maxrss),
+* ``sha256sum`` of both files of a pair (the cost of merely reading and hashing them),
+* diffoscope on both pairs, when it is installed,
+
+and prints the ratios. Targets: differing pair <= 1.5x sha256sum, identical pair <= 1.0x,
+peak memory < 300 MB whatever the file size (a pair 4x smaller is measured to show it).
+It reports, it does not assert.
+
+The files are written by a child process so that this one stays small: a child started
+with vfork reports its parent's peak memory as its own.
+
+    .venv/bin/python benchmarks/compare_speed.py [--size-mb 200] [--repeats 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+DIFFERENCES = 1000
+TARGET_DIFFERING = 1.5
+TARGET_IDENTICAL = 1.0
+TARGET_MEMORY_MB = 300
+
+
+def harness_command() -> tuple[list[str], str]:
+    """The installed `harness compare` when the CLI offers it, else the module entry point."""
+    script = Path(sys.executable).with_name("harness")
+    if script.exists():
+        probe = subprocess.run(
+            [str(script), "compare", "--help"], capture_output=True, text=True, check=False
+        )
+        if probe.returncode == 0:
+            return [str(script), "compare"], "harness compare"
+    return [sys.executable, "-m", "harness.compare"], "python -m harness.compare"
+
+
+def write_pair(folder: Path, size_mb: int) -> tuple[Path, Path, Path]:
+    subprocess.run(
+        [sys.executable, __file__, "--write", str(folder), "--size-mb", str(size_mb)], check=True
+    )
+    return folder / "a.npy", folder / "b.npy", folder / "same.npy"
+
+
+def _write(folder: Path, size_mb: int) -> None:
+    import numpy as np  # noqa: PLC0415 (only the writer child pays for numpy)
+
+    count = size_mb * 1_000_000 // 4
+    rng = np.random.default_rng(0)
+    data = rng.standard_normal(count, dtype=np.float32)
+    a, b, same = folder / "a.npy", folder / "b.npy", folder / "same.npy"
+    np.save(a, data)
+    where = rng.choice(count, DIFFERENCES, replace=False)
+    data[where] = np.nextafter(data[where], np.float32(np.inf))
+    np.save(b, data)
+    shutil.copyfile(a, same)
+
+
+def run(command: list[str]) -> tuple[float, float, int, str]:
+    """Wall seconds, peak RSS in MB and exit status of one child process."""
+    started = time.perf_counter()
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+    )
+    assert process.stdout is not None
+    output = process.stdout.read()
+    _, status, usage = os.wait4(process.pid, 0)
+    elapsed = time.perf_counter() - started
+    process.returncode = os.waitstatus_to_exitcode(status)
+    return elapsed, usage.ru_maxrss / 1024, process.returncode, output
+
+
+def best(command: list[str], repeats: int) -> tuple[float, float, int]:
+    runs = [run(command) for _ in range(repeats)]
+    return min(r[0] for r in runs), max(r[1] for r in runs), runs[0][2]
+
+
+def warm(*paths: Path) -> None:
+    for path in paths:
+        with path.open("rb") as handle:
+            while handle.read(8 << 20):
+                pass
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--size-mb", type=int, default=200)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--write", type=Path, help=argparse.SUPPRESS)
+    options = parser.parse_args()
+    if options.write is not None:
+        _write(options.write, options.size_mb)
+        return
+    compare, label = harness_command()
+    diffoscope = shutil.which("diffoscope")
+    with tempfile.TemporaryDirectory(prefix="harness-compare-bench-") as scratch:
+        folder = Path(scratch)
+        a, b, same = write_pair(folder, options.size_mb)
+        warm(a, b, same)
+
+        _, _, _, found = run([*compare, str(a), str(b), "--json"])
+        (tensor,) = json.loads(found)["artifacts"][0]["tensors"]
+
+        rows: dict[str, tuple[float, float, int]] = {
+            "compare, differing pair": best([*compare, str(a), str(b)], options.repeats),
+            "compare, identical pair": best([*compare, str(a), str(same)], options.repeats),
+            "sha256sum, both files": best(["sha256sum", str(a), str(b)], options.repeats),
+        }
+        if diffoscope:
+            for name, pair in (("differing", (a, b)), ("identical", (a, same))):
+                rows[f"diffoscope, {name} pair"] = best([diffoscope, *map(str, pair)], 1)
+
+        small = folder / "small"
+        small.mkdir()
+        small_a, small_b, _ = write_pair(small, max(1, options.size_mb // 4))
+        warm(small_a, small_b)
+        _, small_memory, _ = best([*compare, str(small_a), str(small_b)], 1)
+
+    print(f"{options.size_mb} MB float32 .npy files, {DIFFERENCES} one-ULP differences")
+    print(f"compare runs as: {label}; best of {options.repeats} runs, page cache warm")
+    print(
+        f"found: {tensor['differing']} differing elements, max {tensor['max_ulp']} ULP, "
+        f"max abs {tensor['max_abs']:.3g}"
+    )
+    print()
+    print(f"{'':28} {'wall s':>8} {'peak MB':>8} {'exit':>5}")
+    for name, (seconds, memory, status) in rows.items():
+        print(f"{name:28} {seconds:8.3f} {memory:8.1f} {status:5d}")
+    hashing = rows["sha256sum, both files"][0]
+    differing_time, differing_memory, _ = rows["compare, differing pair"]
+    identical_time, identical_memory, _ = rows["compare, identical pair"]
+    print()
+    print(
+        f"differing pair / sha256sum: {differing_time / hashing:.2f}x "
+        f"(target <= {TARGET_DIFFERING}x)"
+    )
+    print(
+        f"identical pair / sha256sum: {identical_time / hashing:.2f}x "
+        f"(target <= {TARGET_IDENTICAL}x)"
+    )
+    print(
+        f"peak memory: {differing_memory:.0f} MB differing, {identical_memory:.0f} MB "
+        f"identical, {small_memory:.0f} MB on a pair 4x smaller (target < {TARGET_MEMORY_MB} MB)"
+    )
+    if diffoscope:
+        for name in ("differing", "identical"):
+            seconds = rows[f"diffoscope, {name} pair"][0]
+            compare_time = rows[f"compare, {name} pair"][0]
+            print(f"diffoscope / compare, {name} pair: {seconds / compare_time:.1f}x")
+    else:
+        print("diffoscope: not installed, skipped")
+
+
+if __name__ == "__main__":
+    main()
