@@ -27,6 +27,15 @@ def _union(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
     return list(a) + [name for name in b if name not in a]
 
 
+def _one_sided(name: str, a: Source | None, b: Source | None) -> TensorResult:
+    tensor = TensorResult(name=name, status="added" if a is None else "removed")
+    if a is not None:
+        tensor.dtype_a, tensor.shape_a, tensor.elements = a.dtype.name, a.shape, a.count
+    if b is not None:
+        tensor.dtype_b, tensor.shape_b, tensor.elements = b.dtype.name, b.shape, b.count
+    return tensor
+
+
 def compare_containers(
     result: ArtifactResult,
     a: Container,
@@ -40,14 +49,9 @@ def compare_containers(
     statuses: list[Status] = []
     for name in _union(a.tensors, b.tensors):
         source_a, source_b = a.tensors.get(name), b.tensors.get(name)
-        if source_a is None and source_b is not None:
-            tensor = TensorResult(name=name, status="added", elements=source_b.count)
-            tensor.dtype_b, tensor.shape_b = source_b.dtype.name, source_b.shape
-        elif source_b is None and source_a is not None:
-            tensor = TensorResult(name=name, status="removed", elements=source_a.count)
-            tensor.dtype_a, tensor.shape_a = source_a.dtype.name, source_a.shape
+        if source_a is None or source_b is None:
+            tensor = _one_sided(name, source_a, source_b)
         else:
-            assert source_a is not None and source_b is not None  # noqa: S101 (narrowing)
             if progress is not None:
                 progress(f"{result.path}: {name}" if name else result.path)
             tensor = compare_sources(name, source_a, source_b, policy, equal_prefix)

@@ -181,12 +181,13 @@ def member_opener(path: Path, name: str, skip: int) -> Callable[[], Any]:
 class _Closing:
     """A member stream that also closes its archive."""
 
-    def __init__(self, member: IO[bytes], stack: ExitStack) -> None:
+    def __init__(self, member: Any, stack: ExitStack) -> None:
         self._member = member
         self._stack = stack
 
     def readinto(self, buffer: memoryview) -> int:
-        return self._member.readinto(buffer)  # type: ignore[attr-defined, no-any-return]
+        got: int = self._member.readinto(buffer)
+        return got
 
     def seekable(self) -> bool:
         return False

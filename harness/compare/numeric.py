@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from harness.compare.dtypes import DType
-from harness.compare.model import MAX_LISTED, Location, TensorResult
+from harness.compare.model import MAX_LISTED, Location, Status, TensorResult
 from harness.compare.policy import Policy
 from harness.compare.streams import CHUNK_BYTES, Order, Source
 
@@ -223,6 +223,7 @@ class Accumulator:
             return None if found is None else Location(where(found[0]), found[1], found[2])
 
         elements = int(np.prod(shape, dtype=np.int64)) if shape else 1
+        status: Status
         if not self.differing:
             status = "identical"
         elif self.failing:
@@ -235,7 +236,7 @@ class Accumulator:
             note = f"{self.dtype.name} values are compared bit for bit"
         return TensorResult(
             name=name,
-            status=status,  # type: ignore[arg-type]
+            status=status,
             dtype_a=self.dtype.name,
             dtype_b=self.dtype.name,
             shape_a=shape,

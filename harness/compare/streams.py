@@ -13,7 +13,7 @@ from __future__ import annotations
 import mmap
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from math import prod
 from pathlib import Path
 from typing import Any, Literal
@@ -65,10 +65,10 @@ class Source(ABC):
         return None
 
     @abstractmethod
-    def open(self) -> Any:
+    def open(self) -> AbstractContextManager[Reader]:
         """A context manager yielding a Reader in storage order."""
 
-    def open_c_order(self) -> Any:
+    def open_c_order(self) -> AbstractContextManager[Reader]:
         """A context manager yielding a Reader in C (row-major) order."""
         return self.open()
 
@@ -137,7 +137,7 @@ class FileRange(Source):
             handle.seek(self.offset)
             yield _BufferedReader(handle, self.dtype, self.what, CHUNK_BYTES)
 
-    def open_c_order(self) -> Any:
+    def open_c_order(self) -> AbstractContextManager[Reader]:
         if self.order == "C" or len(self.shape) < 2:
             return self.open()
         itemsize = self.dtype.itemsize
@@ -166,7 +166,7 @@ class StreamRange(Source):
         with self.opener() as handle:
             yield _BufferedReader(handle, self.dtype, self.what, CHUNK_BYTES)
 
-    def open_c_order(self) -> Any:
+    def open_c_order(self) -> AbstractContextManager[Reader]:
         if self.order == "C" or len(self.shape) < 2:
             return self.open()
         raise ArtifactError(
@@ -320,7 +320,7 @@ class StridedRange(Source):
         self.strides = strides
         self.what = what
 
-    def open(self) -> Any:
+    def open(self) -> AbstractContextManager[Reader]:
         return open_strided(
             self.path, self.offset, self.dtype, self.shape, self.strides, what=self.what
         )

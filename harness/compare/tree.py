@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.compare.kinds import compare_files, kind_of
-from harness.compare.model import ArtifactResult, ComparisonResult, Side, Status
-from harness.compare.policy import Policy, PolicySet
+from harness.compare.model import ArtifactResult, ComparisonResult, Entry, Side, Status
+from harness.compare.policy import BITWISE, Policy, PolicySet
 from harness.errors import ArtifactError, RunNotFound
 
 RUNS = Path(".harness") / "runs"
@@ -118,6 +118,17 @@ def _one_sided(relative: str, path: Path, status: Status, policy: Policy) -> Art
     return result
 
 
+def _compare_links(relative: str, a: Path, b: Path) -> ArtifactResult:
+    """Links to folders are not followed; they match when they point at the same place."""
+    result = ArtifactResult(path=relative, kind="link", status="identical", policy=BITWISE.text)
+    target_a = str(a.readlink())
+    target_b = str(b.readlink()) if b.is_symlink() else None
+    if target_a != target_b:
+        result.status = "differs"
+        result.add_entry(Entry("link target", "differs", a=target_a, b=target_b))
+    return result
+
+
 def _files(path: Path, other: Path, is_dir: bool, other_is_dir: bool) -> dict[str, Path]:
     """The files one side contributes; a file against a folder meets its namesake, as in diff."""
     if is_dir and other_is_dir:
@@ -167,6 +178,9 @@ def compare_paths(
             elif path_a is None and path_b is not None:
                 comparison.artifacts.append(_one_sided(relative, path_b, "added", policy_here))
             elif path_a is not None and path_b is not None:
+                if path_a.is_symlink() and path_a.is_dir() and path_b.is_dir():
+                    comparison.artifacts.append(_compare_links(relative, path_a, path_b))
+                    continue
                 comparison.artifacts.append(
                     compare_files(path_a, path_b, relative, policy_set, progress)
                 )

@@ -5,6 +5,8 @@ from __future__ import annotations
 import io
 import json
 import os
+import subprocess
+import sys
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -440,3 +442,55 @@ def test_different_kinds_fall_back_to_bytes(tmp_path: Path) -> None:
     b.write_text("[0, 1, 2]")
     artifact = one(a, b)
     assert (artifact.kind, artifact.status) == ("bytes", "differs")
+
+
+# -- streaming -------------------------------------------------------------------------
+
+
+def test_identical_files_never_load_numpy(tmp_path: Path) -> None:
+    a = save_npy(tmp_path / "a.npy", np.arange(10.0))
+    b = save_npy(tmp_path / "b.npy", np.arange(10.0))
+    code = (
+        "import sys; from harness.compare import compare_paths; "
+        f"r = compare_paths({str(a)!r}, {str(b)!r}); "
+        "print(r.artifacts[0].status, 'numpy' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["identical", "False"]
+
+
+def test_arrays_larger_than_a_chunk(tmp_path: Path) -> None:
+    rng = np.random.default_rng(9)
+    data = rng.standard_normal((1500, 1200)).astype(np.float32)  # 7.2 MB: several chunks
+    changed = nudge(data, (0, 0), (1499, 1199), (750, 3))
+    a = save_npy(tmp_path / "a.npy", data)
+    b = save_npy(tmp_path / "b.npy", changed)
+    c = save_npy(tmp_path / "c.npy", np.asfortranarray(changed))
+    for other in (b, c):
+        (tensor,) = one(a, other).tensors
+        assert tensor.differing == 3
+        assert tensor.first_differences == [(0, 0), (750, 3), (1499, 1199)]
+    npz_a, npz_b = tmp_path / "a.npz", tmp_path / "b.npz"
+    np.savez_compressed(npz_a, x=data)
+    np.savez_compressed(npz_b, x=changed)
+    (tensor,) = one(npz_a, npz_b).tensors
+    assert tensor.differing == 3
+
+
+def test_difference_late_in_the_file_skips_the_equal_prefix(tmp_path: Path) -> None:
+    data = np.zeros(3_000_000, dtype=np.float32)
+    changed = data.copy()
+    changed[-2] = 1.0
+    a = save_npy(tmp_path / "a.npy", data)
+    b = save_npy(tmp_path / "b.npy", changed)
+    (tensor,) = one(a, b).tensors
+    assert (tensor.differing, tensor.elements) == (1, 3_000_000)
+    assert tensor.first_differences == [(2_999_998,)]
+    assert tensor.worst_abs is not None
+    assert tensor.worst_abs.index == (2_999_998,)
+    first = {"first": np.ones(100_000, np.float32), "second": np.zeros(10, np.float32)}
+    sa, sb = tmp_path / "a.safetensors", tmp_path / "b.safetensors"
+    save_file(first, str(sa))
+    save_file({**first, "second": np.ones(10, np.float32)}, str(sb))
+    statuses = {t.name: (t.status, t.differing) for t in one(sa, sb).tensors}
+    assert statuses == {"first": ("identical", 0), "second": ("differs", 10)}

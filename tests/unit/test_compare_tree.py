@@ -127,3 +127,15 @@ def test_symlinked_folders_are_not_followed(tmp_path: Path) -> None:
     statuses = {x.path: x.status for x in result.artifacts}
     assert statuses["loop"] == "removed"
     assert len(statuses) == 5
+
+
+def test_links_to_folders_compare_by_target(tmp_path: Path) -> None:
+    a = make_artifacts(tmp_path / "a", 0.5, "x.txt")
+    b = make_artifacts(tmp_path / "b", 0.5, "x.txt")
+    (a / "latest").symlink_to("sub", target_is_directory=True)
+    (b / "latest").symlink_to("sub", target_is_directory=True)
+    assert compare_paths(a, b).exit_code == 0
+    (b / "latest").unlink()
+    (b / "latest").symlink_to(b, target_is_directory=True)
+    (artifact,) = [x for x in compare_paths(a, b).artifacts if x.path == "latest"]
+    assert (artifact.kind, artifact.status) == ("link", "differs")
