@@ -32,6 +32,7 @@ from harness.compare.streams import CHUNK_BYTES, Order, Source
 Array = np.ndarray[Any, Any]
 
 CHUNK_ELEMENTS = 1 << 20
+BATCH = 1 << 16
 
 _UINT: dict[int, Any] = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}
 _INT: dict[int, Any] = {1: np.int8, 2: np.int16, 4: np.int32, 8: np.int64}
@@ -131,8 +132,7 @@ class Accumulator:
         self.failing += int(elements.size)
 
     def _add_numeric(self, a: Array, b: Array, base: int) -> None:
-        kind = self.dtype.kind
-        if kind == "complex":
+        if self.dtype.kind == "complex":
             a = a.view(_FLOAT[self.width])
             b = b.view(_FLOAT[self.width])
         bits_a = a.view(_UINT[self.width])
@@ -140,31 +140,48 @@ class Accumulator:
         idx = np.flatnonzero(bits_a != bits_b)
         if idx.size == 0:
             return
-        self._note_differing(_first_of_runs(idx // self.components), base)
+        self._note_differing(idx if self.components == 1 else _first_of_runs(idx // 2), base)
+        # Dense differences (every weight of a GPU run against a CPU run) are worked through
+        # in batches small enough for the temporaries to stay in cache.
+        start = 0
+        while start < idx.size:
+            stop = min(start + BATCH, idx.size)
+            if self.components == 2 and stop < idx.size and idx[stop] // 2 == idx[stop - 1] // 2:
+                stop += 1  # both parts of a complex number in the same batch
+            self._add_batch((a, b), (bits_a, bits_b), idx[start:stop], base)
+            start = stop
 
+    def _add_batch(
+        self, values: tuple[Array, Array], bits: tuple[Array, Array], idx: Array, base: int
+    ) -> None:
+        """Account for the differing positions ``idx`` of one chunk."""
+        kind = self.dtype.kind
         if kind in ("float", "complex", "bfloat16"):
             if kind == "bfloat16":
-                va = bfloat16_to_float32(bits_a[idx]).astype(np.float64)
-                vb = bfloat16_to_float32(bits_b[idx]).astype(np.float64)
+                va = bfloat16_to_float32(bits[0][idx]).astype(np.float64)
+                vb = bfloat16_to_float32(bits[1][idx]).astype(np.float64)
             else:
-                va = a[idx].astype(np.float64)
-                vb = b[idx].astype(np.float64)
+                va = values[0][idx].astype(np.float64)
+                vb = values[1][idx].astype(np.float64)
             nan_a, nan_b = np.isnan(va), np.isnan(vb)
             inf_a, inf_b = np.isinf(va), np.isinf(vb)
             any_nan = nan_a | nan_b
-            self.nan_mismatch += int(np.count_nonzero(nan_a ^ nan_b))
-            self.inf_mismatch += int(np.count_nonzero((inf_a | inf_b) & ~any_nan))
             finite = ~(any_nan | inf_a | inf_b)
             bad_pattern = ~finite & ~(nan_a & nan_b)
-            fa, fb, fidx = va[finite], vb[finite], idx[finite]
+            if finite.all():
+                fa, fb, fidx = va, vb, idx
+            else:
+                self.nan_mismatch += int(np.count_nonzero(nan_a ^ nan_b))
+                self.inf_mismatch += int(np.count_nonzero((inf_a | inf_b) & ~any_nan))
+                fa, fb, fidx = va[finite], vb[finite], idx[finite]
             dist = key_distance(
-                ordered_keys(bits_a[fidx], self.width), ordered_keys(bits_b[fidx], self.width)
+                ordered_keys(bits[0][fidx], self.width), ordered_keys(bits[1][fidx], self.width)
             )
             absd = np.abs(fa - fb)
         else:
             keys_type = np.uint64 if kind == "uint" else np.int64
-            ka = a[idx].astype(keys_type)
-            kb = b[idx].astype(keys_type)
+            ka = values[0][idx].astype(keys_type)
+            kb = values[1][idx].astype(keys_type)
             fa, fb, fidx = ka.astype(np.float64), kb.astype(np.float64), idx
             dist = key_distance(ka, kb)
             absd = dist.astype(np.float64)
@@ -175,10 +192,14 @@ class Accumulator:
         self._track_extremes(base, fidx, (fa, fb), absd=absd, rel=rel, dist=dist)
 
         passing = self._passing(dist, absd, magnitude)
+        if self.components == 1:
+            failing_finite = fidx.size - int(np.count_nonzero(passing))
+            self.failing += int(np.count_nonzero(bad_pattern)) + failing_finite
+            return
         failing = np.concatenate((idx[bad_pattern], fidx[~passing]))
         if failing.size:
             failing.sort()
-            self.failing += int(_first_of_runs(failing // self.components).size)
+            self.failing += int(_first_of_runs(failing // 2).size)
 
     def _passing(self, dist: Array, absd: Array, magnitude: Array) -> Array:
         policy = self.policy

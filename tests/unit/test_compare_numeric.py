@@ -16,7 +16,7 @@ from harness.compare import dtypes
 from harness.compare.dtypes import DType
 from harness.compare.jsonmetrics import compare_numbers, float_ulp
 from harness.compare.model import TensorResult
-from harness.compare.numeric import Accumulator, bfloat16_to_float32, ulp_distance
+from harness.compare.numeric import BATCH, Accumulator, bfloat16_to_float32, ulp_distance
 from harness.compare.policy import parse_policy
 
 Array = np.ndarray[Any, Any]
@@ -372,3 +372,26 @@ def test_property_json_numbers_agree_with_the_array_core(x: float, y: float) -> 
 def test_ulp_distance_refuses_non_floats() -> None:
     with pytest.raises(ValueError, match="float16/32/64"):
         ulp_distance(np.array([1]), np.array([2]))
+
+
+def test_dense_differences_are_batched_without_double_counting() -> None:
+    rng = np.random.default_rng(21)
+    count = BATCH + BATCH // 2 + 1
+    real = rng.standard_normal(count).astype(np.float32)
+    a = (real + 1j * real).astype(np.complex64)
+    b = a.copy()
+    b.real = np.nextafter(b.real, np.float32(9))
+    b.imag[::2] = np.nextafter(b.imag[::2], np.float32(9))
+    found = accumulate(a, b, dtypes.COMPLEX64, "bitwise")
+    assert (found.differing, found.failing) == (count, count)
+    dense_a = rng.standard_normal(3 * BATCH).astype(np.float32)
+    dense_b = dense_a + np.float32(1e-3) * rng.standard_normal(3 * BATCH).astype(np.float32)
+    dense_b[5] = np.nan
+    found = accumulate(dense_a, dense_b, dtypes.FLOAT32, "close:rtol=1e-3,atol=1e-4")
+    expected = reference_stats(dense_a, dense_b, "close:rtol=1e-3,atol=1e-4")
+    assert (found.differing, found.failing, found.max_ulp, found.nan_mismatch) == (
+        expected["differing"],
+        expected["failing"],
+        expected["max_ulp"],
+        expected["nan_mismatch"],
+    )
