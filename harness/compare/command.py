@@ -53,6 +53,11 @@ Examples:
   harness compare RUN_A RUN_B --report comparison.html
 
 \b
+Verdicts: identical (same bytes); equal values (bytes differ, e.g. zip
+timestamps or header padding, every value bit for bit the same); within
+<policy>; differs; added or removed (a file or tensor on one side only).
+
+\b
 Exit status: 0 when every artifact is identical, equal or within its policy,
 1 when any differs (or was added or removed), 2 when an artifact cannot be
 read or a run does not exist.

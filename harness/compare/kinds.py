@@ -44,8 +44,28 @@ KINDS: dict[str, str] = {
 NUMBER_KINDS = frozenset({"json", "table"})
 
 
+# Extensions that torch checkpoints often carry (pytorch_model.bin, Lightning .ckpt) but
+# other files do too: these are read as checkpoints only when they look like one.
+MAYBE_TORCH = frozenset({".bin", ".ckpt"})
+
+
+def _looks_like_torch(path: Path) -> bool:
+    try:
+        if not zipfile.is_zipfile(path):
+            return False
+        with zipfile.ZipFile(path) as archive:
+            return any(
+                name.endswith("/data.pkl") and name.count("/") == 1 for name in archive.namelist()
+            )
+    except (OSError, zipfile.BadZipFile):
+        return False
+
+
 def kind_of(path: Path | str) -> str:
-    return KINDS.get(Path(path).suffix.lower(), "bytes")
+    suffix = Path(path).suffix.lower()
+    if suffix in MAYBE_TORCH:
+        return "pt" if _looks_like_torch(Path(path)) else "bytes"
+    return KINDS.get(suffix, "bytes")
 
 
 # Readers are imported by name only once a file's bytes differ: numpy and h5py would

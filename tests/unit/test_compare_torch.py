@@ -288,3 +288,15 @@ def test_plain_python_values_in_protocol_two(tmp_path: Path) -> None:
     other = write_pt(tmp_path / "b.pt", {**obj, "blob": b"\x00\xfe"}, {})
     artifact = one(path, other)
     assert [(entry.where, entry.status) for entry in artifact.entries] == [("blob", "differs")]
+
+
+def test_bin_and_ckpt_are_read_as_checkpoints_when_they_are_one(tmp_path: Path) -> None:
+    a, b = tmp_path / "pytorch_model.bin", tmp_path / "other" / "pytorch_model.bin"
+    b.parent.mkdir()
+    a.write_bytes((DATA / "torch_a.pt").read_bytes())
+    b.write_bytes((DATA / "torch_b.pt").read_bytes())
+    assert one(a, b).kind == "pt"
+    c, d = tmp_path / "blob.ckpt", tmp_path / "other" / "blob.ckpt"
+    c.write_bytes(b"\x00" * 10)
+    d.write_bytes(b"\x01" * 10)
+    assert one(c, d).kind == "bytes"
