@@ -30,6 +30,9 @@ from harness.compare.streams import FileRange, Order, Source, StreamRange
 from harness.errors import ArtifactError
 
 MAGIC = b"\x93NUMPY"
+# numpy itself refuses headers over 10 kB unless told otherwise; a megabyte leaves room
+# for large record dtypes while keeping a corrupt length from allocating gigabytes.
+MAX_HEADER = 1 << 20
 _MALFORMED = "the file is not a valid .npy array; regenerate it"
 
 
@@ -78,6 +81,8 @@ def read_header(handle: IO[bytes], what: str) -> NpyHeader:
     raw_size = bytearray(size_bytes)
     read_exactly(handle, memoryview(raw_size), what)
     (length,) = struct.unpack(fmt, raw_size)
+    if length > MAX_HEADER:
+        raise ArtifactError(f"{what}: implausible .npy header of {length} bytes", hint=_MALFORMED)
     text = bytearray(length)
     read_exactly(handle, memoryview(text), what)
     try:

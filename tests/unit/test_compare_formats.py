@@ -119,6 +119,11 @@ def test_truncated_npy_is_an_error_not_a_traceback(tmp_path: Path) -> None:
     header_only = tmp_path / "c.npy"
     header_only.write_bytes(a.read_bytes()[:20])
     assert one(a, header_only).status == "error"
+    huge = tmp_path / "e.npy"
+    huge.write_bytes(b"\x93NUMPY\x02\x00" + (2**31).to_bytes(4, "little") + b"{}")
+    bloated = one(a, huge)
+    assert bloated.error is not None
+    assert "implausible" in bloated.error
     garbage = tmp_path / "d.npy"
     garbage.write_bytes(b"not an npy file at all" * 10)
     broken = one(a, garbage)
