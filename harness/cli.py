@@ -17,9 +17,10 @@ from harness import build as build_module
 from harness import doctor as doctor_module
 from harness import lock as lock_module
 from harness.base import ensure_base
-from harness.config import OPTIONS, Config, load_config
+from harness.compare.command import POLICIES_KEY, compare
+from harness.config import OPTIONS, Config, find_project_root, load_config
 from harness.engine import Engine
-from harness.errors import EXIT_TROUBLE, HarnessError
+from harness.errors import EXIT_TROUBLE, ConfigError, HarnessError
 from harness.ui import UI
 
 EXIT_INTERRUPTED = 130
@@ -39,6 +40,14 @@ class State:
 
     def engine(self, config: Config) -> Engine:
         return Engine.connect(config.docker_host)
+
+    def configured_policies(self) -> dict[str, str]:
+        """[tool.harness.policies] of the project, or none when there is no project."""
+        try:
+            root = find_project_root(self.project)
+        except ConfigError:
+            return {}
+        return dict(load_config(root, self.overrides).policies)
 
 
 class HarnessGroup(click.Group):
@@ -99,6 +108,7 @@ def cli(
       harness build --variant cuda
     """
     ctx.obj = State(project, {"docker-host": docker_host}, debug, UI(verbose=verbose, quiet=quiet))
+    ctx.meta[POLICIES_KEY] = ctx.obj.configured_policies
 
 
 @cli.command("config")
@@ -227,6 +237,9 @@ def doctor_command(state: State, as_json: bool) -> None:
             state.ui.result(f"{mark} {check.name:<14} {check.detail}{fix}")
     if failed:
         raise click.exceptions.Exit(EXIT_TROUBLE)
+
+
+cli.add_command(compare)
 
 
 def main() -> None:

@@ -35,6 +35,7 @@ class Option:
     help: str
     default: Callable[[Mapping[str, str]], str | None]
     is_list: bool = False
+    is_int: bool = False
 
 
 def _first_env(*names: str) -> Callable[[Mapping[str, str]], str | None]:
@@ -114,10 +115,41 @@ OPTIONS: tuple[Option, ...] = (
         "Docker engine to use (default: $DOCKER_HOST, then the local socket)",
         _first_env("DOCKER_HOST"),
     ),
+    Option(
+        "seed",
+        "HARNESS_SEED",
+        "seed of every run (Python, NumPy, torch, TensorFlow)",
+        _const("0"),
+        is_int=True,
+    ),
+    Option(
+        "profile",
+        "HARNESS_PROFILE",
+        "determinism profile: 'strict' (same hardware kind) "
+        "or 'portable' (also pins CPU code paths)",
+        _const("strict"),
+    ),
+    Option(
+        "threads",
+        "HARNESS_THREADS",
+        "threads of every math library in a run; fixed, never taken from the host's core count",
+        _const("1"),
+        is_int=True,
+    ),
+    Option(
+        "timeout",
+        "HARNESS_TIMEOUT",
+        "seconds after which a run's container is stopped (0: no limit)",
+        _const("0"),
+        is_int=True,
+    ),
 )
+PROFILES = ("strict", "portable")
 
 _OPTION_BY_KEY = {option.key: option for option in OPTIONS}
 _VARIANT_KEYS = frozenset({"dockerfile", "constraints", "replace", "find-links"})
+_EXPERIMENT_KEYS = frozenset({"entry", "command", "parameters", "inputs", "outputs", "variant"})
+_TABLES = ("variants", "experiments", "policies")
 _DEFAULT_VARIANTS: Mapping[str, Mapping[str, Any]] = {
     "cpu": {"dockerfile": "Dockerfile", "constraints": "constraints.txt"},
     "cuda": {"dockerfile": "Dockerfile.cuda", "constraints": "constraints-cuda.txt"},
@@ -141,6 +173,23 @@ class Variant:
 
 
 @dataclass(frozen=True)
+class Experiment:
+    """One experiment: what to call inside the image, with what, and what it writes."""
+
+    name: str
+    # "package.module:function", called with output=, seed=, inputs= and the parameters...
+    entry: str | None
+    # ...or a command run as it is, which finds the same values in HARNESS_* variables.
+    command: tuple[str, ...] | None
+    parameters: Mapping[str, Any]
+    # Input name -> file or folder on the host, mounted read-only and hashed into the record.
+    inputs: Mapping[str, Path]
+    # Artifact glob (relative to the output folder) -> compare policy ("" for the default).
+    outputs: Mapping[str, str]
+    variant: str = "cpu"
+
+
+@dataclass(frozen=True)
 class Config:
     """The resolved configuration; ``sources`` says where each value came from."""
 
@@ -156,7 +205,14 @@ class Config:
     find_links: tuple[str, ...]
     ca_bundle: Path | None
     docker_host: str | None
+    seed: int
+    profile: str
+    threads: int
+    timeout: int
     variants: Mapping[str, Variant]
+    experiments: Mapping[str, Experiment]
+    # Artifact glob -> compare policy, for every experiment's artifacts.
+    policies: Mapping[str, str]
     sources: Mapping[str, str]
 
     @property
@@ -173,6 +229,21 @@ class Config:
                 f"choose one of: {known}, or declare [tool.harness.variants.{name}]",
             ) from None
 
+    def experiment(self, name: str) -> Experiment:
+        try:
+            return self.experiments[name]
+        except KeyError:
+            known = ", ".join(sorted(self.experiments)) or "none declared"
+            raise ConfigError(
+                f"unknown experiment {name!r}",
+                f"choose one of: {known}, or declare [tool.harness.experiments.{name}]",
+            ) from None
+
+    def policies_for(self, experiment: Experiment) -> dict[str, str]:
+        """Compare policies of an experiment's artifacts; its own outputs win over global ones."""
+        own = {glob: policy for glob, policy in experiment.outputs.items() if policy}
+        return {**self.policies, **own}
+
     def as_dict(self) -> dict[str, Any]:
         """Plain values for `harness config --json` and for printing."""
         return {
@@ -188,6 +259,22 @@ class Config:
             "find-links": list(self.find_links),
             "ca-bundle": str(self.ca_bundle) if self.ca_bundle else None,
             "docker-host": self.docker_host,
+            "seed": self.seed,
+            "profile": self.profile,
+            "threads": self.threads,
+            "timeout": self.timeout,
+            "policies": dict(self.policies),
+            "experiments": {
+                name: {
+                    "entry": e.entry,
+                    "command": list(e.command) if e.command else None,
+                    "parameters": dict(e.parameters),
+                    "inputs": {k: str(v) for k, v in e.inputs.items()},
+                    "outputs": dict(e.outputs),
+                    "variant": e.variant,
+                }
+                for name, e in self.experiments.items()
+            },
             "variants": {
                 name: {
                     "dockerfile": str(v.dockerfile.relative_to(self.project_root)),
@@ -238,12 +325,12 @@ def load_config(
     if not isinstance(table, dict):
         raise ConfigError("[tool.harness] must be a table", "write it as [tool.harness]")
 
-    unknown = set(table) - set(_OPTION_BY_KEY) - {"variants"}
+    unknown = set(table) - set(_OPTION_BY_KEY) - set(_TABLES)
     if unknown:
         key = sorted(unknown)[0]
         raise ConfigError(
             f"unknown key {key!r} in [tool.harness]",
-            f"remove it or use one of: {', '.join(sorted((*_OPTION_BY_KEY, 'variants')))}",
+            f"remove it or use one of: {', '.join(sorted((*_OPTION_BY_KEY, *_TABLES)))}",
         )
 
     values: dict[str, str | None] = {}
@@ -254,8 +341,16 @@ def load_config(
             raw = table[option.key]
             if option.is_list and isinstance(raw, list) and all(isinstance(x, str) for x in raw):
                 raw = os.pathsep.join(raw)
+            if option.is_int and isinstance(raw, int) and not isinstance(raw, bool):
+                raw = str(raw)
             if not isinstance(raw, str):
-                kind = "a list of strings" if option.is_list else "a string"
+                kind = (
+                    "a list of strings"
+                    if option.is_list
+                    else "an integer"
+                    if option.is_int
+                    else "a string"
+                )
                 raise ConfigError(
                     f"[tool.harness] {option.key} must be {kind}, not {type(raw).__name__}",
                     f'write it as {option.key} = "..."',
@@ -269,15 +364,9 @@ def load_config(
         values[option.key] = value
         sources[option.key] = source
 
+    _validate(values, sources)
     python = values["python"] or ""
-    if not _is_python_version(python):
-        raise ConfigError(f"python must look like 3.11, not {python!r}", 'set python = "3.11"')
     base = values["base"] or "bootstrap"
-    if base != "bootstrap" and "@sha256:" not in base:
-        raise ConfigError(
-            f"base image {base!r} is not pinned by digest",
-            "use 'bootstrap' or REF@sha256:<digest> (see `docker buildx imagetools inspect REF`)",
-        )
     ca_bundle = Path(values["ca-bundle"]) if values["ca-bundle"] else None
     find_links = tuple(p for p in (values["find-links"] or "").split(os.pathsep) if p)
 
@@ -294,9 +383,42 @@ def load_config(
         find_links=find_links,
         ca_bundle=ca_bundle,
         docker_host=values["docker-host"],
+        seed=int(values["seed"] or 0),
+        profile=values["profile"] or "strict",
+        threads=int(values["threads"] or 1),
+        timeout=int(values["timeout"] or 0),
         variants=_load_variants(root, table.get("variants", {})),
+        experiments=_load_experiments(root, table.get("experiments", {})),
+        policies=_string_table(table.get("policies", {}), "[tool.harness.policies]"),
         sources=sources,
     )
+
+
+def _validate(values: Mapping[str, str | None], sources: Mapping[str, str]) -> None:
+    """Refuse values no command could use, naming the option and where it came from."""
+    python = values["python"] or ""
+    if not _is_python_version(python):
+        raise ConfigError(f"python must look like 3.11, not {python!r}", 'set python = "3.11"')
+    base = values["base"] or "bootstrap"
+    if base != "bootstrap" and "@sha256:" not in base:
+        raise ConfigError(
+            f"base image {base!r} is not pinned by digest",
+            "use 'bootstrap' or REF@sha256:<digest> (see `docker buildx imagetools inspect REF`)",
+        )
+    for option in OPTIONS:
+        value = values[option.key]
+        if option.is_int and not (value or "").isdigit():
+            raise ConfigError(
+                f"{option.key} must be a whole number, not {value!r} (from {sources[option.key]})",
+                f"set {option.key} = 1 or {option.env}=1",
+            )
+    if values["profile"] not in PROFILES:
+        raise ConfigError(
+            f"unknown profile {values['profile']!r} (from {sources['profile']})",
+            f"choose one of: {', '.join(PROFILES)}",
+        )
+    if int(values["threads"] or 0) < 1:
+        raise ConfigError("threads must be at least 1", "set threads = 1")
 
 
 def _is_python_version(text: str) -> bool:
@@ -350,3 +472,72 @@ def _load_variants(root: Path, table: Any) -> dict[str, Variant]:
             find_links=find_links,
         )
     return variants
+
+
+def _string_table(table: Any, where: str) -> dict[str, str]:
+    if not isinstance(table, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in table.items()
+    ):
+        raise ConfigError(f"{where} must map strings to strings", 'write it as "*.pt" = "ulp:4"')
+    return dict(table)
+
+
+def _load_experiments(root: Path, table: Any) -> dict[str, Experiment]:
+    if not isinstance(table, dict):
+        raise ConfigError("[tool.harness.experiments] must be a table of tables", "see the README")
+    experiments = {}
+    for name, spec in table.items():
+        where = f"[tool.harness.experiments.{name}]"
+        if not isinstance(spec, dict):
+            raise ConfigError(f"{where} must be a table", "see the README")
+        unknown = set(spec) - _EXPERIMENT_KEYS
+        if unknown:
+            raise ConfigError(
+                f"unknown key {sorted(unknown)[0]!r} in {where}",
+                f"use one of: {', '.join(sorted(_EXPERIMENT_KEYS))}",
+            )
+        entry, command = spec.get("entry"), spec.get("command")
+        if (entry is None) == (command is None):
+            raise ConfigError(
+                f"{where} needs exactly one of entry or command",
+                'write entry = "package.module:function" or command = ["python", "train.py"]',
+            )
+        if entry is not None and not (
+            isinstance(entry, str) and entry.count(":") == 1 and all(entry.split(":"))
+        ):
+            raise ConfigError(
+                f"{where} entry {entry!r} is not module:function", 'write entry = "pkg.mod:fn"'
+            )
+        if command is not None and not (
+            isinstance(command, list) and command and all(isinstance(c, str) for c in command)
+        ):
+            raise ConfigError(
+                f"{where} command must be a non-empty list of strings",
+                'write command = ["python", "x.py"]',
+            )
+        parameters = spec.get("parameters", {})
+        if not isinstance(parameters, dict):
+            raise ConfigError(
+                f"{where} parameters must be a table", "write parameters = { steps = 20 }"
+            )
+        outputs_raw = spec.get("outputs", {})
+        if isinstance(outputs_raw, list) and all(isinstance(o, str) for o in outputs_raw):
+            outputs_raw = dict.fromkeys(outputs_raw, "")
+        outputs = _string_table(outputs_raw, f"{where} outputs")
+        inputs = {
+            key: (root / value).resolve()
+            for key, value in _string_table(spec.get("inputs", {}), f"{where} inputs").items()
+        }
+        variant = spec.get("variant", "cpu")
+        if not isinstance(variant, str):
+            raise ConfigError(f"{where} variant must be a string", 'write variant = "cpu"')
+        experiments[name] = Experiment(
+            name=name,
+            entry=entry,
+            command=tuple(command) if command is not None else None,
+            parameters=dict(parameters),
+            inputs=inputs,
+            outputs=outputs,
+            variant=variant,
+        )
+    return experiments

@@ -1,8 +1,10 @@
 """The ``harness compare`` command.
 
 Per-artifact policies from configuration reach the command through click's shared
-context metadata: the CLI group stores a ``Mapping[str, str]`` of glob -> policy under
-``ctx.meta[POLICIES_KEY]`` before invoking it.
+context metadata: the CLI group stores, under ``ctx.meta[POLICIES_KEY]``, either a
+``Mapping[str, str]`` of glob -> policy or a function returning one. A function lets the
+configuration be read only when a comparison needs it, so that comparing two files
+outside any project works.
 """
 
 from __future__ import annotations
@@ -115,7 +117,8 @@ def compare(
             f"--report {report}: unknown report format {report.suffix or '(no extension)'!r}",
             hint="name the report FILE.md for Markdown or FILE.html for HTML",
         )
-    policies: Mapping[str, str] = ctx.meta.get(POLICIES_KEY) or {}
+    configured = ctx.meta.get(POLICIES_KEY)
+    policies: Mapping[str, str] = (configured() if callable(configured) else configured) or {}
     with _progress(not as_json and sys.stderr.isatty()) as progress:
         result = compare_paths(
             a,
