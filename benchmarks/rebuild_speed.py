@@ -28,7 +28,7 @@ def timed(command: list[str]) -> tuple[float, str]:
 
 def main() -> None:
     build = [sys.executable, "-m", "harness", "-q", "build", "--variant", "cpu", "--json"]
-    _, first = timed(build)  # builds when the image is missing, so the loop below only hits
+    timed(build)  # builds when the image is missing, so the loop below only hits
     rebuilds = []
     for _ in range(REPEATS):
         seconds, out = timed(build)
