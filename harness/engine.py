@@ -11,6 +11,8 @@ from __future__ import annotations
 import collections
 import contextlib
 import re
+import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -20,6 +22,7 @@ from typing import Any
 
 import docker
 import docker.errors
+import docker.types
 import requests.exceptions
 
 from harness.errors import BuildError, EngineError, EngineUnavailable
@@ -55,6 +58,38 @@ class ImageInfo:
 class CommandResult:
     exit_code: int
     output: str
+
+
+@dataclass(frozen=True)
+class Mount:
+    source: Path
+    target: str
+    read_only: bool = True
+
+
+@dataclass(frozen=True)
+class ContainerSpec:
+    """How to start one container. The defaults are the safe ones: no network."""
+
+    image: str
+    command: tuple[str, ...]
+    environment: Mapping[str, str] = field(default_factory=dict)
+    mounts: tuple[Mount, ...] = ()
+    user: str | None = None
+    working_dir: str | None = None
+    read_only_root: bool = False
+    network: bool = False
+    tmpfs: Mapping[str, str] = field(default_factory=dict)
+    cpus: float | None = None
+    gpus: bool = False
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    exit_code: int
+    timed_out: bool
+    seconds: float
 
 
 @dataclass
@@ -240,50 +275,80 @@ class Engine:
         command: Sequence[str],
         *,
         environment: Mapping[str, str] | None = None,
-        network: bool = False,
-        user: str | None = None,
         timeout: float | None = None,
     ) -> CommandResult:
-        """Run ``command`` in a fresh container and return its exit code and output."""
-        with self.container(
-            image, command, environment=environment, network=network, user=user
-        ) as container:
+        """Run ``command`` in a fresh container (no network) and return its exit code and output."""
+        spec = ContainerSpec(image, tuple(command), environment=dict(environment or {}))
+        with self.container(spec) as container:
             container.start()
-            try:
-                status = container.wait(timeout=timeout)
-            except requests.exceptions.ReadTimeout:
-                raise EngineError(
-                    f"{' '.join(command)} ran longer than {timeout} s in {image}",
-                    "raise the timeout or look for a hang",
-                ) from None
+            status, timed_out = self._wait(container, timeout)
             output = container.logs(stdout=True, stderr=True).decode("utf-8", "replace")
-            return CommandResult(int(status.get("StatusCode", -1)), output)
+        if timed_out:
+            raise EngineError(
+                f"{' '.join(command)} ran longer than {timeout} s in {image}",
+                "raise the timeout or look for a hang",
+            )
+        return CommandResult(status, output)
+
+    def run_logged(self, spec: ContainerSpec, *, log: Path, timeout: float | None) -> RunOutcome:
+        """Run a container to its end, streaming its output into ``log`` as it comes.
+
+        A run past ``timeout`` seconds is killed. Whatever happens, Ctrl-C included, the
+        container is removed before this returns or raises.
+        """
+        with self.container(spec) as container:
+            started = time.monotonic()
+            container.start()
+            pump = threading.Thread(target=_pump_logs, args=(container, log), daemon=True)
+            pump.start()
+            status, timed_out = self._wait(container, timeout)
+            seconds = time.monotonic() - started
+            pump.join(timeout=30)
+        return RunOutcome(status, timed_out, seconds)
+
+    def _wait(self, container: Any, timeout: float | None) -> tuple[int, bool]:
+        try:
+            return int(container.wait(timeout=timeout).get("StatusCode", -1)), False
+        except (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError):
+            if timeout is None:
+                raise
+        with contextlib.suppress(docker.errors.APIError):
+            container.kill()
+        return int(container.wait(timeout=60).get("StatusCode", -1)), True
 
     @contextmanager
-    def container(
-        self,
-        image: str,
-        command: Sequence[str],
-        *,
-        environment: Mapping[str, str] | None = None,
-        network: bool = False,
-        user: str | None = None,
-    ) -> Iterator[Any]:
+    def container(self, spec: ContainerSpec) -> Iterator[Any]:
         """A created (not started) container, removed on exit whatever happened."""
         name = f"harness-{uuid.uuid4().hex[:12]}"
+        host_config: dict[str, Any] = {
+            "network_mode": "bridge" if spec.network else "none",
+            "read_only": spec.read_only_root,
+            "tmpfs": dict(spec.tmpfs),
+            "mounts": [
+                docker.types.Mount(m.target, str(m.source), type="bind", read_only=m.read_only)
+                for m in spec.mounts
+            ],
+        }
+        if spec.cpus is not None:
+            host_config["nano_cpus"] = int(spec.cpus * 1e9)
+        if spec.gpus:
+            host_config["device_requests"] = [
+                docker.types.DeviceRequest(count=-1, capabilities=[["gpu"]])
+            ]
         try:
             container = self._client.containers.create(
-                image,
-                list(command),
+                spec.image,
+                list(spec.command),
                 name=name,
-                environment=dict(environment or {}),
-                network_disabled=not network,
-                user=user,
-                labels={"io.harness.owned": "true"},
+                environment=dict(spec.environment),
+                user=spec.user,
+                working_dir=spec.working_dir,
+                labels={"io.harness.owned": "true", **spec.labels},
+                **host_config,
             )
         except docker.errors.DockerException as error:
             raise EngineError(
-                f"cannot create a container from {image}: {_short_reason(error)}"
+                f"cannot create a container from {spec.image}: {_short_reason(error)}"
             ) from None
         try:
             yield container
@@ -333,3 +398,14 @@ def _built_id(log: BuildLog) -> str:
         if line.startswith("Successfully built "):
             return line.split()[-1]
     return ""
+
+
+def _pump_logs(container: Any, log: Path) -> None:
+    """Copy the container's output into ``log`` as it is produced (both streams, in order)."""
+    with (
+        contextlib.suppress(docker.errors.DockerException, requests.exceptions.RequestException),
+        log.open("ab") as stream,
+    ):
+        for chunk in container.logs(stdout=True, stderr=True, stream=True, follow=True):
+            stream.write(chunk)
+            stream.flush()

@@ -99,3 +99,75 @@ def test_project_root_is_found_above(project: Path) -> None:
     nested = project / "a" / "b"
     nested.mkdir(parents=True)
     assert find_project_root(nested) == project.resolve()
+
+
+EXPERIMENTS = """
+[tool.harness.policies]
+"*.pt" = "ulp:4"
+"*.json" = "metric:rtol=1e-6"
+
+[tool.harness.experiments.train]
+entry = "pkg.train:main"
+parameters = { steps = 3 }
+inputs = { data = "data" }
+outputs = { "model.pt" = "close:rtol=1e-5,atol=1e-8", "metrics.json" = "" }
+
+[tool.harness.experiments.script]
+command = ["python", "train.py"]
+outputs = ["out.npy"]
+"""
+
+
+def test_experiments_are_read_with_their_inputs_and_policies(project: Path) -> None:
+    write(project, EXPERIMENTS)
+    config = load_config(project, environ={})
+    train = config.experiment("train")
+    assert train.entry == "pkg.train:main"
+    assert train.parameters == {"steps": 3}
+    assert train.inputs == {"data": (project / "data").resolve()}
+    assert config.experiment("script").command == ("python", "train.py")
+    assert config.experiment("script").outputs == {"out.npy": ""}
+    assert config.policies_for(train) == {
+        "*.pt": "ulp:4",
+        "*.json": "metric:rtol=1e-6",
+        "model.pt": "close:rtol=1e-5,atol=1e-8",
+    }
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        ('entry = "a:b"\ncommand = ["x"]', "exactly one of entry or command"),
+        ("parameters = {}", "exactly one of entry or command"),
+        ('entry = "no_colon"', "is not module:function"),
+        ("command = []", "non-empty list of strings"),
+        ('entry = "a:b"\noutputs = 3', "outputs must map strings"),
+        ('entry = "a:b"\nseed = 3', "unknown key 'seed'"),
+    ],
+)
+def test_bad_experiments_are_refused_by_name(project: Path, table: str, message: str) -> None:
+    write(project, f"\n[tool.harness.experiments.bad]\n{table}\n")
+    with pytest.raises(ConfigError, match=message):
+        load_config(project, environ={})
+
+
+def test_unknown_experiment_lists_the_declared_ones(project: Path) -> None:
+    write(project, EXPERIMENTS)
+    with pytest.raises(ConfigError, match="unknown experiment 'nope'") as caught:
+        load_config(project, environ={}).experiment("nope")
+    assert "script, train" in caught.value.one_line()
+
+
+def test_integer_options_accept_numbers_and_refuse_words(project: Path) -> None:
+    write(project, "seed = 7\nthreads = 2\n")
+    config = load_config(project, environ={})
+    assert (config.seed, config.threads) == (7, 2)
+    with pytest.raises(ConfigError, match="seed must be a whole number, not 'abc'"):
+        load_config(project, environ={"HARNESS_SEED": "abc"})
+    with pytest.raises(ConfigError, match="threads must be at least 1"):
+        load_config(project, {"threads": "0"}, environ={})
+
+
+def test_unknown_profile_is_refused(project: Path) -> None:
+    with pytest.raises(ConfigError, match="unknown profile 'fast'"):
+        load_config(project, {"profile": "fast"}, environ={})
