@@ -1,0 +1,447 @@
+"""Run one experiment inside the image and record what happened in ``runtime.json``.
+
+The order matters: Python's ``random`` is seeded and the post-import hook installed before
+the experiment's module is imported, so every framework it imports has its seeds and
+switches set before the experiment's own code sees it. After the experiment the switches
+are read back, the machine is fingerprinted, and the record is written atomically, whether
+the experiment succeeded, failed or was interrupted.
+
+Exit status: 0 succeeded; 1 the experiment raised; a command's own status (128+N when a
+signal killed it, 127 not found, 126 not executable); 2 a bad spec, a missing input or a
+record that could not be written; 130 SIGINT; 143 SIGTERM.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import json
+import math
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import traceback
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from harness.runtime import determinism, fingerprint, hooks, spec
+from harness.runtime.frameworks import Settings, Switchboard
+
+SCHEMA = "harness.runtime/v1"
+RECORD = "runtime.json"
+DEFAULT_META = Path("/harness/meta")
+EXIT_SUCCEEDED = 0
+EXIT_FAILED = 1
+EXIT_TROUBLE = 2
+EXIT_SIGINT = 128 + signal.SIGINT
+EXIT_SIGTERM = 128 + signal.SIGTERM
+# How long a command gets to exit after the signal that stopped the run is passed on:
+# Docker's default grace before SIGKILL is 10 s, and the record must be written in it.
+_COMMAND_GRACE_S = 5.0
+# The variables recorded in runtime.json: those that change a run's arithmetic, its
+# thread pools, its devices or what it imports. Not PATH, HOME or HOSTNAME, which vary
+# between hosts without changing a result.
+_RECORDED_PREFIXES = (
+    "HARNESS_",
+    "PYTHON",
+    "OMP_",
+    "GOMP_",
+    "KMP_",
+    "MKL_",
+    "OPENBLAS_",
+    "BLIS_",
+    "ONEDNN_",
+    "DNNL_",
+    "ATEN_",
+    "TORCH_",
+    "PYTORCH_",
+    "CUBLAS_",
+    "CUDNN_",
+    "CUDA_",
+    "NVIDIA_",
+    "NCCL_",
+    "TF_",
+    "XLA_",
+    "KERAS_",
+)
+_RECORDED_NAMES = frozenset({"LD_LIBRARY_PATH", "LD_PRELOAD", "VIRTUAL_ENV"})
+_NON_FINITE = {"nan": "NaN", "inf": "Infinity", "-inf": "-Infinity"}
+
+
+class Terminated(BaseException):
+    """SIGTERM arrived. A BaseException, so that an experiment's ``except Exception``
+    cannot swallow it."""
+
+
+@dataclass
+class Outcome:
+    status: str = "failed"
+    exit_code: int = EXIT_FAILED
+    error: str | None = None
+    metrics: dict[str, object] | None = None
+    import_s: float | None = None
+    experiment_s: float | None = None
+
+    def end(self, status: str, exit_code: int, error: str | None = None) -> None:
+        self.status, self.exit_code, self.error = status, exit_code, error
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m harness.runtime SPEC``: run the spec's experiment; returns the exit status."""
+    started = time.perf_counter()
+    environ = dict(os.environ)
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if len(arguments) != 1:
+        _say("usage: python -m harness.runtime SPEC")
+        return EXIT_TROUBLE
+    path = Path(arguments[0])
+    try:
+        run_spec = spec.load(path)
+    except spec.SpecError as error:
+        _say(str(error))
+        outcome = Outcome()
+        outcome.end("failed", EXIT_TROUBLE, _one_line(error))
+        record = _record(
+            None,
+            outcome,
+            environ=environ,
+            observed={},
+            violations=[],
+            machine=fingerprint.capture(None),
+            started=started,
+        )
+        return _write_record(_meta_of_unreadable(path) / RECORD, record, EXIT_TROUBLE)
+    return execute(run_spec, started=started, environ=environ)
+
+
+def execute(
+    run_spec: spec.RunSpec,
+    *,
+    started: float | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> int:
+    """Run ``run_spec``'s experiment in this process, write its record, return the status.
+
+    ``environ`` is the environment the process started with (libraries set variables of
+    their own when imported; what the record keeps is what the host passed).
+    """
+    started = time.perf_counter() if started is None else started
+    environ = dict(os.environ) if environ is None else environ
+    settings = Settings(seed=run_spec.seed, threads=run_spec.threads, profile=run_spec.profile)
+    random.seed(run_spec.seed)
+    board = Switchboard(settings)
+    finder = hooks.install(board.callbacks())
+    outcome = Outcome()
+    with _signals_raised():
+        try:
+            if run_spec.command is None:
+                _run_entry(run_spec, outcome)
+            else:
+                _run_command(run_spec, outcome)
+        except Terminated:
+            _say("terminated by SIGTERM")
+            outcome.end("interrupted", EXIT_SIGTERM, "terminated by SIGTERM")
+        except KeyboardInterrupt:
+            _say("interrupted by SIGINT")
+            outcome.end("interrupted", EXIT_SIGINT, "interrupted by SIGINT")
+        except SystemExit as exit_:
+            _system_exit(exit_, outcome)
+        except Exception as error:
+            traceback.print_exc()
+            outcome.end("failed", EXIT_FAILED, _one_line(error))
+        finally:
+            # The experiment is over: no further import may trigger a callback, and a
+            # signal arriving now must not cost the record.
+            hooks.uninstall(finder)
+            _ignore_signals()
+    observed, violations = board.observe()
+    expected = determinism.environment(
+        run_spec.seed, run_spec.profile, run_spec.threads, run_spec.device
+    )
+    violations = determinism.check_environment(expected, environ) + violations
+    for violation in violations:
+        _say(f"violation: {violation}")
+    record = _record(
+        run_spec,
+        outcome,
+        environ=environ,
+        observed=observed,
+        violations=violations,
+        machine=fingerprint.capture(run_spec.threads),
+        started=started,
+    )
+    return _write_record(run_spec.meta / RECORD, record, outcome.exit_code)
+
+
+def _run_entry(run_spec: spec.RunSpec, outcome: Outcome) -> None:
+    module_name, function_path = run_spec.entry_parts
+    if not _inputs_present(run_spec, outcome):
+        return
+    if run_spec.project is not None and str(run_spec.project) not in sys.path:
+        # Appended, not prepended: the host starts Python with -P so that a project folder
+        # holding a harness/ of its own cannot shadow the runtime installed in the image.
+        sys.path.append(str(run_spec.project))
+    run_spec.output.mkdir(parents=True, exist_ok=True)
+    clock = time.perf_counter()
+    try:
+        function = _resolve(importlib.import_module(module_name), function_path)
+    finally:
+        outcome.import_s = time.perf_counter() - clock
+    clock = time.perf_counter()
+    try:
+        result = function(
+            output=run_spec.output,
+            seed=run_spec.seed,
+            inputs=dict(run_spec.inputs),
+            **run_spec.parameters,
+        )
+    finally:
+        outcome.experiment_s = time.perf_counter() - clock
+    outcome.metrics = metrics_of(result)
+    outcome.end("succeeded", EXIT_SUCCEEDED)
+
+
+def _resolve(module: object, path: str) -> Callable[..., object]:
+    target = module
+    for name in path.split("."):
+        target = getattr(target, name)
+    if not callable(target):
+        raise TypeError(f"the entry {path!r} is a {type(target).__name__}, not a function")
+    return target
+
+
+def _run_command(run_spec: spec.RunSpec, outcome: Outcome) -> None:
+    if run_spec.command is None or not _inputs_present(run_spec, outcome):
+        return
+    run_spec.output.mkdir(parents=True, exist_ok=True)
+    environment = dict(os.environ)
+    environment.update(
+        {
+            "HARNESS_OUTPUT": str(run_spec.output),
+            "HARNESS_SEED": str(run_spec.seed),
+            "HARNESS_PARAMETERS": json.dumps(run_spec.parameters, sort_keys=True),
+            "HARNESS_INPUTS": json.dumps(
+                {name: str(path) for name, path in run_spec.inputs.items()}, sort_keys=True
+            ),
+        }
+    )
+    program = run_spec.command[0]
+    clock = time.perf_counter()
+    try:
+        process = subprocess.Popen(list(run_spec.command), env=environment)
+    except FileNotFoundError:
+        outcome.end("failed", 127, f"command not found: {program}")
+        return
+    except PermissionError:
+        outcome.end("failed", 126, f"command is not executable: {program}")
+        return
+    try:
+        returncode = process.wait()
+    except Terminated:
+        _stop(process, signal.SIGTERM)
+        raise
+    except KeyboardInterrupt:
+        _stop(process, signal.SIGINT)
+        raise
+    finally:
+        outcome.experiment_s = time.perf_counter() - clock
+    if returncode == 0:
+        outcome.end("succeeded", EXIT_SUCCEEDED)
+    elif returncode < 0:
+        name = signal.Signals(-returncode).name
+        outcome.end("failed", 128 - returncode, f"command was killed by {name}")
+    else:
+        outcome.end("failed", returncode, f"command exited with status {returncode}")
+
+
+def _stop(process: subprocess.Popen[bytes], signum: signal.Signals) -> None:
+    """Pass the signal that stopped the run on to the command, and wait for it briefly."""
+    with contextlib.suppress(ProcessLookupError):
+        process.send_signal(signum)
+    try:
+        process.wait(timeout=_COMMAND_GRACE_S)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def _inputs_present(run_spec: spec.RunSpec, outcome: Outcome) -> bool:
+    missing = [f"{name} ({path})" for name, path in run_spec.inputs.items() if not path.exists()]
+    if missing:
+        _say(f"inputs missing: {', '.join(missing)}")
+        outcome.end("failed", EXIT_TROUBLE, f"inputs missing: {', '.join(missing)}")
+    return not missing
+
+
+def _system_exit(exit_: SystemExit, outcome: Outcome) -> None:
+    code = exit_.code
+    if code is None or code == 0:
+        outcome.end("succeeded", EXIT_SUCCEEDED)
+    elif isinstance(code, int):
+        outcome.end("failed", code, f"the experiment exited with status {code}")
+    else:
+        outcome.end("failed", EXIT_FAILED, " ".join(str(code).split()))
+
+
+def metrics_of(result: object) -> dict[str, object] | None:
+    """An entry's return value as metrics: a mapping made JSON-safe, else None."""
+    if not isinstance(result, Mapping):
+        return None
+    metrics = jsonable(result, "metrics")
+    return metrics if isinstance(metrics, dict) else None
+
+
+def jsonable(value: object, where: str) -> object:
+    """``value`` as plain JSON values. Scalars with ``item()`` (numpy scalars, one-element
+    tensors) become Python numbers; non-finite floats become the strings NaN, Infinity and
+    -Infinity, which strict JSON readers accept. Anything else raises TypeError naming
+    where it was."""
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else _NON_FINITE[repr(value)]
+    if isinstance(value, Mapping):
+        converted: dict[str, object] = {}
+        for key, item in value.items():
+            if not isinstance(key, str | int | float | bool):
+                raise TypeError(f"{where} has a key of type {type(key).__name__}")
+            converted[str(key)] = jsonable(item, f"{where}.{key}")
+        return converted
+    if isinstance(value, list | tuple):
+        return [jsonable(item, f"{where}[{index}]") for index, item in enumerate(value)]
+    item_of = getattr(value, "item", None)
+    if callable(item_of):
+        try:
+            scalar = item_of()
+        except (TypeError, ValueError, RuntimeError):
+            pass
+        else:
+            if isinstance(scalar, bool | int | float | str):
+                return jsonable(scalar, where)
+    raise TypeError(f"{where} is a {type(value).__name__}, which JSON cannot hold")
+
+
+def recorded_environment(environ: Mapping[str, str]) -> dict[str, str]:
+    """The variables of ``environ`` that can change a run, sorted by name."""
+    return {
+        name: value
+        for name, value in sorted(environ.items())
+        if name in _RECORDED_NAMES or name.startswith(_RECORDED_PREFIXES)
+    }
+
+
+def _record(
+    run_spec: spec.RunSpec | None,
+    outcome: Outcome,
+    *,
+    environ: Mapping[str, str],
+    observed: Mapping[str, object],
+    violations: Sequence[str],
+    machine: Mapping[str, object],
+    started: float,
+) -> dict[str, object]:
+    return {
+        "schema": SCHEMA,
+        "run_id": None if run_spec is None else run_spec.run_id,
+        "status": outcome.status,
+        "exit_code": outcome.exit_code,
+        "error": outcome.error,
+        "metrics": outcome.metrics,
+        "environment": recorded_environment(environ),
+        "observed": dict(observed),
+        "violations": list(violations),
+        "fingerprint": dict(machine),
+        "timings": {
+            "import_s": _seconds(outcome.import_s),
+            "experiment_s": _seconds(outcome.experiment_s),
+            "total_s": _seconds(time.perf_counter() - started),
+        },
+    }
+
+
+def _seconds(value: float | None) -> float | None:
+    return None if value is None else round(value, 6)
+
+
+def _write_record(path: Path, record: Mapping[str, object], exit_code: int) -> int:
+    """Write the record atomically; returns ``exit_code``, or 2 when it cannot be written."""
+    # default=str: a value from a framework that JSON cannot hold must not cost the record.
+    text = json.dumps(record, indent=2, sort_keys=True, allow_nan=False, default=str) + "\n"
+    try:
+        write_atomically(path, text.encode("utf-8"))
+    except OSError as error:
+        _say(f"cannot write {path}: {error}")
+        return EXIT_TROUBLE
+    return exit_code
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    """Write beside ``path``, fsync, then rename over it: a reader (the host, watching the
+    mounted folder) sees the old file or the new one, never part of either."""
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(data)
+            stream.flush()
+            os.fsync(stream.fileno())
+        Path(temporary).chmod(0o644)
+        Path(temporary).replace(path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def _meta_of_unreadable(path: Path) -> Path:
+    """Where to record a spec that did not validate: its own meta when it names one."""
+    with contextlib.suppress(OSError, ValueError):
+        document: Any = json.loads(path.read_text(encoding="utf-8"))
+        if isinstance(document, dict) and isinstance(document.get("meta"), str):
+            return Path(document["meta"])
+    return DEFAULT_META
+
+
+def _raise_terminated(_signum: int, _frame: FrameType | None) -> None:
+    raise Terminated
+
+
+@contextlib.contextmanager
+def _signals_raised() -> Iterator[None]:
+    """SIGTERM raises Terminated and SIGINT KeyboardInterrupt while the experiment runs;
+    the previous handlers are restored afterwards. Explicit handlers matter in a
+    container: the runtime is PID 1 there, and the kernel drops signals that PID 1 has no
+    handler for, so ``docker stop`` would otherwise wait out its grace and SIGKILL."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {
+        signal.SIGTERM: signal.signal(signal.SIGTERM, _raise_terminated),
+        signal.SIGINT: signal.signal(signal.SIGINT, signal.default_int_handler),
+    }
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def _ignore_signals() -> None:
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _one_line(error: BaseException) -> str:
+    text = " ".join(str(error).split())
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
+def _say(message: str) -> None:
+    print(f"harness runtime: {message}", file=sys.stderr, flush=True)
