@@ -26,7 +26,7 @@ import tempfile
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -62,6 +62,7 @@ _RECORDED_PREFIXES = (
     "DNNL_",
     "ATEN_",
     "TORCH_",
+    "TORCHINDUCTOR_",
     "PYTORCH_",
     "CUBLAS_",
     "CUDNN_",
@@ -115,7 +116,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             environ=environ,
             observed={},
             violations=[],
-            machine=fingerprint.capture(None),
+            machine=_fingerprint(None),
             started=started,
         )
         return _write_record(_meta_of_unreadable(path) / RECORD, record, EXIT_TROUBLE)
@@ -138,9 +139,12 @@ def execute(
     settings = Settings(seed=run_spec.seed, threads=run_spec.threads, profile=run_spec.profile)
     random.seed(run_spec.seed)
     board = Switchboard(settings)
+    # Each framework gets its seeds and switches the moment it is first imported (see
+    # hooks): importing all of them up front would make a torch run pay TensorFlow's
+    # seconds of import, and the experiment never sees a framework not yet switched.
     finder = hooks.install(board.callbacks())
     outcome = Outcome()
-    with _signals_raised():
+    with _SignalGuard() as guard:
         try:
             if run_spec.command is None:
                 _run_entry(run_spec, outcome)
@@ -159,26 +163,26 @@ def execute(
             outcome.end("failed", EXIT_FAILED, _one_line(error))
         finally:
             # The experiment is over: no further import may trigger a callback, and a
-            # signal arriving now must not cost the record.
+            # signal arriving from now on must not cost the record.
             hooks.uninstall(finder)
-            _ignore_signals()
-    observed, violations = board.observe()
-    expected = determinism.environment(
-        run_spec.seed, run_spec.profile, run_spec.threads, run_spec.device
-    )
-    violations = determinism.check_environment(expected, environ) + violations
-    for violation in violations:
-        _say(f"violation: {violation}")
-    record = _record(
-        run_spec,
-        outcome,
-        environ=environ,
-        observed=observed,
-        violations=violations,
-        machine=fingerprint.capture(run_spec.threads),
-        started=started,
-    )
-    return _write_record(run_spec.meta / RECORD, record, outcome.exit_code)
+            guard.ignore()
+        observed, violations = board.observe()
+        expected = determinism.environment(
+            run_spec.seed, run_spec.profile, run_spec.threads, run_spec.device
+        )
+        violations = determinism.check_environment(expected, environ) + violations
+        for violation in violations:
+            _say(f"violation: {violation}")
+        record = _record(
+            run_spec,
+            outcome,
+            environ=environ,
+            observed=observed,
+            violations=violations,
+            machine=_fingerprint(run_spec.threads),
+            started=started,
+        )
+        return _write_record(run_spec.meta / RECORD, record, outcome.exit_code)
 
 
 def _run_entry(run_spec: spec.RunSpec, outcome: Outcome) -> None:
@@ -256,7 +260,10 @@ def _run_command(run_spec: spec.RunSpec, outcome: Outcome) -> None:
     if returncode == 0:
         outcome.end("succeeded", EXIT_SUCCEEDED)
     elif returncode < 0:
-        name = signal.Signals(-returncode).name
+        try:
+            name = signal.Signals(-returncode).name
+        except ValueError:  # a real-time signal, which has no name
+            name = f"signal {-returncode}"
         outcome.end("failed", 128 - returncode, f"command was killed by {name}")
     else:
         outcome.end("failed", returncode, f"command exited with status {returncode}")
@@ -302,8 +309,8 @@ def metrics_of(result: object) -> dict[str, object] | None:
 def jsonable(value: object, where: str) -> object:
     """``value`` as plain JSON values. Scalars with ``item()`` (numpy scalars, one-element
     tensors) become Python numbers; non-finite floats become the strings NaN, Infinity and
-    -Infinity, which strict JSON readers accept. Anything else raises TypeError naming
-    where it was."""
+    -Infinity, as JSON has no literal for them (a diverged loss must not make the record
+    unreadable to strict parsers). Anything else raises TypeError naming where it was."""
     if value is None or isinstance(value, bool | int | str):
         return value
     if isinstance(value, float):
@@ -367,6 +374,15 @@ def _record(
     }
 
 
+def _fingerprint(threads: int | None) -> dict[str, object]:
+    """The fingerprint, or what went wrong taking it: it must never cost the record."""
+    try:
+        return fingerprint.capture(threads)
+    except Exception as error:
+        traceback.print_exc()
+        return {"schema": fingerprint.SCHEMA, "error": _one_line(error)}
+
+
 def _seconds(value: float | None) -> float | None:
     return None if value is None else round(value, 6)
 
@@ -412,30 +428,35 @@ def _raise_terminated(_signum: int, _frame: FrameType | None) -> None:
     raise Terminated
 
 
-@contextlib.contextmanager
-def _signals_raised() -> Iterator[None]:
-    """SIGTERM raises Terminated and SIGINT KeyboardInterrupt while the experiment runs;
-    the previous handlers are restored afterwards. Explicit handlers matter in a
-    container: the runtime is PID 1 there, and the kernel drops signals that PID 1 has no
-    handler for, so ``docker stop`` would otherwise wait out its grace and SIGKILL."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = {
-        signal.SIGTERM: signal.signal(signal.SIGTERM, _raise_terminated),
-        signal.SIGINT: signal.signal(signal.SIGINT, signal.default_int_handler),
-    }
-    try:
-        yield
-    finally:
-        for signum, handler in previous.items():
+class _SignalGuard:
+    """While the experiment runs, SIGTERM raises Terminated and SIGINT KeyboardInterrupt;
+    after ``ignore()`` both are ignored while the record is written; on exit the previous
+    handlers return. Explicit handlers matter in a container: the runtime is PID 1 there,
+    and the kernel drops the signals PID 1 has no handler for, so ``docker stop`` would
+    otherwise wait out its grace period and SIGKILL the run before anything is recorded."""
+
+    _SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+    def __init__(self) -> None:
+        # Handlers can only be installed from the main thread.
+        self._active = threading.current_thread() is threading.main_thread()
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> _SignalGuard:
+        if self._active:
+            self._previous = {signum: signal.getsignal(signum) for signum in self._SIGNALS}
+            signal.signal(signal.SIGTERM, _raise_terminated)
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+        return self
+
+    def ignore(self) -> None:
+        if self._active:
+            for signum in self._SIGNALS:
+                signal.signal(signum, signal.SIG_IGN)
+
+    def __exit__(self, *_: object) -> None:
+        for signum, handler in self._previous.items():
             signal.signal(signum, handler)
-
-
-def _ignore_signals() -> None:
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _one_line(error: BaseException) -> str:

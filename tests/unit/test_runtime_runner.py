@@ -405,6 +405,8 @@ def test_jsonable_converts_scalars_and_names_what_it_cannot() -> None:
 
 
 def test_recorded_environment_keeps_what_steers_a_run_only() -> None:
+    every_variable_set = determinism.environment(0, "portable", 1, "cpu")
+    assert recorded_environment(every_variable_set) == every_variable_set
     environ = {
         "OMP_NUM_THREADS": "1",
         "HARNESS_RUN_ID": "x",
@@ -425,3 +427,28 @@ def test_recorded_environment_keeps_what_steers_a_run_only() -> None:
 def test_usage_without_a_spec_is_trouble(capsys: pytest.CaptureFixture[str]) -> None:
     assert runner.main([]) == 2
     assert "usage: python -m harness.runtime SPEC" in capsys.readouterr().err
+
+
+def test_signals_raise_during_the_experiment_and_are_ignored_while_recording() -> None:
+    before = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
+    with runner._SignalGuard() as guard:
+        with pytest.raises(runner.Terminated):
+            signal.raise_signal(signal.SIGTERM)
+        guard.ignore()
+        signal.raise_signal(signal.SIGTERM)  # ignored: the record is being written
+        signal.raise_signal(signal.SIGINT)
+    assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)) == before
+
+
+def test_a_fingerprint_that_fails_is_recorded_as_its_error(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def broken(_: int | None) -> dict[str, object]:
+        raise OSError("no /proc here")
+
+    monkeypatch.setattr(runner.fingerprint, "capture", broken)
+    assert runner._fingerprint(1) == {
+        "schema": "harness.fingerprint/v1",
+        "error": "OSError: no /proc here",
+    }
+    assert "OSError: no /proc here" in capsys.readouterr().err
