@@ -3,12 +3,16 @@
 
 harness := ".venv/bin/harness"
 
-# The main job: check the lock, make the base image, build the CPU image.
+# The main job: check the lock, make the base image, build the CPU image, run the built-in
+# examples twice each (exit 1 if any run fails or the two runs' artifacts differ) and
+# compare the last two runs of the torch example artifact by artifact.
 main:
     {{harness}} doctor
     {{harness}} lock --check
     {{harness}} base
     {{harness}} build --variant cpu
+    {{harness}} run --repeat 2
+    {{harness}} compare $({{harness}} runs list --experiment torch --last 2 --ids)
 
 # Everything CI checks: lint, formatting, types, then the tests (real engine included).
 test: lint

@@ -6,6 +6,7 @@ Exit codes: 0 same / current / ok, 1 differs / stale, 2 trouble, 130 interrupted
 
 from __future__ import annotations
 
+import signal
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,11 +17,13 @@ import harness
 from harness import build as build_module
 from harness import doctor as doctor_module
 from harness import lock as lock_module
+from harness import records
+from harness import run as run_module
 from harness.base import ensure_base
 from harness.compare.command import POLICIES_KEY, compare
 from harness.config import OPTIONS, Config, find_project_root, load_config
 from harness.engine import Engine
-from harness.errors import EXIT_TROUBLE, ConfigError, HarnessError
+from harness.errors import EXIT_DIFFERS, EXIT_TROUBLE, ConfigError, HarnessError
 from harness.ui import UI
 
 EXIT_INTERRUPTED = 130
@@ -239,10 +242,236 @@ def doctor_command(state: State, as_json: bool) -> None:
         raise click.exceptions.Exit(EXIT_TROUBLE)
 
 
+@cli.command("run")
+@click.argument("names", nargs=-1, metavar="[NAME]...")
+@click.option("--variant", help="Image variant (default: each experiment's own, usually cpu).")
+@click.option("--seed", type=int, help="Seed of every framework (default: config seed, 0).")
+@click.option(
+    "--repeat",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Runs of each experiment; their artifacts must agree.",
+)
+@click.option(
+    "--profile",
+    type=click.Choice(["strict", "portable"]),
+    help="Determinism profile (default: config, strict).",
+)
+@click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    help="Threads of every math library (default: config, 1).",
+)
+@click.option(
+    "--timeout",
+    type=click.IntRange(min=0),
+    help="Stop a run's container after this many seconds (0: no limit).",
+)
+@click.option(
+    "--cpus", type=click.FloatRange(min=0.01), help="Limit each container to this many CPUs."
+)
+@click.option(
+    "--gpus", is_flag=True, help="Pass the host's GPUs in (cuda variant; needs the NVIDIA runtime)."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the run records as JSON.")
+@click.pass_obj
+def run_command(
+    state: State,
+    *,
+    names: tuple[str, ...],
+    variant: str | None,
+    seed: int | None,
+    repeat: int,
+    profile: str | None,
+    threads: int | None,
+    timeout: int | None,
+    cpus: float | None,
+    gpus: bool,
+    as_json: bool,
+) -> None:
+    """Run experiments in fresh containers of their pinned image and record each run.
+
+    With no NAME, runs every experiment under [tool.harness.experiments]. Each run gets no
+    network, a read-only root file system, the inputs read-only, its own output folder
+    and fixed thread counts; seeds and determinism switches are set before the experiment
+    starts and read back after it. Records go to .harness/runs/RUN_ID/record.json.
+
+    \b
+      harness run                      every experiment, once
+      harness run torch --repeat 2     twice; exit 1 if the artifacts differ
+      harness run --profile portable   pin CPU code paths too (hosts with other CPUs)
+
+    Exit 0 when every run succeeded (and repeats agree), 1 when one failed, timed out or
+    its repeats differ, 2 on trouble.
+    """
+    config = state.config(
+        seed=None if seed is None else str(seed),
+        profile=profile,
+        threads=None if threads is None else str(threads),
+        timeout=None if timeout is None else str(timeout),
+    )
+    experiments = [config.experiment(n) for n in names] or list(config.experiments.values())
+    if not experiments:
+        raise ConfigError(
+            "no experiment is declared", "add [tool.harness.experiments.NAME] to pyproject.toml"
+        )
+    variants = {e.name: variant or e.variant for e in experiments}
+    plans = {v: build_module.plan(config, v) for v in sorted(set(variants.values()))}
+    engine = state.engine(config)
+    for name in sorted(set(variants.values())):
+        run_module.check_gpu_request(engine, name, gpus)
+    images = {
+        v: build_module.build(engine, p, say=state.ui.say, on_line=state.ui.build_line)
+        for v, p in plans.items()
+    }
+
+    results: list[run_module.RunResult] = []
+    differing: list[str] = []
+    for experiment in experiments:
+        request = run_module.RunRequest(
+            experiment,
+            config.seed,
+            config.profile,
+            config.threads,
+            config.timeout or None,
+            cpus,
+            gpus,
+        )
+        mine = []
+        for _ in range(repeat):
+            result = run_module.run_experiment(
+                engine, config, images[variants[experiment.name]], request, say=state.ui.say
+            )
+            mine.append(result)
+            if not as_json:
+                _print_run(state.ui, result)
+        results += mine
+        succeeded = [r for r in mine if r.status == "succeeded"]
+        if len(succeeded) > 1 and any(r.digests != succeeded[0].digests for r in succeeded[1:]):
+            differing.append(experiment.name)
+            state.ui.say(f"{experiment.name}: the artifacts of its {len(succeeded)} runs differ")
+    if as_json:
+        state.ui.json([r.record for r in results])
+    failed = [r for r in results if r.status != "succeeded"]
+    for result in failed:
+        state.ui.say(f"{result.run_id}: {result.status}: {result.record.get('error')}")
+    if failed or differing:
+        raise click.exceptions.Exit(EXIT_DIFFERS)
+
+
+def _print_run(ui: UI, result: run_module.RunResult) -> None:
+    record = result.record
+    seconds = record["timings"].get("container_s")
+    took = f"{seconds:.1f} s" if isinstance(seconds, float) else "-"
+    flags = (
+        f", {len(record.get('violations') or [])} switch(es) turned off"
+        if record.get("violations")
+        else ""
+    )
+    ui.result(
+        f"{result.run_id}  {record['status']:<9} "
+        f"{len(record['artifacts'])} artifacts  {took}{flags}"
+    )
+
+
+@cli.group("runs")
+def runs_group() -> None:
+    """Read the run records under .harness/runs."""
+
+
+@runs_group.command("list")
+@click.option("--experiment", help="Only the runs of this experiment.")
+@click.option("--last", type=click.IntRange(min=1), help="Only the newest N runs.")
+@click.option("--ids", is_flag=True, help="Print only the run ids, one a line (for scripts).")
+@click.option("--json", "as_json", is_flag=True, help="Print one summary per run as JSON.")
+@click.pass_obj
+def runs_list(
+    state: State, *, experiment: str | None, last: int | None, ids: bool, as_json: bool
+) -> None:
+    """List recorded runs, oldest first.
+
+    \b
+      harness compare $(harness runs list --experiment torch --last 2 --ids)
+    """
+    config = state.config()
+    rows: list[dict[str, Any]] = []
+    for folder, record in records.all_records(config.project_root):
+        if experiment is not None and (record is None or record["experiment"] != experiment):
+            continue
+        if record is None:
+            rows.append({"run_id": folder.name, "status": "unreadable"})
+            continue
+        rows.append(
+            {
+                "run_id": record["run_id"],
+                "experiment": record["experiment"],
+                "status": record["status"],
+                "seed": record["seed"],
+                "profile": record["profile"],
+                "image": record["image"]["id"],
+                "artifacts": len(record["artifacts"]),
+                "started_at": record["timings"].get("started_at"),
+            }
+        )
+    rows = rows[-last:] if last else rows
+    if as_json:
+        state.ui.json(rows)
+        return
+    if ids:
+        for row in rows:
+            state.ui.result(str(row["run_id"]))
+        return
+    for row in rows:
+        image = str(row.get("image", ""))[7:19]
+        state.ui.result(
+            f"{row['run_id']:<40} {row['status']:<10} {row.get('experiment', ''):<12} "
+            f"seed {row.get('seed', '-')!s:<4} {row.get('profile', ''):<8} {image}"
+        )
+
+
+@runs_group.command("show")
+@click.argument("run_id")
+@click.option("--json", "as_json", is_flag=True, help="Print the whole record as JSON.")
+@click.pass_obj
+def runs_show(state: State, run_id: str, as_json: bool) -> None:
+    """Show one run's record (RUN_ID may be a unique prefix)."""
+    config = state.config()
+    record = records.read(records.find(config.project_root, run_id))
+    if as_json:
+        state.ui.json(record)
+        return
+    out = state.ui.result
+    out(f"run        {record['run_id']} ({record['status']})")
+    out(
+        f"experiment {record['experiment']}  seed {record['seed']}  "
+        f"profile {record['profile']}  threads {record['threads']}"
+    )
+    out(f"image      {record['image']['reference']} {record['image']['id']}")
+    out(f"source     {record['source']['commit']}{' (dirty)' if record['source']['dirty'] else ''}")
+    if record.get("error"):
+        out(f"error      {record['error']}")
+    for violation in record.get("violations") or []:
+        out(f"flagged    {violation}")
+    for artifact in record["artifacts"]:
+        out(
+            f"artifact   {artifact['sha256'][:16]}  {artifact['size']:>10}  "
+            f"{artifact['path']} ({artifact['kind']})"
+        )
+    for line in record.get("log_tail") or []:
+        out(f"log        {line}")
+
+
 cli.add_command(compare)
 
 
+def _terminate(signum: int, frame: object) -> None:
+    # SIGTERM (CI cancelling a job, `timeout`, an orchestrator) cleans up like Ctrl-C.
+    raise KeyboardInterrupt
+
+
 def main() -> None:
+    signal.signal(signal.SIGTERM, _terminate)
     cli(prog_name="harness")
 
 

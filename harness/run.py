@@ -1,0 +1,275 @@
+"""`harness run`: one experiment in a fresh, locked-down container, and its run record.
+
+The container gets no network, a read-only root file system with a private /tmp, the
+non-root user of the image, the project source and the inputs read-only, and two writable
+folders: the artifacts and the runtime's report. The environment that must exist before the
+interpreter starts (hash seed, thread counts, ISA pins) comes from the runtime's own
+``determinism.environment`` so the host and the container agree on it by construction.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import stat
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import harness
+from harness import records, vcs
+from harness.build import LABEL_CONSTRAINTS, LABEL_LOCK, BuildResult
+from harness.config import Config, Experiment
+from harness.engine import ContainerSpec, Engine, Mount
+from harness.errors import ConfigError, EngineError, HarnessError
+from harness.runtime.determinism import environment as determinism_environment
+
+CONTAINER_USER = "10001:10001"
+PROJECT = "/harness/project"
+SPEC = "/harness/spec.json"
+OUTPUT = "/harness/out"
+META = "/harness/meta"
+INPUTS = "/harness/inputs"
+RUN_SPEC_SCHEMA = "harness.run-spec/v1"
+RUNTIME_REPORT = "runtime.json"
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    experiment: Experiment
+    seed: int
+    profile: str
+    threads: int
+    timeout: int | None = None
+    cpus: float | None = None
+    gpus: bool = False
+
+
+@dataclass(frozen=True)
+class RunResult:
+    run_id: str
+    folder: Path
+    record: Mapping[str, Any]
+
+    @property
+    def status(self) -> str:
+        return str(self.record["status"])
+
+    @property
+    def digests(self) -> dict[str, str]:
+        return {a["path"]: a["sha256"] for a in self.record["artifacts"]}
+
+
+def run_experiment(
+    engine: Engine,
+    config: Config,
+    image: BuildResult,
+    request: RunRequest,
+    *,
+    say: Callable[[str], None] = lambda _: None,
+) -> RunResult:
+    """Run one experiment and write its record; the record says how it ended."""
+    experiment = request.experiment
+    device = "cuda" if request.gpus else "cpu"
+    for path in (config.project_root, *experiment.inputs.values()):
+        _check_readable_by_others(path)
+    inputs = {name: records.digest_path(path) for name, path in experiment.inputs.items()}
+    run_id = records.new_run_id(experiment.name)
+    folder = records.runs_root(config.project_root) / run_id
+    artifacts, meta = folder / records.ARTIFACTS, folder / records.META
+    for writable in (artifacts, meta):
+        writable.mkdir(parents=True)
+        # The container's user is not the host's: it must be able to write here.
+        writable.chmod(0o777)
+    environment = {
+        **determinism_environment(request.seed, request.profile, request.threads, device),
+        # The root file system is read-only; libraries that cache under HOME get the tmpfs.
+        "HOME": "/tmp",  # noqa: S108 - a private tmpfs inside the container
+        "HARNESS_RUN_ID": run_id,
+    }
+    spec = {
+        "schema": RUN_SPEC_SCHEMA,
+        "run_id": run_id,
+        "experiment": experiment.name,
+        "entry": experiment.entry,
+        "command": list(experiment.command) if experiment.command else None,
+        "parameters": dict(experiment.parameters),
+        "seed": request.seed,
+        "profile": request.profile,
+        "threads": request.threads,
+        "device": device,
+        "project": PROJECT,
+        "output": OUTPUT,
+        "meta": META,
+        "inputs": {name: f"{INPUTS}/{name}" for name in experiment.inputs},
+    }
+    (folder / "spec.json").write_text(json.dumps(spec, indent=2, sort_keys=True) + "\n")
+    source = vcs.source_state(config.project_root)
+    started = dt.datetime.now(dt.UTC)
+    record: dict[str, Any] = {
+        "schema": records.SCHEMA,
+        "run_id": run_id,
+        "status": "running",
+        "experiment": experiment.name,
+        "entry": experiment.entry,
+        "command": spec["command"],
+        "parameters": spec["parameters"],
+        "seed": request.seed,
+        "profile": request.profile,
+        "threads": request.threads,
+        "device": device,
+        "image": {
+            "reference": image.reference,
+            "id": image.image_id,
+            "digest": _image_digest(engine, image),
+            "variant": image.variant,
+        },
+        "constraints_sha256": image.labels.get(LABEL_CONSTRAINTS),
+        "lock_sha256": image.labels.get(LABEL_LOCK),
+        "source": {
+            "commit": source.commit,
+            "dirty": source.dirty,
+            "diff_sha256": source.diff_sha256,
+        },
+        "inputs": {
+            name: {"path": _relative(path, config), **inputs[name]}
+            for name, path in experiment.inputs.items()
+        },
+        "environment": environment,
+        "container": {
+            "network": "none",
+            "read_only_root": True,
+            "user": CONTAINER_USER,
+            "cpus": request.cpus,
+            "gpus": request.gpus,
+            "timeout_s": request.timeout,
+        },
+        "harness_version": harness.__version__,
+        "engine": {"where": engine.where, "version": engine.version().get("Version")},
+        "timings": {"started_at": started.isoformat(timespec="seconds")},
+        "log": records.LOG,
+        "artifacts": [],
+    }
+    records.write(folder, record)
+
+    container = ContainerSpec(
+        image=image.image_id,
+        # -P: the project folder (the working directory) must not shadow the harness
+        # runtime installed in the image; the runtime appends it to sys.path itself.
+        command=("python", "-P", "-m", "harness.runtime", SPEC),
+        environment=environment,
+        mounts=(
+            Mount(config.project_root, PROJECT),
+            Mount(folder / "spec.json", SPEC),
+            Mount(artifacts, OUTPUT, read_only=False),
+            Mount(meta, META, read_only=False),
+            *(Mount(path, f"{INPUTS}/{name}") for name, path in experiment.inputs.items()),
+        ),
+        user=CONTAINER_USER,
+        working_dir=PROJECT,
+        read_only_root=True,
+        tmpfs={"/tmp": "rw,nosuid,nodev,size=4g"},  # noqa: S108 - the container's own tmpfs
+        cpus=request.cpus,
+        gpus=request.gpus,
+        labels={"io.harness.run-id": run_id},
+    )
+    say(f"running {experiment.name} ({run_id}) in {image.reference}")
+    try:
+        outcome = engine.run_logged(container, log=folder / records.LOG, timeout=request.timeout)
+    except KeyboardInterrupt:
+        _finish(record, folder, "aborted", None, "interrupted (Ctrl-C); the container was removed")
+        raise
+    except EngineError as error:
+        _finish(record, folder, "failed", None, error.message)
+        raise
+    record["timings"]["container_s"] = round(outcome.seconds, 3)
+    report = _runtime_report(meta)
+    if report is not None:
+        record["metrics"] = report.get("metrics")
+        record["observed"] = report.get("observed", {})
+        record["violations"] = report.get("violations", [])
+        record["fingerprint"] = report.get("fingerprint", {})
+        record["timings"].update(report.get("timings", {}))
+    if outcome.timed_out:
+        return _finish(
+            record, folder, "timeout", outcome.exit_code, f"stopped after {request.timeout} s"
+        )
+    if outcome.exit_code != 0:
+        reason = (report or {}).get("error") or f"the container exited with {outcome.exit_code}"
+        return _finish(record, folder, "failed", outcome.exit_code, reason)
+    missing = _missing_outputs(experiment, artifacts)
+    if missing:
+        return _finish(
+            record, folder, "failed", 0, f"declared output {missing[0]!r} was not written"
+        )
+    return _finish(record, folder, "succeeded", 0, None)
+
+
+def _finish(
+    record: dict[str, Any], folder: Path, status: str, exit_code: int | None, error: str | None
+) -> RunResult:
+    record["status"] = status
+    record["exit_code"] = exit_code
+    record["error"] = error
+    record["timings"]["finished_at"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    artifacts = folder / records.ARTIFACTS
+    record["artifacts"] = records.artifacts(artifacts) if artifacts.is_dir() else []
+    if status != "succeeded":
+        record["log_tail"] = records.log_tail(folder / records.LOG)
+    records.write(folder, record)
+    return RunResult(record["run_id"], folder, record)
+
+
+def _check_readable_by_others(path: Path) -> None:
+    """The container's user is not the host's: what it mounts must be readable by others."""
+    try:
+        mode = path.stat().st_mode
+    except OSError as error:
+        raise HarnessError(f"{path} cannot be read: {error.strerror}", "fix the path") from None
+    needed = 0o005 if stat.S_ISDIR(mode) else 0o004
+    if mode & needed != needed:
+        raise HarnessError(
+            f"{path} (mode {stat.S_IMODE(mode):04o}) is not readable by the container's user "
+            f"{CONTAINER_USER.split(':', maxsplit=1)[0]}",
+            f"chmod o+r{'x' if stat.S_ISDIR(mode) else ''} {path}",
+        )
+
+
+def _runtime_report(meta: Path) -> dict[str, Any] | None:
+    try:
+        document = json.loads((meta / RUNTIME_REPORT).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return None  # a runtime that crashed before writing: the log says why
+    return document if isinstance(document, dict) else None
+
+
+def _missing_outputs(experiment: Experiment, artifacts: Path) -> list[str]:
+    return [glob for glob in experiment.outputs if not any(artifacts.glob(glob))]
+
+
+def _image_digest(engine: Engine, image: BuildResult) -> str:
+    info = engine.image(image.image_id)
+    if info is not None and info.repo_digests:
+        return info.repo_digests[0].split("@", 1)[1]
+    return image.image_id  # never pushed: its ID is its content digest (of the config)
+
+
+def _relative(path: Path, config: Config) -> str:
+    try:
+        return path.relative_to(config.project_root).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def check_gpu_request(engine: Engine, variant: str, gpus: bool) -> None:
+    """Refuse --gpus before anything starts when it cannot work."""
+    if not gpus:
+        return
+    if variant != "cuda":
+        raise ConfigError(f"--gpus needs the cuda variant, not {variant!r}", "add --variant cuda")
+    if not engine.has_gpu_runtime():
+        raise EngineError(
+            f"the engine at {engine.where} has no NVIDIA runtime, so no GPU can be passed in",
+            "install the NVIDIA Container Toolkit on this host, or run without --gpus",
+        )
