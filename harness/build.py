@@ -125,7 +125,12 @@ def build(
     reference = image_reference(config, variant)
 
     if not no_cache:
-        for found in engine.images_labelled(LABEL_BUILD_INPUT, labels[LABEL_BUILD_INPUT]):
+        wanted = labels[LABEL_BUILD_INPUT]
+        # The image the tag names already is the answer in the common case; otherwise any
+        # image built from the same inputs is (two builds racing can leave several).
+        tagged = engine.image(reference)
+        candidates = [tagged] if tagged and tagged.labels.get(LABEL_BUILD_INPUT) == wanted else []
+        for found in candidates or engine.images_labelled(LABEL_BUILD_INPUT, wanted):
             engine.tag(found.id, reference)
             say(f"{reference} is up to date: its inputs are unchanged (cache hit)")
             return BuildResult(

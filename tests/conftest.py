@@ -34,18 +34,26 @@ def project(tmp_path: Path) -> Path:
     return tmp_path
 
 
+PROJECT_FILES = (
+    "pyproject.toml",
+    "uv.lock",
+    "constraints.txt",
+    "constraints-cuda.txt",
+    "build-constraints.txt",
+    "Dockerfile",
+    "Dockerfile.cuda",
+    "README.md",
+)
+
+
+def copy_project_files(target: Path) -> Path:
+    """Copy this repository's project files (pyproject, lock files, Dockerfiles) to ``target``."""
+    for name in PROJECT_FILES:
+        shutil.copy2(REPOSITORY / name, target / name)
+    return target
+
+
 @pytest.fixture
 def repository_copy(tmp_path: Path) -> Path:
-    """A copy of this repository's project files (pyproject, lock files, Dockerfiles)."""
-    for name in (
-        "pyproject.toml",
-        "uv.lock",
-        "constraints.txt",
-        "constraints-cuda.txt",
-        "build-constraints.txt",
-        "Dockerfile",
-        "Dockerfile.cuda",
-        "README.md",
-    ):
-        shutil.copy2(REPOSITORY / name, tmp_path / name)
-    return tmp_path
+    """A copy of this repository's project files in a temporary folder."""
+    return copy_project_files(tmp_path)

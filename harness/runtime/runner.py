@@ -22,7 +22,6 @@ import random
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import traceback
@@ -32,6 +31,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from harness import atomic
 from harness.runtime import determinism, fingerprint, hooks, spec
 from harness.runtime.frameworks import Settings, Switchboard
 
@@ -392,27 +392,11 @@ def _write_record(path: Path, record: Mapping[str, object], exit_code: int) -> i
     # default=str: a value from a framework that JSON cannot hold must not cost the record.
     text = json.dumps(record, indent=2, sort_keys=True, allow_nan=False, default=str) + "\n"
     try:
-        write_atomically(path, text.encode("utf-8"))
+        atomic.write_bytes(path, text.encode("utf-8"))
     except OSError as error:
         _say(f"cannot write {path}: {error}")
         return EXIT_TROUBLE
     return exit_code
-
-
-def write_atomically(path: Path, data: bytes) -> None:
-    """Write beside ``path``, fsync, then rename over it: a reader (the host, watching the
-    mounted folder) sees the old file or the new one, never part of either."""
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(data)
-            stream.flush()
-            os.fsync(stream.fileno())
-        Path(temporary).chmod(0o644)
-        Path(temporary).replace(path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 def _meta_of_unreadable(path: Path) -> Path:

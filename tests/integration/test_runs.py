@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import signal
 import subprocess
 import sys
@@ -15,7 +14,7 @@ import jsonschema
 import pytest
 
 from harness.engine import Engine
-from tests.conftest import REPOSITORY
+from tests.conftest import REPOSITORY, copy_project_files
 from tests.integration.conftest import harness
 
 SCHEMA = json.loads((REPOSITORY / "harness" / "schemas" / "run-record.v1.json").read_text())
@@ -96,17 +95,7 @@ def example_runs(engine: Engine) -> list[dict[str, Any]]:
 def probe_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("probe-project")
     folder.chmod(0o755)  # the container's user reads it; pytest makes folders 0700
-    for name in (
-        "pyproject.toml",
-        "uv.lock",
-        "constraints.txt",
-        "constraints-cuda.txt",
-        "build-constraints.txt",
-        "Dockerfile",
-        "Dockerfile.cuda",
-        "README.md",
-    ):
-        shutil.copy2(REPOSITORY / name, folder / name)
+    copy_project_files(folder)
     pyproject = folder / "pyproject.toml"
     pyproject.write_text(
         pyproject.read_text().replace('image = "harness"', 'image = "harness-probe"')
