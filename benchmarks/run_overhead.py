@@ -48,6 +48,7 @@ def timed(command: list[str], cwd: Path) -> tuple[float, str]:
 def main() -> None:
     with tempfile.TemporaryDirectory(prefix="harness-overhead-") as folder:
         project = Path(folder)
+        project.chmod(0o755)  # the container's user reads the project; mkdtemp makes it 0700
         for name in PROJECT_FILES:
             shutil.copy2(REPOSITORY / name, project / name)
         pyproject = project / "pyproject.toml"
