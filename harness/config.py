@@ -149,7 +149,9 @@ PROFILES = ("strict", "portable")
 _OPTION_BY_KEY = {option.key: option for option in OPTIONS}
 _VARIANT_KEYS = frozenset({"dockerfile", "constraints", "replace", "find-links"})
 _EXPERIMENT_KEYS = frozenset({"entry", "command", "parameters", "inputs", "outputs", "variant"})
-_TABLES = ("variants", "experiments", "policies")
+# Tables whose keys the module that owns them validates (it names this table in its errors).
+_MODULE_TABLES = ("mlflow", "lint", "certify", "verify")
+_TABLES = ("variants", "experiments", "policies", *_MODULE_TABLES)
 _DEFAULT_VARIANTS: Mapping[str, Mapping[str, Any]] = {
     "cpu": {"dockerfile": "Dockerfile", "constraints": "constraints.txt"},
     "cuda": {"dockerfile": "Dockerfile.cuda", "constraints": "constraints-cuda.txt"},
@@ -214,6 +216,12 @@ class Config:
     # Artifact glob -> compare policy, for every experiment's artifacts.
     policies: Mapping[str, str]
     sources: Mapping[str, str]
+    # [tool.harness.<name>] of the modules that read their own table (see _MODULE_TABLES).
+    module_tables: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+    def table(self, name: str) -> Mapping[str, Any]:
+        """The raw [tool.harness.<name>] table of a module that validates its own keys."""
+        return self.module_tables.get(name, {})
 
     @property
     def pyproject(self) -> Path:
@@ -390,6 +398,7 @@ def load_config(
         variants=_load_variants(root, table.get("variants", {})),
         experiments=_load_experiments(root, table.get("experiments", {})),
         policies=_string_table(table.get("policies", {}), "[tool.harness.policies]"),
+        module_tables=_module_tables(table),
         sources=sources,
     )
 
@@ -541,3 +550,15 @@ def _load_experiments(root: Path, table: Any) -> dict[str, Experiment]:
             variant=variant,
         )
     return experiments
+
+
+def _module_tables(table: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
+    tables = {}
+    for name in _MODULE_TABLES:
+        value = table.get(name, {})
+        if not isinstance(value, dict):
+            raise ConfigError(
+                f"[tool.harness.{name}] must be a table", f"write it as [tool.harness.{name}]"
+            )
+        tables[name] = dict(value)
+    return tables
