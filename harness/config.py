@@ -553,7 +553,7 @@ def _load_experiments(root: Path, table: Any) -> dict[str, Experiment]:
 
 
 def _module_tables(table: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
-    tables = {}
+    tables: dict[str, Mapping[str, Any]] = {}
     for name in _MODULE_TABLES:
         value = table.get(name, {})
         if not isinstance(value, dict):
