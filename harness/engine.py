@@ -81,6 +81,9 @@ class ContainerSpec:
     network: bool = False
     tmpfs: Mapping[str, str] = field(default_factory=dict)
     cpus: float | None = None
+    # CPUs the container may run on ("0", "0-1"): where its threads are placed.
+    cpuset: str | None = None
+    hostname: str | None = None
     gpus: bool = False
     labels: Mapping[str, str] = field(default_factory=dict)
 
@@ -331,6 +334,10 @@ class Engine:
         }
         if spec.cpus is not None:
             host_config["nano_cpus"] = int(spec.cpus * 1e9)
+        if spec.cpuset is not None:
+            host_config["cpuset_cpus"] = spec.cpuset
+        if spec.hostname is not None:
+            host_config["hostname"] = spec.hostname
         if spec.gpus:
             host_config["device_requests"] = [
                 docker.types.DeviceRequest(count=-1, capabilities=[["gpu"]])
