@@ -15,11 +15,13 @@ import click
 
 import harness
 from harness import build as build_module
+from harness import certify, records
 from harness import doctor as doctor_module
 from harness import lock as lock_module
-from harness import records
 from harness import run as run_module
 from harness.base import ensure_base
+from harness.cli_trust import register as register_trust_commands
+from harness.cli_trust import require_certificates
 from harness.compare.command import POLICIES_KEY, compare
 from harness.config import OPTIONS, Config, find_project_root, load_config
 from harness.engine import Engine
@@ -274,6 +276,12 @@ def doctor_command(state: State, as_json: bool) -> None:
 @click.option(
     "--gpus", is_flag=True, help="Pass the host's GPUs in (cuda variant; needs the NVIDIA runtime)."
 )
+@click.option(
+    "--require-certificate",
+    is_flag=True,
+    help="Refuse an image whose certificate does not verify "
+    "(also: [tool.harness.certify] require).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the run records as JSON.")
 @click.pass_obj
 def run_command(
@@ -288,6 +296,7 @@ def run_command(
     timeout: int | None,
     cpus: float | None,
     gpus: bool,
+    require_certificate: bool,
     as_json: bool,
 ) -> None:
     """Run experiments in fresh containers of their pinned image and record each run.
@@ -325,6 +334,11 @@ def run_command(
         v: build_module.build(engine, p, say=state.ui.say, on_line=state.ui.build_line)
         for v, p in plans.items()
     }
+    if (
+        require_certificate
+        or certify.settings(config.table("certify"), config.project_root).require
+    ):
+        require_certificates(config, images)
 
     results: list[run_module.RunResult] = []
     differing: list[str] = []
@@ -463,6 +477,7 @@ def runs_show(state: State, run_id: str, as_json: bool) -> None:
 
 
 cli.add_command(compare)
+register_trust_commands(cli)
 
 
 def _terminate(signum: int, frame: object) -> None:

@@ -24,9 +24,8 @@ from harness.config import Config, Experiment
 from harness.engine import ContainerSpec, Engine, Mount
 from harness.errors import ConfigError, EngineError, HarnessError
 from harness.runtime.determinism import environment as determinism_environment
+from harness.variations import CONTAINER_USER, CONTROL, PROJECT, Setup
 
-CONTAINER_USER = "10001:10001"
-PROJECT = "/harness/project"
 SPEC = "/harness/spec.json"
 OUTPUT = "/harness/out"
 META = "/harness/meta"
@@ -44,6 +43,9 @@ class RunRequest:
     timeout: int | None = None
     cpus: float | None = None
     gpus: bool = False
+    # Hostname, user, working directory, CPU set and environment: the control setup, or
+    # one changed by `harness verify`'s variations.
+    setup: Setup = CONTROL
 
 
 @dataclass(frozen=True)
@@ -82,12 +84,16 @@ def run_experiment(
         writable.mkdir(parents=True)
         # The container's user is not the host's: it must be able to write here.
         writable.chmod(0o777)
+    setup = request.setup
     environment = {
         **determinism_environment(request.seed, request.profile, request.threads, device),
         # The root file system is read-only; libraries that cache under HOME get the tmpfs.
         "HOME": "/tmp",  # noqa: S108 - a private tmpfs inside the container
         "HARNESS_RUN_ID": run_id,
+        **setup.extra_env,
     }
+    for name in setup.unset_env:
+        environment.pop(name, None)
     spec = {
         "schema": RUN_SPEC_SCHEMA,
         "run_id": run_id,
@@ -140,7 +146,11 @@ def run_experiment(
         "container": {
             "network": "none",
             "read_only_root": True,
-            "user": CONTAINER_USER,
+            "user": setup.user,
+            "hostname": setup.hostname,
+            "working_dir": setup.working_dir,
+            "cpuset": setup.cpuset,
+            "variations": list(setup.variations),
             "cpus": request.cpus,
             "gpus": request.gpus,
             "timeout_s": request.timeout,
@@ -166,11 +176,17 @@ def run_experiment(
             Mount(meta, META, read_only=False),
             *(Mount(path, f"{INPUTS}/{name}") for name, path in experiment.inputs.items()),
         ),
-        user=CONTAINER_USER,
-        working_dir=PROJECT,
+        user=setup.user,
+        working_dir=setup.working_dir,
         read_only_root=True,
-        tmpfs={"/tmp": "rw,nosuid,nodev,size=4g"},  # noqa: S108 - the container's own tmpfs
+        tmpfs={
+            "/tmp": "rw,nosuid,nodev,size=4g",  # noqa: S108 - the container's own tmpfs
+            # Other runs' records and artifacts are no experiment's business.
+            f"{PROJECT}/{records.RUNS.parts[0]}": "ro,size=1k",
+        },
         cpus=request.cpus,
+        cpuset=setup.cpuset,
+        hostname=setup.hostname,
         gpus=request.gpus,
         labels={"io.harness.run-id": run_id},
     )

@@ -1,0 +1,415 @@
+"""The commands that establish trust: `verify`, `certify`, `keys` and `certificate`.
+
+They live beside cli.py, which registers them, so that each file stays about one thing:
+cli.py builds and runs, this module proves and checks.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from harness import build as build_module
+from harness import certify, records
+from harness import run as run_module
+from harness import verify as verify_module
+from harness.build import BuildResult
+from harness.compare.report import print_table
+from harness.compare.tree import compare_paths
+from harness.config import Config
+from harness.errors import EXIT_DIFFERS, HarnessError
+from harness.variations import select
+
+if TYPE_CHECKING:
+    from harness.cli import State
+
+
+@click.command("verify")
+@click.argument("names", nargs=-1, metavar="[NAME]...")
+@click.option(
+    "--runs",
+    "control_runs",
+    type=click.IntRange(min=1),
+    default=2,
+    show_default=True,
+    help="Control runs with nothing varied; they must agree with each other.",
+)
+@click.option(
+    "--vary",
+    default="all",
+    show_default=True,
+    help="Variations: all, or names (cpus, hostname, timezone, locale, user, workdir, env, "
+    "hashseed); -NAME leaves one out.",
+)
+@click.option("--variant", help="Image variant (default: each experiment's own).")
+@click.option("--seed", type=int, help="Seed (default: config seed).")
+@click.option("--profile", type=click.Choice(["strict", "portable"]), help="Determinism profile.")
+@click.option("--timeout", type=click.IntRange(min=0), help="Stop any run after this many seconds.")
+@click.option("--json", "as_json", is_flag=True, help="Print the verification document as JSON.")
+@click.pass_obj
+def verify_command(
+    state: State,
+    *,
+    names: tuple[str, ...],
+    control_runs: int,
+    vary: str,
+    variant: str | None,
+    seed: int | None,
+    profile: str | None,
+    timeout: int | None,
+    as_json: bool,
+) -> None:
+    """Run experiments under variations and name what breaks reproducibility.
+
+    Control runs first (fresh containers, nothing varied), which must agree; then one run
+    with every variation at once; when its artifacts move, each variation alone, to name
+    the culprit. Artifacts agree when `harness compare` passes them under the configured
+    policies. The result is saved under .harness/verifications/ for `harness certify`.
+
+    \b
+      harness verify                         every experiment, every variation
+      harness verify torch --vary hashseed,locale
+      harness verify --vary all,-cpus        all but the CPU-count variation
+
+    Exit 0 when every experiment reproduced, 1 when one did not, 2 on trouble.
+    """
+    variations = select(vary)
+    config = state.config(
+        seed=None if seed is None else str(seed),
+        profile=profile,
+        timeout=None if timeout is None else str(timeout),
+    )
+    experiments = [config.experiment(n) for n in names] or list(config.experiments.values())
+    wanted = {variant or e.variant for e in experiments}
+    if len(wanted) != 1:
+        raise HarnessError(
+            f"these experiments use several variants ({', '.join(sorted(wanted))})",
+            "verify one variant at a time with --variant",
+        )
+    engine = state.engine(config)
+    image = build_module.build(
+        engine,
+        build_module.plan(config, wanted.pop()),
+        say=state.ui.say,
+        on_line=state.ui.build_line,
+    )
+
+    def base(experiment: Any) -> run_module.RunRequest:
+        return run_module.RunRequest(
+            experiment, config.seed, config.profile, config.threads, config.timeout or None
+        )
+
+    verification = verify_module.verify(
+        engine,
+        config,
+        image,
+        experiments,
+        variations=variations,
+        control_runs=control_runs,
+        base=base,
+        say=state.ui.say,
+    )
+    path = verify_module.save(config, verification)
+    if as_json:
+        state.ui.json(verification.as_dict(config))
+    else:
+        for result in verification.experiments:
+            if result.reproducible:
+                state.ui.result(f"{result.experiment.name:<14} reproducible")
+                continue
+            why = result.failure or f"moved by {', '.join(result.culprits)}"
+            state.ui.result(f"{result.experiment.name:<14} NOT reproducible: {why}")
+            for check in result.checks:
+                if check.comparison is not None and not check.agrees:
+                    state.ui.result(f"  {check.label}:")
+                    print_table(check.comparison)
+        state.ui.result(
+            f"verification {verification.id} saved to {path.relative_to(config.project_root)}"
+        )
+    if not verification.reproducible:
+        raise click.exceptions.Exit(EXIT_DIFFERS)
+
+
+@click.command("certify")
+@click.option(
+    "--verification", "verification_id", help="Verification id or file (default: the newest)."
+)
+@click.option(
+    "--key",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Private key (default: harness.key in the keys folder).",
+)
+@click.option(
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Certificate file (default: .harness/certificates/IMAGE_ID.intoto.json).",
+)
+@click.option("--tag", is_flag=True, help="Also tag the image IMAGE:certified-<short id>.")
+@click.option("--json", "as_json", is_flag=True, help="Print what was written as JSON.")
+@click.pass_obj
+def certify_command(
+    state: State,
+    *,
+    verification_id: str | None,
+    key: Path | None,
+    output: Path | None,
+    tag: bool,
+    as_json: bool,
+) -> None:
+    """Sign a reproducibility certificate for a successful verification.
+
+    The certificate is an in-toto Statement v1 in a DSSE envelope signed with ed25519: its
+    subjects are the image (by digest) and every reproduced artifact (by sha256); its
+    predicate records the experiment, commit, constraints and lock hashes, seed, profile,
+    observed switches, hosts, runs, and the policy and verdict of each artifact.
+
+    \b
+      harness keys generate
+      harness verify && harness certify --tag
+    """
+    config = state.config()
+    _, verification = verify_module.load(config, verification_id)
+    private = certify.load_private_key(key or certify.keys_dir() / "harness.key")
+    statement = certify.statement(verification)
+    envelope = certify.envelope(statement, private)
+    image_id = verification["image"]["id"]
+    path = output or certify.certificate_path(config.project_root, image_id)
+    certify.write(path, envelope)
+    tagged = None
+    if tag:
+        tagged = f"{config.image}:certified-{image_id.removeprefix('sha256:')[:12]}"
+        state.engine(config).tag(image_id, tagged)
+    if as_json:
+        state.ui.json(
+            {
+                "certificate": str(path),
+                "image": image_id,
+                "tag": tagged,
+                "keyid": certify.key_id(private.public_key()),
+            }
+        )
+        return
+    state.ui.result(f"certificate {path}")
+    if tagged:
+        state.ui.result(f"tagged {tagged}")
+
+
+@click.group("keys")
+def keys_group() -> None:
+    """Manage ed25519 signing keys (kept outside any project, so never in an image or run)."""
+
+
+@keys_group.command("generate")
+@click.option(
+    "--name", default="harness", show_default=True, help="Key pair name: NAME.key and NAME.pub."
+)
+@click.option(
+    "--dir",
+    "folder",
+    type=click.Path(file_okay=False, path_type=Path),
+    help=f"Folder (default: ${certify.KEYS_ENV} or ~/.config/harness/keys).",
+)
+@click.pass_obj
+def keys_generate(state: State, *, name: str, folder: Path | None) -> None:
+    """Write a new key pair; the private key gets mode 0600 and is never printed."""
+    pair = certify.generate_keys(folder or certify.keys_dir(), name)
+    state.ui.result(f"private {pair.private}")
+    state.ui.result(f"public  {pair.public}")
+    state.ui.result(f"keyid   {pair.keyid}")
+
+
+@click.group("certificate")
+def certificate_group() -> None:
+    """Check certificates, or add a runner's signature to one."""
+
+
+@certificate_group.command("verify")
+@click.argument("certificate_file", metavar="CERT", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--key",
+    "keys",
+    multiple=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Trusted public key (repeatable; adds to [tool.harness.certify] trusted-keys).",
+)
+@click.option("--image", help="The image in hand: its ID must be the certified one.")
+@click.option(
+    "--threshold",
+    type=click.IntRange(min=1),
+    help="Distinct trusted signers required (default: config, 1).",
+)
+@click.option(
+    "--rerun", is_flag=True, help="Also run the experiments again and compare with the certificate."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the checks and the statement as JSON.")
+@click.pass_obj
+def certificate_verify(
+    state: State,
+    *,
+    certificate_file: Path,
+    keys: tuple[Path, ...],
+    image: str | None,
+    threshold: int | None,
+    rerun: bool,
+    as_json: bool,
+) -> None:
+    """Check a certificate: signatures, threshold, image, artifacts, optionally a rerun.
+
+    A deployment gate: `harness certificate verify CERT --key ci.pub --image REF` exits 0
+    only when the image is the certified one and enough trusted runners signed.
+
+    Exit 0 when it verifies, 1 when it does not, 2 on trouble (missing file or key).
+    """
+    config = state.config()
+    verified = _verify_certificate(
+        state, config, certificate_file, keys=keys, threshold=threshold, image=image
+    )
+    if rerun:
+        _rerun(state, config, verified)
+    if as_json:
+        state.ui.json(
+            {
+                "ok": True,
+                "signers": verified.signers,
+                "checks": verified.checks,
+                "statement": verified.statement,
+            }
+        )
+        return
+    for line in verified.checks:
+        state.ui.result(f"ok  {line}")
+    state.ui.result(f"certificate verifies: image {verified.image_id}")
+
+
+@certificate_group.command("sign")
+@click.argument("certificate_file", metavar="CERT", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--key",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Private key (default: harness.key in the keys folder).",
+)
+@click.option(
+    "--rerun", is_flag=True, help="Reproduce the experiments here first; sign only if they agree."
+)
+@click.pass_obj
+def certificate_sign(
+    state: State, *, certificate_file: Path, key: Path | None, rerun: bool
+) -> None:
+    """Add this runner's signature to a certificate (the payload is left untouched)."""
+    config = state.config()
+    private = certify.load_private_key(key or certify.keys_dir() / "harness.key")
+    raw, document = certify.read_envelope(certificate_file)
+    # Signing checks the file's form with our own key as the only trusted one and no
+    # threshold: a runner vouches for the payload, not for the other signatures.
+    verified = certify.verify_envelope(raw, document, [], threshold=0)
+    if rerun:
+        _rerun(state, config, verified)
+    certify.write(certificate_file, certify.add_signature(document, private))
+    state.ui.result(f"signed {certificate_file} as {certify.key_id(private.public_key())[:16]}")
+
+
+def _verify_certificate(
+    state: State,
+    config: Config,
+    path: Path,
+    *,
+    keys: tuple[Path, ...],
+    threshold: int | None,
+    image: str | None,
+) -> certify.Verified:
+    settings = certify.settings(config.table("certify"), config.project_root)
+    trusted_paths = [*keys, *settings.trusted_keys]
+    if not trusted_paths:
+        raise HarnessError(
+            "no trusted public key to check the signatures against",
+            "pass --key PUB, or list trusted-keys under [tool.harness.certify]",
+        )
+    trusted = [certify.load_public_key(p) for p in trusted_paths]
+    raw, document = certify.read_envelope(path)
+    verified = certify.verify_envelope(raw, document, trusted, threshold or settings.threshold)
+    if image is not None:
+        engine = state.engine(config)
+        info = engine.image(image)
+        if info is None:
+            raise HarnessError(f"the engine has no image {image}", "pull or build it first")
+        certify.check_image(verified, info.id)
+    certify.check_artifacts(verified, config.project_root)
+    return verified
+
+
+def _rerun(state: State, config: Config, verified: certify.Verified) -> None:
+    """Run each certified experiment again on the certified image; refuse on any change."""
+    predicate = verified.statement["predicate"]
+    engine = state.engine(config)
+    info = engine.image(verified.image_id)
+    if info is None:
+        raise HarnessError(
+            f"the engine has no image {verified.image_id[:19]}", "pull the certified image first"
+        )
+    image = BuildResult(
+        predicate["image"]["reference"],
+        info.id,
+        predicate["image"]["variant"],
+        True,
+        0.0,
+        info.size,
+        info.labels,
+    )
+    for certified in predicate["experiments"]:
+        experiment = config.experiment(certified["name"])
+        request = run_module.RunRequest(
+            experiment, predicate["seed"], predicate["profile"], predicate["threads"]
+        )
+        result = run_module.run_experiment(engine, config, image, request, say=state.ui.say)
+        if result.status != "succeeded":
+            raise certify.CertificateError(
+                f"the rerun of {experiment.name} {result.status}: {result.record.get('error')}"
+            )
+        _compare_rerun(config, certified, result)
+        verified.checks.append(f"{experiment.name} reproduced again in run {result.run_id}")
+
+
+def _compare_rerun(config: Config, certified: dict[str, Any], result: run_module.RunResult) -> None:
+    digests = result.digests
+    for artifact in certified["artifacts"]:
+        if digests.get(artifact["path"]) == artifact["sha256"]:
+            continue
+        reference = records.runs_root(config.project_root) / certified["control_runs"][0]
+        if artifact["policy"] != "bitwise" and reference.is_dir():
+            comparison = compare_paths(
+                str(reference), str(result.folder), policies={artifact["path"]: artifact["policy"]}
+            )
+            if all(a.passed for a in comparison.artifacts if a.path == artifact["path"]):
+                continue
+        raise certify.CertificateError(
+            f"the rerun's {certified['name']}/{artifact['path']} differs from the certified one"
+        )
+
+
+def require_certificates(config: Config, images: dict[str, BuildResult]) -> None:
+    """`harness run --require-certificate`: refuse images whose certificate does not verify."""
+    settings = certify.settings(config.table("certify"), config.project_root)
+    if not settings.trusted_keys:
+        raise HarnessError(
+            "a certificate is required but no trusted key is configured",
+            "list trusted-keys under [tool.harness.certify]",
+        )
+    trusted = [certify.load_public_key(p) for p in settings.trusted_keys]
+    for image in images.values():
+        path = certify.certificate_path(config.project_root, image.image_id)
+        if not path.is_file():
+            raise certify.CertificateError(
+                f"image {image.reference} ({image.image_id[:19]}) has no certificate at {path}",
+                "verify and certify it first (`harness verify && harness certify`)",
+            )
+        raw, document = certify.read_envelope(path)
+        certify.check_image(
+            certify.verify_envelope(raw, document, trusted, settings.threshold), image.image_id
+        )
+
+
+def register(group: click.Group) -> None:
+    for command in (verify_command, certify_command, keys_group, certificate_group):
+        group.add_command(command)

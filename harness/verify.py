@@ -1,0 +1,315 @@
+"""`harness verify`: does an experiment reproduce when what should not matter changes?
+
+For each experiment: control runs (identical setup, fresh containers) must agree with each
+other; then one run with every selected variation at once must agree with the control.
+When it does not, each variation is tried alone to name the one(s) that move the artifacts,
+as Debian's reprotest does. Artifacts agree when `harness compare` passes them under the
+experiment's policies (bitwise by default).
+
+The outcome is saved as a verification document under .harness/verifications/, which
+`harness certify` turns into a signed certificate.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import secrets
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from harness import atomic
+from harness.build import BuildResult
+from harness.compare.model import ComparisonResult
+from harness.compare.report import to_dict
+from harness.compare.tree import compare_paths
+from harness.config import Config, Experiment
+from harness.engine import Engine
+from harness.errors import HarnessError
+from harness.run import RunRequest, RunResult, run_experiment
+from harness.variations import CONTROL, Variation, setup_for
+
+SCHEMA = "harness.verification/v1"
+FOLDER = Path(".harness") / "verifications"
+# The culprit named when control runs already disagree: nothing harness varied moved the
+# artifacts, so the experiment depends on the clock, unseeded randomness or outside state.
+RERUN = "rerun"
+
+
+@dataclass
+class Check:
+    """One comparison of a run against the first control run."""
+
+    label: str
+    variations: tuple[str, ...]
+    run: RunResult
+    comparison: ComparisonResult | None
+
+    @property
+    def agrees(self) -> bool:
+        return self.comparison is not None and self.comparison.exit_code == 0
+
+    def moved(self) -> list[str]:
+        if self.comparison is None:
+            return []
+        return [a.path for a in self.comparison.artifacts if not a.passed]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "label": self.label,
+            "run_id": self.run.run_id,
+            "status": self.run.status,
+            "variations": list(self.variations),
+            "agrees": self.agrees,
+            "moved": self.moved(),
+        }
+
+
+@dataclass
+class ExperimentVerification:
+    experiment: Experiment
+    controls: list[RunResult] = field(default_factory=list)
+    checks: list[Check] = field(default_factory=list)
+    culprits: list[str] = field(default_factory=list)
+    failure: str | None = None
+
+    @property
+    def reproducible(self) -> bool:
+        return self.failure is None and all(check.agrees for check in self.checks)
+
+    def as_dict(self, config: Config) -> dict[str, Any]:
+        reference = self.controls[0] if self.controls else None
+        compared = [c.comparison for c in self.checks if c.comparison is not None]
+        verdicts = {a.path: a for a in compared[0].artifacts} if compared else {}
+        artifacts = []
+        for artifact in reference.record["artifacts"] if reference else []:
+            result = verdicts.get(artifact["path"])
+            artifacts.append(
+                {
+                    **artifact,
+                    "policy": result.policy if result else "bitwise",
+                    "verdict": result.verdict if result else "not compared",
+                }
+            )
+        return {
+            "name": self.experiment.name,
+            "entry": self.experiment.entry,
+            "command": list(self.experiment.command) if self.experiment.command else None,
+            "parameters": dict(self.experiment.parameters),
+            "policies": config.policies_for(self.experiment),
+            "reproducible": self.reproducible,
+            "failure": self.failure,
+            "culprits": self.culprits,
+            "control_runs": [run.run_id for run in self.controls],
+            "checks": [check.as_dict() for check in self.checks],
+            "artifacts": artifacts,
+            "observed": reference.record.get("observed", {}) if reference else {},
+            "violations": reference.record.get("violations", []) if reference else [],
+            "reports": [
+                {"label": c.label, "comparison": to_dict(c.comparison)}
+                for c in self.checks
+                if c.comparison is not None and not c.agrees
+            ],
+        }
+
+
+@dataclass
+class Verification:
+    id: str
+    image: BuildResult
+    variations: list[str]
+    control_runs: int
+    experiments: list[ExperimentVerification]
+    seed: int
+    profile: str
+    threads: int
+
+    @property
+    def reproducible(self) -> bool:
+        return all(e.reproducible for e in self.experiments)
+
+    def as_dict(self, config: Config) -> dict[str, Any]:
+        runs = [
+            run
+            for e in self.experiments
+            for run in (*e.controls, *(check.run for check in e.checks))
+        ]
+        hosts: dict[str, dict[str, Any]] = {}
+        for run in runs:
+            fingerprint = run.record.get("fingerprint") or {}
+            key = json.dumps(_host_identity(run.record), sort_keys=True)
+            hosts.setdefault(key, {"engine": run.record.get("engine"), "fingerprint": fingerprint})
+        return {
+            "schema": SCHEMA,
+            "id": self.id,
+            "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            "verdict": "reproducible" if self.reproducible else "not reproducible",
+            "image": {
+                "reference": self.image.reference,
+                "id": self.image.image_id,
+                "variant": self.image.variant,
+                "labels": dict(self.image.labels),
+            },
+            "seed": self.seed,
+            "profile": self.profile,
+            "threads": self.threads,
+            "variations": self.variations,
+            "control_runs": self.control_runs,
+            "source": runs[0].record.get("source") if runs else None,
+            "constraints_sha256": runs[0].record.get("constraints_sha256") if runs else None,
+            "lock_sha256": runs[0].record.get("lock_sha256") if runs else None,
+            "hosts": list(hosts.values()),
+            "experiments": [e.as_dict(config) for e in self.experiments],
+        }
+
+
+def _host_identity(record: Mapping[str, Any]) -> dict[str, Any]:
+    """What tells hosts apart: the engine, the CPU and the GPU (not per-run details)."""
+    fingerprint = record.get("fingerprint") or {}
+    cpu = fingerprint.get("cpu") or {}
+    return {
+        "engine": record.get("engine"),
+        "cpu": {key: cpu.get(key) for key in ("model", "flags")},
+        "gpu": fingerprint.get("gpu"),
+        "kernel": (fingerprint.get("os") or {}).get("kernel"),
+    }
+
+
+def verify(
+    engine: Engine,
+    config: Config,
+    image: BuildResult,
+    experiments: Sequence[Experiment],
+    *,
+    variations: Sequence[Variation],
+    control_runs: int = 2,
+    base: Callable[[Experiment], RunRequest],
+    say: Callable[[str], None] = lambda _: None,
+) -> Verification:
+    """Verify every experiment; ``base`` gives the control request of each."""
+    results = []
+    for experiment in experiments:
+        results.append(
+            _verify_one(
+                engine,
+                config,
+                image=image,
+                request=base(experiment),
+                variations=variations,
+                control_runs=control_runs,
+                say=say,
+            )
+        )
+    return Verification(
+        id=f"{dt.datetime.now(dt.UTC):%Y%m%d-%H%M%S}-{secrets.token_hex(3)}",
+        image=image,
+        variations=[v.name for v in variations],
+        control_runs=control_runs,
+        experiments=results,
+        seed=config.seed,
+        profile=config.profile,
+        threads=config.threads,
+    )
+
+
+def _verify_one(
+    engine: Engine,
+    config: Config,
+    *,
+    image: BuildResult,
+    request: RunRequest,
+    variations: Sequence[Variation],
+    control_runs: int,
+    say: Callable[[str], None],
+) -> ExperimentVerification:
+    experiment = request.experiment
+    outcome = ExperimentVerification(experiment)
+    policies = config.policies_for(experiment)
+
+    def run(label: str, chosen: Sequence[Variation]) -> RunResult | None:
+        setup = setup_for(chosen) if chosen else CONTROL
+        say(f"{experiment.name}: {label}")
+        result = run_experiment(engine, config, image, replace(request, setup=setup))
+        if result.status != "succeeded":
+            outcome.failure = (
+                f"the {label} run {result.run_id} {result.status}: {result.record.get('error')}"
+            )
+            return None
+        return result
+
+    def check(label: str, chosen: Sequence[Variation]) -> Check | None:
+        result = run(label, chosen)
+        if result is None:
+            return None
+        comparison = compare_paths(
+            str(outcome.controls[0].folder), str(result.folder), policies=policies
+        )
+        found = Check(label, tuple(v.name for v in chosen), result, comparison)
+        outcome.checks.append(found)
+        return found
+
+    first = run("control run 1", [])
+    if first is None:
+        return outcome
+    outcome.controls.append(first)
+    for number in range(2, control_runs + 1):
+        again = check(f"control run {number}", [])
+        if again is None:
+            return outcome
+        outcome.controls.append(again.run)
+        if not again.agrees:
+            outcome.culprits = [RERUN]
+            return outcome  # variations cannot be judged against a control that moves
+    if not variations:
+        return outcome
+    everything = check(f"all variations ({', '.join(v.name for v in variations)})", variations)
+    if everything is None or everything.agrees:
+        return outcome
+    for variation in variations:
+        alone = check(f"variation {variation.name}", [variation])
+        if alone is not None and not alone.agrees:
+            outcome.culprits.append(variation.name)
+    if not outcome.culprits and outcome.failure is None:
+        # Only the combination moves the artifacts; name it as a whole.
+        outcome.culprits = ["+".join(v.name for v in variations)]
+    return outcome
+
+
+def save(config: Config, verification: Verification) -> Path:
+    path = config.project_root / FOLDER / f"{verification.id}.json"
+    atomic.write_text(
+        path, json.dumps(verification.as_dict(config), indent=2, sort_keys=True) + "\n"
+    )
+    return path
+
+
+def load(config: Config, reference: str | None) -> tuple[Path, dict[str, Any]]:
+    """A saved verification: by id (or unique prefix), by path, or the newest one."""
+    folder = config.project_root / FOLDER
+    if reference and Path(reference).is_file():
+        path = Path(reference)
+    else:
+        candidates = sorted(folder.glob("*.json")) if folder.is_dir() else []
+        if reference:
+            candidates = [p for p in candidates if p.stem.startswith(reference)]
+        if not candidates:
+            raise HarnessError(
+                f"no verification {reference or ''} in {FOLDER}".replace("  ", " "),
+                "run `harness verify` first",
+            )
+        if reference and len(candidates) > 1:
+            raise HarnessError(
+                f"{reference!r} matches {len(candidates)} verifications", "give more of the id"
+            )
+        path = candidates[-1]
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as error:
+        raise HarnessError(
+            f"{path} cannot be read: {error}", "run `harness verify` again"
+        ) from None
+    if not isinstance(document, dict) or document.get("schema") != SCHEMA:
+        raise HarnessError(f"{path} is not a {SCHEMA} document", "run `harness verify` again")
+    return path, document
