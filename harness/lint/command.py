@@ -1,0 +1,240 @@
+"""The ``harness lint`` command and the file walk behind it.
+
+With no PATH it lints what the project runs: ``[tool.harness.lint] paths`` when set, else
+the source files of the declared experiments (an entry's module, a command's ``.py``
+arguments), else the whole project. Folders are walked for ``*.py`` files, skipping hidden
+folders, virtual environments and build outputs.
+
+The command reads the CLI's state through ``ctx.obj`` when it has one (the ``--project``
+option and the resolved configuration), and works without it, so that it can be added to
+the ``harness`` group as it is and also be invoked on its own.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import click
+
+from harness.config import Config, find_project_root, load_config
+from harness.errors import EXIT_DIFFERS, ConfigError, HarnessError
+from harness.lint.checker import Finding, check_file
+from harness.lint.rules import RULES
+from harness.lint.settings import LintSettings, check_selectors, enabled_rules, settings_from_table
+
+SCHEMA = "harness.lint/v1"
+_SKIPPED_FOLDERS = frozenset(
+    {"__pycache__", "node_modules", "site-packages", "venv", "env", "build", "dist"}
+)
+
+HELP = """Check experiment code for what breaks reproducibility, without running it.
+
+\b
+PATH is a file or a folder (walked for *.py files); with none, harness
+lints [tool.harness.lint] paths, else the source of the declared
+experiments, else the project.
+
+\b
+Rules (`harness lint --rules` shows what exactly each one matches):
+  HR001-HR005  randomness with no visible seed (random, numpy, generators,
+               torch, TensorFlow)
+  HR006        DataLoader workers with no seeded generator or worker_init_fn
+  HR007-HR008  cuDNN autotuning, determinism switched off
+  HR009        ops that are nondeterministic on CUDA
+  HR010-HR011  the clock, the host name, OS entropy
+  HR012        iteration order of a set
+  HR000        a file that cannot be parsed (always on)
+
+\b
+Select rules with [tool.harness.lint] select / ignore (ids or prefixes), or
+--select / --ignore; silence one line with  # harness: ignore[HR001]
+
+\b
+Exit status: 0 when nothing is found, 1 when findings remain (a file that
+cannot be parsed is a finding, HR000), 2 when a path does not exist or a
+file cannot be read.
+"""
+
+
+@dataclass(frozen=True)
+class LintResult:
+    files: tuple[str, ...]
+    findings: tuple[Finding, ...]
+    rules: frozenset[str]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "schema": SCHEMA,
+            "files": list(self.files),
+            "rules": sorted(self.rules),
+            "findings": [finding.as_dict() for finding in self.findings],
+        }
+
+
+def lint_paths(
+    paths: Sequence[Path], rules: Iterable[str], *, relative_to: Path | None = None
+) -> LintResult:
+    """Lint files and folders with the given rule ids; findings name paths relative to
+    ``relative_to`` where they lie below it."""
+    enabled = frozenset(rules)
+    files = collect_files(paths)
+    base = relative_to or Path.cwd()
+    findings: list[Finding] = []
+    shown: list[str] = []
+    for file in files:
+        name = _shown(file, base)
+        shown.append(name)
+        try:
+            found = check_file(file, name)
+        except OSError as error:
+            raise HarnessError(
+                f"cannot read {name}: {error.strerror or error}", "check the file's permissions"
+            ) from None
+        findings.extend(f for f in found if f.rule in enabled)
+    return LintResult(tuple(shown), tuple(sorted(findings)), enabled)
+
+
+def collect_files(paths: Sequence[Path]) -> list[Path]:
+    """The files to lint: each file as given, each folder's ``*.py`` files, sorted, once."""
+    found: dict[Path, None] = {}
+    for path in paths:
+        if path.is_file():
+            found[path] = None
+        elif path.is_dir():
+            for file in _walk(path):
+                found[file] = None
+        else:
+            raise HarnessError(f"{path} does not exist", "give an existing file or folder")
+    return list(found)
+
+
+def _walk(folder: Path) -> list[Path]:
+    files: list[Path] = []
+    for root, folders, names in os.walk(folder):
+        folders[:] = sorted(
+            name
+            for name in folders
+            if not name.startswith(".")
+            and name not in _SKIPPED_FOLDERS
+            and not (Path(root) / name / "pyvenv.cfg").exists()
+        )
+        files.extend(Path(root) / name for name in sorted(names) if name.endswith(".py"))
+    return files
+
+
+def _shown(path: Path, base: Path) -> str:
+    try:
+        return path.resolve().relative_to(base.resolve()).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def default_targets(config: Config, settings: LintSettings) -> list[Path]:
+    """What `harness lint` checks with no PATH (see the module's docstring)."""
+    root = config.project_root
+    if settings.paths:
+        return [root / path for path in settings.paths]
+    targets: dict[Path, None] = {}
+    for experiment in config.experiments.values():
+        if experiment.entry is not None:
+            module = experiment.entry.partition(":")[0]
+            for candidate in _module_files(root, module):
+                targets[candidate] = None
+        for argument in experiment.command or ():
+            if argument.endswith(".py") and (root / argument).is_file():
+                targets[root / argument] = None
+    return list(targets) or [root]
+
+
+def _module_files(root: Path, module: str) -> list[Path]:
+    base = root.joinpath(*module.split("."))
+    if base.with_suffix(".py").is_file():
+        return [base.with_suffix(".py")]
+    if (base / "__init__.py").is_file():
+        return [base]
+    return []  # installed rather than in the project: not this project's code to lint
+
+
+def _comma_list(values: Sequence[str]) -> tuple[str, ...]:
+    return tuple(part.strip() for value in values for part in value.split(",") if part.strip())
+
+
+def _project_config(ctx: click.Context) -> Config | None:
+    """The project's configuration, or None when linting outside any project."""
+    state = ctx.obj
+    project = getattr(state, "project", None)
+    try:
+        root = find_project_root(project if isinstance(project, Path) else None)
+    except ConfigError:
+        return None
+    resolve: Callable[[], Config] | None = getattr(state, "config", None)
+    return resolve() if callable(resolve) else load_config(root)
+
+
+@click.command("lint", help=HELP, short_help="Check experiment code for nondeterminism.")
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path), metavar="[PATH]...")
+@click.option(
+    "--select", "select", multiple=True, metavar="IDS", help="Only these rules (ids or prefixes)."
+)
+@click.option(
+    "--ignore", "ignore", multiple=True, metavar="IDS", help="Not these rules (ids or prefixes)."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the findings as JSON.")
+@click.option("--rules", "show_rules", is_flag=True, help="List the rules and what they match.")
+@click.pass_context
+def lint(
+    ctx: click.Context,
+    *,
+    paths: tuple[Path, ...],
+    select: tuple[str, ...],
+    ignore: tuple[str, ...],
+    as_json: bool,
+    show_rules: bool,
+) -> None:
+    if show_rules:
+        _print_rules(as_json)
+        return
+    config = _project_config(ctx)
+    settings = settings_from_table(config.table("lint")) if config else LintSettings()
+    chosen_select = _comma_list(select) or settings.select
+    chosen_ignore = _comma_list(ignore) or settings.ignore
+    check_selectors(_comma_list(select), "--select")
+    check_selectors(_comma_list(ignore), "--ignore")
+    targets = list(paths)
+    if not targets:
+        targets = default_targets(config, settings) if config else [Path.cwd()]
+    result = lint_paths(targets, enabled_rules(chosen_select, chosen_ignore))
+    if as_json:
+        click.echo(json.dumps(result.as_dict(), indent=2, sort_keys=True))
+    else:
+        for finding in result.findings:
+            click.echo(finding.one_line())
+        files = len(result.files)
+        if result.findings:
+            click.echo(f"{len(result.findings)} finding(s) in {files} file(s)", err=True)
+        else:
+            click.echo(f"{files} file(s) clean", err=True)
+    if result.findings:
+        raise click.exceptions.Exit(EXIT_DIFFERS)
+
+
+def _print_rules(as_json: bool) -> None:
+    if as_json:
+        document = [
+            {"id": r.id, "name": r.name, "summary": r.summary, "fix": r.fix, "scope": r.scope}
+            for r in RULES
+        ]
+        click.echo(json.dumps(document, indent=2))
+        return
+    for rule in RULES:
+        click.echo(f"{rule.id} {rule.name}: {rule.summary}")
+        click.echo(f"  matches: {rule.scope}")
+        click.echo(f"  fix:     {rule.fix}")
+
+
+__all__ = ["SCHEMA", "LintResult", "collect_files", "default_targets", "lint", "lint_paths"]
