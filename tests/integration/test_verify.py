@@ -1,0 +1,200 @@
+"""Verification under variations and certification, on the real engine."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness.engine import Engine
+from tests.conftest import REPOSITORY, copy_project_files
+from tests.integration.conftest import harness
+
+PLANTED = '''\
+"""Experiments whose artifacts depend on what a reproducible one must ignore."""
+
+import socket
+import time
+from pathlib import Path
+
+
+def hostname(output: Path, seed: int, inputs: dict) -> None:
+    (output / "host.txt").write_text(socket.gethostname())
+
+
+def clock(output: Path, seed: int, inputs: dict) -> None:
+    (output / "time.txt").write_text(str(time.time_ns()))
+
+
+def hash_order(output: Path, seed: int, inputs: dict) -> None:
+    words = {f"feature-{i}" for i in range(40)}
+    (output / "order.txt").write_text(",".join(words))
+
+
+def steady(output: Path, seed: int, inputs: dict) -> None:
+    (output / "value.txt").write_text(str(seed * 7))
+'''
+
+PLANTED_EXPERIMENTS = """
+[tool.harness.experiments.planted-hostname]
+entry = "planted:hostname"
+
+[tool.harness.experiments.planted-clock]
+entry = "planted:clock"
+
+[tool.harness.experiments.planted-hashseed]
+entry = "planted:hash_order"
+
+[tool.harness.experiments.steady]
+entry = "planted:steady"
+"""
+
+
+@pytest.fixture(scope="module")
+def planted_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("planted-project")
+    folder.chmod(0o755)  # the container's user reads it; pytest makes folders 0700
+    copy_project_files(folder)
+    pyproject = folder / "pyproject.toml"
+    text = pyproject.read_text().replace('image = "harness"', 'image = "harness-planted"')
+    pyproject.write_text(text + PLANTED_EXPERIMENTS)
+    (folder / "planted.py").write_text(PLANTED)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def keys(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """Two runners' key pairs, kept outside any project."""
+    folder = tmp_path_factory.mktemp("keys")
+    for name in ("runner-a", "runner-b"):
+        result = harness("keys", "generate", "--name", name, env={"HARNESS_KEYS_DIR": str(folder)})
+        assert result.returncode == 0, result.stderr
+    return {"dir": str(folder), "a": str(folder / "runner-a"), "b": str(folder / "runner-b")}
+
+
+def verify_json(*arguments: str, cwd: Path) -> tuple[int, dict[str, Any], str]:
+    result = harness("verify", "--json", *arguments, cwd=cwd)
+    document = json.loads(result.stdout) if result.stdout.strip() else {}
+    return result.returncode, document, result.stderr
+
+
+@pytest.mark.parametrize(
+    ("experiment", "culprit"),
+    [
+        ("planted-hostname", "hostname"),
+        ("planted-hashseed", "hashseed"),
+        ("planted-clock", "rerun"),
+    ],
+)
+def test_planted_nondeterminism_is_found_and_named(
+    planted_project: Path, experiment: str, culprit: str
+) -> None:
+    code, document, stderr = verify_json(experiment, cwd=planted_project)
+    assert code == 1, stderr
+    (result,) = document["experiments"]
+    assert result["reproducible"] is False
+    assert result["culprits"] == [culprit]
+    assert result["reports"], "the compare report of what moved"
+    moved = {
+        a["path"]
+        for r in result["reports"]
+        for a in r["comparison"]["artifacts"]
+        if not a["passed"]
+    }
+    assert moved
+
+
+def test_a_steady_experiment_verifies_under_every_variation(planted_project: Path) -> None:
+    code, document, stderr = verify_json("steady", cwd=planted_project)
+    assert code == 0, stderr
+    (result,) = document["experiments"]
+    assert result["reproducible"] is True
+    assert document["variations"] == [
+        "cpus", "hostname", "timezone", "locale", "user", "workdir", "env", "hashseed"
+    ]  # fmt: skip
+
+
+def test_the_examples_verify_certify_and_the_certificate_is_checked(
+    engine: Engine, keys: dict[str, str], tmp_path: Path
+) -> None:
+    code, document, stderr = verify_json(cwd=REPOSITORY)
+    assert code == 0, stderr
+    assert {e["name"] for e in document["experiments"]} == {"sklearn", "torch", "tensorflow"}
+    assert all(e["reproducible"] for e in document["experiments"])
+
+    certificate = tmp_path / "examples.intoto.json"
+    signed = harness(
+        "certify", "--verification", document["id"], "--key", f"{keys['a']}.key",
+        "--output", str(certificate), "--tag", "--json",
+    )  # fmt: skip
+    assert signed.returncode == 0, signed.stderr
+    tag = json.loads(signed.stdout)["tag"]
+    assert engine.image(tag) is not None
+    assert keys["dir"] not in certificate.read_text()
+
+    def verify_certificate(*extra: str) -> Any:
+        return harness("certificate", "verify", str(certificate), *extra)
+
+    ok = verify_certificate("--key", f"{keys['a']}.pub", "--image", tag)
+    assert ok.returncode == 0, ok.stderr
+
+    wrong_key = verify_certificate("--key", f"{keys['b']}.pub")
+    assert wrong_key.returncode == 1
+    assert "0 trusted signature(s), 1 required" in wrong_key.stderr
+
+    other_image = verify_certificate(
+        "--key", f"{keys['a']}.pub", "--image", "harness-base:bookworm-python3.11"
+    )
+    assert other_image.returncode == 1
+    assert "the certificate is for image" in other_image.stderr
+
+    two = verify_certificate(
+        "--key", f"{keys['a']}.pub", "--key", f"{keys['b']}.pub", "--threshold", "2"
+    )
+    assert two.returncode == 1
+    cosign = harness("certificate", "sign", str(certificate), "--key", f"{keys['b']}.key")
+    assert cosign.returncode == 0, cosign.stderr
+    two = verify_certificate(
+        "--key", f"{keys['a']}.pub", "--key", f"{keys['b']}.pub", "--threshold", "2"
+    )
+    assert two.returncode == 0, two.stderr
+
+    original = certificate.read_bytes()
+    middle = len(original) // 2
+    certificate.write_bytes(
+        original[:middle] + bytes([original[middle] ^ 1]) + original[middle + 1 :]
+    )
+    tampered = verify_certificate("--key", f"{keys['a']}.pub")
+    assert tampered.returncode == 1
+    certificate.write_bytes(original)
+
+    statement = json.loads(verify_certificate("--key", f"{keys['a']}.pub", "--json").stdout)[
+        "statement"
+    ]
+    run_id = statement["predicate"]["experiments"][0]["control_runs"][0]
+    name = statement["predicate"]["experiments"][0]["artifacts"][0]["path"]
+    artifact = REPOSITORY / ".harness" / "runs" / run_id / "artifacts" / name
+    kept = artifact.read_bytes()
+    artifact.chmod(0o644)
+    try:
+        artifact.write_bytes(kept[:-1] + bytes([kept[-1] ^ 1]))
+        changed = verify_certificate("--key", f"{keys['a']}.pub")
+        assert changed.returncode == 1
+        assert "no longer has the certified sha256" in changed.stderr
+    finally:
+        artifact.write_bytes(kept)
+
+
+def test_run_refuses_an_image_without_a_certificate(
+    planted_project: Path, keys: dict[str, str]
+) -> None:
+    (planted_project / "ci.pub").write_bytes(Path(f"{keys['a']}.pub").read_bytes())
+    pyproject = planted_project / "pyproject.toml"
+    pyproject.write_text(
+        pyproject.read_text() + '\n[tool.harness.certify]\ntrusted-keys = ["ci.pub"]\n'
+    )
+    result = harness("run", "steady", "--require-certificate", cwd=planted_project)
+    assert result.returncode == 1
+    assert "has no certificate" in result.stderr
