@@ -97,6 +97,10 @@ while rest:
 kind, _, what = target.partition("=")
 environ = os.environ.get
 pinned_isa = "portable" if environ("ATEN_CPU_CAPABILITY") else "strict"
+output = environ("HARNESS_OUTPUT") or os.path.abspath("outputs")
+if not (os.access(output, os.W_OK) or os.access(os.path.dirname(output), os.W_OK)):
+    output = os.path.join(tempfile.gettempdir(), "outputs")
+print("harness runtime: outputs go to", output, file=sys.stderr)
 document = dict(
     schema=spec.SCHEMA,
     run_id=environ("HARNESS_RUN_ID") or environ("MLFLOW_RUN_ID") or name,
@@ -108,7 +112,7 @@ document = dict(
     profile=environ("HARNESS_PROFILE") or pinned_isa,
     threads=int(environ("OMP_NUM_THREADS") or 1),
     device="cuda" if environ("CUDA_VISIBLE_DEVICES") else "cpu",
-    output=environ("HARNESS_OUTPUT") or os.path.abspath("outputs"),
+    output=output,
     meta=tempfile.mkdtemp(),
     inputs=json.loads(environ("HARNESS_INPUTS") or "null") or dict(),
     project=os.getcwd(),
@@ -356,12 +360,13 @@ def render_mlproject(config: Config, image: PinnedImage) -> str:
     header = [
         "# Written by `harness mlproject` from [tool.harness.experiments] in "
         f"{config.pyproject.name}.",
-        f"# docker_env.image is {image.reference} pinned by digest (constraints sha256 "
-        f"{labels.get(LABEL_CONSTRAINTS, 'unknown')},",
-        f"# lock sha256 {labels.get(LABEL_LOCK, 'unknown')}).",
+        f"# docker_env.image is {image.reference} pinned by digest;",
+        f"# constraints sha256 {labels.get(LABEL_CONSTRAINTS, 'unknown')}",
+        f"# lock sha256        {labels.get(LABEL_LOCK, 'unknown')}",
         "# Run an entry point with `harness run --mlproject NAME -P key=value`, or with",
-        "# `mlflow run . -e NAME -P key=value` (its outputs then go to outputs/ inside the",
-        "# container: add a docker_env volume to keep them).",
+        "# `mlflow run . -e NAME -P key=value --build-image` (the image then gets a copy of",
+        "# the project; outputs go to its outputs/ folder, or /tmp/outputs when that is not",
+        "# writable, inside the container: mount a docker_env volume there to keep them).",
     ]
     body = yaml_module().dump(
         document, Dumper=_dumper(), sort_keys=False, default_flow_style=False, width=100
