@@ -15,7 +15,7 @@ import click
 
 import harness
 from harness import build as build_module
-from harness import certify, records
+from harness import certify, mlflow_tracking, records
 from harness import doctor as doctor_module
 from harness import lock as lock_module
 from harness import run as run_module
@@ -23,9 +23,11 @@ from harness.base import ensure_base
 from harness.cli_trust import register as register_trust_commands
 from harness.cli_trust import require_certificates
 from harness.compare.command import POLICIES_KEY, compare
-from harness.config import OPTIONS, Config, find_project_root, load_config
+from harness.config import OPTIONS, Config, Experiment, find_project_root, load_config
 from harness.engine import Engine
 from harness.errors import EXIT_DIFFERS, EXIT_TROUBLE, ConfigError, HarnessError
+from harness.lint import lint
+from harness.mlproject import experiment_from_mlproject, mlproject
 from harness.ui import UI
 
 EXIT_INTERRUPTED = 130
@@ -282,6 +284,23 @@ def doctor_command(state: State, as_json: bool) -> None:
     help="Refuse an image whose certificate does not verify "
     "(also: [tool.harness.certify] require).",
 )
+@click.option(
+    "--mlflow/--no-mlflow",
+    "mlflow_flag",
+    default=None,
+    help="Log each run to MLflow (default: [tool.harness.mlflow] enabled / HARNESS_MLFLOW).",
+)
+@click.option(
+    "--mlproject", "mlproject_entry", metavar="ENTRY", help="Run this entry point of the MLproject."
+)
+@click.option(
+    "-P",
+    "--param",
+    "mlproject_params",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="A parameter of the MLproject entry point (repeatable).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the run records as JSON.")
 @click.pass_obj
 def run_command(
@@ -297,6 +316,9 @@ def run_command(
     cpus: float | None,
     gpus: bool,
     require_certificate: bool,
+    mlflow_flag: bool | None,
+    mlproject_entry: str | None,
+    mlproject_params: tuple[str, ...],
     as_json: bool,
 ) -> None:
     """Run experiments in fresh containers of their pinned image and record each run.
@@ -310,6 +332,8 @@ def run_command(
       harness run                      every experiment, once
       harness run torch --repeat 2     twice; exit 1 if the artifacts differ
       harness run --profile portable   pin CPU code paths too (hosts with other CPUs)
+      harness run --mlflow             also log each run to MLflow
+      harness run --mlproject main -P alpha=0.5   an MLproject entry point, in the image
 
     Exit 0 when every run succeeded (and repeats agree), 1 when one failed, timed out or
     its repeats differ, 2 on trouble.
@@ -320,11 +344,11 @@ def run_command(
         threads=None if threads is None else str(threads),
         timeout=None if timeout is None else str(timeout),
     )
-    experiments = [config.experiment(n) for n in names] or list(config.experiments.values())
-    if not experiments:
-        raise ConfigError(
-            "no experiment is declared", "add [tool.harness.experiments.NAME] to pyproject.toml"
-        )
+    experiments = _selected_experiments(config, names, mlproject_entry, mlproject_params)
+    use_mlflow = mlflow_tracking.enabled(config, mlflow_flag)
+    if use_mlflow:
+        # Before any build or run, so that a missing mlflow costs nothing.
+        mlflow_tracking.require(config)
     variants = {e.name: variant or e.variant for e in experiments}
     plans = {v: build_module.plan(config, v) for v in sorted(set(variants.values()))}
     engine = state.engine(config)
@@ -360,6 +384,11 @@ def run_command(
             mine.append(result)
             if not as_json:
                 _print_run(state.ui, result)
+            if use_mlflow:
+                logged = mlflow_tracking.log_run(
+                    config, result.folder, result.record, entry_point=mlproject_entry
+                )
+                state.ui.say(f"{result.run_id}: logged to MLflow run {logged}")
         results += mine
         succeeded = [r for r in mine if r.status == "succeeded"]
         if len(succeeded) > 1 and any(r.digests != succeeded[0].digests for r in succeeded[1:]):
@@ -372,6 +401,36 @@ def run_command(
         state.ui.say(f"{result.run_id}: {result.status}: {result.record.get('error')}")
     if failed or differing:
         raise click.exceptions.Exit(EXIT_DIFFERS)
+
+
+def _selected_experiments(
+    config: Config, names: tuple[str, ...], mlproject_entry: str | None, params: tuple[str, ...]
+) -> list[Experiment]:
+    """The experiments a `harness run` asks for: by name, an MLproject entry point, or all."""
+    if mlproject_entry is not None:
+        if names:
+            raise ConfigError(
+                "give either experiment names or --mlproject, not both", "run them separately"
+            )
+        return [
+            experiment_from_mlproject(config.project_root, mlproject_entry, _key_values(params))
+        ]
+    experiments = [config.experiment(n) for n in names] or list(config.experiments.values())
+    if not experiments:
+        raise ConfigError(
+            "no experiment is declared", "add [tool.harness.experiments.NAME] to pyproject.toml"
+        )
+    return experiments
+
+
+def _key_values(pairs: tuple[str, ...]) -> dict[str, str]:
+    values = {}
+    for pair in pairs:
+        key, equals, value = pair.partition("=")
+        if not equals or not key:
+            raise ConfigError(f"-P {pair!r} is not KEY=VALUE", "write -P alpha=0.5")
+        values[key] = value
+    return values
 
 
 def _print_run(ui: UI, result: run_module.RunResult) -> None:
@@ -477,6 +536,8 @@ def runs_show(state: State, run_id: str, as_json: bool) -> None:
 
 
 cli.add_command(compare)
+cli.add_command(lint)
+cli.add_command(mlproject)
 register_trust_commands(cli)
 
 

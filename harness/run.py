@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import harness
-from harness import records, vcs
+from harness import dvc, records, vcs
 from harness.build import LABEL_CONSTRAINTS, LABEL_LOCK, BuildResult
 from harness.config import Config, Experiment
 from harness.engine import ContainerSpec, Engine, Mount
@@ -77,6 +77,10 @@ def run_experiment(
     for path in (config.project_root, *experiment.inputs.values()):
         _check_readable_by_others(path)
     inputs = {name: records.digest_path(path) for name, path in experiment.inputs.items()}
+    # Data that DVC tracks must still be the version dvc.lock names: checked before anything
+    # is written, so a mismatch costs no run.
+    for name, tracked in dvc.check_inputs(config.project_root, experiment.inputs).items():
+        inputs[name].update(tracked)
     run_id = records.new_run_id(experiment.name)
     folder = records.runs_root(config.project_root) / run_id
     artifacts, meta = folder / records.ARTIFACTS, folder / records.META
