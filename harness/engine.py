@@ -1,7 +1,7 @@
 """The only module that talks to the container engine (through the Docker SDK).
 
 Everything else receives an :class:`Engine` and calls its few verbs: build, import, run,
-inspect, tag, remove. Each verb turns the SDK's exceptions into harness errors that say
+inspect, tag, remove, save, load. Each verb turns the SDK's exceptions into harness errors that say
 what failed and how to fix it, and every container it creates is removed before the verb
 returns, whether the command inside succeeded, failed or was interrupted.
 """
@@ -10,15 +10,16 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import io
 import re
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import docker
 import docker.errors
@@ -30,6 +31,10 @@ from harness.errors import BuildError, EngineError, EngineUnavailable
 # Lines of build output kept to show when a step fails.
 _TAIL_LINES = 25
 _STEP = re.compile(r"^Step (\d+)/(\d+) : (.*)")
+# docker load reports each image it loaded on a line of its own.
+_LOADED = re.compile(r"^Loaded image(?: ID)?: (\S+)")
+# Chunks of `docker save` output read at a time: large enough to keep the socket busy.
+_SAVE_CHUNK = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -186,6 +191,79 @@ class Engine:
         except docker.errors.APIError as error:
             raise EngineError(f"cannot remove image {reference}: {_short_reason(error)}") from None
 
+    def remove_unused_image(self, reference: str) -> bool:
+        """Remove an image only if nothing needs it: no other tag, no child, no container.
+
+        Removing a tag that is not the image's last one only untags. Untagged parents that
+        served only this image go with it. Returns whether anything was removed; an image
+        still in use is left as it is, which is never an error here.
+        """
+        try:
+            self._client.api.remove_image(reference, force=False, noprune=False)
+        except docker.errors.ImageNotFound:
+            return False
+        except docker.errors.APIError as error:
+            if error.status_code == 409:
+                return False
+            raise EngineError(f"cannot remove image {reference}: {_short_reason(error)}") from None
+        except requests.exceptions.ConnectionError as error:
+            raise EngineUnavailable(
+                f"lost the Docker engine at {self.where}: {_short_reason(error)}"
+            ) from None
+        return True
+
+    def image_attributes(self, reference: str) -> Mapping[str, Any] | None:
+        """Everything the engine says of an image (``docker image inspect``), or None."""
+        try:
+            return self._client.api.inspect_image(reference)  # type: ignore[no-any-return,no-untyped-call]
+        except docker.errors.ImageNotFound:
+            return None
+        except docker.errors.APIError as error:
+            if error.status_code == 404:
+                return None
+            raise EngineError(f"cannot inspect image {reference}: {_short_reason(error)}") from None
+
+    def history(self, reference: str) -> list[Mapping[str, Any]]:
+        """The image's history, newest step first, as ``docker history`` shows it."""
+        return list(self._call(self._client.api.history, reference))
+
+    @contextmanager
+    def save(self, reference: str) -> Iterator[IO[bytes]]:
+        """The image as ``docker save`` writes it, as a stream read while the engine writes.
+
+        Nothing is held in memory beyond one chunk: a multi-gigabyte image streams through.
+        """
+        chunks = self._call(self._client.api.get_image, reference, chunk_size=_SAVE_CHUNK)
+        raw = _ChunkReader(chunks, f"saving {reference} from the engine at {self.where}")
+        stream = io.BufferedReader(raw, buffer_size=_SAVE_CHUNK)
+        try:
+            yield stream
+        finally:
+            stream.close()
+
+    def load(self, data: bytes | Iterable[bytes]) -> list[str]:
+        """Load a ``docker save`` archive (bytes, or chunks streamed as they come).
+
+        Returns what the engine reports it loaded: image IDs for archives without tags,
+        references for the others. Layers the engine already holds are not read again.
+        """
+        loaded: list[str] = []
+        try:
+            for chunk in self._client.api.load_image(data):  # type: ignore[no-untyped-call]
+                if "error" in chunk:
+                    raise EngineError(f"the engine refused the image: {chunk['error']}")
+                for line in str(chunk.get("stream", "")).splitlines():
+                    match = _LOADED.match(line.strip())
+                    if match:
+                        loaded.append(match.group(1))
+        except requests.exceptions.ConnectionError as error:
+            raise EngineUnavailable(
+                f"lost the Docker engine at {self.where}: {_short_reason(error)}"
+            ) from None
+        except docker.errors.DockerException as error:
+            raise EngineError(f"cannot load the image: {_short_reason(error)}") from None
+        return loaded
+
     def pull(self, reference: str) -> ImageInfo:
         try:
             self._client.api.pull(reference)
@@ -218,7 +296,7 @@ class Engine:
         self,
         context: Path,
         *,
-        tag: str,
+        tag: str | None = None,
         dockerfile: str = "Dockerfile",
         buildargs: Mapping[str, str] | None = None,
         labels: Mapping[str, str] | None = None,
@@ -228,7 +306,8 @@ class Engine:
         """Build ``context`` with the engine's builder; returns the image ID.
 
         ``forcerm`` removes the intermediate containers of failed steps too, so a failed or
-        interrupted build leaves nothing running behind.
+        interrupted build leaves nothing running behind. Without ``tag`` the image is left
+        untagged, for the caller to finish and name.
         """
         log = BuildLog()
         image_id = ""
@@ -405,6 +484,39 @@ def _built_id(log: BuildLog) -> str:
         if line.startswith("Successfully built "):
             return line.split()[-1]
     return ""
+
+
+class _ChunkReader(io.RawIOBase):
+    """A readable stream over the SDK's generator of chunks, with engine errors translated."""
+
+    def __init__(self, chunks: Iterator[bytes], doing: str) -> None:
+        self._chunks = chunks
+        self._doing = doing
+        self._pending = memoryview(b"")
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        while not self._pending:
+            try:
+                self._pending = memoryview(next(self._chunks))
+            except StopIteration:
+                return 0
+            except (docker.errors.DockerException, requests.exceptions.RequestException) as error:
+                raise EngineError(f"{self._doing} failed: {_short_reason(error)}") from None
+        size = min(len(buffer), len(self._pending))
+        buffer[:size] = self._pending[:size]
+        self._pending = self._pending[size:]
+        return size
+
+    def close(self) -> None:
+        # Closing the generator closes the HTTP response, so an early stop frees the engine.
+        close = getattr(self._chunks, "close", None)
+        if close is not None:
+            with contextlib.suppress(Exception):
+                close()
+        super().close()
 
 
 def _pump_logs(container: Any, log: Path) -> None:
