@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness import imageconfig
 from harness.config import Config
 from harness.engine import Engine
 from harness.errors import BaseImageError
@@ -148,7 +149,7 @@ def bootstrap(engine: Engine, config: Config, say: Callable[[str], None]) -> Bas
         write_tarball(root, tarball, BASE_EPOCH)
         packages_sha256 = hashlib.sha256(packages_text.encode()).hexdigest()
         say(f"importing {len(packages)} packages as {reference}")
-        image_id = engine.import_rootfs(
+        imported = engine.import_rootfs(
             tarball,
             reference,
             [
@@ -159,6 +160,14 @@ def bootstrap(engine: Engine, config: Config, say: Callable[[str], None]) -> Bas
                 'CMD ["python3"]',
             ],
         )
+    # The import stamps the clock into the image's configuration. Written again with the
+    # base's fixed time, the base's ID depends only on its files and settings, so the
+    # label that records it (and with it every variant's image ID) does not move when an
+    # identical base is bootstrapped again.
+    image_id = imageconfig.finalise(engine, imported, epoch=BASE_EPOCH, labels={})
+    engine.tag(image_id, reference)
+    if imported != image_id:
+        engine.remove_unused_image(imported)
     return BaseImage(reference, image_id, image_id, packages_sha256, True)
 
 

@@ -30,7 +30,7 @@ from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel
 from uv import find_uv_bin
 
 import harness
-from harness import lock, vcs
+from harness import imageconfig, lock, vcs
 from harness.base import BaseImage, ensure_base
 from harness.config import Config, Variant
 from harness.engine import Engine
@@ -96,36 +96,86 @@ def plan(config: Config, variant_name: str) -> BuildPlan:
     return BuildPlan(config, variant, pins, _ca_bundle_bytes(config), harness_source_root())
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """A planned build made concrete against an engine: its base, arguments and labels."""
+
+    build_plan: BuildPlan
+    base: BaseImage
+    buildargs: Mapping[str, str]
+    labels: Mapping[str, str]
+    reference: str
+    epoch: int
+    # The digest of harness's source the labels were computed from (see source_digest).
+    source: str = ""
+
+    @property
+    def build_input(self) -> str:
+        return self.labels[LABEL_BUILD_INPUT]
+
+
+@dataclass(frozen=True)
+class FreshImage:
+    """An image just built and finalised, and what the engine's build left beside it."""
+
+    image_id: str
+    # The image as the engine built it, before its configuration was rewritten, and the
+    # last image of each earlier stage: the engine's layer cache, kept by ordinary builds
+    # and removed by the rebuild check, whose builds run without the cache.
+    built_id: str
+    stage_images: tuple[str, ...]
+    seconds: float
+
+
+def prepare(
+    engine: Engine, build_plan: BuildPlan, say: Callable[[str], None] = lambda _: None
+) -> Prepared:
+    """Ensure the base image and derive the build's arguments and labels from the inputs."""
+    config, variant = build_plan.config, build_plan.variant
+    base = ensure_base(engine, config, say)
+    epoch = source_date_epoch(vcs.source_state(config.project_root))
+    buildargs = {
+        "BASE_IMAGE": base.id,
+        "INDEX_URL": config.index_url or DEFAULT_INDEX_URL,
+        "PYTHON_VERSION": config.python,
+        "SOURCE_DATE_EPOCH": str(epoch),
+    }
+    labels = image_labels(config, variant, base)
+    source = source_digest(build_plan.source_root)
+    labels[LABEL_BUILD_INPUT] = build_input_digest(
+        dockerfile=variant.dockerfile.read_bytes(),
+        constraints=variant.constraints.read_bytes(),
+        harness_source=source,
+        ca_bundle=build_plan.ca_bundle,
+        buildargs=buildargs,
+        labels=labels,
+    )
+    return Prepared(
+        build_plan, base, buildargs, labels, image_reference(config, variant), epoch, source
+    )
+
+
 def build(
     engine: Engine,
     build_plan: BuildPlan,
     *,
     no_cache: bool = False,
+    rewrite_layers: bool = False,
     say: Callable[[str], None] = lambda _: None,
     on_line: Callable[[str], None] = lambda _: None,
 ) -> BuildResult:
-    """Build (or find, when its inputs are unchanged) the image of a planned variant."""
+    """Build (or find, when its inputs are unchanged) the image of a planned variant.
+
+    ``rewrite_layers`` also rewrites every layer with its times clamped (see
+    :func:`harness.imageconfig.finalise`), for Dockerfiles that do not set them.
+    """
     started = time.monotonic()
-    config, variant = build_plan.config, build_plan.variant
-    base = ensure_base(engine, config, say)
-    buildargs = {
-        "BASE_IMAGE": base.id,
-        "INDEX_URL": config.index_url or DEFAULT_INDEX_URL,
-        "PYTHON_VERSION": config.python,
-    }
-    labels = image_labels(config, variant, base)
-    labels[LABEL_BUILD_INPUT] = build_input_digest(
-        dockerfile=variant.dockerfile.read_bytes(),
-        constraints=variant.constraints.read_bytes(),
-        harness_source=source_digest(build_plan.source_root),
-        ca_bundle=build_plan.ca_bundle,
-        buildargs=buildargs,
-        labels=labels,
-    )
-    reference = image_reference(config, variant)
+    variant = build_plan.variant
+    prepared = prepare(engine, build_plan, say)
+    reference = prepared.reference
 
     if not no_cache:
-        wanted = labels[LABEL_BUILD_INPUT]
+        wanted = prepared.build_input
         # The image the tag names already is the answer in the common case; otherwise any
         # image built from the same inputs is (two builds racing can leave several).
         tagged = engine.image(reference)
@@ -143,23 +193,74 @@ def build(
                 found.labels,
             )
 
+    fresh = build_image(
+        engine,
+        prepared,
+        no_cache=no_cache,
+        rewrite_layers=rewrite_layers,
+        say=say,
+        on_line=on_line,
+    )
+    engine.tag(fresh.image_id, reference)
+    info = engine.image(fresh.image_id)
+    say(f"built {reference} ({fresh.image_id[:19]})")
+    return BuildResult(
+        reference,
+        fresh.image_id,
+        variant.name,
+        False,
+        time.monotonic() - started,
+        info.size if info else 0,
+        prepared.labels,
+    )
+
+
+def build_image(
+    engine: Engine,
+    prepared: Prepared,
+    *,
+    no_cache: bool = False,
+    rewrite_layers: bool = False,
+    say: Callable[[str], None] = lambda _: None,
+    on_line: Callable[[str], None] = lambda _: None,
+) -> FreshImage:
+    """Run the engine's build of a prepared variant and finalise the image; tags nothing.
+
+    The labels are not given to the engine: the classic builder adds each as a step of
+    its own, in a random order, and the labelled steps would carry the build-input label
+    that finds images in the cache. They go into the configuration :func:`finalise`
+    writes, so only finished images carry them.
+    """
+    started = time.monotonic()
+    build_plan, variant = prepared.build_plan, prepared.build_plan.variant
     with tempfile.TemporaryDirectory(prefix="harness-build-") as folder:
         context = Path(folder)
-        say(f"assembling the build context of {reference}")
-        assemble_context(context, build_plan)
-        say(f"building {reference} from {variant.dockerfile.name} on base {base.reference}")
+        say(f"assembling the build context of {prepared.reference}")
+        assemble_context(context, build_plan, epoch=prepared.epoch)
+        if prepared.source and source_digest(build_plan.source_root) != prepared.source:
+            # The wheel would not be the source the labels name (and two builds of a
+            # check would differ for a reason that is no fault of the build).
+            raise BuildError(
+                f"harness's source in {build_plan.source_root} changed while the build "
+                "was being prepared",
+                "finish the edit, then build again",
+            )
+        say(
+            f"building {prepared.reference} from {variant.dockerfile.name} "
+            f"on base {prepared.base.reference}"
+        )
         watcher = HashMismatchWatcher()
+        stages = StageImages()
 
         def each_line(line: str) -> None:
             watcher.feed(line)
+            stages.feed(line)
             on_line(line)
 
         try:
-            image_id = engine.build(
+            built_id = engine.build(
                 context,
-                tag=reference,
-                buildargs=buildargs,
-                labels=labels,
+                buildargs=prepared.buildargs,
                 nocache=no_cache,
                 on_line=each_line,
             )
@@ -171,17 +272,43 @@ def build(
                     f"sha256 is not the one pinned in {variant.constraints.name}"
                 ) from None
             raise error from None
-    info = engine.image(image_id)
-    say(f"built {reference} ({image_id[:19]})")
-    return BuildResult(
-        reference,
-        image_id,
-        variant.name,
-        False,
-        time.monotonic() - started,
-        info.size if info else 0,
-        labels,
+    image_id = imageconfig.finalise(
+        engine,
+        built_id,
+        epoch=prepared.epoch,
+        labels=prepared.labels,
+        rewrite_layers=rewrite_layers,
+        say=say,
     )
+    return FreshImage(image_id, built_id, tuple(stages.tails), time.monotonic() - started)
+
+
+class StageImages:
+    """Collects, from the classic builder's output, the last image of each earlier stage.
+
+    Each step ends with a line " ---> ID"; a FROM step's ID is its base image, which is
+    never a stage's own work, so a stage that ends on FROM contributes nothing.
+    """
+
+    _FROM = re.compile(r"^Step \d+/\d+ : FROM ", re.IGNORECASE)
+    _RESULT = re.compile(r"^ ---> ([0-9a-f]{12,64})$")
+
+    def __init__(self) -> None:
+        self.tails: list[str] = []
+        self._last: str | None = None
+        self._in_from = False
+
+    def feed(self, line: str) -> None:
+        if self._FROM.match(line):
+            if self._last is not None:
+                self.tails.append(self._last)
+            self._last, self._in_from = None, True
+        elif line.startswith("Step "):
+            self._in_from = False
+        else:
+            match = self._RESULT.match(line.rstrip())
+            if match and not self._in_from:
+                self._last = match.group(1)
 
 
 def image_labels(config: Config, variant: Variant, base: BaseImage) -> dict[str, str]:
@@ -274,7 +401,13 @@ def _ca_bundle_bytes(config: Config) -> bytes:
 # -- the build context -----------------------------------------------------------------
 
 
-def assemble_context(context: Path, build_plan: BuildPlan) -> None:
+def assemble_context(context: Path, build_plan: BuildPlan, *, epoch: int | None = None) -> None:
+    """Lay out the build context; with ``epoch``, every file it made gets that time.
+
+    The engine keeps a context file's time when a COPY puts it into an image, and the
+    files here are fresh copies, so without this their time would be the build's.
+    Linked wheels keep theirs: they share their inode with the user's own files.
+    """
     config, variant = build_plan.config, build_plan.variant
     shutil.copyfile(variant.dockerfile, context / "Dockerfile")
     shutil.copyfile(variant.constraints, context / "constraints.txt")
@@ -289,9 +422,23 @@ def assemble_context(context: Path, build_plan: BuildPlan) -> None:
             _link_or_copy(wheel, wheels / wheel.name)
     dist = context / "dist"
     wheel = build_harness_wheel(build_plan.source_root, dist)
+    # By name and hash, not by file:// URL: pip then writes no direct_url.json, which would
+    # name a path that exists only in the build's throwaway stage.
+    _, version, _, _ = parse_wheel_filename(wheel.name)
     (dist / "harness-requirement.txt").write_text(
-        f"harness @ file:///tmp/harness/dist/{wheel.name} --hash=sha256:{lock.sha256_file(wheel)}\n"
+        f"harness=={version} --hash=sha256:{lock.sha256_file(wheel)}\n"
     )
+    if epoch is not None:
+        clamp_times(context, epoch)
+
+
+def clamp_times(folder: Path, epoch: int) -> None:
+    """Set the time of everything under ``folder`` (and of it) to ``epoch``; links excepted."""
+    for path in [*folder.rglob("*"), folder]:
+        status = path.lstat()
+        if path.is_symlink() or (path.is_file() and status.st_nlink > 1):
+            continue
+        os.utime(path, (epoch, epoch))
 
 
 def pinned_wheels(folders: Iterable[str], pins: Sequence[lock.Pin]) -> list[Path]:

@@ -7,6 +7,7 @@ import pytest
 from harness import build, lock
 from harness.base import BaseImage
 from harness.config import load_config
+from harness.engine import ImageInfo
 from harness.vcs import SourceState
 
 PIP_HASH_REPORT = (
@@ -129,3 +130,121 @@ def test_dockerfiles_install_with_require_hashes_and_run_as_non_root() -> None:
         assert "USER 10001:10001" in text
         assert "ARG BASE_IMAGE" in text
     assert "CUBLAS_WORKSPACE_CONFIG=:4096:8" in (repository / "Dockerfile.cuda").read_text()
+
+
+BUILD_OUTPUT = """\
+Step 1/8 : ARG BASE_IMAGE
+Step 2/8 : FROM ${BASE_IMAGE} AS install
+ ---> b67d025713ea
+Step 3/8 : RUN pip install x
+ ---> Running in 0c1d2e3f4a5b
+Removing intermediate container 0c1d2e3f4a5b
+ ---> 1111aaaa2222
+Step 4/8 : RUN touch /out
+ ---> Using cache
+ ---> 3333bbbb4444
+Step 5/8 : FROM ${BASE_IMAGE} AS empty
+ ---> b67d025713ea
+Step 6/8 : FROM ${BASE_IMAGE}
+ ---> b67d025713ea
+Step 7/8 : COPY --from=install /out/ /
+ ---> 5555cccc6666
+Step 8/8 : CMD ["python"]
+ ---> 7777dddd8888
+Successfully built 7777dddd8888
+"""
+
+
+def test_stage_images_are_the_last_image_of_each_earlier_stage() -> None:
+    stages = build.StageImages()
+    for line in BUILD_OUTPUT.splitlines():
+        stages.feed(line)
+    # The base image (each FROM's result) is never one of them, nor is the final image.
+    assert stages.tails == ["3333bbbb4444"]
+
+
+def test_clamp_times_sets_every_time_but_leaves_linked_files_alone(tmp_path: Path) -> None:
+    context = tmp_path / "context"
+    (context / "wheels").mkdir(parents=True)
+    (context / "Dockerfile").write_text("FROM x\n")
+    user_wheel = tmp_path / "user.whl"
+    user_wheel.write_bytes(b"wheel")
+    (context / "wheels" / "user.whl").hardlink_to(user_wheel)
+    before = user_wheel.stat().st_mtime
+    build.clamp_times(context, 86400)
+    assert (context / "Dockerfile").stat().st_mtime == 86400
+    assert (context / "wheels").stat().st_mtime == 86400
+    assert context.stat().st_mtime == 86400
+    assert user_wheel.stat().st_mtime == before
+
+
+def test_the_context_names_harness_by_version_and_hash(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (project / "Dockerfile").write_text("ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\n")
+    (project / "constraints.txt").write_text("")
+
+    def fake_wheel(_root: Path, out_dir: Path) -> Path:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        wheel = out_dir / "harness-1.2.3-py3-none-any.whl"
+        wheel.write_bytes(b"wheel")
+        return wheel
+
+    monkeypatch.setattr(build, "build_harness_wheel", fake_wheel)
+    config = load_config(project, environ={})
+    plan = build.BuildPlan(config, config.variant("cpu"), [], b"", project)
+    context = project / "context"
+    context.mkdir()
+    build.assemble_context(context, plan, epoch=1000)
+    requirement = (context / "dist" / "harness-requirement.txt").read_text()
+    # Installed by name from a folder, pip writes no direct_url.json naming a build path.
+    assert requirement.startswith("harness==1.2.3 --hash=sha256:")
+    assert "file://" not in requirement
+    assert (context / "dist" / "harness-1.2.3-py3-none-any.whl").stat().st_mtime == 1000
+
+
+def final_stage(text: str) -> str:
+    return text.rsplit("\nFROM ", 1)[1]
+
+
+def test_dockerfiles_write_nothing_that_varies_between_builds() -> None:
+    repository = Path(__file__).resolve().parents[2]
+    for name in ("Dockerfile", "Dockerfile.cuda"):
+        text = (repository / name).read_text()
+        # Both pip runs: no bytecode, no cache.
+        assert text.count("--no-cache-dir --no-compile") == text.count("bin/pip ") == 2, name
+        assert "ARG SOURCE_DATE_EPOCH" in text, name
+        assert 'touch -h -d "@$SOURCE_DATE_EPOCH"' in text, name
+        assert "--no-index --find-links /tmp/harness/dist" in text, name
+        final = final_stage(text)
+        # The final stage runs nothing: no container, so no file the engine's mounts or a
+        # started interpreter could leave behind; its copies each start at the root.
+        assert "\nRUN " not in final, name
+        copies = [line for line in final.splitlines() if line.startswith("COPY ")]
+        assert copies, name
+        assert all(line.endswith(" /") for line in copies), name
+
+
+def test_prepare_passes_source_date_epoch_and_keeps_every_label(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (project / "Dockerfile").write_text("ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\n")
+    (project / "constraints.txt").write_text("")
+    monkeypatch.setattr(
+        build.vcs, "source_state", lambda _root: SourceState("c0ffee", False, None, None, 4242)
+    )
+    monkeypatch.delenv("SOURCE_DATE_EPOCH", raising=False)
+
+    class Engine:
+        def image(self, reference: str) -> ImageInfo:
+            return ImageInfo("sha256:base", (reference,), {}, 0)
+
+    config = load_config(project, environ={})
+    plan = build.BuildPlan(config, config.variant("cpu"), [], b"", project)
+    prepared = build.prepare(Engine(), plan)  # type: ignore[arg-type]
+    assert prepared.epoch == 4242
+    assert prepared.buildargs["SOURCE_DATE_EPOCH"] == "4242"
+    assert prepared.buildargs["BASE_IMAGE"] == "sha256:base"
+    assert prepared.reference == "demo:cpu"
+    assert prepared.labels["org.opencontainers.image.revision"] == "c0ffee"
+    assert prepared.build_input == prepared.labels[build.LABEL_BUILD_INPUT]
