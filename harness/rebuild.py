@@ -182,7 +182,9 @@ class CheckResult:
     second: ImageReport
     differences: Sequence[FileDifference] = ()
     configuration: Sequence[str] = ()
-    by_cause: Mapping[str, list[FileDifference]] = field(init=False)
+    # The first image's files, for callers that look further (not part of the report).
+    files: Mapping[str, imagefs.Located] = field(default_factory=dict, repr=False, compare=False)
+    by_cause: Mapping[str, list[FileDifference]] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         grouped: dict[str, list[FileDifference]] = {cause: [] for cause in CAUSES}
@@ -410,6 +412,7 @@ def _compare(
         reports[1],
         [] if same else compare_files(saved_a.files, saved_b.files),
         [] if same else config_differences(saved_a.config, saved_b.config),
+        saved_a.files,
     )
 
 

@@ -6,7 +6,7 @@ import io
 import json
 import tarfile
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -259,12 +259,12 @@ def test_canonical_config_depends_only_on_its_inputs() -> None:
 class FakeEngine:
     """Answers the history and inspect calls layer_history makes."""
 
-    def __init__(self, history: list[Mapping[str, Any]], layers: Mapping[str, int]) -> None:
+    def __init__(self, history: Sequence[Mapping[str, Any]], layers: Mapping[str, int]) -> None:
         self._history = history
         self._layers = layers
 
     def history(self, reference: str) -> list[Mapping[str, Any]]:
-        return self._history
+        return list(self._history)
 
     def image_attributes(self, reference: str) -> Mapping[str, Any] | None:
         if reference not in self._layers:
