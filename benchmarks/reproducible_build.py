@@ -139,8 +139,14 @@ def main() -> None:
             engine.remove_unused_image(image)
 
     plain_s, reproducible_s = statistics.median(plain), statistics.median(reproducible)
-    print(f"plain build, no cache (median of {len(plain)}):        {plain_s:7.1f} s")
-    print(f"reproducible build, no cache (median of {len(reproducible)}): {reproducible_s:7.1f} s")
+    each = ", ".join
+    print(
+        f"plain build, no cache:        median {plain_s:6.1f} s ({each(f'{s:.1f}' for s in plain)})"
+    )
+    print(
+        f"reproducible build, no cache: median {reproducible_s:6.1f} s "
+        f"({each(f'{s:.1f}' for s in reproducible)})"
+    )
     ratio = reproducible_s / plain_s
     print(f"ratio reproducible / plain: {ratio:.2f}x (target at most {TARGET_RATIO}x)")
     print(f"reproducible image IDs: {' '.join(sorted(set(ids)))}")
