@@ -76,9 +76,10 @@ CMD ["python"]
 """
 
 
-def plain_build(engine: Engine, prepared: build.Prepared) -> list[str]:
-    """A no-cache build the way harness built before; returns the images it left."""
-    stages = build.StageImages()
+def plain_build(engine: Engine, prepared: build.Prepared) -> tuple[str, list[str]]:
+    """A no-cache build the way harness built before: its image, and every image it made
+    (newest first, the order in which they can be removed)."""
+    steps = build.StepImages()
     with tempfile.TemporaryDirectory(prefix="harness-bench-") as folder:
         context = Path(folder)
         build.assemble_context(context, prepared.build_plan)
@@ -88,9 +89,9 @@ def plain_build(engine: Engine, prepared: build.Prepared) -> list[str]:
             buildargs=prepared.buildargs,
             labels=prepared.labels,
             nocache=True,
-            on_line=stages.feed,
+            on_line=steps.feed,
         )
-    return [image_id, *stages.tails]
+    return image_id, list(reversed(steps.images))
 
 
 def main() -> None:
@@ -113,21 +114,21 @@ def main() -> None:
         for round_number in range(1, arguments.repeats + 1):
             print(f"round {round_number}: plain build ...", file=sys.stderr)
             started = time.perf_counter()
-            plain_images = plain_build(engine, prepared)
+            plain_image, made = plain_build(engine, prepared)
             plain.append(time.perf_counter() - started)
-            leftovers += plain_images
+            leftovers += made
             print(f"round {round_number}: reproducible build ...", file=sys.stderr)
             fresh = build.build_image(engine, prepared, no_cache=True)
             reproducible.append(fresh.seconds)
             ids.append(fresh.image_id)
-            leftovers += [fresh.image_id, fresh.built_id, *fresh.stage_images]
+            leftovers += [fresh.image_id, *reversed(fresh.step_images)]
         if arguments.rewrite_layers:
             print("rewriting every layer of the last plain build ...", file=sys.stderr)
             started = time.perf_counter()
             leftovers.append(
                 imageconfig.finalise(
                     engine,
-                    plain_images[0],
+                    plain_image,
                     epoch=prepared.epoch,
                     labels=prepared.labels,
                     rewrite_layers=True,

@@ -120,10 +120,11 @@ class FreshImage:
 
     image_id: str
     # The image as the engine built it, before its configuration was rewritten, and the
-    # last image of each earlier stage: the engine's layer cache, kept by ordinary builds
-    # and removed by the rebuild check, whose builds run without the cache.
+    # image of every step before it (oldest first, base images excluded): the engine's
+    # layer cache, kept by ordinary builds and removed by the rebuild check, whose builds
+    # run without the cache.
     built_id: str
-    stage_images: tuple[str, ...]
+    step_images: tuple[str, ...]
     seconds: float
 
 
@@ -250,11 +251,11 @@ def build_image(
             f"on base {prepared.base.reference}"
         )
         watcher = HashMismatchWatcher()
-        stages = StageImages()
+        steps = StepImages()
 
         def each_line(line: str) -> None:
             watcher.feed(line)
-            stages.feed(line)
+            steps.feed(line)
             on_line(line)
 
         try:
@@ -280,35 +281,32 @@ def build_image(
         rewrite_layers=rewrite_layers,
         say=say,
     )
-    return FreshImage(image_id, built_id, tuple(stages.tails), time.monotonic() - started)
+    return FreshImage(image_id, built_id, tuple(steps.images), time.monotonic() - started)
 
 
-class StageImages:
-    """Collects, from the classic builder's output, the last image of each earlier stage.
+class StepImages:
+    """Collects, from the classic builder's output, the image each step made, oldest first.
 
-    Each step ends with a line " ---> ID"; a FROM step's ID is its base image, which is
-    never a stage's own work, so a stage that ends on FROM contributes nothing.
+    Each step ends with a line " ---> ID". A FROM step's ID is its base image, which the
+    build did not make, so it is left out: removing what a build made never touches it.
     """
 
     _FROM = re.compile(r"^Step \d+/\d+ : FROM ", re.IGNORECASE)
     _RESULT = re.compile(r"^ ---> ([0-9a-f]{12,64})$")
 
     def __init__(self) -> None:
-        self.tails: list[str] = []
-        self._last: str | None = None
+        self.images: list[str] = []
         self._in_from = False
 
     def feed(self, line: str) -> None:
         if self._FROM.match(line):
-            if self._last is not None:
-                self.tails.append(self._last)
-            self._last, self._in_from = None, True
+            self._in_from = True
         elif line.startswith("Step "):
             self._in_from = False
         else:
             match = self._RESULT.match(line.rstrip())
-            if match and not self._in_from:
-                self._last = match.group(1)
+            if match and not self._in_from and match.group(1) not in self.images:
+                self.images.append(match.group(1))
 
 
 def image_labels(config: Config, variant: Variant, base: BaseImage) -> dict[str, str]:

@@ -191,15 +191,16 @@ class Engine:
         except docker.errors.APIError as error:
             raise EngineError(f"cannot remove image {reference}: {_short_reason(error)}") from None
 
-    def remove_unused_image(self, reference: str) -> bool:
+    def remove_unused_image(self, reference: str, *, prune: bool = False) -> bool:
         """Remove an image only if nothing needs it: no other tag, no child, no container.
 
-        Removing a tag that is not the image's last one only untags. Untagged parents that
-        served only this image go with it. Returns whether anything was removed; an image
-        still in use is left as it is, which is never an error here.
+        Removing a tag that is not the image's last one only untags. With ``prune``,
+        untagged parents that served only this image go with it (an untagged base image
+        too, so only for images whose every parent the caller made). Returns whether
+        anything was removed; an image still in use is left as it is, never an error.
         """
         try:
-            self._client.api.remove_image(reference, force=False, noprune=False)
+            self._client.api.remove_image(reference, force=False, noprune=not prune)
         except docker.errors.ImageNotFound:
             return False
         except docker.errors.APIError as error:

@@ -331,6 +331,12 @@ def ship_image(
     say(f"copying {image_id[:19]} from {source.where} to {target.where}")
     with source.save(image_id) as stream:
         target.load(iter(lambda: stream.read(1 << 20), b""))
+    # Saved by ID, it arrives untagged; named as on the source, it is not mistaken for
+    # something left over, and the target's own builds find it.
+    info = source.image(image_id)
+    for tag in info.tags if info else ():
+        if target.image(tag) is None:
+            target.tag(image_id, tag)
 
 
 def check(
@@ -373,7 +379,8 @@ def check(
     finally:
         for target, fresh, tag in built:
             target.remove_unused_image(tag)
-            for leftover in (fresh.built_id, *fresh.stage_images):
+            # Newest first: an image with a child cannot go before the child.
+            for leftover in reversed(fresh.step_images):
                 target.remove_unused_image(leftover)
 
 

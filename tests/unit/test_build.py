@@ -155,12 +155,12 @@ Successfully built 7777dddd8888
 """
 
 
-def test_stage_images_are_the_last_image_of_each_earlier_stage() -> None:
-    stages = build.StageImages()
+def test_step_images_are_what_the_steps_made_never_a_base() -> None:
+    steps = build.StepImages()
     for line in BUILD_OUTPUT.splitlines():
-        stages.feed(line)
-    # The base image (each FROM's result) is never one of them, nor is the final image.
-    assert stages.tails == ["3333bbbb4444"]
+        steps.feed(line)
+    # Each FROM's result is a base image the build did not make.
+    assert steps.images == ["1111aaaa2222", "3333bbbb4444", "5555cccc6666", "7777dddd8888"]
 
 
 def test_clamp_times_sets_every_time_but_leaves_linked_files_alone(tmp_path: Path) -> None:
