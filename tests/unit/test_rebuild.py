@@ -8,11 +8,12 @@ import tarfile
 import zipfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
-from harness import imageconfig, imagefs, package, rebuild
+from harness import build, imageconfig, imagefs, package, rebuild
 from harness.engine import ImageInfo
 from harness.imagefs import Entry, Located
 
@@ -418,3 +419,79 @@ def test_imagefs_and_rebuild_agree_on_the_file_view() -> None:
     assert imagefs.content_digest({"x": Located(entry, 0)}) == imagefs.content_digest(
         {"x": Located(entry, 5)}
     )
+
+
+# -- the check's orchestration ---------------------------------------------------------
+
+
+class RecordingEngine:
+    """Records the tags and removals of a check; holds images only by tag."""
+
+    def __init__(self, where: str) -> None:
+        self.where = where
+        self.calls: list[tuple[str, str]] = []
+
+    def tag(self, image_id: str, reference: str) -> None:
+        self.calls.append(("tag", reference))
+
+    def remove_unused_image(self, reference: str) -> bool:
+        self.calls.append(("remove", reference))
+        return True
+
+
+def fake_check(
+    monkeypatch: pytest.MonkeyPatch, ids: list[str], engines: list[Any]
+) -> tuple[rebuild.CheckResult, list[str]]:
+    plan = SimpleNamespace(
+        config=SimpleNamespace(image="demo"), variant=SimpleNamespace(name="cpu")
+    )
+    prepared = SimpleNamespace(
+        reference="demo:cpu", build_plan=plan, base=SimpleNamespace(id="sha256:base")
+    )
+    numbers = iter(range(len(ids)))
+    reads: list[str] = []
+
+    def build_image(engine: Any, _prepared: Any, **options: Any) -> build.FreshImage:
+        assert options["no_cache"] is True
+        number = next(numbers)
+        steps = (f"step{number}a", f"step{number}b")
+        return build.FreshImage(ids[number], steps[-1], steps, 1.0)
+
+    def read_image(engine: Any, image_id: str) -> imagefs.SavedImage:
+        reads.append(image_id)
+        layer = imagefs.Layer("sha256:l", 1, {"f": Entry("file", 0o644, 0, 0, 1, image_id)})
+        config = json.dumps({"history": [{"created_by": "RUN x"}]}).encode()
+        return imagefs.SavedImage(config, [layer], imagefs.merge([layer]))
+
+    monkeypatch.setattr(build, "prepare", lambda *_a, **_k: prepared)
+    monkeypatch.setattr(build, "build_image", build_image)
+    monkeypatch.setattr(rebuild, "read_image", read_image)
+    monkeypatch.setattr(rebuild, "ship_image", lambda *_a, **_k: None)
+    result = rebuild.check(engines[0], plan, other_engine=engines[1])  # type: ignore[arg-type]
+    return result, reads
+
+
+def test_identical_builds_are_read_once_and_everything_made_is_removed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    engine = RecordingEngine("default")
+    result, reads = fake_check(monkeypatch, ["sha256:same", "sha256:same"], [engine, None])
+    assert result.exit_code == 0
+    assert reads == ["sha256:same"]
+    removed = [reference for call, reference in engine.calls if call == "remove"]
+    tags = [reference for call, reference in engine.calls if call == "tag"]
+    assert len(tags) == 2
+    assert all(tag.startswith("demo-check-") for tag in tags)
+    # Each build's tag, then its step images newest first (a child before its parent).
+    assert removed == [tags[0], "step0b", "step0a", tags[1], "step1b", "step1a"]
+
+
+def test_two_engines_each_clean_up_their_own(monkeypatch: pytest.MonkeyPatch) -> None:
+    first, second = RecordingEngine("default"), RecordingEngine("tcp://other")
+    result, reads = fake_check(monkeypatch, ["sha256:one", "sha256:two"], [first, second])
+    assert result.exit_code == 1
+    assert reads == ["sha256:one", "sha256:two"]
+    assert result.second.engine == "tcp://other"
+    assert [d.path for d in result.by_cause[rebuild.REAL_CONTENT]] == ["f"]
+    assert ("remove", "step1a") in second.calls
+    assert ("remove", "step1a") not in first.calls
