@@ -9,6 +9,13 @@ the CA bundle to trust while installing. Inside, pip installs with ``--require-h
 Every input of the build is folded into one digest stored as a label. A rebuild whose
 inputs are unchanged finds the image by that label and returns at once, without sending
 a multi-gigabyte context to the engine.
+
+The images are reproducible: two builds of the same inputs give the same image ID. The
+Dockerfiles set every file time themselves (SOURCE_DATE_EPOCH, passed as a build
+argument, is the commit's time), and once the engine has built the image harness writes
+its configuration again without the times and container IDs the engine stamps into it,
+labels included (see :mod:`harness.imageconfig`). `harness build --check` proves it
+(see :mod:`harness.rebuild`).
 """
 
 from __future__ import annotations
@@ -42,6 +49,8 @@ LABEL_CONSTRAINTS = "io.harness.constraints.sha256"
 LABEL_LOCK = "io.harness.lock.sha256"
 LABEL_VERSION = "io.harness.version"
 LABEL_DIRTY = "io.harness.source.dirty"
+# Present only on images whose layers harness rewrote (build(..., rewrite_layers=True)).
+LABEL_LAYERS = "io.harness.layers"
 DEFAULT_INDEX_URL = "https://pypi.org/simple"
 # Files of harness's own source that end up in its wheel.
 _WHEEL_SOURCES = ("pyproject.toml", "README.md", lock.BUILD_CONSTRAINTS)
@@ -119,19 +128,26 @@ class FreshImage:
     """An image just built and finalised, and what the engine's build left beside it."""
 
     image_id: str
-    # The image as the engine built it, before its configuration was rewritten, and the
-    # image of every step before it (oldest first, base images excluded): the engine's
-    # layer cache, kept by ordinary builds and removed by the rebuild check, whose builds
-    # run without the cache.
+    # The image as the engine built it, before its configuration was rewritten.
     built_id: str
+    # Every image the build's steps made, oldest first (built_id last, base images never):
+    # the engine's layer cache, kept by ordinary builds and removed by the rebuild check,
+    # whose builds run without the cache.
     step_images: tuple[str, ...]
     seconds: float
 
 
 def prepare(
-    engine: Engine, build_plan: BuildPlan, say: Callable[[str], None] = lambda _: None
+    engine: Engine,
+    build_plan: BuildPlan,
+    say: Callable[[str], None] = lambda _: None,
+    *,
+    rewrite_layers: bool = False,
 ) -> Prepared:
-    """Ensure the base image and derive the build's arguments and labels from the inputs."""
+    """Ensure the base image and derive the build's arguments and labels from the inputs.
+
+    Rewritten layers are other bytes than the engine's, so the choice is an input too.
+    """
     config, variant = build_plan.config, build_plan.variant
     base = ensure_base(engine, config, say)
     epoch = source_date_epoch(vcs.source_state(config.project_root))
@@ -142,6 +158,8 @@ def prepare(
         "SOURCE_DATE_EPOCH": str(epoch),
     }
     labels = image_labels(config, variant, base)
+    if rewrite_layers:
+        labels[LABEL_LAYERS] = "rewritten"
     source = source_digest(build_plan.source_root)
     labels[LABEL_BUILD_INPUT] = build_input_digest(
         dockerfile=variant.dockerfile.read_bytes(),
@@ -172,7 +190,7 @@ def build(
     """
     started = time.monotonic()
     variant = build_plan.variant
-    prepared = prepare(engine, build_plan, say)
+    prepared = prepare(engine, build_plan, say, rewrite_layers=rewrite_layers)
     reference = prepared.reference
 
     if not no_cache:

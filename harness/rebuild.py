@@ -354,7 +354,7 @@ def check(
     over when that engine lacks it), so the check covers two hosts.
     """
     second_engine = other_engine or engine
-    prepared = build.prepare(engine, build_plan, say)
+    prepared = build.prepare(engine, build_plan, say, rewrite_layers=rewrite_layers)
     if other_engine is not None:
         ship_image(engine, other_engine, prepared.base.id, say)
     repository = f"{build_plan.config.image}-check-{uuid.uuid4().hex[:8]}"
