@@ -15,7 +15,7 @@ import click
 
 import harness
 from harness import build as build_module
-from harness import certify, mlflow_tracking, records
+from harness import certify, mlflow_tracking, rebuild, records
 from harness import doctor as doctor_module
 from harness import lock as lock_module
 from harness import run as run_module
@@ -28,6 +28,7 @@ from harness.engine import Engine
 from harness.errors import EXIT_DIFFERS, EXIT_TROUBLE, ConfigError, HarnessError
 from harness.lint import lint
 from harness.mlproject import experiment_from_mlproject, mlproject
+from harness.package import package
 from harness.ui import UI
 
 EXIT_INTERRUPTED = 130
@@ -201,22 +202,72 @@ def base_command(state: State, as_json: bool) -> None:
 @cli.command("build")
 @click.option("--variant", default="cpu", show_default=True, help="Image variant (cpu, cuda, ...).")
 @click.option("--no-cache", is_flag=True, help="Rebuild every step, ignoring cached layers.")
+@click.option(
+    "--check",
+    is_flag=True,
+    help="Build twice without the cache and compare the images file by file "
+    "(exit 1 if they differ).",
+)
+@click.option(
+    "--host",
+    "check_host",
+    metavar="URL",
+    help="With --check: make the second build on this other Docker engine.",
+)
+@click.option(
+    "--rewrite-layers",
+    is_flag=True,
+    help="Also rewrite every layer with clamped file times (same image ID across builds).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
 @click.pass_obj
-def build_command(state: State, variant: str, no_cache: bool, as_json: bool) -> None:
+def build_command(
+    state: State,
+    *,
+    variant: str,
+    no_cache: bool,
+    check: bool,
+    check_host: str | None,
+    rewrite_layers: bool,
+    as_json: bool,
+) -> None:
     """Build a variant's image from its Dockerfile and hashed constraints.
 
     pip inside installs with --require-hashes: a download whose sha256 is not pinned fails
     the build, naming the package. When nothing changed since the last build, the image is
     found by its inputs' digest and the command returns at once (a cache hit). Progress goes
     to stderr; the image reference and ID to stdout.
+
+    \b
+      harness build --variant cuda
+      harness build --check            does the image rebuild bit for bit? (exit 0 / 1)
     """
     config = state.config()
     build_plan = build_module.plan(config, variant)
+    if check_host and not check:
+        raise ConfigError("--host only applies to --check", "add --check")
+    if check:
+        other = Engine.connect(check_host) if check_host else None
+        outcome = rebuild.check(
+            state.engine(config),
+            build_plan,
+            other_engine=other,
+            rewrite_layers=rewrite_layers,
+            say=state.ui.say,
+            on_line=state.ui.build_line,
+        )
+        if as_json:
+            state.ui.json(outcome.as_dict())
+        else:
+            state.ui.result(outcome.summary())
+        if outcome.exit_code:
+            raise click.exceptions.Exit(outcome.exit_code)
+        return
     result = build_module.build(
         state.engine(config),
         build_plan,
         no_cache=no_cache,
+        rewrite_layers=rewrite_layers,
         say=state.ui.say,
         on_line=state.ui.build_line,
     )
@@ -538,6 +589,7 @@ def runs_show(state: State, run_id: str, as_json: bool) -> None:
 cli.add_command(compare)
 cli.add_command(lint)
 cli.add_command(mlproject)
+cli.add_command(package)
 register_trust_commands(cli)
 
 
