@@ -49,7 +49,8 @@ RUN set -eu; \
 # seconds of work instead of the frameworks. It is pure Python and needs nothing beyond
 # the standard library inside the image, hence --no-deps. It is installed by name and
 # hash from the dist/ folder, not by a file:// URL, so pip records no direct_url.json
-# naming a path that exists only in this stage.
+# naming a path that exists only in this stage. Its console script is of no use in the
+# image (the venv's own bin/ is not its target), so it goes, and with it its RECORD line.
 COPY dist/ /tmp/harness/dist/
 ARG SOURCE_DATE_EPOCH=0
 RUN set -eu; \
@@ -60,6 +61,7 @@ RUN set -eu; \
         --no-index --find-links /tmp/harness/dist \
         --target "$site" -r /tmp/harness/dist/harness-requirement.txt; \
     rm -rf "$site/bin"; \
+    sed -i '/^\.\.\/\.\.\/bin\//d' "$site"/harness-*.dist-info/RECORD; \
     find /out/runtime -exec touch -h -d "@$SOURCE_DATE_EPOCH" {} +
 
 FROM ${BASE_IMAGE}

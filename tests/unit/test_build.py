@@ -216,6 +216,7 @@ def test_dockerfiles_write_nothing_that_varies_between_builds() -> None:
         assert "ARG SOURCE_DATE_EPOCH" in text, name
         assert 'touch -h -d "@$SOURCE_DATE_EPOCH"' in text, name
         assert "--no-index --find-links /tmp/harness/dist" in text, name
+        assert "dist-info/RECORD" in text, name  # its line for the removed script goes
         final = final_stage(text)
         # The final stage runs nothing: no container, so no file the engine's mounts or a
         # started interpreter could leave behind; its copies each start at the root.
