@@ -40,6 +40,7 @@ import harness
 from harness import imageconfig, lock, vcs
 from harness.base import BaseImage, ensure_base
 from harness.config import Config, Variant
+from harness.digests import sha256_file
 from harness.engine import Engine
 from harness.errors import BuildError, ConfigError, HashMismatch
 
@@ -344,8 +345,8 @@ def image_labels(config: Config, variant: Variant, base: BaseImage) -> dict[str,
         "org.opencontainers.image.version": harness.__version__,
         LABEL_VARIANT: variant.name,
         LABEL_VERSION: harness.__version__,
-        LABEL_CONSTRAINTS: lock.sha256_file(variant.constraints),
-        LABEL_LOCK: lock.sha256_file(lock_file) if lock_file.is_file() else "none",
+        LABEL_CONSTRAINTS: sha256_file(variant.constraints),
+        LABEL_LOCK: sha256_file(lock_file) if lock_file.is_file() else "none",
         LABEL_DIRTY: "true" if state.dirty else "false",
     }
 
@@ -442,7 +443,7 @@ def assemble_context(context: Path, build_plan: BuildPlan, *, epoch: int | None 
     # name a path that exists only in the build's throwaway stage.
     _, version, _, _ = parse_wheel_filename(wheel.name)
     (dist / "harness-requirement.txt").write_text(
-        f"harness=={version} --hash=sha256:{lock.sha256_file(wheel)}\n"
+        f"harness=={version} --hash=sha256:{sha256_file(wheel)}\n"
     )
     if epoch is not None:
         clamp_times(context, epoch)

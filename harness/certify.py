@@ -34,6 +34,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 import harness
 from harness import atomic, records
+from harness.digests import sha256_file
 from harness.errors import EXIT_DIFFERS, ConfigError, HarnessError
 
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
@@ -361,7 +362,7 @@ def check_artifacts(verified: Verified, project_root: Path) -> None:
                 continue
             for artifact in experiment["artifacts"]:
                 path = artifacts / artifact["path"]
-                if not path.is_file() or records.sha256_file(path) != artifact["sha256"]:
+                if not path.is_file() or sha256_file(path) != artifact["sha256"]:
                     raise CertificateError(
                         f"artifact {artifact['path']} of run {run_id} no longer has the certified "
                         f"sha256 {artifact['sha256'][:16]}",

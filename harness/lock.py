@@ -304,14 +304,6 @@ def require_fresh(config: Config, variant: Variant) -> list[Pin]:
     )
 
 
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 # -- writing ---------------------------------------------------------------------------
 
 

@@ -9,7 +9,6 @@ the members whose content, time or permissions differ.
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 import tempfile
 import zipfile
@@ -19,6 +18,7 @@ from pathlib import Path
 import click
 
 from harness import build
+from harness.digests import sha256_file
 from harness.errors import EXIT_DIFFERS, EXIT_SAME
 from harness.ui import UI
 
@@ -59,14 +59,6 @@ class PackageResult:
             "differing": list(self.differing),
             "kept": str(self.kept) if self.kept else None,
         }
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as stream:
-        for chunk in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def wheel_differences(first: Path, second: Path) -> tuple[str, ...]:

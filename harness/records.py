@@ -19,6 +19,7 @@ from typing import Any
 
 from harness import atomic
 from harness.compare.kinds import KINDS
+from harness.digests import sha256_file
 from harness.errors import HarnessError, RunNotFound
 
 SCHEMA = "harness.run-record/v1"
@@ -99,14 +100,6 @@ def _run_folders(root: Path) -> list[Path]:
 
 
 # -- digests ---------------------------------------------------------------------------
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def digest_path(path: Path) -> dict[str, Any]:

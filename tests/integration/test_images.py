@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from harness import lock
+from harness.digests import sha256_file
 from harness.engine import Engine
 from tests.conftest import REPOSITORY
 from tests.integration.conftest import build_json, harness, run_python
@@ -72,10 +73,8 @@ def test_cpu_image_carries_the_labels(engine: Engine, cpu_image: dict[str, Any])
     ):
         assert labels.get(key), key
     assert labels["io.harness.variant"] == "cpu"
-    assert labels["io.harness.constraints.sha256"] == lock.sha256_file(
-        REPOSITORY / "constraints.txt"
-    )
-    assert labels["io.harness.lock.sha256"] == lock.sha256_file(REPOSITORY / "uv.lock")
+    assert labels["io.harness.constraints.sha256"] == sha256_file(REPOSITORY / "constraints.txt")
+    assert labels["io.harness.lock.sha256"] == sha256_file(REPOSITORY / "uv.lock")
     assert re.fullmatch(
         r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", labels["org.opencontainers.image.created"]
     )

@@ -7,6 +7,7 @@ import pytest
 from harness import build, lock
 from harness.base import BaseImage
 from harness.config import load_config
+from harness.digests import sha256_file
 from harness.engine import ImageInfo
 from harness.vcs import SourceState
 
@@ -97,8 +98,8 @@ def test_labels_carry_oci_and_harness_keys(project: Path, monkeypatch: pytest.Mo
     assert labels["org.opencontainers.image.base.digest"] == "sha256:base"
     assert labels[build.LABEL_VARIANT] == "cpu"
     assert labels[build.LABEL_DIRTY] == "true"
-    assert labels[build.LABEL_CONSTRAINTS] == lock.sha256_file(project / "constraints.txt")
-    assert labels[build.LABEL_LOCK] == lock.sha256_file(project / "uv.lock")
+    assert labels[build.LABEL_CONSTRAINTS] == sha256_file(project / "constraints.txt")
+    assert labels[build.LABEL_LOCK] == sha256_file(project / "uv.lock")
 
 
 def test_source_date_epoch_prefers_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
