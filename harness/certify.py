@@ -183,6 +183,8 @@ def statement(verification: Mapping[str, Any]) -> dict[str, Any]:
         "threads": verification["threads"],
         "variations": verification["variations"],
         "hosts": verification["hosts"],
+        # Which hosts reproduced the control's artifacts, of how many were asked.
+        "quorum": verification.get("quorum"),
         "experiments": [
             {
                 "name": e["name"],
@@ -350,6 +352,21 @@ def check_image(verified: Verified, image_id: str) -> None:
             "use the image the certificate names, or certify this one",
         )
     verified.checks.append(f"image {image_id[:19]} is the certified one")
+
+
+def check_hosts(verified: Verified, minimum: int) -> None:
+    """The certified result must have been reproduced on at least ``minimum`` hosts."""
+    quorum = verified.statement["predicate"].get("quorum") or {}
+    agreed = [str(name) for name in quorum.get("agreed") or ()]
+    total = quorum.get("of", len(agreed))
+    if len(agreed) < minimum:
+        raise CertificateError(
+            f"the result was reproduced on {len(agreed)} of {total} host(s), {minimum} required",
+            "verify on more hosts (`harness verify --hosts ...`) and certify again",
+        )
+    verified.checks.append(
+        f"reproduced on {len(agreed)} of {total} host(s): {', '.join(agreed) or 'none named'}"
+    )
 
 
 def check_artifacts(verified: Verified, project_root: Path) -> None:

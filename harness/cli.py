@@ -7,6 +7,7 @@ Exit codes: 0 same / current / ok, 1 differs / stale, 2 trouble, 130 interrupted
 from __future__ import annotations
 
 import signal
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,15 +18,19 @@ import harness
 from harness import build as build_module
 from harness import certify, mlflow_tracking, rebuild, records
 from harness import doctor as doctor_module
+from harness import hosts as hosts_module
 from harness import lock as lock_module
 from harness import run as run_module
+from harness import verify as verify_module
 from harness.base import ensure_base
+from harness.ci_github import ci_group
+from harness.cli_trust import exit_for_hosts, print_hosts, require_certificates
 from harness.cli_trust import register as register_trust_commands
-from harness.cli_trust import require_certificates
 from harness.compare.command import POLICIES_KEY, compare
 from harness.config import OPTIONS, Config, Experiment, find_project_root, load_config
 from harness.engine import Engine
 from harness.errors import EXIT_DIFFERS, EXIT_TROUBLE, ConfigError, HarnessError
+from harness.k8s import k8s_group
 from harness.lint import lint
 from harness.mlproject import experiment_from_mlproject, mlproject
 from harness.package import package
@@ -352,6 +357,15 @@ def doctor_command(state: State, as_json: bool) -> None:
     metavar="KEY=VALUE",
     help="A parameter of the MLproject entry point (repeatable).",
 )
+@click.option(
+    "--hosts",
+    "host_names",
+    multiple=True,
+    metavar="HOST[,HOST...]",
+    help="Run on these hosts (names under [tool.harness.hosts], Docker URLs, local, all); "
+    "the first is the control the others are compared with. Repeatable; --host is the same.",
+)
+@click.option("--host", "host_names", multiple=True, hidden=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the run records as JSON.")
 @click.pass_obj
 def run_command(
@@ -370,6 +384,7 @@ def run_command(
     mlflow_flag: bool | None,
     mlproject_entry: str | None,
     mlproject_params: tuple[str, ...],
+    host_names: tuple[str, ...],
     as_json: bool,
 ) -> None:
     """Run experiments in fresh containers of their pinned image and record each run.
@@ -385,9 +400,14 @@ def run_command(
       harness run --profile portable   pin CPU code paths too (hosts with other CPUs)
       harness run --mlflow             also log each run to MLflow
       harness run --mlproject main -P alpha=0.5   an MLproject entry point, in the image
+      harness run --hosts local,gpu-box      the same image on both, compared
 
-    Exit 0 when every run succeeded (and repeats agree), 1 when one failed, timed out or
-    its repeats differ, 2 on trouble.
+    With --hosts, the first host builds the image and runs first; every other host gets
+    the image by digest and runs each experiment once, compared with the first host's
+    run. The outcome is saved as a verification, so `harness certify` can sign it.
+
+    Exit 0 when every run succeeded (and repeats and hosts agree), 1 when one failed,
+    timed out or differs, 2 on trouble (a host unreachable or holding another image).
     """
     config = state.config(
         seed=None if seed is None else str(seed),
@@ -402,23 +422,17 @@ def run_command(
         mlflow_tracking.require(config)
     variants = {e.name: variant or e.variant for e in experiments}
     plans = {v: build_module.plan(config, v) for v in sorted(set(variants.values()))}
-    engine = state.engine(config)
-    for name in sorted(set(variants.values())):
-        run_module.check_gpu_request(engine, name, gpus)
-    images = {
-        v: build_module.build(engine, p, say=state.ui.say, on_line=state.ui.build_line)
-        for v, p in plans.items()
-    }
-    if (
-        require_certificate
-        or certify.settings(config.table("certify"), config.project_root).require
-    ):
-        require_certificates(config, images)
+    control, *others = hosts_module.resolve(config, host_names or [hosts_module.LOCAL])
+    if others and len(plans) != 1:
+        raise ConfigError(
+            "these experiments use several variants; across hosts run one at a time",
+            "add --variant",
+        )
+    engine = control.connect()
+    images = _images(state, config, engine, plans, gpus=gpus, require=require_certificate)
 
-    results: list[run_module.RunResult] = []
-    differing: list[str] = []
-    for experiment in experiments:
-        request = run_module.RunRequest(
+    def request_for(experiment: Experiment) -> run_module.RunRequest:
+        return run_module.RunRequest(
             experiment,
             config.seed,
             config.profile,
@@ -427,12 +441,36 @@ def run_command(
             cpus,
             gpus,
         )
-        mine = []
-        for _ in range(repeat):
-            result = run_module.run_experiment(
-                engine, config, images[variants[experiment.name]], request, say=state.ui.say
+
+    if others:
+        _run_on_hosts(
+            state,
+            config,
+            engine,
+            next(iter(images.values())),
+            experiments,
+            control=control,
+            others=others,
+            repeat=repeat,
+            request_for=request_for,
+            as_json=as_json,
+        )
+        return
+    results: list[run_module.RunResult] = []
+    differing: list[str] = []
+    for experiment in experiments:
+        mine = [
+            run_module.run_experiment(
+                engine,
+                config,
+                images[variants[experiment.name]],
+                request_for(experiment),
+                host=control,
+                say=state.ui.say,
             )
-            mine.append(result)
+            for _ in range(repeat)
+        ]
+        for result in mine:
             if not as_json:
                 _print_run(state.ui, result)
             if use_mlflow:
@@ -451,6 +489,75 @@ def run_command(
     for result in failed:
         state.ui.say(f"{result.run_id}: {result.status}: {result.record.get('error')}")
     if failed or differing:
+        raise click.exceptions.Exit(EXIT_DIFFERS)
+
+
+def _images(
+    state: State,
+    config: Config,
+    engine: Engine,
+    plans: dict[str, build_module.BuildPlan],
+    *,
+    gpus: bool,
+    require: bool,
+) -> dict[str, build_module.BuildResult]:
+    """Build (or find) each variant's image, refusing what cannot run before any run starts."""
+    for name in plans:
+        run_module.check_gpu_request(engine, name, gpus)
+    images = {
+        v: build_module.build(engine, p, say=state.ui.say, on_line=state.ui.build_line)
+        for v, p in plans.items()
+    }
+    if require or certify.settings(config.table("certify"), config.project_root).require:
+        require_certificates(config, images)
+    return images
+
+
+def _run_on_hosts(
+    state: State,
+    config: Config,
+    engine: Engine,
+    image: build_module.BuildResult,
+    experiments: list[Experiment],
+    *,
+    control: hosts_module.Host,
+    others: list[hosts_module.Host],
+    repeat: int,
+    request_for: Callable[[Experiment], run_module.RunRequest],
+    as_json: bool,
+) -> None:
+    """`harness run --hosts`: a verification without variations, saved for `certify`."""
+    verification = verify_module.verify(
+        engine,
+        config,
+        image,
+        experiments,
+        variations=[],
+        control_runs=repeat,
+        base=request_for,
+        control_host=control,
+        other_hosts=others,
+        say=state.ui.say,
+    )
+    path = verify_module.save(config, verification)
+    runs = [
+        run for outcome in verification.hosts for group in outcome.runs.values() for run in group
+    ]
+    if as_json:
+        state.ui.json([run.record for run in runs])
+    else:
+        for run in runs:
+            _print_run(state.ui, run)
+        for result in verification.experiments:
+            if not result.reproducible:
+                why = result.failure or "its runs on the control host differ"
+                state.ui.result(f"{result.experiment.name:<14} NOT reproducible: {why}")
+        print_hosts(state, verification.hosts)
+        state.ui.result(
+            f"verification {verification.id} saved to {path.relative_to(config.project_root)}"
+        )
+    exit_for_hosts(verification.hosts, saved=path.relative_to(config.project_root))
+    if not verification.reproducible:
         raise click.exceptions.Exit(EXIT_DIFFERS)
 
 
@@ -591,6 +698,8 @@ cli.add_command(lint)
 cli.add_command(mlproject)
 cli.add_command(package)
 register_trust_commands(cli)
+cli.add_command(ci_group)
+cli.add_command(k8s_group)
 
 
 def _terminate(signum: int, frame: object) -> None:

@@ -6,13 +6,16 @@ cli.py builds and runs, this module proves and checks.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
 from harness import build as build_module
-from harness import certify, records
+from harness import certify, crosshost, records
+from harness import collect as collect_module
+from harness import hosts as hosts_module
 from harness import run as run_module
 from harness import verify as verify_module
 from harness.build import BuildResult
@@ -40,13 +43,22 @@ if TYPE_CHECKING:
     "--vary",
     default="all",
     show_default=True,
-    help="Variations: all, or names (cpus, hostname, timezone, locale, user, workdir, env, "
+    help="Variations: all, none, or names (cpus, hostname, timezone, locale, user, workdir, env, "
     "hashseed); -NAME leaves one out.",
 )
 @click.option("--variant", help="Image variant (default: each experiment's own).")
 @click.option("--seed", type=int, help="Seed (default: config seed).")
 @click.option("--profile", type=click.Choice(["strict", "portable"]), help="Determinism profile.")
 @click.option("--timeout", type=click.IntRange(min=0), help="Stop any run after this many seconds.")
+@click.option(
+    "--hosts",
+    "host_names",
+    multiple=True,
+    metavar="HOST[,HOST...]",
+    help="Also run on these hosts (names under [tool.harness.hosts], Docker URLs, local, all) "
+    "and compare each with the first, the control. Repeatable; --host is the same.",
+)
+@click.option("--host", "host_names", multiple=True, hidden=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the verification document as JSON.")
 @click.pass_obj
 def verify_command(
@@ -59,6 +71,7 @@ def verify_command(
     seed: int | None,
     profile: str | None,
     timeout: int | None,
+    host_names: tuple[str, ...],
     as_json: bool,
 ) -> None:
     """Run experiments under variations and name what breaks reproducibility.
@@ -72,8 +85,15 @@ def verify_command(
       harness verify                         every experiment, every variation
       harness verify torch --vary hashseed,locale
       harness verify --vary all,-cpus        all but the CPU-count variation
+      harness verify --hosts local,gpu-box   then the same image on gpu-box, compared
 
-    Exit 0 when every experiment reproduced, 1 when one did not, 2 on trouble.
+    With --hosts, the first host is the control: it builds the image, runs the control
+    runs and the variations; every other host gets the image by digest (through the
+    registry setting, else a save/load stream), runs each experiment once, and is
+    compared with the control. The certificate names the hosts that agreed ("2 of 2").
+
+    Exit 0 when every experiment reproduced (on every host), 1 when one did not, 2 on
+    trouble (a host unreachable or holding another image: the others' results are saved).
     """
     variations = select(vary)
     config = state.config(
@@ -88,7 +108,8 @@ def verify_command(
             f"these experiments use several variants ({', '.join(sorted(wanted))})",
             "verify one variant at a time with --variant",
         )
-    engine = state.engine(config)
+    control, *others = hosts_module.resolve(config, host_names or [hosts_module.LOCAL])
+    engine = control.connect()
     image = build_module.build(
         engine,
         build_module.plan(config, wanted.pop()),
@@ -109,6 +130,8 @@ def verify_command(
         variations=variations,
         control_runs=control_runs,
         base=base,
+        control_host=control,
+        other_hosts=others,
         say=state.ui.say,
     )
     path = verify_module.save(config, verification)
@@ -125,9 +148,89 @@ def verify_command(
                 if check.comparison is not None and not check.agrees:
                     state.ui.result(f"  {check.label}:")
                     print_table(check.comparison)
+        if others:
+            print_hosts(state, verification.hosts)
         state.ui.result(
             f"verification {verification.id} saved to {path.relative_to(config.project_root)}"
         )
+    exit_for_hosts(verification.hosts, saved=path.relative_to(config.project_root))
+    if not verification.reproducible:
+        raise click.exceptions.Exit(EXIT_DIFFERS)
+
+
+def print_hosts(state: State, outcomes: Sequence[crosshost.HostOutcome]) -> None:
+    """One line per host: how it did against the control, and the quorum."""
+    for outcome in outcomes:
+        why = f": {outcome.reason}" if outcome.reason else ""
+        state.ui.result(f"host {outcome.host.name:<14} {outcome.status}{why}")
+    state.ui.result(f"reproduced on {crosshost.quorum(outcomes)['text']} hosts")
+
+
+def exit_for_hosts(outcomes: Sequence[crosshost.HostOutcome], *, saved: Path) -> None:
+    """Trouble (2) when a host could not take part, differs (1) when one disagreed."""
+    troubled = [o for o in outcomes if o.status in crosshost.TROUBLE]
+    if troubled:
+        names = ", ".join(o.host.name for o in troubled)
+        raise HarnessError(
+            f"{len(troubled)} of {len(outcomes)} host(s) could not take part ({names}): "
+            f"{troubled[0].reason}",
+            f"the other hosts' results are saved in {saved}; fix the host and verify again, "
+            "or certify what agreed",
+        )
+    if any(not o.counted for o in outcomes):
+        raise click.exceptions.Exit(EXIT_DIFFERS)
+
+
+@click.command("collect")
+@click.argument(
+    "folders",
+    nargs=-1,
+    required=True,
+    metavar="DIR...",
+    type=click.Path(file_okay=False, path_type=Path),
+)
+@click.option(
+    "--control", help="Host the others are compared with (default: the host of the first run)."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the verification document as JSON.")
+@click.pass_obj
+def collect_command(
+    state: State, *, folders: tuple[Path, ...], control: str | None, as_json: bool
+) -> None:
+    """Gather run records made elsewhere (CI jobs, other machines) and compare the hosts.
+
+    Each run folder found under DIR (record.json with its artifacts, or what a
+    `harness k8s render` Job wrote) is checked, every artifact against the sha256 its
+    record names, and copied into .harness/runs/. Runs are grouped by the host that made
+    them; each host is compared with the control host, and the outcome is saved as a
+    verification for `harness certify`, which names the hosts that agreed.
+
+    \b
+      harness collect artifacts/harness-runs-*
+      harness collect collected/ --control ubuntu-24.04 && harness certify
+
+    Exit 0 when every host agrees with the control, 1 when one differs or lacks a run,
+    2 on trouble (a corrupt record or artifact, a host that ran another image).
+    """
+    config = state.config()
+    collected = collect_module.collect(config.project_root, list(folders))
+    copied = sum(1 for c in collected if c.how == "copied")
+    state.ui.say(f"collected {len(collected)} run(s), {copied} new")
+    verification = collect_module.verification(config, [c.run for c in collected], control=control)
+    path = verify_module.save(config, verification)
+    if as_json:
+        state.ui.json(verification.as_dict(config))
+    else:
+        for result in verification.experiments:
+            verdict = (
+                "reproducible" if result.reproducible else f"NOT reproducible: {result.failure}"
+            )
+            state.ui.result(f"{result.experiment.name:<14} {verdict}")
+        print_hosts(state, verification.hosts)
+        state.ui.result(
+            f"verification {verification.id} saved to {path.relative_to(config.project_root)}"
+        )
+    exit_for_hosts(verification.hosts, saved=path.relative_to(config.project_root))
     if not verification.reproducible:
         raise click.exceptions.Exit(EXIT_DIFFERS)
 
@@ -241,6 +344,13 @@ def certificate_group() -> None:
     help="Distinct trusted signers required (default: config, 1).",
 )
 @click.option(
+    "--min-hosts",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Hosts that must have reproduced the result.",
+)
+@click.option(
     "--rerun", is_flag=True, help="Also run the experiments again and compare with the certificate."
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the checks and the statement as JSON.")
@@ -252,6 +362,7 @@ def certificate_verify(
     keys: tuple[Path, ...],
     image: str | None,
     threshold: int | None,
+    min_hosts: int,
     rerun: bool,
     as_json: bool,
 ) -> None:
@@ -266,6 +377,7 @@ def certificate_verify(
     verified = _verify_certificate(
         state, config, certificate_file, keys=keys, threshold=threshold, image=image
     )
+    certify.check_hosts(verified, min_hosts)
     if rerun:
         _rerun(state, config, verified)
     if as_json:
@@ -411,5 +523,11 @@ def require_certificates(config: Config, images: dict[str, BuildResult]) -> None
 
 
 def register(group: click.Group) -> None:
-    for command in (verify_command, certify_command, keys_group, certificate_group):
+    for command in (
+        verify_command,
+        collect_command,
+        certify_command,
+        keys_group,
+        certificate_group,
+    ):
         group.add_command(command)

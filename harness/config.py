@@ -15,6 +15,7 @@ falls back to a default.
 from __future__ import annotations
 
 import os
+import socket
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -116,6 +117,20 @@ OPTIONS: tuple[Option, ...] = (
         _first_env("DOCKER_HOST"),
     ),
     Option(
+        "registry",
+        "HARNESS_REGISTRY",
+        "registry repository prefix images are shipped to other hosts through "
+        "(e.g. registry.example.com/team; default: none, stream with save/load)",
+        _const(None),
+    ),
+    Option(
+        "host-name",
+        "HARNESS_HOST_NAME",
+        "name of this machine's engine in run records and certificates "
+        "(default: the machine's host name)",
+        _const(None),
+    ),
+    Option(
         "seed",
         "HARNESS_SEED",
         "seed of every run (Python, NumPy, torch, TensorFlow)",
@@ -150,7 +165,7 @@ _OPTION_BY_KEY = {option.key: option for option in OPTIONS}
 _VARIANT_KEYS = frozenset({"dockerfile", "constraints", "replace", "find-links"})
 _EXPERIMENT_KEYS = frozenset({"entry", "command", "parameters", "inputs", "outputs", "variant"})
 # Tables whose keys the module that owns them validates (it names this table in its errors).
-_MODULE_TABLES = ("mlflow", "lint", "certify", "verify")
+_MODULE_TABLES = ("mlflow", "lint", "certify", "verify", "hosts", "ci", "k8s")
 _TABLES = ("variants", "experiments", "policies", *_MODULE_TABLES)
 _DEFAULT_VARIANTS: Mapping[str, Mapping[str, Any]] = {
     "cpu": {"dockerfile": "Dockerfile", "constraints": "constraints.txt"},
@@ -207,6 +222,8 @@ class Config:
     find_links: tuple[str, ...]
     ca_bundle: Path | None
     docker_host: str | None
+    registry: str | None
+    host_name: str
     seed: int
     profile: str
     threads: int
@@ -267,6 +284,8 @@ class Config:
             "find-links": list(self.find_links),
             "ca-bundle": str(self.ca_bundle) if self.ca_bundle else None,
             "docker-host": self.docker_host,
+            "registry": self.registry,
+            "host-name": self.host_name,
             "seed": self.seed,
             "profile": self.profile,
             "threads": self.threads,
@@ -391,6 +410,8 @@ def load_config(
         find_links=find_links,
         ca_bundle=ca_bundle,
         docker_host=values["docker-host"],
+        registry=(values["registry"] or "").rstrip("/") or None,
+        host_name=values["host-name"] or socket.gethostname(),
         seed=int(values["seed"] or 0),
         profile=values["profile"] or "strict",
         threads=int(values["threads"] or 1),

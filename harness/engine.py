@@ -12,6 +12,7 @@ import collections
 import contextlib
 import io
 import re
+import tarfile
 import threading
 import time
 import uuid
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import IO, Any
 
 import docker
+import docker.context
 import docker.errors
 import docker.types
 import requests.exceptions
@@ -73,6 +75,15 @@ class Mount:
 
 
 @dataclass(frozen=True)
+class VolumeMount:
+    """A named volume of the engine, for hosts that cannot see this machine's files."""
+
+    name: str
+    target: str
+    read_only: bool = False
+
+
+@dataclass(frozen=True)
 class ContainerSpec:
     """How to start one container. The defaults are the safe ones: no network."""
 
@@ -80,6 +91,7 @@ class ContainerSpec:
     command: tuple[str, ...]
     environment: Mapping[str, str] = field(default_factory=dict)
     mounts: tuple[Mount, ...] = ()
+    volumes: tuple[VolumeMount, ...] = ()
     user: str | None = None
     working_dir: str | None = None
     read_only_root: bool = False
@@ -128,12 +140,13 @@ class Engine:
         """Connect to ``host`` (a Docker URL) or the environment's default engine."""
         where = host or "the default Docker socket (or $DOCKER_HOST)"
         try:
-            if host:
-                client = docker.DockerClient(base_url=host, timeout=timeout)
-            else:
-                client = docker.from_env(timeout=timeout)
+            client = _client_for(host, timeout) if host else docker.from_env(timeout=timeout)
             client.ping()
-        except (docker.errors.DockerException, requests.exceptions.RequestException) as error:
+        except (
+            docker.errors.DockerException,
+            requests.exceptions.RequestException,
+            OSError,
+        ) as error:
             reason = _short_reason(error)
             raise EngineUnavailable(
                 f"cannot reach the Docker engine at {where}: {reason}"
@@ -265,6 +278,38 @@ class Engine:
             raise EngineError(f"cannot load the image: {_short_reason(error)}") from None
         return loaded
 
+    def push(self, reference: str) -> str:
+        """Push ``reference`` to its registry; returns the manifest digest the registry names.
+
+        Layers the registry already holds are not sent again, so pushing an unchanged
+        image costs a few requests.
+        """
+        repository, _, tag = reference.rpartition(":")
+        digest = ""
+        try:
+            for chunk in self._client.api.push(repository, tag=tag, stream=True, decode=True):
+                if "error" in chunk:
+                    raise EngineError(
+                        f"the registry refused the push of {reference}: "
+                        f"{' '.join(str(chunk['error']).split())}",
+                        "check the registry's address, that it accepts pushes and your "
+                        "credentials (`docker login`), or leave registry unset to stream "
+                        "images between engines",
+                    )
+                digest = str((chunk.get("aux") or {}).get("Digest") or digest)
+        except requests.exceptions.ConnectionError as error:
+            raise EngineUnavailable(
+                f"lost the Docker engine at {self.where}: {_short_reason(error)}"
+            ) from None
+        except docker.errors.DockerException as error:
+            raise EngineError(
+                f"cannot push {reference}: {_short_reason(error)}",
+                "check the registry's address and your credentials (`docker login`)",
+            ) from None
+        if not digest:
+            raise EngineError(f"the registry named no digest for {reference}")
+        return digest
+
     def pull(self, reference: str) -> ImageInfo:
         try:
             self._client.api.pull(reference)
@@ -373,11 +418,20 @@ class Engine:
             )
         return CommandResult(status, output)
 
-    def run_logged(self, spec: ContainerSpec, *, log: Path, timeout: float | None) -> RunOutcome:
+    def run_logged(
+        self,
+        spec: ContainerSpec,
+        *,
+        log: Path,
+        timeout: float | None,
+        copy_out: Mapping[str, Path] | None = None,
+    ) -> RunOutcome:
         """Run a container to its end, streaming its output into ``log`` as it comes.
 
-        A run past ``timeout`` seconds is killed. Whatever happens, Ctrl-C included, the
-        container is removed before this returns or raises.
+        A run past ``timeout`` seconds is killed. ``copy_out`` maps folders of the container
+        to local folders their contents are copied into once it has stopped (how results
+        come back from an engine that cannot see this machine's files). Whatever happens,
+        Ctrl-C included, the container is removed before this returns or raises.
         """
         with self.container(spec) as container:
             started = time.monotonic()
@@ -387,7 +441,78 @@ class Engine:
             status, timed_out = self._wait(container, timeout)
             seconds = time.monotonic() - started
             pump.join(timeout=30)
+            for inside, local in (copy_out or {}).items():
+                self._copy_out(container, inside, local)
         return RunOutcome(status, timed_out, seconds)
+
+    def _copy_out(self, container: Any, inside: str, local: Path) -> None:
+        try:
+            chunks, _ = container.get_archive(inside)
+            raw = _ChunkReader(iter(chunks), f"copying {inside} out of the container")
+            with (
+                io.BufferedReader(raw, buffer_size=_SAVE_CHUNK) as stream,
+                tarfile.open(fileobj=stream, mode="r|") as archive,
+            ):
+                for member in archive:
+                    # The archive's entries start with the folder's own name: strip it.
+                    _, _, relative = member.name.partition("/")
+                    if not relative:
+                        continue
+                    member.name = relative
+                    archive.extract(member, local, filter="data")
+        except (docker.errors.DockerException, requests.exceptions.RequestException) as error:
+            raise EngineError(
+                f"cannot copy {inside} out of the container on {self.where}: {_short_reason(error)}"
+            ) from None
+        except (tarfile.TarError, OSError) as error:
+            raise EngineError(
+                f"the engine at {self.where} sent an unreadable archive of {inside}: {error}",
+                "check the engine's disk and rerun",
+            ) from None
+
+    # -- volumes, for engines on other machines ---------------------------------------
+
+    @contextmanager
+    def volumes(self, count: int) -> Iterator[list[str]]:
+        """``count`` fresh named volumes, removed on exit whatever happened."""
+        names: list[str] = []
+        try:
+            for _ in range(count):
+                name = f"harness-{uuid.uuid4().hex[:12]}"
+                self._call(
+                    self._client.api.create_volume, name, labels={"io.harness.owned": "true"}
+                )
+                names.append(name)
+            yield names
+        finally:
+            for name in names:
+                with contextlib.suppress(docker.errors.DockerException):
+                    self._client.api.remove_volume(name, force=True)
+
+    def fill(
+        self, image: str, volumes: Sequence[VolumeMount], path: str, archive: bytes | IO[bytes]
+    ) -> None:
+        """Unpack a tar ``archive`` at ``path`` of a container that mounts ``volumes``.
+
+        The container is created, never started: the engine copies into its mounts, so
+        the volumes can then be mounted read-only by the container that runs.
+        """
+        spec = ContainerSpec(image, ("true",), volumes=tuple(volumes))
+        with self.container(spec) as container:
+            try:
+                ok = container.put_archive(path, archive)
+            except (docker.errors.DockerException, requests.exceptions.RequestException) as error:
+                raise EngineError(
+                    f"cannot copy the run's files to the engine at {self.where}: "
+                    f"{_short_reason(error)}"
+                ) from None
+            if not ok:
+                raise EngineError(f"the engine at {self.where} refused the run's files")
+
+    def volumes_owned(self) -> list[str]:
+        """Names of volumes harness created that still exist (should be none)."""
+        found = self._call(self._client.api.volumes, filters={"label": "io.harness.owned=true"})
+        return [str(item["Name"]) for item in (found or {}).get("Volumes") or []]
 
     def _wait(self, container: Any, timeout: float | None) -> tuple[int, bool]:
         try:
@@ -408,8 +533,14 @@ class Engine:
             "read_only": spec.read_only_root,
             "tmpfs": dict(spec.tmpfs),
             "mounts": [
-                docker.types.Mount(m.target, str(m.source), type="bind", read_only=m.read_only)
-                for m in spec.mounts
+                *(
+                    docker.types.Mount(m.target, str(m.source), type="bind", read_only=m.read_only)
+                    for m in spec.mounts
+                ),
+                *(
+                    docker.types.Mount(v.target, v.name, type="volume", read_only=v.read_only)
+                    for v in spec.volumes
+                ),
             ],
         }
         if spec.cpus is not None:
@@ -459,6 +590,24 @@ class Engine:
             ) from None
         except docker.errors.DockerException as error:
             raise EngineError(f"the Docker engine refused: {_short_reason(error)}") from None
+
+
+def _client_for(host: str, timeout: int) -> docker.DockerClient:
+    """A client for a Docker URL, or for a named Docker context (``docker context ls``)."""
+    if "://" not in host:
+        context = docker.context.ContextAPI.get_context(host)
+        if context is None:
+            raise docker.errors.DockerException(f"no Docker context named {host!r}")
+        endpoint = str(context.Host)
+        tls = context.TLSConfig or False
+        if endpoint.startswith("ssh://"):
+            return docker.DockerClient(base_url=endpoint, timeout=timeout, use_ssh_client=True)
+        return docker.DockerClient(base_url=endpoint, timeout=timeout, tls=tls)
+    # The ssh binary honours the user's ~/.ssh/config, agent and known hosts, as the
+    # docker CLI does.
+    return docker.DockerClient(
+        base_url=host, timeout=timeout, use_ssh_client=host.startswith("ssh://")
+    )
 
 
 def _short_reason(error: BaseException) -> str:

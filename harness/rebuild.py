@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any
 
-from harness import build, imagefs
+from harness import build, imagefs, shipping
 from harness.engine import Engine
 from harness.errors import EXIT_DIFFERS, EXIT_SAME
 
@@ -328,9 +328,7 @@ def ship_image(
     """Copy an image from one engine to another (save streamed into load) unless it is there."""
     if target.image(image_id) is not None:
         return
-    say(f"copying {image_id[:19]} from {source.where} to {target.where}")
-    with source.save(image_id) as stream:
-        target.load(iter(lambda: stream.read(1 << 20), b""))
+    shipping.stream(source, target, image_id, say)
     # Saved by ID, it arrives untagged; named as on the source, it is not mistaken for
     # something left over, and the target's own builds find it.
     info = source.image(image_id)

@@ -13,15 +13,15 @@ import datetime as dt
 import json
 import stat
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import harness
-from harness import dvc, records, vcs
+from harness import dvc, hosts, records, staging, vcs
 from harness.build import LABEL_CONSTRAINTS, LABEL_LOCK, BuildResult
 from harness.config import Config, Experiment
-from harness.engine import ContainerSpec, Engine, Mount
+from harness.engine import ContainerSpec, Engine, Mount, RunOutcome, VolumeMount
 from harness.errors import ConfigError, EngineError, HarnessError
 from harness.runtime.determinism import environment as determinism_environment
 from harness.variations import CONTAINER_USER, CONTROL, PROJECT, Setup
@@ -69,9 +69,16 @@ def run_experiment(
     image: BuildResult,
     request: RunRequest,
     *,
+    host: hosts.Host | None = None,
     say: Callable[[str], None] = lambda _: None,
 ) -> RunResult:
-    """Run one experiment and write its record; the record says how it ended."""
+    """Run one experiment and write its record; the record says how it ended.
+
+    ``host`` is the engine's place among the hosts (default: this machine's engine, which
+    sees the project through bind mounts); a host with ``files = "copy"`` gets the run's
+    files copied in and its outputs copied back.
+    """
+    host = host or hosts.local_host(config)
     experiment = request.experiment
     device = "cuda" if request.gpus else "cpu"
     for path in (config.project_root, *experiment.inputs.values()):
@@ -158,8 +165,10 @@ def run_experiment(
             "cpus": request.cpus,
             "gpus": request.gpus,
             "timeout_s": request.timeout,
+            "files": host.files,
         },
         "harness_version": harness.__version__,
+        "host": host.name,
         "engine": {"where": engine.where, "version": engine.version().get("Version")},
         "timings": {"started_at": started.isoformat(timespec="seconds")},
         "log": records.LOG,
@@ -179,7 +188,9 @@ def run_experiment(
             Mount(artifacts, OUTPUT, read_only=False),
             Mount(meta, META, read_only=False),
             *(Mount(path, f"{INPUTS}/{name}") for name, path in experiment.inputs.items()),
-        ),
+        )
+        if host.files == "bind"
+        else (),
         user=setup.user,
         working_dir=setup.working_dir,
         read_only_root=True,
@@ -194,9 +205,16 @@ def run_experiment(
         gpus=request.gpus,
         labels={"io.harness.run-id": run_id},
     )
-    say(f"running {experiment.name} ({run_id}) in {image.reference}")
+    say(f"running {experiment.name} ({run_id}) in {image.reference} on {host.name}")
     try:
-        outcome = engine.run_logged(container, log=folder / records.LOG, timeout=request.timeout)
+        if host.files == "bind":
+            outcome = engine.run_logged(
+                container, log=folder / records.LOG, timeout=request.timeout
+            )
+        else:
+            outcome = _run_copied(
+                engine, config, container, folder, experiment, timeout=request.timeout
+            )
     except KeyboardInterrupt:
         _finish(record, folder, "aborted", None, "interrupted (Ctrl-C); the container was removed")
         raise
@@ -224,6 +242,49 @@ def run_experiment(
             record, folder, "failed", 0, f"declared output {missing[0]!r} was not written"
         )
     return _finish(record, folder, "succeeded", 0, None)
+
+
+def _run_copied(
+    engine: Engine,
+    config: Config,
+    container: ContainerSpec,
+    folder: Path,
+    experiment: Experiment,
+    *,
+    timeout: float | None,
+) -> RunOutcome:
+    """Run on an engine that cannot see this machine: files in by volume, outputs back by copy.
+
+    One volume holds /harness (project, spec, inputs), mounted read-only like the bind
+    mounts it replaces; the output and meta folders get a writable volume each.
+    """
+    packed = staging.archive(
+        config.project_root,
+        folder / "spec.json",
+        experiment.inputs,
+        harness_state=records.RUNS.parts[0],
+    )
+    with packed, engine.volumes(3) as (files, output, meta):
+        engine.fill(
+            container.image,
+            (VolumeMount(files, "/harness"), VolumeMount(output, OUTPUT), VolumeMount(meta, META)),
+            "/harness",
+            packed,
+        )
+        staged = replace(
+            container,
+            volumes=(
+                VolumeMount(files, "/harness", read_only=True),
+                VolumeMount(output, OUTPUT),
+                VolumeMount(meta, META),
+            ),
+        )
+        return engine.run_logged(
+            staged,
+            log=folder / records.LOG,
+            timeout=timeout,
+            copy_out={OUTPUT: folder / records.ARTIFACTS, META: folder / records.META},
+        )
 
 
 def _finish(

@@ -90,7 +90,7 @@ BY_NAME = {variation.name: variation for variation in VARIATIONS}
 
 
 def select(spec: str | Iterable[str] | None) -> list[Variation]:
-    """Variations named by ``spec``: "all" (default), names, and "-name" to leave one out."""
+    """Variations named by ``spec``: "all" (default), "none", names, "-name" to leave one out."""
     if spec is None:
         words = ["all"]
     elif isinstance(spec, str):
@@ -103,10 +103,13 @@ def select(spec: str | Iterable[str] | None) -> list[Variation]:
         if name == "all":
             chosen = [v.name for v in VARIATIONS]
             continue
+        if name == "none":
+            chosen = []
+            continue
         if name not in BY_NAME:
             raise ConfigError(
                 f"unknown variation {name!r}",
-                f"choose from: all, {', '.join(BY_NAME)} (prefix - to leave one out)",
+                f"choose from: all, none, {', '.join(BY_NAME)} (prefix - to leave one out)",
             )
         if word.startswith("-"):
             chosen = [n for n in chosen if n != name]

@@ -15,12 +15,12 @@ from __future__ import annotations
 import datetime as dt
 import json
 import secrets
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from harness import atomic
+from harness import atomic, crosshost
 from harness.build import BuildResult
 from harness.compare.model import ComparisonResult
 from harness.compare.report import to_dict
@@ -28,6 +28,7 @@ from harness.compare.tree import compare_paths
 from harness.config import Config, Experiment
 from harness.engine import Engine
 from harness.errors import HarnessError
+from harness.hosts import Host, local_host
 from harness.run import RunRequest, RunResult, run_experiment
 from harness.variations import CONTROL, Variation, setup_for
 
@@ -125,10 +126,17 @@ class Verification:
     seed: int
     profile: str
     threads: int
+    # The control host first, then every other host with how it did against the control.
+    hosts: list[crosshost.HostOutcome] = field(default_factory=list)
 
     @property
     def reproducible(self) -> bool:
+        """Whether every experiment reproduced on the control host."""
         return all(e.reproducible for e in self.experiments)
+
+    @property
+    def hosts_agree(self) -> bool:
+        return all(outcome.counted for outcome in self.hosts)
 
     def as_dict(self, config: Config) -> dict[str, Any]:
         runs = [
@@ -136,11 +144,6 @@ class Verification:
             for e in self.experiments
             for run in (*e.controls, *(check.run for check in e.checks))
         ]
-        hosts: dict[str, dict[str, Any]] = {}
-        for run in runs:
-            fingerprint = run.record.get("fingerprint") or {}
-            key = json.dumps(_host_identity(run.record), sort_keys=True)
-            hosts.setdefault(key, {"engine": run.record.get("engine"), "fingerprint": fingerprint})
         return {
             "schema": SCHEMA,
             "id": self.id,
@@ -160,21 +163,10 @@ class Verification:
             "source": runs[0].record.get("source") if runs else None,
             "constraints_sha256": runs[0].record.get("constraints_sha256") if runs else None,
             "lock_sha256": runs[0].record.get("lock_sha256") if runs else None,
-            "hosts": list(hosts.values()),
+            "hosts": [outcome.as_dict() for outcome in self.hosts],
+            "quorum": crosshost.quorum(self.hosts),
             "experiments": [e.as_dict(config) for e in self.experiments],
         }
-
-
-def _host_identity(record: Mapping[str, Any]) -> dict[str, Any]:
-    """What tells hosts apart: the engine, the CPU and the GPU (not per-run details)."""
-    fingerprint = record.get("fingerprint") or {}
-    cpu = fingerprint.get("cpu") or {}
-    return {
-        "engine": record.get("engine"),
-        "cpu": {key: cpu.get(key) for key in ("model", "flags")},
-        "gpu": fingerprint.get("gpu"),
-        "kernel": (fingerprint.get("os") or {}).get("kernel"),
-    }
 
 
 def verify(
@@ -186,9 +178,17 @@ def verify(
     variations: Sequence[Variation],
     control_runs: int = 2,
     base: Callable[[Experiment], RunRequest],
+    control_host: Host | None = None,
+    other_hosts: Sequence[Host] = (),
     say: Callable[[str], None] = lambda _: None,
 ) -> Verification:
-    """Verify every experiment; ``base`` gives the control request of each."""
+    """Verify every experiment; ``base`` gives the control request of each.
+
+    The control host (default: this machine's engine) runs the control runs and the
+    variations; each of ``other_hosts`` then gets the image and runs every experiment
+    that reproduced, once, to be compared with the control's first run.
+    """
+    control_host = control_host or local_host(config)
     results = []
     for experiment in experiments:
         results.append(
@@ -199,9 +199,28 @@ def verify(
                 request=base(experiment),
                 variations=variations,
                 control_runs=control_runs,
+                host=control_host,
                 say=say,
             )
         )
+    control = crosshost.control_outcome(
+        control_host,
+        {
+            r.experiment.name: [*r.controls, *(c.run for c in r.checks)]
+            for r in results
+            if r.controls
+        },
+    )
+    others = crosshost.on_hosts(
+        engine,
+        config,
+        image,
+        other_hosts,
+        experiments,
+        reference_runs={r.experiment.name: r.controls[0] for r in results if r.reproducible},
+        request_for=base,
+        say=say,
+    )
     return Verification(
         id=f"{dt.datetime.now(dt.UTC):%Y%m%d-%H%M%S}-{secrets.token_hex(3)}",
         image=image,
@@ -211,6 +230,7 @@ def verify(
         seed=config.seed,
         profile=config.profile,
         threads=config.threads,
+        hosts=[control, *others],
     )
 
 
@@ -222,6 +242,7 @@ def _verify_one(
     request: RunRequest,
     variations: Sequence[Variation],
     control_runs: int,
+    host: Host,
     say: Callable[[str], None],
 ) -> ExperimentVerification:
     experiment = request.experiment
@@ -231,7 +252,7 @@ def _verify_one(
     def run(label: str, chosen: Sequence[Variation]) -> RunResult | None:
         setup = setup_for(chosen) if chosen else CONTROL
         say(f"{experiment.name}: {label}")
-        result = run_experiment(engine, config, image, replace(request, setup=setup))
+        result = run_experiment(engine, config, image, replace(request, setup=setup), host=host)
         if result.status != "succeeded":
             outcome.failure = (
                 f"the {label} run {result.run_id} {result.status}: {result.record.get('error')}"

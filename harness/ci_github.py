@@ -1,0 +1,510 @@
+"""`harness ci github`: a GitHub Actions workflow that reproduces the experiments on several
+hosts and certifies the result.
+
+The workflow is built as a plain dict and dumped with PyYAML, so that what it says is
+checked here (and by the tests) rather than in a template. It is a pure function of the
+options, ``[tool.harness.ci]`` and the project's configuration: `--check` regenerates it
+and compares, which lets CI insist that the committed file is current.
+
+``[tool.harness.ci]`` keys: ``runners`` (runner labels, one matrix leg each), ``variant``,
+``python`` (the Python that runs harness on the runner) and ``timeout-minutes`` (of each
+leg). Flags override them; keeping the choices in the table lets `--check` need no flags.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import re
+import shlex
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from harness import atomic
+from harness.config import Config
+from harness.errors import EXIT_DIFFERS, ConfigError, HarnessError
+
+if TYPE_CHECKING:
+    from harness.cli import State
+
+TABLE = "[tool.harness.ci]"
+_KEYS = ("python", "runners", "timeout-minutes", "variant")
+DEFAULT_RUNNERS: tuple[str, ...] = ("ubuntu-latest",)
+DEFAULT_VARIANT = "cpu"
+DEFAULT_PYTHON = "3.11"
+# A leg builds the image (the frameworks are gigabytes) and runs every experiment.
+DEFAULT_TIMEOUT_MINUTES = 120
+CERTIFY_TIMEOUT_MINUTES = 30
+DEFAULT_OUTPUT = Path(".github/workflows/harness.yml")
+SIGNING_KEY_ENV = "HARNESS_SIGNING_KEY"
+CERTIFICATE = "harness-certificate.intoto.json"
+
+# Every action by its major version tag; the tests refuse an unpinned `uses:`.
+CHECKOUT = "actions/checkout@v4"
+SETUP_PYTHON = "actions/setup-python@v5"
+UPLOAD_ARTIFACT = "actions/upload-artifact@v4"
+DOWNLOAD_ARTIFACT = "actions/download-artifact@v4"
+
+# A runner label names its leg's artifact, and upload-artifact refuses these characters in
+# names (whitespace would also split the label in the regenerate command).
+_BAD_LABEL = re.compile(r'[\s":<>|*?\\/]')
+_PYTHON_VERSION = re.compile(r"3\.\d+(\.\d+)?")
+
+
+class StaleWorkflow(HarnessError):
+    """The workflow on disk is not what `harness ci github` generates (an answer, not trouble)."""
+
+    exit_code = EXIT_DIFFERS
+
+
+@dataclass(frozen=True)
+class CISettings:
+    """What the workflow is generated from."""
+
+    runners: tuple[str, ...] = DEFAULT_RUNNERS
+    variant: str = DEFAULT_VARIANT
+    python: str = DEFAULT_PYTHON
+    timeout_minutes: int = DEFAULT_TIMEOUT_MINUTES
+
+
+def settings_from_table(table: Mapping[str, Any], python: str = DEFAULT_PYTHON) -> CISettings:
+    """Validate ``[tool.harness.ci]``; errors name the table and the key.
+
+    ``python`` is the default for the runner's Python: the project's own version.
+    """
+    unknown = sorted(set(table) - set(_KEYS))
+    if unknown:
+        raise ConfigError(
+            f"unknown key {unknown[0]!r} in {TABLE}", f"use one of: {', '.join(_KEYS)}"
+        )
+    runners = DEFAULT_RUNNERS
+    if "runners" in table:
+        raw = table["runners"]
+        if not (isinstance(raw, list) and raw and all(isinstance(item, str) for item in raw)):
+            raise ConfigError(
+                f"{TABLE} runners must be a non-empty list of strings",
+                'write it as runners = ["ubuntu-24.04", "ubuntu-22.04"]',
+            )
+        runners = check_runners(raw, f"{TABLE} runners")
+    variant = table.get("variant", DEFAULT_VARIANT)
+    if not isinstance(variant, str) or not variant:
+        raise ConfigError(f"{TABLE} variant must be a string", 'write it as variant = "cpu"')
+    chosen_python = table.get("python", python)
+    if not isinstance(chosen_python, str):
+        raise ConfigError(f"{TABLE} python must be a string", 'write it as python = "3.11"')
+    check_python(chosen_python, f"{TABLE} python")
+    timeout = table.get("timeout-minutes", DEFAULT_TIMEOUT_MINUTES)
+    if isinstance(timeout, bool) or not isinstance(timeout, int) or timeout < 1:
+        raise ConfigError(
+            f"{TABLE} timeout-minutes must be a whole number of minutes, at least 1",
+            "write it as timeout-minutes = 120",
+        )
+    return CISettings(runners, variant, chosen_python, timeout)
+
+
+def check_runners(labels: list[str] | tuple[str, ...], where: str) -> tuple[str, ...]:
+    """Refuse runner labels that would break the workflow: empty, repeated, or unusable in
+    an artifact name."""
+    seen: set[str] = set()
+    for label in labels:
+        if not label or _BAD_LABEL.search(label):
+            raise ConfigError(
+                f"{where}: {label!r} cannot name a runner leg's artifact",
+                'use a runner label without spaces or any of " : < > | * ? \\ /',
+            )
+        if label in seen:
+            raise ConfigError(
+                f"{where} names {label!r} twice",
+                "give each runner once: its leg's artifact is named after it",
+            )
+        seen.add(label)
+    return tuple(labels)
+
+
+def check_python(version: str, where: str) -> None:
+    if not _PYTHON_VERSION.fullmatch(version):
+        raise ConfigError(
+            f"{where} must be a Python 3 version like 3.11, not {version!r}", "write 3.11"
+        )
+
+
+def _setup_steps(python: str) -> list[dict[str, Any]]:
+    """Check out, install Python and harness: the first steps of both jobs."""
+    return [
+        # The steps never push, so no token is left in .git/config for later steps to read.
+        {"uses": CHECKOUT, "with": {"persist-credentials": False}},
+        {"uses": SETUP_PYTHON, "with": {"python-version": python}},
+        {"name": "Install uv", "run": "pip install uv"},
+        # --locked: fail rather than resolve anew when uv.lock is stale, so every leg runs
+        # the same harness with the same dependencies.
+        {"name": "Install harness", "run": "uv sync --locked"},
+    ]
+
+
+def workflow(settings: CISettings, check_command: str) -> dict[str, Any]:
+    """The workflow document. ``check_command`` is the `harness ci github --check` line
+    (with the flags this file was generated with) that keeps the file current."""
+    run_steps = [
+        *_setup_steps(settings.python),
+        {"name": "Check the machine", "run": "uv run harness doctor"},
+        {"name": "Check the constraints", "run": "uv run harness lock --check"},
+        {"name": "Check this workflow", "run": f"uv run {check_command}"},
+        {"name": "Build the image", "run": f"uv run harness build --variant {settings.variant}"},
+        {
+            "name": "Run the experiments",
+            "run": f"uv run harness run --variant {settings.variant}",
+            # Recorded in each run record as the host that ran it: `harness collect` compares
+            # hosts by this name, and a hosted runner's own host name is random.
+            "env": {"HARNESS_HOST_NAME": "${{ matrix.runner }}"},
+        },
+        {
+            "name": "Upload the run records",
+            # Also after a failed run: its record says why, and the other legs still compare.
+            "if": "always()",
+            "uses": UPLOAD_ARTIFACT,
+            "with": {
+                # upload-artifact v4 refuses two artifacts of one name in a workflow run.
+                "name": "harness-runs-${{ matrix.runner }}",
+                "path": ".harness/runs/",
+                "if-no-files-found": "error",
+                # v4 skips hidden files and folders unless told, and .harness is one.
+                "include-hidden-files": True,
+            },
+        },
+    ]
+    sign = "\n".join(
+        [
+            "umask 077",
+            "trap 'rm -f \"$RUNNER_TEMP/harness.key\"' EXIT",
+            f'printf \'%s\\n\' "${SIGNING_KEY_ENV}" > "$RUNNER_TEMP/harness.key"',
+            f'uv run harness certify --key "$RUNNER_TEMP/harness.key" --output {CERTIFICATE}',
+        ]
+    )
+    certify_steps = [
+        *_setup_steps(settings.python),
+        {
+            "name": "Download the run records",
+            "uses": DOWNLOAD_ARTIFACT,
+            # Each leg's artifact lands in collected/<its name>/: one folder per host.
+            "with": {"pattern": "harness-runs-*", "path": "collected"},
+        },
+        {"name": "Compare the hosts", "run": "uv run harness collect collected/*"},
+        {
+            "name": "Sign the certificate",
+            # Secrets cannot appear in `if:`; the runner merges a step's env into the env
+            # context before it evaluates the step's condition, so the key stays in this
+            # step alone. Without the secret (forks, first setup) the step is skipped.
+            "if": f"env.{SIGNING_KEY_ENV} != ''",
+            "env": {SIGNING_KEY_ENV: f"${{{{ secrets.{SIGNING_KEY_ENV} }}}}"},
+            "shell": "bash",
+            "run": sign + "\n",
+        },
+        {
+            "name": "Upload the certificate",
+            "uses": UPLOAD_ARTIFACT,
+            "with": {
+                "name": "harness-certificate",
+                "path": CERTIFICATE,
+                "if-no-files-found": "ignore",
+            },
+        },
+        {
+            "name": "Upload the verification",
+            # Also when the hosts differ: the document says which artifacts moved.
+            "if": "always()",
+            "uses": UPLOAD_ARTIFACT,
+            "with": {
+                "name": "harness-verification",
+                "path": ".harness/verifications/",
+                "if-no-files-found": "warn",
+                "include-hidden-files": True,
+            },
+        },
+    ]
+    return {
+        "name": "harness",
+        "on": {"push": None, "pull_request": None, "workflow_dispatch": None},
+        "permissions": {"contents": "read"},
+        "concurrency": {
+            "group": "harness-${{ github.ref }}",
+            # A new push to a pull request supersedes its last run; runs of a branch finish,
+            # so that every commit there gets its verdict.
+            "cancel-in-progress": "${{ github.event_name == 'pull_request' }}",
+        },
+        "jobs": {
+            "run": {
+                "strategy": {"fail-fast": False, "matrix": {"runner": list(settings.runners)}},
+                "runs-on": "${{ matrix.runner }}",
+                "timeout-minutes": settings.timeout_minutes,
+                "steps": run_steps,
+            },
+            "certify": {
+                "needs": "run",
+                # Not `always()`: a cancelled run should stop here too. When one leg fails,
+                # the legs that finished are still gathered and compared.
+                "if": "${{ !cancelled() }}",
+                "runs-on": settings.runners[0],
+                "timeout-minutes": CERTIFY_TIMEOUT_MINUTES,
+                "steps": certify_steps,
+            },
+        },
+    }
+
+
+def command_line(flags: list[str], *, check: bool = False) -> str:
+    """`harness ci github [--check] FLAG...`, quoted for a shell."""
+    words = ["harness", "ci", "github", *(["--check"] if check else []), *flags]
+    return " ".join(shlex.quote(word) for word in words)
+
+
+def render(settings: CISettings, flags: list[str] | None = None) -> str:
+    """The workflow file's text: a header that says how to regenerate it, then the YAML."""
+    command = command_line(flags or [])
+    check = command_line(flags or [], check=True)
+    header = [
+        "# Generated by `harness ci github`; regenerate it rather than edit it (the choices",
+        "# belong in [tool.harness.ci] in pyproject.toml):",
+        f"#   {command}",
+        "# The run job checks that it is current with (exit 1 when stale):",
+        f"#   {check}",
+        "#",
+        "# Each runner label is one leg of the `run` job: it builds the pinned image, runs",
+        "# every experiment and uploads the run records. `certify` gathers every leg's",
+        "# records with `harness collect` and fails when the hosts' artifacts differ; when",
+        f"# the {SIGNING_KEY_ENV} secret holds an ed25519 private key (PEM, from",
+        "# `harness keys generate`) it also signs the result with `harness certify`.",
+    ]
+    body = _dump(workflow(settings, check))
+    return "\n".join(header) + "\n\n" + _space_sections(body)
+
+
+def _dump(document: dict[str, Any]) -> str:
+    yaml = importlib.import_module("yaml")
+    # A subclass of its own, so that these representers do not change PyYAML's SafeDumper
+    # for the rest of the process.
+    dumper: Any = type("WorkflowDumper", (yaml.SafeDumper,), {})
+
+    def represent_none(representer: Any, _value: None) -> Any:
+        # `push:` as GitHub's documentation writes it, not `push: null`.
+        return representer.represent_scalar("tag:yaml.org,2002:null", "")
+
+    def represent_text(representer: Any, text: str) -> Any:
+        # Multi-line scripts as literal blocks, readable as the shell will see them.
+        style = "|" if "\n" in text else None
+        return representer.represent_scalar("tag:yaml.org,2002:str", text, style=style)
+
+    def increase_indent(emitter: Any, flow: bool = False, indentless: bool = False) -> Any:
+        # Lists indented under their key, as GitHub's documentation writes workflows.
+        return yaml.SafeDumper.increase_indent(emitter, flow, False)
+
+    def ignore_aliases(_representer: Any, _data: Any) -> bool:
+        # Never &anchors and *aliases for repeated values: plain, independent steps.
+        return True
+
+    dumper.increase_indent = increase_indent
+    dumper.ignore_aliases = ignore_aliases
+    dumper.add_representer(type(None), represent_none)
+    dumper.add_representer(str, represent_text)
+    # PyYAML quotes any plain scalar that a YAML 1.1 reader would take for something other
+    # than a string, so the key `on` comes out as 'on' and reads back as "on", not True;
+    # GitHub reads either form. The width keeps each expression and command on one line.
+    text = yaml.dump(document, Dumper=dumper, sort_keys=False, default_flow_style=False, width=1000)
+    return str(text)
+
+
+def _space_sections(body: str) -> str:
+    """A blank line between top-level sections and between jobs, for the reader."""
+    spaced: list[str] = []
+    in_jobs = False
+    for line in body.splitlines():
+        top_level = bool(line) and not line[0].isspace()
+        job = in_jobs and line.startswith("  ") and not line[2].isspace()
+        if spaced and (top_level or (job and spaced[-1] != "jobs:")):
+            spaced.append("")
+        if top_level:
+            in_jobs = line == "jobs:"
+        spaced.append(line)
+    return "\n".join(spaced) + "\n"
+
+
+def _flags(
+    chosen: CISettings, configured: CISettings, output: Path, project_root: Path
+) -> list[str]:
+    """The flags that regenerate this workflow: those that differ from the configuration."""
+    flags: list[str] = []
+    if chosen.runners != configured.runners:
+        for runner in chosen.runners:
+            flags += ["--runner", runner]
+    if chosen.variant != configured.variant:
+        flags += ["--variant", chosen.variant]
+    if chosen.python != configured.python:
+        flags += ["--python", chosen.python]
+    relative = output.relative_to(project_root)
+    if relative != DEFAULT_OUTPUT:
+        flags += ["--output", relative.as_posix()]
+    return flags
+
+
+def _output_path(config: Config, output: Path | None) -> Path:
+    if output is None:
+        return config.project_root / DEFAULT_OUTPUT
+    path = output.resolve()
+    if not path.is_relative_to(config.project_root):
+        # The workflow checks itself with `--output` relative to the project, and GitHub
+        # only reads workflows inside the repository.
+        raise ConfigError(
+            f"--output {output} is outside the project {config.project_root}",
+            "write it under the project's .github/workflows, or print it with --stdout",
+        )
+    return path
+
+
+def _read(path: Path) -> str | None:
+    """The workflow on disk, or None when there is none yet."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError) as error:
+        raise HarnessError(f"cannot read {path}: {error}", "check the file and its mode") from None
+
+
+def _shown(path: Path, root: Path) -> str:
+    return path.relative_to(root).as_posix()
+
+
+@click.group("ci")
+def ci_group() -> None:
+    """Generate CI configuration."""
+
+
+@ci_group.command("github")
+@click.option(
+    "--runner",
+    "runners",
+    multiple=True,
+    metavar="LABEL",
+    help="Runner label, one matrix leg each (repeatable; default: [tool.harness.ci] runners, "
+    "else ubuntu-latest).",
+)
+@click.option(
+    "--variant", help="Image variant the legs build and run (default: [tool.harness.ci], cpu)."
+)
+@click.option(
+    "--python",
+    "python",
+    metavar="X.Y",
+    help="Python that runs harness on the runners (default: [tool.harness.ci], else the "
+    "project's python).",
+)
+@click.option(
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help=f"Workflow file (default: {DEFAULT_OUTPUT.as_posix()} under the project root).",
+)
+@click.option(
+    "--check",
+    is_flag=True,
+    help="Write nothing; exit 1 naming the file when it differs from what would be "
+    "generated (for CI).",
+)
+@click.option(
+    "--stdout", "to_stdout", is_flag=True, help="Print the workflow instead of writing it."
+)
+@click.pass_obj
+def github_command(
+    state: State,
+    *,
+    runners: tuple[str, ...],
+    variant: str | None,
+    python: str | None,
+    output: Path | None,
+    check: bool,
+    to_stdout: bool,
+) -> None:
+    """Write a GitHub Actions workflow that reproduces the experiments on several hosts.
+
+    Job `run` is a matrix with one leg per runner label: each leg checks the constraints,
+    builds the variant's pinned image, runs every experiment with the runner's label
+    recorded as the host (HARNESS_HOST_NAME), and uploads its run records. Job `certify`
+    then gathers the records of every leg that finished with `harness collect`, which
+    compares each host against the first and fails when their artifacts differ; when they
+    agree and the repository has the secret HARNESS_SIGNING_KEY, it signs the
+    verification with `harness certify` and uploads the certificate.
+
+    The secret HARNESS_SIGNING_KEY holds an ed25519 private key in PEM form: the NAME.key
+    file that `harness keys generate` writes (see below); certificates are then checked
+    with its NAME.pub. Without the secret the hosts are still compared, but nothing is
+    signed.
+
+    Defaults come from [tool.harness.ci] (runners, variant, python, timeout-minutes). The
+    workflow checks itself with `harness ci github --check` and the flags it was generated
+    with, so keep choices in that table where you can. Run it at the repository's root:
+    GitHub reads workflows only from the root's .github/workflows.
+
+    \b
+      harness ci github --runner ubuntu-24.04 --runner ubuntu-22.04
+      harness ci github --check        0 when the file is current, 1 when stale
+      harness ci github --stdout       print the workflow, write nothing
+      harness keys generate --name ci
+      gh secret set HARNESS_SIGNING_KEY < ~/.config/harness/keys/ci.key
+
+    Exit 0 when written or current, 1 when --check finds the file stale, 2 on trouble.
+    """
+    if check and to_stdout:
+        raise ConfigError("--check and --stdout do not go together", "give one of them")
+    if python is not None:
+        check_python(python, "--python")
+    config = state.config()
+    configured = settings_from_table(config.table("ci"), config.python or DEFAULT_PYTHON)
+    chosen = CISettings(
+        runners=check_runners(runners, "--runner") if runners else configured.runners,
+        variant=variant or configured.variant,
+        python=python if python is not None else configured.python,
+        timeout_minutes=configured.timeout_minutes,
+    )
+    config.variant(chosen.variant)  # an unknown variant fails here, naming the known ones
+    path = _output_path(config, output)
+    flags = _flags(chosen, configured, path, config.project_root)
+    text = render(chosen, flags)
+    if to_stdout:
+        # click.echo rather than the rich console: the bytes must be the file's, so that
+        # `--stdout > FILE` and writing agree.
+        click.echo(text, nl=False)
+        return
+    shown = _shown(path, config.project_root)
+    current = _read(path)
+    if check:
+        if current == text:
+            state.ui.result(f"{shown} is current")
+            return
+        if current is not None and not state.ui.quiet:
+            diff = difflib.unified_diff(
+                current.splitlines(keepends=True),
+                text.splitlines(keepends=True),
+                f"{shown} (on disk)",
+                f"{shown} (generated)",
+            )
+            click.echo("".join(diff), err=True, nl=False)
+        what = "is missing" if current is None else "differs from what `harness ci github` writes"
+        raise StaleWorkflow(f"{shown} {what}", f"run `{command_line(flags)}` and commit it")
+    if current == text:
+        state.ui.result(f"{shown} is current (unchanged)")
+        return
+    atomic.write_text(path, text)
+    state.ui.result(f"wrote {shown}")
+
+
+__all__ = [
+    "CISettings",
+    "StaleWorkflow",
+    "ci_group",
+    "command_line",
+    "render",
+    "settings_from_table",
+    "workflow",
+]

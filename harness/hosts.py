@@ -1,0 +1,152 @@
+"""Hosts: the Docker engines experiments run on, named once and chosen per command.
+
+A host is a Docker endpoint: ``unix://``, ``tcp://``, ``ssh://`` or the name of a Docker
+context (``docker context ls``). ``local`` always names the engine harness uses without
+``--hosts`` (``docker-host``, ``$DOCKER_HOST`` or the local socket); others come from
+``[tool.harness.hosts]`` or straight from the command line::
+
+    [tool.harness.hosts]
+    gpu-box = "ssh://ci@gpu-box"
+    runner-2 = { url = "tcp://10.0.0.12:2376", ship = "registry" }
+
+Each host says how its image gets there (``ship``: auto, registry, stream or never) and
+how the run's files reach its containers (``files``: bind mounts, which only work where
+the engine sees this machine's folders, or copy, which works everywhere). The first host
+of a command is the control: it builds the image, and every other host is compared with it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from harness.config import Config
+from harness.engine import Engine
+from harness.errors import ConfigError
+
+LOCAL = "local"
+SHIP_MODES = ("auto", "registry", "stream", "never")
+FILE_MODES = ("bind", "copy")
+_WHERE = "[tool.harness.hosts]"
+_KEYS = frozenset({"url", "ship", "files"})
+_SCHEMES = ("unix://", "tcp://", "ssh://", "http://", "https://", "npipe://")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+@dataclass(frozen=True)
+class Host:
+    """One engine a command runs on."""
+
+    name: str
+    # None: the default engine (docker-host, $DOCKER_HOST or the local socket).
+    url: str | None
+    ship: str = "auto"
+    files: str = "copy"
+
+    @property
+    def where(self) -> str:
+        return self.url or "the default engine"
+
+    def connect(self, timeout: int = 600) -> Engine:
+        return Engine.connect(self.url, timeout=timeout)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "url": self.url, "ship": self.ship, "files": self.files}
+
+
+def local_host(config: Config) -> Host:
+    """The engine harness uses by default; its runs see the project through bind mounts."""
+    return Host(config.host_name, config.docker_host, ship="never", files="bind")
+
+
+def configured(config: Config) -> dict[str, Host]:
+    """Every host of ``[tool.harness.hosts]``, by name, validated."""
+    hosts: dict[str, Host] = {}
+    for name, value in config.table("hosts").items():
+        if not _NAME.match(name) or name == LOCAL:
+            raise ConfigError(
+                f"{_WHERE} host name {name!r} is not allowed",
+                f"use letters, digits, '.', '_' and '-', and not {LOCAL!r}",
+            )
+        hosts[name] = _host(name, value)
+    return hosts
+
+
+def resolve(config: Config, requested: Sequence[str]) -> list[Host]:
+    """The hosts ``--hosts``/``--host`` name, in order: names, URLs, ``local`` or ``all``.
+
+    ``all`` is the local engine followed by every configured host. A URL not configured
+    becomes a host of its own, named by its address.
+    """
+    known = configured(config)
+    chosen: list[Host] = []
+    for item in (part.strip() for entry in requested for part in entry.split(",")):
+        if not item:
+            continue
+        if item == "all":
+            candidates = [local_host(config), *known.values()]
+        elif item in (LOCAL, config.host_name):
+            candidates = [local_host(config)]
+        elif item in known:
+            candidates = [known[item]]
+        elif item.startswith(_SCHEMES):
+            candidates = [Host(_name_of(item), item)]
+        else:
+            names = ", ".join([LOCAL, *sorted(known)])
+            raise ConfigError(
+                f"unknown host {item!r}",
+                f"choose among {names}, give a Docker URL (ssh://, tcp://, unix://), "
+                f"or declare it under {_WHERE}",
+            )
+        for host in candidates:
+            if all(host.name != other.name for other in chosen):
+                chosen.append(host)
+    if not chosen:
+        raise ConfigError("no host given", "write --hosts local,NAME")
+    return chosen
+
+
+def _host(name: str, value: object) -> Host:
+    where = f"{_WHERE} {name}"
+    if isinstance(value, str):
+        return Host(name, _url(value, where))
+    if not isinstance(value, Mapping):
+        raise ConfigError(
+            f"{where} must be a URL or a table", f'write {name} = "ssh://user@machine"'
+        )
+    unknown = set(value) - _KEYS
+    if unknown:
+        raise ConfigError(
+            f"unknown key {sorted(unknown)[0]!r} in {where}", "use url, ship and files"
+        )
+    if "url" not in value:
+        raise ConfigError(f"{where} has no url", f'write {name} = {{ url = "ssh://..." }}')
+    ship = value.get("ship", "auto")
+    if ship not in SHIP_MODES:
+        raise ConfigError(f"{where} ship must be one of {', '.join(SHIP_MODES)}, not {ship!r}")
+    files = value.get("files", "copy")
+    if files not in FILE_MODES:
+        raise ConfigError(
+            f"{where} files must be bind or copy, not {files!r}",
+            "bind only works where the engine sees this machine's folders",
+        )
+    return Host(name, _url(value["url"], where), ship=ship, files=files)
+
+
+def _url(value: object, where: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise ConfigError(f"{where} url must be a string", 'write url = "ssh://user@machine"')
+    if "://" in value and not value.startswith(_SCHEMES):
+        raise ConfigError(
+            f"{where} url {value!r} is not a Docker endpoint",
+            "use unix://, tcp://, ssh:// or the name of a Docker context",
+        )
+    return value
+
+
+def _name_of(url: str) -> str:
+    """A readable name for a host given by URL: its address without scheme or user."""
+    address = url.split("://", 1)[1].rsplit("@", 1)[-1].strip("/")
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", address).strip("-") or "host"

@@ -1,0 +1,162 @@
+"""Putting the control's image on another host, by digest, and refusing any other image.
+
+An image is identified by its ID: the sha256 of its configuration, which names every
+layer by content. Whatever way the image travels, the host must end up holding that ID,
+or nothing runs there:
+
+- already there: nothing moves (an inspect, a few milliseconds);
+- ``registry``: pushed to the configured registry (only layers it lacks), pulled on the
+  host by the manifest digest the push returned, so the registry cannot substitute
+  another image, then checked by ID;
+- ``stream``: ``docker save`` on the control streamed into ``docker load`` on the host;
+- ``never``: the host is provisioned by others; the image it holds under the control's
+  reference must have the control's ID.
+
+``auto`` uses the registry where one is configured and the stream otherwise.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from harness.engine import Engine
+from harness.errors import HarnessError
+
+_CHUNK = 1 << 20
+
+
+class ImageMismatch(HarnessError):
+    """A host holds another image than the one the control built: it must not run."""
+
+    default_hint = "ship the control's image there (ship = auto) or remove the stale one"
+
+
+class ShipError(HarnessError):
+    """The image could not be put on the host."""
+
+    default_hint = "check the registry with `docker push` by hand, or set ship = 'stream'"
+
+
+@dataclass(frozen=True)
+class Shipment:
+    method: str  # present, registry, stream or never
+    seconds: float
+    # The registry reference the host pulled (REPOSITORY@sha256:...), when it went that way.
+    pulled: str | None = None
+
+    def as_dict(self) -> dict[str, object]:
+        return {"method": self.method, "seconds": round(self.seconds, 3), "pulled": self.pulled}
+
+
+def ship(
+    source: Engine,
+    target: Engine,
+    *,
+    image_id: str,
+    reference: str,
+    host: str,
+    mode: str = "auto",
+    registry: str | None = None,
+    say: Callable[[str], None] = lambda _: None,
+) -> Shipment:
+    """Make ``target`` hold image ``image_id`` under ``reference``; returns how it went."""
+    started = time.monotonic()
+    if mode == "never":
+        found = target.image(reference)
+        if found is None:
+            raise ShipError(
+                f"host {host} has no image {reference} and ship = 'never'",
+                f"pull {reference} on {host}, or let harness ship it (ship = auto)",
+            )
+        _check_id(found.id, image_id, reference, host)
+        return Shipment("never", time.monotonic() - started)
+    if target.image(image_id) is not None:
+        _name(target, image_id, reference)
+        return Shipment("present", time.monotonic() - started)
+    if mode == "registry" or (mode == "auto" and registry):
+        if not registry:
+            raise ShipError(
+                f"host {host} ships through a registry but none is configured",
+                "set registry in [tool.harness] (or HARNESS_REGISTRY), or ship = 'stream'",
+            )
+        pulled = through_registry(
+            source, target, image_id=image_id, reference=reference, registry=registry, say=say
+        )
+        _check_id(_id_of(target, pulled, host), image_id, pulled, host)
+        _name(target, image_id, reference)
+        return Shipment("registry", time.monotonic() - started, pulled)
+    stream(source, target, image_id, say)
+    _check_id(_id_of(target, image_id, host), image_id, reference, host)
+    _name(target, image_id, reference)
+    return Shipment("stream", time.monotonic() - started)
+
+
+def through_registry(
+    source: Engine,
+    target: Engine,
+    *,
+    image_id: str,
+    reference: str,
+    registry: str,
+    say: Callable[[str], None] = lambda _: None,
+) -> str:
+    """Push from ``source``, pull by digest on ``target``; returns the pulled reference."""
+    repository = f"{registry}/{reference.rpartition(':')[0] or reference}"
+    # One tag per image ID: concurrent pushes of different builds never move each other's tag.
+    pushed = f"{repository}:{image_id.removeprefix('sha256:')[:12]}"
+    source.tag(image_id, pushed)
+    say(f"pushing {image_id[:19]} to {repository}")
+    try:
+        digest = source.push(pushed)
+    except HarnessError as error:
+        raise ShipError(error.message, error.hint) from None
+    pulled = f"{repository}@{digest}"
+    say(f"pulling {pulled} on {target.where}")
+    try:
+        target.pull(pulled)
+    except HarnessError as error:
+        raise ShipError(
+            f"host at {target.where} cannot pull {pulled}: {error.message}",
+            "the host must reach the registry as this machine does (same address, "
+            "credentials from `docker login` on that host)",
+        ) from None
+    return pulled
+
+
+def stream(
+    source: Engine, target: Engine, image_id: str, say: Callable[[str], None] = lambda _: None
+) -> None:
+    """Copy an image between engines, ``docker save`` streamed into ``docker load``.
+
+    Every layer crosses, even those the target holds: use a registry for large images
+    that change little.
+    """
+    if target.image(image_id) is not None:
+        return
+    say(f"copying {image_id[:19]} from {source.where} to {target.where} (save/load)")
+    with source.save(image_id) as saved:
+        target.load(iter(lambda: saved.read(_CHUNK), b""))
+
+
+def _id_of(target: Engine, reference: str, host: str) -> str:
+    info = target.image(reference)
+    if info is None:
+        raise ShipError(f"host {host} does not list {reference} after shipping it")
+    return info.id
+
+
+def _check_id(found: str, expected: str, reference: str, host: str) -> None:
+    if found != expected:
+        raise ImageMismatch(
+            f"host {host} holds {reference} as {found[:19]}, not {expected[:19]} as the "
+            "control does; refusing to run another image there"
+        )
+
+
+def _name(target: Engine, image_id: str, reference: str) -> None:
+    """Tag the image on the host as on the control, so people there find it by name."""
+    info = target.image(reference)
+    if info is None or info.id != image_id:
+        target.tag(image_id, reference)

@@ -1,0 +1,97 @@
+"""The files of a run, packed for an engine that cannot see this machine's folders.
+
+On the local engine a run's container bind-mounts the project, the spec, the inputs and
+its output folders. A remote engine (ssh://, tcp://, a CI runner's) has none of these
+paths, so the same tree is packed into one tar archive, unpacked into a named volume on
+that engine, and mounted read-only at the same place: the experiment sees the same
+paths and the same bytes either way. Outputs come back by copying the output folders
+out of the stopped container.
+
+The project travels without what is no experiment's business or too large to send
+each run: harness's own state, version control, caches and virtual environments.
+"""
+
+from __future__ import annotations
+
+import io
+import tarfile
+import tempfile
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import IO
+
+# Never sent: harness's records, VCS data, tool caches. Virtual environments are found by
+# their pyvenv.cfg, whatever their name.
+SKIPPED = frozenset(
+    {".harness", ".git", "__pycache__", ".mypy_cache", ".ruff_cache", ".pytest_cache"}
+)
+# The output folders are written by the container's own user, not root.
+_WRITABLE = 0o777
+
+
+def archive(
+    project: Path, spec: Path, inputs: Mapping[str, Path], *, harness_state: str
+) -> IO[bytes]:
+    """A tar of ``project/``, ``spec.json``, ``inputs/NAME``, ``out/`` and ``meta/``.
+
+    It is spooled to disk past a few megabytes, so large inputs do not sit in memory.
+    Owners are root and modes are normalised (readable by all), as the container's user
+    is not this machine's.
+    """
+    spooled = tempfile.SpooledTemporaryFile(max_size=8 << 20)  # noqa: SIM115 - returned open
+    with tarfile.open(fileobj=spooled, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        _add_dir(tar, "project")
+        for path in project_files(project):
+            _add(tar, path, f"project/{path.relative_to(project).as_posix()}")
+        # The mount point of the tmpfs that hides harness's state from experiments.
+        _add_dir(tar, f"project/{harness_state}")
+        _add(tar, spec, "spec.json")
+        _add_dir(tar, "inputs")
+        for name, source in inputs.items():
+            if source.is_dir():
+                _add_dir(tar, f"inputs/{name}")
+                for path in _walk(source, skip_state=False):
+                    _add(tar, path, f"inputs/{name}/{path.relative_to(source).as_posix()}")
+            else:
+                _add(tar, source, f"inputs/{name}")
+        _add_dir(tar, "out", _WRITABLE)
+        _add_dir(tar, "meta", _WRITABLE)
+    spooled.seek(0)
+    return spooled
+
+
+def project_files(project: Path) -> list[Path]:
+    """The project's files and folders that travel, parents before children."""
+    return list(_walk(project, skip_state=True))
+
+
+def _walk(folder: Path, *, skip_state: bool) -> Iterator[Path]:
+    for path in sorted(folder.iterdir()):
+        if skip_state and (path.name in SKIPPED or (path / "pyvenv.cfg").is_file()):
+            continue
+        yield path
+        if path.is_dir() and not path.is_symlink():
+            yield from _walk(path, skip_state=skip_state)
+
+
+def _add(tar: tarfile.TarFile, path: Path, name: str) -> None:
+    info = tar.gettarinfo(str(path), arcname=name)
+    info.uid = info.gid = 0
+    info.uname = info.gname = "root"
+    if info.isdir():
+        info.mode = 0o755
+        tar.addfile(info)
+    elif info.isfile():
+        info.mode = 0o755 if info.mode & 0o111 else 0o644
+        with path.open("rb") as stream:
+            tar.addfile(info, stream)
+    elif info.issym():
+        tar.addfile(info)
+    # Sockets, devices and pipes are no part of a project: left out.
+
+
+def _add_dir(tar: tarfile.TarFile, name: str, mode: int = 0o755) -> None:
+    info = tarfile.TarInfo(name)
+    info.type = tarfile.DIRTYPE
+    info.mode = mode
+    tar.addfile(info, io.BytesIO(b""))
