@@ -22,6 +22,31 @@ main:
     certificate=$({{harness}} certify --tag --json | .venv/bin/python -c 'import json, sys; print(json.load(sys.stdin)["certificate"])')
     {{harness}} certificate verify "$certificate" --key "$keys/harness.pub" --image harness:cpu
 
+# The built-in examples on two engines: this machine's and a second dockerd started here
+# (its own socket and data), the image shipped by digest through a registry on loopback.
+# Every example runs on both; the certificate names both hosts ("2 of 2"). Needs root.
+cross-host:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    state=$(mktemp -d -t harness-cross-host.XXXXXX)
+    stop() {
+        scripts/registry.sh stop "$state/registry" || true
+        scripts/second-engine.sh stop "$state/engine" || true
+        rm -rf "$state"
+    }
+    trap stop EXIT
+    second=$(scripts/second-engine.sh start "$state/engine")
+    port=$(.venv/bin/python -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    registry=$(scripts/registry.sh start "$state/registry" "$port")
+    export HARNESS_REGISTRY="$registry/harness"
+    {{harness}} base
+    {{harness}} build --variant cpu
+    {{harness}} verify --vary none --runs 1 --hosts "local,second=$second"
+    keys="${HARNESS_KEYS_DIR:-${XDG_CONFIG_HOME:-$HOME/.config}/harness/keys}"
+    [ -f "$keys/harness.key" ] || {{harness}} keys generate
+    certificate=$({{harness}} certify --json | .venv/bin/python -c 'import json, sys; print(json.load(sys.stdin)["certificate"])')
+    {{harness}} certificate verify "$certificate" --key "$keys/harness.pub" --min-hosts 2
+
 # Everything CI checks: lint, formatting, types, then the tests (real engine included).
 test: lint
     .venv/bin/pytest tests

@@ -10,7 +10,8 @@ policies. A host ends in one of these states:
 - ``differs``: an artifact moved (an answer: the result does not reproduce there);
 - ``unreachable``: its engine did not answer, or was lost during the runs;
 - ``refused``: it holds another image than the control's, so nothing ran;
-- ``failed``: shipping or a run failed there.
+- ``not shipped``: the image could not be put there (a registry refused the push, ...);
+- ``failed``: a run failed there.
 
 Only agreeing hosts count towards a certificate; the others are named in it with why.
 Runs on a host that fails midway keep their records, as every run does.
@@ -36,11 +37,12 @@ AGREED = "agreed"
 DIFFERS = "differs"
 UNREACHABLE = "unreachable"
 REFUSED = "refused"
+UNSHIPPED = "not shipped"
 FAILED = "failed"
 # States in which a host counts towards the quorum a certificate states.
 COUNTED = (CONTROL, AGREED)
 # States in which a host could not take part: trouble, not an answer.
-TROUBLE = (UNREACHABLE, REFUSED)
+TROUBLE = (UNREACHABLE, REFUSED, UNSHIPPED)
 
 
 @dataclass
@@ -98,6 +100,9 @@ def on_hosts(
     ``reference_runs`` holds the control's run of each experiment that succeeded; an
     experiment without one is run nowhere else, as there is nothing to compare it with.
     """
+    if not reference_runs:
+        reason = "no experiment reproduced on the control host, so there is nothing to compare"
+        return [HostOutcome(host, FAILED, reason) for host in hosts]
     return [
         _on_host(
             control_engine,
@@ -157,6 +162,8 @@ def _on_host(
         outcome.status, outcome.reason = UNREACHABLE, error.one_line()
     except shipping.ImageMismatch as error:
         outcome.status, outcome.reason = REFUSED, error.one_line()
+    except shipping.ShipError as error:
+        outcome.status, outcome.reason = UNSHIPPED, error.one_line()
     except HarnessError as error:
         outcome.status, outcome.reason = FAILED, error.one_line()
     if outcome.status not in COUNTED:

@@ -11,6 +11,7 @@ from harness.base import base_reference, find_base
 from harness.config import Config
 from harness.engine import Engine
 from harness.errors import EngineUnavailable, HarnessError
+from harness.hosts import configured
 
 # Something any Docker Hub mirror or proxy serves; only reachability matters.
 _PROBE_REFERENCE = "docker.io/library/busybox:latest"
@@ -89,9 +90,30 @@ def diagnose(config: Config) -> list[Check]:
             )
         )
 
+    checks += _host_checks(config)
     checks.append(_ca_bundle_check(config))
     checks.append(_wheel_sources_check(config))
     checks.append(_lock_check(config))
+    return checks
+
+
+def _host_checks(config: Config) -> list[Check]:
+    """Each host of [tool.harness.hosts]: does its engine answer? (Not required: a host
+    that is down only limits which hosts a command can use.)"""
+    try:
+        hosts = configured(config)
+    except HarnessError as error:
+        return [Check("hosts", False, error.message, error.hint)]
+    checks = []
+    for host in hosts.values():
+        try:
+            version = host.connect(timeout=20).version().get("Version")
+        except HarnessError as error:
+            checks.append(Check(f"host {host.name}", False, error.message, error.hint, False))
+            continue
+        checks.append(
+            Check(f"host {host.name}", True, f"Docker {version} at {host.url}", required=False)
+        )
     return checks
 
 

@@ -35,6 +35,8 @@ _TAIL_LINES = 25
 _STEP = re.compile(r"^Step (\d+)/(\d+) : (.*)")
 # docker load reports each image it loaded on a line of its own.
 _LOADED = re.compile(r"^Loaded image(?: ID)?: (\S+)")
+# Seconds an engine has to answer its first request.
+_PING_TIMEOUT = 20
 # Chunks of `docker save` output read at a time: large enough to keep the socket busy.
 _SAVE_CHUNK = 1 << 20
 
@@ -141,7 +143,11 @@ class Engine:
         where = host or "the default Docker socket (or $DOCKER_HOST)"
         try:
             client = _client_for(host, timeout) if host else docker.from_env(timeout=timeout)
+            # A host that is down must not hold a command for the long timeout that
+            # builds and pulls need: the first answer gets a short one.
+            client.api.timeout = min(timeout, _PING_TIMEOUT)
             client.ping()
+            client.api.timeout = timeout
         except (
             docker.errors.DockerException,
             requests.exceptions.RequestException,

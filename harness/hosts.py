@@ -75,10 +75,10 @@ def configured(config: Config) -> dict[str, Host]:
 
 
 def resolve(config: Config, requested: Sequence[str]) -> list[Host]:
-    """The hosts ``--hosts``/``--host`` name, in order: names, URLs, ``local`` or ``all``.
+    """The hosts ``--hosts``/``--host`` name, in order: names, URLs, NAME=URL, ``local``, ``all``.
 
     ``all`` is the local engine followed by every configured host. A URL not configured
-    becomes a host of its own, named by its address.
+    becomes a host of its own, named by its address (or by NAME, given as NAME=URL).
     """
     known = configured(config)
     chosen: list[Host] = []
@@ -93,6 +93,11 @@ def resolve(config: Config, requested: Sequence[str]) -> list[Host]:
             candidates = [known[item]]
         elif item.startswith(_SCHEMES):
             candidates = [Host(_name_of(item), item)]
+        elif "=" in item:
+            name, _, url = item.partition("=")
+            if not _NAME.match(name) or name in (LOCAL, config.host_name):
+                raise ConfigError(f"host name {name!r} is not allowed", "write NAME=URL")
+            candidates = [Host(name, _url(url, f"host {name}"))]
         else:
             names = ", ".join([LOCAL, *sorted(known)])
             raise ConfigError(

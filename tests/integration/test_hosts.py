@@ -1,0 +1,302 @@
+"""Cross-host runs on real engines: a second dockerd on this machine and a loopback registry.
+
+The second engine is another host in every way that matters here: its own images,
+containers and volumes, reached through its own socket, and its runs get their files by
+copy (as an ssh:// or tcp:// host would), not by bind mounts.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import socket
+import subprocess
+import tarfile
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness import shipping
+from harness.engine import Engine
+from tests.conftest import REPOSITORY, copy_project_files
+from tests.integration.conftest import harness
+
+SCRIPTS = REPOSITORY / "scripts"
+
+
+def _script(*arguments: str | Path) -> str:
+    result = subprocess.run(
+        [str(a) for a in arguments], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def second_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    state = tmp_path_factory.mktemp("engine-b")
+    url = _script(SCRIPTS / "second-engine.sh", "start", state)
+    try:
+        yield url
+        other = Engine.connect(url)
+        assert other.containers_owned() == []
+        assert other.volumes_owned() == []
+    finally:
+        _script(SCRIPTS / "second-engine.sh", "stop", state)
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    state = tmp_path_factory.mktemp("registry")
+    address = _script(SCRIPTS / "registry.sh", "start", state, str(_free_port()))
+    try:
+        yield f"{address}/harness-tests"
+    finally:
+        _script(SCRIPTS / "registry.sh", "stop", state)
+
+
+@pytest.fixture(scope="module")
+def readonly_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    state = tmp_path_factory.mktemp("registry-readonly")
+    address = _script(SCRIPTS / "registry.sh", "start", state, str(_free_port()), "readonly")
+    try:
+        yield f"{address}/harness-tests"
+    finally:
+        _script(SCRIPTS / "registry.sh", "stop", state)
+
+
+def _project(folder: Path, hosts: str, image: str = "harness") -> Path:
+    folder.mkdir(exist_ok=True)
+    folder.chmod(0o755)  # the container's user reads it; pytest makes folders 0700
+    copy_project_files(folder)
+    shutil.copytree(REPOSITORY / "experiments", folder / "experiments")
+    pyproject = folder / "pyproject.toml"
+    text = pyproject.read_text().replace('image = "harness"', f'image = "{image}"')
+    pyproject.write_text(text + "\n[tool.harness.hosts]\n" + hosts)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def two_hosts(
+    tmp_path_factory: pytest.TempPathFactory,
+    second_engine: str,
+    registry: str,
+    cpu_image: dict[str, Any],
+) -> dict[str, Any]:
+    """The built-in examples verified on this engine and the second one, shipped by registry."""
+    project = _project(tmp_path_factory.mktemp("two-hosts"), f'b = {{ url = "{second_engine}" }}\n')
+    env = {"HARNESS_REGISTRY": registry, "HARNESS_HOST_NAME": "a"}
+    result = harness(
+        "verify", "--json", "--vary", "none", "--runs", "1", "--hosts", "local,b",
+        cwd=project, env=env,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    return {"project": project, "env": env, "document": json.loads(result.stdout)}
+
+
+def test_examples_reproduce_on_two_engines_shipped_by_digest(
+    two_hosts: dict[str, Any], second_engine: str, registry: str
+) -> None:
+    document = two_hosts["document"]
+    assert document["verdict"] == "reproducible"
+    assert document["quorum"]["agreed"] == ["a", "b"]
+    assert document["quorum"]["text"] == "2 of 2"
+    hosts = {host["name"]: host for host in document["hosts"]}
+    assert hosts["a"]["status"] == "control"
+    assert hosts["b"]["status"] == "agreed", hosts["b"]["reason"]
+    shipment = hosts["b"]["shipment"]
+    assert shipment["method"] in {"registry", "present"}
+    if shipment["method"] == "registry":
+        assert shipment["pulled"].startswith(f"{registry}/harness@sha256:")
+    # The second engine holds the control's image, by ID, and ran it with copied files.
+    image_id = document["image"]["id"]
+    assert Engine.connect(second_engine).image(image_id) is not None
+    runs = two_hosts["project"] / ".harness" / "runs"
+    for experiment in ("sklearn", "torch", "tensorflow"):
+        (control_run,) = hosts["a"]["runs"][experiment]
+        (other_run,) = hosts["b"]["runs"][experiment]
+        control = json.loads((runs / control_run / "record.json").read_text())
+        other = json.loads((runs / other_run / "record.json").read_text())
+        assert (control["host"], other["host"]) == ("a", "b")
+        assert (control["container"]["files"], other["container"]["files"]) == ("bind", "copy")
+        assert other["engine"]["where"] == second_engine
+        assert other["image"]["id"] == control["image"]["id"] == image_id
+        assert other["status"] == "succeeded"
+        assert {a["path"]: a["sha256"] for a in other["artifacts"]} == {
+            a["path"]: a["sha256"] for a in control["artifacts"]
+        }
+
+
+def test_the_certificate_names_both_hosts(two_hosts: dict[str, Any], tmp_path: Path) -> None:
+    project, env = two_hosts["project"], {**two_hosts["env"], "HARNESS_KEYS_DIR": str(tmp_path)}
+    assert harness("keys", "generate", env=env).returncode == 0
+    certificate = tmp_path / "two.intoto.json"
+    result = harness("certify", "--output", str(certificate), cwd=project, env=env)
+    assert result.returncode == 0, result.stderr
+    checked = harness(
+        "certificate", "verify", str(certificate), "--key", str(tmp_path / "harness.pub"),
+        "--min-hosts", "2", "--json", cwd=project, env=env,
+    )  # fmt: skip
+    assert checked.returncode == 0, checked.stderr
+    verified = json.loads(checked.stdout)
+    predicate = verified["statement"]["predicate"]
+    assert predicate["quorum"]["agreed"] == ["a", "b"]
+    assert {host["name"] for host in predicate["hosts"]} == {"a", "b"}
+    assert "reproduced on 2 of 2 host(s): a, b" in verified["checks"]
+
+
+def test_an_unreachable_host_keeps_the_others_results_and_certifies_1_of_2(
+    tmp_path: Path, cpu_image: dict[str, Any]
+) -> None:
+    gone = f"unix://{tmp_path}/no-engine.sock"
+    project = _project(tmp_path / "project", f'gone = "{gone}"\n')
+    keys = tmp_path / "keys"
+    env = {"HARNESS_HOST_NAME": "a", "HARNESS_KEYS_DIR": str(keys)}
+    result = harness("run", "sklearn", "--hosts", "local,gone", cwd=project, env=env)
+    assert result.returncode == 2, result.stderr
+    error = result.stderr.strip().splitlines()[-1]
+    assert error.startswith("harness: 1 of 2 host(s) could not take part (gone)")
+    assert "cannot reach the Docker engine" in error
+    runs = list((project / ".harness" / "runs").iterdir())
+    assert len(runs) == 1
+    assert json.loads((runs[0] / "record.json").read_text())["status"] == "succeeded"
+    assert harness("keys", "generate", env=env).returncode == 0
+    certificate = tmp_path / "one.intoto.json"
+    assert harness("certify", "--output", str(certificate), cwd=project, env=env).returncode == 0
+    public = str(keys / "harness.pub")
+    one = harness("certificate", "verify", str(certificate), "--key", public, cwd=project, env=env)
+    assert one.returncode == 0, one.stderr
+    assert "reproduced on 1 of 2 host(s): a" in one.stdout
+    two = harness(
+        "certificate", "verify", str(certificate), "--key", public, "--min-hosts", "2",
+        cwd=project, env=env,
+    )  # fmt: skip
+    assert two.returncode == 1
+    assert "reproduced on 1 of 2 host(s), 2 required" in two.stderr
+
+
+def test_a_host_holding_another_image_is_refused_before_running(
+    two_hosts: dict[str, Any], second_engine: str, tmp_path: Path
+) -> None:
+    other = Engine.connect(second_engine)
+    impostor = _tiny_image(other, "harness-stale:cpu")
+    try:
+        project = _project(
+            tmp_path / "project",
+            f'stale = {{ url = "{second_engine}", ship = "never" }}\n',
+            image="harness-stale",
+        )
+        result = harness(
+            "run", "sklearn", "--json", "--hosts", "local,stale", cwd=project,
+            env={"HARNESS_HOST_NAME": "a"},
+        )  # fmt: skip
+        assert result.returncode == 2
+        error = result.stderr.strip().splitlines()[-1]
+        assert "host stale holds harness-stale:cpu as " + impostor[:19] in error
+        assert "refusing to run another image there" in error
+        records = json.loads(result.stdout)
+        assert [r["host"] for r in records] == ["a"]  # nothing ran on the stale host
+    finally:
+        other.remove_image("harness-stale:cpu")
+
+
+def test_streaming_ships_by_id_and_an_unchanged_image_is_not_sent_again(
+    engine: Engine, second_engine: str
+) -> None:
+    other = Engine.connect(second_engine)
+    reference = f"harness-ship-{uuid.uuid4().hex[:8]}:1"
+    image_id = _tiny_image(engine, reference)
+    try:
+        first = shipping.ship(
+            engine, other, image_id=image_id, reference=reference, host="b", mode="stream"
+        )
+        assert first.method == "stream"
+        held = other.image(reference)
+        assert held is not None
+        assert held.id == image_id
+        again = shipping.ship(
+            engine, other, image_id=image_id, reference=reference, host="b", mode="stream"
+        )
+        assert again.method == "present"
+    finally:
+        engine.remove_image(reference)
+        other.remove_image(reference)
+
+
+def test_a_registry_that_rejects_the_push_is_reported(
+    engine: Engine, second_engine: str, readonly_registry: str
+) -> None:
+    other = Engine.connect(second_engine)
+    reference = f"harness-ship-{uuid.uuid4().hex[:8]}:1"
+    image_id = _tiny_image(engine, reference)
+    try:
+        with pytest.raises(shipping.ShipError) as caught:
+            shipping.ship(
+                engine,
+                other,
+                image_id=image_id,
+                reference=reference,
+                host="b",
+                mode="registry",
+                registry=readonly_registry,
+            )
+        assert "the registry refused the push" in caught.value.message
+        assert other.image(image_id) is None
+    finally:
+        for tag in engine.image(image_id).tags if engine.image(image_id) else ():
+            engine.remove_image(tag)
+
+
+def test_collect_gathers_legs_and_refuses_a_corrupt_artifact(
+    two_hosts: dict[str, Any], tmp_path: Path
+) -> None:
+    runs = two_hosts["project"] / ".harness" / "runs"
+    hosts = {host["name"]: host for host in two_hosts["document"]["hosts"]}
+    legs = []
+    for name in ("a", "b"):
+        leg = tmp_path / "downloaded" / f"harness-runs-{name}"
+        for run_ids in hosts[name]["runs"].values():
+            for run_id in run_ids:
+                shutil.copytree(runs / run_id, leg / run_id)
+        legs.append(str(leg))
+    fresh = _project(tmp_path / "fresh", "")
+    result = harness("collect", "--json", *legs, cwd=fresh)
+    assert result.returncode == 0, result.stderr
+    document = json.loads(result.stdout)
+    assert document["quorum"]["text"] == "2 of 2"
+    assert len(list((fresh / ".harness" / "runs").iterdir())) == 6
+    # Collecting again finds the same runs already there.
+    assert harness("collect", *legs, cwd=fresh).returncode == 0
+
+    corrupt = Path(legs[1])
+    model = next(corrupt.glob("*-torch-*/artifacts/model.pt"))
+    model.write_bytes(model.read_bytes()[:-1] + b"\0")
+    spoiled = _project(tmp_path / "spoiled", "")
+    refused = harness("collect", *legs, cwd=spoiled)
+    assert refused.returncode == 2
+    assert "artifact model.pt is missing or does not have the sha256" in refused.stderr
+
+
+def _tiny_image(engine: Engine, reference: str) -> str:
+    """A one-file image no other engine holds (its file is random)."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        data = uuid.uuid4().hex.encode()
+        info = tarfile.TarInfo("token")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    with tempfile.TemporaryDirectory() as folder:
+        archive = Path(folder) / "rootfs.tar"
+        archive.write_bytes(buffer.getvalue())
+        return engine.import_rootfs(archive, reference, [])
