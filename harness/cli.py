@@ -641,6 +641,7 @@ def runs_list(
                 "seed": record["seed"],
                 "profile": record["profile"],
                 "image": record["image"]["id"],
+                "host": record.get("host"),
                 "artifacts": len(record["artifacts"]),
                 "started_at": record["timings"].get("started_at"),
             }
@@ -657,7 +658,8 @@ def runs_list(
         image = str(row.get("image", ""))[7:19]
         state.ui.result(
             f"{row['run_id']:<40} {row['status']:<10} {row.get('experiment', ''):<12} "
-            f"seed {row.get('seed', '-')!s:<4} {row.get('profile', ''):<8} {image}"
+            f"seed {row.get('seed', '-')!s:<4} {row.get('profile', ''):<8} {image} "
+            f"{row.get('host') or ''}"
         )
 
 

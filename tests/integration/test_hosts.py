@@ -281,7 +281,9 @@ def test_collect_gathers_legs_and_refuses_a_corrupt_artifact(
 
     corrupt = Path(legs[1])
     model = next(corrupt.glob("*-torch-*/artifacts/model.pt"))
-    model.write_bytes(model.read_bytes()[:-1] + b"\0")
+    data = bytearray(model.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    model.write_bytes(bytes(data))
     spoiled = _project(tmp_path / "spoiled", "")
     refused = harness("collect", *legs, cwd=spoiled)
     assert refused.returncode == 2

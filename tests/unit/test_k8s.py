@@ -26,7 +26,7 @@ import yaml
 from click.testing import CliRunner
 
 from harness import k8s, records
-from harness.cli import HarnessGroup, State
+from harness.cli import HarnessGroup, State, cli
 from harness.records import CorruptRecord
 from harness.runtime import determinism, spec
 from harness.ui import UI
@@ -664,3 +664,16 @@ def test_a_folder_that_is_not_a_job_output_is_corrupt(project: Path, tmp_path: P
     (folder / "meta" / "job.json").write_text("[]")
     with pytest.raises(CorruptRecord, match="not a JSON object"):
         k8s.record_from_job_output(folder)
+
+
+def test_collect_turns_gathered_job_outputs_into_run_records(project: Path, tmp_path: Path) -> None:
+    folder, job = run_job(project, tmp_path, "--image-id", IMAGE_ID)
+    result = CliRunner().invoke(
+        cli, ["--project", str(project), "collect", "--json", str(tmp_path / "claim")]
+    )
+    assert result.exit_code == 0, result.stderr
+    document = json.loads(result.stdout)
+    assert document["quorum"]["agreed"] == ["node-a"]
+    run_id = job["metadata"]["annotations"]["harness.dev/run-id"]
+    collected = records.read(project / ".harness" / "runs" / run_id)
+    assert collected == k8s.record_from_job_output(folder)
