@@ -107,13 +107,18 @@ def main() -> None:
             subprocess.run([str(SCRIPTS / "second-engine.sh"), "stop", engine_state], check=False)
 
     unchanged, one_layer = statistics.median(again), statistics.median(changed)
-    print(f"unchanged image, host holds it (median of {REPEATS}):  {unchanged:.3f} s")
-    print(f"one new layer, by registry (median of {CHANGES}):        {one_layer:.2f} s")
-    print(f"baseline: the same change by save/load stream:   {baseline:.1f} s")
-    print(f"ratio to baseline (one new layer):               {one_layer / baseline:.3f}")
-    target = f"ratio to the {TARGET_SECONDS:.0f} s target"
-    print(f"{target} (unchanged):          {unchanged / TARGET_SECONDS:.4f}")
-    print(f"{target} (one new layer):      {one_layer / TARGET_SECONDS:.3f}")
+    target = f"the {TARGET_SECONDS:.0f} s target"
+    rows = [
+        (f"unchanged image, host holds it (median of {REPEATS})", f"{unchanged:.3f} s"),
+        (f"one new layer, by registry (median of {CHANGES})", f"{one_layer:.2f} s"),
+        ("baseline: the same change by save/load stream", f"{baseline:.1f} s"),
+        ("ratio to baseline (one new layer)", f"{one_layer / baseline:.3f}"),
+        (f"ratio to {target} (unchanged)", f"{unchanged / TARGET_SECONDS:.4f}"),
+        (f"ratio to {target} (one new layer)", f"{one_layer / TARGET_SECONDS:.3f}"),
+    ]
+    width = max(len(label) for label, _ in rows) + 2
+    for label, value in rows:
+        print(f"{label + ':':<{width}}{value}")
 
 
 if __name__ == "__main__":
