@@ -71,6 +71,10 @@ stop)
             umount -l "$mount" 2>/dev/null || true
         done
     rm -rf "$state" "$exec_root"
+    # The bridge goes with the last engine that used it.
+    if ! pgrep -f -- "--bridge $bridge" >/dev/null && ip link show "$bridge" >/dev/null 2>&1; then
+        ip link delete "$bridge" 2>/dev/null || true
+    fi
     ;;
 *)
     echo "usage: $0 start|stop DIR" >&2
