@@ -24,7 +24,7 @@ from harness import run as run_module
 from harness import verify as verify_module
 from harness.base import ensure_base
 from harness.ci_github import ci_group
-from harness.cli_trust import exit_for_hosts, print_hosts, require_certificates
+from harness.cli_trust import conclude, hosts_option, require_certificates
 from harness.cli_trust import register as register_trust_commands
 from harness.compare.command import POLICIES_KEY, compare
 from harness.config import OPTIONS, Config, Experiment, find_project_root, load_config
@@ -357,15 +357,7 @@ def doctor_command(state: State, as_json: bool) -> None:
     metavar="KEY=VALUE",
     help="A parameter of the MLproject entry point (repeatable).",
 )
-@click.option(
-    "--hosts",
-    "host_names",
-    multiple=True,
-    metavar="HOST[,HOST...]",
-    help="Run on these hosts (names under [tool.harness.hosts], Docker URLs, local, all); "
-    "the first is the control the others are compared with. Repeatable; --host is the same.",
-)
-@click.option("--host", "host_names", multiple=True, hidden=True)
+@hosts_option
 @click.option("--json", "as_json", is_flag=True, help="Print the run records as JSON.")
 @click.pass_obj
 def run_command(
@@ -422,7 +414,7 @@ def run_command(
         mlflow_tracking.require(config)
     variants = {e.name: variant or e.variant for e in experiments}
     plans = {v: build_module.plan(config, v) for v in sorted(set(variants.values()))}
-    control, *others = hosts_module.resolve(config, host_names or [hosts_module.LOCAL])
+    control, *others = hosts_module.resolve(config, host_names)
     if others and len(plans) != 1:
         raise ConfigError(
             "these experiments use several variants; across hosts run one at a time",
@@ -539,26 +531,17 @@ def _run_on_hosts(
         other_hosts=others,
         say=state.ui.say,
     )
-    path = verify_module.save(config, verification)
     runs = [
         run for outcome in verification.hosts for group in outcome.runs.values() for run in group
     ]
-    if as_json:
-        state.ui.json([run.record for run in runs])
-    else:
+    if not as_json:
         for run in runs:
             _print_run(state.ui, run)
         for result in verification.experiments:
             if not result.reproducible:
                 why = result.failure or "its runs on the control host differ"
                 state.ui.result(f"{result.experiment.name:<14} NOT reproducible: {why}")
-        print_hosts(state, verification.hosts)
-        state.ui.result(
-            f"verification {verification.id} saved to {path.relative_to(config.project_root)}"
-        )
-    exit_for_hosts(verification.hosts, saved=path.relative_to(config.project_root))
-    if not verification.reproducible:
-        raise click.exceptions.Exit(EXIT_DIFFERS)
+    conclude(state, config, verification, as_json=as_json, document=[run.record for run in runs])
 
 
 def _selected_experiments(

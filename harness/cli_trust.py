@@ -6,7 +6,7 @@ cli.py builds and runs, this module proves and checks.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +27,20 @@ from harness.variations import select
 
 if TYPE_CHECKING:
     from harness.cli import State
+
+
+def hosts_option(function: Callable[..., Any]) -> Callable[..., Any]:
+    """``--hosts a,b`` (and its spelling ``--host a --host b``): the engines a command uses."""
+    function = click.option("--host", "host_names", multiple=True, hidden=True)(function)
+    return click.option(
+        "--hosts",
+        "host_names",
+        multiple=True,
+        metavar="HOST[,HOST...]",
+        help="Run on these hosts (names under [tool.harness.hosts], Docker URLs, NAME=URL, "
+        "local, all) and compare each with the first, the control. Repeatable; --host is "
+        "the same.",
+    )(function)
 
 
 @click.command("verify")
@@ -50,15 +64,7 @@ if TYPE_CHECKING:
 @click.option("--seed", type=int, help="Seed (default: config seed).")
 @click.option("--profile", type=click.Choice(["strict", "portable"]), help="Determinism profile.")
 @click.option("--timeout", type=click.IntRange(min=0), help="Stop any run after this many seconds.")
-@click.option(
-    "--hosts",
-    "host_names",
-    multiple=True,
-    metavar="HOST[,HOST...]",
-    help="Also run on these hosts (names under [tool.harness.hosts], Docker URLs, local, all) "
-    "and compare each with the first, the control. Repeatable; --host is the same.",
-)
-@click.option("--host", "host_names", multiple=True, hidden=True)
+@hosts_option
 @click.option("--json", "as_json", is_flag=True, help="Print the verification document as JSON.")
 @click.pass_obj
 def verify_command(
@@ -108,7 +114,7 @@ def verify_command(
             f"these experiments use several variants ({', '.join(sorted(wanted))})",
             "verify one variant at a time with --variant",
         )
-    control, *others = hosts_module.resolve(config, host_names or [hosts_module.LOCAL])
+    control, *others = hosts_module.resolve(config, host_names)
     engine = control.connect()
     image = build_module.build(
         engine,
@@ -134,10 +140,7 @@ def verify_command(
         other_hosts=others,
         say=state.ui.say,
     )
-    path = verify_module.save(config, verification)
-    if as_json:
-        state.ui.json(verification.as_dict(config))
-    else:
+    if not as_json:
         for result in verification.experiments:
             if result.reproducible:
                 state.ui.result(f"{result.experiment.name:<14} reproducible")
@@ -148,26 +151,35 @@ def verify_command(
                 if check.comparison is not None and not check.agrees:
                     state.ui.result(f"  {check.label}:")
                     print_table(check.comparison)
-        if others:
-            print_hosts(state, verification.hosts)
-        state.ui.result(
-            f"verification {verification.id} saved to {path.relative_to(config.project_root)}"
-        )
-    exit_for_hosts(verification.hosts, saved=path.relative_to(config.project_root))
-    if not verification.reproducible:
-        raise click.exceptions.Exit(EXIT_DIFFERS)
+    conclude(state, config, verification, as_json=as_json, show_hosts=bool(others))
 
 
-def print_hosts(state: State, outcomes: Sequence[crosshost.HostOutcome]) -> None:
-    """One line per host: how it did against the control, and the quorum."""
-    for outcome in outcomes:
-        why = f": {outcome.reason}" if outcome.reason else ""
-        state.ui.result(f"host {outcome.host.name:<14} {outcome.status}{why}")
-    state.ui.result(f"reproduced on {crosshost.quorum(outcomes)['text']} hosts")
+def conclude(
+    state: State,
+    config: Config,
+    verification: verify_module.Verification,
+    *,
+    as_json: bool,
+    document: Any = None,
+    show_hosts: bool = True,
+) -> None:
+    """Save a verification, print its hosts and where it went (or ``document`` as JSON,
+    by default the verification), and exit as its hosts and experiments say.
 
-
-def exit_for_hosts(outcomes: Sequence[crosshost.HostOutcome], *, saved: Path) -> None:
-    """Trouble (2) when a host could not take part, differs (1) when one disagreed."""
+    Exit 2 when a host could not take part (after saving what the others did), 1 when a
+    host disagreed or an experiment did not reproduce on the control.
+    """
+    saved = verify_module.save(config, verification).relative_to(config.project_root)
+    if as_json:
+        state.ui.json(verification.as_dict(config) if document is None else document)
+    else:
+        if show_hosts:
+            for outcome in verification.hosts:
+                why = f": {outcome.reason}" if outcome.reason else ""
+                state.ui.result(f"host {outcome.host.name:<14} {outcome.status}{why}")
+            state.ui.result(f"reproduced on {crosshost.quorum(verification.hosts)['text']} hosts")
+        state.ui.result(f"verification {verification.id} saved to {saved}")
+    outcomes = verification.hosts
     troubled = [o for o in outcomes if o.status in crosshost.TROUBLE]
     if troubled:
         names = ", ".join(o.host.name for o in troubled)
@@ -177,7 +189,7 @@ def exit_for_hosts(outcomes: Sequence[crosshost.HostOutcome], *, saved: Path) ->
             f"the other hosts' results are saved in {saved}; fix the host and verify again, "
             "or certify what agreed",
         )
-    if any(not o.counted for o in outcomes):
+    if not verification.reproducible or any(not o.counted for o in outcomes):
         raise click.exceptions.Exit(EXIT_DIFFERS)
 
 
@@ -217,22 +229,13 @@ def collect_command(
     copied = sum(1 for c in collected if c.how == "copied")
     state.ui.say(f"collected {len(collected)} run(s), {copied} new")
     verification = collect_module.verification(config, [c.run for c in collected], control=control)
-    path = verify_module.save(config, verification)
-    if as_json:
-        state.ui.json(verification.as_dict(config))
-    else:
+    if not as_json:
         for result in verification.experiments:
             verdict = (
                 "reproducible" if result.reproducible else f"NOT reproducible: {result.failure}"
             )
             state.ui.result(f"{result.experiment.name:<14} {verdict}")
-        print_hosts(state, verification.hosts)
-        state.ui.result(
-            f"verification {verification.id} saved to {path.relative_to(config.project_root)}"
-        )
-    exit_for_hosts(verification.hosts, saved=path.relative_to(config.project_root))
-    if not verification.reproducible:
-        raise click.exceptions.Exit(EXIT_DIFFERS)
+    conclude(state, config, verification, as_json=as_json)
 
 
 @click.command("certify")

@@ -96,7 +96,7 @@ def _copy_in(project_root: Path, folder: Path, record: Mapping[str, Any]) -> Col
     target = root / str(record["run_id"])
     if target.exists():
         if _same_record(target, record):
-            return Collected(RunResult(target.name, target, records.read(target)), "present")
+            return Collected(RunResult(target.name, target, dict(record)), "present")
         raise HarnessError(
             f"run {record['run_id']} is already in {records.RUNS} with another record",
             "the two copies disagree: remove the one you do not trust",
@@ -110,7 +110,7 @@ def _copy_in(project_root: Path, folder: Path, record: Mapping[str, Any]) -> Col
         partial.rename(target)
     finally:
         shutil.rmtree(partial, ignore_errors=True)
-    return Collected(RunResult(target.name, target, records.read(target)), "copied")
+    return Collected(RunResult(target.name, target, dict(record)), "copied")
 
 
 def _same_record(target: Path, record: Mapping[str, Any]) -> bool:

@@ -271,3 +271,19 @@ def yaml_module() -> Any:
             "reading DVC and MLflow project files needs PyYAML, which is not installed",
             "pip install pyyaml",
         ) from None
+
+
+def literal_dumper() -> Any:
+    """PyYAML's safe dumper, writing multi-line strings (scripts, specs) as literal blocks,
+    for the YAML files harness writes (MLproject, Kubernetes manifests)."""
+    yaml = yaml_module()
+
+    class Dumper(yaml.SafeDumper):  # type: ignore[misc, name-defined]
+        pass
+
+    def represent_text(dumper: Any, text: str) -> Any:
+        style = "|" if "\n" in text else None
+        return dumper.represent_scalar("tag:yaml.org,2002:str", text, style=style)
+
+    Dumper.add_representer(str, represent_text)
+    return Dumper

@@ -174,15 +174,8 @@ class Engine:
 
     def image(self, reference: str) -> ImageInfo | None:
         """The image ``reference`` names (tag, digest or ID), or None when absent."""
-        try:
-            attrs = self._client.api.inspect_image(reference)  # type: ignore[no-untyped-call]
-        except docker.errors.ImageNotFound:
-            return None
-        except docker.errors.APIError as error:
-            if error.status_code == 404:
-                return None
-            raise EngineError(f"cannot inspect image {reference}: {_short_reason(error)}") from None
-        return ImageInfo.from_attrs(attrs)
+        attrs = self.image_attributes(reference)
+        return ImageInfo.from_attrs(attrs) if attrs is not None else None
 
     def images_labelled(self, label: str, value: str) -> list[ImageInfo]:
         found = self._call(self._client.api.images, filters={"label": f"{label}={value}"})
@@ -227,9 +220,7 @@ class Engine:
                 return False
             raise EngineError(f"cannot remove image {reference}: {_short_reason(error)}") from None
         except requests.exceptions.ConnectionError as error:
-            raise EngineUnavailable(
-                f"lost the Docker engine at {self.where}: {_short_reason(error)}"
-            ) from None
+            raise self._lost(error) from None
         return True
 
     def image_attributes(self, reference: str) -> Mapping[str, Any] | None:
@@ -277,9 +268,7 @@ class Engine:
                     if match:
                         loaded.append(match.group(1))
         except requests.exceptions.ConnectionError as error:
-            raise EngineUnavailable(
-                f"lost the Docker engine at {self.where}: {_short_reason(error)}"
-            ) from None
+            raise self._lost(error) from None
         except docker.errors.DockerException as error:
             raise EngineError(f"cannot load the image: {_short_reason(error)}") from None
         return loaded
@@ -304,9 +293,7 @@ class Engine:
                     )
                 digest = str((chunk.get("aux") or {}).get("Digest") or digest)
         except requests.exceptions.ConnectionError as error:
-            raise EngineUnavailable(
-                f"lost the Docker engine at {self.where}: {_short_reason(error)}"
-            ) from None
+            raise self._lost(error) from None
         except docker.errors.DockerException as error:
             raise EngineError(
                 f"cannot push {reference}: {_short_reason(error)}",
@@ -587,13 +574,15 @@ class Engine:
         )
         return [str(item["Names"][0]).lstrip("/") for item in found]
 
+    def _lost(self, error: BaseException) -> EngineUnavailable:
+        """The error for an engine that stopped answering in the middle of something."""
+        return EngineUnavailable(f"lost the Docker engine at {self.where}: {_short_reason(error)}")
+
     def _call(self, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         try:
             return function(*args, **kwargs)
         except requests.exceptions.ConnectionError as error:
-            raise EngineUnavailable(
-                f"lost the Docker engine at {self.where}: {_short_reason(error)}"
-            ) from None
+            raise self._lost(error) from None
         except docker.errors.DockerException as error:
             raise EngineError(f"the Docker engine refused: {_short_reason(error)}") from None
 

@@ -45,10 +45,6 @@ class Host:
     ship: str = "auto"
     files: str = "copy"
 
-    @property
-    def where(self) -> str:
-        return self.url or "the default engine"
-
     def connect(self, timeout: int = 600) -> Engine:
         return Engine.connect(self.url, timeout=timeout)
 
@@ -79,38 +75,42 @@ def resolve(config: Config, requested: Sequence[str]) -> list[Host]:
 
     ``all`` is the local engine followed by every configured host. A URL not configured
     becomes a host of its own, named by its address (or by NAME, given as NAME=URL).
+    Nothing requested is the local engine alone.
     """
+    if not requested:
+        return [local_host(config)]
     known = configured(config)
     chosen: list[Host] = []
     for item in (part.strip() for entry in requested for part in entry.split(",")):
-        if not item:
-            continue
-        if item == "all":
-            candidates = [local_host(config), *known.values()]
-        elif item in (LOCAL, config.host_name):
-            candidates = [local_host(config)]
-        elif item in known:
-            candidates = [known[item]]
-        elif item.startswith(_SCHEMES):
-            candidates = [Host(_name_of(item), item)]
-        elif "=" in item:
-            name, _, url = item.partition("=")
-            if not _NAME.match(name) or name in (LOCAL, config.host_name):
-                raise ConfigError(f"host name {name!r} is not allowed", "write NAME=URL")
-            candidates = [Host(name, _url(url, f"host {name}"))]
-        else:
-            names = ", ".join([LOCAL, *sorted(known)])
-            raise ConfigError(
-                f"unknown host {item!r}",
-                f"choose among {names}, give a Docker URL (ssh://, tcp://, unix://), "
-                f"or declare it under {_WHERE}",
-            )
-        for host in candidates:
+        for host in _named(config, known, item) if item else ():
             if all(host.name != other.name for other in chosen):
                 chosen.append(host)
     if not chosen:
         raise ConfigError("no host given", "write --hosts local,NAME")
     return chosen
+
+
+def _named(config: Config, known: Mapping[str, Host], item: str) -> list[Host]:
+    """The hosts one word of ``--hosts`` names."""
+    if item == "all":
+        return [local_host(config), *known.values()]
+    if item in (LOCAL, config.host_name):
+        return [local_host(config)]
+    if item in known:
+        return [known[item]]
+    if item.startswith(_SCHEMES):
+        return [Host(_name_of(item), item)]
+    if "=" in item:
+        name, _, url = item.partition("=")
+        if not _NAME.match(name) or name in (LOCAL, config.host_name):
+            raise ConfigError(f"host name {name!r} is not allowed", "write NAME=URL")
+        return [Host(name, _url(url, f"host {name}"))]
+    names = ", ".join([LOCAL, *sorted(known)])
+    raise ConfigError(
+        f"unknown host {item!r}",
+        f"choose among {names}, give a Docker URL (ssh://, tcp://, unix://), "
+        f"or declare it under {_WHERE}",
+    )
 
 
 def _host(name: str, value: object) -> Host:

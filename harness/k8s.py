@@ -40,9 +40,9 @@ import click
 import harness
 from harness import atomic, records, vcs
 from harness.config import Config, Experiment
-from harness.dvc import yaml_module
+from harness.dvc import literal_dumper, yaml_module
 from harness.errors import ConfigError, HarnessError
-from harness.run import META, OUTPUT, RUN_SPEC_SCHEMA, RUNTIME_REPORT, SPEC
+from harness.run import META, OUTPUT, RUNTIME_REPORT, SPEC, run_spec
 from harness.runtime import spec as runtime_spec
 from harness.runtime.determinism import environment as determinism_environment
 from harness.variations import CONTAINER_USER, PROJECT
@@ -175,7 +175,7 @@ class Rendered:
         ]
         body = yaml_module().dump_all(
             self.documents,
-            Dumper=_dumper(),
+            Dumper=literal_dumper(),
             explicit_start=True,
             sort_keys=False,
             default_flow_style=False,
@@ -553,22 +553,14 @@ def _label_value(text: str) -> str:
 
 def _spec(config: Config, experiment: Experiment, run_id: str, device: str) -> dict[str, Any]:
     """The run spec, with the keys `harness run` writes and the same paths in the container."""
-    spec = {
-        "schema": RUN_SPEC_SCHEMA,
-        "run_id": run_id,
-        "experiment": experiment.name,
-        "entry": experiment.entry,
-        "command": list(experiment.command) if experiment.command else None,
-        "parameters": dict(experiment.parameters),
-        "seed": config.seed,
-        "profile": config.profile,
-        "threads": config.threads,
-        "device": device,
-        "project": PROJECT,
-        "output": OUTPUT,
-        "meta": META,
-        "inputs": {},
-    }
+    spec = run_spec(
+        experiment,
+        run_id,
+        seed=config.seed,
+        profile=config.profile,
+        threads=config.threads,
+        device=device,
+    )
     try:
         runtime_spec.parse(spec)
     except runtime_spec.SpecError as error:
@@ -801,21 +793,6 @@ def _gather_pod(settings: Settings) -> dict[str, Any]:
 
 def _json(document: Mapping[str, Any]) -> str:
     return json.dumps(document, indent=2, sort_keys=True) + "\n"
-
-
-def _dumper() -> Any:
-    """PyYAML's safe dumper, writing multi-line strings (specs, the script) as literal blocks."""
-    yaml = yaml_module()
-
-    class Dumper(yaml.SafeDumper):  # type: ignore[misc, name-defined]
-        pass
-
-    def represent_text(dumper: Any, text: str) -> Any:
-        style = "|" if "\n" in text else None
-        return dumper.represent_scalar("tag:yaml.org,2002:str", text, style=style)
-
-    Dumper.add_representer(str, represent_text)
-    return Dumper
 
 
 # -- gathered Job output -> run record -----------------------------------------------------

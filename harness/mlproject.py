@@ -47,7 +47,7 @@ import click
 from harness import atomic
 from harness.build import LABEL_CONSTRAINTS, LABEL_LOCK
 from harness.config import Config, Experiment, find_project_root, load_config, read_pyproject
-from harness.dvc import yaml_module
+from harness.dvc import literal_dumper, yaml_module
 from harness.engine import Engine
 from harness.errors import ConfigError, HarnessError
 from harness.run import INPUTS
@@ -460,20 +460,14 @@ class _Pair(tuple[str, str]):
 
 
 def _dumper() -> Any:
-    """PyYAML's safe dumper, writing multi-line strings (the commands) as literal blocks."""
-    yaml = yaml_module()
+    """The literal-block dumper, also writing docker_env pairs as [NAME, value]."""
 
-    class Dumper(yaml.SafeDumper):  # type: ignore[misc, name-defined]
+    class Dumper(literal_dumper()):  # type: ignore[misc]
         pass
-
-    def represent_text(dumper: Any, text: str) -> Any:
-        style = "|" if "\n" in text else None
-        return dumper.represent_scalar("tag:yaml.org,2002:str", text, style=style)
 
     def represent_pair(dumper: Any, pair: _Pair) -> Any:
         return dumper.represent_sequence("tag:yaml.org,2002:seq", list(pair), flow_style=True)
 
-    Dumper.add_representer(str, represent_text)
     Dumper.add_representer(_Pair, represent_pair)
     return Dumper
 

@@ -105,22 +105,14 @@ def run_experiment(
     }
     for name in setup.unset_env:
         environment.pop(name, None)
-    spec = {
-        "schema": RUN_SPEC_SCHEMA,
-        "run_id": run_id,
-        "experiment": experiment.name,
-        "entry": experiment.entry,
-        "command": list(experiment.command) if experiment.command else None,
-        "parameters": dict(experiment.parameters),
-        "seed": request.seed,
-        "profile": request.profile,
-        "threads": request.threads,
-        "device": device,
-        "project": PROJECT,
-        "output": OUTPUT,
-        "meta": META,
-        "inputs": {name: f"{INPUTS}/{name}" for name in experiment.inputs},
-    }
+    spec = run_spec(
+        experiment,
+        run_id,
+        seed=request.seed,
+        profile=request.profile,
+        threads=request.threads,
+        device=device,
+    )
     (folder / "spec.json").write_text(json.dumps(spec, indent=2, sort_keys=True) + "\n")
     source = vcs.source_state(config.project_root)
     started = dt.datetime.now(dt.UTC)
@@ -242,6 +234,28 @@ def run_experiment(
             record, folder, "failed", 0, f"declared output {missing[0]!r} was not written"
         )
     return _finish(record, folder, "succeeded", 0, None)
+
+
+def run_spec(
+    experiment: Experiment, run_id: str, *, seed: int, profile: str, threads: int, device: str
+) -> dict[str, Any]:
+    """What the runtime inside the container reads: the experiment and where things are."""
+    return {
+        "schema": RUN_SPEC_SCHEMA,
+        "run_id": run_id,
+        "experiment": experiment.name,
+        "entry": experiment.entry,
+        "command": list(experiment.command) if experiment.command else None,
+        "parameters": dict(experiment.parameters),
+        "seed": seed,
+        "profile": profile,
+        "threads": threads,
+        "device": device,
+        "project": PROJECT,
+        "output": OUTPUT,
+        "meta": META,
+        "inputs": {name: f"{INPUTS}/{name}" for name in experiment.inputs},
+    }
 
 
 def _run_copied(

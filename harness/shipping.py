@@ -130,11 +130,9 @@ def stream(
 ) -> None:
     """Copy an image between engines, ``docker save`` streamed into ``docker load``.
 
-    Every layer crosses, even those the target holds: use a registry for large images
-    that change little.
+    Every layer crosses, even those the target holds (callers skip images it holds): use
+    a registry for large images that change little.
     """
-    if target.image(image_id) is not None:
-        return
     say(f"copying {image_id[:19]} from {source.where} to {target.where} (save/load)")
     with source.save(image_id) as saved:
         target.load(iter(lambda: saved.read(_CHUNK), b""))
