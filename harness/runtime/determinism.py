@@ -36,12 +36,17 @@ _THREAD_VARIABLES = (
     "TF_NUM_INTRAOP_THREADS",
     "TF_NUM_INTEROP_THREADS",
 )
-_STRICT = {
-    "MKL_DYNAMIC": "FALSE",
+# The variables that switch the frameworks' deterministic kernels on; a run made with the
+# switches deliberately off (to show what they are worth) leaves exactly these out.
+_SWITCHES = {
     "TF_DETERMINISTIC_OPS": "1",
     "TF_CUDNN_DETERMINISTIC": "1",
     "CUBLAS_WORKSPACE_CONFIG": ":4096:8",
     "TORCHINDUCTOR_DETERMINISTIC": "1",
+}
+_STRICT = {
+    "MKL_DYNAMIC": "FALSE",
+    **_SWITCHES,
 }
 # portable: also pins the CPU code paths, so hosts with different CPUs agree. Libraries
 # dispatch at run time to the widest vector instructions the CPU has, and AVX-512 kernels
@@ -75,12 +80,16 @@ VARIABLES = tuple(
 )
 
 
-def environment(seed: int, profile: str, threads: int, device: str) -> dict[str, str]:
+def environment(
+    seed: int, profile: str, threads: int, device: str, *, switches: bool = True
+) -> dict[str, str]:
     """The variables to set before the run's interpreter starts.
 
     ``device`` is ``cpu``, ``cuda`` or ``cuda:N``. A CPU run hides the GPUs
     (``CUDA_VISIBLE_DEVICES`` empty): experiments commonly take a GPU when one is visible,
     and a run asked for on the CPU must not change its arithmetic because the host has one.
+    ``switches=False`` leaves the determinism switches' variables out: only for measuring
+    what the switches are worth, never for a run that is verified or certified.
     """
     if profile not in PROFILES:
         known = ", ".join(PROFILES)
@@ -90,6 +99,9 @@ def environment(seed: int, profile: str, threads: int, device: str) -> dict[str,
     variables = {"PYTHONHASHSEED": str(seed)}
     variables.update(dict.fromkeys(_THREAD_VARIABLES, count))
     variables.update(_STRICT)
+    if not switches:
+        for name in _SWITCHES:
+            del variables[name]
     if profile == "portable":
         variables.update(_PORTABLE)
     if device == "cpu":

@@ -14,7 +14,7 @@ import os
 import platform
 import re
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,11 @@ PACKAGES = (
     "tensorflow",
     "tensorflow-cpu",
     "keras",
+    # The CUDA libraries of PyPI's torch: the cuDNN and cuBLAS a CUDA run computed with.
+    "nvidia-cudnn-cu12",
+    "nvidia-cudnn-cu13",
+    "nvidia-cublas-cu12",
+    "nvidia-cublas",
 )
 # The CPU flags that decide which kernels the libraries dispatch to: the vector
 # instruction sets and the matrix units.
@@ -148,14 +153,14 @@ def package_versions(names: Iterable[str]) -> dict[str, str | None]:
 
 
 def gpu_info() -> dict[str, object] | None:
-    """GPUs, driver, CUDA and cuDNN versions: from torch when the experiment imported it and
-    CUDA is available to it, else the driver's own NVML library; None without a GPU."""
+    """GPUs, driver, CUDA, cuDNN and cuBLAS versions: from torch when the experiment imported
+    it and CUDA is available to it, else the driver's own NVML library; None without a GPU."""
     torch: Any = sys.modules.get("torch")
     if torch is not None:
         with contextlib.suppress(Exception):
             if torch.cuda.is_available():
                 return _torch_gpus(torch)
-    return _nvml_gpus()
+    return nvml_gpus()
 
 
 def _torch_gpus(torch: Any) -> dict[str, object]:
@@ -171,13 +176,111 @@ def _torch_gpus(torch: Any) -> dict[str, object]:
             }
         )
     cudnn = torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None
+    nccl: Any = None
+    with contextlib.suppress(Exception):
+        nccl = ".".join(str(part) for part in torch.cuda.nccl.version())
+    return describe_gpus(
+        source="torch",
+        devices=devices,
+        driver=driver_version(),
+        cuda=torch.version.cuda,
+        cudnn=cudnn,
+        cublas=cublas_version(_read("/proc/self/maps") or ""),
+        nccl=nccl,
+    )
+
+
+def describe_gpus(
+    *,
+    source: str,
+    devices: list[dict[str, object]],
+    driver: str | None,
+    cuda: str | None,
+    cudnn: int | None,
+    cublas: str | None,
+    nccl: str | None = None,
+) -> dict[str, object]:
+    """The GPU part of a fingerprint, from values read off torch (or recorded ones)."""
     return {
-        "source": "torch",
+        "source": source,
+        "count": len(devices),
         "devices": devices,
-        "driver": driver_version(),
-        "cuda": torch.version.cuda,
+        "class": gpu_class(devices),
+        "driver": driver,
+        "cuda": cuda,
         "cudnn": cudnn,
+        "cudnn_version": cudnn_text(cudnn),
+        "cublas": cublas,
+        "nccl": nccl,
     }
+
+
+def gpu_class(devices: Iterable[Mapping[str, object]]) -> str | None:
+    """The class of GPUs a run used: model and compute capability, and the count when more
+    than one. Runs agree bit for bit only within a class: another model (or the same model
+    with another capability) picks other kernels and other reduction orders."""
+    counted: dict[str, int] = {}
+    for device in devices:
+        name = str(device.get("name") or "unknown GPU")
+        capability = device.get("capability")
+        key = f"{name} (compute {capability})" if capability else name
+        counted[key] = counted.get(key, 0) + 1
+    if not counted:
+        return None
+    return " + ".join(
+        key if count == 1 else f"{count}x {key}" for key, count in sorted(counted.items())
+    )
+
+
+def cudnn_text(version: object) -> str | None:
+    """cuDNN's version number as text: 9.x reports MAJOR*10000 + MINOR*100 + PATCH (91002 is
+    9.10.2); 8.x reported MAJOR*1000 + MINOR*100 + PATCH (8902 is 8.9.2)."""
+    if isinstance(version, bool) or not isinstance(version, int) or version <= 0:
+        return None
+    if version >= 10000:
+        major, rest = divmod(version, 10000)
+    else:
+        major, rest = divmod(version, 1000)
+    minor, patch = divmod(rest, 100)
+    return f"{major}.{minor}.{patch}"
+
+
+def cublas_version(maps: str) -> str | None:
+    """The version of the cuBLAS(Lt) library loaded in this process, asked of the library
+    itself: the one the run's matrix products went through, whatever wheel or system folder
+    it came from. ``maps`` is /proc/self/maps."""
+    paths = sorted({line.split()[-1] for line in maps.splitlines() if "/libcublasLt.so" in line})
+    for path in paths:
+        try:
+            library = ctypes.CDLL(path)
+            library.cublasLtGetVersion.restype = ctypes.c_size_t
+            number = int(library.cublasLtGetVersion())
+        except (OSError, AttributeError):
+            continue
+        # CUBLAS_VERSION is MAJOR*10000 + MINOR*100 + PATCH.
+        major, rest = divmod(number, 10000)
+        minor, patch = divmod(rest, 100)
+        return f"{major}.{minor}.{patch}"
+    return None
+
+
+# What parse_nvidia_smi reads: nvidia-smi --query-gpu=... --format=csv,noheader,nounits.
+NVIDIA_SMI_QUERY = "name,compute_cap,driver_version,memory.total"
+
+
+def parse_nvidia_smi(text: str) -> list[dict[str, object]]:
+    """The GPUs in nvidia-smi's CSV answer to NVIDIA_SMI_QUERY (memory in MiB)."""
+    devices: list[dict[str, object]] = []
+    for line in text.splitlines():
+        fields = [field.strip() for field in line.split(",")]
+        if len(fields) != 4 or not fields[0]:
+            continue
+        name, capability, driver, memory = fields
+        device: dict[str, object] = {"name": name, "capability": capability, "driver": driver}
+        if memory.isdigit():
+            device["memory_bytes"] = int(memory) * 1024 * 1024
+        devices.append(device)
+    return devices
 
 
 def driver_version() -> str | None:
@@ -187,11 +290,12 @@ def driver_version() -> str | None:
         match = re.search(r"Kernel Module\s+(?:for \S+\s+)?([0-9][0-9.]*)", text)
         if match:
             return match.group(1)
-    nvml = _nvml_gpus()
+    nvml = nvml_gpus()
     return None if nvml is None else str(nvml["driver"])
 
 
-def _nvml_gpus() -> dict[str, object] | None:
+def nvml_gpus() -> dict[str, object] | None:
+    """The GPUs and driver as NVML reports them, None when no NVIDIA driver is loaded."""
     # NVML ships with the driver, and the NVIDIA container runtime mounts it into GPU
     # containers: it names the GPUs and the driver without any Python package.
     try:
@@ -212,8 +316,18 @@ def _nvml_gpus() -> dict[str, object] | None:
             if nvml.nvmlDeviceGetHandleByIndex_v2(index, ctypes.byref(handle)) != 0:
                 continue
             name = ctypes.create_string_buffer(96)
-            if nvml.nvmlDeviceGetName(handle, name, 96) == 0:
-                devices.append({"name": name.value.decode()})
+            if nvml.nvmlDeviceGetName(handle, name, 96) != 0:
+                continue
+            device: dict[str, object] = {"name": name.value.decode()}
+            major, minor = ctypes.c_int(0), ctypes.c_int(0)
+            if (
+                nvml.nvmlDeviceGetCudaComputeCapability(
+                    handle, ctypes.byref(major), ctypes.byref(minor)
+                )
+                == 0
+            ):
+                device["capability"] = f"{major.value}.{minor.value}"
+            devices.append(device)
         cuda = ctypes.c_int(0)
         cuda_driver = None
         if nvml.nvmlSystemGetCudaDriverVersion_v2(ctypes.byref(cuda)) == 0:
@@ -222,7 +336,9 @@ def _nvml_gpus() -> dict[str, object] | None:
         nvml.nvmlShutdown()
     return {
         "source": "nvml",
+        "count": len(devices),
         "devices": devices,
+        "class": gpu_class(devices),
         "driver": driver,
         # The newest CUDA the driver supports, not a toolkit's version.
         "cuda_driver": cuda_driver,

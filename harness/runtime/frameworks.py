@@ -46,6 +46,9 @@ class Settings:
     seed: int
     threads: int
     profile: str = "strict"
+    # False only to measure what the switches are worth: seeds and thread counts are still
+    # set, the deterministic-kernel switches stay at the frameworks' defaults.
+    switches: bool = True
 
 
 def compare(
@@ -114,15 +117,19 @@ class Switchboard:
 
     def _torch(self, torch: Any) -> None:
         threads = self.settings.threads
-        expected: dict[str, object] = {
+        switches: dict[str, object] = {
             "deterministic_algorithms": True,
             "deterministic_algorithms_warn_only": False,
             "cudnn_deterministic": True,
             "cudnn_benchmark": False,
+        }
+        expected: dict[str, object] = {
+            **(switches if self.settings.switches else {}),
             "num_threads": threads,
             "num_interop_threads": threads,
-            "inductor_deterministic": True,
         }
+        if self.settings.switches:
+            expected["inductor_deterministic"] = True
         if self.settings.profile == "portable":
             # ATEN_CPU_CAPABILITY=avx2 caps torch's kernels; a CPU without AVX2 falls
             # below the cap, and its results differ from the AVX2 hosts'.
@@ -130,10 +137,11 @@ class Switchboard:
         self.expected["torch"] = expected
         # manual_seed seeds the CPU generator and every CUDA device's.
         torch.manual_seed(self.settings.seed)
-        _deterministic_algorithms(torch)
-        cudnn: Any = importlib.import_module("torch.backends.cudnn")
-        cudnn.deterministic = True
-        cudnn.benchmark = False
+        if self.settings.switches:
+            _deterministic_algorithms(torch)
+            cudnn: Any = importlib.import_module("torch.backends.cudnn")
+            cudnn.deterministic = True
+            cudnn.benchmark = False
         torch.set_num_threads(threads)
         # The inter-op pool can be sized once, before any parallel work; torch raises on
         # a second call even with the same size, so only a different size is set.
@@ -142,13 +150,13 @@ class Switchboard:
 
     def _tensorflow(self, tf: Any) -> None:
         threads = self.settings.threads
-        self.expected["tensorflow"] = {
-            "op_determinism": True,
-            "intra_op_threads": threads,
-            "inter_op_threads": threads,
-        }
+        expected: dict[str, object] = {"intra_op_threads": threads, "inter_op_threads": threads}
+        if self.settings.switches:
+            expected["op_determinism"] = True
+        self.expected["tensorflow"] = expected
         tf.random.set_seed(self.settings.seed)
-        tf.config.experimental.enable_op_determinism()
+        if self.settings.switches:
+            tf.config.experimental.enable_op_determinism()
         # The thread pools are sized when TensorFlow's runtime starts, which importing
         # does not do: right after the import is the last moment these calls work.
         tf.config.threading.set_intra_op_parallelism_threads(threads)
@@ -229,7 +237,26 @@ def _read_torch(torch: Any, _: Settings) -> dict[str, object]:
     inductor = sys.modules.get("torch._inductor.config")
     if inductor is not None:
         values["inductor_deterministic"] = bool(getattr(inductor, "deterministic", False))
+    if torch.cuda.is_initialized():
+        values.update(_read_torch_cuda(torch, cudnn))
     return values
+
+
+def _read_torch_cuda(torch: Any, cudnn: Any) -> dict[str, object]:
+    """The switches that only act on a GPU, read back when the run used one.
+
+    TF32 is not a determinism switch (TF32 kernels are as repeatable as FP32 ones) but it
+    changes the bytes a matrix product gives on Ampere and newer GPUs and not on older ones,
+    so two GPU classes can only agree when both ran with the same setting. The workspace
+    variable is read from the process, where cuBLAS reads it, after the run: an experiment
+    that changed it is seen.
+    """
+    return {
+        "cuda_matmul_allow_tf32": bool(torch.backends.cuda.matmul.allow_tf32),
+        "cudnn_allow_tf32": bool(cudnn.allow_tf32),
+        "cublas_workspace_config": os.environ.get("CUBLAS_WORKSPACE_CONFIG"),
+        "cuda_initial_seed": int(torch.cuda.initial_seed()),
+    }
 
 
 def _read_tensorflow(tf: Any, _: Settings) -> dict[str, object]:

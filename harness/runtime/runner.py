@@ -136,7 +136,12 @@ def execute(
     """
     started = time.perf_counter() if started is None else started
     environ = dict(os.environ) if environ is None else environ
-    settings = Settings(seed=run_spec.seed, threads=run_spec.threads, profile=run_spec.profile)
+    settings = Settings(
+        seed=run_spec.seed,
+        threads=run_spec.threads,
+        profile=run_spec.profile,
+        switches=run_spec.switches,
+    )
     random.seed(run_spec.seed)
     board = Switchboard(settings)
     # Each framework gets its seeds and switches the moment it is first imported (see
@@ -168,9 +173,15 @@ def execute(
             guard.ignore()
         observed, violations = board.observe()
         expected = determinism.environment(
-            run_spec.seed, run_spec.profile, run_spec.threads, run_spec.device
+            run_spec.seed,
+            run_spec.profile,
+            run_spec.threads,
+            run_spec.device,
+            switches=run_spec.switches,
         )
         violations = determinism.check_environment(expected, environ) + violations
+        if not run_spec.switches:
+            violations.append("the determinism switches were left off on purpose")
         for violation in violations:
             _say(f"violation: {violation}")
         record = _record(

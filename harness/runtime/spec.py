@@ -36,6 +36,9 @@ class RunSpec:
     # The project's source folder, where entries' modules are imported from; None when the
     # host puts it on PYTHONPATH instead.
     project: Path | None = None
+    # False only for a run that measures what the determinism switches are worth: seeds are
+    # still set, the switches are left at the frameworks' defaults.
+    switches: bool = True
 
     @property
     def entry_parts(self) -> tuple[str, str]:
@@ -117,6 +120,7 @@ def parse(document: object) -> RunSpec:
         parameters=dict(parameters),
         inputs={name: Path(value) for name, value in inputs.items()},
         project=None if project is None else Path(project),
+        switches=_flag(document, "switches", default=True),
     )
 
 
@@ -124,4 +128,11 @@ def _string(document: Mapping[str, object], key: str) -> str:
     value = document.get(key)
     if not isinstance(value, str) or not value:
         raise SpecError(f"{key} must be a non-empty string, not {value!r}")
+    return value
+
+
+def _flag(document: Mapping[str, object], key: str, *, default: bool) -> bool:
+    value = document.get(key, default)
+    if not isinstance(value, bool):
+        raise SpecError(f"{key} must be true or false, not {value!r}")
     return value

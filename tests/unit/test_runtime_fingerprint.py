@@ -145,13 +145,108 @@ def test_gpus_come_from_torch_when_the_experiment_imported_it(
     )
     assert fingerprint.gpu_info() == {
         "source": "torch",
+        "count": 1,
         "devices": [
             {"name": "NVIDIA H100 80GB HBM3", "capability": "9.0", "memory_bytes": 85_000_000_000}
         ],
+        "class": "NVIDIA H100 80GB HBM3 (compute 9.0)",
         "driver": "570.1",
         "cuda": "12.8",
         "cudnn": 91002,
+        "cudnn_version": "9.10.2",
+        # No cuBLAS is loaded in this process, and the fake torch has no NCCL.
+        "cublas": None,
+        "nccl": None,
     }
+
+
+GPU_DATA = Path(__file__).parent / "data" / "gpu"
+
+
+def test_nvidia_smi_output_recorded_on_an_h200_is_parsed() -> None:
+    devices = fingerprint.parse_nvidia_smi((GPU_DATA / "h200-nvidia-smi.csv").read_text())
+    assert devices == [
+        {
+            "name": "NVIDIA H200",
+            "capability": "9.0",
+            "driver": "580.159.04",
+            "memory_bytes": 143771 * 1024 * 1024,
+        }
+    ]
+    assert fingerprint.gpu_class(devices) == "NVIDIA H200 (compute 9.0)"
+
+
+def test_nvidia_smi_lines_that_are_not_gpus_are_skipped() -> None:
+    text = "No devices were found\n\nNVIDIA A100-SXM4-40GB, 8.0, 550.54.15, [N/A]\n"
+    assert fingerprint.parse_nvidia_smi(text) == [
+        {"name": "NVIDIA A100-SXM4-40GB", "capability": "8.0", "driver": "550.54.15"}
+    ]
+
+
+def test_what_torch_reported_on_an_h200_makes_its_gpu_class() -> None:
+    recorded = json.loads((GPU_DATA / "h200-torch.json").read_text())
+    described = fingerprint.describe_gpus(
+        source="torch",
+        devices=recorded["devices"],
+        driver="580.159.04",
+        cuda=recorded["cuda"],
+        cudnn=recorded["cudnn"],
+        cublas="13.1.0",
+    )
+    assert described["class"] == "NVIDIA H200 (compute 9.0)"
+    assert described["count"] == 1
+    assert described["cudnn_version"] == "9.19.0"
+
+
+@pytest.mark.parametrize(
+    ("devices", "expected"),
+    [
+        ([], None),
+        (
+            [{"name": "NVIDIA H100 80GB HBM3", "capability": "9.0"}] * 2,
+            "2x NVIDIA H100 80GB HBM3 (compute 9.0)",
+        ),
+        (
+            [{"name": "NVIDIA L4", "capability": "8.9"}, {"name": "NVIDIA A10"}],
+            "NVIDIA A10 + NVIDIA L4 (compute 8.9)",
+        ),
+    ],
+)
+def test_a_gpu_class_names_model_capability_and_count(
+    devices: list[dict[str, object]], expected: str | None
+) -> None:
+    assert fingerprint.gpu_class(devices) == expected
+
+
+@pytest.mark.parametrize(
+    ("number", "text"),
+    [(91900, "9.19.0"), (91002, "9.10.2"), (8902, "8.9.2"), (0, None), (None, None), (True, None)],
+)
+def test_cudnn_version_numbers_read_as_text(number: object, text: str | None) -> None:
+    assert fingerprint.cudnn_text(number) == text
+
+
+def test_without_cublas_loaded_its_version_is_unknown() -> None:
+    maps = "7f00-7f01 r-xp 00000000 08:01 1 /usr/lib/x86_64-linux-gnu/libc.so.6\n"
+    assert fingerprint.cublas_version(maps) is None
+    # A library that is named like cuBLAS but cannot be loaded is skipped, not raised.
+    assert fingerprint.cublas_version("7f00-7f01 r-xp 0 0 1 /nowhere/libcublasLt.so.13\n") is None
+
+
+def test_a_record_made_on_an_h200_carries_the_fingerprint_and_the_switches() -> None:
+    record = json.loads((GPU_DATA / "h200-record-switches-on.json").read_text())
+    gpu = record["fingerprint"]["gpu"]
+    assert gpu["class"] == "NVIDIA H200 (compute 9.0)"
+    assert (gpu["cuda"], gpu["cudnn_version"], gpu["cublas"]) == ("13.0", "9.19.0", "13.1.0")
+    torch = record["observed"]["torch"]
+    assert torch["cudnn_deterministic"] is True
+    assert torch["cudnn_benchmark"] is False
+    assert torch["deterministic_algorithms"] is True
+    assert torch["cublas_workspace_config"] == ":4096:8"
+    assert record["violations"] == []
+    off = json.loads((GPU_DATA / "h200-record-switches-off.json").read_text())
+    assert off["observed"]["torch"]["cudnn_deterministic"] is False
+    assert off["violations"] == ["the determinism switches were left off on purpose"]
 
 
 def test_package_versions_come_from_metadata_with_null_for_the_absent() -> None:

@@ -80,7 +80,7 @@ def get_num_interop_threads():
     return _state["interop"]
 
 
-cuda = SimpleNamespace(is_available=lambda: False)
+cuda = SimpleNamespace(is_available=lambda: False, is_initialized=lambda: False)
 
 from torch import backends  # noqa: E402
 ''',
