@@ -16,7 +16,7 @@ import click
 
 import harness
 from harness import build as build_module
-from harness import certify, mlflow_tracking, rebuild, records
+from harness import certify, host_executor, mlflow_tracking, rebuild, records
 from harness import doctor as doctor_module
 from harness import hosts as hosts_module
 from harness import lock as lock_module
@@ -24,9 +24,11 @@ from harness import run as run_module
 from harness import verify as verify_module
 from harness.base import ensure_base
 from harness.ci_github import ci_group
+from harness.cli_options import RunOptions, run_options
 from harness.cli_trust import conclude, hosts_option, require_certificates
 from harness.cli_trust import register as register_trust_commands
 from harness.compare.command import POLICIES_KEY, compare
+from harness.compare.tree import compare_paths
 from harness.config import OPTIONS, Config, Experiment, find_project_root, load_config
 from harness.engine import Engine
 from harness.errors import EXIT_DIFFERS, EXIT_TROUBLE, ConfigError, HarnessError
@@ -304,35 +306,13 @@ def doctor_command(state: State, as_json: bool) -> None:
 
 @cli.command("run")
 @click.argument("names", nargs=-1, metavar="[NAME]...")
-@click.option("--variant", help="Image variant (default: each experiment's own, usually cpu).")
-@click.option("--seed", type=int, help="Seed of every framework (default: config seed, 0).")
+@run_options
 @click.option(
     "--repeat",
     type=click.IntRange(min=1),
     default=1,
     show_default=True,
-    help="Runs of each experiment; their artifacts must agree.",
-)
-@click.option(
-    "--profile",
-    type=click.Choice(["strict", "portable"]),
-    help="Determinism profile (default: config, strict).",
-)
-@click.option(
-    "--threads",
-    type=click.IntRange(min=1),
-    help="Threads of every math library (default: config, 1).",
-)
-@click.option(
-    "--timeout",
-    type=click.IntRange(min=0),
-    help="Stop a run's container after this many seconds (0: no limit).",
-)
-@click.option(
-    "--cpus", type=click.FloatRange(min=0.01), help="Limit each container to this many CPUs."
-)
-@click.option(
-    "--gpus", is_flag=True, help="Pass the host's GPUs in (cuda variant; needs the NVIDIA runtime)."
+    help="Runs of each experiment; their artifacts must agree under the compare policies.",
 )
 @click.option(
     "--require-certificate",
@@ -357,6 +337,14 @@ def doctor_command(state: State, as_json: bool) -> None:
     metavar="KEY=VALUE",
     help="A parameter of the MLproject entry point (repeatable).",
 )
+@click.option(
+    "--unsafe-no-determinism",
+    "switches_off",
+    is_flag=True,
+    hidden=True,
+    help="Leave the determinism switches off (seeds stay set): only to measure what they "
+    "are worth; such runs say so in their record and are never verified or certified.",
+)
 @hosts_option
 @click.option("--json", "as_json", is_flag=True, help="Print the run records as JSON.")
 @click.pass_obj
@@ -364,18 +352,13 @@ def run_command(
     state: State,
     *,
     names: tuple[str, ...],
-    variant: str | None,
-    seed: int | None,
+    run_options: RunOptions,
     repeat: int,
-    profile: str | None,
-    threads: int | None,
-    timeout: int | None,
-    cpus: float | None,
-    gpus: bool,
     require_certificate: bool,
     mlflow_flag: bool | None,
     mlproject_entry: str | None,
     mlproject_params: tuple[str, ...],
+    switches_off: bool,
     host_names: tuple[str, ...],
     as_json: bool,
 ) -> None:
@@ -393,35 +376,26 @@ def run_command(
       harness run --mlflow             also log each run to MLflow
       harness run --mlproject main -P alpha=0.5   an MLproject entry point, in the image
       harness run --hosts local,gpu-box      the same image on both, compared
+      harness run torch --executor host --gpus --python .venv/bin/python
+                                       on this machine's GPU, without Docker
 
     With --hosts, the first host builds the image and runs first; every other host gets
     the image by digest and runs each experiment once, compared with the first host's
     run. The outcome is saved as a verification, so `harness certify` can sign it.
 
+    With --executor host, no image and no container: the runtime runs in the named Python
+    environment with the same seeds, switches and read-back, and the record names the
+    environment's distributions (and their files' digest) instead of an image.
+
     Exit 0 when every run succeeded (and repeats and hosts agree), 1 when one failed,
     timed out or differs, 2 on trouble (a host unreachable or holding another image).
     """
-    config = state.config(
-        seed=None if seed is None else str(seed),
-        profile=profile,
-        threads=None if threads is None else str(threads),
-        timeout=None if timeout is None else str(timeout),
-    )
+    config = state.config(**run_options.config_overrides())
     experiments = _selected_experiments(config, names, mlproject_entry, mlproject_params)
     use_mlflow = mlflow_tracking.enabled(config, mlflow_flag)
     if use_mlflow:
         # Before any build or run, so that a missing mlflow costs nothing.
         mlflow_tracking.require(config)
-    variants = {e.name: variant or e.variant for e in experiments}
-    plans = {v: build_module.plan(config, v) for v in sorted(set(variants.values()))}
-    control, *others = hosts_module.resolve(config, host_names)
-    if others and len(plans) != 1:
-        raise ConfigError(
-            "these experiments use several variants; across hosts run one at a time",
-            "add --variant",
-        )
-    engine = control.connect()
-    images = _images(state, config, engine, plans, gpus=gpus, require=require_certificate)
 
     def request_for(experiment: Experiment) -> run_module.RunRequest:
         return run_module.RunRequest(
@@ -430,10 +404,75 @@ def run_command(
             config.profile,
             config.threads,
             config.timeout or None,
-            cpus,
-            gpus,
+            run_options.cpus,
+            run_options.gpus,
         )
 
+    if run_options.on_host:
+        if host_names or require_certificate:
+            raise ConfigError(
+                "--executor host runs on this machine, without an image: it takes neither "
+                "--hosts nor --require-certificate",
+                "leave those out, or use the container executor",
+            )
+        run_once = _host_runner(config, run_options, switches=not switches_off, say=state.ui.say)
+    else:
+        if switches_off:
+            raise ConfigError(
+                "--unsafe-no-determinism is for measuring the switches on a GPU machine",
+                "use it with --executor host",
+            )
+        container_runner = _container_runner(
+            state,
+            config,
+            experiments,
+            run_options,
+            host_names=host_names,
+            require_certificate=require_certificate,
+            repeat=repeat,
+            request_for=request_for,
+            as_json=as_json,
+        )
+        if container_runner is None:
+            return  # ran on several hosts, and concluded there
+        run_once = container_runner
+    _run_each(
+        state,
+        config,
+        experiments,
+        run_once,
+        request_for=request_for,
+        repeat=repeat,
+        use_mlflow=use_mlflow,
+        mlproject_entry=mlproject_entry,
+        as_json=as_json,
+    )
+
+
+def _container_runner(
+    state: State,
+    config: Config,
+    experiments: list[Experiment],
+    options: RunOptions,
+    *,
+    host_names: tuple[str, ...],
+    require_certificate: bool,
+    repeat: int,
+    request_for: Callable[[Experiment], run_module.RunRequest],
+    as_json: bool,
+) -> Callable[[run_module.RunRequest], run_module.RunResult] | None:
+    """Build (or find) the images, then run each request in a container of its image.
+    With other hosts, runs everything there as a verification and returns None."""
+    variants = {e.name: options.variant or e.variant for e in experiments}
+    plans = {v: build_module.plan(config, v) for v in sorted(set(variants.values()))}
+    control, *others = hosts_module.resolve(config, host_names)
+    if others and len(plans) != 1:
+        raise ConfigError(
+            "these experiments use several variants; across hosts run one at a time",
+            "add --variant",
+        )
+    engine = control.connect()
+    images = _images(state, config, engine, plans, gpus=options.gpus, require=require_certificate)
     if others:
         _run_on_hosts(
             state,
@@ -447,21 +486,34 @@ def run_command(
             request_for=request_for,
             as_json=as_json,
         )
-        return
+        return None
+
+    def run_once(request: run_module.RunRequest) -> run_module.RunResult:
+        image = images[variants[request.experiment.name]]
+        return run_module.run_experiment(
+            engine, config, image, request, host=control, say=state.ui.say
+        )
+
+    return run_once
+
+
+def _run_each(
+    state: State,
+    config: Config,
+    experiments: list[Experiment],
+    run_once: Callable[[run_module.RunRequest], run_module.RunResult],
+    *,
+    request_for: Callable[[Experiment], run_module.RunRequest],
+    repeat: int,
+    use_mlflow: bool,
+    mlproject_entry: str | None,
+    as_json: bool,
+) -> None:
+    """Run each experiment ``repeat`` times, print and log the runs, judge the repeats."""
     results: list[run_module.RunResult] = []
     differing: list[str] = []
     for experiment in experiments:
-        mine = [
-            run_module.run_experiment(
-                engine,
-                config,
-                images[variants[experiment.name]],
-                request_for(experiment),
-                host=control,
-                say=state.ui.say,
-            )
-            for _ in range(repeat)
-        ]
+        mine = [run_once(request_for(experiment)) for _ in range(repeat)]
         for result in mine:
             if not as_json:
                 _print_run(state.ui, result)
@@ -471,10 +523,10 @@ def run_command(
                 )
                 state.ui.say(f"{result.run_id}: logged to MLflow run {logged}")
         results += mine
-        succeeded = [r for r in mine if r.status == "succeeded"]
-        if len(succeeded) > 1 and any(r.digests != succeeded[0].digests for r in succeeded[1:]):
+        moved = repeats_differ(config, experiment, mine)
+        if moved:
             differing.append(experiment.name)
-            state.ui.say(f"{experiment.name}: the artifacts of its {len(succeeded)} runs differ")
+            state.ui.say(f"{experiment.name}: its {len(mine)} runs differ in {', '.join(moved)}")
     if as_json:
         state.ui.json([r.record for r in results])
     failed = [r for r in results if r.status != "succeeded"]
@@ -482,6 +534,39 @@ def run_command(
         state.ui.say(f"{result.run_id}: {result.status}: {result.record.get('error')}")
     if failed or differing:
         raise click.exceptions.Exit(EXIT_DIFFERS)
+
+
+def _host_runner(
+    config: Config, options: RunOptions, *, switches: bool, say: Callable[[str], None]
+) -> Callable[[run_module.RunRequest], run_module.RunResult]:
+    """`--executor host`: check the interpreter and the GPUs once, then run each request."""
+    python = host_executor.inspect_python(
+        host_executor.resolve_python(options.python, config.project_root)
+    )
+    host_executor.check_gpus(options.gpus)
+    say(
+        f"host executor: {python.executable} (Python {python.description['python']}, "
+        f"environment {python.digest[:19]})"
+    )
+
+    def run_once(request: run_module.RunRequest) -> run_module.RunResult:
+        return host_executor.run_on_host(config, request, python, switches=switches, say=say)
+
+    return run_once
+
+
+def repeats_differ(
+    config: Config, experiment: Experiment, runs: list[run_module.RunResult]
+) -> list[str]:
+    """The artifacts on which repeated runs disagree, judged as `harness verify` judges:
+    each succeeded run against the first, under the experiment's compare policies."""
+    succeeded = [r for r in runs if r.status == "succeeded"]
+    policies = config.policies_for(experiment)
+    moved: list[str] = []
+    for other in succeeded[1:]:
+        comparison = compare_paths(str(succeeded[0].folder), str(other.folder), policies=policies)
+        moved += [a.path for a in comparison.artifacts if not a.passed and a.path not in moved]
+    return moved
 
 
 def _images(
@@ -576,7 +661,8 @@ def _key_values(pairs: tuple[str, ...]) -> dict[str, str]:
 
 def _print_run(ui: UI, result: run_module.RunResult) -> None:
     record = result.record
-    seconds = record["timings"].get("container_s")
+    timings = record["timings"]
+    seconds = timings.get("container_s", timings.get("process_s"))
     took = f"{seconds:.1f} s" if isinstance(seconds, float) else "-"
     flags = (
         f", {len(record.get('violations') or [])} switch(es) turned off"

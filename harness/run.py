@@ -208,32 +208,51 @@ def run_experiment(
                 engine, config, container, folder, experiment, timeout=request.timeout
             )
     except KeyboardInterrupt:
-        _finish(record, folder, "aborted", None, "interrupted (Ctrl-C); the container was removed")
+        finish(record, folder, "aborted", None, "interrupted (Ctrl-C); the container was removed")
         raise
     except EngineError as error:
-        _finish(record, folder, "failed", None, error.message)
+        finish(record, folder, "failed", None, error.message)
         raise
     record["timings"]["container_s"] = round(outcome.seconds, 3)
-    report = _runtime_report(meta)
+    return settle(
+        record,
+        folder,
+        experiment,
+        exit_code=outcome.exit_code,
+        timed_out=outcome.timed_out,
+        timeout=request.timeout,
+    )
+
+
+def settle(
+    record: dict[str, Any],
+    folder: Path,
+    experiment: Experiment,
+    *,
+    exit_code: int,
+    timed_out: bool,
+    timeout: float | None,
+) -> RunResult:
+    """Finish a record once the runtime has exited, in a container or on the host: take in
+    what the runtime reported, then decide how the run ended."""
+    report = runtime_report(folder / records.META)
     if report is not None:
         record["metrics"] = report.get("metrics")
         record["observed"] = report.get("observed", {})
         record["violations"] = report.get("violations", [])
         record["fingerprint"] = report.get("fingerprint", {})
         record["timings"].update(report.get("timings", {}))
-    if outcome.timed_out:
-        return _finish(
-            record, folder, "timeout", outcome.exit_code, f"stopped after {request.timeout} s"
-        )
-    if outcome.exit_code != 0:
-        reason = (report or {}).get("error") or f"the container exited with {outcome.exit_code}"
-        return _finish(record, folder, "failed", outcome.exit_code, reason)
-    missing = _missing_outputs(experiment, artifacts)
+    if timed_out:
+        return finish(record, folder, "timeout", exit_code, f"stopped after {timeout} s")
+    if exit_code != 0:
+        reason = (report or {}).get("error") or f"the experiment exited with {exit_code}"
+        return finish(record, folder, "failed", exit_code, reason)
+    missing = _missing_outputs(experiment, folder / records.ARTIFACTS)
     if missing:
-        return _finish(
+        return finish(
             record, folder, "failed", 0, f"declared output {missing[0]!r} was not written"
         )
-    return _finish(record, folder, "succeeded", 0, None)
+    return finish(record, folder, "succeeded", 0, None)
 
 
 def run_spec(
@@ -301,9 +320,10 @@ def _run_copied(
         )
 
 
-def _finish(
+def finish(
     record: dict[str, Any], folder: Path, status: str, exit_code: int | None, error: str | None
 ) -> RunResult:
+    """Write the record's final state: how it ended, its artifacts, and the log's tail."""
     record["status"] = status
     record["exit_code"] = exit_code
     record["error"] = error
@@ -331,7 +351,7 @@ def _check_readable_by_others(path: Path) -> None:
         )
 
 
-def _runtime_report(meta: Path) -> dict[str, Any] | None:
+def runtime_report(meta: Path) -> dict[str, Any] | None:
     try:
         document = json.loads((meta / RUNTIME_REPORT).read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError):

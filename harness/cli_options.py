@@ -1,0 +1,107 @@
+"""The options of a run, declared once for every command that starts runs.
+
+`harness run` and `harness verify` both start runs, and each used to declare its own
+``--seed``, ``--threads``, ``--gpus``...: they drifted (verify had no ``--gpus``, so a CUDA
+image could only be verified on the CPU). Here each option is written once, and
+:func:`run_options` puts all of them on a command, which receives one :class:`RunOptions`.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from typing import Any
+
+import click
+
+from harness.host_executor import EXECUTORS
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """What the command line said about how runs are made; None where it said nothing."""
+
+    variant: str | None
+    seed: int | None
+    profile: str | None
+    threads: int | None
+    timeout: int | None
+    cpus: float | None
+    gpus: bool
+    executor: str
+    python: str | None
+
+    def config_overrides(self) -> dict[str, str | None]:
+        """The options that override configuration, in the form the config loader takes."""
+        return {
+            "seed": None if self.seed is None else str(self.seed),
+            "profile": self.profile,
+            "threads": None if self.threads is None else str(self.threads),
+            "timeout": None if self.timeout is None else str(self.timeout),
+        }
+
+    @property
+    def on_host(self) -> bool:
+        return self.executor == "host"
+
+
+_DECLARATIONS: tuple[Callable[[Callable[..., Any]], Callable[..., Any]], ...] = (
+    click.option("--variant", help="Image variant (default: each experiment's own, usually cpu)."),
+    click.option("--seed", type=int, help="Seed of every framework (default: config seed, 0)."),
+    click.option(
+        "--profile",
+        type=click.Choice(["strict", "portable"]),
+        help="Determinism profile (default: config, strict); portable also pins CPU code paths.",
+    ),
+    click.option(
+        "--threads",
+        type=click.IntRange(min=1),
+        help="Threads of every math library (default: config, 1).",
+    ),
+    click.option(
+        "--timeout",
+        type=click.IntRange(min=0),
+        help="Stop a run after this many seconds (0: no limit).",
+    ),
+    click.option(
+        "--cpus",
+        type=click.FloatRange(min=0.01),
+        help="Limit each container to this many CPUs.",
+    ),
+    click.option(
+        "--gpus",
+        is_flag=True,
+        help="Run on the GPUs (cuda variant; in a container it needs the NVIDIA runtime).",
+    ),
+    click.option(
+        "--executor",
+        type=click.Choice(EXECUTORS),
+        default="container",
+        show_default=True,
+        help="container: in the pinned image. host: in a Python environment on this machine, "
+        "without Docker (GPU nodes, SLURM jobs); the record names the environment's "
+        "distributions instead of an image.",
+    ),
+    click.option(
+        "--python",
+        metavar="PATH",
+        envvar="HARNESS_PYTHON",
+        help="The interpreter of --executor host (default: the active virtual environment, "
+        "the project's .venv, then python3).",
+    ),
+)
+_NAMES = tuple(field.name for field in fields(RunOptions))
+
+
+def run_options(function: Callable[..., Any]) -> Callable[..., Any]:
+    """Add every run option to a click command; it receives them as ``run_options``."""
+
+    @functools.wraps(function)
+    def command(*args: Any, **kwargs: Any) -> Any:
+        options = RunOptions(**{name: kwargs.pop(name) for name in _NAMES})
+        return function(*args, run_options=options, **kwargs)
+
+    for declare in reversed(_DECLARATIONS):
+        command = declare(command)
+    return command

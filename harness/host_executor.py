@@ -1,0 +1,385 @@
+"""`harness run --executor host`: the same runtime, without a container.
+
+GPU machines and cluster nodes often have no Docker engine (a SLURM job, a lab
+workstation). There the experiment runs in a Python environment the user names, through
+the very runtime an image carries: the same seeds, determinism switches, read-back and
+fingerprint, the same spec and the same ``runtime.json``. What it cannot give is
+isolation, and the record says so: ``executor`` is ``host``, ``image`` and ``container``
+are null, and ``python_environment`` names every installed distribution with the digest
+of its files in place of an image digest.
+
+The runtime is put on the environment's path from a private copy of harness's own
+``runtime`` package (standard library only), so the environment needs no harness of its
+own, and an older harness installed there cannot answer for this one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import harness
+from harness import atomic, dvc, records, vcs
+from harness.config import Config
+from harness.errors import ConfigError, HarnessError
+from harness.run import RunRequest, RunResult, finish, run_spec, settle
+from harness.runtime import fingerprint
+from harness.runtime.determinism import environment as determinism_environment
+
+EXECUTORS = ("container", "host")
+# The runtime needs what the container's Python has: 3.10 for its type syntax.
+MINIMUM_PYTHON = (3, 10)
+# Variables of this machine that a host run keeps: where programs and the CUDA libraries
+# are, and which GPUs this job was given. Everything else is left behind, as a container
+# would, so that a stray variable of the user's shell cannot change a result.
+PASSED_THROUGH = (
+    "PATH",
+    "LD_LIBRARY_PATH",
+    "CUDA_HOME",
+    "CUDA_PATH",
+    "NVIDIA_VISIBLE_DEVICES",
+    "SLURM_JOB_ID",
+)
+# How long the runtime gets to write its record after SIGTERM before it is killed.
+_GRACE_S = 10.0
+# Describing an environment imports nothing beyond the standard library.
+_DESCRIBE_TIMEOUT_S = 120.0
+
+
+@dataclass(frozen=True)
+class PythonEnvironment:
+    """An interpreter and what it can import, as ``harness.runtime.environment`` saw it."""
+
+    executable: Path
+    description: Mapping[str, Any]
+
+    @property
+    def digest(self) -> str:
+        return str(self.description["digest"])
+
+    def as_record(self) -> dict[str, Any]:
+        return {"requested": str(self.executable), **self.description}
+
+
+def resolve_python(requested: str | None, project_root: Path) -> Path:
+    """The interpreter a host run uses: ``--python``, else the active virtual environment,
+    else the project's ``.venv``, else ``python3`` on PATH."""
+    if requested:
+        found = shutil.which(requested) if os.sep not in requested else requested
+        if found is None or not Path(found).is_file():
+            raise ConfigError(
+                f"--python {requested}: no such interpreter",
+                "give the path of the environment's python (e.g. .venv/bin/python)",
+            )
+        return Path(found)
+    candidates = []
+    if os.environ.get("VIRTUAL_ENV"):
+        candidates.append(Path(os.environ["VIRTUAL_ENV"]) / "bin" / "python")
+    candidates.append(project_root / ".venv" / "bin" / "python")
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate
+    found = shutil.which("python3")
+    if found is None:
+        raise ConfigError(
+            "no Python environment for a host run: no virtual environment is active, the "
+            "project has no .venv and no python3 is on PATH",
+            "name one with --python",
+        )
+    return Path(found)
+
+
+def inspect_python(executable: Path) -> PythonEnvironment:
+    """Ask the interpreter what it holds; refuse one the runtime cannot run in."""
+    with staged_runtime() as runtime:
+        try:
+            completed = subprocess.run(
+                [str(executable), "-P", "-m", "harness.runtime.environment"],
+                env={"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(runtime)},
+                capture_output=True,
+                text=True,
+                timeout=_DESCRIBE_TIMEOUT_S,
+                check=False,
+            )
+        except (OSError, subprocess.TimeoutExpired) as error:
+            raise ConfigError(
+                f"{executable} could not be started: {error}",
+                "give a working interpreter with --python",
+            ) from None
+    if completed.returncode != 0:
+        last = (completed.stderr.strip().splitlines() or ["no output"])[-1]
+        raise ConfigError(
+            f"{executable} cannot run harness's runtime: {last}",
+            f"use Python {'.'.join(map(str, MINIMUM_PYTHON))} or newer with --python",
+        )
+    try:
+        description = json.loads(completed.stdout)
+        version = tuple(int(part) for part in str(description["python"]).split(".")[:2])
+    except (ValueError, KeyError, TypeError):
+        raise ConfigError(
+            f"{executable} did not describe its environment",
+            "give the environment's python with --python",
+        ) from None
+    if version < MINIMUM_PYTHON:
+        raise ConfigError(
+            f"{executable} is Python {description['python']}; the runtime needs "
+            f"{'.'.join(map(str, MINIMUM_PYTHON))} or newer",
+            "give a newer interpreter with --python",
+        )
+    return PythonEnvironment(executable, description)
+
+
+def check_gpus(gpus: bool) -> dict[str, object] | None:
+    """With --gpus, the GPUs this machine's driver reports; refuse when there are none."""
+    if not gpus:
+        return None
+    found = fingerprint.nvml_gpus() or _nvidia_smi_gpus()
+    if found is None or not found.get("devices"):
+        raise HarnessError(
+            "--gpus: no NVIDIA GPU is visible on this machine (neither the driver's NVML "
+            "library nor nvidia-smi reports one)",
+            "run on a machine with an NVIDIA GPU and its driver, or leave out --gpus",
+        )
+    return found
+
+
+def _nvidia_smi_gpus() -> dict[str, object] | None:
+    """The GPUs as nvidia-smi lists them: for drivers whose NVML is not on the loader's path."""
+    program = shutil.which("nvidia-smi")
+    if program is None:
+        return None
+    try:
+        listed = subprocess.run(
+            [
+                program,
+                f"--query-gpu={fingerprint.NVIDIA_SMI_QUERY}",
+                "--format=csv,noheader,nounits",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    devices = fingerprint.parse_nvidia_smi(listed.stdout)
+    driver = devices[0].get("driver") if devices else None
+    return {
+        "source": "nvidia-smi",
+        "count": len(devices),
+        "devices": devices,
+        "class": fingerprint.gpu_class(devices),
+        "driver": driver,
+    }
+
+
+@contextlib.contextmanager
+def staged_runtime() -> Iterator[Path]:
+    """A folder holding a copy of ``harness/runtime`` (and the two modules it imports), to
+    put on an environment's path; removed afterwards."""
+    package = Path(harness.__file__).parent
+    with tempfile.TemporaryDirectory(prefix="harness-runtime-") as folder:
+        target = Path(folder) / "harness"
+        shutil.copytree(
+            package / "runtime", target / "runtime", ignore=shutil.ignore_patterns("__pycache__")
+        )
+        shutil.copy2(package / "__init__.py", target / "__init__.py")
+        shutil.copy2(package / "atomic.py", target / "atomic.py")
+        yield Path(folder)
+
+
+def run_on_host(
+    config: Config,
+    request: RunRequest,
+    python: PythonEnvironment,
+    *,
+    switches: bool = True,
+    say: Callable[[str], None] = lambda _: None,
+) -> RunResult:
+    """Run one experiment in ``python``'s environment on this machine and write its record."""
+    experiment = request.experiment
+    if request.cpus is not None:
+        raise ConfigError(
+            "--cpus limits a container; a host run has none",
+            "leave out --cpus, or limit the job with its scheduler (taskset, SLURM)",
+        )
+    device = "cuda" if request.gpus else "cpu"
+    inputs = {name: records.digest_path(path) for name, path in experiment.inputs.items()}
+    for name, tracked in dvc.check_inputs(config.project_root, experiment.inputs).items():
+        inputs[name].update(tracked)
+    run_id = records.new_run_id(experiment.name)
+    folder = records.runs_root(config.project_root) / run_id
+    artifacts, meta = folder / records.ARTIFACTS, folder / records.META
+    for writable in (artifacts, meta):
+        writable.mkdir(parents=True)
+    spec = run_spec(
+        experiment,
+        run_id,
+        seed=request.seed,
+        profile=request.profile,
+        threads=request.threads,
+        device=device,
+    )
+    spec.update(
+        {
+            "project": str(config.project_root),
+            "output": str(artifacts),
+            "meta": str(meta),
+            "inputs": {name: str(path) for name, path in experiment.inputs.items()},
+            "switches": switches,
+        }
+    )
+    atomic.write_text(folder / "spec.json", json.dumps(spec, indent=2, sort_keys=True) + "\n")
+    setup = request.setup
+    determinism = determinism_environment(
+        request.seed, request.profile, request.threads, device, switches=switches
+    )
+    source = vcs.source_state(config.project_root)
+    record: dict[str, Any] = {
+        "schema": records.SCHEMA,
+        "run_id": run_id,
+        "status": "running",
+        "experiment": experiment.name,
+        "entry": experiment.entry,
+        "command": spec["command"],
+        "parameters": spec["parameters"],
+        "seed": request.seed,
+        "profile": request.profile,
+        "threads": request.threads,
+        "device": device,
+        "executor": "host",
+        "switches": switches,
+        # No image isolated this run: the environment below stands in for its digest.
+        "image": None,
+        "python_environment": python.as_record(),
+        "constraints_sha256": None,
+        "lock_sha256": None,
+        "source": {
+            "commit": source.commit,
+            "dirty": source.dirty,
+            "diff_sha256": source.diff_sha256,
+        },
+        "inputs": {
+            name: {"path": _relative(path, config.project_root), **inputs[name]}
+            for name, path in experiment.inputs.items()
+        },
+        "environment": {**determinism, **setup.extra_env},
+        "container": None,
+        "harness_version": harness.__version__,
+        "host": config.host_name,
+        "engine": None,
+        "timings": {"started_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")},
+        "log": records.LOG,
+        "artifacts": [],
+    }
+    records.write(folder, record)
+    say(f"running {experiment.name} ({run_id}) on this machine with {python.executable}")
+    with staged_runtime() as runtime, tempfile.TemporaryDirectory(prefix="harness-home-") as home:
+        environment = _environment(determinism, runtime, Path(home), run_id, request)
+        try:
+            exit_code, timed_out, seconds = _execute(
+                [str(python.executable), "-P", "-m", "harness.runtime", str(folder / "spec.json")],
+                environment=environment,
+                cwd=config.project_root,
+                log=folder / records.LOG,
+                timeout=request.timeout,
+            )
+        except KeyboardInterrupt:
+            finish(record, folder, "aborted", None, "interrupted (Ctrl-C); the process was stopped")
+            raise
+    record["timings"]["process_s"] = round(seconds, 3)
+    return settle(
+        record,
+        folder,
+        experiment,
+        exit_code=exit_code,
+        timed_out=timed_out,
+        timeout=request.timeout,
+    )
+
+
+def _environment(
+    determinism: Mapping[str, str], runtime: Path, home: Path, run_id: str, request: RunRequest
+) -> dict[str, str]:
+    """What the runtime's process starts with: nothing of this shell but PASSED_THROUGH."""
+    passed = [*PASSED_THROUGH, *(("CUDA_VISIBLE_DEVICES",) if request.gpus else ())]
+    environment = {name: os.environ[name] for name in passed if name in os.environ}
+    environment.update(determinism)
+    environment.update(
+        {
+            "HOME": str(home),
+            "TMPDIR": str(home),
+            "PYTHONPATH": str(runtime),
+            "HARNESS_RUN_ID": run_id,
+            **request.setup.extra_env,
+        }
+    )
+    for name in request.setup.unset_env:
+        environment.pop(name, None)
+    return environment
+
+
+def _execute(
+    command: list[str],
+    *,
+    environment: Mapping[str, str],
+    cwd: Path,
+    log: Path,
+    timeout: float | None,
+) -> tuple[int, bool, float]:
+    """Run ``command`` with its output in ``log``; returns (exit code, timed out, seconds).
+
+    The process gets a session of its own, so a signal meant for harness reaches it only
+    as harness passes it on: SIGTERM, which the runtime answers by writing its record.
+    """
+    started = dt.datetime.now(dt.UTC)
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            command,
+            env=dict(environment),
+            cwd=cwd,
+            stdin=subprocess.DEVNULL,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        timed_out = False
+        try:
+            process.wait(timeout=timeout or None)
+        except subprocess.TimeoutExpired:
+            timed_out = True
+            _stop(process)
+        except BaseException:
+            _stop(process)
+            raise
+    seconds = (dt.datetime.now(dt.UTC) - started).total_seconds()
+    return process.returncode, timed_out, seconds
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM to the run's process group, then SIGKILL when it has not ended in time."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=_GRACE_S)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+def _relative(path: Path, root: Path) -> str:
+    try:
+        return path.relative_to(root).as_posix()
+    except ValueError:
+        return str(path)

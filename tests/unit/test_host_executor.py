@@ -1,0 +1,237 @@
+"""The host executor: real runs of the runtime in this machine's Python, no container.
+
+These start real interpreters (this test's own, which has numpy): they check what the
+record says of a run no image isolated, how runs end, and what the process is given.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from harness import host_executor, records
+from harness.cli import cli
+from harness.config import load_config
+from harness.errors import ConfigError, HarnessError
+from harness.run import RunRequest
+from harness.runtime import fingerprint
+
+EXPERIMENTS = """\
+import json, os, time
+from pathlib import Path
+
+import numpy
+
+
+def train(output, seed, inputs, scale=1.0):
+    values = numpy.random.default_rng(seed).normal(size=16) * scale
+    numpy.save(output / "weights.npy", values)
+    seen = {name: os.environ.get(name) for name in ("STRAY", "PYTHONHASHSEED")}
+    (output / "seen.json").write_text(json.dumps(seen, sort_keys=True))
+    return {"mean": float(values.mean()), "home": os.environ["HOME"]}
+
+
+def drifting(output, seed, inputs):
+    numpy.save(output / "weights.npy", numpy.array([time.perf_counter_ns()]))
+    return {}
+
+
+def crash(output, seed, inputs):
+    raise RuntimeError("out of memory on purpose")
+
+
+def slow(output, seed, inputs):
+    time.sleep(60)
+"""
+
+PYPROJECT = """\
+[project]
+name = "hosted"
+version = "0"
+
+[tool.harness.experiments.train]
+entry = "hosted_experiments:train"
+outputs = ["weights.npy", "seen.json"]
+
+[tool.harness.experiments.drifting]
+entry = "hosted_experiments:drifting"
+outputs = ["weights.npy"]
+
+[tool.harness.experiments.crash]
+entry = "hosted_experiments:crash"
+
+[tool.harness.experiments.slow]
+entry = "hosted_experiments:slow"
+
+[tool.harness.experiments.forgetful]
+entry = "hosted_experiments:train"
+outputs = ["weights.npy", "never-written.bin"]
+"""
+
+
+@pytest.fixture
+def hosted(tmp_path: Path) -> Path:
+    (tmp_path / "pyproject.toml").write_text(PYPROJECT)
+    (tmp_path / "hosted_experiments.py").write_text(EXPERIMENTS)
+    return tmp_path
+
+
+@pytest.fixture(scope="module")
+def python() -> host_executor.PythonEnvironment:
+    return host_executor.inspect_python(Path(sys.executable))
+
+
+def _request(project: Path, name: str, **changes: object) -> RunRequest:
+    config = load_config(project)
+    return RunRequest(config.experiment(name), seed=7, profile="strict", threads=1, **changes)  # type: ignore[arg-type]
+
+
+def test_a_host_run_records_the_environment_in_place_of_an_image(
+    hosted: Path, python: host_executor.PythonEnvironment, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("STRAY", "from the user's shell")
+    config = load_config(hosted)
+    result = host_executor.run_on_host(config, _request(hosted, "train"), python)
+    record = result.record
+    assert result.status == "succeeded", record.get("log_tail")
+    assert record["executor"] == "host"
+    assert record["image"] is None and record["container"] is None and record["engine"] is None
+    environment = record["python_environment"]
+    assert environment["digest"] == python.digest
+    assert environment["digest"].startswith("sha256:")
+    assert any(d["name"] == "numpy" for d in environment["distributions"])
+    assert {a["path"] for a in record["artifacts"]} == {"weights.npy", "seen.json"}
+    assert record["metrics"]["mean"] == pytest.approx(
+        float(__import__("numpy").random.default_rng(7).normal(size=16).mean())
+    )
+    # Seeded and switched as in a container; nothing of this shell but what is passed on.
+    assert record["observed"]["numpy"]["version"]
+    seen = json.loads((result.folder / records.ARTIFACTS / "seen.json").read_text())
+    assert seen["STRAY"] is None
+    assert seen["PYTHONHASHSEED"] == "7"
+    home = record["metrics"]["home"]
+    assert home != str(Path.home())
+    assert not Path(home).exists(), "the private home is removed after the run"
+    assert records.read(result.folder)["status"] == "succeeded"
+
+
+def test_two_host_runs_of_a_seeded_experiment_agree_and_a_drifting_one_is_caught(
+    hosted: Path, python: host_executor.PythonEnvironment
+) -> None:
+    runner = CliRunner()
+    arguments = ["--project", str(hosted), "run", "--executor", "host"]
+    arguments += ["--python", sys.executable, "--repeat", "2"]
+    same = runner.invoke(cli, [*arguments, "train"])
+    assert same.exit_code == 0, same.output
+    moved = runner.invoke(cli, [*arguments, "drifting"])
+    assert moved.exit_code == 1
+    assert "its 2 runs differ in weights.npy" in moved.output
+
+
+def test_a_crash_a_missing_output_and_a_timeout_each_end_their_record(
+    hosted: Path, python: host_executor.PythonEnvironment
+) -> None:
+    config = load_config(hosted)
+    crashed = host_executor.run_on_host(config, _request(hosted, "crash"), python)
+    assert crashed.status == "failed"
+    assert "out of memory on purpose" in crashed.record["error"]
+    assert any("RuntimeError" in line for line in crashed.record["log_tail"])
+    forgetful = host_executor.run_on_host(config, _request(hosted, "forgetful"), python)
+    assert forgetful.status == "failed"
+    assert "never-written.bin" in forgetful.record["error"]
+    slow = host_executor.run_on_host(config, _request(hosted, "slow", timeout=2), python)
+    assert slow.status == "timeout"
+    assert slow.record["error"] == "stopped after 2 s"
+    for result in (crashed, forgetful, slow):
+        assert records.read(result.folder)["status"] == result.status
+
+
+def test_runs_with_the_switches_off_say_so(
+    hosted: Path, python: host_executor.PythonEnvironment
+) -> None:
+    config = load_config(hosted)
+    result = host_executor.run_on_host(config, _request(hosted, "train"), python, switches=False)
+    assert result.record["switches"] is False
+    assert "CUBLAS_WORKSPACE_CONFIG" not in result.record["environment"]
+    assert result.record["violations"] == ["the determinism switches were left off on purpose"]
+
+
+def test_cpus_is_refused_without_a_container(
+    hosted: Path, python: host_executor.PythonEnvironment
+) -> None:
+    config = load_config(hosted)
+    with pytest.raises(ConfigError, match="--cpus limits a container"):
+        host_executor.run_on_host(config, _request(hosted, "train", cpus=1.0), python)
+    assert not records.runs_root(hosted).exists(), "nothing is written for a refused run"
+
+
+def test_an_interpreter_that_cannot_run_the_runtime_is_refused(tmp_path: Path) -> None:
+    fake = tmp_path / "python"
+    fake.write_text("#!/bin/sh\necho 'Python 2.7 forever' >&2\nexit 3\n")
+    fake.chmod(0o755)
+    with pytest.raises(
+        ConfigError, match=re.escape("cannot run harness's runtime: Python 2.7 forever")
+    ):
+        host_executor.inspect_python(fake)
+    with pytest.raises(ConfigError, match="no such interpreter"):
+        host_executor.resolve_python(str(tmp_path / "missing" / "python"), tmp_path)
+
+
+def test_the_interpreter_defaults_to_the_project_venv(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("VIRTUAL_ENV", raising=False)
+    venv_python = tmp_path / ".venv" / "bin" / "python"
+    venv_python.parent.mkdir(parents=True)
+    venv_python.write_text("")
+    assert host_executor.resolve_python(None, tmp_path) == venv_python
+    monkeypatch.setenv("VIRTUAL_ENV", str(tmp_path / "active"))
+    active = tmp_path / "active" / "bin" / "python"
+    active.parent.mkdir(parents=True)
+    active.write_text("")
+    assert host_executor.resolve_python(None, tmp_path) == active
+
+
+def test_gpus_are_refused_on_a_machine_without_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(fingerprint, "nvml_gpus", lambda: None)
+    monkeypatch.setattr(shutil, "which", lambda _: None)
+    with pytest.raises(HarnessError, match="no NVIDIA GPU is visible") as refused:
+        host_executor.check_gpus(True)
+    assert "leave out --gpus" in refused.value.one_line()
+    assert host_executor.check_gpus(False) is None
+
+
+def test_gpus_are_found_through_nvidia_smi_when_nvml_is_not_on_the_path(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    recorded = (Path(__file__).parent / "data" / "gpu" / "h200-nvidia-smi.csv").read_text()
+    monkeypatch.setattr(fingerprint, "nvml_gpus", lambda: None)
+    monkeypatch.setattr(shutil, "which", lambda _: "/usr/bin/nvidia-smi")
+    monkeypatch.setattr(
+        subprocess,
+        "run",
+        lambda *_, **__: subprocess.CompletedProcess([], 0, stdout=recorded, stderr=""),
+    )
+    found = host_executor.check_gpus(True)
+    assert found is not None
+    assert found["class"] == "NVIDIA H200 (compute 9.0)"
+    assert found["driver"] == "580.159.04"
+
+
+def test_the_cli_refuses_hosts_and_certificates_with_the_host_executor(hosted: Path) -> None:
+    arguments = ["--project", str(hosted), "run", "train", "--executor", "host"]
+    refused = CliRunner().invoke(cli, [*arguments, "--hosts", "local,b=unix:///x.sock"])
+    assert refused.exit_code == 2
+    assert "takes neither --hosts nor --require-certificate" in refused.output
+    switches = CliRunner().invoke(
+        cli, ["--project", str(hosted), "run", "train", "--unsafe-no-determinism"]
+    )
+    assert switches.exit_code == 2
+    assert "use it with --executor host" in switches.output
