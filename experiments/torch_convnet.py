@@ -4,6 +4,10 @@ The images and the batch order come from a ``torch.Generator`` seeded with ``see
 weights' initial values come from torch's global generator, which the runtime seeds when
 torch is imported. The weights are written with ``torch.save`` as a state dict of tensors
 only (safetensors is not in the image).
+
+It trains on a GPU when one is visible: harness hides the GPUs from a CPU run, so the same
+code runs on the CPU there and on the GPU in a run with ``--gpus``. The data and the
+initial weights are drawn on the CPU in both, so only the training arithmetic differs.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ def train(
     train_x, train_y = _images(generator, 1024)
     test_x, test_y = _images(generator, 256)
 
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     model = nn.Sequential(
         nn.Conv2d(1, 8, kernel_size=3, padding=1),
         nn.ReLU(),
@@ -39,13 +44,15 @@ def train(
         nn.MaxPool2d(2),
         nn.Flatten(),
         nn.Linear(16 * (_SIZE // 4) ** 2, _CLASSES),
-    )
+    ).to(device)
+    train_x, train_y = train_x.to(device), train_y.to(device)
+    test_x, test_y = test_x.to(device), test_y.to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
     loss_function = nn.CrossEntropyLoss()
     model.train()
     loss = torch.tensor(float("nan"))
     for _ in range(steps):
-        batch = torch.randint(0, train_x.shape[0], (batch_size,), generator=generator)
+        batch = torch.randint(0, train_x.shape[0], (batch_size,), generator=generator).to(device)
         optimizer.zero_grad()
         loss = loss_function(model(train_x[batch]), train_y[batch])
         loss.backward()
@@ -54,7 +61,8 @@ def train(
     model.eval()
     with torch.no_grad():
         accuracy = (model(test_x).argmax(dim=1) == test_y).float().mean()
-    torch.save(model.state_dict(), output / "model.pt")
+    # Saved from the CPU, so that the file loads (and compares) on a machine without a GPU.
+    torch.save(model.to("cpu").state_dict(), output / "model.pt")
     metrics: dict[str, object] = {
         "final_loss": float(loss.item()),
         "test_accuracy": float(accuracy.item()),
