@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 import harness
-from harness import atomic, records, vcs
+from harness import atomic, records, untrusted, vcs
 from harness.config import Config, Experiment
 from harness.dvc import literal_dumper, yaml_module
 from harness.errors import ConfigError, HarnessError
@@ -898,7 +898,7 @@ _NOT_A_JOB_HINT = "pass one Job's folder as gathered from the claim (JOB-NAME/ w
 
 def _read_json(path: Path, folder: Path) -> dict[str, Any]:
     try:
-        document = json.loads(path.read_text(encoding="utf-8"))
+        document = untrusted.load_json(path, what="it", follow_symlinks=False)
     except FileNotFoundError:
         missing = path.relative_to(folder).as_posix()
         hint = (
@@ -908,8 +908,10 @@ def _read_json(path: Path, folder: Path) -> dict[str, Any]:
             else _NOT_A_JOB_HINT
         )
         raise records.CorruptRecord(f"{folder} is not a Job's output: no {missing}", hint) from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise records.CorruptRecord(f"{path} cannot be read: {error}", _NOT_A_JOB_HINT) from None
+    except untrusted.UntrustedInputError as error:
+        raise records.CorruptRecord(
+            f"{path} cannot be read: it {error.reason}", _NOT_A_JOB_HINT
+        ) from None
     if not isinstance(document, dict):
         raise records.CorruptRecord(f"{path} is not a JSON object", _NOT_A_JOB_HINT)
     return document

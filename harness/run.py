@@ -309,8 +309,16 @@ def _finish(
     record["error"] = error
     record["timings"]["finished_at"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     artifacts = folder / records.ARTIFACTS
-    record["artifacts"] = records.artifacts(artifacts) if artifacts.is_dir() else []
-    if status != "succeeded":
+    # The container has stopped: its output folders need no longer be writable by all.
+    for writable in (artifacts, folder / records.META):
+        if writable.is_dir() and not writable.is_symlink():
+            writable.chmod(0o755)
+    try:
+        record["artifacts"] = records.artifacts(artifacts) if artifacts.is_dir() else []
+    except records.CorruptRecord as unsafe:
+        # A link among the outputs would make the record vouch for a file of this machine.
+        record.update(artifacts=[], status="failed", error=unsafe.message)
+    if record["status"] != "succeeded":
         record["log_tail"] = records.log_tail(folder / records.LOG)
     records.write(folder, record)
     return RunResult(record["run_id"], folder, record)
