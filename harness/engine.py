@@ -28,6 +28,7 @@ import docker.errors
 import docker.types
 import requests.exceptions
 
+from harness import staging
 from harness.errors import BuildError, EngineError, EngineUnavailable
 
 # Lines of build output kept to show when a step fails.
@@ -442,17 +443,8 @@ class Engine:
         try:
             chunks, _ = container.get_archive(inside)
             raw = _ChunkReader(iter(chunks), f"copying {inside} out of the container")
-            with (
-                io.BufferedReader(raw, buffer_size=_SAVE_CHUNK) as stream,
-                tarfile.open(fileobj=stream, mode="r|") as archive,
-            ):
-                for member in archive:
-                    # The archive's entries start with the folder's own name: strip it.
-                    _, _, relative = member.name.partition("/")
-                    if not relative:
-                        continue
-                    member.name = relative
-                    archive.extract(member, local, filter="data")
+            with io.BufferedReader(raw, buffer_size=_SAVE_CHUNK) as stream:
+                staging.extract_outputs(stream, local)
         except (docker.errors.DockerException, requests.exceptions.RequestException) as error:
             raise EngineError(
                 f"cannot copy {inside} out of the container on {self.where}: {_short_reason(error)}"
