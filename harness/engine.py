@@ -40,6 +40,10 @@ _LOADED = re.compile(r"^Loaded image(?: ID)?: (\S+)")
 _PING_TIMEOUT = 20
 # Chunks of `docker save` output read at a time: large enough to keep the socket busy.
 _SAVE_CHUNK = 1 << 20
+# What the engine keeps of a container's output (its json-file log, rotated away past
+# this) and what harness copies into a run's log.txt: a runaway print loop fills neither
+# disk.
+LOG_LIMIT = 64 << 20
 
 
 @dataclass(frozen=True)
@@ -106,6 +110,11 @@ class ContainerSpec:
     hostname: str | None = None
     gpus: bool = False
     labels: Mapping[str, str] = field(default_factory=dict)
+    # Processes and threads the container may hold: a fork bomb stops here, far above
+    # what frameworks start (one per core for each pool at most).
+    pids_limit: int = 4096
+    # Memory limit as Docker reads it ("8g"), swap included (none added), or None.
+    memory: str | None = None
 
 
 @dataclass(frozen=True)
@@ -511,9 +520,15 @@ class Engine:
 
     @contextmanager
     def container(self, spec: ContainerSpec) -> Iterator[Any]:
-        """A created (not started) container, removed on exit whatever happened."""
+        """A created (not started) container, removed on exit whatever happened.
+
+        Every container is locked down the same way, whatever runs in it: no capabilities
+        (an experiment needs none; the Kubernetes Jobs drop them too), no privilege gained
+        through setuid files, a bounded process count and log.
+        """
         name = f"harness-{uuid.uuid4().hex[:12]}"
         host_config: dict[str, Any] = {
+            **security_options(spec),
             "network_mode": "bridge" if spec.network else "none",
             "read_only": spec.read_only_root,
             "tmpfs": dict(spec.tmpfs),
@@ -577,6 +592,22 @@ class Engine:
             raise self._lost(error) from None
         except docker.errors.DockerException as error:
             raise EngineError(f"the Docker engine refused: {_short_reason(error)}") from None
+
+
+def security_options(spec: ContainerSpec) -> dict[str, Any]:
+    """The SDK's create() arguments that confine a container (see :meth:`Engine.container`)."""
+    options: dict[str, Any] = {
+        "cap_drop": ["ALL"],
+        "security_opt": ["no-new-privileges:true"],
+        "pids_limit": spec.pids_limit,
+        "log_config": docker.types.LogConfig(
+            type="json-file", config={"max-size": str(LOG_LIMIT), "max-file": "1"}
+        ),
+    }
+    if spec.memory is not None:
+        options["mem_limit"] = spec.memory
+        options["memswap_limit"] = spec.memory
+    return options
 
 
 def _client_for(host: str, timeout: int) -> docker.DockerClient:
@@ -658,10 +689,17 @@ class _ChunkReader(io.RawIOBase):
 
 def _pump_logs(container: Any, log: Path) -> None:
     """Copy the container's output into ``log`` as it is produced (both streams, in order)."""
+    written = 0
     with (
         contextlib.suppress(docker.errors.DockerException, requests.exceptions.RequestException),
         log.open("ab") as stream,
     ):
         for chunk in container.logs(stdout=True, stderr=True, stream=True, follow=True):
-            stream.write(chunk)
+            if written >= LOG_LIMIT:
+                continue  # keep reading, so the container never blocks on its output
+            kept = chunk[: LOG_LIMIT - written]
+            stream.write(kept)
+            written += len(kept)
+            if written >= LOG_LIMIT:
+                stream.write(f"\n[harness: log cut at {LOG_LIMIT} bytes]\n".encode())
             stream.flush()

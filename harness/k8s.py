@@ -651,6 +651,15 @@ def _container_security() -> dict[str, Any]:
     }
 
 
+def kubernetes_quantity(memory: str) -> str:
+    """Docker's memory amount ("8g": binary units) as a Kubernetes quantity ("8Gi")."""
+    amount, unit = memory[:-1], memory[-1].lower()
+    suffix = {"k": "Ki", "m": "Mi", "g": "Gi"}.get(unit)
+    if suffix is None:
+        return memory.rstrip("bB")
+    return f"{amount}{suffix}"
+
+
 def _job(
     config: Config,
     settings: Settings,
@@ -720,8 +729,15 @@ def _job(
             {"name": "tmp", "mountPath": "/tmp"},  # noqa: S108 - the pod's own emptyDir
         ],
     }
+    limits: dict[str, Any] = {}
     if settings.gpus:
-        main["resources"] = {"limits": {"nvidia.com/gpu": settings.gpus}}
+        limits["nvidia.com/gpu"] = settings.gpus
+    if config.memory:
+        # The same limit as a local run's container. Process counts and log sizes have no
+        # per-pod field: the kubelet's podPidsLimit and containerLogMaxSize bound them.
+        limits["memory"] = kubernetes_quantity(config.memory)
+    if limits:
+        main["resources"] = {"limits": limits}
     spec: dict[str, Any] = {"backoffLimit": 0}
     if config.timeout > 0:
         # Counted from the Job's start, image pull and unpacking included.

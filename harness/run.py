@@ -196,6 +196,7 @@ def run_experiment(
         hostname=setup.hostname,
         gpus=request.gpus,
         labels={"io.harness.run-id": run_id},
+        memory=config.memory,
     )
     say(f"running {experiment.name} ({run_id}) in {image.reference} on {host.name}")
     try:
