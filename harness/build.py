@@ -333,10 +333,13 @@ def image_labels(config: Config, variant: Variant, base: BaseImage) -> dict[str,
     state = vcs.source_state(config.project_root)
     epoch = source_date_epoch(state)
     lock_file = config.project_root / lock.UV_LOCK
+    # The source is a canonical public URL or absent (see harness.vcs): never how this
+    # checkout was cloned, which would give one commit several image IDs.
+    source = {"org.opencontainers.image.source": state.origin} if state.origin else {}
     return {
         "org.opencontainers.image.title": f"{config.image} ({variant.name})",
         "org.opencontainers.image.revision": state.commit or "unknown",
-        "org.opencontainers.image.source": state.origin or "unknown",
+        **source,
         "org.opencontainers.image.created": dt.datetime.fromtimestamp(epoch, dt.UTC).strftime(
             "%Y-%m-%dT%H:%M:%SZ"
         ),
