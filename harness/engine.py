@@ -187,10 +187,6 @@ class Engine:
         attrs = self.image_attributes(reference)
         return ImageInfo.from_attrs(attrs) if attrs is not None else None
 
-    def images_labelled(self, label: str, value: str) -> list[ImageInfo]:
-        found = self._call(self._client.api.images, filters={"label": f"{label}={value}"})
-        return [info for info in (self.image(item["Id"]) for item in found) if info]
-
     def registry_reachable(self, reference: str) -> bool:
         """Whether the engine can read ``reference``'s manifest from its registry."""
         try:
