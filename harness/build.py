@@ -7,8 +7,9 @@ the CA bundle to trust while installing. Inside, pip installs with ``--require-h
 --no-deps``, so the image holds exactly the pinned bytes or the build fails.
 
 Every input of the build is folded into one digest stored as a label. A rebuild whose
-inputs are unchanged finds the image by that label and returns at once, without sending
-a multi-gigabyte context to the engine.
+inputs are unchanged finds the image harness built from them and returns at once, without
+sending a multi-gigabyte context to the engine; the label alone is not enough, since an
+image built on top of this one inherits it (see :mod:`harness.builtimages`).
 
 The images are reproducible: two builds of the same inputs give the same image ID. The
 Dockerfiles set every file time themselves (SOURCE_DATE_EPOCH, passed as a build
@@ -37,14 +38,14 @@ from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel
 from uv import find_uv_bin
 
 import harness
-from harness import imageconfig, lock, vcs
+from harness import builtimages, imageconfig, lock, vcs
 from harness.base import BaseImage, ensure_base
 from harness.config import Config, Variant
 from harness.digests import sha256_file
 from harness.engine import Engine
 from harness.errors import BuildError, ConfigError, HashMismatch
 
-LABEL_BUILD_INPUT = "io.harness.build-input.sha256"
+LABEL_BUILD_INPUT = builtimages.LABEL_BUILD_INPUT
 LABEL_VARIANT = "io.harness.variant"
 LABEL_CONSTRAINTS = "io.harness.constraints.sha256"
 LABEL_LOCK = "io.harness.lock.sha256"
@@ -195,12 +196,10 @@ def build(
     reference = prepared.reference
 
     if not no_cache:
-        wanted = prepared.build_input
-        # The image the tag names already is the answer in the common case; otherwise any
-        # image built from the same inputs is (two builds racing can leave several).
-        tagged = engine.image(reference)
-        candidates = [tagged] if tagged and tagged.labels.get(LABEL_BUILD_INPUT) == wanted else []
-        for found in candidates or engine.images_labelled(LABEL_BUILD_INPUT, wanted):
+        # Only an image harness itself built from these inputs, still as it was built:
+        # never merely one whose label says so.
+        found = builtimages.find(engine, prepared.build_input)
+        if found is not None:
             engine.tag(found.id, reference)
             say(f"{reference} is up to date: its inputs are unchanged (cache hit)")
             return BuildResult(
@@ -221,6 +220,7 @@ def build(
         say=say,
         on_line=on_line,
     )
+    builtimages.remember(engine, prepared.build_input, fresh.image_id)
     engine.tag(fresh.image_id, reference)
     info = engine.image(fresh.image_id)
     say(f"built {reference} ({fresh.image_id[:19]})")
@@ -333,10 +333,13 @@ def image_labels(config: Config, variant: Variant, base: BaseImage) -> dict[str,
     state = vcs.source_state(config.project_root)
     epoch = source_date_epoch(state)
     lock_file = config.project_root / lock.UV_LOCK
+    # The source is a canonical public URL or absent (see harness.vcs): never how this
+    # checkout was cloned, which would give one commit several image IDs.
+    source = {"org.opencontainers.image.source": state.origin} if state.origin else {}
     return {
         "org.opencontainers.image.title": f"{config.image} ({variant.name})",
         "org.opencontainers.image.revision": state.commit or "unknown",
-        "org.opencontainers.image.source": state.origin or "unknown",
+        **source,
         "org.opencontainers.image.created": dt.datetime.fromtimestamp(epoch, dt.UTC).strftime(
             "%Y-%m-%dT%H:%M:%SZ"
         ),

@@ -1,15 +1,22 @@
 """Reproducibility certificates: in-toto Statements in DSSE envelopes, signed with ed25519.
 
 The statement's subjects are the image (by the sha256 of its ID, the digest of its
-configuration) and every artifact that was reproduced; its predicate is harness's own
-versioned schema: experiment, code commit, constraints and lock hashes, seed, profile,
-observed switches, the hosts that reproduced it, the runs compared and the verdict per
-artifact. Signatures cover DSSE's pre-authentication encoding of the payload, so neither
-the payload nor its type can be changed without breaking them; several signers may sign
-the same payload, and a verifier asks for a threshold of trusted ones.
+configuration; and, when it was pushed, by its registry manifest digest, the subject
+`cosign verify-attestation` matches) and every artifact that was reproduced; its
+predicate is harness's own versioned schema: experiment, code commit, constraints and
+lock hashes, seed, profile, observed switches, the hosts that reproduced it, the runs
+compared and the verdict per artifact. Signatures cover DSSE's pre-authentication
+encoding of the payload, so neither the payload nor its type can be changed without
+breaking them; several signers may sign the same payload, and a verifier asks for a
+threshold of trusted ones.
 
-The certificate file is written in one canonical form and verification insists on it,
-so that any change to the file, even one that leaves the JSON meaning intact, is refused.
+Verification follows DSSE, not harness's own byte layout: any conformant envelope (other
+field order or spacing, URL-safe base64, unknown fields, another tool's key ids) verifies
+when enough of its signatures verify under trusted keys, since the signatures cover the
+payload and its type and nothing else. Key ids are unauthenticated hints: each signature
+is checked against the trusted keys, and each key counts once. Everything read from the
+file is bounded (size, nesting, duplicate keys refused), and the signed statement is
+checked for the shape the gate relies on before any of it is used.
 
 References: https://github.com/in-toto/attestation/blob/main/spec/v1/statement.md and
 https://github.com/secure-systems-lab/dsse/blob/master/protocol.md
@@ -20,29 +27,31 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
-import hashlib
 import json
-import os
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 import harness
-from harness import atomic, records
+from harness import atomic, records, untrusted
 from harness.digests import sha256_file
 from harness.errors import EXIT_DIFFERS, ConfigError, HarnessError
+from harness.keys import key_id
 
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 PREDICATE_TYPE = "https://harness.dev/reproducibility/v1"
 PREDICATE_SCHEMA = "harness.certificate/v1"
 PAYLOAD_TYPE = "application/vnd.in-toto+json"
 CERTIFICATES = Path(".harness") / "certificates"
-KEYS_ENV = "HARNESS_KEYS_DIR"
+# A certificate names every artifact; even tens of thousands of them fit well within this.
+CERTIFICATE_LIMIT = 32 << 20
+# Registry references that name an image's manifest: REPOSITORY@sha256:HEX.
+MANIFEST_REFERENCE = re.compile(r"(?P<repository>[^\s@]+)@sha256:(?P<digest>[0-9a-f]{64})")
 
 
 class CertificateError(HarnessError):
@@ -52,91 +61,15 @@ class CertificateError(HarnessError):
     default_hint = "do not deploy this image on the strength of this certificate"
 
 
-class KeyFileError(HarnessError):
-    """A key file is missing, unreadable or of the wrong kind."""
-
-    default_hint = "create one with `harness keys generate`"
-
-
-# -- keys ------------------------------------------------------------------------------
-
-
-def keys_dir() -> Path:
-    """Where keys live by default: never inside a project, so never inside a run's mounts."""
-    configured = os.environ.get(KEYS_ENV)
-    if configured:
-        return Path(configured)
-    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
-    return Path(base) / "harness" / "keys"
-
-
-def key_id(public_key: Ed25519PublicKey) -> str:
-    """sha256 of the raw public key: the DSSE keyid that names who signed."""
-    raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    return hashlib.sha256(raw).hexdigest()
-
-
-@dataclass(frozen=True)
-class KeyPair:
-    private: Path
-    public: Path
-    keyid: str
-
-
-def generate_keys(folder: Path, name: str) -> KeyPair:
-    """Write NAME.key (mode 0600, PKCS#8 PEM) and NAME.pub (SubjectPublicKeyInfo PEM)."""
-    private_path, public_path = folder / f"{name}.key", folder / f"{name}.pub"
-    for path in (private_path, public_path):
-        if path.exists():
-            raise HarnessError(
-                f"{path} already exists", "choose another --name, or remove the old pair"
-            )
-    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-    key = Ed25519PrivateKey.generate()
-    private_pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    public_pem = key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    handle = os.open(private_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(handle, "wb") as stream:
-        stream.write(private_pem)
-    atomic.write_bytes(public_path, public_pem)
-    return KeyPair(private_path, public_path, key_id(key.public_key()))
-
-
-def load_private_key(path: Path) -> Ed25519PrivateKey:
-    try:
-        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
-    except OSError as error:
-        raise KeyFileError(f"cannot read the private key {path}: {error.strerror}") from None
-    except (ValueError, TypeError):
-        raise KeyFileError(f"{path} is not an unencrypted PEM private key") from None
-    if not isinstance(key, Ed25519PrivateKey):
-        raise KeyFileError(f"{path} is not an ed25519 key", "harness signs with ed25519 keys only")
-    return key
-
-
-def load_public_key(path: Path) -> Ed25519PublicKey:
-    try:
-        key = serialization.load_pem_public_key(path.read_bytes())
-    except OSError as error:
-        raise KeyFileError(f"cannot read the public key {path}: {error.strerror}") from None
-    except ValueError:
-        raise KeyFileError(f"{path} is not a PEM public key") from None
-    if not isinstance(key, Ed25519PublicKey):
-        raise KeyFileError(
-            f"{path} is not an ed25519 public key", "use a key from `harness keys generate`"
-        )
-    return key
-
-
 # -- statement and envelope ------------------------------------------------------------
 
 
-def statement(verification: Mapping[str, Any]) -> dict[str, Any]:
-    """The in-toto Statement for a successful verification document."""
+def statement(verification: Mapping[str, Any], manifests: Sequence[str] = ()) -> dict[str, Any]:
+    """The in-toto Statement for a successful verification document.
+
+    ``manifests`` are the image's registry references (``REPOSITORY@sha256:HEX``): each
+    becomes a subject too, the one a registry's attestation tools match an image by.
+    """
     if verification.get("verdict") != "reproducible":
         failing = [
             e["name"] for e in verification.get("experiments", []) if not e.get("reproducible")
@@ -153,6 +86,21 @@ def statement(verification: Mapping[str, Any]) -> dict[str, Any]:
             "annotations": {"kind": "image", "variant": image["variant"]},
         }
     ]
+    for reference in manifests:
+        match = MANIFEST_REFERENCE.fullmatch(reference)
+        if match is None:
+            raise ConfigError(
+                f"{reference!r} is not a registry reference by digest",
+                "give REPOSITORY@sha256:<64 hex>, as `docker image inspect --format "
+                "'{{index .RepoDigests 0}}' IMAGE` prints it",
+            )
+        subjects.append(
+            {
+                "name": match["repository"],
+                "digest": {"sha256": match["digest"]},
+                "annotations": {"kind": "image-manifest", "image": image["id"]},
+            }
+        )
     for experiment in verification["experiments"]:
         for artifact in experiment["artifacts"]:
             subjects.append(
@@ -234,17 +182,29 @@ def envelope(statement_: Mapping[str, Any], key: Ed25519PrivateKey) -> dict[str,
 
 
 def add_signature(document: Mapping[str, Any], key: Ed25519PrivateKey) -> dict[str, Any]:
-    """The envelope with one more signature over the same payload (a second runner's)."""
-    payload = _decode(document["payload"], "payload")
+    """The envelope with one more signature over the same payload (a second runner's).
+
+    The caller has verified ``document`` (:func:`verify_envelope` with
+    ``every_signature``): this only adds, and writes the envelope in harness's layout.
+    """
+    payload_type, payload, signatures = _parts(document)
     keyid = key_id(key.public_key())
-    signatures = [s for s in document["signatures"] if s.get("keyid") != keyid]
-    signatures.append(
+    kept = [
         {
-            "keyid": keyid,
-            "sig": base64.b64encode(key.sign(pae(document["payloadType"], payload))).decode(),
+            "keyid": str(s.get("keyid") or ""),
+            "sig": base64.b64encode(_decode(s["sig"], "signature")).decode(),
         }
+        for s in signatures
+        if s.get("keyid") != keyid
+    ]
+    kept.append(
+        {"keyid": keyid, "sig": base64.b64encode(key.sign(pae(payload_type, payload))).decode()}
     )
-    return {**document, "signatures": sorted(signatures, key=lambda s: str(s["keyid"]))}
+    return {
+        "payloadType": payload_type,
+        "payload": base64.b64encode(payload).decode(),
+        "signatures": sorted(kept, key=lambda s: s["keyid"]),
+    }
 
 
 def write(path: Path, document: Mapping[str, Any]) -> None:
@@ -263,58 +223,117 @@ class Verified:
     @property
     def image_id(self) -> str:
         for subject in self.statement["subject"]:
-            if (subject.get("annotations") or {}).get("kind") == "image":
+            if subject["annotations"].get("kind") == "image":
                 return "sha256:" + str(subject["digest"]["sha256"])
         raise CertificateError("the statement names no image")
 
 
-def read_envelope(path: Path) -> tuple[bytes, dict[str, Any]]:
+def read_envelope(path: Path) -> dict[str, Any]:
+    """The envelope in ``path``, read within bounds; a missing or unreadable file is
+    trouble, a file that is not an envelope is a certificate that does not verify."""
     try:
-        raw = path.read_bytes()
-    except OSError as error:
-        raise HarnessError(
-            f"cannot read the certificate {path}: {error.strerror}", "check the path"
-        ) from None
+        raw = untrusted.read_bytes(path, limit=CERTIFICATE_LIMIT, what="the certificate")
+    except FileNotFoundError:
+        raise HarnessError(f"the certificate {path} does not exist", "check the path") from None
+    except untrusted.UntrustedInputError as error:
+        raise HarnessError(error.message, "give the certificate file harness wrote") from None
     try:
-        document = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise CertificateError(f"{path} is not valid JSON: the certificate is corrupt") from None
+        document = untrusted.parse_json(raw, what=f"the certificate {path}")
+    except untrusted.UntrustedInputError as error:
+        raise CertificateError(f"{error.message}: the certificate is corrupt") from None
     if not isinstance(document, dict):
         raise CertificateError(f"{path} is not a DSSE envelope")
-    return raw, document
+    return document
 
 
 def verify_envelope(
-    raw: bytes,
     document: Mapping[str, Any],
     trusted: Sequence[Ed25519PublicKey],
     threshold: int,
+    *,
+    every_signature: bool = False,
 ) -> Verified:
-    """Check the envelope's form, its signatures against ``trusted`` keys, and the statement."""
-    payload, signatures = _checked_form(raw, document)
+    """Check the envelope's signatures against ``trusted`` keys, then the statement.
+
+    At least ``threshold`` distinct trusted keys must have signed. A signature whose key id
+    names a trusted key but does not verify is tampering and refused outright; one by a
+    key not trusted does not count, or, with ``every_signature`` (for co-signing, which
+    vouches for the whole envelope), is refused.
+    """
+    payload_type, payload, signatures = _parts(document)
+    message = pae(payload_type, payload)
     by_id = {key_id(key): key for key in trusted}
     signers: list[str] = []
-    for signature in signatures:
-        key = by_id.get(str(signature["keyid"]))
-        if key is None:
-            continue  # signed by a key this verifier does not trust: it does not count
-        try:
-            key.verify(_decode(signature["sig"], "signature"), pae(PAYLOAD_TYPE, payload))
-        except InvalidSignature:
+    for number, signature in enumerate(signatures, start=1):
+        hinted = str(signature.get("keyid") or "")
+        signer = _signer(by_id, hinted, _decode(signature["sig"], "signature"), message)
+        if signer is None and hinted in by_id:
             raise CertificateError(
-                f"the signature of key {str(signature['keyid'])[:16]} does not match the payload"
-            ) from None
-        if signature["keyid"] not in signers:
-            signers.append(str(signature["keyid"]))
+                f"the signature of trusted key {hinted[:16]} does not match the payload"
+            )
+        if signer is None:
+            if every_signature:
+                raise CertificateError(
+                    f"signature {number} (key id {hinted[:16] or 'none'}) is by no trusted key, "
+                    "so this runner cannot vouch for it",
+                    "pass the public key of every runner that signed (--trusted-key PUB)",
+                )
+            continue
+        if signer not in signers:
+            signers.append(signer)
     if len(signers) < threshold:
         raise CertificateError(
             f"{len(signers)} trusted signature(s), {threshold} required",
             "collect signatures from more runners (`harness certificate sign`) or pass their keys",
         )
+    return Verified(
+        _statement_of(payload),
+        signers,
+        [f"{len(signers)} of {threshold} required signature(s) valid"],
+    )
+
+
+def _signer(
+    by_id: Mapping[str, Ed25519PublicKey], hinted: str, signature: bytes, message: bytes
+) -> str | None:
+    """The trusted key that made ``signature``: the one its key id names first, then any."""
+    order = ([hinted] if hinted in by_id else []) + [k for k in by_id if k != hinted]
+    for candidate in order:
+        try:
+            by_id[candidate].verify(signature, message)
+        except InvalidSignature:
+            continue
+        return candidate
+    return None
+
+
+def _parts(document: Mapping[str, Any]) -> tuple[str, bytes, list[dict[str, Any]]]:
+    """payloadType, the payload's bytes and the signatures of a DSSE JSON envelope.
+
+    Fields DSSE does not define are ignored, as the envelope specification asks.
+    """
+    payload_type = document.get("payloadType")
+    if not isinstance(payload_type, str) or "payload" not in document:
+        raise CertificateError("not a DSSE envelope (payloadType and payload are required)")
+    if payload_type != PAYLOAD_TYPE:
+        raise CertificateError(f"payload type {payload_type!r} is not {PAYLOAD_TYPE!r}")
+    signatures = document.get("signatures")
+    if not isinstance(signatures, list) or not all(
+        isinstance(s, dict)
+        and isinstance(s.get("sig"), str)
+        and isinstance(s.get("keyid", ""), str | None)
+        for s in signatures
+    ):
+        raise CertificateError("the signatures are malformed")
+    return payload_type, _decode(document["payload"], "payload"), signatures
+
+
+def _statement_of(payload: bytes) -> dict[str, Any]:
+    """The signed statement, with the shape every later check relies on verified first."""
     try:
-        statement_ = json.loads(payload)
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise CertificateError("the signed payload is not JSON") from None
+        statement_ = untrusted.parse_json(payload, what="the signed payload")
+    except untrusted.UntrustedInputError as error:
+        raise CertificateError(error.message) from None
     if not isinstance(statement_, dict) or statement_.get("_type") != STATEMENT_TYPE:
         raise CertificateError("the payload is not an in-toto Statement v1")
     if statement_.get("predicateType") != PREDICATE_TYPE:
@@ -324,25 +343,40 @@ def verify_envelope(
     subjects = statement_.get("subject")
     if not isinstance(subjects, list) or not subjects:
         raise CertificateError("the statement names no subject")
-    return Verified(
-        statement_, signers, [f"{len(signers)} of {threshold} required signature(s) valid"]
-    )
+    for subject in subjects:
+        if not (
+            isinstance(subject, dict)
+            and isinstance(subject.get("digest"), dict)
+            and isinstance(subject["digest"].get("sha256"), str)
+            and isinstance(subject.setdefault("annotations", {}), dict)
+        ):
+            raise CertificateError("a subject of the statement has no sha256 digest")
+    _check_predicate(statement_.get("predicate"))
+    return statement_
 
 
-def _checked_form(raw: bytes, document: Mapping[str, Any]) -> tuple[bytes, list[dict[str, Any]]]:
-    """The payload and signatures of an envelope whose every byte is as harness wrote it."""
-    if raw != canonical(document):
-        raise CertificateError("the certificate file is not in its canonical form: it was edited")
-    if set(document) != {"payloadType", "payload", "signatures"}:
-        raise CertificateError(f"not a DSSE envelope (fields: {', '.join(sorted(document))})")
-    if document["payloadType"] != PAYLOAD_TYPE:
-        raise CertificateError(f"payload type {document['payloadType']!r} is not {PAYLOAD_TYPE!r}")
-    signatures = document["signatures"]
-    if not isinstance(signatures, list) or not all(
-        isinstance(s, dict) and set(s) == {"keyid", "sig"} for s in signatures
-    ):
-        raise CertificateError("the signatures are malformed")
-    return _decode(document["payload"], "payload"), signatures
+def _check_predicate(predicate: object) -> None:
+    """The predicate fields the gate reads: experiments, their runs and artifacts."""
+    experiments = predicate.get("experiments") if isinstance(predicate, dict) else None
+    if not isinstance(experiments, list):
+        raise CertificateError("the statement's predicate lists no experiments")
+    for experiment in experiments:
+        runs = experiment.get("runs") if isinstance(experiment, dict) else None
+        artifacts = experiment.get("artifacts") if isinstance(experiment, dict) else None
+        if not (
+            isinstance(runs, list)
+            and all(isinstance(r, str) and records.RUN_ID.fullmatch(r) for r in runs)
+            and isinstance(artifacts, list)
+            and all(
+                isinstance(a, dict)
+                and records.safe_relative(a.get("path")) is not None
+                and isinstance(a.get("sha256"), str)
+                for a in artifacts
+            )
+        ):
+            raise CertificateError(
+                "the statement's experiments name runs or artifacts outside their folders"
+            )
 
 
 def check_image(verified: Verified, image_id: str) -> None:
@@ -379,7 +413,11 @@ def check_artifacts(verified: Verified, project_root: Path) -> None:
                 continue
             for artifact in experiment["artifacts"]:
                 path = artifacts / artifact["path"]
-                if not path.is_file() or sha256_file(path) != artifact["sha256"]:
+                if (
+                    path.is_symlink()
+                    or not path.is_file()
+                    or sha256_file(path) != artifact["sha256"]
+                ):
                     raise CertificateError(
                         f"artifact {artifact['path']} of run {run_id} no longer has the certified "
                         f"sha256 {artifact['sha256'][:16]}",
@@ -390,17 +428,16 @@ def check_artifacts(verified: Verified, project_root: Path) -> None:
 
 
 def _decode(text: object, what: str) -> bytes:
+    """Base64, standard or URL-safe, as DSSE allows; the bytes are what signatures cover."""
     if not isinstance(text, str):
         raise CertificateError(f"the {what} is not a base64 string")
+    padded = text + "=" * (-len(text) % 4)
     try:
-        data = base64.b64decode(text, validate=True)
-    except binascii.Error:
+        if "-" in text or "_" in text:
+            return base64.b64decode(padded, altchars=b"-_", validate=True)
+        return base64.b64decode(padded, validate=True)
+    except (binascii.Error, ValueError):
         raise CertificateError(f"the {what} is not valid base64") from None
-    # Non-canonical base64 (stray bits in the last character) decodes to the same bytes:
-    # refuse it, so that no byte of the certificate can change unnoticed.
-    if base64.b64encode(data).decode() != text:
-        raise CertificateError(f"the {what} is not in canonical base64")
-    return data
 
 
 def certificate_path(project_root: Path, image_id: str) -> Path:
@@ -410,8 +447,10 @@ def certificate_path(project_root: Path, image_id: str) -> Path:
 
 @dataclass(frozen=True)
 class Settings:
-    """[tool.harness.certify]: the keys a verifier trusts, how many must sign, and whether
-    `harness run` refuses an image without a certificate that verifies."""
+    """[tool.harness.certify]: the keys the project accepts (a filter on the keys the
+    verifier trusts, never an addition: see :mod:`harness.keys`), how many must sign (at
+    least; a command line may ask for more), and whether `harness run` refuses an image
+    without a certificate that verifies."""
 
     trusted_keys: tuple[Path, ...] = ()
     threshold: int = 1

@@ -6,14 +6,15 @@ cli.py builds and runs, this module proves and checks.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from harness import build as build_module
-from harness import certify, crosshost, records
+from harness import certify, crosshost, keys, records
 from harness import collect as collect_module
 from harness import hosts as hosts_module
 from harness import run as run_module
@@ -21,8 +22,8 @@ from harness import verify as verify_module
 from harness.build import BuildResult
 from harness.compare.report import print_table
 from harness.compare.tree import compare_paths
-from harness.config import Config
-from harness.errors import EXIT_DIFFERS, HarnessError
+from harness.config import Config, find_project_root
+from harness.errors import EXIT_DIFFERS, ConfigError, HarnessError
 from harness.variations import select
 
 if TYPE_CHECKING:
@@ -253,6 +254,14 @@ def collect_command(
     help="Certificate file (default: .harness/certificates/IMAGE_ID.intoto.json).",
 )
 @click.option("--tag", is_flag=True, help="Also tag the image IMAGE:certified-<short id>.")
+@click.option(
+    "--image-digest",
+    "manifests",
+    multiple=True,
+    metavar="REPO@sha256:HEX",
+    help="The image's registry reference by digest (repeatable; default: the digests the "
+    "engine lists with --tag): a subject that `cosign verify-attestation` matches.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print what was written as JSON.")
 @click.pass_obj
 def certify_command(
@@ -262,6 +271,7 @@ def certify_command(
     key: Path | None,
     output: Path | None,
     tag: bool,
+    manifests: tuple[str, ...],
     as_json: bool,
 ) -> None:
     """Sign a reproducibility certificate for a successful verification.
@@ -277,23 +287,27 @@ def certify_command(
     """
     config = state.config()
     _, verification = verify_module.load(config, verification_id)
-    private = certify.load_private_key(key or certify.keys_dir() / "harness.key")
-    statement = certify.statement(verification)
-    envelope = certify.envelope(statement, private)
+    private = keys.load_private_key(key or keys.keys_dir(config.project_root) / keys.DEFAULT_KEY)
     image_id = verification["image"]["id"]
+    engine = state.engine(config) if tag else None
+    if engine is not None and not manifests:
+        info = engine.image(image_id)
+        manifests = info.repo_digests if info is not None else ()
+    statement = certify.statement(verification, manifests)
+    envelope = certify.envelope(statement, private)
     path = output or certify.certificate_path(config.project_root, image_id)
     certify.write(path, envelope)
     tagged = None
-    if tag:
+    if engine is not None:
         tagged = f"{config.image}:certified-{image_id.removeprefix('sha256:')[:12]}"
-        state.engine(config).tag(image_id, tagged)
+        engine.tag(image_id, tagged)
     if as_json:
         state.ui.json(
             {
                 "certificate": str(path),
                 "image": image_id,
                 "tag": tagged,
-                "keyid": certify.key_id(private.public_key()),
+                "keyid": keys.key_id(private.public_key()),
             }
         )
         return
@@ -315,12 +329,15 @@ def keys_group() -> None:
     "--dir",
     "folder",
     type=click.Path(file_okay=False, path_type=Path),
-    help=f"Folder (default: ${certify.KEYS_ENV} or ~/.config/harness/keys).",
+    help=f"Folder (default: ${keys.KEYS_ENV} or ~/.config/harness/keys; never inside a project).",
 )
 @click.pass_obj
 def keys_generate(state: State, *, name: str, folder: Path | None) -> None:
     """Write a new key pair; the private key gets mode 0600 and is never printed."""
-    pair = certify.generate_keys(folder or certify.keys_dir(), name)
+    project = _project_root(state)
+    if folder is not None and project is not None:
+        keys.refuse_inside_project(folder, project, what="the keys folder")
+    pair = keys.generate_keys(folder or keys.keys_dir(project), name)
     state.ui.result(f"private {pair.private}")
     state.ui.result(f"public  {pair.public}")
     state.ui.result(f"keyid   {pair.keyid}")
@@ -335,16 +352,18 @@ def certificate_group() -> None:
 @click.argument("certificate_file", metavar="CERT", type=click.Path(dir_okay=False, path_type=Path))
 @click.option(
     "--key",
-    "keys",
+    "public_keys",
     multiple=True,
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Trusted public key (repeatable; adds to [tool.harness.certify] trusted-keys).",
+    help=f"Trusted public key (repeatable; default: ${keys.TRUSTED_ENV} or "
+    "~/.config/harness/trusted/*.pub). The project's [tool.harness.certify] trusted-keys "
+    "can only narrow these.",
 )
 @click.option("--image", help="The image in hand: its ID must be the certified one.")
 @click.option(
     "--threshold",
     type=click.IntRange(min=1),
-    help="Distinct trusted signers required (default: config, 1).",
+    help="Distinct trusted signers required (default 1; the project's threshold when higher).",
 )
 @click.option(
     "--min-hosts",
@@ -362,7 +381,7 @@ def certificate_verify(
     state: State,
     *,
     certificate_file: Path,
-    keys: tuple[Path, ...],
+    public_keys: tuple[Path, ...],
     image: str | None,
     threshold: int | None,
     min_hosts: int,
@@ -378,7 +397,7 @@ def certificate_verify(
     """
     config = state.config()
     verified = _verify_certificate(
-        state, config, certificate_file, keys=keys, threshold=threshold, image=image
+        state, config, certificate_file, public_keys=public_keys, threshold=threshold, image=image
     )
     certify.check_hosts(verified, min_hosts)
     if rerun:
@@ -406,23 +425,75 @@ def certificate_verify(
     help="Private key (default: harness.key in the keys folder).",
 )
 @click.option(
+    "--trusted-key",
+    "trusted_keys",
+    multiple=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help=f"Public key of a runner that already signed (repeatable; default: ${keys.TRUSTED_ENV} "
+    "or ~/.config/harness/trusted/*.pub). Every existing signature must verify with one.",
+)
+@click.option(
     "--rerun", is_flag=True, help="Reproduce the experiments here first; sign only if they agree."
 )
 @click.pass_obj
 def certificate_sign(
-    state: State, *, certificate_file: Path, key: Path | None, rerun: bool
+    state: State,
+    *,
+    certificate_file: Path,
+    key: Path | None,
+    trusted_keys: tuple[Path, ...],
+    rerun: bool,
 ) -> None:
-    """Add this runner's signature to a certificate (the payload is left untouched)."""
+    """Add this runner's signature to a certificate (the payload is left untouched).
+
+    Co-signing vouches for the whole envelope, so the payload and every signature already
+    on it are verified first, each with one of the trusted keys (this runner's own key
+    counts as trusted); a signature by an unknown key, or one that does not match the
+    payload, is refused (exit 1).
+    """
     config = state.config()
-    private = certify.load_private_key(key or certify.keys_dir() / "harness.key")
-    raw, document = certify.read_envelope(certificate_file)
-    # Signing checks the file's form with our own key as the only trusted one and no
-    # threshold: a runner vouches for the payload, not for the other signatures.
-    verified = certify.verify_envelope(raw, document, [], threshold=0)
+    private = keys.load_private_key(key or keys.keys_dir(config.project_root) / keys.DEFAULT_KEY)
+    document = certify.read_envelope(certificate_file)
+    if not document.get("signatures"):
+        raise certify.CertificateError(
+            f"{certificate_file} has no signature to join",
+            "create certificates with `harness certify`",
+        )
+    settings = certify.settings(config.table("certify"), config.project_root)
+    trusted = [
+        private.public_key(),
+        *_trusted(config, trusted_keys, settings, required=False),
+    ]
+    verified = certify.verify_envelope(document, trusted, threshold=1, every_signature=True)
     if rerun:
         _rerun(state, config, verified)
     certify.write(certificate_file, certify.add_signature(document, private))
-    state.ui.result(f"signed {certificate_file} as {certify.key_id(private.public_key())[:16]}")
+    state.ui.result(f"signed {certificate_file} as {keys.key_id(private.public_key())[:16]}")
+
+
+def _project_root(state: State) -> Path | None:
+    """The project the command runs in, or None outside any project."""
+    try:
+        return find_project_root(state.project)
+    except ConfigError:
+        return None
+
+
+def _trusted(
+    config: Config,
+    command_line: Sequence[Path],
+    settings: certify.Settings,
+    *,
+    required: bool = True,
+) -> list[Ed25519PublicKey]:
+    """The keys a gate trusts: the command line's or this machine's, narrowed by the
+    project's list (see :mod:`harness.keys`); none at all is an error when ``required``."""
+    try:
+        return keys.trusted_keys(config.project_root, command_line, settings.trusted_keys)
+    except HarnessError as error:
+        if required or error.message != keys.NO_TRUSTED_KEY:
+            raise
+        return []
 
 
 def _verify_certificate(
@@ -430,20 +501,15 @@ def _verify_certificate(
     config: Config,
     path: Path,
     *,
-    keys: tuple[Path, ...],
+    public_keys: tuple[Path, ...],
     threshold: int | None,
     image: str | None,
 ) -> certify.Verified:
     settings = certify.settings(config.table("certify"), config.project_root)
-    trusted_paths = [*keys, *settings.trusted_keys]
-    if not trusted_paths:
-        raise HarnessError(
-            "no trusted public key to check the signatures against",
-            "pass --key PUB, or list trusted-keys under [tool.harness.certify]",
-        )
-    trusted = [certify.load_public_key(p) for p in trusted_paths]
-    raw, document = certify.read_envelope(path)
-    verified = certify.verify_envelope(raw, document, trusted, threshold or settings.threshold)
+    trusted = _trusted(config, public_keys, settings)
+    document = certify.read_envelope(path)
+    # The project may ask for more signers than the command line, never for fewer.
+    verified = certify.verify_envelope(document, trusted, max(threshold or 1, settings.threshold))
     if image is not None:
         engine = state.engine(config)
         info = engine.image(image)
@@ -506,12 +572,7 @@ def _compare_rerun(config: Config, certified: dict[str, Any], result: run_module
 def require_certificates(config: Config, images: dict[str, BuildResult]) -> None:
     """`harness run --require-certificate`: refuse images whose certificate does not verify."""
     settings = certify.settings(config.table("certify"), config.project_root)
-    if not settings.trusted_keys:
-        raise HarnessError(
-            "a certificate is required but no trusted key is configured",
-            "list trusted-keys under [tool.harness.certify]",
-        )
-    trusted = [certify.load_public_key(p) for p in settings.trusted_keys]
+    trusted = _trusted(config, (), settings)
     for image in images.values():
         path = certify.certificate_path(config.project_root, image.image_id)
         if not path.is_file():
@@ -519,9 +580,9 @@ def require_certificates(config: Config, images: dict[str, BuildResult]) -> None
                 f"image {image.reference} ({image.image_id[:19]}) has no certificate at {path}",
                 "verify and certify it first (`harness verify && harness certify`)",
             )
-        raw, document = certify.read_envelope(path)
+        document = certify.read_envelope(path)
         certify.check_image(
-            certify.verify_envelope(raw, document, trusted, settings.threshold), image.image_id
+            certify.verify_envelope(document, trusted, settings.threshold), image.image_id
         )
 
 

@@ -12,9 +12,12 @@ host's, as `harness verify --hosts` does. The result is saved as a verification,
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import json
 import os
 import secrets
 import shutil
+import stat
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,38 +41,117 @@ class Collected:
     how: str
 
 
+@dataclass(frozen=True)
+class _Found:
+    """A run folder from elsewhere, checked: its record and the files that will be copied."""
+
+    folder: Path
+    record: dict[str, Any]
+    # Relative POSIX path -> sha256, for every file that is copied in.
+    files: Mapping[str, str]
+
+    @property
+    def run_id(self) -> str:
+        return str(self.record["run_id"])
+
+    @property
+    def fingerprint(self) -> str:
+        """What makes two copies of a run the same run: the record and every file's bytes."""
+        document = {"record": self.record, "files": dict(self.files)}
+        return hashlib.sha256(json.dumps(document, sort_keys=True).encode()).hexdigest()
+
+
+# What a run folder holds that is copied in; anything else beside it is left where it is.
+_COPIED = (records.LOG, "spec.json", records.ARTIFACTS, records.META)
+# Folders searched for runs below each folder given (CI downloads nest two or three deep).
+_SEARCH_DEPTH = 8
+# Files of one run folder: far more than any experiment writes, far fewer than an attack.
+_MAX_FILES = 100_000
+
+
 def collect(project_root: Path, sources: Sequence[Path]) -> list[Collected]:
-    """Check and copy every run found under ``sources`` into the project's runs folder."""
-    found: list[Collected] = []
-    seen: set[str] = set()
+    """Check every run found under ``sources``, then copy them into the project's runs folder.
+
+    Everything is checked before anything is copied: a bad run anywhere refuses the whole
+    collection and leaves ``.harness/runs/`` as it was.
+    """
+    by_id: dict[str, _Found] = {}
     for source in sources:
         if not source.is_dir():
             raise HarnessError(f"{source} is not a folder", "give folders that hold run records")
         for folder in _run_folders(source):
-            record = _record_of(folder)
-            if record["run_id"] in seen:
-                continue
-            seen.add(record["run_id"])
-            _check_artifacts(folder, record)
-            found.append(_copy_in(project_root, folder, record))
-    if not found:
+            found = _checked(folder)
+            first = by_id.get(found.run_id)
+            if first is None:
+                by_id[found.run_id] = found
+            elif first.fingerprint != found.fingerprint:
+                raise HarnessError(
+                    f"run {found.run_id} was collected twice with different contents "
+                    f"(in {first.folder} and {folder})",
+                    "two legs claim one run id: collect only the copy you trust",
+                )
+    if not by_id:
         raise HarnessError(
             f"no run record under {', '.join(str(s) for s in sources)}",
             "give the folders CI jobs uploaded (each run is a folder with record.json)",
         )
-    return found
+    root = records.runs_root(project_root)
+    present = {run_id for run_id, found in by_id.items() if _already_here(root, found)}
+    return [
+        Collected(RunResult(run_id, root / run_id, found.record), "present")
+        if run_id in present
+        else _copy_in(root, found)
+        for run_id, found in by_id.items()
+    ]
 
 
 def _run_folders(source: Path) -> Iterator[Path]:
     """Run folders and Job outputs under ``source``, in a stable order, without descending
-    into one once found."""
+    into one once found, nor following links, nor going deeper than a download nests."""
+    top = len(source.parts)
     for current, folders, _files in os.walk(source):
         here = Path(current)
         if (here / records.RECORD).is_file() or (here / records.META / "spec.json").is_file():
             folders.clear()
             yield here
             continue
+        if len(here.parts) - top >= _SEARCH_DEPTH:
+            folders.clear()
         folders.sort()
+
+
+def _checked(folder: Path) -> _Found:
+    """The run in ``folder`` with every file it will bring in checked.
+
+    Its record must be well formed (a run id that is a plain folder name, an image, artifact
+    paths inside ``artifacts/``); the folder may hold only plain files and folders, no
+    links; and ``artifacts/`` must hold exactly the files the record lists, each with the
+    size and sha256 the record names.
+    """
+    record = _record_of(folder)
+    records.check_foreign(record, folder)
+    files: dict[str, str] = {}
+    for name in _COPIED:
+        path = folder / name
+        try:
+            mode = path.lstat().st_mode
+        except FileNotFoundError:
+            continue
+        if stat.S_ISDIR(mode):
+            entries = records.regular_files(path, what=f"{name}/ file")
+        elif stat.S_ISREG(mode):
+            entries = [path]
+        else:
+            raise records.CorruptRecord(
+                f"{path} is not a regular file or folder (a link, device or pipe)",
+                "download the run's records again; do not certify from these",
+            )
+        for entry in entries:
+            if len(files) >= _MAX_FILES:
+                raise records.CorruptRecord(f"{folder} holds more than {_MAX_FILES} files")
+            files[entry.relative_to(folder).as_posix()] = sha256_file(entry)
+    _check_artifacts(folder, record, files)
+    return _Found(folder, record, files)
 
 
 def _record_of(folder: Path) -> dict[str, Any]:
@@ -78,46 +160,79 @@ def _record_of(folder: Path) -> dict[str, Any]:
     return k8s.record_from_job_output(folder)
 
 
-def _check_artifacts(folder: Path, record: Mapping[str, Any]) -> None:
-    """Every artifact the record names must have its bytes: a corrupt download is refused."""
-    artifacts = folder / records.ARTIFACTS
-    for artifact in record.get("artifacts") or ():
-        path = artifacts / artifact["path"]
-        if not path.is_file() or sha256_file(path) != artifact["sha256"]:
-            raise records.CorruptRecord(
-                f"run {record['run_id']} in {folder}: artifact {artifact['path']} is missing or "
-                f"does not have the sha256 its record names",
-                "download the run's records again; do not certify from these",
+def _check_artifacts(folder: Path, record: Mapping[str, Any], files: Mapping[str, str]) -> None:
+    """The artifacts folder must hold exactly what the record lists, byte for byte."""
+    prefix = f"{records.ARTIFACTS}/"
+    present = {name.removeprefix(prefix): digest for name, digest in files.items()
+               if name.startswith(prefix)}  # fmt: skip
+    listed = {str(a["path"]): a for a in record["artifacts"]}
+
+    def corrupt(what: str) -> records.CorruptRecord:
+        return records.CorruptRecord(
+            f"run {record['run_id']} in {folder}: {what}",
+            "download the run's records again; do not certify from these",
+        )
+
+    for path, artifact in listed.items():
+        if path not in present or present[path] != artifact["sha256"]:
+            raise corrupt(
+                f"artifact {path} is missing or does not have the sha256 its record names"
             )
+        size = (folder / records.ARTIFACTS / path).stat().st_size
+        if size != artifact["size"]:
+            raise corrupt(f"artifact {path} has {size} bytes, its record says {artifact['size']}")
+    extra = sorted(set(present) - set(listed))
+    if extra:
+        raise corrupt(f"artifact {extra[0]} is not listed in its record")
 
 
-def _copy_in(project_root: Path, folder: Path, record: Mapping[str, Any]) -> Collected:
-    root = records.runs_root(project_root)
-    target = root / str(record["run_id"])
-    if target.exists():
-        if _same_record(target, record):
-            return Collected(RunResult(target.name, target, dict(record)), "present")
+def _already_here(root: Path, found: _Found) -> bool:
+    """Whether the run is already collected; a different record under its id is refused."""
+    target = root / found.run_id
+    if not os.path.lexists(target):
+        return False
+    try:
+        same = records.read(target) == found.record
+    except HarnessError:
+        same = False
+    if not same:
         raise HarnessError(
-            f"run {record['run_id']} is already in {records.RUNS} with another record",
+            f"run {found.run_id} is already in {records.RUNS} with another record",
             "the two copies disagree: remove the one you do not trust",
         )
+    return True
+
+
+def _copy_in(root: Path, found: _Found) -> Collected:
+    target = root / found.run_id
     root.mkdir(parents=True, exist_ok=True)
     # Copied beside its final place, then renamed: a crash leaves no half run behind.
     partial = root / f".{target.name}.partial-{secrets.token_hex(3)}"
     try:
-        shutil.copytree(folder, partial, symlinks=True)
-        records.write(partial, record)
+        partial.mkdir()
+        for name, digest in found.files.items():
+            _copy_file(found.folder / name, partial / name, digest)
+        records.write(partial, found.record)
         partial.rename(target)
     finally:
         shutil.rmtree(partial, ignore_errors=True)
-    return Collected(RunResult(target.name, target, dict(record)), "copied")
+    return Collected(RunResult(target.name, target, dict(found.record)), "copied")
 
 
-def _same_record(target: Path, record: Mapping[str, Any]) -> bool:
-    try:
-        return records.read(target) == dict(record)
-    except HarnessError:
-        return False
+def _copy_file(source: Path, target: Path, digest: str) -> None:
+    """Copy one checked file, never through a link, and insist it still has its bytes."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    hasher = hashlib.sha256()
+    handle = os.open(source, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    with os.fdopen(handle, "rb") as reading, target.open("xb") as writing:
+        for block in iter(lambda: reading.read(1 << 20), b""):
+            hasher.update(block)
+            writing.write(block)
+    if hasher.hexdigest() != digest:
+        raise records.CorruptRecord(
+            f"{source} changed while it was being collected",
+            "collect again once nothing writes to the downloaded folders",
+        )
 
 
 # -- judging ---------------------------------------------------------------------------

@@ -15,6 +15,7 @@ falls back to a default.
 from __future__ import annotations
 
 import os
+import re
 import socket
 import tomllib
 from collections.abc import Callable, Mapping
@@ -158,7 +159,19 @@ OPTIONS: tuple[Option, ...] = (
         _const("0"),
         is_int=True,
     ),
+    Option(
+        "memory",
+        "HARNESS_MEMORY",
+        "memory limit of each run's container, e.g. 8g (default: none; swap is not added)",
+        _const(None),
+    ),
 )
+# Whole numbers in ASCII digits: str.isdigit() also accepts "²" and other digits int() refuses.
+_WHOLE_NUMBER = re.compile(r"[0-9]{1,18}")
+# NumPy's legacy seeding, which the runtime uses, takes 0 <= seed < 2**32.
+MAX_SEED = 2**32 - 1
+# A container memory limit as Docker reads it: a number with an optional b/k/m/g unit.
+MEMORY = re.compile(r"(?P<amount>[1-9][0-9]{0,12})(?P<unit>[bkmg]?)", re.IGNORECASE)
 PROFILES = ("strict", "portable")
 
 _OPTION_BY_KEY = {option.key: option for option in OPTIONS}
@@ -235,6 +248,8 @@ class Config:
     sources: Mapping[str, str]
     # [tool.harness.<name>] of the modules that read their own table (see _MODULE_TABLES).
     module_tables: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    # Memory limit of each run's container ("8g"), or None for none.
+    memory: str | None = None
 
     def table(self, name: str) -> Mapping[str, Any]:
         """The raw [tool.harness.<name>] table of a module that validates its own keys."""
@@ -290,6 +305,7 @@ class Config:
             "profile": self.profile,
             "threads": self.threads,
             "timeout": self.timeout,
+            "memory": self.memory,
             "policies": dict(self.policies),
             "experiments": {
                 name: {
@@ -421,6 +437,7 @@ def load_config(
         policies=_string_table(table.get("policies", {}), "[tool.harness.policies]"),
         module_tables=_module_tables(table),
         sources=sources,
+        memory=values["memory"].lower() if values["memory"] else None,
     )
 
 
@@ -437,11 +454,22 @@ def _validate(values: Mapping[str, str | None], sources: Mapping[str, str]) -> N
         )
     for option in OPTIONS:
         value = values[option.key]
-        if option.is_int and not (value or "").isdigit():
+        if option.is_int and not _WHOLE_NUMBER.fullmatch(value or ""):
             raise ConfigError(
                 f"{option.key} must be a whole number, not {value!r} (from {sources[option.key]})",
                 f"set {option.key} = 1 or {option.env}=1",
             )
+    if int(values["seed"] or 0) > MAX_SEED:
+        raise ConfigError(
+            f"seed {values['seed']} is larger than {MAX_SEED} (from {sources['seed']})",
+            "choose a seed below 2**32, which every framework accepts",
+        )
+    memory = values["memory"]
+    if memory is not None and not MEMORY.fullmatch(memory):
+        raise ConfigError(
+            f"memory must look like 512m or 8g, not {memory!r} (from {sources['memory']})",
+            'set memory = "8g" or HARNESS_MEMORY=8g',
+        )
     if values["profile"] not in PROFILES:
         raise ConfigError(
             f"unknown profile {values['profile']!r} (from {sources['profile']})",

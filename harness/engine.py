@@ -28,6 +28,7 @@ import docker.errors
 import docker.types
 import requests.exceptions
 
+from harness import staging
 from harness.errors import BuildError, EngineError, EngineUnavailable
 
 # Lines of build output kept to show when a step fails.
@@ -39,6 +40,10 @@ _LOADED = re.compile(r"^Loaded image(?: ID)?: (\S+)")
 _PING_TIMEOUT = 20
 # Chunks of `docker save` output read at a time: large enough to keep the socket busy.
 _SAVE_CHUNK = 1 << 20
+# What the engine keeps of a container's output (its json-file log, rotated away past
+# this) and what harness copies into a run's log.txt: a runaway print loop fills neither
+# disk.
+LOG_LIMIT = 64 << 20
 
 
 @dataclass(frozen=True)
@@ -105,6 +110,11 @@ class ContainerSpec:
     hostname: str | None = None
     gpus: bool = False
     labels: Mapping[str, str] = field(default_factory=dict)
+    # Processes and threads the container may hold: a fork bomb stops here, far above
+    # what frameworks start (one per core for each pool at most).
+    pids_limit: int = 4096
+    # Memory limit as Docker reads it ("8g"), swap included (none added), or None.
+    memory: str | None = None
 
 
 @dataclass(frozen=True)
@@ -176,10 +186,6 @@ class Engine:
         """The image ``reference`` names (tag, digest or ID), or None when absent."""
         attrs = self.image_attributes(reference)
         return ImageInfo.from_attrs(attrs) if attrs is not None else None
-
-    def images_labelled(self, label: str, value: str) -> list[ImageInfo]:
-        found = self._call(self._client.api.images, filters={"label": f"{label}={value}"})
-        return [info for info in (self.image(item["Id"]) for item in found) if info]
 
     def registry_reachable(self, reference: str) -> bool:
         """Whether the engine can read ``reference``'s manifest from its registry."""
@@ -442,17 +448,8 @@ class Engine:
         try:
             chunks, _ = container.get_archive(inside)
             raw = _ChunkReader(iter(chunks), f"copying {inside} out of the container")
-            with (
-                io.BufferedReader(raw, buffer_size=_SAVE_CHUNK) as stream,
-                tarfile.open(fileobj=stream, mode="r|") as archive,
-            ):
-                for member in archive:
-                    # The archive's entries start with the folder's own name: strip it.
-                    _, _, relative = member.name.partition("/")
-                    if not relative:
-                        continue
-                    member.name = relative
-                    archive.extract(member, local, filter="data")
+            with io.BufferedReader(raw, buffer_size=_SAVE_CHUNK) as stream:
+                staging.extract_outputs(stream, local)
         except (docker.errors.DockerException, requests.exceptions.RequestException) as error:
             raise EngineError(
                 f"cannot copy {inside} out of the container on {self.where}: {_short_reason(error)}"
@@ -519,9 +516,15 @@ class Engine:
 
     @contextmanager
     def container(self, spec: ContainerSpec) -> Iterator[Any]:
-        """A created (not started) container, removed on exit whatever happened."""
+        """A created (not started) container, removed on exit whatever happened.
+
+        Every container is locked down the same way, whatever runs in it: no capabilities
+        (an experiment needs none; the Kubernetes Jobs drop them too), no privilege gained
+        through setuid files, a bounded process count and log.
+        """
         name = f"harness-{uuid.uuid4().hex[:12]}"
         host_config: dict[str, Any] = {
+            **security_options(spec),
             "network_mode": "bridge" if spec.network else "none",
             "read_only": spec.read_only_root,
             "tmpfs": dict(spec.tmpfs),
@@ -585,6 +588,22 @@ class Engine:
             raise self._lost(error) from None
         except docker.errors.DockerException as error:
             raise EngineError(f"the Docker engine refused: {_short_reason(error)}") from None
+
+
+def security_options(spec: ContainerSpec) -> dict[str, Any]:
+    """The SDK's create() arguments that confine a container (see :meth:`Engine.container`)."""
+    options: dict[str, Any] = {
+        "cap_drop": ["ALL"],
+        "security_opt": ["no-new-privileges:true"],
+        "pids_limit": spec.pids_limit,
+        "log_config": docker.types.LogConfig(
+            type="json-file", config={"max-size": str(LOG_LIMIT), "max-file": "1"}
+        ),
+    }
+    if spec.memory is not None:
+        options["mem_limit"] = spec.memory
+        options["memswap_limit"] = spec.memory
+    return options
 
 
 def _client_for(host: str, timeout: int) -> docker.DockerClient:
@@ -666,10 +685,17 @@ class _ChunkReader(io.RawIOBase):
 
 def _pump_logs(container: Any, log: Path) -> None:
     """Copy the container's output into ``log`` as it is produced (both streams, in order)."""
+    written = 0
     with (
         contextlib.suppress(docker.errors.DockerException, requests.exceptions.RequestException),
         log.open("ab") as stream,
     ):
         for chunk in container.logs(stdout=True, stderr=True, stream=True, follow=True):
-            stream.write(chunk)
+            if written >= LOG_LIMIT:
+                continue  # keep reading, so the container never blocks on its output
+            kept = chunk[: LOG_LIMIT - written]
+            stream.write(kept)
+            written += len(kept)
+            if written >= LOG_LIMIT:
+                stream.write(f"\n[harness: log cut at {LOG_LIMIT} bytes]\n".encode())
             stream.flush()

@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 import harness
-from harness import atomic, records, vcs
+from harness import atomic, records, untrusted, vcs
 from harness.config import Config, Experiment
 from harness.dvc import literal_dumper, yaml_module
 from harness.errors import ConfigError, HarnessError
@@ -651,6 +651,15 @@ def _container_security() -> dict[str, Any]:
     }
 
 
+def kubernetes_quantity(memory: str) -> str:
+    """Docker's memory amount ("8g": binary units) as a Kubernetes quantity ("8Gi")."""
+    amount, unit = memory[:-1], memory[-1].lower()
+    suffix = {"k": "Ki", "m": "Mi", "g": "Gi"}.get(unit)
+    if suffix is None:
+        return memory.rstrip("bB")
+    return f"{amount}{suffix}"
+
+
 def _job(
     config: Config,
     settings: Settings,
@@ -720,8 +729,15 @@ def _job(
             {"name": "tmp", "mountPath": "/tmp"},  # noqa: S108 - the pod's own emptyDir
         ],
     }
+    limits: dict[str, Any] = {}
     if settings.gpus:
-        main["resources"] = {"limits": {"nvidia.com/gpu": settings.gpus}}
+        limits["nvidia.com/gpu"] = settings.gpus
+    if config.memory:
+        # The same limit as a local run's container. Process counts and log sizes have no
+        # per-pod field: the kubelet's podPidsLimit and containerLogMaxSize bound them.
+        limits["memory"] = kubernetes_quantity(config.memory)
+    if limits:
+        main["resources"] = {"limits": limits}
     spec: dict[str, Any] = {"backoffLimit": 0}
     if config.timeout > 0:
         # Counted from the Job's start, image pull and unpacking included.
@@ -898,7 +914,7 @@ _NOT_A_JOB_HINT = "pass one Job's folder as gathered from the claim (JOB-NAME/ w
 
 def _read_json(path: Path, folder: Path) -> dict[str, Any]:
     try:
-        document = json.loads(path.read_text(encoding="utf-8"))
+        document = untrusted.load_json(path, what="it", follow_symlinks=False)
     except FileNotFoundError:
         missing = path.relative_to(folder).as_posix()
         hint = (
@@ -908,8 +924,10 @@ def _read_json(path: Path, folder: Path) -> dict[str, Any]:
             else _NOT_A_JOB_HINT
         )
         raise records.CorruptRecord(f"{folder} is not a Job's output: no {missing}", hint) from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise records.CorruptRecord(f"{path} cannot be read: {error}", _NOT_A_JOB_HINT) from None
+    except untrusted.UntrustedInputError as error:
+        raise records.CorruptRecord(
+            f"{path} cannot be read: it {error.reason}", _NOT_A_JOB_HINT
+        ) from None
     if not isinstance(document, dict):
         raise records.CorruptRecord(f"{path} is not a JSON object", _NOT_A_JOB_HINT)
     return document

@@ -12,12 +12,14 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import re
 import secrets
+import stat
 from collections.abc import Iterator, Mapping
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
-from harness import atomic
+from harness import atomic, untrusted
 from harness.compare.kinds import KINDS
 from harness.digests import sha256_file
 from harness.errors import HarnessError, RunNotFound
@@ -29,6 +31,13 @@ ARTIFACTS = "artifacts"
 LOG = "log.txt"
 META = "meta"
 STATUSES = ("running", "succeeded", "failed", "timeout", "aborted")
+# A run id names a folder under .harness/runs/: one path component of plain characters,
+# so that no record, wherever it comes from, can name a place outside that folder.
+RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+SHA256 = re.compile(r"[0-9a-f]{64}")
+IMAGE_ID = re.compile(r"sha256:[0-9a-f]{64}")
+# Artifacts nest in folders; past this many levels a tree is an attack, not an output.
+ARTIFACT_DEPTH = 32
 
 
 class CorruptRecord(HarnessError):
@@ -52,17 +61,93 @@ def write(folder: Path, record: Mapping[str, Any]) -> Path:
 
 
 def read(folder: Path) -> dict[str, Any]:
+    """The record in ``folder``, read within bounds (size, nesting, a regular file)."""
     path = folder / RECORD
     try:
-        document = json.loads(path.read_text(encoding="utf-8"))
+        document = untrusted.load_json(path, what="the record", follow_symlinks=False)
     except FileNotFoundError:
         raise RunNotFound(f"{folder} holds no {RECORD}") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise CorruptRecord(f"{path} cannot be read: {error}") from None
+    except untrusted.UntrustedInputError as error:
+        raise CorruptRecord(f"{path} cannot be read: it {error.reason}") from None
     if not isinstance(document, dict) or document.get("schema") != SCHEMA:
         found = document.get("schema") if isinstance(document, dict) else type(document).__name__
         raise CorruptRecord(f"{path} is not a {SCHEMA} record (schema: {found!r})")
     return document
+
+
+def check_foreign(record: Mapping[str, Any], where: Path) -> None:
+    """Refuse a record from elsewhere whose fields harness would trust: its run id (a
+    folder name), status, experiment, image, seed, profile, threads, host and artifacts."""
+    problem = _field_problem(record) or _artifacts_problem(record.get("artifacts"))
+    if problem:
+        raise CorruptRecord(
+            f"the record in {where} {problem}",
+            "collect only records harness wrote; download the run's folder again",
+        )
+
+
+def _field_problem(record: Mapping[str, Any]) -> str | None:
+    run_id, image = record.get("run_id"), record.get("image")
+    checks = (
+        (
+            isinstance(run_id, str) and RUN_ID.fullmatch(run_id) is not None,
+            f"has no valid run_id ({_shown(run_id)}): letters, digits, . _ - only",
+        ),
+        (record.get("status") in STATUSES, f"has an unknown status {_shown(record.get('status'))}"),
+        (
+            isinstance(record.get("experiment"), str) and bool(record["experiment"]),
+            "names no experiment",
+        ),
+        (
+            isinstance(image, dict)
+            and isinstance(image.get("id"), str)
+            and IMAGE_ID.fullmatch(image["id"]) is not None
+            and all(isinstance(image.get(k), str) for k in ("reference", "variant")),
+            "names no image (id sha256:<64 hex>, reference, variant)",
+        ),
+        (_whole(record.get("seed")), "has no whole-number seed"),
+        (_whole(record.get("threads")), "has no whole-number threads"),
+        (isinstance(record.get("profile"), str), "names no profile"),
+        (isinstance(record.get("host", ""), str), "names its host with something not a string"),
+        *(
+            (record.get(key) is None or isinstance(record[key], dict), f"has a {key} not an object")
+            for key in ("engine", "container", "parameters")
+        ),
+    )
+    return next((problem for ok, problem in checks if not ok), None)
+
+
+def _artifacts_problem(listed: object) -> str | None:
+    if not isinstance(listed, list):
+        return "has no artifacts list"
+    seen: set[str] = set()
+    for artifact in listed:
+        path = safe_relative(artifact.get("path")) if isinstance(artifact, dict) else None
+        if path is None:
+            return f"lists an artifact path outside its folder: {_shown(artifact)}"
+        checks = (
+            (_whole(artifact.get("size")), f"gives artifact {path} no size"),
+            (
+                isinstance(artifact.get("sha256"), str)
+                and SHA256.fullmatch(artifact["sha256"]) is not None,
+                f"gives artifact {path} no sha256",
+            ),
+            (path.as_posix() not in seen, f"lists artifact {path} twice"),
+        )
+        problem = next((problem for ok, problem in checks if not ok), None)
+        if problem:
+            return problem
+        seen.add(path.as_posix())
+    return None
+
+
+def _whole(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _shown(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def find(project_root: Path, reference: str) -> Path:
@@ -124,9 +209,13 @@ def digest_path(path: Path) -> dict[str, Any]:
 
 
 def artifacts(folder: Path) -> list[dict[str, Any]]:
-    """Every file the experiment wrote: path, size, sha256 and the kind compare reads it as."""
+    """Every file the experiment wrote: path, size, sha256 and the kind compare reads it as.
+
+    Only regular files and folders: a symbolic link an experiment left would make harness
+    hash (and a certificate sign) whatever file of this machine it points to.
+    """
     found = []
-    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+    for path in regular_files(folder, what="artifact"):
         found.append(
             {
                 "path": path.relative_to(folder).as_posix(),
@@ -136,6 +225,49 @@ def artifacts(folder: Path) -> list[dict[str, Any]]:
             }
         )
     return found
+
+
+def regular_files(folder: Path, *, what: str, depth: int = ARTIFACT_DEPTH) -> list[Path]:
+    """The regular files under ``folder``, sorted; any link, device or pipe is refused."""
+    top = folder.lstat()
+    if not stat.S_ISDIR(top.st_mode):
+        raise CorruptRecord(f"{folder} is not a folder (a link or a file in its place)")
+    files: list[Path] = []
+    pending = [(folder, 0)]
+    while pending:
+        current, level = pending.pop()
+        if level > depth:
+            raise CorruptRecord(f"{current} nests deeper than {depth} folders")
+        for entry in sorted(current.iterdir()):
+            mode = entry.lstat().st_mode
+            if stat.S_ISDIR(mode):
+                pending.append((entry, level + 1))
+            elif stat.S_ISREG(mode):
+                files.append(entry)
+            else:
+                relative = entry.relative_to(folder).as_posix()
+                raise CorruptRecord(
+                    f"{what} {relative} in {folder} is not a regular file "
+                    f"({'a symbolic link' if stat.S_ISLNK(mode) else 'a device, pipe or socket'})",
+                    "experiments must write plain files; links could point anywhere",
+                )
+    return sorted(files)
+
+
+def safe_relative(text: object) -> PurePosixPath | None:
+    """``text`` as a path inside a folder, or None when it could leave it.
+
+    Plain relative POSIX paths only: no absolute path, no ``..``, no empty or ``.``
+    component, no backslash (a separator elsewhere), no NUL.
+    """
+    if not isinstance(text, str) or not text or len(text) > 4096:
+        return None
+    if "\\" in text or "\0" in text or text.startswith("/"):
+        return None
+    parts = text.split("/")
+    if any(part in ("", ".", "..") for part in parts):
+        return None
+    return PurePosixPath(*parts)
 
 
 def log_tail(log: Path, lines: int = 30) -> list[str]:

@@ -196,6 +196,7 @@ def run_experiment(
         hostname=setup.hostname,
         gpus=request.gpus,
         labels={"io.harness.run-id": run_id},
+        memory=config.memory,
     )
     say(f"running {experiment.name} ({run_id}) in {image.reference} on {host.name}")
     try:
@@ -329,8 +330,16 @@ def finish(
     record["error"] = error
     record["timings"]["finished_at"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     artifacts = folder / records.ARTIFACTS
-    record["artifacts"] = records.artifacts(artifacts) if artifacts.is_dir() else []
-    if status != "succeeded":
+    # The container has stopped: its output folders need no longer be writable by all.
+    for writable in (artifacts, folder / records.META):
+        if writable.is_dir() and not writable.is_symlink():
+            writable.chmod(0o755)
+    try:
+        record["artifacts"] = records.artifacts(artifacts) if artifacts.is_dir() else []
+    except records.CorruptRecord as unsafe:
+        # A link among the outputs would make the record vouch for a file of this machine.
+        record.update(artifacts=[], status="failed", error=unsafe.message)
+    if record["status"] != "succeeded":
         record["log_tail"] = records.log_tail(folder / records.LOG)
     records.write(folder, record)
     return RunResult(record["run_id"], folder, record)

@@ -1,11 +1,28 @@
-"""What git says about the project's source: commit, dirty state, origin and commit time."""
+"""What git says about the project's source: commit, dirty state, origin and commit time.
+
+The origin is reduced to the repository's canonical public URL before anything records
+it: images are labelled with it, and a label is part of the image's configuration, so
+its ID. How a repository was cloned must not change what is built from it, nor leak into
+an image: a token in ``https://user:token@host/...``, a machine's folder in a clone of a
+local path. The ssh and https spellings of one repository give one URL; a local path, a
+``file://`` URL or no remote give none.
+"""
 
 from __future__ import annotations
 
 import hashlib
+import re
 import subprocess
+import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
+
+# scp-like ssh addresses: [user@]host:path, where host is no single letter (a drive).
+_SCP_LIKE = re.compile(r"(?:[^@/:\s]+@)?(?P<host>[^@/:\s]{2,}):(?P<path>(?!//).+)")
+_NETWORK_SCHEMES = frozenset({"https", "http", "ssh", "git", "git+ssh", "ssh+git"})
+# What a host name and a repository path may hold once canonical.
+_HOST = re.compile(r"[a-z0-9]([a-z0-9.-]*[a-z0-9])?")
+_PATH = re.compile(r"[A-Za-z0-9._~-]+(/[A-Za-z0-9._~-]+)*")
 
 
 @dataclass(frozen=True)
@@ -39,6 +56,31 @@ def source_state(root: Path) -> SourceState:
         commit=commit,
         dirty=bool(status),
         diff_sha256=hashlib.sha256(diff.encode()).hexdigest() if status else None,
-        origin=_git(root, "config", "--get", "remote.origin.url"),
+        origin=canonical_source(_git(root, "config", "--get", "remote.origin.url")),
         commit_time=int(time) if time else None,
     )
+
+
+def canonical_source(url: str | None) -> str | None:
+    """``https://host/owner/repo`` for a network remote, without credentials, port, query
+    or ``.git``; None for a local path, a ``file://`` URL, nothing, or anything odd."""
+    text = (url or "").strip()
+    if not text:
+        return None
+    if "://" in text:
+        parts = urllib.parse.urlsplit(text)
+        if parts.scheme.lower() not in _NETWORK_SCHEMES:
+            return None
+        host, path = parts.hostname or "", parts.path
+    else:
+        match = _SCP_LIKE.fullmatch(text)
+        if match is None:
+            return None  # a local path
+        host, path = match["host"], match["path"]
+    host = host.lower().rstrip(".")
+    path = path.strip("/").removesuffix(".git").rstrip("/")
+    if not _HOST.fullmatch(host) or "." not in host or not _PATH.fullmatch(path):
+        return None
+    if any(part in (".", "..") for part in path.split("/")):
+        return None
+    return f"https://{host}/{path}"

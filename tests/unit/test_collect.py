@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -125,3 +128,124 @@ def test_folders_without_runs_are_trouble(project: Path, tmp_path: Path, folder:
     code, _, stderr = collect(project, tmp_path / folder)
     assert code == 2
     assert stderr.startswith("harness: ")
+
+
+# -- hostile legs --------------------------------------------------------------------------
+
+
+def _edit_record(folder: Path, **changes: Any) -> None:
+    record = json.loads((folder / records.RECORD).read_text())
+    record.update(changes)
+    (folder / records.RECORD).write_text(json.dumps(record))
+
+
+@pytest.mark.parametrize("run_id", ["../../../escaped", "/tmp/escaped-abs", "..", "a/b", ""])
+def test_a_run_id_that_is_no_plain_folder_name_writes_nothing(
+    project: Path, tmp_path: Path, run_id: str
+) -> None:
+    folder = make_run(tmp_path / "leg", "a", "demo", 1, b"\x01")
+    _edit_record(folder, run_id=run_id)
+    code, _, stderr = collect(project, tmp_path / "leg")
+    assert code == 2
+    assert "has no valid run_id" in stderr
+    assert not (project / ".harness").exists()
+    assert not list(tmp_path.rglob("escaped*"))
+
+
+@pytest.mark.parametrize("path", ["../../secret", "/etc/passwd", "a/../../b", "a//b", "a\\b"])
+def test_an_artifact_path_outside_artifacts_is_refused_unread(
+    project: Path, tmp_path: Path, path: str
+) -> None:
+    (tmp_path / "secret").write_bytes(b"outside")
+    folder = make_run(tmp_path / "leg", "a", "demo", 1, b"\x01")
+    record = json.loads((folder / records.RECORD).read_text())
+    record["artifacts"].append(
+        {"path": path, "size": 7, "sha256": hashlib.sha256(b"outside").hexdigest(), "kind": "bytes"}
+    )
+    (folder / records.RECORD).write_text(json.dumps(record))
+    code, _, stderr = collect(project, tmp_path / "leg")
+    assert code == 2
+    assert "artifact path outside its folder" in stderr
+
+
+@pytest.mark.parametrize("what", ["artifact", "artifacts folder", "record"])
+def test_links_in_a_run_folder_are_refused(project: Path, tmp_path: Path, what: str) -> None:
+    secret = tmp_path / "secret"
+    secret.write_bytes(b"\x01")
+    folder = make_run(tmp_path / "leg", "a", "demo", 1, b"\x01")
+    artifacts = folder / records.ARTIFACTS
+    if what == "artifact":
+        (artifacts / "weights.bin").unlink()
+        (artifacts / "weights.bin").symlink_to(secret)  # the same bytes as recorded
+    elif what == "artifacts folder":
+        outside = tmp_path / "outside"
+        artifacts.rename(outside)
+        artifacts.symlink_to(outside)
+    else:
+        (tmp_path / "record.json").write_bytes((folder / records.RECORD).read_bytes())
+        (folder / records.RECORD).unlink()
+        (folder / records.RECORD).symlink_to(tmp_path / "record.json")
+    code, _, stderr = collect(project, tmp_path / "leg")
+    assert code == 2, stderr
+    assert "symbolic link" in stderr or "a link" in stderr
+    assert not (project / ".harness").exists()
+
+
+def test_one_run_id_from_two_legs_with_other_bytes_is_refused(
+    project: Path, tmp_path: Path
+) -> None:
+    make_run(tmp_path / "leg-1", "a", "demo", 1, b"\x01")
+    make_run(tmp_path / "leg-2", "b", "demo", 1, b"\x02")  # same run id, other host and bytes
+    code, _, stderr = collect(project, tmp_path / "leg-1", tmp_path / "leg-2")
+    assert code == 2
+    assert "collected twice with different contents" in stderr
+    assert not (project / ".harness").exists()
+    # The very same run uploaded twice is one run.
+    shutil.copytree(tmp_path / "leg-1", tmp_path / "leg-1-again")
+    code, document, stderr = collect(project, tmp_path / "leg-1", tmp_path / "leg-1-again")
+    assert code == 0, stderr
+    assert document["quorum"]["text"] == "1 of 1"
+
+
+def test_a_wrong_size_with_the_right_sha256_is_refused(project: Path, tmp_path: Path) -> None:
+    folder = make_run(tmp_path / "leg", "a", "demo", 1, b"\x01\x02")
+    record = json.loads((folder / records.RECORD).read_text())
+    record["artifacts"][0]["size"] = 999
+    (folder / records.RECORD).write_text(json.dumps(record))
+    code, _, stderr = collect(project, tmp_path / "leg")
+    assert code == 2
+    assert "has 2 bytes, its record says 999" in stderr
+
+
+def test_an_artifact_the_record_does_not_list_is_refused(project: Path, tmp_path: Path) -> None:
+    folder = make_run(tmp_path / "leg", "a", "demo", 1, b"\x01")
+    (folder / records.ARTIFACTS / "extra.bin").write_bytes(b"unlisted")
+    code, _, stderr = collect(project, tmp_path / "leg")
+    assert code == 2
+    assert "extra.bin is not listed in its record" in stderr
+
+
+@pytest.mark.parametrize("damage", ["deep", "no run_id", "not an object", "huge", "fifo"])
+def test_malformed_records_are_one_line_errors(project: Path, tmp_path: Path, damage: str) -> None:
+    folder = make_run(tmp_path / "leg", "a", "demo", 1, b"\x01")
+    record_path = folder / records.RECORD
+    if damage == "deep":
+        record_path.write_text('{"schema": "harness.run-record/v1", "x": ' + "[" * 100_000)
+    elif damage == "no run_id":
+        record = json.loads(record_path.read_text())
+        del record["run_id"]
+        record_path.write_text(json.dumps(record))
+    elif damage == "not an object":
+        _edit_record(folder, image="sha256:nope")
+    elif damage == "huge":
+        record_path.unlink()
+        with record_path.open("wb") as stream:
+            stream.truncate(64 << 20)
+    else:
+        record_path.unlink()
+        os.mkfifo(record_path)
+    result = CliRunner().invoke(
+        cli, ["--project", str(project), "collect", str(tmp_path / "leg")], catch_exceptions=False
+    )
+    assert result.exit_code == 2
+    assert result.stderr.startswith("harness: ") and result.stderr.count("\n") == 1

@@ -171,3 +171,16 @@ def test_integer_options_accept_numbers_and_refuse_words(project: Path) -> None:
 def test_unknown_profile_is_refused(project: Path) -> None:
     with pytest.raises(ConfigError, match="unknown profile 'fast'"):
         load_config(project, {"profile": "fast"}, environ={})
+
+
+@pytest.mark.parametrize("seed", ["²", "٣", "-1", "1e3", str(2**32), " 1"])
+def test_a_seed_that_is_no_plain_whole_number_is_a_config_error(project: Path, seed: str) -> None:
+    with pytest.raises(ConfigError, match="seed"):
+        load_config(project, environ={"HARNESS_SEED": seed})
+
+
+def test_a_memory_limit_is_checked_and_kept(project: Path) -> None:
+    assert load_config(project, environ={"HARNESS_MEMORY": "8G"}).memory == "8g"
+    assert load_config(project, environ={}).memory is None
+    with pytest.raises(ConfigError, match="memory must look like"):
+        load_config(project, environ={"HARNESS_MEMORY": "lots"})

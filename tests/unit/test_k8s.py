@@ -677,3 +677,18 @@ def test_collect_turns_gathered_job_outputs_into_run_records(project: Path, tmp_
     run_id = job["metadata"]["annotations"]["harness.dev/run-id"]
     collected = records.read(project / ".harness" / "runs" / run_id)
     assert collected == k8s.record_from_job_output(folder)
+
+
+def test_the_memory_limit_of_local_runs_bounds_the_jobs_too(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HARNESS_MEMORY", "6g")
+    (job,) = of_kind(render(project, "demo", "--node", "n"), "Job")
+    assert container(job)["resources"] == {"limits": {"memory": "6Gi"}}
+    assert container(job)["securityContext"]["allowPrivilegeEscalation"] is False
+    assert [k8s.kubernetes_quantity(m) for m in ("512m", "64k", "1000", "2G")] == [
+        "512Mi",
+        "64Ki",
+        "1000",
+        "2Gi",
+    ]

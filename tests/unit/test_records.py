@@ -94,3 +94,22 @@ def test_log_tail_reads_only_the_end(tmp_path: Path) -> None:
     log.write_text("".join(f"line {i}\n" for i in range(100_000)))
     assert records.log_tail(log, 2) == ["line 99998", "line 99999"]
     assert records.log_tail(tmp_path / "none.txt") == []
+
+
+def test_an_artifact_that_is_a_link_is_refused_not_hashed(tmp_path: Path) -> None:
+    """A container can leave a link in its output folder; hashing it would make the record
+    (and a certificate) vouch for whatever file of this machine it points to."""
+    artifacts = tmp_path / "artifacts"
+    artifacts.mkdir()
+    (artifacts / "model.npy").write_bytes(b"weights")
+    (artifacts / "passwd").symlink_to("/etc/passwd")
+    with pytest.raises(records.CorruptRecord, match=r"artifact passwd .* \(a symbolic link\)"):
+        records.artifacts(artifacts)
+
+
+def test_records_are_read_within_bounds(tmp_path: Path) -> None:
+    folder = tmp_path / "run"
+    folder.mkdir()
+    (folder / "record.json").write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(records.CorruptRecord, match="nests deeper than"):
+        records.read(folder)

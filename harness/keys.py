@@ -1,0 +1,263 @@
+"""Signing keys: where they live, how they are made and read, and which ones a gate trusts.
+
+A private key is the one secret harness holds, so it is kept where no run, image or
+archive reaches it: outside every project (a run mounts the project read-only, and a run
+on a remote engine ships it), in a file only its owner can read, as ssh insists for its
+own keys. A key file that others can read is refused rather than used: it may already
+have been copied.
+
+Trust belongs to whoever verifies, not to the project being verified: the keys a gate
+accepts come from the command line or from this machine's configuration
+(``$HARNESS_TRUSTED_KEYS``, or ``trusted/`` beside the keys), both outside the project.
+A project's ``[tool.harness.certify] trusted-keys`` may narrow that set to the keys it
+names, never widen it: otherwise whoever can change the project could vouch for it.
+
+Key ids are securesystemslib's default (sha256 of the canonical JSON of the key's type,
+scheme and public value), so that its ``Envelope.verify`` accepts harness's signatures
+with a key it loads itself; a key id is only a hint, and verification never relies on it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import stat
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from harness import untrusted
+from harness.errors import ConfigError, HarnessError
+
+KEYS_ENV = "HARNESS_KEYS_DIR"
+TRUSTED_ENV = "HARNESS_TRUSTED_KEYS"
+DEFAULT_KEY = "harness.key"
+# A PEM ed25519 key is a few hundred bytes.
+KEY_FILE_LIMIT = 64 << 10
+# A key pair's name becomes two file names in the keys folder, and nothing else.
+KEY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+NO_TRUSTED_KEY = "no trusted public key to check the signatures against"
+
+
+class KeyFileError(HarnessError):
+    """A key file is missing, unreadable, exposed or of the wrong kind."""
+
+    default_hint = "create one with `harness keys generate`"
+
+
+# -- where keys live ---------------------------------------------------------------------
+
+
+def keys_dir(project_root: Path | None = None) -> Path:
+    """Where keys live: ``$HARNESS_KEYS_DIR`` or ``~/.config/harness/keys``, never inside
+    ``project_root`` (which runs mount and remote runs ship)."""
+    configured = os.environ.get(KEYS_ENV)
+    folder = Path(configured) if configured else _config_home() / "harness" / "keys"
+    if project_root is not None:
+        refuse_inside_project(folder, project_root, what=f"the keys folder ({KEYS_ENV})")
+    return folder
+
+
+def trusted_dir() -> Path:
+    """This machine's folder of trusted public keys, beside the keys folder."""
+    return _config_home() / "harness" / "trusted"
+
+
+def refuse_inside_project(path: Path, project_root: Path, *, what: str) -> None:
+    """Keys and trust configuration inside the project would travel with it, or be the
+    project's own say: both are refused."""
+    if _is_within(path, project_root):
+        raise ConfigError(
+            f"{what} {path} is inside the project {project_root}",
+            "keep keys outside any project: the default ~/.config/harness/ is, or set "
+            f"{KEYS_ENV} / {TRUSTED_ENV} to a folder outside it",
+        )
+
+
+def _is_within(path: Path, root: Path) -> bool:
+    resolved = path.expanduser().resolve(strict=False)
+    return resolved == root.resolve() or resolved.is_relative_to(root.resolve())
+
+
+def _config_home() -> Path:
+    return Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
+
+
+# -- making and reading keys -------------------------------------------------------------
+
+
+def key_id(public_key: Ed25519PublicKey) -> str:
+    """The DSSE keyid of a key, as securesystemslib computes it by default."""
+    raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    # OLPC canonical JSON of these plain ASCII values is json.dumps with sorted keys and
+    # no spaces: https://wiki.laptop.org/go/Canonical_JSON
+    document = {"keytype": "ed25519", "keyval": {"public": raw.hex()}, "scheme": "ed25519"}
+    return hashlib.sha256(
+        json.dumps(document, sort_keys=True, separators=(",", ":")).encode()
+    ).hexdigest()
+
+
+@dataclass(frozen=True)
+class KeyPair:
+    private: Path
+    public: Path
+    keyid: str
+
+
+def generate_keys(folder: Path, name: str) -> KeyPair:
+    """Write NAME.key (mode 0600, PKCS#8 PEM) and NAME.pub (SubjectPublicKeyInfo PEM).
+
+    Neither file may exist, not even as a dangling link: nothing is overwritten, and
+    nothing is written through a link to elsewhere.
+    """
+    if not KEY_NAME.fullmatch(name):
+        raise HarnessError(
+            f"key name {name!r} is not a plain file name",
+            "use letters, digits, dot, dash and underscore, e.g. --name ci-runner-1",
+        )
+    private_path, public_path = folder / f"{name}.key", folder / f"{name}.pub"
+    for path in (private_path, public_path):
+        if os.path.lexists(path):
+            raise HarnessError(
+                f"{path} already exists", "choose another --name, or remove the old pair"
+            )
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    key = Ed25519PrivateKey.generate()
+    private_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    public_pem = key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    _create(private_path, private_pem, 0o600)
+    try:
+        _create(public_path, public_pem, 0o644)
+    except BaseException:
+        private_path.unlink(missing_ok=True)
+        raise
+    return KeyPair(private_path, public_path, key_id(key.public_key()))
+
+
+def _create(path: Path, data: bytes, mode: int) -> None:
+    try:
+        handle = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
+    except FileExistsError:
+        raise HarnessError(
+            f"{path} already exists", "choose another --name, or remove the old pair"
+        ) from None
+    except OSError as error:
+        raise HarnessError(f"cannot write {path}: {error.strerror}", "check the folder") from None
+    with os.fdopen(handle, "wb") as stream:
+        # The mode given to open is narrowed by the umask, never widened: set it exactly.
+        os.fchmod(stream.fileno(), mode)
+        stream.write(data)
+
+
+def load_private_key(path: Path) -> Ed25519PrivateKey:
+    """The ed25519 private key in ``path``, which only its owner may read."""
+    try:
+        data, status = untrusted.read_regular(path, limit=KEY_FILE_LIMIT, what="the private key")
+    except FileNotFoundError:
+        raise KeyFileError(f"the private key {path} does not exist") from None
+    except untrusted.UntrustedInputError as error:
+        raise KeyFileError(error.message) from None
+    exposed = stat.S_IMODE(status.st_mode) & 0o077
+    if exposed:
+        raise KeyFileError(
+            f"the private key {path} can be read or written by others "
+            f"(mode {stat.S_IMODE(status.st_mode):04o}); it is not used",
+            f"chmod 600 {path} (and replace the key if others may have copied it)",
+        )
+    if status.st_uid not in (os.geteuid(), 0):
+        raise KeyFileError(
+            f"the private key {path} belongs to another user (uid {status.st_uid})",
+            "sign with a key of your own",
+        )
+    try:
+        key = serialization.load_pem_private_key(data, password=None)
+    except (ValueError, TypeError):
+        raise KeyFileError(f"{path} is not an unencrypted PEM private key") from None
+    if not isinstance(key, Ed25519PrivateKey):
+        raise KeyFileError(f"{path} is not an ed25519 key", "harness signs with ed25519 keys only")
+    return key
+
+
+def load_public_key(path: Path) -> Ed25519PublicKey:
+    try:
+        data = untrusted.read_bytes(path, limit=KEY_FILE_LIMIT, what="the public key")
+    except FileNotFoundError:
+        raise KeyFileError(
+            f"the public key {path} does not exist", "check the path of the trusted key"
+        ) from None
+    except untrusted.UntrustedInputError as error:
+        raise KeyFileError(error.message, "check the path of the trusted key") from None
+    try:
+        key = serialization.load_pem_public_key(data)
+    except ValueError:
+        raise KeyFileError(f"{path} is not a PEM public key") from None
+    if not isinstance(key, Ed25519PublicKey):
+        raise KeyFileError(
+            f"{path} is not an ed25519 public key", "use a key from `harness keys generate`"
+        )
+    return key
+
+
+# -- trust -------------------------------------------------------------------------------
+
+
+def machine_trusted_paths(project_root: Path) -> list[Path]:
+    """The public keys this machine trusts: ``$HARNESS_TRUSTED_KEYS`` (files or folders of
+    ``*.pub``, separated like PATH), else the ``trusted/`` folder's ``*.pub``."""
+    configured = os.environ.get(TRUSTED_ENV)
+    if configured:
+        entries = [Path(entry) for entry in configured.split(os.pathsep) if entry]
+        where = f"a {TRUSTED_ENV} entry"
+    else:
+        entries = [trusted_dir()] if trusted_dir().is_dir() else []
+        where = "the trusted keys folder"
+    paths: list[Path] = []
+    for entry in entries:
+        refuse_inside_project(entry, project_root, what=where)
+        paths.extend(sorted(entry.glob("*.pub")) if entry.is_dir() else [entry])
+    return paths
+
+
+def trusted_keys(
+    project_root: Path,
+    command_line: Sequence[Path],
+    project_listed: Sequence[Path],
+) -> list[Ed25519PublicKey]:
+    """The keys a gate accepts: those given on the command line, or else this machine's,
+    narrowed to the project's list when it has one."""
+    given = list(command_line) or machine_trusted_paths(project_root)
+    if not given:
+        raise HarnessError(
+            NO_TRUSTED_KEY,
+            f"pass --key PUB, or name trusted keys outside the project ({TRUSTED_ENV}, "
+            f"or *.pub files in {trusted_dir()})",
+        )
+    keys = _distinct(load_public_key(path) for path in given)
+    if not project_listed:
+        return keys
+    allowed = {key_id(load_public_key(path)) for path in project_listed}
+    narrowed = [key for key in keys if key_id(key) in allowed]
+    if not narrowed:
+        raise HarnessError(
+            f"none of the {len(keys)} trusted key(s) is among the project's "
+            "[tool.harness.certify] trusted-keys, which may narrow the trusted keys but not add "
+            "to them",
+            "pass a key the project lists, or have the project list yours",
+        )
+    return narrowed
+
+
+def _distinct(keys: Iterable[Ed25519PublicKey]) -> list[Ed25519PublicKey]:
+    found: dict[str, Ed25519PublicKey] = {}
+    for key in keys:
+        found.setdefault(key_id(key), key)
+    return list(found.values())

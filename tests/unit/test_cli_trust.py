@@ -1,0 +1,150 @@
+"""The trust commands on the command line: exit codes and refusals, without an engine."""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from harness import certify, keys
+from harness.cli import cli
+from tests.conftest import MINIMAL_PYPROJECT
+from tests.unit.test_certify import verification
+
+
+@pytest.fixture(autouse=True)
+def _machine(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    monkeypatch.delenv(keys.KEYS_ENV, raising=False)
+    monkeypatch.delenv(keys.TRUSTED_ENV, raising=False)
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """A project beside (not around) the configuration home and the runners' keys."""
+    folder = tmp_path / "project"
+    folder.mkdir()
+    (folder / "pyproject.toml").write_text(MINIMAL_PYPROJECT)
+    return folder
+
+
+def harness(project: Path, *arguments: str | Path) -> tuple[int, str]:
+    result = CliRunner().invoke(cli, ["--project", str(project), *map(str, arguments)])
+    return result.exit_code, result.stderr
+
+
+@pytest.fixture
+def signed(project: Path, tmp_path: Path) -> tuple[Path, keys.KeyPair]:
+    """A certificate in ``project`` signed by a first runner's key (kept outside it)."""
+    first = keys.generate_keys(tmp_path / "runner-1", "harness")
+    path = project / "cert.intoto.json"
+    document = verification(project)
+    document["quorum"] = {"agreed": ["runner-1"], "of": 1}
+    statement = certify.statement(document)
+    certify.write(path, certify.envelope(statement, keys.load_private_key(first.private)))
+    return path, first
+
+
+def test_co_signing_checks_every_existing_signature_first(
+    project: Path, tmp_path: Path, signed: tuple[Path, keys.KeyPair]
+) -> None:
+    path, first = signed
+    second = keys.generate_keys(tmp_path / "runner-2", "harness")
+    # The first runner's key is not trusted here: nothing to vouch for.
+    code, stderr = harness(project, "certificate", "sign", path, "--key", second.private)
+    assert code == 1, stderr
+    assert "is by no trusted key" in stderr
+    assert len(json.loads(path.read_text())["signatures"]) == 1
+    code, stderr = harness(
+        project, "certificate", "sign", path, "--key", second.private,
+        "--trusted-key", first.public,
+    )  # fmt: skip
+    assert code == 0, stderr
+    code, stderr = harness(
+        project, "certificate", "verify", path, "--key", first.public, "--key", second.public,
+        "--threshold", "2",
+    )  # fmt: skip
+    assert code == 0, stderr
+
+
+def test_an_edited_payload_is_not_co_signed(
+    project: Path, tmp_path: Path, signed: tuple[Path, keys.KeyPair]
+) -> None:
+    path, first = signed
+    document = json.loads(path.read_text())
+    statement: dict[str, Any] = json.loads(base64.b64decode(document["payload"]))
+    statement["predicate"]["quorum"] = {"agreed": ["a", "b", "c"], "of": 3}
+    document["payload"] = base64.b64encode(json.dumps(statement).encode()).decode()
+    path.write_text(json.dumps(document))
+    before = path.read_bytes()
+    second = keys.generate_keys(tmp_path / "runner-2", "harness")
+    code, stderr = harness(
+        project, "certificate", "sign", path, "--key", second.private,
+        "--trusted-key", first.public,
+    )  # fmt: skip
+    assert code == 1
+    assert "does not match the payload" in stderr
+    assert path.read_bytes() == before
+
+
+def test_the_project_cannot_widen_the_keys_a_gate_trusts(
+    project: Path, tmp_path: Path, signed: tuple[Path, keys.KeyPair]
+) -> None:
+    path, first = signed
+    (project / "first.pub").write_bytes(first.public.read_bytes())
+    with (project / "pyproject.toml").open("a") as stream:
+        stream.write('\n[tool.harness.certify]\ntrusted-keys = ["first.pub"]\n')
+    # The project's list alone is no trust.
+    code, stderr = harness(project, "certificate", "verify", path)
+    assert code == 2
+    assert "no trusted public key" in stderr
+    # Nor does it add the first key to another that the command line gives.
+    other = keys.generate_keys(tmp_path / "other", "harness")
+    code, stderr = harness(project, "certificate", "verify", path, "--key", other.public)
+    assert code == 2
+    assert "may narrow the trusted keys but not add" in stderr
+    code, stderr = harness(project, "certificate", "verify", path, "--key", first.public)
+    assert code == 0, stderr
+
+
+def test_the_project_can_raise_the_threshold_but_not_lower_it(
+    project: Path, signed: tuple[Path, keys.KeyPair]
+) -> None:
+    path, first = signed
+    with (project / "pyproject.toml").open("a") as stream:
+        stream.write("\n[tool.harness.certify]\nthreshold = 2\n")
+    code, stderr = harness(project, "certificate", "verify", path, "--key", first.public)
+    assert code == 1
+    assert "2 required" in stderr
+
+
+def test_keys_are_never_generated_inside_the_project(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(keys.KEYS_ENV, str(project / ".keys"))
+    code, stderr = harness(project, "keys", "generate")
+    assert code == 2
+    assert "is inside the project" in stderr
+    assert not (project / ".keys").exists()
+    monkeypatch.delenv(keys.KEYS_ENV)
+    code, stderr = harness(project, "keys", "generate", "--dir", project / "k")
+    assert code == 2
+    code, stderr = harness(project, "keys", "generate", "--name", "../escape")
+    assert code == 2
+    assert "is not a plain file name" in stderr
+
+
+def test_signing_with_a_key_others_can_read_is_refused(
+    project: Path, tmp_path: Path, signed: tuple[Path, keys.KeyPair]
+) -> None:
+    path, first = signed
+    first.private.chmod(0o644)
+    code, stderr = harness(
+        project, "certificate", "sign", path, "--key", first.private, "--trusted-key", first.public
+    )
+    assert code == 2
+    assert "chmod 600" in stderr

@@ -1,0 +1,136 @@
+"""Keys: made private, read only when private, kept outside projects; trust never widened."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+from securesystemslib.signer import SSlibKey
+
+from harness import keys
+from harness.errors import ConfigError, HarnessError
+
+
+@pytest.fixture(autouse=True)
+def _machine(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """A configuration home of its own, so no test reads this machine's keys."""
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    monkeypatch.delenv(keys.KEYS_ENV, raising=False)
+    monkeypatch.delenv(keys.TRUSTED_ENV, raising=False)
+
+
+def test_generated_keys_are_private_whatever_the_umask(tmp_path: Path) -> None:
+    old = os.umask(0)
+    try:
+        pair = keys.generate_keys(tmp_path / "keys", "ci")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(pair.private.stat().st_mode) == 0o600
+    assert keys.key_id(keys.load_public_key(pair.public)) == pair.keyid
+    assert keys.key_id(keys.load_private_key(pair.private).public_key()) == pair.keyid
+    with pytest.raises(HarnessError, match="already exists"):
+        keys.generate_keys(tmp_path / "keys", "ci")
+    with pytest.raises(keys.KeyFileError, match="can be read or written by others"):
+        keys.load_private_key(pair.public)  # mode 0644
+
+
+def test_the_key_id_is_securesystemslib_s(tmp_path: Path) -> None:
+    pair = keys.generate_keys(tmp_path, "ci")
+    public = keys.load_public_key(pair.public)
+    assert pair.keyid == SSlibKey.from_crypto(public).keyid
+
+
+@pytest.mark.parametrize("name", ["../x", "/tmp/x", "a/b", "", ".hidden", "x" * 65])
+def test_a_key_name_is_a_plain_file_name(tmp_path: Path, name: str) -> None:
+    with pytest.raises(HarnessError, match="is not a plain file name"):
+        keys.generate_keys(tmp_path / "keys", name)
+    assert not (tmp_path / "x.key").exists()
+    assert not (tmp_path / "keys").exists()
+
+
+def test_a_dangling_link_is_not_written_through(tmp_path: Path) -> None:
+    folder = tmp_path / "keys"
+    folder.mkdir()
+    (folder / "ci.key").symlink_to(tmp_path / "elsewhere.key")
+    with pytest.raises(HarnessError, match="already exists"):
+        keys.generate_keys(folder, "ci")
+    assert not (tmp_path / "elsewhere.key").exists()
+
+
+@pytest.mark.parametrize("through_link", [False, True])
+def test_a_private_key_others_can_read_is_refused(tmp_path: Path, through_link: bool) -> None:
+    pair = keys.generate_keys(tmp_path / "keys", "ci")
+    pair.private.chmod(0o644)
+    path = pair.private
+    if through_link:
+        path = tmp_path / "link.key"
+        path.symlink_to(pair.private)
+    with pytest.raises(keys.KeyFileError, match=r"mode 0644.*not used") as caught:
+        keys.load_private_key(path)
+    assert f"chmod 600 {path}" in caught.value.one_line()
+
+
+def test_missing_and_odd_key_files_are_one_line_errors(tmp_path: Path) -> None:
+    (tmp_path / "dangling.key").symlink_to(tmp_path / "nowhere")
+    with pytest.raises(keys.KeyFileError, match="does not exist"):
+        keys.load_private_key(tmp_path / "dangling.key")
+    with pytest.raises(keys.KeyFileError, match="not a regular file"):
+        keys.load_public_key(tmp_path)
+    os.mkfifo(tmp_path / "pipe.pub")
+    with pytest.raises(keys.KeyFileError, match="a named pipe"):
+        keys.load_public_key(tmp_path / "pipe.pub")
+
+
+def test_the_keys_folder_is_never_inside_the_project(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    project = tmp_path / "project"
+    project.mkdir()
+    assert keys.keys_dir(project) == tmp_path / "config" / "harness" / "keys"
+    monkeypatch.setenv(keys.KEYS_ENV, str(project / "secrets"))
+    with pytest.raises(ConfigError, match="is inside the project"):
+        keys.keys_dir(project)
+    # Reached through a link, it is still inside.
+    (tmp_path / "outside").symlink_to(project)
+    monkeypatch.setenv(keys.KEYS_ENV, str(tmp_path / "outside" / "secrets"))
+    with pytest.raises(ConfigError, match="is inside the project"):
+        keys.keys_dir(project)
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    folder = tmp_path / "project"
+    folder.mkdir()
+    return folder
+
+
+def test_a_project_narrows_the_trusted_keys_and_never_widens_them(
+    project: Path, tmp_path: Path
+) -> None:
+    mine = keys.generate_keys(tmp_path / "mine", "a")
+    theirs = keys.generate_keys(tmp_path / "theirs", "b")
+    listed_by_project = keys.generate_keys(project / "keys", "p")
+    ids = keys.key_id
+    # The project's file alone trusts nothing.
+    with pytest.raises(HarnessError, match="no trusted public key"):
+        keys.trusted_keys(project, [], [listed_by_project.public])
+    # A command-line key the project does not list is refused, not joined by the project's.
+    with pytest.raises(HarnessError, match="may narrow the trusted keys but not add"):
+        keys.trusted_keys(project, [mine.public], [listed_by_project.public])
+    narrowed = keys.trusted_keys(project, [mine.public, theirs.public], [theirs.public])
+    assert [ids(k) for k in narrowed] == [theirs.keyid]
+    assert len(keys.trusted_keys(project, [mine.public, theirs.public], [])) == 2
+
+
+def test_this_machine_s_trusted_keys_come_from_outside_the_project(
+    monkeypatch: pytest.MonkeyPatch, project: Path, tmp_path: Path
+) -> None:
+    trusted = keys.trusted_dir()
+    trusted.mkdir(parents=True)
+    pair = keys.generate_keys(trusted, "ci")
+    assert [keys.key_id(k) for k in keys.trusted_keys(project, [], [])] == [pair.keyid]
+    monkeypatch.setenv(keys.TRUSTED_ENV, str(project / "keys"))
+    with pytest.raises(ConfigError, match="is inside the project"):
+        keys.trusted_keys(project, [], [])
