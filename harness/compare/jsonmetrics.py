@@ -36,6 +36,14 @@ def _bits(value: float) -> bytes:
     return struct.pack("<d", value)
 
 
+def _compare_integers(a: int, b: int, policy: Policy) -> tuple[Status, str | None]:
+    if a == b:
+        return "equal", None
+    distance = abs(a - b)
+    passed = policy.is_tolerance and distance <= policy.atol
+    return ("within" if passed else "differs"), f"integers {distance} apart"
+
+
 def compare_numbers(a: float, b: float, policy: Policy) -> tuple[Status, str | None]:
     """The status of two numbers under ``policy``, and how far apart they are.
 
@@ -45,11 +53,7 @@ def compare_numbers(a: float, b: float, policy: Policy) -> tuple[Status, str | N
     exact, or at most ``atol`` apart: ULP counts and ``rtol`` are for floating point.
     """
     if isinstance(a, int) and isinstance(b, int):
-        if a == b:
-            return "equal", None
-        distance = abs(a - b)
-        passed = policy.is_tolerance and distance <= policy.atol
-        return ("within" if passed else "differs"), f"integers {distance} apart"
+        return _compare_integers(a, b, policy)
     try:
         fa, fb = float(a), float(b)
     except OverflowError:
@@ -70,12 +74,11 @@ def compare_numbers(a: float, b: float, policy: Policy) -> tuple[Status, str | N
         note = f"an integer vs a float; {note}"
     elif fa == fb:
         note = "signed zeros differ"
-    if policy.kind == "ulp":
-        passed = ulp <= policy.ulp or absd <= policy.atol
-    elif policy.kind in ("close", "metric"):
-        passed = absd <= policy.atol + policy.rtol * magnitude
-    else:
-        passed = False
+    passed = policy.is_tolerance and (
+        ulp <= policy.ulp or absd <= policy.atol
+        if policy.kind == "ulp"
+        else absd <= policy.atol + policy.rtol * magnitude
+    )
     return ("within" if passed else "differs"), note
 
 

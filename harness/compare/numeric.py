@@ -232,10 +232,11 @@ class Accumulator:
         kind = self.dtype.kind
         if kind == "bfloat16":
             return bfloat16_to_float32(bits).astype(np.float64)
-        if kind in ("float", "complex"):
-            return bits.view(_FLOAT[self.width]).astype(np.float64)
-        signed = _INT[self.width] if kind == "int" else _UINT[self.width]
-        return bits.view(signed).astype(np.float64)
+        stored = _FLOAT[self.width] if kind in ("float", "complex") else None
+        if stored is None:
+            stored = _INT[self.width] if kind == "int" else _UINT[self.width]
+        values: Array = bits.view(stored).astype(np.float64)
+        return values
 
     def _distance(self, bits_a: Array, bits_b: Array) -> Array:
         """ULP distance (floats) or |a - b| (integers), exact, as int64 or uint64."""
@@ -243,9 +244,7 @@ class Accumulator:
         if not self.floating:
             wide = np.uint64 if kind == "uint" else np.int64
             signed = _INT[self.width] if kind == "int" else _UINT[self.width]
-            return key_distance(
-                bits_a.view(signed).astype(wide), bits_b.view(signed).astype(wide)
-            )
+            return key_distance(bits_a.view(signed).astype(wide), bits_b.view(signed).astype(wide))
         if self.width == 8:
             return key_distance(ordered_keys(bits_a, 8), ordered_keys(bits_b, 8))
         # Keys of 16- and 32-bit floats are formed in their own width (the hot loop of a
