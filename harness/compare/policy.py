@@ -110,12 +110,15 @@ def _options(text: str, body: str, allowed: tuple[str, ...]) -> dict[str, float]
 
 
 def _without_nan_equal(text: str, spelled: str) -> tuple[str, bool]:
-    """The policy without its ``,nan-equal`` modifier, and whether it had one."""
-    parts = [part.strip() for part in spelled.split(",")]
+    """The policy without its ``nan-equal`` modifier, and whether it had one."""
+    head, colon, body = spelled.partition(":")
+    listed = body if colon else head
+    parts = [part.strip() for part in listed.split(",")]
     named = [part for part in parts if part.lower() == NAN_EQUAL]
     if len(named) > 1:
         raise _bad(text, NAN_EQUAL, "repeats an option")
-    return ",".join(part for part in parts if part.lower() != NAN_EQUAL), bool(named)
+    rest = ",".join(part for part in parts if part.lower() != NAN_EQUAL)
+    return (f"{head}:{rest}" if colon else rest), bool(named)
 
 
 def parse_policy(text: str) -> Policy:

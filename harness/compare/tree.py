@@ -182,7 +182,14 @@ def compare_paths(
                     comparison.artifacts.append(_compare_links(relative, path_a, path_b))
                     continue
                 comparison.artifacts.append(
-                    compare_files(path_a, path_b, relative, policy_set, progress)
+                    compare_files(
+                        path_a,
+                        path_b,
+                        relative,
+                        policy_set,
+                        progress,
+                        roots=(target_a.path if dir_a else None, target_b.path if dir_b else None),
+                    )
                 )
     else:
         name_a, name_b = target_a.path.name, target_b.path.name
