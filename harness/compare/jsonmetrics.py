@@ -128,7 +128,20 @@ def compare_values(where: str, a: Any, b: Any, policy: Policy, result: ArtifactR
         result.add_entry(Entry(where, "differs", a=_jsonable(a), b=_jsonable(b)))
 
 
+# Metrics files are kilobytes; the whole document is held in memory to compare it.
+MAX_JSON = 64 << 20
+
+
+def check_json_size(size: int, what: str) -> None:
+    if size > MAX_JSON:
+        raise ArtifactError(
+            f"{what} is {size} bytes of JSON, more than the {MAX_JSON} harness reads whole",
+            hint="keep metrics small; store arrays as .npy or .safetensors artifacts",
+        )
+
+
 def load_json(path: Path) -> Any:
+    check_json_size(path.stat().st_size, str(path))
     try:
         with path.open("rb") as handle:
             return json.load(handle)

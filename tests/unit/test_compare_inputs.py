@@ -133,3 +133,13 @@ def test_flipped_bool_fails_ulp_one(tmp_path: Path) -> None:
     artifact = one(tmp_path / "a.npy", tmp_path / "b.npy", policy="ulp:1")
     assert artifact.status == "differs"
     assert artifact.tensors[0].max_ulp is None
+
+
+def test_oversized_json_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("harness.compare.jsonmetrics.MAX_JSON", 100)
+    (tmp_path / "a.json").write_text('{"x": 1}')
+    (tmp_path / "b.json").write_text('{"x": "' + "y" * 200 + '"}')
+    artifact = one(tmp_path / "a.json", tmp_path / "b.json")
+    assert artifact.status == "error"
+    assert artifact.error is not None
+    assert "more than the 100" in artifact.error
