@@ -23,6 +23,18 @@ from harness.errors import ArtifactError, ConfigError
 
 POLICIES_KEY = "harness.compare.policies"
 
+
+def project_policies() -> dict[str, str]:
+    """``[tool.harness.policies]`` of the project around the current folder, or none."""
+    from harness.config import find_project_root, load_config  # noqa: PLC0415 (only when asked)
+
+    try:
+        root = find_project_root(None)
+    except ConfigError:
+        return {}
+    return dict(load_config(root, {}).policies)
+
+
 HELP = """Compare the artifacts of two runs, two folders or two files.
 
 \b
