@@ -161,6 +161,8 @@ def test_help_teaches_by_example() -> None:
     assert result.exit_code == 0
     assert "Examples:" in result.output
     assert "--policy ulp:4" in result.output
+    assert "Integers are exact, or at most A apart" in result.output
+    assert "nan-equal" in result.output
     assert compare.name == "compare"
 
 
