@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Make sure a Docker engine answers: install Debian's docker.io (and debootstrap, which
-# `harness base` uses where no registry is reachable) when missing, and start dockerd in
-# the background when nothing answers. Does nothing when an engine is already up.
+# `harness base` uses where no registry is reachable, and chromium, which renders the
+# compare report in its test) when missing, and start dockerd in the background when
+# nothing answers. Does nothing when an engine is already up.
 set -euo pipefail
 log_dir="${HARNESS_STATE_DIR:-.harness}"
 
 need_packages=()
 command -v dockerd >/dev/null 2>&1 || need_packages+=(docker.io)
 command -v debootstrap >/dev/null 2>&1 || need_packages+=(debootstrap)
+command -v chromium >/dev/null 2>&1 || need_packages+=(chromium)
 if ((${#need_packages[@]})); then
     if [ "$(id -u)" != 0 ]; then
         echo "engine: ${need_packages[*]} missing; install them as root (apt-get install ${need_packages[*]})" >&2

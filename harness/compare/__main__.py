@@ -1,7 +1,8 @@
 """``python -m harness.compare A B``: the compare command on its own.
 
-It prints errors the way the harness CLI does (one line, with the fix) and exits with
-the error's code.
+It runs the command as the harness CLI group does: the project's
+``[tool.harness.policies]`` apply, errors are printed on one line with their fix, and the
+exit code is the error's. ``harness compare`` starts here too (see :mod:`harness.launch`).
 """
 
 from __future__ import annotations
@@ -10,24 +11,34 @@ import sys
 
 import click
 
-from harness.compare.command import compare
-from harness.errors import HarnessError
+from harness.compare.command import POLICIES_KEY, compare, project_policies
+from harness.errors import EXIT_TROUBLE, HarnessError
+
+EXIT_INTERRUPTED = 130
+
+
+def run(arguments: list[str]) -> int:
+    """Run ``harness compare ARGUMENTS`` and return its exit code."""
+    try:
+        with compare.make_context("harness compare", arguments) as ctx:
+            ctx.meta[POLICIES_KEY] = project_policies
+            compare.invoke(ctx)
+    except HarnessError as err:
+        click.echo(f"harness: {err.one_line()}", err=True)
+        return err.exit_code
+    except click.exceptions.Exit as done:
+        return done.exit_code
+    except click.ClickException as err:
+        err.show()
+        return EXIT_TROUBLE
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        click.echo("harness: interrupted", err=True)
+        return EXIT_INTERRUPTED
+    return 0
 
 
 def main() -> None:
-    try:
-        code = compare.main(prog_name="harness compare", standalone_mode=False)
-    except HarnessError as err:
-        click.echo(f"harness: {err.one_line()}", err=True)
-        sys.exit(err.exit_code)
-    except click.exceptions.Exit as done:
-        sys.exit(done.exit_code)
-    except click.ClickException as err:
-        err.show()
-        sys.exit(2)
-    except click.exceptions.Abort:
-        sys.exit(130)
-    sys.exit(code if isinstance(code, int) else 0)
+    sys.exit(run(sys.argv[1:]))
 
 
 if __name__ == "__main__":

@@ -23,6 +23,18 @@ from harness.errors import ArtifactError, ConfigError
 
 POLICIES_KEY = "harness.compare.policies"
 
+
+def project_policies() -> dict[str, str]:
+    """``[tool.harness.policies]`` of the project around the current folder, or none."""
+    from harness.config import find_project_root, load_config  # noqa: PLC0415 (only when asked)
+
+    try:
+        root = find_project_root(None)
+    except ConfigError:
+        return {}
+    return dict(load_config(root, {}).policies)
+
+
 HELP = """Compare the artifacts of two runs, two folders or two files.
 
 \b
@@ -38,12 +50,21 @@ weights, JSON metrics, CSV/TSV tables, text; anything else as bytes.
 
 \b
 Policies (--policy applies to every artifact, over configured ones):
-  bitwise                  every bit equal (the default)
+  bitwise                  every bit equal (the default): a NaN payload, a
+                           signed zero, 1 vs 1.0 in JSON all differ
   ulp:N                    floats at most N units in the last place apart
   ulp:N,atol=A             ... or at most A apart (a floor for values near 0)
   close:rtol=R,atol=A      |a - b| <= A + R * max(|a|, |b|)
   metric:rtol=R,atol=A     the same test, for JSON and CSV numbers
-NaN matches NaN at the same place; an infinity must meet the same infinity.
+  ...,nan-equal            also any NaN equals any NaN at the same place
+  nan-equal                bitwise, except NaN payloads
+Integers are exact, or at most A apart under a policy with atol=A (ULPs
+and rtol are for floating point); booleans and float8 are always exact.
+An infinity must meet the same infinity; NaN must meet NaN.
+
+\b
+Only regular files are read: a link out of a compared folder, a device,
+a FIFO or a /proc file is refused (exit 2) without being opened.
 
 \b
 Examples:
@@ -88,7 +109,8 @@ def _progress(enabled: bool) -> Iterator[Callable[[str], None] | None]:
     "--policy",
     "-p",
     metavar="POLICY",
-    help="Policy for every artifact: bitwise, ulp:N[,atol=A], close:rtol=R,atol=A.",
+    help="Policy for every artifact: bitwise, ulp:N[,atol=A], close:rtol=R,atol=A "
+    "(add ,nan-equal to forgive NaN payloads).",
 )
 @click.option(
     "--metric-tolerance",
@@ -99,7 +121,9 @@ def _progress(enabled: bool) -> Iterator[Callable[[str], None] | None]:
 @click.option(
     "--report",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Also write a report: Markdown for FILE.md, HTML for FILE.html.",
+    help="Also write a report: Markdown for FILE.md, HTML for FILE.html (summary first, "
+    "then per tensor: histograms of ULP and absolute differences, percentiles, worst "
+    "locations).",
 )
 @click.pass_context
 def compare(

@@ -32,38 +32,53 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
+def _bits(value: float) -> bytes:
+    return struct.pack("<d", value)
+
+
+def _compare_integers(a: int, b: int, policy: Policy) -> tuple[Status, str | None]:
+    if a == b:
+        return "equal", None
+    distance = abs(a - b)
+    passed = policy.is_tolerance and distance <= policy.atol
+    return ("within" if passed else "differs"), f"integers {distance} apart"
+
+
 def compare_numbers(a: float, b: float, policy: Policy) -> tuple[Status, str | None]:
-    """The status of two numbers under ``policy``, and how far apart they are."""
-    absd: float
-    rel: float
-    ulp: int
-    magnitude: float
+    """The status of two numbers under ``policy``, and how far apart they are.
+
+    ``equal`` means the same type and the same bits: ``1`` and ``1.0``, ``0.0`` and ``-0.0``,
+    or two NaNs with different payloads differ under ``bitwise``. A tolerance accepts the
+    first two (they are 0 apart); NaN payloads only under ``nan-equal``. Integers are
+    exact, or at most ``atol`` apart: ULP counts and ``rtol`` are for floating point.
+    """
     if isinstance(a, int) and isinstance(b, int):
-        if a == b:
-            return "equal", None
-        distance = abs(a - b)
-        magnitude = max(abs(a), abs(b))
-        absd, rel, ulp = float(distance), distance / magnitude, distance
-    else:
-        try:
-            fa, fb = float(a), float(b)
-        except OverflowError:
-            return "differs", "an integer too large for float64"
-        if fa == fb or (math.isnan(fa) and math.isnan(fb)):
-            return "equal", None
-        if not (math.isfinite(fa) and math.isfinite(fb)):
-            return "differs", "NaN/Inf pattern differs"
-        absd = abs(fa - fb)
-        magnitude = max(abs(fa), abs(fb))
-        rel = absd / magnitude if magnitude else 0.0
-        ulp = float_ulp(fa, fb)
+        return _compare_integers(a, b, policy)
+    try:
+        fa, fb = float(a), float(b)
+    except OverflowError:
+        return "differs", "an integer too large for float64"
+    mixed = isinstance(a, int) != isinstance(b, int)
+    if not mixed and _bits(fa) == _bits(fb):
+        return "equal", None
+    if math.isnan(fa) and math.isnan(fb):
+        return ("within" if policy.nan_equal else "differs"), "NaN payloads differ"
+    if not (math.isfinite(fa) and math.isfinite(fb)):
+        return "differs", "NaN/Inf pattern differs"
+    absd = abs(fa - fb)
+    magnitude = max(abs(fa), abs(fb))
+    rel = absd / magnitude if magnitude else 0.0
+    ulp = float_ulp(fa, fb)
     note = f"abs {absd:.3g}, rel {rel:.3g}, {ulp} ULP"
-    if policy.kind == "ulp":
-        passed = ulp <= policy.ulp or absd <= policy.atol
-    elif policy.kind in ("close", "metric"):
-        passed = absd <= policy.atol + policy.rtol * magnitude
-    else:
-        passed = False
+    if mixed:
+        note = f"an integer vs a float; {note}"
+    elif fa == fb:
+        note = "signed zeros differ"
+    passed = policy.is_tolerance and (
+        ulp <= policy.ulp or absd <= policy.atol
+        if policy.kind == "ulp"
+        else absd <= policy.atol + policy.rtol * magnitude
+    )
     return ("within" if passed else "differs"), note
 
 
@@ -113,7 +128,20 @@ def compare_values(where: str, a: Any, b: Any, policy: Policy, result: ArtifactR
         result.add_entry(Entry(where, "differs", a=_jsonable(a), b=_jsonable(b)))
 
 
+# Metrics files are kilobytes; the whole document is held in memory to compare it.
+MAX_JSON = 64 << 20
+
+
+def check_json_size(size: int, what: str) -> None:
+    if size > MAX_JSON:
+        raise ArtifactError(
+            f"{what} is {size} bytes of JSON, more than the {MAX_JSON} harness reads whole",
+            hint="keep metrics small; store arrays as .npy or .safetensors artifacts",
+        )
+
+
 def load_json(path: Path) -> Any:
+    check_json_size(path.stat().st_size, str(path))
     try:
         with path.open("rb") as handle:
             return json.load(handle)

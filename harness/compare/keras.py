@@ -24,6 +24,7 @@ import h5py
 
 from harness.compare.container import Container, compare_containers
 from harness.compare.dtypes import from_numpy
+from harness.compare.jsonmetrics import check_json_size
 from harness.compare.model import ArtifactResult
 from harness.compare.npy import open_zip
 from harness.compare.policy import Policy
@@ -31,6 +32,11 @@ from harness.compare.streams import ArraySource
 from harness.errors import ArtifactError
 
 SKIPPED_MEMBERS = ("metadata.json",)
+# Weights are extracted to a temporary file for h5py: the archive's declared size is what
+# lands on disk, so a small zip cannot claim an unbounded one.
+MAX_EXTRACTED = 64 << 30
+# Object (variable-length) datasets are read whole as Python values.
+MAX_OBJECT_ELEMENTS = 1 << 20
 
 
 def _plain(value: Any) -> Any:
@@ -65,6 +71,12 @@ def h5_container(path: Path, stack: ExitStack, label: str | None = None) -> Cont
         if obj.shape is None:
             container.values[name] = "<empty dataset>"
         elif obj.dtype.kind == "O" or obj.dtype.hasobject:
+            if obj.size > MAX_OBJECT_ELEMENTS:
+                raise ArtifactError(
+                    f"{label or path}: dataset {name} holds {obj.size} variable-length values, "
+                    f"more than the {MAX_OBJECT_ELEMENTS} harness reads",
+                    hint="store large arrays with a fixed-size dtype",
+                )
             container.values[name] = _plain(obj[()])
         else:
             container.tensors[name] = ArraySource(
@@ -99,6 +111,12 @@ def keras_container(path: Path, stack: ExitStack) -> Container:
         if name in SKIPPED_MEMBERS:
             container.notes.append(f"{name} (save date, versions) is not compared")
         elif name.endswith(".h5"):
+            if info.file_size > MAX_EXTRACTED:
+                raise ArtifactError(
+                    f"{path}:{name} declares {info.file_size} bytes, more than the "
+                    f"{MAX_EXTRACTED} harness extracts",
+                    hint="the archive is corrupt or not a Keras model; regenerate it",
+                )
             extracted = scratch / f"{len(list(scratch.iterdir()))}.h5"
             with archive.open(info) as member, extracted.open("wb") as out:
                 shutil.copyfileobj(member, out, 8 << 20)
@@ -107,6 +125,7 @@ def keras_container(path: Path, stack: ExitStack) -> Container:
             container.tensors.update((label + key, src) for key, src in weights.tensors.items())
             container.values.update((label + key, val) for key, val in weights.values.items())
         elif name.endswith(".json"):
+            check_json_size(info.file_size, f"{path}:{name}")
             try:
                 container.values[name] = json.loads(archive.read(info))
             except (ValueError, RecursionError):

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import cast
 
 from harness.compare.fastpath import first_difference
+from harness.compare.inputs import check_readable
 from harness.compare.model import ArtifactResult
 from harness.compare.policy import Policy, PolicySet
 from harness.errors import ArtifactError
@@ -117,12 +118,28 @@ def compare_files(
     progress: Callable[[str], None] | None = None,
     *,
     match: str | None = None,
+    roots: tuple[Path | None, Path | None] = (None, None),
 ) -> ArtifactResult:
     """Compare one artifact present on both sides; read errors become an ``error`` verdict.
 
     ``relative`` names the artifact in the report; ``match`` (default: the same) is the
-    path that policy globs are matched against.
+    path that policy globs are matched against; ``roots`` are the compared folders the
+    two files were found in (links must not leave them).
     """
+    try:
+        check_readable(a, f"{relative} in A", roots[0])
+        check_readable(b, f"{relative} in B", roots[1])
+    except ArtifactError as exc:
+        suffix_kind = KINDS.get(Path(relative).suffix.lower(), "bytes")
+        policy = policies.for_artifact(match or relative, numbers=suffix_kind in NUMBER_KINDS)
+        return ArtifactResult(
+            path=relative,
+            kind=suffix_kind,
+            status="error",
+            policy=policy.text,
+            error=exc.message,
+            hint=exc.hint or None,
+        )
     kind_a, kind_b = kind_of(a), kind_of(b)
     kind = kind_a if kind_a == kind_b else "bytes"
     policy = policies.for_artifact(match or relative, numbers=kind in NUMBER_KINDS)

@@ -49,11 +49,44 @@ def combine(statuses: list[Status]) -> Status:
 
 @dataclass
 class Location:
-    """Where a notable difference sits, with both values."""
+    """Where a notable difference sits, with both values (and their ULP distance)."""
 
     index: tuple[int, ...]
     a: float
     b: float
+    ulp: int | None = None
+
+
+@dataclass
+class Bin:
+    """One histogram bar: ``count`` differing pairs whose distance lies in [low, high].
+
+    ULP bins hold whole numbers (high inclusive); absolute-difference bins are [low, high)
+    powers of two.
+    """
+
+    low: float
+    high: float
+    count: int
+
+
+PERCENTILES = (50.0, 90.0, 99.0, 99.9)
+
+
+def percentile_bounds(bins: list[Bin], total: int) -> dict[str, float]:
+    """An upper bound of each percentile, read off the histogram (exact to a factor of 2)."""
+    bounds: dict[str, float] = {}
+    if not total:
+        return bounds
+    for percent in PERCENTILES:
+        needed = percent / 100 * total
+        seen = 0
+        for found in bins:
+            seen += found.count
+            if seen >= needed:
+                bounds[f"p{percent:g}"] = found.high
+                break
+    return bounds
 
 
 @dataclass
@@ -76,12 +109,24 @@ class TensorResult:
     worst_abs: Location | None = None
     nan_mismatch: int = 0
     inf_mismatch: int = 0
+    nan_payload: int = 0
     first_differences: list[tuple[int, ...]] = field(default_factory=list)
+    worst: list[Location] = field(default_factory=list)
+    ulp_histogram: list[Bin] = field(default_factory=list)
+    abs_histogram: list[Bin] = field(default_factory=list)
     note: str | None = None
 
     @property
     def differing_fraction(self) -> float:
         return self.differing / self.elements if self.elements else 0.0
+
+    @property
+    def ulp_percentiles(self) -> dict[str, float]:
+        return percentile_bounds(self.ulp_histogram, sum(b.count for b in self.ulp_histogram))
+
+    @property
+    def abs_percentiles(self) -> dict[str, float]:
+        return percentile_bounds(self.abs_histogram, sum(b.count for b in self.abs_histogram))
 
 
 @dataclass

@@ -14,18 +14,24 @@ Definitions (per element pair a, b that differ in their bits):
   kept, since a huge ULP count between two tiny numbers is a different story from the
   same count between large ones.
 * NaN/Inf pattern: positions where exactly one side is NaN, or where an infinity faces
-  anything other than the same infinity. These always fail a tolerance; NaN facing NaN
-  (any payload) passes one.
+  anything other than the same infinity. These always fail. NaN facing NaN with another
+  payload fails too, unless the policy names ``nan-equal``.
+* Booleans and opaque types (float8, records) are compared exactly; integers exactly or
+  within ``atol``. ULP distances, and their histogram, exist for floating types only.
+* Histograms count the differing pairs by binary order of magnitude of their ULP distance
+  and of |a - b|: cheap enough for every element, and what a reader needs to tell one
+  rounding step from a real change.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
 
 from harness.compare.dtypes import DType
-from harness.compare.model import MAX_LISTED, Location, Status, TensorResult
+from harness.compare.model import MAX_LISTED, Bin, Location, Status, TensorResult
 from harness.compare.policy import Policy
 from harness.compare.streams import CHUNK_BYTES, Order, Source
 
@@ -48,6 +54,20 @@ def ordered_keys(bits: Array, width: int) -> Array:
     wide = bits.view(_INT[width]).astype(np.int64)
     minimum = np.int64(-(1 << (8 * width - 1)))
     keys: Array = np.where(wide < 0, minimum - wide, wide)
+    return keys
+
+
+def narrow_keys(bits: Array, width: int) -> Array:
+    """:func:`ordered_keys` for 16- and 32-bit patterns, in their own signed width.
+
+    Branch-free: for a negative pattern (sign s = -1) ``(i ^ 0x7f..f) + 1`` is minus its
+    magnitude, which cannot overflow; a positive one is unchanged.
+    """
+    signed = bits.view(_INT[width])
+    sign = signed >> (8 * width - 1)
+    magnitude_mask = sign & _INT[width]((1 << (8 * width - 1)) - 1)
+    keys: Array = np.bitwise_xor(signed, magnitude_mask)
+    keys -= sign
     return keys
 
 
@@ -91,6 +111,22 @@ def _first_of_runs(values: Array) -> Array:
     return distinct
 
 
+# The worst locations a tensor keeps for the report.
+TOP = 10
+# Below this share of differing elements a chunk gathers them by index; above it, it works
+# through the chunk in place (a gather would copy nearly everything, at twice the cost).
+SPARSE = 8
+# Histogram bins are binary exponents: a float64's biased exponent field (0 for zero).
+_EXPONENTS = 2048
+_FLOAT_BITS = np.int64(52)
+
+
+def _exponents(values: Array) -> Array:
+    """The biased binary exponent of each non-negative float64 (0 for 0, 2047 for inf)."""
+    shifted: Array = values.view(np.int64) >> _FLOAT_BITS
+    return shifted
+
+
 class Accumulator:
     """Statistics of one tensor pair, fed chunk by chunk."""
 
@@ -99,6 +135,7 @@ class Accumulator:
         self.policy = policy
         self.components = 2 if dtype.kind == "complex" else 1
         self.width = dtype.itemsize // self.components
+        self.floating = dtype.kind in ("float", "complex", "bfloat16")
         self.differing = 0
         self.failing = 0
         self.max_abs = 0.0
@@ -108,131 +145,217 @@ class Accumulator:
         self.worst_abs: tuple[int, float, float] | None = None
         self.nan_mismatch = 0
         self.inf_mismatch = 0
+        self.nan_payload = 0
         self.first: list[int] = []
+        # (distance, flat position, a, b), largest distance first.
+        self.worst: list[tuple[int, int, float, float]] = []
+        self.ulp_exponents = np.zeros(_EXPONENTS, dtype=np.int64)
+        self.abs_exponents = np.zeros(_EXPONENTS, dtype=np.int64)
+        self.measured = 0
 
     def add(self, a: Array, b: Array, base: int) -> None:
         """Account for elements ``base .. base + len(a)`` (flat, in storage order)."""
         with np.errstate(all="ignore"):
-            if self.dtype.kind == "opaque":
-                self._add_opaque(a, b, base)
+            if self.dtype.kind in ("opaque", "bool"):
+                self._add_exact(a, b, base)
             else:
                 self._add_numeric(a, b, base)
 
-    def _note_differing(self, elements: Array, base: int) -> None:
-        self.differing += int(elements.size)
+    def _note_first(self, elements: Array, base: int) -> None:
         room = MAX_LISTED - len(self.first)
         if room > 0:
             self.first.extend(int(base + e) for e in elements[:room])
 
-    def _add_opaque(self, a: Array, b: Array, base: int) -> None:
+    def _add_exact(self, a: Array, b: Array, base: int) -> None:
+        """Booleans and opaque types: any change of bits fails, whatever the policy."""
         rows_a = a.view(np.uint8).reshape(-1, self.dtype.itemsize)
         rows_b = b.view(np.uint8).reshape(-1, self.dtype.itemsize)
         elements = np.flatnonzero((rows_a != rows_b).any(axis=1))
-        self._note_differing(elements, base)
+        self._note_first(elements, base)
+        self.differing += int(elements.size)
         self.failing += int(elements.size)
 
     def _add_numeric(self, a: Array, b: Array, base: int) -> None:
-        if self.dtype.kind == "complex":
+        if self.components == 2:
             a = a.view(_FLOAT[self.width])
             b = b.view(_FLOAT[self.width])
         bits_a = a.view(_UINT[self.width])
         bits_b = b.view(_UINT[self.width])
-        idx = np.flatnonzero(bits_a != bits_b)
-        if idx.size == 0:
+        differ = bits_a != bits_b
+        count = int(np.count_nonzero(differ))
+        if not count:
             return
-        self._note_differing(idx if self.components == 1 else _first_of_runs(idx // 2), base)
+        if self.components == 2:
+            self._add_complex(bits_a, bits_b, np.flatnonzero(differ), base)
+            return
+        self.differing += count
+        if len(self.first) < MAX_LISTED:
+            self._note_first(np.flatnonzero(differ)[:MAX_LISTED], base)
+        if count * SPARSE < differ.size:
+            idx = np.flatnonzero(differ)
+            for start in range(0, idx.size, BATCH):
+                part = idx[start : start + BATCH]
+                failing = self._account(bits_a[part], bits_b[part], base + part)
+                self.failing += int(np.count_nonzero(failing))
+            return
         # Dense differences (every weight of a GPU run against a CPU run) are worked through
-        # in batches small enough for the temporaries to stay in cache.
+        # in place, in batches small enough for the temporaries to stay in cache.
+        for start in range(0, differ.size, BATCH):
+            stop = min(start + BATCH, differ.size)
+            mask = differ[start:stop]
+            slice_a, slice_b = bits_a[start:stop], bits_b[start:stop]
+            if mask.all():
+                positions: Array | int = base + start
+                failing = self._account(slice_a, slice_b, positions)
+            else:
+                positions = base + start + np.flatnonzero(mask)
+                failing = self._account(slice_a[mask], slice_b[mask], positions)
+            self.failing += int(np.count_nonzero(failing))
+
+    def _add_complex(self, bits_a: Array, bits_b: Array, idx: Array, base: int) -> None:
+        """Complex numbers: two floats each; an element differs or fails if either part does."""
+        elements = _first_of_runs(idx // 2)
+        self.differing += int(elements.size)
+        self._note_first(elements, base)
         start = 0
         while start < idx.size:
             stop = min(start + BATCH, idx.size)
-            if self.components == 2 and stop < idx.size and idx[stop] // 2 == idx[stop - 1] // 2:
+            if stop < idx.size and idx[stop] // 2 == idx[stop - 1] // 2:
                 stop += 1  # both parts of a complex number in the same batch
-            self._add_batch((a, b), (bits_a, bits_b), idx[start:stop], base)
+            part = idx[start:stop]
+            failing = self._account(bits_a[part], bits_b[part], 2 * base + part)
+            if failing.any():
+                self.failing += int(_first_of_runs(part[failing] // 2).size)
             start = stop
 
-    def _add_batch(
-        self, values: tuple[Array, Array], bits: tuple[Array, Array], idx: Array, base: int
-    ) -> None:
-        """Account for the differing positions ``idx`` of one chunk."""
+    def _values(self, bits: Array) -> Array:
         kind = self.dtype.kind
-        if kind in ("float", "complex", "bfloat16"):
-            if kind == "bfloat16":
-                va = bfloat16_to_float32(bits[0][idx]).astype(np.float64)
-                vb = bfloat16_to_float32(bits[1][idx]).astype(np.float64)
+        if kind == "bfloat16":
+            return bfloat16_to_float32(bits).astype(np.float64)
+        stored = _FLOAT[self.width] if kind in ("float", "complex") else None
+        if stored is None:
+            stored = _INT[self.width] if kind == "int" else _UINT[self.width]
+        values: Array = bits.view(stored).astype(np.float64)
+        return values
+
+    def _distance(self, bits_a: Array, bits_b: Array) -> Array:
+        """ULP distance (floats) or |a - b| (integers), exact, as int64 or uint64."""
+        kind = self.dtype.kind
+        if not self.floating:
+            wide = np.uint64 if kind == "uint" else np.int64
+            signed = _INT[self.width] if kind == "int" else _UINT[self.width]
+            return key_distance(bits_a.view(signed).astype(wide), bits_b.view(signed).astype(wide))
+        if self.width == 8:
+            return key_distance(ordered_keys(bits_a, 8), ordered_keys(bits_b, 8))
+        # Keys of 16- and 32-bit floats are formed in their own width (the hot loop of a
+        # comparison where every element differs); their difference fits int64.
+        distance: Array = np.subtract(
+            narrow_keys(bits_a, self.width), narrow_keys(bits_b, self.width), dtype=np.int64
+        )
+        return np.abs(distance, out=distance)
+
+    def _account(self, bits_a: Array, bits_b: Array, positions: Array | int) -> Array:
+        """Account for pairs whose bits differ; returns which of them fail the policy.
+
+        ``positions`` are their flat storage positions (in float parts for complex), or
+        the position of the first when the pairs are consecutive.
+        """
+        va, vb = self._values(bits_a), self._values(bits_b)
+        failing = np.zeros(va.size, dtype=bool)
+        if self.floating:
+            finite = np.isfinite(va) & np.isfinite(vb)
+            if not finite.all():
+                self._special(va, vb, finite, failing)
+                keep = np.flatnonzero(finite)
+                bits_a, bits_b, va, vb = bits_a[keep], bits_b[keep], va[keep], vb[keep]
+                positions = _take(positions, keep)
+                finite_failing = np.zeros(keep.size, dtype=bool)
             else:
-                va = values[0][idx].astype(np.float64)
-                vb = values[1][idx].astype(np.float64)
-            nan_a, nan_b = np.isnan(va), np.isnan(vb)
-            inf_a, inf_b = np.isinf(va), np.isinf(vb)
-            any_nan = nan_a | nan_b
-            finite = ~(any_nan | inf_a | inf_b)
-            bad_pattern = ~finite & ~(nan_a & nan_b)
-            if finite.all():
-                fa, fb, fidx = va, vb, idx
-            else:
-                self.nan_mismatch += int(np.count_nonzero(nan_a ^ nan_b))
-                self.inf_mismatch += int(np.count_nonzero((inf_a | inf_b) & ~any_nan))
-                fa, fb, fidx = va[finite], vb[finite], idx[finite]
-            dist = key_distance(
-                ordered_keys(bits[0][fidx], self.width), ordered_keys(bits[1][fidx], self.width)
-            )
-            absd = np.abs(fa - fb)
+                keep, finite_failing = None, failing
         else:
-            keys_type = np.uint64 if kind == "uint" else np.int64
-            ka = values[0][idx].astype(keys_type)
-            kb = values[1][idx].astype(keys_type)
-            fa, fb, fidx = ka.astype(np.float64), kb.astype(np.float64), idx
-            dist = key_distance(ka, kb)
-            absd = dist.astype(np.float64)
-            bad_pattern = np.zeros(idx.size, dtype=bool)
+            keep, finite_failing = None, failing
+        if not va.size:
+            return failing
+        distance = self._distance(bits_a, bits_b)
+        absd = np.abs(va - vb)
+        magnitude = np.maximum(np.abs(va), np.abs(vb))
+        self.max_rel = max(self.max_rel, float(np.fmax.reduce(absd / magnitude)))
+        np.logical_not(self._passing(distance, absd, magnitude), out=finite_failing)
+        if keep is not None:
+            failing[keep] = finite_failing
+        self.measured += int(va.size)
+        if self.floating:
+            self.ulp_exponents += np.bincount(
+                _exponents(distance.astype(np.float64)), minlength=_EXPONENTS
+            )
+        self.abs_exponents += np.bincount(_exponents(absd), minlength=_EXPONENTS)
+        self._track_extremes(positions, (va, vb), absd=absd, distance=distance)
+        return failing
 
-        magnitude = np.maximum(np.abs(fa), np.abs(fb))
-        rel = np.divide(absd, magnitude, out=np.zeros_like(absd), where=magnitude > 0)
-        self._track_extremes(base, fidx, (fa, fb), absd=absd, rel=rel, dist=dist)
+    def _special(self, va: Array, vb: Array, finite: Array, failing: Array) -> None:
+        """NaN and infinity patterns: they never pass a tolerance; NaN payloads only under
+        a policy that names ``nan-equal``."""
+        nan_a, nan_b = np.isnan(va), np.isnan(vb)
+        both = nan_a & nan_b
+        self.nan_mismatch += int(np.count_nonzero(nan_a ^ nan_b))
+        self.inf_mismatch += int(np.count_nonzero(~finite & ~(nan_a | nan_b)))
+        self.nan_payload += int(np.count_nonzero(both))
+        pardoned = both if self.policy.nan_equal else np.zeros_like(both)
+        failing |= ~finite & ~pardoned
 
-        passing = self._passing(dist, absd, magnitude)
-        if self.components == 1:
-            failing_finite = fidx.size - int(np.count_nonzero(passing))
-            self.failing += int(np.count_nonzero(bad_pattern)) + failing_finite
-            return
-        failing = np.concatenate((idx[bad_pattern], fidx[~passing]))
-        if failing.size:
-            failing.sort()
-            self.failing += int(_first_of_runs(failing // 2).size)
-
-    def _passing(self, dist: Array, absd: Array, magnitude: Array) -> Array:
+    def _passing(self, distance: Array, absd: Array, magnitude: Array) -> Array:
         policy = self.policy
-        if policy.kind == "bitwise":
-            return np.zeros(dist.size, dtype=bool)
+        if not policy.is_tolerance:
+            return np.zeros(distance.size, dtype=bool)
+        if not self.floating:
+            # Integers: exact, or within atol; ULP counts and rtol are for floating point.
+            exact: Array = absd <= policy.atol
+            return exact
         if policy.kind == "ulp":
-            passing: Array = (dist <= np.uint64(policy.ulp)) | (absd <= policy.atol)
+            # Distances are uint64 for float64 and int64 (far from overflow) otherwise.
+            bound = np.uint64(policy.ulp) if self.width == 8 else min(policy.ulp, (1 << 62))
+            passing: Array = distance <= bound
+            if policy.atol:
+                passing |= absd <= policy.atol
             return passing
         close: Array = absd <= policy.atol + policy.rtol * magnitude
         return close
 
     def _track_extremes(
-        self,
-        base: int,
-        fidx: Array,
-        values: tuple[Array, Array],
-        *,
-        absd: Array,
-        rel: Array,
-        dist: Array,
+        self, positions: Array | int, values: tuple[Array, Array], *, absd: Array, distance: Array
     ) -> None:
-        if not fidx.size:
-            return
-        fa, fb = values
-        self.max_rel = max(self.max_rel, float(rel.max()))
+        va, vb = values
         j = int(np.argmax(absd))
         if self.worst_abs is None or float(absd[j]) > self.max_abs:
             self.max_abs = float(absd[j])
-            self.worst_abs = (base + int(fidx[j]) // self.components, float(fa[j]), float(fb[j]))
-        j = int(np.argmax(dist))
-        if self.worst_ulp is None or int(dist[j]) > self.max_ulp:
-            self.max_ulp = int(dist[j])
-            self.worst_ulp = (base + int(fidx[j]) // self.components, float(fa[j]), float(fb[j]))
+            self.worst_abs = (self._element(positions, j), float(va[j]), float(vb[j]))
+        j = int(np.argmax(distance))
+        if self.worst_ulp is None or int(distance[j]) > self.max_ulp:
+            self.max_ulp = int(distance[j])
+            self.worst_ulp = (self._element(positions, j), float(va[j]), float(vb[j]))
+        threshold = self.worst[-1][0] if len(self.worst) >= TOP else -1
+        if int(distance[j]) <= threshold:
+            return
+        candidates = np.flatnonzero(distance > threshold) if threshold >= 0 else None
+        if candidates is None:
+            candidates = np.arange(distance.size)
+        if candidates.size > TOP:
+            # The TOP largest; among equals the earliest, so that chunking never matters.
+            found = distance[candidates]
+            kth = np.partition(found, -TOP)[-TOP]
+            above = candidates[found > kth]
+            ties = candidates[found == kth][: TOP - above.size]
+            candidates = np.concatenate((above, ties))
+        for c in candidates.tolist():
+            self.worst.append(
+                (int(distance[c]), self._element(positions, c), float(va[c]), float(vb[c]))
+            )
+        self.worst.sort(key=lambda item: (-item[0], item[1]))
+        del self.worst[TOP:]
+
+    def _element(self, positions: Array | int, j: int) -> int:
+        flat = positions + j if isinstance(positions, int) else int(positions[j])
+        return flat // self.components
 
     def finish(self, name: str, shape: tuple[int, ...], order: Order) -> TensorResult:
         def where(flat: int) -> tuple[int, ...]:
@@ -251,10 +374,16 @@ class Accumulator:
             status = "differs"
         else:
             status = "within"
-        numeric = self.dtype.numeric
+        numeric = self.dtype.kind not in ("opaque", "bool")
         note = None
-        if not numeric and not self.policy.is_bitwise and self.differing:
-            note = f"{self.dtype.name} values are compared bit for bit"
+        if not numeric and self.policy.is_tolerance and self.differing:
+            note = f"{self.dtype.name} values are compared exactly, whatever the policy"
+        elif numeric and not self.floating and self.policy.is_tolerance and self.differing:
+            note = "integers are compared exactly, or within atol; ULPs and rtol do not apply"
+        worst = [
+            Location(where(flat), a, b, ulp=distance if self.floating else None)
+            for distance, flat, a, b in self.worst
+        ]
         return TensorResult(
             name=name,
             status=status,
@@ -267,14 +396,55 @@ class Accumulator:
             failing=self.failing,
             max_abs=self.max_abs if numeric else None,
             max_rel=self.max_rel if numeric else None,
-            max_ulp=self.max_ulp if numeric else None,
-            worst_ulp=location(self.worst_ulp),
+            max_ulp=self.max_ulp if self.floating else None,
+            worst_ulp=location(self.worst_ulp) if self.floating else None,
             worst_abs=location(self.worst_abs),
             nan_mismatch=self.nan_mismatch,
             inf_mismatch=self.inf_mismatch,
+            nan_payload=self.nan_payload,
             first_differences=[where(flat) for flat in self.first],
+            worst=worst,
+            ulp_histogram=_ulp_bins(self.ulp_exponents) if self.floating else [],
+            abs_histogram=_abs_bins(self.abs_exponents),
             note=note,
         )
+
+
+def _take(positions: Array | int, keep: Array) -> Array:
+    if isinstance(positions, int):
+        taken: Array = positions + keep
+        return taken
+    kept: Array = positions[keep]
+    return kept
+
+
+def _ulp_bins(exponents: Array) -> list[Bin]:
+    """ULP distance bins: 0, then [2^k, 2^(k+1) - 1] (integers, so each bound is exact)."""
+    bins: list[Bin] = []
+    for biased in np.flatnonzero(exponents).tolist():
+        count = int(exponents[biased])
+        if biased == 0:
+            bins.append(Bin(0, 0, count))
+        else:
+            power = biased - 1023
+            bins.append(Bin(2**power, 2 ** (power + 1) - 1, count))
+    return bins
+
+
+def _abs_bins(exponents: Array) -> list[Bin]:
+    """Absolute difference bins: 0, then [2^k, 2^(k+1)), and infinity (an overflow)."""
+    bins: list[Bin] = []
+    for biased in np.flatnonzero(exponents).tolist():
+        count = int(exponents[biased])
+        if biased == 0:
+            bins.append(Bin(0.0, 0.0, count))  # zero, or a float64 subnormal difference
+        elif biased == _EXPONENTS - 1:
+            bins.append(Bin(math.inf, math.inf, count))
+        else:
+            power = biased - 1023
+            high = math.ldexp(1.0, power + 1) if power < 1023 else math.inf
+            bins.append(Bin(math.ldexp(1.0, power), high, count))
+    return bins
 
 
 def mismatch(name: str, a: Source, b: Source) -> TensorResult | None:

@@ -8,8 +8,15 @@ Grammar (one policy per string)::
                                 keeps values near zero from failing on huge ULP counts)
     close:rtol=R,atol=A         |a - b| <= A + R * max(|a|, |b|)  (symmetric in a and b)
     metric:rtol=R,atol=A        the same test, named for JSON/CSV metrics
+    ...,nan-equal               any NaN equals any NaN at the same place (payload and sign
+                                ignored); ``nan-equal`` alone is bitwise with that one pardon
 
-NaN matches NaN at the same position under every tolerance; infinities must match exactly.
+A tolerance that does not name ``nan-equal`` fails two NaNs whose bits differ: a gate must
+not pass bytes that differ unless its policy says why. Infinities must match exactly.
+
+Tolerances describe floating-point rounding, so ULP counts apply to floating types only.
+Integers are equal, or at most ``atol`` apart when the policy names one (``rtol`` and ULP
+counts do not apply to them); booleans are always compared exactly.
 """
 
 from __future__ import annotations
@@ -24,7 +31,13 @@ from harness.errors import ConfigError
 
 PolicyKind = Literal["bitwise", "ulp", "close", "metric"]
 
-_FORMS = "bitwise, ulp:N, ulp:N,atol=A, close:rtol=R,atol=A or metric:rtol=R,atol=A"
+_FORMS = (
+    "bitwise, ulp:N, ulp:N,atol=A, close:rtol=R,atol=A or metric:rtol=R,atol=A "
+    "(any of them with ,nan-equal)"
+)
+NAN_EQUAL = "nan-equal"
+# The largest ULP distance there is: float64 from -max to +max, which fits uint64.
+MAX_ULP = (1 << 64) - 1
 POLICY_HINT = f"write a policy as one of: {_FORMS}"
 
 
@@ -36,18 +49,27 @@ class Policy:
     ulp: int = 0
     rtol: float = 0.0
     atol: float = 0.0
+    nan_equal: bool = False
 
     @property
     def text(self) -> str:
         if self.kind == "bitwise":
-            return "bitwise"
+            return NAN_EQUAL if self.nan_equal else "bitwise"
         if self.kind == "ulp":
-            return f"ulp:{self.ulp}" + (f",atol={self.atol!r}" if self.atol else "")
-        return f"{self.kind}:rtol={self.rtol!r},atol={self.atol!r}"
+            text = f"ulp:{self.ulp}" + (f",atol={self.atol!r}" if self.atol else "")
+        else:
+            text = f"{self.kind}:rtol={self.rtol!r},atol={self.atol!r}"
+        return text + (f",{NAN_EQUAL}" if self.nan_equal else "")
 
     @property
     def is_bitwise(self) -> bool:
-        return self.kind == "bitwise"
+        """Every bit must be equal (``nan-equal`` alone is not: it pardons NaN payloads)."""
+        return self.kind == "bitwise" and not self.nan_equal
+
+    @property
+    def is_tolerance(self) -> bool:
+        """Values may differ by an amount (ULP, rtol, atol), not only in NaN payloads."""
+        return self.kind != "bitwise"
 
     def __str__(self) -> str:
         return self.text
@@ -74,6 +96,8 @@ def _options(text: str, body: str, allowed: tuple[str, ...]) -> dict[str, float]
     found: dict[str, float] = {}
     for part in body.split(","):
         item = part.strip()
+        if item.lower() == NAN_EQUAL:
+            continue  # taken by parse_policy
         name, sep, value = item.partition("=")
         name = name.strip()
         if not sep or name not in allowed:
@@ -85,11 +109,25 @@ def _options(text: str, body: str, allowed: tuple[str, ...]) -> dict[str, float]
     return found
 
 
+def _without_nan_equal(text: str, spelled: str) -> tuple[str, bool]:
+    """The policy without its ``nan-equal`` modifier, and whether it had one."""
+    head, colon, body = spelled.partition(":")
+    listed = body if colon else head
+    parts = [part.strip() for part in listed.split(",")]
+    named = [part for part in parts if part.lower() == NAN_EQUAL]
+    if len(named) > 1:
+        raise _bad(text, NAN_EQUAL, "repeats an option")
+    rest = ",".join(part for part in parts if part.lower() != NAN_EQUAL)
+    return (f"{head}:{rest}" if colon else rest), bool(named)
+
+
 def parse_policy(text: str) -> Policy:
     """Parse a policy string; a ConfigError names the part that is wrong."""
-    spelled = text.strip()
+    spelled, nan_equal = _without_nan_equal(text, text.strip())
     head, colon, body = spelled.partition(":")
     head = head.strip().lower()
+    if head in ("bitwise", "") and nan_equal and not colon:
+        return Policy("bitwise", nan_equal=True)
     if head == "bitwise":
         if colon:
             raise _bad(text, body, "follows 'bitwise', which takes no options")
@@ -99,14 +137,18 @@ def parse_policy(text: str) -> Policy:
         count = count.strip()
         if not count.isdigit():
             raise _bad(text, count, "is not a whole number of ULPs (ulp:N)")
+        if len(count) > 20 or int(count) > MAX_ULP:
+            raise _bad(text, count, f"is more ULPs than any two floats are apart (<= {MAX_ULP})")
         atol = _options(text, rest, ("atol",)).get("atol", 0.0) if rest.strip() else 0.0
-        return Policy("ulp", ulp=int(count), atol=atol)
+        return Policy("ulp", ulp=int(count), atol=atol, nan_equal=nan_equal)
     if head in ("close", "metric"):
         if not body.strip():
             raise _bad(text, spelled, "needs rtol=<number> and/or atol=<number>")
         found = _options(text, body, ("rtol", "atol"))
         kind: PolicyKind = "close" if head == "close" else "metric"
-        return Policy(kind, rtol=found.get("rtol", 0.0), atol=found.get("atol", 0.0))
+        return Policy(
+            kind, rtol=found.get("rtol", 0.0), atol=found.get("atol", 0.0), nan_equal=nan_equal
+        )
     raise _bad(text, head, f"is not a policy ({_FORMS})")
 
 

@@ -23,11 +23,15 @@ from rich.text import Text
 from harness.compare.model import (
     SCHEMA,
     ArtifactResult,
+    Bin,
     ComparisonResult,
     Entry,
     Location,
     TensorResult,
 )
+from harness.compare.plot import abs_label, colour, histogram_svg, ulp_label
+from harness.compare.policy import parse_policy
+from harness.errors import ConfigError
 
 # Significant digits that print each float type exactly enough to tell neighbours apart.
 _DIGITS = {"float16": 5, "bfloat16": 4, "float32": 9, "float64": 17, "complex64": 9}
@@ -65,6 +69,17 @@ def _shape(shape: tuple[int, ...] | None) -> str:
     return "?" if shape is None else "[" + ", ".join(str(d) for d in shape) + "]"
 
 
+def _percentile_text(
+    bounds: dict[str, float], keys: tuple[str, ...], *, floats: bool = False
+) -> str:
+    shown = [
+        f"{key} <= {value:.3g}" if floats else f"{key} <= {int(value):,}"
+        for key in keys
+        if (value := bounds.get(key)) is not None
+    ]
+    return ", ".join(shown)
+
+
 def tensor_details(tensor: TensorResult, policy: str) -> str:
     """One line that says how two arrays differ."""
     if tensor.status == "added":
@@ -85,9 +100,15 @@ def tensor_details(tensor: TensorResult, policy: str) -> str:
     if tensor.max_abs is not None:
         parts.append(f"max abs {tensor.max_abs:.3g}{_at(tensor.worst_abs, dtype)}")
         parts.append(f"max rel {tensor.max_rel or 0:.3g}")
-        parts.append(f"max {tensor.max_ulp:,} ULP{_at(tensor.worst_ulp, dtype)}")
+        if tensor.max_ulp is not None:
+            parts.append(f"max {tensor.max_ulp:,} ULP{_at(tensor.worst_ulp, dtype)}")
+            spread = _percentile_text(tensor.ulp_percentiles, ("p50", "p99"))
+            if spread:
+                parts.append(f"ULP {spread}")
     if tensor.nan_mismatch or tensor.inf_mismatch:
         parts.append(f"NaN pattern {tensor.nan_mismatch:,}, Inf pattern {tensor.inf_mismatch:,}")
+    if tensor.nan_payload:
+        parts.append(f"{tensor.nan_payload:,} NaNs with another payload")
     if tensor.first_differences:
         parts.append("first at " + " ".join(_index(i) for i in tensor.first_differences))
     if tensor.note:
@@ -244,9 +265,13 @@ def _clean(value: Any) -> Any:
 def _tensor_json(tensor: TensorResult) -> dict[str, Any]:
     data = asdict(tensor)
     data["differing_fraction"] = tensor.differing_fraction
+    data["ulp_percentiles"] = tensor.ulp_percentiles
+    data["abs_percentiles"] = tensor.abs_percentiles
     for key in ("worst_ulp", "worst_abs"):
         if data[key] is not None:
             data[key]["index"] = list(data[key]["index"])
+    for location in data["worst"]:
+        location["index"] = list(location["index"])
     return data
 
 
@@ -333,13 +358,52 @@ def to_markdown(result: ComparisonResult) -> str:
             lines.append(f"- ... {artifact.entries_total - len(artifact.entries)} more")
         if artifact.diff:
             lines += ["", "```diff", *artifact.diff, "```"]
+        for tensor in _detailed(artifact):
+            lines += _tensor_markdown(artifact, tensor)
     return "\n".join(lines) + "\n"
+
+
+def _text_bars(title: str, bins: list[Bin], labels: list[str]) -> list[str]:
+    """A histogram as a Markdown table with a bar of block characters per bin."""
+    largest = max((found.count for found in bins), default=1) or 1
+    rows = ["", f"| {title} | count | |", "| ---: | ---: | --- |"]
+    for found, label in zip(bins, labels, strict=True):
+        bar = "█" * max(1, round(30 * found.count / largest))
+        rows.append(f"| {label} | {found.count:,} | {bar} |")
+    return rows
+
+
+def _tensor_markdown(artifact: ArtifactResult, tensor: TensorResult) -> list[str]:
+    title = f"{artifact.path}: {tensor.name}" if tensor.name else artifact.path
+    lines = ["", f"### `{_md(title)}`: {tensor.status}", "", "| | |", "| --- | --- |"]
+    lines += [
+        f"| {_md(name)} | {_md(value)} |"
+        for name, value in _statistics_rows(tensor, artifact.policy)
+    ]
+    if tensor.ulp_histogram:
+        bins = tensor.ulp_histogram
+        lines += _text_bars("ULP distance", bins, [ulp_label(found) for found in bins])
+    if tensor.abs_histogram:
+        bins = tensor.abs_histogram
+        lines += _text_bars("\\|a - b\\|", bins, [abs_label(found) for found in bins])
+    if tensor.worst:
+        lines += ["", "| worst at | A | B | ULP |", "| --- | ---: | ---: | ---: |"]
+        dtype = tensor.dtype_a
+        lines += [
+            f"| `{_index(w.index)}` | {_value(w.a, dtype)} | {_value(w.b, dtype)} "
+            f"| {'' if w.ulp is None else f'{w.ulp:,}'} |"
+            for w in tensor.worst
+        ]
+    return lines
 
 
 # -- HTML -----------------------------------------------------------------------------
 
 _CSS = """
 body { font-family: system-ui, sans-serif; margin: 2em; color: #222; }
+.charts { display: flex; flex-wrap: wrap; gap: 2em; margin: 0.5em 0; }
+.tensor { border-top: 1px solid #ddd; margin-top: 1.5em; }
+td.number { text-align: right; font-variant-numeric: tabular-nums; }
 table { border-collapse: collapse; margin: 1em 0; }
 th, td { border: 1px solid #ccc; padding: 0.3em 0.6em; text-align: left; vertical-align: top; }
 th { background: #f3f3f3; }
@@ -356,6 +420,119 @@ def _h(text: str) -> str:
 
 def _row(cells: list[str]) -> str:
     return "<tr>" + "".join(f"<td>{cell}</td>" for cell in cells) + "</tr>"
+
+
+# Tensors drawn in detail on one page; the rest are listed in the artifact's table.
+MAX_DETAILED = 50
+
+
+def _limits(policy_text: str) -> tuple[float | None, float | None]:
+    """The ULP and |a - b| limits a histogram's bars are coloured against, where the
+    policy has one (a relative tolerance has no single limit)."""
+    try:
+        policy = parse_policy(policy_text)
+    except ConfigError:
+        return None, None
+    if policy.kind == "bitwise":
+        return -1.0, -1.0
+    if policy.kind == "ulp" and not policy.atol:
+        return float(policy.ulp), None
+    if policy.kind in ("close", "metric") and not policy.rtol:
+        return None, policy.atol
+    return None, None
+
+
+def _charts(tensor: TensorResult, policy: str) -> str:
+    ulp_limit, abs_limit = _limits(policy)
+    charts = []
+    if tensor.ulp_histogram:
+        bins = tensor.ulp_histogram
+        charts.append(
+            histogram_svg(
+                "ULP distance (differing elements)",
+                bins,
+                [ulp_label(found) for found in bins],
+                [colour(found, ulp_limit) for found in bins],
+            )
+        )
+    if tensor.abs_histogram:
+        bins = tensor.abs_histogram
+        charts.append(
+            histogram_svg(
+                "|a - b|",
+                bins,
+                [abs_label(found) for found in bins],
+                [colour(found, abs_limit) for found in bins],
+            )
+        )
+    return f'<div class="charts">{"".join(charts)}</div>' if charts else ""
+
+
+def _statistics_rows(tensor: TensorResult, policy: str) -> list[tuple[str, str]]:
+    rows = [
+        ("dtype, shape", f"{tensor.dtype_a} {_shape(tensor.shape_a)}"),
+        (
+            "differing elements",
+            f"{tensor.differing:,} of {tensor.elements:,} ({100 * tensor.differing_fraction:.3g}%)",
+        ),
+        (f"outside {policy}", f"{tensor.failing:,}"),
+    ]
+    if tensor.max_ulp is not None:
+        rows.append(("max ULP", f"{tensor.max_ulp:,}{_at(tensor.worst_ulp, tensor.dtype_a)}"))
+        spread = _percentile_text(tensor.ulp_percentiles, tuple(tensor.ulp_percentiles))
+        rows.append(("ULP percentiles", spread or "-"))
+    if tensor.max_abs is not None:
+        rows.append(("max |a - b|", f"{tensor.max_abs:.3g}{_at(tensor.worst_abs, tensor.dtype_a)}"))
+        spread = _percentile_text(
+            tensor.abs_percentiles, tuple(tensor.abs_percentiles), floats=True
+        )
+        rows.append(("|a - b| percentiles", spread or "-"))
+        rows.append(("max relative", f"{tensor.max_rel or 0:.3g}"))
+    if tensor.nan_mismatch or tensor.inf_mismatch or tensor.nan_payload:
+        rows.append(
+            (
+                "NaN / Inf",
+                f"{tensor.nan_mismatch:,} NaN pattern, {tensor.inf_mismatch:,} Inf pattern, "
+                f"{tensor.nan_payload:,} NaN payload",
+            )
+        )
+    if tensor.note:
+        rows.append(("note", tensor.note))
+    return rows
+
+
+def _tensor_html(artifact: ArtifactResult, tensor: TensorResult) -> str:
+    title = f"{artifact.path}: {tensor.name}" if tensor.name else artifact.path
+    parts = [
+        '<section class="tensor">',
+        f'<h3><code>{_h(title)}</code> <span class="{tensor.status}">{tensor.status}</span></h3>',
+        "<table>",
+        *(_row([_h(name), _h(value)]) for name, value in _statistics_rows(tensor, artifact.policy)),
+        "</table>",
+        _charts(tensor, artifact.policy),
+    ]
+    if tensor.worst:
+        parts.append(
+            "<table><tr><th>worst at</th><th>A</th><th>B</th><th>ULP</th><th>|a - b|</th></tr>"
+        )
+        for location in tensor.worst:
+            ulp = "" if location.ulp is None else f"{location.ulp:,}"
+            parts.append(
+                "<tr>"
+                f"<td><code>{_index(location.index)}</code></td>"
+                f'<td class="number">{_h(_value(location.a, tensor.dtype_a))}</td>'
+                f'<td class="number">{_h(_value(location.b, tensor.dtype_a))}</td>'
+                f'<td class="number">{ulp}</td>'
+                f'<td class="number">{abs(location.a - location.b):.3g}</td>'
+                "</tr>"
+            )
+        parts.append("</table>")
+    parts.append("</section>")
+    return "\n".join(parts)
+
+
+def _detailed(artifact: ArtifactResult) -> list[TensorResult]:
+    return [tensor for tensor in artifact.tensors if tensor.differing][:MAX_DETAILED]
 
 
 def to_html(result: ComparisonResult) -> str:
@@ -382,9 +559,12 @@ def to_html(result: ComparisonResult) -> str:
             )
         )
     parts.append("</table>")
+    shown = 0
     for artifact in result.artifacts:
         listed = _listed_tensors(artifact)
-        if not (listed or artifact.entries or artifact.diff):
+        detailed = _detailed(artifact)[: max(0, MAX_DETAILED - shown)]
+        shown += len(detailed)
+        if not (listed or detailed or artifact.entries or artifact.diff):
             continue
         parts.append(f"<h2><code>{_h(artifact.path)}</code>: {_h(artifact.verdict)}</h2>")
         if listed:
@@ -408,6 +588,7 @@ def to_html(result: ComparisonResult) -> str:
             parts.append("</ul>")
         if artifact.diff:
             parts.append(f"<pre>{_h(chr(10).join(artifact.diff))}</pre>")
+        parts += [_tensor_html(artifact, tensor) for tensor in detailed]
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"
 

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import _compat_pickle
 import io
+import json
 import pickle
+import re
 import struct
 import zipfile
 from dataclasses import dataclass
@@ -36,6 +38,12 @@ _HINT_UNSAFE = (
     "state_dict (not the model object) or use safetensors"
 )
 _HINT_MALFORMED = "the checkpoint is truncated or corrupt; regenerate it"
+# The pickle describes the saved object; the tensors' bytes live outside it. A real
+# state_dict's pickle is kilobytes to a few megabytes.
+MAX_PICKLE = 256 << 20
+# Leaves of the saved object (tensors and plain values). Shared references let a small
+# pickle describe a tree with exponentially many paths; this bounds the walk.
+MAX_LEAVES = 1_000_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,8 +142,27 @@ def _rebuild_from_type_v2(func: Any, new_type: Any, args: Any, state: Any) -> An
     return func(*args)
 
 
-def _ordered_dict(items: Any = ()) -> dict[Any, Any]:
-    return dict(items)
+class _PickledDict(dict[Any, Any]):
+    """An ``OrderedDict`` as pickle rebuilds it.
+
+    ``torch.save(model.state_dict())`` writes an OrderedDict that carries ``_metadata``
+    (each layer's version) as an attribute, which pickle restores with a BUILD step:
+    a plain dict has nowhere to put it.
+    """
+
+
+def _ordered_dict(items: Any = ()) -> _PickledDict:
+    return _PickledDict(items)
+
+
+def _bytearray(source: Any = b"", *args: Any) -> bytearray:
+    # bytearray(N) allocates N zero bytes: a pickle of a few bytes could ask for gigabytes.
+    if isinstance(source, int) and not 0 <= source <= MAX_PICKLE:
+        raise ArtifactError(
+            f"refusing to unpickle bytearray({source}): larger than {MAX_PICKLE} bytes",
+            hint=_HINT_MALFORMED,
+        )
+    return bytearray(source, *args)
 
 
 def _size(dims: Any = ()) -> tuple[int, ...]:
@@ -170,7 +197,7 @@ def _allowed() -> dict[tuple[str, str], Any]:
         ("builtins", "set"): set,
         ("builtins", "frozenset"): frozenset,
         ("builtins", "complex"): complex,
-        ("builtins", "bytearray"): bytearray,
+        ("builtins", "bytearray"): _bytearray,
         ("_codecs", "encode"): _encode,
     }
     for name, dtype in TORCH_STORAGES.items():
@@ -250,17 +277,48 @@ def _c_contiguous(shape: tuple[int, ...], strides: tuple[int, ...]) -> bool:
     return True
 
 
-def _flatten(value: Any, name: str, out: dict[str, Any]) -> None:
+# A key shown as it is: no character that the other kinds of segment start with.
+_PLAIN_KEY = re.compile(r'[^/\[\]{}"@]+\Z')
+
+
+def segment(key: Any, *, first: bool, index: bool = False) -> str:
+    """One step of a path into a saved object, spelled so that no two paths look alike.
+
+    ``conv1.weight`` (a key with a dot) and ``conv1/weight`` (a nested dict) differ;
+    ``[0]`` is a list position, ``["a/b"]`` a string key with special characters and
+    ``{1}`` a key of another type (so ``{1}`` is not ``1``); ``@_metadata`` an attribute.
+    """
+    if index:
+        return f"[{key}]"
+    if isinstance(key, str) and _PLAIN_KEY.match(key):
+        return key if first else f"/{key}"
+    if isinstance(key, str):
+        return f"[{json.dumps(key)}]"
+    return "{" + json.dumps(repr(key))[1:-1].replace("}", "\\u007d") + "}"
+
+
+def _flatten(value: Any, name: str, out: dict[str, Any], depth: int = 0) -> None:
+    if len(out) >= MAX_LEAVES or depth > _MAX_DEPTH:
+        raise ArtifactError(
+            f"the saved object has more than {MAX_LEAVES} leaves or {_MAX_DEPTH} levels",
+            hint="save a state_dict of tensors (or use safetensors)",
+        )
     if isinstance(value, dict):
         for key, item in value.items():
-            _flatten(item, f"{name}.{key}" if name else str(key), out)
+            _flatten(item, name + segment(key, first=not name), out, depth + 1)
+        metadata = getattr(value, "__dict__", {}).get("_metadata")
+        if metadata is not None:
+            _flatten(metadata, f"{name}@_metadata", out, depth + 1)
     elif isinstance(value, list | tuple) and any(
         isinstance(item, PtTensor | dict | list | tuple) for item in value
     ):
         for index, item in enumerate(value):
-            _flatten(item, f"{name}.{index}" if name else str(index), out)
+            _flatten(item, name + segment(index, first=not name, index=True), out, depth + 1)
     else:
-        out[name or "<root>"] = value
+        out[name] = value
+
+
+_MAX_DEPTH = 200
 
 
 def pt_container(path: Path) -> Container:
@@ -278,6 +336,12 @@ def pt_container(path: Path) -> Container:
             byteorder = archive.read(f"{prefix}byteorder").decode("ascii", "replace").strip()
             if byteorder not in ("little", "big"):
                 raise ArtifactError(f"{path}: unknown byte order {byteorder!r}")
+        if infos[pickles[0]].file_size > MAX_PICKLE:
+            raise ArtifactError(
+                f"{path}: its pickle is {infos[pickles[0]].file_size} bytes, more than the "
+                f"{MAX_PICKLE} a checkpoint's object description needs",
+                hint=_HINT_MALFORMED,
+            )
         loaded = _load(archive.read(pickles[0]), byteorder, str(path))
     leaves: dict[str, Any] = {}
     _flatten(loaded, "", leaves)

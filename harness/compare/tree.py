@@ -88,6 +88,12 @@ def resolve(argument: str, cwd: Path) -> Target:
     )
 
 
+# A folder from another machine is bounded like any other input: run outputs are a few
+# files a few levels deep, not millions or thousands of levels.
+MAX_FILES = 200_000
+MAX_DEPTH = 64
+
+
 def walk(root: Path) -> dict[str, Path]:
     """Every file under ``root`` by its ``/``-separated relative path.
 
@@ -98,6 +104,12 @@ def walk(root: Path) -> dict[str, Path]:
     for folder, folders, files in os.walk(root, followlinks=False):
         folders.sort()
         base = Path(folder)
+        depth = len(base.relative_to(root).parts)
+        if depth > MAX_DEPTH or len(found) + len(files) > MAX_FILES:
+            raise ArtifactError(
+                f"{root} holds more than {MAX_FILES} files or {MAX_DEPTH} levels of folders",
+                hint="compare the run's artifacts folder, not a whole tree",
+            )
         for name in files:
             path = base / name
             found[path.relative_to(root).as_posix()] = path
@@ -182,7 +194,14 @@ def compare_paths(
                     comparison.artifacts.append(_compare_links(relative, path_a, path_b))
                     continue
                 comparison.artifacts.append(
-                    compare_files(path_a, path_b, relative, policy_set, progress)
+                    compare_files(
+                        path_a,
+                        path_b,
+                        relative,
+                        policy_set,
+                        progress,
+                        roots=(target_a.path if dir_a else None, target_b.path if dir_b else None),
+                    )
                 )
     else:
         name_a, name_b = target_a.path.name, target_b.path.name

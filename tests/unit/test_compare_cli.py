@@ -161,6 +161,8 @@ def test_help_teaches_by_example() -> None:
     assert result.exit_code == 0
     assert "Examples:" in result.output
     assert "--policy ulp:4" in result.output
+    assert "Integers are exact, or at most A apart" in result.output
+    assert "nan-equal" in result.output
     assert compare.name == "compare"
 
 
@@ -186,3 +188,52 @@ def test_module_entry_point(pair: tuple[Path, Path, Path]) -> None:
     )
     assert trouble.returncode == 2
     assert trouble.stderr.startswith("harness: 'nope' is neither")
+
+
+LAUNCH = """
+import sys
+sys.argv = ["harness", *sys.argv[1:]]
+from harness.launch import main
+try:
+    main()
+except SystemExit as done:
+    heavy = [m for m in ("docker", "requests", "cryptography", "numpy") if m in sys.modules]
+    print(done.code, heavy, file=sys.stderr)
+"""
+
+
+def launch(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", LAUNCH, *map(str, args)], capture_output=True, text=True, check=False
+    )
+
+
+def test_harness_compare_imports_only_what_it_needs(pair: tuple[Path, Path, Path]) -> None:
+    a, b, c = pair
+    same = launch("compare", a, b)
+    assert same.stderr.strip().splitlines()[-1] == "0 []"
+    # Values are read (numpy) only once bytes differ; the engine's libraries never.
+    differs = launch("compare", a, c)
+    assert differs.stderr.strip().splitlines()[-1] == "1 ['numpy']"
+    trouble = launch("compare", a, "nope")
+    assert trouble.stderr.startswith("harness: 'nope' is neither")
+    assert trouble.stderr.strip().splitlines()[-1] == "2 []"
+
+
+def test_other_commands_start_the_full_command_line() -> None:
+    done = launch("--version")
+    assert done.stderr.strip().splitlines()[-1].startswith("0 ")
+    assert "harness, version" in done.stdout
+
+
+def test_project_policies_apply_to_harness_compare(
+    pair: tuple[Path, Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    a, _, c = pair
+    project = tmp_path / "project"
+    project.mkdir()
+    monkeypatch.chdir(project)
+    (project / "pyproject.toml").write_text("[project]\nname = 'x'\n")
+    assert launch("compare", a / "w.npy", c / "w.npy").stderr.strip().endswith("1 ['numpy']")
+    (project / "pyproject.toml").write_text('[tool.harness.policies]\n"*.npy" = "ulp:1"\n')
+    assert launch("compare", a / "w.npy", c / "w.npy").returncode == 0

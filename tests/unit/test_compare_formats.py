@@ -387,10 +387,24 @@ def test_json_within_tolerance_and_equal(tmp_path: Path) -> None:
     a, b, c = tmp_path / "a.json", tmp_path / "b.json", tmp_path / "c.json"
     a.write_text('{"acc": 0.91, "nan": NaN, "steps": [1, 2]}')
     b.write_text('{"acc": 0.9100001, "nan": NaN, "steps": [1, 2]}')
-    c.write_text('{\n  "steps": [1, 2.0], "nan": NaN, "acc": 0.91\n}')
+    c.write_text('{\n  "steps": [1, 2], "nan": NaN, "acc": 0.91\n}')
     assert one(a, b).status == "differs"
     assert one(a, b, metric_tolerance="rtol=1e-6").status == "within"
     assert one(a, c).status == "equal"
+
+
+@pytest.mark.parametrize(("value_a", "value_b"), [("0.0", "-0.0"), ("1", "1.0"), ("2.0", "2")])
+def test_json_bitwise_means_the_same_number_written_the_same_way(
+    tmp_path: Path, value_a: str, value_b: str
+) -> None:
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    a.write_text(f'{{"loss": {value_a}}}')
+    b.write_text(f'{{"loss": {value_b}}}')
+    bitwise = one(a, b)
+    assert bitwise.status == "differs"
+    assert [entry.where for entry in bitwise.entries] == ["$.loss"]
+    # A tolerance accepts them: they are 0 apart.
+    assert one(a, b, metric_tolerance="rtol=0").status == "within"
 
 
 def test_bad_json_is_an_error(tmp_path: Path) -> None:

@@ -103,7 +103,8 @@ def _reference_stats(a: Array, b: Array, policy: str) -> dict[str, Any]:
         passing = close[finite]
     else:
         passing = np.zeros(int(finite.sum()), dtype=bool)
-    bad_pattern = bits_differ & ~finite & ~(nan_a & nan_b)
+    pardoned = nan_a & nan_b if parsed.nan_equal else np.zeros_like(nan_a)
+    bad_pattern = bits_differ & ~finite & ~pardoned
     return {
         "differing": int(bits_differ.sum()),
         "failing": int(bad_pattern.sum() + (~passing).sum()),
@@ -111,13 +112,23 @@ def _reference_stats(a: Array, b: Array, policy: str) -> dict[str, Any]:
         "max_abs": float(absd.max()) if absd.size else 0.0,
         "nan_mismatch": int((nan_a ^ nan_b).sum()),
         "inf_mismatch": int(((inf_a | inf_b) & ~(nan_a | nan_b) & bits_differ).sum()),
+        "nan_payload": int((nan_a & nan_b & bits_differ).sum()),
         "first": [int(i) for i in np.flatnonzero(bits_differ)[:5]],
     }
 
 
 @pytest.mark.parametrize("ftype", list(FLOATS))
 @pytest.mark.parametrize(
-    "policy", ["bitwise", "ulp:0", "ulp:3", "ulp:2,atol=1e-3", "close:rtol=1e-3,atol=1e-6"]
+    "policy",
+    [
+        "bitwise",
+        "nan-equal",
+        "ulp:0",
+        "ulp:3",
+        "ulp:3,nan-equal",
+        "ulp:2,atol=1e-3",
+        "close:rtol=1e-3,atol=1e-6",
+    ],
 )
 def test_statistics_match_an_independent_reference(ftype: Any, policy: str) -> None:  # fmt: skip
     rng = np.random.default_rng(zlib.crc32(f"{ftype.__name__} {policy}".encode()))
@@ -130,6 +141,7 @@ def test_statistics_match_an_independent_reference(ftype: Any, policy: str) -> N
     assert found.max_abs == pytest.approx(expected["max_abs"], rel=1e-12)
     assert found.nan_mismatch == expected["nan_mismatch"]
     assert found.inf_mismatch == expected["inf_mismatch"]
+    assert found.nan_payload == expected["nan_payload"]
     assert [i[0] for i in found.first_differences] == expected["first"]
     assert found.status == ("differs" if expected["failing"] else "within")
 
@@ -175,7 +187,8 @@ def test_close_policy_matches_isclose_both_ways(ftype: Any) -> None:
     with np.errstate(all="ignore"):
         b[::7] = (a[::7].astype(np.float64) * (1 + 1e-4)).astype(ftype)
     rtol, atol = 1e-3, 1e-5
-    found = accumulate(a, b, FLOATS[ftype], f"close:rtol={rtol},atol={atol}")
+    # isclose(equal_nan=True) forgives NaN payloads, which only nan-equal does here.
+    found = accumulate(a, b, FLOATS[ftype], f"close:rtol={rtol},atol={atol},nan-equal")
     with np.errstate(all="ignore"):  # signalling NaNs among the specials
         a64, b64 = a.astype(np.float64), b.astype(np.float64)
         ok = np.isclose(a64, b64, rtol=rtol, atol=atol, equal_nan=True)
@@ -216,12 +229,72 @@ def test_signed_zero_and_nan_payloads() -> None:
     a = np.array([0.0, np.nan, 1.0], dtype=np.float32)
     b = np.array([-0.0, np.nan, 1.0], dtype=np.float32)
     b.view(np.uint32)[1] ^= 1
-    assert accumulate(a, b, dtypes.FLOAT32, "bitwise").status == "differs"
-    within = accumulate(a, b, dtypes.FLOAT32, "ulp:0")
+    bitwise = accumulate(a, b, dtypes.FLOAT32, "bitwise")
+    assert (bitwise.status, bitwise.failing) == ("differs", 2)
+    # A tolerance forgives the signed zero (0 ULP apart), not the NaN payload ...
+    strict = accumulate(a, b, dtypes.FLOAT32, "ulp:0")
+    assert (strict.status, strict.failing, strict.nan_payload) == ("differs", 1, 1)
+    # ... unless it names nan-equal; nan-equal alone still fails the signed zero.
+    within = accumulate(a, b, dtypes.FLOAT32, "ulp:0,nan-equal")
     assert within.status == "within"
     assert within.differing == 2
     assert within.max_ulp == 0
     assert within.nan_mismatch == 0
+    pardoned = accumulate(a, b, dtypes.FLOAT32, "nan-equal")
+    assert (pardoned.status, pardoned.failing) == ("differs", 1)
+
+
+@pytest.mark.parametrize(
+    ("policy", "pardoning"),
+    [
+        ("bitwise", "nan-equal"),
+        ("ulp:0", "ulp:0,nan-equal"),
+        ("close:atol=1", "close:atol=1,nan-equal"),
+    ],
+)
+def test_nan_payloads_differ_unless_the_policy_names_nan_equal(policy: str, pardoning: str) -> None:
+    a = np.full(4, np.nan, dtype=np.float64)
+    b = a.copy()
+    b.view(np.uint64)[:] ^= np.uint64(1)
+    assert accumulate(a, b, dtypes.FLOAT64, policy).status == "differs"
+    assert accumulate(a, b, dtypes.FLOAT64, pardoning).status == "within"
+
+
+def test_a_flipped_bool_fails_any_ulp_policy() -> None:
+    a = np.array([True, False, True])
+    b = np.array([True, True, True])
+    found = accumulate(a, b, dtypes.BOOL, "ulp:1")
+    assert (found.status, found.failing, found.max_ulp) == ("differs", 1, None)
+    assert accumulate(a, b, dtypes.BOOL, "close:rtol=1,atol=1").status == "differs"
+
+
+def test_integers_are_exact_or_within_atol_never_in_ulps() -> None:
+    a = np.array([10, 20, 30], dtype=np.int64)
+    b = np.array([11, 20, 30], dtype=np.int64)
+    assert accumulate(a, b, dtypes.INT64, "ulp:5").status == "differs"
+    assert accumulate(a, b, dtypes.INT64, "close:rtol=0.5,atol=0").status == "differs"
+    found = accumulate(a, b, dtypes.INT64, "ulp:0,atol=1")
+    assert (found.status, found.max_ulp, found.max_abs) == ("within", None, 1.0)
+
+
+def test_histograms_percentiles_and_worst_locations() -> None:
+    a = np.ones(1000, dtype=np.float32)
+    b = a.copy()
+    bits = b.view(np.uint32)
+    bits[:900] += 1  # 1 ULP
+    bits[900:990] += 3  # 3 ULP: the [2, 3] bin
+    bits[990:] += 100  # [64, 127]
+    found = accumulate(a, b, dtypes.FLOAT32, "ulp:4", step=128)
+    assert [(int(x.low), int(x.high), x.count) for x in found.ulp_histogram] == [
+        (1, 1, 900),
+        (2, 3, 90),
+        (64, 127, 10),
+    ]
+    assert sum(x.count for x in found.abs_histogram) == 1000
+    assert found.ulp_percentiles == {"p50": 1, "p90": 1, "p99": 3, "p99.9": 127}
+    assert len(found.worst) == 10
+    assert {w.index[0] for w in found.worst} == set(range(990, 1000))
+    assert all(w.ulp == 100 for w in found.worst)
 
 
 def test_nan_and_inf_patterns_always_fail_a_tolerance() -> None:
@@ -273,12 +346,13 @@ def test_integers_measure_distance_exactly(itype: Any, dtype: DType) -> None:
         a = np.array([True, False, True])
         b = np.array([True, True, False])
         found = accumulate(a, b, dtype, "ulp:1")
-        assert (found.differing, found.max_ulp, found.status) == (2, 1, "within")
+        assert (found.differing, found.max_ulp, found.status) == (2, None, "differs")
         return
     a = np.array([info.min, info.max, 5, 0], dtype=itype)
     b = np.array([info.max, info.min, 7, 0], dtype=itype)
-    found = accumulate(a, b, dtype, "ulp:2")
-    assert found.max_ulp == int(info.max) - int(info.min)
+    found = accumulate(a, b, dtype, "ulp:0,atol=2")
+    assert found.max_ulp is None
+    assert found.max_abs == float(int(info.max) - int(info.min))
     assert found.differing == 3
     assert found.failing == 2
 

@@ -28,6 +28,10 @@ from harness.errors import EXIT_TROUBLE, ConfigError
         ("close:atol=1e-8", Policy("close", atol=1e-8)),
         ("close:atol=1e-8,rtol=0.1", Policy("close", rtol=0.1, atol=1e-8)),
         ("metric:rtol=1e-3", Policy("metric", rtol=1e-3)),
+        ("nan-equal", Policy("bitwise", nan_equal=True)),
+        ("ulp:4,nan-equal", Policy("ulp", ulp=4, nan_equal=True)),
+        ("close:nan-equal,atol=1", Policy("close", atol=1.0, nan_equal=True)),
+        (f"ulp:{2**64 - 1}", Policy("ulp", ulp=2**64 - 1)),
     ],
 )
 def test_good_policies(text: str, expected: Policy) -> None:
@@ -52,6 +56,8 @@ def test_good_policies(text: str, expected: Policy) -> None:
         ("close:tol=1", "'tol=1'"),
         ("close:rtol", "'rtol'"),
         ("bitwise:1", "'1'"),
+        ("ulp:99999999999999999999", "'99999999999999999999'"),
+        ("ulp:4,nan-equal,nan-equal", "'nan-equal'"),
     ],
 )
 def test_bad_policies_name_the_bad_part(text: str, bad_part: str) -> None:

@@ -126,9 +126,9 @@ def test_handmade_checkpoint_tensors_and_views(
     for name, source in container.tensors.items():
         with source.open() as reader:
             read[name] = reader.read(source.count).reshape(source.shape).copy()
-    assert np.array_equal(read["model.w"], weight)
-    assert np.array_equal(read["model.w_t"], weight.T)
-    assert read["model.every_third"].tolist() == [1, 4, 7]
+    assert np.array_equal(read["model/w"], weight)
+    assert np.array_equal(read["model/w_t"], weight.T)
+    assert read["model/every_third"].tolist() == [1, 4, 7]
 
 
 @pytest.mark.parametrize("compress", [zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED])
@@ -148,9 +148,9 @@ def test_handmade_checkpoints_compared(
         return
     artifact = one(a, b)
     by_name = {tensor.name: tensor for tensor in artifact.tensors}
-    assert by_name["model.w"].first_differences == [(2, 1)]
-    assert by_name["model.w_t"].first_differences == [(1, 2)]
-    assert by_name["model.every_third"].status == "identical"
+    assert by_name["model/w"].first_differences == [(2, 1)]
+    assert by_name["model/w_t"].first_differences == [(1, 2)]
+    assert by_name["model/every_third"].status == "identical"
     assert artifact.status == "differs"
     assert one(a, b, policy="ulp:1").status == "within"
 
@@ -232,14 +232,14 @@ def test_real_torch_checkpoint_is_read_exactly() -> None:
     assert container.values == {"epoch": 3, "lr": 0.001, "tags": ["seeded", "cpu"]}
     dtypes = {name: source.dtype.name for name, source in container.tensors.items()}
     assert dtypes == {
-        "model.layer.weight": "float32",
-        "model.layer.bias": "float32",
-        "model.half": "float16",
-        "model.brain": "bfloat16",
-        "model.strided": "int64",
-        "model.transposed": "float32",
-        "model.u16": "uint16",
-        "model.scalar": "float64",
+        "model/layer.weight": "float32",
+        "model/layer.bias": "float32",
+        "model/half": "float16",
+        "model/brain": "bfloat16",
+        "model/strided": "int64",
+        "model/transposed": "float32",
+        "model/u16": "uint16",
+        "model/scalar": "float64",
     }
 
     def values(name: str) -> Array:
@@ -247,22 +247,22 @@ def test_real_torch_checkpoint_is_read_exactly() -> None:
         with source.open() as reader:
             return reader.read(source.count).reshape(source.shape).copy()
 
-    assert values("model.strided").tolist() == [1, 4, 7, 10, 13, 16]
-    assert values("model.u16").tolist() == [1, 2, 65535]
-    assert values("model.half").tolist() == [-2.0, -1.0, 0.0, 1.0, 2.0]
-    assert values("model.scalar").tolist() == 2.5
-    assert np.array_equal(values("model.transposed"), values("model.layer.weight").T)
-    brain = values("model.brain").astype(np.uint32) << 16
+    assert values("model/strided").tolist() == [1, 4, 7, 10, 13, 16]
+    assert values("model/u16").tolist() == [1, 2, 65535]
+    assert values("model/half").tolist() == [-2.0, -1.0, 0.0, 1.0, 2.0]
+    assert values("model/scalar").tolist() == 2.5
+    assert np.array_equal(values("model/transposed"), values("model/layer.weight").T)
+    brain = values("model/brain").astype(np.uint32) << 16
     assert brain.view(np.float32)[[0, 1, 3]].tolist() == [1.0, -0.0, np.inf]
 
 
 def test_real_torch_checkpoints_compared() -> None:
     artifact = one(DATA / "torch_a.pt", DATA / "torch_b.pt", policy="ulp:1")
     by_name = {tensor.name: tensor for tensor in artifact.tensors}
-    weight = by_name["model.layer.weight"]
+    weight = by_name["model/layer.weight"]
     assert (weight.status, weight.differing, weight.max_ulp) == ("within", 1, 1)
     assert weight.first_differences == [(1, 2)]
-    assert all(t.status == "identical" for n, t in by_name.items() if n != "model.layer.weight")
+    assert all(t.status == "identical" for n, t in by_name.items() if n != "model/layer.weight")
     assert [(entry.where, entry.status) for entry in artifact.entries] == [("lr", "differs")]
     assert artifact.status == "differs"
 
@@ -300,3 +300,99 @@ def test_bin_and_ckpt_are_read_as_checkpoints_when_they_are_one(tmp_path: Path) 
     c.write_bytes(b"\x00" * 10)
     d.write_bytes(b"\x01" * 10)
     assert one(c, d).kind == "bytes"
+
+
+# -- regressions: what torch.save(model.state_dict()) writes, and names that must not merge
+
+
+def _state_dict(fake: types.SimpleNamespace, weight: Array) -> tuple[Any, dict[str, bytes]]:
+    """A state_dict as torch writes it: an OrderedDict carrying ``_metadata`` (BUILD)."""
+    storage = _Storage(fake.FloatStorage, "0", weight.size)
+    saved = OrderedDict([("conv1.weight", _Tensor(storage, 0, weight.shape, (1,)))])
+    saved._metadata = OrderedDict([("", {"version": 1}), ("conv1", {"version": 1})])  # type: ignore[attr-defined]
+    return saved, {"0": weight.astype("<f4").tobytes()}
+
+
+def test_changed_state_dict_with_metadata_is_compared(
+    tmp_path: Path, fake_torch: types.SimpleNamespace
+) -> None:
+    weight = np.linspace(-1, 1, 6, dtype=np.float32)
+    changed = weight.copy()
+    changed.view(np.uint32)[2] += 1
+    a = write_pt(tmp_path / "a.pt", *_state_dict(fake_torch, weight), fake_torch)
+    b = write_pt(tmp_path / "b.pt", *_state_dict(fake_torch, changed), fake_torch)
+    artifact = one(a, b, policy="ulp:1")
+    assert artifact.error is None
+    assert [(t.name, t.status, t.max_ulp) for t in artifact.tensors] == [
+        ("conv1.weight", "within", 1)
+    ]
+    assert artifact.status == "within"
+    assert one(a, b).status == "differs"
+
+
+def test_nested_and_dotted_keys_stay_distinct(
+    tmp_path: Path, fake_torch: types.SimpleNamespace
+) -> None:
+    storage = _Storage(fake_torch.FloatStorage, "0", 2)
+    other = _Storage(fake_torch.FloatStorage, "1", 2)
+    obj = {"a.b": _Tensor(storage, 0, (2,), (1,)), "a": {"b": _Tensor(other, 0, (2,), (1,))}}
+    storages = {"0": np.zeros(2, "<f4").tobytes(), "1": np.ones(2, "<f4").tobytes()}
+    path = write_pt(tmp_path / "both.pt", obj, storages, fake_torch)
+    assert sorted(pt_container(path).tensors) == ["a.b", "a/b"]
+    # The same tensor under a dotted key in A and nested in B is two changes, not a match.
+    dotted = write_pt(tmp_path / "dotted.pt", {"a.b": obj["a.b"]}, storages, fake_torch)
+    nested = write_pt(tmp_path / "nested.pt", {"a": {"b": obj["a.b"]}}, storages, fake_torch)
+    artifact = one(dotted, nested)
+    assert [(t.name, t.status) for t in artifact.tensors] == [("a.b", "removed"), ("a/b", "added")]
+
+
+def test_key_types_are_kept(tmp_path: Path, fake_torch: types.SimpleNamespace) -> None:
+    storage = _Storage(fake_torch.FloatStorage, "0", 2)
+    storages = {"0": np.zeros(2, "<f4").tobytes()}
+    tensor = _Tensor(storage, 0, (2,), (1,))
+    by_int = write_pt(tmp_path / "int.pt", {1: tensor}, storages, fake_torch)
+    by_str = write_pt(tmp_path / "str.pt", {"1": tensor}, storages, fake_torch)
+    assert list(pt_container(by_int).tensors) == ["{1}"]
+    assert list(pt_container(by_str).tensors) == ["1"]
+    assert one(by_int, by_str).status == "differs"
+
+
+def test_a_small_pickle_cannot_allocate_gigabytes(tmp_path: Path) -> None:
+    class Huge:
+        def __reduce__(self) -> Any:
+            return (bytearray, (6_000_000_000,))
+
+    a = write_pt(tmp_path / "a.pt", {"x": 1}, {})
+    b = write_pt(tmp_path / "b.pt", {"x": Huge()}, {})
+    assert b.stat().st_size < 4096
+    artifact = one(a, b)
+    assert artifact.status == "error"
+    assert artifact.error is not None
+    assert "bytearray(6000000000)" in artifact.error
+
+
+def test_an_oversized_pickle_is_refused_before_it_is_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("harness.compare.torch_pt.MAX_PICKLE", 1000)
+    a = write_pt(tmp_path / "a.pt", {"x": 1}, {})
+    b = write_pt(tmp_path / "b.pt", {"x": "y" * 5000}, {})
+    artifact = one(a, b)
+    assert artifact.status == "error"
+    assert artifact.error is not None
+    assert "more than the 1000" in artifact.error
+
+
+def test_shared_references_cannot_explode_the_walk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("harness.compare.torch_pt.MAX_LEAVES", 1000)
+    level: Any = [{"leaf": 1}]
+    for _ in range(20):  # 2**20 paths through a pickle of 20 lists
+        level = [level, level]
+    a = write_pt(tmp_path / "a.pt", {"x": 1}, {})
+    b = write_pt(tmp_path / "b.pt", {"x": level}, {})
+    artifact = one(a, b)
+    assert artifact.status == "error"
+    assert artifact.error is not None
+    assert "more than 1000 leaves" in artifact.error

@@ -139,3 +139,13 @@ def test_links_to_folders_compare_by_target(tmp_path: Path) -> None:
     (b / "latest").symlink_to(b, target_is_directory=True)
     (artifact,) = [x for x in compare_paths(a, b).artifacts if x.path == "latest"]
     assert (artifact.kind, artifact.status) == ("link", "differs")
+
+
+def test_a_folder_too_deep_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("harness.compare.tree.MAX_DEPTH", 3)
+    for side in ("a", "b"):
+        deep = tmp_path / side / "1" / "2" / "3" / "4"
+        deep.mkdir(parents=True)
+        (deep / "x.txt").write_text("x")
+    with pytest.raises(ArtifactError, match="levels of folders"):
+        compare_paths(tmp_path / "a", tmp_path / "b")
