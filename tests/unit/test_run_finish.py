@@ -21,7 +21,7 @@ def finished(tmp_path: Path) -> tuple[Path, dict[str, Any]]:
 
 def test_output_folders_are_not_world_writable_after_the_run(tmp_path: Path) -> None:
     folder, record = finished(tmp_path)
-    result = run._finish(record, folder, "succeeded", 0, None)
+    result = run.finish(record, folder, "succeeded", 0, None)
     assert result.status == "succeeded"
     for name in (records.ARTIFACTS, records.META):
         assert stat.S_IMODE((folder / name).stat().st_mode) == 0o755
@@ -31,7 +31,7 @@ def test_output_folders_are_not_world_writable_after_the_run(tmp_path: Path) -> 
 def test_a_link_among_the_outputs_fails_the_run(tmp_path: Path) -> None:
     folder, record = finished(tmp_path)
     (folder / records.ARTIFACTS / "passwd").symlink_to("/etc/passwd")
-    result = run._finish(record, folder, "succeeded", 0, None)
+    result = run.finish(record, folder, "succeeded", 0, None)
     assert result.status == "failed"
     assert "passwd" in str(result.record["error"])
     assert result.record["artifacts"] == []
