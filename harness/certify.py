@@ -78,29 +78,12 @@ def statement(verification: Mapping[str, Any], manifests: Sequence[str] = ()) ->
             f"cannot certify: not reproducible: {', '.join(failing) or 'no experiment verified'}",
             "fix the experiments `harness verify` named, then verify again",
         )
-    image = verification["image"]
-    subjects: list[dict[str, Any]] = [
-        {
-            "name": image["reference"],
-            "digest": {"sha256": image["id"].removeprefix("sha256:")},
-            "annotations": {"kind": "image", "variant": image["variant"]},
-        }
-    ]
-    for reference in manifests:
-        match = MANIFEST_REFERENCE.fullmatch(reference)
-        if match is None:
-            raise ConfigError(
-                f"{reference!r} is not a registry reference by digest",
-                "give REPOSITORY@sha256:<64 hex>, as `docker image inspect --format "
-                "'{{index .RepoDigests 0}}' IMAGE` prints it",
-            )
-        subjects.append(
-            {
-                "name": match["repository"],
-                "digest": {"sha256": match["digest"]},
-                "annotations": {"kind": "image-manifest", "image": image["id"]},
-            }
-        )
+    image = verification.get("image")
+    environment = verification.get("python_environment")
+    if image is None:
+        subjects = [_environment_subject(environment, manifests)]
+    else:
+        subjects = [_image_subject(image), *_manifest_subjects(image, manifests)]
     for experiment in verification["experiments"]:
         for artifact in experiment["artifacts"]:
             subjects.append(
@@ -110,19 +93,24 @@ def statement(verification: Mapping[str, Any], manifests: Sequence[str] = ()) ->
                     "annotations": {"kind": "artifact", "size": artifact["size"]},
                 }
             )
-    labels = image.get("labels", {})
     predicate = {
         "schema": PREDICATE_SCHEMA,
         "harness_version": harness.__version__,
         "certified_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "verification": verification["id"],
-        "image": {
+        # container: an image isolated every run. host: no image did; the runs name the
+        # Python environment they ran in, and never share a quorum with image runs.
+        "executor": "container" if image is not None else "host",
+        "image": None
+        if image is None
+        else {
             "reference": image["reference"],
             "id": image["id"],
             "variant": image["variant"],
-            "revision": labels.get("org.opencontainers.image.revision"),
-            "base_digest": labels.get("org.opencontainers.image.base.digest"),
+            "revision": image.get("labels", {}).get("org.opencontainers.image.revision"),
+            "base_digest": image.get("labels", {}).get("org.opencontainers.image.base.digest"),
         },
+        "python_environment": environment,
         "source": verification.get("source"),
         "constraints_sha256": verification.get("constraints_sha256"),
         "lock_sha256": verification.get("lock_sha256"),
@@ -133,6 +121,8 @@ def statement(verification: Mapping[str, Any], manifests: Sequence[str] = ()) ->
         "hosts": verification["hosts"],
         # Which hosts reproduced the control's artifacts, of how many were asked.
         "quorum": verification.get("quorum"),
+        # The hosts that counted, by what they computed on: bit for bit within a class.
+        "device_classes": device_classes(verification["hosts"]),
         "experiments": [
             {
                 "name": e["name"],
@@ -157,6 +147,69 @@ def statement(verification: Mapping[str, Any], manifests: Sequence[str] = ()) ->
         "predicateType": PREDICATE_TYPE,
         "predicate": predicate,
     }
+
+
+def _image_subject(image: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "name": image["reference"],
+        "digest": {"sha256": str(image["id"]).removeprefix("sha256:")},
+        "annotations": {"kind": "image", "variant": image["variant"]},
+    }
+
+
+def _manifest_subjects(image: Mapping[str, Any], manifests: Sequence[str]) -> list[dict[str, Any]]:
+    subjects = []
+    for reference in manifests:
+        match = MANIFEST_REFERENCE.fullmatch(reference)
+        if match is None:
+            raise ConfigError(
+                f"{reference!r} is not a registry reference by digest",
+                "give REPOSITORY@sha256:<64 hex>, as `docker image inspect --format "
+                "'{{index .RepoDigests 0}}' IMAGE` prints it",
+            )
+        subjects.append(
+            {
+                "name": match["repository"],
+                "digest": {"sha256": match["digest"]},
+                "annotations": {"kind": "image-manifest", "image": image["id"]},
+            }
+        )
+    return subjects
+
+
+def _environment_subject(environment: object, manifests: Sequence[str]) -> dict[str, Any]:
+    """The subject of a result of the host executor: the Python environment's digest."""
+    if not isinstance(environment, Mapping) or not environment.get("digest"):
+        raise CertificateError(
+            "cannot certify: the verification names neither an image nor a Python environment",
+            "verify again with this version of harness",
+        )
+    if manifests:
+        raise ConfigError(
+            "--image-digest: these runs used the host executor, so there is no image",
+            "leave out --image-digest",
+        )
+    return {
+        "name": "python-environment",
+        "digest": {"sha256": str(environment["digest"]).removeprefix("sha256:")},
+        "annotations": {
+            "kind": "python-environment",
+            "python": environment.get("python"),
+            "isolation": "none",
+        },
+    }
+
+
+def device_classes(hosts: Sequence[Mapping[str, Any]]) -> dict[str, list[str]]:
+    """The hosts that counted towards the quorum, grouped by the class of device they ran
+    on (``cpu`` or a GPU class): a certificate says which GPUs its result holds on."""
+    grouped: dict[str, list[str]] = {}
+    for host in hosts:
+        if host.get("status") in ("control", "agreed"):
+            grouped.setdefault(str(host.get("device_class") or "unknown"), []).append(
+                str(host.get("name"))
+            )
+    return grouped
 
 
 def pae(payload_type: str, payload: bytes) -> bytes:
@@ -225,7 +278,30 @@ class Verified:
         for subject in self.statement["subject"]:
             if subject["annotations"].get("kind") == "image":
                 return "sha256:" + str(subject["digest"]["sha256"])
+        environment = self.environment_digest
+        if environment is not None:
+            raise CertificateError(
+                "the certificate is for runs of the host executor, which no image isolated "
+                f"(Python environment {environment[:19]})",
+                "check the environment instead: its digest is in the record of each run",
+            )
         raise CertificateError("the statement names no image")
+
+    @property
+    def environment_digest(self) -> str | None:
+        """The Python environment's digest when the result came from the host executor."""
+        for subject in self.statement["subject"]:
+            if subject["annotations"].get("kind") == "python-environment":
+                return "sha256:" + str(subject["digest"]["sha256"])
+        return None
+
+    @property
+    def pinned_by(self) -> str:
+        """What pinned the certified runs' software, as a line to print."""
+        environment = self.environment_digest
+        if environment is not None:
+            return f"host environment {environment} (no image isolated the runs)"
+        return f"image {self.image_id}"
 
 
 def read_envelope(path: Path) -> dict[str, Any]:

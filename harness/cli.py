@@ -466,6 +466,7 @@ def _container_runner(
     variants = {e.name: options.variant or e.variant for e in experiments}
     plans = {v: build_module.plan(config, v) for v in sorted(set(variants.values()))}
     control, *others = hosts_module.resolve(config, host_names)
+    others = hosts_module.for_gpus(others, options.gpus, say=state.ui.say)
     if others and len(plans) != 1:
         raise ConfigError(
             "these experiments use several variants; across hosts run one at a time",

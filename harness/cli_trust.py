@@ -14,17 +14,18 @@ import click
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from harness import build as build_module
-from harness import certify, crosshost, keys, records
+from harness import certify, crosshost, host_executor, keys, records
 from harness import collect as collect_module
 from harness import hosts as hosts_module
 from harness import run as run_module
 from harness import verify as verify_module
 from harness.build import BuildResult
+from harness.cli_options import RunOptions, run_options
 from harness.compare.report import print_table
 from harness.compare.tree import compare_paths
 from harness.config import Config, find_project_root
 from harness.errors import EXIT_DIFFERS, ConfigError, HarnessError
-from harness.variations import select
+from harness.variations import Variation, select
 
 if TYPE_CHECKING:
     from harness.cli import State
@@ -61,10 +62,7 @@ def hosts_option(function: Callable[..., Any]) -> Callable[..., Any]:
     help="Variations: all, none, or names (cpus, hostname, timezone, locale, user, workdir, env, "
     "hashseed); -NAME leaves one out.",
 )
-@click.option("--variant", help="Image variant (default: each experiment's own).")
-@click.option("--seed", type=int, help="Seed (default: config seed).")
-@click.option("--profile", type=click.Choice(["strict", "portable"]), help="Determinism profile.")
-@click.option("--timeout", type=click.IntRange(min=0), help="Stop any run after this many seconds.")
+@run_options
 @hosts_option
 @click.option("--json", "as_json", is_flag=True, help="Print the verification document as JSON.")
 @click.pass_obj
@@ -74,10 +72,7 @@ def verify_command(
     names: tuple[str, ...],
     control_runs: int,
     vary: str,
-    variant: str | None,
-    seed: int | None,
-    profile: str | None,
-    timeout: int | None,
+    run_options: RunOptions,
     host_names: tuple[str, ...],
     as_json: bool,
 ) -> None:
@@ -103,44 +98,66 @@ def verify_command(
     trouble (a host unreachable or holding another image: the others' results are saved).
     """
     variations = select(vary)
-    config = state.config(
-        seed=None if seed is None else str(seed),
-        profile=profile,
-        timeout=None if timeout is None else str(timeout),
-    )
+    config = state.config(**run_options.config_overrides())
     experiments = [config.experiment(n) for n in names] or list(config.experiments.values())
-    wanted = {variant or e.variant for e in experiments}
-    if len(wanted) != 1:
-        raise HarnessError(
-            f"these experiments use several variants ({', '.join(sorted(wanted))})",
-            "verify one variant at a time with --variant",
-        )
-    control, *others = hosts_module.resolve(config, host_names)
-    engine = control.connect()
-    image = build_module.build(
-        engine,
-        build_module.plan(config, wanted.pop()),
-        say=state.ui.say,
-        on_line=state.ui.build_line,
-    )
 
     def base(experiment: Any) -> run_module.RunRequest:
         return run_module.RunRequest(
-            experiment, config.seed, config.profile, config.threads, config.timeout or None
+            experiment,
+            config.seed,
+            config.profile,
+            config.threads,
+            config.timeout or None,
+            run_options.cpus,
+            run_options.gpus,
         )
 
-    verification = verify_module.verify(
-        engine,
-        config,
-        image,
-        experiments,
-        variations=variations,
-        control_runs=control_runs,
-        base=base,
-        control_host=control,
-        other_hosts=others,
-        say=state.ui.say,
-    )
+    others: list[hosts_module.Host] = []
+    if run_options.on_host:
+        if host_names:
+            raise ConfigError(
+                "--executor host verifies on this machine only; it takes no --hosts",
+                "leave out --hosts, or verify in containers",
+            )
+        verification = _verify_on_host(
+            state,
+            config,
+            experiments,
+            run_options,
+            variations=variations,
+            control_runs=control_runs,
+            base=base,
+        )
+    else:
+        wanted = {run_options.variant or e.variant for e in experiments}
+        if len(wanted) != 1:
+            raise HarnessError(
+                f"these experiments use several variants ({', '.join(sorted(wanted))})",
+                "verify one variant at a time with --variant",
+            )
+        variant = wanted.pop()
+        control, *others = hosts_module.resolve(config, host_names)
+        others = hosts_module.for_gpus(others, run_options.gpus, say=state.ui.say)
+        engine = control.connect()
+        run_module.check_gpu_request(engine, variant, run_options.gpus)
+        image = build_module.build(
+            engine,
+            build_module.plan(config, variant),
+            say=state.ui.say,
+            on_line=state.ui.build_line,
+        )
+        verification = verify_module.verify(
+            engine,
+            config,
+            image,
+            experiments,
+            variations=variations,
+            control_runs=control_runs,
+            base=base,
+            control_host=control,
+            other_hosts=others,
+            say=state.ui.say,
+        )
     if not as_json:
         for result in verification.experiments:
             if result.reproducible:
@@ -153,6 +170,35 @@ def verify_command(
                     state.ui.result(f"  {check.label}:")
                     print_table(check.comparison)
     conclude(state, config, verification, as_json=as_json, show_hosts=bool(others))
+
+
+def _verify_on_host(
+    state: State,
+    config: Config,
+    experiments: list[Any],
+    options: RunOptions,
+    *,
+    variations: list[Variation],
+    control_runs: int,
+    base: Callable[[Any], run_module.RunRequest],
+) -> verify_module.Verification:
+    """`verify --executor host`: the control runs and the variations a host run can make."""
+    python = host_executor.inspect_python(
+        host_executor.resolve_python(options.python, config.project_root)
+    )
+    host_executor.check_gpus(options.gpus)
+    left_out = [v.name for v in variations if v.name in host_executor.NEEDS_A_CONTAINER]
+    if left_out:
+        state.ui.say(f"host executor: leaving out {', '.join(left_out)} (they need a container)")
+    return verify_module.verify_on_host(
+        config,
+        python,
+        experiments,
+        variations=[v for v in variations if v.name not in left_out],
+        control_runs=control_runs,
+        base=base,
+        say=state.ui.say,
+    )
 
 
 def conclude(
@@ -288,7 +334,16 @@ def certify_command(
     config = state.config()
     _, verification = verify_module.load(config, verification_id)
     private = keys.load_private_key(key or keys.keys_dir(config.project_root) / keys.DEFAULT_KEY)
-    image_id = verification["image"]["id"]
+    image = verification.get("image")
+    if image is None and tag:
+        raise ConfigError(
+            "--tag: these runs used the host executor, so there is no image to tag",
+            "leave out --tag",
+        )
+    # The image's ID, or for host-executor runs the digest of their Python environment.
+    image_id = (
+        image["id"] if image else str((verification.get("python_environment") or {}).get("digest"))
+    )
     engine = state.engine(config) if tag else None
     if engine is not None and not manifests:
         info = engine.image(image_id)
@@ -414,7 +469,7 @@ def certificate_verify(
         return
     for line in verified.checks:
         state.ui.result(f"ok  {line}")
-    state.ui.result(f"certificate verifies: image {verified.image_id}")
+    state.ui.result(f"certificate verifies: {verified.pinned_by}")
 
 
 @certificate_group.command("sign")

@@ -29,6 +29,7 @@ from harness.compare.tree import compare_paths
 from harness.config import Config, Experiment
 from harness.digests import sha256_file
 from harness.errors import ConfigError, HarnessError
+from harness.host_executor import PythonEnvironment
 from harness.hosts import Host
 from harness.run import RunResult
 from harness.verify import Check, ExperimentVerification, Verification
@@ -261,16 +262,29 @@ def verification(
         )
     control_runs = by_host.pop(control_name)
     first = control_runs[0].record
-    image_id = str(first["image"]["id"])
-    image = BuildResult(
-        str(first["image"]["reference"]),
-        image_id,
-        str(first["image"]["variant"]),
-        True,
-        0.0,
-        0,
-        {},
-    )
+    pinned_by = records.isolation(first)
+    mixed = next((r for r in control_runs if records.isolation(r.record) != pinned_by), None)
+    if mixed is not None:
+        raise ConfigError(
+            f"the control host {control_name}'s runs were pinned by different things "
+            f"({_pinned_text(pinned_by)} and {_pinned_text(records.isolation(mixed.record))})",
+            "collect the runs of one image (or one host environment) at a time",
+        )
+    image: BuildResult | None = None
+    environment: PythonEnvironment | None = None
+    if pinned_by[0] == "image":
+        image = BuildResult(
+            str(first["image"]["reference"]),
+            pinned_by[1],
+            str(first["image"]["variant"]),
+            True,
+            0.0,
+            0,
+            {},
+        )
+    else:
+        described = first.get("python_environment") or {}
+        environment = PythonEnvironment(Path(str(described.get("executable"))), described)
     experiments: list[ExperimentVerification] = []
     references: dict[str, RunResult] = {}
     grouped: dict[str, list[RunResult]] = {}
@@ -287,10 +301,11 @@ def verification(
         )
     ]
     for name, host_runs in by_host.items():
-        outcomes.append(_judge_host(config, name, host_runs, references, image_id))
+        outcomes.append(_judge_host(config, name, host_runs, references, pinned_by))
     return Verification(
         id=f"{dt.datetime.now(dt.UTC):%Y%m%d-%H%M%S}-{secrets.token_hex(3)}",
         image=image,
+        environment=environment,
         variations=[],
         control_runs=max(len(group) for group in grouped.values()),
         experiments=experiments,
@@ -329,15 +344,17 @@ def _judge_host(
     name: str,
     runs: Sequence[RunResult],
     references: Mapping[str, RunResult],
-    image_id: str,
+    pinned_by: tuple[str, str],
 ) -> crosshost.HostOutcome:
     outcome = crosshost.HostOutcome(_host(name, runs[0].record), crosshost.AGREED)
-    other_image = next((r for r in runs if r.record["image"]["id"] != image_id), None)
-    if other_image is not None:
+    other = next((r for r in runs if records.isolation(r.record) != pinned_by), None)
+    if other is not None:
+        theirs = records.isolation(other.record)
         outcome.status = crosshost.REFUSED
-        outcome.reason = (
-            f"run {other_image.run_id} used image {str(other_image.record['image']['id'])[:19]}, "
-            f"not the control's {image_id[:19]}"
+        outcome.reason = f"run {other.run_id} used {_pinned_text(theirs)}, not the control's " + (
+            _pinned_text(pinned_by)
+            if theirs[0] == pinned_by[0]
+            else f"{_pinned_text(pinned_by)}: host-executor and image runs never share a quorum"
         )
         outcome.runs = {str(r.record["experiment"]): [r] for r in runs}
         return outcome
@@ -347,15 +364,18 @@ def _judge_host(
         if reference is None:
             outcome.runs.setdefault(experiment, []).append(run)
             continue  # nothing reproduced on the control to compare with
-        policies = config.policies_for(
-            config.experiments.get(experiment) or _experiment_of(run.record)
-        )
-        crosshost.judge(outcome, experiment, reference, run, policies)
+        declared = config.experiments.get(experiment) or _experiment_of(run.record)
+        crosshost.judge(outcome, config, declared, reference, run)
     missing = sorted(set(references) - set(outcome.runs))
     if missing and outcome.status == crosshost.AGREED:
         outcome.status = crosshost.FAILED
         outcome.reason = f"no run of {', '.join(missing)} was collected from {name}"
     return outcome
+
+
+def _pinned_text(pinned_by: tuple[str, str]) -> str:
+    kind, digest = pinned_by
+    return f"{'image' if kind == 'image' else 'host environment'} {digest[:19]}"
 
 
 def _host(name: str, record: Mapping[str, Any]) -> Host:

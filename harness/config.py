@@ -179,7 +179,7 @@ _VARIANT_KEYS = frozenset({"dockerfile", "constraints", "replace", "find-links"}
 _EXPERIMENT_KEYS = frozenset({"entry", "command", "parameters", "inputs", "outputs", "variant"})
 # Tables whose keys the module that owns them validates (it names this table in its errors).
 _MODULE_TABLES = ("mlflow", "lint", "certify", "verify", "hosts", "ci", "k8s")
-_TABLES = ("variants", "experiments", "policies", *_MODULE_TABLES)
+_TABLES = ("variants", "experiments", "policies", "policies-across-devices", *_MODULE_TABLES)
 _DEFAULT_VARIANTS: Mapping[str, Mapping[str, Any]] = {
     "cpu": {"dockerfile": "Dockerfile", "constraints": "constraints.txt"},
     "cuda": {"dockerfile": "Dockerfile.cuda", "constraints": "constraints-cuda.txt"},
@@ -250,6 +250,9 @@ class Config:
     module_tables: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     # Memory limit of each run's container ("8g"), or None for none.
     memory: str | None = None
+    # Artifact glob -> compare policy for two runs on different device classes (another GPU
+    # model, or a GPU against the CPU), where bitwise agreement is not to be expected.
+    device_policies: Mapping[str, str] = field(default_factory=dict)
 
     def table(self, name: str) -> Mapping[str, Any]:
         """The raw [tool.harness.<name>] table of a module that validates its own keys."""
@@ -284,6 +287,17 @@ class Config:
         own = {glob: policy for glob, policy in experiment.outputs.items() if policy}
         return {**self.policies, **own}
 
+    def policies_between(
+        self, experiment: Experiment, class_a: str, class_b: str
+    ) -> dict[str, str]:
+        """The policies for two runs that computed on ``class_a`` and ``class_b`` (see
+        ``records.device_class``): the experiment's own within one class, and across
+        classes the declared [tool.harness.policies-across-devices] over them."""
+        policies = self.policies_for(experiment)
+        if class_a == class_b:
+            return policies
+        return {**policies, **self.device_policies}
+
     def as_dict(self) -> dict[str, Any]:
         """Plain values for `harness config --json` and for printing."""
         return {
@@ -307,6 +321,7 @@ class Config:
             "timeout": self.timeout,
             "memory": self.memory,
             "policies": dict(self.policies),
+            "policies-across-devices": dict(self.device_policies),
             "experiments": {
                 name: {
                     "entry": e.entry,
@@ -435,6 +450,9 @@ def load_config(
         variants=_load_variants(root, table.get("variants", {})),
         experiments=_load_experiments(root, table.get("experiments", {})),
         policies=_string_table(table.get("policies", {}), "[tool.harness.policies]"),
+        device_policies=_string_table(
+            table.get("policies-across-devices", {}), "[tool.harness.policies-across-devices]"
+        ),
         module_tables=_module_tables(table),
         sources=sources,
         memory=values["memory"].lower() if values["memory"] else None,

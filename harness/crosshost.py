@@ -23,14 +23,14 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from harness import shipping
+from harness import records, shipping
 from harness.build import BuildResult
 from harness.compare.tree import compare_paths
 from harness.config import Config, Experiment
 from harness.engine import Engine
 from harness.errors import EngineUnavailable, HarnessError
 from harness.hosts import Host
-from harness.run import RunRequest, RunResult, run_experiment
+from harness.run import RunRequest, RunResult, check_gpu_request, run_experiment
 
 CONTROL = "control"
 AGREED = "agreed"
@@ -72,6 +72,7 @@ class HostOutcome:
             "reason": self.reason,
             "shipment": self.shipment.as_dict() if self.shipment else None,
             "engine": record.get("engine"),
+            "device_class": records.device_class(record) if first else None,
             "fingerprint": record.get("fingerprint") or {},
             "runs": {name: [r.run_id for r in runs] for name, runs in self.runs.items()},
             "moved": self.moved,
@@ -148,16 +149,11 @@ def _on_host(
                 f"in {outcome.shipment.seconds:.1f} s"
             )
         for experiment in experiments:
-            result = run_experiment(
-                engine, config, image, request_for(experiment), host=host, say=say
-            )
-            judge(
-                outcome,
-                experiment.name,
-                reference_runs[experiment.name],
-                result,
-                config.policies_for(experiment),
-            )
+            request = request_for(experiment)
+            # A host that cannot pass GPUs in is found out before anything runs there.
+            check_gpu_request(engine, image.variant, request.gpus)
+            result = run_experiment(engine, config, image, request, host=host, say=say)
+            judge(outcome, config, experiment, reference_runs[experiment.name], result)
     except EngineUnavailable as error:
         outcome.status, outcome.reason = UNREACHABLE, error.one_line()
     except shipping.ImageMismatch as error:
@@ -173,27 +169,45 @@ def _on_host(
 
 def judge(
     outcome: HostOutcome,
-    experiment: str,
+    config: Config,
+    experiment: Experiment,
     reference: RunResult,
     result: RunResult,
-    policies: Mapping[str, str],
 ) -> None:
-    """Add a host's run of ``experiment`` to its outcome, compared with the control's."""
-    outcome.runs.setdefault(experiment, []).append(result)
+    """Add a host's run of ``experiment`` to its outcome, compared with the control's.
+
+    Within one device class the experiment's policies apply (bitwise by default); across
+    classes (another GPU model, a GPU against the CPU) the declared
+    [tool.harness.policies-across-devices] over them, and a verdict that moves says which
+    classes met.
+    """
+    name = experiment.name
+    outcome.runs.setdefault(name, []).append(result)
     if result.status != "succeeded":
         if outcome.status in (AGREED, DIFFERS):
             outcome.status = FAILED
             outcome.reason = (
-                f"{experiment} run {result.run_id} {result.status}: {result.record.get('error')}"
+                f"{name} run {result.run_id} {result.status}: {result.record.get('error')}"
             )
         return
+    mine, theirs = records.device_class(reference.record), records.device_class(result.record)
+    policies = config.policies_between(experiment, mine, theirs)
     comparison = compare_paths(str(reference.folder), str(result.folder), policies=policies)
     moved = [a.path for a in comparison.artifacts if not a.passed]
     if moved or comparison.exit_code != 0:
-        outcome.moved[experiment] = moved
+        outcome.moved[name] = moved
         if outcome.status == AGREED:
             outcome.status = DIFFERS
-            outcome.reason = f"{experiment}: {', '.join(moved) or 'artifacts'} moved"
+            outcome.reason = f"{name}: {', '.join(moved) or 'artifacts'} moved"
+            if mine != theirs:
+                outcome.reason += (
+                    f" ({theirs} against the control's {mine}: bit for bit holds only within "
+                    "one device class; declare a tolerance under "
+                    "[tool.harness.policies-across-devices])"
+                    if not config.device_policies
+                    else f" ({theirs} against the control's {mine}, under "
+                    "[tool.harness.policies-across-devices])"
+                )
 
 
 def control_outcome(host: Host, runs: Mapping[str, list[RunResult]]) -> HostOutcome:

@@ -35,6 +35,7 @@ from harness.errors import ConfigError, HarnessError
 from harness.run import RunRequest, RunResult, finish, run_spec, settle
 from harness.runtime import fingerprint
 from harness.runtime.determinism import environment as determinism_environment
+from harness.variations import PROJECT
 
 EXECUTORS = ("container", "host")
 # The runtime needs what the container's Python has: 3.10 for its type syntax.
@@ -50,6 +51,9 @@ PASSED_THROUGH = (
     "NVIDIA_VISIBLE_DEVICES",
     "SLURM_JOB_ID",
 )
+# Variations of `harness verify` that only a container can make: a host run keeps this
+# machine's host name and the user running harness.
+NEEDS_A_CONTAINER = ("hostname", "user")
 # How long the runtime gets to write its record after SIGTERM before it is killed.
 _GRACE_S = 10.0
 # Describing an environment imports nothing beyond the standard library.
@@ -213,6 +217,12 @@ def run_on_host(
             "--cpus limits a container; a host run has none",
             "leave out --cpus, or limit the job with its scheduler (taskset, SLURM)",
         )
+    unsupported = [name for name in request.setup.variations if name in NEEDS_A_CONTAINER]
+    if unsupported:
+        raise ConfigError(
+            f"the variation {unsupported[0]!r} needs a container",
+            f"leave it out with --vary all,-{unsupported[0]}",
+        )
     device = "cuda" if request.gpus else "cpu"
     inputs = {name: records.digest_path(path) for name, path in experiment.inputs.items()}
     for name, tracked in dvc.check_inputs(config.project_root, experiment.inputs).items():
@@ -286,13 +296,17 @@ def run_on_host(
     say(f"running {experiment.name} ({run_id}) on this machine with {python.executable}")
     with staged_runtime() as runtime, tempfile.TemporaryDirectory(prefix="harness-home-") as home:
         environment = _environment(determinism, runtime, Path(home), run_id, request)
+        # The container's project folder is the project here; any other working directory
+        # (the workdir variation) becomes the run's private folder.
+        cwd = config.project_root if setup.working_dir == PROJECT else Path(home)
         try:
             exit_code, timed_out, seconds = _execute(
                 [str(python.executable), "-P", "-m", "harness.runtime", str(folder / "spec.json")],
                 environment=environment,
-                cwd=config.project_root,
+                cwd=cwd,
                 log=folder / records.LOG,
                 timeout=request.timeout,
+                cpus=_cpus(setup.cpuset),
             )
         except KeyboardInterrupt:
             finish(record, folder, "aborted", None, "interrupted (Ctrl-C); the process was stopped")
@@ -336,6 +350,7 @@ def _execute(
     cwd: Path,
     log: Path,
     timeout: float | None,
+    cpus: frozenset[int] | None = None,
 ) -> tuple[int, bool, float]:
     """Run ``command`` with its output in ``log``; returns (exit code, timed out, seconds).
 
@@ -352,6 +367,9 @@ def _execute(
             stdout=output,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            # The affinity is set in the child before the interpreter starts, so that every
+            # thread pool the run creates inherits it (as a container's cpuset would).
+            preexec_fn=None if cpus is None else lambda: os.sched_setaffinity(0, cpus),  # noqa: PLW1509
         )
         timed_out = False
         try:
@@ -376,6 +394,17 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)
         process.wait()
+
+
+def _cpus(cpuset: str | None) -> frozenset[int] | None:
+    """A container cpuset ("0", "0-3", "0,2") as the CPUs of an affinity mask."""
+    if cpuset is None:
+        return None
+    cpus: set[int] = set()
+    for part in cpuset.split(","):
+        first, _, last = part.partition("-")
+        cpus.update(range(int(first), int(last or first) + 1))
+    return frozenset(cpus)
 
 
 def _relative(path: Path, root: Path) -> str:

@@ -18,7 +18,7 @@ of a command is the control: it builds the image, and every other host is compar
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,7 +30,7 @@ LOCAL = "local"
 SHIP_MODES = ("auto", "registry", "stream", "never")
 FILE_MODES = ("bind", "copy")
 _WHERE = "[tool.harness.hosts]"
-_KEYS = frozenset({"url", "ship", "files"})
+_KEYS = frozenset({"url", "ship", "files", "gpus"})
 _SCHEMES = ("unix://", "tcp://", "ssh://", "http://", "https://", "npipe://")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
@@ -44,12 +44,20 @@ class Host:
     url: str | None
     ship: str = "auto"
     files: str = "copy"
+    # Whether the host has GPUs (and the NVIDIA container runtime) for runs with --gpus.
+    gpus: bool = False
 
     def connect(self, timeout: int = 600) -> Engine:
         return Engine.connect(self.url, timeout=timeout)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "url": self.url, "ship": self.ship, "files": self.files}
+        return {
+            "name": self.name,
+            "url": self.url,
+            "ship": self.ship,
+            "files": self.files,
+            "gpus": self.gpus,
+        }
 
 
 def local_host(config: Config) -> Host:
@@ -124,7 +132,7 @@ def _host(name: str, value: object) -> Host:
     unknown = set(value) - _KEYS
     if unknown:
         raise ConfigError(
-            f"unknown key {sorted(unknown)[0]!r} in {where}", "use url, ship and files"
+            f"unknown key {sorted(unknown)[0]!r} in {where}", "use url, ship, files and gpus"
         )
     if "url" not in value:
         raise ConfigError(f"{where} has no url", f'write {name} = {{ url = "ssh://..." }}')
@@ -137,7 +145,25 @@ def _host(name: str, value: object) -> Host:
             f"{where} files must be bind or copy, not {files!r}",
             "bind only works where the engine sees this machine's folders",
         )
-    return Host(name, _url(value["url"], where), ship=ship, files=files)
+    gpus = value.get("gpus", False)
+    if not isinstance(gpus, bool):
+        raise ConfigError(
+            f"{where} gpus must be true or false, not {gpus!r}",
+            "write gpus = true for a host whose engine has the NVIDIA runtime",
+        )
+    return Host(name, _url(value["url"], where), ship=ship, files=files, gpus=gpus)
+
+
+def for_gpus(hosts: list[Host], gpus: bool, *, say: Callable[[str], None]) -> list[Host]:
+    """The hosts a run takes part on: with --gpus, those that declare GPUs (a CUDA result is
+    compared between GPUs, never between a GPU and a host that would refuse the run)."""
+    if not gpus:
+        return hosts
+    chosen = [host for host in hosts if host.gpus]
+    left_out = [host.name for host in hosts if not host.gpus]
+    if left_out:
+        say(f"--gpus: leaving out {', '.join(left_out)}, which declare no GPUs (gpus = true)")
+    return chosen
 
 
 def _url(value: object, where: str) -> str:

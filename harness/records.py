@@ -99,11 +99,9 @@ def _field_problem(record: Mapping[str, Any]) -> str | None:
             "names no experiment",
         ),
         (
-            isinstance(image, dict)
-            and isinstance(image.get("id"), str)
-            and IMAGE_ID.fullmatch(image["id"]) is not None
-            and all(isinstance(image.get(k), str) for k in ("reference", "variant")),
-            "names no image (id sha256:<64 hex>, reference, variant)",
+            _pinned(image, record.get("python_environment")),
+            "names no image (id sha256:<64 hex>, reference, variant) and no Python "
+            "environment (digest sha256:<64 hex>)",
         ),
         (_whole(record.get("seed")), "has no whole-number seed"),
         (_whole(record.get("threads")), "has no whole-number threads"),
@@ -115,6 +113,22 @@ def _field_problem(record: Mapping[str, Any]) -> str | None:
         ),
     )
     return next((problem for ok, problem in checks if not ok), None)
+
+
+def _pinned(image: object, environment: object) -> bool:
+    """A run is pinned by an image, or (host executor) by a Python environment's digest."""
+    if isinstance(image, dict):
+        return (
+            isinstance(image.get("id"), str)
+            and IMAGE_ID.fullmatch(image["id"]) is not None
+            and all(isinstance(image.get(k), str) for k in ("reference", "variant"))
+        )
+    return (
+        image is None
+        and isinstance(environment, dict)
+        and isinstance(environment.get("digest"), str)
+        and IMAGE_ID.fullmatch(environment["digest"]) is not None
+    )
 
 
 def _artifacts_problem(listed: object) -> str | None:
@@ -278,3 +292,27 @@ def log_tail(log: Path, lines: int = 30) -> list[str]:
         stream.seek(max(0, stream.tell() - 64 * 1024))
         text = stream.read().decode("utf-8", "replace")
     return text.splitlines()[-lines:]
+
+
+def device_class(record: Mapping[str, Any]) -> str:
+    """What a run computed on, as far as bytes go: ``cpu``, or its GPUs' class (model and
+    compute capability, see ``harness.runtime.fingerprint.gpu_class``). Runs agree bit for
+    bit only within one class; across classes only a tolerance can hold."""
+    if record.get("device") == "cpu":
+        return "cpu"
+    gpu = (record.get("fingerprint") or {}).get("gpu") or {}
+    found = gpu.get("class") if isinstance(gpu, Mapping) else None
+    return str(found) if found else "unknown GPU"
+
+
+def isolation(record: Mapping[str, Any]) -> tuple[str, str]:
+    """What pinned a run's software: ("image", image ID) for a container run, or
+    ("python-environment", its digest) for a run of the host executor. Runs pinned by
+    different things never count towards one quorum."""
+    image = record.get("image")
+    if isinstance(image, Mapping) and image.get("id"):
+        return "image", str(image["id"])
+    environment = record.get("python_environment")
+    if isinstance(environment, Mapping) and environment.get("digest"):
+        return "python-environment", str(environment["digest"])
+    return "unknown", "unknown"

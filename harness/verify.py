@@ -28,6 +28,7 @@ from harness.compare.tree import compare_paths
 from harness.config import Config, Experiment
 from harness.engine import Engine
 from harness.errors import HarnessError
+from harness.host_executor import PythonEnvironment, run_on_host
 from harness.hosts import Host, local_host
 from harness.run import RunRequest, RunResult, run_experiment
 from harness.variations import CONTROL, Variation, setup_for
@@ -119,7 +120,9 @@ class ExperimentVerification:
 @dataclass
 class Verification:
     id: str
-    image: BuildResult
+    # The image every run used; None for runs of the host executor, which name the Python
+    # environment they ran in instead.
+    image: BuildResult | None
     variations: list[str]
     control_runs: int
     experiments: list[ExperimentVerification]
@@ -128,6 +131,7 @@ class Verification:
     threads: int
     # The control host first, then every other host with how it did against the control.
     hosts: list[crosshost.HostOutcome] = field(default_factory=list)
+    environment: PythonEnvironment | None = None
 
     @property
     def reproducible(self) -> bool:
@@ -149,11 +153,22 @@ class Verification:
             "id": self.id,
             "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             "verdict": "reproducible" if self.reproducible else "not reproducible",
-            "image": {
+            "executor": "container" if self.image is not None else "host",
+            "image": None
+            if self.image is None
+            else {
                 "reference": self.image.reference,
                 "id": self.image.image_id,
                 "variant": self.image.variant,
                 "labels": dict(self.image.labels),
+            },
+            "python_environment": None
+            if self.environment is None
+            else {
+                "executable": str(self.environment.executable),
+                "python": self.environment.description.get("python"),
+                "digest": self.environment.digest,
+                "distributions": len(self.environment.description.get("distributions") or []),
             },
             "seed": self.seed,
             "profile": self.profile,
@@ -189,20 +204,21 @@ def verify(
     that reproduced, once, to be compared with the control's first run.
     """
     control_host = control_host or local_host(config)
-    results = []
-    for experiment in experiments:
-        results.append(
-            _verify_one(
-                engine,
-                config,
-                image=image,
-                request=base(experiment),
-                variations=variations,
-                control_runs=control_runs,
-                host=control_host,
-                say=say,
-            )
+
+    def run(request: RunRequest) -> RunResult:
+        return run_experiment(engine, config, image, request, host=control_host)
+
+    results = [
+        _verify_one(
+            config,
+            run,
+            request=base(experiment),
+            variations=variations,
+            control_runs=control_runs,
+            say=say,
         )
+        for experiment in experiments
+    ]
     control = crosshost.control_outcome(
         control_host,
         {
@@ -234,15 +250,66 @@ def verify(
     )
 
 
-def _verify_one(
-    engine: Engine,
+def verify_on_host(
     config: Config,
+    python: PythonEnvironment,
+    experiments: Sequence[Experiment],
     *,
-    image: BuildResult,
+    variations: Sequence[Variation],
+    control_runs: int = 2,
+    base: Callable[[Experiment], RunRequest],
+    say: Callable[[str], None] = lambda _: None,
+) -> Verification:
+    """Verify every experiment with the host executor, in ``python``'s environment.
+
+    The same control runs and variations as in a container, except those that need one
+    (see :data:`harness.host_executor.NEEDS_A_CONTAINER`). No other host takes part: the
+    environment is this machine's, and nothing ships it elsewhere.
+    """
+
+    def run(request: RunRequest) -> RunResult:
+        return run_on_host(config, request, python)
+
+    results = [
+        _verify_one(
+            config,
+            run,
+            request=base(experiment),
+            variations=variations,
+            control_runs=control_runs,
+            say=say,
+        )
+        for experiment in experiments
+    ]
+    control = crosshost.control_outcome(
+        local_host(config),
+        {
+            r.experiment.name: [*r.controls, *(c.run for c in r.checks)]
+            for r in results
+            if r.controls
+        },
+    )
+    return Verification(
+        id=f"{dt.datetime.now(dt.UTC):%Y%m%d-%H%M%S}-{secrets.token_hex(3)}",
+        image=None,
+        variations=[v.name for v in variations],
+        control_runs=control_runs,
+        experiments=results,
+        seed=config.seed,
+        profile=config.profile,
+        threads=config.threads,
+        hosts=[control],
+        environment=python,
+    )
+
+
+def _verify_one(
+    config: Config,
+    run_request: Callable[[RunRequest], RunResult],
+    *,
     request: RunRequest,
     variations: Sequence[Variation],
     control_runs: int,
-    host: Host,
     say: Callable[[str], None],
 ) -> ExperimentVerification:
     experiment = request.experiment
@@ -252,7 +319,7 @@ def _verify_one(
     def run(label: str, chosen: Sequence[Variation]) -> RunResult | None:
         setup = setup_for(chosen) if chosen else CONTROL
         say(f"{experiment.name}: {label}")
-        result = run_experiment(engine, config, image, replace(request, setup=setup), host=host)
+        result = run_request(replace(request, setup=setup))
         if result.status != "succeeded":
             outcome.failure = (
                 f"the {label} run {result.run_id} {result.status}: {result.record.get('error')}"

@@ -96,7 +96,7 @@ def test_a_host_whose_artifact_moved_differs_and_one_on_another_image_is_refused
     code, _, stderr = collect(other, tmp_path / "a", tmp_path / "c")
     assert code == 2
     assert "could not take part (c)" in stderr
-    assert "used image sha256:cdcdcdcdcdcd, not the control's sha256:abababababab" in stderr
+    assert "used image sha256:cdcdcdcdcdcd, not the control's image sha256:abababababab" in stderr
 
 
 def test_a_corrupt_artifact_is_refused_and_nothing_is_copied(project: Path, tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import jsonschema
 import pytest
 from click.testing import CliRunner
 
@@ -23,6 +24,7 @@ from harness.errors import ConfigError, HarnessError
 from harness.run import RunRequest
 from harness.runtime import fingerprint
 
+SCHEMA = json.loads((Path(records.__file__).parent / "schemas" / "run-record.v1.json").read_text())
 EXPERIMENTS = """\
 import json, os, time
 from pathlib import Path
@@ -36,6 +38,11 @@ def train(output, seed, inputs, scale=1.0):
     seen = {name: os.environ.get(name) for name in ("STRAY", "PYTHONHASHSEED")}
     (output / "seen.json").write_text(json.dumps(seen, sort_keys=True))
     return {"mean": float(values.mean()), "home": os.environ["HOME"]}
+
+
+def weights(output, seed, inputs):
+    numpy.save(output / "weights.npy", numpy.random.default_rng(seed).normal(size=16))
+    return {}
 
 
 def drifting(output, seed, inputs):
@@ -59,6 +66,10 @@ version = "0"
 [tool.harness.experiments.train]
 entry = "hosted_experiments:train"
 outputs = ["weights.npy", "seen.json"]
+
+[tool.harness.experiments.weights]
+entry = "hosted_experiments:weights"
+outputs = ["weights.npy"]
 
 [tool.harness.experiments.drifting]
 entry = "hosted_experiments:drifting"
@@ -120,6 +131,10 @@ def test_a_host_run_records_the_environment_in_place_of_an_image(
     assert home != str(Path.home())
     assert not Path(home).exists(), "the private home is removed after the run"
     assert records.read(result.folder)["status"] == "succeeded"
+    jsonschema.validate(record, SCHEMA)
+    # The schema tells a host record from a container one: without its environment it fails.
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({**record, "python_environment": None}, SCHEMA)
 
 
 def test_two_host_runs_of_a_seeded_experiment_agree_and_a_drifting_one_is_caught(
@@ -235,3 +250,52 @@ def test_the_cli_refuses_hosts_and_certificates_with_the_host_executor(hosted: P
     )
     assert switches.exit_code == 2
     assert "use it with --executor host" in switches.output
+
+
+def test_verify_with_the_host_executor_then_certify_by_the_environment(
+    hosted: Path, tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    keys = tmp_path_factory.mktemp("keys")  # never inside the project
+    monkeypatch.setenv("HARNESS_KEYS_DIR", str(keys))
+    runner = CliRunner()
+    base = ["--project", str(hosted)]
+    verified = runner.invoke(
+        cli,
+        [*base, "verify", "weights", "--executor", "host", "--python", sys.executable, "--json"],
+    )
+    assert verified.exit_code == 0, verified.output
+    assert "leaving out hostname, user (they need a container)" in verified.stderr
+    document = json.loads(verified.stdout)
+    assert document["executor"] == "host"
+    assert document["image"] is None
+    assert document["variations"] == ["cpus", "timezone", "locale", "workdir", "env", "hashseed"]
+    assert document["experiments"][0]["reproducible"] is True
+    assert runner.invoke(cli, [*base, "keys", "generate"]).exit_code == 0
+    certified = runner.invoke(cli, [*base, "certify", "--json"])
+    assert certified.exit_code == 0, certified.output
+    certificate = json.loads(certified.stdout)["certificate"]
+    checked = runner.invoke(
+        cli, [*base, "certificate", "verify", certificate, "--key", str(keys / "harness.pub")]
+    )
+    assert checked.exit_code == 0, checked.output
+    assert "host environment sha256:" in checked.stdout
+    assert "no image isolated the runs" in checked.stdout
+    tagged = runner.invoke(cli, [*base, "certify", "--tag"])
+    assert tagged.exit_code == 2
+    assert "there is no image to tag" in tagged.stderr
+
+
+def test_verify_with_the_host_executor_names_a_drifting_experiment(hosted: Path) -> None:
+    arguments = ["--project", str(hosted), "verify", "drifting", "--vary", "none"]
+    result = CliRunner().invoke(cli, [*arguments, "--executor", "host", "--python", sys.executable])
+    assert result.exit_code == 1
+    assert "NOT reproducible: moved by rerun" in result.stdout
+
+
+def test_the_hashseed_variation_names_an_experiment_that_writes_the_hash_seed(
+    hosted: Path,
+) -> None:
+    arguments = ["--project", str(hosted), "verify", "train", "--vary", "hashseed,env"]
+    result = CliRunner().invoke(cli, [*arguments, "--executor", "host", "--python", sys.executable])
+    assert result.exit_code == 1
+    assert "NOT reproducible: moved by hashseed" in result.stdout
