@@ -31,6 +31,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tarfile
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -252,12 +253,12 @@ def print_fingerprint(record: dict[str, Any]) -> None:
 
 
 def save(target: Path, project: Path, raw: dict[str, Any]) -> None:
-    """The raw outputs, and each run's record as ``RUN_ID.json`` (one level, no artifacts)."""
+    """The raw outputs, and every run folder (records and artifacts) in one runs.tar.gz."""
     target.mkdir(parents=True, exist_ok=True)
     (target / "nvidia-smi.csv").write_text(raw["nvidia_smi"])
     (target / "torch-devices.json").write_text(json.dumps(raw["torch"], indent=2) + "\n")
-    for folder in sorted((project / ".harness" / "runs").iterdir()):
-        shutil.copy2(folder / "record.json", target / f"{folder.name}.json")
+    with tarfile.open(target / "runs.tar.gz", "w:gz") as archive:
+        archive.add(project / ".harness" / "runs", arcname="runs")
 
 
 if __name__ == "__main__":
