@@ -10,7 +10,7 @@ runs, with ``harness run --executor host``:
    set): whether they differ is printed, not judged, since it depends on the kernels the
    GPU picks;
 3. one run on the CPU, compared with the first GPU run bitwise and under a tolerance;
-4. short runs with and without the switches, so that the time per training step is the
+4. two short runs with and without the switches, so that the time per training step is the
    difference between long and short runs (CUDA's start-up cancels out).
 
 It prints the time per step with and without the switches and their ratio, the switches
@@ -107,8 +107,10 @@ def main() -> int:
 
         on = [run(project, python, "torch", gpus=gpus) for _ in range(3)]
         off = [run(project, python, "torch", gpus=gpus, switches=False) for _ in range(2)]
-        short_on = run(project, python, "torch-short", gpus=gpus)
-        short_off = run(project, python, "torch-short", gpus=gpus, switches=False)
+        short_on = [run(project, python, "torch-short", gpus=gpus) for _ in range(2)]
+        short_off = [
+            run(project, python, "torch-short", gpus=gpus, switches=False) for _ in range(2)
+        ]
         cpu = run(project, python, "torch", gpus=False)
 
         print_fingerprint(on[0])
@@ -236,9 +238,12 @@ def weights_moved(python: str, project: Path, a: dict[str, Any], b: dict[str, An
     return done.stdout.strip() or done.stderr.strip()
 
 
-def per_step(long_runs: list[dict[str, Any]], short: dict[str, Any]) -> float:
+def per_step(long_runs: list[dict[str, Any]], short_runs: list[dict[str, Any]]) -> float:
+    """Seconds per training step: the medians of long and short runs, differenced, so that
+    what every run pays once (CUDA's start, data, the first kernels' compilation) cancels."""
     long_s = statistics.median(r["timings"]["experiment_s"] for r in long_runs)
-    return float((long_s - short["timings"]["experiment_s"]) / (LONG_STEPS - SHORT_STEPS))
+    short_s = statistics.median(r["timings"]["experiment_s"] for r in short_runs)
+    return float((long_s - short_s) / (LONG_STEPS - SHORT_STEPS))
 
 
 def print_fingerprint(record: dict[str, Any]) -> None:
