@@ -296,6 +296,8 @@ SKLEARN_RANDOM: Mapping[str, tuple[str, frozenset[object]] | None] = {
 SKLEARN_ENSEMBLES = frozenset(
     {"AdaBoostClassifier", "AdaBoostRegressor", "BaggingClassifier", "BaggingRegressor"}
 )
+# k-means draws only to pick its initial centers ('k-means++' or 'random').
+SKLEARN_KMEANS = frozenset({"KMeans", "MiniBatchKMeans", "BisectingKMeans"})
 # train_test_split(shuffle=False) and shuffle-less dataset generators draw nothing.
 SKLEARN_SHUFFLE_OFF = frozenset({"train_test_split", "make_moons", "make_circles"})
 

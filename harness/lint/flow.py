@@ -344,8 +344,10 @@ class _Analysis:
         elif isinstance(target, ast.Starred):
             self._bind(target.value, value, order, accumulates)
         elif isinstance(target, ast.Subscript):
-            # d[k] = v puts v (and k) into d, in the order the loop runs.
-            self._store_into(target.value, value | self.eval(target.slice) | order)
+            # d[k] = v puts v into d, in the order the loop runs. The key is left out, as
+            # in lookups: names are flow-insensitive here, and a loop variable reused
+            # over a tainted container elsewhere would taint every store keyed by it.
+            self._store_into(target.value, value | _ordered(self.eval(target.slice)) | order)
         elif isinstance(target, ast.Attribute):
             self._store_into(target, value | order)
 

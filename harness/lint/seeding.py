@@ -355,6 +355,10 @@ def _sklearn(
         value = keyword(call, key)
         if value is None or constant(value) not in values:
             return
+    if function in apis.SKLEARN_KMEANS:
+        init = keyword(call, "init")
+        if init is not None and not isinstance(constant(init), str):
+            return  # initial centers given as an array: nothing is drawn
     if function in apis.SKLEARN_SHUFFLE_OFF:
         shuffle = keyword(call, "shuffle")
         if shuffle is not None and constant(shuffle) is False:

@@ -24,6 +24,8 @@ def models(features: object, labels: object, seed: int) -> list[object]:
         PCA(n_components=2),
         PCA(n_components=2, svd_solver="randomized"),  # expect: HR013
         KMeans(3, random_state=seed),
+        KMeans(3),  # expect: HR013
+        KMeans(3, init=features),
         AdaBoostClassifier(DecisionTreeClassifier(max_depth=1), random_state=seed),
         train_test_split(features, shuffle=False),
     ]
