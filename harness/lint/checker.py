@@ -11,10 +11,12 @@ executed, so linting is safe on any code.
 from __future__ import annotations
 
 import ast
+import contextlib
 import io
 import re
+import sys
 import tokenize
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +29,9 @@ from harness.lint.seeding import SeedWalk, constant, keyword, no_seed
 
 _DETERMINISM_VARIABLES = frozenset({"TF_DETERMINISTIC_OPS", "TF_CUDNN_DETERMINISTIC"})
 _OFF_VALUES = frozenset({"0", "false", "False", "FALSE", "no"})
+# Deeper than any real code; the analyses recurse along the tree within Python's limit.
+MAX_DEPTH = 120
+_RECURSION_LIMIT = 20_000
 _IGNORE = re.compile(r"#\s*harness:\s*ignore(?P<file>-file)?(?:\[(?P<ids>[^\]]*)\])?")
 
 
@@ -113,16 +118,25 @@ def check_sources(
         except ValueError as error:  # source code string cannot contain null bytes
             findings.append(_parse_error(shown, 1, 0, str(error)))
             continue
+        except (RecursionError, MemoryError):
+            findings.append(_parse_error(shown, 1, 0, "nested too deeply for Python's parser"))
+            continue
+        deepest = _deepest(tree)
+        if deepest is not None:
+            reason = f"nested more than {MAX_DEPTH} levels deep, too deep to analyse"
+            findings.append(_parse_error(shown, getattr(deepest, "lineno", 1), 0, reason))
+            continue
         project.add(path, shown, source, tree, linted=True)
     project.link()
-    walk = SeedWalk(project, managed)
-    walk.run()
     raw: list[tuple[Module, str, ast.AST, str]] = []
-    for site in walk.sites.values():
-        if site.unmet:
-            raw.append((site.module, site.rule, site.call, site.detail))
-    for found in Flow(project, walk, walk.called).run():
-        raw.append((found.module, found.rule, found.node, found.detail))
+    with _deep_recursion():
+        walk = SeedWalk(project, managed)
+        walk.run()
+        for site in walk.sites.values():
+            if site.unmet:
+                raw.append((site.module, site.rule, site.call, site.detail))
+        for found in Flow(project, walk, walk.called).run():
+            raw.append((found.module, found.rule, found.node, found.detail))
     for module in project.modules:
         if module.linted:
             raw.extend(
@@ -140,6 +154,30 @@ def check_sources(
         seen.add(key)
         findings.append(finding)
     return sorted(findings)
+
+
+@contextlib.contextmanager
+def _deep_recursion() -> Iterator[None]:
+    """Room for the analyses to follow long chains of calls between project functions
+    (each level of a chain is a few Python frames)."""
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(limit, _RECURSION_LIMIT))
+    try:
+        yield
+    finally:
+        sys.setrecursionlimit(limit)
+
+
+def _deepest(tree: ast.AST) -> ast.AST | None:
+    """The first node nested deeper than :data:`MAX_DEPTH`, if any (the analyses recurse
+    along the tree, so such a file is reported rather than crashing them)."""
+    stack: list[tuple[ast.AST, int]] = [(tree, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            return node
+        stack.extend((child, depth + 1) for child in ast.iter_child_nodes(node))
+    return None
 
 
 def _finding(module: Module, rule_id: str, node: ast.AST, detail: str) -> Finding:

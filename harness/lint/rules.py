@@ -43,8 +43,9 @@ RULES: tuple[Rule, ...] = (
         PARSE_ERROR,
         "unparseable",
         "the file cannot be parsed, so none of its code was checked",
-        "fix the syntax error (or the encoding) the message names",
-        "Any .py file that Python's parser refuses, or that is not UTF-8. Always on: it can "
+        "fix the syntax error, the encoding or the nesting the message names",
+        "Any .py file that Python's parser refuses, that is not UTF-8, or that is nested "
+        "more than 120 levels deep (too deep to analyse). Always on: it can "
         "be neither deselected nor ignored, because a file that was not read must not pass.",
     ),
     Rule(

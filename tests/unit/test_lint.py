@@ -116,6 +116,18 @@ def test_a_syntax_error_is_a_finding_not_a_crash(tmp_path: Path) -> None:
     assert "UTF-8" in finding.message
 
 
+def test_code_nested_too_deeply_is_a_finding_not_a_crash(tmp_path: Path) -> None:
+    deep = tmp_path / "deep.py"
+    deep.write_text("x = " + " + ".join(["1"] * 300) + "\n")
+    (finding,) = check_file(deep)
+    assert finding.rule == "HR000"
+    assert "nested more than 120 levels deep" in finding.message
+    deeper = tmp_path / "deeper.py"
+    deeper.write_text("x = " + " + ".join(["1"] * 50_000) + "\n")
+    (finding,) = check_file(deeper)
+    assert finding.rule == "HR000"
+
+
 def test_inline_ignores_name_rules_or_silence_the_line() -> None:
     source = (
         "import random, time\n"

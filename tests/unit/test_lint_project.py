@@ -258,3 +258,12 @@ def test_recursion_and_import_cycles_terminate(tmp_path: Path) -> None:
         },
     )
     assert found(tmp_path) == set()
+
+
+def test_a_long_chain_of_calls_is_followed_to_its_end(tmp_path: Path) -> None:
+    chain = ["import json, time", "def f0():", "    return time.time()"]
+    for n in range(1, 400):
+        chain += [f"def f{n}():", f"    return f{n - 1}()"]
+    chain.append("json.dump(f399(), open('o', 'w'))")
+    (tmp_path / "chain.py").write_text("\n".join(chain) + "\n")
+    assert found(tmp_path) == {("chain.py", 3, "HR010")}
