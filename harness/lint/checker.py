@@ -23,14 +23,12 @@ from typing import Any
 
 from harness.lint import apis
 from harness.lint.flow import Flow
-from harness.lint.project import Module, Project
+from harness.lint.project import MAX_DEPTH, Module, Project, deepest_beyond
 from harness.lint.rules import BY_ID, PARSE_ERROR
 from harness.lint.seeding import SeedWalk, constant, keyword, no_seed
 
 _DETERMINISM_VARIABLES = frozenset({"TF_DETERMINISTIC_OPS", "TF_CUDNN_DETERMINISTIC"})
 _OFF_VALUES = frozenset({"0", "false", "False", "FALSE", "no"})
-# Deeper than any real code; the analyses recurse along the tree within Python's limit.
-MAX_DEPTH = 120
 _RECURSION_LIMIT = 20_000
 _IGNORE = re.compile(r"#\s*harness:\s*ignore(?P<file>-file)?(?:\[(?P<ids>[^\]]*)\])?")
 
@@ -108,23 +106,9 @@ def check_sources(
     project = Project(roots)
     findings: list[Finding] = []
     for path, shown, source in sources:
-        try:
-            tree = ast.parse(source, filename=shown)
-        except SyntaxError as error:
-            findings.append(
-                _parse_error(shown, error.lineno or 1, (error.offset or 1) - 1, error.msg)
-            )
-            continue
-        except ValueError as error:  # source code string cannot contain null bytes
-            findings.append(_parse_error(shown, 1, 0, str(error)))
-            continue
-        except (RecursionError, MemoryError):
-            findings.append(_parse_error(shown, 1, 0, "nested too deeply for Python's parser"))
-            continue
-        deepest = _deepest(tree)
-        if deepest is not None:
-            reason = f"nested more than {MAX_DEPTH} levels deep, too deep to analyse"
-            findings.append(_parse_error(shown, getattr(deepest, "lineno", 1), 0, reason))
+        tree = _parse(source, shown)
+        if isinstance(tree, Finding):
+            findings.append(tree)
             continue
         project.add(path, shown, source, tree, linted=True)
     project.link()
@@ -156,6 +140,23 @@ def check_sources(
     return sorted(findings)
 
 
+def _parse(source: str, shown: str) -> ast.Module | Finding:
+    """The syntax tree, or the HR000 finding that says why there is none to check."""
+    try:
+        tree = ast.parse(source, filename=shown)
+    except SyntaxError as error:
+        return _parse_error(shown, error.lineno or 1, (error.offset or 1) - 1, error.msg)
+    except ValueError as error:  # source code string cannot contain null bytes
+        return _parse_error(shown, 1, 0, str(error))
+    except (RecursionError, MemoryError):
+        return _parse_error(shown, 1, 0, "nested too deeply for Python's parser")
+    deepest = deepest_beyond(tree, MAX_DEPTH)
+    if deepest is not None:
+        reason = f"nested more than {MAX_DEPTH} levels deep, too deep to analyse"
+        return _parse_error(shown, getattr(deepest, "lineno", 1), 0, reason)
+    return tree
+
+
 @contextlib.contextmanager
 def _deep_recursion() -> Iterator[None]:
     """Room for the analyses to follow long chains of calls between project functions
@@ -166,18 +167,6 @@ def _deep_recursion() -> Iterator[None]:
         yield
     finally:
         sys.setrecursionlimit(limit)
-
-
-def _deepest(tree: ast.AST) -> ast.AST | None:
-    """The first node nested deeper than :data:`MAX_DEPTH`, if any (the analyses recurse
-    along the tree, so such a file is reported rather than crashing them)."""
-    stack: list[tuple[ast.AST, int]] = [(tree, 0)]
-    while stack:
-        node, depth = stack.pop()
-        if depth > MAX_DEPTH:
-            return node
-        stack.extend((child, depth + 1) for child in ast.iter_child_nodes(node))
-    return None
 
 
 def _finding(module: Module, rule_id: str, node: ast.AST, detail: str) -> Finding:

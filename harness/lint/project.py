@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 MAX_FILE_BYTES = 4 * 1024 * 1024
+# Deeper than any real code; the analyses recurse along the tree within Python's limit.
+MAX_DEPTH = 120
 MAX_CONTEXT_MODULES = 2000
 
 
@@ -185,7 +187,9 @@ class Project:
                         continue
                     source = resolved.read_bytes().decode("utf-8-sig")
                     tree = ast.parse(source, filename=str(resolved))
-                except (OSError, UnicodeDecodeError, SyntaxError, ValueError):
+                except (OSError, UnicodeDecodeError, SyntaxError, ValueError, RecursionError):
+                    continue
+                if deepest_beyond(tree, MAX_DEPTH) is not None:
                     continue
                 self._context_loaded += 1
                 return self.add(resolved, str(resolved), source, tree, linted=False)
@@ -294,6 +298,18 @@ class Project:
                 for other in imported:
                     parent[find(id(other))] = find(id(module))
         return {m: find(id(m)) for m in self.modules}
+
+
+def deepest_beyond(tree: ast.AST, limit: int) -> ast.AST | None:
+    """The first node nested deeper than ``limit``, if any: the analyses recurse along the
+    tree, so such a file is refused rather than crashing them."""
+    stack: list[tuple[ast.AST, int]] = [(tree, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > limit:
+            return node
+        stack.extend((child, depth + 1) for child in ast.iter_child_nodes(node))
+    return None
 
 
 def _module_name(path: Path) -> str:
