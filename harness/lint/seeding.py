@@ -409,13 +409,30 @@ def _call_graph(project: Project) -> tuple[set[int], set[int]]:
                     target = project.constructor(target)
                 if isinstance(target, Function):
                     called.add(id(target))
-            elif isinstance(node, ast.Name | ast.Attribute) and isinstance(node.ctx, ast.Load):
+            elif _may_name_a_function(node, module, within):
                 probe = ast.Call(func=node, args=[], keywords=[])
                 target = project.resolve_call(probe, module, within)
                 if isinstance(target, Function):
                     referenced.add(id(target))
     # A name in call position is also a Load; only values used otherwise are callbacks.
     return called, referenced - called
+
+
+def _may_name_a_function(node: ast.AST, module: Module, within: Function | None) -> bool:
+    """A cheap filter before resolving a name read as a value: only names defined or
+    imported here, and attributes of those or of ``self``, can name a project function."""
+    if isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Load):
+        base = node.value
+        return isinstance(base, ast.Name) and (
+            base.id in module.aliases or (within is not None and base.id == within.self_name)
+        )
+    if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load):
+        return (
+            node.id in module.functions
+            or node.id in module.aliases
+            or (within is not None and bool(within.local_functions))
+        )
+    return False
 
 
 def _own_nodes(body: list[ast.stmt]) -> Iterator[ast.AST]:
