@@ -409,7 +409,9 @@ def _call_graph(project: Project) -> tuple[set[int], set[int]]:
                     target = project.constructor(target)
                 if isinstance(target, Function):
                     called.add(id(target))
-            elif _may_name_a_function(node, module, within):
+            elif isinstance(node, ast.Name | ast.Attribute) and _may_name_a_function(
+                node, module, within
+            ):
                 probe = ast.Call(func=node, args=[], keywords=[])
                 target = project.resolve_call(probe, module, within)
                 if isinstance(target, Function):
@@ -418,7 +420,9 @@ def _call_graph(project: Project) -> tuple[set[int], set[int]]:
     return called, referenced - called
 
 
-def _may_name_a_function(node: ast.AST, module: Module, within: Function | None) -> bool:
+def _may_name_a_function(
+    node: ast.Name | ast.Attribute, module: Module, within: Function | None
+) -> bool:
     """A cheap filter before resolving a name read as a value: only names defined or
     imported here, and attributes of those or of ``self``, can name a project function."""
     if isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Load):
