@@ -48,6 +48,9 @@ CHECKOUT = "actions/checkout@v4"
 SETUP_PYTHON = "actions/setup-python@v5"
 UPLOAD_ARTIFACT = "actions/upload-artifact@v4"
 DOWNLOAD_ARTIFACT = "actions/download-artifact@v4"
+UPLOAD_SARIF = "github/codeql-action/upload-sarif@v3"
+LINT_TIMEOUT_MINUTES = 15
+LINT_REPORT = "harness-lint.sarif"
 
 # A runner label names its leg's artifact, and upload-artifact refuses these characters in
 # names (whitespace would also split the label in the regenerate command).
@@ -225,6 +228,24 @@ def workflow(settings: CISettings, check_command: str) -> dict[str, Any]:
             },
         },
     ]
+    lint_steps = [
+        *_setup_steps(settings.python),
+        {
+            "name": "Lint the experiments",
+            "shell": "bash",
+            # Exit 1 (findings) still uploads them: code scanning shows and gates them; exit
+            # 2 (trouble) fails the job.
+            "run": f"uv run harness lint --format sarif --output {LINT_REPORT} || [ $? -eq 1 ]",
+        },
+        {
+            "name": "Upload the findings to code scanning",
+            # A pull request from a fork gets a read-only token, which cannot upload.
+            "if": "github.event_name != 'pull_request' || "
+            "github.event.pull_request.head.repo.full_name == github.repository",
+            "uses": UPLOAD_SARIF,
+            "with": {"sarif_file": LINT_REPORT, "category": "harness-lint"},
+        },
+    ]
     return {
         "name": "harness",
         "on": {"push": None, "pull_request": None, "workflow_dispatch": None},
@@ -236,6 +257,17 @@ def workflow(settings: CISettings, check_command: str) -> dict[str, Any]:
             "cancel-in-progress": "${{ github.event_name == 'pull_request' }}",
         },
         "jobs": {
+            "lint": {
+                "runs-on": settings.runners[0],
+                "timeout-minutes": LINT_TIMEOUT_MINUTES,
+                # security-events: write to upload; actions: read for private repositories.
+                "permissions": {
+                    "contents": "read",
+                    "security-events": "write",
+                    "actions": "read",
+                },
+                "steps": lint_steps,
+            },
             "run": {
                 "strategy": {"fail-fast": False, "matrix": {"runner": list(settings.runners)}},
                 "runs-on": "${{ matrix.runner }}",
@@ -272,6 +304,7 @@ def render(settings: CISettings, flags: list[str] | None = None) -> str:
         "# The run job checks that it is current with (exit 1 when stale):",
         f"#   {check}",
         "#",
+        "# `lint` runs `harness lint` and uploads its SARIF report to GitHub code scanning.",
         "# Each runner label is one leg of the `run` job: it builds the pinned image, runs",
         "# every experiment and uploads the run records. `certify` gathers every leg's",
         "# records with `harness collect` and fails when the hosts' artifacts differ; when",
@@ -428,7 +461,9 @@ def github_command(
 ) -> None:
     """Write a GitHub Actions workflow that reproduces the experiments on several hosts.
 
-    Job `run` is a matrix with one leg per runner label: each leg checks the constraints,
+    Job `lint` runs `harness lint` and uploads its SARIF report to GitHub code scanning,
+    which shows the findings on pull requests. Job `run` is a matrix with one leg per
+    runner label: each leg checks the constraints,
     builds the variant's pinned image, runs every experiment with the runner's label
     recorded as the host (HARNESS_HOST_NAME), and uploads its run records. Job `certify`
     then gathers the records of every leg that finished with `harness collect`, which

@@ -1,15 +1,19 @@
 """`harness lint`: a static check of experiment code for what breaks reproducibility.
 
-Unseeded randomness, DataLoader workers without seeded generators, cuDNN autotuning,
-determinism switched off, ops that are nondeterministic on CUDA, clock and host reads, OS
-entropy and set iteration order; each finding names the file, line, rule and fix. The
-rules and their exact scope are in :mod:`harness.lint.rules`.
+Randomness used before its generator is seeded (Python, NumPy, torch, TensorFlow,
+scikit-learn, layer initialisation), DataLoader workers, cuDNN autotuning, determinism
+switched off, ops that are nondeterministic on CUDA, and values that differ between runs
+(the clock, the host, OS entropy, set, listing and completion order, string hashes, random
+seeds) when they reach a result. Each finding names the file, lines, rule, severity and
+fix. The rules and their exact scope are in :mod:`harness.lint.rules`; how the files are
+read as one program in :mod:`harness.lint.project`, :mod:`harness.lint.seeding` and
+:mod:`harness.lint.flow`.
 """
 
 from __future__ import annotations
 
 from harness.lint.checker import Finding, check_file, check_source
-from harness.lint.command import LintResult, default_targets, lint, lint_paths
+from harness.lint.command import LintResult, default_targets, lint, lint_paths, managed_entries
 from harness.lint.rules import RULES, Rule
 from harness.lint.settings import LintSettings, enabled_rules, settings_from_table
 
@@ -25,5 +29,6 @@ __all__ = [
     "enabled_rules",
     "lint",
     "lint_paths",
+    "managed_entries",
     "settings_from_table",
 ]

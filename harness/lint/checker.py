@@ -1,240 +1,36 @@
-"""The syntax-tree checks behind `harness lint`; rules.py says what each rule matches.
+"""Run every `harness lint` rule over a set of files, read together as one program.
 
-One file at a time: its imports give the qualified name of every call (``np.random.rand``
-is ``numpy.random.rand`` whatever numpy was imported as), a first pass collects the seeding
-calls the file makes, and a second reports each match with its line. Nothing is imported or
-executed, so linting is safe on any code and takes milliseconds per file.
+The files are parsed into a :class:`~harness.lint.project.Project`; the state rules are
+decided by walking it in execution order (:mod:`harness.lint.seeding`), the flow rules by
+following values to results (:mod:`harness.lint.flow`), and the local rules here, one
+statement at a time. Findings are reported only for the files asked for (modules read for
+context are not), with inline and file-level ignores applied. Nothing is imported or
+executed, so linting is safe on any code.
 """
 
 from __future__ import annotations
 
 import ast
+import contextlib
 import io
 import re
+import sys
 import tokenize
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from harness.lint import apis
+from harness.lint.flow import Flow
+from harness.lint.project import MAX_DEPTH, Module, Project, deepest_beyond
 from harness.lint.rules import BY_ID, PARSE_ERROR
+from harness.lint.seeding import SeedWalk, constant, keyword, no_seed
 
-_PY_RANDOM = frozenset(
-    {
-        "random",
-        "randint",
-        "randrange",
-        "choice",
-        "choices",
-        "sample",
-        "shuffle",
-        "uniform",
-        "triangular",
-        "gauss",
-        "normalvariate",
-        "lognormvariate",
-        "expovariate",
-        "vonmisesvariate",
-        "gammavariate",
-        "betavariate",
-        "paretovariate",
-        "weibullvariate",
-        "binomialvariate",
-        "getrandbits",
-        "randbytes",
-    }
-)
-_NUMPY_GLOBAL = frozenset(
-    {
-        "rand",
-        "randn",
-        "randint",
-        "random_integers",
-        "random_sample",
-        "random",
-        "ranf",
-        "sample",
-        "choice",
-        "bytes",
-        "shuffle",
-        "permutation",
-        "beta",
-        "binomial",
-        "chisquare",
-        "dirichlet",
-        "exponential",
-        "f",
-        "gamma",
-        "geometric",
-        "gumbel",
-        "hypergeometric",
-        "laplace",
-        "logistic",
-        "lognormal",
-        "logseries",
-        "multinomial",
-        "multivariate_normal",
-        "negative_binomial",
-        "noncentral_chisquare",
-        "noncentral_f",
-        "normal",
-        "pareto",
-        "poisson",
-        "power",
-        "rayleigh",
-        "standard_cauchy",
-        "standard_exponential",
-        "standard_gamma",
-        "standard_normal",
-        "standard_t",
-        "triangular",
-        "uniform",
-        "vonmises",
-        "wald",
-        "weibull",
-        "zipf",
-    }
-)
-_UNSEEDED_CONSTRUCTORS = frozenset(
-    {
-        "numpy.random.default_rng",
-        "numpy.random.RandomState",
-        "numpy.random.SeedSequence",
-        "numpy.random.PCG64",
-        "numpy.random.PCG64DXSM",
-        "numpy.random.MT19937",
-        "numpy.random.Philox",
-        "numpy.random.SFC64",
-        "random.Random",
-    }
-)
-_TORCH_GENERATOR = "torch.Generator"
-_TORCH_SAMPLERS = frozenset(
-    {
-        "rand",
-        "randn",
-        "randint",
-        "randperm",
-        "rand_like",
-        "randn_like",
-        "randint_like",
-        "normal",
-        "bernoulli",
-        "multinomial",
-        "poisson",
-    }
-)
-_TORCH_INPLACE_SAMPLERS = frozenset(
-    {
-        "uniform_",
-        "normal_",
-        "random_",
-        "bernoulli_",
-        "exponential_",
-        "geometric_",
-        "log_normal_",
-        "cauchy_",
-    }
-)
-_TF_RANDOM = frozenset(
-    {"normal", "uniform", "truncated_normal", "shuffle", "categorical", "gamma", "poisson"}
-)
-# Seeding calls, and which global generators each one seeds.
-_ALL_SEEDS = frozenset(
-    {
-        "keras.utils.set_random_seed",
-        "tensorflow.keras.utils.set_random_seed",
-        "lightning.seed_everything",
-        "lightning.pytorch.seed_everything",
-        "lightning.fabric.seed_everything",
-        "lightning_fabric.seed_everything",
-        "pytorch_lightning.seed_everything",
-        "transformers.set_seed",
-        "accelerate.utils.set_seed",
-    }
-)
-_PY_SEEDS = frozenset({"random.seed"}) | _ALL_SEEDS
-_NUMPY_SEEDS = frozenset({"numpy.random.seed"}) | _ALL_SEEDS
-_TORCH_SEEDS = (
-    frozenset(
-        {
-            "torch.manual_seed",
-            "torch.random.manual_seed",
-            "torch.cuda.manual_seed",
-            "torch.cuda.manual_seed_all",
-        }
-    )
-    | _ALL_SEEDS
-)
-_TF_SEEDS = (
-    frozenset(
-        {
-            "tensorflow.random.set_seed",
-            "tensorflow.set_random_seed",
-            "tensorflow.compat.v1.set_random_seed",
-            "tensorflow.compat.v1.random.set_random_seed",
-        }
-    )
-    | _ALL_SEEDS
-)
-_NONDETERMINISTIC = frozenset(
-    {
-        "index_add_",
-        "index_add",
-        "scatter_add_",
-        "scatter_add",
-        "scatter_reduce",
-        "scatter_reduce_",
-        "bincount",
-        "histc",
-        "kthvalue",
-    }
-)
-_ACCUMULATING = frozenset({"index_put_", "index_put", "put_"})
-_TF_SEGMENT = frozenset(
-    {
-        "unsorted_segment_sum",
-        "unsorted_segment_mean",
-        "unsorted_segment_prod",
-        "unsorted_segment_sqrt_n",
-    }
-)
-_TF_OPS = frozenset(
-    {f"tensorflow.random.{name}" for name in sorted(_TF_RANDOM)} | {"tensorflow.nn.dropout"}
-)
 _DETERMINISM_VARIABLES = frozenset({"TF_DETERMINISTIC_OPS", "TF_CUDNN_DETERMINISTIC"})
 _OFF_VALUES = frozenset({"0", "false", "False", "FALSE", "no"})
-# Clock and host reads; the value is the number of positional arguments that pass an
-# explicit time, which makes the call deterministic (time.gmtime(0) reads no clock).
-_CLOCK_OR_HOST: Mapping[str, int | None] = {
-    "time.time": None,
-    "time.time_ns": None,
-    "time.ctime": 1,
-    "time.localtime": 1,
-    "time.gmtime": 1,
-    "time.asctime": 1,
-    "time.strftime": 2,
-    "datetime.datetime.now": None,
-    "datetime.datetime.utcnow": None,
-    "datetime.datetime.today": None,
-    "datetime.date.today": None,
-    "socket.gethostname": None,
-    "socket.getfqdn": None,
-    "platform.node": None,
-    "platform.uname": None,
-    "os.uname": None,
-    "getpass.getuser": None,
-}
-_OS_ENTROPY = frozenset(
-    {"os.urandom", "os.getrandom", "uuid.uuid1", "uuid.uuid4", "random.SystemRandom"}
-)
-_SECRETS = frozenset(
-    {"token_bytes", "token_hex", "token_urlsafe", "choice", "randbelow", "randbits", "SystemRandom"}
-)
-# Calls whose result keeps the order of the iterable they are given.
-_ORDER_KEEPING = frozenset({"list", "tuple", "enumerate", "iter", "next"})
-_SET_METHODS = frozenset({"union", "intersection", "difference", "symmetric_difference"})
-_IGNORE = re.compile(r"#\s*harness:\s*ignore(?:\[(?P<ids>[^\]]*)\])?")
+_RECURSION_LIMIT = 20_000
+_IGNORE = re.compile(r"#\s*harness:\s*ignore(?P<file>-file)?(?:\[(?P<ids>[^\]]*)\])?")
 
 
 @dataclass(frozen=True, order=True)
@@ -245,13 +41,19 @@ class Finding:
     rule: str
     message: str
     fix: str
+    end_line: int = 0
+    end_column: int = 0
+    severity: str = "error"
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "path": self.path,
             "line": self.line,
             "column": self.column,
+            "end_line": self.end_line or self.line,
+            "end_column": self.end_column,
             "rule": self.rule,
+            "severity": self.severity,
             "message": self.message,
             "fix": self.fix,
         }
@@ -262,44 +64,163 @@ class Finding:
 
 
 def check_source(source: str, path: str) -> list[Finding]:
-    """Every finding of every rule in ``source``, inline ignores applied, sorted by line.
+    """Every finding of every rule in ``source`` alone, ignores applied, sorted by line.
 
-    ``path`` is only used to name the file in the findings.
+    ``path`` names the file in the findings (and its folder is where imports are sought).
     """
-    try:
-        tree = ast.parse(source, filename=path)
-    except SyntaxError as error:
-        return [_parse_error(path, error.lineno or 1, (error.offset or 1) - 1, error.msg)]
-    except ValueError as error:  # source code string cannot contain null bytes
-        return [_parse_error(path, 1, 0, str(error))]
-    ignores = _inline_ignores(source)
-    visitor = _Visitor(path, tree)
-    visitor.visit(tree)
-    visitor.finish()
-    return sorted(f for f, span in visitor.findings if not _ignored(f.rule, span, ignores))
+    return check_sources([(Path(path), path, source)])
 
 
 def check_file(path: Path, shown: str | None = None) -> list[Finding]:
     """Check one file; a file that is not UTF-8 is an HR000 finding, an unreadable one raises
     OSError for the caller to report as trouble."""
-    name = shown if shown is not None else str(path)
-    data = path.read_bytes()
+    return check_files([(path, shown if shown is not None else str(path))])
+
+
+def check_files(
+    files: Sequence[tuple[Path, str]],
+    roots: Sequence[Path] = (),
+    managed: Mapping[Path, frozenset[str]] | None = None,
+) -> list[Finding]:
+    """Check files together (a seed in one counts for the code another calls); each is
+    ``(path, shown name)``. ``roots`` are folders where imported project modules are
+    sought besides each file's own folder and package; ``managed`` names what harness runs
+    (see :class:`~harness.lint.seeding.SeedWalk`)."""
+    sources: list[tuple[Path, str, str]] = []
+    findings: list[Finding] = []
+    for path, shown in files:
+        data = path.read_bytes()
+        try:
+            sources.append((path, shown, data.decode("utf-8-sig")))
+        except UnicodeDecodeError as error:
+            line = data[: error.start].count(b"\n") + 1
+            findings.append(_parse_error(shown, line, 0, f"not UTF-8: {error.reason}"))
+    return sorted(findings + check_sources(sources, roots, managed))
+
+
+def check_sources(
+    sources: Sequence[tuple[Path, str, str]],
+    roots: Sequence[Path] = (),
+    managed: Mapping[Path, frozenset[str]] | None = None,
+) -> list[Finding]:
+    project = Project(roots)
+    findings: list[Finding] = []
+    for path, shown, source in sources:
+        tree = _parse(source, shown)
+        if isinstance(tree, Finding):
+            findings.append(tree)
+            continue
+        project.add(path, shown, source, tree, linted=True)
+    project.link()
+    raw: list[tuple[Module, str, ast.AST, str]] = []
+    with _deep_recursion():
+        walk = SeedWalk(project, managed)
+        walk.run()
+        for site in walk.sites.values():
+            if site.unmet:
+                raw.append((site.module, site.rule, site.call, site.detail))
+        for found in Flow(project, walk, walk.called).run():
+            raw.append((found.module, found.rule, found.node, found.detail))
+    for module in project.modules:
+        if module.linted:
+            raw.extend(
+                (module, rule, node, detail) for rule, node, detail in _local_rules(module, project)
+            )
+    ignores = {id(m): _ignores(m.source) for m in project.modules if m.linted}
+    seen: set[tuple[str, int, int, str]] = set()
+    for module, rule_id, node, detail in raw:
+        if not module.linted:
+            continue
+        finding = _finding(module, rule_id, node, detail)
+        key = (finding.path, finding.line, finding.column, finding.rule)
+        if key in seen or _ignored(finding, ignores[id(module)]):
+            continue
+        seen.add(key)
+        findings.append(finding)
+    return sorted(findings)
+
+
+def _parse(source: str, shown: str) -> ast.Module | Finding:
+    """The syntax tree, or the HR000 finding that says why there is none to check."""
     try:
-        source = data.decode("utf-8-sig")
-    except UnicodeDecodeError as error:
-        line = data[: error.start].count(b"\n") + 1
-        return [_parse_error(name, line, 0, f"not UTF-8: {error.reason}")]
-    return check_source(source, name)
+        tree = ast.parse(source, filename=shown)
+    except SyntaxError as error:
+        return _parse_error(shown, error.lineno or 1, (error.offset or 1) - 1, error.msg)
+    except ValueError as error:  # source code string cannot contain null bytes
+        return _parse_error(shown, 1, 0, str(error))
+    except (RecursionError, MemoryError):
+        return _parse_error(shown, 1, 0, "nested too deeply for Python's parser")
+    deepest = deepest_beyond(tree, MAX_DEPTH)
+    if deepest is not None:
+        reason = f"nested more than {MAX_DEPTH} levels deep, too deep to analyse"
+        return _parse_error(shown, getattr(deepest, "lineno", 1), 0, reason)
+    return tree
+
+
+@contextlib.contextmanager
+def _deep_recursion() -> Iterator[None]:
+    """Room for the analyses to follow long chains of calls between project functions
+    (each level of a chain is a few Python frames)."""
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(limit, _RECURSION_LIMIT))
+    try:
+        yield
+    finally:
+        sys.setrecursionlimit(limit)
+
+
+def _finding(module: Module, rule_id: str, node: ast.AST, detail: str) -> Finding:
+    rule = BY_ID[rule_id]
+    line = getattr(node, "lineno", 1)
+    end_line = getattr(node, "end_lineno", None) or line
+    lines = module.lines()
+    column = _characters(lines, line, getattr(node, "col_offset", 0))
+    end_column = _characters(lines, end_line, getattr(node, "end_col_offset", None) or 0)
+    message = f"{detail}: {rule.summary}" if detail else rule.summary
+    return Finding(
+        module.shown, line, column, rule.id, message, rule.fix, end_line, end_column, rule.severity
+    )
+
+
+def _characters(lines: list[str], line: int, offset: int) -> int:
+    """The parser's UTF-8 byte offset on a line, as a count of characters."""
+    if not 0 < line <= len(lines):
+        return offset
+    return len(lines[line - 1].encode("utf-8")[:offset].decode("utf-8", "replace"))
 
 
 def _parse_error(path: str, line: int, column: int, reason: str) -> Finding:
     rule = BY_ID[PARSE_ERROR]
-    return Finding(path, line, max(column, 0), rule.id, f"{rule.summary}: {reason}", rule.fix)
+    return Finding(
+        path,
+        line,
+        max(column, 0),
+        rule.id,
+        f"{rule.summary}: {reason}",
+        rule.fix,
+        line,
+        0,
+        rule.severity,
+    )
 
 
-def _inline_ignores(source: str) -> dict[int, frozenset[str] | None]:
-    """Line -> the rule ids its ``# harness: ignore[...]`` comment names (None: every rule)."""
-    found: dict[int, frozenset[str] | None] = {}
+# -- ignores ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Ignores:
+    lines: Mapping[int, frozenset[str] | None]
+    # Rules ignored in the whole file; None inside means every rule.
+    file: frozenset[str] | None
+
+
+def _ignores(source: str) -> _Ignores:
+    """``# harness: ignore[...]`` by line, and ``# harness: ignore-file[...]`` comments."""
+    lines: dict[int, frozenset[str] | None] = {}
+    whole: set[str] = set()
+    everything = False
+    if "harness" not in source:
+        return _Ignores(lines, frozenset())
     try:
         for token in tokenize.generate_tokens(io.StringIO(source).readline):
             if token.type != tokenize.COMMENT:
@@ -307,406 +228,134 @@ def _inline_ignores(source: str) -> dict[int, frozenset[str] | None]:
             match = _IGNORE.search(token.string)
             if match is None:
                 continue
-            ids = match.group("ids")
-            found[token.start[0]] = (
+            raw = match.group("ids")
+            ids = (
                 None
-                if ids is None
-                else frozenset(part.strip().upper() for part in ids.split(",") if part.strip())
+                if raw is None
+                else frozenset(p.strip().upper() for p in raw.split(",") if p.strip())
             )
+            if match.group("file"):
+                if ids is None:
+                    everything = True
+                else:
+                    whole |= ids
+            else:
+                lines[token.start[0]] = ids
     except (tokenize.TokenError, SyntaxError):
         pass  # the parser accepted the file; a tokenizer quirk only loses the comments
-    return found
+    return _Ignores(lines, None if everything else frozenset(whole))
 
 
-def _ignored(
-    rule: str, span: tuple[int, int], ignores: Mapping[int, frozenset[str] | None]
-) -> bool:
+def _ignored(finding: Finding, ignores: _Ignores) -> bool:
+    if finding.rule == PARSE_ERROR:
+        return False
+    if ignores.file is None or finding.rule in ignores.file:
+        return True
     # A comment on the first or the last line of the flagged expression counts, so that a
     # call formatted over several lines can be silenced where a formatter leaves the comment.
-    for line in (span[0], span[1]):
-        if line in ignores:
-            ids = ignores[line]
-            if ids is None or rule in ids:
+    for line in (finding.line, finding.end_line or finding.line):
+        if line in ignores.lines:
+            ids = ignores.lines[line]
+            if ids is None or finding.rule in ids:
                 return True
     return False
 
 
-class _Visitor(ast.NodeVisitor):
-    def __init__(self, path: str, tree: ast.Module) -> None:
-        self.path = path
-        self.findings: list[tuple[Finding, tuple[int, int]]] = []
-        self.aliases = _aliases(tree)
-        self.uses_torch = any(
-            value == "torch" or value.startswith("torch.") for value in self.aliases.values()
-        )
-        # random.seed() with no argument seeds from the OS: only a seed that is given counts.
-        calls = {
-            name
-            for node in ast.walk(tree)
-            if (name := self._called(node)) and isinstance(node, ast.Call) and not _no_seed(node)
-        }
-        self.seeded_python = bool(calls & _PY_SEEDS)
-        self.seeded_numpy = bool(calls & _NUMPY_SEEDS)
-        self.seeded_torch = bool(calls & _TORCH_SEEDS)
-        self.seeded_tensorflow = bool(calls & _TF_SEEDS)
-        # Expressions whose .manual_seed(...) the file calls: a generator assigned to one of
-        # them is seeded, wherever the call is.
-        self.manual_seeded = {
-            ast.unparse(node.func.value)
-            for node in ast.walk(tree)
-            if isinstance(node, ast.Call)
+# -- local rules -----------------------------------------------------------------------
+
+
+def _local_rules(module: Module, project: Project) -> Iterable[tuple[str, ast.AST, str]]:
+    """HR003 (generators created without a seed), HR007 (cuDNN) and HR008 (switches off)."""
+    nodes = module.nodes
+    # Expressions whose .manual_seed(...) the file calls: a torch.Generator assigned to one
+    # of them is seeded, wherever the call is.
+    manual_seeded = {
+        ast.unparse(node.func.value)
+        for node in nodes
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr == "manual_seed"
+    }
+    seeded_generators: set[int] = set()
+    for node in nodes:
+        if isinstance(node, ast.Assign | ast.AnnAssign) and node.value is not None:
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            if manual_seeded and {ast.unparse(t) for t in targets} & manual_seeded:
+                seeded_generators.add(id(node.value))
+            for target in targets:
+                yield from _assignment(target, node.value, module, project)
+        elif (
+            isinstance(node, ast.Call)
             and isinstance(node.func, ast.Attribute)
             and node.func.attr == "manual_seed"
-        }
-        self.seeded_generators: set[int] = set()
-        self.generators: list[ast.Call] = []
-        self.set_names: list[frozenset[str]] = [_set_names(tree.body)]
-
-    # -- helpers ---------------------------------------------------------------------
-
-    def qualified(self, node: ast.expr) -> str | None:
-        """``np.random.rand`` -> ``numpy.random.rand``; None unless rooted in an import."""
-        if isinstance(node, ast.Name):
-            return self.aliases.get(node.id)
-        if isinstance(node, ast.Attribute):
-            base = self.qualified(node.value)
-            return None if base is None else f"{base}.{node.attr}"
-        return None
-
-    def _called(self, node: ast.AST) -> str | None:
-        return self.qualified(node.func) if isinstance(node, ast.Call) else None
-
-    def report(self, rule_id: str, node: ast.expr | ast.stmt, detail: str = "") -> None:
-        rule = BY_ID[rule_id]
-        message = f"{detail}: {rule.summary}" if detail else rule.summary
-        line = node.lineno
-        end = getattr(node, "end_lineno", None) or line
-        finding = Finding(self.path, line, node.col_offset, rule.id, message, rule.fix)
-        self.findings.append((finding, (line, end)))
-
-    def is_set(self, node: ast.expr) -> bool:
-        """Whether ``node`` evidently evaluates to a set (see HR012's scope)."""
-        if isinstance(node, ast.Set | ast.SetComp):
-            return True
-        if isinstance(node, ast.Name):
-            return node.id in self.set_names[-1]
-        if isinstance(node, ast.BinOp) and isinstance(
-            node.op, ast.BitOr | ast.BitAnd | ast.Sub | ast.BitXor
+            and isinstance(node.func.value, ast.Call)
         ):
-            return self.is_set(node.left) or self.is_set(node.right)
-        if not isinstance(node, ast.Call):
-            return False
-        func = node.func
-        if isinstance(func, ast.Name) and func.id in ("set", "frozenset"):
-            return func.id not in self.aliases
-        return (
-            isinstance(func, ast.Attribute)
-            and func.attr in _SET_METHODS
-            and self.is_set(func.value)
-        )
+            seeded_generators.add(id(node.func.value))
+    for node in nodes:
+        if isinstance(node, ast.Call):
+            name = project.qualified(node.func, module)
+            if name is not None:
+                yield from _local_call(node, name, seeded_generators)
 
-    # -- scopes ----------------------------------------------------------------------
 
-    def _visit_scope(self, node: ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda) -> None:
-        body = node.body if isinstance(node.body, list) else []
-        self.set_names.append(_set_names(body))
-        self.generic_visit(node)
-        self.set_names.pop()
+def _local_call(
+    node: ast.Call, name: str, seeded_generators: set[int]
+) -> Iterable[tuple[str, ast.AST, str]]:
+    spread = any(k.arg is None for k in node.keywords)
+    if name in apis.UNSEEDED_CONSTRUCTORS and not spread and no_seed(node):
+        yield "HR003", node, f"{name}() without a seed"
+    elif name == apis.TORCH_GENERATOR and id(node) not in seeded_generators:
+        yield "HR003", node, "torch.Generator() never given manual_seed()"
+    elif name == "torch.use_deterministic_algorithms":
+        mode = node.args[0] if node.args else keyword(node, "mode")
+        warn_only = keyword(node, "warn_only")
+        if mode is not None and constant(mode) is False:
+            yield "HR008", node, "torch.use_deterministic_algorithms(False)"
+        elif warn_only is not None and constant(warn_only) is True:
+            yield "HR008", node, "torch.use_deterministic_algorithms(warn_only=True)"
+    elif name == "torch.set_deterministic_debug_mode":
+        if node.args and constant(node.args[0]) in (0, "default"):
+            yield "HR008", node, "torch.set_deterministic_debug_mode(0)"
+    elif (
+        name in ("os.putenv", "os.environ.setdefault")
+        and len(node.args) == 2
+        and _constant_str(node.args[0]) in _DETERMINISM_VARIABLES
+        and _is_off(node.args[1])
+    ):
+        yield "HR008", node, f"{_constant_str(node.args[0])} set off"
 
-    def visit_FunctionDef(self, node: ast.FunctionDef) -> None:
-        self._visit_scope(node)
 
-    def visit_AsyncFunctionDef(self, node: ast.AsyncFunctionDef) -> None:
-        self._visit_scope(node)
-
-    # -- statements ------------------------------------------------------------------
-
-    def visit_For(self, node: ast.For) -> None:
-        if self.is_set(node.iter):
-            self.report("HR012", node.iter, "a for loop over a set")
-        self.generic_visit(node)
-
-    def visit_AsyncFor(self, node: ast.AsyncFor) -> None:
-        if self.is_set(node.iter):
-            self.report("HR012", node.iter, "an async for loop over a set")
-        self.generic_visit(node)
-
-    def visit_comprehension(self, node: ast.comprehension) -> None:
-        if self.is_set(node.iter):
-            self.report("HR012", node.iter, "a comprehension over a set")
-        self.generic_visit(node)
-
-    def visit_Assign(self, node: ast.Assign) -> None:
-        for target in node.targets:
-            self._check_assignment(target, node.value)
-        if isinstance(node.value, ast.Call) and self._called(node.value) == _TORCH_GENERATOR:
-            names = {ast.unparse(target) for target in node.targets}
-            if names & self.manual_seeded:
-                self.seeded_generators.add(id(node.value))
-        self.generic_visit(node)
-
-    def visit_AnnAssign(self, node: ast.AnnAssign) -> None:
-        if node.value is not None:
-            self._check_assignment(node.target, node.value)
-            if (
-                isinstance(node.value, ast.Call)
-                and self._called(node.value) == _TORCH_GENERATOR
-                and ast.unparse(node.target) in self.manual_seeded
-            ):
-                self.seeded_generators.add(id(node.value))
-        self.generic_visit(node)
-
-    def _check_assignment(self, target: ast.expr, value: ast.expr) -> None:
-        if isinstance(target, ast.Attribute) and isinstance(value, ast.Constant):
-            owner = target.value
-            owner_name = (
-                owner.attr
-                if isinstance(owner, ast.Attribute)
-                else owner.id
-                if isinstance(owner, ast.Name)
-                else None
-            )
-            if owner_name == "cudnn":
-                if target.attr == "benchmark" and value.value is True:
-                    self.report("HR007", target, "cudnn.benchmark = True")
-                if target.attr == "deterministic" and value.value is False:
-                    self.report("HR007", target, "cudnn.deterministic = False")
-        if (
-            isinstance(target, ast.Subscript)
-            and self.qualified(target.value) == "os.environ"
-            and _constant_str(target.slice) in _DETERMINISM_VARIABLES
-            and _is_off(value)
-        ):
-            self.report("HR008", target, f"{_constant_str(target.slice)} set off")
-
-    # -- calls -----------------------------------------------------------------------
-
-    def visit_Call(self, node: ast.Call) -> None:
-        name = self.qualified(node.func)
-        keywords = {k.arg for k in node.keywords if k.arg is not None}
-        spread = any(k.arg is None for k in node.keywords)  # **kwargs: arguments unknown
-        if name is not None:
-            self._check_qualified(node, name, keywords, spread)
-        if isinstance(node.func, ast.Attribute):
-            self._check_method(node, node.func, name, keywords)
-            if (
-                node.func.attr == "manual_seed"
-                and isinstance(node.func.value, ast.Call)
-                and self._called(node.func.value) == _TORCH_GENERATOR
-            ):
-                self.seeded_generators.add(id(node.func.value))
-        self._check_dataloader(node, name, keywords, spread)
-        self._check_order(node)
-        self.generic_visit(node)
-
-    def _check_qualified(self, node: ast.Call, name: str, keywords: set[str], spread: bool) -> None:
-        if not self._check_randomness(node, name, keywords, spread):
-            self._check_switches_and_reads(node, name)
-
-    def _check_randomness(
-        self, node: ast.Call, name: str, keywords: set[str], spread: bool
-    ) -> bool:
-        """HR001 to HR005, and HR011; whether the call was one of theirs."""
-        module, _, function = name.rpartition(".")
-        rule, detail = None, f"{name}()"
-        if module == "random" and function in _PY_RANDOM:
-            rule = None if self.seeded_python else "HR001"
-        elif module == "numpy.random" and function in _NUMPY_GLOBAL:
-            rule, detail = (None if self.seeded_numpy else "HR002"), f"np.random.{function}()"
-        elif name in _UNSEEDED_CONSTRUCTORS:
-            rule = "HR003" if not spread and _no_seed(node) else None
-            detail = f"{name}() without a seed"
-        elif name == _TORCH_GENERATOR:
-            self.generators.append(node)  # decided once the whole file is seen: finish()
-        elif module == "torch" and function in _TORCH_SAMPLERS:
-            unseeded = not (keywords & {"generator"} or spread or self.seeded_torch)
-            rule, detail = ("HR004" if unseeded else None), f"torch.{function}() without generator="
-        elif name in _TF_OPS:
-            unseeded = not ("seed" in keywords or spread or self.seeded_tensorflow)
-            short = name.removeprefix("tensorflow.")
-            rule, detail = ("HR005" if unseeded else None), f"tf.{short}() without seed="
-        elif name in _OS_ENTROPY or (module == "secrets" and function in _SECRETS):
-            rule = "HR011"
-        else:
-            return False
-        if rule is not None:
-            self.report(rule, node, detail)
-        return True
-
-    def _check_switches_and_reads(self, node: ast.Call, name: str) -> None:
-        """HR008 and HR010."""
-        if name == "torch.use_deterministic_algorithms":
-            self._check_deterministic_algorithms(node)
-        elif name == "torch.set_deterministic_debug_mode":
-            if node.args and _constant(node.args[0]) in (0, "default"):
-                self.report("HR008", node, "torch.set_deterministic_debug_mode(0)")
-        elif name in ("os.putenv", "os.environ.setdefault"):
-            if (
-                len(node.args) == 2
-                and _constant_str(node.args[0]) in _DETERMINISM_VARIABLES
-                and _is_off(node.args[1])
-            ):
-                self.report("HR008", node, f"{_constant_str(node.args[0])} set off")
-        elif name in _CLOCK_OR_HOST:
-            explicit = _CLOCK_OR_HOST[name]
-            if explicit is None or len(node.args) < explicit:
-                self.report("HR010", node, f"{name}()")
-
-    def _check_deterministic_algorithms(self, node: ast.Call) -> None:
-        mode = node.args[0] if node.args else _keyword(node, "mode")
-        warn_only = _keyword(node, "warn_only")
-        if mode is not None and _constant(mode) is False:
-            self.report("HR008", node, "torch.use_deterministic_algorithms(False)")
-        elif warn_only is not None and _constant(warn_only) is True:
-            self.report("HR008", node, "torch.use_deterministic_algorithms(warn_only=True)")
-
-    def _check_method(
-        self, node: ast.Call, func: ast.Attribute, name: str | None, keywords: set[str]
-    ) -> None:
-        attr = func.attr
-        on_numpy = name is not None and (name == "numpy" or name.startswith("numpy."))
-        if attr in _NONDETERMINISTIC and not on_numpy:
-            self.report("HR009", node, f"{attr}()")
-        elif attr in _ACCUMULATING and _accumulates(node):
-            self.report("HR009", node, f"{attr}(accumulate=True)")
-        elif attr in _TF_SEGMENT and (name is None or name.startswith("tensorflow.")):
-            self.report("HR009", node, f"{attr}()")
-        elif (
-            attr in _TORCH_INPLACE_SAMPLERS
-            and self.uses_torch
-            and "generator" not in keywords
-            and not self.seeded_torch
-        ):
-            self.report("HR004", node, f".{attr}() without generator=")
-        elif attr == "join" and node.args and self.is_set(node.args[0]):
-            self.report("HR012", node, "str.join over a set")
-
-    def _check_dataloader(
-        self, node: ast.Call, name: str | None, keywords: set[str], spread: bool
-    ) -> None:
-        func = node.func
-        short = (
-            name.rpartition(".")[2]
-            if name
-            else func.attr
-            if isinstance(func, ast.Attribute)
-            else func.id
-            if isinstance(func, ast.Name)
+def _assignment(
+    target: ast.expr, value: ast.expr, module: Module, project: Project
+) -> Iterable[tuple[str, ast.AST, str]]:
+    if isinstance(target, ast.Attribute) and isinstance(value, ast.Constant):
+        owner = target.value
+        owner_name = (
+            owner.attr
+            if isinstance(owner, ast.Attribute)
+            else owner.id
+            if isinstance(owner, ast.Name)
             else None
         )
-        if short != "DataLoader" or spread:
-            return
-        workers = _keyword(node, "num_workers")
-        if workers is None and len(node.args) > 5:
-            workers = node.args[5]  # DataLoader's sixth positional parameter
-        if workers is None or _constant(workers) == 0:
-            return
-        if not keywords & {"generator", "worker_init_fn"}:
-            self.report("HR006", node, "DataLoader(num_workers=...)")
-
-    def _check_order(self, node: ast.Call) -> None:
-        func = node.func
-        if (
-            isinstance(func, ast.Name)
-            and func.id in _ORDER_KEEPING
-            and func.id not in self.aliases
-            and node.args
-            and self.is_set(node.args[0])
-        ):
-            self.report("HR012", node, f"{func.id}() of a set")
-
-    # -- end of file -----------------------------------------------------------------
-
-    def finish(self) -> None:
-        """Report what needs the whole file: generators that nothing seeded."""
-        for call in self.generators:
-            if id(call) not in self.seeded_generators:
-                self.report("HR003", call, "torch.Generator() never given manual_seed()")
-
-
-def _aliases(tree: ast.Module) -> dict[str, str]:
-    """Local name -> the module or object it was imported as, for every import in the file."""
-    aliases: dict[str, str] = {}
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            for alias in node.names:
-                if alias.asname:
-                    aliases[alias.asname] = alias.name
-                else:
-                    root = alias.name.split(".", 1)[0]
-                    aliases[root] = root
-        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
-            for alias in node.names:
-                if alias.name != "*":
-                    aliases[alias.asname or alias.name] = f"{node.module}.{alias.name}"
-    return aliases
-
-
-def _set_names(body: Iterable[ast.stmt]) -> frozenset[str]:
-    """Names every assignment of which, in this scope (not nested functions), is a set."""
-    kinds: dict[str, bool] = {}
-    for node in _scope_nodes(body):
-        targets: list[ast.expr] = []
-        value: ast.expr | None = None
-        if isinstance(node, ast.Assign):
-            targets, value = node.targets, node.value
-        elif isinstance(node, ast.AnnAssign | ast.AugAssign) and node.value is not None:
-            targets, value = [node.target], node.value
-        for target in targets:
-            if isinstance(target, ast.Name) and value is not None:
-                is_set = _looks_like_set(value)
-                kinds[target.id] = kinds.get(target.id, True) and is_set
-    return frozenset(name for name, is_set in kinds.items() if is_set)
-
-
-def _looks_like_set(node: ast.expr) -> bool:
-    if isinstance(node, ast.Set | ast.SetComp):
-        return True
-    return (
-        isinstance(node, ast.Call)
-        and isinstance(node.func, ast.Name)
-        and node.func.id in ("set", "frozenset")
-    )
-
-
-def _scope_nodes(body: Iterable[ast.stmt]) -> Iterator[ast.AST]:
-    stack: list[ast.AST] = list(body)
-    while stack:
-        node = stack.pop()
-        yield node
-        for child in ast.iter_child_nodes(node):
-            if not isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
-                stack.append(child)
-
-
-def _keyword(node: ast.Call, name: str) -> ast.expr | None:
-    for keyword in node.keywords:
-        if keyword.arg == name:
-            return keyword.value
-    return None
-
-
-def _constant(node: ast.expr) -> object:
-    return node.value if isinstance(node, ast.Constant) else ...
+        if owner_name == "cudnn":
+            if target.attr == "benchmark" and value.value is True:
+                yield "HR007", target, "cudnn.benchmark = True"
+            if target.attr == "deterministic" and value.value is False:
+                yield "HR007", target, "cudnn.deterministic = False"
+    if (
+        isinstance(target, ast.Subscript)
+        and project.qualified(target.value, module) == "os.environ"
+        and _constant_str(target.slice) in _DETERMINISM_VARIABLES
+        and _is_off(value)
+    ):
+        yield "HR008", target, f"{_constant_str(target.slice)} set off"
 
 
 def _constant_str(node: ast.expr) -> str | None:
-    value = _constant(node)
+    value = constant(node)
     return value if isinstance(value, str) else None
 
 
 def _is_off(node: ast.expr) -> bool:
-    value = _constant(node)
+    value = constant(node)
     return value in _OFF_VALUES or (value == 0 and not isinstance(value, bool))
-
-
-def _no_seed(node: ast.Call) -> bool:
-    given = [*node.args, *(k.value for k in node.keywords)]
-    return all(_constant(value) is None for value in given)
-
-
-def _accumulates(node: ast.Call) -> bool:
-    accumulate = _keyword(node, "accumulate")
-    if accumulate is None and len(node.args) >= 3:
-        accumulate = node.args[2]
-    return accumulate is not None and _constant(accumulate) is True

@@ -1,16 +1,26 @@
 """The catalogue of `harness lint` rules: what each one catches, where it stops, and the fix.
 
-Every rule is static (read from the syntax tree, nothing is imported or run) and local to one
-file: "a seed is visible" means a seeding call appears anywhere in the same file. The checks
-resolve module aliases (``import numpy as np``, ``from numpy import random as npr``,
-``from random import choice``), but not values passed between files or functions, so a rule
-errs towards reporting; a deliberate exception is silenced on its line with
-``# harness: ignore[HR0NN]``.
+Every rule is static (read from the syntax tree, nothing is imported or run). There are
+three kinds:
+
+- state rules (HR001-HR006, HR009, HR013, HR017) ask whether a global generator was seeded,
+  or a determinism switch turned on, before the call runs: the program is walked in
+  execution order across the project's own modules (harness.lint.seeding);
+- flow rules (HR010-HR012, HR014-HR016, HR018) fire only when a value that differs between
+  runs reaches a result: a returned value, an artifact, a metric, training data or a seed
+  (harness.lint.flow);
+- local rules (HR003, HR007, HR008) match one call or assignment as written.
+
+Aliases resolve (``import numpy as np``, ``from numpy import random as npr``), as do calls
+into the project's own modules. A deliberate exception is silenced on its line with
+``# harness: ignore[HR0NN]``, or for a whole file with ``# harness: ignore-file[HR0NN]``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+ERROR, WARNING = "error", "warning"
 
 
 @dataclass(frozen=True)
@@ -21,6 +31,9 @@ class Rule:
     fix: str
     # What exactly is matched, and what is not: shown by `harness lint --rules`.
     scope: str
+    # error: the result differs from run to run; warning: it differs with the machine,
+    # the file system, the hash seed or the device (SARIF's levels, GitHub's severities).
+    severity: str = ERROR
 
 
 PARSE_ERROR = "HR000"
@@ -30,29 +43,34 @@ RULES: tuple[Rule, ...] = (
         PARSE_ERROR,
         "unparseable",
         "the file cannot be parsed, so none of its code was checked",
-        "fix the syntax error (or the encoding) the message names",
-        "Any .py file that Python's parser refuses, or that is not UTF-8. Always on: it can "
+        "fix the syntax error, the encoding or the nesting the message names",
+        "Any .py file that Python's parser refuses, that is not UTF-8, or that is nested "
+        "more than 120 levels deep (too deep to analyse). Always on: it can "
         "be neither deselected nor ignored, because a file that was not read must not pass.",
     ),
     Rule(
         "HR001",
         "unseeded-random",
-        "Python's global random generator is used but never seeded in this file",
+        "Python's global random generator is used before it is seeded",
         "draw from random.Random(seed), or call random.seed(seed) first",
         "Calls of the module-level functions of `random` (random, randint, randrange, "
-        "choice, choices, sample, shuffle, uniform, gauss, ...) in a file with no "
-        "random.seed(...) call (nor keras.utils.set_random_seed, lightning's seed_everything "
-        "or transformers.set_seed). Methods of a random.Random instance are not matched.",
+        "choice, choices, sample, shuffle, uniform, gauss, ...) reached, in execution order, "
+        "before any random.seed(seed) call (nor keras.utils.set_random_seed, lightning's "
+        "seed_everything, transformers.set_seed), including seeds set in project functions "
+        "the program calls. A seed in a function nothing calls does not count; random.seed() "
+        "without a value seeds from the OS and does not count either. Methods of a "
+        "random.Random instance are not matched.",
     ),
     Rule(
         "HR002",
         "unseeded-numpy-global",
-        "NumPy's global random state is used but never seeded in this file",
+        "NumPy's global random state is used before it is seeded",
         "draw from rng = np.random.default_rng(seed) instead of np.random.*",
         "Calls of numpy.random's legacy module-level functions (rand, randn, randint, "
-        "random, choice, shuffle, permutation, normal, uniform, ...) in a file with no "
-        "np.random.seed(...) call (nor one of the all-framework seeding calls). Methods of a "
-        "Generator or RandomState object are not matched.",
+        "random, choice, shuffle, permutation, normal, uniform, ...) reached before any "
+        "np.random.seed(seed) call (or an all-framework seeding call), in execution order "
+        "across the project's modules. Methods of a Generator or RandomState object are not "
+        "matched.",
     ),
     Rule(
         "HR003",
@@ -68,34 +86,37 @@ RULES: tuple[Rule, ...] = (
     Rule(
         "HR004",
         "unseeded-torch",
-        "torch's global generator is used but torch.manual_seed is never called in this file",
+        "torch's global generator is used before torch.manual_seed",
         "pass generator=torch.Generator().manual_seed(seed), or call torch.manual_seed(seed)",
         "Calls of torch.rand, randn, randint, randperm, the *_like variants, normal, "
-        "bernoulli, multinomial and poisson without a generator= argument, and the in-place "
-        "samplers (.uniform_, .normal_, .random_, .bernoulli_, .exponential_, "
-        ".geometric_, .log_normal_, .cauchy_) without generator=, in a file that imports torch "
-        "and has no torch.manual_seed(...) (nor torch.random/cuda seeding, nor an "
-        "all-framework seeding call). Weight initialisation inside nn modules is not visible.",
+        "bernoulli, multinomial and poisson without generator=, the in-place samplers "
+        "(.uniform_, .normal_, nn.init.*_, ...) without generator=, random_split and "
+        "DataLoader(shuffle=True) without generator=, reached before torch.manual_seed (or "
+        "torch.random/cuda seeding, or an all-framework seeding call). Methods that the "
+        "code never calls by name (forward, training_step, ...) run once the program has "
+        "set its seeds.",
     ),
     Rule(
         "HR005",
         "unseeded-tensorflow",
-        "a TensorFlow random op has no seed and tf.random.set_seed is never called in this file",
+        "a TensorFlow random op has no seed and runs before tf.random.set_seed",
         "call tf.random.set_seed(seed) (or keras.utils.set_random_seed), or pass seed=",
         "Calls of tf.random.normal, uniform, truncated_normal, shuffle, categorical, gamma, "
-        "poisson and tf.nn.dropout without seed=, in a file with no tf.random.set_seed, "
-        "keras.utils.set_random_seed or tf.compat.v1.set_random_seed call. The stateless_* ops "
+        "poisson and tf.nn.dropout without seed=, reached before tf.random.set_seed, "
+        "keras.utils.set_random_seed or tf.compat.v1.set_random_seed. The stateless_* ops "
         "and tf.random.Generator.from_seed are seeded by construction.",
     ),
     Rule(
         "HR006",
         "dataloader-workers",
-        "a DataLoader with worker processes has neither generator= nor worker_init_fn=",
-        "pass generator=torch.Generator().manual_seed(seed) and a worker_init_fn that seeds "
-        "numpy and random from torch.initial_seed() (see PyTorch's reproducibility notes)",
-        "Calls named DataLoader (torch.utils.data.DataLoader or an imported alias) whose "
-        "num_workers= is present and not the literal 0, with neither generator= nor "
-        "worker_init_fn=. A num_workers computed at run time counts as workers.",
+        "DataLoader workers are seeded from torch's global generator, which is not seeded here",
+        "call torch.manual_seed(seed) first, or pass generator=torch.Generator().manual_seed(seed)",
+        "DataLoader calls whose num_workers= is present and not the literal 0, with neither "
+        "generator= nor worker_init_fn=, reached before torch.manual_seed. Since torch 1.9 "
+        "each worker seeds its random, NumPy and torch from the main generator, so with "
+        "torch seeded the workers reproduce; a num_workers computed at run time counts as "
+        "workers.",
+        WARNING,
     ),
     Rule(
         "HR007",
@@ -104,6 +125,7 @@ RULES: tuple[Rule, ...] = (
         "set torch.backends.cudnn.benchmark = False and torch.backends.cudnn.deterministic = True",
         "Assignments of the literal True to an attribute `benchmark` of something named "
         "`cudnn`, and of the literal False to its `deterministic`.",
+        WARNING,
     ),
     Rule(
         "HR008",
@@ -113,52 +135,129 @@ RULES: tuple[Rule, ...] = (
         "torch.use_deterministic_algorithms(False) or (..., warn_only=True); "
         "torch.set_deterministic_debug_mode(0 or 'default'); assignments of '0' or 'false' "
         "to TF_DETERMINISTIC_OPS or TF_CUDNN_DETERMINISTIC through os.environ.",
+        WARNING,
     ),
     Rule(
         "HR009",
         "nondeterministic-op",
         "this op uses atomic adds or an unordered reduction on CUDA: its result can vary "
         "between runs",
-        "use a deterministic formulation (sort then segment_sum, or accumulate on the CPU), "
-        "or keep it on the CPU",
-        "Calls named index_add(_), scatter_add(_), scatter_reduce(_), index_put(_) or put_ "
-        "with accumulate=True, bincount, histc and kthvalue, except on numpy; and "
-        "tf.math.unsorted_segment_sum, _mean, _prod and _sqrt_n. Sources: PyTorch's "
-        "torch.use_deterministic_algorithms reference (the ops it makes deterministic or "
-        "refuses on CUDA), TensorFlow's tf.config.experimental.enable_op_determinism "
-        "reference, and NVIDIA's framework-reproducibility notes. The device is not known "
+        "turn on torch.use_deterministic_algorithms(True) (or "
+        "tf.config.experimental.enable_op_determinism()); for ops without a deterministic "
+        "kernel, use a deterministic formulation or keep them on the CPU",
+        "index_add(_), scatter_add(_), scatter_reduce(_) and index_put(_)(accumulate=True), "
+        "except where torch.use_deterministic_algorithms(True) is on, which makes them "
+        "deterministic; histc, kthvalue, bincount with weights and put_(accumulate=True), "
+        "which have no deterministic CUDA kernel (they raise under the switch); "
+        "tf.math.unsorted_segment_sum, _mean, _prod and _sqrt_n unless op determinism is "
+        "on. Not matched on numpy. Sources: PyTorch's torch.use_deterministic_algorithms "
+        "reference, TensorFlow's enable_op_determinism reference. The device is not known "
         "statically: CPU-only code may ignore the rule on the line.",
+        WARNING,
     ),
     Rule(
         "HR010",
         "clock-or-host",
-        "the wall clock or the machine's name is read: a result that holds it differs per run",
+        "the wall clock, the host or the process id reaches a result, which then differs per run",
         "leave timestamps and host names out of artifacts and metrics (the run record keeps "
-        "them), or ignore the line when the value is only printed",
-        "Calls of time.time, time_ns, ctime, localtime, gmtime, asctime, strftime; "
-        "datetime.now, utcnow, today and date.today; socket.gethostname, getfqdn; "
-        "platform.node, uname; os.uname; getpass.getuser. Durations (time.perf_counter, "
-        "monotonic) are not matched. Where the value goes is not followed.",
+        "them); durations belong in logs",
+        "time.time, time_ns, ctime, localtime, gmtime, asctime, strftime; datetime.now, "
+        "utcnow, today and date.today; socket.gethostname, getfqdn; platform.node, uname; "
+        "os.uname, os.getpid; getpass.getuser - when the value reaches a returned result, an "
+        "artifact written, a metric logged or training data. Printed and logged values are "
+        "not findings; durations (time.perf_counter, monotonic) are not matched.",
     ),
     Rule(
         "HR011",
         "os-entropy",
-        "randomness from the operating system cannot be seeded",
+        "randomness from the operating system reaches a result and cannot be seeded",
         "derive the value from the seed (random.Random(seed), np.random.default_rng(seed))",
-        "Calls of os.urandom, os.getrandom, the secrets module's functions, uuid.uuid1 and "
-        "uuid.uuid4, and random.SystemRandom().",
+        "os.urandom, os.getrandom, the secrets module's functions, uuid.uuid1, uuid.uuid4 "
+        "and random.SystemRandom() whose value reaches a result (see HR010).",
     ),
     Rule(
         "HR012",
         "set-order",
-        "a set's iteration order feeds a result: it depends on hashing, not on the data",
+        "a set's iteration order reaches a result: it depends on hashing, not on the data",
         "iterate over sorted(...) of the set",
-        "for loops and comprehensions over a set (set(...), frozenset(...), a set literal or "
-        "comprehension, set operators and methods on one of those, or a name every "
-        "assignment of which in the same function is one of those), and list, tuple, "
-        "enumerate, iter, next and str.join applied directly to such a set. sorted(...), len, "
-        "membership and min/max are order-free and not matched; sum() of floats is not "
-        "matched either.",
+        "for loops, comprehensions, list, tuple, enumerate, iter, next, zip, map and "
+        "str.join over a set (set(...), frozenset(...), a literal, a comprehension, set "
+        "operators, or a name only ever assigned one of those), when what the order "
+        "produces reaches a result. sorted, len, set, min, max, sum, any, all and "
+        "membership tests are order-free and stop it.",
+        WARNING,
+    ),
+    Rule(
+        "HR013",
+        "sklearn-random-state",
+        "a scikit-learn estimator or splitter draws from NumPy's global state, which is "
+        "not seeded here",
+        "pass random_state=SEED (an int), or call np.random.seed(seed) first",
+        "scikit-learn classes and functions whose randomness random_state controls "
+        "(forests, trees, boosting, MLP, SGD, KMeans, mixtures, TSNE, ShuffleSplit, "
+        "train_test_split, permutation_importance, make_* datasets, ...) called without "
+        "random_state or with None; KFold and StratifiedKFold only with shuffle=True, "
+        "LogisticRegression only with solver sag, saga or liblinear, SVC only with "
+        "probability=True, PCA only with svd_solver randomized or arpack. random_state=None "
+        "draws from NumPy's global RandomState, so an earlier np.random.seed(seed) is "
+        "enough.",
+    ),
+    Rule(
+        "HR014",
+        "listing-order",
+        "a directory listing's order reaches a result: it is the file system's, which "
+        "differs between machines",
+        "sort the listing: sorted(os.listdir(...)), sorted(path.glob(...))",
+        "os.listdir, os.scandir, os.walk, glob.glob, glob.iglob, Path.glob, rglob and "
+        "iterdir (and tf.io.gfile's), when the order reaches a result: what is appended, "
+        "accumulated or written across a loop over the listing, an item picked by position, "
+        "or the listing itself. Sorting it, or using it as a set or a count, stops it.",
+        WARNING,
+    ),
+    Rule(
+        "HR015",
+        "unordered-results",
+        "parallel results arrive in completion order, and that order reaches a result",
+        "use the ordered form (Pool.imap, executor.map, joblib's return_as='generator') or "
+        "put results back in submission order",
+        "Pool.imap_unordered, concurrent.futures.as_completed, asyncio.as_completed and "
+        "joblib.Parallel(return_as='generator_unordered'), when what is accumulated in "
+        "their order reaches a result.",
+        WARNING,
+    ),
+    Rule(
+        "HR016",
+        "string-hash",
+        "hash() of a string or bytes differs per process unless PYTHONHASHSEED is fixed, and "
+        "here it reaches a result or a seed",
+        "use a stable digest: int(hashlib.sha256(text.encode()).hexdigest(), 16) % N, or "
+        "zlib.crc32",
+        "Calls of the builtin hash() on anything but a number literal whose value reaches "
+        "a result or a seed (hash(name) % 10 to split data, np.random.seed(hash(key))).",
+        WARNING,
+    ),
+    Rule(
+        "HR017",
+        "unseeded-layers",
+        "a layer's weights are initialised before the framework's generator is seeded",
+        "call torch.manual_seed(seed) (or keras.utils.set_random_seed(seed)) before "
+        "building the model",
+        "torch.nn layers with random initial weights (Linear, Conv*, ConvTranspose*, "
+        "Embedding, RNN, LSTM, GRU, MultiheadAttention, Transformer*) and keras layers "
+        "(Dense, Conv*, Embedding, LSTM, GRU, SimpleRNN, MultiHeadAttention, ...) without "
+        "seed= or an explicit initializer, created before torch.manual_seed or "
+        "tf.random.set_seed / keras.utils.set_random_seed runs; layers built in a model's "
+        "__init__ are checked where the model is created.",
+    ),
+    Rule(
+        "HR018",
+        "random-seed-value",
+        "the seed itself differs per run: it comes from the clock, OS entropy or an unseeded draw",
+        "use a fixed seed (a constant, a parameter, or HARNESS_SEED)",
+        "Seeding calls (random.seed, np.random.seed, torch.manual_seed, tf.random.set_seed, "
+        "the all-framework helpers), generator constructors (default_rng, RandomState, "
+        "Random, Generator.manual_seed) and seed= / random_state= arguments given a value "
+        "that comes from the clock, the host, OS entropy or an unseeded global draw.",
     ),
 )
 

@@ -84,7 +84,7 @@ def test_the_workflow_is_valid_yaml_with_its_triggers(project: Path) -> None:
     assert set(document["on"]) == {"push", "pull_request", "workflow_dispatch"}
     assert document["permissions"] == {"contents": "read"}
     assert "github.ref" in document["concurrency"]["group"]
-    assert set(document["jobs"]) == {"run", "certify"}
+    assert set(document["jobs"]) == {"lint", "run", "certify"}
 
 
 def test_the_file_says_it_is_generated_and_how_to_regenerate(project: Path) -> None:
@@ -169,9 +169,33 @@ def test_certify_job_collects_every_leg_and_signs_only_with_the_secret(project: 
 def test_every_action_is_pinned_to_a_version_tag(project: Path) -> None:
     document = generate(project)
     uses = [s["uses"] for job in document["jobs"].values() for s in steps(job) if "uses" in s]
-    assert len(uses) == 8
+    assert len(uses) == 11
     for action in uses:
-        assert re.fullmatch(r"actions/[a-z-]+@v\d+", action), action
+        assert re.fullmatch(r"(actions/[a-z-]+|github/codeql-action/[a-z-]+)@v\d+", action), action
+
+
+def test_lint_job_uploads_sarif_to_code_scanning_and_fails_only_on_trouble(
+    project: Path,
+) -> None:
+    document = generate(project)
+    lint = document["jobs"]["lint"]
+    assert lint["permissions"] == {
+        "contents": "read",
+        "security-events": "write",
+        "actions": "read",
+    }
+    # The workflow's own permissions stay read-only; only this job may write alerts.
+    assert document["permissions"] == {"contents": "read"}
+    run = step_running(lint, "harness lint")
+    assert run["run"] == (
+        "uv run harness lint --format sarif --output harness-lint.sarif || [ $? -eq 1 ]"
+    )
+    assert run["shell"] == "bash"
+    upload = step_using(lint, "github/codeql-action/upload-sarif")
+    assert upload["with"] == {"sarif_file": "harness-lint.sarif", "category": "harness-lint"}
+    assert "head.repo.full_name == github.repository" in upload["if"]
+    order = steps(lint)
+    assert order.index(run) < order.index(upload)
 
 
 def test_the_matrix_is_the_given_runners(project: Path) -> None:

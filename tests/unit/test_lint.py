@@ -22,6 +22,7 @@ from harness.lint import (
     enabled_rules,
     lint,
     lint_paths,
+    managed_entries,
     settings_from_table,
 )
 from harness.ui import UI
@@ -68,17 +69,39 @@ def test_the_built_in_experiments_are_clean() -> None:
         "torch_convnet.py",
         "tensorflow_keras.py",
     }
-    result = lint_paths([REPOSITORY / "experiments"], enabled_rules(["ALL"], []))
+    managed = managed_entries(config)
+    assert set(managed.values()) == {frozenset({"train"})}
+    result = lint_paths([REPOSITORY / "experiments"], enabled_rules(["ALL"], []), managed=managed)
     assert len(result.files) == 4
     assert result.findings == ()
 
 
+def test_outside_harness_the_experiments_layers_are_unseeded() -> None:
+    """They rely on the runtime's seeds (see their docstrings): linted as plain code, the
+    layers built before any seed are findings, and nothing else is."""
+    result = lint_paths([REPOSITORY / "experiments"], enabled_rules(["ALL"], []))
+    assert {(Path(f.path).name, f.rule) for f in result.findings} == {
+        ("torch_convnet.py", "HR017"),
+        ("tensorflow_keras.py", "HR017"),
+    }
+
+
 def test_findings_carry_file_line_rule_message_and_fix() -> None:
-    (finding,) = check_source("import time\n\nstamp = time.time()\n", "x.py")
+    source = "import json, time\n\nstamp = time.time()\njson.dump(stamp, open('t', 'w'))\n"
+    (finding,) = check_source(source, "x.py")
     assert (finding.path, finding.line, finding.column, finding.rule) == ("x.py", 3, 8, "HR010")
-    assert "time.time()" in finding.message
+    assert (finding.end_line, finding.end_column, finding.severity) == (3, 19, "error")
+    assert "time.time() reaches json.dump() at line 4" in finding.message
     assert finding.fix
     assert finding.one_line().startswith("x.py:3:8: HR010 ")
+
+
+def test_columns_count_characters_not_bytes() -> None:
+    source = (
+        "import json, time\nlabel = 'é'; stamp = time.time()\njson.dump(stamp, open('t', 'w'))\n"
+    )
+    (finding,) = check_source(source, "x.py")
+    assert (finding.column, finding.end_column) == (21, 32)
 
 
 def test_a_syntax_error_is_a_finding_not_a_crash(tmp_path: Path) -> None:
@@ -91,6 +114,18 @@ def test_a_syntax_error_is_a_finding_not_a_crash(tmp_path: Path) -> None:
     (finding,) = check_file(undecodable)
     assert (finding.rule, finding.line) == ("HR000", 2)
     assert "UTF-8" in finding.message
+
+
+def test_code_nested_too_deeply_is_a_finding_not_a_crash(tmp_path: Path) -> None:
+    deep = tmp_path / "deep.py"
+    deep.write_text("x = " + " + ".join(["1"] * 300) + "\n")
+    (finding,) = check_file(deep)
+    assert finding.rule == "HR000"
+    assert "nested more than 120 levels deep" in finding.message
+    deeper = tmp_path / "deeper.py"
+    deeper.write_text("x = " + " + ".join(["1"] * 50_000) + "\n")
+    (finding,) = check_file(deeper)
+    assert finding.rule == "HR000"
 
 
 def test_inline_ignores_name_rules_or_silence_the_line() -> None:
@@ -119,15 +154,18 @@ def test_aliases_and_from_imports_resolve() -> None:
         "import numpy.random as npr\n"
         "from time import time as now\n"
         "import torch as T\n"
-        "rand(3); npr.randn(2); now(); T.randint(0, 3, (2,))\n"
+        "rand(3); npr.randn(2); T.randint(0, 3, (2,))\n"
+        "npr.save('t', now())\n"
     )
     rules = sorted(f.rule for f in check_source(source, "x.py"))
     assert rules == ["HR002", "HR002", "HR004", "HR010"]
 
 
-def test_seeding_anywhere_in_the_file_counts_but_a_seedless_seed_call_does_not() -> None:
-    seeded = "import numpy as np\nx = np.random.rand(2)\nnp.random.seed(1)\n"
+def test_a_seed_counts_from_where_it_runs_and_a_seedless_seed_call_does_not() -> None:
+    seeded = "import numpy as np\nnp.random.seed(1)\nx = np.random.rand(2)\n"
     assert check_source(seeded, "x.py") == []
+    too_late = "import numpy as np\nx = np.random.rand(2)\nnp.random.seed(1)\n"
+    assert [(f.line, f.rule) for f in check_source(too_late, "x.py")] == [(2, "HR002")]
     seedless = "import numpy as np\nnp.random.seed()\nx = np.random.rand(2)\n"
     assert [f.rule for f in check_source(seedless, "x.py")] == ["HR002"]
     keras = "import random\nimport keras\nkeras.utils.set_random_seed(3)\nrandom.random()\n"
@@ -149,8 +187,7 @@ def test_selection_takes_ids_and_prefixes() -> None:
 def test_the_lint_table_is_validated_naming_table_and_key() -> None:
     assert settings_from_table({"select": ["HR01"], "ignore": ["HR012"]}).enabled() == {
         "HR000",
-        "HR010",
-        "HR011",
+        *(f"HR01{n}" for n in (0, 1, 3, 4, 5, 6, 7, 8)),
     }
     with pytest.raises(ConfigError, match=r"unknown key 'selct' in \[tool.harness.lint\]"):
         settings_from_table({"selct": ["HR001"]})
@@ -202,14 +239,26 @@ def test_a_file_that_cannot_be_parsed_exits_1(tmp_path: Path) -> None:
 
 
 def test_json_lists_files_rules_and_findings() -> None:
-    code, out, _ = invoke("lint", "--json", "--select", "HR01", str(FIXTURES))
+    code, out, _ = invoke("lint", "--json", "--select", "HR010,HR011,HR012", str(FIXTURES))
     assert code == 1
     document = json.loads(out)
     assert document["schema"] == "harness.lint/v1"
     assert document["rules"] == ["HR000", "HR010", "HR011", "HR012"]
     assert {f["rule"] for f in document["findings"]} == {"HR010", "HR011", "HR012"}
     first = document["findings"][0]
-    assert set(first) == {"path", "line", "column", "rule", "message", "fix"}
+    assert set(first) == {
+        "path",
+        "line",
+        "column",
+        "end_line",
+        "end_column",
+        "rule",
+        "severity",
+        "message",
+        "fix",
+    }
+    assert first["end_line"] >= first["line"]
+    assert {f["severity"] for f in document["findings"]} == {"error", "warning"}
     assert len(document["files"]) == len(PLANTED) + 1
 
 
@@ -219,7 +268,7 @@ def test_the_project_table_and_flags_select_rules(tmp_path: Path) -> None:
     )
     (tmp_path / "src").mkdir()
     (tmp_path / "src" / "exp.py").write_text(
-        "import time, os\na = time.time()\nb = os.urandom(2)\n"
+        "import time, os\na = time.time()\nb = os.urandom(2)\nopen('o', 'w').write(f'{a}{b}')\n"
     )
     code, out, _ = invoke("--project", str(tmp_path), "lint")
     assert code == 1

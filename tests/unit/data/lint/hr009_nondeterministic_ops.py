@@ -12,7 +12,8 @@ def reduce(index: torch.Tensor, values: torch.Tensor) -> list[object]:
     total.index_put_((index,), values, accumulate=True)  # expect: HR009
     total.index_put_((index,), values)
     return [
-        torch.bincount(index),  # expect: HR009
+        torch.bincount(index),
+        torch.bincount(index, weights=values),  # expect: HR009
         np.bincount([1, 2, 2]),
         tf.math.unsorted_segment_sum([1.0, 2.0], [0, 0], num_segments=1),  # expect: HR009
     ]

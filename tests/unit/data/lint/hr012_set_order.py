@@ -14,6 +14,9 @@ def labels(rows: list[str]) -> list[str]:
         joined,
         *list(set(rows)),  # expect: HR012
         *sorted(set(rows)),
+        *sorted(list(seen)),
+        str(any(label.startswith("x") for label in seen)),
+        str(all(label for label in seen)),
         str(len(seen)),
         str("a" in seen),
     ]

@@ -1,0 +1,773 @@
+"""Where values that differ between runs go: the flow rules fire only when one reaches a
+result.
+
+A timestamp that is printed is harmless; the same timestamp in a metrics file is not. The
+rules about values (HR010 clock and host, HR011 OS entropy, HR012 set order, HR014 file
+listing order, HR015 completion order, HR016 string hashes, HR018 seeds that are not fixed)
+therefore follow each value from its source to where it ends:
+
+- results: a value a function returns to no caller in the project (an entry point, a
+  ``forward``, a ``__getitem__``), an artifact written (``np.save``, ``json.dump``,
+  ``.to_csv``, ``.write``, ...), a metric logged (``mlflow.log_metric``, ``self.log``,
+  ``writer.add_scalar``, ...) or data given to training (``.fit``, ``.partial_fit``);
+- seeds: a seeding call, a generator constructor, or a ``seed=`` / ``random_state=``
+  argument, where a clock, entropy or unseeded draw makes HR018 and a string hash HR016;
+- nothing: ``print``, ``logging``, plot labels, progress bars.
+
+Within a function the analysis is flow-insensitive (a name is as tainted as the union of
+what is assigned to it) and iterated to a fixed point; containers take the taint of what is
+appended to them, objects of what is assigned to their attributes (``self.files`` is shared
+by the methods of a class). Across functions of the project each function gets a summary:
+which of its parameters reach its return value and which reach a result or a seed, so a
+helper that returns ``time.time()`` to a caller that only prints it is not a finding.
+
+Order is a property of a sequence, not of its items: iterating over a listing gives items
+that are each fine, but what is accumulated across the loop (appended, summed, written to
+one file, returned from inside it) takes the order. ``sorted``, ``len``, ``set``, ``min``,
+``max``, ``sum``, ``any``, ``all``, membership tests and ``.sort()`` remove it.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+
+from harness.lint import apis
+from harness.lint.project import Class, Function, Module, Project
+from harness.lint.seeding import SeedWalk, constant
+
+# Rule ids of the sources; DRAW and PARAM are internal: an unseeded global draw (only a
+# finding when it becomes a seed) and a function's parameter (resolved at each call).
+DRAW = "DRAW"
+PARAM = "PARAM"
+_SEED_VALUE_KINDS = frozenset({"HR010", "HR011", DRAW})
+_MAX_PASSES = 6
+_MAX_ROUNDS = 4
+
+
+@dataclass(frozen=True, eq=False)
+class Source:
+    rule: str
+    module: Module | None
+    node: ast.AST
+    detail: str
+    ordered: bool = False
+    # os.walk: the items it yields hold listings whose order is the file system's too.
+    deep: bool = False
+    # PARAM: the index of the parameter in its function.
+    index: int = -1
+
+    def __hash__(self) -> int:
+        return hash((self.rule, id(self.node), self.ordered, self.index))
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Source) and (self.rule, self.node, self.ordered, self.index) == (
+            other.rule,
+            other.node,
+            other.ordered,
+            other.index,
+        )
+
+
+Taint = frozenset[Source]
+CLEAN: Taint = frozenset()
+
+
+@dataclass(frozen=True, eq=False)
+class Sink:
+    kind: str  # "result" or "seed"
+    what: str
+    module: Module
+    node: ast.AST
+
+
+@dataclass(frozen=True)
+class FlowFinding:
+    """A source that reaches a sink; HR018 findings are reported at the sink."""
+
+    rule: str
+    module: Module
+    node: ast.AST
+    detail: str
+
+
+@dataclass
+class Summary:
+    returns: Taint = CLEAN
+    sinks: dict[int, set[Sink]] = field(default_factory=dict)
+
+
+class Flow:
+    def __init__(self, project: Project, walk: SeedWalk, called: set[int]) -> None:
+        self.project = project
+        self.walk = walk
+        self.called = called
+        self.findings: dict[tuple[str, int, str], FlowFinding] = {}
+        self.class_env: dict[int, dict[str, Taint]] = {}
+        self.module_env: dict[int, dict[str, Taint]] = {}
+        self._summaries: dict[int, Summary] = {}
+        self._active: set[int] = set()
+        # Per body: the names only ever assigned a set, and those sorted in place.
+        self._scope_facts: dict[int, tuple[frozenset[str], set[str]]] = {}
+
+    def scope_facts(self, body: list[ast.stmt]) -> tuple[frozenset[str], set[str]]:
+        key = id(body)
+        if key not in self._scope_facts:
+            self._scope_facts[key] = _scope_facts(body)
+        return self._scope_facts[key]
+
+    def run(self) -> list[FlowFinding]:
+        for _ in range(_MAX_ROUNDS):
+            before = self._snapshot()
+            self._summaries.clear()
+            for module in self.project.modules:
+                analysis = _Analysis(self, module, None)
+                # Shared while it fills, so that functions the body calls see the globals
+                # assigned so far.
+                self.module_env[id(module)] = analysis.env
+                analysis.run(module.tree.body)
+            for function in self.project.functions():
+                self.summary(function)
+            if self._snapshot() == before:
+                break
+        return list(self.findings.values())
+
+    def _snapshot(self) -> tuple[object, ...]:
+        classes = tuple(
+            sorted((k, a, len(t)) for k, env in self.class_env.items() for a, t in env.items())
+        )
+        modules = tuple(
+            sorted((k, n, len(t)) for k, env in self.module_env.items() for n, t in env.items())
+        )
+        return classes, modules
+
+    def summary(self, function: Function) -> Summary:
+        key = id(function)
+        if key in self._summaries:
+            return self._summaries[key]
+        if key in self._active:
+            return Summary()
+        self._active.add(key)
+        try:
+            analysis = _Analysis(self, function.module, function)
+            analysis.run(function.node.body)
+        finally:
+            self._active.discard(key)
+        summary = Summary(analysis.returns, analysis.param_sinks)
+        self._summaries[key] = summary
+        if key not in self.called:
+            # Nothing in the project calls it: what it returns is a result (an entry
+            # point's metrics, a model's output, a dataset's item).
+            sink = Sink(
+                "result", f"the value {function.name}() returns", function.module, function.node
+            )
+            self.reach(analysis.returns, sink, None)
+        return summary
+
+    def reach(self, taint: Taint, sink: Sink, analysis: _Analysis | None) -> None:
+        """Record what reaching ``sink`` means for each source in ``taint``."""
+        for source in taint:
+            if source.rule == PARAM:
+                if analysis is not None and analysis.owns(source):
+                    analysis.param_sinks.setdefault(source.index, set()).add(sink)
+                continue
+            if sink.kind == "seed":
+                if source.rule in _SEED_VALUE_KINDS:
+                    where = _where(source, sink.module)
+                    detail = f"{sink.what} is given {source.detail}{where}"
+                    self._add(FlowFinding("HR018", sink.module, sink.node, detail))
+                elif source.rule == "HR016" and source.module is not None:
+                    self._add(
+                        FlowFinding(
+                            "HR016",
+                            source.module,
+                            source.node,
+                            f"{source.detail} becomes {sink.what}",
+                        )
+                    )
+                continue
+            if source.rule == DRAW or source.module is None:
+                continue
+            where = _where_sink(sink, source.module)
+            self._add(
+                FlowFinding(
+                    source.rule,
+                    source.module,
+                    source.node,
+                    f"{source.detail} reaches {sink.what}{where}",
+                )
+            )
+
+    def _add(self, finding: FlowFinding) -> None:
+        key = (finding.rule, id(finding.node), finding.module.shown)
+        self.findings.setdefault(key, finding)
+
+
+def _where(source: Source, module: Module) -> str:
+    line = getattr(source.node, "lineno", None)
+    if line is None or source.module is None:
+        return ""
+    if source.module is module:
+        return f" (line {line})"
+    return f" ({source.module.shown}:{line})"
+
+
+def _where_sink(sink: Sink, module: Module) -> str:
+    line = getattr(sink.node, "lineno", None)
+    if line is None:
+        return ""
+    if sink.module is module:
+        return f" at line {line}"
+    return f" at {sink.module.shown}:{line}"
+
+
+class _Analysis:
+    """One function (or a module's body), iterated until its names stop changing."""
+
+    def __init__(self, flow: Flow, module: Module, function: Function | None) -> None:
+        self.flow = flow
+        self.project = flow.project
+        self.module = module
+        self.function = function
+        self.env: dict[str, Taint] = {}
+        self.returns: Taint = CLEAN
+        self.param_sinks: dict[int, set[Sink]] = {}
+        self.sorted_names: set[str] = set()
+        self.set_names: frozenset[str] = frozenset()
+        self.self_name = function.self_name if function else None
+        self.owner: Class | None = function.owner if function else None
+        # The order of the loops around the expression statement being evaluated: what a
+        # mutator puts into its receiver there arrives in that order.
+        self._order: Taint = CLEAN
+
+    def owns(self, source: Source) -> bool:
+        return self.function is not None and source.node is self.function.node
+
+    def run(self, body: list[ast.stmt]) -> None:
+        self.set_names, self.sorted_names = self.flow.scope_facts(body)
+        if self.function is not None:
+            for index, name in enumerate([*self.function.params, *self.function.keyword_only]):
+                if name == self.self_name:
+                    continue
+                node = self.function.node
+                self.env[name] = frozenset(
+                    {
+                        Source(PARAM, None, node, name, index=index),
+                        Source(PARAM, None, node, name, ordered=True, index=index),
+                    }
+                )
+        for _ in range(_MAX_PASSES):
+            before = (dict(self.env), self.returns, self._class_size())
+            self._block(body, CLEAN)
+            if (dict(self.env), self.returns, self._class_size()) == before:
+                break
+
+    def _class_size(self) -> int:
+        if self.owner is None:
+            return 0
+        return sum(len(t) for t in self.flow.class_env.get(id(self.owner), {}).values())
+
+    # -- statements --------------------------------------------------------------------
+
+    def _block(self, body: list[ast.stmt], order: Taint) -> None:
+        for statement in body:
+            self._statement(statement, order)
+
+    def _statement(self, node: ast.stmt, order: Taint) -> None:  # noqa: PLR0912
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            return
+        if isinstance(node, ast.Assign):
+            value = self.eval(node.value)
+            accumulates = _names(node.value) if order else set()
+            for target in node.targets:
+                self._bind(target, value, order, accumulates)
+        elif isinstance(node, ast.AnnAssign):
+            if node.value is not None:
+                accumulates = _names(node.value) if order else set()
+                self._bind(node.target, self.eval(node.value), order, accumulates)
+        elif isinstance(node, ast.AugAssign):
+            value = self.eval(node.value) | self.eval(node.target) | order
+            self._bind(node.target, value, CLEAN, set())
+        elif isinstance(node, ast.For | ast.AsyncFor):
+            iterated = self.eval(node.iter)
+            ordered = _ordered(iterated) | self._set_order(node.iter, "a for loop over a set")
+            self._bind(node.target, _items(iterated), CLEAN, set())
+            self._block(node.body, order | ordered)
+            self._block(node.orelse, order)
+        elif isinstance(node, ast.While | ast.If):
+            self.eval(node.test)
+            self._block(node.body, order)
+            self._block(node.orelse, order)
+        elif isinstance(node, ast.With | ast.AsyncWith):
+            for item in node.items:
+                value = self.eval(item.context_expr)
+                if item.optional_vars is not None:
+                    self._bind(item.optional_vars, value, CLEAN, set())
+            self._block(node.body, order)
+        elif isinstance(node, ast.Try | ast.TryStar):
+            self._block(node.body, order)
+            for handler in node.handlers:
+                self._block(handler.body, order)
+            self._block(node.orelse, order)
+            self._block(node.finalbody, order)
+        elif isinstance(node, ast.Match):
+            self.eval(node.subject)
+            for case in node.cases:
+                self._block(case.body, order)
+        elif isinstance(node, ast.Return):
+            if node.value is not None:
+                self.returns |= self.eval(node.value) | order
+        elif isinstance(node, ast.Expr):
+            expression = node.value
+            if isinstance(expression, ast.Yield | ast.YieldFrom):
+                if expression.value is not None:
+                    self.returns |= self.eval(expression.value) | order
+            else:
+                self._order = order
+                self.eval(expression)
+                self._order = CLEAN
+        else:
+            for child in ast.iter_child_nodes(node):
+                if isinstance(child, ast.expr):
+                    self.eval(child)
+
+    def _bind(self, target: ast.expr, value: Taint, order: Taint, accumulates: set[str]) -> None:
+        if isinstance(target, ast.Name):
+            taint = value | (order if target.id in accumulates else CLEAN)
+            if target.id in self.sorted_names:
+                taint = _order_free(taint)
+            self.env[target.id] = self.env.get(target.id, CLEAN) | taint
+        elif isinstance(target, ast.Tuple | ast.List):
+            for element in target.elts:
+                self._bind(element, value, order, accumulates)
+        elif isinstance(target, ast.Starred):
+            self._bind(target.value, value, order, accumulates)
+        elif isinstance(target, ast.Subscript):
+            # d[k] = v puts v into d, in the order the loop runs. The key is left out, as
+            # in lookups: names are flow-insensitive here, and a loop variable reused
+            # over a tainted container elsewhere would taint every store keyed by it.
+            self._store_into(target.value, value | _ordered(self.eval(target.slice)) | order)
+        elif isinstance(target, ast.Attribute):
+            self._store_into(target, value | order)
+
+    def _store_into(self, node: ast.expr, taint: Taint) -> None:
+        """``container`` (a name, or an attribute of self) now holds ``taint`` too."""
+        if not taint:
+            return
+        if isinstance(node, ast.Name):
+            if node.id in self.sorted_names:
+                taint = _order_free(taint)
+            self.env[node.id] = self.env.get(node.id, CLEAN) | taint
+        elif isinstance(node, ast.Attribute):
+            if (
+                isinstance(node.value, ast.Name)
+                and node.value.id == self.self_name
+                and self.owner is not None
+            ):
+                attributes = self.flow.class_env.setdefault(id(self.owner), {})
+                attributes[node.attr] = attributes.get(node.attr, CLEAN) | taint
+            else:
+                self._store_into(node.value, taint)
+        elif isinstance(node, ast.Subscript):
+            self._store_into(node.value, taint)
+
+    # -- expressions -------------------------------------------------------------------
+
+    def eval(self, node: ast.expr) -> Taint:  # noqa: PLR0911, PLR0912
+        if isinstance(node, ast.Name):
+            if node.id in self.env:
+                return self.env[node.id]
+            if self.function is not None:
+                return self.flow.module_env.get(id(self.module), {}).get(node.id, CLEAN)
+            return CLEAN
+        if isinstance(node, ast.Attribute):
+            if (
+                isinstance(node.value, ast.Name)
+                and node.value.id == self.self_name
+                and self.owner is not None
+            ):
+                return self.flow.class_env.get(id(self.owner), {}).get(node.attr, CLEAN)
+            return self.eval(node.value)
+        if isinstance(node, ast.Call):
+            return self._call(node)
+        if isinstance(node, ast.Subscript):
+            # Containers hold keys and values under one taint; a key read from a tainted
+            # container's iteration would otherwise taint every lookup. Which item a
+            # position picks still depends on the order.
+            return self.eval(node.value) | _ordered(self.eval(node.slice))
+        if isinstance(node, ast.Constant | ast.Lambda):
+            return CLEAN
+        if isinstance(node, ast.Compare):
+            taint = self.eval(node.left).union(*(self.eval(c) for c in node.comparators))
+            if any(isinstance(op, ast.In | ast.NotIn) for op in node.ops):
+                return _order_free(taint)
+            return taint
+        if isinstance(node, ast.Set):
+            return _order_free(self._union(node.elts))
+        if isinstance(node, ast.ListComp | ast.GeneratorExp | ast.SetComp | ast.DictComp):
+            return self._comprehension(node)
+        if isinstance(node, ast.NamedExpr):
+            value = self.eval(node.value)
+            self._bind(node.target, value, CLEAN, set())
+            return value
+        if isinstance(node, ast.IfExp):
+            self.eval(node.test)
+            return self.eval(node.body) | self.eval(node.orelse)
+        if isinstance(node, ast.Dict):
+            return self._union([k for k in node.keys if k is not None]) | self._union(node.values)
+        if isinstance(node, ast.Yield | ast.YieldFrom | ast.Await):
+            return self.eval(node.value) if node.value is not None else CLEAN
+        children = [child for child in ast.iter_child_nodes(node) if isinstance(child, ast.expr)]
+        return self._union(children)
+
+    def _union(self, nodes: Iterable[ast.expr]) -> Taint:
+        result: set[Source] = set()
+        for node in nodes:
+            result |= self.eval(node)
+        return frozenset(result)
+
+    def _comprehension(
+        self, node: ast.ListComp | ast.GeneratorExp | ast.SetComp | ast.DictComp
+    ) -> Taint:
+        saved = dict(self.env)
+        ordered: Taint = CLEAN
+        filters: Taint = CLEAN
+        for generator in node.generators:
+            iterated = self.eval(generator.iter)
+            ordered |= _ordered(iterated) | self._set_order(
+                generator.iter, "a comprehension over a set"
+            )
+            self._bind(generator.target, _items(iterated), CLEAN, set())
+            for condition in generator.ifs:
+                # A filter decides which items are in the result.
+                filters |= self.eval(condition)
+        if isinstance(node, ast.DictComp):
+            element = self.eval(node.key) | self.eval(node.value) | filters
+        else:
+            element = self.eval(node.elt) | filters
+        bound = {
+            n.id for g in node.generators for n in ast.walk(g.target) if isinstance(n, ast.Name)
+        }
+        for name in bound:
+            if name in saved:
+                self.env[name] = saved[name]
+            else:
+                self.env.pop(name, None)
+        if isinstance(node, ast.SetComp):
+            return _order_free(element)
+        return element | ordered
+
+    def _set_order(self, node: ast.expr, what: str) -> Taint:
+        if not self.is_set(node):
+            return CLEAN
+        return frozenset({Source("HR012", self.module, node, what, ordered=True)})
+
+    def is_set(self, node: ast.expr) -> bool:
+        """Whether ``node`` evidently evaluates to a set (see HR012's scope)."""
+        if isinstance(node, ast.Set | ast.SetComp):
+            return True
+        if isinstance(node, ast.Name):
+            return node.id in self.set_names
+        if isinstance(node, ast.BinOp) and isinstance(
+            node.op, ast.BitOr | ast.BitAnd | ast.Sub | ast.BitXor
+        ):
+            return self.is_set(node.left) or self.is_set(node.right)
+        if not isinstance(node, ast.Call):
+            return False
+        func = node.func
+        if isinstance(func, ast.Name) and func.id in ("set", "frozenset"):
+            return self._builtin(func.id)
+        return (
+            isinstance(func, ast.Attribute)
+            and func.attr in apis.SET_METHODS
+            and self.is_set(func.value)
+        )
+
+    def _builtin(self, name: str) -> bool:
+        """A bare name that is Python's builtin: not imported, defined or assigned here."""
+        return (
+            name not in self.module.aliases
+            and name not in self.module.functions
+            and name not in self.module.classes
+            and name not in self.env
+        )
+
+    # -- calls -------------------------------------------------------------------------
+
+    def _call(self, call: ast.Call) -> Taint:
+        func = call.func
+        name = self.project.qualified(func, self.module)
+        attr = func.attr if isinstance(func, ast.Attribute) else None
+        bare = func.id if isinstance(func, ast.Name) and self._builtin(func.id) else None
+        arguments = [self.eval(a) for a in call.args]
+        keywords = {k.arg: self.eval(k.value) for k in call.keywords}
+        given = frozenset().union(*arguments, *keywords.values())
+        receiver = self.eval(func.value) if isinstance(func, ast.Attribute) else CLEAN
+        if isinstance(func, ast.Call | ast.Subscript):
+            receiver = self.eval(func)
+        order = self._order
+        sources = self._sources(call, name, attr, bare)
+
+        seeds = self._seed_arguments(call, name, attr, arguments, keywords)
+        for taint, what in seeds:
+            self.flow.reach(taint, Sink("seed", what, self.module, call), self)
+
+        if bare in apis.DISPLAY_BUILTINS or self._display(name, attr, func):
+            stream = next((k.value for k in call.keywords if k.arg == "file"), None)
+            if (
+                bare == "print"
+                and stream is not None
+                and self.project.qualified(stream, self.module) not in apis.STD_STREAMS
+            ):
+                self.flow.reach(
+                    given | self.eval(stream) | order,
+                    Sink("result", "print(file=...)", self.module, call),
+                    self,
+                )
+            return CLEAN
+        if bare in apis.ORDER_FREE or name in apis.ORDER_FREE_QUALIFIED:
+            return _order_free(given | receiver) | sources
+        sink = self._sink(call, name, attr, func)
+        if sink is not None:
+            # Training takes its arguments into the model; a writer also writes where its
+            # receiver points (a file opened under a timestamped name).
+            # Inside a loop over a listing, only a method sink (a file, a writer, a model
+            # opened before the loop) accumulates in the loop's order; np.save(path, x)
+            # per item writes each item alone.
+            training = attr in apis.TRAINING_METHODS
+            in_order = order if isinstance(func, ast.Attribute) and not name else CLEAN
+            self.flow.reach(given | in_order | (CLEAN if training else receiver), sink, self)
+        if attr in apis.MUTATORS and isinstance(func, ast.Attribute):
+            self._store_into(func.value, given | order)
+
+        target = self.project.resolve_call(call, self.module, self.function)
+        if isinstance(target, Class):
+            constructor = self.project.constructor(target)
+            if constructor is not None:
+                self._through(call, constructor, arguments, keywords, bound=True, cls=target)
+            return sources | given
+        if isinstance(target, Function):
+            bound = target.is_method and isinstance(func, ast.Attribute)
+            return sources | self._through(call, target, arguments, keywords, bound=bound, cls=None)
+        return sources | given | receiver
+
+    def _through(
+        self,
+        call: ast.Call,
+        target: Function,
+        arguments: list[Taint],
+        keywords: dict[str | None, Taint],
+        *,
+        bound: bool,
+        cls: Class | None,
+    ) -> Taint:
+        """A project function's summary applied at one call: its return value, and the
+        sinks its parameters reach, in terms of this call's arguments."""
+        summary = self.flow.summary(target)
+        names = [*target.params, *target.keyword_only]
+        actual: dict[int, Taint] = {}
+        offset = 1 if bound else 0
+        for position, (argument, node) in enumerate(zip(arguments, call.args, strict=True)):
+            if isinstance(node, ast.Starred):
+                break
+            actual[position + offset] = argument
+        for key, value in keywords.items():
+            if key in names:
+                actual[names.index(key)] = value
+
+        def substitute(taint: Taint) -> Taint:
+            result: set[Source] = set()
+            for source in taint:
+                if source.rule == PARAM and source.node is target.node:
+                    given = actual.get(source.index, CLEAN)
+                    result |= {s for s in given if s.ordered == source.ordered or s.deep}
+                else:
+                    result.add(source)
+            return frozenset(result)
+
+        for index, sinks in summary.sinks.items():
+            for sink in sinks:
+                self.flow.reach(actual.get(index, CLEAN), sink, self)
+        if cls is not None:
+            attributes = self.flow.class_env.get(id(cls), {})
+            for attribute, taint in list(attributes.items()):
+                replaced = substitute(taint)
+                if replaced != taint:
+                    attributes[attribute] = taint | replaced
+        return substitute(summary.returns)
+
+    def _sources(
+        self, call: ast.Call, name: str | None, attr: str | None, bare: str | None
+    ) -> Taint:
+        found: list[Source] = []
+        module = self.module
+
+        def add(rule: str, detail: str, *, ordered: bool = False, deep: bool = False) -> None:
+            found.append(Source(rule, module, call, detail, ordered, deep))
+
+        if name is not None and name in apis.CLOCK_OR_HOST:
+            explicit = apis.CLOCK_OR_HOST[name]
+            if explicit is None or len(call.args) < explicit:
+                add("HR010", f"{name}()")
+        elif name is not None and (
+            name in apis.OS_ENTROPY
+            or (name.startswith("secrets.") and name.rpartition(".")[2] in apis.SECRETS)
+        ):
+            add("HR011", f"{name}()")
+        elif name in apis.LISTINGS:
+            add("HR014", f"{name}()", ordered=True)
+        elif name in apis.WALKS:
+            add("HR014", f"{name}()", ordered=True, deep=True)
+        elif name in apis.UNORDERED_CALLS:
+            add("HR015", f"{name}()", ordered=True)
+        elif attr in apis.LISTING_METHODS and (name is None or name.startswith("pathlib.")):
+            add("HR014", f".{attr}()", ordered=True)
+        elif attr in apis.UNORDERED_METHODS:
+            add("HR015", f".{attr}()", ordered=True)
+        elif bare == "hash" and call.args and not isinstance(constant(call.args[0]), int | float):
+            add("HR016", "hash()")
+        elif (
+            (bare in apis.ORDER_KEEPING or attr == "join")
+            and call.args
+            and self.is_set(call.args[0])
+        ):
+            add("HR012", f"{bare or 'str.join'}() of a set", ordered=True)
+        if isinstance(call.func, ast.Call) and self._unordered_parallel(call.func):
+            add("HR015", "Parallel(return_as='generator_unordered')", ordered=True)
+        if self.flow.walk.unseeded(call):
+            found.append(Source(DRAW, module, call, f"an unseeded draw, {name or attr}()"))
+        return frozenset(found)
+
+    def _unordered_parallel(self, node: ast.Call) -> bool:
+        name = self.project.qualified(node.func, self.module)
+        mode = next((k.value for k in node.keywords if k.arg == "return_as"), None)
+        return (
+            name == "joblib.Parallel"
+            and mode is not None
+            and constant(mode) == "generator_unordered"
+        )
+
+    def _seed_arguments(
+        self,
+        call: ast.Call,
+        name: str | None,
+        attr: str | None,
+        arguments: list[Taint],
+        keywords: dict[str | None, Taint],
+    ) -> Iterator[tuple[Taint, str]]:
+        """The values this call uses as a seed, and how to name the call."""
+        if name in apis.SEEDS or name in apis.UNSEEDED_CONSTRUCTORS or attr == "manual_seed":
+            label = f"{name or attr}()"
+            yield frozenset().union(*arguments, *keywords.values()), label
+            return
+        for key in apis.SEED_KEYWORDS & {k for k in keywords if k}:
+            yield keywords[key], f"{key}= of {name or attr or 'a call'}()"
+
+    def _display(self, name: str | None, attr: str | None, func: ast.expr) -> bool:
+        if name is not None and name.startswith(apis.DISPLAY_QUALIFIED_ROOTS):
+            return True
+        if attr in apis.DISPLAY_METHODS:
+            return True
+        if attr is not None and isinstance(func, ast.Attribute):
+            receiver = self.project.qualified(func.value, self.module)
+            if receiver in apis.STD_STREAMS:
+                return True
+            base = func.value
+            if isinstance(base, ast.Name) and "log" in base.id.lower() and attr != "log_metric":
+                return attr not in apis.METRIC_METHODS
+        return False
+
+    def _sink(
+        self, call: ast.Call, name: str | None, attr: str | None, func: ast.expr
+    ) -> Sink | None:
+        module = self.module
+        if (
+            name is not None
+            and name.rpartition(".")[2] in apis.WRITER_FUNCTIONS
+            and not self._local(func)
+        ):
+            return Sink("result", f"{name}()", module, call)
+        if attr in apis.WRITER_METHODS:
+            return Sink("result", f".{attr}()", module, call)
+        if attr in apis.METRIC_METHODS:
+            return Sink("result", f".{attr}()", module, call)
+        if attr == "log" and isinstance(func, ast.Attribute):
+            receiver = func.value
+            tracker = (
+                isinstance(receiver, ast.Name) and receiver.id in apis.METRIC_LOG_RECEIVERS
+            ) or (name is not None and name.startswith(("wandb.", "mlflow.")))
+            if tracker:
+                return Sink("result", ".log()", module, call)
+        if attr in apis.TRAINING_METHODS:
+            return Sink("result", f".{attr}()", module, call)
+        return None
+
+    def _local(self, func: ast.expr) -> bool:
+        return isinstance(func, ast.Name) and func.id in self.module.functions
+
+
+def _names(node: ast.expr) -> set[str]:
+    """The names an expression reads: ``total = total + x`` in a loop accumulates."""
+    return {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
+
+
+def _ordered(taint: Taint) -> Taint:
+    return frozenset(s for s in taint if s.ordered)
+
+
+def _order_free(taint: Taint) -> Taint:
+    return frozenset(s for s in taint if not s.ordered)
+
+
+def _items(taint: Taint) -> Taint:
+    """What iterating over a value gives each item: not the sequence's order, except for
+    sources whose items hold ordered listings themselves (os.walk)."""
+    return frozenset(s for s in taint if not s.ordered or s.deep)
+
+
+def _scope_facts(body: Iterable[ast.stmt]) -> tuple[frozenset[str], set[str]]:
+    """In one scope (not nested functions): the names every assignment of which is a set,
+    and the names on which ``.sort()`` is called (their order is then the sort's)."""
+    kinds: dict[str, bool] = {}
+    sorted_names: set[str] = set()
+    for node in _scope_nodes(body):
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr == "sort"
+            and isinstance(node.func.value, ast.Name)
+        ):
+            sorted_names.add(node.func.value.id)
+            continue
+        targets: list[ast.expr] = []
+        value: ast.expr | None = None
+        if isinstance(node, ast.Assign):
+            targets, value = node.targets, node.value
+        elif isinstance(node, ast.AnnAssign | ast.AugAssign) and node.value is not None:
+            targets, value = [node.target], node.value
+        for target in targets:
+            if isinstance(target, ast.Name) and value is not None:
+                is_set = _looks_like_set(value)
+                kinds[target.id] = kinds.get(target.id, True) and is_set
+    return frozenset(name for name, is_set in kinds.items() if is_set), sorted_names
+
+
+def _looks_like_set(node: ast.expr) -> bool:
+    if isinstance(node, ast.Set | ast.SetComp):
+        return True
+    return (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Name)
+        and node.func.id in ("set", "frozenset")
+    )
+
+
+def _scope_nodes(body: Iterable[ast.stmt]) -> Iterator[ast.AST]:
+    stack: list[ast.AST] = list(body)
+    while stack:
+        node = stack.pop()
+        yield node
+        for child in ast.iter_child_nodes(node):
+            if not isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+                stack.append(child)

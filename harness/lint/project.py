@@ -1,0 +1,419 @@
+"""The code `harness lint` reasons about as one program: the linted files, the project
+modules they import, and which call reaches which function.
+
+A seed set by a helper in another module, or a value returned by one, only counts when the
+linter can follow the call, so the files are parsed together: each gets a dotted module
+name (from its package's ``__init__.py`` files, or its stem for a script folder), imports
+of project modules are resolved to those modules, and a call is resolved to the project
+function or class it names (``helpers.seed_all()``, ``from .data import load``,
+``Model(...)`` to ``Model.__init__``, ``self.step()`` within a class). Modules that a
+linted file imports but that were not named on the command line are found next to it or
+under the project root, parsed for context, and never reported on.
+
+Nothing is imported or executed. Input files are the user's own code, but are still
+bounded: files larger than :data:`MAX_FILE_BYTES` are not read for context, at most
+:data:`MAX_CONTEXT_MODULES` are, and a module is only looked for inside the given roots.
+"""
+
+from __future__ import annotations
+
+import ast
+import functools
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+MAX_FILE_BYTES = 4 * 1024 * 1024
+# Deeper than any real code; the analyses recurse along the tree within Python's limit.
+MAX_DEPTH = 120
+MAX_CONTEXT_MODULES = 2000
+
+
+@dataclass(eq=False)
+class Function:
+    node: ast.FunctionDef | ast.AsyncFunctionDef
+    module: Module
+    owner: Class | None
+    # Names of nested functions defined directly in this one, for calls by bare name.
+    local_functions: dict[str, Function] = field(default_factory=dict)
+    parent: Function | None = None
+
+    @property
+    def name(self) -> str:
+        prefix = f"{self.owner.name}." if self.owner else ""
+        return prefix + self.node.name
+
+    @property
+    def params(self) -> list[str]:
+        arguments = self.node.args
+        return [a.arg for a in [*arguments.posonlyargs, *arguments.args]]
+
+    @property
+    def keyword_only(self) -> list[str]:
+        return [a.arg for a in self.node.args.kwonlyargs]
+
+    @property
+    def is_method(self) -> bool:
+        if self.owner is None:
+            return False
+        decorators = {ast.unparse(d) for d in self.node.decorator_list}
+        return "staticmethod" not in decorators
+
+    @property
+    def self_name(self) -> str | None:
+        return self.params[0] if self.is_method and self.params else None
+
+
+@dataclass(eq=False)
+class Class:
+    node: ast.ClassDef
+    module: Module
+    methods: dict[str, Function] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.node.name
+
+
+@dataclass(eq=False)
+class Module:
+    name: str
+    path: Path
+    shown: str
+    source: str
+    tree: ast.Module
+    linted: bool
+    aliases: dict[str, str] = field(default_factory=dict)
+    functions: dict[str, Function] = field(default_factory=dict)
+    classes: dict[str, Class] = field(default_factory=dict)
+    # Every function in the module, nested and methods included.
+    all_functions: list[Function] = field(default_factory=list)
+    # The project modules this one imports, in the order of its import statements.
+    imports: dict[int, list[Module]] = field(default_factory=dict)
+
+    def lines(self) -> list[str]:
+        return self.source.splitlines()
+
+    @functools.cached_property
+    def nodes(self) -> list[ast.AST]:
+        """Every node of the module, walked once and shared by the checks."""
+        return list(ast.walk(self.tree))
+
+    @property
+    def folder(self) -> Path:
+        return self.path.parent.resolve()
+
+
+Target = Function | Class
+
+
+class Project:
+    """Parsed modules and the resolution of names and calls between them."""
+
+    def __init__(self, roots: Sequence[Path] = ()) -> None:
+        self.modules: list[Module] = []
+        self._by_name: dict[str, list[Module]] = {}
+        self._by_path: dict[Path, Module] = {}
+        self._roots = [root.resolve() for root in roots]
+        self._context_loaded = 0
+        # (module name, importing folder) pairs already looked for and not found.
+        self._missing: set[tuple[str, Path]] = set()
+
+    # -- loading -----------------------------------------------------------------------
+
+    def add(self, path: Path, shown: str, source: str, tree: ast.Module, *, linted: bool) -> Module:
+        name = _module_name(path)
+        module = Module(name, path, shown, source, tree, linted)
+        module.aliases = _aliases(tree, name, is_package=path.name == "__init__.py")
+        _index_definitions(module)
+        self.modules.append(module)
+        self._by_name.setdefault(name, []).append(module)
+        self._by_path[path.resolve()] = module
+        return module
+
+    def link(self) -> None:
+        """Resolve every import of a project module, loading context modules as needed."""
+        linked: set[int] = set()
+        pending = list(self.modules)
+        while pending:
+            module = pending.pop()
+            if id(module) in linked:
+                continue
+            linked.add(id(module))
+            for node in module.nodes:
+                if not isinstance(node, ast.Import | ast.ImportFrom):
+                    continue
+                found = [
+                    other
+                    for name in _imported_names(node, module)
+                    if (other := self._find(name, module)) is not None and other is not module
+                ]
+                if found:
+                    module.imports[id(node)] = found
+                    pending.extend(found)
+
+    def _find(self, name: str, near: Module) -> Module | None:
+        candidates = self._by_name.get(name, [])
+        if candidates:
+            for candidate in candidates:
+                if candidate.path.parent == near.path.parent:
+                    return candidate
+            return candidates[0]
+        return self._load_context(name, near)
+
+    def _load_context(self, name: str, near: Module) -> Module | None:
+        key = (name, near.path.parent)
+        if key in self._missing or self._context_loaded >= MAX_CONTEXT_MODULES:
+            return None
+        found = self._read_context(name, near)
+        if found is None:
+            self._missing.add(key)
+        return found
+
+    def _read_context(self, name: str, near: Module) -> Module | None:
+        relative = Path(*name.split("."))
+        roots = list(dict.fromkeys([near.folder, _package_root(near.path).resolve(), *self._roots]))
+        for root in roots:
+            for candidate in (root / relative.with_suffix(".py"), root / relative / "__init__.py"):
+                if not candidate.is_file():
+                    continue
+                resolved = candidate.resolve()
+                if resolved in self._by_path:
+                    return self._by_path[resolved]
+                if not resolved.is_relative_to(root):
+                    continue  # a link out of the folder: not this project's code
+                try:
+                    if resolved.stat().st_size > MAX_FILE_BYTES:
+                        continue
+                    source = resolved.read_bytes().decode("utf-8-sig")
+                    tree = ast.parse(source, filename=str(resolved))
+                except (OSError, UnicodeDecodeError, SyntaxError, ValueError, RecursionError):
+                    continue
+                if deepest_beyond(tree, MAX_DEPTH) is not None:
+                    continue
+                self._context_loaded += 1
+                return self.add(resolved, str(resolved), source, tree, linted=False)
+        return None
+
+    # -- resolution --------------------------------------------------------------------
+
+    def module(self, name: str, near: Module) -> Module | None:
+        candidates = self._by_name.get(name, [])
+        for candidate in candidates:
+            if candidate.path.parent == near.path.parent:
+                return candidate
+        return candidates[0] if candidates else None
+
+    def lookup(self, qualified: str, near: Module) -> Target | Module | None:
+        """The project function, class or module a dotted name (as the aliases give it)
+        names, or None when it is not the project's."""
+        parts = qualified.split(".")
+        for cut in range(len(parts), 0, -1):
+            module = self.module(".".join(parts[:cut]), near)
+            if module is None:
+                continue
+            rest = parts[cut:]
+            if not rest:
+                return module
+            if len(rest) == 1:
+                return module.functions.get(rest[0]) or module.classes.get(rest[0])
+            if len(rest) == 2 and rest[0] in module.classes:
+                return module.classes[rest[0]].methods.get(rest[1])
+            return None
+        return None
+
+    def qualified(self, node: ast.expr, module: Module) -> str | None:
+        """``np.random.rand`` -> ``numpy.random.rand``; a module's own top-level function
+        or class -> ``module.name``; None unless rooted in an import or a definition."""
+        if isinstance(node, ast.Name):
+            if node.id in module.aliases:
+                return module.aliases[node.id]
+            if node.id in module.functions or node.id in module.classes:
+                return f"{module.name}.{node.id}"
+            return None
+        if isinstance(node, ast.Attribute):
+            base = self.qualified(node.value, module)
+            return None if base is None else f"{base}.{node.attr}"
+        return None
+
+    def resolve_call(
+        self, call: ast.Call, module: Module, within: Function | None
+    ) -> Target | None:
+        """The project function or class a call names, if any."""
+        func = call.func
+        if within is not None and isinstance(func, ast.Name):
+            scope: Function | None = within
+            while scope is not None:
+                if func.id in scope.local_functions:
+                    return scope.local_functions[func.id]
+                scope = scope.parent
+        if (
+            within is not None
+            and within.owner is not None
+            and isinstance(func, ast.Attribute)
+            and isinstance(func.value, ast.Name)
+            and func.value.id == within.self_name
+        ):
+            return self.method(within.owner, func.attr)
+        name = self.qualified(func, module)
+        if name is None:
+            return None
+        found = self.lookup(name, module)
+        return found if isinstance(found, Function | Class) else None
+
+    def method(self, cls: Class, name: str, depth: int = 0) -> Function | None:
+        """A method of a project class, looked up through its project base classes."""
+        if name in cls.methods:
+            return cls.methods[name]
+        if depth > 8:
+            return None
+        for base in cls.node.bases:
+            qualified = self.qualified(base, cls.module)
+            found = self.lookup(qualified, cls.module) if qualified else None
+            if isinstance(found, Class):
+                method = self.method(found, name, depth + 1)
+                if method is not None:
+                    return method
+        return None
+
+    def constructor(self, cls: Class) -> Function | None:
+        return self.method(cls, "__init__")
+
+    def functions(self) -> Iterator[Function]:
+        for module in self.modules:
+            yield from module.all_functions
+
+    def components(self) -> dict[Module, int]:
+        """Modules grouped by import: each group is one program for "eventually seeded"."""
+        parent = {id(m): id(m) for m in self.modules}
+
+        def find(key: int) -> int:
+            while parent[key] != key:
+                parent[key] = parent[parent[key]]
+                key = parent[key]
+            return key
+
+        for module in self.modules:
+            for imported in module.imports.values():
+                for other in imported:
+                    parent[find(id(other))] = find(id(module))
+        return {m: find(id(m)) for m in self.modules}
+
+
+def deepest_beyond(tree: ast.AST, limit: int) -> ast.AST | None:
+    """The first node nested deeper than ``limit``, if any: the analyses recurse along the
+    tree, so such a file is refused rather than crashing them."""
+    stack: list[tuple[ast.AST, int]] = [(tree, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > limit:
+            return node
+        stack.extend((child, depth + 1) for child in ast.iter_child_nodes(node))
+    return None
+
+
+def _module_name(path: Path) -> str:
+    """The dotted name: the package path (folders with ``__init__.py``) and the stem."""
+    parts = [] if path.name == "__init__.py" else [path.stem]
+    folder = path.parent
+    while (folder / "__init__.py").is_file() and folder.name:
+        parts.insert(0, folder.name)
+        folder = folder.parent
+    return ".".join(parts) or path.parent.name
+
+
+def _package_root(path: Path) -> Path:
+    folder = path.parent
+    while (folder / "__init__.py").is_file() and folder.parent != folder:
+        folder = folder.parent
+    return folder
+
+
+def _aliases(tree: ast.Module, module_name: str, *, is_package: bool) -> dict[str, str]:
+    """Local name -> the module or object it was imported as, for every import in the file;
+    relative imports are made absolute against the module's own package."""
+    aliases: dict[str, str] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.asname:
+                    aliases[alias.asname] = alias.name
+                else:
+                    root = alias.name.split(".", 1)[0]
+                    aliases[root] = root
+        elif isinstance(node, ast.ImportFrom):
+            base = _absolute(node, module_name, is_package=is_package)
+            if base is None:
+                continue
+            for alias in node.names:
+                if alias.name != "*":
+                    aliases[alias.asname or alias.name] = (
+                        f"{base}.{alias.name}" if base else alias.name
+                    )
+    return aliases
+
+
+def _absolute(node: ast.ImportFrom, module_name: str, *, is_package: bool) -> str | None:
+    if not node.level:
+        return node.module
+    package = module_name.split(".")
+    if not is_package:
+        package = package[:-1]
+    if node.level - 1 > len(package):
+        return None
+    package = package[: len(package) - (node.level - 1)]
+    return ".".join([*package, *([node.module] if node.module else [])])
+
+
+def _imported_names(node: ast.Import | ast.ImportFrom, module: Module) -> list[str]:
+    """The modules an import statement may load: ``import a.b`` loads ``a.b``;
+    ``from a import b`` loads ``a`` and, when ``b`` is a submodule, ``a.b``."""
+    if isinstance(node, ast.Import):
+        return [alias.name for alias in node.names]
+    base = _absolute(node, module.name, is_package=module.path.name == "__init__.py")
+    if base is None:
+        return []
+    names = [base] if base else []
+    names += [
+        f"{base}.{alias.name}" if base else alias.name for alias in node.names if alias.name != "*"
+    ]
+    return names
+
+
+def _index_definitions(module: Module) -> None:
+    def visit(body: list[ast.stmt], owner: Class | None, parent: Function | None) -> None:
+        for node in _statements(body):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                function = Function(node, module, owner, parent=parent)
+                module.all_functions.append(function)
+                if parent is not None:
+                    parent.local_functions[node.name] = function
+                elif owner is not None:
+                    owner.methods[node.name] = function
+                else:
+                    module.functions[node.name] = function
+                visit(node.body, None, function)
+            elif isinstance(node, ast.ClassDef):
+                cls = Class(node, module)
+                if owner is None and parent is None:
+                    module.classes[node.name] = cls
+                visit(node.body, cls, None)
+
+    visit(module.tree.body, None, None)
+
+
+def _statements(body: list[ast.stmt]) -> Iterator[ast.stmt]:
+    """Statements of a block, descending into if/for/while/try/with (a definition inside
+    ``if TYPE_CHECKING`` or a try is still a definition of this scope)."""
+    for node in body:
+        yield node
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            continue
+        for name in ("body", "orelse", "finalbody"):
+            inner = getattr(node, name, None)
+            if isinstance(inner, list) and inner and isinstance(inner[0], ast.stmt):
+                yield from _statements(inner)
+        for handler in getattr(node, "handlers", []) or []:
+            yield from _statements(handler.body)
+        for case in getattr(node, "cases", []) or []:
+            yield from _statements(case.body)
