@@ -86,7 +86,7 @@ _DECLARATIONS: tuple[Callable[[Callable[..., Any]], Callable[..., Any]], ...] = 
     click.option(
         "--python",
         metavar="PATH",
-        envvar="HARNESS_PYTHON",
+        envvar="HARNESS_HOST_PYTHON",
         help="The interpreter of --executor host (default: the active virtual environment, "
         "the project's .venv, then python3).",
     ),
