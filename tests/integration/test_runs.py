@@ -263,3 +263,14 @@ def test_gpus_without_a_gpu_runtime_are_refused_before_anything_starts(
         else set()
     )
     assert after == before
+
+
+def test_verify_takes_gpus_and_refuses_them_without_a_gpu_runtime(
+    engine: Engine, probe_project: Path
+) -> None:
+    if engine.has_gpu_runtime():
+        pytest.skip("this engine has a GPU runtime")
+    result = harness("verify", "probe-network", "--variant", "cuda", "--gpus", cwd=probe_project)
+    assert result.returncode == 2
+    assert "no NVIDIA runtime" in result.stderr
+    assert "install the NVIDIA Container Toolkit" in result.stderr
