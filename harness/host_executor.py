@@ -29,10 +29,18 @@ from pathlib import Path
 from typing import Any
 
 import harness
-from harness import atomic, dvc, records, vcs
+from harness import atomic, records
 from harness.config import Config
 from harness.errors import ConfigError, HarnessError
-from harness.run import RunRequest, RunResult, finish, run_spec, settle
+from harness.run import (
+    RunRequest,
+    RunResult,
+    finish,
+    input_digests,
+    new_record,
+    run_spec,
+    settle,
+)
 from harness.runtime import fingerprint
 from harness.runtime.determinism import environment as determinism_environment
 from harness.variations import PROJECT
@@ -224,9 +232,7 @@ def run_on_host(
             f"leave it out with --vary all,-{unsupported[0]}",
         )
     device = "cuda" if request.gpus else "cpu"
-    inputs = {name: records.digest_path(path) for name, path in experiment.inputs.items()}
-    for name, tracked in dvc.check_inputs(config.project_root, experiment.inputs).items():
-        inputs[name].update(tracked)
+    inputs = input_digests(config, experiment)
     run_id = records.new_run_id(experiment.name)
     folder = records.runs_root(config.project_root) / run_id
     artifacts, meta = folder / records.ARTIFACTS, folder / records.META
@@ -254,19 +260,15 @@ def run_on_host(
     determinism = determinism_environment(
         request.seed, request.profile, request.threads, device, switches=switches
     )
-    source = vcs.source_state(config.project_root)
-    record: dict[str, Any] = {
-        "schema": records.SCHEMA,
-        "run_id": run_id,
-        "status": "running",
-        "experiment": experiment.name,
-        "entry": experiment.entry,
-        "command": spec["command"],
-        "parameters": spec["parameters"],
-        "seed": request.seed,
-        "profile": request.profile,
-        "threads": request.threads,
-        "device": device,
+    record = {
+        **new_record(
+            config,
+            request,
+            spec,
+            inputs,
+            environment={**determinism, **setup.extra_env},
+            host=config.host_name,
+        ),
         "executor": "host",
         "switches": switches,
         # No image isolated this run: the environment below stands in for its digest.
@@ -274,23 +276,8 @@ def run_on_host(
         "python_environment": python.as_record(),
         "constraints_sha256": None,
         "lock_sha256": None,
-        "source": {
-            "commit": source.commit,
-            "dirty": source.dirty,
-            "diff_sha256": source.diff_sha256,
-        },
-        "inputs": {
-            name: {"path": _relative(path, config.project_root), **inputs[name]}
-            for name, path in experiment.inputs.items()
-        },
-        "environment": {**determinism, **setup.extra_env},
         "container": None,
-        "harness_version": harness.__version__,
-        "host": config.host_name,
         "engine": None,
-        "timings": {"started_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")},
-        "log": records.LOG,
-        "artifacts": [],
     }
     records.write(folder, record)
     say(f"running {experiment.name} ({run_id}) on this machine with {python.executable}")
@@ -405,10 +392,3 @@ def _cpus(cpuset: str | None) -> frozenset[int] | None:
         first, _, last = part.partition("-")
         cpus.update(range(int(first), int(last or first) + 1))
     return frozenset(cpus)
-
-
-def _relative(path: Path, root: Path) -> str:
-    try:
-        return path.relative_to(root).as_posix()
-    except ValueError:
-        return str(path)

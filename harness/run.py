@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import harness
-from harness import dvc, hosts, records, staging, vcs
+from harness import atomic, dvc, hosts, records, staging, vcs
 from harness.build import LABEL_CONSTRAINTS, LABEL_LOCK, BuildResult
 from harness.config import Config, Experiment
 from harness.engine import ContainerSpec, Engine, Mount, RunOutcome, VolumeMount
@@ -83,11 +83,7 @@ def run_experiment(
     device = "cuda" if request.gpus else "cpu"
     for path in (config.project_root, *experiment.inputs.values()):
         _check_readable_by_others(path)
-    inputs = {name: records.digest_path(path) for name, path in experiment.inputs.items()}
-    # Data that DVC tracks must still be the version dvc.lock names: checked before anything
-    # is written, so a mismatch costs no run.
-    for name, tracked in dvc.check_inputs(config.project_root, experiment.inputs).items():
-        inputs[name].update(tracked)
+    inputs = input_digests(config, experiment)
     run_id = records.new_run_id(experiment.name)
     folder = records.runs_root(config.project_root) / run_id
     artifacts, meta = folder / records.ARTIFACTS, folder / records.META
@@ -113,21 +109,9 @@ def run_experiment(
         threads=request.threads,
         device=device,
     )
-    (folder / "spec.json").write_text(json.dumps(spec, indent=2, sort_keys=True) + "\n")
-    source = vcs.source_state(config.project_root)
-    started = dt.datetime.now(dt.UTC)
-    record: dict[str, Any] = {
-        "schema": records.SCHEMA,
-        "run_id": run_id,
-        "status": "running",
-        "experiment": experiment.name,
-        "entry": experiment.entry,
-        "command": spec["command"],
-        "parameters": spec["parameters"],
-        "seed": request.seed,
-        "profile": request.profile,
-        "threads": request.threads,
-        "device": device,
+    atomic.write_text(folder / "spec.json", json.dumps(spec, indent=2, sort_keys=True) + "\n")
+    record = {
+        **new_record(config, request, spec, inputs, environment=environment, host=host.name),
         "image": {
             "reference": image.reference,
             "id": image.image_id,
@@ -136,16 +120,6 @@ def run_experiment(
         },
         "constraints_sha256": image.labels.get(LABEL_CONSTRAINTS),
         "lock_sha256": image.labels.get(LABEL_LOCK),
-        "source": {
-            "commit": source.commit,
-            "dirty": source.dirty,
-            "diff_sha256": source.diff_sha256,
-        },
-        "inputs": {
-            name: {"path": _relative(path, config), **inputs[name]}
-            for name, path in experiment.inputs.items()
-        },
-        "environment": environment,
         "container": {
             "network": "none",
             "read_only_root": True,
@@ -159,12 +133,7 @@ def run_experiment(
             "timeout_s": request.timeout,
             "files": host.files,
         },
-        "harness_version": harness.__version__,
-        "host": host.name,
         "engine": {"where": engine.where, "version": engine.version().get("Version")},
-        "timings": {"started_at": started.isoformat(timespec="seconds")},
-        "log": records.LOG,
-        "artifacts": [],
     }
     records.write(folder, record)
 
@@ -254,6 +223,59 @@ def settle(
             record, folder, "failed", 0, f"declared output {missing[0]!r} was not written"
         )
     return finish(record, folder, "succeeded", 0, None)
+
+
+def input_digests(config: Config, experiment: Experiment) -> dict[str, dict[str, Any]]:
+    """Each input's digest, with its DVC version where DVC tracks it. Data that DVC tracks
+    must still be the version dvc.lock names: checked before anything is written, so a
+    mismatch costs no run."""
+    inputs = {name: records.digest_path(path) for name, path in experiment.inputs.items()}
+    for name, tracked in dvc.check_inputs(config.project_root, experiment.inputs).items():
+        inputs[name].update(tracked)
+    return inputs
+
+
+def new_record(
+    config: Config,
+    request: RunRequest,
+    spec: Mapping[str, Any],
+    inputs: Mapping[str, Mapping[str, Any]],
+    *,
+    environment: Mapping[str, str],
+    host: str,
+) -> dict[str, Any]:
+    """The fields every run's record starts with, in a container or on the host: what ran,
+    with which seed and settings, from which source, on which inputs, where and when."""
+    experiment = request.experiment
+    source = vcs.source_state(config.project_root)
+    return {
+        "schema": records.SCHEMA,
+        "run_id": spec["run_id"],
+        "status": "running",
+        "experiment": experiment.name,
+        "entry": experiment.entry,
+        "command": spec["command"],
+        "parameters": spec["parameters"],
+        "seed": request.seed,
+        "profile": request.profile,
+        "threads": request.threads,
+        "device": spec["device"],
+        "source": {
+            "commit": source.commit,
+            "dirty": source.dirty,
+            "diff_sha256": source.diff_sha256,
+        },
+        "inputs": {
+            name: {"path": _relative(path, config), **inputs[name]}
+            for name, path in experiment.inputs.items()
+        },
+        "environment": dict(environment),
+        "harness_version": harness.__version__,
+        "host": host,
+        "timings": {"started_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")},
+        "log": records.LOG,
+        "artifacts": [],
+    }
 
 
 def run_spec(
