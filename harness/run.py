@@ -19,7 +19,7 @@ from typing import Any
 
 import harness
 from harness import dvc, hosts, records, staging, vcs
-from harness.build import LABEL_CONSTRAINTS, LABEL_LOCK, BuildResult
+from harness.build import LABEL_CONSTRAINTS, LABEL_DOCKERFILE, LABEL_LOCK, BuildResult
 from harness.config import Config, Experiment
 from harness.engine import ContainerSpec, Engine, Mount, RunOutcome, VolumeMount
 from harness.errors import ConfigError, EngineError, HarnessError
@@ -133,6 +133,8 @@ def run_experiment(
             "id": image.image_id,
             "digest": _image_digest(engine, image),
             "variant": image.variant,
+            # "project:Dockerfile" or "harness:Dockerfile": which one built the image.
+            "dockerfile": image.labels.get(LABEL_DOCKERFILE),
         },
         "constraints_sha256": image.labels.get(LABEL_CONSTRAINTS),
         "lock_sha256": image.labels.get(LABEL_LOCK),
