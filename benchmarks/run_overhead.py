@@ -25,8 +25,6 @@ PROJECT_FILES = (
     "constraints.txt",
     "constraints-cuda.txt",
     "build-constraints.txt",
-    "Dockerfile",
-    "Dockerfile.cuda",
     "README.md",
 )
 NOOP = """

@@ -1,9 +1,10 @@
 """Building a variant's image from its Dockerfile and hashed constraints.
 
 The build context is assembled in a temporary folder, never from the project tree: the
-Dockerfile, the variant's constraints, the wheels the constraints pin that lie in the
-configured wheel folders, harness's own wheel (built with hashed build constraints), and
-the CA bundle to trust while installing. Inside, pip installs with ``--require-hashes
+Dockerfile (the project's own, else harness's, see :mod:`harness.dockerfiles`), the
+variant's constraints, the wheels the constraints pin that lie in the configured wheel
+folders, harness's own wheel (from the harness that runs, see :mod:`harness.runtime_wheel`),
+and the CA bundle to trust while installing. Inside, pip installs with ``--require-hashes
 --no-deps``, so the image holds exactly the pinned bytes or the build fails.
 
 Every input of the build is folded into one digest stored as a label. A rebuild whose
@@ -27,7 +28,6 @@ import json
 import os
 import re
 import shutil
-import subprocess
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -35,13 +35,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
-from uv import find_uv_bin
 
 import harness
-from harness import builtimages, imageconfig, lock, vcs
+from harness import builtimages, imageconfig, lock, runtime_wheel, vcs
 from harness.base import BaseImage, ensure_base
 from harness.config import Config, Variant
 from harness.digests import sha256_file
+from harness.dockerfiles import Dockerfile, choose
 from harness.engine import Engine
 from harness.errors import BuildError, ConfigError, HashMismatch
 
@@ -51,11 +51,12 @@ LABEL_CONSTRAINTS = "io.harness.constraints.sha256"
 LABEL_LOCK = "io.harness.lock.sha256"
 LABEL_VERSION = "io.harness.version"
 LABEL_DIRTY = "io.harness.source.dirty"
+# Which Dockerfile built the image: "project:PATH" or "harness:NAME", and its sha256.
+LABEL_DOCKERFILE = "io.harness.dockerfile"
+LABEL_DOCKERFILE_SHA256 = "io.harness.dockerfile.sha256"
 # Present only on images whose layers harness rewrote (build(..., rewrite_layers=True)).
 LABEL_LAYERS = "io.harness.layers"
 DEFAULT_INDEX_URL = "https://pypi.org/simple"
-# Files of harness's own source that end up in its wheel.
-_WHEEL_SOURCES = ("pyproject.toml", "README.md", lock.BUILD_CONSTRAINTS)
 
 
 @dataclass(frozen=True)
@@ -92,19 +93,19 @@ class BuildPlan:
     variant: Variant
     pins: Sequence[lock.Pin]
     ca_bundle: bytes
-    source_root: Path
+    # The harness whose runtime the image gets (its checkout, or its installed copy).
+    harness_source: runtime_wheel.HarnessSource
+    dockerfile: Dockerfile
 
 
 def plan(config: Config, variant_name: str) -> BuildPlan:
     """Validate the variant, its Dockerfile, its constraints and the CA bundle."""
     variant = config.variant(variant_name)
-    if not variant.dockerfile.is_file():
-        raise ConfigError(
-            f"the {variant.name} variant's Dockerfile {variant.dockerfile.name} does not exist",
-            f"create it, or set dockerfile under [tool.harness.variants.{variant.name}]",
-        )
+    dockerfile = choose(variant, config.project_root)
     pins = lock.require_fresh(config, variant)
-    return BuildPlan(config, variant, pins, _ca_bundle_bytes(config), harness_source_root())
+    return BuildPlan(
+        config, variant, pins, _ca_bundle_bytes(config), runtime_wheel.locate(), dockerfile
+    )
 
 
 @dataclass(frozen=True)
@@ -117,7 +118,7 @@ class Prepared:
     labels: Mapping[str, str]
     reference: str
     epoch: int
-    # The digest of harness's source the labels were computed from (see source_digest).
+    # The digest of harness's files the labels were computed from (see runtime_wheel).
     source: str = ""
 
     @property
@@ -160,11 +161,13 @@ def prepare(
         "SOURCE_DATE_EPOCH": str(epoch),
     }
     labels = image_labels(config, variant, base)
+    labels[LABEL_DOCKERFILE] = build_plan.dockerfile.label
+    labels[LABEL_DOCKERFILE_SHA256] = build_plan.dockerfile.sha256
     if rewrite_layers:
         labels[LABEL_LAYERS] = "rewritten"
-    source = source_digest(build_plan.source_root)
+    source = build_plan.harness_source.digest()
     labels[LABEL_BUILD_INPUT] = build_input_digest(
-        dockerfile=variant.dockerfile.read_bytes(),
+        dockerfile=build_plan.dockerfile.text,
         constraints=variant.constraints.read_bytes(),
         harness_source=source,
         ca_bundle=build_plan.ca_bundle,
@@ -257,16 +260,16 @@ def build_image(
         context = Path(folder)
         say(f"assembling the build context of {prepared.reference}")
         assemble_context(context, build_plan, epoch=prepared.epoch)
-        if prepared.source and source_digest(build_plan.source_root) != prepared.source:
+        if prepared.source and build_plan.harness_source.digest() != prepared.source:
             # The wheel would not be the source the labels name (and two builds of a
             # check would differ for a reason that is no fault of the build).
             raise BuildError(
-                f"harness's source in {build_plan.source_root} changed while the build "
-                "was being prepared",
+                f"harness's files in {build_plan.harness_source.root} changed while the "
+                "build was being prepared",
                 "finish the edit, then build again",
             )
         say(
-            f"building {prepared.reference} from {variant.dockerfile.name} "
+            f"building {prepared.reference} from {build_plan.dockerfile.describe()} "
             f"on base {prepared.base.reference}"
         )
         watcher = HashMismatchWatcher()
@@ -382,30 +385,6 @@ def build_input_digest(
     return hashlib.sha256(json.dumps(document, sort_keys=True).encode()).hexdigest()
 
 
-def harness_source_root() -> Path:
-    """The source tree harness runs from; its wheel is what the images install."""
-    root = Path(harness.__file__).resolve().parent.parent
-    if not (root / "pyproject.toml").is_file():
-        raise BuildError(
-            f"harness runs from {root}, which is not a source tree with a pyproject.toml",
-            "install harness from its source checkout (`uv sync` in the repository)",
-        )
-    return root
-
-
-def source_digest(root: Path) -> str:
-    """sha256 over harness's package files and the files that shape its wheel."""
-    digest = hashlib.sha256()
-    files = sorted(
-        p for p in (root / "harness").rglob("*") if p.is_file() and "__pycache__" not in p.parts
-    )
-    files += [root / name for name in _WHEEL_SOURCES if (root / name).is_file()]
-    for path in files:
-        digest.update(path.relative_to(root).as_posix().encode() + b"\0")
-        digest.update(hashlib.sha256(path.read_bytes()).digest())
-    return digest.hexdigest()
-
-
 def _ca_bundle_bytes(config: Config) -> bytes:
     if config.ca_bundle is None:
         return b""
@@ -429,7 +408,7 @@ def assemble_context(context: Path, build_plan: BuildPlan, *, epoch: int | None 
     Linked wheels keep theirs: they share their inode with the user's own files.
     """
     config, variant = build_plan.config, build_plan.variant
-    shutil.copyfile(variant.dockerfile, context / "Dockerfile")
+    (context / "Dockerfile").write_bytes(build_plan.dockerfile.text)
     shutil.copyfile(variant.constraints, context / "constraints.txt")
     (context / "ca-bundle.crt").write_bytes(build_plan.ca_bundle)
     wheels = context / "wheels"
@@ -441,7 +420,7 @@ def assemble_context(context: Path, build_plan: BuildPlan, *, epoch: int | None 
         for wheel in pinned_wheels(config.find_links, build_plan.pins):
             _link_or_copy(wheel, wheels / wheel.name)
     dist = context / "dist"
-    wheel = build_harness_wheel(build_plan.source_root, dist)
+    wheel = build_plan.harness_source.wheel(dist)
     # By name and hash, not by file:// URL: pip then writes no direct_url.json, which would
     # name a path that exists only in the build's throwaway stage.
     _, version, _, _ = parse_wheel_filename(wheel.name)
@@ -486,37 +465,6 @@ def _link_or_copy(source: Path, target: Path) -> None:
         target.hardlink_to(source)
     except OSError:
         shutil.copyfile(source, target)
-
-
-def build_harness_wheel(source_root: Path, out_dir: Path) -> Path:
-    """Build harness's wheel with hash-checked build dependencies; returns the wheel's path."""
-    constraints = source_root / lock.BUILD_CONSTRAINTS
-    if not constraints.is_file():
-        raise BuildError(
-            f"{lock.BUILD_CONSTRAINTS} is missing, so harness's wheel cannot be built with hashes",
-            "run `harness lock`",
-        )
-    environment = dict(os.environ)
-    environment.setdefault(
-        "SOURCE_DATE_EPOCH", str(source_date_epoch(vcs.source_state(source_root)))
-    )
-    result = subprocess.run(
-        [
-            find_uv_bin(), "build", "--wheel", "--quiet",
-            "--out-dir", str(out_dir),
-            "--build-constraint", str(constraints),
-            "--require-hashes",
-            str(source_root),
-        ],
-        env=environment, capture_output=True, text=True, check=False,
-    )  # fmt: skip
-    wheels = sorted(out_dir.glob("harness-*.whl"))
-    if result.returncode != 0 or len(wheels) != 1:
-        tail = " ".join(result.stderr.strip().splitlines()[-3:])
-        raise BuildError(
-            f"building harness's wheel failed: {tail}", "run `harness lock`, then retry"
-        )
-    return wheels[0]
 
 
 class HashMismatchWatcher:

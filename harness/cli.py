@@ -36,6 +36,7 @@ from harness.k8s import k8s_group
 from harness.lint import lint
 from harness.mlproject import experiment_from_mlproject, mlproject
 from harness.package import package
+from harness.project_init import InitRequest, find_root, init_project, parse_experiment, summary
 from harness.ui import UI
 
 EXIT_INTERRUPTED = 130
@@ -148,6 +149,50 @@ def config_command(state: State, as_json: bool) -> None:
         )
     for name, variant in values["variants"].items():
         state.ui.result(f"variant {name:<9} {variant}")
+
+
+@cli.command("init")
+@click.argument("experiments", nargs=-1, metavar="[NAME=module:function]...")
+@click.option(
+    "--dockerfiles", is_flag=True, help="Also copy harness's Dockerfiles in, to customise."
+)
+@click.option("--ci", is_flag=True, help="Also write the GitHub workflow (harness ci github).")
+@click.option("--force", is_flag=True, help="Replace what exists with other content.")
+@click.option("--json", "as_json", is_flag=True, help="Print what was done as JSON.")
+@click.pass_obj
+def init_command(
+    state: State,
+    experiments: tuple[str, ...],
+    *,
+    dockerfiles: bool,
+    ci: bool,
+    force: bool,
+    as_json: bool,
+) -> None:
+    """Make this repository a harness project, adding only what is missing.
+
+    Adds [tool.harness] with the experiments given (or an example experiment), the
+    `experiments` dependency group (from the project's dependencies) when there is none,
+    and .harness/ to .gitignore. Running it again changes nothing; what exists with other
+    content is refused unless --force.
+
+    \b
+      harness init                          an example experiment to start from
+      harness init train=mypkg.train:main   declare your own
+      harness init --dockerfiles --ci       also the Dockerfiles and the CI workflow
+    """
+    request = InitRequest(
+        experiments=tuple(parse_experiment(text) for text in experiments),
+        dockerfiles=dockerfiles,
+        ci=ci,
+        force=force,
+    )
+    changes = init_project(find_root(state.project or Path.cwd()), request)
+    if as_json:
+        state.ui.json([change.as_dict() for change in changes])
+        return
+    for line in summary(changes):
+        state.ui.result(line)
 
 
 @cli.command("lock")

@@ -175,11 +175,14 @@ MEMORY = re.compile(r"(?P<amount>[1-9][0-9]{0,12})(?P<unit>[bkmg]?)", re.IGNOREC
 PROFILES = ("strict", "portable")
 
 _OPTION_BY_KEY = {option.key: option for option in OPTIONS}
-_VARIANT_KEYS = frozenset({"dockerfile", "constraints", "replace", "find-links"})
+_VARIANT_KEYS = frozenset({"dockerfile", "constraints", "replace", "find-links", "device"})
+DEVICES = ("cpu", "cuda")
 _EXPERIMENT_KEYS = frozenset({"entry", "command", "parameters", "inputs", "outputs", "variant"})
 # Tables whose keys the module that owns them validates (it names this table in its errors).
 _MODULE_TABLES = ("mlflow", "lint", "certify", "verify", "hosts", "ci", "k8s")
 _TABLES = ("variants", "experiments", "policies", "policies-across-devices", *_MODULE_TABLES)
+# A project's own Dockerfile is used when it exists; otherwise harness's own (see
+# harness.dockerfiles), so a project needs none to build.
 _DEFAULT_VARIANTS: Mapping[str, Mapping[str, Any]] = {
     "cpu": {"dockerfile": "Dockerfile", "constraints": "constraints.txt"},
     "cuda": {"dockerfile": "Dockerfile.cuda", "constraints": "constraints-cuda.txt"},
@@ -198,8 +201,16 @@ class Variant:
     replace: Mapping[str, str] = field(default_factory=dict)
     # Whether the extra wheel folders are offered to the resolver. PEP 440 lets
     # ``torch==2.13.0`` match a local ``2.13.0+cpu`` build lying in such a folder, so a
-    # variant that wants the index's build must not see them.
+    # variant that wants the index's build must not see them (the default for cuda).
     find_links: bool = True
+    # What the image computes on: "cpu" or "cuda". Its constraints are checked against it
+    # (see harness.device_pins): no CPU-only build in a CUDA image, no CUDA wheel in a CPU one.
+    device: str = "cpu"
+    # Whether [tool.harness.variants.NAME] names a dockerfile: a declared one must exist,
+    # an undeclared default falls back to harness's own when the project has none.
+    dockerfile_declared: bool = False
+    # Whether the project declares this variant under [tool.harness.variants].
+    declared: bool = False
 
 
 @dataclass(frozen=True)
@@ -339,6 +350,7 @@ class Config:
                     "constraints": str(v.constraints.relative_to(self.project_root)),
                     "replace": dict(v.replace),
                     "find-links": v.find_links,
+                    "device": v.device,
                 }
                 for name, v in self.variants.items()
             },
@@ -517,9 +529,19 @@ def _load_variants(root: Path, table: Any) -> dict[str, Variant]:
                 f"use one of: {', '.join(sorted(_VARIANT_KEYS))}",
             )
         merged.setdefault(name, {}).update(spec)
+    declared = set(table)
 
     variants: dict[str, Variant] = {}
     for name, spec in merged.items():
+        device = spec.get("device", "cuda" if name == "cuda" else "cpu")
+        if device not in DEVICES:
+            raise ConfigError(
+                f"[tool.harness.variants.{name}] device must be one of {', '.join(DEVICES)}, "
+                f"not {device!r}",
+                'write device = "cpu" or device = "cuda"',
+            )
+        # A variant of another name builds, by default, from its device's Dockerfile.
+        spec.setdefault("dockerfile", _DEFAULT_VARIANTS[device]["dockerfile"])
         for key in ("dockerfile", "constraints"):
             if not isinstance(spec.get(key), str):
                 raise ConfigError(
@@ -534,7 +556,7 @@ def _load_variants(root: Path, table: Any) -> dict[str, Variant]:
                 f"[tool.harness.variants.{name}] replace must map names to requirements",
                 'write replace = { torch = "torch==2.13.0+cpu" }',
             )
-        find_links = spec.get("find-links", True)
+        find_links = spec.get("find-links", device == "cpu")
         if not isinstance(find_links, bool):
             raise ConfigError(
                 f"[tool.harness.variants.{name}] find-links must be true or false",
@@ -546,6 +568,9 @@ def _load_variants(root: Path, table: Any) -> dict[str, Variant]:
             constraints=root / spec["constraints"],
             replace=dict(replace),
             find_links=find_links,
+            device=device,
+            dockerfile_declared=name in declared and "dockerfile" in table[name],
+            declared=name in declared,
         )
     return variants
 

@@ -151,10 +151,16 @@ def _wheel_sources_check(config: Config) -> Check:
 
 
 def _lock_check(config: Config) -> Check:
+    """The constraints of the variants in use: current, and fit for their device (a CUDA
+    file without CUDA runtime wheels fails here with the package and the fix)."""
     try:
-        problems = lock.check(config, uv_lock=False)
+        variants = lock.variants_in_use(config)
+        problems = lock.check(config, variants, uv_lock=False)
     except HarnessError as error:
         return Check("constraints", False, error.message, error.hint)
     if problems:
-        return Check("constraints", False, "; ".join(problems), "run `harness lock`")
-    return Check("constraints", True, "current for " + ", ".join(sorted(config.variants)))
+        return Check(
+            "constraints", False, "; ".join(problems), "run `harness lock` (or the fix named)"
+        )
+    names = ", ".join(sorted(variant.name for variant in variants))
+    return Check("constraints", True, f"current and fit for their device: {names}")

@@ -8,6 +8,19 @@ exactly what was resolved. ``harness lock --check`` recomputes that header from 
 current declarations, without touching the network for the constraints, so CI can tell in a
 second whether someone changed a dependency and forgot to relock.
 
+Each variant's pins must fit its device (see :mod:`harness.device_pins`): a resolution
+that would put a CPU-only torch into the CUDA image, or CUDA wheels into the CPU one, is
+refused before the file is written, and a file on disk that does so is reported as
+unusable by ``--check``, ``doctor`` and ``build``.
+
+Without ``--variant``, the variants locked and checked are those the project uses: cpu,
+every variant it declares or an experiment names, and any whose constraints file exists.
+A project that never asked for CUDA is not made to resolve gigabytes of it.
+
+``build-constraints.txt`` pins what builds harness's own wheel, so only harness's own
+project writes and checks it; any other project gets harness's runtime from the harness
+that builds its images (see :mod:`harness.runtime_wheel`).
+
 Where wheels come from (an index URL, extra wheel folders) is configuration, passed to uv
 on the command line and never written into the files.
 """
@@ -30,11 +43,11 @@ from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 from uv import find_uv_bin
 
-from harness import atomic
+from harness import atomic, device_pins
 from harness.config import Config, Variant, read_pyproject
 from harness.errors import ConfigError, LockError, StaleLock
+from harness.runtime_wheel import BUILD_CONSTRAINTS, DISTRIBUTION
 
-BUILD_CONSTRAINTS = "build-constraints.txt"
 UV_LOCK = "uv.lock"
 _HEADER_INPUT = "# input-sha256: "
 _HEADER_REQUIREMENT = "# requirement: "
@@ -147,6 +160,23 @@ def variant_input(config: Config, variant: Variant) -> LockInput:
     )
 
 
+def variants_in_use(config: Config) -> list[Variant]:
+    """The variants a plain `harness lock` resolves: cpu, those the project declares or an
+    experiment names, and those whose constraints file exists."""
+    named = {experiment.variant for experiment in config.experiments.values()}
+    return [
+        variant
+        for name, variant in config.variants.items()
+        if name == "cpu" or variant.declared or name in named or variant.constraints.is_file()
+    ]
+
+
+def locks_harness_build(config: Config) -> bool:
+    """Whether the project is harness itself, whose wheel build-constraints.txt pins."""
+    name = read_pyproject(config.pyproject).get("project", {}).get("name")
+    return isinstance(name, str) and canonicalize_name(name) == DISTRIBUTION
+
+
 def build_input(config: Config) -> LockInput:
     """Build requirements of harness's own wheel ([build-system] requires)."""
     requires = read_pyproject(config.pyproject).get("build-system", {}).get("requires", [])
@@ -221,6 +251,16 @@ def header_fields(text: str) -> tuple[str | None, list[str]]:
 # -- checking --------------------------------------------------------------------------
 
 
+def device_mismatches(variant: Variant) -> list[device_pins.Mismatch]:
+    """How the variant's constraints file on disk does not fit its device."""
+    try:
+        text = variant.constraints.read_text(encoding="utf-8")
+        pins = parse_constraints(text, variant.constraints.name)
+    except (OSError, UnicodeDecodeError, LockError):
+        return []  # staleness names what is wrong with the file itself
+    return device_pins.mismatches(pins, variant.device, variant.name, variant.constraints.name)
+
+
 def staleness(path: Path, expected: LockInput) -> list[str]:
     """Why ``path`` does not match ``expected`` (empty when it does)."""
     name = path.name
@@ -279,9 +319,11 @@ def check(
 ) -> list[str]:
     """Every reason the committed lock files are stale; empty when all are current."""
     problems: list[str] = []
-    for variant in variants or list(config.variants.values()):
-        problems += staleness(variant.constraints, variant_input(config, variant))
-    problems += staleness(config.project_root / BUILD_CONSTRAINTS, build_input(config))
+    for variant in variants or variants_in_use(config):
+        stale = staleness(variant.constraints, variant_input(config, variant))
+        problems += stale or [m.one_line() for m in device_mismatches(variant)]
+    if locks_harness_build(config):
+        problems += staleness(config.project_root / BUILD_CONSTRAINTS, build_input(config))
     if uv_lock:
         result = _uv(["lock", "--check"], config, cwd=config.project_root, check=False)
         if result.returncode != 0:
@@ -297,7 +339,13 @@ def require_fresh(config: Config, variant: Variant) -> list[Pin]:
     if problems:
         raise LockError(
             f"constraints for the {variant.name} variant are not usable: {problems[0]}",
-            "run `harness lock` (and commit the result)",
+            f"run `harness lock --variant {variant.name}` (and commit the result)",
+        )
+    mismatched = device_mismatches(variant)
+    if mismatched:
+        raise LockError(
+            f"constraints for the {variant.name} variant are not usable: {mismatched[0].message}",
+            mismatched[0].fix,
         )
     return parse_constraints(
         variant.constraints.read_text(encoding="utf-8"), variant.constraints.name
@@ -312,24 +360,34 @@ def lock(config: Config, variants: Sequence[Variant] | None = None) -> list[Path
     written = []
     _uv(["lock"], config, cwd=config.project_root)
     written.append(config.project_root / UV_LOCK)
-    for variant in variants or list(config.variants.values()):
+    for variant in variants or variants_in_use(config):
         compile_to(
             config,
             variant_input(config, variant),
             variant.constraints,
             ["--python-platform", config.platform],
             find_links=variant.find_links,
+            variant=variant,
         )
         written.append(variant.constraints)
-    target = config.project_root / BUILD_CONSTRAINTS
-    compile_to(config, build_input(config), target, ["--universal"], find_links=False)
-    written.append(target)
+    if locks_harness_build(config):
+        target = config.project_root / BUILD_CONSTRAINTS
+        compile_to(config, build_input(config), target, ["--universal"], find_links=False)
+        written.append(target)
     return written
 
 
 def compile_to(
-    config: Config, lock_input: LockInput, target: Path, extra: Sequence[str], *, find_links: bool
+    config: Config,
+    lock_input: LockInput,
+    target: Path,
+    extra: Sequence[str],
+    *,
+    find_links: bool,
+    variant: Variant | None = None,
 ) -> None:
+    """Resolve ``lock_input`` into ``target``; with ``variant``, refuse pins that do not
+    fit its device, leaving the file on disk as it was."""
     with tempfile.TemporaryDirectory(prefix="harness-lock-") as folder:
         # uv annotates pins with the input file's path; a bare name keeps machine paths out.
         (Path(folder) / "requirements.in").write_text("\n".join(lock_input.requirements) + "\n")
@@ -345,7 +403,16 @@ def compile_to(
                 arguments += ["--find-links", folder_or_url]
         _uv(arguments, config, cwd=Path(folder))
         body = (Path(folder) / "constraints.txt").read_text(encoding="utf-8")
-    parse_constraints(body, target.name)  # refuse to write a file the build would reject
+    pins = parse_constraints(body, target.name)  # refuse a file the build would reject
+    if variant is not None:
+        mismatched = device_pins.mismatches(pins, variant.device, variant.name, target.name)
+        if mismatched:
+            raise LockError(
+                f"the resolution for the {variant.name} variant does not fit its "
+                f"{variant.device} image, so {target.name} was left as it was: "
+                f"{mismatched[0].message.removeprefix(target.name + ' ')}",
+                mismatched[0].fix,
+            )
     atomic.write_text(target, lock_input.header() + body)
 
 

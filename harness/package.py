@@ -1,10 +1,12 @@
 """`harness package`: build harness's wheel twice and check that the two are identical.
 
-The wheel is the one every image installs (see :func:`harness.build.build_harness_wheel`):
-``uv build`` with the hashed ``build-constraints.txt`` and ``--require-hashes``, and
-SOURCE_DATE_EPOCH taken from the commit. Each build runs in a folder of its own; the
-two files are compared byte for byte and, when they differ, member by member, naming
-the members whose content, time or permissions differ.
+The wheel is the one every image built from harness's checkout installs (see
+:func:`harness.runtime_wheel.build_from_checkout`): ``uv build`` with the hashed
+``build-constraints.txt`` and ``--require-hashes``, and SOURCE_DATE_EPOCH taken from the
+commit. Each build runs in a folder of its own; the two files are compared byte for byte
+and, when they differ, member by member, naming the members whose content, time or
+permissions differ. An installed harness has no source to build: its images get its
+installed files (see :func:`harness.runtime_wheel.repack_installed`).
 """
 
 from __future__ import annotations
@@ -17,9 +19,9 @@ from pathlib import Path
 
 import click
 
-from harness import build
+from harness import runtime_wheel
 from harness.digests import sha256_file
-from harness.errors import EXIT_DIFFERS, EXIT_SAME
+from harness.errors import EXIT_DIFFERS, EXIT_SAME, BuildError
 from harness.ui import UI
 
 
@@ -95,8 +97,8 @@ def check_wheel(source_root: Path, out_dir: Path | None = None) -> PackageResult
         tempfile.TemporaryDirectory(prefix="harness-wheel-1-") as one,
         tempfile.TemporaryDirectory(prefix="harness-wheel-2-") as two,
     ):
-        first = build.build_harness_wheel(source_root, Path(one))
-        second = build.build_harness_wheel(source_root, Path(two))
+        first = runtime_wheel.build_from_checkout(source_root, Path(one))
+        second = runtime_wheel.build_from_checkout(source_root, Path(two))
         first_sha, second_sha = sha256_file(first), sha256_file(second)
         differing = () if first_sha == second_sha else wheel_differences(first, second)
         kept = None
@@ -130,7 +132,15 @@ def package(context: click.Context, out_dir: Path | None, as_json: bool) -> None
     """
     ui = _ui(context)
     ui.say("building harness's wheel twice (uv build, hashed build constraints)")
-    result = check_wheel(build.harness_source_root(), out_dir)
+    source = runtime_wheel.locate()
+    if source.kind != "checkout":
+        raise BuildError(
+            f"harness package builds harness's wheel from its checkout, and this harness is "
+            f"installed ({source.root})",
+            "run it in harness's source checkout; an installed harness's images get its "
+            "installed files, checked against its RECORD",
+        )
+    result = check_wheel(source.root, out_dir)
     if as_json:
         ui.json(result.as_dict())
     else:

@@ -19,7 +19,7 @@ from typing import Any
 
 import harness
 from harness import atomic, dvc, hosts, records, staging, vcs
-from harness.build import LABEL_CONSTRAINTS, LABEL_LOCK, BuildResult
+from harness.build import LABEL_CONSTRAINTS, LABEL_DOCKERFILE, LABEL_LOCK, BuildResult
 from harness.config import Config, Experiment
 from harness.engine import ContainerSpec, Engine, Mount, RunOutcome, VolumeMount
 from harness.errors import ConfigError, EngineError, HarnessError
@@ -117,6 +117,8 @@ def run_experiment(
             "id": image.image_id,
             "digest": _image_digest(engine, image),
             "variant": image.variant,
+            # "project:Dockerfile" or "harness:Dockerfile": which one built the image.
+            "dockerfile": image.labels.get(LABEL_DOCKERFILE),
         },
         "constraints_sha256": image.labels.get(LABEL_CONSTRAINTS),
         "lock_sha256": image.labels.get(LABEL_LOCK),
@@ -220,7 +222,11 @@ def settle(
     missing = _missing_outputs(experiment, folder / records.ARTIFACTS)
     if missing:
         return finish(
-            record, folder, "failed", 0, f"declared output {missing[0]!r} was not written"
+            record,
+            folder,
+            "failed",
+            0,
+            missing_output(experiment, missing[0], folder / records.ARTIFACTS),
         )
     return finish(record, folder, "succeeded", 0, None)
 
@@ -392,6 +398,25 @@ def runtime_report(meta: Path) -> dict[str, Any] | None:
 
 def _missing_outputs(experiment: Experiment, artifacts: Path) -> list[str]:
     return [glob for glob in experiment.outputs if not any(artifacts.glob(glob))]
+
+
+def missing_output(experiment: Experiment, glob: str, artifacts: Path) -> str:
+    """One line for a declared output that matched nothing: what was written instead, and
+    the two ways to fix it."""
+    written = sorted(
+        path.relative_to(artifacts).as_posix() for path in artifacts.rglob("*") if path.is_file()
+    )
+    if written:
+        more = f" and {len(written) - 3} more" if len(written) > 3 else ""
+        instead = f"it wrote {', '.join(written[:3])}{more}"
+    else:
+        instead = "it wrote no file at all"
+    return (
+        f"declared output {glob!r} matches no file the experiment wrote ({instead}) "
+        f"(fix: write it into the output folder the experiment is given (output=, or "
+        f"$HARNESS_OUTPUT for a command), or correct outputs under "
+        f"[tool.harness.experiments.{experiment.name}])"
+    )
 
 
 def _image_digest(engine: Engine, image: BuildResult) -> str:

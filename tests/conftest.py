@@ -21,7 +21,6 @@ experiments = ["numpy>=2.0", "torch==2.13.0"]
 image = "demo"
 
 [tool.harness.variants.cpu]
-dockerfile = "Dockerfile"
 constraints = "constraints.txt"
 replace = { torch = "torch==2.13.0+cpu" }
 """
@@ -40,14 +39,12 @@ PROJECT_FILES = (
     "constraints.txt",
     "constraints-cuda.txt",
     "build-constraints.txt",
-    "Dockerfile",
-    "Dockerfile.cuda",
     "README.md",
 )
 
 
 def copy_project_files(target: Path) -> Path:
-    """Copy this repository's project files (pyproject, lock files, Dockerfiles) to ``target``."""
+    """Copy this repository's project files (pyproject, lock files, README) to ``target``."""
     for name in PROJECT_FILES:
         shutil.copy2(REPOSITORY / name, target / name)
     return target

@@ -6,15 +6,21 @@ switches set before the experiment's own code sees it. After the experiment the 
 are read back, the machine is fingerprinted, and the record is written atomically, whether
 the experiment succeeded, failed or was interrupted.
 
+Mistakes in how the project's code meets harness (an entry whose module is not in the
+project, a function that does not exist or does not take ``output``, ``seed``, ``inputs``
+and the parameters, a module the image lacks) are found before the experiment starts and
+recorded as one line naming the cause and the fix, not as a traceback to decipher.
+
 Exit status: 0 succeeded; 1 the experiment raised; a command's own status (128+N when a
-signal killed it, 127 not found, 126 not executable); 2 a bad spec, a missing input or a
-record that could not be written; 130 SIGINT; 143 SIGTERM.
+signal killed it, 127 not found, 126 not executable); 2 a bad spec, an entry that cannot
+be called, a missing input or a record that could not be written; 130 SIGINT; 143 SIGTERM.
 """
 
 from __future__ import annotations
 
 import contextlib
 import importlib
+import inspect
 import json
 import math
 import os
@@ -75,6 +81,18 @@ _RECORDED_PREFIXES = (
 )
 _RECORDED_NAMES = frozenset({"LD_LIBRARY_PATH", "LD_PRELOAD", "VIRTUAL_ENV"})
 _NON_FINITE = {"nan": "NaN", "inf": "Infinity", "-inf": "-Infinity"}
+
+
+class EntryError(Exception):
+    """The entry cannot be called as declared: the cause, and the fix."""
+
+    def __init__(self, message: str, fix: str) -> None:
+        super().__init__(message)
+        self.message = message
+        self.fix = fix
+
+    def one_line(self) -> str:
+        return f"{self.message} (fix: {self.fix})"
 
 
 class Terminated(BaseException):
@@ -163,6 +181,14 @@ def execute(
             outcome.end("interrupted", EXIT_SIGINT, "interrupted by SIGINT")
         except SystemExit as exit_:
             _system_exit(exit_, outcome)
+        except EntryError as error:
+            _say(error.one_line())
+            outcome.end("failed", EXIT_TROUBLE, error.one_line())
+        except ModuleNotFoundError as error:
+            # Imported while the experiment ran: a module the image does not have.
+            traceback.print_exc()
+            problem = _missing_dependency(error, run_spec.experiment)
+            outcome.end("failed", EXIT_FAILED, problem.one_line())
         except Exception as error:
             traceback.print_exc()
             outcome.end("failed", EXIT_FAILED, _one_line(error))
@@ -207,7 +233,9 @@ def _run_entry(run_spec: spec.RunSpec, outcome: Outcome) -> None:
     run_spec.output.mkdir(parents=True, exist_ok=True)
     clock = time.perf_counter()
     try:
-        function = _resolve(importlib.import_module(module_name), function_path)
+        module = _import_entry_module(module_name, run_spec)
+        function = _resolve(module, function_path, run_spec)
+        _check_signature(function, run_spec)
     finally:
         outcome.import_s = time.perf_counter() - clock
     clock = time.perf_counter()
@@ -224,13 +252,89 @@ def _run_entry(run_spec: spec.RunSpec, outcome: Outcome) -> None:
     outcome.end("succeeded", EXIT_SUCCEEDED)
 
 
-def _resolve(module: object, path: str) -> Callable[..., object]:
+def _where(run_spec: spec.RunSpec) -> str:
+    return f"entry under [tool.harness.experiments.{run_spec.experiment}]"
+
+
+def _import_entry_module(module_name: str, run_spec: spec.RunSpec) -> object:
+    """The entry's module, or an EntryError that tells a missing module from a missing
+    dependency of the module."""
+    try:
+        return importlib.import_module(module_name)
+    except ModuleNotFoundError as error:
+        missing = error.name or ""
+        if missing and (module_name == missing or module_name.startswith(missing + ".")):
+            traceback.print_exc()
+            path = module_name.replace(".", "/")
+            raise EntryError(
+                f"the entry {run_spec.entry!r} names the module {module_name!r}, which is not "
+                "in the project",
+                f"correct the {_where(run_spec)}, or add {path}.py (or the package "
+                f"{path}/) under the project's root, where entries are imported from",
+            ) from None
+        traceback.print_exc()
+        raise _missing_dependency(error, run_spec.experiment) from None
+
+
+def _missing_dependency(error: ModuleNotFoundError, experiment: str) -> EntryError:
+    missing = (error.name or str(error)).split(".")[0]
+    return EntryError(
+        f"the experiment {experiment!r} imports {missing!r}, which is neither in the image "
+        "nor in the project",
+        "add the distribution that provides it to the experiments dependency group "
+        "([dependency-groups] in pyproject.toml), then `harness lock` and `harness build`",
+    )
+
+
+def _resolve(module: object, path: str, run_spec: spec.RunSpec) -> Callable[..., object]:
     target = module
     for name in path.split("."):
+        if not hasattr(target, name):
+            defined = _functions_of(module)
+            known = f" (it defines {', '.join(defined)})" if defined else ""
+            raise EntryError(
+                f"the entry {run_spec.entry!r} names {path!r}, which module "
+                f"{getattr(module, '__name__', '?')!r} does not define{known}",
+                f"correct the {_where(run_spec)}, or define {path} in the module",
+            )
         target = getattr(target, name)
     if not callable(target):
-        raise TypeError(f"the entry {path!r} is a {type(target).__name__}, not a function")
+        raise EntryError(
+            f"the entry {run_spec.entry!r} is a {type(target).__name__}, not a function",
+            f"point the {_where(run_spec)} at a function",
+        )
     return target
+
+
+def _functions_of(module: object) -> list[str]:
+    """The public functions a module defines itself, at most five, for a message."""
+    name = getattr(module, "__name__", None)
+    return sorted(
+        key
+        for key, value in vars(module).items()
+        if inspect.isfunction(value) and not key.startswith("_") and value.__module__ == name
+    )[:5]
+
+
+def _check_signature(function: Callable[..., object], run_spec: spec.RunSpec) -> None:
+    """Refuse, before anything runs, a function that cannot take what harness passes."""
+    try:
+        signature = inspect.signature(function)
+    except (TypeError, ValueError):
+        return  # no signature to read (a builtin, say): the call itself will tell
+    arguments = {"output": None, "seed": None, "inputs": None, **run_spec.parameters}
+    try:
+        signature.bind(**arguments)
+    except TypeError as error:
+        parameters = ", ".join(sorted(run_spec.parameters))
+        extra = f", {parameters}" if parameters else ""
+        raise EntryError(
+            f"the entry {run_spec.entry!r} cannot be called as harness calls it, with the "
+            f"keyword arguments output, seed, inputs{extra}: {error}",
+            f"define it as def {run_spec.entry_parts[1].rsplit('.', 1)[-1]}(output, seed, "
+            f"inputs{extra}) (or take **parameters), or correct parameters under "
+            f"[tool.harness.experiments.{run_spec.experiment}]",
+        ) from None
 
 
 def _run_command(run_spec: spec.RunSpec, outcome: Outcome) -> None:

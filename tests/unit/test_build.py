@@ -4,12 +4,37 @@ from pathlib import Path
 
 import pytest
 
-from harness import build, lock
+from harness import build, dockerfiles, lock, runtime_wheel
 from harness.base import BaseImage
-from harness.config import load_config
+from harness.config import Config, load_config
 from harness.digests import sha256_file
 from harness.engine import ImageInfo
 from harness.vcs import SourceState
+
+BUILTIN = Path(build.__file__).resolve().parent / "dockerfiles"
+
+
+class FakeHarness(runtime_wheel.HarnessSource):
+    """A harness whose wheel is a few bytes, so that no test runs `uv build`."""
+
+    def wheel(self, out_dir: Path) -> Path:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        wheel = out_dir / "harness-1.2.3-py3-none-any.whl"
+        wheel.write_bytes(b"wheel")
+        return wheel
+
+
+def plan_of(config: Config, variant: str = "cpu") -> build.BuildPlan:
+    chosen = config.variant(variant)
+    return build.BuildPlan(
+        config,
+        chosen,
+        [],
+        b"",
+        FakeHarness("checkout", config.project_root),
+        dockerfiles.choose(chosen, config.project_root),
+    )
+
 
 PIP_HASH_REPORT = (
     "ERROR: THESE PACKAGES DO NOT MATCH THE HASHES FROM THE REQUIREMENTS FILE. If you have "
@@ -115,22 +140,21 @@ def test_source_digest_ignores_bytecode(tmp_path: Path) -> None:
     (package / "__pycache__").mkdir(parents=True)
     (package / "a.py").write_text("x = 1\n")
     (tmp_path / "pyproject.toml").write_text("[project]\n")
-    before = build.source_digest(tmp_path)
+    before = runtime_wheel.source_digest(tmp_path)
     (package / "__pycache__" / "a.cpython-311.pyc").write_bytes(b"\0")
-    assert build.source_digest(tmp_path) == before
+    assert runtime_wheel.source_digest(tmp_path) == before
     (package / "a.py").write_text("x = 2\n")
-    assert build.source_digest(tmp_path) != before
+    assert runtime_wheel.source_digest(tmp_path) != before
 
 
 def test_dockerfiles_install_with_require_hashes_and_run_as_non_root() -> None:
-    repository = Path(__file__).resolve().parents[2]
     for name in ("Dockerfile", "Dockerfile.cuda"):
-        text = (repository / name).read_text()
+        text = (BUILTIN / name).read_text()
         assert "--require-hashes" in text
         assert "--no-deps" in text
         assert "USER 10001:10001" in text
         assert "ARG BASE_IMAGE" in text
-    assert "CUBLAS_WORKSPACE_CONFIG=:4096:8" in (repository / "Dockerfile.cuda").read_text()
+    assert "CUBLAS_WORKSPACE_CONFIG=:4096:8" in (BUILTIN / "Dockerfile.cuda").read_text()
 
 
 BUILD_OUTPUT = """\
@@ -184,16 +208,8 @@ def test_the_context_names_harness_by_version_and_hash(
 ) -> None:
     (project / "Dockerfile").write_text("ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\n")
     (project / "constraints.txt").write_text("")
-
-    def fake_wheel(_root: Path, out_dir: Path) -> Path:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        wheel = out_dir / "harness-1.2.3-py3-none-any.whl"
-        wheel.write_bytes(b"wheel")
-        return wheel
-
-    monkeypatch.setattr(build, "build_harness_wheel", fake_wheel)
     config = load_config(project, environ={})
-    plan = build.BuildPlan(config, config.variant("cpu"), [], b"", project)
+    plan = plan_of(config)
     context = project / "context"
     context.mkdir()
     build.assemble_context(context, plan, epoch=1000)
@@ -209,9 +225,8 @@ def final_stage(text: str) -> str:
 
 
 def test_dockerfiles_write_nothing_that_varies_between_builds() -> None:
-    repository = Path(__file__).resolve().parents[2]
     for name in ("Dockerfile", "Dockerfile.cuda"):
-        text = (repository / name).read_text()
+        text = (BUILTIN / name).read_text()
         # Both pip runs: no bytecode, no cache.
         assert text.count("--no-cache-dir --no-compile") == text.count("bin/pip ") == 2, name
         assert "ARG SOURCE_DATE_EPOCH" in text, name
@@ -242,7 +257,7 @@ def test_prepare_passes_source_date_epoch_and_keeps_every_label(
             return ImageInfo("sha256:base", (reference,), {}, 0)
 
     config = load_config(project, environ={})
-    plan = build.BuildPlan(config, config.variant("cpu"), [], b"", project)
+    plan = plan_of(config)
     prepared = build.prepare(Engine(), plan)  # type: ignore[arg-type]
     assert prepared.epoch == 4242
     assert prepared.buildargs["SOURCE_DATE_EPOCH"] == "4242"

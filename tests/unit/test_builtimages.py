@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from harness import build, builtimages
+from harness import build, builtimages, dockerfiles, runtime_wheel
 from harness.config import load_config
 from harness.engine import ImageInfo
 
@@ -92,7 +92,15 @@ def test_build_rebuilds_rather_than_adopt_a_labelled_image_it_did_not_build(
     engine.add("sha256:derived", ["sha256:l1", "sha256:extra"])
     engine.tags["demo:cpu"] = "sha256:derived"
     config = load_config(project, environ={})
-    plan = build.BuildPlan(config, config.variant("cpu"), [], b"", project)
+    variant = config.variant("cpu")
+    plan = build.BuildPlan(
+        config,
+        variant,
+        [],
+        b"",
+        runtime_wheel.HarnessSource("checkout", project),
+        dockerfiles.choose(variant, project),
+    )
     prepared = build.Prepared(
         plan,
         None,

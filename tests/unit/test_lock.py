@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from harness import lock
-from harness.config import load_config
+from harness import doctor, lock
+from harness.config import Config, load_config
 from harness.errors import ConfigError, LockError
 
 CONSTRAINTS = """\
@@ -165,3 +165,102 @@ def test_committed_constraints_hash_every_pin_and_hold_no_machine_paths() -> Non
     assert "tensorflow-cpu" in cpu
     assert "+" not in cuda["torch"]
     assert any(name.startswith("nvidia-") for name in cuda)
+
+
+CUDA_VARIANT = """
+[tool.harness.variants.cuda]
+constraints = "constraints-cuda.txt"
+"""
+
+
+def cuda_file(project: Path, body: str) -> tuple[Config, Path]:
+    """A constraints-cuda.txt whose header is current: only its pins can be wrong."""
+    with (project / "pyproject.toml").open("a") as handle:
+        handle.write(CUDA_VARIANT)
+    config = load_config(project, environ={})
+    expected = lock.variant_input(config, config.variant("cuda"))
+    path = project / "constraints-cuda.txt"
+    path.write_text(expected.header() + body)
+    fresh_file(project)
+    return config, path
+
+
+CPU_TORCH_IN_CUDA = "numpy==2.4.6 --hash=sha256:aa\ntorch==2.13.0+cpu --hash=sha256:bb\n"
+
+
+def test_check_refuses_a_current_cuda_file_that_pins_a_cpu_torch(project: Path) -> None:
+    # The case of the issue: the header matched, so the file passed as current.
+    config, _ = cuda_file(project, CPU_TORCH_IN_CUDA)
+    (problem,) = lock.check(config, uv_lock=False)
+    assert "constraints-cuda.txt pins torch==2.13.0+cpu, a CPU-only build" in problem
+    assert "(fix: set find-links = false" in problem
+
+
+def test_doctor_names_the_package_and_the_fix(project: Path) -> None:
+    config, _ = cuda_file(project, CPU_TORCH_IN_CUDA)
+    check = doctor._lock_check(config)
+    assert check.ok is False
+    assert "torch==2.13.0+cpu" in check.detail
+
+
+def test_a_build_refuses_it_before_the_engine_is_asked(project: Path) -> None:
+    config, _ = cuda_file(project, CPU_TORCH_IN_CUDA)
+    with pytest.raises(LockError, match=r"CPU-only build") as raised:
+        lock.require_fresh(config, config.variant("cuda"))
+    assert "find-links = false" in raised.value.hint
+
+
+def test_lock_refuses_to_write_a_resolution_that_does_not_fit_and_keeps_the_file(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config, path = cuda_file(project, CPU_TORCH_IN_CUDA)
+    before = path.read_bytes()
+
+    def resolve(arguments: list[str], _config: object, *, cwd: Path, check: bool = True) -> None:
+        # What uv writes when a +cpu wheel lies in a folder the resolver was offered.
+        (cwd / "constraints.txt").write_text("torch==2.13.0+cpu \\\n    --hash=sha256:cc\n")
+
+    monkeypatch.setattr(lock, "_uv", resolve)
+    variant = config.variant("cuda")
+    with pytest.raises(LockError, match="does not fit its cuda image") as raised:
+        lock.compile_to(
+            config,
+            lock.variant_input(config, variant),
+            path,
+            [],
+            find_links=True,
+            variant=variant,
+        )
+    assert "torch==2.13.0+cpu" in raised.value.message
+    assert path.read_bytes() == before
+
+
+def test_the_cuda_variant_offers_no_wheel_folder_unless_told(project: Path) -> None:
+    config = load_config(project, environ={"PIP_FIND_LINKS": "/wheels"})
+    assert config.variant("cuda").find_links is False
+    assert config.variant("cpu").find_links is True
+
+
+def test_only_the_variants_a_project_uses_are_locked(project: Path) -> None:
+    config = load_config(project, environ={})
+    assert [v.name for v in lock.variants_in_use(config)] == ["cpu"]
+    with (project / "pyproject.toml").open("a") as handle:
+        handle.write('\n[tool.harness.experiments.train]\nentry = "t:f"\nvariant = "cuda"\n')
+    config = load_config(project, environ={})
+    assert [v.name for v in lock.variants_in_use(config)] == ["cpu", "cuda"]
+
+
+def test_an_existing_constraints_file_keeps_its_variant_checked(project: Path) -> None:
+    (project / "constraints-cuda.txt").write_text("")
+    config = load_config(project, environ={})
+    assert [v.name for v in lock.variants_in_use(config)] == ["cpu", "cuda"]
+
+
+def test_only_harness_s_own_project_locks_its_wheel_build(project: Path) -> None:
+    fresh_file(project)
+    config = load_config(project, environ={})
+    assert lock.locks_harness_build(config) is False
+    # A project of its own has no build-constraints.txt, and needs none.
+    assert lock.check(config, uv_lock=False) == []
+    repository = load_config(Path(__file__).resolve().parents[2], environ={})
+    assert lock.locks_harness_build(repository) is True

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import records, run
+from harness.config import Experiment
 
 
 def finished(tmp_path: Path) -> tuple[Path, dict[str, Any]]:
@@ -35,3 +36,29 @@ def test_a_link_among_the_outputs_fails_the_run(tmp_path: Path) -> None:
     assert result.status == "failed"
     assert "passwd" in str(result.record["error"])
     assert result.record["artifacts"] == []
+
+
+def test_an_output_glob_that_matches_nothing_names_what_was_written_and_the_fix(
+    tmp_path: Path,
+) -> None:
+    folder, record = finished(tmp_path)
+    experiment = Experiment("train", "t:f", None, {}, {}, {"model.npz": "", "model.npy": ""})
+    result = run.settle(record, folder, experiment, exit_code=0, timed_out=False, timeout=None)
+    assert result.status == "failed"
+    assert result.record["error"] == (
+        "declared output 'model.npz' matches no file the experiment wrote (it wrote "
+        "model.npy) (fix: write it into the output folder the experiment is given (output=, "
+        "or $HARNESS_OUTPUT for a command), or correct outputs under "
+        "[tool.harness.experiments.train])"
+    )
+
+
+def test_an_experiment_that_wrote_nothing_says_so(tmp_path: Path) -> None:
+    folder, record = finished(tmp_path)
+    (folder / records.ARTIFACTS / "model.npy").unlink()
+    experiment = Experiment("train", "t:f", None, {}, {}, {"*.npy": ""})
+    result = run.settle(record, folder, experiment, exit_code=0, timed_out=False, timeout=None)
+    assert (
+        "'*.npy' matches no file the experiment wrote (it wrote no file at all)"
+        in (result.record["error"])
+    )

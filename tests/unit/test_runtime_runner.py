@@ -223,13 +223,86 @@ def test_a_crash_is_recorded_as_failed_with_its_error_line(project: Path) -> Non
     assert "ValueError: boom" in result.stderr
 
 
-def test_an_entry_that_does_not_import_is_a_failure_with_no_experiment_time(
+def test_an_entry_whose_module_is_not_in_the_project_names_the_cause_and_the_fix(
     project: Path,
 ) -> None:
     result = run(project, entry="nowhere_to_be_found:train")
-    assert result.returncode == 1
-    assert result.record["error"] == "ModuleNotFoundError: No module named 'nowhere_to_be_found'"
+    assert result.returncode == 2
+    assert result.record["status"] == "failed"
+    assert result.record["error"] == (
+        "the entry 'nowhere_to_be_found:train' names the module 'nowhere_to_be_found', which "
+        "is not in the project (fix: correct the entry under [tool.harness.experiments.probe], "
+        "or add nowhere_to_be_found.py (or the package nowhere_to_be_found/) under the "
+        "project's root, where entries are imported from)"
+    )
     assert result.record["timings"]["import_s"] is not None
+    assert result.record["timings"]["experiment_s"] is None
+
+
+def test_a_module_the_image_lacks_is_named_as_a_missing_dependency(project: Path) -> None:
+    (project / "needs_pandas_like.py").write_text(
+        "import not_installed_anywhere.io\n\ndef train(output, seed, inputs):\n    pass\n"
+    )
+    result = run(project, entry="needs_pandas_like:train")
+    assert result.returncode == 2
+    error = result.record["error"]
+    assert error.startswith(
+        "the experiment 'probe' imports 'not_installed_anywhere', which is neither in the "
+        "image nor in the project (fix: add the distribution that provides it to the "
+        "experiments dependency group"
+    )
+    assert "\n" not in error
+
+
+def test_a_dependency_imported_while_the_experiment_runs_is_named_too(project: Path) -> None:
+    (project / "late.py").write_text(
+        "def train(output, seed, inputs):\n    import not_installed_anywhere\n"
+    )
+    result = run(project, entry="late:train")
+    assert result.returncode == 1
+    assert result.record["error"].startswith(
+        "the experiment 'probe' imports 'not_installed_anywhere'"
+    )
+
+
+def test_an_entry_function_that_does_not_exist_lists_what_the_module_defines(
+    project: Path,
+) -> None:
+    result = run(project, entry="probe:trian")
+    assert result.returncode == 2
+    assert result.record["error"].startswith(
+        "the entry 'probe:trian' names 'trian', which module 'probe' does not define "
+        "(it defines crash, exits, hang, returns_a_list, seeded)"
+    )
+    assert (
+        "(fix: correct the entry under [tool.harness.experiments.probe]" in (result.record["error"])
+    )
+    assert result.record["timings"]["experiment_s"] is None
+
+
+def test_an_entry_that_is_not_a_function_is_refused(project: Path) -> None:
+    result = run(project, entry="probe:NUMPY_BEFORE")
+    assert result.returncode == 2
+    assert "the entry 'probe:NUMPY_BEFORE' is a bool, not a function" in result.record["error"]
+
+
+@pytest.mark.parametrize(
+    ("definition", "parameters", "cause"),
+    [
+        ("def wrong(data, seed):\n    pass\n", {}, "missing a required argument: 'data'"),
+        ("def wrong(output, seed, inputs):\n    pass\n", {"steps": 3}, "'steps'"),
+    ],
+)
+def test_an_entry_with_the_wrong_signature_is_refused_before_it_runs(
+    project: Path, definition: str, parameters: dict[str, Any], cause: str
+) -> None:
+    (project / "shapes.py").write_text(definition)
+    result = run(project, entry="shapes:wrong", parameters=parameters)
+    assert result.returncode == 2
+    error = result.record["error"]
+    assert error.startswith("the entry 'shapes:wrong' cannot be called as harness calls it")
+    assert cause in error
+    assert "(fix: define it as def wrong(output, seed, inputs" in error
     assert result.record["timings"]["experiment_s"] is None
 
 

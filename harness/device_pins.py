@@ -1,0 +1,145 @@
+"""Does a constraints file fit its variant's device? CUDA images hold CUDA, CPU images none.
+
+A resolver only sees names and versions, and two facts make it pick the wrong build without
+a word: PEP 440 lets ``torch==2.13.0`` match a local ``2.13.0+cpu`` wheel lying in an extra
+wheel folder (and prefers it), and PyPI's default torch for Linux pulls gigabytes of
+``nvidia-*`` wheels. So a CUDA image could hold no CUDA at all, and a CPU image could carry
+CUDA libraries it cannot use. The pins are checked after every resolution (``harness
+lock`` then refuses to write the file) and whenever a constraints file is read (``lock
+--check``, ``doctor``, ``build``), each problem naming the package and the fix.
+
+PyPI's CUDA-enabled frameworks bring the CUDA runtime as ``nvidia-*`` wheels; a CUDA
+variant therefore needs at least one of them, and a CPU variant none.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from packaging.version import InvalidVersion, Version
+
+if TYPE_CHECKING:
+    from harness.lock import Pin
+
+CUDA_RUNTIME_PREFIX = "nvidia-"
+# Distributions published only as CPU builds: the CUDA variant must declare another.
+CPU_ONLY = {
+    "tensorflow-cpu": "tensorflow[and-cuda]",
+    "tensorflow-intel": "tensorflow[and-cuda]",
+    "intel-tensorflow": "tensorflow[and-cuda]",
+}
+# Frameworks that compute on a GPU only with the CUDA runtime beside them.
+GPU_FRAMEWORKS = frozenset({"torch", "tensorflow", "jax", "jaxlib", "cupy", "paddlepaddle-gpu"})
+
+
+@dataclass(frozen=True)
+class Mismatch:
+    """One pin (or the lack of one) that does not fit the device, and what to do."""
+
+    message: str
+    fix: str
+
+    def one_line(self) -> str:
+        return f"{self.message} (fix: {self.fix})"
+
+
+def local_label(version: str) -> str:
+    """The local part of a version (``cpu`` of ``2.13.0+cpu``), lower case; "" for none."""
+    try:
+        return (Version(version).local or "").lower()
+    except InvalidVersion:
+        return ""
+
+
+def mismatches(pins: Sequence[Pin], device: str, variant: str, source: str) -> list[Mismatch]:
+    """Every way the pins of ``source`` do not fit ``device`` (empty when they do)."""
+    if device == "cuda":
+        return _cuda_mismatches(pins, variant, source)
+    return _cpu_mismatches(pins, variant, source)
+
+
+def _cuda_mismatches(pins: Sequence[Pin], variant: str, source: str) -> list[Mismatch]:
+    table = f"[tool.harness.variants.{variant}]"
+    found: list[Mismatch] = []
+    for pin in pins:
+        if local_label(pin.version).startswith("cpu"):
+            found.append(
+                Mismatch(
+                    f"{source} pins {pin.name}=={pin.version}, a CPU-only build, for the "
+                    f"{variant} variant",
+                    f"set find-links = false under {table} (a local +cpu wheel matches "
+                    f"{pin.name}=={Version(pin.version).public}) and drop any +cpu "
+                    "replacement there, then run `harness lock`",
+                )
+            )
+        elif pin.name in CPU_ONLY:
+            found.append(
+                Mismatch(
+                    f"{source} pins {pin.name}, a CPU-only distribution, for the {variant} variant",
+                    f"replace it under {table}: replace = {{ {pin.name.removesuffix('-cpu')} = "
+                    f'"{CPU_ONLY[pin.name]}==..." }}, then run `harness lock`',
+                )
+            )
+    if found or any(pin.name.startswith(CUDA_RUNTIME_PREFIX) for pin in pins):
+        return found
+    frameworks = [
+        pin for pin in pins if pin.name in GPU_FRAMEWORKS and not local_label(pin.version)
+    ]
+    if frameworks:
+        names = ", ".join(f"{pin.name}=={pin.version}" for pin in frameworks)
+        return [
+            Mismatch(
+                f"{source} holds no CUDA runtime wheel (nvidia-*): {names} was resolved "
+                f"without CUDA for the {variant} variant",
+                "resolve it from an index that serves its CUDA build (PyPI does; "
+                f"find-links = false under {table}), then run `harness lock`",
+            )
+        ]
+    if any(local_label(pin.version).startswith(("cu", "rocm")) for pin in pins):
+        return []  # a framework's own CUDA build (torch 2.x+cu118 bundles its libraries)
+    return [
+        Mismatch(
+            f"{source} holds no CUDA runtime wheel (nvidia-*): nothing the {variant} variant "
+            "installs uses CUDA",
+            "declare the framework that needs it (torch, tensorflow[and-cuda], "
+            "jax[cuda12]) or build the cpu variant",
+        )
+    ]
+
+
+def _cpu_mismatches(pins: Sequence[Pin], variant: str, source: str) -> list[Mismatch]:
+    table = f"[tool.harness.variants.{variant}]"
+    cuda = [pin for pin in pins if pin.name.startswith(CUDA_RUNTIME_PREFIX)]
+    builds = [pin for pin in pins if local_label(pin.version).startswith(("cu", "rocm"))]
+    found: list[Mismatch] = []
+    if cuda:
+        pulling = [pin for pin in pins if pin.name in GPU_FRAMEWORKS] or builds
+        by = f" (pulled in by {', '.join(p.name for p in pulling)})" if pulling else ""
+        example = pulling[0] if pulling else None
+        replace = (
+            f'replace = {{ {example.name} = "{example.name}=={Version(example.version).public}'
+            '+cpu" }'
+            if example is not None
+            else "a replace table"
+        )
+        found.append(
+            Mismatch(
+                f"{source} pins {len(cuda)} CUDA runtime wheel(s) ({cuda[0].name}=="
+                f"{cuda[0].version}, ...){by} that the {variant} variant's CPU image cannot use",
+                f"install the CPU build: {replace} under {table}, with a wheel folder or "
+                "index that has it (find-links, index-url), then run `harness lock`",
+            )
+        )
+    found += [
+        Mismatch(
+            f"{source} pins {pin.name}=={pin.version}, a CUDA build, for the {variant} variant",
+            f"replace it with its CPU build under {table}, then run `harness lock`",
+        )
+        for pin in builds
+    ]
+    return found
+
+
+__all__ = ["CPU_ONLY", "CUDA_RUNTIME_PREFIX", "GPU_FRAMEWORKS", "Mismatch", "mismatches"]

@@ -1,0 +1,346 @@
+"""`harness init`: make an existing repository a harness project, changing only what is missing.
+
+People adopt harness in a repository that already has its own pyproject.toml, layout and
+habits, so init adds and never rewrites: ``[tool.harness]`` with the experiments named on
+the command line (``NAME=module:function``) or, for a first look, a small stub experiment;
+the ``experiments`` dependency group (the project's own dependencies, as a start) when
+there is none; ``.harness/`` in ``.gitignore``; and, when asked, harness's Dockerfiles to
+customise and the GitHub workflow. pyproject.toml is edited with tomlkit, so the user's
+comments, order and formatting stay as they were.
+
+Running it twice changes nothing the second time. A file or declaration that exists with
+other content is refused, naming it, unless ``--force``; nothing is written before every
+step is known to be possible, so a refusal leaves the project as it was.
+"""
+
+from __future__ import annotations
+
+import re
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import tomlkit
+from tomlkit.exceptions import TOMLKitError
+
+from harness import atomic, ci_github
+from harness.config import PYPROJECT, load_config
+from harness.dockerfiles import BUILTIN, builtin_text
+from harness.errors import ConfigError
+
+GITIGNORE = ".gitignore"
+IGNORED = ".harness/"
+STUB_EXPERIMENT = "example"
+STUB_MODULE = "harness_example"
+STUB_ENTRY = f"{STUB_MODULE}:train"
+STUB_OUTPUT = "result.json"
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+_ENTRY = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_][\w.]*")
+
+STUB = '''\
+"""An example harness experiment: replace it with your own, or point an entry at yours.
+
+harness calls the entry with keyword arguments: output (a folder to write artifacts into),
+seed (Python, NumPy, torch and TensorFlow are already seeded with it), inputs (name ->
+path of each declared input, read-only) and the experiment's parameters. What it returns
+becomes the run's metrics.
+"""
+
+import json
+import random
+from pathlib import Path
+
+
+def train(output: Path, seed: int, inputs: dict[str, Path], steps: int = 100) -> dict[str, float]:
+    draws = [random.random() for _ in range(steps)]
+    result = {"mean": sum(draws) / steps, "seed": seed}
+    (output / "result.json").write_text(json.dumps(result, sort_keys=True) + "\\n")
+    return {"mean": result["mean"]}
+'''
+
+
+@dataclass(frozen=True)
+class InitRequest:
+    """What `harness init` was asked to add."""
+
+    # (name, module:function) of each experiment named on the command line.
+    experiments: tuple[tuple[str, str], ...] = ()
+    dockerfiles: bool = False
+    ci: bool = False
+    force: bool = False
+
+
+@dataclass(frozen=True)
+class Change:
+    """One thing init did, or found already done."""
+
+    path: str
+    action: str  # "wrote", "updated" or "kept"
+    detail: str
+
+    def line(self) -> str:
+        return f"{self.action:<7} {self.path}: {self.detail}"
+
+    def as_dict(self) -> dict[str, str]:
+        return {"path": self.path, "action": self.action, "detail": self.detail}
+
+
+@dataclass
+class _Pending:
+    """A file to write once every step is known to be possible."""
+
+    path: Path
+    text: str
+
+
+def parse_experiment(text: str) -> tuple[str, str]:
+    """``NAME=module:function`` from the command line, validated."""
+    name, equals, entry = text.partition("=")
+    if not equals or not _NAME.fullmatch(name) or not _ENTRY.fullmatch(entry):
+        raise ConfigError(
+            f"{text!r} is not NAME=module:function",
+            "write it as train=mypackage.train:main",
+        )
+    return name, entry
+
+
+def find_root(start: Path) -> Path:
+    """The nearest folder at or above ``start`` with a pyproject.toml, else ``start``."""
+    here = start.resolve()
+    for folder in (here, *here.parents):
+        if (folder / PYPROJECT).is_file():
+            return folder
+    return here
+
+
+def init_project(root: Path, request: InitRequest) -> list[Change]:
+    """Add what is missing to the project at ``root``; returns what was done, in order."""
+    changes: list[Change] = []
+    pending: list[_Pending] = []
+    document, created = _read_pyproject(root)
+    pyproject_changes = _edit_pyproject(document, root, request, created)
+    if pyproject_changes:
+        pending.append(_Pending(root / PYPROJECT, tomlkit.dumps(document)))
+        action = "wrote" if created else "updated"
+        changes += [Change(PYPROJECT, action, detail) for detail in pyproject_changes]
+    else:
+        changes.append(Change(PYPROJECT, "kept", "[tool.harness] and the experiments group"))
+    experiments = _table(_table(_table(document, "tool"), "harness"), "experiments")
+    if experiments.get(STUB_EXPERIMENT, {}).get("entry") == STUB_ENTRY:
+        _plan_file(
+            root,
+            f"{STUB_MODULE}.py",
+            STUB,
+            "the example experiment",
+            request,
+            changes=changes,
+            pending=pending,
+        )
+    _plan_gitignore(root, changes, pending)
+    if request.dockerfiles:
+        for name in BUILTIN.values():
+            text = builtin_text("cuda" if name.endswith(".cuda") else "cpu").decode()
+            what = "harness's Dockerfile, to customise (it now wins over the built-in one)"
+            _plan_file(root, name, text, what, request, changes=changes, pending=pending)
+    if request.ci:
+        settings = ci_github.settings_from_table({}, _python_of(document))
+        _plan_file(
+            root,
+            ci_github.DEFAULT_OUTPUT.as_posix(),
+            ci_github.render(settings),
+            "the GitHub workflow (`harness ci github --check` keeps it current)",
+            request,
+            changes=changes,
+            pending=pending,
+        )
+    if pyproject_changes:
+        _check_loads(tomlkit.dumps(document))
+    for item in pending:
+        item.path.parent.mkdir(parents=True, exist_ok=True)
+        atomic.write_text(item.path, item.text)
+    return changes
+
+
+def _check_loads(text: str) -> None:
+    """The edited pyproject.toml must be one every other command reads: tried on a copy
+    before anything is written, so a project whose table init cannot complete is left as
+    it was."""
+    with tempfile.TemporaryDirectory(prefix="harness-init-") as folder:
+        (Path(folder) / PYPROJECT).write_text(text, encoding="utf-8")
+        load_config(Path(folder), environ={})
+
+
+def _read_pyproject(root: Path) -> tuple[tomlkit.TOMLDocument, bool]:
+    path = root / PYPROJECT
+    if not path.is_file():
+        document = tomlkit.document()
+        project = tomlkit.table()
+        project["name"] = _project_name(root.name)
+        project["version"] = "0"
+        project["requires-python"] = ">=3.11"
+        document["project"] = project
+        return document, True
+    try:
+        return tomlkit.parse(path.read_text(encoding="utf-8")), False
+    except (OSError, UnicodeDecodeError, TOMLKitError) as error:
+        raise ConfigError(f"cannot read {PYPROJECT}: {error}", "fix its syntax first") from None
+
+
+def _edit_pyproject(
+    document: tomlkit.TOMLDocument, root: Path, request: InitRequest, created: bool
+) -> list[str]:
+    """Add what is missing to ``document``; returns a line per addition."""
+    done: list[str] = []
+    tool = _table(document, "tool", super_table=True)
+    harness = _table(tool, "harness")
+    if "image" not in harness:
+        name = _image_name(_project_field(document, "name") or root.name)
+        harness["image"] = name
+        done.append(f"[tool.harness] image = {name!r}")
+    group = str(harness.get("dependency-group", "experiments"))
+    groups = _table(document, "dependency-groups")
+    if group not in groups:
+        dependencies = [str(d) for d in _project_field(document, "dependencies") or []]
+        array = tomlkit.array()
+        array.extend(dependencies)
+        array.multiline(len(dependencies) > 2)
+        groups[group] = array
+        shown = ", ".join(dependencies) or "empty"
+        done.append(f"[dependency-groups] {group} = the project's dependencies ({shown})")
+    experiments = _table(harness, "experiments", super_table=True)
+    wanted = list(request.experiments)
+    if not wanted and not experiments:
+        wanted = [(STUB_EXPERIMENT, STUB_ENTRY)]
+    for name, entry in wanted:
+        current = experiments.get(name)
+        if current is not None and current.get("entry") == entry:
+            continue
+        if current is not None and not request.force:
+            raise ConfigError(
+                f"[tool.harness.experiments.{name}] already exists with "
+                f"{_describe(current)}, not entry {entry!r}",
+                "choose another name, or pass --force to replace it",
+            )
+        table = tomlkit.table()
+        table["entry"] = entry
+        if entry == STUB_ENTRY:
+            parameters = tomlkit.inline_table()
+            parameters["steps"] = 100
+            table["parameters"] = parameters
+            table["outputs"] = [STUB_OUTPUT]
+        experiments[name] = table
+        done.append(f"[tool.harness.experiments.{name}] entry = {entry!r}")
+    if created:
+        done.insert(0, "a new pyproject.toml ([project] with name and version)")
+    return done
+
+
+def _table(parent: Any, key: str, *, super_table: bool = False) -> Any:
+    """``parent[key]`` as a table, made when missing; a non-table there is refused."""
+    if key not in parent:
+        parent[key] = tomlkit.table(is_super_table=super_table)
+    found = parent[key]
+    if not hasattr(found, "keys"):
+        raise ConfigError(
+            f"{PYPROJECT} has {key} = {found!r}, not a table", f"make [{key}] a table"
+        )
+    return found
+
+
+def _project_field(document: tomlkit.TOMLDocument, key: str) -> Any:
+    project: Any = document.get("project")
+    return project.get(key) if hasattr(project, "get") else None
+
+
+def _describe(table: Any) -> str:
+    if not hasattr(table, "get"):
+        return repr(table)
+    if table.get("entry") is not None:
+        return f"entry {str(table.get('entry'))!r}"
+    if table.get("command") is not None:
+        return f"command {list(table.get('command'))!r}"
+    return "other settings"
+
+
+def _python_of(document: tomlkit.TOMLDocument) -> str:
+    tool = document.get("tool", {})
+    harness = tool.get("harness", {}) if hasattr(tool, "get") else {}
+    python = harness.get("python") if hasattr(harness, "get") else None
+    return str(python) if python else ci_github.DEFAULT_PYTHON
+
+
+def _project_name(folder: str) -> str:
+    name = re.sub(r"[^A-Za-z0-9._-]+", "-", folder).strip("-._")
+    return name or "project"
+
+
+def _image_name(name: str) -> str:
+    """An image repository name: lower case letters, digits and separators."""
+    image = re.sub(r"[^a-z0-9._-]+", "-", name.lower()).strip("-._")
+    return image or "project"
+
+
+def _plan_file(
+    root: Path,
+    relative: str,
+    text: str,
+    what: str,
+    request: InitRequest,
+    *,
+    changes: list[Change],
+    pending: list[_Pending],
+) -> None:
+    path = root / relative
+    if path.is_symlink() or (path.exists() and not path.is_file()):
+        raise ConfigError(f"{relative} exists and is not a plain file", "move it away first")
+    if path.is_file():
+        try:
+            current = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as error:
+            raise ConfigError(f"cannot read {relative}: {error}", "check the file") from None
+        if current == text:
+            changes.append(Change(relative, "kept", what))
+            return
+        if not request.force:
+            raise ConfigError(
+                f"{relative} exists with other content",
+                "keep it (leave out the flag that writes it), or pass --force to overwrite it",
+            )
+        changes.append(Change(relative, "updated", what))
+    else:
+        changes.append(Change(relative, "wrote", what))
+    pending.append(_Pending(path, text))
+
+
+def _plan_gitignore(root: Path, changes: list[Change], pending: list[_Pending]) -> None:
+    path = root / GITIGNORE
+    current = path.read_text(encoding="utf-8") if path.is_file() else ""
+    patterns = {line.strip().rstrip("/").lstrip("/") for line in current.splitlines()}
+    if ".harness" in patterns:
+        changes.append(Change(GITIGNORE, "kept", f"{IGNORED} is ignored"))
+        return
+    separator = "" if not current or current.endswith("\n") else "\n"
+    comment = "# harness's runs, verifications and certificates\n"
+    pending.append(_Pending(path, f"{current}{separator}{comment}{IGNORED}\n"))
+    changes.append(Change(GITIGNORE, "updated" if current else "wrote", f"ignores {IGNORED}"))
+
+
+def summary(changes: Sequence[Change]) -> list[str]:
+    """What init did, a line each, then the next commands."""
+    lines = [change.line() for change in changes]
+    lines += [
+        "next: harness lock && harness build && harness run (then harness verify, harness certify)",
+    ]
+    return lines
+
+
+__all__ = [
+    "Change",
+    "InitRequest",
+    "find_root",
+    "init_project",
+    "parse_experiment",
+    "summary",
+]

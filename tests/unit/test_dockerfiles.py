@@ -1,0 +1,109 @@
+"""Which Dockerfile a variant builds from: the project's own, else harness's."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from harness import build, dockerfiles
+from harness.config import load_config
+from harness.engine import ImageInfo
+from harness.errors import ConfigError
+from harness.vcs import SourceState
+from tests.unit.test_build import plan_of
+
+BARE = """\
+[project]
+name = "bare"
+version = "0"
+
+[dependency-groups]
+experiments = ["numpy"]
+"""
+
+
+@pytest.fixture
+def bare(tmp_path: Path) -> Path:
+    (tmp_path / "pyproject.toml").write_text(BARE)
+    return tmp_path
+
+
+def test_a_project_without_dockerfiles_builds_with_harness_s_own(bare: Path) -> None:
+    config = load_config(bare, environ={})
+    cpu = dockerfiles.choose(config.variant("cpu"), bare)
+    cuda = dockerfiles.choose(config.variant("cuda"), bare)
+    assert (cpu.origin, cpu.name, cpu.label) == ("harness", "Dockerfile", "harness:Dockerfile")
+    assert cuda.label == "harness:Dockerfile.cuda"
+    assert b"USER 10001:10001" in cpu.text
+    assert b"CUBLAS_WORKSPACE_CONFIG" in cuda.text
+    assert b"CUBLAS_WORKSPACE_CONFIG" not in cpu.text
+
+
+def test_the_project_s_own_dockerfile_wins(bare: Path) -> None:
+    (bare / "Dockerfile.cuda").write_text("ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\n")
+    config = load_config(bare, environ={})
+    chosen = dockerfiles.choose(config.variant("cuda"), bare)
+    assert chosen.label == "project:Dockerfile.cuda"
+    assert chosen.text == b"ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\n"
+    assert dockerfiles.choose(config.variant("cpu"), bare).origin == "harness"
+
+
+def test_a_declared_dockerfile_that_is_missing_never_falls_back(bare: Path) -> None:
+    with (bare / "pyproject.toml").open("a") as handle:
+        handle.write('\n[tool.harness.variants.cpu]\ndockerfile = "docker/Dockerfile.ml"\n')
+    config = load_config(bare, environ={})
+    with pytest.raises(ConfigError, match=r"Dockerfile\.ml does not exist") as raised:
+        dockerfiles.choose(config.variant("cpu"), bare)
+    assert "remove dockerfile" in raised.value.hint
+
+
+def test_a_variant_of_another_name_takes_its_device_s_dockerfile(bare: Path) -> None:
+    with (bare / "pyproject.toml").open("a") as handle:
+        handle.write(
+            '\n[tool.harness.variants.gpu-small]\ndevice = "cuda"\n'
+            'constraints = "constraints-gpu.txt"\n'
+        )
+    config = load_config(bare, environ={})
+    variant = config.variant("gpu-small")
+    assert (variant.device, variant.find_links) == ("cuda", False)
+    assert dockerfiles.choose(variant, bare).label == "harness:Dockerfile.cuda"
+
+
+def test_an_unknown_device_is_refused(bare: Path) -> None:
+    with (bare / "pyproject.toml").open("a") as handle:
+        handle.write('\n[tool.harness.variants.tpu]\ndevice = "tpu"\nconstraints = "c.txt"\n')
+    with pytest.raises(ConfigError, match="device must be one of cpu, cuda"):
+        load_config(bare, environ={})
+
+
+def test_the_choice_is_a_label_and_part_of_the_build_input(
+    bare: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (bare / "constraints.txt").write_text("")
+    monkeypatch.setattr(
+        build.vcs, "source_state", lambda _root: SourceState("c0ffee", False, None, None, 1)
+    )
+
+    class Engine:
+        def image(self, reference: str) -> ImageInfo:
+            return ImageInfo("sha256:base", (reference,), {}, 0)
+
+    config = load_config(bare, environ={})
+    builtin = build.prepare(Engine(), plan_of(config))  # type: ignore[arg-type]
+    assert builtin.labels[build.LABEL_DOCKERFILE] == "harness:Dockerfile"
+    assert builtin.labels[build.LABEL_DOCKERFILE_SHA256] == plan_of(config).dockerfile.sha256
+
+    (bare / "Dockerfile").write_bytes(dockerfiles.builtin_text("cpu"))
+    own = build.prepare(Engine(), plan_of(config))  # type: ignore[arg-type]
+    assert own.labels[build.LABEL_DOCKERFILE] == "project:Dockerfile"
+    # The same bytes from another place: another image, since the labels differ.
+    assert own.build_input != builtin.build_input
+
+
+def test_the_wheel_ships_the_dockerfiles_as_package_data() -> None:
+    package = Path(dockerfiles.__file__).parent
+    assert sorted(p.name for p in package.iterdir() if p.name.startswith("Dockerfile")) == [
+        "Dockerfile",
+        "Dockerfile.cuda",
+    ]
