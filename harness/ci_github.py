@@ -7,16 +7,22 @@ options, ``[tool.harness.ci]`` and the project's configuration: `--check` regene
 and compares, which lets CI insist that the committed file is current.
 
 ``[tool.harness.ci]`` keys: ``runners`` (runner labels, one matrix leg each), ``variant``,
-``python`` (the Python that runs harness on the runner) and ``timeout-minutes`` (of each
-leg). Flags override them; keeping the choices in the table lets `--check` need no flags.
+``python`` (the Python that runs harness on the runner), ``timeout-minutes`` (of each
+leg) and ``install`` (how the runners get harness: ``project`` when it is one of the
+project's own locked dependencies, else a requirement ``uv tool install`` takes, such as
+``git+https://host/owner/harness@TAG``). Flags override them; keeping the choices in the
+table lets `--check` need no flags.
 """
 
 from __future__ import annotations
 
 import difflib
 import importlib
+import importlib.metadata
+import json
 import re
 import shlex
+import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +38,9 @@ if TYPE_CHECKING:
     from harness.cli import State
 
 TABLE = "[tool.harness.ci]"
-_KEYS = ("python", "runners", "timeout-minutes", "variant")
+_KEYS = ("install", "python", "runners", "timeout-minutes", "variant")
+# install = "project": harness comes from the project's own uv.lock, with `uv sync --locked`.
+INSTALL_PROJECT = "project"
 DEFAULT_RUNNERS: tuple[str, ...] = ("ubuntu-latest",)
 DEFAULT_VARIANT = "cpu"
 DEFAULT_PYTHON = "3.11"
@@ -72,12 +80,22 @@ class CISettings:
     variant: str = DEFAULT_VARIANT
     python: str = DEFAULT_PYTHON
     timeout_minutes: int = DEFAULT_TIMEOUT_MINUTES
+    install: str = INSTALL_PROJECT
+
+    @property
+    def harness(self) -> str:
+        """How a step calls harness: through the project's environment, or the tool."""
+        return "uv run harness" if self.install == INSTALL_PROJECT else "harness"
 
 
-def settings_from_table(table: Mapping[str, Any], python: str = DEFAULT_PYTHON) -> CISettings:
+def settings_from_table(
+    table: Mapping[str, Any], python: str = DEFAULT_PYTHON, *, depends_on_harness: bool = True
+) -> CISettings:
     """Validate ``[tool.harness.ci]``; errors name the table and the key.
 
     ``python`` is the default for the runner's Python: the project's own version.
+    ``depends_on_harness`` says whether harness is one of the project's locked
+    dependencies; when it is not, the table must say how the runners install it.
     """
     unknown = sorted(set(table) - set(_KEYS))
     if unknown:
@@ -106,7 +124,70 @@ def settings_from_table(table: Mapping[str, Any], python: str = DEFAULT_PYTHON) 
             f"{TABLE} timeout-minutes must be a whole number of minutes, at least 1",
             "write it as timeout-minutes = 120",
         )
-    return CISettings(runners, variant, chosen_python, timeout)
+    return CISettings(runners, variant, chosen_python, timeout, _install(table, depends_on_harness))
+
+
+def _install(table: Mapping[str, Any], depends_on_harness: bool) -> str:
+    install = table.get("install")
+    if install is None:
+        if depends_on_harness:
+            return INSTALL_PROJECT
+        spec = installed_requirement() or "git+https://HOST/OWNER/harness@TAG"
+        raise ConfigError(
+            "harness is not one of this project's dependencies, so the workflow cannot "
+            "install it with `uv sync`",
+            f'say how the runners get it: install = "{spec}" under {TABLE}',
+        )
+    if not isinstance(install, str) or not install.strip() or "\n" in install:
+        raise ConfigError(
+            f"{TABLE} install must be a requirement on one line",
+            'write it as install = "git+https://host/owner/harness@v0.1.0", or "project"',
+        )
+    return install.strip()
+
+
+def depends_on_harness(pyproject: Mapping[str, Any]) -> bool:
+    """Whether harness is the project itself or one of its declared dependencies (so that
+    `uv sync --locked` installs it from the project's lock)."""
+    project = pyproject.get("project") or {}
+    if str(project.get("name", "")).lower() == "harness":
+        return True
+    declared = [*project.get("dependencies", [])]
+    for group in (project.get("optional-dependencies") or {}).values():
+        declared += group
+    for group in (pyproject.get("dependency-groups") or {}).values():
+        declared += [item for item in group if isinstance(item, str)]
+    return any(_name_of(str(item)) == "harness" for item in declared)
+
+
+def _name_of(requirement: str) -> str:
+    """The distribution a requirement names, normalised (PEP 503)."""
+    found = _REQUIREMENT_NAME.match(requirement.strip())
+    return re.sub(r"[-_.]+", "-", found.group(0) if found else "").lower()
+
+
+_REQUIREMENT_NAME = re.compile(r"[A-Za-z0-9._-]*")
+
+
+def installed_requirement() -> str | None:
+    """How the running harness was installed, as a requirement another machine can
+    install: its VCS URL at the exact commit, or the URL of its archive, from the
+    installer's direct_url.json (PEP 610). None for a local file or folder, or no record."""
+    try:
+        text = importlib.metadata.distribution("harness").read_text("direct_url.json")
+        document = json.loads(text) if text else None
+    except (importlib.metadata.PackageNotFoundError, ValueError):
+        return None
+    if not isinstance(document, dict):
+        return None
+    url = str(document.get("url", ""))
+    if not url.startswith(("https://", "http://", "ssh://")):
+        return None
+    public = re.sub(r"//[^/@]+@", "//", url)  # never a token or user into the workflow
+    vcs = document.get("vcs_info")
+    if isinstance(vcs, dict) and vcs.get("vcs") == "git" and vcs.get("commit_id"):
+        return f"git+{public}@{vcs['commit_id']}"
+    return public if "archive_info" in document else None
 
 
 def check_runners(labels: list[str] | tuple[str, ...], where: str) -> tuple[str, ...]:
@@ -135,31 +216,38 @@ def check_python(version: str, where: str) -> None:
         )
 
 
-def _setup_steps(python: str) -> list[dict[str, Any]]:
-    """Check out, install Python and harness: the first steps of both jobs."""
+def _setup_steps(settings: CISettings) -> list[dict[str, Any]]:
+    """Check out, install Python and harness: the first steps of every job."""
+    if settings.install == INSTALL_PROJECT:
+        # --locked: fail rather than resolve anew when uv.lock is stale, so every leg runs
+        # the same harness with the same dependencies.
+        install = "uv sync --locked"
+    else:
+        # As a tool: harness is not the project's dependency, and the project's own
+        # environment is not needed (experiments run in the image).
+        install = f"uv tool install {shlex.quote(settings.install)}"
     return [
         # The steps never push, so no token is left in .git/config for later steps to read.
         {"uses": CHECKOUT, "with": {"persist-credentials": False}},
-        {"uses": SETUP_PYTHON, "with": {"python-version": python}},
+        {"uses": SETUP_PYTHON, "with": {"python-version": settings.python}},
         {"name": "Install uv", "run": "pip install uv"},
-        # --locked: fail rather than resolve anew when uv.lock is stale, so every leg runs
-        # the same harness with the same dependencies.
-        {"name": "Install harness", "run": "uv sync --locked"},
+        {"name": "Install harness", "run": install},
     ]
 
 
 def workflow(settings: CISettings, check_command: str) -> dict[str, Any]:
     """The workflow document. ``check_command`` is the `harness ci github --check` line
     (with the flags this file was generated with) that keeps the file current."""
+    harness = settings.harness
     run_steps = [
-        *_setup_steps(settings.python),
-        {"name": "Check the machine", "run": "uv run harness doctor"},
-        {"name": "Check the constraints", "run": "uv run harness lock --check"},
-        {"name": "Check this workflow", "run": f"uv run {check_command}"},
-        {"name": "Build the image", "run": f"uv run harness build --variant {settings.variant}"},
+        *_setup_steps(settings),
+        {"name": "Check the machine", "run": f"{harness} doctor"},
+        {"name": "Check the constraints", "run": f"{harness} lock --check"},
+        {"name": "Check this workflow", "run": f"{harness}{check_command.removeprefix('harness')}"},
+        {"name": "Build the image", "run": f"{harness} build --variant {settings.variant}"},
         {
             "name": "Run the experiments",
-            "run": f"uv run harness run --variant {settings.variant}",
+            "run": f"{harness} run --variant {settings.variant}",
             # Recorded in each run record as the host that ran it: `harness collect` compares
             # hosts by this name, and a hosted runner's own host name is random.
             "env": {"HARNESS_HOST_NAME": "${{ matrix.runner }}"},
@@ -184,18 +272,18 @@ def workflow(settings: CISettings, check_command: str) -> dict[str, Any]:
             "umask 077",
             "trap 'rm -f \"$RUNNER_TEMP/harness.key\"' EXIT",
             f'printf \'%s\\n\' "${SIGNING_KEY_ENV}" > "$RUNNER_TEMP/harness.key"',
-            f'uv run harness certify --key "$RUNNER_TEMP/harness.key" --output {CERTIFICATE}',
+            f'{harness} certify --key "$RUNNER_TEMP/harness.key" --output {CERTIFICATE}',
         ]
     )
     certify_steps = [
-        *_setup_steps(settings.python),
+        *_setup_steps(settings),
         {
             "name": "Download the run records",
             "uses": DOWNLOAD_ARTIFACT,
             # Each leg's artifact lands in collected/<its name>/: one folder per host.
             "with": {"pattern": "harness-runs-*", "path": "collected"},
         },
-        {"name": "Compare the hosts", "run": "uv run harness collect collected/*"},
+        {"name": "Compare the hosts", "run": f"{harness} collect collected/*"},
         {
             "name": "Sign the certificate",
             # Secrets cannot appear in `if:`; the runner merges a step's env into the env
@@ -229,13 +317,13 @@ def workflow(settings: CISettings, check_command: str) -> dict[str, Any]:
         },
     ]
     lint_steps = [
-        *_setup_steps(settings.python),
+        *_setup_steps(settings),
         {
             "name": "Lint the experiments",
             "shell": "bash",
             # Exit 1 (findings) still uploads them: code scanning shows and gates them; exit
             # 2 (trouble) fails the job.
-            "run": f"uv run harness lint --format sarif --output {LINT_REPORT} || [ $? -eq 1 ]",
+            "run": f"{harness} lint --format sarif --output {LINT_REPORT} || [ $? -eq 1 ]",
         },
         {
             "name": "Upload the findings to code scanning",
@@ -396,6 +484,13 @@ def _output_path(config: Config, output: Path | None) -> Path:
     return path
 
 
+def _pyproject(config: Config) -> dict[str, Any]:
+    try:
+        return tomllib.loads(config.pyproject.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return {}  # the config loader read it already; nothing here to add to its errors
+
+
 def _read(path: Path) -> str | None:
     """The workflow on disk, or None when there is none yet."""
     try:
@@ -495,12 +590,17 @@ def github_command(
     if python is not None:
         check_python(python, "--python")
     config = state.config()
-    configured = settings_from_table(config.table("ci"), config.python or DEFAULT_PYTHON)
+    configured = settings_from_table(
+        config.table("ci"),
+        config.python or DEFAULT_PYTHON,
+        depends_on_harness=depends_on_harness(_pyproject(config)),
+    )
     chosen = CISettings(
         runners=check_runners(runners, "--runner") if runners else configured.runners,
         variant=variant or configured.variant,
         python=python if python is not None else configured.python,
         timeout_minutes=configured.timeout_minutes,
+        install=configured.install,
     )
     config.variant(chosen.variant)  # an unknown variant fails here, naming the known ones
     path = _output_path(config, output)

@@ -145,7 +145,12 @@ def init_project(root: Path, request: InitRequest) -> list[Change]:
             what = "harness's Dockerfile, to customise (it now wins over the built-in one)"
             _plan_file(root, name, text, what, request, changes=changes, pending=pending)
     if request.ci:
-        settings = ci_github.settings_from_table({}, _python_of(document))
+        harness_table = document.unwrap().get("tool", {}).get("harness", {})
+        settings = ci_github.settings_from_table(
+            harness_table.get("ci", {}),
+            _python_of(document),
+            depends_on_harness=ci_github.depends_on_harness(document.unwrap()),
+        )
         _plan_file(
             root,
             ci_github.DEFAULT_OUTPUT.as_posix(),
@@ -232,9 +237,28 @@ def _edit_pyproject(
             table["outputs"] = [STUB_OUTPUT]
         experiments[name] = table
         done.append(f"[tool.harness.experiments.{name}] entry = {entry!r}")
+    if request.ci:
+        done += _ci_install(document, harness)
     if created:
         done.insert(0, "a new pyproject.toml ([project] with name and version)")
     return done
+
+
+def _ci_install(document: tomlkit.TOMLDocument, harness: Any) -> list[str]:
+    """How the workflow's runners get harness, when the project's lock does not hold it:
+    the requirement this harness was installed from (a git URL at its commit)."""
+    if ci_github.depends_on_harness(document.unwrap()) or "install" in harness.get("ci", {}):
+        return []
+    spec = ci_github.installed_requirement()
+    if spec is None:
+        raise ConfigError(
+            "--ci: harness is not one of this project's dependencies, and this harness was "
+            "installed from a local file, which a CI runner cannot install",
+            'add install = "git+https://HOST/OWNER/harness@TAG" under [tool.harness.ci] '
+            "(or harness to the project's dependencies), then run harness init --ci again",
+        )
+    _table(harness, "ci")["install"] = spec
+    return [f"[tool.harness.ci] install = {spec!r} (how CI runners get harness)"]
 
 
 def _table(parent: Any, key: str, *, super_table: bool = False) -> Any:

@@ -15,6 +15,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
+from harness import ci_github
 from harness.ci_github import CISettings, ci_group, render, settings_from_table
 from harness.cli import HarnessGroup, State
 from harness.errors import ConfigError
@@ -31,6 +32,18 @@ def root(ctx: click.Context, project: Path | None) -> None:
 
 
 root.add_command(ci_group)
+
+
+@pytest.fixture(autouse=True)
+def _harness_is_a_dependency(project: Path) -> None:
+    """As in harness's own repository: the runners install harness from the project's lock.
+    (Projects that use harness as a tool are tested below with `install`.)"""
+    pyproject = project / "pyproject.toml"
+    pyproject.write_text(
+        pyproject.read_text().replace(
+            'version = "0"\n', 'version = "0"\ndependencies = ["harness"]\n', 1
+        )
+    )
 
 
 def invoke(project: Path, *arguments: str) -> tuple[int, str, str]:
@@ -320,7 +333,7 @@ def test_bad_configuration_is_one_line_with_exit_2(
 def test_unknown_key_names_the_allowed_keys(project: Path) -> None:
     add_ci_table(project, "runs = 2\n")
     _, _, err = invoke(project)
-    assert "use one of: python, runners, timeout-minutes, variant" in err
+    assert "use one of: install, python, runners, timeout-minutes, variant" in err
 
 
 @pytest.mark.parametrize(
@@ -376,3 +389,72 @@ def test_render_is_deterministic() -> None:
     # Every step is written out in full: no YAML anchors or aliases.
     assert "&id" not in render(settings)
     assert "*id" not in render(settings)
+
+
+def _without_harness(project: Path) -> None:
+    pyproject = project / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text().replace('dependencies = ["harness"]\n', ""))
+
+
+def test_a_project_that_uses_harness_as_a_tool_must_say_how_runners_install_it(
+    project: Path,
+) -> None:
+    _without_harness(project)
+    code, _, err = invoke(project)
+    assert code == 2
+    assert "harness is not one of this project's dependencies" in err
+    assert "install = " in err and "[tool.harness.ci]" in err
+    assert not (project / WORKFLOW).exists()
+
+
+def test_installed_as_a_tool_the_workflow_installs_it_so_and_calls_it_directly(
+    project: Path,
+) -> None:
+    _without_harness(project)
+    add_ci_table(project, 'install = "git+https://example.org/acme/harness@v0.1.0"\n')
+    document = generate(project)
+    for job in document["jobs"].values():
+        runs = [step.get("run", "") for step in steps(job)]
+        assert "uv tool install git+https://example.org/acme/harness@v0.1.0" in runs
+        assert not any("uv sync" in run or "uv run" in run for run in runs)
+    run_steps = [step.get("run", "") for step in steps(document["jobs"]["run"])]
+    assert "harness build --variant cpu" in run_steps
+    assert any(run.startswith("harness ci github --check") for run in run_steps)
+
+
+@pytest.mark.parametrize(
+    ("direct_url", "expected"),
+    [
+        (
+            '{"url": "https://tok:x@example.org/acme/harness.git", '
+            '"vcs_info": {"vcs": "git", "commit_id": "0123abc"}}',
+            "git+https://example.org/acme/harness.git@0123abc",
+        ),
+        (
+            '{"url": "https://example.org/harness-0.1.0.tar.gz", "archive_info": {}}',
+            ("https://example.org/harness-0.1.0.tar.gz"),
+        ),
+        (
+            '{"url": "file:///home/someone/harness-0.1.0-py3-none-any.whl", "archive_info": {}}',
+            None,
+        ),
+        (None, None),
+    ],
+)
+def test_how_this_harness_was_installed_is_offered_as_the_requirement(
+    monkeypatch: pytest.MonkeyPatch, direct_url: str | None, expected: str | None
+) -> None:
+    class Installed:
+        def read_text(self, name: str) -> str | None:
+            return direct_url if name == "direct_url.json" else None
+
+    monkeypatch.setattr(ci_github.importlib.metadata, "distribution", lambda _: Installed())
+    assert ci_github.installed_requirement() == expected
+
+
+def test_depends_on_harness_reads_every_kind_of_dependency() -> None:
+    assert ci_github.depends_on_harness({"project": {"name": "harness"}})
+    assert ci_github.depends_on_harness({"project": {"dependencies": ["Harness>=0.1"]}})
+    assert ci_github.depends_on_harness({"dependency-groups": {"dev": ["harness[mlflow]"]}})
+    assert not ci_github.depends_on_harness({"project": {"dependencies": ["harness-lite"]}})
+    assert not ci_github.depends_on_harness({})

@@ -82,6 +82,16 @@ def test_the_example_experiment_runs_as_harness_calls_it(repository: Path, tmp_p
     assert (output / "result.json").is_file()
 
 
+GIT_INSTALL = "git+https://example.org/acme/harness@0123abc"
+
+
+@pytest.fixture
+def installed_from_git(monkeypatch: pytest.MonkeyPatch) -> None:
+    """harness as `uv tool install git+...` leaves it: a requirement CI runners can use."""
+    monkeypatch.setattr(ci_github, "installed_requirement", lambda: GIT_INSTALL)
+
+
+@pytest.mark.usefixtures("installed_from_git")
 def test_a_second_init_changes_nothing(repository: Path) -> None:
     init_project(repository, InitRequest(dockerfiles=True, ci=True))
     before = {p: p.read_bytes() for p in repository.rglob("*") if p.is_file()}
@@ -123,10 +133,28 @@ def test_a_customised_dockerfile_is_kept_unless_forced(repository: Path) -> None
     assert (repository / "Dockerfile.cuda").read_bytes() == builtin_text("cuda")
 
 
+@pytest.mark.usefixtures("installed_from_git")
 def test_the_workflow_is_the_one_harness_ci_github_writes(repository: Path) -> None:
-    init_project(repository, InitRequest(ci=True))
+    changes = init_project(repository, InitRequest(ci=True))
+    assert any("install = " in change.detail for change in changes)
+    assert f'install = "{GIT_INSTALL}"' in (repository / "pyproject.toml").read_text()
     written = (repository / ".github" / "workflows" / "harness.yml").read_text()
-    assert written == ci_github.render(ci_github.settings_from_table({}, "3.11"))
+    table = {"install": GIT_INSTALL}
+    assert written == ci_github.render(
+        ci_github.settings_from_table(table, "3.11", depends_on_harness=False)
+    )
+    assert f"uv tool install {GIT_INSTALL}" in written
+
+
+def test_ci_from_a_harness_installed_from_a_local_file_asks_how_ci_gets_it(
+    repository: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(ci_github, "installed_requirement", lambda: None)
+    before = (repository / "pyproject.toml").read_text()
+    with pytest.raises(ConfigError, match="installed from a local file"):
+        init_project(repository, InitRequest(ci=True))
+    assert (repository / "pyproject.toml").read_text() == before
+    assert not (repository / ".github").exists()
 
 
 def test_a_folder_without_pyproject_gets_one(tmp_path: Path) -> None:
