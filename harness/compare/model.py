@@ -195,6 +195,9 @@ class Side:
     argument: str
     path: str
     run: str | None = None
+    # What the run computed on ("cpu" or a GPU class), from its record: bytes agree only
+    # within one class, so a reader of the verdict needs to know.
+    device: str | None = None
 
 
 @dataclass

@@ -195,7 +195,8 @@ def summary_line(result: ComparisonResult) -> str:
 
 
 def _side(label: str, side: Any) -> str:
-    run = f" (run {side.run})" if side.run else ""
+    on = f" on {side.device}" if getattr(side, "device", None) else ""
+    run = f" (run {side.run}{on})" if side.run else ""
     return f"{label}: {side.path}{run}"
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from harness.compare.kinds import compare_files, kind_of
 from harness.compare.model import ArtifactResult, ComparisonResult, Entry, Side, Status
 from harness.compare.policy import BITWISE, Policy, PolicySet
-from harness.errors import ArtifactError, RunNotFound
+from harness.errors import ArtifactError, HarnessError, RunNotFound
 
 RUNS = Path(".harness") / "runs"
 
@@ -151,6 +151,19 @@ def _files(path: Path, other: Path, is_dir: bool, other_is_dir: bool) -> dict[st
     return {path.name: path}
 
 
+def _device_of(target: Target) -> str | None:
+    """The device class of a run's side, read from its record; None for plain folders or
+    a record that cannot be read (the comparison does not depend on it)."""
+    if target.run is None:
+        return None
+    from harness import records  # noqa: PLC0415 - only comparisons of runs read records
+
+    try:
+        return records.device_class(records.read(target.path.parent))
+    except HarnessError:
+        return None
+
+
 def compare_paths(
     a: str | os.PathLike[str],
     b: str | os.PathLike[str],
@@ -173,8 +186,8 @@ def compare_paths(
     target_a = resolve(os.fspath(a), here)
     target_b = resolve(os.fspath(b), here)
     comparison = ComparisonResult(
-        a=Side(target_a.argument, str(target_a.path), target_a.run),
-        b=Side(target_b.argument, str(target_b.path), target_b.run),
+        a=Side(target_a.argument, str(target_a.path), target_a.run, _device_of(target_a)),
+        b=Side(target_b.argument, str(target_b.path), target_b.run, _device_of(target_b)),
         policy=policy_set.overall.text if policy_set.overall else None,
         metric_tolerance=policy_set.metric.text if policy_set.metric else None,
     )

@@ -6,6 +6,7 @@ is the one recorded on an H200)."""
 from __future__ import annotations
 
 import copy
+import io
 import json
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,8 @@ from click.testing import CliRunner
 
 from harness import certify, hosts, records
 from harness.cli import cli
+from harness.compare.report import print_table
+from harness.compare.tree import compare_paths
 from harness.config import load_config
 from harness.errors import ConfigError
 
@@ -218,3 +221,17 @@ def test_hosts_declare_gpus_and_gpu_runs_go_only_to_them() -> None:
     assert hosts.for_gpus([gpu, plain], False, say=said.append) == [gpu, plain]
     with pytest.raises(ConfigError, match="gpus must be true or false"):
         hosts._host("gpu-box", {"url": "ssh://gpu-box", "gpus": "yes"})
+
+
+def test_a_comparison_of_two_runs_says_what_each_computed_on(tmp_path: Path) -> None:
+    gpu = gpu_run(tmp_path / "a", "h200", 1, WEIGHTS, fingerprint=H200)
+    cpu = gpu_run(tmp_path / "b", "cpu-box", 2, WEIGHTS)
+    result = compare_paths(str(gpu), str(cpu))
+    assert (result.a.device, result.b.device) == ("NVIDIA H200 (compute 9.0)", "cpu")
+    shown = io.StringIO()
+    print_table(result, file=shown)
+    # The table wraps long lines at the terminal's width.
+    assert f"(run {gpu.name} on NVIDIA H200 (compute 9.0))" in " ".join(shown.getvalue().split())
+    # Plain folders have no record, so no device.
+    plain = compare_paths(str(gpu / "artifacts"), str(cpu / "artifacts"))
+    assert plain.a.device is None
