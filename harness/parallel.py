@@ -25,10 +25,11 @@ import itertools
 import os
 import queue
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, wait
+from functools import partial
 from types import TracebackType
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from harness import interrupt
 
@@ -40,6 +41,11 @@ _POLL_S = 0.2
 # longer answers takes longer, and harness exits without it.
 _GRACE_S = 60.0
 _names = itertools.count(1)
+# Calls submitted to any pool and not yet ended: what Ctrl-C waits for.
+_in_flight: set[Future[Any]] = set()
+_flight_lock = threading.Lock()
+# A queued call: its future, the call, and the event that cancels it before it starts.
+_Item = tuple[Future[object], Callable[[], object], threading.Event | None]
 
 
 def available_cores() -> int:
@@ -70,9 +76,7 @@ class Pool:
             raise ValueError(f"a pool needs at least one job, not {jobs}")
         self.jobs = jobs
         self._name = f"harness-{name}-{next(_names)}"
-        self._queue: queue.SimpleQueue[tuple[Future[object], Callable[[], object]] | None] = (
-            queue.SimpleQueue()
-        )
+        self._queue: queue.SimpleQueue[_Item | None] = queue.SimpleQueue()
         self._workers: list[threading.Thread] = []
         self._lock = threading.Lock()
         self._closed = False
@@ -88,13 +92,17 @@ class Pool:
     ) -> None:
         self.close()
 
-    def submit(self, function: Callable[[], T]) -> Future[T]:
-        """Queue ``function``; it starts when a job is free (never after an interrupt)."""
+    def submit(
+        self, function: Callable[[], T], *, unless: threading.Event | None = None
+    ) -> Future[T]:
+        """Queue ``function``; it starts when a job is free, unless ``unless`` is set by
+        then (the future is cancelled) or the command was interrupted."""
         future: Future[T] = Future()
+        _follow(future)
         with self._lock:
             if self._closed:
                 raise RuntimeError("the pool is closed")
-            self._queue.put((future, function))  # type: ignore[arg-type]
+            self._queue.put((future, function, unless))  # type: ignore[arg-type]
             if len(self._workers) < self.jobs:
                 worker = threading.Thread(
                     target=self._work, name=f"{self._name}-{len(self._workers) + 1}", daemon=True
@@ -115,8 +123,23 @@ class Pool:
         started are cancelled and give None. A call that raised makes this raise its
         error, the first in order, once every started call has ended.
         """
-        futures = [self.submit(function) for function in functions]
-        settle(futures, stop_when=stop_when)
+        # Set by the call whose result stops the round, before its worker takes the next
+        # call: with one job, nothing after it starts (what waiting threads see comes later).
+        stop = threading.Event()
+
+        def call(function: Callable[[], T]) -> T:
+            try:
+                result = function()
+            except BaseException:
+                stop.set()
+                raise
+            if stop_when is not None and stop_when(result):
+                stop.set()
+            return result
+
+        with _ctrl_c_stops():
+            futures = [self.submit(partial(call, function), unless=stop) for function in functions]
+            settle(futures, stop_when=stop_when)
         return outcomes(futures)
 
     def close(self) -> None:
@@ -127,7 +150,9 @@ class Pool:
 
     def _work(self) -> None:
         while (item := self._queue.get()) is not None:
-            future, function = item
+            future, function, unless = item
+            if unless is not None and unless.is_set():
+                future.cancel()
             if not future.set_running_or_notify_cancel():
                 continue
             if interrupt.stopped():
@@ -174,7 +199,13 @@ class Together:
         error: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        settle(self._futures)
+        if isinstance(error, KeyboardInterrupt):
+            # Ctrl-C while the calls were being started: they are under way all the same.
+            if threading.current_thread() is threading.main_thread():
+                _stop_and_wait()
+            return
+        with _ctrl_c_stops():
+            settle(self._futures)
         if error is None:
             outcomes(self._futures)
 
@@ -187,27 +218,49 @@ def gather(functions: Sequence[Callable[[], T]], name: str = "together") -> list
 
 
 def settle(futures: Sequence[Future[T]], *, stop_when: Callable[[T], bool] | None = None) -> None:
-    """Wait until every future has ended or been cancelled.
-
-    In the main thread, Ctrl-C (or SIGTERM) stops every run on every engine, cancels what
-    has not started, waits for the runs to record how they ended, and raises on.
-    """
+    """Wait until every future has ended or been cancelled; once one stops the round
+    (``stop_when``, or an error), cancel those that have not started."""
     pending = set(futures)
+    while pending:
+        done, pending = wait(pending, timeout=_POLL_S, return_when=FIRST_COMPLETED)
+        if any(_stops(future, stop_when) for future in done):
+            for future in pending:
+                future.cancel()
+
+
+@contextlib.contextmanager
+def _ctrl_c_stops() -> Iterator[None]:
+    """In the main thread, Ctrl-C (or SIGTERM) while calls are started or waited for stops
+    every run on every engine, lets each record how it ended, and raises on."""
     try:
-        while pending:
-            done, pending = wait(pending, timeout=_POLL_S, return_when=FIRST_COMPLETED)
-            if any(_stops(future, stop_when) for future in done):
-                for future in pending:
-                    future.cancel()
+        yield
     except KeyboardInterrupt:
-        if threading.current_thread() is not threading.main_thread():
-            raise
-        interrupt.stop_everything()
-        for future in futures:
-            future.cancel()
-        with contextlib.suppress(KeyboardInterrupt):
-            wait(futures, timeout=_GRACE_S)
+        if threading.current_thread() is threading.main_thread():
+            _stop_and_wait()
         raise
+
+
+def _stop_and_wait() -> None:
+    interrupt.stop_everything()
+    # Every call of every pool, not only those this thread was waiting for: Ctrl-C may
+    # land between a submit and the list that would have held its future.
+    with _flight_lock:
+        flying = list(_in_flight)
+    for future in flying:
+        future.cancel()  # those not started never will
+    with contextlib.suppress(KeyboardInterrupt):  # a second Ctrl-C: the grace still holds
+        wait(flying, timeout=_GRACE_S)
+
+
+def _follow(future: Future[Any]) -> None:
+    with _flight_lock:
+        _in_flight.add(future)
+    future.add_done_callback(_landed)
+
+
+def _landed(future: Future[Any]) -> None:
+    with _flight_lock:
+        _in_flight.discard(future)
 
 
 def outcomes(futures: Sequence[Future[T]]) -> list[T | None]:
