@@ -20,8 +20,10 @@ import docker.errors
 
 from harness.run import OUTPUT, SPEC
 
-# (experiment, environment) -> (seconds the run takes, {output name: bytes}).
-Behaviour = Callable[[str, Mapping[str, str]], tuple[float, dict[str, bytes]]]
+# How a run went: the seconds it takes, and what it writes ({output name: bytes}).
+Ran = tuple[float, dict[str, bytes]]
+# What a run of an experiment does, given its environment.
+Behaviour = Callable[[str, Mapping[str, str]], Ran]
 
 
 class FakeContainer:
