@@ -183,6 +183,21 @@ def test_ctrl_c_stops_host_runs_made_at_once_and_records_each_aborted(
     assert statuses == ["aborted", "aborted"]
 
 
+def test_runs_at_once_name_themselves_on_every_progress_line(hosted: Path) -> None:
+    arguments = ["--project", str(hosted), "run", "weights", "train", "--repeat", "2"]
+    result = CliRunner().invoke(
+        cli, [*arguments, "--jobs", "3", "--executor", "host", "--python", sys.executable]
+    )
+    assert result.exit_code == 0, result.output
+    assert "harness: up to 3 run(s) at once" in result.stderr
+    for name in ("weights, run 1 of 2", "weights, run 2 of 2", "train, run 1 of 2"):
+        assert f"harness: {name}: started " in result.stderr
+        assert re.search(rf"harness: {name}: succeeded after [\d.]+ s \(", result.stderr)
+    # Results on stdout come in the order asked for, whichever run ended first.
+    printed = [line.split()[0] for line in result.stdout.splitlines() if "succeeded" in line]
+    assert [run_id.split("-")[2] for run_id in printed] == ["weights"] * 2 + ["train"] * 2
+
+
 def test_a_crash_a_missing_output_and_a_timeout_each_end_their_record(
     hosted: Path, python: host_executor.PythonEnvironment
 ) -> None:

@@ -237,3 +237,27 @@ def _verify_with_hosts(config: Config, behaviour: Behaviour) -> verify.Verificat
         base=_request,
         other_hosts=[Host("b", "fake://b", files="bind")],
     )
+
+
+def test_another_host_is_judged_only_on_what_reproduced_on_the_control(
+    config: Config, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    there = FakeClient(later_first)
+    monkeypatch.setattr(Host, "connect", lambda _, timeout=600: Engine(there, "fake-b"))  # type: ignore[arg-type]
+    verification = verify.verify(
+        Engine(FakeClient(later_first), "fake-a"),  # type: ignore[arg-type]
+        config,
+        IMAGE,
+        [config.experiment("broken"), config.experiment("steady")],
+        variations=[],
+        base=_request,
+        other_hosts=[Host("b", "fake://b", files="bind")],
+    )
+    other = verification.hosts[1]
+    # Both ran there at once with the control's runs; only steady had a reference.
+    assert len(there.containers.created) == 2
+    assert other.status == "agreed"
+    assert list(other.runs) == ["steady"]
+    document = verification.as_dict(config)
+    assert document["quorum"]["text"] == "2 of 2"
+    assert document["verdict"] == "not reproducible"
