@@ -9,9 +9,11 @@ puts the CPU image there once (save/load stream), then times, alternating:
 - ``verify --hosts local,b``: both; the baseline is the slower of the two alone.
 
 Each verifies the three examples once (``--vary none --runs 1``): the same runs on either
-host. Both engines share this machine's cores, so each host makes one run at a time
-(``--jobs 1``) and stands for a one-core machine; on separate machines the default jobs
-apply on each.
+host. Both engines share this machine's cores, so each host stands for a one-core machine:
+one run at a time (``--jobs 1``), each held to one CPU (``--cpus 1``). Without the CPU
+limit a run alone borrows the idle core (the engine's and the kernel's work beside the
+interpreter), which two hosts on one machine cannot both do. On separate machines the
+default jobs apply on each.
 
 Needs root (it starts dockerd). Run after one build:
 `.venv/bin/python benchmarks/hosts_parallel.py`.
@@ -57,6 +59,7 @@ def script(*arguments: str) -> str:
 
 
 def project_copy(folder: Path, url: str) -> Path:
+    folder.mkdir()
     folder.chmod(0o755)  # the container's user reads the project; mkdtemp makes it 0700
     for name in PROJECT_FILES:
         shutil.copy2(REPOSITORY / name, folder / name)
@@ -66,15 +69,13 @@ def project_copy(folder: Path, url: str) -> Path:
     return folder
 
 
-def verify(hosts: str, url: str) -> float:
-    """Seconds one `harness verify --hosts HOSTS` takes in a fresh project copy."""
-    with tempfile.TemporaryDirectory(prefix="harness-hosts-bench-") as folder:
-        project = project_copy(Path(folder), url)
-        command = [sys.executable, "-m", "harness", "-q", "verify", "--json", "--hosts", hosts]
-        command += ["--vary", "none", "--runs", "1", "--jobs", "1"]
-        started = time.perf_counter()
-        result = subprocess.run(command, cwd=project, capture_output=True, text=True, check=False)
-        seconds = time.perf_counter() - started
+def verify(project: Path, hosts: str) -> float:
+    """Seconds one `harness verify --hosts HOSTS` takes."""
+    command = [sys.executable, "-m", "harness", "-q", "verify", "--json", "--hosts", hosts]
+    command += ["--vary", "none", "--runs", "1", "--jobs", "1", "--cpus", "1"]
+    started = time.perf_counter()
+    result = subprocess.run(command, cwd=project, capture_output=True, text=True, check=False)
+    seconds = time.perf_counter() - started
     if result.returncode != 0:
         sys.exit(f"{' '.join(command)} failed:\n{result.stderr}")
     document = json.loads(result.stdout)
@@ -86,19 +87,22 @@ def verify(hosts: str, url: str) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=1, help="alternate the sides N times")
+    parser.add_argument("--rounds", type=int, default=3, help="alternate the sides N times")
     rounds = parser.parse_args().rounds
-    build = [sys.executable, "-m", "harness", "-q", "build", "--variant", "cpu", "--json"]
-    done = subprocess.run(build, cwd=REPOSITORY, capture_output=True, check=True)
-    built = json.loads(done.stdout)
     here = Engine.connect(None)
     with tempfile.TemporaryDirectory(prefix="harness-hosts-bench-") as state:
         url = script(str(SCRIPTS / "second-engine.sh"), "start", f"{state}/engine")
         try:
+            # Built in the copy: a project's inputs (its commit time among them) name its
+            # image, so that `--hosts b` finds there the very image built from them.
+            project = project_copy(Path(state) / "project", url)
+            build = [sys.executable, "-m", "harness", "-q", "build", "--variant", "cpu", "--json"]
+            done = subprocess.run(build, cwd=project, capture_output=True, check=True)
+            built = json.loads(done.stdout)
             there = Engine.connect(url)
             # The base image too: `--hosts b` alone finds its base there as on a host that
             # built the image, instead of bootstrapping Debian again.
-            config = load_config(REPOSITORY)
+            config = load_config(project)
             base = find_base(here, config)
             if base is None:
                 sys.exit("the base image is missing: run `harness base` first")
@@ -117,7 +121,7 @@ def main() -> None:
             times: dict[str, list[float]] = {"local": [], "b": [], "local,b": []}
             for number in range(1, rounds + 1):
                 for hosts, seconds in times.items():
-                    seconds.append(verify(hosts, url))
+                    seconds.append(verify(project, hosts))
                     print(f"round {number}: --hosts {hosts}: {seconds[-1]:.1f} s", flush=True)
         finally:
             subprocess.run(

@@ -69,7 +69,7 @@ def verdicts(document: dict[str, Any]) -> list[Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=1, help="alternate the sides N times")
+    parser.add_argument("--rounds", type=int, default=3, help="alternate the sides N times")
     rounds = parser.parse_args().rounds
     # Builds or finds the image, so that neither side pays for it.
     subprocess.run(

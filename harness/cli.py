@@ -391,9 +391,14 @@ def run_command(
       harness run torch --executor host --gpus --python .venv/bin/python
                                        on this machine's GPU, without Docker
 
-    With --hosts, the first host builds the image and runs first; every other host gets
-    the image by digest and runs each experiment once, compared with the first host's
-    run. The outcome is saved as a verification, so `harness certify` can sign it.
+    Runs overlap, up to --jobs at once (default: the cores divided by --threads); their
+    records and results come out in the order asked for, whichever ended first. Ctrl-C
+    stops and removes every container and records each run as aborted.
+
+    With --hosts, the first host builds the image; every other host gets the image by
+    digest and runs each experiment once, at the same time as the first host, and is
+    compared with the first host's run. The outcome is saved as a verification, so
+    `harness certify` can sign it.
 
     With --executor host, no image and no container: the runtime runs in the named Python
     environment with the same seeds, switches and read-back, and the record names the

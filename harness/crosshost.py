@@ -119,7 +119,10 @@ def run_there(
     one host that fails never stops the others.
     """
     done = HostRuns(host)
-    tell = prefixed(say, f"[{host.name}]")
+
+    def tell(message: str) -> None:
+        say(f"[{host.name}] {message}")
+
     try:
         engine = host.connect()
         done.shipment = shipping.ship(
