@@ -536,8 +536,13 @@ def _run_each(
 
     if len(experiments) * repeat > 1:
         state.ui.say(f"up to {runner.jobs} run(s) at once")
+    planned = [(e, n) for e in experiments for n in range(1, repeat + 1)]
+    expected = {e.name: records.recent_seconds(config.project_root, e.name) for e in experiments}
     with Pool(runner.jobs) as pool:
-        made = pool.map([partial(run, e, n) for e in experiments for n in range(1, repeat + 1)])
+        made = pool.map(
+            [partial(run, e, n) for e, n in planned],
+            seconds=[expected[e.name] for e, _ in planned],
+        )
     every = [result for result in made if result is not None]
     results: list[run_module.RunResult] = []
     differing: list[str] = []

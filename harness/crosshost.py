@@ -165,6 +165,7 @@ def run_there(
             made = pool.map(
                 [partial(run, request) for request in requests],
                 stop_when=lambda result: isinstance(result, HarnessError),
+                seconds=[records.recent_seconds(config.project_root, e.name) for e in experiments],
             )
         for experiment, result in zip(experiments, made, strict=True):
             if isinstance(result, HarnessError):

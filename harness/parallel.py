@@ -8,7 +8,8 @@ in one process: the records, the compare verdicts and the progress lines.
 Two shapes of concurrency, both waited for in order so that what harness prints and saves
 never depends on which run finished first:
 
-- a :class:`Pool` per host holds at most ``jobs`` runs at once, first asked first served;
+- a :class:`Pool` per host holds at most ``jobs`` runs at once, the longest expected first
+  (from the experiment's previous runs), then first asked first served;
 - :func:`gather` and :class:`Together` start calls that mostly wait on pools (one per
   experiment, one per host), each in a thread of its own.
 
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import math
 import os
 import queue
 import threading
@@ -69,14 +71,19 @@ def default_jobs(cores: int, threads: int, *, gpus: bool = False) -> int:
 
 
 class Pool:
-    """At most ``jobs`` calls at once, first submitted first started."""
+    """At most ``jobs`` calls at once: the longest expected first, then first submitted.
+
+    Longest first keeps the jobs busy to the end: a long run started last would leave the
+    others idle while it finishes.
+    """
 
     def __init__(self, jobs: int, name: str = "runs") -> None:
         if jobs < 1:
             raise ValueError(f"a pool needs at least one job, not {jobs}")
         self.jobs = jobs
         self._name = f"harness-{name}-{next(_names)}"
-        self._queue: queue.SimpleQueue[_Item | None] = queue.SimpleQueue()
+        self._queue: queue.PriorityQueue[tuple[float, int, _Item | None]] = queue.PriorityQueue()
+        self._order = itertools.count()
         self._workers: list[threading.Thread] = []
         self._lock = threading.Lock()
         self._closed = False
@@ -93,16 +100,22 @@ class Pool:
         self.close()
 
     def submit(
-        self, function: Callable[[], T], *, unless: threading.Event | None = None
+        self,
+        function: Callable[[], T],
+        *,
+        unless: threading.Event | None = None,
+        seconds: float | None = None,
     ) -> Future[T]:
-        """Queue ``function``; it starts when a job is free, unless ``unless`` is set by
-        then (the future is cancelled) or the command was interrupted."""
+        """Queue ``function``, expected to take ``seconds`` (None: unknown, after those
+        known); it starts when a job is free, unless ``unless`` is set by then (the future
+        is cancelled) or the command was interrupted."""
         future: Future[T] = Future()
         _follow(future)
         with self._lock:
             if self._closed:
                 raise RuntimeError("the pool is closed")
-            self._queue.put((future, function, unless))  # type: ignore[arg-type]
+            rank = -seconds if seconds is not None else 0.0
+            self._queue.put((rank, next(self._order), (future, function, unless)))  # type: ignore[arg-type]
             if len(self._workers) < self.jobs:
                 worker = threading.Thread(
                     target=self._work, name=f"{self._name}-{len(self._workers) + 1}", daemon=True
@@ -116,8 +129,10 @@ class Pool:
         functions: Sequence[Callable[[], T]],
         *,
         stop_when: Callable[[T], bool] | None = None,
+        seconds: Sequence[float | None] = (),
     ) -> list[T | None]:
-        """Call each function in the pool; their results in the order given.
+        """Call each function in the pool (each expected to take its ``seconds``, when
+        given); their results in the order given.
 
         Once a result satisfies ``stop_when`` (or a call raises), calls that have not
         started are cancelled and give None. A call that raised makes this raise its
@@ -138,7 +153,11 @@ class Pool:
             return result
 
         with _ctrl_c_stops():
-            futures = [self.submit(partial(call, function), unless=stop) for function in functions]
+            expected = list(seconds) or [None] * len(functions)
+            futures = [
+                self.submit(partial(call, function), unless=stop, seconds=took)
+                for function, took in zip(functions, expected, strict=True)
+            ]
             settle(futures, stop_when=stop_when)
         return outcomes(futures)
 
@@ -146,10 +165,10 @@ class Pool:
         with self._lock:
             self._closed = True
             for _ in self._workers:
-                self._queue.put(None)
+                self._queue.put((math.inf, next(self._order), None))  # after every call
 
     def _work(self) -> None:
-        while (item := self._queue.get()) is not None:
+        while (item := self._queue.get()[2]) is not None:
             future, function, unless = item
             if unless is not None and unless.is_set():
                 future.cancel()
@@ -180,14 +199,12 @@ class Together:
     def __init__(self, name: str = "together") -> None:
         self._name = name
         self._futures: list[Future[object]] = []
-        self._pools: list[Pool] = []
 
     def __enter__(self) -> Together:
         return self
 
     def start(self, function: Callable[[], T]) -> Future[T]:
         pool = Pool(1, self._name)
-        self._pools.append(pool)
         future = pool.submit(function)
         self._futures.append(future)  # type: ignore[arg-type]
         pool.close()

@@ -21,7 +21,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from harness import atomic, crosshost
+from harness import atomic, crosshost, records
 from harness.build import BuildResult
 from harness.compare.model import ComparisonResult
 from harness.compare.report import to_dict
@@ -391,6 +391,7 @@ def _verify_one(
     experiment = request.experiment
     outcome = ExperimentVerification(experiment)
     policies = config.policies_for(experiment)
+    expected = records.recent_seconds(config.project_root, experiment.name)
 
     def runs(planned: Sequence[Planned], *, stop_on_failure: bool) -> list[Made]:
         calls = [
@@ -402,7 +403,8 @@ def _verify_one(
             for label, chosen in planned
         ]
         failed = (lambda result: result.status != "succeeded") if stop_on_failure else None
-        return list(zip(planned, pool.map(calls, stop_when=failed), strict=True))
+        made = pool.map(calls, stop_when=failed, seconds=[expected] * len(calls))
+        return list(zip(planned, made, strict=True))
 
     def succeeded(label: str, result: RunResult | None) -> RunResult | None:
         if result is not None and result.status != "succeeded" and outcome.failure is None:

@@ -152,3 +152,17 @@ def test_nothing_starts_after_an_interrupt() -> None:
     with pytest.raises(KeyboardInterrupt), interrupt.stoppable(lambda: stopped.append("now")):
         pass
     assert stopped == ["now"]
+
+
+def test_the_longest_expected_call_starts_first() -> None:
+    gate = threading.Event()
+    order: list[str] = []
+    with parallel.Pool(1) as pool:
+        held = pool.submit(gate.wait)  # keeps the one job busy while the rest queue
+        futures = [
+            pool.submit(partial(order.append, name), seconds=seconds)
+            for name, seconds in (("short", 1.0), ("unknown", None), ("long", 9.0), ("mid", 4.0))
+        ]
+        gate.set()
+        parallel.settle([held, *futures])
+    assert order == ["long", "mid", "short", "unknown"]
