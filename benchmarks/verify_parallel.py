@@ -3,9 +3,11 @@
 Both sides verify the same examples in the same image with every variation (two control
 runs and the run with all variations for each, then each variation alone where one
 moved): once with ``--jobs 1``, the baseline, and once with the default number of jobs
-(the machine's cores divided by the thread count). Each side runs in a fresh copy of the
-project, and the two verification documents must give the same verdicts. With
-``--rounds N`` the sides alternate N times and the medians are compared.
+(the machine's cores divided by the thread count). Both sides verify one copy of the
+project, one after the other, as a user does many times a day (runs at once start the
+longest first, by the times of the runs before), and the two verification documents must
+give the same verdicts. With ``--rounds N`` the sides alternate N times and the medians
+are compared.
 
 Run after one `harness build`: `.venv/bin/python benchmarks/verify_parallel.py`.
 """
@@ -46,14 +48,12 @@ def project_copy(folder: Path) -> Path:
     return folder
 
 
-def verify(jobs: list[str]) -> tuple[float, dict[str, Any]]:
-    """Seconds one `harness verify` takes in a fresh project copy, and its document."""
-    with tempfile.TemporaryDirectory(prefix="harness-verify-bench-") as folder:
-        project = project_copy(Path(folder))
-        command = [sys.executable, "-m", "harness", "-q", "verify", "--json", *jobs]
-        started = time.perf_counter()
-        result = subprocess.run(command, cwd=project, capture_output=True, text=True, check=False)
-        seconds = time.perf_counter() - started
+def verify(project: Path, jobs: list[str]) -> tuple[float, dict[str, Any]]:
+    """Seconds one `harness verify` takes, and its document."""
+    command = [sys.executable, "-m", "harness", "-q", "verify", "--json", *jobs]
+    started = time.perf_counter()
+    result = subprocess.run(command, cwd=project, capture_output=True, text=True, check=False)
+    seconds = time.perf_counter() - started
     if result.returncode not in (0, 1):
         sys.exit(f"{' '.join(command)} failed:\n{result.stderr}")
     document: dict[str, Any] = json.loads(result.stdout)
@@ -71,24 +71,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3, help="alternate the sides N times")
     rounds = parser.parse_args().rounds
-    # Builds or finds the image, so that neither side pays for it.
-    subprocess.run(
-        [sys.executable, "-m", "harness", "-q", "build", "--json"],
-        cwd=REPOSITORY,
-        capture_output=True,
-        check=True,
-    )
     one_at_a_time: list[float] = []
     at_once: list[float] = []
-    for number in range(1, rounds + 1):
-        seconds, alone = verify(["--jobs", "1"])
-        one_at_a_time.append(seconds)
-        print(f"round {number}: --jobs 1: {seconds:.1f} s", flush=True)
-        seconds, together = verify([])
-        at_once.append(seconds)
-        print(f"round {number}: default jobs: {seconds:.1f} s", flush=True)
-        if verdicts(alone) != verdicts(together):
-            sys.exit(f"the verdicts differ:\n{verdicts(alone)}\n{verdicts(together)}")
+    with tempfile.TemporaryDirectory(prefix="harness-verify-bench-") as folder:
+        project = project_copy(Path(folder))
+        # Builds or finds the image, so that neither side pays for it.
+        build = [sys.executable, "-m", "harness", "-q", "build", "--json"]
+        subprocess.run(build, cwd=project, capture_output=True, check=True)
+        for number in range(1, rounds + 1):
+            seconds, alone = verify(project, ["--jobs", "1"])
+            one_at_a_time.append(seconds)
+            print(f"round {number}: --jobs 1: {seconds:.1f} s", flush=True)
+            seconds, together = verify(project, [])
+            at_once.append(seconds)
+            print(f"round {number}: default jobs: {seconds:.1f} s", flush=True)
+            if verdicts(alone) != verdicts(together):
+                sys.exit(f"the verdicts differ:\n{verdicts(alone)}\n{verdicts(together)}")
     baseline, parallel = statistics.median(one_at_a_time), statistics.median(at_once)
     cores = len(os.sched_getaffinity(0))
     rows = [
