@@ -407,11 +407,18 @@ def _verify_one(
         return list(zip(planned, made, strict=True))
 
     def succeeded(label: str, result: RunResult | None) -> RunResult | None:
-        if result is not None and result.status != "succeeded" and outcome.failure is None:
+        if result is not None and result.status == "succeeded":
+            return result
+        if outcome.failure is None:
+            # Never silence: a run that did not start must not let the rest pass unjudged
+            # (a round only cancels runs after one that failed, which is named first).
             outcome.failure = (
-                f"the {label} run {result.run_id} {result.status}: {result.record.get('error')}"
+                f"the {label} run did not start"
+                if result is None
+                else f"the {label} run {result.run_id} {result.status}: "
+                f"{result.record.get('error')}"
             )
-        return result if result is not None and result.status == "succeeded" else None
+        return None
 
     def check(label: str, chosen: Sequence[Variation], result: RunResult) -> Check:
         comparison = compare_paths(
