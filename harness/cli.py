@@ -9,6 +9,7 @@ from __future__ import annotations
 import signal
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -36,10 +37,21 @@ from harness.k8s import k8s_group
 from harness.lint import lint
 from harness.mlproject import experiment_from_mlproject, mlproject
 from harness.package import package
+from harness.parallel import Pool, available_cores, default_jobs
 from harness.project_init import InitRequest, find_root, init_project, parse_experiment, summary
-from harness.ui import UI
+from harness.ui import UI, prefixed
 
 EXIT_INTERRUPTED = 130
+Say = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Runner:
+    """How `harness run` makes one run (the request, where its progress goes), and how many
+    it makes at once."""
+
+    run: Callable[[run_module.RunRequest, Say], run_module.RunResult]
+    jobs: int
 
 
 @dataclass
@@ -424,9 +436,14 @@ def run_command(
       harness run torch --executor host --gpus --python .venv/bin/python
                                        on this machine's GPU, without Docker
 
-    With --hosts, the first host builds the image and runs first; every other host gets
-    the image by digest and runs each experiment once, compared with the first host's
-    run. The outcome is saved as a verification, so `harness certify` can sign it.
+    Runs overlap, up to --jobs at once (default: the cores divided by --threads); their
+    records and results come out in the order asked for, whichever ended first. Ctrl-C
+    stops and removes every container and records each run as aborted.
+
+    With --hosts, the first host builds the image; every other host gets the image by
+    digest and runs each experiment once, at the same time as the first host, and is
+    compared with the first host's run. The outcome is saved as a verification, so
+    `harness certify` can sign it.
 
     With --executor host, no image and no container: the runtime runs in the named Python
     environment with the same seeds, switches and read-back, and the record names the
@@ -460,7 +477,7 @@ def run_command(
                 "--hosts nor --require-certificate",
                 "leave those out, or use the container executor",
             )
-        run_once = _host_runner(config, run_options, switches=not switches_off, say=state.ui.say)
+        runner = _host_runner(config, run_options, switches=not switches_off, say=state.ui.say)
     else:
         if switches_off:
             raise ConfigError(
@@ -480,12 +497,12 @@ def run_command(
         )
         if container_runner is None:
             return  # ran on several hosts, and concluded there
-        run_once = container_runner
+        runner = container_runner
     _run_each(
         state,
         config,
         experiments,
-        run_once,
+        runner,
         request_for=request_for,
         repeat=repeat,
         use_mlflow=use_mlflow,
@@ -505,7 +522,7 @@ def _container_runner(
     repeat: int,
     request_for: Callable[[Experiment], run_module.RunRequest],
     as_json: bool,
-) -> Callable[[run_module.RunRequest], run_module.RunResult] | None:
+) -> Runner | None:
     """Build (or find) the images, then run each request in a container of its image.
     With other hosts, runs everything there as a verification and returns None."""
     variants = {e.name: options.variant or e.variant for e in experiments}
@@ -530,24 +547,24 @@ def _container_runner(
             others=others,
             repeat=repeat,
             request_for=request_for,
+            jobs=options.jobs,
             as_json=as_json,
         )
         return None
 
-    def run_once(request: run_module.RunRequest) -> run_module.RunResult:
+    def run_once(request: run_module.RunRequest, say: Say) -> run_module.RunResult:
         image = images[variants[request.experiment.name]]
-        return run_module.run_experiment(
-            engine, config, image, request, host=control, say=state.ui.say
-        )
+        return run_module.run_experiment(engine, config, image, request, host=control, say=say)
 
-    return run_once
+    jobs = options.jobs or default_jobs(engine.cores(), config.threads, gpus=options.gpus)
+    return Runner(run_once, jobs)
 
 
 def _run_each(
     state: State,
     config: Config,
     experiments: list[Experiment],
-    run_once: Callable[[run_module.RunRequest], run_module.RunResult],
+    runner: Runner,
     *,
     request_for: Callable[[Experiment], run_module.RunRequest],
     repeat: int,
@@ -555,11 +572,27 @@ def _run_each(
     mlproject_entry: str | None,
     as_json: bool,
 ) -> None:
-    """Run each experiment ``repeat`` times, print and log the runs, judge the repeats."""
+    """Run each experiment ``repeat`` times, up to ``runner.jobs`` runs at once; then print
+    and log the runs and judge the repeats, in the order asked for."""
+
+    def run(experiment: Experiment, number: int) -> run_module.RunResult:
+        name = experiment.name if repeat == 1 else f"{experiment.name}, run {number} of {repeat}"
+        return runner.run(request_for(experiment), prefixed(state.ui.say, name))
+
+    if len(experiments) * repeat > 1:
+        state.ui.say(f"up to {runner.jobs} run(s) at once")
+    planned = [(e, n) for e in experiments for n in range(1, repeat + 1)]
+    expected = {e.name: records.recent_seconds(config.project_root, e.name) for e in experiments}
+    with Pool(runner.jobs) as pool:
+        made = pool.map(
+            [partial(run, e, n) for e, n in planned],
+            seconds=[expected[e.name] for e, _ in planned],
+        )
+    every = [result for result in made if result is not None]
     results: list[run_module.RunResult] = []
     differing: list[str] = []
-    for experiment in experiments:
-        mine = [run_once(request_for(experiment)) for _ in range(repeat)]
+    for index, experiment in enumerate(experiments):
+        mine = every[index * repeat : (index + 1) * repeat]
         for result in mine:
             if not as_json:
                 _print_run(state.ui, result)
@@ -582,9 +615,7 @@ def _run_each(
         raise click.exceptions.Exit(EXIT_DIFFERS)
 
 
-def _host_runner(
-    config: Config, options: RunOptions, *, switches: bool, say: Callable[[str], None]
-) -> Callable[[run_module.RunRequest], run_module.RunResult]:
+def _host_runner(config: Config, options: RunOptions, *, switches: bool, say: Say) -> Runner:
     """`--executor host`: check the interpreter and the GPUs once, then run each request."""
     python = host_executor.inspect_python(
         host_executor.resolve_python(options.python, config.project_root)
@@ -595,10 +626,11 @@ def _host_runner(
         f"environment {python.digest[:19]})"
     )
 
-    def run_once(request: run_module.RunRequest) -> run_module.RunResult:
-        return host_executor.run_on_host(config, request, python, switches=switches, say=say)
+    def run_once(request: run_module.RunRequest, tell: Say) -> run_module.RunResult:
+        return host_executor.run_on_host(config, request, python, switches=switches, say=tell)
 
-    return run_once
+    jobs = options.jobs or default_jobs(available_cores(), config.threads, gpus=options.gpus)
+    return Runner(run_once, jobs)
 
 
 def repeats_differ(
@@ -647,6 +679,7 @@ def _run_on_hosts(
     others: list[hosts_module.Host],
     repeat: int,
     request_for: Callable[[Experiment], run_module.RunRequest],
+    jobs: int | None,
     as_json: bool,
 ) -> None:
     """`harness run --hosts`: a verification without variations, saved for `certify`."""
@@ -660,6 +693,7 @@ def _run_on_hosts(
         base=request_for,
         control_host=control,
         other_hosts=others,
+        jobs=jobs,
         say=state.ui.say,
     )
     runs = [

@@ -31,6 +31,8 @@ class RunOptions:
     gpus: bool
     executor: str
     python: str | None
+    # Runs at once on each host; None: from the host's cores and the thread count.
+    jobs: int | None
 
     def config_overrides(self) -> dict[str, str | None]:
         """The options that override configuration, in the form the config loader takes."""
@@ -89,6 +91,16 @@ _DECLARATIONS: tuple[Callable[[Callable[..., Any]], Callable[..., Any]], ...] = 
         envvar="HARNESS_HOST_PYTHON",
         help="The interpreter of --executor host (default: the active virtual environment, "
         "the project's .venv, then python3).",
+    ),
+    click.option(
+        "-j",
+        "--jobs",
+        type=click.IntRange(min=1),
+        envvar="HARNESS_JOBS",
+        help="Runs at once on each host (default: its cores divided by --threads, at least 1, "
+        "so that every run keeps the cores its threads use and takes as long as alone; 1 "
+        "with --gpus, as a run takes every GPU). Results never depend on it: thread counts "
+        "are fixed, and records and verdicts come out in the same order.",
     ),
 )
 _NAMES = tuple(field.name for field in fields(RunOptions))

@@ -25,6 +25,7 @@ from harness.compare.report import print_table
 from harness.compare.tree import compare_paths
 from harness.config import Config, find_project_root
 from harness.errors import EXIT_DIFFERS, ConfigError, HarnessError
+from harness.ui import prefixed
 from harness.variations import Variation, select
 
 if TYPE_CHECKING:
@@ -89,10 +90,15 @@ def verify_command(
       harness verify --vary all,-cpus        all but the CPU-count variation
       harness verify --hosts local,gpu-box   then the same image on gpu-box, compared
 
+    The runs of every experiment overlap, up to --jobs at once on each host; the control
+    runs and the run with every variation go together, then each variation alone when
+    needed. The document is the same whatever finished first.
+
     With --hosts, the first host is the control: it builds the image, runs the control
-    runs and the variations; every other host gets the image by digest (through the
-    registry setting, else a save/load stream), runs each experiment once, and is
-    compared with the control. The certificate names the hosts that agreed ("2 of 2").
+    runs and the variations; at the same time every other host gets the image by digest
+    (through the registry setting, else a save/load stream) and runs each experiment
+    once; each is then compared with the control. The certificate names the hosts that
+    agreed ("2 of 2"). Ctrl-C stops and removes every container on every host.
 
     Exit 0 when every experiment reproduced (on every host), 1 when one did not, 2 on
     trouble (a host unreachable or holding another image: the others' results are saved).
@@ -156,6 +162,7 @@ def verify_command(
             base=base,
             control_host=control,
             other_hosts=others,
+            jobs=run_options.jobs,
             say=state.ui.say,
         )
     if not as_json:
@@ -197,6 +204,7 @@ def _verify_on_host(
         variations=[v for v in variations if v.name not in left_out],
         control_runs=control_runs,
         base=base,
+        jobs=options.jobs,
         say=state.ui.say,
     )
 
@@ -598,7 +606,9 @@ def _rerun(state: State, config: Config, verified: certify.Verified) -> None:
         request = run_module.RunRequest(
             experiment, predicate["seed"], predicate["profile"], predicate["threads"]
         )
-        result = run_module.run_experiment(engine, config, image, request, say=state.ui.say)
+        result = run_module.run_experiment(
+            engine, config, image, request, say=prefixed(state.ui.say, experiment.name)
+        )
         if result.status != "succeeded":
             raise certify.CertificateError(
                 f"the rerun of {experiment.name} {result.status}: {result.record.get('error')}"

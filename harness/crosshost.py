@@ -1,10 +1,10 @@
 """The same image on several hosts: ship it, run there, compare every host with the control.
 
-The control host has already run each experiment (its first control run is the
-reference). Every other host gets the control's image by digest (see
-:mod:`harness.shipping`), runs each experiment once with the control's seed, profile and
-threads, and its artifacts are compared with the control's under the experiment's
-policies. A host ends in one of these states:
+Every other host gets the control's image by digest (see :mod:`harness.shipping`) and
+runs each experiment once with the control's seed, profile and threads, while the control
+host makes its own runs: hosts work at the same time, not one after another. Once both
+are done, each host's artifacts are compared with the control's first run under the
+experiment's policies. A host ends in one of these states:
 
 - ``agreed``: every experiment ran and every artifact passed;
 - ``differs``: an artifact moved (an answer: the result does not reproduce there);
@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from harness import records, shipping
@@ -30,7 +31,9 @@ from harness.config import Config, Experiment
 from harness.engine import Engine
 from harness.errors import EngineUnavailable, HarnessError
 from harness.hosts import Host
+from harness.parallel import Pool, default_jobs
 from harness.run import RunRequest, RunResult, check_gpu_request, run_experiment
+from harness.ui import prefixed
 
 CONTROL = "control"
 AGREED = "agreed"
@@ -85,55 +88,44 @@ def quorum(outcomes: Sequence[HostOutcome]) -> dict[str, Any]:
     return {"agreed": agreed, "of": len(outcomes), "text": f"{len(agreed)} of {len(outcomes)}"}
 
 
-def on_hosts(
-    control_engine: Engine,
-    config: Config,
-    image: BuildResult,
-    hosts: Sequence[Host],
-    experiments: Sequence[Experiment],
-    *,
-    reference_runs: Mapping[str, RunResult],
-    request_for: Callable[[Experiment], RunRequest],
-    say: Callable[[str], None] = lambda _: None,
-) -> list[HostOutcome]:
-    """Run ``experiments`` on each of ``hosts`` (not the control) and compare each with it.
+@dataclass
+class HostRuns:
+    """What one host did before it is compared with the control: the image's trip there and
+    its runs, in the order of the experiments, up to the first trouble if any."""
 
-    ``reference_runs`` holds the control's run of each experiment that succeeded; an
-    experiment without one is run nowhere else, as there is nothing to compare it with.
-    """
-    if not reference_runs:
-        reason = "no experiment reproduced on the control host, so there is nothing to compare"
-        return [HostOutcome(host, FAILED, reason) for host in hosts]
-    return [
-        _on_host(
-            control_engine,
-            config,
-            image,
-            host,
-            [e for e in experiments if e.name in reference_runs],
-            reference_runs=reference_runs,
-            request_for=request_for,
-            say=say,
-        )
-        for host in hosts
-    ]
+    host: Host
+    shipment: shipping.Shipment | None = None
+    runs: list[tuple[Experiment, RunResult]] = field(default_factory=list)
+    # (status, reason) when the host could not run everything: one of TROUBLE, or FAILED.
+    trouble: tuple[str, str] | None = None
 
 
-def _on_host(
+def run_there(
     control_engine: Engine,
     config: Config,
     image: BuildResult,
     host: Host,
     experiments: Sequence[Experiment],
     *,
-    reference_runs: Mapping[str, RunResult],
     request_for: Callable[[Experiment], RunRequest],
-    say: Callable[[str], None],
-) -> HostOutcome:
-    outcome = HostOutcome(host, AGREED)
+    jobs: int | None = None,
+    say: Callable[[str], None] = lambda _: None,
+) -> HostRuns:
+    """Put the control's image on ``host`` and run every experiment there once.
+
+    This starts with the control's own runs, not after them: the host does not wait for
+    references it needs only to be judged (:func:`compared`). Up to ``jobs`` runs at once
+    (default: from the host's cores and the run's threads). Trouble is caught and kept:
+    one host that fails never stops the others.
+    """
+    done = HostRuns(host)
+
+    def tell(message: str) -> None:
+        say(f"[{host.name}] {message}")
+
     try:
         engine = host.connect()
-        outcome.shipment = shipping.ship(
+        done.shipment = shipping.ship(
             control_engine,
             engine,
             image_id=image.image_id,
@@ -141,29 +133,85 @@ def _on_host(
             host=host.name,
             mode=host.ship,
             registry=config.registry,
-            say=say,
+            say=tell,
         )
-        if outcome.shipment.method != "present":
-            say(
-                f"{host.name}: image {image.image_id[:19]} there by {outcome.shipment.method} "
-                f"in {outcome.shipment.seconds:.1f} s"
+        if done.shipment.method != "present":
+            tell(
+                f"image {image.image_id[:19]} there by {done.shipment.method} "
+                f"in {done.shipment.seconds:.1f} s"
             )
-        for experiment in experiments:
-            request = request_for(experiment)
+        requests = [request_for(experiment) for experiment in experiments]
+        for request in requests:
             # A host that cannot pass GPUs in is found out before anything runs there.
             check_gpu_request(engine, image.variant, request.gpus)
-            result = run_experiment(engine, config, image, request, host=host, say=say)
-            judge(outcome, config, experiment, reference_runs[experiment.name], result)
-    except EngineUnavailable as error:
-        outcome.status, outcome.reason = UNREACHABLE, error.one_line()
-    except shipping.ImageMismatch as error:
-        outcome.status, outcome.reason = REFUSED, error.one_line()
-    except shipping.ShipError as error:
-        outcome.status, outcome.reason = UNSHIPPED, error.one_line()
+        gpus = any(request.gpus for request in requests)
+        runs_at_once = jobs or default_jobs(engine.cores(), config.threads, gpus=gpus)
+        tell(f"up to {runs_at_once} run(s) at once")
+
+        def run(request: RunRequest) -> RunResult | HarnessError:
+            try:
+                return run_experiment(
+                    engine,
+                    config,
+                    image,
+                    request,
+                    host=host,
+                    say=prefixed(tell, request.experiment.name),
+                )
+            except HarnessError as error:
+                return error
+
+        with Pool(runs_at_once, host.name) as pool:
+            made = pool.map(
+                [partial(run, request) for request in requests],
+                stop_when=lambda result: isinstance(result, HarnessError),
+                seconds=[records.recent_seconds(config.project_root, e.name) for e in experiments],
+            )
+        for experiment, result in zip(experiments, made, strict=True):
+            if isinstance(result, HarnessError):
+                raise result
+            if result is None:
+                break  # not started: a run before it met trouble (raised above)
+            done.runs.append((experiment, result))
     except HarnessError as error:
-        outcome.status, outcome.reason = FAILED, error.one_line()
+        done.trouble = (_trouble_status(error), error.one_line())
+    return done
+
+
+def _trouble_status(error: HarnessError) -> str:
+    if isinstance(error, EngineUnavailable):
+        return UNREACHABLE
+    if isinstance(error, shipping.ImageMismatch):
+        return REFUSED
+    if isinstance(error, shipping.ShipError):
+        return UNSHIPPED
+    return FAILED
+
+
+def compared(
+    config: Config,
+    there: HostRuns,
+    reference_runs: Mapping[str, RunResult],
+    *,
+    say: Callable[[str], None] = lambda _: None,
+) -> HostOutcome:
+    """How a host did: its runs judged against ``reference_runs``, the control's run of each
+    experiment that reproduced there. An experiment without one is compared nowhere, as
+    there is nothing to compare it with."""
+    outcome = HostOutcome(there.host, AGREED, shipment=there.shipment)
+    if not reference_runs:
+        outcome.status = FAILED
+        outcome.reason = (
+            "no experiment reproduced on the control host, so there is nothing to compare"
+        )
+        return outcome
+    for experiment, result in there.runs:
+        if experiment.name in reference_runs:
+            judge(outcome, config, experiment, reference_runs[experiment.name], result)
+    if there.trouble is not None:
+        outcome.status, outcome.reason = there.trouble
     if outcome.status not in COUNTED:
-        say(f"{host.name}: {outcome.status}: {outcome.reason}")
+        say(f"[{there.host.name}] {outcome.status}: {outcome.reason}")
     return outcome
 
 

@@ -3,7 +3,10 @@
 Everything else receives an :class:`Engine` and calls its few verbs: build, import, run,
 inspect, tag, remove, save, load. Each verb turns the SDK's exceptions into harness errors that say
 what failed and how to fix it, and every container it creates is removed before the verb
-returns, whether the command inside succeeded, failed or was interrupted.
+returns, whether the command inside succeeded, failed or was interrupted. While runs
+overlap, Ctrl-C reaches only the main thread: each container is registered with
+:mod:`harness.interrupt` for its lifetime, so that the main thread removes it, on whichever
+engine it runs, and the thread that waits on it raises KeyboardInterrupt in turn.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ import docker.errors
 import docker.types
 import requests.exceptions
 
-from harness import staging
+from harness import interrupt, staging
 from harness.errors import BuildError, EngineError, EngineUnavailable
 
 # Lines of build output kept to show when a step fails.
@@ -177,6 +180,10 @@ class Engine:
     def info(self) -> Mapping[str, Any]:
         return self._call(self._client.info)  # type: ignore[no-any-return]
 
+    def cores(self) -> int:
+        """The CPUs of the engine's machine, as the engine reports them."""
+        return max(1, int(self.info().get("NCPU") or 1))
+
     def has_gpu_runtime(self) -> bool:
         """Whether the engine can pass NVIDIA GPUs into containers."""
         runtimes = self.info().get("Runtimes") or {}
@@ -267,6 +274,7 @@ class Engine:
         loaded: list[str] = []
         try:
             for chunk in self._client.api.load_image(data):  # type: ignore[no-untyped-call]
+                interrupt.check()
                 if "error" in chunk:
                     raise EngineError(f"the engine refused the image: {chunk['error']}")
                 for line in str(chunk.get("stream", "")).splitlines():
@@ -289,6 +297,7 @@ class Engine:
         digest = ""
         try:
             for chunk in self._client.api.push(repository, tag=tag, stream=True, decode=True):
+                interrupt.check()
                 if "error" in chunk:
                     raise EngineError(
                         f"the registry refused the push of {reference}: "
@@ -409,6 +418,7 @@ class Engine:
         with self.container(spec) as container:
             container.start()
             status, timed_out = self._wait(container, timeout)
+            interrupt.check()
             output = container.logs(stdout=True, stderr=True).decode("utf-8", "replace")
         if timed_out:
             raise EngineError(
@@ -440,6 +450,8 @@ class Engine:
             status, timed_out = self._wait(container, timeout)
             seconds = time.monotonic() - started
             pump.join(timeout=30)
+            # A container removed by Ctrl-C ends its wait like a killed one: not a result.
+            interrupt.check()
             for inside, local in (copy_out or {}).items():
                 self._copy_out(container, inside, local)
         return RunOutcome(status, timed_out, seconds)
@@ -565,10 +577,15 @@ class Engine:
                 f"cannot create a container from {spec.image}: {_short_reason(error)}"
             ) from None
         try:
-            yield container
+            with interrupt.stoppable(lambda: container.remove(force=True)):
+                yield container
+        except Exception:
+            # Removed under it by Ctrl-C, the container's calls fail (no such container):
+            # what ended it was the interrupt, not the engine.
+            interrupt.check()
+            raise
         finally:
-            with contextlib.suppress(docker.errors.NotFound):
-                container.remove(force=True)
+            _remove(container)
 
     def containers_owned(self) -> list[str]:
         """Names of containers harness created that still exist (should be none)."""
@@ -588,6 +605,18 @@ class Engine:
             raise self._lost(error) from None
         except docker.errors.DockerException as error:
             raise EngineError(f"the Docker engine refused: {_short_reason(error)}") from None
+
+
+def _remove(container: Any) -> None:
+    try:
+        container.remove(force=True)
+    except docker.errors.NotFound:
+        return
+    except docker.errors.APIError:
+        # Ctrl-C's removal from the main thread may still be under way ("removal in
+        # progress"): that one finishes the job.
+        if not interrupt.stopped():
+            raise
 
 
 def security_options(spec: ContainerSpec) -> dict[str, Any]:
@@ -662,6 +691,8 @@ class _ChunkReader(io.RawIOBase):
         return True
 
     def readinto(self, buffer: Any) -> int:
+        # Images are streamed in the threads of other hosts: Ctrl-C ends the stream.
+        interrupt.check()
         while not self._pending:
             try:
                 self._pending = memoryview(next(self._chunks))

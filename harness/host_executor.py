@@ -23,18 +23,20 @@ import shutil
 import signal
 import subprocess
 import tempfile
+import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import harness
-from harness import atomic, records
+from harness import atomic, interrupt, records
 from harness.config import Config
 from harness.errors import ConfigError, HarnessError
 from harness.run import (
     RunRequest,
     RunResult,
+    ended,
     finish,
     input_digests,
     new_record,
@@ -280,7 +282,7 @@ def run_on_host(
         "engine": None,
     }
     records.write(folder, record)
-    say(f"running {experiment.name} ({run_id}) on this machine with {python.executable}")
+    say(f"started {run_id} on this machine with {python.executable}")
     with staged_runtime() as runtime, tempfile.TemporaryDirectory(prefix="harness-home-") as home:
         environment = _environment(determinism, runtime, Path(home), run_id, request)
         # The container's project folder is the project here; any other working directory
@@ -299,7 +301,7 @@ def run_on_host(
             finish(record, folder, "aborted", None, "interrupted (Ctrl-C); the process was stopped")
             raise
     record["timings"]["process_s"] = round(seconds, 3)
-    return settle(
+    result = settle(
         record,
         folder,
         experiment,
@@ -307,6 +309,8 @@ def run_on_host(
         timed_out=timed_out,
         timeout=request.timeout,
     )
+    say(ended(result, seconds))
+    return result
 
 
 def _environment(
@@ -360,7 +364,11 @@ def _execute(
         )
         timed_out = False
         try:
-            process.wait(timeout=timeout or None)
+            # Ctrl-C reaches only the main thread; a run waited for in another one is
+            # sent SIGTERM from there (through harness.interrupt) and ends as aborted.
+            with interrupt.stoppable(lambda: _terminate(process)):
+                process.wait(timeout=timeout or None)
+            interrupt.check()
         except subprocess.TimeoutExpired:
             timed_out = True
             _stop(process)
@@ -373,14 +381,32 @@ def _execute(
 
 def _stop(process: subprocess.Popen[bytes]) -> None:
     """SIGTERM to the run's process group, then SIGKILL when it has not ended in time."""
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGTERM)
+    _signal(process, signal.SIGTERM)
     try:
         process.wait(timeout=_GRACE_S)
     except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
+        _signal(process, signal.SIGKILL)
         process.wait()
+
+
+def _terminate(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM now and SIGKILL after the grace period, without waiting (Ctrl-C's stop: the
+    main thread stops every run before it waits for any)."""
+    _signal(process, signal.SIGTERM)
+    killer = threading.Timer(_GRACE_S, _kill_if_running, (process,))
+    killer.daemon = True
+    killer.start()
+
+
+def _kill_if_running(process: subprocess.Popen[bytes]) -> None:
+    # A process already reaped has given up its id, which another group may now hold.
+    if process.poll() is None:
+        _signal(process, signal.SIGKILL)
+
+
+def _signal(process: subprocess.Popen[bytes], number: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, number)
 
 
 def _cpus(cpuset: str | None) -> frozenset[int] | None:

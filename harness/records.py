@@ -15,6 +15,7 @@ import json
 import re
 import secrets
 import stat
+import statistics
 from collections.abc import Iterator, Mapping
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -181,6 +182,37 @@ def find(project_root: Path, reference: str) -> Path:
     raise RunNotFound(
         f"{reference!r} matches {len(matches)} runs ({names}, ...)", "give more of the id"
     )
+
+
+def recent_seconds(project_root: Path, experiment: str, *, newest: int = 3) -> float | None:
+    """How long the experiment's newest succeeded runs took (the median of ``newest``), or
+    None when it has none: what runs at once are ordered by, longest first.
+
+    Only the folder names are listed, and only the newest of that experiment read, so this
+    stays cheap under thousands of runs.
+    """
+    root = runs_root(project_root)
+    if not root.is_dir():
+        return None
+    # A run id is DATE-TIME-EXPERIMENT-HEX (see new_run_id).
+    named = sorted(
+        folder
+        for folder in root.iterdir()
+        if folder.name.count("-") >= 3 and folder.name[16:-7] == experiment
+    )
+    seconds: list[float] = []
+    for folder in reversed(named):
+        try:
+            record = read(folder)
+        except HarnessError:
+            continue
+        timings = record.get("timings") or {}
+        took = timings.get("container_s", timings.get("process_s"))
+        if record.get("status") == "succeeded" and isinstance(took, int | float):
+            seconds.append(float(took))
+            if len(seconds) == newest:
+                break
+    return statistics.median(seconds) if seconds else None
 
 
 def all_records(project_root: Path) -> Iterator[tuple[Path, dict[str, Any] | None]]:

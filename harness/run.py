@@ -76,7 +76,8 @@ def run_experiment(
 
     ``host`` is the engine's place among the hosts (default: this machine's engine, which
     sees the project through bind mounts); a host with ``files = "copy"`` gets the run's
-    files copied in and its outputs copied back.
+    files copied in and its outputs copied back. ``say`` hears when the run starts and how
+    it ended; callers name the run in front (runs may overlap).
     """
     host = host or hosts.local_host(config)
     experiment = request.experiment
@@ -169,7 +170,7 @@ def run_experiment(
         labels={"io.harness.run-id": run_id},
         memory=config.memory,
     )
-    say(f"running {experiment.name} ({run_id}) in {image.reference} on {host.name}")
+    say(f"started {run_id} in {image.reference} on {host.name}")
     try:
         if host.files == "bind":
             outcome = engine.run_logged(
@@ -186,7 +187,7 @@ def run_experiment(
         finish(record, folder, "failed", None, error.message)
         raise
     record["timings"]["container_s"] = round(outcome.seconds, 3)
-    return settle(
+    result = settle(
         record,
         folder,
         experiment,
@@ -194,6 +195,8 @@ def run_experiment(
         timed_out=outcome.timed_out,
         timeout=request.timeout,
     )
+    say(ended(result, outcome.seconds))
+    return result
 
 
 def settle(
@@ -282,6 +285,11 @@ def new_record(
         "log": records.LOG,
         "artifacts": [],
     }
+
+
+def ended(result: RunResult, seconds: float) -> str:
+    """The progress line of a run that ended: how, and after how long."""
+    return f"{result.status} after {seconds:.1f} s ({result.run_id})"
 
 
 def run_spec(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from rich.console import Console
@@ -41,3 +42,9 @@ class UI:
     @staticmethod
     def json(document: Any) -> None:
         sys.stdout.write(json.dumps(document, indent=2, sort_keys=True) + "\n")
+
+
+def prefixed(say: Callable[[str], None], prefix: str) -> Callable[[str], None]:
+    """``say`` with every line naming what it is about, so that overlapping runs read well:
+    ``harness: torch, control run 2: succeeded after 31.2 s (RUN_ID)``."""
+    return lambda message: say(f"{prefix}: {message}")

@@ -17,10 +17,11 @@ import json
 import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
-from harness import atomic, crosshost
+from harness import atomic, crosshost, records
 from harness.build import BuildResult
 from harness.compare.model import ComparisonResult
 from harness.compare.report import to_dict
@@ -30,7 +31,9 @@ from harness.engine import Engine
 from harness.errors import HarnessError
 from harness.host_executor import PythonEnvironment, run_on_host
 from harness.hosts import Host, local_host
+from harness.parallel import Pool, Together, available_cores, default_jobs, gather
 from harness.run import RunRequest, RunResult, run_experiment
+from harness.ui import prefixed
 from harness.variations import CONTROL, Variation, setup_for
 
 SCHEMA = "harness.verification/v1"
@@ -195,30 +198,58 @@ def verify(
     base: Callable[[Experiment], RunRequest],
     control_host: Host | None = None,
     other_hosts: Sequence[Host] = (),
+    jobs: int | None = None,
     say: Callable[[str], None] = lambda _: None,
 ) -> Verification:
     """Verify every experiment; ``base`` gives the control request of each.
 
     The control host (default: this machine's engine) runs the control runs and the
-    variations; each of ``other_hosts`` then gets the image and runs every experiment
-    that reproduced, once, to be compared with the control's first run.
+    variations; each of ``other_hosts`` gets the image and runs every experiment once, to
+    be compared with the control's first run. Every host works at the same time, each
+    with at most ``jobs`` runs at once (default: from its cores and the run's threads).
     """
     control_host = control_host or local_host(config)
+    requests = [base(experiment) for experiment in experiments]
+    gpus = any(request.gpus for request in requests)
+    # With other hosts working at the same time, each line names its host.
+    named = (lambda text: f"[{control_host.name}] {text}") if other_hosts else (lambda text: text)
+    runs_at_once = jobs or default_jobs(engine.cores(), config.threads, gpus=gpus)
+    say(named(f"up to {runs_at_once} run(s) at once"))
+    with Pool(runs_at_once, control_host.name) as pool, Together("hosts") as together:
 
-    def run(request: RunRequest) -> RunResult:
-        return run_experiment(engine, config, image, request, host=control_host)
+        def run(request: RunRequest, tell: Callable[[str], None]) -> RunResult:
+            return run_experiment(engine, config, image, request, host=control_host, say=tell)
 
-    results = [
-        _verify_one(
-            config,
-            run,
-            request=base(experiment),
-            variations=variations,
-            control_runs=control_runs,
-            say=say,
+        mine = together.start(
+            partial(
+                _verify_all,
+                config,
+                pool,
+                run,
+                requests,
+                variations=variations,
+                control_runs=control_runs,
+                say=say,
+                named=named,
+            )
         )
-        for experiment in experiments
-    ]
+        theirs = [
+            together.start(
+                partial(
+                    crosshost.run_there,
+                    engine,
+                    config,
+                    image,
+                    host,
+                    experiments,
+                    request_for=base,
+                    jobs=jobs,
+                    say=say,
+                )
+            )
+            for host in other_hosts
+        ]
+    results = mine.result()
     control = crosshost.control_outcome(
         control_host,
         {
@@ -227,16 +258,8 @@ def verify(
             if r.controls
         },
     )
-    others = crosshost.on_hosts(
-        engine,
-        config,
-        image,
-        other_hosts,
-        experiments,
-        reference_runs={r.experiment.name: r.controls[0] for r in results if r.reproducible},
-        request_for=base,
-        say=say,
-    )
+    references = {r.experiment.name: r.controls[0] for r in results if r.reproducible}
+    others = [crosshost.compared(config, there.result(), references, say=say) for there in theirs]
     return Verification(
         id=f"{dt.datetime.now(dt.UTC):%Y%m%d-%H%M%S}-{secrets.token_hex(3)}",
         image=image,
@@ -258,6 +281,7 @@ def verify_on_host(
     variations: Sequence[Variation],
     control_runs: int = 2,
     base: Callable[[Experiment], RunRequest],
+    jobs: int | None = None,
     say: Callable[[str], None] = lambda _: None,
 ) -> Verification:
     """Verify every experiment with the host executor, in ``python``'s environment.
@@ -266,21 +290,25 @@ def verify_on_host(
     (see :data:`harness.host_executor.NEEDS_A_CONTAINER`). No other host takes part: the
     environment is this machine's, and nothing ships it elsewhere.
     """
+    requests = [base(experiment) for experiment in experiments]
+    gpus = any(request.gpus for request in requests)
+    runs_at_once = jobs or default_jobs(available_cores(), config.threads, gpus=gpus)
+    say(f"up to {runs_at_once} run(s) at once")
 
-    def run(request: RunRequest) -> RunResult:
-        return run_on_host(config, request, python)
+    def run(request: RunRequest, tell: Callable[[str], None]) -> RunResult:
+        return run_on_host(config, request, python, say=tell)
 
-    results = [
-        _verify_one(
+    with Pool(runs_at_once, "host") as pool:
+        results = _verify_all(
             config,
+            pool,
             run,
-            request=base(experiment),
+            requests,
             variations=variations,
             control_runs=control_runs,
             say=say,
+            named=lambda text: text,
         )
-        for experiment in experiments
-    ]
     control = crosshost.control_outcome(
         local_host(config),
         {
@@ -303,34 +331,96 @@ def verify_on_host(
     )
 
 
+# One run of a verification: the request, and where its progress lines go.
+RunOne = Callable[[RunRequest, Callable[[str], None]], RunResult]
+# A run a verification plans (its label and variations), and with what it ended (None: not
+# started, as a run before it in its round failed).
+Planned = tuple[str, Sequence[Variation]]
+Made = tuple[Planned, RunResult | None]
+
+
+def _verify_all(
+    config: Config,
+    pool: Pool,
+    run: RunOne,
+    requests: Sequence[RunRequest],
+    *,
+    variations: Sequence[Variation],
+    control_runs: int,
+    say: Callable[[str], None],
+    named: Callable[[str], str],
+) -> list[ExperimentVerification]:
+    """Every experiment at once, their runs sharing ``pool``; results in the given order."""
+    return gather(
+        [
+            partial(
+                _verify_one,
+                config,
+                pool,
+                run,
+                request=request,
+                variations=variations,
+                control_runs=control_runs,
+                say=say,
+                named=named,
+            )
+            for request in requests
+        ],
+        "experiments",
+    )
+
+
 def _verify_one(
     config: Config,
-    run_request: Callable[[RunRequest], RunResult],
+    pool: Pool,
+    run_request: RunOne,
     *,
     request: RunRequest,
     variations: Sequence[Variation],
     control_runs: int,
     say: Callable[[str], None],
+    named: Callable[[str], str],
 ) -> ExperimentVerification:
+    """One experiment's verification, in two rounds of runs that each run at once.
+
+    First the control runs and the run with every variation; then, only when that run
+    moved the artifacts, each variation alone. The outcome is read from the runs in this
+    order, stopping where a failed run or disagreeing controls leave nothing to judge, so
+    that it is the same whichever run finished first and however many ran at once.
+    """
     experiment = request.experiment
     outcome = ExperimentVerification(experiment)
     policies = config.policies_for(experiment)
+    expected = records.recent_seconds(config.project_root, experiment.name)
 
-    def run(label: str, chosen: Sequence[Variation]) -> RunResult | None:
-        setup = setup_for(chosen) if chosen else CONTROL
-        say(f"{experiment.name}: {label}")
-        result = run_request(replace(request, setup=setup))
-        if result.status != "succeeded":
-            outcome.failure = (
-                f"the {label} run {result.run_id} {result.status}: {result.record.get('error')}"
+    def runs(planned: Sequence[Planned], *, stop_on_failure: bool) -> list[Made]:
+        calls = [
+            partial(
+                run_request,
+                replace(request, setup=setup_for(chosen) if chosen else CONTROL),
+                prefixed(say, named(f"{experiment.name}, {label}")),
             )
-            return None
-        return result
+            for label, chosen in planned
+        ]
+        failed = (lambda result: result.status != "succeeded") if stop_on_failure else None
+        made = pool.map(calls, stop_when=failed, seconds=[expected] * len(calls))
+        return list(zip(planned, made, strict=True))
 
-    def check(label: str, chosen: Sequence[Variation]) -> Check | None:
-        result = run(label, chosen)
-        if result is None:
-            return None
+    def succeeded(label: str, result: RunResult | None) -> RunResult | None:
+        if result is not None and result.status == "succeeded":
+            return result
+        if outcome.failure is None:
+            # Never silence: a run that did not start must not let the rest pass unjudged
+            # (a round only cancels runs after one that failed, which is named first).
+            outcome.failure = (
+                f"the {label} run did not start"
+                if result is None
+                else f"the {label} run {result.run_id} {result.status}: "
+                f"{result.record.get('error')}"
+            )
+        return None
+
+    def check(label: str, chosen: Sequence[Variation], result: RunResult) -> Check:
         comparison = compare_paths(
             str(outcome.controls[0].folder), str(result.folder), policies=policies
         )
@@ -338,27 +428,33 @@ def _verify_one(
         outcome.checks.append(found)
         return found
 
-    first = run("control run 1", [])
-    if first is None:
-        return outcome
-    outcome.controls.append(first)
-    for number in range(2, control_runs + 1):
-        again = check(f"control run {number}", [])
-        if again is None:
+    everything = f"all variations ({', '.join(v.name for v in variations)})"
+    first_round: list[Planned] = [(f"control run {n}", ()) for n in range(1, control_runs + 1)]
+    if variations:
+        first_round.append((everything, tuple(variations)))
+    for (label, chosen), made in runs(first_round, stop_on_failure=True):
+        result = succeeded(label, made)
+        if result is None:
+            return outcome  # a failed run: the rest cannot be judged (or did not run)
+        if not outcome.controls:
+            outcome.controls.append(result)
+            continue
+        found = check(label, chosen, result)
+        if not chosen:
+            outcome.controls.append(result)
+            if not found.agrees:
+                outcome.culprits = [RERUN]
+                return outcome  # variations cannot be judged against a control that moves
+        elif found.agrees:
             return outcome
-        outcome.controls.append(again.run)
-        if not again.agrees:
-            outcome.culprits = [RERUN]
-            return outcome  # variations cannot be judged against a control that moves
     if not variations:
         return outcome
-    everything = check(f"all variations ({', '.join(v.name for v in variations)})", variations)
-    if everything is None or everything.agrees:
-        return outcome
-    for variation in variations:
-        alone = check(f"variation {variation.name}", [variation])
-        if alone is not None and not alone.agrees:
-            outcome.culprits.append(variation.name)
+    for (label, chosen), made in runs(
+        [(f"variation {v.name}", (v,)) for v in variations], stop_on_failure=False
+    ):
+        result = succeeded(label, made)
+        if result is not None and not check(label, chosen, result).agrees:
+            outcome.culprits.append(chosen[0].name)
     if not outcome.culprits and outcome.failure is None:
         # Only the combination moves the artifacts; name it as a whole.
         outcome.culprits = ["+".join(v.name for v in variations)]

@@ -9,16 +9,21 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import shutil
+import signal
 import socket
 import subprocess
+import sys
 import tarfile
 import tempfile
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import docker
 import pytest
 
 from harness import shipping
@@ -27,6 +32,13 @@ from tests.conftest import REPOSITORY, copy_project_files
 from tests.integration.conftest import harness
 
 SCRIPTS = REPOSITORY / "scripts"
+HANG = """\
+import time
+
+
+def main(output, seed, inputs):
+    time.sleep(600)
+"""
 
 
 def _script(*arguments: str | Path) -> str:
@@ -154,6 +166,43 @@ def test_the_certificate_names_both_hosts(two_hosts: dict[str, Any], tmp_path: P
     assert predicate["quorum"]["agreed"] == ["a", "b"]
     assert {host["name"] for host in predicate["hosts"]} == {"a", "b"}
     assert "reproduced on 2 of 2 host(s): a, b" in verified["checks"]
+
+
+def test_ctrl_c_stops_the_runs_on_every_host_and_records_each_aborted(
+    two_hosts: dict[str, Any], second_engine: str, engine: Engine, tmp_path: Path
+) -> None:
+    project = _project(tmp_path / "project", f'b = {{ url = "{second_engine}" }}\n')
+    (project / "hang.py").write_text(HANG)
+    with (project / "pyproject.toml").open("a") as pyproject:
+        pyproject.write('\n[tool.harness.experiments.hang]\nentry = "hang:main"\n')
+    process = subprocess.Popen(
+        [sys.executable, "-m", "harness", "verify", "hang", "--vary", "none", "--runs", "1",
+         "--hosts", "local,b"],
+        cwd=project,
+        env={**os.environ, **two_hosts["env"]},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    runs = project / ".harness" / "runs"
+    deadline = time.monotonic() + 120
+    # A run's log is opened once its container has started: then one runs on each host.
+    while len(list(runs.glob("*/log.txt"))) < 2:
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline, "the runs' containers never started"
+        time.sleep(0.2)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=90)
+    assert process.returncode == 130, stderr
+    stored = [json.loads(path.read_text()) for path in sorted(runs.glob("*/record.json"))]
+    assert sorted((r["host"], r["status"]) for r in stored) == [("a", "aborted"), ("b", "aborted")]
+    other = Engine.connect(second_engine)
+    assert other.containers_owned() == []
+    assert other.volumes_owned() == []  # the copied files' volumes went with the run
+    client = docker.from_env()
+    for record in stored:
+        label = f"io.harness.run-id={record['run_id']}"
+        assert client.containers.list(all=True, filters={"label": label}) == []
 
 
 def test_an_unreachable_host_keeps_the_others_results_and_certifies_1_of_2(

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import docker
 import jsonschema
 import pytest
 
@@ -231,6 +232,37 @@ def test_ctrl_c_removes_the_container_and_records_the_run_as_aborted(
     runs = sorted((probe_project / ".harness/runs").iterdir())
     aborted = [json.loads((r / "record.json").read_text()) for r in runs]
     assert any(r["experiment"] == "probe-hang" and r["status"] == "aborted" for r in aborted)
+
+
+def test_ctrl_c_stops_every_run_made_at_once_and_records_each_aborted(
+    engine: Engine, probe_project: Path
+) -> None:
+    harness("build", cwd=probe_project)  # so that the runs below start at once
+    runs = probe_project / ".harness/runs"
+    before = set(runs.iterdir()) if runs.is_dir() else set()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "harness", "run", "probe-hang", "--repeat", "2", "--jobs", "2"],
+        cwd=probe_project,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 120
+    # Each run's log is opened once its container has started: then both are under way.
+    while len([r for r in runs.glob("*/log.txt") if r.parent not in before]) < 2:
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline, "the runs' containers never started"
+        time.sleep(0.2)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=90)
+    assert process.returncode == 130, stderr
+    mine = sorted(set(runs.iterdir()) - before)
+    stored = [json.loads((r / "record.json").read_text()) for r in mine]
+    assert [r["status"] for r in stored] == ["aborted", "aborted"]
+    client = docker.from_env()
+    for record in stored:
+        label = f"io.harness.run-id={record['run_id']}"
+        assert client.containers.list(all=True, filters={"label": label}) == []
 
 
 def test_a_project_the_container_cannot_read_is_refused_with_the_fix(probe_project: Path) -> None:

@@ -6,18 +6,21 @@ record says of a run no image isolated, how runs end, and what the process is gi
 
 from __future__ import annotations
 
+import _thread
 import json
 import re
 import shutil
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import jsonschema
 import pytest
 from click.testing import CliRunner
 
-from harness import host_executor, records
+from harness import host_executor, interrupt, parallel, records
 from harness.cli import cli
 from harness.config import load_config
 from harness.errors import ConfigError, HarnessError
@@ -148,6 +151,51 @@ def test_two_host_runs_of_a_seeded_experiment_agree_and_a_drifting_one_is_caught
     moved = runner.invoke(cli, [*arguments, "drifting"])
     assert moved.exit_code == 1
     assert "its 2 runs differ in weights.npy" in moved.output
+
+
+def test_ctrl_c_stops_host_runs_made_at_once_and_records_each_aborted(
+    hosted: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Runs not stopped by then would be left running: fail soon rather than wait a minute.
+    monkeypatch.setattr(parallel, "_GRACE_S", 5.0)
+    runs = records.runs_root(hosted)
+
+    def press_ctrl_c_once_both_run() -> None:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            logs = list(runs.glob("*/log.txt")) if runs.is_dir() else []
+            if len(logs) == 2:  # each process has its log open: both are under way
+                break
+            time.sleep(0.05)
+        time.sleep(0.5)
+        _thread.interrupt_main()
+
+    threading.Thread(target=press_ctrl_c_once_both_run, daemon=True).start()
+    arguments = ["--project", str(hosted), "run", "slow", "--repeat", "2", "--jobs", "2"]
+    try:
+        result = CliRunner().invoke(
+            cli, [*arguments, "--executor", "host", "--python", sys.executable]
+        )
+    finally:
+        interrupt.reset()
+    assert result.exit_code == 130, result.output
+    statuses = [records.read(folder)["status"] for folder in sorted(runs.iterdir())]
+    assert statuses == ["aborted", "aborted"]
+
+
+def test_runs_at_once_name_themselves_on_every_progress_line(hosted: Path) -> None:
+    arguments = ["--project", str(hosted), "run", "weights", "train", "--repeat", "2"]
+    result = CliRunner().invoke(
+        cli, [*arguments, "--jobs", "3", "--executor", "host", "--python", sys.executable]
+    )
+    assert result.exit_code == 0, result.output
+    assert "harness: up to 3 run(s) at once" in result.stderr
+    for name in ("weights, run 1 of 2", "weights, run 2 of 2", "train, run 1 of 2"):
+        assert f"harness: {name}: started " in result.stderr
+        assert re.search(rf"harness: {name}: succeeded after [\d.]+ s \(", result.stderr)
+    # Results on stdout come in the order asked for, whichever run ended first.
+    printed = [line.split()[0] for line in result.stdout.splitlines() if "succeeded" in line]
+    assert [run_id.split("-")[2] for run_id in printed] == ["weights"] * 2 + ["train"] * 2
 
 
 def test_a_crash_a_missing_output_and_a_timeout_each_end_their_record(

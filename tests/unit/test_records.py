@@ -113,3 +113,24 @@ def test_records_are_read_within_bounds(tmp_path: Path) -> None:
     (folder / "record.json").write_text("[" * 100_000 + "]" * 100_000)
     with pytest.raises(records.CorruptRecord, match="nests deeper than"):
         records.read(folder)
+
+
+def test_recent_seconds_is_the_median_of_the_newest_succeeded_runs(tmp_path: Path) -> None:
+    root = records.runs_root(tmp_path)
+    for stamp, experiment, status, seconds in (
+        ("20260101-000000", "torch", "succeeded", 50.0),  # older than the newest three
+        ("20260102-000000", "torch", "succeeded", 10.0),
+        ("20260103-000000", "torch", "failed", 1.0),  # a failed run says nothing
+        ("20260104-000000", "torch", "succeeded", 12.0),
+        ("20260105-000000", "torch", "succeeded", 30.0),
+        ("20260106-000000", "torch-big", "succeeded", 99.0),  # another experiment
+    ):
+        folder = root / f"{stamp}-{experiment}-abcdef"
+        folder.mkdir(parents=True)
+        record = {"schema": records.SCHEMA, "status": status, "timings": {"container_s": seconds}}
+        records.write(folder, record)
+    (root / "20260107-000000-torch-0a0b0c").mkdir()  # a run folder without its record
+    assert records.recent_seconds(tmp_path, "torch") == 12.0
+    assert records.recent_seconds(tmp_path, "torch-big") == 99.0
+    assert records.recent_seconds(tmp_path, "sklearn") is None
+    assert records.recent_seconds(tmp_path / "elsewhere", "torch") is None
