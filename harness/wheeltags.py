@@ -15,7 +15,7 @@ other way is refused with the spellings that work.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from packaging.tags import Tag, compatible_tags, cpython_tags
@@ -124,11 +124,4 @@ def _platform(platform: str) -> tuple[str, tuple[int, int]]:
     )
 
 
-def filenames_for(target: Target, names: Sequence[str]) -> list[str]:
-    """Those of ``names`` the target can install, best first."""
-    ranking = Ranking(target)
-    ranked = sorted((rank, name) for name in names if (rank := ranking.rank(name)) is not None)
-    return [name for _, name in ranked]
-
-
-__all__ = ["Ranking", "Target", "filenames_for"]
+__all__ = ["Ranking", "Target"]
