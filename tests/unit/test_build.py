@@ -257,6 +257,9 @@ def test_dockerfiles_write_nothing_that_varies_between_builds() -> None:
         compiles = [line for line in text.splitlines() if "-m compileall" in line]
         assert len(compiles) == 2, name
         assert all("PYTHONHASHSEED=0" in line and "-j 1" in line for line in compiles), name
+        # Nothing of the environment runs first (its .pth files would write bytecode with
+        # the install's time), and bytecode already there is rewritten, never trusted.
+        assert all(" -S -m compileall" in line and " -f " in line for line in compiles), name
         assert text.count("--invalidation-mode unchecked-hash") == 2, name
         # The frameworks come from the wheels harness put in the context, never the network.
         assert "--no-index --find-links /tmp/harness/wheels" in text, name
