@@ -2,10 +2,17 @@
 
 The build context is assembled in a temporary folder, never from the project tree: the
 Dockerfile (the project's own, else harness's, see :mod:`harness.dockerfiles`), the
-variant's constraints, the wheels the constraints pin that lie in the configured wheel
-folders, harness's own wheel (from the harness that runs, see :mod:`harness.runtime_wheel`),
-and the CA bundle to trust while installing. Inside, pip installs with ``--require-hashes
---no-deps``, so the image holds exactly the pinned bytes or the build fails.
+variant's constraints, the one wheel of each pin (linked from the wheel cache, which
+downloads only what it lacks, see :mod:`harness.wheelcache`), harness's own wheel (from
+the harness that runs, see :mod:`harness.runtime_wheel`), and the CA bundle. Inside, pip
+installs with ``--require-hashes --no-deps --no-index``, so the image holds exactly the
+pinned bytes or the build fails, and the build needs no network.
+
+A build leaves the engine holding its image and nothing else: the images of the build's
+steps (the install stage holds the wheels and a second copy of every installed file, as
+much again as the image) and the image as the engine built it, before its configuration
+was rewritten, are removed once the image is finished. What makes the next build fast is
+the wheel cache, not the engine's layer cache.
 
 Every input of the build is folded into one digest stored as a label. A rebuild whose
 inputs are unchanged finds the image harness built from them and returns at once, without
@@ -30,14 +37,14 @@ import re
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
+from packaging.utils import canonicalize_name, parse_wheel_filename
 
 import harness
-from harness import builtimages, imageconfig, lock, runtime_wheel, vcs
+from harness import builtimages, imageconfig, lock, runtime_wheel, vcs, wheelcache, wheeltags
 from harness.base import BaseImage, ensure_base
 from harness.config import Config, Variant
 from harness.digests import sha256_file
@@ -97,15 +104,33 @@ class BuildPlan:
     harness_source: runtime_wheel.HarnessSource
     dockerfile: Dockerfile
 
+    @property
+    def target(self) -> wheeltags.Target:
+        """The image's Python and platform, as the wheels of its pins must fit them."""
+        return wheeltags.Target.parse(self.config.python, self.config.platform)
+
+    @property
+    def wheel_sources(self) -> wheelcache.Sources:
+        """Where the pins' wheels are found: the index, and the wheel folders the variant
+        may use."""
+        config = self.config
+        return wheelcache.Sources(
+            config.index_url or DEFAULT_INDEX_URL,
+            config.find_links if self.variant.find_links else (),
+            config.ca_bundle,
+        )
+
 
 def plan(config: Config, variant_name: str) -> BuildPlan:
-    """Validate the variant, its Dockerfile, its constraints and the CA bundle."""
+    """Validate the variant, its Dockerfile, its constraints, the platform and the CA bundle."""
     variant = config.variant(variant_name)
     dockerfile = choose(variant, config.project_root)
     pins = lock.require_fresh(config, variant)
-    return BuildPlan(
+    built = BuildPlan(
         config, variant, pins, _ca_bundle_bytes(config), runtime_wheel.locate(), dockerfile
     )
+    _ = built.target  # a platform no wheel can be chosen for fails here, before the engine
+    return built
 
 
 @dataclass(frozen=True)
@@ -133,11 +158,23 @@ class FreshImage:
     image_id: str
     # The image as the engine built it, before its configuration was rewritten.
     built_id: str
-    # Every image the build's steps made, oldest first (built_id last, base images never):
-    # the engine's layer cache, kept by ordinary builds and removed by the rebuild check,
-    # whose builds run without the cache.
+    # Every image the build's steps made, oldest first (built_id last; never a base image,
+    # never one a step took from the engine's cache): removed once the image is finished.
     step_images: tuple[str, ...]
     seconds: float
+
+
+def discard_leftovers(engine: Engine, fresh: FreshImage) -> None:
+    """Remove what the build of ``fresh`` made besides the finished image.
+
+    The finished image holds every layer it needs (its configuration was loaded onto the
+    layers the engine already had), so this frees the install stage and leaves the image
+    whole. Newest first: an image with a child cannot go before the child; one that is
+    still in use (a tag, a child, a container) stays.
+    """
+    for leftover in reversed(fresh.step_images):
+        if leftover != fresh.image_id:
+            engine.remove_unused_image(leftover)
 
 
 def prepare(
@@ -225,6 +262,7 @@ def build(
     )
     builtimages.remember(engine, prepared.build_input, fresh.image_id)
     engine.tag(fresh.image_id, reference)
+    discard_leftovers(engine, fresh)
     info = engine.image(fresh.image_id)
     say(f"built {reference} ({fresh.image_id[:19]})")
     return BuildResult(
@@ -259,7 +297,7 @@ def build_image(
     with tempfile.TemporaryDirectory(prefix="harness-build-") as folder:
         context = Path(folder)
         say(f"assembling the build context of {prepared.reference}")
-        assemble_context(context, build_plan, epoch=prepared.epoch)
+        provided = assemble_context(context, build_plan, epoch=prepared.epoch, say=say)
         if prepared.source and build_plan.harness_source.digest() != prepared.source:
             # The wheel would not be the source the labels name (and two builds of a
             # check would differ for a reason that is no fault of the build).
@@ -289,10 +327,15 @@ def build_image(
             )
         except BuildError as error:
             if watcher.packages:
+                named = {canonicalize_name(p.split("==")[0]) for p in watcher.packages}
+                evicted = wheelcache.open_cache().evict_corrupt(
+                    c for c in provided.choices if c.name in named
+                )
+                removed = f"; removed from the wheel cache: {', '.join(evicted)}" if evicted else ""
                 raise HashMismatch(
                     f"the {variant.name} build refused {', '.join(watcher.packages)}: "
-                    "the download's "
-                    f"sha256 is not the one pinned in {variant.constraints.name}"
+                    f"the wheel's sha256 is not the one pinned in {variant.constraints.name}"
+                    f"{removed}"
                 ) from None
             raise error from None
     image_id = imageconfig.finalise(
@@ -309,25 +352,30 @@ def build_image(
 class StepImages:
     """Collects, from the classic builder's output, the image each step made, oldest first.
 
-    Each step ends with a line " ---> ID". A FROM step's ID is its base image, which the
-    build did not make, so it is left out: removing what a build made never touches it.
+    Each step ends with a line " ---> ID". A FROM step's ID is its base image, and a step
+    that printed " ---> Using cache" took an image the engine already held (another
+    build's): neither was made by this build, so both are left out, and removing what a
+    build made never touches them.
     """
 
     _FROM = re.compile(r"^Step \d+/\d+ : FROM ", re.IGNORECASE)
     _RESULT = re.compile(r"^ ---> ([0-9a-f]{12,64})$")
+    _CACHED = " ---> Using cache"
 
     def __init__(self) -> None:
         self.images: list[str] = []
-        self._in_from = False
+        self._made_elsewhere = False
 
     def feed(self, line: str) -> None:
         if self._FROM.match(line):
-            self._in_from = True
+            self._made_elsewhere = True
         elif line.startswith("Step "):
-            self._in_from = False
+            self._made_elsewhere = False
+        elif line.rstrip() == self._CACHED:
+            self._made_elsewhere = True
         else:
             match = self._RESULT.match(line.rstrip())
-            if match and not self._in_from and match.group(1) not in self.images:
+            if match and not self._made_elsewhere and match.group(1) not in self.images:
                 self.images.append(match.group(1))
 
 
@@ -400,14 +448,21 @@ def _ca_bundle_bytes(config: Config) -> bytes:
 # -- the build context -----------------------------------------------------------------
 
 
-def assemble_context(context: Path, build_plan: BuildPlan, *, epoch: int | None = None) -> None:
+def assemble_context(
+    context: Path,
+    build_plan: BuildPlan,
+    *,
+    epoch: int | None = None,
+    say: Callable[[str], None] = lambda _: None,
+) -> wheelcache.Provided:
     """Lay out the build context; with ``epoch``, every file it made gets that time.
 
     The engine keeps a context file's time when a COPY puts it into an image, and the
     files here are fresh copies, so without this their time would be the build's.
-    Linked wheels keep theirs: they share their inode with the user's own files.
+    Wheels keep theirs: they are links to the wheel cache's files, and only the install
+    stage, which is thrown away, ever holds them.
     """
-    config, variant = build_plan.config, build_plan.variant
+    variant = build_plan.variant
     (context / "Dockerfile").write_bytes(build_plan.dockerfile.text)
     shutil.copyfile(variant.constraints, context / "constraints.txt")
     (context / "ca-bundle.crt").write_bytes(build_plan.ca_bundle)
@@ -416,9 +471,9 @@ def assemble_context(context: Path, build_plan: BuildPlan, *, epoch: int | None 
     # COPY of an empty folder is fine for the engine, but an empty context folder can be
     # dropped by tools on the way; a marker keeps the layout fixed.
     (wheels / ".keep").write_text("")
-    if variant.find_links:
-        for wheel in pinned_wheels(config.find_links, build_plan.pins):
-            _link_or_copy(wheel, wheels / wheel.name)
+    provided = wheelcache.open_cache().provide(
+        build_plan.pins, build_plan.target, build_plan.wheel_sources, wheels, say=say
+    )
     dist = context / "dist"
     wheel = build_plan.harness_source.wheel(dist)
     # By name and hash, not by file:// URL: pip then writes no direct_url.json, which would
@@ -429,6 +484,7 @@ def assemble_context(context: Path, build_plan: BuildPlan, *, epoch: int | None 
     )
     if epoch is not None:
         clamp_times(context, epoch)
+    return provided
 
 
 def clamp_times(folder: Path, epoch: int) -> None:
@@ -438,33 +494,6 @@ def clamp_times(folder: Path, epoch: int) -> None:
         if path.is_symlink() or (path.is_file() and status.st_nlink > 1):
             continue
         os.utime(path, (epoch, epoch))
-
-
-def pinned_wheels(folders: Iterable[str], pins: Sequence[lock.Pin]) -> list[Path]:
-    """Wheels in the wheel folders whose name and exact version a pin names."""
-    wanted = {(pin.name, pin.version) for pin in pins}
-    found = []
-    for folder in folders:
-        if "://" in folder:  # an URL is for the resolver; the build reaches indexes itself
-            continue
-        path = Path(folder)
-        if not path.is_dir():
-            continue
-        for wheel in sorted(path.glob("*.whl")):
-            try:
-                name, version, _, _ = parse_wheel_filename(wheel.name)
-            except InvalidWheelFilename:
-                continue
-            if (canonicalize_name(name), str(version)) in wanted:
-                found.append(wheel)
-    return found
-
-
-def _link_or_copy(source: Path, target: Path) -> None:
-    try:
-        target.hardlink_to(source)
-    except OSError:
-        shutil.copyfile(source, target)
 
 
 class HashMismatchWatcher:

@@ -25,6 +25,7 @@ from harness import run as run_module
 from harness import verify as verify_module
 from harness.base import ensure_base
 from harness.ci_github import ci_group
+from harness.cli_cache import cache_group
 from harness.cli_options import RunOptions, run_options
 from harness.cli_trust import conclude, hosts_option, require_certificates
 from harness.cli_trust import register as register_trust_commands
@@ -850,6 +851,7 @@ cli.add_command(mlproject)
 cli.add_command(package)
 register_trust_commands(cli)
 cli.add_command(ci_group)
+cli.add_command(cache_group)
 cli.add_command(k8s_group)
 
 

@@ -377,9 +377,7 @@ def check(
     finally:
         for target, fresh, tag in built:
             target.remove_unused_image(tag)
-            # Newest first: an image with a child cannot go before the child.
-            for leftover in reversed(fresh.step_images):
-                target.remove_unused_image(leftover)
+            build.discard_leftovers(target, fresh)
 
 
 def _compare(

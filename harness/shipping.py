@@ -7,7 +7,8 @@ or nothing runs there:
 - already there: nothing moves (an inspect, a few milliseconds);
 - ``registry``: pushed to the configured registry (only layers it lacks), pulled on the
   host by the manifest digest the push returned, so the registry cannot substitute
-  another image, then checked by ID;
+  another image, then checked by ID; the tag made for the push is removed again on the
+  control, where it would only be a stray name;
 - ``stream``: ``docker save`` on the control streamed into ``docker load`` on the host;
 - ``never``: the host is provisioned by others; the image it holds under the control's
   reference must have the control's ID.
@@ -112,6 +113,8 @@ def through_registry(
         digest = source.push(pushed)
     except HarnessError as error:
         raise ShipError(error.message, error.hint) from None
+    finally:
+        drop_tag(source, image_id, pushed)
     pulled = f"{repository}@{digest}"
     say(f"pulling {pulled} on {target.where}")
     try:
@@ -123,6 +126,17 @@ def through_registry(
             "credentials from `docker login` on that host)",
         ) from None
     return pulled
+
+
+def drop_tag(engine: Engine, image_id: str, tag: str) -> None:
+    """Remove a tag harness added only to push, so that no stray name is left behind.
+
+    The engine cannot untag an image's last name without removing the image, so a tag
+    that is the image's only name stays: the image is still someone's.
+    """
+    info = engine.image(image_id)
+    if info is not None and tag in info.tags and any(t != tag for t in info.tags):
+        engine.remove_unused_image(tag)
 
 
 def stream(

@@ -61,6 +61,21 @@ def test_cpu_image_imports_the_pinned_frameworks(engine: Engine, cpu_image: dict
     assert versions["cuda"] is None
 
 
+BYTECODE = """
+import importlib.util, json, torch
+cached = importlib.util.cache_from_source(torch.__file__)
+with open(cached, "rb") as stream:
+    header = stream.read(16)
+print(json.dumps({"flags": int.from_bytes(header[4:8], "little"), "cached": cached}))
+"""
+
+
+def test_cpu_image_holds_unchecked_hash_bytecode(engine: Engine, cpu_image: dict[str, Any]) -> None:
+    facts = run_python(engine, cpu_image["reference"], BYTECODE)
+    # PEP 552: bit 0 set, a hash-based .pyc; bit 1 clear, never checked against its source.
+    assert facts["flags"] == 0b01, facts
+
+
 def test_cpu_image_carries_the_labels(engine: Engine, cpu_image: dict[str, Any]) -> None:
     info = engine.image(cpu_image["image_id"])
     assert info is not None

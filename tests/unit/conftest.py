@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from harness import wheelcache
 from harness.engine import Engine
 
 
@@ -13,3 +16,13 @@ def _no_engine(monkeypatch: pytest.MonkeyPatch) -> None:
         raise AssertionError("a unit test tried to reach the Docker engine")
 
     monkeypatch.setattr(Engine, "connect", classmethod(refuse))
+
+
+@pytest.fixture(autouse=True)
+def _own_wheel_cache(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> Path:
+    """Each test gets an empty wheel cache of its own, never the user's."""
+    root = tmp_path_factory.mktemp("wheel-cache")
+    monkeypatch.setenv(wheelcache.ENV, str(root))
+    return root

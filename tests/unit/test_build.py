@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import build, dockerfiles, lock, runtime_wheel
+from harness import build, dockerfiles, runtime_wheel
 from harness.base import BaseImage
 from harness.config import Config, load_config
 from harness.digests import sha256_file
@@ -58,28 +58,6 @@ def test_watcher_ignores_pins_outside_a_hash_report() -> None:
     watcher = build.HashMismatchWatcher()
     watcher.feed("    absl-py==2.5.1 from https://example/absl.whl")
     assert watcher.packages == []
-
-
-def test_pinned_wheels_take_exact_name_and_version(tmp_path: Path) -> None:
-    for name in (
-        "torch-2.13.0+cpu-cp311-cp311-manylinux_2_28_x86_64.whl",
-        "torch-2.12.0+cpu-cp311-cp311-manylinux_2_28_x86_64.whl",
-        "Scikit_Learn-1.9.1-cp311-cp311-manylinux_2_28_x86_64.whl",
-        "not-a-wheel.txt",
-        "broken.whl",
-    ):
-        (tmp_path / name).write_bytes(b"")
-    pins = [
-        lock.Pin("torch", "2.13.0+cpu", ("sha256:aa",)),
-        lock.Pin("scikit-learn", "1.9.1", ("sha256:bb",)),
-    ]
-    found = build.pinned_wheels([str(tmp_path), "https://example/simple", "/does/not/exist"], pins)
-    assert sorted(p.name for p in found) == [
-        "Scikit_Learn-1.9.1-cp311-cp311-manylinux_2_28_x86_64.whl",
-        "torch-2.13.0+cpu-cp311-cp311-manylinux_2_28_x86_64.whl",
-    ]
-    # The CUDA variant pins the index's torch==2.13.0: the local +cpu build must not match.
-    assert build.pinned_wheels([str(tmp_path)], [lock.Pin("torch", "2.13.0", ("sha256:cc",))]) == []
 
 
 def test_build_input_digest_moves_with_every_input() -> None:
@@ -184,8 +162,53 @@ def test_step_images_are_what_the_steps_made_never_a_base() -> None:
     steps = build.StepImages()
     for line in BUILD_OUTPUT.splitlines():
         steps.feed(line)
-    # Each FROM's result is a base image the build did not make.
-    assert steps.images == ["1111aaaa2222", "3333bbbb4444", "5555cccc6666", "7777dddd8888"]
+    # Each FROM's result is a base image the build did not make, and step 4 took its
+    # image from the engine's cache.
+    assert steps.images == ["1111aaaa2222", "5555cccc6666", "7777dddd8888"]
+
+
+CACHED_OUTPUT = """\
+Step 1/4 : FROM sha256:base AS install
+ ---> 0000base0000
+Step 2/4 : COPY constraints.txt /tmp/
+ ---> Using cache
+ ---> 1111aaaa2222
+Step 3/4 : RUN pip install
+ ---> Running in 9999eeee0000
+Removing intermediate container 9999eeee0000
+ ---> 3333bbbb4444
+Step 4/4 : CMD ["python"]
+ ---> Using cache
+ ---> 7777dddd8888
+Successfully built 7777dddd8888
+"""
+
+
+def test_step_images_leave_out_what_the_engine_s_cache_supplied() -> None:
+    steps = build.StepImages()
+    for line in CACHED_OUTPUT.splitlines():
+        steps.feed(line)
+    # Images a step took from the cache were made by another build: never ours to remove.
+    assert steps.images == ["3333bbbb4444"]
+
+
+class RemovingEngine:
+    def __init__(self) -> None:
+        self.removed: list[str] = []
+
+    def remove_unused_image(self, reference: str, *, prune: bool = False) -> bool:
+        self.removed.append(reference)
+        return True
+
+
+def test_a_build_s_leftovers_go_newest_first_and_the_image_stays() -> None:
+    engine = RemovingEngine()
+    fresh = build.FreshImage(
+        "sha256:final", "7777dddd8888", ("1111aaaa2222", "3333bbbb4444", "7777dddd8888"), 1.0
+    )
+    build.discard_leftovers(engine, fresh)  # type: ignore[arg-type]
+    # The image as the engine built it (before its configuration was rewritten) goes too.
+    assert engine.removed == ["7777dddd8888", "3333bbbb4444", "1111aaaa2222"]
 
 
 def test_clamp_times_sets_every_time_but_leaves_linked_files_alone(tmp_path: Path) -> None:
@@ -227,8 +250,20 @@ def final_stage(text: str) -> str:
 def test_dockerfiles_write_nothing_that_varies_between_builds() -> None:
     for name in ("Dockerfile", "Dockerfile.cuda"):
         text = (BUILTIN / name).read_text()
-        # Both pip runs: no bytecode, no cache.
+        # Both pip runs: no cache, and no bytecode of pip's (it compiles with the clock).
         assert text.count("--no-cache-dir --no-compile") == text.count("bin/pip ") == 2, name
+        # Bytecode from compileall instead: hash-based, one process, a fixed hash seed,
+        # for the frameworks and for harness's runtime.
+        compiles = [line for line in text.splitlines() if "-m compileall" in line]
+        assert len(compiles) == 2, name
+        assert all("PYTHONHASHSEED=0" in line and "-j 1" in line for line in compiles), name
+        # Nothing of the environment runs first (its .pth files would write bytecode with
+        # the install's time), and bytecode already there is rewritten, never trusted.
+        assert all(" -S -m compileall" in line and " -f " in line for line in compiles), name
+        assert text.count("--invalidation-mode unchecked-hash") == 2, name
+        # The frameworks come from the wheels harness put in the context, never the network.
+        assert "--no-index --find-links /tmp/harness/wheels" in text, name
+        assert "INDEX_URL" not in text, name
         assert "ARG SOURCE_DATE_EPOCH" in text, name
         assert 'touch -h -d "@$SOURCE_DATE_EPOCH"' in text, name
         assert "--no-index --find-links /tmp/harness/dist" in text, name

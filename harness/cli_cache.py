@@ -1,0 +1,95 @@
+"""`harness cache`: what the wheel cache holds, and removing what no build uses any more.
+
+The wheel cache (see :mod:`harness.wheelcache`) grows by every wheel a build ever pinned,
+across projects and variants: a CUDA set alone is gigabytes. Each build marks the files it
+used, so pruning by age removes what the current constraints no longer name and keeps
+what builds still take from it. Nothing in a project's configuration points here: the
+folder is ``$HARNESS_WHEEL_CACHE`` or the user's cache folder.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+import click
+
+from harness import wheelcache
+from harness.errors import ConfigError
+from harness.ui import UI
+
+_AGE = re.compile(r"^(?P<count>[0-9]{1,6})(?P<unit>[dhm])$")
+_SECONDS = {"d": 86400, "h": 3600, "m": 60}
+
+
+def parse_age(text: str) -> float:
+    """``30d``, ``12h`` or ``90m`` as seconds."""
+    match = _AGE.match(text.strip().lower())
+    if match is None:
+        raise ConfigError(f"--unused-for {text!r} is not an age", "write it as 30d, 12h or 90m")
+    return int(match.group("count")) * _SECONDS[match.group("unit")]
+
+
+def _when(epoch: float | None) -> str:
+    if epoch is None:
+        return "never"
+    return dt.datetime.fromtimestamp(epoch, dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _ui(ctx: click.Context) -> UI:
+    """The UI the main group made (its -q and -v), or a plain one."""
+    ui = getattr(ctx.find_root().obj, "ui", None)
+    return ui if isinstance(ui, UI) else UI()
+
+
+def _size(count: int) -> str:
+    return f"{count / 1e9:.2f} GB" if count >= 1e8 else f"{count / 1e6:.1f} MB"
+
+
+@click.group("cache", invoke_without_command=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the cache's size as JSON.")
+@click.pass_context
+def cache_group(ctx: click.Context, as_json: bool) -> None:
+    """Show the wheel cache: where it is, how many wheels, how large.
+
+    Builds download each pinned wheel once into it (checked against the constraints'
+    sha256) and take it from there afterwards, in every project and variant.
+
+    \b
+      harness cache                      where, how many, how large
+      harness cache prune                remove wheels no build used for 30 days
+      harness cache prune --all          empty it
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    stats = wheelcache.open_cache().stats()
+    ui = _ui(ctx)
+    if as_json:
+        ui.json(stats.as_dict())
+        return
+    ui.result(
+        f"{stats.root}: {stats.wheels} wheels, {_size(stats.size)}; last used "
+        f"{_when(stats.newest_use)}, least recently used {_when(stats.oldest_use)}"
+    )
+
+
+@cache_group.command("prune")
+@click.option(
+    "--unused-for",
+    default="30d",
+    show_default=True,
+    metavar="AGE",
+    help="Remove wheels no build used for this long (30d, 12h, 90m).",
+)
+@click.option("--all", "everything", is_flag=True, help="Remove every wheel.")
+@click.option("--json", "as_json", is_flag=True, help="Print what was removed as JSON.")
+@click.pass_context
+def prune_command(ctx: click.Context, unused_for: str, everything: bool, as_json: bool) -> None:
+    """Remove wheels no build used for a while (a later build downloads them again)."""
+    age = None if everything else parse_age(unused_for)
+    pruned = wheelcache.open_cache().prune(unused_for=age)
+    ui = _ui(ctx)
+    if as_json:
+        ui.json(pruned.as_dict())
+        return
+    ui.result(f"removed {pruned.wheels} wheels ({_size(pruned.size)}); {pruned.kept} kept")
