@@ -135,8 +135,8 @@ def test_the_document_is_the_same_whatever_ran_at_once_and_finished_first(
         "variation locale",
         "variation hashseed",
     ]
-    assert broken[2] == (
-        "the control run 1 run failed: declared output 'weights.bin' was not written"
+    assert broken[2].startswith(
+        "the control run 1 run failed: declared output 'weights.bin' matches no file"
     )
     # A failed first control run stops the round: with one job, nothing after it started.
     started = [
