@@ -41,6 +41,8 @@ _STEP = re.compile(r"^Step (\d+)/(\d+) : (.*)")
 _LOADED = re.compile(r"^Loaded image(?: ID)?: (\S+)")
 # Seconds an engine has to answer its first request.
 _PING_TIMEOUT = 20
+# Seconds a removal that another thread started gets to finish (Ctrl-C while runs overlap).
+_GONE_TIMEOUT = 30
 # Chunks of `docker save` output read at a time: large enough to keep the socket busy.
 _SAVE_CHUNK = 1 << 20
 # What the engine keeps of a container's output (its json-file log, rotated away past
@@ -614,9 +616,23 @@ def _remove(container: Any) -> None:
         return
     except docker.errors.APIError:
         # Ctrl-C's removal from the main thread may still be under way ("removal in
-        # progress"): that one finishes the job.
+        # progress"): that one finishes the job, and the caller waits for it, as the
+        # run's volumes can only go once no container holds them.
         if not interrupt.stopped():
             raise
+        _wait_gone(container)
+
+
+def _wait_gone(container: Any) -> None:
+    deadline = time.monotonic() + _GONE_TIMEOUT
+    while time.monotonic() < deadline:
+        try:
+            container.reload()
+        except docker.errors.NotFound:
+            return
+        except (docker.errors.DockerException, requests.exceptions.RequestException):
+            return  # the engine is gone too: nothing more to wait for
+        time.sleep(0.2)
 
 
 def security_options(spec: ContainerSpec) -> dict[str, Any]:
