@@ -154,7 +154,16 @@ def test_the_examples_verify_certify_and_the_certificate_is_checked(
         "--key", f"{keys['a']}.pub", "--key", f"{keys['b']}.pub", "--threshold", "2"
     )
     assert two.returncode == 1
-    cosign = harness("certificate", "sign", str(certificate), "--key", f"{keys['b']}.key")
+    # A co-signer checks the payload and the signature already there before adding its own.
+    cosign = harness(
+        "certificate",
+        "sign",
+        str(certificate),
+        "--key",
+        f"{keys['b']}.key",
+        "--trusted-key",
+        f"{keys['a']}.pub",
+    )
     assert cosign.returncode == 0, cosign.stderr
     two = verify_certificate(
         "--key", f"{keys['a']}.pub", "--key", f"{keys['b']}.pub", "--threshold", "2"
@@ -195,6 +204,8 @@ def test_run_refuses_an_image_without_a_certificate(
     pyproject.write_text(
         pyproject.read_text() + '\n[tool.harness.certify]\ntrusted-keys = ["ci.pub"]\n'
     )
-    result = harness("run", "steady", "--require-certificate", cwd=planted_project)
-    assert result.returncode == 1
+    # The machine trusts the key (outside the project); the project's list only narrows it.
+    trusted = {"HARNESS_TRUSTED_KEYS": f"{keys['a']}.pub"}
+    result = harness("run", "steady", "--require-certificate", cwd=planted_project, env=trusted)
+    assert result.returncode == 1, result.stderr
     assert "has no certificate" in result.stderr
