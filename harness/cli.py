@@ -6,6 +6,7 @@ Exit codes: 0 same / current / ok, 1 differs / stale, 2 trouble, 130 interrupted
 
 from __future__ import annotations
 
+import functools
 import signal
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -460,16 +461,7 @@ def run_command(
         # Before any build or run, so that a missing mlflow costs nothing.
         mlflow_tracking.require(config)
 
-    def request_for(experiment: Experiment) -> run_module.RunRequest:
-        return run_module.RunRequest(
-            experiment,
-            config.seed,
-            config.profile,
-            config.threads,
-            config.timeout or None,
-            run_options.cpus,
-            run_options.gpus,
-        )
+    request_for = functools.partial(run_options.request, config)
 
     if run_options.on_host:
         if host_names or require_certificate:

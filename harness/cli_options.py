@@ -15,7 +15,9 @@ from typing import Any
 
 import click
 
+from harness.config import Config, Experiment
 from harness.host_executor import EXECUTORS
+from harness.run import RunRequest
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,19 @@ class RunOptions:
     @property
     def on_host(self) -> bool:
         return self.executor == "host"
+
+    def request(self, config: Config, experiment: Experiment) -> RunRequest:
+        """The control request of ``experiment``: the configuration's seed, profile,
+        threads and timeout (these options already folded in), this line's CPUs and GPUs."""
+        return RunRequest(
+            experiment,
+            config.seed,
+            config.profile,
+            config.threads,
+            config.timeout or None,
+            self.cpus,
+            self.gpus,
+        )
 
 
 _DECLARATIONS: tuple[Callable[[Callable[..., Any]], Callable[..., Any]], ...] = (

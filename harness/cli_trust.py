@@ -6,6 +6,7 @@ cli.py builds and runs, this module proves and checks.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -107,16 +108,7 @@ def verify_command(
     config = state.config(**run_options.config_overrides())
     experiments = [config.experiment(n) for n in names] or list(config.experiments.values())
 
-    def base(experiment: Any) -> run_module.RunRequest:
-        return run_module.RunRequest(
-            experiment,
-            config.seed,
-            config.profile,
-            config.threads,
-            config.timeout or None,
-            run_options.cpus,
-            run_options.gpus,
-        )
+    base = functools.partial(run_options.request, config)
 
     others: list[hosts_module.Host] = []
     if run_options.on_host:

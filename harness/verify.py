@@ -250,26 +250,16 @@ def verify(
             for host in other_hosts
         ]
     results = mine.result()
-    control = crosshost.control_outcome(
-        control_host,
-        {
-            r.experiment.name: [*r.controls, *(c.run for c in r.checks)]
-            for r in results
-            if r.controls
-        },
-    )
     references = {r.experiment.name: r.controls[0] for r in results if r.reproducible}
     others = [crosshost.compared(config, there.result(), references, say=say) for there in theirs]
-    return Verification(
-        id=f"{dt.datetime.now(dt.UTC):%Y%m%d-%H%M%S}-{secrets.token_hex(3)}",
-        image=image,
-        variations=[v.name for v in variations],
+    return _verification(
+        config,
+        results,
+        variations=variations,
         control_runs=control_runs,
-        experiments=results,
-        seed=config.seed,
-        profile=config.profile,
-        threads=config.threads,
-        hosts=[control, *others],
+        control_host=control_host,
+        others=others,
+        image=image,
     )
 
 
@@ -309,8 +299,31 @@ def verify_on_host(
             say=say,
             named=lambda text: text,
         )
+    return _verification(
+        config,
+        results,
+        variations=variations,
+        control_runs=control_runs,
+        control_host=local_host(config),
+        others=[],
+        environment=python,
+    )
+
+
+def _verification(
+    config: Config,
+    results: list[ExperimentVerification],
+    *,
+    variations: Sequence[Variation],
+    control_runs: int,
+    control_host: Host,
+    others: list[crosshost.HostOutcome],
+    image: BuildResult | None = None,
+    environment: PythonEnvironment | None = None,
+) -> Verification:
+    """The verification of ``results``: the control host with every run it made, first."""
     control = crosshost.control_outcome(
-        local_host(config),
+        control_host,
         {
             r.experiment.name: [*r.controls, *(c.run for c in r.checks)]
             for r in results
@@ -319,15 +332,15 @@ def verify_on_host(
     )
     return Verification(
         id=f"{dt.datetime.now(dt.UTC):%Y%m%d-%H%M%S}-{secrets.token_hex(3)}",
-        image=None,
+        image=image,
         variations=[v.name for v in variations],
         control_runs=control_runs,
         experiments=results,
         seed=config.seed,
         profile=config.profile,
         threads=config.threads,
-        hosts=[control],
-        environment=python,
+        hosts=[control, *others],
+        environment=environment,
     )
 
 
