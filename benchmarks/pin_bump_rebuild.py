@@ -125,7 +125,7 @@ def main() -> None:
                         shutil.copy2(wheel, context / "wheels" / wheel.name)
             base = first["labels"]["org.opencontainers.image.base.name"]
             plain = [
-                "docker", "build", "--no-cache", "-q", "-t", f"{tag}:plain",
+                "docker", "build", "--no-cache", "--force-rm", "-q", "-t", f"{tag}:plain",
                 "--build-arg", f"BASE_IMAGE={base}", "--build-arg", f"INDEX_URL={index_url}",
                 str(context),
             ]  # fmt: skip
