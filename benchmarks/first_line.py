@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -26,16 +25,9 @@ import tempfile
 import time
 from pathlib import Path
 
-REPOSITORY = Path(__file__).resolve().parent.parent
+from project_copy import copy_project
+
 REPEATS = 3
-PROJECT_FILES = (
-    "pyproject.toml",
-    "uv.lock",
-    "constraints.txt",
-    "constraints-cuda.txt",
-    "build-constraints.txt",
-    "README.md",
-)
 EXPERIMENT = """
 import time
 
@@ -101,10 +93,7 @@ def import_seconds(image: str) -> float:
 
 def main() -> None:
     with tempfile.TemporaryDirectory(prefix="harness-first-line-") as folder:
-        project = Path(folder)
-        project.chmod(0o755)  # the container's user reads the project; mkdtemp makes it 0700
-        for name in PROJECT_FILES:
-            shutil.copy2(REPOSITORY / name, project / name)
+        project = copy_project(Path(folder))
         pyproject = project / "pyproject.toml"
         pyproject.write_text(
             pyproject.read_text() + '\n[tool.harness.experiments.first]\nentry = "first:main"\n'

@@ -23,13 +23,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from project_copy import copy_project
 
 from harness import builtimages, shipping
 from harness.base import find_base
@@ -39,16 +40,6 @@ from harness.engine import Engine
 REPOSITORY = Path(__file__).resolve().parent.parent
 SCRIPTS = REPOSITORY / "scripts"
 GOAL = 1.15
-PROJECT_FILES = (
-    "pyproject.toml",
-    "uv.lock",
-    "constraints.txt",
-    "constraints-cuda.txt",
-    "build-constraints.txt",
-    "Dockerfile",
-    "Dockerfile.cuda",
-    "README.md",
-)
 
 
 def script(*arguments: str) -> str:
@@ -59,11 +50,7 @@ def script(*arguments: str) -> str:
 
 
 def project_copy(folder: Path, url: str) -> Path:
-    folder.mkdir()
-    folder.chmod(0o755)  # the container's user reads the project; mkdtemp makes it 0700
-    for name in PROJECT_FILES:
-        shutil.copy2(REPOSITORY / name, folder / name)
-    shutil.copytree(REPOSITORY / "experiments", folder / "experiments")
+    copy_project(folder, experiments=True)
     pyproject = folder / "pyproject.toml"
     pyproject.write_text(pyproject.read_text() + f'\n[tool.harness.hosts]\nb = "{url}"\n')
     return folder

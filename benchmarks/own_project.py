@@ -31,6 +31,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from project_copy import copy_project
 from uv import find_uv_bin
 
 from harness.build import StepImages
@@ -38,15 +39,6 @@ from harness.engine import Engine
 from tests.integration.test_own_project import SKLEARN_TRAIN, dvc_tracked_table, new_project
 
 REPOSITORY = Path(__file__).resolve().parent.parent
-# This repository's project files: the full CPU image's declared dependencies and pins.
-FULL_PROJECT_FILES = (
-    "pyproject.toml",
-    "uv.lock",
-    "constraints.txt",
-    "constraints-cuda.txt",
-    "build-constraints.txt",
-    "README.md",
-)
 
 
 class Bench:
@@ -177,10 +169,8 @@ def main() -> None:
         warm = bench.to_certificate(project, no_cache=False)
         full: dict[str, Any] | None = None
         if not options.skip_full:
-            copy = folder / "full"
-            copy.mkdir()
-            for name in FULL_PROJECT_FILES:
-                shutil.copy2(REPOSITORY / name, copy / name)
+            # This repository's project: the full CPU image's dependencies and pins.
+            copy = copy_project(folder / "full")
             # An image name of its own: never a tag of the repository's harness:cpu.
             pyproject = copy / "pyproject.toml"
             text = pyproject.read_text()

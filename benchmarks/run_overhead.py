@@ -9,7 +9,6 @@ in one go. Run after one `harness build`: `.venv/bin/python benchmarks/run_overh
 from __future__ import annotations
 
 import json
-import shutil
 import statistics
 import subprocess
 import sys
@@ -17,16 +16,9 @@ import tempfile
 import time
 from pathlib import Path
 
-REPOSITORY = Path(__file__).resolve().parent.parent
+from project_copy import copy_project
+
 REPEATS = 5
-PROJECT_FILES = (
-    "pyproject.toml",
-    "uv.lock",
-    "constraints.txt",
-    "constraints-cuda.txt",
-    "build-constraints.txt",
-    "README.md",
-)
 NOOP = """
 def main(output, seed, inputs):
     (output / "done.txt").write_text("done")
@@ -45,10 +37,7 @@ def timed(command: list[str], cwd: Path) -> tuple[float, str]:
 
 def main() -> None:
     with tempfile.TemporaryDirectory(prefix="harness-overhead-") as folder:
-        project = Path(folder)
-        project.chmod(0o755)  # the container's user reads the project; mkdtemp makes it 0700
-        for name in PROJECT_FILES:
-            shutil.copy2(REPOSITORY / name, project / name)
+        project = copy_project(Path(folder))
         pyproject = project / "pyproject.toml"
         pyproject.write_text(
             pyproject.read_text() + '\n[tool.harness.experiments.noop]\nentry = "noop:main"\n'

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -26,26 +25,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-REPOSITORY = Path(__file__).resolve().parent.parent
+from project_copy import copy_project
+
 GOAL = 0.65
-PROJECT_FILES = (
-    "pyproject.toml",
-    "uv.lock",
-    "constraints.txt",
-    "constraints-cuda.txt",
-    "build-constraints.txt",
-    "Dockerfile",
-    "Dockerfile.cuda",
-    "README.md",
-)
 
 
 def project_copy(folder: Path) -> Path:
-    folder.chmod(0o755)  # the container's user reads the project; mkdtemp makes it 0700
-    for name in PROJECT_FILES:
-        shutil.copy2(REPOSITORY / name, folder / name)
-    shutil.copytree(REPOSITORY / "experiments", folder / "experiments")
-    return folder
+    return copy_project(folder, experiments=True)
 
 
 def verify(project: Path, jobs: list[str]) -> tuple[float, dict[str, Any]]:
