@@ -141,10 +141,10 @@ def run_there(
                 f"in {done.shipment.seconds:.1f} s"
             )
         requests = [request_for(experiment) for experiment in experiments]
-        for request in requests:
-            # A host that cannot pass GPUs in is found out before anything runs there.
-            check_gpu_request(engine, image.variant, request.gpus)
         gpus = any(request.gpus for request in requests)
+        # A host that cannot pass GPUs in is found out before anything runs there: one
+        # question to its engine, not one per experiment.
+        check_gpu_request(engine, image.variant, gpus)
         runs_at_once = jobs or default_jobs(engine.cores(), config.threads, gpus=gpus)
         tell(f"up to {runs_at_once} run(s) at once")
 
