@@ -32,10 +32,11 @@ from pathlib import Path
 
 from project_copy import copy_project
 
-from harness import builtimages, shipping
-from harness.base import find_base
 from harness.config import load_config
 from harness.engine import Engine
+from harness.fleet import shipping
+from harness.images import built as builtimages
+from harness.images.base import find_base
 
 REPOSITORY = Path(__file__).resolve().parent.parent
 SCRIPTS = REPOSITORY / "scripts"

@@ -34,8 +34,8 @@ from typing import Any
 from project_copy import copy_project
 from uv import find_uv_bin
 
-from harness.build import StepImages
 from harness.engine import Engine
+from harness.images.build import StepImages
 from tests.integration.test_own_project import SKLEARN_TRAIN, dvc_tracked_table, new_project
 
 REPOSITORY = Path(__file__).resolve().parent.parent

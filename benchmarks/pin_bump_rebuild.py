@@ -29,8 +29,8 @@ import requests
 from packaging.utils import parse_wheel_filename
 
 from harness import config as harness_config
-from harness import lock, wheelindex
-from harness.build import DEFAULT_INDEX_URL
+from harness.images import lock, wheelindex
+from harness.images.build import DEFAULT_INDEX_URL
 
 REPOSITORY = Path(__file__).resolve().parent.parent
 PROJECT_FILES = ("pyproject.toml", "uv.lock", "constraints.txt", "build-constraints.txt")

@@ -24,9 +24,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from harness import build, imageconfig
 from harness.config import load_config
 from harness.engine import Engine
+from harness.images import build
+from harness.images import config as imageconfig
 
 REPOSITORY = Path(__file__).resolve().parent.parent
 TARGET_RATIO = 1.2

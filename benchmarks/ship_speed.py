@@ -23,8 +23,8 @@ import time
 import uuid
 from pathlib import Path
 
-from harness import shipping
 from harness.engine import Engine
+from harness.fleet import shipping
 
 REPOSITORY = Path(__file__).resolve().parent.parent
 SCRIPTS = REPOSITORY / "scripts"

@@ -182,7 +182,7 @@ _EXPERIMENT_KEYS = frozenset({"entry", "command", "parameters", "inputs", "outpu
 _MODULE_TABLES = ("mlflow", "lint", "certify", "verify", "hosts", "ci", "k8s")
 _TABLES = ("variants", "experiments", "policies", "policies-across-devices", *_MODULE_TABLES)
 # A project's own Dockerfile is used when it exists; otherwise harness's own (see
-# harness.dockerfiles), so a project needs none to build.
+# harness.images.dockerfiles), so a project needs none to build.
 _DEFAULT_VARIANTS: Mapping[str, Mapping[str, Any]] = {
     "cpu": {"dockerfile": "Dockerfile", "constraints": "constraints.txt"},
     "cuda": {"dockerfile": "Dockerfile.cuda", "constraints": "constraints-cuda.txt"},
@@ -204,7 +204,8 @@ class Variant:
     # variant that wants the index's build must not see them (the default for cuda).
     find_links: bool = True
     # What the image computes on: "cpu" or "cuda". Its constraints are checked against it
-    # (see harness.device_pins): no CPU-only build in a CUDA image, no CUDA wheel in a CPU one.
+    # (see harness.images.device_pins): no CPU-only build in a CUDA image, no CUDA wheel in
+    # a CPU one.
     device: str = "cpu"
     # Whether [tool.harness.variants.NAME] names a dockerfile: a declared one must exist,
     # an undeclared default falls back to harness's own when the project has none.

@@ -6,12 +6,12 @@ import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from harness import lock
-from harness.base import base_reference, find_base
 from harness.config import Config
 from harness.engine import Engine
 from harness.errors import EngineUnavailable, HarnessError
-from harness.hosts import configured
+from harness.fleet.hosts import configured
+from harness.images import lock
+from harness.images.base import base_reference, find_base
 
 # Something any Docker Hub mirror or proxy serves; only reachability matters.
 _PROBE_REFERENCE = "docker.io/library/busybox:latest"

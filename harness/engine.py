@@ -31,8 +31,9 @@ import docker.errors
 import docker.types
 import requests.exceptions
 
-from harness import interrupt, staging
+from harness import interrupt
 from harness.errors import BuildError, EngineError, EngineUnavailable
+from harness.runs import staging
 
 # Lines of build output kept to show when a step fails.
 _TAIL_LINES = 25

@@ -27,7 +27,7 @@ def main() -> None:
 
         signal.signal(signal.SIGTERM, _terminate)
         sys.exit(run(arguments[1:]))
-    from harness.cli import main as full_command_line  # noqa: PLC0415
+    from harness.cli.main import main as full_command_line  # noqa: PLC0415
 
     full_command_line()
 

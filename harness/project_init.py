@@ -25,10 +25,11 @@ from typing import Any
 import tomlkit
 from tomlkit.exceptions import TOMLKitError
 
-from harness import atomic, ci_github
+from harness import atomic
 from harness.config import PYPROJECT, load_config
-from harness.dockerfiles import BUILTIN, builtin_text
 from harness.errors import ConfigError
+from harness.fleet import ci_github
+from harness.images.dockerfiles import BUILTIN, builtin_text
 
 GITIGNORE = ".gitignore"
 IGNORED = ".harness/"

@@ -156,7 +156,7 @@ def _device_of(target: Target) -> str | None:
     a record that cannot be read (the comparison does not depend on it)."""
     if target.run is None:
         return None
-    from harness import records  # noqa: PLC0415 - only comparisons of runs read records
+    from harness.runs import records  # noqa: PLC0415 - only comparisons of runs read records
 
     try:
         return records.device_class(records.read(target.path.parent))

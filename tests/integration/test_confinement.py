@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from harness.engine import ContainerSpec, Engine
-from harness.variations import CONTAINER_USER
+from harness.runs.variations import CONTAINER_USER
 
 # What the kernel says of the process and its cgroup (v2, or v1's files where that is used).
 PROBE = r"""

@@ -11,12 +11,12 @@ from typing import Any
 
 import pytest
 
-from harness import build as build_module
-from harness import mlflow_tracking
 from harness.config import load_config
 from harness.engine import Engine
-from harness.mlproject import experiment_from_mlproject, pin_image, write_mlproject
-from harness.run import RunRequest, RunResult, run_experiment
+from harness.images import build as build_module
+from harness.integrations import mlflow_tracking
+from harness.integrations.mlproject import experiment_from_mlproject, pin_image, write_mlproject
+from harness.runs.run import RunRequest, RunResult, run_experiment
 from tests.conftest import REPOSITORY, copy_project_files
 from tests.integration.conftest import harness
 

@@ -26,8 +26,8 @@ from typing import Any
 import docker
 import pytest
 
-from harness import shipping
 from harness.engine import Engine
+from harness.fleet import shipping
 from tests.conftest import REPOSITORY, copy_project_files
 from tests.integration.conftest import harness
 

@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from harness import lock
 from harness.digests import sha256_file
 from harness.engine import Engine
+from harness.images import lock
 from tests.conftest import REPOSITORY
 from tests.integration.conftest import build_json, harness, run_python
 

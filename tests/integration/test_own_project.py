@@ -24,8 +24,8 @@ from typing import Any
 import pytest
 from uv import find_uv_bin
 
-from harness.build import StepImages
 from harness.engine import Engine
+from harness.images.build import StepImages
 from tests.conftest import REPOSITORY
 
 SKLEARN_TRAIN = '''\

@@ -14,10 +14,11 @@ from typing import Any
 import docker
 from click.testing import CliRunner
 
-from harness import build, rebuild, vcs
+from harness import vcs
 from harness.config import load_config
 from harness.engine import Engine
-from harness.package import package
+from harness.images import build, rebuild
+from harness.images.package import package
 from tests.conftest import REPOSITORY
 
 PLANTED = """\

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from harness import wheelcache
 from harness.engine import Engine
+from harness.images import wheelcache
 
 
 @pytest.fixture(autouse=True)

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness import base
 from harness.config import load_config
+from harness.images import base
 
 
 def test_apt_mirror_from_deb822_sources(tmp_path: Path) -> None:

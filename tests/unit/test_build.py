@@ -4,11 +4,11 @@ from pathlib import Path
 
 import pytest
 
-from harness import build, dockerfiles, runtime_wheel
-from harness.base import BaseImage
 from harness.config import Config, load_config
 from harness.digests import sha256_file
 from harness.engine import ImageInfo
+from harness.images import build, dockerfiles, runtime_wheel
+from harness.images.base import BaseImage
 from harness.vcs import SourceState
 
 BUILTIN = Path(build.__file__).resolve().parent / "dockerfiles"

@@ -7,9 +7,10 @@ from typing import Any
 
 import pytest
 
-from harness import build, builtimages, dockerfiles, runtime_wheel
 from harness.config import load_config
 from harness.engine import ImageInfo
+from harness.images import build, dockerfiles, runtime_wheel
+from harness.images import built as builtimages
 
 INPUT = "11" * 32
 

@@ -17,8 +17,9 @@ from in_toto_attestation.v1.statement import Statement
 from securesystemslib.dsse import Envelope
 from securesystemslib.signer import CryptoSigner, SSlibKey
 
-from harness import certify, records
 from harness.errors import ConfigError, HarnessError
+from harness.runs import records
+from harness.trust import certify
 
 IMAGE_ID = "sha256:" + "ab" * 32
 

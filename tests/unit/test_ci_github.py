@@ -15,10 +15,10 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from harness import ci_github
-from harness.ci_github import CISettings, ci_group, render, settings_from_table
-from harness.cli import HarnessGroup, State
+from harness.cli.main import HarnessGroup, State
 from harness.errors import ConfigError
+from harness.fleet import ci_github
+from harness.fleet.ci_github import CISettings, ci_group, render, settings_from_table
 from harness.ui import UI
 
 WORKFLOW = Path(".github/workflows/harness.yml")

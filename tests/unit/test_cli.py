@@ -7,7 +7,7 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from harness.cli import cli
+from harness.cli.main import cli
 
 
 def invoke(*arguments: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from harness import wheelcache
-from harness.cli import cli
+from harness.cli.main import cli
+from harness.images import wheelcache
 
 
 def invoke(*arguments: str) -> tuple[int, str, str]:

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from harness import certify, keys
-from harness.cli import cli
+from harness.cli.main import cli
+from harness.trust import certify, keys
 from tests.conftest import MINIMAL_PYPROJECT
 from tests.unit.test_certify import verification
 

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from harness import records
-from harness.cli import cli
+from harness.cli.main import cli
+from harness.runs import records
 
 IMAGE = "sha256:" + "ab" * 32
 

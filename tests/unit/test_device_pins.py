@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from harness.device_pins import mismatches
-from harness.lock import Pin
+from harness.images.device_pins import mismatches
+from harness.images.lock import Pin
 
 
 def pins(*specs: str) -> list[Pin]:

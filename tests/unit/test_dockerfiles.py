@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from harness import build, dockerfiles
 from harness.config import load_config
 from harness.engine import ImageInfo
 from harness.errors import ConfigError
+from harness.images import build, dockerfiles
 from harness.vcs import SourceState
 from tests.unit.test_build import plan_of
 

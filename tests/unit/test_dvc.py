@@ -11,8 +11,8 @@ import pytest
 
 pytest.importorskip("yaml", reason="the DVC files are YAML: PyYAML is a dependency of harness")
 
-from harness import dvc
 from harness.errors import ConfigError
+from harness.integrations import dvc
 
 DVC_YAML = """\
 stages:

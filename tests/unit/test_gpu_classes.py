@@ -15,12 +15,14 @@ import numpy
 import pytest
 from click.testing import CliRunner
 
-from harness import certify, hosts, records
-from harness.cli import cli
+from harness.cli.main import cli
 from harness.compare.report import print_table
 from harness.compare.tree import compare_paths
 from harness.config import load_config
 from harness.errors import ConfigError
+from harness.fleet import hosts
+from harness.runs import records
+from harness.trust import certify
 
 IMAGE = "sha256:" + "ab" * 32
 H200 = json.loads(

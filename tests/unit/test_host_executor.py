@@ -20,14 +20,17 @@ import jsonschema
 import pytest
 from click.testing import CliRunner
 
-from harness import host_executor, interrupt, parallel, records
-from harness.cli import cli
+from harness import interrupt, parallel
+from harness.cli.main import cli
 from harness.config import load_config
 from harness.errors import ConfigError, HarnessError
-from harness.run import RunRequest
+from harness.runs import host_executor, records
+from harness.runs.run import RunRequest
 from harness.runtime import fingerprint
 
-SCHEMA = json.loads((Path(records.__file__).parent / "schemas" / "run-record.v1.json").read_text())
+SCHEMA = json.loads(
+    (Path(records.__file__).parents[1] / "schemas" / "run-record.v1.json").read_text()
+)
 EXPERIMENTS = """\
 import json, os, time
 from pathlib import Path

@@ -8,7 +8,7 @@ import pytest
 
 from harness.config import load_config
 from harness.errors import ConfigError
-from harness.hosts import LOCAL, Host, configured, resolve
+from harness.fleet.hosts import LOCAL, Host, configured, resolve
 
 
 def with_hosts(project: Path, table: str) -> Path:

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from harness import imagefs
 from harness.errors import EngineError
+from harness.images import filesystem as imagefs
 
 
 @dataclass

@@ -25,9 +25,10 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from harness import k8s, records
-from harness.cli import HarnessGroup, State, cli
-from harness.records import CorruptRecord
+from harness.cli.main import HarnessGroup, State, cli
+from harness.fleet import k8s
+from harness.runs import records
+from harness.runs.records import CorruptRecord
 from harness.runtime import determinism, spec
 from harness.ui import UI
 from tests.conftest import REPOSITORY

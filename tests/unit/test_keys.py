@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from securesystemslib.signer import SSlibKey
 
-from harness import keys
 from harness.errors import ConfigError, HarnessError
+from harness.trust import keys
 
 
 @pytest.fixture(autouse=True)

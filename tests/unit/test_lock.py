@@ -4,9 +4,10 @@ from pathlib import Path
 
 import pytest
 
-from harness import doctor, lock
+from harness import doctor
 from harness.config import Config, load_config
 from harness.errors import ConfigError, LockError
+from harness.images import lock
 
 CONSTRAINTS = """\
 numpy==2.4.6 \\

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from harness import mlflow_tracking
 from harness.config import load_config
 from harness.errors import ConfigError
+from harness.integrations import mlflow_tracking
 
 
 def configured(project: Path, table: str = "") -> Path:

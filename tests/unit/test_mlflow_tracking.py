@@ -10,9 +10,10 @@ from typing import Any
 import jsonschema
 import pytest
 
-from harness import mlflow_tracking, records
 from harness.config import Config, load_config
 from harness.errors import HarnessError
+from harness.integrations import mlflow_tracking
+from harness.runs import records
 from tests.conftest import REPOSITORY
 
 mlflow = pytest.importorskip("mlflow", reason="mlflow-skinny is the optional MLflow dependency")

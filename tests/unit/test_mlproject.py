@@ -16,11 +16,11 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from harness.cli import HarnessGroup
+from harness.cli.main import HarnessGroup
 from harness.config import Config, load_config
 from harness.engine import ImageInfo
 from harness.errors import ConfigError
-from harness.mlproject import (
+from harness.integrations.mlproject import (
     PinnedImage,
     experiment_from_mlproject,
     load_mlproject,

@@ -8,11 +8,12 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from harness import ci_github, project_init
-from harness.cli import cli
+from harness import project_init
+from harness.cli.main import cli
 from harness.config import load_config
-from harness.dockerfiles import builtin_text
 from harness.errors import ConfigError
+from harness.fleet import ci_github
+from harness.images.dockerfiles import builtin_text
 from harness.project_init import InitRequest, init_project
 
 EXISTING = """\

@@ -13,9 +13,11 @@ from typing import Any
 
 import pytest
 
-from harness import build, imageconfig, imagefs, package, rebuild
 from harness.engine import ImageInfo
-from harness.imagefs import Entry, Located
+from harness.images import build, package, rebuild
+from harness.images import config as imageconfig
+from harness.images import filesystem as imagefs
+from harness.images.filesystem import Entry, Located
 
 
 @pytest.mark.parametrize(

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from harness import records
 from harness.errors import HarnessError, RunNotFound
+from harness.runs import records
 
 
 def make_run(root: Path, run_id: str, status: str = "succeeded") -> Path:

@@ -6,8 +6,8 @@ import stat
 from pathlib import Path
 from typing import Any
 
-from harness import records, run
 from harness.config import Experiment
+from harness.runs import records, run
 
 
 def finished(tmp_path: Path) -> tuple[Path, dict[str, Any]]:

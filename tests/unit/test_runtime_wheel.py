@@ -11,14 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from harness import runtime_wheel
 from harness.errors import BuildError
+from harness.images import runtime_wheel
 
 FILES = {
     "harness/__init__.py": b'"""harness."""\n',
     "harness/runtime/__init__.py": b"",
     "harness/runtime/__main__.py": b"print('runtime')\n",
-    "harness/dockerfiles/Dockerfile": b"ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\n",
+    "harness/images/dockerfiles/Dockerfile": b"ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\n",
     "harness-9.9.dist-info/METADATA": b"Metadata-Version: 2.4\nName: harness\nVersion: 9.9\n",
     "harness-9.9.dist-info/WHEEL": (
         b"Wheel-Version: 1.0\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
@@ -63,7 +63,7 @@ def test_the_repacked_wheel_holds_the_package_and_its_metadata_only(tmp_path: Pa
         infos = archive.infolist()
     assert names == [
         "harness/__init__.py",
-        "harness/dockerfiles/Dockerfile",
+        "harness/images/dockerfiles/Dockerfile",
         "harness/runtime/__init__.py",
         "harness/runtime/__main__.py",
         "harness-9.9.dist-info/METADATA",
@@ -104,5 +104,5 @@ def test_the_checkout_harness_runs_from_is_found() -> None:
     source = runtime_wheel.locate()
     # These tests run harness from its checkout.
     assert source.kind == "checkout"
-    assert (source.root / "harness" / "runtime_wheel.py").is_file()
+    assert (source.root / "harness" / "images" / "runtime_wheel.py").is_file()
     assert source.digest() == runtime_wheel.source_digest(source.root)

@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import pytest
 
-from harness import shipping
 from harness.engine import ImageInfo
 from harness.errors import EngineError
+from harness.fleet import shipping
 
 IMAGE = "sha256:" + "ab" * 32
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.staging import UnsafeOutput, archive, extract_outputs
+from harness.runs.staging import UnsafeOutput, archive, extract_outputs
 
 
 def make_project(root: Path) -> Path:

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from harness.errors import ConfigError
-from harness.variations import BY_NAME, CONTROL, VARIATIONS, select, setup_for
+from harness.runs.variations import BY_NAME, CONTROL, VARIATIONS, select, setup_for
 
 
 def test_all_is_the_default_and_every_variation_changes_something() -> None:

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from harness import build, vcs
-from harness.base import BaseImage
+from harness import vcs
 from harness.config import load_config
+from harness.images import build
+from harness.images.base import BaseImage
 from tests.conftest import MINIMAL_PYPROJECT
 
 GIT_ENV = {

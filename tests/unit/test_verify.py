@@ -16,14 +16,15 @@ from typing import Any
 
 import pytest
 
-from harness import interrupt, parallel, records, verify
-from harness.build import BuildResult
+from harness import interrupt, parallel
 from harness.config import Config, Experiment, load_config
 from harness.engine import Engine
 from harness.errors import EngineUnavailable
-from harness.hosts import Host
-from harness.run import RunRequest
-from harness.variations import select
+from harness.fleet.hosts import Host
+from harness.images.build import BuildResult
+from harness.runs import records, verify
+from harness.runs.run import RunRequest
+from harness.runs.variations import select
 from tests.unit.fake_docker import Behaviour, FakeClient, Ran
 
 PYPROJECT = """\

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from harness import wheeltags
 from harness.errors import ConfigError
+from harness.images import wheeltags
 
 TARGET = wheeltags.Target.parse("3.11", "x86_64-manylinux_2_36")
 

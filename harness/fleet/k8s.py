@@ -38,17 +38,18 @@ from typing import TYPE_CHECKING, Any
 import click
 
 import harness
-from harness import atomic, records, untrusted, vcs
+from harness import atomic, untrusted, vcs
 from harness.config import Config, Experiment
-from harness.dvc import literal_dumper, yaml_module
 from harness.errors import ConfigError, HarnessError
-from harness.run import META, OUTPUT, RUNTIME_REPORT, SPEC, run_spec
+from harness.integrations.dvc import literal_dumper, yaml_module
+from harness.runs import records
+from harness.runs.run import META, OUTPUT, RUNTIME_REPORT, SPEC, run_spec
+from harness.runs.variations import CONTAINER_USER, PROJECT
 from harness.runtime import spec as runtime_spec
 from harness.runtime.determinism import environment as determinism_environment
-from harness.variations import CONTAINER_USER, PROJECT
 
 if TYPE_CHECKING:
-    from harness.cli import State
+    from harness.cli.main import State
 
 TABLE = "[tool.harness.k8s]"
 JOB_SCHEMA = "harness.k8s-job/v1"

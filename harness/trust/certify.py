@@ -38,10 +38,11 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 import harness
-from harness import atomic, records, untrusted
+from harness import atomic, untrusted
 from harness.digests import sha256_file
 from harness.errors import EXIT_DIFFERS, ConfigError, HarnessError
-from harness.keys import key_id
+from harness.runs import records
+from harness.trust.keys import key_id
 
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 PREDICATE_TYPE = "https://harness.dev/reproducibility/v1"
@@ -524,7 +525,7 @@ def certificate_path(project_root: Path, image_id: str) -> Path:
 @dataclass(frozen=True)
 class Settings:
     """[tool.harness.certify]: the keys the project accepts (a filter on the keys the
-    verifier trusts, never an addition: see :mod:`harness.keys`), how many must sign (at
+    verifier trusts, never an addition: see :mod:`harness.trust.keys`), how many must sign (at
     least; a command line may ask for more), and whether `harness run` refuses an image
     without a certificate that verifies."""
 

@@ -1,6 +1,6 @@
 """`harness cache`: what the wheel cache holds, and removing what no build uses any more.
 
-The wheel cache (see :mod:`harness.wheelcache`) grows by every wheel a build ever pinned,
+The wheel cache (see :mod:`harness.images.wheelcache`) grows by every wheel a build ever pinned,
 across projects and variants: a CUDA set alone is gigabytes. Each build marks the files it
 used, so pruning by age removes what the current constraints no longer name and keeps
 what builds still take from it. Nothing in a project's configuration points here: the
@@ -14,8 +14,8 @@ import re
 
 import click
 
-from harness import wheelcache
 from harness.errors import ConfigError
+from harness.images import wheelcache
 from harness.ui import UI
 
 _AGE = re.compile(r"^(?P<count>[0-9]{1,6})(?P<unit>[dhm])$")

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 from packaging.version import InvalidVersion, Version
 
 if TYPE_CHECKING:
-    from harness.lock import Pin
+    from harness.images.lock import Pin
 
 CUDA_RUNTIME_PREFIX = "nvidia-"
 # Distributions published only as CPU builds: the CUDA variant must declare another.

@@ -17,30 +17,33 @@ from typing import Any
 import click
 
 import harness
-from harness import build as build_module
-from harness import certify, host_executor, mlflow_tracking, rebuild, records
 from harness import doctor as doctor_module
-from harness import hosts as hosts_module
-from harness import lock as lock_module
-from harness import run as run_module
-from harness import verify as verify_module
-from harness.base import ensure_base
-from harness.ci_github import ci_group
-from harness.cli_cache import cache_group
-from harness.cli_options import RunOptions, run_options
-from harness.cli_trust import conclude, hosts_option, require_certificates
-from harness.cli_trust import register as register_trust_commands
+from harness.cli.cache import cache_group
+from harness.cli.options import RunOptions, run_options
+from harness.cli.trust import conclude, hosts_option, require_certificates
+from harness.cli.trust import register as register_trust_commands
 from harness.compare.command import POLICIES_KEY, compare
 from harness.compare.tree import compare_paths
 from harness.config import OPTIONS, Config, Experiment, find_project_root, load_config
 from harness.engine import Engine
 from harness.errors import EXIT_DIFFERS, EXIT_TROUBLE, ConfigError, HarnessError
-from harness.k8s import k8s_group
+from harness.fleet import hosts as hosts_module
+from harness.fleet.ci_github import ci_group
+from harness.fleet.k8s import k8s_group
+from harness.images import build as build_module
+from harness.images import lock as lock_module
+from harness.images import rebuild
+from harness.images.base import ensure_base
+from harness.images.package import package
+from harness.integrations import mlflow_tracking
+from harness.integrations.mlproject import experiment_from_mlproject, mlproject
 from harness.lint import lint
-from harness.mlproject import experiment_from_mlproject, mlproject
-from harness.package import package
 from harness.parallel import Pool, available_cores, default_jobs
 from harness.project_init import InitRequest, find_root, init_project, parse_experiment, summary
+from harness.runs import host_executor, records
+from harness.runs import run as run_module
+from harness.runs import verify as verify_module
+from harness.trust import certify
 from harness.ui import UI, prefixed
 
 EXIT_INTERRUPTED = 130

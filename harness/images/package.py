@@ -1,12 +1,12 @@
 """`harness package`: build harness's wheel twice and check that the two are identical.
 
 The wheel is the one every image built from harness's checkout installs (see
-:func:`harness.runtime_wheel.build_from_checkout`): ``uv build`` with the hashed
+:func:`harness.images.runtime_wheel.build_from_checkout`): ``uv build`` with the hashed
 ``build-constraints.txt`` and ``--require-hashes``, and SOURCE_DATE_EPOCH taken from the
 commit. Each build runs in a folder of its own; the two files are compared byte for byte
 and, when they differ, member by member, naming the members whose content, time or
 permissions differ. An installed harness has no source to build: its images get its
-installed files (see :func:`harness.runtime_wheel.repack_installed`).
+installed files (see :func:`harness.images.runtime_wheel.repack_installed`).
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ from pathlib import Path
 
 import click
 
-from harness import runtime_wheel
 from harness.digests import sha256_file
 from harness.errors import EXIT_DIFFERS, EXIT_SAME, BuildError
+from harness.images import runtime_wheel
 from harness.ui import UI
 
 

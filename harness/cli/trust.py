@@ -14,23 +14,25 @@ from typing import TYPE_CHECKING, Any
 import click
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from harness import build as build_module
-from harness import certify, crosshost, host_executor, keys, records
-from harness import collect as collect_module
-from harness import hosts as hosts_module
-from harness import run as run_module
-from harness import verify as verify_module
-from harness.build import BuildResult
-from harness.cli_options import RunOptions, run_options
+from harness.cli.options import RunOptions, run_options
 from harness.compare.report import print_table
 from harness.compare.tree import compare_paths
 from harness.config import Config, find_project_root
 from harness.errors import EXIT_DIFFERS, ConfigError, HarnessError
+from harness.fleet import collect as collect_module
+from harness.fleet import crosshost
+from harness.fleet import hosts as hosts_module
+from harness.images import build as build_module
+from harness.images.build import BuildResult
+from harness.runs import host_executor, records
+from harness.runs import run as run_module
+from harness.runs import verify as verify_module
+from harness.runs.variations import Variation, select
+from harness.trust import certify, keys
 from harness.ui import prefixed
-from harness.variations import Variation, select
 
 if TYPE_CHECKING:
-    from harness.cli import State
+    from harness.cli.main import State
 
 
 def hosts_option(function: Callable[..., Any]) -> Callable[..., Any]:
@@ -542,7 +544,7 @@ def _trusted(
     required: bool = True,
 ) -> list[Ed25519PublicKey]:
     """The keys a gate trusts: the command line's or this machine's, narrowed by the
-    project's list (see :mod:`harness.keys`); none at all is an error when ``required``."""
+    project's list (see :mod:`harness.trust.keys`); none at all is an error when ``required``."""
     try:
         return keys.trusted_keys(config.project_root, command_line, settings.trusted_keys)
     except HarnessError as error:

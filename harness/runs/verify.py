@@ -21,20 +21,22 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from harness import atomic, crosshost, records
-from harness.build import BuildResult
+from harness import atomic
 from harness.compare.model import ComparisonResult
 from harness.compare.report import to_dict
 from harness.compare.tree import compare_paths
 from harness.config import Config, Experiment
 from harness.engine import Engine
 from harness.errors import HarnessError
-from harness.host_executor import PythonEnvironment, run_on_host
-from harness.hosts import Host, local_host
+from harness.fleet import crosshost
+from harness.fleet.hosts import Host, local_host
+from harness.images.build import BuildResult
 from harness.parallel import Pool, Together, available_cores, default_jobs, gather
-from harness.run import RunRequest, RunResult, run_experiment
+from harness.runs import records
+from harness.runs.host_executor import PythonEnvironment, run_on_host
+from harness.runs.run import RunRequest, RunResult, run_experiment
+from harness.runs.variations import CONTROL, Variation, setup_for
 from harness.ui import prefixed
-from harness.variations import CONTROL, Variation, setup_for
 
 SCHEMA = "harness.verification/v1"
 FOLDER = Path(".harness") / "verifications"
@@ -277,7 +279,7 @@ def verify_on_host(
     """Verify every experiment with the host executor, in ``python``'s environment.
 
     The same control runs and variations as in a container, except those that need one
-    (see :data:`harness.host_executor.NEEDS_A_CONTAINER`). No other host takes part: the
+    (see :data:`harness.runs.host_executor.NEEDS_A_CONTAINER`). No other host takes part: the
     environment is this machine's, and nothing ships it elsewhere.
     """
     requests = [base(experiment) for experiment in experiments]

@@ -2,7 +2,7 @@
 
 CI legs, remote machines and Kubernetes Jobs each leave run folders (``record.json``,
 ``artifacts/``, ``log.txt``, ``meta/``) or, for Jobs, what the runtime wrote (see
-:func:`harness.k8s.record_from_job_output`). Collecting checks each one (a readable
+:func:`harness.fleet.k8s.record_from_job_output`). Collecting checks each one (a readable
 record, every artifact with the bytes its record names), copies it into
 ``.harness/runs/`` atomically, and then compares every host's runs with the control
 host's, as `harness verify --hosts` does. The result is saved as a verification, which
@@ -23,16 +23,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness import crosshost, k8s, records
-from harness.build import BuildResult
 from harness.compare.tree import compare_paths
 from harness.config import Config, Experiment
 from harness.digests import sha256_file
 from harness.errors import ConfigError, HarnessError
-from harness.host_executor import PythonEnvironment
-from harness.hosts import Host
-from harness.run import RunResult
-from harness.verify import Check, ExperimentVerification, Verification
+from harness.fleet import crosshost, k8s
+from harness.fleet.hosts import Host
+from harness.images.build import BuildResult
+from harness.runs import records
+from harness.runs.host_executor import PythonEnvironment
+from harness.runs.run import RunResult
+from harness.runs.verify import Check, ExperimentVerification, Verification
 
 
 @dataclass(frozen=True)

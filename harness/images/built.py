@@ -24,7 +24,7 @@ from harness import atomic, untrusted
 from harness.engine import Engine, ImageInfo
 
 SCHEMA = "harness.built-images/v1"
-# Label that names an image's build input (the same as harness.build's, which imports this).
+# Label that names an image's build input (the same as harness.images.build's, which imports this).
 LABEL_BUILD_INPUT = "io.harness.build-input.sha256"
 # Entries kept per engine: the newest win; older inputs are rebuilt if ever built again.
 _KEPT_PER_ENGINE = 200

@@ -16,8 +16,8 @@ from typing import Any
 import click
 
 from harness.config import Config, Experiment
-from harness.host_executor import EXECUTORS
-from harness.run import RunRequest
+from harness.runs.host_executor import EXECUTORS
+from harness.runs.run import RunRequest
 
 
 @dataclass(frozen=True)

@@ -18,13 +18,16 @@ from pathlib import Path
 from typing import Any
 
 import harness
-from harness import atomic, dvc, hosts, records, staging, vcs
-from harness.build import LABEL_CONSTRAINTS, LABEL_DOCKERFILE, LABEL_LOCK, BuildResult
+from harness import atomic, vcs
 from harness.config import Config, Experiment
 from harness.engine import ContainerSpec, Engine, Mount, RunOutcome, VolumeMount
 from harness.errors import ConfigError, EngineError, HarnessError
+from harness.fleet import hosts
+from harness.images.build import LABEL_CONSTRAINTS, LABEL_DOCKERFILE, LABEL_LOCK, BuildResult
+from harness.integrations import dvc
+from harness.runs import records, staging
+from harness.runs.variations import CONTAINER_USER, CONTROL, PROJECT, Setup
 from harness.runtime.determinism import environment as determinism_environment
-from harness.variations import CONTAINER_USER, CONTROL, PROJECT, Setup
 
 SPEC = "/harness/spec.json"
 OUTPUT = "/harness/out"

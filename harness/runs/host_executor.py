@@ -30,10 +30,11 @@ from pathlib import Path
 from typing import Any
 
 import harness
-from harness import atomic, interrupt, records
+from harness import atomic, interrupt
 from harness.config import Config
 from harness.errors import ConfigError, HarnessError
-from harness.run import (
+from harness.runs import records
+from harness.runs.run import (
     RunRequest,
     RunResult,
     ended,
@@ -43,9 +44,9 @@ from harness.run import (
     run_spec,
     settle,
 )
+from harness.runs.variations import PROJECT
 from harness.runtime import fingerprint
 from harness.runtime.determinism import environment as determinism_environment
-from harness.variations import PROJECT
 
 EXECUTORS = ("container", "host")
 # The runtime needs what the container's Python has: 3.10 for its type syntax.

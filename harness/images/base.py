@@ -20,10 +20,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness import imageconfig
 from harness.config import Config
 from harness.engine import Engine
 from harness.errors import BaseImageError
+from harness.images import config as imageconfig
 
 BOOTSTRAP_PACKAGES = ("python3", "python3-venv")
 PACKAGE_LIST = Path("usr/share/harness/base-packages.txt")

@@ -8,7 +8,7 @@ exactly what was resolved. ``harness lock --check`` recomputes that header from 
 current declarations, without touching the network for the constraints, so CI can tell in a
 second whether someone changed a dependency and forgot to relock.
 
-Each variant's pins must fit its device (see :mod:`harness.device_pins`): a resolution
+Each variant's pins must fit its device (see :mod:`harness.images.device_pins`): a resolution
 that would put a CPU-only torch into the CUDA image, or CUDA wheels into the CPU one, is
 refused before the file is written, and a file on disk that does so is reported as
 unusable by ``--check``, ``doctor`` and ``build``.
@@ -19,7 +19,7 @@ A project that never asked for CUDA is not made to resolve gigabytes of it.
 
 ``build-constraints.txt`` pins what builds harness's own wheel, so only harness's own
 project writes and checks it; any other project gets harness's runtime from the harness
-that builds its images (see :mod:`harness.runtime_wheel`).
+that builds its images (see :mod:`harness.images.runtime_wheel`).
 
 Where wheels come from (an index URL, extra wheel folders) is configuration, passed to uv
 on the command line and never written into the files.
@@ -43,10 +43,11 @@ from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 from uv import find_uv_bin
 
-from harness import atomic, device_pins
+from harness import atomic
 from harness.config import Config, Variant, read_pyproject
 from harness.errors import ConfigError, LockError, StaleLock
-from harness.runtime_wheel import BUILD_CONSTRAINTS, DISTRIBUTION
+from harness.images import device_pins
+from harness.images.runtime_wheel import BUILD_CONSTRAINTS, DISTRIBUTION
 
 UV_LOCK = "uv.lock"
 _HEADER_INPUT = "# input-sha256: "

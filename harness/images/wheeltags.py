@@ -1,7 +1,7 @@
 """Which wheels an image's Python accepts, and which of several it prefers.
 
 The wheel cache chooses, on the host, the one file of each pin that goes into the image
-(see :mod:`harness.wheelcache`). It must choose as pip inside the image would from the
+(see :mod:`harness.images.wheelcache`). It must choose as pip inside the image would from the
 same files, or an image built from the cache would differ from one built from the index:
 among the files whose sha256 the pin names, the one whose most specific tag comes first
 in the interpreter's list of supported tags. That list is computed here for the image's

@@ -1,10 +1,10 @@
 """Building a variant's image from its Dockerfile and hashed constraints.
 
 The build context is assembled in a temporary folder, never from the project tree: the
-Dockerfile (the project's own, else harness's, see :mod:`harness.dockerfiles`), the
+Dockerfile (the project's own, else harness's, see :mod:`harness.images.dockerfiles`), the
 variant's constraints, the one wheel of each pin (linked from the wheel cache, which
-downloads only what it lacks, see :mod:`harness.wheelcache`), harness's own wheel (from
-the harness that runs, see :mod:`harness.runtime_wheel`), and the CA bundle. Inside, pip
+downloads only what it lacks, see :mod:`harness.images.wheelcache`), harness's own wheel (from
+the harness that runs, see :mod:`harness.images.runtime_wheel`), and the CA bundle. Inside, pip
 installs with ``--require-hashes --no-deps --no-index``, so the image holds exactly the
 pinned bytes or the build fails, and the build needs no network.
 
@@ -17,14 +17,14 @@ the wheel cache, not the engine's layer cache.
 Every input of the build is folded into one digest stored as a label. A rebuild whose
 inputs are unchanged finds the image harness built from them and returns at once, without
 sending a multi-gigabyte context to the engine; the label alone is not enough, since an
-image built on top of this one inherits it (see :mod:`harness.builtimages`).
+image built on top of this one inherits it (see :mod:`harness.images.built`).
 
 The images are reproducible: two builds of the same inputs give the same image ID. The
 Dockerfiles set every file time themselves (SOURCE_DATE_EPOCH, passed as a build
 argument, is the commit's time), and once the engine has built the image harness writes
 its configuration again without the times and container IDs the engine stamps into it,
-labels included (see :mod:`harness.imageconfig`). `harness build --check` proves it
-(see :mod:`harness.rebuild`).
+labels included (see :mod:`harness.images.config`). `harness build --check` proves it
+(see :mod:`harness.images.rebuild`).
 """
 
 from __future__ import annotations
@@ -44,13 +44,16 @@ from pathlib import Path
 from packaging.utils import canonicalize_name, parse_wheel_filename
 
 import harness
-from harness import builtimages, imageconfig, lock, runtime_wheel, vcs, wheelcache, wheeltags
-from harness.base import BaseImage, ensure_base
+from harness import vcs
 from harness.config import Config, Variant
 from harness.digests import sha256_file
-from harness.dockerfiles import Dockerfile, choose
 from harness.engine import Engine
 from harness.errors import BuildError, ConfigError, HashMismatch
+from harness.images import built as builtimages
+from harness.images import config as imageconfig
+from harness.images import lock, runtime_wheel, wheelcache, wheeltags
+from harness.images.base import BaseImage, ensure_base
+from harness.images.dockerfiles import Dockerfile, choose
 
 LABEL_BUILD_INPUT = builtimages.LABEL_BUILD_INPUT
 LABEL_VARIANT = "io.harness.variant"
@@ -228,7 +231,7 @@ def build(
     """Build (or find, when its inputs are unchanged) the image of a planned variant.
 
     ``rewrite_layers`` also rewrites every layer with its times clamped (see
-    :func:`harness.imageconfig.finalise`), for Dockerfiles that do not set them.
+    :func:`harness.images.config.finalise`), for Dockerfiles that do not set them.
     """
     started = time.monotonic()
     variant = build_plan.variant

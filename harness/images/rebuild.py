@@ -3,7 +3,7 @@
 Each build runs from scratch (optionally the second on another engine) and is finalised
 as `harness build` finalises it. The two images are then read back file by file, and the
 report gives each one's image ID, layer diff IDs, manifest digest and content digest (see
-:mod:`harness.imagefs`). Identical image IDs mean bit-for-bit identical images; otherwise
+:mod:`harness.images.filesystem`). Identical image IDs mean bit-for-bit identical images; otherwise
 the files that differ are listed, grouped by the usual causes, like a diffoscope that
 knows what a Python image is made of:
 
@@ -28,9 +28,11 @@ from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any
 
-from harness import build, imagefs, shipping
 from harness.engine import Engine
 from harness.errors import EXIT_DIFFERS, EXIT_SAME
+from harness.fleet import shipping
+from harness.images import build
+from harness.images import filesystem as imagefs
 
 MTIME_ONLY = "mtime only"
 BYTECODE = "bytecode"

@@ -43,9 +43,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from harness import records
 from harness.config import Config, read_pyproject
 from harness.errors import ConfigError, HarnessError
+from harness.runs import records
 
 TABLE = "[tool.harness.mlflow]"
 _KEYS = ("artifact-location", "enabled", "experiment-name", "tracking-uri")

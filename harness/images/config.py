@@ -25,9 +25,9 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import IO, Any
 
-from harness import imagefs
 from harness.engine import Engine
 from harness.errors import EngineError
+from harness.images import filesystem as imagefs
 
 # The run settings an image carries (OCI image config "config"); the rest of the engine's
 # container config (Hostname, Image, Attach*, Tty...) describes the build's containers.
@@ -224,7 +224,7 @@ def finalise(
     """Give the built image ``image_id`` its canonical configuration; returns the new ID.
 
     With ``rewrite_layers`` every layer is also rewritten into the normal form of
-    :func:`harness.imagefs.normalise_layer` (times clamped to ``epoch``): for Dockerfiles
+    :func:`harness.images.filesystem.normalise_layer` (times clamped to ``epoch``): for Dockerfiles
     that do not set their files' times themselves. That path saves and loads the whole
     image, so it costs about as much as a build.
     """

@@ -1,6 +1,6 @@
 """The same image on several hosts: ship it, run there, compare every host with the control.
 
-Every other host gets the control's image by digest (see :mod:`harness.shipping`) and
+Every other host gets the control's image by digest (see :mod:`harness.fleet.shipping`) and
 runs each experiment once with the control's seed, profile and threads, while the control
 host makes its own runs: hosts work at the same time, not one after another. Once both
 are done, each host's artifacts are compared with the control's first run under the
@@ -24,15 +24,16 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
-from harness import records, shipping
-from harness.build import BuildResult
 from harness.compare.tree import compare_paths
 from harness.config import Config, Experiment
 from harness.engine import Engine
 from harness.errors import EngineUnavailable, HarnessError
-from harness.hosts import Host
+from harness.fleet import shipping
+from harness.fleet.hosts import Host
+from harness.images.build import BuildResult
 from harness.parallel import Pool, default_jobs
-from harness.run import RunRequest, RunResult, check_gpu_request, run_experiment
+from harness.runs import records
+from harness.runs.run import RunRequest, RunResult, check_gpu_request, run_experiment
 from harness.ui import prefixed
 
 CONTROL = "control"

@@ -9,7 +9,7 @@ install from there with ``--no-index``, so a build needs no network at all.
 Same image with or without a warm cache. The image may only depend on the constraints,
 never on what happens to be cached, so which file of a pin goes in is decided by the rule
 pip applies inside the image (of the files whose sha256 the pin names, the one whose tag
-the image's Python prefers, see :mod:`harness.wheeltags`), from what the index and the
+the image's Python prefers, see :mod:`harness.images.wheeltags`), from what the index and the
 wheel folders offer; the decision is written down and later builds read it instead of
 asking again. A cold and a warm build put the same files, under the same names, into the
 same context.
@@ -53,11 +53,12 @@ from packaging.markers import InvalidMarker, Marker
 from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 from packaging.version import InvalidVersion, Version
 
-from harness import atomic, untrusted, wheelindex, wheeltags
+from harness import atomic, untrusted
 from harness.digests import sha256_file
 from harness.errors import ConfigError, HarnessError
-from harness.lock import Pin
-from harness.wheelindex import Offered
+from harness.images import wheelindex, wheeltags
+from harness.images.lock import Pin
+from harness.images.wheelindex import Offered
 
 ENV = "HARNESS_WHEEL_CACHE"
 SCHEMA = "harness.wheel-choice/v1"

@@ -1,6 +1,6 @@
 """Reading what a package index or a wheel page offers: file names, URLs and sha256s.
 
-The wheel cache (see :mod:`harness.wheelcache`) needs to know, for a pin, which files
+The wheel cache (see :mod:`harness.images.wheelcache`) needs to know, for a pin, which files
 exist and where to fetch them. An index answers the "simple" repository API: PEP 691's
 JSON where it speaks it (PyPI does), PEP 503's HTML otherwise, with the sha256 in each
 link's fragment. A ``find-links`` URL is a flat HTML page of links. Everything read here

@@ -35,7 +35,7 @@ from harness.config import Config
 from harness.errors import EXIT_DIFFERS, ConfigError, HarnessError
 
 if TYPE_CHECKING:
-    from harness.cli import State
+    from harness.cli.main import State
 
 TABLE = "[tool.harness.ci]"
 _KEYS = ("install", "python", "runners", "timeout-minutes", "variant")

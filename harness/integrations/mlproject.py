@@ -45,12 +45,12 @@ from urllib.parse import urlparse
 import click
 
 from harness import atomic
-from harness.build import LABEL_CONSTRAINTS, LABEL_LOCK
 from harness.config import Config, Experiment, find_project_root, load_config, read_pyproject
-from harness.dvc import literal_dumper, yaml_module
 from harness.engine import Engine
 from harness.errors import ConfigError, HarnessError
-from harness.run import INPUTS
+from harness.images.build import LABEL_CONSTRAINTS, LABEL_LOCK
+from harness.integrations.dvc import literal_dumper, yaml_module
+from harness.runs.run import INPUTS
 from harness.runtime.determinism import environment as determinism_environment
 from harness.runtime.spec import RESERVED_PARAMETERS
 

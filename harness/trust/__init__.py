@@ -1,0 +1,1 @@
+"""Trust: signed in-toto statements over a verified result, and the keys that sign them."""
