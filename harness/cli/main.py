@@ -19,24 +19,25 @@ import click
 import harness
 from harness import doctor as doctor_module
 from harness.cli.cache import cache_group
+from harness.cli.fleet import ci_group, collect_command, k8s_group
+from harness.cli.integrations import mlproject
 from harness.cli.options import RunOptions, run_options
+from harness.cli.package import package
+from harness.cli.state import State
 from harness.cli.trust import conclude, hosts_option, require_certificates
 from harness.cli.trust import register as register_trust_commands
 from harness.compare.command import POLICIES_KEY, compare
 from harness.compare.tree import compare_paths
-from harness.config import OPTIONS, Config, Experiment, find_project_root, load_config
+from harness.config import OPTIONS, Config, Experiment
 from harness.engine import Engine
 from harness.errors import EXIT_DIFFERS, EXIT_TROUBLE, ConfigError, HarnessError
 from harness.fleet import hosts as hosts_module
-from harness.fleet.ci_github import ci_group
-from harness.fleet.k8s import k8s_group
 from harness.images import build as build_module
 from harness.images import lock as lock_module
 from harness.images import rebuild
 from harness.images.base import ensure_base
-from harness.images.package import package
 from harness.integrations import mlflow_tracking
-from harness.integrations.mlproject import experiment_from_mlproject, mlproject
+from harness.integrations.mlproject import experiment_from_mlproject
 from harness.lint import lint
 from harness.parallel import Pool, available_cores, default_jobs
 from harness.project_init import InitRequest, find_root, init_project, parse_experiment, summary
@@ -57,30 +58,6 @@ class Runner:
 
     run: Callable[[run_module.RunRequest, Say], run_module.RunResult]
     jobs: int
-
-
-@dataclass
-class State:
-    """What the group's options leave for the commands."""
-
-    project: Path | None
-    overrides: dict[str, str | None]
-    debug: bool
-    ui: UI
-
-    def config(self, **overrides: str | None) -> Config:
-        return load_config(self.project, {**self.overrides, **overrides})
-
-    def engine(self, config: Config) -> Engine:
-        return Engine.connect(config.docker_host)
-
-    def configured_policies(self) -> dict[str, str]:
-        """[tool.harness.policies] of the project, or none when there is no project."""
-        try:
-            root = find_project_root(self.project)
-        except ConfigError:
-            return {}
-        return dict(load_config(root, self.overrides).policies)
 
 
 class HarnessGroup(click.Group):
@@ -848,6 +825,7 @@ register_trust_commands(cli)
 cli.add_command(ci_group)
 cli.add_command(cache_group)
 cli.add_command(k8s_group)
+cli.add_command(collect_command)
 
 
 def _terminate(signum: int, frame: object) -> None:

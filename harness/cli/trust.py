@@ -9,17 +9,17 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import click
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from harness.cli.options import RunOptions, run_options
+from harness.cli.state import State
 from harness.compare.report import print_table
 from harness.compare.tree import compare_paths
 from harness.config import Config, find_project_root
 from harness.errors import EXIT_DIFFERS, ConfigError, HarnessError
-from harness.fleet import collect as collect_module
 from harness.fleet import crosshost
 from harness.fleet import hosts as hosts_module
 from harness.images import build as build_module
@@ -30,9 +30,6 @@ from harness.runs import verify as verify_module
 from harness.runs.variations import Variation, select
 from harness.trust import certify, keys
 from harness.ui import prefixed
-
-if TYPE_CHECKING:
-    from harness.cli.main import State
 
 
 def hosts_option(function: Callable[..., Any]) -> Callable[..., Any]:
@@ -240,51 +237,6 @@ def conclude(
         )
     if not verification.reproducible or any(not o.counted for o in outcomes):
         raise click.exceptions.Exit(EXIT_DIFFERS)
-
-
-@click.command("collect")
-@click.argument(
-    "folders",
-    nargs=-1,
-    required=True,
-    metavar="DIR...",
-    type=click.Path(file_okay=False, path_type=Path),
-)
-@click.option(
-    "--control", help="Host the others are compared with (default: the host of the first run)."
-)
-@click.option("--json", "as_json", is_flag=True, help="Print the verification document as JSON.")
-@click.pass_obj
-def collect_command(
-    state: State, *, folders: tuple[Path, ...], control: str | None, as_json: bool
-) -> None:
-    """Gather run records made elsewhere (CI jobs, other machines) and compare the hosts.
-
-    Each run folder found under DIR (record.json with its artifacts, or what a
-    `harness k8s render` Job wrote) is checked, every artifact against the sha256 its
-    record names, and copied into .harness/runs/. Runs are grouped by the host that made
-    them; each host is compared with the control host, and the outcome is saved as a
-    verification for `harness certify`, which names the hosts that agreed.
-
-    \b
-      harness collect artifacts/harness-runs-*
-      harness collect collected/ --control ubuntu-24.04 && harness certify
-
-    Exit 0 when every host agrees with the control, 1 when one differs or lacks a run,
-    2 on trouble (a corrupt record or artifact, a host that ran another image).
-    """
-    config = state.config()
-    collected = collect_module.collect(config.project_root, list(folders))
-    copied = sum(1 for c in collected if c.how == "copied")
-    state.ui.say(f"collected {len(collected)} run(s), {copied} new")
-    verification = collect_module.verification(config, [c.run for c in collected], control=control)
-    if not as_json:
-        for result in verification.experiments:
-            verdict = (
-                "reproducible" if result.reproducible else f"NOT reproducible: {result.failure}"
-            )
-            state.ui.result(f"{result.experiment.name:<14} {verdict}")
-    conclude(state, config, verification, as_json=as_json)
 
 
 @click.command("certify")
@@ -648,7 +600,6 @@ def require_certificates(config: Config, images: dict[str, BuildResult]) -> None
 def register(group: click.Group) -> None:
     for command in (
         verify_command,
-        collect_command,
         certify_command,
         keys_group,
         certificate_group,

@@ -16,7 +16,6 @@ table lets `--check` need no flags.
 
 from __future__ import annotations
 
-import difflib
 import importlib
 import importlib.metadata
 import json
@@ -26,16 +25,10 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-import click
-
-from harness import atomic
 from harness.config import Config
 from harness.errors import EXIT_DIFFERS, ConfigError, HarnessError
-
-if TYPE_CHECKING:
-    from harness.cli.main import State
 
 TABLE = "[tool.harness.ci]"
 _KEYS = ("install", "python", "runners", "timeout-minutes", "variant")
@@ -505,91 +498,35 @@ def _shown(path: Path, root: Path) -> str:
     return path.relative_to(root).as_posix()
 
 
-@click.group("ci")
-def ci_group() -> None:
-    """Generate CI configuration."""
+@dataclass(frozen=True)
+class Workflow:
+    """The workflow `harness ci github` would write, and what is on disk now."""
+
+    text: str
+    path: Path
+    # The path as the project names it, for messages.
+    shown: str
+    # The flags that regenerate it (`harness ci github --check` runs with them).
+    flags: list[str]
+    # The file on disk, or None when there is none yet.
+    current: str | None
+
+    @property
+    def is_current(self) -> bool:
+        return self.current == self.text
 
 
-@ci_group.command("github")
-@click.option(
-    "--runner",
-    "runners",
-    multiple=True,
-    metavar="LABEL",
-    help="Runner label, one matrix leg each (repeatable; default: [tool.harness.ci] runners, "
-    "else ubuntu-latest).",
-)
-@click.option(
-    "--variant", help="Image variant the legs build and run (default: [tool.harness.ci], cpu)."
-)
-@click.option(
-    "--python",
-    "python",
-    metavar="X.Y",
-    help="Python that runs harness on the runners (default: [tool.harness.ci], else the "
-    "project's python).",
-)
-@click.option(
-    "--output",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help=f"Workflow file (default: {DEFAULT_OUTPUT.as_posix()} under the project root).",
-)
-@click.option(
-    "--check",
-    is_flag=True,
-    help="Write nothing; exit 1 naming the file when it differs from what would be "
-    "generated (for CI).",
-)
-@click.option(
-    "--stdout", "to_stdout", is_flag=True, help="Print the workflow instead of writing it."
-)
-@click.pass_obj
-def github_command(
-    state: State,
+def plan(
+    config: Config,
     *,
-    runners: tuple[str, ...],
-    variant: str | None,
-    python: str | None,
-    output: Path | None,
-    check: bool,
-    to_stdout: bool,
-) -> None:
-    """Write a GitHub Actions workflow that reproduces the experiments on several hosts.
-
-    Job `lint` runs `harness lint` and uploads its SARIF report to GitHub code scanning,
-    which shows the findings on pull requests. Job `run` is a matrix with one leg per
-    runner label: each leg checks the constraints,
-    builds the variant's pinned image, runs every experiment with the runner's label
-    recorded as the host (HARNESS_HOST_NAME), and uploads its run records. Job `certify`
-    then gathers the records of every leg that finished with `harness collect`, which
-    compares each host against the first and fails when their artifacts differ; when they
-    agree and the repository has the secret HARNESS_SIGNING_KEY, it signs the
-    verification with `harness certify` and uploads the certificate.
-
-    The secret HARNESS_SIGNING_KEY holds an ed25519 private key in PEM form: the NAME.key
-    file that `harness keys generate` writes (see below); certificates are then checked
-    with its NAME.pub. Without the secret the hosts are still compared, but nothing is
-    signed.
-
-    Defaults come from [tool.harness.ci] (runners, variant, python, timeout-minutes). The
-    workflow checks itself with `harness ci github --check` and the flags it was generated
-    with, so keep choices in that table where you can. Run it at the repository's root:
-    GitHub reads workflows only from the root's .github/workflows.
-
-    \b
-      harness ci github --runner ubuntu-24.04 --runner ubuntu-22.04
-      harness ci github --check        0 when the file is current, 1 when stale
-      harness ci github --stdout       print the workflow, write nothing
-      harness keys generate --name ci
-      gh secret set HARNESS_SIGNING_KEY < ~/.config/harness/keys/ci.key
-
-    Exit 0 when written or current, 1 when --check finds the file stale, 2 on trouble.
-    """
-    if check and to_stdout:
-        raise ConfigError("--check and --stdout do not go together", "give one of them")
+    runners: tuple[str, ...] = (),
+    variant: str | None = None,
+    python: str | None = None,
+    output: Path | None = None,
+) -> Workflow:
+    """The workflow for ``config`` with the command line's choices over [tool.harness.ci]."""
     if python is not None:
         check_python(python, "--python")
-    config = state.config()
     configured = settings_from_table(
         config.table("ci"),
         config.python or DEFAULT_PYTHON,
@@ -605,41 +542,29 @@ def github_command(
     config.variant(chosen.variant)  # an unknown variant fails here, naming the known ones
     path = _output_path(config, output)
     flags = _flags(chosen, configured, path, config.project_root)
-    text = render(chosen, flags)
-    if to_stdout:
-        # click.echo rather than the rich console: the bytes must be the file's, so that
-        # `--stdout > FILE` and writing agree.
-        click.echo(text, nl=False)
-        return
-    shown = _shown(path, config.project_root)
-    current = _read(path)
-    if check:
-        if current == text:
-            state.ui.result(f"{shown} is current")
-            return
-        if current is not None and not state.ui.quiet:
-            diff = difflib.unified_diff(
-                current.splitlines(keepends=True),
-                text.splitlines(keepends=True),
-                f"{shown} (on disk)",
-                f"{shown} (generated)",
-            )
-            click.echo("".join(diff), err=True, nl=False)
-        what = "is missing" if current is None else "differs from what `harness ci github` writes"
-        raise StaleWorkflow(f"{shown} {what}", f"run `{command_line(flags)}` and commit it")
-    if current == text:
-        state.ui.result(f"{shown} is current (unchanged)")
-        return
-    atomic.write_text(path, text)
-    state.ui.result(f"wrote {shown}")
+    return Workflow(
+        render(chosen, flags), path, _shown(path, config.project_root), flags, _read(path)
+    )
+
+
+def stale(workflow: Workflow) -> StaleWorkflow:
+    """The error `--check` raises for a workflow that is missing or differs."""
+    what = (
+        "is missing" if workflow.current is None else "differs from what `harness ci github` writes"
+    )
+    return StaleWorkflow(
+        f"{workflow.shown} {what}", f"run `{command_line(workflow.flags)}` and commit it"
+    )
 
 
 __all__ = [
     "CISettings",
     "StaleWorkflow",
-    "ci_group",
+    "Workflow",
     "command_line",
+    "plan",
     "render",
     "settings_from_table",
+    "stale",
     "workflow",
 ]

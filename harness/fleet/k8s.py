@@ -33,12 +33,10 @@ import tarfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
-
-import click
+from typing import Any
 
 import harness
-from harness import atomic, untrusted, vcs
+from harness import untrusted, vcs
 from harness.config import Config, Experiment
 from harness.errors import ConfigError, HarnessError
 from harness.integrations.dvc import literal_dumper, yaml_module
@@ -47,9 +45,6 @@ from harness.runs.run import META, OUTPUT, RUNTIME_REPORT, SPEC, run_spec
 from harness.runs.variations import CONTAINER_USER, PROJECT
 from harness.runtime import spec as runtime_spec
 from harness.runtime.determinism import environment as determinism_environment
-
-if TYPE_CHECKING:
-    from harness.cli.main import State
 
 TABLE = "[tool.harness.k8s]"
 JOB_SCHEMA = "harness.k8s-job/v1"
@@ -956,140 +951,4 @@ def _outcome(
     return "succeeded", code, None
 
 
-# -- the command ---------------------------------------------------------------------------
-
-
-@click.group("k8s")
-def k8s_group() -> None:
-    """Run experiments on Kubernetes nodes in a pinned image.
-
-    `harness k8s render` writes the manifests (one Job per node and experiment);
-    `kubectl apply --server-side -f FILE` starts them; `kubectl cp` copies their folders
-    off the claim and `harness collect` turns each into a run record.
-    """
-
-
-@k8s_group.command("render")
-@click.argument("names", nargs=-1, metavar="[NAME]...")
-@click.option(
-    "--image",
-    required=True,
-    metavar="REF@sha256:DIGEST",
-    help="The pushed image, by digest (every node must pull the same bytes).",
-)
-@click.option(
-    "--image-id",
-    metavar="sha256:HEX",
-    help="The image's ID (`docker image inspect --format '{{.Id}}' REF`), for the records; "
-    "without it they carry the registry digest in its place.",
-)
-@click.option(
-    "--variant",
-    metavar="NAME",
-    help="The image's variant, for the records (default: each experiment's own).",
-)
-@click.option(
-    "--node",
-    "nodes",
-    multiple=True,
-    metavar="NODE",
-    help="Run on this node, by its kubernetes.io/hostname label (repeatable; one Job per node "
-    "and experiment).",
-)
-@click.option(
-    "--selector",
-    "selectors",
-    multiple=True,
-    metavar="KEY=VALUE",
-    help="Another node label every Job's node must have (repeatable).",
-)
-@click.option(
-    "--gpus",
-    type=click.IntRange(min=0),
-    metavar="N",
-    help="GPUs per Job (nvidia.com/gpu; the cuda variant; device cuda). Default 0: CPU.",
-)
-@click.option(
-    "--claim",
-    metavar="PVC",
-    help=f"PersistentVolumeClaim the Jobs write to (default {DEFAULT_CLAIM}).",
-)
-@click.option("--namespace", metavar="NS", help="Namespace of everything rendered.")
-@click.option(
-    "-o",
-    "--output",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Write the manifests to this file (default: stdout).",
-)
-@click.pass_obj
-def render_command(
-    state: State,
-    *,
-    names: tuple[str, ...],
-    image: str,
-    image_id: str | None,
-    variant: str | None,
-    nodes: tuple[str, ...],
-    selectors: tuple[str, ...],
-    gpus: int | None,
-    claim: str | None,
-    namespace: str | None,
-    output: Path | None,
-) -> None:
-    """Write Kubernetes manifests that run experiments on chosen nodes in a pinned image.
-
-    One YAML file holds: a ConfigMap with the project's source (the files git tracks, as a
-    gzip tar that is the same bytes every time; never .harness or virtual environments)
-    and each Job's run spec; a NetworkPolicy that cuts the runs off the network; one Job
-    per node and experiment (NAMEs, or every declared one), pinned to its node, run as
-    user 10001 with a read-only root, no service account token, the determinism
-    environment of `harness run` and the config's seed, profile, threads and timeout,
-    writing its artifacts and report to the claim under JOB-NAME/; and a Pod
-    harness-gather that mounts the claim read-only to copy those folders back.
-
-    The image must be pushed and named by digest. The claim must exist (ReadWriteMany
-    when the nodes differ). Experiments with inputs are refused: inputs are not shipped
-    to clusters yet. Apply with --server-side: the archive makes the ConfigMap too large
-    for the annotation that client-side apply keeps.
-
-    \b
-      harness k8s render --image REGISTRY/harness@sha256:DIGEST \\
-          --node node-a --node node-b -o runs.yaml
-      harness k8s render torch --image REF@sha256:DIGEST --variant cuda --gpus 1 \\
-          --node gpu-1 --selector nvidia.com/gpu.product=NVIDIA-H100-80GB-HBM3 -o gpu.yaml
-      kubectl apply --server-side -f runs.yaml
-      kubectl get jobs -l harness.dev/render=ID --watch     (ID: see the file's header)
-      kubectl cp harness-gather:/records ./collected
-      harness collect collected/*
-
-    Defaults come from [tool.harness.k8s]: nodes (list), selectors (table), claim,
-    namespace, gpus.
-    """
-    config = state.config()
-    settings = settings_from(
-        config.table("k8s"),
-        image=image,
-        image_id=image_id,
-        variant=variant,
-        nodes=nodes,
-        selectors=selectors,
-        gpus=gpus,
-        claim=claim,
-        namespace=namespace,
-    )
-    experiments = [config.experiment(name) for name in dict.fromkeys(names)] or list(
-        config.experiments.values()
-    )
-    rendered = render(config, experiments, settings, say=state.ui.say)
-    text = rendered.yaml(settings, output)
-    if output is None:
-        click.echo(text, nl=False)
-        return
-    atomic.write_text(output, text)
-    state.ui.result(
-        f"wrote {output}: {len(rendered.jobs)} Job(s), render {rendered.render_id}; "
-        f"apply with `kubectl apply --server-side -f {output}`"
-    )
-
-
-__all__ = ["k8s_group", "record_from_job_output", "render", "settings_from"]
+__all__ = ["record_from_job_output", "render", "settings_from"]

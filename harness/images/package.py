@@ -17,12 +17,9 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-import click
-
 from harness.digests import sha256_file
-from harness.errors import EXIT_DIFFERS, EXIT_SAME, BuildError
+from harness.errors import EXIT_DIFFERS, EXIT_SAME
 from harness.images import runtime_wheel
-from harness.ui import UI
 
 
 @dataclass(frozen=True)
@@ -107,47 +104,3 @@ def check_wheel(source_root: Path, out_dir: Path | None = None) -> PackageResult
             kept = out_dir / first.name
             shutil.copyfile(first, kept)
         return PackageResult(first.name, first_sha, second_sha, differing, kept)
-
-
-def _ui(context: click.Context) -> UI:
-    """The command line's UI (it honours --quiet), or a plain one outside it."""
-    found = getattr(context.obj, "ui", None)
-    return found if isinstance(found, UI) else UI()
-
-
-@click.command("package")
-@click.option(
-    "--out-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Keep the wheel in this folder when the two builds agree.",
-)
-@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-@click.pass_context
-def package(context: click.Context, out_dir: Path | None, as_json: bool) -> None:
-    """Build harness's wheel twice and check that the two builds are identical.
-
-    This is the wheel the images install: `uv build` with build-constraints.txt and
-    --require-hashes, SOURCE_DATE_EPOCH from the commit. Prints both sha256; exit 0
-    when they are identical, 1 when not (naming the members that differ).
-    """
-    ui = _ui(context)
-    ui.say("building harness's wheel twice (uv build, hashed build constraints)")
-    source = runtime_wheel.locate()
-    if source.kind != "checkout":
-        raise BuildError(
-            f"harness package builds harness's wheel from its checkout, and this harness is "
-            f"installed ({source.root})",
-            "run it in harness's source checkout; an installed harness's images get its "
-            "installed files, checked against its RECORD",
-        )
-    result = check_wheel(source.root, out_dir)
-    if as_json:
-        ui.json(result.as_dict())
-    else:
-        ui.result(f"{result.first_sha256}  build 1  {result.wheel}")
-        ui.result(f"{result.second_sha256}  build 2  {result.wheel}")
-        ui.result(result.summary())
-        for line in result.differing:
-            ui.result(f"  {line}")
-    if not result.identical:
-        raise click.exceptions.Exit(EXIT_DIFFERS)

@@ -15,10 +15,10 @@ import docker
 from click.testing import CliRunner
 
 from harness import vcs
+from harness.cli.package import package
 from harness.config import load_config
 from harness.engine import Engine
 from harness.images import build, rebuild
-from harness.images.package import package
 from tests.conftest import REPOSITORY
 
 PLANTED = """\

@@ -15,10 +15,12 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from harness.cli.main import HarnessGroup, State
+from harness.cli.fleet import ci_group
+from harness.cli.main import HarnessGroup
+from harness.cli.state import State
 from harness.errors import ConfigError
 from harness.fleet import ci_github
-from harness.fleet.ci_github import CISettings, ci_group, render, settings_from_table
+from harness.fleet.ci_github import CISettings, render, settings_from_table
 from harness.ui import UI
 
 WORKFLOW = Path(".github/workflows/harness.yml")

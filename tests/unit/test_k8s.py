@@ -25,7 +25,9 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from harness.cli.main import HarnessGroup, State, cli
+from harness.cli.fleet import k8s_group
+from harness.cli.main import HarnessGroup, cli
+from harness.cli.state import State
 from harness.fleet import k8s
 from harness.runs import records
 from harness.runs.records import CorruptRecord
@@ -100,7 +102,7 @@ def group(ctx: click.Context, project: Path | None) -> None:
     ctx.obj = State(project, {}, False, UI(quiet=True))
 
 
-group.add_command(k8s.k8s_group)
+group.add_command(k8s_group)
 
 
 def invoke(project: Path, *arguments: str) -> tuple[int, str, str]:

@@ -11,7 +11,8 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from harness.cli.main import HarnessGroup, State
+from harness.cli.main import HarnessGroup
+from harness.cli.state import State
 from harness.config import load_config
 from harness.errors import ConfigError
 from harness.lint import (

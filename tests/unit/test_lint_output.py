@@ -8,7 +8,8 @@ from pathlib import Path
 import click
 from click.testing import CliRunner
 
-from harness.cli.main import HarnessGroup, State
+from harness.cli.main import HarnessGroup
+from harness.cli.state import State
 from harness.lint import RULES, check_source, lint
 from harness.lint.checker import Finding
 from harness.lint.sarif import SOURCE_ROOT, document

@@ -16,6 +16,7 @@ import click
 import pytest
 from click.testing import CliRunner
 
+from harness.cli.integrations import mlproject
 from harness.cli.main import HarnessGroup
 from harness.config import Config, load_config
 from harness.engine import ImageInfo
@@ -24,7 +25,6 @@ from harness.integrations.mlproject import (
     PinnedImage,
     experiment_from_mlproject,
     load_mlproject,
-    mlproject,
     render_mlproject,
 )
 from harness.ui import UI
