@@ -24,7 +24,7 @@ from harness.cli.integrations import mlproject
 from harness.cli.options import RunOptions, run_options
 from harness.cli.package import package
 from harness.cli.state import State
-from harness.cli.trust import conclude, hosts_option, require_certificates
+from harness.cli.trust import conclude, hosts_option
 from harness.cli.trust import register as register_trust_commands
 from harness.compare.command import POLICIES_KEY, compare
 from harness.compare.tree import compare_paths
@@ -44,7 +44,7 @@ from harness.project_init import InitRequest, find_root, init_project, parse_exp
 from harness.runs import host_executor, records
 from harness.runs import run as run_module
 from harness.runs import verify as verify_module
-from harness.trust import certify
+from harness.trust import certify, gate
 from harness.ui import UI, prefixed
 
 EXIT_INTERRUPTED = 130
@@ -637,7 +637,7 @@ def _images(
         for v, p in plans.items()
     }
     if require or certify.settings(config.table("certify"), config.project_root).require:
-        require_certificates(config, images)
+        gate.require_certificates(config, images)
     return images
 
 

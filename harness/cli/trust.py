@@ -7,29 +7,25 @@ cli.py builds and runs, this module proves and checks.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from harness.cli.options import RunOptions, run_options
 from harness.cli.state import State
 from harness.compare.report import print_table
-from harness.compare.tree import compare_paths
 from harness.config import Config, find_project_root
 from harness.errors import EXIT_DIFFERS, ConfigError, HarnessError
 from harness.fleet import crosshost
 from harness.fleet import hosts as hosts_module
 from harness.images import build as build_module
-from harness.images.build import BuildResult
-from harness.runs import host_executor, records
+from harness.runs import host_executor
 from harness.runs import run as run_module
 from harness.runs import verify as verify_module
 from harness.runs.variations import Variation, select
-from harness.trust import certify, keys
-from harness.ui import prefixed
+from harness.trust import certify, gate, keys
 
 
 def hosts_option(function: Callable[..., Any]) -> Callable[..., Any]:
@@ -410,7 +406,7 @@ def certificate_verify(
     )
     certify.check_hosts(verified, min_hosts)
     if rerun:
-        _rerun(state, config, verified)
+        gate.rerun(state.engine(config), config, verified, state.ui.say)
     if as_json:
         state.ui.json(
             {
@@ -471,11 +467,11 @@ def certificate_sign(
     settings = certify.settings(config.table("certify"), config.project_root)
     trusted = [
         private.public_key(),
-        *_trusted(config, trusted_keys, settings, required=False),
+        *gate.trusted_keys(config, trusted_keys, settings, required=False),
     ]
     verified = certify.verify_envelope(document, trusted, threshold=1, every_signature=True)
     if rerun:
-        _rerun(state, config, verified)
+        gate.rerun(state.engine(config), config, verified, state.ui.say)
     certify.write(certificate_file, certify.add_signature(document, private))
     state.ui.result(f"signed {certificate_file} as {keys.key_id(private.public_key())[:16]}")
 
@@ -488,23 +484,6 @@ def _project_root(state: State) -> Path | None:
         return None
 
 
-def _trusted(
-    config: Config,
-    command_line: Sequence[Path],
-    settings: certify.Settings,
-    *,
-    required: bool = True,
-) -> list[Ed25519PublicKey]:
-    """The keys a gate trusts: the command line's or this machine's, narrowed by the
-    project's list (see :mod:`harness.trust.keys`); none at all is an error when ``required``."""
-    try:
-        return keys.trusted_keys(config.project_root, command_line, settings.trusted_keys)
-    except HarnessError as error:
-        if required or error.message != keys.NO_TRUSTED_KEY:
-            raise
-        return []
-
-
 def _verify_certificate(
     state: State,
     config: Config,
@@ -515,7 +494,7 @@ def _verify_certificate(
     image: str | None,
 ) -> certify.Verified:
     settings = certify.settings(config.table("certify"), config.project_root)
-    trusted = _trusted(config, public_keys, settings)
+    trusted = gate.trusted_keys(config, public_keys, settings)
     document = certify.read_envelope(path)
     # The project may ask for more signers than the command line, never for fewer.
     verified = certify.verify_envelope(document, trusted, max(threshold or 1, settings.threshold))
@@ -527,74 +506,6 @@ def _verify_certificate(
         certify.check_image(verified, info.id)
     certify.check_artifacts(verified, config.project_root)
     return verified
-
-
-def _rerun(state: State, config: Config, verified: certify.Verified) -> None:
-    """Run each certified experiment again on the certified image; refuse on any change."""
-    predicate = verified.statement["predicate"]
-    engine = state.engine(config)
-    info = engine.image(verified.image_id)
-    if info is None:
-        raise HarnessError(
-            f"the engine has no image {verified.image_id[:19]}", "pull the certified image first"
-        )
-    image = BuildResult(
-        predicate["image"]["reference"],
-        info.id,
-        predicate["image"]["variant"],
-        True,
-        0.0,
-        info.size,
-        info.labels,
-    )
-    for certified in predicate["experiments"]:
-        experiment = config.experiment(certified["name"])
-        request = run_module.RunRequest(
-            experiment, predicate["seed"], predicate["profile"], predicate["threads"]
-        )
-        result = run_module.run_experiment(
-            engine, config, image, request, say=prefixed(state.ui.say, experiment.name)
-        )
-        if result.status != "succeeded":
-            raise certify.CertificateError(
-                f"the rerun of {experiment.name} {result.status}: {result.record.get('error')}"
-            )
-        _compare_rerun(config, certified, result)
-        verified.checks.append(f"{experiment.name} reproduced again in run {result.run_id}")
-
-
-def _compare_rerun(config: Config, certified: dict[str, Any], result: run_module.RunResult) -> None:
-    digests = result.digests
-    for artifact in certified["artifacts"]:
-        if digests.get(artifact["path"]) == artifact["sha256"]:
-            continue
-        reference = records.runs_root(config.project_root) / certified["control_runs"][0]
-        if artifact["policy"] != "bitwise" and reference.is_dir():
-            comparison = compare_paths(
-                str(reference), str(result.folder), policies={artifact["path"]: artifact["policy"]}
-            )
-            if all(a.passed for a in comparison.artifacts if a.path == artifact["path"]):
-                continue
-        raise certify.CertificateError(
-            f"the rerun's {certified['name']}/{artifact['path']} differs from the certified one"
-        )
-
-
-def require_certificates(config: Config, images: dict[str, BuildResult]) -> None:
-    """`harness run --require-certificate`: refuse images whose certificate does not verify."""
-    settings = certify.settings(config.table("certify"), config.project_root)
-    trusted = _trusted(config, (), settings)
-    for image in images.values():
-        path = certify.certificate_path(config.project_root, image.image_id)
-        if not path.is_file():
-            raise certify.CertificateError(
-                f"image {image.reference} ({image.image_id[:19]}) has no certificate at {path}",
-                "verify and certify it first (`harness verify && harness certify`)",
-            )
-        document = certify.read_envelope(path)
-        certify.check_image(
-            certify.verify_envelope(document, trusted, settings.threshold), image.image_id
-        )
 
 
 def register(group: click.Group) -> None:
