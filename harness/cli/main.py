@@ -1,63 +1,53 @@
-"""The `harness` command line. Each command is thin: it resolves the configuration, calls one
-module, and prints. Errors are HarnessError subclasses, printed on one line with their fix.
+"""The `harness` command line: the group, its options, and where each command lives.
 
-Exit codes: 0 same / current / ok, 1 differs / stale, 2 trouble, 130 interrupted.
+Each command is thin: it resolves the configuration, calls one module, and prints. Errors
+are HarnessError subclasses, printed on one line with their fix. Exit codes: 0 same /
+current / ok, 1 differs / stale, 2 trouble, 130 interrupted.
+
+Commands are imported when they run, not when the group starts (click's lazy-group
+pattern): `harness compare` and `harness lint` need neither the docker SDK nor the build
+and run machinery, and a gate that calls them many times a job should not pay for those.
 """
 
 from __future__ import annotations
 
-import functools
+import importlib
 import signal
-from collections.abc import Callable
-from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 from typing import Any
 
 import click
 
 import harness
-from harness import doctor as doctor_module
-from harness.cli.cache import cache_group
-from harness.cli.fleet import ci_group, collect_command, k8s_group
-from harness.cli.integrations import mlproject
-from harness.cli.options import RunOptions, run_options
-from harness.cli.package import package
-from harness.cli.state import State
-from harness.cli.trust import conclude, hosts_option
-from harness.cli.trust import register as register_trust_commands
-from harness.compare.command import POLICIES_KEY, compare
-from harness.compare.tree import compare_paths
-from harness.config import OPTIONS, Config, Experiment
-from harness.engine import Engine
-from harness.errors import EXIT_DIFFERS, EXIT_TROUBLE, ConfigError, HarnessError
-from harness.fleet import hosts as hosts_module
-from harness.images import build as build_module
-from harness.images import lock as lock_module
-from harness.images import rebuild
-from harness.images.base import ensure_base
-from harness.integrations import mlflow_tracking
-from harness.integrations.mlproject import experiment_from_mlproject
-from harness.lint import lint
-from harness.parallel import Pool, available_cores, default_jobs
-from harness.project_init import InitRequest, find_root, init_project, parse_experiment, summary
-from harness.runs import host_executor, records
-from harness.runs import run as run_module
-from harness.runs import verify as verify_module
-from harness.trust import certify, gate
-from harness.ui import UI, prefixed
+from harness.cli.state import POLICIES_KEY, State
+from harness.errors import HarnessError
+from harness.ui import UI
 
 EXIT_INTERRUPTED = 130
-Say = Callable[[str], None]
 
-
-@dataclass(frozen=True)
-class Runner:
-    """How `harness run` makes one run (the request, where its progress goes), and how many
-    it makes at once."""
-
-    run: Callable[[run_module.RunRequest, Say], run_module.RunResult]
-    jobs: int
+# Every command: its name, and the module and attribute that define it.
+COMMANDS: dict[str, str] = {
+    "base": "harness.cli.images:base_command",
+    "build": "harness.cli.images:build_command",
+    "cache": "harness.cli.cache:cache_group",
+    "certificate": "harness.cli.trust:certificate_group",
+    "certify": "harness.cli.trust:certify_command",
+    "ci": "harness.cli.fleet:ci_group",
+    "collect": "harness.cli.fleet:collect_command",
+    "compare": "harness.cli.compare:compare",
+    "config": "harness.cli.project:config_command",
+    "doctor": "harness.cli.project:doctor_command",
+    "init": "harness.cli.project:init_command",
+    "k8s": "harness.cli.fleet:k8s_group",
+    "keys": "harness.cli.trust:keys_group",
+    "lint": "harness.lint.command:lint",
+    "lock": "harness.cli.images:lock_command",
+    "mlproject": "harness.cli.integrations:mlproject",
+    "package": "harness.cli.package:package",
+    "run": "harness.cli.runs:run_command",
+    "runs": "harness.cli.runs:runs_group",
+    "verify": "harness.cli.trust:verify_command",
+}
 
 
 class HarnessGroup(click.Group):
@@ -78,8 +68,25 @@ class HarnessGroup(click.Group):
             ctx.exit(EXIT_INTERRUPTED)
 
 
+class LazyGroup(HarnessGroup):
+    """The top-level group: commands from :data:`COMMANDS`, imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*COMMANDS, *self.commands})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.commands or cmd_name not in COMMANDS:
+            return self.commands.get(cmd_name)
+        module_name, attribute = COMMANDS[cmd_name].split(":")
+        command = getattr(importlib.import_module(module_name), attribute)
+        if not isinstance(command, click.Command):
+            raise TypeError(f"{COMMANDS[cmd_name]} is not a click command")
+        self.commands[cmd_name] = command
+        return command
+
+
 @click.group(
-    cls=HarnessGroup,
+    cls=LazyGroup,
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
     epilog="Configuration: [tool.harness] in pyproject.toml, overridden by HARNESS_* "
     "variables, overridden by flags. `harness config` shows every value and its source.\n\n"
@@ -121,713 +128,6 @@ def cli(
     ctx.meta[POLICIES_KEY] = ctx.obj.configured_policies
 
 
-@cli.command("config")
-@click.option("--json", "as_json", is_flag=True, help="Print the resolved configuration as JSON.")
-@click.pass_obj
-def config_command(state: State, as_json: bool) -> None:
-    """Show every option's value and where it came from.
-
-    Precedence: defaults < [tool.harness] in pyproject.toml < HARNESS_* environment <
-    command-line flags.
-    """
-    config = state.config()
-    if as_json:
-        state.ui.json(config.as_dict())
-        return
-    values = config.as_dict()
-    for option in OPTIONS:
-        value = values[option.key]
-        shown = ", ".join(value) if isinstance(value, list) else value
-        state.ui.result(
-            f"{option.key:<17} {shown!s:<48} ({config.sources[option.key]}; {option.env})"
-        )
-    for name, variant in values["variants"].items():
-        state.ui.result(f"variant {name:<9} {variant}")
-
-
-@cli.command("init")
-@click.argument("experiments", nargs=-1, metavar="[NAME=module:function]...")
-@click.option(
-    "--dockerfiles", is_flag=True, help="Also copy harness's Dockerfiles in, to customise."
-)
-@click.option("--ci", is_flag=True, help="Also write the GitHub workflow (harness ci github).")
-@click.option("--force", is_flag=True, help="Replace what exists with other content.")
-@click.option("--json", "as_json", is_flag=True, help="Print what was done as JSON.")
-@click.pass_obj
-def init_command(
-    state: State,
-    experiments: tuple[str, ...],
-    *,
-    dockerfiles: bool,
-    ci: bool,
-    force: bool,
-    as_json: bool,
-) -> None:
-    """Make this repository a harness project, adding only what is missing.
-
-    Adds [tool.harness] with the experiments given (or an example experiment), the
-    `experiments` dependency group (from the project's dependencies) when there is none,
-    and .harness/ to .gitignore. Running it again changes nothing; what exists with other
-    content is refused unless --force.
-
-    \b
-      harness init                          an example experiment to start from
-      harness init train=mypkg.train:main   declare your own
-      harness init --dockerfiles --ci       also the Dockerfiles and the CI workflow
-    """
-    request = InitRequest(
-        experiments=tuple(parse_experiment(text) for text in experiments),
-        dockerfiles=dockerfiles,
-        ci=ci,
-        force=force,
-    )
-    changes = init_project(find_root(state.project or Path.cwd()), request)
-    if as_json:
-        state.ui.json([change.as_dict() for change in changes])
-        return
-    for line in summary(changes):
-        state.ui.result(line)
-
-
-@cli.command("lock")
-@click.option("--check", is_flag=True, help="Only check; exit 1 naming what is stale (for CI).")
-@click.option("--variant", "variants", multiple=True, help="Only this variant (repeatable).")
-@click.pass_obj
-def lock_command(state: State, check: bool, variants: tuple[str, ...]) -> None:
-    """Write the hashed constraints files from the declared experiment dependencies.
-
-    The dependencies are the [dependency-groups] entry named by `dependency-group`
-    (default "experiments"). Each variant applies its `replace` table (the CPU builds of
-    torch and TensorFlow, say) and resolves for the image's Python and platform with
-    `uv pip compile --generate-hashes`. Also updates uv.lock and build-constraints.txt.
-
-    \b
-      harness lock                  resolve and write everything
-      harness lock --check          0 when current, 1 naming what is stale
-    """
-    config = state.config()
-    selected = [config.variant(name) for name in variants] or None
-    if check:
-        problems = lock_module.check(config, selected)
-        if problems:
-            for problem in problems:
-                click.echo(f"stale: {problem}", err=True)
-            raise lock_module.stale_error(problems)
-        state.ui.result("lock files are current")
-        return
-    state.ui.say("resolving with uv (hashes for every pin)")
-    for path in lock_module.lock(config, selected):
-        state.ui.result(f"wrote {path.relative_to(config.project_root)}")
-
-
-@cli.command("base")
-@click.option("--json", "as_json", is_flag=True, help="Print the base image's facts as JSON.")
-@click.pass_obj
-def base_command(state: State, as_json: bool) -> None:
-    """Make sure the base image exists: pull it by digest, or bootstrap Debian with Python.
-
-    With `base = "bootstrap"` (the default) harness runs debootstrap from the machine's
-    apt mirror, records the package list in the image, and reuses it while it exists.
-    """
-    config = state.config()
-    base = ensure_base(state.engine(config), config, state.ui.say)
-    if as_json:
-        state.ui.json(
-            {
-                "reference": base.reference,
-                "id": base.id,
-                "digest": base.digest,
-                "packages_sha256": base.packages_sha256,
-                "bootstrapped_now": base.bootstrapped_now,
-            }
-        )
-        return
-    state.ui.result(f"{base.reference} {base.id}")
-
-
-@cli.command("build")
-@click.option("--variant", default="cpu", show_default=True, help="Image variant (cpu, cuda, ...).")
-@click.option("--no-cache", is_flag=True, help="Rebuild every step, ignoring cached layers.")
-@click.option(
-    "--check",
-    is_flag=True,
-    help="Build twice without the cache and compare the images file by file "
-    "(exit 1 if they differ).",
-)
-@click.option(
-    "--host",
-    "check_host",
-    metavar="URL",
-    help="With --check: make the second build on this other Docker engine.",
-)
-@click.option(
-    "--rewrite-layers",
-    is_flag=True,
-    help="Also rewrite every layer with clamped file times (same image ID across builds).",
-)
-@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
-@click.pass_obj
-def build_command(
-    state: State,
-    *,
-    variant: str,
-    no_cache: bool,
-    check: bool,
-    check_host: str | None,
-    rewrite_layers: bool,
-    as_json: bool,
-) -> None:
-    """Build a variant's image from its Dockerfile and hashed constraints.
-
-    pip inside installs with --require-hashes: a download whose sha256 is not pinned fails
-    the build, naming the package. When nothing changed since the last build, the image is
-    found by its inputs' digest and the command returns at once (a cache hit). Progress goes
-    to stderr; the image reference and ID to stdout.
-
-    \b
-      harness build --variant cuda
-      harness build --check            does the image rebuild bit for bit? (exit 0 / 1)
-    """
-    config = state.config()
-    build_plan = build_module.plan(config, variant)
-    if check_host and not check:
-        raise ConfigError("--host only applies to --check", "add --check")
-    if check:
-        other = Engine.connect(check_host) if check_host else None
-        outcome = rebuild.check(
-            state.engine(config),
-            build_plan,
-            other_engine=other,
-            rewrite_layers=rewrite_layers,
-            say=state.ui.say,
-            on_line=state.ui.build_line,
-        )
-        if as_json:
-            state.ui.json(outcome.as_dict())
-        else:
-            state.ui.result(outcome.summary())
-        if outcome.exit_code:
-            raise click.exceptions.Exit(outcome.exit_code)
-        return
-    result = build_module.build(
-        state.engine(config),
-        build_plan,
-        no_cache=no_cache,
-        rewrite_layers=rewrite_layers,
-        say=state.ui.say,
-        on_line=state.ui.build_line,
-    )
-    if as_json:
-        state.ui.json(result.as_dict())
-        return
-    how = "cached" if result.cached else f"built in {result.seconds:.0f} s"
-    state.ui.result(f"{result.reference} {result.image_id} ({how}, {result.size / 1e9:.2f} GB)")
-
-
-@cli.command("doctor")
-@click.option("--json", "as_json", is_flag=True, help="Print the checks as JSON.")
-@click.pass_obj
-def doctor_command(state: State, as_json: bool) -> None:
-    """Check the engine, registry, base image, GPU runtime, CA bundle, wheel sources and
-    constraints; print each problem with its fix. Exit 2 when a required check fails."""
-    checks = doctor_module.diagnose(state.config())
-    failed = [c for c in checks if not c.ok and c.required]
-    if as_json:
-        state.ui.json({"ok": not failed, "checks": [c.as_dict() for c in checks]})
-    else:
-        for check in checks:
-            mark = "ok  " if check.ok else ("FAIL" if check.required else "warn")
-            fix = f"  -> {check.fix}" if check.fix and not check.ok else ""
-            state.ui.result(f"{mark} {check.name:<14} {check.detail}{fix}")
-    if failed:
-        raise click.exceptions.Exit(EXIT_TROUBLE)
-
-
-@cli.command("run")
-@click.argument("names", nargs=-1, metavar="[NAME]...")
-@run_options
-@click.option(
-    "--repeat",
-    type=click.IntRange(min=1),
-    default=1,
-    show_default=True,
-    help="Runs of each experiment; their artifacts must agree under the compare policies.",
-)
-@click.option(
-    "--require-certificate",
-    is_flag=True,
-    help="Refuse an image whose certificate does not verify "
-    "(also: [tool.harness.certify] require).",
-)
-@click.option(
-    "--mlflow/--no-mlflow",
-    "mlflow_flag",
-    default=None,
-    help="Log each run to MLflow (default: [tool.harness.mlflow] enabled / HARNESS_MLFLOW).",
-)
-@click.option(
-    "--mlproject", "mlproject_entry", metavar="ENTRY", help="Run this entry point of the MLproject."
-)
-@click.option(
-    "-P",
-    "--param",
-    "mlproject_params",
-    multiple=True,
-    metavar="KEY=VALUE",
-    help="A parameter of the MLproject entry point (repeatable).",
-)
-@click.option(
-    "--unsafe-no-determinism",
-    "switches_off",
-    is_flag=True,
-    hidden=True,
-    help="Leave the determinism switches off (seeds stay set): only to measure what they "
-    "are worth; such runs say so in their record and are never verified or certified.",
-)
-@hosts_option
-@click.option("--json", "as_json", is_flag=True, help="Print the run records as JSON.")
-@click.pass_obj
-def run_command(
-    state: State,
-    *,
-    names: tuple[str, ...],
-    run_options: RunOptions,
-    repeat: int,
-    require_certificate: bool,
-    mlflow_flag: bool | None,
-    mlproject_entry: str | None,
-    mlproject_params: tuple[str, ...],
-    switches_off: bool,
-    host_names: tuple[str, ...],
-    as_json: bool,
-) -> None:
-    """Run experiments in fresh containers of their pinned image and record each run.
-
-    With no NAME, runs every experiment under [tool.harness.experiments]. Each run gets no
-    network, a read-only root file system, the inputs read-only, its own output folder
-    and fixed thread counts; seeds and determinism switches are set before the experiment
-    starts and read back after it. Records go to .harness/runs/RUN_ID/record.json.
-
-    \b
-      harness run                      every experiment, once
-      harness run torch --repeat 2     twice; exit 1 if the artifacts differ
-      harness run --profile portable   pin CPU code paths too (hosts with other CPUs)
-      harness run --mlflow             also log each run to MLflow
-      harness run --mlproject main -P alpha=0.5   an MLproject entry point, in the image
-      harness run --hosts local,gpu-box      the same image on both, compared
-      harness run torch --executor host --gpus --python .venv/bin/python
-                                       on this machine's GPU, without Docker
-
-    Runs overlap, up to --jobs at once (default: the cores divided by --threads); their
-    records and results come out in the order asked for, whichever ended first. Ctrl-C
-    stops and removes every container and records each run as aborted.
-
-    With --hosts, the first host builds the image; every other host gets the image by
-    digest and runs each experiment once, at the same time as the first host, and is
-    compared with the first host's run. The outcome is saved as a verification, so
-    `harness certify` can sign it.
-
-    With --executor host, no image and no container: the runtime runs in the named Python
-    environment with the same seeds, switches and read-back, and the record names the
-    environment's distributions (and their files' digest) instead of an image.
-
-    Exit 0 when every run succeeded (and repeats and hosts agree), 1 when one failed,
-    timed out or differs, 2 on trouble (a host unreachable or holding another image).
-    """
-    config = state.config(**run_options.config_overrides())
-    experiments = _selected_experiments(config, names, mlproject_entry, mlproject_params)
-    use_mlflow = mlflow_tracking.enabled(config, mlflow_flag)
-    if use_mlflow:
-        # Before any build or run, so that a missing mlflow costs nothing.
-        mlflow_tracking.require(config)
-
-    request_for = functools.partial(run_options.request, config)
-
-    if run_options.on_host:
-        if host_names or require_certificate:
-            raise ConfigError(
-                "--executor host runs on this machine, without an image: it takes neither "
-                "--hosts nor --require-certificate",
-                "leave those out, or use the container executor",
-            )
-        runner = _host_runner(config, run_options, switches=not switches_off, say=state.ui.say)
-    else:
-        if switches_off:
-            raise ConfigError(
-                "--unsafe-no-determinism is for measuring the switches on a GPU machine",
-                "use it with --executor host",
-            )
-        container_runner = _container_runner(
-            state,
-            config,
-            experiments,
-            run_options,
-            host_names=host_names,
-            require_certificate=require_certificate,
-            repeat=repeat,
-            request_for=request_for,
-            as_json=as_json,
-        )
-        if container_runner is None:
-            return  # ran on several hosts, and concluded there
-        runner = container_runner
-    _run_each(
-        state,
-        config,
-        experiments,
-        runner,
-        request_for=request_for,
-        repeat=repeat,
-        use_mlflow=use_mlflow,
-        mlproject_entry=mlproject_entry,
-        as_json=as_json,
-    )
-
-
-def _container_runner(
-    state: State,
-    config: Config,
-    experiments: list[Experiment],
-    options: RunOptions,
-    *,
-    host_names: tuple[str, ...],
-    require_certificate: bool,
-    repeat: int,
-    request_for: Callable[[Experiment], run_module.RunRequest],
-    as_json: bool,
-) -> Runner | None:
-    """Build (or find) the images, then run each request in a container of its image.
-    With other hosts, runs everything there as a verification and returns None."""
-    variants = {e.name: options.variant or e.variant for e in experiments}
-    plans = {v: build_module.plan(config, v) for v in sorted(set(variants.values()))}
-    control, *others = hosts_module.resolve(config, host_names)
-    others = hosts_module.for_gpus(others, options.gpus, say=state.ui.say)
-    if others and len(plans) != 1:
-        raise ConfigError(
-            "these experiments use several variants; across hosts run one at a time",
-            "add --variant",
-        )
-    engine = control.connect()
-    images = _images(state, config, engine, plans, gpus=options.gpus, require=require_certificate)
-    if others:
-        _run_on_hosts(
-            state,
-            config,
-            engine,
-            next(iter(images.values())),
-            experiments,
-            control=control,
-            others=others,
-            repeat=repeat,
-            request_for=request_for,
-            jobs=options.jobs,
-            as_json=as_json,
-        )
-        return None
-
-    def run_once(request: run_module.RunRequest, say: Say) -> run_module.RunResult:
-        image = images[variants[request.experiment.name]]
-        return run_module.run_experiment(engine, config, image, request, host=control, say=say)
-
-    jobs = options.jobs or default_jobs(engine.cores(), config.threads, gpus=options.gpus)
-    return Runner(run_once, jobs)
-
-
-def _run_each(
-    state: State,
-    config: Config,
-    experiments: list[Experiment],
-    runner: Runner,
-    *,
-    request_for: Callable[[Experiment], run_module.RunRequest],
-    repeat: int,
-    use_mlflow: bool,
-    mlproject_entry: str | None,
-    as_json: bool,
-) -> None:
-    """Run each experiment ``repeat`` times, up to ``runner.jobs`` runs at once; then print
-    and log the runs and judge the repeats, in the order asked for."""
-
-    def run(experiment: Experiment, number: int) -> run_module.RunResult:
-        name = experiment.name if repeat == 1 else f"{experiment.name}, run {number} of {repeat}"
-        return runner.run(request_for(experiment), prefixed(state.ui.say, name))
-
-    if len(experiments) * repeat > 1:
-        state.ui.say(f"up to {runner.jobs} run(s) at once")
-    planned = [(e, n) for e in experiments for n in range(1, repeat + 1)]
-    expected = {e.name: records.recent_seconds(config.project_root, e.name) for e in experiments}
-    with Pool(runner.jobs) as pool:
-        made = pool.map(
-            [partial(run, e, n) for e, n in planned],
-            seconds=[expected[e.name] for e, _ in planned],
-        )
-    every = [result for result in made if result is not None]
-    results: list[run_module.RunResult] = []
-    differing: list[str] = []
-    for index, experiment in enumerate(experiments):
-        mine = every[index * repeat : (index + 1) * repeat]
-        for result in mine:
-            if not as_json:
-                _print_run(state.ui, result)
-            if use_mlflow:
-                logged = mlflow_tracking.log_run(
-                    config, result.folder, result.record, entry_point=mlproject_entry
-                )
-                state.ui.say(f"{result.run_id}: logged to MLflow run {logged}")
-        results += mine
-        moved = repeats_differ(config, experiment, mine)
-        if moved:
-            differing.append(experiment.name)
-            state.ui.say(f"{experiment.name}: its {len(mine)} runs differ in {', '.join(moved)}")
-    if as_json:
-        state.ui.json([r.record for r in results])
-    failed = [r for r in results if r.status != "succeeded"]
-    for result in failed:
-        state.ui.say(f"{result.run_id}: {result.status}: {result.record.get('error')}")
-    if failed or differing:
-        raise click.exceptions.Exit(EXIT_DIFFERS)
-
-
-def _host_runner(config: Config, options: RunOptions, *, switches: bool, say: Say) -> Runner:
-    """`--executor host`: check the interpreter and the GPUs once, then run each request."""
-    python = host_executor.inspect_python(
-        host_executor.resolve_python(options.python, config.project_root)
-    )
-    host_executor.check_gpus(options.gpus)
-    say(
-        f"host executor: {python.executable} (Python {python.description['python']}, "
-        f"environment {python.digest[:19]})"
-    )
-
-    def run_once(request: run_module.RunRequest, tell: Say) -> run_module.RunResult:
-        return host_executor.run_on_host(config, request, python, switches=switches, say=tell)
-
-    jobs = options.jobs or default_jobs(available_cores(), config.threads, gpus=options.gpus)
-    return Runner(run_once, jobs)
-
-
-def repeats_differ(
-    config: Config, experiment: Experiment, runs: list[run_module.RunResult]
-) -> list[str]:
-    """The artifacts on which repeated runs disagree, judged as `harness verify` judges:
-    each succeeded run against the first, under the experiment's compare policies."""
-    succeeded = [r for r in runs if r.status == "succeeded"]
-    policies = config.policies_for(experiment)
-    moved: list[str] = []
-    for other in succeeded[1:]:
-        comparison = compare_paths(str(succeeded[0].folder), str(other.folder), policies=policies)
-        moved += [a.path for a in comparison.artifacts if not a.passed and a.path not in moved]
-    return moved
-
-
-def _images(
-    state: State,
-    config: Config,
-    engine: Engine,
-    plans: dict[str, build_module.BuildPlan],
-    *,
-    gpus: bool,
-    require: bool,
-) -> dict[str, build_module.BuildResult]:
-    """Build (or find) each variant's image, refusing what cannot run before any run starts."""
-    for name in plans:
-        run_module.check_gpu_request(engine, name, gpus)
-    images = {
-        v: build_module.build(engine, p, say=state.ui.say, on_line=state.ui.build_line)
-        for v, p in plans.items()
-    }
-    if require or certify.settings(config.table("certify"), config.project_root).require:
-        gate.require_certificates(config, images)
-    return images
-
-
-def _run_on_hosts(
-    state: State,
-    config: Config,
-    engine: Engine,
-    image: build_module.BuildResult,
-    experiments: list[Experiment],
-    *,
-    control: hosts_module.Host,
-    others: list[hosts_module.Host],
-    repeat: int,
-    request_for: Callable[[Experiment], run_module.RunRequest],
-    jobs: int | None,
-    as_json: bool,
-) -> None:
-    """`harness run --hosts`: a verification without variations, saved for `certify`."""
-    verification = verify_module.verify(
-        engine,
-        config,
-        image,
-        experiments,
-        variations=[],
-        control_runs=repeat,
-        base=request_for,
-        control_host=control,
-        other_hosts=others,
-        jobs=jobs,
-        say=state.ui.say,
-    )
-    runs = [
-        run for outcome in verification.hosts for group in outcome.runs.values() for run in group
-    ]
-    if not as_json:
-        for run in runs:
-            _print_run(state.ui, run)
-        for result in verification.experiments:
-            if not result.reproducible:
-                why = result.failure or "its runs on the control host differ"
-                state.ui.result(f"{result.experiment.name:<14} NOT reproducible: {why}")
-    conclude(state, config, verification, as_json=as_json, document=[run.record for run in runs])
-
-
-def _selected_experiments(
-    config: Config, names: tuple[str, ...], mlproject_entry: str | None, params: tuple[str, ...]
-) -> list[Experiment]:
-    """The experiments a `harness run` asks for: by name, an MLproject entry point, or all."""
-    if mlproject_entry is not None:
-        if names:
-            raise ConfigError(
-                "give either experiment names or --mlproject, not both", "run them separately"
-            )
-        return [
-            experiment_from_mlproject(config.project_root, mlproject_entry, _key_values(params))
-        ]
-    experiments = [config.experiment(n) for n in names] or list(config.experiments.values())
-    if not experiments:
-        raise ConfigError(
-            "no experiment is declared", "add [tool.harness.experiments.NAME] to pyproject.toml"
-        )
-    return experiments
-
-
-def _key_values(pairs: tuple[str, ...]) -> dict[str, str]:
-    values = {}
-    for pair in pairs:
-        key, equals, value = pair.partition("=")
-        if not equals or not key:
-            raise ConfigError(f"-P {pair!r} is not KEY=VALUE", "write -P alpha=0.5")
-        values[key] = value
-    return values
-
-
-def _print_run(ui: UI, result: run_module.RunResult) -> None:
-    record = result.record
-    timings = record["timings"]
-    seconds = timings.get("container_s", timings.get("process_s"))
-    took = f"{seconds:.1f} s" if isinstance(seconds, float) else "-"
-    flags = (
-        f", {len(record.get('violations') or [])} switch(es) turned off"
-        if record.get("violations")
-        else ""
-    )
-    ui.result(
-        f"{result.run_id}  {record['status']:<9} "
-        f"{len(record['artifacts'])} artifacts  {took}{flags}"
-    )
-
-
-@cli.group("runs")
-def runs_group() -> None:
-    """Read the run records under .harness/runs."""
-
-
-@runs_group.command("list")
-@click.option("--experiment", help="Only the runs of this experiment.")
-@click.option("--last", type=click.IntRange(min=1), help="Only the newest N runs.")
-@click.option("--ids", is_flag=True, help="Print only the run ids, one a line (for scripts).")
-@click.option("--json", "as_json", is_flag=True, help="Print one summary per run as JSON.")
-@click.pass_obj
-def runs_list(
-    state: State, *, experiment: str | None, last: int | None, ids: bool, as_json: bool
-) -> None:
-    """List recorded runs, oldest first.
-
-    \b
-      harness compare $(harness runs list --experiment torch --last 2 --ids)
-    """
-    config = state.config()
-    rows: list[dict[str, Any]] = []
-    for folder, record in records.all_records(config.project_root):
-        if experiment is not None and (record is None or record["experiment"] != experiment):
-            continue
-        if record is None:
-            rows.append({"run_id": folder.name, "status": "unreadable"})
-            continue
-        rows.append(
-            {
-                "run_id": record["run_id"],
-                "experiment": record["experiment"],
-                "status": record["status"],
-                "seed": record["seed"],
-                "profile": record["profile"],
-                "image": record["image"]["id"],
-                "host": record.get("host"),
-                "artifacts": len(record["artifacts"]),
-                "started_at": record["timings"].get("started_at"),
-            }
-        )
-    rows = rows[-last:] if last else rows
-    if as_json:
-        state.ui.json(rows)
-        return
-    if ids:
-        for row in rows:
-            state.ui.result(str(row["run_id"]))
-        return
-    for row in rows:
-        image = str(row.get("image", ""))[7:19]
-        state.ui.result(
-            f"{row['run_id']:<40} {row['status']:<10} {row.get('experiment', ''):<12} "
-            f"seed {row.get('seed', '-')!s:<4} {row.get('profile', ''):<8} {image} "
-            f"{row.get('host') or ''}"
-        )
-
-
-@runs_group.command("show")
-@click.argument("run_id")
-@click.option("--json", "as_json", is_flag=True, help="Print the whole record as JSON.")
-@click.pass_obj
-def runs_show(state: State, run_id: str, as_json: bool) -> None:
-    """Show one run's record (RUN_ID may be a unique prefix)."""
-    config = state.config()
-    record = records.read(records.find(config.project_root, run_id))
-    if as_json:
-        state.ui.json(record)
-        return
-    out = state.ui.result
-    out(f"run        {record['run_id']} ({record['status']})")
-    out(
-        f"experiment {record['experiment']}  seed {record['seed']}  "
-        f"profile {record['profile']}  threads {record['threads']}"
-    )
-    out(f"image      {record['image']['reference']} {record['image']['id']}")
-    out(f"source     {record['source']['commit']}{' (dirty)' if record['source']['dirty'] else ''}")
-    if record.get("error"):
-        out(f"error      {record['error']}")
-    for violation in record.get("violations") or []:
-        out(f"flagged    {violation}")
-    for artifact in record["artifacts"]:
-        out(
-            f"artifact   {artifact['sha256'][:16]}  {artifact['size']:>10}  "
-            f"{artifact['path']} ({artifact['kind']})"
-        )
-    for line in record.get("log_tail") or []:
-        out(f"log        {line}")
-
-
-cli.add_command(compare)
-cli.add_command(lint)
-cli.add_command(mlproject)
-cli.add_command(package)
-register_trust_commands(cli)
-cli.add_command(ci_group)
-cli.add_command(cache_group)
-cli.add_command(k8s_group)
-cli.add_command(collect_command)
-
-
 def _terminate(signum: int, frame: object) -> None:
     # SIGTERM (CI cancelling a job, `timeout`, an orchestrator) cleans up like Ctrl-C.
     raise KeyboardInterrupt
@@ -838,4 +138,4 @@ def main() -> None:
     cli(prog_name="harness")
 
 
-__all__ = ["cli", "main"]
+__all__ = ["COMMANDS", "HarnessGroup", "cli", "main"]

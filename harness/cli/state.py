@@ -5,11 +5,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from harness.config import Config, find_project_root, load_config
-from harness.engine import Engine
 from harness.errors import ConfigError
 from harness.ui import UI
+
+if TYPE_CHECKING:
+    from harness.engine import Engine
+
+# Where the group leaves, for `harness compare`, how to read the project's
+# [tool.harness.policies] (a callable: only a comparison that needs them reads them).
+POLICIES_KEY = "harness.compare.policies"
 
 
 @dataclass
@@ -25,6 +32,10 @@ class State:
         return load_config(self.project, {**self.overrides, **overrides})
 
     def engine(self, config: Config) -> Engine:
+        # Imported here: the docker SDK is slow to import, and most commands that do not
+        # reach the engine (compare, lint, config) never call this.
+        from harness.engine import Engine  # noqa: PLC0415
+
         return Engine.connect(config.docker_host)
 
     def configured_policies(self) -> dict[str, str]:

@@ -506,13 +506,3 @@ def _verify_certificate(
         certify.check_image(verified, info.id)
     certify.check_artifacts(verified, config.project_root)
     return verified
-
-
-def register(group: click.Group) -> None:
-    for command in (
-        verify_command,
-        certify_command,
-        keys_group,
-        certificate_group,
-    ):
-        group.add_command(command)

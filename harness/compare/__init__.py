@@ -1,7 +1,7 @@
 """Artifact comparison: are two runs' outputs the same, within tolerance, or different?
 
 The library entry point is :func:`compare_paths`; the CLI command lives in
-:mod:`harness.compare.command`. Importing this package is cheap (no numpy, no h5py):
+:mod:`harness.cli.compare`. Importing this package is cheap (no numpy, no h5py):
 the readers load their libraries only when a file's bytes actually differ.
 """
 

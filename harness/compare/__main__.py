@@ -2,7 +2,7 @@
 
 It runs the command as the harness CLI group does: the project's
 ``[tool.harness.policies]`` apply, errors are printed on one line with their fix, and the
-exit code is the error's. ``harness compare`` starts here too (see :mod:`harness.launch`).
+exit code is the error's.
 """
 
 from __future__ import annotations
@@ -11,7 +11,8 @@ import sys
 
 import click
 
-from harness.compare.command import POLICIES_KEY, compare, project_policies
+from harness.cli.compare import compare, project_policies
+from harness.cli.state import POLICIES_KEY
 from harness.errors import EXIT_TROUBLE, HarnessError
 
 EXIT_INTERRUPTED = 130

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 from click.testing import CliRunner, Result
 
-from harness.compare.command import POLICIES_KEY, compare
+from harness.cli.compare import compare
+from harness.cli.state import POLICIES_KEY
 from harness.errors import ArtifactError, ConfigError, HarnessError, RunNotFound
 
 
@@ -193,7 +194,7 @@ def test_module_entry_point(pair: tuple[Path, Path, Path]) -> None:
 LAUNCH = """
 import sys
 sys.argv = ["harness", *sys.argv[1:]]
-from harness.launch import main
+from harness.cli.main import main
 try:
     main()
 except SystemExit as done:
@@ -220,10 +221,26 @@ def test_harness_compare_imports_only_what_it_needs(pair: tuple[Path, Path, Path
     assert trouble.stderr.strip().splitlines()[-1] == "2 []"
 
 
-def test_other_commands_start_the_full_command_line() -> None:
+def test_group_options_and_other_light_commands_stay_light(
+    pair: tuple[Path, Path, Path], tmp_path: Path
+) -> None:
+    a, b, _ = pair
+    # The group imports a command's module only when that command runs.
+    with_project = launch("--project", tmp_path, "compare", a, b)
+    assert with_project.stderr.strip().splitlines()[-1] == "0 []"
     done = launch("--version")
-    assert done.stderr.strip().splitlines()[-1].startswith("0 ")
+    assert done.stderr.strip().splitlines()[-1] == "0 []"
     assert "harness, version" in done.stdout
+    assert launch("lint", "--help").stderr.strip().splitlines()[-1] == "0 []"
+
+
+def test_every_command_is_registered() -> None:
+    from harness.cli.main import COMMANDS, cli  # noqa: PLC0415
+
+    for name in COMMANDS:
+        command = cli.get_command(click.Context(cli), name)
+        assert command is not None
+        assert command.name == name
 
 
 def test_project_policies_apply_to_harness_compare(

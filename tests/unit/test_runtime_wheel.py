@@ -23,7 +23,9 @@ FILES = {
     "harness-9.9.dist-info/WHEEL": (
         b"Wheel-Version: 1.0\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
     ),
-    "harness-9.9.dist-info/entry_points.txt": b"[console_scripts]\nharness = harness.launch:main\n",
+    "harness-9.9.dist-info/entry_points.txt": (
+        b"[console_scripts]\nharness = harness.cli.main:main\n"
+    ),
     "harness-9.9.dist-info/INSTALLER": b"uv\n",
 }
 

@@ -17,11 +17,10 @@ from pathlib import Path
 import click
 from rich.console import Console
 
+from harness.cli.state import POLICIES_KEY
 from harness.compare.report import print_table, to_json, write_report
 from harness.compare.tree import compare_paths
 from harness.errors import ArtifactError, ConfigError
-
-POLICIES_KEY = "harness.compare.policies"
 
 
 def project_policies() -> dict[str, str]:
@@ -174,4 +173,4 @@ def compare(
     ctx.exit(result.exit_code)
 
 
-__all__ = ["POLICIES_KEY", "compare"]
+__all__ = ["compare", "project_policies"]
