@@ -14,6 +14,7 @@ import re
 
 import click
 
+from harness.cli.options import json_option
 from harness.errors import ConfigError
 from harness.images import wheelcache
 from harness.ui import UI
@@ -47,7 +48,7 @@ def _size(count: int) -> str:
 
 
 @click.group("cache", invoke_without_command=True)
-@click.option("--json", "as_json", is_flag=True, help="Print the cache's size as JSON.")
+@json_option("the cache's size")
 @click.pass_context
 def cache_group(ctx: click.Context, as_json: bool) -> None:
     """Show the wheel cache: where it is, how many wheels, how large.
@@ -82,7 +83,7 @@ def cache_group(ctx: click.Context, as_json: bool) -> None:
     help="Remove wheels no build used for this long (30d, 12h, 90m).",
 )
 @click.option("--all", "everything", is_flag=True, help="Remove every wheel.")
-@click.option("--json", "as_json", is_flag=True, help="Print what was removed as JSON.")
+@json_option("what was removed")
 @click.pass_context
 def prune_command(ctx: click.Context, unused_for: str, everything: bool, as_json: bool) -> None:
     """Remove wheels no build used for a while (a later build downloads them again)."""

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from harness import atomic
+from harness.cli.options import json_option
 from harness.cli.state import State
 from harness.cli.trust import conclude
 from harness.errors import ConfigError
@@ -271,7 +272,7 @@ def github_command(
 @click.option(
     "--control", help="Host the others are compared with (default: the host of the first run)."
 )
-@click.option("--json", "as_json", is_flag=True, help="Print the verification document as JSON.")
+@json_option("the verification document")
 @click.pass_obj
 def collect_command(
     state: State, *, folders: tuple[Path, ...], control: str | None, as_json: bool

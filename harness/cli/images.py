@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from harness.cli.options import json_option
 from harness.cli.state import State
 from harness.engine import Engine
 from harness.errors import ConfigError
@@ -45,7 +46,7 @@ def lock_command(state: State, check: bool, variants: tuple[str, ...]) -> None:
 
 
 @click.command("base")
-@click.option("--json", "as_json", is_flag=True, help="Print the base image's facts as JSON.")
+@json_option("the base image's facts")
 @click.pass_obj
 def base_command(state: State, as_json: bool) -> None:
     """Make sure the base image exists: pull it by digest, or bootstrap Debian with Python.
@@ -89,7 +90,7 @@ def base_command(state: State, as_json: bool) -> None:
     is_flag=True,
     help="Also rewrite every layer with clamped file times (same image ID across builds).",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
+@json_option("the result")
 @click.pass_obj
 def build_command(
     state: State,

@@ -63,7 +63,10 @@ class RunOptions:
         )
 
 
-_DECLARATIONS: tuple[Callable[[Callable[..., Any]], Callable[..., Any]], ...] = (
+# A click option declaration: takes a command function, returns it with the option.
+Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
+
+_DECLARATIONS: tuple[Decorator, ...] = (
     click.option("--variant", help="Image variant (default: each experiment's own, usually cpu)."),
     click.option("--seed", type=int, help="Seed of every framework (default: config seed, 0)."),
     click.option(
@@ -121,6 +124,25 @@ _DECLARATIONS: tuple[Callable[[Callable[..., Any]], Callable[..., Any]], ...] = 
 _NAMES = tuple(field.name for field in fields(RunOptions))
 
 
+def json_option(what: str) -> Decorator:
+    """``--json``: print ``what`` on stdout as JSON for machines, progress staying on stderr."""
+    return click.option("--json", "as_json", is_flag=True, help=f"Print {what} as JSON.")
+
+
+def hosts_option(function: Callable[..., Any]) -> Callable[..., Any]:
+    """``--hosts a,b`` (and its spelling ``--host a --host b``): the engines a command uses."""
+    function = click.option("--host", "host_names", multiple=True, hidden=True)(function)
+    return click.option(
+        "--hosts",
+        "host_names",
+        multiple=True,
+        metavar="HOST[,HOST...]",
+        help="Run on these hosts (names under [tool.harness.hosts], Docker URLs, NAME=URL, "
+        "local, all) and compare each with the first, the control. Repeatable; --host is "
+        "the same.",
+    )(function)
+
+
 def run_options(function: Callable[..., Any]) -> Callable[..., Any]:
     """Add every run option to a click command; it receives them as ``run_options``."""
 
@@ -129,6 +151,7 @@ def run_options(function: Callable[..., Any]) -> Callable[..., Any]:
         options = RunOptions(**{name: kwargs.pop(name) for name in _NAMES})
         return function(*args, run_options=options, **kwargs)
 
+    decorated: Callable[..., Any] = command
     for declare in reversed(_DECLARATIONS):
-        command = declare(command)
-    return command
+        decorated = declare(decorated)
+    return decorated

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from harness.cli.options import json_option
 from harness.errors import EXIT_DIFFERS, BuildError
 from harness.images import runtime_wheel
 from harness.images.package import check_wheel
@@ -24,7 +25,7 @@ def _ui(context: click.Context) -> UI:
     type=click.Path(file_okay=False, path_type=Path),
     help="Keep the wheel in this folder when the two builds agree.",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@json_option("the result")
 @click.pass_context
 def package(context: click.Context, out_dir: Path | None, as_json: bool) -> None:
     """Build harness's wheel twice and check that the two builds are identical.

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from harness import doctor as doctor_module
+from harness.cli.options import json_option
 from harness.cli.state import State
 from harness.config import OPTIONS
 from harness.errors import EXIT_TROUBLE
@@ -14,7 +15,7 @@ from harness.project_init import InitRequest, find_root, init_project, parse_exp
 
 
 @click.command("config")
-@click.option("--json", "as_json", is_flag=True, help="Print the resolved configuration as JSON.")
+@json_option("the resolved configuration")
 @click.pass_obj
 def config_command(state: State, as_json: bool) -> None:
     """Show every option's value and where it came from.
@@ -44,7 +45,7 @@ def config_command(state: State, as_json: bool) -> None:
 )
 @click.option("--ci", is_flag=True, help="Also write the GitHub workflow (harness ci github).")
 @click.option("--force", is_flag=True, help="Replace what exists with other content.")
-@click.option("--json", "as_json", is_flag=True, help="Print what was done as JSON.")
+@json_option("what was done")
 @click.pass_obj
 def init_command(
     state: State,
@@ -82,7 +83,7 @@ def init_command(
 
 
 @click.command("doctor")
-@click.option("--json", "as_json", is_flag=True, help="Print the checks as JSON.")
+@json_option("the checks")
 @click.pass_obj
 def doctor_command(state: State, as_json: bool) -> None:
     """Check the engine, registry, base image, GPU runtime, CA bundle, wheel sources and

@@ -11,9 +11,9 @@ from typing import Any
 
 import click
 
-from harness.cli.options import RunOptions, run_options
+from harness.cli.options import RunOptions, hosts_option, json_option, run_options
 from harness.cli.state import State
-from harness.cli.trust import conclude, hosts_option
+from harness.cli.trust import conclude
 from harness.compare.tree import compare_paths
 from harness.config import Config, Experiment
 from harness.engine import Engine
@@ -83,7 +83,7 @@ class Runner:
     "are worth; such runs say so in their record and are never verified or certified.",
 )
 @hosts_option
-@click.option("--json", "as_json", is_flag=True, help="Print the run records as JSON.")
+@json_option("the run records")
 @click.pass_obj
 def run_command(
     state: State,
@@ -435,7 +435,7 @@ def runs_group() -> None:
 @click.option("--experiment", help="Only the runs of this experiment.")
 @click.option("--last", type=click.IntRange(min=1), help="Only the newest N runs.")
 @click.option("--ids", is_flag=True, help="Print only the run ids, one a line (for scripts).")
-@click.option("--json", "as_json", is_flag=True, help="Print one summary per run as JSON.")
+@json_option("one summary per run")
 @click.pass_obj
 def runs_list(
     state: State, *, experiment: str | None, last: int | None, ids: bool, as_json: bool
@@ -485,7 +485,7 @@ def runs_list(
 
 @runs_group.command("show")
 @click.argument("run_id")
-@click.option("--json", "as_json", is_flag=True, help="Print the whole record as JSON.")
+@json_option("the whole record")
 @click.pass_obj
 def runs_show(state: State, run_id: str, as_json: bool) -> None:
     """Show one run's record (RUN_ID may be a unique prefix)."""

@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from harness.cli.options import RunOptions, run_options
+from harness.cli.options import RunOptions, hosts_option, json_option, run_options
 from harness.cli.state import State
 from harness.compare.report import print_table
 from harness.config import Config, find_project_root
@@ -26,20 +26,6 @@ from harness.runs import run as run_module
 from harness.runs import verify as verify_module
 from harness.runs.variations import Variation, select
 from harness.trust import certify, gate, keys
-
-
-def hosts_option(function: Callable[..., Any]) -> Callable[..., Any]:
-    """``--hosts a,b`` (and its spelling ``--host a --host b``): the engines a command uses."""
-    function = click.option("--host", "host_names", multiple=True, hidden=True)(function)
-    return click.option(
-        "--hosts",
-        "host_names",
-        multiple=True,
-        metavar="HOST[,HOST...]",
-        help="Run on these hosts (names under [tool.harness.hosts], Docker URLs, NAME=URL, "
-        "local, all) and compare each with the first, the control. Repeatable; --host is "
-        "the same.",
-    )(function)
 
 
 @click.command("verify")
@@ -61,7 +47,7 @@ def hosts_option(function: Callable[..., Any]) -> Callable[..., Any]:
 )
 @run_options
 @hosts_option
-@click.option("--json", "as_json", is_flag=True, help="Print the verification document as JSON.")
+@json_option("the verification document")
 @click.pass_obj
 def verify_command(
     state: State,
@@ -258,7 +244,7 @@ def conclude(
     help="The image's registry reference by digest (repeatable; default: the digests the "
     "engine lists with --tag): a subject that `cosign verify-attestation` matches.",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print what was written as JSON.")
+@json_option("what was written")
 @click.pass_obj
 def certify_command(
     state: State,
@@ -380,7 +366,7 @@ def certificate_group() -> None:
 @click.option(
     "--rerun", is_flag=True, help="Also run the experiments again and compare with the certificate."
 )
-@click.option("--json", "as_json", is_flag=True, help="Print the checks and the statement as JSON.")
+@json_option("the checks and the statement")
 @click.pass_obj
 def certificate_verify(
     state: State,
