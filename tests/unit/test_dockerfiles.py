@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import pytest
@@ -101,9 +102,35 @@ def test_the_choice_is_a_label_and_part_of_the_build_input(
     assert own.build_input != builtin.build_input
 
 
-def test_the_wheel_ships_the_dockerfiles_as_package_data() -> None:
+def test_the_package_ships_one_template_for_both_dockerfiles() -> None:
     package = Path(dockerfiles.__file__).parent
     assert sorted(p.name for p in package.iterdir() if p.name.startswith("Dockerfile")) == [
-        "Dockerfile",
-        "Dockerfile.cuda",
+        "Dockerfile.in"
+    ]
+
+
+# The rendered Dockerfiles are part of every image's identity (build input and label):
+# a change to them changes every image ID harness builds, so it must be deliberate.
+RENDERED_SHA256 = {
+    "cpu": "014a9b8275452d479204fe875c4e5f323cb802573fdf5e5ea86e9bea501726ad",
+    "cuda": "c997a90b77b755b3ba2a5eaae4ae187fd0c4b406bfb3455a47f77505bad9dbe1",
+}
+
+
+@pytest.mark.parametrize("device", ["cpu", "cuda"])
+def test_rendered_dockerfiles_are_the_ones_images_were_built_from(device: str) -> None:
+    text = dockerfiles.builtin_text(device)
+    assert hashlib.sha256(text).hexdigest() == RENDERED_SHA256[device]
+    assert b"@HEADER@" not in text
+    assert b"@DEVICE_ENV@" not in text
+
+
+def test_the_cuda_dockerfile_differs_only_in_its_comment_and_environment() -> None:
+    cpu = dockerfiles.builtin_text("cpu").decode().splitlines()
+    cuda = dockerfiles.builtin_text("cuda").decode().splitlines()
+    added = [line for line in cuda if line not in cpu]
+    assert all(line.startswith(("#", "ENV NVIDIA", "    NVIDIA", "    CUBLAS")) for line in added)
+    assert "    CUBLAS_WORKSPACE_CONFIG=:4096:8" in added
+    assert [line for line in cpu if not line.startswith("#")] == [
+        line for line in cuda if not line.startswith("#") and line not in added
     ]

@@ -27,6 +27,40 @@ FROM_PROJECT = "project"
 FROM_HARNESS = "harness"
 # harness's own Dockerfile of each device, by file name.
 BUILTIN = {"cpu": "Dockerfile", "cuda": "Dockerfile.cuda"}
+# The two differ only in their opening comment and the CUDA image's environment, so one
+# template (Dockerfile.in) holds the rest: a fix to the build steps lands in both.
+# The rendered text is part of every image's identity: a change here changes image IDs.
+TEMPLATE = "Dockerfile.in"
+_HEADER_LINE = "@HEADER@\n"
+_DEVICE_ENV_LINE = "@DEVICE_ENV@\n"
+_CPU_HEADER = (
+    "# harness's CPU image: Python, the experiment dependencies pinned by hash, and the\n"
+    "# harness runtime. Every project without a Dockerfile of its own builds with this one\n"
+    "# (`harness init --dockerfiles` copies it into a project to customise). Build it with\n"
+    "# `harness build --variant cpu`: harness assembles the context (constraints.txt, wheels/\n"
+    "# with the one wheel of each pin, dist/, ca-bundle.crt) and passes BASE_IMAGE as the\n"
+    "# base's image ID, so the base is fixed by content, not by a tag. The image holds only\n"
+    "# what the constraints pin: a project that needs numpy and scikit-learn gets those, and\n"
+    "# no framework it does not use.\n"
+)
+_CUDA_HEADER = (
+    "# harness's CUDA image, for every project without a Dockerfile.cuda of its own (`harness\n"
+    "# init --dockerfiles` copies it into a project to customise): Python, PyPI's CUDA build of\n"
+    "# torch with its nvidia-* wheels (the CUDA libraries travel as wheels, so no CUDA base\n"
+    "# image is needed; the host brings only the driver, through the NVIDIA container\n"
+    "# runtime), pinned by hash, and the harness runtime. Build it with `harness build\n"
+    "# --variant cuda`: harness assembles the context (constraints-cuda.txt, copied in as\n"
+    "# constraints.txt, wheels/ with the one wheel of each pin, dist/, ca-bundle.crt) and\n"
+    "# passes BASE_IMAGE as the base's image ID, so the base is fixed by content, not by a tag.\n"
+)
+_CUDA_ENVIRONMENT = (
+    "# Read by the NVIDIA container runtime; cuBLAS needs a fixed workspace to be deterministic.\n"
+    "ENV NVIDIA_VISIBLE_DEVICES=all \\\n"
+    "    NVIDIA_DRIVER_CAPABILITIES=compute,utility \\\n"
+    "    CUBLAS_WORKSPACE_CONFIG=:4096:8\n"
+)
+_HEADERS = {"cpu": _CPU_HEADER, "cuda": _CUDA_HEADER}
+_DEVICE_ENVIRONMENT = {"cpu": "", "cuda": _CUDA_ENVIRONMENT}
 
 
 @dataclass(frozen=True)
@@ -54,8 +88,14 @@ class Dockerfile:
 
 
 def builtin_text(device: str) -> bytes:
-    """harness's own Dockerfile for ``device`` (cpu or cuda)."""
-    return (resources.files(__name__) / BUILTIN[device]).read_bytes()
+    """harness's own Dockerfile for ``device`` (cpu or cuda), rendered from the template."""
+    template = (resources.files(__name__) / TEMPLATE).read_text(encoding="utf-8")
+    if template.count(_HEADER_LINE) != 1 or template.count(_DEVICE_ENV_LINE) != 1:
+        raise AssertionError(f"{TEMPLATE} must hold each placeholder line once")
+    text = template.replace(_HEADER_LINE, _HEADERS[device]).replace(
+        _DEVICE_ENV_LINE, _DEVICE_ENVIRONMENT[device]
+    )
+    return text.encode("utf-8")
 
 
 def choose(variant: Variant, project_root: Path) -> Dockerfile:
