@@ -36,15 +36,15 @@ from pathlib import Path
 from typing import Any
 
 import harness
+from harness import container as container_plan
 from harness import untrusted, vcs
 from harness.config import Config, Experiment
+from harness.container import CONFINED, CONTAINER_USER, TMP, ContainerPlan, Source
 from harness.errors import ConfigError, HarnessError
 from harness.integrations.dvc import literal_dumper, yaml_module
 from harness.runs import records
-from harness.runs.run import META, OUTPUT, RUNTIME_REPORT, SPEC, run_spec
-from harness.runs.variations import CONTAINER_USER, PROJECT
+from harness.runs.run import RUNTIME_REPORT, RunRequest, run_spec
 from harness.runtime import spec as runtime_spec
-from harness.runtime.determinism import environment as determinism_environment
 
 TABLE = "[tool.harness.k8s]"
 JOB_SCHEMA = "harness.k8s-job/v1"
@@ -64,11 +64,8 @@ LABEL_NODE = "harness.dev/node"
 LABEL_RENDER = "harness.dev/render"
 LABEL_ROLE = "harness.dev/role"
 ANNOTATION_RUN_ID = "harness.dev/run-id"
-USER_ID = int(CONTAINER_USER.split(":", maxsplit=1)[0])
-GROUP_ID = int(CONTAINER_USER.split(":", maxsplit=1)[1])
 # Kubernetes refuses a ConfigMap whose data and binaryData add up to more than 1 MiB.
 CONFIGMAP_LIMIT = 1024 * 1024
-TMP_SIZE = "4Gi"  # the size of `harness run`'s /tmp tmpfs
 _KEYS = frozenset({"nodes", "selectors", "claim", "namespace", "gpus"})
 _DIGEST_REFERENCE = re.compile(r"[^\s@]+@sha256:[0-9a-f]{64}")
 _IMAGE_ID = re.compile(r"sha256:[0-9a-f]{64}")
@@ -455,8 +452,9 @@ def render(
     source = vcs.source_state(config.project_root)
     data: dict[str, str] = {}
     device = "cuda" if settings.gpus else "cpu"
+    plans = {job.name: _container_plan(config, settings, job) for job in jobs}
     for job in jobs:
-        environment = _environment(config, device, job.run_id)
+        plan = plans[job.name]
         data[f"{job.name}.{SPEC_FILE}"] = _json(_spec(config, job.experiment, job.run_id, device))
         data[f"{job.name}.{JOB_FACTS}"] = _json(
             {
@@ -482,8 +480,8 @@ def render(
                     "diff_sha256": source.diff_sha256,
                     "archive_sha256": hashlib.sha256(archive).hexdigest(),
                 },
-                "environment": environment,
-                "container": _container_facts(config, settings, job),
+                "environment": dict(plan.environment),
+                "container": _container_facts(config, settings, job, plan),
             }
         )
     size = len(archive) + sum(len(value.encode()) for value in data.values())
@@ -505,7 +503,7 @@ def render(
         },
         _network_policy(settings),
         *(
-            _job(config, settings, job, config_map=config_map, render_id=render_id, device=device)
+            _job(config, settings, job, plans[job.name], config_map=config_map, render_id=render_id)
             for job in jobs
         ),
         _gather_pod(settings),
@@ -567,24 +565,31 @@ def _spec(config: Config, experiment: Experiment, run_id: str, device: str) -> d
     return spec
 
 
-def _environment(config: Config, device: str, run_id: str) -> dict[str, str]:
-    return {
-        **determinism_environment(config.seed, config.profile, config.threads, device),
-        # The root file system is read-only; libraries that cache under HOME get the /tmp
-        # emptyDir, as `harness run` gives them its tmpfs.
-        "HOME": "/tmp",  # noqa: S108 - a private emptyDir inside the pod
-        "HARNESS_RUN_ID": run_id,
-    }
+def _container_plan(config: Config, settings: Settings, job: JobPlan) -> ContainerPlan:
+    """The container of `harness run` for this Job's run, with the control setup."""
+    request = RunRequest(
+        job.experiment,
+        seed=config.seed,
+        profile=config.profile,
+        threads=config.threads,
+        timeout=config.timeout or None,
+        gpus=settings.gpus > 0,
+    )
+    return container_plan.plan(
+        request, image=settings.image, run_id=job.run_id, memory=config.memory
+    )
 
 
-def _container_facts(config: Config, settings: Settings, job: JobPlan) -> dict[str, Any]:
+def _container_facts(
+    config: Config, settings: Settings, job: JobPlan, plan: ContainerPlan
+) -> dict[str, Any]:
     """The container as the manifest sets it up, in the keys of `harness run`'s records."""
     return {
-        "network": "none",
-        "read_only_root": True,
-        "user": CONTAINER_USER,
-        "hostname": "harness",
-        "working_dir": PROJECT,
+        "network": "bridge" if plan.confinement.network else "none",
+        "read_only_root": plan.confinement.read_only_root,
+        "user": plan.user,
+        "hostname": plan.hostname,
+        "working_dir": plan.working_dir,
         "cpuset": None,
         "variations": [],
         "cpus": None,
@@ -628,23 +633,32 @@ def _network_policy(settings: Settings) -> dict[str, Any]:
     }
 
 
-def _pod_security() -> dict[str, Any]:
+def _pod_security(user_ids: tuple[int, int]) -> dict[str, Any]:
+    """The pod's user: the container's (harness.container)."""
+    uid, gid = user_ids
     return {
-        "runAsUser": USER_ID,
-        "runAsGroup": GROUP_ID,
+        "runAsUser": uid,
+        "runAsGroup": gid,
         "runAsNonRoot": True,
         # The claim's subPath folders are made group-writable for this group.
-        "fsGroup": GROUP_ID,
+        "fsGroup": gid,
         "seccompProfile": {"type": "RuntimeDefault"},
     }
 
 
-def _container_security() -> dict[str, Any]:
+def _container_security(confinement: container_plan.Confinement) -> dict[str, Any]:
+    """The confinement of `harness run`'s containers, in a container's securityContext.
+    The process count and log size have no per-pod field: the kubelet's podPidsLimit and
+    containerLogMaxSize bound them."""
     return {
-        "readOnlyRootFilesystem": True,
-        "allowPrivilegeEscalation": False,
-        "capabilities": {"drop": ["ALL"]},
+        "readOnlyRootFilesystem": confinement.read_only_root,
+        "allowPrivilegeEscalation": not confinement.no_new_privileges,
+        "capabilities": {"drop": list(confinement.drop_capabilities)},
     }
+
+
+def _read_only(mount: container_plan.Mount) -> dict[str, Any]:
+    return {"readOnly": True} if mount.read_only else {}
 
 
 def kubernetes_quantity(memory: str) -> str:
@@ -660,10 +674,10 @@ def _job(
     config: Config,
     settings: Settings,
     job: JobPlan,
+    plan: ContainerPlan,
     *,
     config_map: str,
     render_id: str,
-    device: str,
 ) -> dict[str, Any]:
     labels = {
         **MANAGED_BY,
@@ -677,7 +691,9 @@ def _job(
         LABEL_EXPERIMENT: job.experiment.name,
         LABEL_NODE: job.node,
     }
-    environment = _environment(config, device, job.run_id)
+    project, spec_file = plan.mount(Source.PROJECT), plan.mount(Source.SPEC)
+    output, meta = plan.mount(Source.ARTIFACTS), plan.mount(Source.META)
+    tmp = plan.tmpfs_at(TMP)
     init = {
         "name": "unpack",
         "image": settings.image,
@@ -688,50 +704,59 @@ def _job(
             "-c",
             INIT_SCRIPT,
             CONFIG_MOUNT,
-            PROJECT,
-            META,
+            project.target,
+            meta.target,
             job.name,
         ],
         "env": [
             {"name": "HARNESS_NODE_NAME", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}}
         ],
-        "securityContext": _container_security(),
+        "securityContext": _container_security(plan.confinement),
         "volumeMounts": [
             {"name": "config", "mountPath": CONFIG_MOUNT, "readOnly": True},
-            {"name": "project", "mountPath": PROJECT},
-            {"name": "records", "mountPath": META, "subPath": f"{job.name}/{records.META}"},
+            # Written by this container, read-only for the run.
+            {"name": "project", "mountPath": project.target},
+            {"name": "records", "mountPath": meta.target, "subPath": f"{job.name}/{records.META}"},
         ],
     }
     main: dict[str, Any] = {
         "name": "run",
         "image": settings.image,
         "imagePullPolicy": "IfNotPresent",
-        # -P: the project folder (the working directory) must not shadow the harness
-        # runtime installed in the image; the runtime appends it to sys.path itself.
-        "command": ["python", "-P", "-m", "harness.runtime", SPEC],
-        "workingDir": PROJECT,
-        "env": [{"name": name, "value": value} for name, value in sorted(environment.items())],
-        "securityContext": _container_security(),
+        "command": list(plan.command),
+        "workingDir": plan.working_dir,
+        "env": [{"name": name, "value": value} for name, value in sorted(plan.environment.items())],
+        "securityContext": _container_security(plan.confinement),
         "volumeMounts": [
             {
                 "name": "config",
-                "mountPath": SPEC,
+                "mountPath": spec_file.target,
                 "subPath": f"{job.name}.{SPEC_FILE}",
-                "readOnly": True,
+                **_read_only(spec_file),
             },
-            {"name": "project", "mountPath": PROJECT, "readOnly": True},
-            {"name": "records", "mountPath": OUTPUT, "subPath": f"{job.name}/{records.ARTIFACTS}"},
-            {"name": "records", "mountPath": META, "subPath": f"{job.name}/{records.META}"},
-            {"name": "tmp", "mountPath": "/tmp"},  # noqa: S108 - the pod's own emptyDir
+            {"name": "project", "mountPath": project.target, **_read_only(project)},
+            {
+                "name": "records",
+                "mountPath": output.target,
+                "subPath": f"{job.name}/{records.ARTIFACTS}",
+                **_read_only(output),
+            },
+            {
+                "name": "records",
+                "mountPath": meta.target,
+                "subPath": f"{job.name}/{records.META}",
+                **_read_only(meta),
+            },
+            # The pod's own emptyDir, in memory like `harness run`'s tmpfs.
+            {"name": "tmp", "mountPath": tmp.target},
         ],
     }
     limits: dict[str, Any] = {}
     if settings.gpus:
         limits["nvidia.com/gpu"] = settings.gpus
-    if config.memory:
-        # The same limit as a local run's container. Process counts and log sizes have no
-        # per-pod field: the kubelet's podPidsLimit and containerLogMaxSize bound them.
-        limits["memory"] = kubernetes_quantity(config.memory)
+    if plan.memory:
+        # The same limit as a local run's container.
+        limits["memory"] = kubernetes_quantity(plan.memory)
     if limits:
         main["resources"] = {"limits": limits}
     spec: dict[str, Any] = {"backoffLimit": 0}
@@ -744,19 +769,22 @@ def _job(
             "restartPolicy": "Never",
             "nodeSelector": {HOSTNAME_LABEL: job.node, **settings.selectors},
             # Every run sees the same host name, whatever its pod is called.
-            "hostname": "harness",
+            "hostname": plan.hostname,
             "automountServiceAccountToken": False,
             # Service links put one variable per Service of the namespace into the
             # environment (HARNESS_* among them for a Service called harness): a run's
             # environment must not depend on its namespace.
             "enableServiceLinks": False,
-            "securityContext": _pod_security(),
+            "securityContext": _pod_security(plan.user_ids),
             "initContainers": [init],
             "containers": [main],
             "volumes": [
                 {"name": "config", "configMap": {"name": config_map}},
                 {"name": "project", "emptyDir": {}},
-                {"name": "tmp", "emptyDir": {"medium": "Memory", "sizeLimit": TMP_SIZE}},
+                {
+                    "name": "tmp",
+                    "emptyDir": {"medium": "Memory", "sizeLimit": kubernetes_quantity(tmp.size)},
+                },
                 {"name": "records", "persistentVolumeClaim": {"claimName": settings.claim}},
             ],
         },
@@ -780,14 +808,14 @@ def _gather_pod(settings: Settings) -> dict[str, Any]:
             "enableServiceLinks": False,
             # sleep ignores SIGTERM as PID 1: no point waiting for it on delete.
             "terminationGracePeriodSeconds": 1,
-            "securityContext": _pod_security(),
+            "securityContext": _pod_security(container_plan.user_ids(CONTAINER_USER)),
             "containers": [
                 {
                     "name": "gather",
                     "image": settings.image,
                     "imagePullPolicy": "IfNotPresent",
                     "command": ["sleep", "infinity"],
-                    "securityContext": _container_security(),
+                    "securityContext": _container_security(CONFINED),
                     "volumeMounts": [
                         {"name": "records", "mountPath": GATHER_MOUNT, "readOnly": True}
                     ],

@@ -1,25 +1,31 @@
-"""What an experiment container is: the options a run gives the engine, and its record.
+"""What an experiment container is: the plan, the options a run gives the engine from it,
+and the pod a Kubernetes Job gets from it.
 
-The expected options were taken from `harness run` as it was before the container's
-settings moved into one module; they must not change.
+The expected engine options were taken from `harness run` as it was before the
+container's settings moved into :mod:`harness.container`; they must not change.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from harness import container
 from harness.config import Config, load_config
-from harness.engine import Engine
+from harness.container import Source
+from harness.engine import ContainerSpec, Engine
+from harness.fleet import k8s
 from harness.images.build import BuildResult
 from harness.runs import records, run
 from harness.runs.variations import BY_NAME, setup_for
 from harness.runtime import determinism
 from tests.unit.fake_docker import FakeClient, Ran
+from tests.unit.test_engine_containers import created_with
 
 PYPROJECT = """\
 [project]
@@ -143,3 +149,117 @@ def test_variations_reach_the_engine_as_before(config: Config) -> None:
         "env",
         "hashseed",
     ]
+
+
+# -- the plan, without an engine -------------------------------------------------------------
+
+
+def test_the_plan_of_a_control_run(config: Config) -> None:
+    request = run.RunRequest(config.experiment("fit"), seed=3, profile="strict", threads=2)
+    plan = container.plan(request, image="img", run_id="r1", memory="6g")
+    assert (plan.image, plan.command) == (
+        "img",
+        ("python", "-P", "-m", "harness.runtime", "/harness/spec.json"),
+    )
+    assert (plan.user, plan.user_ids, plan.working_dir, plan.hostname) == (
+        "10001:10001",
+        (10001, 10001),
+        "/harness/project",
+        "harness",
+    )
+    assert [(m.source, m.target, m.read_only, m.name) for m in plan.mounts] == [
+        (Source.PROJECT, "/harness/project", True, None),
+        (Source.SPEC, "/harness/spec.json", True, None),
+        (Source.ARTIFACTS, "/harness/out", False, None),
+        (Source.META, "/harness/meta", False, None),
+        (Source.INPUT, "/harness/inputs/data", True, "data"),
+    ]
+    assert plan.tmpfs_at("/tmp").docker_options == "rw,nosuid,nodev,size=4g"
+    assert plan.tmpfs_at("/harness/project/.harness").docker_options == "ro,size=1k"
+    assert plan.confinement == container.Confinement(
+        read_only_root=True,
+        network=False,
+        drop_capabilities=("ALL",),
+        no_new_privileges=True,
+        pids_limit=4096,
+        log_limit=64 << 20,
+    )
+    assert (plan.memory, plan.cpus, plan.cpuset, plan.gpus) == ("6g", None, None, False)
+    assert plan.labels == {"io.harness.run-id": "r1"}
+    assert plan.environment == {
+        **determinism.environment(3, "strict", 2, "cpu"),
+        "HOME": "/tmp",
+        "HARNESS_RUN_ID": "r1",
+    }
+
+
+def test_variations_change_only_what_they_name(config: Config) -> None:
+    control = run.RunRequest(config.experiment("fit"), seed=3, profile="strict", threads=2)
+    varied = replace(control, setup=setup_for(BY_NAME[n] for n in ("user", "hostname", "cpus")))
+    before = container.plan(control, image="img", run_id="r1", memory=None)
+    after = container.plan(varied, image="img", run_id="r1", memory=None)
+    assert replace(after, user=before.user, hostname=before.hostname, cpuset=None) == before
+    assert (after.user, after.hostname, after.cpuset) == ("10002:10002", "reprotest-host", "0")
+
+
+def test_a_gpu_run_gets_the_cuda_environment(config: Config) -> None:
+    request = run.RunRequest(
+        config.experiment("fit"), seed=3, profile="strict", threads=2, gpus=True
+    )
+    plan = container.plan(request, image="img", run_id="r1", memory=None)
+    assert plan.gpus
+    assert plan.environment == {
+        **determinism.environment(3, "strict", 2, "cuda"),
+        "HOME": "/tmp",
+        "HARNESS_RUN_ID": "r1",
+    }
+
+
+def test_the_engine_confines_every_container_as_the_plan_says() -> None:
+    options = created_with(ContainerSpec("image", ("true",)))
+    assert options["cap_drop"] == list(container.CONFINED.drop_capabilities)
+    assert options["security_opt"] == ["no-new-privileges:true"]
+    assert options["pids_limit"] == container.CONFINED.pids_limit
+    assert options["log_config"]["Config"]["max-size"] == str(container.CONFINED.log_limit)
+
+
+# -- harness run and a Kubernetes Job agree ----------------------------------------------------
+
+
+def test_run_and_k8s_give_the_experiment_the_same_container(
+    config: Config, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Jobs take no inputs yet; the project is in no git work tree.
+    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(config.project_root.parent))
+    (config.project_root / "pyproject.toml").write_text(
+        PYPROJECT.replace('inputs = { data = "data.csv" }\n', "")
+    )
+    config = load_config(config.project_root)
+    request = run.RunRequest(
+        config.experiment("fit"), seed=config.seed, profile=config.profile, threads=config.threads
+    )
+    options, _ = _created(config, request)
+    settings = k8s.settings_from({}, image=f"r/h@sha256:{'d1' * 32}", nodes=["n"])
+    rendered = k8s.render(config, [config.experiment("fit")], settings)
+    (job,) = [d for d in rendered.documents if d["kind"] == "Job"]
+    pod = job["spec"]["template"]["spec"]
+    (main,) = pod["containers"]
+    security = main["securityContext"]
+    user = pod["securityContext"]
+    assert options["user"] == f"{user['runAsUser']}:{user['runAsGroup']}"
+    size = options["tmpfs"]["/tmp"].rpartition("size=")[2]
+    (tmp,) = [v for v in pod["volumes"] if v["name"] == "tmp"]
+    assert tmp["emptyDir"] == {"medium": "Memory", "sizeLimit": k8s.kubernetes_quantity(size)}
+    assert options["read_only"] is security["readOnlyRootFilesystem"] is True
+    assert options["cap_drop"] == security["capabilities"]["drop"]
+    assert options["security_opt"] == ["no-new-privileges:true"]
+    assert security["allowPrivilegeEscalation"] is False
+    assert main["resources"]["limits"]["memory"] == k8s.kubernetes_quantity(options["mem_limit"])
+    assert (options["working_dir"], options["hostname"]) == (main["workingDir"], pod["hostname"])
+    run_id = job["metadata"]["annotations"]["harness.dev/run-id"]
+    env = {e["name"]: e["value"] for e in main["env"]}
+    assert {**options["environment"], "HARNESS_RUN_ID": run_id} == env
+    mounts = {m["mountPath"]: m.get("readOnly", False) for m in main["volumeMounts"]}
+    assert {m["Target"]: m["ReadOnly"] for m in options["mounts"]} == {
+        k: v for k, v in mounts.items() if k != "/tmp"
+    }
