@@ -96,8 +96,9 @@ def render_command(
 ) -> None:
     """Write Kubernetes manifests that run experiments on chosen nodes in a pinned image.
 
-    One YAML file holds: a ConfigMap with the project's source (the files git tracks, as a
-    gzip tar that is the same bytes every time; never .harness or virtual environments)
+    One YAML file holds: a ConfigMap with the project's source (the files `harness run`
+    shows its container, as a gzip tar that is the same bytes every time; never .harness,
+    .git, caches or virtual environments)
     and each Job's run spec; a NetworkPolicy that cuts the runs off the network; one Job
     per node and experiment (NAMEs, or every declared one), pinned to its node, run as
     user 10001 with a read-only root, no service account token, the determinism

@@ -3,7 +3,8 @@ nodes, and the run record of what such a Job wrote.
 
 A render is one multi-document YAML file:
 
-1. a ConfigMap with the project's source (a deterministic gzip tar of the files git tracks)
+1. a ConfigMap with the project's source (a deterministic gzip tar of the files that
+   travel, as :mod:`harness.project_files` says: those `harness run` shows its container)
    and, for each Job, its run spec (what `harness run` mounts at /harness/spec.json) and its
    job facts (what a record needs that the runtime inside cannot know: the image, the node,
    the source state, the environment harness set);
@@ -26,9 +27,7 @@ import gzip
 import hashlib
 import io
 import json
-import os
 import re
-import subprocess
 import tarfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -37,7 +36,7 @@ from typing import Any
 
 import harness
 from harness import container as container_plan
-from harness import untrusted, vcs
+from harness import project_files, untrusted, vcs
 from harness.config import Config, Experiment
 from harness.container import CONFINED, CONTAINER_USER, TMP, ContainerPlan, Source
 from harness.errors import ConfigError, HarnessError
@@ -73,12 +72,6 @@ _DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 _DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
 _LABEL_VALUE = re.compile(r"([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?")
 _LABEL_NAME = re.compile(r"[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?")
-# Never shipped: harness's own records, git's database, virtual environments (found by
-# their pyvenv.cfg), bytecode and tool caches, which are large and differ between machines.
-_SKIPPED_FOLDERS = frozenset(
-    {".harness", ".git", "__pycache__", ".mypy_cache", ".pytest_cache", ".ruff_cache"}
-)
-
 # The initContainer, run by the image's own Python (3.11, standard library only). It unpacks
 # the project into the emptyDir the run reads it from, and copies the spec and the job
 # facts (with the node the pod landed on and the time it started) into the Job's meta
@@ -316,65 +309,6 @@ def _check_selector(key: str, value: str) -> None:
 # -- the project archive -----------------------------------------------------------------
 
 
-def project_files(root: Path, say: Callable[[str], None] = lambda _: None) -> list[str]:
-    """The project's files to ship, as sorted POSIX paths relative to ``root``: those git
-    tracks when the project is in a git work tree (as they are in the work tree, so that
-    the record's dirty flag and diff hash describe them), else every file but the skipped
-    folders. Links are shipped as the file they point to when it is inside the project."""
-    tracked = _tracked_files(root)
-    if tracked is None:
-        candidates = _walk(root)
-    else:
-        candidates = [
-            path
-            for path in tracked
-            if not any(part in _SKIPPED_FOLDERS for part in Path(path).parts)
-        ]
-    shipped = []
-    resolved_root = root.resolve()
-    for relative in sorted(candidates):
-        path = root / relative
-        if path.is_symlink():
-            target = path.resolve()
-            if not (target.is_file() and target.is_relative_to(resolved_root)):
-                say(f"not shipping {relative}: a link to a folder, or to outside the project")
-                continue
-        elif not path.is_file():
-            continue  # deleted in the work tree, or a submodule
-        shipped.append(relative)
-    return sorted(shipped)
-
-
-def _tracked_files(root: Path) -> list[str] | None:
-    """The files git tracks under ``root``, or None when it is not in a git work tree."""
-    try:
-        result = subprocess.run(
-            ["git", "ls-files", "-z", "--cached"], cwd=root, capture_output=True, check=False
-        )
-    except FileNotFoundError:
-        return None
-    if result.returncode != 0:
-        return None
-    return [name for name in result.stdout.decode("utf-8", "surrogateescape").split("\0") if name]
-
-
-def _walk(root: Path) -> list[str]:
-    found = []
-    for folder, folders, names in os.walk(root):
-        here = Path(folder)
-        kept = [
-            name
-            for name in folders
-            if name not in _SKIPPED_FOLDERS and not (here / name / "pyvenv.cfg").exists()
-        ]
-        linked = [name for name in kept if (here / name).is_symlink()]
-        folders[:] = sorted(name for name in kept if name not in linked)
-        # Linked folders are listed, not entered, so that project_files can name them.
-        found += [(here / name).relative_to(root).as_posix() for name in names]
-        found += [(here / name).relative_to(root).as_posix() for name in linked]
-    return found
-
-
 def project_archive(root: Path, files: Sequence[str]) -> bytes:
     """A gzip tar of ``files`` that depends only on their paths, contents and executable
     bits: sorted, every time 0, owner 0:0 without names, modes 0755 or 0644, and a gzip
@@ -439,11 +373,12 @@ def render(
             )
         variants[experiment.name] = variant
     moment = now or dt.datetime.now(dt.UTC)
-    files = project_files(config.project_root, say)
+    files = project_files.files(config.project_root, say)
     if not files:
         raise RenderError(
             f"the project {config.project_root} has no files to ship",
-            "track the project's files in git (git add), or pass the right --project",
+            "make the project's files readable by others (chmod -R o+rX), "
+            "or pass the right --project",
         )
     archive = project_archive(config.project_root, files)
     say(f"packed {len(files)} project files into {len(archive)} bytes")
@@ -489,7 +424,7 @@ def render(
         raise RenderError(
             f"the ConfigMap would hold {size} bytes (the project archive {len(archive)}), "
             f"over Kubernetes' limit of {CONFIGMAP_LIMIT} bytes",
-            "keep data and large files out of the project's tracked files "
+            "move data and large files out of the project folder "
             "(name fewer experiments or nodes when the specs are what is large)",
         )
     config_map = f"harness-{render_id}"

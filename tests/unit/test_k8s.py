@@ -421,35 +421,29 @@ def test_the_archive_is_deterministic_and_holds_only_the_source(project: Path) -
     assert found["demo_experiments"].isdir()
 
 
-def test_a_git_project_ships_what_git_tracks(
-    project: Path, monkeypatch: pytest.MonkeyPatch
+def test_a_git_project_ships_what_harness_run_shows_its_container(
+    project: Path, tmp_path: Path
 ) -> None:
+    subprocess.run(["git", "init", "-q", str(project)], check=True)
+    (project / ".gitignore").write_text("ignored.txt\n")
     (project / "untracked.py").write_text("")
-    tracked = [
-        "pyproject.toml",
-        "demo_experiments/demo.py",
-        ".harness/runs/old/record.json",  # tracked by mistake: still never shipped
-        "deleted.py",  # deleted in the work tree
-    ]
-    monkeypatch.setattr(k8s, "_tracked_files", lambda _root: tracked)
-    assert k8s.project_files(project) == ["demo_experiments/demo.py", "pyproject.toml"]
+    (project / "ignored.txt").write_text("")
+    (project / "private.key").write_text("")
+    (project / "private.key").chmod(0o600)  # the container's user could not read it
+    found = members(archive_of(render(project, "--node", "n")))
+    assert {"untracked.py", "ignored.txt", ".gitignore"} <= set(found)
+    assert "private.key" not in found
+    assert not any(name.startswith((".git/", ".harness", ".venv")) for name in found)
 
 
 def test_links_inside_are_shipped_as_files_and_others_are_not(project: Path) -> None:
     (project / "alias.py").symlink_to("demo_experiments/demo.py")
     (project / "outside").symlink_to(project.parent)
     (project / "elsewhere.txt").symlink_to(project.parent / "nowhere.txt")
-    notes: list[str] = []
-    files = k8s.project_files(project, notes.append)
-    assert "alias.py" in files
-    assert "elsewhere.txt" not in files
-    assert not any(f.startswith("outside") for f in files)
-    assert notes == [
-        "not shipping elsewhere.txt: a link to a folder, or to outside the project",
-        "not shipping outside: a link to a folder, or to outside the project",
-    ]
-    found = members(k8s.project_archive(project, files))
+    found = members(archive_of(render(project, "--node", "n")))
     assert found["alias.py"].isfile()
+    assert "elsewhere.txt" not in found
+    assert not any(name.startswith("outside") for name in found)
 
 
 def test_a_configmap_over_the_limit_is_refused(project: Path) -> None:
