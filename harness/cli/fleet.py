@@ -11,10 +11,11 @@ from harness import atomic
 from harness.cli.state import State
 from harness.cli.trust import conclude
 from harness.errors import ConfigError
-from harness.fleet import ci_github, k8s
+from harness.fleet import ci_github
 from harness.fleet import collect as collect_module
 from harness.fleet.ci_github import DEFAULT_OUTPUT
-from harness.fleet.k8s import DEFAULT_CLAIM
+from harness.fleet.k8s import manifests
+from harness.fleet.k8s.settings import DEFAULT_CLAIM, settings_from
 
 
 @click.group("k8s")
@@ -125,7 +126,7 @@ def render_command(
     namespace, gpus.
     """
     config = state.config()
-    settings = k8s.settings_from(
+    settings = settings_from(
         config.table("k8s"),
         image=image,
         image_id=image_id,
@@ -139,7 +140,7 @@ def render_command(
     experiments = [config.experiment(name) for name in dict.fromkeys(names)] or list(
         config.experiments.values()
     )
-    rendered = k8s.render(config, experiments, settings, say=state.ui.say)
+    rendered = manifests.render(config, experiments, settings, say=state.ui.say)
     text = rendered.yaml(settings, output)
     if output is None:
         click.echo(text, nl=False)

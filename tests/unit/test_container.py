@@ -19,7 +19,8 @@ from harness import container
 from harness.config import Config, load_config
 from harness.container import Source
 from harness.engine import ContainerSpec, Engine
-from harness.fleet import k8s
+from harness.fleet.k8s import manifests
+from harness.fleet.k8s.settings import settings_from
 from harness.images.build import BuildResult
 from harness.runs import records, run
 from harness.runs.variations import BY_NAME, setup_for
@@ -239,8 +240,8 @@ def test_run_and_k8s_give_the_experiment_the_same_container(
         config.experiment("fit"), seed=config.seed, profile=config.profile, threads=config.threads
     )
     options, _ = _created(config, request)
-    settings = k8s.settings_from({}, image=f"r/h@sha256:{'d1' * 32}", nodes=["n"])
-    rendered = k8s.render(config, [config.experiment("fit")], settings)
+    settings = settings_from({}, image=f"r/h@sha256:{'d1' * 32}", nodes=["n"])
+    rendered = manifests.render(config, [config.experiment("fit")], settings)
     (job,) = [d for d in rendered.documents if d["kind"] == "Job"]
     pod = job["spec"]["template"]["spec"]
     (main,) = pod["containers"]
@@ -249,12 +250,14 @@ def test_run_and_k8s_give_the_experiment_the_same_container(
     assert options["user"] == f"{user['runAsUser']}:{user['runAsGroup']}"
     size = options["tmpfs"]["/tmp"].rpartition("size=")[2]
     (tmp,) = [v for v in pod["volumes"] if v["name"] == "tmp"]
-    assert tmp["emptyDir"] == {"medium": "Memory", "sizeLimit": k8s.kubernetes_quantity(size)}
+    assert tmp["emptyDir"] == {"medium": "Memory", "sizeLimit": manifests.kubernetes_quantity(size)}
     assert options["read_only"] is security["readOnlyRootFilesystem"] is True
     assert options["cap_drop"] == security["capabilities"]["drop"]
     assert options["security_opt"] == ["no-new-privileges:true"]
     assert security["allowPrivilegeEscalation"] is False
-    assert main["resources"]["limits"]["memory"] == k8s.kubernetes_quantity(options["mem_limit"])
+    assert main["resources"]["limits"]["memory"] == manifests.kubernetes_quantity(
+        options["mem_limit"]
+    )
     assert (options["working_dir"], options["hostname"]) == (main["workingDir"], pod["hostname"])
     run_id = job["metadata"]["annotations"]["harness.dev/run-id"]
     env = {e["name"]: e["value"] for e in main["env"]}

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from harness import project_files
-from harness.fleet import k8s
+from harness.fleet.k8s import archive
 from harness.lint.command import collect_files
 from harness.runs import staging
 
@@ -80,7 +80,7 @@ def _staged(project: Path, tmp_path: Path) -> list[str]:
 
 def _k8s(project: Path) -> list[str]:
     files = project_files.files(project)
-    with tarfile.open(fileobj=io.BytesIO(k8s.project_archive(project, files))) as tar:
+    with tarfile.open(fileobj=io.BytesIO(archive.project_archive(project, files))) as tar:
         return sorted(m.name for m in tar.getmembers() if not m.isdir())
 
 

@@ -1,62 +1,52 @@
 """`harness k8s render`: Kubernetes manifests that run experiments in a pinned image on chosen
-nodes, and the run record of what such a Job wrote.
+nodes.
 
 A render is one multi-document YAML file:
 
-1. a ConfigMap with the project's source (a deterministic gzip tar of the files that
-   travel, as :mod:`harness.project_files` says: those `harness run` shows its container)
-   and, for each Job, its run spec (what `harness run` mounts at /harness/spec.json) and its
-   job facts (what a record needs that the runtime inside cannot know: the image, the node,
-   the source state, the environment harness set);
+1. a ConfigMap with the project's source (:mod:`.archive`) and, for each Job, its run spec
+   (what `harness run` mounts at /harness/spec.json) and its job facts (what a record needs
+   that the runtime inside cannot know: the image, the node, the source state, the
+   environment harness set);
 2. a NetworkPolicy that cuts the runs off the network, as `harness run` does with Docker's
    network "none";
-3. one Job per node and experiment, pinned to its node, locked down like a `harness run`
-   container, writing its artifacts and the runtime's report to a PersistentVolumeClaim
-   under JOB-NAME/;
+3. one Job per node and experiment, pinned to its node, its container the one
+   :mod:`harness.container` plans for `harness run` (user, mounts and their modes, /tmp
+   size, confinement, environment), writing its artifacts and the runtime's report to a
+   PersistentVolumeClaim under JOB-NAME/ (read back by :mod:`.job_output`);
 4. a Pod that mounts the claim read-only, to copy the Jobs' folders back with `kubectl cp`.
-
-`record_from_job_output` turns one gathered JOB-NAME/ folder into a run record, for
-`harness collect`.
 """
 
 from __future__ import annotations
 
 import base64
 import datetime as dt
-import gzip
 import hashlib
-import io
 import json
 import re
-import tarfile
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import harness
 from harness import container as container_plan
-from harness import project_files, untrusted, vcs
+from harness import vcs
 from harness.config import Config, Experiment
 from harness.container import CONFINED, CONTAINER_USER, TMP, ContainerPlan, Source
 from harness.errors import ConfigError, HarnessError
+from harness.fleet.k8s import archive
+from harness.fleet.k8s.job_output import JOB_FACTS, JOB_SCHEMA, SPEC_FILE
+from harness.fleet.k8s.settings import HOSTNAME_LABEL, Settings
 from harness.integrations.dvc import literal_dumper, yaml_module
 from harness.runs import records
-from harness.runs.run import RUNTIME_REPORT, RunRequest, run_spec
+from harness.runs.run import RunRequest, run_spec
 from harness.runtime import spec as runtime_spec
 
-TABLE = "[tool.harness.k8s]"
-JOB_SCHEMA = "harness.k8s-job/v1"
-JOB_FACTS = "job.json"
-SPEC_FILE = "spec.json"
-ARCHIVE = "project.tar.gz"
-DEFAULT_CLAIM = "harness-records"
 GATHER_POD = "harness-gather"
 GATHER_MOUNT = "/records"
 NETWORK_POLICY = "harness-no-network"
 # Where the initContainer sees the ConfigMap's keys as files.
 CONFIG_MOUNT = "/harness/config"
-HOSTNAME_LABEL = "kubernetes.io/hostname"
 MANAGED_BY = {"app.kubernetes.io/managed-by": "harness"}
 LABEL_EXPERIMENT = "harness.dev/experiment"
 LABEL_NODE = "harness.dev/node"
@@ -65,13 +55,7 @@ LABEL_ROLE = "harness.dev/role"
 ANNOTATION_RUN_ID = "harness.dev/run-id"
 # Kubernetes refuses a ConfigMap whose data and binaryData add up to more than 1 MiB.
 CONFIGMAP_LIMIT = 1024 * 1024
-_KEYS = frozenset({"nodes", "selectors", "claim", "namespace", "gpus"})
-_DIGEST_REFERENCE = re.compile(r"[^\s@]+@sha256:[0-9a-f]{64}")
-_IMAGE_ID = re.compile(r"sha256:[0-9a-f]{64}")
-_DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
-_DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
-_LABEL_VALUE = re.compile(r"([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?")
-_LABEL_NAME = re.compile(r"[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?")
+
 # The initContainer, run by the image's own Python (3.11, standard library only). It unpacks
 # the project into the emptyDir the run reads it from, and copies the spec and the job
 # facts (with the node the pod landed on and the time it started) into the Job's meta
@@ -103,24 +87,6 @@ with open(os.path.join(meta, "job.json"), "w", encoding="utf-8") as stream:
 
 class RenderError(HarnessError):
     """The manifests cannot be rendered as asked."""
-
-
-@dataclass(frozen=True)
-class Settings:
-    """Where and how the Jobs run: the command line over [tool.harness.k8s]."""
-
-    image: str
-    image_id: str | None = None
-    variant: str | None = None
-    nodes: tuple[str, ...] = ()
-    selectors: Mapping[str, str] = field(default_factory=dict)
-    gpus: int = 0
-    claim: str = DEFAULT_CLAIM
-    namespace: str | None = None
-
-    @property
-    def digest(self) -> str:
-        return self.image.rsplit("@", 1)[1]
 
 
 @dataclass(frozen=True)
@@ -170,180 +136,6 @@ class Rendered:
         return "\n".join(header) + "\n" + str(body)
 
 
-# -- settings ------------------------------------------------------------------------------
-
-
-def settings_from(
-    table: Mapping[str, Any],
-    *,
-    image: str,
-    image_id: str | None = None,
-    variant: str | None = None,
-    nodes: Sequence[str] = (),
-    selectors: Sequence[str] = (),
-    gpus: int | None = None,
-    claim: str | None = None,
-    namespace: str | None = None,
-) -> Settings:
-    """Validate [tool.harness.k8s] and the command line; the command line wins."""
-    unknown = set(table) - _KEYS
-    if unknown:
-        raise ConfigError(
-            f"unknown key {sorted(unknown)[0]!r} in {TABLE}",
-            f"remove it or use one of: {', '.join(sorted(_KEYS))}",
-        )
-    if not _DIGEST_REFERENCE.fullmatch(image):
-        raise ConfigError(
-            f"image {image!r} is not pinned by digest, so nodes could pull different bytes",
-            "push it (docker push REF) and pass REF@sha256:<digest> "
-            "(`docker buildx imagetools inspect REF` shows the digest)",
-        )
-    if image_id is not None and not _IMAGE_ID.fullmatch(image_id):
-        raise ConfigError(
-            f"--image-id {image_id!r} is not sha256:<64 hex digits>",
-            "pass the output of `docker image inspect --format '{{.Id}}' REF`",
-        )
-    configured_nodes = table.get("nodes", [])
-    if not isinstance(configured_nodes, list) or not all(
-        isinstance(n, str) for n in configured_nodes
-    ):
-        raise ConfigError(f"{TABLE} nodes must be a list of strings", 'write nodes = ["node-a"]')
-    chosen = _check_nodes(list(dict.fromkeys(nodes or configured_nodes)))
-    configured_selectors = table.get("selectors", {})
-    if not isinstance(configured_selectors, dict) or not all(
-        isinstance(k, str) and isinstance(v, str) for k, v in configured_selectors.items()
-    ):
-        raise ConfigError(
-            f"{TABLE} selectors must map label names to values",
-            'write selectors = { "nvidia.com/gpu.product" = "NVIDIA-H100-80GB-HBM3" }',
-        )
-    merged = {**configured_selectors, **_key_values(selectors)}
-    for key, value in merged.items():
-        _check_selector(key, value)
-    configured_gpus = table.get("gpus", 0)
-    if isinstance(configured_gpus, bool) or not isinstance(configured_gpus, int):
-        raise ConfigError(f"{TABLE} gpus must be a whole number", "write gpus = 1")
-    chosen_gpus = configured_gpus if gpus is None else gpus
-    if chosen_gpus < 0:
-        raise ConfigError(f"{TABLE} gpus must not be negative", "write gpus = 0 or more")
-    chosen_claim = claim if claim is not None else table.get("claim", DEFAULT_CLAIM)
-    if not (
-        isinstance(chosen_claim, str)
-        and len(chosen_claim) <= 253
-        and _DNS_SUBDOMAIN.fullmatch(chosen_claim)
-    ):
-        raise ConfigError(
-            f"claim {chosen_claim!r} is not a valid PersistentVolumeClaim name",
-            "use lowercase letters, digits, '-' and '.', as in harness-records",
-        )
-    chosen_namespace = namespace if namespace is not None else table.get("namespace")
-    if chosen_namespace is not None and not (
-        isinstance(chosen_namespace, str)
-        and len(chosen_namespace) <= 63
-        and _DNS_LABEL.fullmatch(chosen_namespace)
-    ):
-        raise ConfigError(
-            f"namespace {chosen_namespace!r} is not a valid namespace name",
-            "use lowercase letters, digits and '-', as in ml-runs",
-        )
-    return Settings(
-        image=image,
-        image_id=image_id,
-        variant=variant,
-        nodes=tuple(chosen),
-        selectors=merged,
-        gpus=chosen_gpus,
-        claim=chosen_claim,
-        namespace=chosen_namespace,
-    )
-
-
-def _check_nodes(nodes: list[str]) -> list[str]:
-    if not nodes:
-        raise ConfigError(
-            "no node to run on",
-            f'pass --node NODE (see `kubectl get nodes`) or set nodes = ["NODE"] in {TABLE}',
-        )
-    for node in nodes:
-        if not (len(node) <= 63 and _LABEL_VALUE.fullmatch(node)):
-            raise ConfigError(
-                f"node {node!r} is not a valid {HOSTNAME_LABEL} label value",
-                "give the node's kubernetes.io/hostname label "
-                "(`kubectl get nodes -L kubernetes.io/hostname`)",
-            )
-    return nodes
-
-
-def _key_values(pairs: Iterable[str]) -> dict[str, str]:
-    values = {}
-    for pair in pairs:
-        key, equals, value = pair.partition("=")
-        if not equals or not key:
-            raise ConfigError(
-                f"--selector {pair!r} is not KEY=VALUE", "write --selector disktype=ssd"
-            )
-        values[key] = value
-    return values
-
-
-def _check_selector(key: str, value: str) -> None:
-    if key == HOSTNAME_LABEL:
-        raise ConfigError(
-            f"the selector {HOSTNAME_LABEL} is set by the node of each Job",
-            "choose the nodes with --node (or nodes in [tool.harness.k8s])",
-        )
-    prefix, slash, name = key.rpartition("/")
-    valid_prefix = not slash or (len(prefix) <= 253 and bool(_DNS_SUBDOMAIN.fullmatch(prefix)))
-    if not (valid_prefix and len(name) <= 63 and _LABEL_NAME.fullmatch(name)):
-        raise ConfigError(
-            f"selector key {key!r} is not a valid label name",
-            "write it as NAME or PREFIX/NAME, as in nvidia.com/gpu.product",
-        )
-    if not (len(value) <= 63 and _LABEL_VALUE.fullmatch(value)):
-        raise ConfigError(
-            f"selector value {value!r} of {key} is not a valid label value",
-            "use at most 63 letters, digits, '-', '_' and '.'",
-        )
-
-
-# -- the project archive -----------------------------------------------------------------
-
-
-def project_archive(root: Path, files: Sequence[str]) -> bytes:
-    """A gzip tar of ``files`` that depends only on their paths, contents and executable
-    bits: sorted, every time 0, owner 0:0 without names, modes 0755 or 0644, and a gzip
-    header without name or time. Rendering twice gives the same bytes."""
-    folders = sorted({parent for name in files for parent in _parents(name)})
-    buffer = io.BytesIO()
-    with (
-        gzip.GzipFile(filename="", mode="wb", fileobj=buffer, mtime=0) as compressed,
-        tarfile.open(fileobj=compressed, mode="w", format=tarfile.PAX_FORMAT) as archive,
-    ):
-        for name in folders:
-            archive.addfile(_member(name, tarfile.DIRTYPE, 0o755, 0))
-        for name in sorted(files):
-            data = (root / name).read_bytes()
-            executable = (root / name).stat().st_mode & 0o111
-            info = _member(name, tarfile.REGTYPE, 0o755 if executable else 0o644, len(data))
-            archive.addfile(info, io.BytesIO(data))
-    return buffer.getvalue()
-
-
-def _parents(name: str) -> list[str]:
-    parts = name.split("/")[:-1]
-    return ["/".join(parts[: index + 1]) for index in range(len(parts))]
-
-
-def _member(name: str, kind: bytes, mode: int, size: int) -> tarfile.TarInfo:
-    info = tarfile.TarInfo(name)
-    info.type, info.mode, info.size = kind, mode, size
-    info.mtime, info.uid, info.gid, info.uname, info.gname = 0, 0, 0, "", ""
-    return info
-
-
-# -- rendering -----------------------------------------------------------------------------
-
-
 def render(
     config: Config,
     experiments: Sequence[Experiment],
@@ -373,15 +165,14 @@ def render(
             )
         variants[experiment.name] = variant
     moment = now or dt.datetime.now(dt.UTC)
-    files = project_files.files(config.project_root, say)
+    files, packed = archive.pack(config.project_root, say)
     if not files:
         raise RenderError(
             f"the project {config.project_root} has no files to ship",
             "make the project's files readable by others (chmod -R o+rX), "
             "or pass the right --project",
         )
-    archive = project_archive(config.project_root, files)
-    say(f"packed {len(files)} project files into {len(archive)} bytes")
+    say(f"packed {len(files)} project files into {len(packed)} bytes")
     jobs = _plan_jobs(experiments, settings.nodes, variants, moment)
     render_id = hashlib.sha256("\0".join(j.name for j in jobs).encode()).hexdigest()[:12]
     source = vcs.source_state(config.project_root)
@@ -413,16 +204,16 @@ def render(
                     "commit": source.commit,
                     "dirty": source.dirty,
                     "diff_sha256": source.diff_sha256,
-                    "archive_sha256": hashlib.sha256(archive).hexdigest(),
+                    "archive_sha256": hashlib.sha256(packed).hexdigest(),
                 },
                 "environment": dict(plan.environment),
                 "container": _container_facts(config, settings, job, plan),
             }
         )
-    size = len(archive) + sum(len(value.encode()) for value in data.values())
+    size = len(packed) + sum(len(value.encode()) for value in data.values())
     if size > CONFIGMAP_LIMIT:
         raise RenderError(
-            f"the ConfigMap would hold {size} bytes (the project archive {len(archive)}), "
+            f"the ConfigMap would hold {size} bytes (the project archive {len(packed)}), "
             f"over Kubernetes' limit of {CONFIGMAP_LIMIT} bytes",
             "move data and large files out of the project folder "
             "(name fewer experiments or nodes when the specs are what is large)",
@@ -434,7 +225,7 @@ def render(
             "kind": "ConfigMap",
             "metadata": _metadata(config_map, settings, {**MANAGED_BY, LABEL_RENDER: render_id}),
             "data": data,
-            "binaryData": {ARCHIVE: base64.b64encode(archive).decode("ascii")},
+            "binaryData": {archive.ARCHIVE: base64.b64encode(packed).decode("ascii")},
         },
         _network_policy(settings),
         *(
@@ -443,7 +234,7 @@ def render(
         ),
         _gather_pod(settings),
     ]
-    return Rendered(documents, jobs, render_id, len(files), len(archive))
+    return Rendered(documents, jobs, render_id, len(files), len(packed))
 
 
 def _plan_jobs(
@@ -768,150 +559,3 @@ def _gather_pod(settings: Settings) -> dict[str, Any]:
 
 def _json(document: Mapping[str, Any]) -> str:
     return json.dumps(document, indent=2, sort_keys=True) + "\n"
-
-
-# -- gathered Job output -> run record -----------------------------------------------------
-
-
-def record_from_job_output(folder: Path) -> dict[str, Any]:
-    """The run record of one Job's gathered folder (JOB-NAME/ with artifacts/ and meta/).
-
-    The status is "succeeded" only when the runtime says so and every declared output
-    exists; "failed" with the runtime's error otherwise, or "aborted" when the runtime was
-    stopped by a signal (a deleted pod, or a Job past its deadline).
-    """
-    meta = folder / records.META
-    spec_document = _read_json(meta / SPEC_FILE, folder)
-    report = _read_json(meta / RUNTIME_REPORT, folder)
-    facts = _read_json(meta / JOB_FACTS, folder)
-    try:
-        spec = runtime_spec.parse(spec_document)
-    except runtime_spec.SpecError as error:
-        raise records.CorruptRecord(
-            f"{meta / SPEC_FILE} is not a valid run spec: {error}", _NOT_A_JOB_HINT
-        ) from None
-    if facts.get("schema") != JOB_SCHEMA:
-        raise records.CorruptRecord(
-            f"{meta / JOB_FACTS} is not a {JOB_SCHEMA} document (schema: {facts.get('schema')!r})",
-            _NOT_A_JOB_HINT,
-        )
-    if report.get("run_id") != spec.run_id:
-        raise records.CorruptRecord(
-            f"{meta / RUNTIME_REPORT} is the report of run {report.get('run_id')!r}, "
-            f"not of {spec.run_id!r}",
-            _NOT_A_JOB_HINT,
-        )
-    image = facts.get("image")
-    node = facts.get("node")
-    if not (
-        isinstance(image, dict)
-        and isinstance(image.get("id"), str)
-        and _IMAGE_ID.fullmatch(image["id"])
-        and isinstance(node, str)
-        and isinstance(facts.get("source"), dict)
-        and isinstance(facts.get("environment"), dict)
-        and isinstance(facts.get("container"), dict)
-    ):
-        raise records.CorruptRecord(
-            f"{meta / JOB_FACTS} lacks the image, node, source, environment or container",
-            _NOT_A_JOB_HINT,
-        )
-    artifacts = folder / records.ARTIFACTS
-    status, exit_code, reason = _outcome(report, facts, artifacts)
-    timings: dict[str, Any] = {
-        "started_at": facts.get("started_at") or facts.get("rendered_at") or "",
-    }
-    runtime_timings = report.get("timings")
-    if isinstance(runtime_timings, dict):
-        timings.update({k: v for k, v in runtime_timings.items() if v is not None})
-    record: dict[str, Any] = {
-        "schema": records.SCHEMA,
-        "run_id": spec.run_id,
-        "status": status,
-        "exit_code": exit_code,
-        "error": reason,
-        "experiment": spec.experiment,
-        "entry": spec.entry,
-        "command": None if spec.command is None else list(spec.command),
-        "parameters": dict(spec.parameters),
-        "seed": spec.seed,
-        "profile": spec.profile,
-        "threads": spec.threads,
-        "device": spec.device,
-        "image": {
-            "reference": str(image.get("reference", "")),
-            "id": image["id"],
-            "digest": str(image.get("digest", image["id"])),
-            "variant": str(image.get("variant", "")),
-        },
-        # Known only from the image's labels, which a render does not read.
-        "constraints_sha256": None,
-        "lock_sha256": None,
-        "source": facts["source"],
-        "inputs": {},
-        "environment": facts["environment"],
-        "container": {**facts["container"], "node_name": facts.get("node_name")},
-        "harness_version": str(facts.get("harness_version", harness.__version__)),
-        "engine": {"where": "kubernetes", "version": None},
-        "timings": timings,
-        # Kubernetes keeps the log (`kubectl logs job/NAME`); saved beside meta/, it is read.
-        "log": records.LOG,
-        "artifacts": records.artifacts(artifacts) if artifacts.is_dir() else [],
-        "metrics": report.get("metrics"),
-        "observed": report.get("observed") or {},
-        "violations": report.get("violations") or [],
-        "fingerprint": report.get("fingerprint") or {},
-        "host": node,
-    }
-    if status != "succeeded":
-        record["log_tail"] = records.log_tail(folder / records.LOG)
-    return record
-
-
-_NOT_A_JOB_HINT = "pass one Job's folder as gathered from the claim (JOB-NAME/ with meta/)"
-
-
-def _read_json(path: Path, folder: Path) -> dict[str, Any]:
-    try:
-        document = untrusted.load_json(path, what="it", follow_symlinks=False)
-    except FileNotFoundError:
-        missing = path.relative_to(folder).as_posix()
-        hint = (
-            "the run has not finished, or its container was killed before the runtime "
-            "could report: see `kubectl describe job` and `kubectl logs job/NAME`"
-            if path.name == RUNTIME_REPORT
-            else _NOT_A_JOB_HINT
-        )
-        raise records.CorruptRecord(f"{folder} is not a Job's output: no {missing}", hint) from None
-    except untrusted.UntrustedInputError as error:
-        raise records.CorruptRecord(
-            f"{path} cannot be read: it {error.reason}", _NOT_A_JOB_HINT
-        ) from None
-    if not isinstance(document, dict):
-        raise records.CorruptRecord(f"{path} is not a JSON object", _NOT_A_JOB_HINT)
-    return document
-
-
-def _outcome(
-    report: Mapping[str, Any], facts: Mapping[str, Any], artifacts: Path
-) -> tuple[str, int | None, str | None]:
-    exit_code = report.get("exit_code")
-    code = exit_code if isinstance(exit_code, int) and not isinstance(exit_code, bool) else None
-    error = report.get("error") if isinstance(report.get("error"), str) else None
-    status = report.get("status")
-    if status == "interrupted":
-        return "aborted", code, error or "the runtime was interrupted"
-    if status != "succeeded":
-        return "failed", code, error or f"the runtime reported {status!r}"
-    outputs = facts.get("outputs") or []
-    missing = [
-        glob
-        for glob in outputs
-        if isinstance(glob, str) and not (artifacts.is_dir() and any(artifacts.glob(glob)))
-    ]
-    if missing:
-        return "failed", code, f"declared output {missing[0]!r} was not written"
-    return "succeeded", code, None
-
-
-__all__ = ["record_from_job_output", "render", "settings_from"]
