@@ -32,6 +32,7 @@ import docker.types
 import requests.exceptions
 
 from harness import interrupt
+from harness.container import CONFINED
 from harness.errors import BuildError, EngineError, EngineUnavailable
 from harness.runs import staging
 
@@ -46,10 +47,8 @@ _PING_TIMEOUT = 20
 _GONE_TIMEOUT = 30
 # Chunks of `docker save` output read at a time: large enough to keep the socket busy.
 _SAVE_CHUNK = 1 << 20
-# What the engine keeps of a container's output (its json-file log, rotated away past
-# this) and what harness copies into a run's log.txt: a runaway print loop fills neither
-# disk.
-LOG_LIMIT = 64 << 20
+# What the engine keeps of a container's output, and what harness copies into a run's log.
+LOG_LIMIT = CONFINED.log_limit
 
 
 @dataclass(frozen=True)
@@ -116,9 +115,8 @@ class ContainerSpec:
     hostname: str | None = None
     gpus: bool = False
     labels: Mapping[str, str] = field(default_factory=dict)
-    # Processes and threads the container may hold: a fork bomb stops here, far above
-    # what frameworks start (one per core for each pool at most).
-    pids_limit: int = 4096
+    # Processes and threads the container may hold (see harness.container).
+    pids_limit: int = CONFINED.pids_limit
     # Memory limit as Docker reads it ("8g"), swap included (none added), or None.
     memory: str | None = None
 
@@ -639,8 +637,8 @@ def _wait_gone(container: Any) -> None:
 def security_options(spec: ContainerSpec) -> dict[str, Any]:
     """The SDK's create() arguments that confine a container (see :meth:`Engine.container`)."""
     options: dict[str, Any] = {
-        "cap_drop": ["ALL"],
-        "security_opt": ["no-new-privileges:true"],
+        "cap_drop": list(CONFINED.drop_capabilities),
+        "security_opt": [f"no-new-privileges:{str(CONFINED.no_new_privileges).lower()}"],
         "pids_limit": spec.pids_limit,
         "log_config": docker.types.LogConfig(
             type="json-file", config={"max-size": str(LOG_LIMIT), "max-file": "1"}

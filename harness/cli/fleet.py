@@ -12,10 +12,11 @@ from harness.cli.options import json_option
 from harness.cli.state import State
 from harness.cli.trust import conclude
 from harness.errors import ConfigError
-from harness.fleet import ci_github, k8s
+from harness.fleet import ci_github
 from harness.fleet import collect as collect_module
 from harness.fleet.ci_github import DEFAULT_OUTPUT
-from harness.fleet.k8s import DEFAULT_CLAIM
+from harness.fleet.k8s import manifests
+from harness.fleet.k8s.settings import DEFAULT_CLAIM, settings_from
 
 
 @click.group("k8s")
@@ -97,8 +98,9 @@ def render_command(
 ) -> None:
     """Write Kubernetes manifests that run experiments on chosen nodes in a pinned image.
 
-    One YAML file holds: a ConfigMap with the project's source (the files git tracks, as a
-    gzip tar that is the same bytes every time; never .harness or virtual environments)
+    One YAML file holds: a ConfigMap with the project's source (the files `harness run`
+    shows its container, as a gzip tar that is the same bytes every time; never .harness,
+    .git, caches or virtual environments)
     and each Job's run spec; a NetworkPolicy that cuts the runs off the network; one Job
     per node and experiment (NAMEs, or every declared one), pinned to its node, run as
     user 10001 with a read-only root, no service account token, the determinism
@@ -125,7 +127,7 @@ def render_command(
     namespace, gpus.
     """
     config = state.config()
-    settings = k8s.settings_from(
+    settings = settings_from(
         config.table("k8s"),
         image=image,
         image_id=image_id,
@@ -139,7 +141,7 @@ def render_command(
     experiments = [config.experiment(name) for name in dict.fromkeys(names)] or list(
         config.experiments.values()
     )
-    rendered = k8s.render(config, experiments, settings, say=state.ui.say)
+    rendered = manifests.render(config, experiments, settings, say=state.ui.say)
     text = rendered.yaml(settings, output)
     if output is None:
         click.echo(text, nl=False)

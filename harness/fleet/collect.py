@@ -2,8 +2,8 @@
 
 CI legs, remote machines and Kubernetes Jobs each leave run folders (``record.json``,
 ``artifacts/``, ``log.txt``, ``meta/``) or, for Jobs, what the runtime wrote (see
-:func:`harness.fleet.k8s.record_from_job_output`). Collecting checks each one (a readable
-record, every artifact with the bytes its record names), copies it into
+:func:`harness.fleet.k8s.job_output.record_from_job_output`). Collecting checks each one
+(a readable record, every artifact with the bytes its record names), copies it into
 ``.harness/runs/`` atomically, and then compares every host's runs with the control
 host's, as `harness verify --hosts` does. The result is saved as a verification, which
 `harness certify` signs with the hosts that agreed.
@@ -27,8 +27,9 @@ from harness.compare.tree import compare_paths
 from harness.config import Config, Experiment
 from harness.digests import sha256_file
 from harness.errors import ConfigError, HarnessError
-from harness.fleet import crosshost, k8s
+from harness.fleet import crosshost
 from harness.fleet.hosts import Host
+from harness.fleet.k8s import job_output
 from harness.images.build import BuildResult
 from harness.runs import records
 from harness.runs.host_executor import PythonEnvironment
@@ -159,7 +160,7 @@ def _checked(folder: Path) -> _Found:
 def _record_of(folder: Path) -> dict[str, Any]:
     if (folder / records.RECORD).is_file():
         return records.read(folder)
-    return k8s.record_from_job_output(folder)
+    return job_output.record_from_job_output(folder)
 
 
 def _check_artifacts(folder: Path, record: Mapping[str, Any], files: Mapping[str, str]) -> None:

@@ -44,10 +44,10 @@ from urllib.parse import urlparse
 
 from harness import atomic
 from harness.config import Config, Experiment, read_pyproject
+from harness.container import INPUTS
 from harness.errors import ConfigError, HarnessError
 from harness.images.build import LABEL_CONSTRAINTS, LABEL_LOCK
 from harness.integrations.dvc import literal_dumper, yaml_module
-from harness.runs.run import INPUTS
 from harness.runtime.determinism import environment as determinism_environment
 from harness.runtime.spec import RESERVED_PARAMETERS
 

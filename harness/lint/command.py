@@ -2,8 +2,9 @@
 
 With no PATH it lints what the project runs: ``[tool.harness.lint] paths`` when set, else
 the source files of the declared experiments (an entry's module, a command's ``.py``
-arguments), else the whole project. Folders are walked for ``*.py`` files, skipping hidden
-folders, virtual environments and build outputs.
+arguments), else the whole project. Folders are walked for the ``*.py`` files among those
+that travel to an experiment (:mod:`harness.project_files`): lint judges the code the
+experiment's container sees.
 
 The command reads the CLI's state through ``ctx.obj`` when it has one (the ``--project``
 option and the resolved configuration), and works without it, so that it can be added to
@@ -13,7 +14,6 @@ the ``harness`` group as it is and also be invoked on its own.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +21,7 @@ from typing import Any
 
 import click
 
-from harness import atomic
+from harness import atomic, project_files
 from harness.config import Config, find_project_root, load_config
 from harness.errors import EXIT_DIFFERS, ConfigError, HarnessError
 from harness.lint import sarif
@@ -32,9 +32,6 @@ from harness.lint.settings import LintSettings, check_selectors, enabled_rules, 
 
 SCHEMA = "harness.lint/v1"
 FORMATS = ("text", "json", "sarif")
-_SKIPPED_FOLDERS = frozenset(
-    {"__pycache__", "node_modules", "site-packages", "venv", "env", "build", "dist"}
-)
 
 HELP = """Check experiment code for what breaks reproducibility, without running it.
 
@@ -131,17 +128,7 @@ def collect_files(paths: Sequence[Path]) -> list[Path]:
 
 
 def _walk(folder: Path) -> list[Path]:
-    files: list[Path] = []
-    for root, folders, names in os.walk(folder):
-        folders[:] = sorted(
-            name
-            for name in folders
-            if not name.startswith(".")
-            and name not in _SKIPPED_FOLDERS
-            and not (Path(root) / name / "pyvenv.cfg").exists()
-        )
-        files.extend(Path(root) / name for name in sorted(names) if name.endswith(".py"))
-    return files
+    return [folder / name for name in project_files.files(folder) if name.endswith(".py")]
 
 
 def _shown(path: Path, base: Path) -> str:

@@ -1,7 +1,7 @@
 """Runs: one experiment in a container (or a host's Python), its record, and verification.
 
-``run`` starts an experiment and writes its record (``records``); ``staging`` decides
-which project files travel into it; ``variations`` perturbs what must not matter;
-``verify`` runs controls and variations and judges them; ``host_executor`` runs the same
-spec in a Python environment on this machine.
+``run`` starts an experiment and writes its record (``records``); ``staging`` packs the
+project files that travel (``harness.project_files``) for a host that cannot see them;
+``variations`` perturbs what must not matter; ``verify`` runs controls and variations and
+judges them; ``host_executor`` runs the same spec in a Python environment on this machine.
 """

@@ -32,6 +32,7 @@ from typing import Any
 import harness
 from harness import atomic, interrupt
 from harness.config import Config
+from harness.container import PROJECT
 from harness.errors import ConfigError, HarnessError
 from harness.runs import records
 from harness.runs.run import (
@@ -44,7 +45,6 @@ from harness.runs.run import (
     run_spec,
     settle,
 )
-from harness.runs.variations import PROJECT
 from harness.runtime import fingerprint
 from harness.runtime.determinism import environment as determinism_environment
 

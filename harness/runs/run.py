@@ -2,9 +2,10 @@
 
 The container gets no network, a read-only root file system with a private /tmp, the
 non-root user of the image, the project source and the inputs read-only, and two writable
-folders: the artifacts and the runtime's report. The environment that must exist before the
-interpreter starts (hash seed, thread counts, ISA pins) comes from the runtime's own
-``determinism.environment`` so the host and the container agree on it by construction.
+folders: the artifacts and the runtime's report. What that container is, environment
+included, is :mod:`harness.container`'s plan; this module turns it into the engine's
+options, with this machine's folders (or volumes, on a host that cannot see them) behind
+its mounts.
 """
 
 from __future__ import annotations
@@ -19,20 +20,17 @@ from typing import Any
 
 import harness
 from harness import atomic, vcs
+from harness import container as container_plan
 from harness.config import Config, Experiment
+from harness.container import CONTAINER_USER, INPUTS, META, OUTPUT, PROJECT, Source
 from harness.engine import ContainerSpec, Engine, Mount, RunOutcome, VolumeMount
 from harness.errors import ConfigError, EngineError, HarnessError
 from harness.fleet import hosts
 from harness.images.build import LABEL_CONSTRAINTS, LABEL_DOCKERFILE, LABEL_LOCK, BuildResult
 from harness.integrations import dvc
 from harness.runs import records, staging
-from harness.runs.variations import CONTAINER_USER, CONTROL, PROJECT, Setup
-from harness.runtime.determinism import environment as determinism_environment
+from harness.runs.variations import CONTROL, Setup
 
-SPEC = "/harness/spec.json"
-OUTPUT = "/harness/out"
-META = "/harness/meta"
-INPUTS = "/harness/inputs"
 RUN_SPEC_SCHEMA = "harness.run-spec/v1"
 RUNTIME_REPORT = "runtime.json"
 
@@ -96,15 +94,8 @@ def run_experiment(
         # The container's user is not the host's: it must be able to write here.
         writable.chmod(0o777)
     setup = request.setup
-    environment = {
-        **determinism_environment(request.seed, request.profile, request.threads, device),
-        # The root file system is read-only; libraries that cache under HOME get the tmpfs.
-        "HOME": "/tmp",  # noqa: S108 - a private tmpfs inside the container
-        "HARNESS_RUN_ID": run_id,
-        **setup.extra_env,
-    }
-    for name in setup.unset_env:
-        environment.pop(name, None)
+    plan = container_plan.plan(request, image=image.image_id, run_id=run_id, memory=config.memory)
+    environment = dict(plan.environment)
     spec = run_spec(
         experiment,
         run_id,
@@ -127,12 +118,12 @@ def run_experiment(
         "constraints_sha256": image.labels.get(LABEL_CONSTRAINTS),
         "lock_sha256": image.labels.get(LABEL_LOCK),
         "container": {
-            "network": "none",
-            "read_only_root": True,
-            "user": setup.user,
-            "hostname": setup.hostname,
-            "working_dir": setup.working_dir,
-            "cpuset": setup.cpuset,
+            "network": "bridge" if plan.confinement.network else "none",
+            "read_only_root": plan.confinement.read_only_root,
+            "user": plan.user,
+            "hostname": plan.hostname,
+            "working_dir": plan.working_dir,
+            "cpuset": plan.cpuset,
             "variations": list(setup.variations),
             "cpus": request.cpus,
             "gpus": request.gpus,
@@ -143,35 +134,20 @@ def run_experiment(
     }
     records.write(folder, record)
 
-    container = ContainerSpec(
-        image=image.image_id,
-        # -P: the project folder (the working directory) must not shadow the harness
-        # runtime installed in the image; the runtime appends it to sys.path itself.
-        command=("python", "-P", "-m", "harness.runtime", SPEC),
-        environment=environment,
-        mounts=(
-            Mount(config.project_root, PROJECT),
-            Mount(folder / "spec.json", SPEC),
-            Mount(artifacts, OUTPUT, read_only=False),
-            Mount(meta, META, read_only=False),
-            *(Mount(path, f"{INPUTS}/{name}") for name, path in experiment.inputs.items()),
-        )
+    sources = {
+        Source.PROJECT: config.project_root,
+        Source.SPEC: folder / "spec.json",
+        Source.ARTIFACTS: artifacts,
+        Source.META: meta,
+    }
+    container = engine_spec(
+        plan,
+        {
+            mount: sources[mount.source] if mount.name is None else experiment.inputs[mount.name]
+            for mount in plan.mounts
+        }
         if host.files == "bind"
-        else (),
-        user=setup.user,
-        working_dir=setup.working_dir,
-        read_only_root=True,
-        tmpfs={
-            "/tmp": "rw,nosuid,nodev,size=4g",  # noqa: S108 - the container's own tmpfs
-            # Other runs' records and artifacts are no experiment's business.
-            f"{PROJECT}/{records.RUNS.parts[0]}": "ro,size=1k",
-        },
-        cpus=request.cpus,
-        cpuset=setup.cpuset,
-        hostname=setup.hostname,
-        gpus=request.gpus,
-        labels={"io.harness.run-id": run_id},
-        memory=config.memory,
+        else None,
     )
     say(f"started {run_id} in {image.reference} on {host.name}")
     try:
@@ -200,6 +176,33 @@ def run_experiment(
     )
     say(ended(result, outcome.seconds))
     return result
+
+
+def engine_spec(
+    plan: container_plan.ContainerPlan, sources: Mapping[container_plan.Mount, Path] | None
+) -> ContainerSpec:
+    """The engine's options for ``plan``: each mount bound to its folder of this machine in
+    ``sources``, or none when the files travel by volume (see :func:`_run_copied`)."""
+    return ContainerSpec(
+        image=plan.image,
+        command=plan.command,
+        environment=plan.environment,
+        mounts=tuple(Mount(sources[m], m.target, read_only=m.read_only) for m in plan.mounts)
+        if sources is not None
+        else (),
+        user=plan.user,
+        working_dir=plan.working_dir,
+        read_only_root=plan.confinement.read_only_root,
+        network=plan.confinement.network,
+        tmpfs={t.target: t.docker_options for t in plan.tmpfs},
+        cpus=plan.cpus,
+        cpuset=plan.cpuset,
+        hostname=plan.hostname,
+        gpus=plan.gpus,
+        labels=plan.labels,
+        pids_limit=plan.confinement.pids_limit,
+        memory=plan.memory,
+    )
 
 
 def settle(

@@ -7,10 +7,10 @@ that engine, and mounted read-only at the same place: the experiment sees the sa
 paths and the same bytes either way. Outputs come back by copying the output folders
 out of the stopped container.
 
-The project travels without what is no experiment's business or too large to send
-each run: harness's own state, version control, caches and virtual environments; and
-without any file that others cannot read here, which the container's user could not read
-through a bind mount either (a private key, a token).
+The project travels as :mod:`harness.project_files` says, the same files the local
+container sees through its bind mount: not harness's own state, version control, caches
+or virtual environments, nor any file that others cannot read here. Links travel as
+links, as the bind mount shows them.
 
 Outputs come back as a tar stream from the engine, which is as trusted as the experiment
 that wrote them, that is, not at all. tarfile's "data" filter is not enough on every
@@ -28,17 +28,13 @@ import shutil
 import stat
 import tarfile
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import IO
 
+from harness import project_files
 from harness.errors import EngineError
 
-# Never sent: harness's records, VCS data, tool caches. Virtual environments are found by
-# their pyvenv.cfg, whatever their name.
-SKIPPED = frozenset(
-    {".harness", ".git", "__pycache__", ".mypy_cache", ".ruff_cache", ".pytest_cache"}
-)
 # The output folders are written by the container's own user, not root.
 _WRITABLE = 0o777
 # Bounds on what an engine may send back: far more than an experiment writes.
@@ -64,7 +60,7 @@ def archive(
     spooled = tempfile.SpooledTemporaryFile(max_size=8 << 20)  # noqa: SIM115 - returned open
     with tarfile.open(fileobj=spooled, mode="w", format=tarfile.PAX_FORMAT) as tar:
         _add_dir(tar, "project")
-        for path in project_files(project):
+        for path in project_files.walk(project):
             _add(tar, path, f"project/{path.relative_to(project).as_posix()}")
         # The mount point of the tmpfs that hides harness's state from experiments.
         _add_dir(tar, f"project/{harness_state}")
@@ -73,7 +69,7 @@ def archive(
         for name, source in inputs.items():
             if source.is_dir():
                 _add_dir(tar, f"inputs/{name}")
-                for path in _walk(source, skip_state=False):
+                for path in project_files.walk(source, skip_state=False):
                     _add(tar, path, f"inputs/{name}/{path.relative_to(source).as_posix()}")
             else:
                 _add(tar, source, f"inputs/{name}")
@@ -81,22 +77,6 @@ def archive(
         _add_dir(tar, "meta", _WRITABLE)
     spooled.seek(0)
     return spooled
-
-
-def project_files(project: Path) -> list[Path]:
-    """The project's files and folders that travel, parents before children."""
-    return list(_walk(project, skip_state=True))
-
-
-def _walk(folder: Path, *, skip_state: bool) -> Iterator[Path]:
-    for path in sorted(folder.iterdir()):
-        if skip_state and (path.name in SKIPPED or (path / "pyvenv.cfg").is_file()):
-            continue
-        if not _readable_by_others(path):
-            continue
-        yield path
-        if path.is_dir() and not path.is_symlink():
-            yield from _walk(path, skip_state=skip_state)
 
 
 def _add(tar: tarfile.TarFile, path: Path, name: str) -> None:
@@ -120,15 +100,6 @@ def _add_dir(tar: tarfile.TarFile, name: str, mode: int = 0o755) -> None:
     info.type = tarfile.DIRTYPE
     info.mode = mode
     tar.addfile(info, io.BytesIO(b""))
-
-
-def _readable_by_others(path: Path) -> bool:
-    """What the container's user could read through a bind mount: only what others may."""
-    mode = path.lstat().st_mode
-    if stat.S_ISLNK(mode):
-        return True
-    needed = 0o005 if stat.S_ISDIR(mode) else 0o004
-    return mode & needed == needed
 
 
 # -- outputs coming back ---------------------------------------------------------------

@@ -10,17 +10,15 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 
+from harness.container import CONTAINER_USER, HOSTNAME, PROJECT
 from harness.errors import ConfigError
-
-CONTAINER_USER = "10001:10001"
-PROJECT = "/harness/project"
 
 
 @dataclass(frozen=True)
 class Setup:
     """The parts of a run's container that variations change."""
 
-    hostname: str = "harness"
+    hostname: str = HOSTNAME
     user: str = CONTAINER_USER
     working_dir: str = PROJECT
     cpuset: str | None = None

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from harness.container import CONTAINER_USER
 from harness.engine import ContainerSpec, Engine
-from harness.runs.variations import CONTAINER_USER
 
 # What the kernel says of the process and its cgroup (v2, or v1's files where that is used).
 PROBE = r"""

@@ -18,7 +18,7 @@ from typing import Any
 
 import docker.errors
 
-from harness.runs.run import OUTPUT, SPEC
+from harness.container import OUTPUT, SPEC
 
 # How a run went: the seconds it takes, and what it writes ({output name: bytes}).
 Ran = tuple[float, dict[str, bytes]]

@@ -28,7 +28,7 @@ from click.testing import CliRunner
 from harness.cli.fleet import k8s_group
 from harness.cli.main import HarnessGroup, cli
 from harness.cli.state import State
-from harness.fleet import k8s
+from harness.fleet.k8s import archive, job_output, manifests
 from harness.runs import records
 from harness.runs.records import CorruptRecord
 from harness.runtime import determinism, spec
@@ -136,7 +136,7 @@ def container(job: dict[str, Any], name: str = "run") -> dict[str, Any]:
 
 def archive_of(documents: list[dict[str, Any]]) -> bytes:
     (config_map,) = of_kind(documents, "ConfigMap")
-    return base64.b64decode(config_map["binaryData"][k8s.ARCHIVE])
+    return base64.b64decode(config_map["binaryData"][archive.ARCHIVE])
 
 
 # -- the documents -------------------------------------------------------------------------
@@ -186,10 +186,12 @@ def test_one_job_per_node_and_experiment_with_the_other_documents(project: Path)
 
 
 def test_names_stay_valid_for_long_and_odd_experiment_and_node_names() -> None:
-    name = k8s.job_name("A Very_Long experiment/name " * 4, "node-" + "x" * 58, "20260101-run")
+    name = manifests.job_name(
+        "A Very_Long experiment/name " * 4, "node-" + "x" * 58, "20260101-run"
+    )
     assert len(name) <= 63
     assert DNS_LABEL.fullmatch(name)
-    assert k8s.job_name("ÄÖ", "n", "r").startswith("n-")
+    assert manifests.job_name("ÄÖ", "n", "r").startswith("n-")
 
 
 def test_pods_are_locked_down_like_harness_run(project: Path) -> None:
@@ -421,35 +423,29 @@ def test_the_archive_is_deterministic_and_holds_only_the_source(project: Path) -
     assert found["demo_experiments"].isdir()
 
 
-def test_a_git_project_ships_what_git_tracks(
-    project: Path, monkeypatch: pytest.MonkeyPatch
+def test_a_git_project_ships_what_harness_run_shows_its_container(
+    project: Path, tmp_path: Path
 ) -> None:
+    subprocess.run(["git", "init", "-q", str(project)], check=True)
+    (project / ".gitignore").write_text("ignored.txt\n")
     (project / "untracked.py").write_text("")
-    tracked = [
-        "pyproject.toml",
-        "demo_experiments/demo.py",
-        ".harness/runs/old/record.json",  # tracked by mistake: still never shipped
-        "deleted.py",  # deleted in the work tree
-    ]
-    monkeypatch.setattr(k8s, "_tracked_files", lambda _root: tracked)
-    assert k8s.project_files(project) == ["demo_experiments/demo.py", "pyproject.toml"]
+    (project / "ignored.txt").write_text("")
+    (project / "private.key").write_text("")
+    (project / "private.key").chmod(0o600)  # the container's user could not read it
+    found = members(archive_of(render(project, "--node", "n")))
+    assert {"untracked.py", "ignored.txt", ".gitignore"} <= set(found)
+    assert "private.key" not in found
+    assert not any(name.startswith((".git/", ".harness", ".venv")) for name in found)
 
 
 def test_links_inside_are_shipped_as_files_and_others_are_not(project: Path) -> None:
     (project / "alias.py").symlink_to("demo_experiments/demo.py")
     (project / "outside").symlink_to(project.parent)
     (project / "elsewhere.txt").symlink_to(project.parent / "nowhere.txt")
-    notes: list[str] = []
-    files = k8s.project_files(project, notes.append)
-    assert "alias.py" in files
-    assert "elsewhere.txt" not in files
-    assert not any(f.startswith("outside") for f in files)
-    assert notes == [
-        "not shipping elsewhere.txt: a link to a folder, or to outside the project",
-        "not shipping outside: a link to a folder, or to outside the project",
-    ]
-    found = members(k8s.project_archive(project, files))
+    found = members(archive_of(render(project, "--node", "n")))
     assert found["alias.py"].isfile()
+    assert "elsewhere.txt" not in found
+    assert not any(name.startswith("outside") for name in found)
 
 
 def test_a_configmap_over_the_limit_is_refused(project: Path) -> None:
@@ -540,7 +536,7 @@ def run_job(project: Path, tmp_path: Path, *arguments: str) -> tuple[Path, dict[
     config.mkdir()
     for key, value in config_map["data"].items():
         (config / key).write_text(value)
-    (config / k8s.ARCHIVE).write_bytes(archive_of(documents))
+    (config / archive.ARCHIVE).write_bytes(archive_of(documents))
     unpacked, folder = tmp_path / "unpacked", tmp_path / "claim" / name
     (folder / "meta").mkdir(parents=True)
     init = container(job, "unpack")["command"]
@@ -582,7 +578,7 @@ def run_job(project: Path, tmp_path: Path, *arguments: str) -> tuple[Path, dict[
 
 def test_a_finished_job_makes_a_valid_succeeded_record(project: Path, tmp_path: Path) -> None:
     folder, job = run_job(project, tmp_path, "--image-id", IMAGE_ID)
-    record = k8s.record_from_job_output(folder)
+    record = job_output.record_from_job_output(folder)
     jsonschema.validate(record, SCHEMA)
     assert record["status"] == "succeeded"
     assert record["exit_code"] == 0
@@ -613,7 +609,7 @@ def test_a_missing_declared_output_fails_the_record(project: Path, tmp_path: Pat
     folder, _ = run_job(project, tmp_path)
     (folder / "artifacts" / "model.bin").unlink()
     (folder / "log.txt").write_text("training\ndone\n")
-    record = k8s.record_from_job_output(folder)
+    record = job_output.record_from_job_output(folder)
     jsonschema.validate(record, SCHEMA)
     assert record["status"] == "failed"
     assert record["error"] == "declared output 'model.bin' was not written"
@@ -626,7 +622,7 @@ def test_the_runtime_s_failure_and_interruption_are_kept(project: Path, tmp_path
     report = json.loads(report_path.read_text())
     report.update(status="failed", exit_code=1, error="ValueError: diverged")
     report_path.write_text(json.dumps(report))
-    record = k8s.record_from_job_output(folder)
+    record = job_output.record_from_job_output(folder)
     jsonschema.validate(record, SCHEMA)
     assert (record["status"], record["exit_code"], record["error"]) == (
         "failed",
@@ -635,7 +631,7 @@ def test_the_runtime_s_failure_and_interruption_are_kept(project: Path, tmp_path
     )
     report.update(status="interrupted", exit_code=143, error="terminated by SIGTERM")
     report_path.write_text(json.dumps(report))
-    record = k8s.record_from_job_output(folder)
+    record = job_output.record_from_job_output(folder)
     jsonschema.validate(record, SCHEMA)
     assert (record["status"], record["error"]) == ("aborted", "terminated by SIGTERM")
 
@@ -644,29 +640,29 @@ def test_a_folder_that_is_not_a_job_output_is_corrupt(project: Path, tmp_path: P
     empty = tmp_path / "empty"
     empty.mkdir()
     with pytest.raises(CorruptRecord, match=r"not a Job's output: no meta/spec.json"):
-        k8s.record_from_job_output(empty)
+        job_output.record_from_job_output(empty)
 
     folder, _ = run_job(project, tmp_path)
     report = (folder / "meta" / "runtime.json").read_text()
     (folder / "meta" / "runtime.json").unlink()
     with pytest.raises(CorruptRecord, match=r"no meta/runtime.json") as caught:
-        k8s.record_from_job_output(folder)
+        job_output.record_from_job_output(folder)
     assert "kubectl describe job" in caught.value.one_line()
 
     (folder / "meta" / "runtime.json").write_text(report[:40])
     with pytest.raises(CorruptRecord, match="cannot be read"):
-        k8s.record_from_job_output(folder)
+        job_output.record_from_job_output(folder)
 
     other = json.loads(report)
     other["run_id"] = "20260101-000000-demo-000000"
     (folder / "meta" / "runtime.json").write_text(json.dumps(other))
     with pytest.raises(CorruptRecord, match="is the report of run"):
-        k8s.record_from_job_output(folder)
+        job_output.record_from_job_output(folder)
 
     (folder / "meta" / "runtime.json").write_text(report)
     (folder / "meta" / "job.json").write_text("[]")
     with pytest.raises(CorruptRecord, match="not a JSON object"):
-        k8s.record_from_job_output(folder)
+        job_output.record_from_job_output(folder)
 
 
 def test_collect_turns_gathered_job_outputs_into_run_records(project: Path, tmp_path: Path) -> None:
@@ -679,7 +675,7 @@ def test_collect_turns_gathered_job_outputs_into_run_records(project: Path, tmp_
     assert document["quorum"]["agreed"] == ["node-a"]
     run_id = job["metadata"]["annotations"]["harness.dev/run-id"]
     collected = records.read(project / ".harness" / "runs" / run_id)
-    assert collected == k8s.record_from_job_output(folder)
+    assert collected == job_output.record_from_job_output(folder)
 
 
 def test_the_memory_limit_of_local_runs_bounds_the_jobs_too(
@@ -689,7 +685,7 @@ def test_the_memory_limit_of_local_runs_bounds_the_jobs_too(
     (job,) = of_kind(render(project, "demo", "--node", "n"), "Job")
     assert container(job)["resources"] == {"limits": {"memory": "6Gi"}}
     assert container(job)["securityContext"]["allowPrivilegeEscalation"] is False
-    assert [k8s.kubernetes_quantity(m) for m in ("512m", "64k", "1000", "2G")] == [
+    assert [manifests.kubernetes_quantity(m) for m in ("512m", "64k", "1000", "2G")] == [
         "512Mi",
         "64Ki",
         "1000",

@@ -1,0 +1,561 @@
+"""`harness k8s render`: Kubernetes manifests that run experiments in a pinned image on chosen
+nodes.
+
+A render is one multi-document YAML file:
+
+1. a ConfigMap with the project's source (:mod:`.archive`) and, for each Job, its run spec
+   (what `harness run` mounts at /harness/spec.json) and its job facts (what a record needs
+   that the runtime inside cannot know: the image, the node, the source state, the
+   environment harness set);
+2. a NetworkPolicy that cuts the runs off the network, as `harness run` does with Docker's
+   network "none";
+3. one Job per node and experiment, pinned to its node, its container the one
+   :mod:`harness.container` plans for `harness run` (user, mounts and their modes, /tmp
+   size, confinement, environment), writing its artifacts and the runtime's report to a
+   PersistentVolumeClaim under JOB-NAME/ (read back by :mod:`.job_output`);
+4. a Pod that mounts the claim read-only, to copy the Jobs' folders back with `kubectl cp`.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hashlib
+import json
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import harness
+from harness import container as container_plan
+from harness import vcs
+from harness.config import Config, Experiment
+from harness.container import CONFINED, CONTAINER_USER, TMP, ContainerPlan, Source
+from harness.errors import ConfigError, HarnessError
+from harness.fleet.k8s import archive
+from harness.fleet.k8s.job_output import JOB_FACTS, JOB_SCHEMA, SPEC_FILE
+from harness.fleet.k8s.settings import HOSTNAME_LABEL, Settings
+from harness.integrations.dvc import literal_dumper, yaml_module
+from harness.runs import records
+from harness.runs.run import RunRequest, run_spec
+from harness.runtime import spec as runtime_spec
+
+GATHER_POD = "harness-gather"
+GATHER_MOUNT = "/records"
+NETWORK_POLICY = "harness-no-network"
+# Where the initContainer sees the ConfigMap's keys as files.
+CONFIG_MOUNT = "/harness/config"
+MANAGED_BY = {"app.kubernetes.io/managed-by": "harness"}
+LABEL_EXPERIMENT = "harness.dev/experiment"
+LABEL_NODE = "harness.dev/node"
+LABEL_RENDER = "harness.dev/render"
+LABEL_ROLE = "harness.dev/role"
+ANNOTATION_RUN_ID = "harness.dev/run-id"
+# Kubernetes refuses a ConfigMap whose data and binaryData add up to more than 1 MiB.
+CONFIGMAP_LIMIT = 1024 * 1024
+
+# The initContainer, run by the image's own Python (3.11, standard library only). It unpacks
+# the project into the emptyDir the run reads it from, and copies the spec and the job
+# facts (with the node the pod landed on and the time it started) into the Job's meta
+# folder, so that the gathered folder is self-describing. The archive is harness's own
+# (files and folders only), checked member by member; the "data" filter is used where the
+# interpreter has it (Python 3.11.4 and later, and distributions that backported PEP 706).
+INIT_SCRIPT = """\
+import datetime, json, os, shutil, sys, tarfile
+config, project, meta, job = sys.argv[1:]
+with tarfile.open(os.path.join(config, "project.tar.gz")) as archive:
+    for member in archive.getmembers():
+        parts = member.name.split("/")
+        if not (member.isfile() or member.isdir()) or member.name.startswith("/") or ".." in parts:
+            sys.exit(f"harness: refusing archive member {member.name!r}")
+    if hasattr(tarfile, "data_filter"):
+        archive.extractall(project, filter="data")
+    else:
+        archive.extractall(project)
+shutil.copyfile(os.path.join(config, job + ".spec.json"), os.path.join(meta, "spec.json"))
+with open(os.path.join(config, job + ".job.json"), encoding="utf-8") as stream:
+    facts = json.load(stream)
+facts["node_name"] = os.environ.get("HARNESS_NODE_NAME") or None
+facts["started_at"] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+with open(os.path.join(meta, "job.json"), "w", encoding="utf-8") as stream:
+    json.dump(facts, stream, indent=2, sort_keys=True)
+    stream.write("\\n")
+"""
+
+
+class RenderError(HarnessError):
+    """The manifests cannot be rendered as asked."""
+
+
+@dataclass(frozen=True)
+class JobPlan:
+    """One run: an experiment on a node."""
+
+    name: str
+    run_id: str
+    node: str
+    experiment: Experiment
+    variant: str
+
+
+@dataclass(frozen=True)
+class Rendered:
+    documents: list[dict[str, Any]]
+    jobs: list[JobPlan]
+    render_id: str
+    archive_files: int
+    archive_size: int
+
+    def yaml(self, settings: Settings, output: Path | None) -> str:
+        """The documents as one YAML stream, after a header that says how to use them."""
+        namespace = f" -n {settings.namespace}" if settings.namespace else ""
+        source = str(output) if output else "FILE"
+        where = f"{settings.namespace}/" if settings.namespace else ""
+        header = [
+            f"# Generated by `harness k8s render` (harness {harness.__version__}): "
+            f"{len(self.jobs)} Job(s) in {settings.image}.",
+            "# Render again rather than editing: the run ids and job facts must stay consistent.",
+            f"# Needs the PersistentVolumeClaim {settings.claim!r} "
+            "(ReadWriteMany when the nodes differ).",
+            f"# Apply:  kubectl apply --server-side{namespace} -f {source}",
+            f"# Watch:  kubectl get jobs{namespace} -l {LABEL_RENDER}={self.render_id} --watch",
+            f"# Gather: kubectl cp {where}{GATHER_POD}:{GATHER_MOUNT} ./collected",
+            "#         harness collect collected/*",
+            f"# Logs:   kubectl logs{namespace} job/JOB > collected/JOB/{records.LOG}  (optional)",
+        ]
+        body = yaml_module().dump_all(
+            self.documents,
+            Dumper=literal_dumper(),
+            explicit_start=True,
+            sort_keys=False,
+            default_flow_style=False,
+            width=100,
+        )
+        return "\n".join(header) + "\n" + str(body)
+
+
+def render(
+    config: Config,
+    experiments: Sequence[Experiment],
+    settings: Settings,
+    *,
+    say: Callable[[str], None] = lambda _: None,
+    now: dt.datetime | None = None,
+) -> Rendered:
+    """Every document of a render; raises before anything is written when one cannot be."""
+    if not experiments:
+        raise ConfigError(
+            "no experiment is declared", "add [tool.harness.experiments.NAME] to pyproject.toml"
+        )
+    variants = {}
+    for experiment in experiments:
+        if experiment.inputs:
+            raise ConfigError(
+                f"experiment {experiment.name!r} has inputs "
+                f"({', '.join(sorted(experiment.inputs))}), which are not shipped to clusters yet",
+                "run it with `harness run`, or name only experiments without inputs",
+            )
+        variant = config.variant(settings.variant or experiment.variant).name
+        if settings.gpus and variant != "cuda":
+            raise ConfigError(
+                f"GPUs need the cuda variant; experiment {experiment.name!r} uses {variant!r}",
+                "add --variant cuda (and pass the cuda image)",
+            )
+        variants[experiment.name] = variant
+    moment = now or dt.datetime.now(dt.UTC)
+    files, packed = archive.pack(config.project_root, say)
+    if not files:
+        raise RenderError(
+            f"the project {config.project_root} has no files to ship",
+            "make the project's files readable by others (chmod -R o+rX), "
+            "or pass the right --project",
+        )
+    say(f"packed {len(files)} project files into {len(packed)} bytes")
+    jobs = _plan_jobs(experiments, settings.nodes, variants, moment)
+    render_id = hashlib.sha256("\0".join(j.name for j in jobs).encode()).hexdigest()[:12]
+    source = vcs.source_state(config.project_root)
+    data: dict[str, str] = {}
+    device = "cuda" if settings.gpus else "cpu"
+    plans = {job.name: _container_plan(config, settings, job) for job in jobs}
+    for job in jobs:
+        plan = plans[job.name]
+        data[f"{job.name}.{SPEC_FILE}"] = _json(_spec(config, job.experiment, job.run_id, device))
+        data[f"{job.name}.{JOB_FACTS}"] = _json(
+            {
+                "schema": JOB_SCHEMA,
+                "job": job.name,
+                "namespace": settings.namespace,
+                "node": job.node,
+                "claim": settings.claim,
+                "render": render_id,
+                "rendered_at": moment.isoformat(timespec="seconds"),
+                "harness_version": harness.__version__,
+                "image": {
+                    "reference": settings.image,
+                    # The image ID when given; else the registry digest stands in for it.
+                    "id": settings.image_id or settings.digest,
+                    "digest": settings.digest,
+                    "variant": job.variant,
+                },
+                "outputs": list(job.experiment.outputs),
+                "source": {
+                    "commit": source.commit,
+                    "dirty": source.dirty,
+                    "diff_sha256": source.diff_sha256,
+                    "archive_sha256": hashlib.sha256(packed).hexdigest(),
+                },
+                "environment": dict(plan.environment),
+                "container": _container_facts(config, settings, job, plan),
+            }
+        )
+    size = len(packed) + sum(len(value.encode()) for value in data.values())
+    if size > CONFIGMAP_LIMIT:
+        raise RenderError(
+            f"the ConfigMap would hold {size} bytes (the project archive {len(packed)}), "
+            f"over Kubernetes' limit of {CONFIGMAP_LIMIT} bytes",
+            "move data and large files out of the project folder "
+            "(name fewer experiments or nodes when the specs are what is large)",
+        )
+    config_map = f"harness-{render_id}"
+    documents = [
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": _metadata(config_map, settings, {**MANAGED_BY, LABEL_RENDER: render_id}),
+            "data": data,
+            "binaryData": {archive.ARCHIVE: base64.b64encode(packed).decode("ascii")},
+        },
+        _network_policy(settings),
+        *(
+            _job(config, settings, job, plans[job.name], config_map=config_map, render_id=render_id)
+            for job in jobs
+        ),
+        _gather_pod(settings),
+    ]
+    return Rendered(documents, jobs, render_id, len(files), len(packed))
+
+
+def _plan_jobs(
+    experiments: Sequence[Experiment],
+    nodes: Sequence[str],
+    variants: Mapping[str, str],
+    moment: dt.datetime,
+) -> list[JobPlan]:
+    jobs: list[JobPlan] = []
+    names: set[str] = set()
+    for experiment in experiments:
+        for node in nodes:
+            while True:  # run ids end in random hex: draw again on the rarest collision
+                run_id = records.new_run_id(experiment.name, moment)
+                name = job_name(experiment.name, node, run_id)
+                if name not in names:
+                    break
+            names.add(name)
+            jobs.append(JobPlan(name, run_id, node, experiment, variants[experiment.name]))
+    return jobs
+
+
+def job_name(experiment: str, node: str, run_id: str) -> str:
+    """A DNS-1123 label: the experiment and node, shortened to fit, and a hash of the run."""
+    suffix = hashlib.sha256(f"{run_id}\0{node}".encode()).hexdigest()[:8]
+    stem = re.sub(r"[^a-z0-9]+", "-", f"{experiment}-{node}".lower()).strip("-")
+    stem = stem[: 63 - len(suffix) - 1].strip("-") or "harness"
+    return f"{stem}-{suffix}"
+
+
+def _label_value(text: str) -> str:
+    """``text`` as a label value (the exact value goes into an annotation)."""
+    value = re.sub(r"[^A-Za-z0-9_.-]+", "-", text)[:63]
+    return re.sub(r"^[^A-Za-z0-9]+|[^A-Za-z0-9]+$", "", value)
+
+
+def _spec(config: Config, experiment: Experiment, run_id: str, device: str) -> dict[str, Any]:
+    """The run spec, with the keys `harness run` writes and the same paths in the container."""
+    spec = run_spec(
+        experiment,
+        run_id,
+        seed=config.seed,
+        profile=config.profile,
+        threads=config.threads,
+        device=device,
+    )
+    try:
+        runtime_spec.parse(spec)
+    except runtime_spec.SpecError as error:
+        raise ConfigError(
+            f"experiment {experiment.name!r} makes an invalid run spec: {error}",
+            f"fix [tool.harness.experiments.{experiment.name}]",
+        ) from None
+    return spec
+
+
+def _container_plan(config: Config, settings: Settings, job: JobPlan) -> ContainerPlan:
+    """The container of `harness run` for this Job's run, with the control setup."""
+    request = RunRequest(
+        job.experiment,
+        seed=config.seed,
+        profile=config.profile,
+        threads=config.threads,
+        timeout=config.timeout or None,
+        gpus=settings.gpus > 0,
+    )
+    return container_plan.plan(
+        request, image=settings.image, run_id=job.run_id, memory=config.memory
+    )
+
+
+def _container_facts(
+    config: Config, settings: Settings, job: JobPlan, plan: ContainerPlan
+) -> dict[str, Any]:
+    """The container as the manifest sets it up, in the keys of `harness run`'s records."""
+    return {
+        "network": "bridge" if plan.confinement.network else "none",
+        "read_only_root": plan.confinement.read_only_root,
+        "user": plan.user,
+        "hostname": plan.hostname,
+        "working_dir": plan.working_dir,
+        "cpuset": None,
+        "variations": [],
+        "cpus": None,
+        "gpus": settings.gpus > 0,
+        "gpu_count": settings.gpus,
+        "timeout_s": config.timeout or None,
+        "orchestrator": "kubernetes",
+        "namespace": settings.namespace,
+        "job": job.name,
+        "node": job.node,
+        "claim": settings.claim,
+    }
+
+
+def _metadata(
+    name: str,
+    settings: Settings,
+    labels: Mapping[str, str],
+    annotations: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    metadata: dict[str, Any] = {"name": name}
+    if settings.namespace:
+        metadata["namespace"] = settings.namespace
+    metadata["labels"] = dict(labels)
+    if annotations:
+        metadata["annotations"] = dict(annotations)
+    return metadata
+
+
+def _network_policy(settings: Settings) -> dict[str, Any]:
+    # Both policy types and no rules: nothing in, nothing out, not even DNS. Enforced by
+    # network plugins that implement NetworkPolicy (Calico, Cilium, ...).
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": _metadata(NETWORK_POLICY, settings, MANAGED_BY),
+        "spec": {
+            "podSelector": {"matchLabels": dict(MANAGED_BY)},
+            "policyTypes": ["Ingress", "Egress"],
+        },
+    }
+
+
+def _pod_security(user_ids: tuple[int, int]) -> dict[str, Any]:
+    """The pod's user: the container's (harness.container)."""
+    uid, gid = user_ids
+    return {
+        "runAsUser": uid,
+        "runAsGroup": gid,
+        "runAsNonRoot": True,
+        # The claim's subPath folders are made group-writable for this group.
+        "fsGroup": gid,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def _container_security(confinement: container_plan.Confinement) -> dict[str, Any]:
+    """The confinement of `harness run`'s containers, in a container's securityContext.
+    The process count and log size have no per-pod field: the kubelet's podPidsLimit and
+    containerLogMaxSize bound them."""
+    return {
+        "readOnlyRootFilesystem": confinement.read_only_root,
+        "allowPrivilegeEscalation": not confinement.no_new_privileges,
+        "capabilities": {"drop": list(confinement.drop_capabilities)},
+    }
+
+
+def _read_only(mount: container_plan.Mount) -> dict[str, Any]:
+    return {"readOnly": True} if mount.read_only else {}
+
+
+def kubernetes_quantity(memory: str) -> str:
+    """Docker's memory amount ("8g": binary units) as a Kubernetes quantity ("8Gi")."""
+    amount, unit = memory[:-1], memory[-1].lower()
+    suffix = {"k": "Ki", "m": "Mi", "g": "Gi"}.get(unit)
+    if suffix is None:
+        return memory.rstrip("bB")
+    return f"{amount}{suffix}"
+
+
+def _job(
+    config: Config,
+    settings: Settings,
+    job: JobPlan,
+    plan: ContainerPlan,
+    *,
+    config_map: str,
+    render_id: str,
+) -> dict[str, Any]:
+    labels = {
+        **MANAGED_BY,
+        LABEL_ROLE: "run",
+        LABEL_RENDER: render_id,
+        LABEL_EXPERIMENT: _label_value(job.experiment.name) or "unnamed",
+        LABEL_NODE: job.node,
+    }
+    annotations = {
+        ANNOTATION_RUN_ID: job.run_id,
+        LABEL_EXPERIMENT: job.experiment.name,
+        LABEL_NODE: job.node,
+    }
+    project, spec_file = plan.mount(Source.PROJECT), plan.mount(Source.SPEC)
+    output, meta = plan.mount(Source.ARTIFACTS), plan.mount(Source.META)
+    tmp = plan.tmpfs_at(TMP)
+    init = {
+        "name": "unpack",
+        "image": settings.image,
+        "imagePullPolicy": "IfNotPresent",
+        "command": [
+            "python",
+            "-I",
+            "-c",
+            INIT_SCRIPT,
+            CONFIG_MOUNT,
+            project.target,
+            meta.target,
+            job.name,
+        ],
+        "env": [
+            {"name": "HARNESS_NODE_NAME", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}}
+        ],
+        "securityContext": _container_security(plan.confinement),
+        "volumeMounts": [
+            {"name": "config", "mountPath": CONFIG_MOUNT, "readOnly": True},
+            # Written by this container, read-only for the run.
+            {"name": "project", "mountPath": project.target},
+            {"name": "records", "mountPath": meta.target, "subPath": f"{job.name}/{records.META}"},
+        ],
+    }
+    main: dict[str, Any] = {
+        "name": "run",
+        "image": settings.image,
+        "imagePullPolicy": "IfNotPresent",
+        "command": list(plan.command),
+        "workingDir": plan.working_dir,
+        "env": [{"name": name, "value": value} for name, value in sorted(plan.environment.items())],
+        "securityContext": _container_security(plan.confinement),
+        "volumeMounts": [
+            {
+                "name": "config",
+                "mountPath": spec_file.target,
+                "subPath": f"{job.name}.{SPEC_FILE}",
+                **_read_only(spec_file),
+            },
+            {"name": "project", "mountPath": project.target, **_read_only(project)},
+            {
+                "name": "records",
+                "mountPath": output.target,
+                "subPath": f"{job.name}/{records.ARTIFACTS}",
+                **_read_only(output),
+            },
+            {
+                "name": "records",
+                "mountPath": meta.target,
+                "subPath": f"{job.name}/{records.META}",
+                **_read_only(meta),
+            },
+            # The pod's own emptyDir, in memory like `harness run`'s tmpfs.
+            {"name": "tmp", "mountPath": tmp.target},
+        ],
+    }
+    limits: dict[str, Any] = {}
+    if settings.gpus:
+        limits["nvidia.com/gpu"] = settings.gpus
+    if plan.memory:
+        # The same limit as a local run's container.
+        limits["memory"] = kubernetes_quantity(plan.memory)
+    if limits:
+        main["resources"] = {"limits": limits}
+    spec: dict[str, Any] = {"backoffLimit": 0}
+    if config.timeout > 0:
+        # Counted from the Job's start, image pull and unpacking included.
+        spec["activeDeadlineSeconds"] = config.timeout
+    spec["template"] = {
+        "metadata": {"labels": labels, "annotations": annotations},
+        "spec": {
+            "restartPolicy": "Never",
+            "nodeSelector": {HOSTNAME_LABEL: job.node, **settings.selectors},
+            # Every run sees the same host name, whatever its pod is called.
+            "hostname": plan.hostname,
+            "automountServiceAccountToken": False,
+            # Service links put one variable per Service of the namespace into the
+            # environment (HARNESS_* among them for a Service called harness): a run's
+            # environment must not depend on its namespace.
+            "enableServiceLinks": False,
+            "securityContext": _pod_security(plan.user_ids),
+            "initContainers": [init],
+            "containers": [main],
+            "volumes": [
+                {"name": "config", "configMap": {"name": config_map}},
+                {"name": "project", "emptyDir": {}},
+                {
+                    "name": "tmp",
+                    "emptyDir": {"medium": "Memory", "sizeLimit": kubernetes_quantity(tmp.size)},
+                },
+                {"name": "records", "persistentVolumeClaim": {"claimName": settings.claim}},
+            ],
+        },
+    }
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": _metadata(job.name, settings, labels, annotations),
+        "spec": spec,
+    }
+
+
+def _gather_pod(settings: Settings) -> dict[str, Any]:
+    labels = {**MANAGED_BY, LABEL_ROLE: "gather"}
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": _metadata(GATHER_POD, settings, labels),
+        "spec": {
+            "automountServiceAccountToken": False,
+            "enableServiceLinks": False,
+            # sleep ignores SIGTERM as PID 1: no point waiting for it on delete.
+            "terminationGracePeriodSeconds": 1,
+            "securityContext": _pod_security(container_plan.user_ids(CONTAINER_USER)),
+            "containers": [
+                {
+                    "name": "gather",
+                    "image": settings.image,
+                    "imagePullPolicy": "IfNotPresent",
+                    "command": ["sleep", "infinity"],
+                    "securityContext": _container_security(CONFINED),
+                    "volumeMounts": [
+                        {"name": "records", "mountPath": GATHER_MOUNT, "readOnly": True}
+                    ],
+                }
+            ],
+            "volumes": [
+                {
+                    "name": "records",
+                    "persistentVolumeClaim": {"claimName": settings.claim, "readOnly": True},
+                }
+            ],
+        },
+    }
+
+
+def _json(document: Mapping[str, Any]) -> str:
+    return json.dumps(document, indent=2, sort_keys=True) + "\n"
