@@ -11,8 +11,6 @@ from harness.images import build, dockerfiles, runtime_wheel
 from harness.images.base import BaseImage
 from harness.vcs import SourceState
 
-BUILTIN = Path(build.__file__).resolve().parent / "dockerfiles"
-
 
 class FakeHarness(runtime_wheel.HarnessSource):
     """A harness whose wheel is a few bytes, so that no test runs `uv build`."""
@@ -126,13 +124,13 @@ def test_source_digest_ignores_bytecode(tmp_path: Path) -> None:
 
 
 def test_dockerfiles_install_with_require_hashes_and_run_as_non_root() -> None:
-    for name in ("Dockerfile", "Dockerfile.cuda"):
-        text = (BUILTIN / name).read_text()
+    for name in ("cpu", "cuda"):
+        text = dockerfiles.builtin_text(name).decode()
         assert "--require-hashes" in text
         assert "--no-deps" in text
         assert "USER 10001:10001" in text
         assert "ARG BASE_IMAGE" in text
-    assert "CUBLAS_WORKSPACE_CONFIG=:4096:8" in (BUILTIN / "Dockerfile.cuda").read_text()
+    assert "CUBLAS_WORKSPACE_CONFIG=:4096:8" in dockerfiles.builtin_text("cuda").decode()
 
 
 BUILD_OUTPUT = """\
@@ -248,8 +246,8 @@ def final_stage(text: str) -> str:
 
 
 def test_dockerfiles_write_nothing_that_varies_between_builds() -> None:
-    for name in ("Dockerfile", "Dockerfile.cuda"):
-        text = (BUILTIN / name).read_text()
+    for name in ("cpu", "cuda"):
+        text = dockerfiles.builtin_text(name).decode()
         # Both pip runs: no cache, and no bytecode of pip's (it compiles with the clock).
         assert text.count("--no-cache-dir --no-compile") == text.count("bin/pip ") == 2, name
         # Bytecode from compileall instead: hash-based, one process, a fixed hash seed,
