@@ -285,7 +285,7 @@ def test_bad_lint_configuration_is_trouble(tmp_path: Path) -> None:
     (tmp_path / "pyproject.toml").write_text('[tool.harness.lint]\nselect = "HR001"\n')
     code, _, err = invoke("--project", str(tmp_path), "lint", str(FIXTURES / "clean.py"))
     assert code == 2
-    assert "[tool.harness.lint] select must be a list of strings" in err
+    assert '[tool.harness.lint] select: expected a list, got "HR001"' in err
 
 
 def test_rules_lists_every_rule_with_its_scope() -> None:
