@@ -200,7 +200,8 @@ def _alternatives_problem(node: Mapping[str, Any], value: object, path: Path) ->
     told apart by their kind (a URL or a table), whose errors are the matching form's; and
     ``required`` alone (exactly one of entry or command), said as such."""
     if "not" in node and _first_problem(node["not"], value, path) is None:
-        return _error(path, f"{_shown(value)} is not allowed here")
+        what = node.get("title")
+        return _error(path, f"{_shown(value)} is not {what}" if what else "not allowed here")
     for keyword in ("anyOf", "oneOf"):
         branches: Sequence[Mapping[str, Any]] = node.get(keyword, ())
         if not branches:
