@@ -296,6 +296,11 @@ BAD = [
         '[tool.harness.lint] select: expected a list, got "HR001" (fix: write select = ["HR001"])',
     ),
     (
+        '[tool.harness.lint]\nselct = ["HR001"]',
+        "unknown key 'selct' in [tool.harness.lint] "
+        "(fix: remove it or use one of: ignore, paths, select)",
+    ),
+    (
         "[tool.harness.certify]\nthreshold = 0",
         "[tool.harness.certify] threshold: expected at least 1, got 0 (fix: write threshold = 2)",
     ),
