@@ -8,8 +8,12 @@ Precedence, lowest to highest, stated once here and nowhere else:
 3. ``HARNESS_*`` environment variables (each option names its own)
 4. command-line flags
 
-Unknown keys in ``[tool.harness]`` are errors naming the key, so that a typo never silently
-falls back to a default.
+The whole ``[tool.harness]`` table is checked once, at load, against the schema shipped in
+the package (``harness/schemas/config.v1.json``, see :mod:`harness.config_schema`): unknown
+keys are errors naming the key, so that a typo never silently falls back to a default, and
+every module receives tables of the shape the schema describes. What the schema cannot say
+is checked here (values from the environment and the command line, variants merged with
+their defaults) or by the module that owns the table.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness import config_schema
 from harness.errors import ConfigError
 
 PYPROJECT = "pyproject.toml"
@@ -174,13 +179,9 @@ MAX_SEED = 2**32 - 1
 MEMORY = re.compile(r"(?P<amount>[1-9][0-9]{0,12})(?P<unit>[bkmg]?)", re.IGNORECASE)
 PROFILES = ("strict", "portable")
 
-_OPTION_BY_KEY = {option.key: option for option in OPTIONS}
-_VARIANT_KEYS = frozenset({"dockerfile", "constraints", "replace", "find-links", "device"})
 DEVICES = ("cpu", "cuda")
-_EXPERIMENT_KEYS = frozenset({"entry", "command", "parameters", "inputs", "outputs", "variant"})
-# Tables whose keys the module that owns them validates (it names this table in its errors).
+# Tables read by the module that owns them (shaped by the schema, interpreted there).
 _MODULE_TABLES = ("mlflow", "lint", "certify", "verify", "hosts", "ci", "k8s")
-_TABLES = ("variants", "experiments", "policies", "policies-across-devices", *_MODULE_TABLES)
 # A project's own Dockerfile is used when it exists; otherwise harness's own (see
 # harness.images.dockerfiles), so a project needs none to build.
 _DEFAULT_VARIANTS: Mapping[str, Mapping[str, Any]] = {
@@ -267,7 +268,8 @@ class Config:
     device_policies: Mapping[str, str] = field(default_factory=dict)
 
     def table(self, name: str) -> Mapping[str, Any]:
-        """The raw [tool.harness.<name>] table of a module that validates its own keys."""
+        """The [tool.harness.<name>] table of the module that reads it, as the schema
+        shaped it."""
         return self.module_tables.get(name, {})
 
     @property
@@ -393,40 +395,17 @@ def load_config(
     root = (project_root or find_project_root()).resolve()
     env = os.environ if environ is None else environ
     table = read_pyproject(root / PYPROJECT).get("tool", {}).get("harness", {})
-    if not isinstance(table, dict):
-        raise ConfigError("[tool.harness] must be a table", "write it as [tool.harness]")
-
-    unknown = set(table) - set(_OPTION_BY_KEY) - set(_TABLES)
-    if unknown:
-        key = sorted(unknown)[0]
-        raise ConfigError(
-            f"unknown key {key!r} in [tool.harness]",
-            f"remove it or use one of: {', '.join(sorted((*_OPTION_BY_KEY, *_TABLES)))}",
-        )
+    config_schema.validate(table)
 
     values: dict[str, str | None] = {}
     sources: dict[str, str] = {}
     for option in OPTIONS:
         value, source = option.default(env), "default"
         if option.key in table:
+            # A string, an integer (is_int) or a list of strings (is_list): the schema says so.
             raw = table[option.key]
-            if option.is_list and isinstance(raw, list) and all(isinstance(x, str) for x in raw):
-                raw = os.pathsep.join(raw)
-            if option.is_int and isinstance(raw, int) and not isinstance(raw, bool):
-                raw = str(raw)
-            if not isinstance(raw, str):
-                kind = (
-                    "a list of strings"
-                    if option.is_list
-                    else "an integer"
-                    if option.is_int
-                    else "a string"
-                )
-                raise ConfigError(
-                    f"[tool.harness] {option.key} must be {kind}, not {type(raw).__name__}",
-                    f'write it as {option.key} = "..."',
-                )
-            value, source = raw, "pyproject"
+            value = os.pathsep.join(raw) if isinstance(raw, list) else str(raw)
+            source = "pyproject"
         if env.get(option.env):
             value, source = env[option.env], f"env {option.env}"
         given = (overrides or {}).get(option.key)
@@ -462,10 +441,8 @@ def load_config(
         timeout=int(values["timeout"] or 0),
         variants=_load_variants(root, table.get("variants", {})),
         experiments=_load_experiments(root, table.get("experiments", {})),
-        policies=_string_table(table.get("policies", {}), "[tool.harness.policies]"),
-        device_policies=_string_table(
-            table.get("policies-across-devices", {}), "[tool.harness.policies-across-devices]"
-        ),
+        policies=dict(table.get("policies", {})),
+        device_policies=dict(table.get("policies-across-devices", {})),
         module_tables=_module_tables(table),
         sources=sources,
         memory=values["memory"].lower() if values["memory"] else None,
@@ -515,60 +492,29 @@ def _is_python_version(text: str) -> bool:
     return len(parts) == 2 and all(part.isdigit() for part in parts)
 
 
-def _load_variants(root: Path, table: Any) -> dict[str, Variant]:
-    if not isinstance(table, dict):
-        raise ConfigError("[tool.harness.variants] must be a table of tables", "see the README")
+def _load_variants(root: Path, table: Mapping[str, Any]) -> dict[str, Variant]:
     merged: dict[str, dict[str, Any]] = {name: dict(v) for name, v in _DEFAULT_VARIANTS.items()}
     for name, spec in table.items():
-        if not isinstance(spec, dict):
-            raise ConfigError(f"[tool.harness.variants.{name}] must be a table", "see the README")
-        unknown = set(spec) - _VARIANT_KEYS
-        if unknown:
-            key = sorted(unknown)[0]
-            raise ConfigError(
-                f"unknown key {key!r} in [tool.harness.variants.{name}]",
-                f"use one of: {', '.join(sorted(_VARIANT_KEYS))}",
-            )
         merged.setdefault(name, {}).update(spec)
     declared = set(table)
 
     variants: dict[str, Variant] = {}
     for name, spec in merged.items():
         device = spec.get("device", "cuda" if name == "cuda" else "cpu")
-        if device not in DEVICES:
-            raise ConfigError(
-                f"[tool.harness.variants.{name}] device must be one of {', '.join(DEVICES)}, "
-                f"not {device!r}",
-                'write device = "cpu" or device = "cuda"',
-            )
         # A variant of another name builds, by default, from its device's Dockerfile.
         spec.setdefault("dockerfile", _DEFAULT_VARIANTS[device]["dockerfile"])
-        for key in ("dockerfile", "constraints"):
-            if not isinstance(spec.get(key), str):
-                raise ConfigError(
-                    f"[tool.harness.variants.{name}] needs {key} as a string",
-                    f'add {key} = "..."',
-                )
-        replace = spec.get("replace", {})
-        if not isinstance(replace, dict) or not all(
-            isinstance(k, str) and isinstance(v, str) for k, v in replace.items()
-        ):
+        # Only cpu and cuda have a default constraints file, which the schema cannot know.
+        if "constraints" not in spec:
             raise ConfigError(
-                f"[tool.harness.variants.{name}] replace must map names to requirements",
-                'write replace = { torch = "torch==2.13.0+cpu" }',
-            )
-        find_links = spec.get("find-links", device == "cpu")
-        if not isinstance(find_links, bool):
-            raise ConfigError(
-                f"[tool.harness.variants.{name}] find-links must be true or false",
-                "write find-links = false",
+                f"[tool.harness.variants.{name}] has no constraints",
+                f'add constraints = "constraints-{name}.txt", which `harness lock` writes',
             )
         variants[name] = Variant(
             name=name,
             dockerfile=root / spec["dockerfile"],
             constraints=root / spec["constraints"],
-            replace=dict(replace),
-            find_links=find_links,
+            replace=dict(spec.get("replace", {})),
+            find_links=spec.get("find-links", device == "cpu"),
             device=device,
             dockerfile_declared=name in declared and "dockerfile" in table[name],
             declared=name in declared,
@@ -576,82 +522,24 @@ def _load_variants(root: Path, table: Any) -> dict[str, Variant]:
     return variants
 
 
-def _string_table(table: Any, where: str) -> dict[str, str]:
-    if not isinstance(table, dict) or not all(
-        isinstance(k, str) and isinstance(v, str) for k, v in table.items()
-    ):
-        raise ConfigError(f"{where} must map strings to strings", 'write it as "*.pt" = "ulp:4"')
-    return dict(table)
-
-
-def _load_experiments(root: Path, table: Any) -> dict[str, Experiment]:
-    if not isinstance(table, dict):
-        raise ConfigError("[tool.harness.experiments] must be a table of tables", "see the README")
+def _load_experiments(root: Path, table: Mapping[str, Any]) -> dict[str, Experiment]:
     experiments = {}
     for name, spec in table.items():
-        where = f"[tool.harness.experiments.{name}]"
-        if not isinstance(spec, dict):
-            raise ConfigError(f"{where} must be a table", "see the README")
-        unknown = set(spec) - _EXPERIMENT_KEYS
-        if unknown:
-            raise ConfigError(
-                f"unknown key {sorted(unknown)[0]!r} in {where}",
-                f"use one of: {', '.join(sorted(_EXPERIMENT_KEYS))}",
-            )
-        entry, command = spec.get("entry"), spec.get("command")
-        if (entry is None) == (command is None):
-            raise ConfigError(
-                f"{where} needs exactly one of entry or command",
-                'write entry = "package.module:function" or command = ["python", "train.py"]',
-            )
-        if entry is not None and not (
-            isinstance(entry, str) and entry.count(":") == 1 and all(entry.split(":"))
-        ):
-            raise ConfigError(
-                f"{where} entry {entry!r} is not module:function", 'write entry = "pkg.mod:fn"'
-            )
-        if command is not None and not (
-            isinstance(command, list) and command and all(isinstance(c, str) for c in command)
-        ):
-            raise ConfigError(
-                f"{where} command must be a non-empty list of strings",
-                'write command = ["python", "x.py"]',
-            )
-        parameters = spec.get("parameters", {})
-        if not isinstance(parameters, dict):
-            raise ConfigError(
-                f"{where} parameters must be a table", "write parameters = { steps = 20 }"
-            )
-        outputs_raw = spec.get("outputs", {})
-        if isinstance(outputs_raw, list) and all(isinstance(o, str) for o in outputs_raw):
-            outputs_raw = dict.fromkeys(outputs_raw, "")
-        outputs = _string_table(outputs_raw, f"{where} outputs")
-        inputs = {
-            key: (root / value).resolve()
-            for key, value in _string_table(spec.get("inputs", {}), f"{where} inputs").items()
-        }
-        variant = spec.get("variant", "cpu")
-        if not isinstance(variant, str):
-            raise ConfigError(f"{where} variant must be a string", 'write variant = "cpu"')
+        command = spec.get("command")
+        outputs = spec.get("outputs", {})
+        if isinstance(outputs, list):  # globs alone: each with the default policy
+            outputs = dict.fromkeys(outputs, "")
         experiments[name] = Experiment(
             name=name,
-            entry=entry,
+            entry=spec.get("entry"),
             command=tuple(command) if command is not None else None,
-            parameters=dict(parameters),
-            inputs=inputs,
-            outputs=outputs,
-            variant=variant,
+            parameters=dict(spec.get("parameters", {})),
+            inputs={key: (root / value).resolve() for key, value in spec.get("inputs", {}).items()},
+            outputs=dict(outputs),
+            variant=spec.get("variant", "cpu"),
         )
     return experiments
 
 
 def _module_tables(table: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
-    tables: dict[str, Mapping[str, Any]] = {}
-    for name in _MODULE_TABLES:
-        value = table.get(name, {})
-        if not isinstance(value, dict):
-            raise ConfigError(
-                f"[tool.harness.{name}] must be a table", f"write it as [tool.harness.{name}]"
-            )
-        tables[name] = dict(value)
-    return tables
+    return {name: dict(table.get(name, {})) for name in _MODULE_TABLES}

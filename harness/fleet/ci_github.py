@@ -31,7 +31,6 @@ from harness.config import Config
 from harness.errors import EXIT_DIFFERS, ConfigError, HarnessError
 
 TABLE = "[tool.harness.ci]"
-_KEYS = ("install", "python", "runners", "timeout-minutes", "variant")
 # install = "project": harness comes from the project's own uv.lock, with `uv sync --locked`.
 INSTALL_PROJECT = "project"
 DEFAULT_RUNNERS: tuple[str, ...] = ("ubuntu-latest",)
@@ -84,40 +83,22 @@ class CISettings:
 def settings_from_table(
     table: Mapping[str, Any], python: str = DEFAULT_PYTHON, *, depends_on_harness: bool = True
 ) -> CISettings:
-    """Validate ``[tool.harness.ci]``; errors name the table and the key.
+    """``[tool.harness.ci]``, whose shape the schema checked, with its defaults.
 
-    ``python`` is the default for the runner's Python: the project's own version.
-    ``depends_on_harness`` says whether harness is one of the project's locked
-    dependencies; when it is not, the table must say how the runners install it.
+    ``python`` is the default for the runner's Python: the project's own version, checked
+    here as the table's would be. ``depends_on_harness`` says whether harness is one of
+    the project's locked dependencies; when it is not, the table must say how the runners
+    install it.
     """
-    unknown = sorted(set(table) - set(_KEYS))
-    if unknown:
-        raise ConfigError(
-            f"unknown key {unknown[0]!r} in {TABLE}", f"use one of: {', '.join(_KEYS)}"
-        )
-    runners = DEFAULT_RUNNERS
-    if "runners" in table:
-        raw = table["runners"]
-        if not (isinstance(raw, list) and raw and all(isinstance(item, str) for item in raw)):
-            raise ConfigError(
-                f"{TABLE} runners must be a non-empty list of strings",
-                'write it as runners = ["ubuntu-24.04", "ubuntu-22.04"]',
-            )
-        runners = check_runners(raw, f"{TABLE} runners")
-    variant = table.get("variant", DEFAULT_VARIANT)
-    if not isinstance(variant, str) or not variant:
-        raise ConfigError(f"{TABLE} variant must be a string", 'write it as variant = "cpu"')
     chosen_python = table.get("python", python)
-    if not isinstance(chosen_python, str):
-        raise ConfigError(f"{TABLE} python must be a string", 'write it as python = "3.11"')
     check_python(chosen_python, f"{TABLE} python")
-    timeout = table.get("timeout-minutes", DEFAULT_TIMEOUT_MINUTES)
-    if isinstance(timeout, bool) or not isinstance(timeout, int) or timeout < 1:
-        raise ConfigError(
-            f"{TABLE} timeout-minutes must be a whole number of minutes, at least 1",
-            "write it as timeout-minutes = 120",
-        )
-    return CISettings(runners, variant, chosen_python, timeout, _install(table, depends_on_harness))
+    return CISettings(
+        runners=tuple(table.get("runners", DEFAULT_RUNNERS)),
+        variant=table.get("variant", DEFAULT_VARIANT),
+        python=chosen_python,
+        timeout_minutes=table.get("timeout-minutes", DEFAULT_TIMEOUT_MINUTES),
+        install=_install(table, depends_on_harness),
+    )
 
 
 def _install(table: Mapping[str, Any], depends_on_harness: bool) -> str:
@@ -131,12 +112,7 @@ def _install(table: Mapping[str, Any], depends_on_harness: bool) -> str:
             "install it with `uv sync`",
             f'say how the runners get it: install = "{spec}" under {TABLE}',
         )
-    if not isinstance(install, str) or not install.strip() or "\n" in install:
-        raise ConfigError(
-            f"{TABLE} install must be a requirement on one line",
-            'write it as install = "git+https://host/owner/harness@v0.1.0", or "project"',
-        )
-    return install.strip()
+    return str(install).strip()
 
 
 def depends_on_harness(pyproject: Mapping[str, Any]) -> bool:

@@ -13,6 +13,10 @@ Each host says how its image gets there (``ship``: auto, registry, stream or nev
 how the run's files reach its containers (``files``: bind mounts, which only work where
 the engine sees this machine's folders, or copy, which works everywhere). The first host
 of a command is the control: it builds the image, and every other host is compared with it.
+
+The table's shape (names, keys, URL schemes, modes) is checked with the rest of the
+configuration, against its schema (:mod:`harness.config_schema`); here only hosts given
+on the command line are checked.
 """
 
 from __future__ import annotations
@@ -27,10 +31,7 @@ from harness.engine import Engine
 from harness.errors import ConfigError
 
 LOCAL = "local"
-SHIP_MODES = ("auto", "registry", "stream", "never")
-FILE_MODES = ("bind", "copy")
 _WHERE = "[tool.harness.hosts]"
-_KEYS = frozenset({"url", "ship", "files", "gpus"})
 _SCHEMES = ("unix://", "tcp://", "ssh://", "http://", "https://", "npipe://")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
@@ -66,16 +67,8 @@ def local_host(config: Config) -> Host:
 
 
 def configured(config: Config) -> dict[str, Host]:
-    """Every host of ``[tool.harness.hosts]``, by name, validated."""
-    hosts: dict[str, Host] = {}
-    for name, value in config.table("hosts").items():
-        if not _NAME.match(name) or name == LOCAL:
-            raise ConfigError(
-                f"{_WHERE} host name {name!r} is not allowed",
-                f"use letters, digits, '.', '_' and '-', and not {LOCAL!r}",
-            )
-        hosts[name] = _host(name, value)
-    return hosts
+    """Every host of ``[tool.harness.hosts]``, by name (the schema checked the table)."""
+    return {name: _host(name, value) for name, value in config.table("hosts").items()}
 
 
 def resolve(config: Config, requested: Sequence[str]) -> list[Host]:
@@ -121,37 +114,17 @@ def _named(config: Config, known: Mapping[str, Host], item: str) -> list[Host]:
     )
 
 
-def _host(name: str, value: object) -> Host:
-    where = f"{_WHERE} {name}"
+def _host(name: str, value: str | Mapping[str, Any]) -> Host:
+    """A host of the table: a URL, or a table with the URL (and the schema's defaults)."""
     if isinstance(value, str):
-        return Host(name, _url(value, where))
-    if not isinstance(value, Mapping):
-        raise ConfigError(
-            f"{where} must be a URL or a table", f'write {name} = "ssh://user@machine"'
-        )
-    unknown = set(value) - _KEYS
-    if unknown:
-        raise ConfigError(
-            f"unknown key {sorted(unknown)[0]!r} in {where}", "use url, ship, files and gpus"
-        )
-    if "url" not in value:
-        raise ConfigError(f"{where} has no url", f'write {name} = {{ url = "ssh://..." }}')
-    ship = value.get("ship", "auto")
-    if ship not in SHIP_MODES:
-        raise ConfigError(f"{where} ship must be one of {', '.join(SHIP_MODES)}, not {ship!r}")
-    files = value.get("files", "copy")
-    if files not in FILE_MODES:
-        raise ConfigError(
-            f"{where} files must be bind or copy, not {files!r}",
-            "bind only works where the engine sees this machine's folders",
-        )
-    gpus = value.get("gpus", False)
-    if not isinstance(gpus, bool):
-        raise ConfigError(
-            f"{where} gpus must be true or false, not {gpus!r}",
-            "write gpus = true for a host whose engine has the NVIDIA runtime",
-        )
-    return Host(name, _url(value["url"], where), ship=ship, files=files, gpus=gpus)
+        return Host(name, value)
+    return Host(
+        name,
+        value["url"],
+        ship=value.get("ship", "auto"),
+        files=value.get("files", "copy"),
+        gpus=value.get("gpus", False),
+    )
 
 
 def for_gpus(hosts: list[Host], gpus: bool, *, say: Callable[[str], None]) -> list[Host]:

@@ -310,13 +310,15 @@ def test_output_names_another_file_in_the_project(project: Path) -> None:
     ("table", "expected"),
     [
         ('runers = ["ubuntu-24.04"]\n', "unknown key 'runers' in [tool.harness.ci]"),
-        ('runners = "ubuntu-24.04"\n', "[tool.harness.ci] runners must be a non-empty list"),
-        ("runners = []\n", "[tool.harness.ci] runners must be a non-empty list"),
-        ("runners = [1]\n", "[tool.harness.ci] runners must be a non-empty list"),
-        ('runners = ["a", "a"]\n', "names 'a' twice"),
-        ('runners = ["x/y"]\n', "cannot name a runner leg's artifact"),
-        ("timeout-minutes = 0\n", "timeout-minutes must be a whole number"),
-        ('python = "three"\n', "python must be a Python 3 version"),
+        ('runners = "ubuntu-24.04"\n', "[tool.harness.ci] runners: expected a list"),
+        ("runners = []\n", "[tool.harness.ci] runners: expected a non-empty list"),
+        ("runners = [1]\n", "[tool.harness.ci] runners[0]: expected a string, got 1"),
+        ('runners = ["a", "a"]\n', 'runners: names "a" twice'),
+        ('runners = ["x/y"]\n', '"x/y" is not a runner label without spaces'),
+        ('runners = ["a\\n"]\n', '"a\\n" is not a runner label without spaces'),
+        ('install = "x\\ny"\n', '"x\\ny" is not a requirement on one line'),
+        ("timeout-minutes = 0\n", "timeout-minutes: expected at least 1, got 0"),
+        ('python = "three"\n', '"three" is not a Python 3 version like 3.11'),
         ('variant = "rocm"\n', "unknown variant 'rocm'"),
     ],
 )
@@ -381,8 +383,8 @@ def test_settings_from_table_defaults_and_validation() -> None:
     assert settings_from_table({}, "3.12").python == "3.12"
     chosen = settings_from_table({"runners": ["a", "b"], "variant": "cuda", "timeout-minutes": 9})
     assert chosen == CISettings(("a", "b"), "cuda", "3.11", 9)
-    with pytest.raises(ConfigError, match="timeout-minutes"):
-        settings_from_table({"timeout-minutes": True})
+    with pytest.raises(ConfigError, match="python must be a Python 3 version"):
+        settings_from_table({}, "3")
 
 
 def test_render_is_deterministic() -> None:

@@ -62,8 +62,11 @@ def test_unknown_variant_key_is_rejected_by_name(project: Path) -> None:
 
 def test_wrong_type_names_the_key(project: Path) -> None:
     write(project, "python = 3.11\n")
-    with pytest.raises(ConfigError, match="python must be a string"):
+    with pytest.raises(ConfigError) as caught:
         load_config(project, environ={})
+    assert caught.value.one_line() == (
+        '[tool.harness] python: expected a string, got 3.11 (fix: write python = "3.11")'
+    )
 
 
 def test_base_must_be_pinned_by_digest(project: Path) -> None:
@@ -140,8 +143,8 @@ def test_experiments_are_read_with_their_inputs_and_policies(project: Path) -> N
         ('entry = "a:b"\ncommand = ["x"]', "exactly one of entry or command"),
         ("parameters = {}", "exactly one of entry or command"),
         ('entry = "no_colon"', "is not module:function"),
-        ("command = []", "non-empty list of strings"),
-        ('entry = "a:b"\noutputs = 3', "outputs must map strings"),
+        ("command = []", "command: expected a non-empty list"),
+        ('entry = "a:b"\noutputs = 3', "outputs: expected a list or a table, got 3"),
         ('entry = "a:b"\nseed = 3', "unknown key 'seed'"),
     ],
 )
@@ -184,3 +187,13 @@ def test_a_memory_limit_is_checked_and_kept(project: Path) -> None:
     assert load_config(project, environ={}).memory is None
     with pytest.raises(ConfigError, match="memory must look like"):
         load_config(project, environ={"HARNESS_MEMORY": "lots"})
+
+
+def test_a_variant_of_another_name_needs_its_constraints(project: Path) -> None:
+    write(project, '\n[tool.harness.variants.gpu]\ndevice = "cuda"\n')
+    with pytest.raises(ConfigError) as caught:
+        load_config(project, environ={})
+    assert caught.value.one_line() == (
+        "[tool.harness.variants.gpu] has no constraints "
+        '(fix: add constraints = "constraints-gpu.txt", which `harness lock` writes)'
+    )

@@ -74,7 +74,7 @@ def test_a_variant_of_another_name_takes_its_device_s_dockerfile(bare: Path) -> 
 def test_an_unknown_device_is_refused(bare: Path) -> None:
     with (bare / "pyproject.toml").open("a") as handle:
         handle.write('\n[tool.harness.variants.tpu]\ndevice = "tpu"\nconstraints = "c.txt"\n')
-    with pytest.raises(ConfigError, match="device must be one of cpu, cuda"):
+    with pytest.raises(ConfigError, match='device: expected one of cpu, cuda, got "tpu"'):
         load_config(bare, environ={})
 
 

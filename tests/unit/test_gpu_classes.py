@@ -15,6 +15,7 @@ import numpy
 import pytest
 from click.testing import CliRunner
 
+from harness import config_schema
 from harness.cli.main import cli
 from harness.compare.report import print_table
 from harness.compare.tree import compare_paths
@@ -221,8 +222,8 @@ def test_hosts_declare_gpus_and_gpu_runs_go_only_to_them() -> None:
     assert hosts.for_gpus([gpu, plain], True, say=said.append) == [gpu]
     assert said == ["--gpus: leaving out laptop, which declare no GPUs (gpus = true)"]
     assert hosts.for_gpus([gpu, plain], False, say=said.append) == [gpu, plain]
-    with pytest.raises(ConfigError, match="gpus must be true or false"):
-        hosts._host("gpu-box", {"url": "ssh://gpu-box", "gpus": "yes"})
+    with pytest.raises(ConfigError, match="gpus: expected true or false"):
+        config_schema.validate({"hosts": {"gpu-box": {"url": "ssh://gpu-box", "gpus": "yes"}}})
 
 
 def test_a_comparison_of_two_runs_says_what_each_computed_on(tmp_path: Path) -> None:

@@ -67,14 +67,16 @@ def test_a_plain_path_is_a_file_store_at_the_project_root(project: Path) -> None
     ("table", "message"),
     [
         ('tracking_uri = "x"\n', r"unknown key 'tracking_uri' in \[tool.harness.mlflow\]"),
-        ('enabled = "yes"\n', r"\[tool.harness.mlflow\] enabled must be true or false"),
-        ("experiment-name = 3\n", r"\[tool.harness.mlflow\] experiment-name must be a non-empty"),
+        ('enabled = "yes"\n', r"\[tool.harness.mlflow\] enabled: expected true or false"),
+        (
+            'experiment-name = ""\n',
+            r"\[tool.harness.mlflow\] experiment-name: expected a non-empty",
+        ),
     ],
 )
 def test_bad_keys_are_refused_naming_table_and_key(project: Path, table: str, message: str) -> None:
-    config = load_config(configured(project, table), environ={})
     with pytest.raises(ConfigError, match=message):
-        mlflow_tracking.settings(config, environ={})
+        load_config(configured(project, table), environ={})
 
 
 def test_a_bad_enable_variable_is_refused(project: Path) -> None:

@@ -18,7 +18,6 @@ TABLE = "[tool.harness.k8s]"
 DEFAULT_CLAIM = "harness-records"
 HOSTNAME_LABEL = "kubernetes.io/hostname"
 IMAGE_ID = re.compile(r"sha256:[0-9a-f]{64}")
-_KEYS = frozenset({"nodes", "selectors", "claim", "namespace", "gpus"})
 _DIGEST_REFERENCE = re.compile(r"[^\s@]+@sha256:[0-9a-f]{64}")
 _DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 _DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
@@ -56,13 +55,8 @@ def settings_from(
     claim: str | None = None,
     namespace: str | None = None,
 ) -> Settings:
-    """Validate [tool.harness.k8s] and the command line; the command line wins."""
-    unknown = set(table) - _KEYS
-    if unknown:
-        raise ConfigError(
-            f"unknown key {sorted(unknown)[0]!r} in {TABLE}",
-            f"remove it or use one of: {', '.join(sorted(_KEYS))}",
-        )
+    """[tool.harness.k8s] (shaped by the schema) and the command line; the command line
+    wins. The values chosen are checked here, whichever side they came from."""
     if not _DIGEST_REFERENCE.fullmatch(image):
         raise ConfigError(
             f"image {image!r} is not pinned by digest, so nodes could pull different bytes",
@@ -74,44 +68,21 @@ def settings_from(
             f"--image-id {image_id!r} is not sha256:<64 hex digits>",
             "pass the output of `docker image inspect --format '{{.Id}}' REF`",
         )
-    configured_nodes = table.get("nodes", [])
-    if not isinstance(configured_nodes, list) or not all(
-        isinstance(n, str) for n in configured_nodes
-    ):
-        raise ConfigError(f"{TABLE} nodes must be a list of strings", 'write nodes = ["node-a"]')
-    chosen = _check_nodes(list(dict.fromkeys(nodes or configured_nodes)))
-    configured_selectors = table.get("selectors", {})
-    if not isinstance(configured_selectors, dict) or not all(
-        isinstance(k, str) and isinstance(v, str) for k, v in configured_selectors.items()
-    ):
-        raise ConfigError(
-            f"{TABLE} selectors must map label names to values",
-            'write selectors = { "nvidia.com/gpu.product" = "NVIDIA-H100-80GB-HBM3" }',
-        )
-    merged = {**configured_selectors, **_key_values(selectors)}
+    chosen = _check_nodes(list(dict.fromkeys(nodes or table.get("nodes", []))))
+    merged = {**table.get("selectors", {}), **_key_values(selectors)}
     for key, value in merged.items():
         _check_selector(key, value)
-    configured_gpus = table.get("gpus", 0)
-    if isinstance(configured_gpus, bool) or not isinstance(configured_gpus, int):
-        raise ConfigError(f"{TABLE} gpus must be a whole number", "write gpus = 1")
-    chosen_gpus = configured_gpus if gpus is None else gpus
-    if chosen_gpus < 0:
-        raise ConfigError(f"{TABLE} gpus must not be negative", "write gpus = 0 or more")
+    # Never negative: the schema bounds the table's, click's IntRange the flag's.
+    chosen_gpus: int = table.get("gpus", 0) if gpus is None else gpus
     chosen_claim = claim if claim is not None else table.get("claim", DEFAULT_CLAIM)
-    if not (
-        isinstance(chosen_claim, str)
-        and len(chosen_claim) <= 253
-        and _DNS_SUBDOMAIN.fullmatch(chosen_claim)
-    ):
+    if not (len(chosen_claim) <= 253 and _DNS_SUBDOMAIN.fullmatch(chosen_claim)):
         raise ConfigError(
             f"claim {chosen_claim!r} is not a valid PersistentVolumeClaim name",
             "use lowercase letters, digits, '-' and '.', as in harness-records",
         )
     chosen_namespace = namespace if namespace is not None else table.get("namespace")
     if chosen_namespace is not None and not (
-        isinstance(chosen_namespace, str)
-        and len(chosen_namespace) <= 63
-        and _DNS_LABEL.fullmatch(chosen_namespace)
+        len(chosen_namespace) <= 63 and _DNS_LABEL.fullmatch(chosen_namespace)
     ):
         raise ConfigError(
             f"namespace {chosen_namespace!r} is not a valid namespace name",
