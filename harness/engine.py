@@ -581,9 +581,20 @@ class Engine:
         try:
             with interrupt.stoppable(lambda: container.remove(force=True)):
                 yield container
-        except Exception:
+        except (docker.errors.DockerException, requests.exceptions.RequestException) as error:
             # Removed under it by Ctrl-C, the container's calls fail (no such container):
             # what ended it was the interrupt, not the engine.
+            interrupt.check()
+            # Otherwise the engine failed the container, or stopped answering: the run's
+            # record says which (lost or failed), never a traceback of the SDK.
+            if isinstance(error, requests.exceptions.ConnectionError):
+                raise self._lost(error) from None
+            raise EngineError(
+                f"the engine at {self.where} failed the container of {spec.image}: "
+                f"{_short_reason(error)}",
+                "check the engine with `harness doctor`, then run again",
+            ) from None
+        except Exception:
             interrupt.check()
             raise
         finally:

@@ -37,11 +37,11 @@ from harness.run import (
     RunRequest,
     RunResult,
     ended,
-    finish,
     input_digests,
     new_record,
     run_spec,
     settle,
+    unfinished,
 )
 from harness.runtime import fingerprint
 from harness.runtime.determinism import environment as determinism_environment
@@ -288,7 +288,7 @@ def run_on_host(
         # The container's project folder is the project here; any other working directory
         # (the workdir variation) becomes the run's private folder.
         cwd = config.project_root if setup.working_dir == PROJECT else Path(home)
-        try:
+        with unfinished(record, folder, stopped="the process was stopped"):
             exit_code, timed_out, seconds = _execute(
                 [str(python.executable), "-P", "-m", "harness.runtime", str(folder / "spec.json")],
                 environment=environment,
@@ -297,18 +297,15 @@ def run_on_host(
                 timeout=request.timeout,
                 cpus=_cpus(setup.cpuset),
             )
-        except KeyboardInterrupt:
-            finish(record, folder, "aborted", None, "interrupted (Ctrl-C); the process was stopped")
-            raise
-    record["timings"]["process_s"] = round(seconds, 3)
-    result = settle(
-        record,
-        folder,
-        experiment,
-        exit_code=exit_code,
-        timed_out=timed_out,
-        timeout=request.timeout,
-    )
+            record["timings"]["process_s"] = round(seconds, 3)
+            result = settle(
+                record,
+                folder,
+                experiment,
+                exit_code=exit_code,
+                timed_out=timed_out,
+                timeout=request.timeout,
+            )
     say(ended(result, seconds))
     return result
 

@@ -9,10 +9,11 @@ interpreter starts (hash seed, thread counts, ISA pins) comes from the runtime's
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import stat
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ from harness import atomic, dvc, hosts, records, staging, vcs
 from harness.build import LABEL_CONSTRAINTS, LABEL_DOCKERFILE, LABEL_LOCK, BuildResult
 from harness.config import Config, Experiment
 from harness.engine import ContainerSpec, Engine, Mount, RunOutcome, VolumeMount
-from harness.errors import ConfigError, EngineError, HarnessError
+from harness.errors import ConfigError, EngineError, EngineUnavailable, HarnessError
 from harness.runtime.determinism import environment as determinism_environment
 from harness.variations import CONTAINER_USER, CONTROL, PROJECT, Setup
 
@@ -171,7 +172,7 @@ def run_experiment(
         memory=config.memory,
     )
     say(f"started {run_id} in {image.reference} on {host.name}")
-    try:
+    with unfinished(record, folder, stopped="the container was removed"):
         if host.files == "bind":
             outcome = engine.run_logged(
                 container, log=folder / records.LOG, timeout=request.timeout
@@ -180,23 +181,41 @@ def run_experiment(
             outcome = _run_copied(
                 engine, config, container, folder, experiment, timeout=request.timeout
             )
-    except KeyboardInterrupt:
-        finish(record, folder, "aborted", None, "interrupted (Ctrl-C); the container was removed")
-        raise
-    except EngineError as error:
-        finish(record, folder, "failed", None, error.message)
-        raise
-    record["timings"]["container_s"] = round(outcome.seconds, 3)
-    result = settle(
-        record,
-        folder,
-        experiment,
-        exit_code=outcome.exit_code,
-        timed_out=outcome.timed_out,
-        timeout=request.timeout,
-    )
+        record["timings"]["container_s"] = round(outcome.seconds, 3)
+        result = settle(
+            record,
+            folder,
+            experiment,
+            exit_code=outcome.exit_code,
+            timed_out=outcome.timed_out,
+            timeout=request.timeout,
+        )
     say(ended(result, outcome.seconds))
     return result
+
+
+@contextlib.contextmanager
+def unfinished(record: dict[str, Any], folder: Path, *, stopped: str) -> Iterator[None]:
+    """End the record of a run that stops before it is settled, then let the error go on.
+
+    A record is ``running`` only while its run is under way: Ctrl-C makes it ``aborted``,
+    an engine that stopped answering ``lost`` (how the experiment ended is unknown), and
+    any other error ``failed``, with the error as its reason.
+    """
+    try:
+        yield
+    except KeyboardInterrupt:
+        finish(record, folder, "aborted", None, f"interrupted (Ctrl-C); {stopped}")
+        raise
+    except EngineUnavailable as error:
+        finish(record, folder, "lost", None, error.message)
+        raise
+    except HarnessError as error:
+        finish(record, folder, "failed", None, error.message)
+        raise
+    except Exception as error:
+        finish(record, folder, "failed", None, f"harness failed: {type(error).__name__}: {error}")
+        raise
 
 
 def settle(

@@ -1,0 +1,116 @@
+"""How a run ends when harness, not the experiment, fails: never a record left ``running``.
+
+The engine is the real :class:`harness.engine.Engine` over an in-memory Docker whose
+daemon can go away in the middle of a run.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+
+import docker.errors
+import jsonschema
+import pytest
+import requests.exceptions
+from click.testing import CliRunner
+
+from harness import records
+from harness.build import BuildResult
+from harness.cli import cli
+from harness.config import Config, load_config
+from harness.engine import Engine
+from harness.errors import EngineError, EngineUnavailable
+from harness.host_executor import PythonEnvironment, run_on_host
+from harness.run import RunRequest, run_experiment
+from tests.unit.fake_docker import FakeClient, Ran
+
+SCHEMA = json.loads((Path(records.__file__).parent / "schemas" / "run-record.v1.json").read_text())
+PYPROJECT = """\
+[project]
+name = "failing"
+version = "0"
+
+[tool.harness]
+image = "failing"
+host-name = "a"
+
+[tool.harness.experiments.train]
+entry = "failing:train"
+outputs = ["weights.bin"]
+"""
+IMAGE = BuildResult("failing:cpu", f"sha256:{'ab' * 32}", "cpu", True, 0.0, 1)
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Config:
+    project = tmp_path / "project"
+    project.mkdir()
+    project.chmod(0o755)  # the container's user reads it
+    (project / "pyproject.toml").write_text(PYPROJECT)
+    return load_config(project)
+
+
+def _request(config: Config) -> RunRequest:
+    return RunRequest(config.experiment("train"), seed=0, profile="strict", threads=1)
+
+
+def daemon_gone(experiment: str, environment: Mapping[str, str]) -> Ran:
+    # What the SDK raises when dockerd's socket closes while harness waits on a container.
+    raise requests.exceptions.ConnectionError("('Connection aborted.', RemoteDisconnected())")
+
+
+def container_failed(experiment: str, environment: Mapping[str, str]) -> Ran:
+    raise docker.errors.APIError("500 Server Error", explanation="OCI runtime failed")
+
+
+def only_record(config: Config) -> dict[str, object]:
+    found = list(records.all_records(config.project_root))
+    assert len(found) == 1
+    record = found[0][1]
+    assert record is not None
+    jsonschema.validate(record, SCHEMA)
+    return record
+
+
+def test_a_lost_engine_ends_the_record_lost_and_runs_list_shows_it(config: Config) -> None:
+    client = FakeClient(daemon_gone)
+    with pytest.raises(EngineUnavailable, match="lost the Docker engine at fake"):
+        run_experiment(Engine(client, "fake"), config, IMAGE, _request(config))  # type: ignore[arg-type]
+    record = only_record(config)
+    assert record["status"] == "lost"
+    assert "Connection aborted" in str(record["error"])
+    assert client.containers.live == {}  # removed all the same
+    listed = CliRunner().invoke(cli, ["--project", str(config.project_root), "runs", "list"])
+    assert listed.exit_code == 0
+    assert " lost " in listed.stdout
+
+
+def test_a_container_the_engine_failed_ends_the_record_failed(config: Config) -> None:
+    with pytest.raises(EngineError, match="OCI runtime failed"):
+        run_experiment(
+            Engine(FakeClient(container_failed), "fake"),  # type: ignore[arg-type]
+            config,
+            IMAGE,
+            _request(config),
+        )
+    record = only_record(config)
+    assert record["status"] == "failed"
+    assert "OCI runtime failed" in str(record["error"])
+
+
+def test_a_host_run_whose_process_cannot_start_ends_failed(config: Config) -> None:
+    missing = PythonEnvironment(
+        config.project_root / "no-such-python",
+        {"digest": f"sha256:{'cd' * 32}", "python": "3.11", "distributions": []},
+    )
+    with pytest.raises(FileNotFoundError):
+        run_on_host(config, _request(config), missing)
+    record = only_record(config)
+    assert record["status"] == "failed"
+    assert "FileNotFoundError" in str(record["error"])
+    # A host run names no image: the list shows it all the same.
+    listed = CliRunner().invoke(cli, ["--project", str(config.project_root), "runs", "list"])
+    assert listed.exit_code == 0, listed.output
+    assert " failed " in listed.stdout
