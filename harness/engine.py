@@ -22,6 +22,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import IO, Any
 
@@ -32,6 +33,7 @@ import docker.types
 import requests.exceptions
 
 from harness import interrupt, staging
+from harness.cleanup import cleanup, quietly
 from harness.errors import BuildError, EngineError, EngineUnavailable
 
 # Lines of build output kept to show when a step fails.
@@ -489,9 +491,13 @@ class Engine:
                 names.append(name)
             yield names
         finally:
+            # A volume left behind is named, never an error: `harness doctor` lists what
+            # harness owns, and the run's own outcome (or error) is what matters here.
             for name in names:
-                with contextlib.suppress(docker.errors.DockerException):
-                    self._client.api.remove_volume(name, force=True)
+                quietly(
+                    f"removing volume {name} on {self.where}",
+                    partial(self._client.api.remove_volume, name, force=True),
+                )
 
     def fill(
         self, image: str, volumes: Sequence[VolumeMount], path: str, archive: bytes | IO[bytes]
@@ -578,27 +584,30 @@ class Engine:
             raise EngineError(
                 f"cannot create a container from {spec.image}: {_short_reason(error)}"
             ) from None
-        try:
-            with interrupt.stoppable(lambda: container.remove(force=True)):
+        # Removed whatever happened; a removal that fails after an error (the engine is
+        # gone) is a warning, so that the error that ended the container is what is shown.
+        with (
+            cleanup(f"removing container {name}", lambda: self._remove(container)),
+            interrupt.stoppable(lambda: container.remove(force=True)),
+        ):
+            try:
                 yield container
-        except (docker.errors.DockerException, requests.exceptions.RequestException) as error:
-            # Removed under it by Ctrl-C, the container's calls fail (no such container):
-            # what ended it was the interrupt, not the engine.
-            interrupt.check()
-            # Otherwise the engine failed the container, or stopped answering: the run's
-            # record says which (lost or failed), never a traceback of the SDK.
-            if isinstance(error, requests.exceptions.ConnectionError):
-                raise self._lost(error) from None
-            raise EngineError(
-                f"the engine at {self.where} failed the container of {spec.image}: "
-                f"{_short_reason(error)}",
-                "check the engine with `harness doctor`, then run again",
-            ) from None
-        except Exception:
-            interrupt.check()
-            raise
-        finally:
-            _remove(container)
+            except (docker.errors.DockerException, requests.exceptions.RequestException) as error:
+                # Removed under it by Ctrl-C, the container's calls fail (no such
+                # container): what ended it was the interrupt, not the engine.
+                interrupt.check()
+                # Otherwise the engine failed the container, or stopped answering: the
+                # run's record says which (lost or failed), never a traceback of the SDK.
+                if isinstance(error, requests.exceptions.ConnectionError):
+                    raise self._lost(error) from None
+                raise EngineError(
+                    f"the engine at {self.where} failed the container of {spec.image}: "
+                    f"{_short_reason(error)}",
+                    "check the engine with `harness doctor`, then run again",
+                ) from None
+            except Exception:
+                interrupt.check()
+                raise
 
     def containers_owned(self) -> list[str]:
         """Names of containers harness created that still exist (should be none)."""
@@ -619,19 +628,24 @@ class Engine:
         except docker.errors.DockerException as error:
             raise EngineError(f"the Docker engine refused: {_short_reason(error)}") from None
 
-
-def _remove(container: Any) -> None:
-    try:
-        container.remove(force=True)
-    except docker.errors.NotFound:
-        return
-    except docker.errors.APIError:
-        # Ctrl-C's removal from the main thread may still be under way ("removal in
-        # progress"): that one finishes the job, and the caller waits for it, as the
-        # run's volumes can only go once no container holds them.
-        if not interrupt.stopped():
-            raise
-        _wait_gone(container)
+    def _remove(self, container: Any) -> None:
+        try:
+            container.remove(force=True)
+        except docker.errors.NotFound:
+            return
+        except docker.errors.APIError as error:
+            # Ctrl-C's removal from the main thread may still be under way ("removal in
+            # progress"): that one finishes the job, and the caller waits for it, as the
+            # run's volumes can only go once no container holds them.
+            if not interrupt.stopped():
+                raise EngineError(
+                    f"cannot remove container {container.name} on {self.where}: "
+                    f"{_short_reason(error)}",
+                    f"remove it by hand: docker rm -f {container.name}",
+                ) from None
+            _wait_gone(container)
+        except requests.exceptions.ConnectionError as error:
+            raise self._lost(error) from None
 
 
 def _wait_gone(container: Any) -> None:

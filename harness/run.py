@@ -15,12 +15,14 @@ import json
 import stat
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import harness
 from harness import atomic, dvc, hosts, records, staging, vcs
 from harness.build import LABEL_CONSTRAINTS, LABEL_DOCKERFILE, LABEL_LOCK, BuildResult
+from harness.cleanup import quietly
 from harness.config import Config, Experiment
 from harness.engine import ContainerSpec, Engine, Mount, RunOutcome, VolumeMount
 from harness.errors import ConfigError, EngineError, EngineUnavailable, HarnessError
@@ -204,17 +206,19 @@ def unfinished(record: dict[str, Any], folder: Path, *, stopped: str) -> Iterato
     """
     try:
         yield
-    except KeyboardInterrupt:
-        finish(record, folder, "aborted", None, f"interrupted (Ctrl-C); {stopped}")
-        raise
-    except EngineUnavailable as error:
-        finish(record, folder, "lost", None, error.message)
-        raise
-    except HarnessError as error:
-        finish(record, folder, "failed", None, error.message)
-        raise
-    except Exception as error:
-        finish(record, folder, "failed", None, f"harness failed: {type(error).__name__}: {error}")
+    except BaseException as error:
+        if isinstance(error, KeyboardInterrupt):
+            status, reason = "aborted", f"interrupted (Ctrl-C); {stopped}"
+        elif isinstance(error, HarnessError):
+            lost = isinstance(error, EngineUnavailable)
+            status, reason = ("lost" if lost else "failed"), error.message
+        else:
+            status, reason = "failed", f"harness failed: {type(error).__name__}: {error}"
+        # A record that cannot be written (a full disk) must not hide why the run ended.
+        quietly(
+            f"writing the record of {folder.name}",
+            partial(finish, record, folder, status, None, reason),
+        )
         raise
 
 

@@ -21,7 +21,9 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
+from harness.cleanup import cleanup
 from harness.engine import Engine
 from harness.errors import HarnessError
 
@@ -109,12 +111,12 @@ def through_registry(
     pushed = f"{repository}:{image_id.removeprefix('sha256:')[:12]}"
     source.tag(image_id, pushed)
     say(f"pushing {image_id[:19]} to {repository}")
-    try:
-        digest = source.push(pushed)
-    except HarnessError as error:
-        raise ShipError(error.message, error.hint) from None
-    finally:
-        drop_tag(source, image_id, pushed)
+    # Untagging that fails after a failed push must not hide why the push failed.
+    with cleanup(f"removing the tag {pushed}", partial(drop_tag, source, image_id, pushed)):
+        try:
+            digest = source.push(pushed)
+        except HarnessError as error:
+            raise ShipError(error.message, error.hint) from None
     pulled = f"{repository}@{digest}"
     say(f"pulling {pulled} on {target.where}")
     try:

@@ -24,7 +24,7 @@ from harness.engine import Engine
 from harness.errors import EngineError, EngineUnavailable
 from harness.host_executor import PythonEnvironment, run_on_host
 from harness.run import RunRequest, run_experiment
-from tests.unit.fake_docker import FakeClient, Ran
+from tests.unit.fake_docker import FakeClient, FakeContainer, Ran
 
 SCHEMA = json.loads((Path(records.__file__).parent / "schemas" / "run-record.v1.json").read_text())
 PYPROJECT = """\
@@ -114,3 +114,35 @@ def test_a_host_run_whose_process_cannot_start_ends_failed(config: Config) -> No
     listed = CliRunner().invoke(cli, ["--project", str(config.project_root), "runs", "list"])
     assert listed.exit_code == 0, listed.output
     assert " failed " in listed.stdout
+
+
+def test_a_removal_that_fails_after_the_engine_is_lost_does_not_hide_why(
+    config: Config, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def gone_too(self: FakeContainer, force: bool = False) -> None:
+        raise requests.exceptions.ConnectionError("[Errno 111] Connection refused")
+
+    monkeypatch.setattr(FakeContainer, "remove", gone_too)
+    with pytest.raises(EngineUnavailable, match="Connection aborted"):
+        run_experiment(Engine(FakeClient(daemon_gone), "fake"), config, IMAGE, _request(config))  # type: ignore[arg-type]
+    assert only_record(config)["status"] == "lost"
+    [warning] = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warning.startswith("harness: warning: removing container harness-")
+    assert "Connection refused" in warning
+
+
+def test_a_removal_that_fails_after_success_is_the_error(
+    config: Config, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refused(self: FakeContainer, force: bool = False) -> None:
+        raise docker.errors.APIError("500", explanation="device or resource busy")
+
+    def fine(experiment: str, environment: Mapping[str, str]) -> Ran:
+        return 0.0, {"weights.bin": b"w"}
+
+    monkeypatch.setattr(FakeContainer, "remove", refused)
+    with pytest.raises(EngineError) as raised:
+        run_experiment(Engine(FakeClient(fine), "fake"), config, IMAGE, _request(config))  # type: ignore[arg-type]
+    assert "device or resource busy" in raised.value.message
+    assert "docker rm -f harness-" in raised.value.hint
+    assert only_record(config)["status"] == "failed"

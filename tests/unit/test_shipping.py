@@ -4,7 +4,7 @@ import pytest
 
 from harness import shipping
 from harness.engine import ImageInfo
-from harness.errors import EngineError
+from harness.errors import EngineError, EngineUnavailable
 
 IMAGE = "sha256:" + "ab" * 32
 
@@ -72,3 +72,25 @@ def test_an_image_s_only_name_is_kept_so_the_image_is_not_removed() -> None:
     engine = Engine("control", {"registry.example/team/demo:abababababab": IMAGE})
     shipping.drop_tag(engine, IMAGE, "registry.example/team/demo:abababababab")  # type: ignore[arg-type]
     assert engine.tags == {"registry.example/team/demo:abababababab": IMAGE}
+
+
+class _GoneAfterPush(Engine):
+    """An engine whose push is refused, and which stops answering before the untag."""
+
+    def image(self, reference: str) -> ImageInfo | None:
+        raise EngineUnavailable("lost the Docker engine at control: connection refused")
+
+
+def test_a_failed_untag_does_not_hide_why_the_push_failed(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    control = _GoneAfterPush("control", {"demo:cpu": IMAGE}, push_fails=True)
+    with pytest.raises(shipping.ShipError, match="denied"):
+        shipping.through_registry(
+            control,  # type: ignore[arg-type]
+            Engine("host", {}),  # type: ignore[arg-type]
+            image_id=IMAGE,
+            reference="demo:cpu",
+            registry="registry.example/team",
+        )
+    assert "removing the tag registry.example/team/demo:abababababab failed too" in caplog.text
