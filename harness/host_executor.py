@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import harness
-from harness import atomic, interrupt, records
+from harness import interrupt, records
 from harness.config import Config
 from harness.errors import ConfigError, HarnessError
 from harness.run import (
@@ -41,6 +41,7 @@ from harness.run import (
     new_record,
     run_spec,
     settle,
+    start_folder,
     unfinished,
 )
 from harness.runtime import fingerprint
@@ -238,8 +239,6 @@ def run_on_host(
     run_id = records.new_run_id(experiment.name)
     folder = records.runs_root(config.project_root) / run_id
     artifacts, meta = folder / records.ARTIFACTS, folder / records.META
-    for writable in (artifacts, meta):
-        writable.mkdir(parents=True)
     spec = run_spec(
         experiment,
         run_id,
@@ -257,7 +256,6 @@ def run_on_host(
             "switches": switches,
         }
     )
-    atomic.write_text(folder / "spec.json", json.dumps(spec, indent=2, sort_keys=True) + "\n")
     setup = request.setup
     determinism = determinism_environment(
         request.seed, request.profile, request.threads, device, switches=switches
@@ -281,7 +279,7 @@ def run_on_host(
         "container": None,
         "engine": None,
     }
-    records.write(folder, record)
+    start_folder(folder, spec, record, writable_by_all=False)
     say(f"started {run_id} on this machine with {python.executable}")
     with staged_runtime() as runtime, tempfile.TemporaryDirectory(prefix="harness-home-") as home:
         environment = _environment(determinism, runtime, Path(home), run_id, request)

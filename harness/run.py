@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
+import shutil
 import stat
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
@@ -91,10 +92,6 @@ def run_experiment(
     run_id = records.new_run_id(experiment.name)
     folder = records.runs_root(config.project_root) / run_id
     artifacts, meta = folder / records.ARTIFACTS, folder / records.META
-    for writable in (artifacts, meta):
-        writable.mkdir(parents=True)
-        # The container's user is not the host's: it must be able to write here.
-        writable.chmod(0o777)
     setup = request.setup
     environment = {
         **determinism_environment(request.seed, request.profile, request.threads, device),
@@ -113,7 +110,6 @@ def run_experiment(
         threads=request.threads,
         device=device,
     )
-    atomic.write_text(folder / "spec.json", json.dumps(spec, indent=2, sort_keys=True) + "\n")
     record = {
         **new_record(config, request, spec, inputs, environment=environment, host=host.name),
         "image": {
@@ -141,7 +137,8 @@ def run_experiment(
         },
         "engine": {"where": engine.where, "version": engine.version().get("Version")},
     }
-    records.write(folder, record)
+    # The container's user is not the host's: it must be able to write its outputs.
+    start_folder(folder, spec, record, writable_by_all=True)
 
     container = ContainerSpec(
         image=image.image_id,
@@ -255,6 +252,27 @@ def settle(
             missing_output(experiment, missing[0], folder / records.ARTIFACTS),
         )
     return finish(record, folder, "succeeded", 0, None)
+
+
+def start_folder(
+    folder: Path, spec: Mapping[str, Any], record: Mapping[str, Any], *, writable_by_all: bool
+) -> None:
+    """Make the run's folder (outputs, spec, first record), all or nothing.
+
+    Everything that can fail before a run starts (the source's state, the engine's
+    answers) is asked before this; should this fail too, the folder goes, as `runs list`
+    shows only folders with a record and nothing would ever remove it.
+    """
+    try:
+        for writable in (folder / records.ARTIFACTS, folder / records.META):
+            writable.mkdir(parents=True)
+            if writable_by_all:
+                writable.chmod(0o777)
+        atomic.write_text(folder / "spec.json", json.dumps(spec, indent=2, sort_keys=True) + "\n")
+        records.write(folder, record)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
 
 
 def input_digests(config: Config, experiment: Experiment) -> dict[str, dict[str, Any]]:

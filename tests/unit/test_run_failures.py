@@ -25,6 +25,7 @@ from harness.errors import EngineError, EngineUnavailable
 from harness.host_executor import PythonEnvironment, run_on_host
 from harness.run import RunRequest, run_experiment
 from tests.unit.fake_docker import FakeClient, FakeContainer, Ran
+from tests.unit.test_vcs import git
 
 SCHEMA = json.loads((Path(records.__file__).parent / "schemas" / "run-record.v1.json").read_text())
 PYPROJECT = """\
@@ -146,3 +147,47 @@ def test_a_removal_that_fails_after_success_is_the_error(
     assert "device or resource busy" in raised.value.message
     assert "docker rm -f harness-" in raised.value.hint
     assert only_record(config)["status"] == "failed"
+
+
+def test_a_run_of_a_project_with_a_modified_latin1_file_records_it_dirty(
+    config: Config,
+) -> None:
+    root = config.project_root
+    (root / "notes.txt").write_bytes("caf\u00e9\n".encode("latin-1"))
+    git(root, "init", "-q")
+    git(root, "add", ".")
+    git(root, "commit", "-qm", "latin-1")
+    (root / "notes.txt").write_bytes("na\u00efve\n".encode("latin-1"))
+
+    def fine(experiment: str, environment: Mapping[str, str]) -> Ran:
+        return 0.0, {"weights.bin": b"w"}
+
+    result = run_experiment(Engine(FakeClient(fine), "fake"), config, IMAGE, _request(config))  # type: ignore[arg-type]
+    assert result.status == "succeeded"
+    assert only_record(config)["source"]["dirty"] is True  # type: ignore[index]
+
+
+def test_a_failure_before_the_record_exists_leaves_no_run_folder(
+    config: Config, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def gone() -> dict[str, str]:
+        raise requests.exceptions.ConnectionError("[Errno 111] Connection refused")
+
+    client = FakeClient(daemon_gone)
+    monkeypatch.setattr(client, "version", gone)
+    with pytest.raises(EngineUnavailable):
+        run_experiment(Engine(client, "fake"), config, IMAGE, _request(config))  # type: ignore[arg-type]
+    runs = records.runs_root(config.project_root)
+    assert not runs.exists() or list(runs.iterdir()) == []
+
+
+def test_a_record_that_cannot_be_written_takes_its_folder_with_it(
+    config: Config, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def full(folder: Path, record: object) -> Path:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(records, "write", full)
+    with pytest.raises(OSError, match="No space left"):
+        run_experiment(Engine(FakeClient(daemon_gone), "fake"), config, IMAGE, _request(config))  # type: ignore[arg-type]
+    assert list(records.runs_root(config.project_root).iterdir()) == []
