@@ -158,6 +158,7 @@ class Engine:
     def connect(cls, host: str | None = None, timeout: int = 600) -> Engine:
         """Connect to ``host`` (a Docker URL) or the environment's default engine."""
         where = host or "the default Docker socket (or $DOCKER_HOST)"
+        client: docker.DockerClient | None = None
         try:
             client = _client_for(host, timeout) if host else docker.from_env(timeout=timeout)
             # A host that is down must not hold a command for the long timeout that
@@ -170,6 +171,9 @@ class Engine:
             requests.exceptions.RequestException,
             OSError,
         ) as error:
+            if client is not None:
+                # Its connection pool (and, for ssh://, the ssh process) goes with it.
+                quietly(f"closing the Docker client for {where}", client.close)
             reason = _short_reason(error)
             raise EngineUnavailable(
                 f"cannot reach the Docker engine at {where}: {reason}"
