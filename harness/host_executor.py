@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import harness
-from harness import interrupt, records
+from harness import commands, interrupt, records
 from harness.config import Config
 from harness.errors import ConfigError, HarnessError
 from harness.run import (
@@ -118,27 +118,24 @@ def inspect_python(executable: Path) -> PythonEnvironment:
     """Ask the interpreter what it holds; refuse one the runtime cannot run in."""
     with staged_runtime() as runtime:
         try:
-            completed = subprocess.run(
+            completed = commands.call(
                 [str(executable), "-P", "-m", "harness.runtime.environment"],
                 env={"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(runtime)},
-                capture_output=True,
-                text=True,
                 timeout=_DESCRIBE_TIMEOUT_S,
-                check=False,
+                hint="give a working interpreter with --python",
             )
-        except (OSError, subprocess.TimeoutExpired) as error:
+        except commands.CommandError as error:
             raise ConfigError(
-                f"{executable} could not be started: {error}",
-                "give a working interpreter with --python",
+                f"{executable} could not be started: {error.message}", error.hint
             ) from None
     if completed.returncode != 0:
-        last = (completed.stderr.strip().splitlines() or ["no output"])[-1]
+        last = (completed.err.strip().splitlines() or ["no output"])[-1]
         raise ConfigError(
             f"{executable} cannot run harness's runtime: {last}",
             f"use Python {'.'.join(map(str, MINIMUM_PYTHON))} or newer with --python",
         )
     try:
-        description = json.loads(completed.stdout)
+        description = json.loads(completed.out)
         version = tuple(int(part) for part in str(description["python"]).split(".")[:2])
     except (ValueError, KeyError, TypeError):
         raise ConfigError(
@@ -174,20 +171,18 @@ def _nvidia_smi_gpus() -> dict[str, object] | None:
     if program is None:
         return None
     try:
-        listed = subprocess.run(
+        listed = commands.call(
             [
                 program,
                 f"--query-gpu={fingerprint.NVIDIA_SMI_QUERY}",
                 "--format=csv,noheader,nounits",
             ],
-            capture_output=True,
-            text=True,
             timeout=30,
-            check=False,
+            hint="check the NVIDIA driver with nvidia-smi",
         )
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    devices = fingerprint.parse_nvidia_smi(listed.stdout)
+    except commands.CommandError:
+        return None  # a driver that does not answer shows no GPU: --gpus is then refused
+    devices = fingerprint.parse_nvidia_smi(listed.out)
     driver = devices[0].get("driver") if devices else None
     return {
         "source": "nvidia-smi",

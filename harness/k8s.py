@@ -28,7 +28,6 @@ import io
 import json
 import os
 import re
-import subprocess
 import tarfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -38,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 import harness
-from harness import atomic, records, untrusted, vcs
+from harness import atomic, commands, records, untrusted, vcs
 from harness.config import Config, Experiment
 from harness.dvc import literal_dumper, yaml_module
 from harness.errors import ConfigError, HarnessError
@@ -355,10 +354,13 @@ def project_files(root: Path, say: Callable[[str], None] = lambda _: None) -> li
 def _tracked_files(root: Path) -> list[str] | None:
     """The files git tracks under ``root``, or None when it is not in a git work tree."""
     try:
-        result = subprocess.run(
-            ["git", "ls-files", "-z", "--cached"], cwd=root, capture_output=True, check=False
+        result = commands.call(
+            ["git", "ls-files", "-z", "--cached"],
+            cwd=root,
+            timeout=commands.GIT_S,
+            hint=f"check the repository with `git status` in {root}",
         )
-    except FileNotFoundError:
+    except commands.CommandMissing:
         return None
     if result.returncode != 0:
         return None

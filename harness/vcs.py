@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import hashlib
 import re
-import subprocess
 import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
+
+from harness import commands
 
 # scp-like ssh addresses: [user@]host:path, where host is no single letter (a drive).
 _SCP_LIKE = re.compile(r"(?:[^@/:\s]+@)?(?P<host>[^@/:\s]{2,}):(?P<path>(?!//).+)")
@@ -38,9 +39,14 @@ def _git_bytes(root: Path, *arguments: str) -> bytes | None:
     """What git printed, as bytes: a diff holds the files' own bytes, in whatever encoding
     (or none) they are, and file names are bytes too."""
     try:
-        result = subprocess.run(["git", *arguments], cwd=root, capture_output=True, check=False)
-    except FileNotFoundError:
-        return None
+        result = commands.call(
+            ["git", *arguments],
+            cwd=root,
+            timeout=commands.GIT_S,
+            hint=f"check the repository with `git status` in {root} (a stale .git/index.lock?)",
+        )
+    except commands.CommandMissing:
+        return None  # no git: the source is recorded as unknown, as outside a checkout
     return result.stdout.strip() if result.returncode == 0 else None
 
 
