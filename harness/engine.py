@@ -51,6 +51,9 @@ _SAVE_CHUNK = 1 << 20
 # this) and what harness copies into a run's log.txt: a runaway print loop fills neither
 # disk.
 LOG_LIMIT = 64 << 20
+# Once a container has exited, how long its log may go without a byte arriving before
+# harness stops waiting for the rest (and says in the log that it was cut).
+LOG_IDLE_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -453,11 +456,13 @@ class Engine:
         with self.container(spec) as container:
             started = time.monotonic()
             container.start()
-            pump = threading.Thread(target=_pump_logs, args=(container, log), daemon=True)
+            pump = _LogPump(container, log)
             pump.start()
             status, timed_out = self._wait(container, timeout)
             seconds = time.monotonic() - started
-            pump.join(timeout=30)
+            # The container has exited: its log is read to its end, however long that
+            # takes while it moves, and a log that stops short says so in its last line.
+            pump.finish(LOG_IDLE_S)
             # A container removed by Ctrl-C ends its wait like a killed one: not a result.
             interrupt.check()
             for inside, local in (copy_out or {}).items():
@@ -760,18 +765,67 @@ class _ChunkReader(io.RawIOBase):
 
 
 def _pump_logs(container: Any, log: Path) -> None:
-    """Copy the container's output into ``log`` as it is produced (both streams, in order)."""
-    written = 0
-    with (
-        contextlib.suppress(docker.errors.DockerException, requests.exceptions.RequestException),
-        log.open("ab") as stream,
-    ):
-        for chunk in container.logs(stdout=True, stderr=True, stream=True, follow=True):
-            if written >= LOG_LIMIT:
-                continue  # keep reading, so the container never blocks on its output
-            kept = chunk[: LOG_LIMIT - written]
-            stream.write(kept)
-            written += len(kept)
-            if written >= LOG_LIMIT:
-                stream.write(f"\n[harness: log cut at {LOG_LIMIT} bytes]\n".encode())
-            stream.flush()
+    """Copy the container's output into ``log`` to its end, in the calling thread."""
+    _LogPump(container, log).run()
+
+
+class _LogPump:
+    """Copies a container's output into its log as it is produced (both streams, in
+    order), in a thread of its own; whatever cuts the log short is written at its end."""
+
+    def __init__(self, container: Any, log: Path) -> None:
+        self._container = container
+        self._log = log
+        # Held while a chunk is written, so that the log's last line is the last one.
+        self._lock = threading.Lock()
+        self._ended = False
+        self._received = 0
+        self._thread = threading.Thread(target=self.run, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def run(self) -> None:
+        written = 0
+        with self._log.open("ab") as stream:
+            try:
+                for chunk in self._container.logs(
+                    stdout=True, stderr=True, stream=True, follow=True
+                ):
+                    with self._lock:
+                        if self._ended:
+                            return
+                        self._received += len(chunk)
+                        if written >= LOG_LIMIT:
+                            continue  # keep reading, so the container never blocks on output
+                        kept = chunk[: LOG_LIMIT - written]
+                        stream.write(kept)
+                        written += len(kept)
+                        if written >= LOG_LIMIT:
+                            stream.write(f"\n[harness: log cut at {LOG_LIMIT} bytes]\n".encode())
+                        stream.flush()
+            except (docker.errors.DockerException, requests.exceptions.RequestException) as error:
+                self._end(f"the engine stopped sending it: {_short_reason(error)}")
+
+    def finish(self, idle: float) -> bool:
+        """Wait for the log's end while bytes keep arriving; after ``idle`` seconds without
+        one, end the log with a line saying it was cut. Returns whether it is whole."""
+        seen = -1
+        while True:
+            self._thread.join(timeout=idle)
+            if not self._thread.is_alive():
+                return not self._ended
+            with self._lock:
+                if self._received == seen:
+                    break
+                seen = self._received
+        self._end(f"nothing more came from the engine for {idle:g} s after the container exited")
+        return False
+
+    def _end(self, why: str) -> None:
+        with self._lock:
+            if self._ended:
+                return
+            self._ended = True
+            with self._log.open("ab") as stream:
+                stream.write(f"\n[harness: log cut: {why}]\n".encode())
