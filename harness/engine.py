@@ -22,6 +22,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import IO, Any
 
@@ -32,6 +33,7 @@ import docker.types
 import requests.exceptions
 
 from harness import interrupt
+from harness.cleanup import cleanup, quietly
 from harness.container import CONFINED
 from harness.errors import BuildError, EngineError, EngineUnavailable
 from harness.runs import staging
@@ -49,6 +51,9 @@ _GONE_TIMEOUT = 30
 _SAVE_CHUNK = 1 << 20
 # What the engine keeps of a container's output, and what harness copies into a run's log.
 LOG_LIMIT = CONFINED.log_limit
+# Once a container has exited, how long its log may go without a byte arriving before
+# harness stops waiting for the rest (and says in the log that it was cut).
+LOG_IDLE_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -155,6 +160,7 @@ class Engine:
     def connect(cls, host: str | None = None, timeout: int = 600) -> Engine:
         """Connect to ``host`` (a Docker URL) or the environment's default engine."""
         where = host or "the default Docker socket (or $DOCKER_HOST)"
+        client: docker.DockerClient | None = None
         try:
             client = _client_for(host, timeout) if host else docker.from_env(timeout=timeout)
             # A host that is down must not hold a command for the long timeout that
@@ -167,6 +173,9 @@ class Engine:
             requests.exceptions.RequestException,
             OSError,
         ) as error:
+            if client is not None:
+                # Its connection pool (and, for ssh://, the ssh process) goes with it.
+                quietly(f"closing the Docker client for {where}", client.close)
             reason = _short_reason(error)
             raise EngineUnavailable(
                 f"cannot reach the Docker engine at {where}: {reason}"
@@ -446,11 +455,13 @@ class Engine:
         with self.container(spec) as container:
             started = time.monotonic()
             container.start()
-            pump = threading.Thread(target=_pump_logs, args=(container, log), daemon=True)
+            pump = _LogPump(container, log)
             pump.start()
             status, timed_out = self._wait(container, timeout)
             seconds = time.monotonic() - started
-            pump.join(timeout=30)
+            # The container has exited: its log is read to its end, however long that
+            # takes while it moves, and a log that stops short says so in its last line.
+            pump.finish(LOG_IDLE_S)
             # A container removed by Ctrl-C ends its wait like a killed one: not a result.
             interrupt.check()
             for inside, local in (copy_out or {}).items():
@@ -488,9 +499,13 @@ class Engine:
                 names.append(name)
             yield names
         finally:
+            # A volume left behind is named, never an error: `harness doctor` lists what
+            # harness owns, and the run's own outcome (or error) is what matters here.
             for name in names:
-                with contextlib.suppress(docker.errors.DockerException):
-                    self._client.api.remove_volume(name, force=True)
+                quietly(
+                    f"removing volume {name} on {self.where}",
+                    partial(self._client.api.remove_volume, name, force=True),
+                )
 
     def fill(
         self, image: str, volumes: Sequence[VolumeMount], path: str, archive: bytes | IO[bytes]
@@ -577,16 +592,30 @@ class Engine:
             raise EngineError(
                 f"cannot create a container from {spec.image}: {_short_reason(error)}"
             ) from None
-        try:
-            with interrupt.stoppable(lambda: container.remove(force=True)):
+        # Removed whatever happened; a removal that fails after an error (the engine is
+        # gone) is a warning, so that the error that ended the container is what is shown.
+        with (
+            cleanup(f"removing container {name}", lambda: self._remove(container)),
+            interrupt.stoppable(lambda: container.remove(force=True)),
+        ):
+            try:
                 yield container
-        except Exception:
-            # Removed under it by Ctrl-C, the container's calls fail (no such container):
-            # what ended it was the interrupt, not the engine.
-            interrupt.check()
-            raise
-        finally:
-            _remove(container)
+            except (docker.errors.DockerException, requests.exceptions.RequestException) as error:
+                # Removed under it by Ctrl-C, the container's calls fail (no such
+                # container): what ended it was the interrupt, not the engine.
+                interrupt.check()
+                # Otherwise the engine failed the container, or stopped answering: the
+                # run's record says which (lost or failed), never a traceback of the SDK.
+                if isinstance(error, requests.exceptions.ConnectionError):
+                    raise self._lost(error) from None
+                raise EngineError(
+                    f"the engine at {self.where} failed the container of {spec.image}: "
+                    f"{_short_reason(error)}",
+                    "check the engine with `harness doctor`, then run again",
+                ) from None
+            except Exception:
+                interrupt.check()
+                raise
 
     def containers_owned(self) -> list[str]:
         """Names of containers harness created that still exist (should be none)."""
@@ -607,19 +636,24 @@ class Engine:
         except docker.errors.DockerException as error:
             raise EngineError(f"the Docker engine refused: {_short_reason(error)}") from None
 
-
-def _remove(container: Any) -> None:
-    try:
-        container.remove(force=True)
-    except docker.errors.NotFound:
-        return
-    except docker.errors.APIError:
-        # Ctrl-C's removal from the main thread may still be under way ("removal in
-        # progress"): that one finishes the job, and the caller waits for it, as the
-        # run's volumes can only go once no container holds them.
-        if not interrupt.stopped():
-            raise
-        _wait_gone(container)
+    def _remove(self, container: Any) -> None:
+        try:
+            container.remove(force=True)
+        except docker.errors.NotFound:
+            return
+        except docker.errors.APIError as error:
+            # Ctrl-C's removal from the main thread may still be under way ("removal in
+            # progress"): that one finishes the job, and the caller waits for it, as the
+            # run's volumes can only go once no container holds them.
+            if not interrupt.stopped():
+                raise EngineError(
+                    f"cannot remove container {container.name} on {self.where}: "
+                    f"{_short_reason(error)}",
+                    f"remove it by hand: docker rm -f {container.name}",
+                ) from None
+            _wait_gone(container)
+        except requests.exceptions.ConnectionError as error:
+            raise self._lost(error) from None
 
 
 def _wait_gone(container: Any) -> None:
@@ -730,18 +764,67 @@ class _ChunkReader(io.RawIOBase):
 
 
 def _pump_logs(container: Any, log: Path) -> None:
-    """Copy the container's output into ``log`` as it is produced (both streams, in order)."""
-    written = 0
-    with (
-        contextlib.suppress(docker.errors.DockerException, requests.exceptions.RequestException),
-        log.open("ab") as stream,
-    ):
-        for chunk in container.logs(stdout=True, stderr=True, stream=True, follow=True):
-            if written >= LOG_LIMIT:
-                continue  # keep reading, so the container never blocks on its output
-            kept = chunk[: LOG_LIMIT - written]
-            stream.write(kept)
-            written += len(kept)
-            if written >= LOG_LIMIT:
-                stream.write(f"\n[harness: log cut at {LOG_LIMIT} bytes]\n".encode())
-            stream.flush()
+    """Copy the container's output into ``log`` to its end, in the calling thread."""
+    _LogPump(container, log).run()
+
+
+class _LogPump:
+    """Copies a container's output into its log as it is produced (both streams, in
+    order), in a thread of its own; whatever cuts the log short is written at its end."""
+
+    def __init__(self, container: Any, log: Path) -> None:
+        self._container = container
+        self._log = log
+        # Held while a chunk is written, so that the log's last line is the last one.
+        self._lock = threading.Lock()
+        self._ended = False
+        self._received = 0
+        self._thread = threading.Thread(target=self.run, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def run(self) -> None:
+        written = 0
+        with self._log.open("ab") as stream:
+            try:
+                for chunk in self._container.logs(
+                    stdout=True, stderr=True, stream=True, follow=True
+                ):
+                    with self._lock:
+                        if self._ended:
+                            return
+                        self._received += len(chunk)
+                        if written >= LOG_LIMIT:
+                            continue  # keep reading, so the container never blocks on output
+                        kept = chunk[: LOG_LIMIT - written]
+                        stream.write(kept)
+                        written += len(kept)
+                        if written >= LOG_LIMIT:
+                            stream.write(f"\n[harness: log cut at {LOG_LIMIT} bytes]\n".encode())
+                        stream.flush()
+            except (docker.errors.DockerException, requests.exceptions.RequestException) as error:
+                self._end(f"the engine stopped sending it: {_short_reason(error)}")
+
+    def finish(self, idle: float) -> bool:
+        """Wait for the log's end while bytes keep arriving; after ``idle`` seconds without
+        one, end the log with a line saying it was cut. Returns whether it is whole."""
+        seen = -1
+        while True:
+            self._thread.join(timeout=idle)
+            if not self._thread.is_alive():
+                return not self._ended
+            with self._lock:
+                if self._received == seen:
+                    break
+                seen = self._received
+        self._end(f"nothing more came from the engine for {idle:g} s after the container exited")
+        return False
+
+    def _end(self, why: str) -> None:
+        with self._lock:
+            if self._ended:
+                return
+            self._ended = True
+            with self._log.open("ab") as stream:
+                stream.write(f"\n[harness: log cut: {why}]\n".encode())

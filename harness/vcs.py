@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import hashlib
 import re
-import subprocess
 import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
+
+from harness import commands
 
 # scp-like ssh addresses: [user@]host:path, where host is no single letter (a drive).
 _SCP_LIKE = re.compile(r"(?:[^@/:\s]+@)?(?P<host>[^@/:\s]{2,}):(?P<path>(?!//).+)")
@@ -34,14 +35,25 @@ class SourceState:
     commit_time: int | None
 
 
-def _git(root: Path, *arguments: str) -> str | None:
+def _git_bytes(root: Path, *arguments: str) -> bytes | None:
+    """What git printed, as bytes: a diff holds the files' own bytes, in whatever encoding
+    (or none) they are, and file names are bytes too."""
     try:
-        result = subprocess.run(
-            ["git", *arguments], cwd=root, capture_output=True, text=True, check=False
+        result = commands.call(
+            ["git", *arguments],
+            cwd=root,
+            timeout=commands.GIT_S,
+            hint=f"check the repository with `git status` in {root} (a stale .git/index.lock?)",
         )
-    except FileNotFoundError:
-        return None
+    except commands.CommandMissing:
+        return None  # no git: the source is recorded as unknown, as outside a checkout
     return result.stdout.strip() if result.returncode == 0 else None
+
+
+def _git(root: Path, *arguments: str) -> str | None:
+    """What git printed, for answers that are text (a commit, a time, a URL)."""
+    output = _git_bytes(root, *arguments)
+    return None if output is None else output.decode("utf-8", "replace")
 
 
 def source_state(root: Path) -> SourceState:
@@ -49,13 +61,14 @@ def source_state(root: Path) -> SourceState:
     commit = _git(root, "rev-parse", "HEAD")
     if commit is None:
         return SourceState(None, False, None, None, None)
-    status = _git(root, "status", "--porcelain", "--untracked-files=no") or ""
-    diff = _git(root, "diff", "HEAD", "--binary") or ""
+    status = _git_bytes(root, "status", "--porcelain", "--untracked-files=no") or b""
+    # Hashed as git wrote it: a modified Latin-1 or binary file is bytes, not text.
+    diff = _git_bytes(root, "diff", "HEAD", "--binary") or b""
     time = _git(root, "log", "-1", "--format=%ct")
     return SourceState(
         commit=commit,
         dirty=bool(status),
-        diff_sha256=hashlib.sha256(diff.encode()).hexdigest() if status else None,
+        diff_sha256=hashlib.sha256(diff).hexdigest() if status else None,
         origin=canonical_source(_git(root, "config", "--get", "remote.origin.url")),
         commit_time=int(time) if time else None,
     )

@@ -442,6 +442,10 @@ def runs_list(
 ) -> None:
     """List recorded runs, oldest first.
 
+    A run's status is succeeded, failed, timeout, aborted (Ctrl-C), lost (its engine
+    stopped answering during the run), or running (still under way, or its harness
+    process was killed outright).
+
     \b
       harness compare $(harness runs list --experiment torch --last 2 --ids)
     """
@@ -460,7 +464,8 @@ def runs_list(
                 "status": record["status"],
                 "seed": record["seed"],
                 "profile": record["profile"],
-                "image": record["image"]["id"],
+                # None for the host executor, whose runs no image isolated.
+                "image": (record.get("image") or {}).get("id"),
                 "host": record.get("host"),
                 "artifacts": len(record["artifacts"]),
                 "started_at": record["timings"].get("started_at"),
@@ -475,7 +480,7 @@ def runs_list(
             state.ui.result(str(row["run_id"]))
         return
     for row in rows:
-        image = str(row.get("image", ""))[7:19]
+        image = str(row.get("image") or "")[7:19]
         state.ui.result(
             f"{row['run_id']:<40} {row['status']:<10} {row.get('experiment', ''):<12} "
             f"seed {row.get('seed', '-')!s:<4} {row.get('profile', ''):<8} {image} "

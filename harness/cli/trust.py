@@ -83,7 +83,8 @@ def verify_command(
     agreed ("2 of 2"). Ctrl-C stops and removes every container on every host.
 
     Exit 0 when every experiment reproduced (on every host), 1 when one did not, 2 on
-    trouble (a host unreachable or holding another image: the others' results are saved).
+    trouble (a run that could not finish, a host unreachable or holding another image:
+    what finished is saved).
     """
     variations = select(vary)
     config = state.config(**run_options.config_overrides())
@@ -194,8 +195,9 @@ def conclude(
     """Save a verification, print its hosts and where it went (or ``document`` as JSON,
     by default the verification), and exit as its hosts and experiments say.
 
-    Exit 2 when a host could not take part (after saving what the others did), 1 when a
-    host disagreed or an experiment did not reproduce on the control.
+    Exit 2 when a run on the control host could not finish (its engine was lost, ...) or a
+    host could not take part, after saving what finished; 1 when a host disagreed or an
+    experiment did not reproduce on the control.
     """
     saved = verify_module.save(config, verification).relative_to(config.project_root)
     if as_json:
@@ -207,6 +209,12 @@ def conclude(
                 state.ui.result(f"host {outcome.host.name:<14} {outcome.status}{why}")
             state.ui.result(f"reproduced on {crosshost.quorum(verification.hosts)['text']} hosts")
         state.ui.result(f"verification {verification.id} saved to {saved}")
+    if verification.trouble is not None:
+        experiment, label, error = verification.trouble
+        raise HarnessError(
+            f"{experiment}: the {label} run could not finish: {error.message}",
+            f"{error.hint + '; ' if error.hint else ''}what finished is saved in {saved}",
+        )
     outcomes = verification.hosts
     troubled = [o for o in outcomes if o.status in crosshost.TROUBLE]
     if troubled:

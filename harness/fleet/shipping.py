@@ -13,19 +13,28 @@ or nothing runs there:
 - ``never``: the host is provisioned by others; the image it holds under the control's
   reference must have the control's ID.
 
+Whatever the way, a host that holds the control's reference as another image is refused
+before anything moves: the name is someone's image there, and harness never moves it.
+
 ``auto`` uses the registry where one is configured and the stream otherwise.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
+from harness.cleanup import cleanup
 from harness.engine import Engine
 from harness.errors import HarnessError
 
 _CHUNK = 1 << 20
+# A lock per (engine, pushed tag), see through_registry.
+_pushes: dict[str, threading.Lock] = {}
+_pushes_lock = threading.Lock()
 
 
 class ImageMismatch(HarnessError):
@@ -62,19 +71,25 @@ def ship(
     registry: str | None = None,
     say: Callable[[str], None] = lambda _: None,
 ) -> Shipment:
-    """Make ``target`` hold image ``image_id`` under ``reference``; returns how it went."""
+    """Make ``target`` hold image ``image_id`` under ``reference``; returns how it went.
+
+    A host whose ``reference`` names another image is refused before anything moves:
+    that name is someone's image there, and harness never moves it.
+    """
     started = time.monotonic()
+    named = target.image(reference)
     if mode == "never":
-        found = target.image(reference)
-        if found is None:
+        if named is None:
             raise ShipError(
                 f"host {host} has no image {reference} and ship = 'never'",
                 f"pull {reference} on {host}, or let harness ship it (ship = auto)",
             )
-        _check_id(found.id, image_id, reference, host)
+        _check_id(named.id, image_id, reference, host)
         return Shipment("never", time.monotonic() - started)
+    if named is not None:
+        _check_id(named.id, image_id, reference, host)
     if target.image(image_id) is not None:
-        _name(target, image_id, reference)
+        _name(target, image_id, reference, host)
         return Shipment("present", time.monotonic() - started)
     if mode == "registry" or (mode == "auto" and registry):
         if not registry:
@@ -86,11 +101,11 @@ def ship(
             source, target, image_id=image_id, reference=reference, registry=registry, say=say
         )
         _check_id(_id_of(target, pulled, host), image_id, pulled, host)
-        _name(target, image_id, reference)
+        _name(target, image_id, reference, host)
         return Shipment("registry", time.monotonic() - started, pulled)
     stream(source, target, image_id, say)
     _check_id(_id_of(target, image_id, host), image_id, reference, host)
-    _name(target, image_id, reference)
+    _name(target, image_id, reference, host)
     return Shipment("stream", time.monotonic() - started)
 
 
@@ -107,14 +122,18 @@ def through_registry(
     repository = f"{registry}/{reference.rpartition(':')[0] or reference}"
     # One tag per image ID: concurrent pushes of different builds never move each other's tag.
     pushed = f"{repository}:{image_id.removeprefix('sha256:')[:12]}"
-    source.tag(image_id, pushed)
-    say(f"pushing {image_id[:19]} to {repository}")
-    try:
-        digest = source.push(pushed)
-    except HarnessError as error:
-        raise ShipError(error.message, error.hint) from None
-    finally:
-        drop_tag(source, image_id, pushed)
+    # Hosts shipped to at once push the same tag: one at a time, or the first to finish
+    # would untag the image under the others' pushes (the second push only checks that the
+    # registry holds every layer).
+    with _one_push_at_a_time(f"{source.where} {pushed}"):
+        source.tag(image_id, pushed)
+        say(f"pushing {image_id[:19]} to {repository}")
+        # Untagging that fails after a failed push must not hide why the push failed.
+        with cleanup(f"removing the tag {pushed}", partial(drop_tag, source, image_id, pushed)):
+            try:
+                digest = source.push(pushed)
+            except HarnessError as error:
+                raise ShipError(error.message, error.hint) from None
     pulled = f"{repository}@{digest}"
     say(f"pulling {pulled} on {target.where}")
     try:
@@ -126,6 +145,11 @@ def through_registry(
             "credentials from `docker login` on that host)",
         ) from None
     return pulled
+
+
+def _one_push_at_a_time(key: str) -> threading.Lock:
+    with _pushes_lock:
+        return _pushes.setdefault(key, threading.Lock())
 
 
 def drop_tag(engine: Engine, image_id: str, tag: str) -> None:
@@ -163,12 +187,17 @@ def _check_id(found: str, expected: str, reference: str, host: str) -> None:
     if found != expected:
         raise ImageMismatch(
             f"host {host} holds {reference} as {found[:19]}, not {expected[:19]} as the "
-            "control does; refusing to run another image there"
+            "control does; refusing to run another image there or to move its name",
+            f"remove or rename that image on {host} (`docker rmi {reference}` there), or "
+            "run with another image name (image in [tool.harness])",
         )
 
 
-def _name(target: Engine, image_id: str, reference: str) -> None:
-    """Tag the image on the host as on the control, so people there find it by name."""
+def _name(target: Engine, image_id: str, reference: str, host: str) -> None:
+    """Tag the image on the host as on the control, so people there find it by name; a
+    name that came to mean another image meanwhile is refused, never moved."""
     info = target.image(reference)
-    if info is None or info.id != image_id:
+    if info is None:
         target.tag(image_id, reference)
+    else:
+        _check_id(info.id, image_id, reference, host)

@@ -14,12 +14,12 @@ import hashlib
 import os
 import re
 import shutil
-import subprocess
 import tempfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness import commands
 from harness.config import Config
 from harness.engine import Engine
 from harness.errors import BaseImageError
@@ -111,7 +111,7 @@ def bootstrap(engine: Engine, config: Config, say: Callable[[str], None]) -> Bas
         say(
             f"bootstrapping Debian {config.debian_suite} with Python from {mirror} (about a minute)"
         )
-        result = subprocess.run(
+        result = commands.call(
             [
                 debootstrap,
                 "--variant=minbase",
@@ -120,13 +120,12 @@ def bootstrap(engine: Engine, config: Config, say: Callable[[str], None]) -> Bas
                 str(root),
                 mirror,
             ],
-            capture_output=True,
-            text=True,
-            check=False,
+            timeout=commands.BOOTSTRAP_S,
+            hint="check the mirror answers (HARNESS_DEBIAN_MIRROR), or set base = 'REF@sha256:...'",
         )
         if result.returncode != 0:
             tail = " | ".join(
-                result.stdout.strip().splitlines()[-3:] + result.stderr.strip().splitlines()[-3:]
+                result.out.strip().splitlines()[-3:] + result.err.strip().splitlines()[-3:]
             )
             raise BaseImageError(
                 f"debootstrap of {config.debian_suite} from {mirror} failed: {tail}",
@@ -173,7 +172,7 @@ def bootstrap(engine: Engine, config: Config, say: Callable[[str], None]) -> Bas
 
 def installed_packages(root: Path) -> list[str]:
     """``name=version`` of every package dpkg installed under ``root``, sorted."""
-    result = subprocess.run(
+    result = commands.call(
         [
             "dpkg-query",
             f"--admindir={root / 'var/lib/dpkg'}",
@@ -181,13 +180,12 @@ def installed_packages(root: Path) -> list[str]:
             "-f",
             "${Package}=${Version}\n",
         ],
-        capture_output=True,
-        text=True,
-        check=False,
+        timeout=commands.LOCAL_S,
+        hint="install dpkg (`apt-get install dpkg`), or set base = 'REF@sha256:...'",
     )
     if result.returncode != 0:
-        raise BaseImageError(f"cannot list the base's packages: {result.stderr.strip()}")
-    return sorted(line for line in result.stdout.splitlines() if line)
+        raise BaseImageError(f"cannot list the base's packages: {result.err.strip()}")
+    return sorted(line for line in result.out.splitlines() if line)
 
 
 def strip_volatile(root: Path) -> None:
@@ -207,7 +205,7 @@ def strip_volatile(root: Path) -> None:
 
 def write_tarball(root: Path, tarball: Path, epoch: int) -> None:
     """A tarball whose bytes depend only on the files: sorted, numeric owners, fixed times."""
-    result = subprocess.run(
+    result = commands.call(
         [
             "tar",
             "--sort=name",
@@ -220,12 +218,11 @@ def write_tarball(root: Path, tarball: Path, epoch: int) -> None:
             str(tarball),
             ".",
         ],
-        capture_output=True,
-        text=True,
-        check=False,
+        timeout=commands.PACK_S,
+        hint="check the disk holding the temporary folder (TMPDIR), then run again",
     )
     if result.returncode != 0:
-        raise BaseImageError(f"cannot pack the base file system: {result.stderr.strip()}")
+        raise BaseImageError(f"cannot pack the base file system: {result.err.strip()}")
 
 
 def apt_mirror(apt_root: Path = Path("/etc/apt")) -> str | None:

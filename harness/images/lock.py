@@ -31,7 +31,6 @@ import hashlib
 import json
 import os
 import re
-import subprocess
 import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -43,7 +42,7 @@ from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 from uv import find_uv_bin
 
-from harness import atomic
+from harness import atomic, commands
 from harness.config import Config, Variant, read_pyproject
 from harness.errors import ConfigError, LockError, StaleLock
 from harness.images import device_pins
@@ -328,9 +327,7 @@ def check(
     if uv_lock:
         result = _uv(["lock", "--check"], config, cwd=config.project_root, check=False)
         if result.returncode != 0:
-            problems.append(
-                f"{UV_LOCK} does not match pyproject.toml ({_last_line(result.stderr)})"
-            )
+            problems.append(f"{UV_LOCK} does not match pyproject.toml ({_last_line(result.err)})")
     return problems
 
 
@@ -419,23 +416,22 @@ def compile_to(
 
 def _uv(
     arguments: Sequence[str], config: Config, *, cwd: Path, check: bool = True
-) -> subprocess.CompletedProcess[str]:
+) -> commands.Completed:
     environment = dict(os.environ)
     if config.index_url:
         environment["UV_DEFAULT_INDEX"] = config.index_url
     if config.ca_bundle:
         environment["SSL_CERT_FILE"] = str(config.ca_bundle)
-    result = subprocess.run(
+    result = commands.call(
         [find_uv_bin(), *arguments],
         cwd=cwd,
         env=environment,
-        capture_output=True,
-        text=True,
-        check=False,
+        timeout=commands.RESOLVE_S,
+        hint="check that the package index answers (`harness doctor`), then lock again",
     )
     if check and result.returncode != 0:
         raise LockError(
-            f"uv {arguments[0]} failed: {_last_line(result.stderr)}",
+            f"uv {arguments[0]} failed: {_last_line(result.err)}",
             "check the declared dependencies and the wheel sources (`harness doctor`)",
         )
     return result

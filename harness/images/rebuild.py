@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any
 
+from harness.cleanup import cleanup
 from harness.engine import Engine
 from harness.errors import EXIT_DIFFERS, EXIT_SAME
 from harness.fleet import shipping
@@ -359,7 +360,14 @@ def check(
         ship_image(engine, other_engine, prepared.base.id, say)
     repository = f"{build_plan.config.image}-check-{uuid.uuid4().hex[:8]}"
     built: list[tuple[Engine, build.FreshImage, str]] = []
-    try:
+
+    def discard() -> None:
+        for target, fresh, tag in built:
+            target.remove_unused_image(tag)
+            build.discard_leftovers(target, fresh)
+
+    # What the check built goes; failing to remove it must not hide a failed build.
+    with cleanup("removing the check's images", discard):
         for number, target in enumerate((engine, second_engine), start=1):
             say(
                 f"build {number} of 2 of {prepared.reference}, without the cache, on {target.where}"
@@ -376,10 +384,6 @@ def check(
             target.tag(fresh.image_id, tag)
             built.append((target, fresh, tag))
         return _compare(prepared, built, say)
-    finally:
-        for target, fresh, tag in built:
-            target.remove_unused_image(tag)
-            build.discard_leftovers(target, fresh)
 
 
 def _compare(

@@ -21,7 +21,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
-import subprocess
 import tomllib
 import zipfile
 from dataclasses import dataclass
@@ -32,7 +31,7 @@ from packaging.utils import canonicalize_name
 from uv import find_uv_bin
 
 import harness
-from harness import vcs
+from harness import commands, vcs
 from harness.errors import BuildError
 
 DISTRIBUTION = "harness"
@@ -146,7 +145,7 @@ def build_from_checkout(source_root: Path, out_dir: Path) -> Path:
     environment = dict(os.environ)
     # The commit's time, as for the image's own dates (SOURCE_DATE_EPOCH, when set, wins).
     environment.setdefault("SOURCE_DATE_EPOCH", str(vcs.source_state(source_root).commit_time or 0))
-    result = subprocess.run(
+    result = commands.call(
         [
             find_uv_bin(), "build", "--wheel", "--quiet",
             "--out-dir", str(out_dir),
@@ -154,11 +153,13 @@ def build_from_checkout(source_root: Path, out_dir: Path) -> Path:
             "--require-hashes",
             str(source_root),
         ],
-        env=environment, capture_output=True, text=True, check=False,
+        env=environment,
+        timeout=commands.RESOLVE_S,
+        hint="check that the package index answers (`harness doctor`), then build again",
     )  # fmt: skip
     wheels = sorted(out_dir.glob("harness-*.whl"))
     if result.returncode != 0 or len(wheels) != 1:
-        tail = " ".join(result.stderr.strip().splitlines()[-3:])
+        tail = " ".join(result.err.strip().splitlines()[-3:])
         raise BuildError(
             f"building harness's wheel failed: {tail}", "run `harness lock`, then retry"
         )

@@ -65,6 +65,8 @@ _STATUSES = {
     "failed": "FAILED",
     "timeout": "FAILED",
     "aborted": "KILLED",
+    # The engine went away during the run: how the experiment ended is unknown.
+    "lost": "FAILED",
     # A record still "running" belongs to a harness process that died during the run.
     "running": "KILLED",
 }

@@ -98,6 +98,8 @@ output = environ("HARNESS_OUTPUT") or os.path.abspath("outputs")
 if not (os.access(output, os.W_OK) or os.access(os.path.dirname(output), os.W_OK)):
     output = os.path.join(tempfile.gettempdir(), "outputs")
 print("harness runtime: outputs go to", output, file=sys.stderr)
+# What the runtime reports for harness goes to a folder of its own, removed at the end.
+meta = tempfile.TemporaryDirectory(prefix="harness-meta-")
 document = dict(
     schema=spec.SCHEMA,
     run_id=environ("HARNESS_RUN_ID") or environ("MLFLOW_RUN_ID") or name,
@@ -110,11 +112,13 @@ document = dict(
     threads=int(environ("OMP_NUM_THREADS") or 1),
     device="cuda" if environ("CUDA_VISIBLE_DEVICES") else "cpu",
     output=output,
-    meta=tempfile.mkdtemp(),
+    meta=meta.name,
     inputs=json.loads(environ("HARNESS_INPUTS") or "null") or dict(),
     project=os.getcwd(),
 )
-sys.exit(runner.execute(spec.parse(document)))
+with meta:
+    code = runner.execute(spec.parse(document))
+sys.exit(code)
 """
 
 

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import harness
-from harness import atomic, interrupt
+from harness import commands, interrupt
 from harness.config import Config
 from harness.container import PROJECT
 from harness.errors import ConfigError, HarnessError
@@ -39,11 +39,12 @@ from harness.runs.run import (
     RunRequest,
     RunResult,
     ended,
-    finish,
     input_digests,
     new_record,
     run_spec,
     settle,
+    start_folder,
+    unfinished,
 )
 from harness.runtime import fingerprint
 from harness.runtime.determinism import environment as determinism_environment
@@ -118,27 +119,24 @@ def inspect_python(executable: Path) -> PythonEnvironment:
     """Ask the interpreter what it holds; refuse one the runtime cannot run in."""
     with staged_runtime() as runtime:
         try:
-            completed = subprocess.run(
+            completed = commands.call(
                 [str(executable), "-P", "-m", "harness.runtime.environment"],
                 env={"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(runtime)},
-                capture_output=True,
-                text=True,
                 timeout=_DESCRIBE_TIMEOUT_S,
-                check=False,
+                hint="give a working interpreter with --python",
             )
-        except (OSError, subprocess.TimeoutExpired) as error:
+        except commands.CommandError as error:
             raise ConfigError(
-                f"{executable} could not be started: {error}",
-                "give a working interpreter with --python",
+                f"{executable} could not be started: {error.message}", error.hint
             ) from None
     if completed.returncode != 0:
-        last = (completed.stderr.strip().splitlines() or ["no output"])[-1]
+        last = (completed.err.strip().splitlines() or ["no output"])[-1]
         raise ConfigError(
             f"{executable} cannot run harness's runtime: {last}",
             f"use Python {'.'.join(map(str, MINIMUM_PYTHON))} or newer with --python",
         )
     try:
-        description = json.loads(completed.stdout)
+        description = json.loads(completed.out)
         version = tuple(int(part) for part in str(description["python"]).split(".")[:2])
     except (ValueError, KeyError, TypeError):
         raise ConfigError(
@@ -174,20 +172,18 @@ def _nvidia_smi_gpus() -> dict[str, object] | None:
     if program is None:
         return None
     try:
-        listed = subprocess.run(
+        listed = commands.call(
             [
                 program,
                 f"--query-gpu={fingerprint.NVIDIA_SMI_QUERY}",
                 "--format=csv,noheader,nounits",
             ],
-            capture_output=True,
-            text=True,
             timeout=30,
-            check=False,
+            hint="check the NVIDIA driver with nvidia-smi",
         )
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    devices = fingerprint.parse_nvidia_smi(listed.stdout)
+    except commands.CommandError:
+        return None  # a driver that does not answer shows no GPU: --gpus is then refused
+    devices = fingerprint.parse_nvidia_smi(listed.out)
     driver = devices[0].get("driver") if devices else None
     return {
         "source": "nvidia-smi",
@@ -239,8 +235,6 @@ def run_on_host(
     run_id = records.new_run_id(experiment.name)
     folder = records.runs_root(config.project_root) / run_id
     artifacts, meta = folder / records.ARTIFACTS, folder / records.META
-    for writable in (artifacts, meta):
-        writable.mkdir(parents=True)
     spec = run_spec(
         experiment,
         run_id,
@@ -258,7 +252,6 @@ def run_on_host(
             "switches": switches,
         }
     )
-    atomic.write_text(folder / "spec.json", json.dumps(spec, indent=2, sort_keys=True) + "\n")
     setup = request.setup
     determinism = determinism_environment(
         request.seed, request.profile, request.threads, device, switches=switches
@@ -282,14 +275,14 @@ def run_on_host(
         "container": None,
         "engine": None,
     }
-    records.write(folder, record)
+    start_folder(folder, spec, record, writable_by_all=False)
     say(f"started {run_id} on this machine with {python.executable}")
     with staged_runtime() as runtime, tempfile.TemporaryDirectory(prefix="harness-home-") as home:
         environment = _environment(determinism, runtime, Path(home), run_id, request)
         # The container's project folder is the project here; any other working directory
         # (the workdir variation) becomes the run's private folder.
         cwd = config.project_root if setup.working_dir == PROJECT else Path(home)
-        try:
+        with unfinished(record, folder, stopped="the process was stopped"):
             exit_code, timed_out, seconds = _execute(
                 [str(python.executable), "-P", "-m", "harness.runtime", str(folder / "spec.json")],
                 environment=environment,
@@ -298,18 +291,15 @@ def run_on_host(
                 timeout=request.timeout,
                 cpus=_cpus(setup.cpuset),
             )
-        except KeyboardInterrupt:
-            finish(record, folder, "aborted", None, "interrupted (Ctrl-C); the process was stopped")
-            raise
-    record["timings"]["process_s"] = round(seconds, 3)
-    result = settle(
-        record,
-        folder,
-        experiment,
-        exit_code=exit_code,
-        timed_out=timed_out,
-        timeout=request.timeout,
-    )
+            record["timings"]["process_s"] = round(seconds, 3)
+            result = settle(
+                record,
+                folder,
+                experiment,
+                exit_code=exit_code,
+                timed_out=timed_out,
+                timeout=request.timeout,
+            )
     say(ended(result, seconds))
     return result
 

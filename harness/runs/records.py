@@ -31,7 +31,8 @@ RECORD = "record.json"
 ARTIFACTS = "artifacts"
 LOG = "log.txt"
 META = "meta"
-STATUSES = ("running", "succeeded", "failed", "timeout", "aborted")
+# "lost": the engine stopped answering during the run, so how it ended is unknown.
+STATUSES = ("running", "succeeded", "failed", "timeout", "aborted", "lost")
 # A run id names a folder under .harness/runs/: one path component of plain characters,
 # so that no record, wherever it comes from, can name a place outside that folder.
 RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")

@@ -10,21 +10,25 @@ its mounts.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
+import shutil
 import stat
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import harness
 from harness import atomic, vcs
 from harness import container as container_plan
+from harness.cleanup import quietly
 from harness.config import Config, Experiment
 from harness.container import CONTAINER_USER, INPUTS, META, OUTPUT, PROJECT, Source
 from harness.engine import ContainerSpec, Engine, Mount, RunOutcome, VolumeMount
-from harness.errors import ConfigError, EngineError, HarnessError
+from harness.errors import ConfigError, EngineError, EngineUnavailable, HarnessError
 from harness.fleet import hosts
 from harness.images.build import LABEL_CONSTRAINTS, LABEL_DOCKERFILE, LABEL_LOCK, BuildResult
 from harness.integrations import dvc
@@ -89,10 +93,6 @@ def run_experiment(
     run_id = records.new_run_id(experiment.name)
     folder = records.runs_root(config.project_root) / run_id
     artifacts, meta = folder / records.ARTIFACTS, folder / records.META
-    for writable in (artifacts, meta):
-        writable.mkdir(parents=True)
-        # The container's user is not the host's: it must be able to write here.
-        writable.chmod(0o777)
     setup = request.setup
     plan = container_plan.plan(request, image=image.image_id, run_id=run_id, memory=config.memory)
     environment = dict(plan.environment)
@@ -104,7 +104,6 @@ def run_experiment(
         threads=request.threads,
         device=device,
     )
-    atomic.write_text(folder / "spec.json", json.dumps(spec, indent=2, sort_keys=True) + "\n")
     record = {
         **new_record(config, request, spec, inputs, environment=environment, host=host.name),
         "image": {
@@ -132,7 +131,8 @@ def run_experiment(
         },
         "engine": {"where": engine.where, "version": engine.version().get("Version")},
     }
-    records.write(folder, record)
+    # The container's user is not the host's: it must be able to write its outputs.
+    start_folder(folder, spec, record, writable_by_all=True)
 
     sources = {
         Source.PROJECT: config.project_root,
@@ -150,7 +150,7 @@ def run_experiment(
         else None,
     )
     say(f"started {run_id} in {image.reference} on {host.name}")
-    try:
+    with unfinished(record, folder, stopped="the container was removed"):
         if host.files == "bind":
             outcome = engine.run_logged(
                 container, log=folder / records.LOG, timeout=request.timeout
@@ -159,21 +159,15 @@ def run_experiment(
             outcome = _run_copied(
                 engine, config, container, folder, experiment, timeout=request.timeout
             )
-    except KeyboardInterrupt:
-        finish(record, folder, "aborted", None, "interrupted (Ctrl-C); the container was removed")
-        raise
-    except EngineError as error:
-        finish(record, folder, "failed", None, error.message)
-        raise
-    record["timings"]["container_s"] = round(outcome.seconds, 3)
-    result = settle(
-        record,
-        folder,
-        experiment,
-        exit_code=outcome.exit_code,
-        timed_out=outcome.timed_out,
-        timeout=request.timeout,
-    )
+        record["timings"]["container_s"] = round(outcome.seconds, 3)
+        result = settle(
+            record,
+            folder,
+            experiment,
+            exit_code=outcome.exit_code,
+            timed_out=outcome.timed_out,
+            timeout=request.timeout,
+        )
     say(ended(result, outcome.seconds))
     return result
 
@@ -203,6 +197,32 @@ def engine_spec(
         pids_limit=plan.confinement.pids_limit,
         memory=plan.memory,
     )
+
+
+@contextlib.contextmanager
+def unfinished(record: dict[str, Any], folder: Path, *, stopped: str) -> Iterator[None]:
+    """End the record of a run that stops before it is settled, then let the error go on.
+
+    A record is ``running`` only while its run is under way: Ctrl-C makes it ``aborted``,
+    an engine that stopped answering ``lost`` (how the experiment ended is unknown), and
+    any other error ``failed``, with the error as its reason.
+    """
+    try:
+        yield
+    except BaseException as error:
+        if isinstance(error, KeyboardInterrupt):
+            status, reason = "aborted", f"interrupted (Ctrl-C); {stopped}"
+        elif isinstance(error, HarnessError):
+            lost = isinstance(error, EngineUnavailable)
+            status, reason = ("lost" if lost else "failed"), error.message
+        else:
+            status, reason = "failed", f"harness failed: {type(error).__name__}: {error}"
+        # A record that cannot be written (a full disk) must not hide why the run ended.
+        quietly(
+            f"writing the record of {folder.name}",
+            partial(finish, record, folder, status, None, reason),
+        )
+        raise
 
 
 def settle(
@@ -238,6 +258,27 @@ def settle(
             missing_output(experiment, missing[0], folder / records.ARTIFACTS),
         )
     return finish(record, folder, "succeeded", 0, None)
+
+
+def start_folder(
+    folder: Path, spec: Mapping[str, Any], record: Mapping[str, Any], *, writable_by_all: bool
+) -> None:
+    """Make the run's folder (outputs, spec, first record), all or nothing.
+
+    Everything that can fail before a run starts (the source's state, the engine's
+    answers) is asked before this; should this fail too, the folder goes, as `runs list`
+    shows only folders with a record and nothing would ever remove it.
+    """
+    try:
+        for writable in (folder / records.ARTIFACTS, folder / records.META):
+            writable.mkdir(parents=True)
+            if writable_by_all:
+                writable.chmod(0o777)
+        atomic.write_text(folder / "spec.json", json.dumps(spec, indent=2, sort_keys=True) + "\n")
+        records.write(folder, record)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
 
 
 def input_digests(config: Config, experiment: Experiment) -> dict[str, dict[str, Any]]:

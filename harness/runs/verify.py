@@ -27,7 +27,7 @@ from harness.compare.report import to_dict
 from harness.compare.tree import compare_paths
 from harness.config import Config, Experiment
 from harness.engine import Engine
-from harness.errors import HarnessError
+from harness.errors import EngineUnavailable, HarnessError
 from harness.fleet import crosshost
 from harness.fleet.hosts import Host, local_host
 from harness.images.build import BuildResult
@@ -74,6 +74,27 @@ class Check:
         }
 
 
+@dataclass(frozen=True)
+class Unfinished:
+    """A planned run that gave no result to judge: harness's trouble (the engine was lost,
+    or refused the container), or a run not started once another one had failed."""
+
+    label: str
+    # lost, failed, not started, or "STATUS, not judged" for a run that ended after
+    # trouble had stopped its round (its record is under .harness/runs as run_id).
+    status: str
+    error: HarnessError | None = None
+    run_id: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "label": self.label,
+            "status": self.status,
+            "run_id": self.run_id,
+            "error": self.error.one_line() if self.error else None,
+        }
+
+
 @dataclass
 class ExperimentVerification:
     experiment: Experiment
@@ -81,6 +102,13 @@ class ExperimentVerification:
     checks: list[Check] = field(default_factory=list)
     culprits: list[str] = field(default_factory=list)
     failure: str | None = None
+    unfinished: list[Unfinished] = field(default_factory=list)
+
+    @property
+    def trouble(self) -> tuple[str, HarnessError] | None:
+        """The first run that harness could not finish (an error, not an answer), if any:
+        its label and the error."""
+        return next(((u.label, u.error) for u in self.unfinished if u.error is not None), None)
 
     @property
     def reproducible(self) -> bool:
@@ -111,6 +139,7 @@ class ExperimentVerification:
             "culprits": self.culprits,
             "control_runs": [run.run_id for run in self.controls],
             "checks": [check.as_dict() for check in self.checks],
+            "unfinished": [run.as_dict() for run in self.unfinished],
             "artifacts": artifacts,
             "observed": reference.record.get("observed", {}) if reference else {},
             "violations": reference.record.get("violations", []) if reference else [],
@@ -146,6 +175,16 @@ class Verification:
     @property
     def hosts_agree(self) -> bool:
         return all(outcome.counted for outcome in self.hosts)
+
+    @property
+    def trouble(self) -> tuple[str, str, HarnessError] | None:
+        """The first run on the control host that harness could not finish, if any (its
+        experiment, label and error): the verification is saved with what finished, then
+        the command reports it (exit 2)."""
+        for experiment in self.experiments:
+            if experiment.trouble is not None:
+                return (experiment.experiment.name, *experiment.trouble)
+        return None
 
     def as_dict(self, config: Config) -> dict[str, Any]:
         runs = [
@@ -349,9 +388,9 @@ def _verification(
 # One run of a verification: the request, and where its progress lines go.
 RunOne = Callable[[RunRequest, Callable[[str], None]], RunResult]
 # A run a verification plans (its label and variations), and with what it ended (None: not
-# started, as a run before it in its round failed).
+# started, as a run before it in its round failed; an error: harness could not finish it).
 Planned = tuple[str, Sequence[Variation]]
-Made = tuple[Planned, RunResult | None]
+Made = tuple[Planned, RunResult | HarnessError | None]
 
 
 def _verify_all(
@@ -411,28 +450,26 @@ def _verify_one(
     def runs(planned: Sequence[Planned], *, stop_on_failure: bool) -> list[Made]:
         calls = [
             partial(
+                _attempt,
                 run_request,
                 replace(request, setup=setup_for(chosen) if chosen else CONTROL),
                 prefixed(say, named(f"{experiment.name}, {label}")),
             )
             for label, chosen in planned
         ]
-        failed = (lambda result: result.status != "succeeded") if stop_on_failure else None
-        made = pool.map(calls, stop_when=failed, seconds=[expected] * len(calls))
+        stops = partial(_stops, stop_on_failure=stop_on_failure)
+        made = pool.map(calls, stop_when=stops, seconds=[expected] * len(calls))
         return list(zip(planned, made, strict=True))
 
-    def succeeded(label: str, result: RunResult | None) -> RunResult | None:
-        if result is not None and result.status == "succeeded":
+    def succeeded(label: str, result: RunResult | HarnessError | None) -> RunResult | None:
+        if isinstance(result, RunResult) and result.status == "succeeded":
             return result
+        if not isinstance(result, RunResult):
+            outcome.unfinished.append(_not_judged(label, result))
         if outcome.failure is None:
             # Never silence: a run that did not start must not let the rest pass unjudged
             # (a round only cancels runs after one that failed, which is named first).
-            outcome.failure = (
-                f"the {label} run did not start"
-                if result is None
-                else f"the {label} run {result.run_id} {result.status}: "
-                f"{result.record.get('error')}"
-            )
+            outcome.failure = _failure(label, result)
         return None
 
     def check(label: str, chosen: Sequence[Variation], result: RunResult) -> Check:
@@ -447,9 +484,11 @@ def _verify_one(
     first_round: list[Planned] = [(f"control run {n}", ()) for n in range(1, control_runs + 1)]
     if variations:
         first_round.append((everything, tuple(variations)))
-    for (label, chosen), made in runs(first_round, stop_on_failure=True):
+    made_first = runs(first_round, stop_on_failure=True)
+    for index, ((label, chosen), made) in enumerate(made_first):
         result = succeeded(label, made)
         if result is None:
+            _after_trouble(outcome, made, made_first[index + 1 :])
             return outcome  # a failed run: the rest cannot be judged (or did not run)
         if not outcome.controls:
             outcome.controls.append(result)
@@ -474,6 +513,53 @@ def _verify_one(
         # Only the combination moves the artifacts; name it as a whole.
         outcome.culprits = ["+".join(v.name for v in variations)]
     return outcome
+
+
+def _attempt(
+    run_request: RunOne, request: RunRequest, tell: Callable[[str], None]
+) -> RunResult | HarnessError:
+    """One run, its trouble (a lost engine, ...) kept rather than raised: the runs that
+    finished are still judged and saved, and the command reports the trouble after."""
+    try:
+        return run_request(request, tell)
+    except HarnessError as error:
+        return error
+
+
+def _stops(result: RunResult | HarnessError, *, stop_on_failure: bool) -> bool:
+    """Whether a run's end stops its round: trouble always, a failed run in the first."""
+    if isinstance(result, HarnessError):
+        return True
+    return stop_on_failure and result.status != "succeeded"
+
+
+def _failure(label: str, result: RunResult | HarnessError | None) -> str:
+    """Why an experiment cannot be judged, from the first run that gave nothing to judge."""
+    if result is None:
+        return f"the {label} run did not start"
+    if isinstance(result, HarnessError):
+        return f"the {label} run could not finish: {result.message}"
+    return f"the {label} run {result.run_id} {result.status}: {result.record.get('error')}"
+
+
+def _after_trouble(
+    outcome: ExperimentVerification, made: RunResult | HarnessError | None, rest: list[Made]
+) -> None:
+    """After trouble (not an answer) stopped a round, name the rest of the round as each
+    ended, so that the saved document shows every run that finished. A failed run names
+    none: what ran after it depends on timing, and the document must not."""
+    if isinstance(made, HarnessError):
+        outcome.unfinished += [_not_judged(label, other) for (label, _), other in rest]
+
+
+def _not_judged(label: str, made: RunResult | HarnessError | None) -> Unfinished:
+    """A run of a round that trouble stopped: how it ended, though nothing judged it."""
+    if made is None:
+        return Unfinished(label, "not started")
+    if isinstance(made, HarnessError):
+        lost = isinstance(made, EngineUnavailable)
+        return Unfinished(label, "lost" if lost else "failed", made)
+    return Unfinished(label, f"{made.status}, not judged", run_id=made.run_id)
 
 
 def save(config: Config, verification: Verification) -> Path:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
+
+import requests.exceptions
 
 from harness import engine as engine_module
 from harness.engine import ContainerSpec, Engine
@@ -66,3 +69,61 @@ def test_the_run_log_stops_growing_at_the_limit(tmp_path: Path, monkeypatch: Any
     log = tmp_path / "log.txt"
     engine_module._pump_logs(_Container([b"0123456", b"789abcdef", b"more"]), log)
     assert log.read_bytes() == b"0123456789\n[harness: log cut at 10 bytes]\n"
+
+
+class _Exited(_Container):
+    """A container that has exited, whose log the engine sends at its own pace."""
+
+    def __init__(self, chunks: list[bytes], pause: float, then_stall: bool) -> None:
+        super().__init__(chunks)
+        self.pause = pause
+        self.then_stall = then_stall
+
+    def start(self) -> None:
+        pass
+
+    def wait(self, timeout: float | None = None) -> dict[str, int]:
+        return {"StatusCode": 0}
+
+    def logs(self, **_: Any) -> Any:
+        for chunk in self.chunks:
+            time.sleep(self.pause)
+            yield chunk
+        while self.then_stall and not self.removed:
+            time.sleep(0.05)  # the engine keeps the stream open and sends nothing
+
+
+def _run_logged(container: _Exited, log: Path) -> None:
+    client = _Client()
+    client.containers.create = lambda *_, **__: container  # type: ignore[method-assign]
+    Engine(client, "test").run_logged(ContainerSpec("image", ("true",)), log=log, timeout=None)  # type: ignore[arg-type]
+
+
+def test_a_log_that_keeps_coming_is_read_to_its_end(tmp_path: Path, monkeypatch: Any) -> None:
+    # The whole log takes three times the idle limit to arrive, but never pauses that long.
+    monkeypatch.setattr(engine_module, "LOG_IDLE_S", 0.3)
+    chunks = [f"line {n}\n".encode() for n in range(9)]
+    _run_logged(_Exited(chunks, pause=0.1, then_stall=False), tmp_path / "log.txt")
+    assert (tmp_path / "log.txt").read_bytes() == b"".join(chunks)
+
+
+def test_a_log_that_stops_coming_says_it_was_cut(tmp_path: Path, monkeypatch: Any) -> None:
+    monkeypatch.setattr(engine_module, "LOG_IDLE_S", 0.3)
+    _run_logged(_Exited([b"epoch 1\n"], pause=0.0, then_stall=True), tmp_path / "log.txt")
+    assert (tmp_path / "log.txt").read_bytes() == (
+        b"epoch 1\n\n[harness: log cut: nothing more came from the engine for 0.3 s after "
+        b"the container exited]\n"
+    )
+
+
+def test_a_log_the_engine_stops_sending_says_why(tmp_path: Path) -> None:
+    class _Broken(_Container):
+        def logs(self, **_: Any) -> Any:
+            yield b"epoch 1\n"
+            raise requests.exceptions.ConnectionError("Connection reset by peer")
+
+    log = tmp_path / "log.txt"
+    engine_module._pump_logs(_Broken(), log)
+    assert log.read_bytes() == (
+        b"epoch 1\n\n[harness: log cut: the engine stopped sending it: Connection reset by peer]\n"
+    )

@@ -277,13 +277,13 @@ def test_gpus_are_refused_on_a_machine_without_one(monkeypatch: pytest.MonkeyPat
 def test_gpus_are_found_through_nvidia_smi_when_nvml_is_not_on_the_path(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    recorded = (Path(__file__).parent / "data" / "gpu" / "h200-nvidia-smi.csv").read_text()
+    recorded = (Path(__file__).parent / "data" / "gpu" / "h200-nvidia-smi.csv").read_bytes()
     monkeypatch.setattr(fingerprint, "nvml_gpus", lambda: None)
     monkeypatch.setattr(shutil, "which", lambda _: "/usr/bin/nvidia-smi")
     monkeypatch.setattr(
         subprocess,
         "run",
-        lambda *_, **__: subprocess.CompletedProcess([], 0, stdout=recorded, stderr=""),
+        lambda *_, **__: subprocess.CompletedProcess([], 0, stdout=recorded, stderr=b""),
     )
     found = host_executor.check_gpus(True)
     assert found is not None

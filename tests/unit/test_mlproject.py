@@ -218,13 +218,14 @@ def test_a_written_entry_point_runs_the_entry_through_harnesss_runtime(
         root, "demo", {"rate": "0.25", "flag": "true", "epochs": "7"}
     )
     output = tmp_path_factory.mktemp("output")
+    temporary = tmp_path_factory.mktemp("tmp")
     assert experiment.command is not None
     environment = {
         **os.environ,
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
         "HARNESS_OUTPUT": str(output),
         "HARNESS_SEED": "11",
-        "TMPDIR": str(tmp_path_factory.mktemp("meta")),
+        "TMPDIR": str(temporary),
     }
     result = subprocess.run(
         list(experiment.command),
@@ -244,6 +245,7 @@ def test_a_written_entry_point_runs_the_entry_through_harnesss_runtime(
         "seed": 11,
         "epochs": 7,
     }
+    assert list(temporary.iterdir()) == []  # the runtime's report folder went with the run
 
 
 @dataclass

@@ -89,3 +89,19 @@ def test_two_clones_of_one_commit_get_the_same_labels(
     assert https == ssh
     assert https["org.opencontainers.image.source"] == "https://github.com/org/repo"
     assert "secret" not in repr(https)
+
+
+def test_a_modified_file_that_is_not_utf8_is_read_as_bytes(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_bytes("caf\u00e9\n".encode("latin-1"))
+    (tmp_path / "blob.bin").write_bytes(bytes(range(256)))
+    git(tmp_path, "init", "-q")
+    git(tmp_path, "add", ".")
+    git(tmp_path, "commit", "-qm", "latin-1 and binary")
+    assert vcs.source_state(tmp_path).dirty is False
+    (tmp_path / "notes.txt").write_bytes("na\u00efve\n".encode("latin-1"))
+    state = vcs.source_state(tmp_path)
+    assert state.dirty is True
+    assert state.diff_sha256 is not None
+    (tmp_path / "blob.bin").write_bytes(bytes(range(255, -1, -1)))
+    changed = vcs.source_state(tmp_path).diff_sha256
+    assert changed not in (None, state.diff_sha256)

@@ -8,6 +8,7 @@ and no record ``running``.
 from __future__ import annotations
 
 import _thread
+import json
 import re
 import threading
 from collections.abc import Iterator, Mapping
@@ -15,16 +16,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests.exceptions
 
 from harness import interrupt, parallel
+from harness.cli.state import State
+from harness.cli.trust import conclude
 from harness.config import Config, Experiment, load_config
 from harness.engine import Engine
-from harness.errors import EngineUnavailable
+from harness.errors import EngineUnavailable, HarnessError
 from harness.fleet.hosts import Host
 from harness.images.build import BuildResult
 from harness.runs import records, verify
 from harness.runs.run import RunRequest
 from harness.runs.variations import select
+from harness.ui import UI
 from tests.unit.fake_docker import Behaviour, FakeClient, Ran
 
 PYPROJECT = """\
@@ -262,3 +267,35 @@ def test_another_host_is_judged_only_on_what_reproduced_on_the_control(
     document = verification.as_dict(config)
     assert document["quorum"]["text"] == "2 of 2"
     assert document["verdict"] == "not reproducible"
+
+
+def test_a_lost_engine_saves_what_finished_then_reports_the_trouble(config: Config) -> None:
+    started = iter(range(100))
+
+    def lost_at_the_second_run(experiment: str, environment: Mapping[str, str]) -> Ran:
+        if next(started) == 1:
+            raise requests.exceptions.ConnectionError("('Connection aborted.', EOF)")
+        return 0.0, _outputs(experiment, environment)
+
+    verification = _verify(config, FakeClient(lost_at_the_second_run), 1, "steady")
+    assert verification.trouble is not None
+    assert verification.trouble[:2] == ("steady", "control run 2")
+    state = State(config.project_root, {}, False, UI(quiet=True))
+    with pytest.raises(HarnessError) as raised:
+        conclude(state, config, verification, as_json=True)
+    assert raised.value.exit_code == 2
+    message = raised.value.one_line()
+    assert "steady: the control run 2 run could not finish: lost the Docker engine" in message
+    assert "start the Docker daemon" in message  # the engine error's own fix
+    # Saved before the error, with the run that finished and those that did not.
+    [saved] = (config.project_root / verify.FOLDER).glob("*.json")
+    assert str(saved.relative_to(config.project_root)) in message
+    [steady] = json.loads(saved.read_text())["experiments"]
+    assert len(steady["control_runs"]) == 1
+    assert steady["failure"].startswith("the control run 2 run could not finish: lost")
+    assert [(u["label"], u["status"]) for u in steady["unfinished"]] == [
+        ("control run 2", "lost"),
+        ("all variations (timezone, locale, hashseed)", "not started"),
+    ]
+    statuses = [record["status"] for _, record in records.all_records(config.project_root)]
+    assert sorted(statuses) == ["lost", "succeeded"]
