@@ -31,6 +31,8 @@ from harness import config_schema
 from harness.errors import ConfigError
 
 PYPROJECT = "pyproject.toml"
+# The project folder harness writes in (runs, verifications, certificates); never shipped.
+STATE_FOLDER = Path(".harness")
 
 
 @dataclass(frozen=True)

@@ -21,13 +21,10 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-from harness.runs import records
+from harness.config import STATE_FOLDER
 from harness.runtime.determinism import environment as determinism_environment
-
-if TYPE_CHECKING:
-    from harness.runs.run import RunRequest
 
 # The image's non-root user: not this machine's, so what it reads must be readable by all.
 CONTAINER_USER = "10001:10001"
@@ -141,7 +138,53 @@ def user_ids(user: str) -> tuple[int, int]:
     return int(uid), int(gid or uid)
 
 
-def environment(request: RunRequest, run_id: str) -> dict[str, str]:
+class ContainerSetup(Protocol):
+    """What a run's setup says about its container (``harness.runs.variations.Setup``:
+    the control's, or one that a variation changed)."""
+
+    @property
+    def hostname(self) -> str: ...
+    @property
+    def user(self) -> str: ...
+    @property
+    def working_dir(self) -> str: ...
+    @property
+    def cpuset(self) -> str | None: ...
+    @property
+    def extra_env(self) -> Mapping[str, str]: ...
+    @property
+    def unset_env(self) -> frozenset[str]: ...
+
+
+class WithInputs(Protocol):
+    @property
+    def inputs(self) -> Mapping[str, object]: ...
+
+
+class ContainerRequest(Protocol):
+    """What a run request (``harness.runs.run.RunRequest``) says about its container.
+
+    A protocol rather than the class, so that this module stays below the runs that use
+    it: run, variations and the k8s manifests all import it, and it imports none of them.
+    """
+
+    @property
+    def experiment(self) -> WithInputs: ...
+    @property
+    def seed(self) -> int: ...
+    @property
+    def profile(self) -> str: ...
+    @property
+    def threads(self) -> int: ...
+    @property
+    def cpus(self) -> float | None: ...
+    @property
+    def gpus(self) -> bool: ...
+    @property
+    def setup(self) -> ContainerSetup: ...
+
+
+def environment(request: ContainerRequest, run_id: str) -> dict[str, str]:
     """The container's environment: the runtime's determinism environment (so the host and
     the container agree on it by construction), then the run's variations."""
     device = "cuda" if request.gpus else "cpu"
@@ -158,7 +201,9 @@ def environment(request: RunRequest, run_id: str) -> dict[str, str]:
     return values
 
 
-def plan(request: RunRequest, *, image: str, run_id: str, memory: str | None) -> ContainerPlan:
+def plan(
+    request: ContainerRequest, *, image: str, run_id: str, memory: str | None
+) -> ContainerPlan:
     """The container that runs ``request``: a pure function of the request."""
     setup = request.setup
     return ContainerPlan(
@@ -181,7 +226,7 @@ def plan(request: RunRequest, *, image: str, run_id: str, memory: str | None) ->
         tmpfs=(
             Tmpfs(TMP, TMP_SIZE),
             # Other runs' records and artifacts are no experiment's business.
-            Tmpfs(f"{PROJECT}/{records.RUNS.parts[0]}", "1k", ("ro",)),
+            Tmpfs(f"{PROJECT}/{STATE_FOLDER}", "1k", ("ro",)),
         ),
         labels={LABEL_RUN_ID: run_id},
         memory=memory,

@@ -29,9 +29,11 @@ import stat
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from harness.config import STATE_FOLDER
+
 # Never sent: harness's records, VCS data, tool caches.
 SKIPPED = frozenset(
-    {".harness", ".git", "__pycache__", ".mypy_cache", ".ruff_cache", ".pytest_cache"}
+    {STATE_FOLDER.name, ".git", "__pycache__", ".mypy_cache", ".ruff_cache", ".pytest_cache"}
 )
 
 

@@ -10,9 +10,10 @@ from pathlib import Path
 from harness.compare.kinds import compare_files, kind_of
 from harness.compare.model import ArtifactResult, ComparisonResult, Entry, Side, Status
 from harness.compare.policy import BITWISE, Policy, PolicySet
+from harness.config import STATE_FOLDER
 from harness.errors import ArtifactError, HarnessError, RunNotFound
 
-RUNS = Path(".harness") / "runs"
+RUNS = STATE_FOLDER / "runs"
 
 
 @dataclass(frozen=True)

@@ -54,6 +54,7 @@ from harness.images import config as imageconfig
 from harness.images import lock, runtime_wheel, wheelcache, wheeltags
 from harness.images.base import BaseImage, ensure_base
 from harness.images.dockerfiles import Dockerfile, choose
+from harness.images.pin import Pin
 
 LABEL_BUILD_INPUT = builtimages.LABEL_BUILD_INPUT
 LABEL_VARIANT = "io.harness.variant"
@@ -101,7 +102,7 @@ class BuildPlan:
 
     config: Config
     variant: Variant
-    pins: Sequence[lock.Pin]
+    pins: Sequence[Pin]
     ca_bundle: bytes
     # The harness whose runtime the image gets (its checkout, or its installed copy).
     harness_source: runtime_wheel.HarnessSource

@@ -16,12 +16,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from packaging.version import InvalidVersion, Version
 
-if TYPE_CHECKING:
-    from harness.images.lock import Pin
+from harness.images.pin import Pin
 
 CUDA_RUNTIME_PREFIX = "nvidia-"
 # Distributions published only as CPU builds: the CUDA variant must declare another.

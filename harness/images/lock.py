@@ -46,21 +46,12 @@ from harness import atomic, commands
 from harness.config import Config, Variant, read_pyproject
 from harness.errors import ConfigError, LockError, StaleLock
 from harness.images import device_pins
+from harness.images.pin import Pin
 from harness.images.runtime_wheel import BUILD_CONSTRAINTS, DISTRIBUTION
 
 UV_LOCK = "uv.lock"
 _HEADER_INPUT = "# input-sha256: "
 _HEADER_REQUIREMENT = "# requirement: "
-
-
-@dataclass(frozen=True)
-class Pin:
-    """One line of a constraints file: an exact version and the hashes it may have."""
-
-    name: str
-    version: str
-    hashes: tuple[str, ...]
-    marker: str = ""
 
 
 @dataclass(frozen=True)

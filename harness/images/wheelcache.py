@@ -57,7 +57,7 @@ from harness import atomic, untrusted
 from harness.digests import sha256_file
 from harness.errors import ConfigError, HarnessError
 from harness.images import wheelindex, wheeltags
-from harness.images.lock import Pin
+from harness.images.pin import Pin
 from harness.images.wheelindex import Offered
 
 ENV = "HARNESS_WHEEL_CACHE"

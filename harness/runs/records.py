@@ -22,11 +22,12 @@ from typing import Any
 
 from harness import atomic, untrusted
 from harness.compare.kinds import KINDS
+from harness.config import STATE_FOLDER
 from harness.digests import sha256_file
 from harness.errors import HarnessError, RunNotFound
 
 SCHEMA = "harness.run-record/v1"
-RUNS = Path(".harness") / "runs"
+RUNS = STATE_FOLDER / "runs"
 RECORD = "record.json"
 ARTIFACTS = "artifacts"
 LOG = "log.txt"

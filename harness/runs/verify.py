@@ -25,7 +25,7 @@ from harness import atomic
 from harness.compare.model import ComparisonResult
 from harness.compare.report import to_dict
 from harness.compare.tree import compare_paths
-from harness.config import Config, Experiment
+from harness.config import STATE_FOLDER, Config, Experiment
 from harness.engine import Engine
 from harness.errors import EngineUnavailable, HarnessError
 from harness.fleet import crosshost
@@ -39,7 +39,7 @@ from harness.runs.variations import CONTROL, Variation, setup_for
 from harness.ui import prefixed
 
 SCHEMA = "harness.verification/v1"
-FOLDER = Path(".harness") / "verifications"
+FOLDER = STATE_FOLDER / "verifications"
 # The culprit named when control runs already disagree: nothing harness varied moved the
 # artifacts, so the experiment depends on the clock, unseeded randomness or outside state.
 RERUN = "rerun"

@@ -39,6 +39,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 import harness
 from harness import atomic, untrusted
+from harness.config import STATE_FOLDER
 from harness.digests import sha256_file
 from harness.errors import EXIT_DIFFERS, ConfigError, HarnessError
 from harness.runs import records
@@ -48,7 +49,7 @@ STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 PREDICATE_TYPE = "https://harness.dev/reproducibility/v1"
 PREDICATE_SCHEMA = "harness.certificate/v1"
 PAYLOAD_TYPE = "application/vnd.in-toto+json"
-CERTIFICATES = Path(".harness") / "certificates"
+CERTIFICATES = STATE_FOLDER / "certificates"
 # A certificate names every artifact; even tens of thousands of them fit well within this.
 CERTIFICATE_LIMIT = 32 << 20
 # Registry references that name an image's manifest: REPOSITORY@sha256:HEX.

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from harness.images.device_pins import mismatches
-from harness.images.lock import Pin
+from harness.images.pin import Pin
 
 
 def pins(*specs: str) -> list[Pin]:

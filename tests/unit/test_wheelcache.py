@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from harness.images import wheelcache, wheelindex, wheeltags
-from harness.images.lock import Pin
+from harness.images.pin import Pin
 
 TARGET = wheeltags.Target.parse("3.11", "x86_64-manylinux_2_36")
 BEST = "numpy-2.4.6-cp311-cp311-manylinux_2_27_x86_64.manylinux_2_28_x86_64.whl"
