@@ -32,11 +32,10 @@ import docker.errors
 import docker.types
 import requests.exceptions
 
-from harness import interrupt
+from harness import copy_out, interrupt
 from harness.cleanup import cleanup, quietly
 from harness.container import CONFINED
 from harness.errors import BuildError, EngineError, EngineUnavailable
-from harness.runs import staging
 
 # Lines of build output kept to show when a step fails.
 _TAIL_LINES = 25
@@ -473,7 +472,7 @@ class Engine:
             chunks, _ = container.get_archive(inside)
             raw = _ChunkReader(iter(chunks), f"copying {inside} out of the container")
             with io.BufferedReader(raw, buffer_size=_SAVE_CHUNK) as stream:
-                staging.extract_outputs(stream, local)
+                copy_out.extract_outputs(stream, local)
         except (docker.errors.DockerException, requests.exceptions.RequestException) as error:
             raise EngineError(
                 f"cannot copy {inside} out of the container on {self.where}: {_short_reason(error)}"

@@ -20,7 +20,7 @@ from rich.console import Console
 from harness.cli.state import POLICIES_KEY
 from harness.compare.report import print_table, to_json, write_report
 from harness.compare.tree import compare_paths
-from harness.errors import ArtifactError, ConfigError
+from harness.errors import EXIT_TROUBLE, ArtifactError, ConfigError, HarnessError
 
 
 def project_policies() -> dict[str, str]:
@@ -173,4 +173,34 @@ def compare(
     ctx.exit(result.exit_code)
 
 
-__all__ = ["compare", "project_policies"]
+# `python -m harness.compare A B`: the command on its own, as the group would run it: the
+# project's [tool.harness.policies] apply, errors are one line with their fix, and the exit
+# code is the error's.
+EXIT_INTERRUPTED = 130  # as the group's, for Ctrl-C
+
+
+def run(arguments: list[str]) -> int:
+    """Run ``harness compare ARGUMENTS`` and return its exit code."""
+    try:
+        with compare.make_context("harness compare", arguments) as ctx:
+            ctx.meta[POLICIES_KEY] = project_policies
+            compare.invoke(ctx)
+    except HarnessError as err:
+        click.echo(f"harness: {err.one_line()}", err=True)
+        return err.exit_code
+    except click.exceptions.Exit as done:
+        return done.exit_code
+    except click.ClickException as err:
+        err.show()
+        return EXIT_TROUBLE
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        click.echo("harness: interrupted", err=True)
+        return EXIT_INTERRUPTED
+    return 0
+
+
+def main() -> None:
+    sys.exit(run(sys.argv[1:]))
+
+
+__all__ = ["compare", "main", "project_policies", "run"]

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.runs.staging import UnsafeOutput, archive, extract_outputs
+from harness.copy_out import UnsafeOutput, extract_outputs
+from harness.runs.staging import archive
 
 
 def make_project(root: Path) -> Path:
