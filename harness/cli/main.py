@@ -40,7 +40,7 @@ COMMANDS: dict[str, str] = {
     "init": "harness.cli.project:init_command",
     "k8s": "harness.cli.fleet:k8s_group",
     "keys": "harness.cli.trust:keys_group",
-    "lint": "harness.lint.command:lint",
+    "lint": "harness.cli.lint:lint",
     "lock": "harness.cli.images:lock_command",
     "mlproject": "harness.cli.integrations:mlproject",
     "package": "harness.cli.package:package",

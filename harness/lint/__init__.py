@@ -13,9 +13,9 @@ read as one program in :mod:`harness.lint.project`, :mod:`harness.lint.seeding` 
 from __future__ import annotations
 
 from harness.lint.checker import Finding, check_file, check_source
-from harness.lint.command import LintResult, default_targets, lint, lint_paths, managed_entries
 from harness.lint.rules import RULES, Rule
 from harness.lint.settings import LintSettings, enabled_rules, settings_from_table
+from harness.lint.targets import LintResult, default_targets, lint_paths, managed_entries
 
 __all__ = [
     "RULES",
@@ -27,7 +27,6 @@ __all__ = [
     "check_source",
     "default_targets",
     "enabled_rules",
-    "lint",
     "lint_paths",
     "managed_entries",
     "settings_from_table",

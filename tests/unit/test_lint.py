@@ -11,6 +11,7 @@ import click
 import pytest
 from click.testing import CliRunner
 
+from harness.cli.lint import lint
 from harness.cli.main import HarnessGroup
 from harness.cli.state import State
 from harness.config import load_config
@@ -21,7 +22,6 @@ from harness.lint import (
     check_source,
     default_targets,
     enabled_rules,
-    lint,
     lint_paths,
     managed_entries,
     settings_from_table,

@@ -8,9 +8,10 @@ from pathlib import Path
 import click
 from click.testing import CliRunner
 
+from harness.cli.lint import lint
 from harness.cli.main import HarnessGroup
 from harness.cli.state import State
-from harness.lint import RULES, check_source, lint
+from harness.lint import RULES, check_source
 from harness.lint.checker import Finding
 from harness.lint.sarif import SOURCE_ROOT, document
 from harness.ui import UI

@@ -11,7 +11,7 @@ import pytest
 
 from harness import project_files
 from harness.fleet.k8s import archive
-from harness.lint.command import collect_files
+from harness.lint.targets import collect_files
 from harness.runs import staging
 
 
