@@ -19,7 +19,7 @@ from rich.console import Console
 
 from harness.cli.state import POLICIES_KEY
 from harness.compare.report import print_table, to_json, write_report
-from harness.compare.tree import compare_paths
+from harness.compare.tree import compare_paths, resolve, run_status
 from harness.errors import EXIT_TROUBLE, ArtifactError, ConfigError, HarnessError
 
 
@@ -140,6 +140,8 @@ def compare(
             f"--report {report}: unknown report format {report.suffix or '(no extension)'!r}",
             hint="name the report FILE.md for Markdown or FILE.html for HTML",
         )
+    for argument in (a, b):
+        _refuse_unfinished_run(argument)
     configured = ctx.meta.get(POLICIES_KEY)
     policies: Mapping[str, str] = (configured() if callable(configured) else configured) or {}
     with _progress(not as_json and sys.stderr.isatty()) as progress:
@@ -171,6 +173,19 @@ def compare(
             hint=errors[0].hint or "fix or regenerate the unreadable artifacts",
         )
     ctx.exit(result.exit_code)
+
+
+def _refuse_unfinished_run(argument: str) -> None:
+    """A run that did not succeed wrote no complete set of artifacts: two failed runs with
+    nothing in their folders would otherwise compare as "identical"."""
+    target = resolve(argument, Path.cwd())
+    status = run_status(target)
+    if status not in (None, "succeeded"):
+        raise ArtifactError(
+            f"run {target.run} {status}, so its artifacts are not a result to compare",
+            hint=f"see why with `harness runs show {target.run}`; to compare what it wrote "
+            f"anyway, give its folder: {target.path}",
+        )
 
 
 # `python -m harness.compare A B`: the command on its own, as the group would run it: the

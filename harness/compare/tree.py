@@ -165,6 +165,20 @@ def _device_of(target: Target) -> str | None:
         return None
 
 
+def run_status(target: Target) -> str | None:
+    """How a run's side ended (``succeeded``, ``failed``...), from its record; None for
+    plain folders or a record that cannot be read."""
+    if target.run is None:
+        return None
+    from harness.runs import records  # noqa: PLC0415 - only comparisons of runs read records
+
+    try:
+        status = records.read(target.path.parent).get("status")
+    except HarnessError:
+        return None
+    return status if isinstance(status, str) else None
+
+
 def compare_paths(
     a: str | os.PathLike[str],
     b: str | os.PathLike[str],

@@ -254,3 +254,33 @@ def test_project_policies_apply_to_harness_compare(
     assert launch("compare", a / "w.npy", c / "w.npy").stderr.strip().endswith("1 ['numpy']")
     (project / "pyproject.toml").write_text('[tool.harness.policies]\n"*.npy" = "ulp:1"\n')
     assert launch("compare", a / "w.npy", c / "w.npy").returncode == 0
+
+
+def _run_folder(root: Path, run_id: str, status: str) -> Path:
+    folder = root / ".harness" / "runs" / run_id
+    (folder / "artifacts").mkdir(parents=True)
+    record = {"schema": "harness.run-record/v1", "run_id": run_id, "status": status}
+    (folder / "record.json").write_text(json.dumps(record))
+    return folder
+
+
+def test_runs_that_did_not_succeed_are_not_compared(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "pyproject.toml").write_text("[project]\nname = 'x'\n")
+    monkeypatch.chdir(tmp_path)
+    failed = _run_folder(tmp_path, "20260101-000000-x-aaaaaa", "failed")
+    other = _run_folder(tmp_path, "20260101-000000-x-bbbbbb", "failed")
+    code, result = invoke("20260101-000000-x-aaaaaa", "20260101-000000-x-bbbbbb")
+    assert code == 2
+    assert isinstance(result.exception, ArtifactError)
+    assert result.exception.message == (
+        "run 20260101-000000-x-aaaaaa failed, so its artifacts are not a result to compare"
+    )
+    # What a failed run wrote can still be compared, by its folder.
+    code, _ = invoke(failed / "artifacts", other / "artifacts")
+    assert code == 0
+    _run_folder(tmp_path, "20260101-000000-x-cccccc", "succeeded")
+    _run_folder(tmp_path, "20260101-000000-x-dddddd", "succeeded")
+    code, _ = invoke("20260101-000000-x-cccccc", "20260101-000000-x-dddddd")
+    assert code == 0
