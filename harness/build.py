@@ -49,7 +49,7 @@ from harness.base import BaseImage, ensure_base
 from harness.config import Config, Variant
 from harness.digests import sha256_file
 from harness.dockerfiles import Dockerfile, choose
-from harness.engine import Engine
+from harness.engine import ContainerEngine
 from harness.errors import BuildError, ConfigError, HashMismatch
 
 LABEL_BUILD_INPUT = builtimages.LABEL_BUILD_INPUT
@@ -164,7 +164,7 @@ class FreshImage:
     seconds: float
 
 
-def discard_leftovers(engine: Engine, fresh: FreshImage) -> None:
+def discard_leftovers(engine: ContainerEngine, fresh: FreshImage) -> None:
     """Remove what the build of ``fresh`` made besides the finished image.
 
     The finished image holds every layer it needs (its configuration was loaded onto the
@@ -178,7 +178,7 @@ def discard_leftovers(engine: Engine, fresh: FreshImage) -> None:
 
 
 def prepare(
-    engine: Engine,
+    engine: ContainerEngine,
     build_plan: BuildPlan,
     say: Callable[[str], None] = lambda _: None,
     *,
@@ -217,7 +217,7 @@ def prepare(
 
 
 def build(
-    engine: Engine,
+    engine: ContainerEngine,
     build_plan: BuildPlan,
     *,
     no_cache: bool = False,
@@ -277,7 +277,7 @@ def build(
 
 
 def build_image(
-    engine: Engine,
+    engine: ContainerEngine,
     prepared: Prepared,
     *,
     no_cache: bool = False,

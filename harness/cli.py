@@ -33,7 +33,7 @@ from harness.cli_trust import register as register_trust_commands
 from harness.compare.command import POLICIES_KEY, compare
 from harness.compare.tree import compare_paths
 from harness.config import OPTIONS, Config, Experiment, find_project_root, load_config
-from harness.engine import Engine
+from harness.engine import ContainerEngine, Engine
 from harness.errors import EXIT_DIFFERS, EXIT_TROUBLE, ConfigError, HarnessError
 from harness.k8s import k8s_group
 from harness.lint import lint
@@ -643,7 +643,7 @@ def repeats_differ(
 def _images(
     state: State,
     config: Config,
-    engine: Engine,
+    engine: ContainerEngine,
     plans: dict[str, build_module.BuildPlan],
     *,
     gpus: bool,
@@ -664,7 +664,7 @@ def _images(
 def _run_on_hosts(
     state: State,
     config: Config,
-    engine: Engine,
+    engine: ContainerEngine,
     image: build_module.BuildResult,
     experiments: list[Experiment],
     *,

@@ -28,7 +28,7 @@ from harness import records, shipping
 from harness.build import BuildResult
 from harness.compare.tree import compare_paths
 from harness.config import Config, Experiment
-from harness.engine import Engine
+from harness.engine import ContainerEngine
 from harness.errors import EngineUnavailable, HarnessError
 from harness.hosts import Host
 from harness.parallel import Pool, default_jobs
@@ -101,7 +101,7 @@ class HostRuns:
 
 
 def run_there(
-    control_engine: Engine,
+    control_engine: ContainerEngine,
     config: Config,
     image: BuildResult,
     host: Host,

@@ -9,7 +9,7 @@ from pathlib import Path
 from harness import lock
 from harness.base import base_reference, find_base
 from harness.config import Config
-from harness.engine import Engine
+from harness.engine import ContainerEngine, Engine
 from harness.errors import EngineUnavailable, HarnessError
 from harness.hosts import configured
 
@@ -32,7 +32,7 @@ class Check:
 
 def diagnose(config: Config) -> list[Check]:
     checks: list[Check] = []
-    engine: Engine | None = None
+    engine: ContainerEngine | None = None
     try:
         engine = Engine.connect(config.docker_host, timeout=20)
         version = engine.version()

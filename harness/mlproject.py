@@ -48,7 +48,7 @@ from harness import atomic
 from harness.build import LABEL_CONSTRAINTS, LABEL_LOCK
 from harness.config import Config, Experiment, find_project_root, load_config, read_pyproject
 from harness.dvc import literal_dumper, yaml_module
-from harness.engine import Engine
+from harness.engine import ContainerEngine, Engine
 from harness.errors import ConfigError, HarnessError
 from harness.run import INPUTS
 from harness.runtime.determinism import environment as determinism_environment
@@ -472,7 +472,7 @@ def _dumper() -> Any:
     return Dumper
 
 
-def pin_image(engine: Any, reference: str) -> PinnedImage:
+def pin_image(engine: ContainerEngine, reference: str) -> PinnedImage:
     """``reference`` pinned by digest, from the engine (read only)."""
     info = engine.image(reference)
     if info is None:

@@ -27,7 +27,7 @@ from harness.compare.model import ComparisonResult
 from harness.compare.report import to_dict
 from harness.compare.tree import compare_paths
 from harness.config import Config, Experiment
-from harness.engine import Engine
+from harness.engine import ContainerEngine
 from harness.errors import HarnessError
 from harness.host_executor import PythonEnvironment, run_on_host
 from harness.hosts import Host, local_host
@@ -188,7 +188,7 @@ class Verification:
 
 
 def verify(
-    engine: Engine,
+    engine: ContainerEngine,
     config: Config,
     image: BuildResult,
     experiments: Sequence[Experiment],
