@@ -5,11 +5,12 @@ import pytest
 from harness import shipping
 from harness.engine import ImageInfo
 from harness.errors import EngineError
+from tests.unit.fake_docker import EngineDouble
 
 IMAGE = "sha256:" + "ab" * 32
 
 
-class Engine:
+class Engine(EngineDouble):
     """An engine's images and tags, as much as shipping through a registry touches."""
 
     def __init__(self, where: str, tags: dict[str, str], *, push_fails: bool = False) -> None:
@@ -45,8 +46,8 @@ def test_the_tag_made_for_the_push_is_gone_afterwards() -> None:
     control = Engine("control", {"demo:cpu": IMAGE})
     host = Engine("host", {})
     pulled = shipping.through_registry(
-        control,  # type: ignore[arg-type]
-        host,  # type: ignore[arg-type]
+        control,
+        host,
         image_id=IMAGE,
         reference="demo:cpu",
         registry="registry.example/team",
@@ -59,8 +60,8 @@ def test_a_failed_push_leaves_no_stray_tag_either() -> None:
     control = Engine("control", {"demo:cpu": IMAGE}, push_fails=True)
     with pytest.raises(shipping.ShipError):
         shipping.through_registry(
-            control,  # type: ignore[arg-type]
-            Engine("host", {}),  # type: ignore[arg-type]
+            control,
+            Engine("host", {}),
             image_id=IMAGE,
             reference="demo:cpu",
             registry="registry.example/team",
@@ -70,5 +71,5 @@ def test_a_failed_push_leaves_no_stray_tag_either() -> None:
 
 def test_an_image_s_only_name_is_kept_so_the_image_is_not_removed() -> None:
     engine = Engine("control", {"registry.example/team/demo:abababababab": IMAGE})
-    shipping.drop_tag(engine, IMAGE, "registry.example/team/demo:abababababab")  # type: ignore[arg-type]
+    shipping.drop_tag(engine, IMAGE, "registry.example/team/demo:abababababab")
     assert engine.tags == {"registry.example/team/demo:abababababab": IMAGE}
