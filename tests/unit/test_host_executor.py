@@ -102,6 +102,22 @@ def python() -> host_executor.PythonEnvironment:
     return host_executor.inspect_python(Path(sys.executable))
 
 
+@pytest.fixture(autouse=True)
+def _described_once(
+    python: host_executor.PythonEnvironment, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Describing an interpreter starts it and lists its distributions (a tenth of a second
+    or more, each command line run): this test's own interpreter is described once."""
+    describe = host_executor.inspect_python
+
+    def inspect(executable: Path) -> host_executor.PythonEnvironment:
+        if Path(executable).absolute() == Path(sys.executable).absolute():
+            return python
+        return describe(executable)
+
+    monkeypatch.setattr(host_executor, "inspect_python", inspect)
+
+
 def _request(project: Path, name: str, **changes: object) -> RunRequest:
     config = load_config(project)
     return RunRequest(config.experiment(name), seed=7, profile="strict", threads=1, **changes)  # type: ignore[arg-type]
@@ -209,9 +225,9 @@ def test_a_crash_a_missing_output_and_a_timeout_each_end_their_record(
     forgetful = host_executor.run_on_host(config, _request(hosted, "forgetful"), python)
     assert forgetful.status == "failed"
     assert "never-written.bin" in forgetful.record["error"]
-    slow = host_executor.run_on_host(config, _request(hosted, "slow", timeout=2), python)
+    slow = host_executor.run_on_host(config, _request(hosted, "slow", timeout=1), python)
     assert slow.status == "timeout"
-    assert slow.record["error"] == "stopped after 2 s"
+    assert slow.record["error"] == "stopped after 1 s"
     for result in (crashed, forgetful, slow):
         assert records.read(result.folder)["status"] == result.status
 
