@@ -58,6 +58,7 @@ def crash(output, seed, inputs):
 
 
 def slow(output, seed, inputs):
+    (output / "ready").write_text("")
     time.sleep(60)
 """
 
@@ -179,11 +180,11 @@ def test_ctrl_c_stops_host_runs_made_at_once_and_records_each_aborted(
     def press_ctrl_c_once_both_run() -> None:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
-            logs = list(runs.glob("*/log.txt")) if runs.is_dir() else []
-            if len(logs) == 2:  # each process has its log open: both are under way
+            # Each experiment says when it runs: its runtime is then ready for SIGTERM.
+            ready = list(runs.glob("*/**/ready")) if runs.is_dir() else []
+            if len(ready) == 2:
                 break
-            time.sleep(0.05)
-        time.sleep(0.5)
+            time.sleep(0.02)
         _thread.interrupt_main()
 
     threading.Thread(target=press_ctrl_c_once_both_run, daemon=True).start()
