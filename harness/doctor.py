@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from harness.config import Config
-from harness.engine import Engine
+from harness.engine import ContainerEngine, Engine
 from harness.errors import EngineUnavailable, HarnessError
 from harness.fleet.hosts import configured
 from harness.images import lock
@@ -32,7 +32,7 @@ class Check:
 
 def diagnose(config: Config) -> list[Check]:
     checks: list[Check] = []
-    engine: Engine | None = None
+    engine: ContainerEngine | None = None
     try:
         engine = Engine.connect(config.docker_host, timeout=20)
         version = engine.version()

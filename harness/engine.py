@@ -24,7 +24,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
 import docker
 import docker.context
@@ -146,6 +146,77 @@ class BuildLog:
         if match:
             self.step = line
         self.tail.append(line)
+
+
+class ContainerEngine(Protocol):
+    """What the rest of harness uses of an engine: exactly the members of :class:`Engine`
+    that other modules call, and nothing else (connecting is :meth:`Engine.connect`'s).
+
+    Code that only drives an engine takes this, not :class:`Engine`, so that the tests'
+    in-memory engines are checked against it: a fake that drifts from it fails mypy.
+    """
+
+    @property
+    def where(self) -> str:
+        """The engine's address as the user gave it ("default" for the environment's)."""
+        ...
+
+    def version(self) -> Mapping[str, Any]: ...
+
+    def info(self) -> Mapping[str, Any]: ...
+
+    def cores(self) -> int: ...
+
+    def has_gpu_runtime(self) -> bool: ...
+
+    def image(self, reference: str) -> ImageInfo | None: ...
+
+    def image_attributes(self, reference: str) -> Mapping[str, Any] | None: ...
+
+    def registry_reachable(self, reference: str) -> bool: ...
+
+    def tag(self, image_id: str, reference: str) -> None: ...
+
+    def remove_unused_image(self, reference: str, *, prune: bool = False) -> bool: ...
+
+    def history(self, reference: str) -> list[Mapping[str, Any]]: ...
+
+    def save(self, reference: str) -> contextlib.AbstractContextManager[IO[bytes]]: ...
+
+    def load(self, data: bytes | Iterable[bytes]) -> list[str]: ...
+
+    def push(self, reference: str) -> str: ...
+
+    def pull(self, reference: str) -> ImageInfo: ...
+
+    def import_rootfs(self, tarball: Path, reference: str, changes: Sequence[str]) -> str: ...
+
+    def build(
+        self,
+        context: Path,
+        *,
+        tag: str | None = None,
+        dockerfile: str = "Dockerfile",
+        buildargs: Mapping[str, str] | None = None,
+        labels: Mapping[str, str] | None = None,
+        nocache: bool = False,
+        on_line: Callable[[str], None] | None = None,
+    ) -> str: ...
+
+    def run_logged(
+        self,
+        spec: ContainerSpec,
+        *,
+        log: Path,
+        timeout: float | None,
+        copy_out: Mapping[str, Path] | None = None,
+    ) -> RunOutcome: ...
+
+    def volumes(self, count: int) -> contextlib.AbstractContextManager[list[str]]: ...
+
+    def fill(
+        self, image: str, volumes: Sequence[VolumeMount], path: str, archive: bytes | IO[bytes]
+    ) -> None: ...
 
 
 class Engine:

@@ -16,7 +16,7 @@ from harness.cli.state import State
 from harness.cli.trust import conclude
 from harness.compare.tree import compare_paths
 from harness.config import Config, Experiment
-from harness.engine import Engine
+from harness.engine import ContainerEngine
 from harness.errors import EXIT_DIFFERS, ConfigError
 from harness.fleet import hosts as hosts_module
 from harness.images import build as build_module
@@ -321,7 +321,7 @@ def repeats_differ(
 def _images(
     state: State,
     config: Config,
-    engine: Engine,
+    engine: ContainerEngine,
     plans: dict[str, build_module.BuildPlan],
     *,
     gpus: bool,
@@ -342,7 +342,7 @@ def _images(
 def _run_on_hosts(
     state: State,
     config: Config,
-    engine: Engine,
+    engine: ContainerEngine,
     image: build_module.BuildResult,
     experiments: list[Experiment],
     *,

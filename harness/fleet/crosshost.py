@@ -26,7 +26,7 @@ from typing import Any
 
 from harness.compare.tree import compare_paths
 from harness.config import Config, Experiment
-from harness.engine import Engine
+from harness.engine import ContainerEngine
 from harness.errors import EngineUnavailable, HarnessError
 from harness.fleet import shipping
 from harness.fleet.hosts import Host
@@ -102,7 +102,7 @@ class HostRuns:
 
 
 def run_there(
-    control_engine: Engine,
+    control_engine: ContainerEngine,
     config: Config,
     image: BuildResult,
     host: Host,

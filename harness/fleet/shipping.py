@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from functools import partial
 
 from harness.cleanup import cleanup
-from harness.engine import Engine
+from harness.engine import ContainerEngine
 from harness.errors import HarnessError
 
 _CHUNK = 1 << 20
@@ -61,8 +61,8 @@ class Shipment:
 
 
 def ship(
-    source: Engine,
-    target: Engine,
+    source: ContainerEngine,
+    target: ContainerEngine,
     *,
     image_id: str,
     reference: str,
@@ -110,8 +110,8 @@ def ship(
 
 
 def through_registry(
-    source: Engine,
-    target: Engine,
+    source: ContainerEngine,
+    target: ContainerEngine,
     *,
     image_id: str,
     reference: str,
@@ -152,7 +152,7 @@ def _one_push_at_a_time(key: str) -> threading.Lock:
         return _pushes.setdefault(key, threading.Lock())
 
 
-def drop_tag(engine: Engine, image_id: str, tag: str) -> None:
+def drop_tag(engine: ContainerEngine, image_id: str, tag: str) -> None:
     """Remove a tag harness added only to push, so that no stray name is left behind.
 
     The engine cannot untag an image's last name without removing the image, so a tag
@@ -164,7 +164,10 @@ def drop_tag(engine: Engine, image_id: str, tag: str) -> None:
 
 
 def stream(
-    source: Engine, target: Engine, image_id: str, say: Callable[[str], None] = lambda _: None
+    source: ContainerEngine,
+    target: ContainerEngine,
+    image_id: str,
+    say: Callable[[str], None] = lambda _: None,
 ) -> None:
     """Copy an image between engines, ``docker save`` streamed into ``docker load``.
 
@@ -176,7 +179,7 @@ def stream(
         target.load(iter(lambda: saved.read(_CHUNK), b""))
 
 
-def _id_of(target: Engine, reference: str, host: str) -> str:
+def _id_of(target: ContainerEngine, reference: str, host: str) -> str:
     info = target.image(reference)
     if info is None:
         raise ShipError(f"host {host} does not list {reference} after shipping it")
@@ -193,7 +196,7 @@ def _check_id(found: str, expected: str, reference: str, host: str) -> None:
         )
 
 
-def _name(target: Engine, image_id: str, reference: str, host: str) -> None:
+def _name(target: ContainerEngine, image_id: str, reference: str, host: str) -> None:
     """Tag the image on the host as on the control, so people there find it by name; a
     name that came to mean another image meanwhile is refused, never moved."""
     info = target.image(reference)

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from harness import commands
 from harness.config import Config
-from harness.engine import Engine
+from harness.engine import ContainerEngine
 from harness.errors import BaseImageError
 from harness.images import config as imageconfig
 
@@ -65,7 +65,7 @@ def base_reference(config: Config) -> str:
     return f"harness-base:{config.debian_suite}-python{config.python}"
 
 
-def find_base(engine: Engine, config: Config) -> BaseImage | None:
+def find_base(engine: ContainerEngine, config: Config) -> BaseImage | None:
     """The base image if the engine already holds it."""
     reference = base_reference(config)
     info = engine.image(reference)
@@ -75,7 +75,7 @@ def find_base(engine: Engine, config: Config) -> BaseImage | None:
     return BaseImage(reference, info.id, digest, info.labels.get(LABEL_PACKAGES), False)
 
 
-def ensure_base(engine: Engine, config: Config, say: Callable[[str], None]) -> BaseImage:
+def ensure_base(engine: ContainerEngine, config: Config, say: Callable[[str], None]) -> BaseImage:
     """The base image, pulled or bootstrapped when the engine does not hold it yet."""
     found = find_base(engine, config)
     if found is not None:
@@ -87,7 +87,7 @@ def ensure_base(engine: Engine, config: Config, say: Callable[[str], None]) -> B
     return bootstrap(engine, config, say)
 
 
-def bootstrap(engine: Engine, config: Config, say: Callable[[str], None]) -> BaseImage:
+def bootstrap(engine: ContainerEngine, config: Config, say: Callable[[str], None]) -> BaseImage:
     reference = base_reference(config)
     debootstrap = shutil.which("debootstrap")
     if debootstrap is None:

@@ -47,7 +47,7 @@ import harness
 from harness import vcs
 from harness.config import Config, Variant
 from harness.digests import sha256_file
-from harness.engine import Engine
+from harness.engine import ContainerEngine
 from harness.errors import BuildError, ConfigError, HashMismatch
 from harness.images import built as builtimages
 from harness.images import config as imageconfig
@@ -168,7 +168,7 @@ class FreshImage:
     seconds: float
 
 
-def discard_leftovers(engine: Engine, fresh: FreshImage) -> None:
+def discard_leftovers(engine: ContainerEngine, fresh: FreshImage) -> None:
     """Remove what the build of ``fresh`` made besides the finished image.
 
     The finished image holds every layer it needs (its configuration was loaded onto the
@@ -182,7 +182,7 @@ def discard_leftovers(engine: Engine, fresh: FreshImage) -> None:
 
 
 def prepare(
-    engine: Engine,
+    engine: ContainerEngine,
     build_plan: BuildPlan,
     say: Callable[[str], None] = lambda _: None,
     *,
@@ -221,7 +221,7 @@ def prepare(
 
 
 def build(
-    engine: Engine,
+    engine: ContainerEngine,
     build_plan: BuildPlan,
     *,
     no_cache: bool = False,
@@ -281,7 +281,7 @@ def build(
 
 
 def build_image(
-    engine: Engine,
+    engine: ContainerEngine,
     prepared: Prepared,
     *,
     no_cache: bool = False,

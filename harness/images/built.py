@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import atomic, untrusted
-from harness.engine import Engine, ImageInfo
+from harness.engine import ContainerEngine, ImageInfo
 
 SCHEMA = "harness.built-images/v1"
 # Label that names an image's build input (the same as harness.images.build's, which imports this).
@@ -36,7 +36,7 @@ def index_path() -> Path:
     return Path(base) / "harness" / "built-images.json"
 
 
-def find(engine: Engine, build_input: str) -> ImageInfo | None:
+def find(engine: ContainerEngine, build_input: str) -> ImageInfo | None:
     """The image harness built on this engine from ``build_input``, if it is still there
     as it was built; None otherwise."""
     entry = _read().get(_engine_id(engine), {}).get(build_input)
@@ -53,7 +53,7 @@ def find(engine: Engine, build_input: str) -> ImageInfo | None:
     return info
 
 
-def remember(engine: Engine, build_input: str, image_id: str) -> None:
+def remember(engine: ContainerEngine, build_input: str, image_id: str) -> None:
     """Write down that harness built ``image_id`` from ``build_input`` on this engine."""
     attributes = engine.image_attributes(image_id)
     if attributes is None:
@@ -71,7 +71,7 @@ def _layers(attributes: Mapping[str, Any]) -> Sequence[str]:
     return list((attributes.get("RootFS") or {}).get("Layers") or [])
 
 
-def _engine_id(engine: Engine) -> str:
+def _engine_id(engine: ContainerEngine) -> str:
     """The engine's own ID, which survives restarts and differs between engines."""
     return str(engine.info().get("ID") or engine.where)
 

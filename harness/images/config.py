@@ -25,7 +25,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import IO, Any
 
-from harness.engine import Engine
+from harness.engine import ContainerEngine
 from harness.errors import EngineError
 from harness.images import filesystem as imagefs
 
@@ -145,7 +145,9 @@ def _looks_empty(created_by: str, size: int) -> bool:
     return bool(words) and words[0].upper() in _METADATA_INSTRUCTIONS
 
 
-def layer_history(engine: Engine, image_id: str, layer_count: int) -> list[dict[str, Any]] | None:
+def layer_history(
+    engine: ContainerEngine, image_id: str, layer_count: int
+) -> list[dict[str, Any]] | None:
     """The image's history, oldest first, with each step's empty_layer flag; None if unsure.
 
     The engine's history API leaves the flag out. Steps of a build made here are images
@@ -175,7 +177,7 @@ def layer_history(engine: Engine, image_id: str, layer_count: int) -> list[dict[
     return entries if count == layer_count else None
 
 
-def saved_history(engine: Engine, image_id: str) -> list[dict[str, Any]]:
+def saved_history(engine: ContainerEngine, image_id: str) -> list[dict[str, Any]]:
     """The exact history, read from the configuration in ``docker save`` (slow: all layers)."""
     with engine.save(image_id) as stream:
         saved = imagefs.read_saved(stream, layers=False)
@@ -213,7 +215,7 @@ def config_only_archive(config: bytes, layer_count: int, tags: Sequence[str] = (
 
 
 def finalise(
-    engine: Engine,
+    engine: ContainerEngine,
     image_id: str,
     *,
     epoch: int,
@@ -258,7 +260,7 @@ def finalise(
 
 
 def _rewrite(
-    engine: Engine,
+    engine: ContainerEngine,
     image_id: str,
     *,
     attributes: Mapping[str, Any],
@@ -307,7 +309,7 @@ def _rewrite(
 
 
 def _normalised_layers(
-    engine: Engine, image_id: str, work: Path, epoch: int
+    engine: ContainerEngine, image_id: str, work: Path, epoch: int
 ) -> list[tuple[str, Path, int]]:
     """Each layer of the image in normal form, in order: (diff ID, file, size)."""
     by_name: dict[str, tuple[str, Path, int]] = {}

@@ -29,7 +29,7 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from harness.cleanup import cleanup
-from harness.engine import Engine
+from harness.engine import ContainerEngine
 from harness.errors import EXIT_DIFFERS, EXIT_SAME
 from harness.fleet import shipping
 from harness.images import build
@@ -319,14 +319,17 @@ def layer_steps(config: bytes) -> tuple[str, ...]:
     return tuple(str(h.get("created_by", "")) for h in history if not h.get("empty_layer"))
 
 
-def read_image(engine: Engine, image_id: str) -> imagefs.SavedImage:
+def read_image(engine: ContainerEngine, image_id: str) -> imagefs.SavedImage:
     """The image's configuration and file listing, streamed from ``docker save``."""
     with engine.save(image_id) as stream:
         return imagefs.read_saved(stream)
 
 
 def ship_image(
-    source: Engine, target: Engine, image_id: str, say: Callable[[str], None] = lambda _: None
+    source: ContainerEngine,
+    target: ContainerEngine,
+    image_id: str,
+    say: Callable[[str], None] = lambda _: None,
 ) -> None:
     """Copy an image from one engine to another (save streamed into load) unless it is there."""
     if target.image(image_id) is not None:
@@ -341,10 +344,10 @@ def ship_image(
 
 
 def check(
-    engine: Engine,
+    engine: ContainerEngine,
     build_plan: build.BuildPlan,
     *,
-    other_engine: Engine | None = None,
+    other_engine: ContainerEngine | None = None,
     rewrite_layers: bool = False,
     say: Callable[[str], None] = lambda _: None,
     on_line: Callable[[str], None] = lambda _: None,
@@ -359,7 +362,7 @@ def check(
     if other_engine is not None:
         ship_image(engine, other_engine, prepared.base.id, say)
     repository = f"{build_plan.config.image}-check-{uuid.uuid4().hex[:8]}"
-    built: list[tuple[Engine, build.FreshImage, str]] = []
+    built: list[tuple[ContainerEngine, build.FreshImage, str]] = []
 
     def discard() -> None:
         for target, fresh, tag in built:
@@ -388,7 +391,7 @@ def check(
 
 def _compare(
     prepared: build.Prepared,
-    built: Sequence[tuple[Engine, build.FreshImage, str]],
+    built: Sequence[tuple[ContainerEngine, build.FreshImage, str]],
     say: Callable[[str], None],
 ) -> CheckResult:
     (engine_a, fresh_a, _), (engine_b, fresh_b, _) = built

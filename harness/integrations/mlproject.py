@@ -45,6 +45,7 @@ from urllib.parse import urlparse
 from harness import atomic
 from harness.config import Config, Experiment, read_pyproject
 from harness.container import INPUTS
+from harness.engine import ContainerEngine
 from harness.errors import ConfigError, HarnessError
 from harness.images.build import LABEL_CONSTRAINTS, LABEL_LOCK
 from harness.integrations.dvc import literal_dumper, yaml_module
@@ -473,7 +474,7 @@ def _dumper() -> Any:
     return Dumper
 
 
-def pin_image(engine: Any, reference: str) -> PinnedImage:
+def pin_image(engine: ContainerEngine, reference: str) -> PinnedImage:
     """``reference`` pinned by digest, from the engine (read only)."""
     info = engine.image(reference)
     if info is None:

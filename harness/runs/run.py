@@ -27,7 +27,7 @@ from harness import container as container_plan
 from harness.cleanup import quietly
 from harness.config import Config, Experiment
 from harness.container import CONTAINER_USER, INPUTS, META, OUTPUT, PROJECT, Source
-from harness.engine import ContainerSpec, Engine, Mount, RunOutcome, VolumeMount
+from harness.engine import ContainerEngine, ContainerSpec, Mount, RunOutcome, VolumeMount
 from harness.errors import ConfigError, EngineError, EngineUnavailable, HarnessError
 from harness.fleet import hosts
 from harness.images.build import LABEL_CONSTRAINTS, LABEL_DOCKERFILE, LABEL_LOCK, BuildResult
@@ -69,7 +69,7 @@ class RunResult:
 
 
 def run_experiment(
-    engine: Engine,
+    engine: ContainerEngine,
     config: Config,
     image: BuildResult,
     request: RunRequest,
@@ -362,7 +362,7 @@ def run_spec(
 
 
 def _run_copied(
-    engine: Engine,
+    engine: ContainerEngine,
     config: Config,
     container: ContainerSpec,
     folder: Path,
@@ -474,7 +474,7 @@ def missing_output(experiment: Experiment, glob: str, artifacts: Path) -> str:
     )
 
 
-def _image_digest(engine: Engine, image: BuildResult) -> str:
+def _image_digest(engine: ContainerEngine, image: BuildResult) -> str:
     info = engine.image(image.image_id)
     if info is not None and info.repo_digests:
         return info.repo_digests[0].split("@", 1)[1]
@@ -488,7 +488,7 @@ def _relative(path: Path, config: Config) -> str:
         return str(path)
 
 
-def check_gpu_request(engine: Engine, variant: str, gpus: bool) -> None:
+def check_gpu_request(engine: ContainerEngine, variant: str, gpus: bool) -> None:
     """Refuse --gpus before anything starts when it cannot work."""
     if not gpus:
         return

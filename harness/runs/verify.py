@@ -26,7 +26,7 @@ from harness.compare.model import ComparisonResult
 from harness.compare.report import to_dict
 from harness.compare.tree import compare_paths
 from harness.config import STATE_FOLDER, Config, Experiment
-from harness.engine import Engine
+from harness.engine import ContainerEngine
 from harness.errors import EngineUnavailable, HarnessError
 from harness.fleet import crosshost
 from harness.fleet.hosts import Host, local_host
@@ -229,7 +229,7 @@ class Verification:
 
 
 def verify(
-    engine: Engine,
+    engine: ContainerEngine,
     config: Config,
     image: BuildResult,
     experiments: Sequence[Experiment],

@@ -1,13 +1,16 @@
 """Integration tests run harness for real: a Docker engine, uv, pip and the frameworks.
 
-They fail (not skip) without an engine: `./dev test` starts one. The CPU image is built
-once per session and shared; every test leaves no container behind.
+They fail (not skip) without an engine: `./dev test` starts one. Each is marked `engine`
+here, so that `pytest -m "not engine"` runs the unit tests alone. The CPU image is built
+once per session and shared; every test leaves no container behind, and nothing in this
+repository's .harness folder that was not there before the session.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator, Mapping
@@ -41,6 +44,16 @@ def build_json(*arguments: str, cwd: Path = REPOSITORY) -> dict[str, Any]:
     return document
 
 
+HERE = Path(__file__).resolve().parent
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # pytest calls this with every item of the session, unit tests included: mark ours.
+    for item in items:
+        if item.path.is_relative_to(HERE):
+            item.add_marker(pytest.mark.engine)
+
+
 @pytest.fixture(scope="session")
 def engine() -> Engine:
     return Engine.connect(os.environ.get("HARNESS_DOCKER_HOST"))
@@ -50,6 +63,38 @@ def engine() -> Engine:
 def _no_container_left_behind(engine: Engine) -> Iterator[None]:
     yield
     assert engine.containers_owned() == []
+
+
+# What harness writes into a project's .harness folder. Tests that run the built-in
+# examples run them in this repository, as a user would; what they add goes afterwards.
+_RECORDS = ("runs", "verifications", "certificates")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _repository_records_kept() -> Iterator[None]:
+    """This repository's .harness as it was before the session: records the tests made are
+    removed, the developer's own are kept (a record made by hand in this repository while
+    the tests run would go too)."""
+    state = REPOSITORY / ".harness"
+    before = {name: _entries(state / name) for name in _RECORDS}
+    existed = {name: (state / name).is_dir() for name in _RECORDS}
+    state_existed = state.is_dir()
+    yield
+    for name in _RECORDS:
+        for made in sorted(_entries(state / name) - before[name]):
+            path = state / name / made
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+        if not existed[name] and (state / name).is_dir() and not any((state / name).iterdir()):
+            (state / name).rmdir()
+    if not state_existed and state.is_dir() and not any(state.iterdir()):
+        state.rmdir()
+
+
+def _entries(folder: Path) -> set[str]:
+    return {entry.name for entry in folder.iterdir()} if folder.is_dir() else set()
 
 
 @pytest.fixture(scope="session")

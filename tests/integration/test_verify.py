@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,9 @@ import pytest
 from harness.engine import Engine
 from tests.conftest import REPOSITORY, copy_project_files
 from tests.integration.conftest import harness
+
+# The image `harness certify --tag` tags in the examples' test: this repository's CPU image.
+REPOSITORY_IMAGE = "harness:cpu"
 
 PLANTED = '''\
 """Experiments whose artifacts depend on what a reproducible one must ignore."""
@@ -116,6 +120,21 @@ def test_a_steady_experiment_verifies_under_every_variation(planted_project: Pat
     ]  # fmt: skip
 
 
+@pytest.fixture
+def certified_tags_removed(engine: Engine) -> Iterator[None]:
+    """`certify --tag` adds IMAGE:certified-<id> to this repository's CPU image: the tags
+    the test added go after it (only the tags: the image keeps its own name)."""
+    image = REPOSITORY_IMAGE
+    before = set(found.tags) if (found := engine.image(image)) else set()
+    yield
+    after = engine.image(image)
+    for tag in sorted(set(after.tags) - before) if after else ():
+        if ":certified-" in tag:
+            engine.remove_unused_image(tag)
+            assert engine.image(tag) is None, f"{tag} is still there"
+
+
+@pytest.mark.usefixtures("certified_tags_removed")
 def test_the_examples_verify_certify_and_the_certificate_is_checked(
     engine: Engine, keys: dict[str, str], tmp_path: Path
 ) -> None:

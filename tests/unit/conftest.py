@@ -3,19 +3,26 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import NoReturn
 
+import docker.api.client
 import pytest
 
 from harness.engine import Engine
 from harness.images import wheelcache
 
 
+def _refuse(*_: object, **__: object) -> NoReturn:
+    raise AssertionError("a unit test tried to reach the Docker engine")
+
+
 @pytest.fixture(autouse=True)
 def _no_engine(monkeypatch: pytest.MonkeyPatch) -> None:
-    def refuse(*_: object, **__: object) -> Engine:
-        raise AssertionError("a unit test tried to reach the Docker engine")
-
-    monkeypatch.setattr(Engine, "connect", classmethod(refuse))
+    # harness's own door to the engine, and under it the SDK's: every client the docker
+    # package makes (docker.from_env, docker.DockerClient, a context's client) starts
+    # with an APIClient, so code that goes around Engine.connect fails just the same.
+    monkeypatch.setattr(Engine, "connect", classmethod(_refuse))
+    monkeypatch.setattr(docker.api.client.APIClient, "__init__", _refuse)
 
 
 @pytest.fixture(autouse=True)

@@ -6,19 +6,24 @@ by writing its outputs into the folder bind-mounted at the run's output path; wh
 writes depends on the environment it was given (so a variation can move an artifact),
 and how long it takes is the test's choice (so runs can finish in any order). Removing a
 container (force) ends its wait with 137, as dockerd does.
+
+Tests that need less than an engine subclass :class:`EngineDouble`, the whole of
+:class:`harness.engine.ContainerEngine` failing on any call the test did not plan for.
 """
 
 from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, NoReturn
 
 import docker.errors
 
 from harness.container import OUTPUT, SPEC
+from harness.engine import ContainerEngine, ContainerSpec, ImageInfo, RunOutcome, VolumeMount
 
 # How a run went: the seconds it takes, and what it writes ({output name: bytes}).
 Ran = tuple[float, dict[str, bytes]]
@@ -121,3 +126,101 @@ class FakeClient:
 
     def info(self) -> dict[str, Any]:
         return {"NCPU": self.cores}
+
+
+def _unplanned(member: str) -> NoReturn:
+    raise AssertionError(
+        f"the code under test called engine.{member}, which this test's engine does not offer"
+    )
+
+
+class EngineDouble:
+    """Every member of :class:`ContainerEngine`, each one failing the test that calls it.
+
+    A test's engine subclasses this and overrides what the code under test should call:
+    mypy checks each override against the protocol (through this class), so a fake whose
+    method has drifted from the real engine's fails the type check, not a later run.
+    """
+
+    where = "fake"
+
+    def version(self) -> Mapping[str, Any]:
+        _unplanned("version")
+
+    def info(self) -> Mapping[str, Any]:
+        _unplanned("info")
+
+    def cores(self) -> int:
+        _unplanned("cores")
+
+    def has_gpu_runtime(self) -> bool:
+        _unplanned("has_gpu_runtime")
+
+    def image(self, reference: str) -> ImageInfo | None:
+        _unplanned("image")
+
+    def image_attributes(self, reference: str) -> Mapping[str, Any] | None:
+        _unplanned("image_attributes")
+
+    def registry_reachable(self, reference: str) -> bool:
+        _unplanned("registry_reachable")
+
+    def tag(self, image_id: str, reference: str) -> None:
+        _unplanned("tag")
+
+    def remove_unused_image(self, reference: str, *, prune: bool = False) -> bool:
+        _unplanned("remove_unused_image")
+
+    def history(self, reference: str) -> list[Mapping[str, Any]]:
+        _unplanned("history")
+
+    def save(self, reference: str) -> AbstractContextManager[IO[bytes]]:
+        _unplanned("save")
+
+    def load(self, data: bytes | Iterable[bytes]) -> list[str]:
+        _unplanned("load")
+
+    def push(self, reference: str) -> str:
+        _unplanned("push")
+
+    def pull(self, reference: str) -> ImageInfo:
+        _unplanned("pull")
+
+    def import_rootfs(self, tarball: Path, reference: str, changes: Sequence[str]) -> str:
+        _unplanned("import_rootfs")
+
+    def build(
+        self,
+        context: Path,
+        *,
+        tag: str | None = None,
+        dockerfile: str = "Dockerfile",
+        buildargs: Mapping[str, str] | None = None,
+        labels: Mapping[str, str] | None = None,
+        nocache: bool = False,
+        on_line: Callable[[str], None] | None = None,
+    ) -> str:
+        _unplanned("build")
+
+    def run_logged(
+        self,
+        spec: ContainerSpec,
+        *,
+        log: Path,
+        timeout: float | None,
+        copy_out: Mapping[str, Path] | None = None,
+    ) -> RunOutcome:
+        _unplanned("run_logged")
+
+    def volumes(self, count: int) -> AbstractContextManager[list[str]]:
+        _unplanned("volumes")
+
+    def fill(
+        self, image: str, volumes: Sequence[VolumeMount], path: str, archive: bytes | IO[bytes]
+    ) -> None:
+        _unplanned("fill")
+
+
+# The double is a ContainerEngine, and so is every fake made from it: mypy fails here when
+# the protocol gains or changes a member the double lacks.
+_: type[ContainerEngine] = EngineDouble

@@ -4,12 +4,14 @@ from pathlib import Path
 
 import pytest
 
+from harness import vcs
 from harness.config import Config, load_config
 from harness.digests import sha256_file
 from harness.engine import ImageInfo
 from harness.images import build, dockerfiles, runtime_wheel
 from harness.images.base import BaseImage
 from harness.vcs import SourceState
+from tests.unit.fake_docker import EngineDouble
 
 
 class FakeHarness(runtime_wheel.HarnessSource):
@@ -85,7 +87,7 @@ def test_labels_carry_oci_and_harness_keys(project: Path, monkeypatch: pytest.Mo
     (project / "constraints.txt").write_text("numpy==2 --hash=sha256:aa\n")
     (project / "uv.lock").write_text("version = 1\n")
     monkeypatch.setattr(
-        build.vcs,
+        vcs,
         "source_state",
         lambda _root: SourceState("c0ffee", True, "d1ff", "https://git.example/demo", 86400),
     )
@@ -190,7 +192,7 @@ def test_step_images_leave_out_what_the_engine_s_cache_supplied() -> None:
     assert steps.images == ["3333bbbb4444"]
 
 
-class RemovingEngine:
+class RemovingEngine(EngineDouble):
     def __init__(self) -> None:
         self.removed: list[str] = []
 
@@ -204,7 +206,7 @@ def test_a_build_s_leftovers_go_newest_first_and_the_image_stays() -> None:
     fresh = build.FreshImage(
         "sha256:final", "7777dddd8888", ("1111aaaa2222", "3333bbbb4444", "7777dddd8888"), 1.0
     )
-    build.discard_leftovers(engine, fresh)  # type: ignore[arg-type]
+    build.discard_leftovers(engine, fresh)
     # The image as the engine built it (before its configuration was rewritten) goes too.
     assert engine.removed == ["7777dddd8888", "3333bbbb4444", "1111aaaa2222"]
 
@@ -281,17 +283,17 @@ def test_prepare_passes_source_date_epoch_and_keeps_every_label(
     (project / "Dockerfile").write_text("ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\n")
     (project / "constraints.txt").write_text("")
     monkeypatch.setattr(
-        build.vcs, "source_state", lambda _root: SourceState("c0ffee", False, None, None, 4242)
+        vcs, "source_state", lambda _root: SourceState("c0ffee", False, None, None, 4242)
     )
     monkeypatch.delenv("SOURCE_DATE_EPOCH", raising=False)
 
-    class Engine:
+    class Engine(EngineDouble):
         def image(self, reference: str) -> ImageInfo:
             return ImageInfo("sha256:base", (reference,), {}, 0)
 
     config = load_config(project, environ={})
     plan = plan_of(config)
-    prepared = build.prepare(Engine(), plan)  # type: ignore[arg-type]
+    prepared = build.prepare(Engine(), plan)
     assert prepared.epoch == 4242
     assert prepared.buildargs["SOURCE_DATE_EPOCH"] == "4242"
     assert prepared.buildargs["BASE_IMAGE"] == "sha256:base"

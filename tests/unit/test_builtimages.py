@@ -11,11 +11,12 @@ from harness.config import load_config
 from harness.engine import ImageInfo
 from harness.images import build, dockerfiles, runtime_wheel
 from harness.images import built as builtimages
+from tests.unit.fake_docker import EngineDouble
 
 INPUT = "11" * 32
 
 
-class FakeEngine:
+class FakeEngine(EngineDouble):
     """Images by ID with their labels and layers; records what was tagged."""
 
     where = "fake"
@@ -56,23 +57,23 @@ def test_only_a_remembered_image_with_its_layers_is_found() -> None:
     engine.add("sha256:built", ["sha256:l1", "sha256:l2"])
     # A derived image (FROM the built one) inherits the label, not the index entry.
     engine.add("sha256:derived", ["sha256:l1", "sha256:l2", "sha256:l3"])
-    assert builtimages.find(engine, INPUT) is None  # type: ignore[arg-type]
-    builtimages.remember(engine, INPUT, "sha256:built")  # type: ignore[arg-type]
-    found = builtimages.find(engine, INPUT)  # type: ignore[arg-type]
+    assert builtimages.find(engine, INPUT) is None
+    builtimages.remember(engine, INPUT, "sha256:built")
+    found = builtimages.find(engine, INPUT)
     assert found is not None and found.id == "sha256:built"
     # Another engine's index says nothing about this one.
     engine.info = lambda: {"ID": "engine-2"}  # type: ignore[method-assign]
-    assert builtimages.find(engine, INPUT) is None  # type: ignore[arg-type]
+    assert builtimages.find(engine, INPUT) is None
 
 
 def test_a_changed_or_removed_image_is_no_hit() -> None:
     engine = FakeEngine()
     engine.add("sha256:built", ["sha256:l1"])
-    builtimages.remember(engine, INPUT, "sha256:built")  # type: ignore[arg-type]
+    builtimages.remember(engine, INPUT, "sha256:built")
     engine.images["sha256:built"]["RootFS"]["Layers"] = ["sha256:other"]
-    assert builtimages.find(engine, INPUT) is None  # type: ignore[arg-type]
+    assert builtimages.find(engine, INPUT) is None
     del engine.images["sha256:built"]
-    assert builtimages.find(engine, INPUT) is None  # type: ignore[arg-type]
+    assert builtimages.find(engine, INPUT) is None
 
 
 def test_a_corrupt_index_is_an_empty_one() -> None:
@@ -80,9 +81,9 @@ def test_a_corrupt_index_is_an_empty_one() -> None:
     builtimages.index_path().write_text("[" * 100_000)
     engine = FakeEngine()
     engine.add("sha256:built", ["sha256:l1"])
-    assert builtimages.find(engine, INPUT) is None  # type: ignore[arg-type]
-    builtimages.remember(engine, INPUT, "sha256:built")  # type: ignore[arg-type]
-    assert builtimages.find(engine, INPUT) is not None  # type: ignore[arg-type]
+    assert builtimages.find(engine, INPUT) is None
+    builtimages.remember(engine, INPUT, "sha256:built")
+    assert builtimages.find(engine, INPUT) is not None
 
 
 def test_build_rebuilds_rather_than_adopt_a_labelled_image_it_did_not_build(
@@ -104,11 +105,11 @@ def test_build_rebuilds_rather_than_adopt_a_labelled_image_it_did_not_build(
     )
     prepared = build.Prepared(
         plan,
-        None,
+        None,  # type: ignore[arg-type]  # no base image: prepare is not called
         {},
         {build.LABEL_BUILD_INPUT: INPUT},
         "demo:cpu",
-        0,  # type: ignore[arg-type]
+        0,
     )
     monkeypatch.setattr(build, "prepare", lambda *_, **__: prepared)
     built: list[str] = []
@@ -119,8 +120,8 @@ def test_build_rebuilds_rather_than_adopt_a_labelled_image_it_did_not_build(
         return build.FreshImage("sha256:fresh", "sha256:raw", (), 1.0)
 
     monkeypatch.setattr(build, "build_image", build_image)
-    result = build.build(engine, plan)  # type: ignore[arg-type]
+    result = build.build(engine, plan)
     assert (result.image_id, result.cached, built) == ("sha256:fresh", False, ["sha256:fresh"])
     assert engine.tags["demo:cpu"] == "sha256:fresh"
-    again = build.build(engine, plan)  # type: ignore[arg-type]
+    again = build.build(engine, plan)
     assert (again.image_id, again.cached, len(built)) == ("sha256:fresh", True, 1)

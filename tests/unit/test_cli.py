@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
+import click
 from click.testing import CliRunner
 
 from harness.cli.main import cli
@@ -18,9 +20,12 @@ def invoke(*arguments: str, env: dict[str, str] | None = None) -> tuple[int, str
 def test_help_teaches_the_commands() -> None:
     code, out, _ = invoke("--help")
     assert code == 0
-    for command in ("lock", "build", "base", "doctor", "config"):
-        assert command in out
-    assert "Exit codes" in out
+    # The names must be listed as commands: the prose above the list mentions most of them.
+    listing = out.split("\nCommands:\n", 1)[1].split("\n\n", 1)[0]
+    listed = {line.split()[0] for line in listing.splitlines() if re.match(r"  \S", line)}
+    assert {"lock", "build", "base", "doctor", "config", "run", "verify", "certify"} <= listed
+    assert listed == set(cli.list_commands(click.Context(cli)))
+    assert "Exit codes: 0 same or current, 1 differs or stale, 2 trouble" in " ".join(out.split())
 
 
 def test_config_json_reports_values_and_sources(project: Path) -> None:

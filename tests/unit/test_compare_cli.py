@@ -168,57 +168,68 @@ def test_help_teaches_by_example() -> None:
 
 
 def test_module_entry_point(pair: tuple[Path, Path, Path]) -> None:
-    a, b, c = pair
-    same = subprocess.run(
-        [sys.executable, "-m", "harness.compare", a, b], capture_output=True, text=True, check=False
-    )
-    assert same.returncode == 0, same.stderr
+    # The exit codes themselves are the launcher's (below); this checks that `-m` passes
+    # one on, with the output, from a process of its own.
+    a, _, c = pair
     differs = subprocess.run(
         [sys.executable, "-m", "harness.compare", a, c, "--json"],
         capture_output=True,
         text=True,
         check=False,
     )
-    assert differs.returncode == 1
+    assert differs.returncode == 1, differs.stderr
     assert json.loads(differs.stdout)["exit_code"] == 1
-    trouble = subprocess.run(
-        [sys.executable, "-m", "harness.compare", a, "nope"],
+
+
+# Runs `harness ARGUMENTS` for each (folder, arguments) in argv[1], one after the other in
+# one interpreter (starting one per line costs a third of a second), and after each prints
+# its exit code and which heavy modules it has imported so far.
+LAUNCH = """
+import json, os, sys
+from harness.cli.main import main
+for folder, arguments in json.loads(sys.argv[1]):
+    os.chdir(folder)
+    sys.argv = ["harness", *arguments]
+    try:
+        main()
+    except SystemExit as done:
+        heavy = [m for m in ("docker", "requests", "cryptography", "numpy") if m in sys.modules]
+        print("launched:", done.code, heavy, file=sys.stderr, flush=True)
+"""
+
+
+def launch(*lines: tuple[Path, list[str | Path]]) -> tuple[list[str], str, str]:
+    """The outcome line of each command line, in order, and the whole of stdout and stderr."""
+    todo = [(str(folder), [str(a) for a in arguments]) for folder, arguments in lines]
+    done = subprocess.run(
+        [sys.executable, "-c", LAUNCH, json.dumps(todo)],
         capture_output=True,
         text=True,
         check=False,
     )
-    assert trouble.returncode == 2
-    assert trouble.stderr.startswith("harness: 'nope' is neither")
+    assert done.returncode == 0, done.stderr
+    outcomes = [
+        line.removeprefix("launched: ")
+        for line in done.stderr.splitlines()
+        if line.startswith("launched: ")
+    ]
+    assert len(outcomes) == len(lines), done.stderr
+    return outcomes, done.stdout, done.stderr
 
 
-LAUNCH = """
-import sys
-sys.argv = ["harness", *sys.argv[1:]]
-from harness.cli.main import main
-try:
-    main()
-except SystemExit as done:
-    heavy = [m for m in ("docker", "requests", "cryptography", "numpy") if m in sys.modules]
-    print(done.code, heavy, file=sys.stderr)
-"""
-
-
-def launch(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-c", LAUNCH, *map(str, args)], capture_output=True, text=True, check=False
-    )
-
-
-def test_harness_compare_imports_only_what_it_needs(pair: tuple[Path, Path, Path]) -> None:
+def test_harness_compare_imports_only_what_it_needs(
+    pair: tuple[Path, Path, Path], tmp_path: Path
+) -> None:
     a, b, c = pair
-    same = launch("compare", a, b)
-    assert same.stderr.strip().splitlines()[-1] == "0 []"
+    # numpy is imported once and stays: the lines that must not need it come first.
+    outcomes, _, stderr = launch(
+        (tmp_path, ["compare", a, b]),
+        (tmp_path, ["compare", a, "nope"]),
+        (tmp_path, ["compare", a, c]),
+    )
     # Values are read (numpy) only once bytes differ; the engine's libraries never.
-    differs = launch("compare", a, c)
-    assert differs.stderr.strip().splitlines()[-1] == "1 ['numpy']"
-    trouble = launch("compare", a, "nope")
-    assert trouble.stderr.startswith("harness: 'nope' is neither")
-    assert trouble.stderr.strip().splitlines()[-1] == "2 []"
+    assert outcomes == ["0 []", "2 []", "1 ['numpy']"]
+    assert "\nharness: 'nope' is neither" in f"\n{stderr}"
 
 
 def test_group_options_and_other_light_commands_stay_light(
@@ -226,12 +237,13 @@ def test_group_options_and_other_light_commands_stay_light(
 ) -> None:
     a, b, _ = pair
     # The group imports a command's module only when that command runs.
-    with_project = launch("--project", tmp_path, "compare", a, b)
-    assert with_project.stderr.strip().splitlines()[-1] == "0 []"
-    done = launch("--version")
-    assert done.stderr.strip().splitlines()[-1] == "0 []"
-    assert "harness, version" in done.stdout
-    assert launch("lint", "--help").stderr.strip().splitlines()[-1] == "0 []"
+    outcomes, stdout, _ = launch(
+        (tmp_path, ["--project", tmp_path, "compare", a, b]),
+        (tmp_path, ["--version"]),
+        (tmp_path, ["lint", "--help"]),
+    )
+    assert outcomes == ["0 []", "0 []", "0 []"]
+    assert "harness, version" in stdout
 
 
 def test_every_command_is_registered() -> None:
@@ -244,16 +256,19 @@ def test_every_command_is_registered() -> None:
 
 
 def test_project_policies_apply_to_harness_compare(
-    pair: tuple[Path, Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    pair: tuple[Path, Path, Path], tmp_path: Path
 ) -> None:
     a, _, c = pair
-    project = tmp_path / "project"
-    project.mkdir()
-    monkeypatch.chdir(project)
-    (project / "pyproject.toml").write_text("[project]\nname = 'x'\n")
-    assert launch("compare", a / "w.npy", c / "w.npy").stderr.strip().endswith("1 ['numpy']")
-    (project / "pyproject.toml").write_text('[tool.harness.policies]\n"*.npy" = "ulp:1"\n')
-    assert launch("compare", a / "w.npy", c / "w.npy").returncode == 0
+    plain, policed = tmp_path / "plain", tmp_path / "policed"
+    plain.mkdir()
+    policed.mkdir()
+    (plain / "pyproject.toml").write_text("[project]\nname = 'x'\n")
+    (policed / "pyproject.toml").write_text('[tool.harness.policies]\n"*.npy" = "ulp:1"\n')
+    outcomes, _, _ = launch(
+        (plain, ["compare", a / "w.npy", c / "w.npy"]),
+        (policed, ["compare", a / "w.npy", c / "w.npy"]),
+    )
+    assert [line.split()[0] for line in outcomes] == ["1", "0"]
 
 
 def _run_folder(root: Path, run_id: str, status: str) -> Path:

@@ -239,6 +239,7 @@ def test_safetensors_reader_matches_the_library(tmp_path: Path) -> None:
     loaded = load_file(str(path))
     container = safetensors_container(path)
     assert container.values == {"__metadata__": {"step": "10"}}
+    assert set(container.tensors) == set(loaded)
     for name, source in container.tensors.items():
         with source.open() as reader:
             values = reader.read(source.count).reshape(source.shape)

@@ -7,11 +7,13 @@ from pathlib import Path
 
 import pytest
 
+from harness import vcs
 from harness.config import load_config
 from harness.engine import ImageInfo
 from harness.errors import ConfigError
 from harness.images import build, dockerfiles
 from harness.vcs import SourceState
+from tests.unit.fake_docker import EngineDouble
 from tests.unit.test_build import plan_of
 
 BARE = """\
@@ -83,20 +85,20 @@ def test_the_choice_is_a_label_and_part_of_the_build_input(
 ) -> None:
     (bare / "constraints.txt").write_text("")
     monkeypatch.setattr(
-        build.vcs, "source_state", lambda _root: SourceState("c0ffee", False, None, None, 1)
+        vcs, "source_state", lambda _root: SourceState("c0ffee", False, None, None, 1)
     )
 
-    class Engine:
+    class Engine(EngineDouble):
         def image(self, reference: str) -> ImageInfo:
             return ImageInfo("sha256:base", (reference,), {}, 0)
 
     config = load_config(bare, environ={})
-    builtin = build.prepare(Engine(), plan_of(config))  # type: ignore[arg-type]
+    builtin = build.prepare(Engine(), plan_of(config))
     assert builtin.labels[build.LABEL_DOCKERFILE] == "harness:Dockerfile"
     assert builtin.labels[build.LABEL_DOCKERFILE_SHA256] == plan_of(config).dockerfile.sha256
 
     (bare / "Dockerfile").write_bytes(dockerfiles.builtin_text("cpu"))
-    own = build.prepare(Engine(), plan_of(config))  # type: ignore[arg-type]
+    own = build.prepare(Engine(), plan_of(config))
     assert own.labels[build.LABEL_DOCKERFILE] == "project:Dockerfile"
     # The same bytes from another place: another image, since the labels differ.
     assert own.build_input != builtin.build_input

@@ -61,6 +61,7 @@ def crash(output, seed, inputs):
 
 
 def slow(output, seed, inputs):
+    (output / "ready").write_text("")
     time.sleep(60)
 """
 
@@ -103,6 +104,22 @@ def hosted(tmp_path: Path) -> Path:
 @pytest.fixture(scope="module")
 def python() -> host_executor.PythonEnvironment:
     return host_executor.inspect_python(Path(sys.executable))
+
+
+@pytest.fixture(autouse=True)
+def _described_once(
+    python: host_executor.PythonEnvironment, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Describing an interpreter starts it and lists its distributions (a tenth of a second
+    or more, each command line run): this test's own interpreter is described once."""
+    describe = host_executor.inspect_python
+
+    def inspect(executable: Path) -> host_executor.PythonEnvironment:
+        if Path(executable).absolute() == Path(sys.executable).absolute():
+            return python
+        return describe(executable)
+
+    monkeypatch.setattr(host_executor, "inspect_python", inspect)
 
 
 def _request(project: Path, name: str, **changes: object) -> RunRequest:
@@ -166,11 +183,11 @@ def test_ctrl_c_stops_host_runs_made_at_once_and_records_each_aborted(
     def press_ctrl_c_once_both_run() -> None:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
-            logs = list(runs.glob("*/log.txt")) if runs.is_dir() else []
-            if len(logs) == 2:  # each process has its log open: both are under way
+            # Each experiment says when it runs: its runtime is then ready for SIGTERM.
+            ready = list(runs.glob("*/**/ready")) if runs.is_dir() else []
+            if len(ready) == 2:
                 break
-            time.sleep(0.05)
-        time.sleep(0.5)
+            time.sleep(0.02)
         _thread.interrupt_main()
 
     threading.Thread(target=press_ctrl_c_once_both_run, daemon=True).start()
@@ -212,9 +229,9 @@ def test_a_crash_a_missing_output_and_a_timeout_each_end_their_record(
     forgetful = host_executor.run_on_host(config, _request(hosted, "forgetful"), python)
     assert forgetful.status == "failed"
     assert "never-written.bin" in forgetful.record["error"]
-    slow = host_executor.run_on_host(config, _request(hosted, "slow", timeout=2), python)
+    slow = host_executor.run_on_host(config, _request(hosted, "slow", timeout=1), python)
     assert slow.status == "timeout"
-    assert slow.record["error"] == "stopped after 2 s"
+    assert slow.record["error"] == "stopped after 1 s"
     for result in (crashed, forgetful, slow):
         assert records.read(result.folder)["status"] == result.status
 

@@ -284,7 +284,9 @@ def test_every_container_pulls_the_image_by_digest(project: Path) -> None:
 def test_environment_is_the_determinism_environment_and_the_spec_matches(project: Path) -> None:
     documents = render(project, "--node", "node-a")
     (config_map,) = of_kind(documents, "ConfigMap")
-    for job in of_kind(documents, "Job"):
+    jobs = of_kind(documents, "Job")
+    assert len(jobs) == 2, "one Job per experiment on the node"
+    for job in jobs:
         name = job["metadata"]["name"]
         run_id = job["metadata"]["annotations"]["harness.dev/run-id"]
         env = {e["name"]: e["value"] for e in container(job)["env"]}

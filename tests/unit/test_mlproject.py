@@ -10,7 +10,6 @@ import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import click
 import pytest
@@ -19,7 +18,7 @@ from click.testing import CliRunner
 from harness.cli.integrations import mlproject
 from harness.cli.main import HarnessGroup
 from harness.config import Config, load_config
-from harness.engine import ImageInfo
+from harness.engine import ContainerEngine, ImageInfo
 from harness.errors import ConfigError
 from harness.integrations.mlproject import (
     PinnedImage,
@@ -28,6 +27,7 @@ from harness.integrations.mlproject import (
     render_mlproject,
 )
 from harness.ui import UI
+from tests.unit.fake_docker import EngineDouble
 
 pytest.importorskip("yaml", reason="MLproject files are YAML: PyYAML is a dependency of harness")
 
@@ -249,7 +249,7 @@ def test_a_written_entry_point_runs_the_entry_through_harnesss_runtime(
 
 
 @dataclass
-class FakeEngine:
+class FakeEngine(EngineDouble):
     images: dict[str, ImageInfo] = field(default_factory=dict)
 
     def image(self, reference: str) -> ImageInfo | None:
@@ -267,7 +267,7 @@ class FakeState:
     def config(self, **overrides: str | None) -> Config:
         return load_config(self.project, environ={})
 
-    def engine(self, config: Config) -> Any:
+    def engine(self, config: Config) -> ContainerEngine:
         return self.engine_
 
 

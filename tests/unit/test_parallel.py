@@ -50,7 +50,7 @@ class _Gauge:
 def test_a_pool_runs_at_most_jobs_at_once_and_answers_in_order() -> None:
     gauge = _Gauge()
     # Later calls take less time: they finish first, and still come back in order.
-    calls = [partial(gauge.call, n, 0.02 * (6 - n)) for n in range(6)]
+    calls = [partial(gauge.call, n, 0.01 * (6 - n)) for n in range(6)]
     with parallel.Pool(2) as pool:
         assert pool.map(calls) == [0, 10, 20, 30, 40, 50]
     assert gauge.most == 2

@@ -6,7 +6,7 @@ import io
 import json
 import tarfile
 import zipfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -18,6 +18,7 @@ from harness.images import build, package, rebuild
 from harness.images import config as imageconfig
 from harness.images import filesystem as imagefs
 from harness.images.filesystem import Entry, Located
+from tests.unit.fake_docker import EngineDouble
 
 
 @pytest.mark.parametrize(
@@ -259,7 +260,7 @@ def test_canonical_config_depends_only_on_its_inputs() -> None:
     assert later != one
 
 
-class FakeEngine:
+class FakeEngine(EngineDouble):
     """Answers the history and inspect calls layer_history makes."""
 
     def __init__(self, history: Sequence[Mapping[str, Any]], layers: Mapping[str, int]) -> None:
@@ -287,7 +288,7 @@ def test_layer_history_ties_steps_to_the_images_that_made_them() -> None:
         history_item("<missing>", "/bin/sh -c #(nop)  ENV A=1"),
         history_item("<missing>", "/bin/sh -c debootstrap", 100),
     ]
-    engine: Any = FakeEngine(newest_first, {"sha256:i2": 2, "sha256:i3": 3, "sha256:i4": 3})
+    engine = FakeEngine(newest_first, {"sha256:i2": 2, "sha256:i3": 3, "sha256:i4": 3})
     history = imageconfig.layer_history(engine, "sha256:i4", 3)
     assert history is not None
     assert [h["empty_layer"] for h in history] == [False, True, False, False, True]
@@ -300,7 +301,7 @@ def test_layer_history_says_when_it_cannot_tell() -> None:
         history_item("<missing>", "/bin/sh -c #(nop) WORKDIR /new"),
         history_item("<missing>", "/bin/sh -c debootstrap", 100),
     ]
-    engine: Any = FakeEngine(newest_first, {})
+    engine = FakeEngine(newest_first, {})
     assert imageconfig.layer_history(engine, "sha256:x", 1) is None
 
 
@@ -322,7 +323,7 @@ def test_config_only_archive_names_layers_it_does_not_carry() -> None:
     assert manifest[0]["RepoTags"] is None
 
 
-class LoadingEngine:
+class LoadingEngine(EngineDouble):
     """Records what finalise loads; the image exists once loaded."""
 
     def __init__(self) -> None:
@@ -339,9 +340,10 @@ class LoadingEngine:
             history_item("<missing>", "", 100),
         ]
 
-    def load(self, data: bytes) -> list[str]:
-        self.loaded.append(data)
-        with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+    def load(self, data: bytes | Iterable[bytes]) -> list[str]:
+        archive = data if isinstance(data, bytes) else b"".join(data)
+        self.loaded.append(archive)
+        with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
             name = next(n for n in tar.getnames() if n != "manifest.json")
         self.images.add("sha256:" + name.removesuffix(".json"))
         return []
@@ -351,7 +353,7 @@ class LoadingEngine:
 
 
 def test_finalise_loads_the_configuration_once_and_returns_its_digest() -> None:
-    engine: Any = LoadingEngine()
+    engine = LoadingEngine()
     first = imageconfig.finalise(engine, "sha256:built", epoch=7, labels={"a": "1"})
     again = imageconfig.finalise(engine, "sha256:built", epoch=7, labels={"a": "1"})
     assert first == again
@@ -426,7 +428,7 @@ def test_imagefs_and_rebuild_agree_on_the_file_view() -> None:
 # -- the check's orchestration ---------------------------------------------------------
 
 
-class RecordingEngine:
+class RecordingEngine(EngineDouble):
     """Records the tags and removals of a check; holds images only by tag."""
 
     def __init__(self, where: str) -> None:
@@ -436,13 +438,15 @@ class RecordingEngine:
     def tag(self, image_id: str, reference: str) -> None:
         self.calls.append(("tag", reference))
 
-    def remove_unused_image(self, reference: str) -> bool:
+    def remove_unused_image(self, reference: str, *, prune: bool = False) -> bool:
         self.calls.append(("remove", reference))
         return True
 
 
 def fake_check(
-    monkeypatch: pytest.MonkeyPatch, ids: list[str], engines: list[Any]
+    monkeypatch: pytest.MonkeyPatch,
+    ids: list[str],
+    engines: tuple[RecordingEngine, RecordingEngine | None],
 ) -> tuple[rebuild.CheckResult, list[str]]:
     plan = SimpleNamespace(
         config=SimpleNamespace(image="demo"), variant=SimpleNamespace(name="cpu")
@@ -477,7 +481,7 @@ def test_identical_builds_are_read_once_and_everything_made_is_removed(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     engine = RecordingEngine("default")
-    result, reads = fake_check(monkeypatch, ["sha256:same", "sha256:same"], [engine, None])
+    result, reads = fake_check(monkeypatch, ["sha256:same", "sha256:same"], (engine, None))
     assert result.exit_code == 0
     assert reads == ["sha256:same"]
     removed = [reference for call, reference in engine.calls if call == "remove"]
@@ -490,7 +494,7 @@ def test_identical_builds_are_read_once_and_everything_made_is_removed(
 
 def test_two_engines_each_clean_up_their_own(monkeypatch: pytest.MonkeyPatch) -> None:
     first, second = RecordingEngine("default"), RecordingEngine("tcp://other")
-    result, reads = fake_check(monkeypatch, ["sha256:one", "sha256:two"], [first, second])
+    result, reads = fake_check(monkeypatch, ["sha256:one", "sha256:two"], (first, second))
     assert result.exit_code == 1
     assert reads == ["sha256:one", "sha256:two"]
     assert result.second.engine == "tcp://other"

@@ -7,11 +7,12 @@ import pytest
 from harness.engine import ImageInfo
 from harness.errors import EngineError, EngineUnavailable
 from harness.fleet import shipping
+from tests.unit.fake_docker import EngineDouble
 
 IMAGE = "sha256:" + "ab" * 32
 
 
-class Engine:
+class Engine(EngineDouble):
     """An engine's images and tags, as much as shipping through a registry touches."""
 
     def __init__(self, where: str, tags: dict[str, str], *, push_fails: bool = False) -> None:
@@ -47,8 +48,8 @@ def test_the_tag_made_for_the_push_is_gone_afterwards() -> None:
     control = Engine("control", {"demo:cpu": IMAGE})
     host = Engine("host", {})
     pulled = shipping.through_registry(
-        control,  # type: ignore[arg-type]
-        host,  # type: ignore[arg-type]
+        control,
+        host,
         image_id=IMAGE,
         reference="demo:cpu",
         registry="registry.example/team",
@@ -61,8 +62,8 @@ def test_a_failed_push_leaves_no_stray_tag_either() -> None:
     control = Engine("control", {"demo:cpu": IMAGE}, push_fails=True)
     with pytest.raises(shipping.ShipError):
         shipping.through_registry(
-            control,  # type: ignore[arg-type]
-            Engine("host", {}),  # type: ignore[arg-type]
+            control,
+            Engine("host", {}),
             image_id=IMAGE,
             reference="demo:cpu",
             registry="registry.example/team",
@@ -72,7 +73,7 @@ def test_a_failed_push_leaves_no_stray_tag_either() -> None:
 
 def test_an_image_s_only_name_is_kept_so_the_image_is_not_removed() -> None:
     engine = Engine("control", {"registry.example/team/demo:abababababab": IMAGE})
-    shipping.drop_tag(engine, IMAGE, "registry.example/team/demo:abababababab")  # type: ignore[arg-type]
+    shipping.drop_tag(engine, IMAGE, "registry.example/team/demo:abababababab")
     assert engine.tags == {"registry.example/team/demo:abababababab": IMAGE}
 
 
@@ -89,8 +90,8 @@ def test_a_failed_untag_does_not_hide_why_the_push_failed(
     control = _GoneAfterPush("control", {"demo:cpu": IMAGE}, push_fails=True)
     with pytest.raises(shipping.ShipError, match="denied"):
         shipping.through_registry(
-            control,  # type: ignore[arg-type]
-            Engine("host", {}),  # type: ignore[arg-type]
+            control,
+            Engine("host", {}),
             image_id=IMAGE,
             reference="demo:cpu",
             registry="registry.example/team",
@@ -107,8 +108,8 @@ def test_a_host_whose_tag_names_another_image_is_refused_and_its_tag_kept(mode: 
     host = Engine("host", {"demo:cpu": OTHER})
     with pytest.raises(shipping.ImageMismatch) as raised:
         shipping.ship(
-            control,  # type: ignore[arg-type]
-            host,  # type: ignore[arg-type]
+            control,
+            host,
             image_id=IMAGE,
             reference="demo:cpu",
             host="gpu-box",
@@ -126,8 +127,8 @@ def test_a_host_holding_the_image_under_another_image_s_name_is_refused() -> Non
     host = Engine("host", {"demo:cpu": OTHER, "kept:latest": IMAGE})
     with pytest.raises(shipping.ImageMismatch):
         shipping.ship(
-            Engine("control", {"demo:cpu": IMAGE}),  # type: ignore[arg-type]
-            host,  # type: ignore[arg-type]
+            Engine("control", {"demo:cpu": IMAGE}),
+            host,
             image_id=IMAGE,
             reference="demo:cpu",
             host="gpu-box",
@@ -157,8 +158,8 @@ class _PushMeanwhile(Engine):
 
 def ship_through(control: Engine) -> str:
     return shipping.through_registry(
-        control,  # type: ignore[arg-type]
-        Engine("host", {}),  # type: ignore[arg-type]
+        control,
+        Engine("host", {}),
         image_id=IMAGE,
         reference="demo:cpu",
         registry="registry.example/team",

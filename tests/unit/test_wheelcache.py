@@ -95,7 +95,9 @@ def index() -> Iterator[Index]:
             pass
 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    # shutdown() waits for serve_forever to next check its flag: half a second by default,
+    # paid by every test that uses the index.
+    thread = threading.Thread(target=server.serve_forever, args=(0.01,), daemon=True)
     thread.start()
     served.url = f"http://127.0.0.1:{server.server_address[1]}/simple"
     try:
