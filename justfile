@@ -51,9 +51,9 @@ cross-host:
 test: lint
     .venv/bin/pytest tests
 
-# Fast feedback: unit tests only, no engine.
+# Fast feedback: unit tests only, no engine, on every core (pytest-xdist).
 unit:
-    .venv/bin/pytest tests/unit -q
+    .venv/bin/pytest tests/unit -q -n auto
 
 lint:
     .venv/bin/ruff check harness tests benchmarks
