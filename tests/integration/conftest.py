@@ -2,8 +2,9 @@
 
 They fail (not skip) without an engine: `./dev test` starts one. Each is marked `engine`
 here, so that `pytest -m "not engine"` runs the unit tests alone. The CPU image is built
-once per session and shared; every test leaves no container behind, and nothing in this
-repository's .harness folder that was not there before the session.
+once per session and shared; every test leaves no container behind, no name on an image
+of its own, and nothing in this repository's .harness folder that was not there before the
+session.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+import docker
 import pytest
 
 from harness.engine import Engine
@@ -63,6 +65,39 @@ def engine() -> Engine:
 def _no_container_left_behind(engine: Engine) -> Iterator[None]:
     yield
     assert engine.containers_owned() == []
+
+
+# The image names the tests' own projects and shipments use (harness's own images,
+# harness:cpu and the base, are kept: the next session and `./dev main` reuse them).
+_TEST_IMAGE_NAMES = (
+    "harness-planted:",
+    "harness-probe:",
+    "harness-stale:",
+    "harness-test-",
+    "harness-own-",
+    "harness-ship-",
+    # Shipping through the tests' registries on loopback (test_hosts).
+    "/harness-tests/",
+)
+
+
+def _test_image_names() -> list[str]:
+    client = docker.from_env()
+    try:
+        tags = [tag for image in client.images.list() for tag in image.tags]
+    finally:
+        client.close()
+    return sorted(tag for tag in tags if any(name in tag for name in _TEST_IMAGE_NAMES))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_test_image_name_left_behind(engine: Engine) -> Iterator[None]:
+    """The names the tests gave images go at the end; an image that only the tests named
+    goes with its last name, one that harness's own images share stays."""
+    yield
+    for tag in _test_image_names():
+        engine.remove_unused_image(tag)
+    assert _test_image_names() == []
 
 
 # What harness writes into a project's .harness folder. Tests that run the built-in
