@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
 import pytest
 
 REPOSITORY = Path(__file__).resolve().parent.parent
+# The run-record schema harness ships, which every record a test reads must satisfy.
+RUN_RECORD_SCHEMA = json.loads(
+    (REPOSITORY / "harness" / "schemas" / "run-record.v1.json").read_text(encoding="utf-8")
+)
 
 MINIMAL_PYPROJECT = """\
 [project]

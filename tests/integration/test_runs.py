@@ -15,10 +15,8 @@ import jsonschema
 import pytest
 
 from harness.engine import Engine
-from tests.conftest import REPOSITORY, copy_project_files
+from tests.conftest import REPOSITORY, RUN_RECORD_SCHEMA, copy_project_files
 from tests.integration.conftest import harness
-
-SCHEMA = json.loads((REPOSITORY / "harness" / "schemas" / "run-record.v1.json").read_text())
 
 PROBES = '''\
 """Experiments that probe the sandbox harness runs them in."""
@@ -135,7 +133,7 @@ def test_records_follow_the_schema_and_show_the_switches(
     example_runs: list[dict[str, Any]],
 ) -> None:
     for record in example_runs:
-        jsonschema.validate(record, SCHEMA)
+        jsonschema.validate(record, RUN_RECORD_SCHEMA)
         assert record["violations"] == []
         assert record["environment"]["PYTHONHASHSEED"]
         assert record["fingerprint"]

@@ -27,10 +27,8 @@ from harness.errors import ConfigError, HarnessError
 from harness.runs import host_executor, records
 from harness.runs.run import RunRequest
 from harness.runtime import fingerprint
+from tests.conftest import RUN_RECORD_SCHEMA
 
-SCHEMA = json.loads(
-    (Path(records.__file__).parents[1] / "schemas" / "run-record.v1.json").read_text()
-)
 EXPERIMENTS = """\
 import json, os, time
 from pathlib import Path
@@ -154,10 +152,10 @@ def test_a_host_run_records_the_environment_in_place_of_an_image(
     assert home != str(Path.home())
     assert not Path(home).exists(), "the private home is removed after the run"
     assert records.read(result.folder)["status"] == "succeeded"
-    jsonschema.validate(record, SCHEMA)
+    jsonschema.validate(record, RUN_RECORD_SCHEMA)
     # The schema tells a host record from a container one: without its environment it fails.
     with pytest.raises(jsonschema.ValidationError):
-        jsonschema.validate({**record, "python_environment": None}, SCHEMA)
+        jsonschema.validate({**record, "python_environment": None}, RUN_RECORD_SCHEMA)
 
 
 def test_two_host_runs_of_a_seeded_experiment_agree_and_a_drifting_one_is_caught(

@@ -33,9 +33,8 @@ from harness.runs import records
 from harness.runs.records import CorruptRecord
 from harness.runtime import determinism, spec
 from harness.ui import UI
-from tests.conftest import REPOSITORY
+from tests.conftest import RUN_RECORD_SCHEMA
 
-SCHEMA = json.loads((REPOSITORY / "harness" / "schemas" / "run-record.v1.json").read_text())
 DIGEST = "sha256:" + "d1" * 32
 IMAGE = f"registry.example/harness@{DIGEST}"
 IMAGE_ID = "sha256:" + "1d" * 32
@@ -581,7 +580,7 @@ def run_job(project: Path, tmp_path: Path, *arguments: str) -> tuple[Path, dict[
 def test_a_finished_job_makes_a_valid_succeeded_record(project: Path, tmp_path: Path) -> None:
     folder, job = run_job(project, tmp_path, "--image-id", IMAGE_ID)
     record = job_output.record_from_job_output(folder)
-    jsonschema.validate(record, SCHEMA)
+    jsonschema.validate(record, RUN_RECORD_SCHEMA)
     assert record["status"] == "succeeded"
     assert record["exit_code"] == 0
     assert record["error"] is None
@@ -612,7 +611,7 @@ def test_a_missing_declared_output_fails_the_record(project: Path, tmp_path: Pat
     (folder / "artifacts" / "model.bin").unlink()
     (folder / "log.txt").write_text("training\ndone\n")
     record = job_output.record_from_job_output(folder)
-    jsonschema.validate(record, SCHEMA)
+    jsonschema.validate(record, RUN_RECORD_SCHEMA)
     assert record["status"] == "failed"
     assert record["error"] == "declared output 'model.bin' was not written"
     assert record["log_tail"] == ["training", "done"]
@@ -625,7 +624,7 @@ def test_the_runtime_s_failure_and_interruption_are_kept(project: Path, tmp_path
     report.update(status="failed", exit_code=1, error="ValueError: diverged")
     report_path.write_text(json.dumps(report))
     record = job_output.record_from_job_output(folder)
-    jsonschema.validate(record, SCHEMA)
+    jsonschema.validate(record, RUN_RECORD_SCHEMA)
     assert (record["status"], record["exit_code"], record["error"]) == (
         "failed",
         1,
@@ -634,7 +633,7 @@ def test_the_runtime_s_failure_and_interruption_are_kept(project: Path, tmp_path
     report.update(status="interrupted", exit_code=143, error="terminated by SIGTERM")
     report_path.write_text(json.dumps(report))
     record = job_output.record_from_job_output(folder)
-    jsonschema.validate(record, SCHEMA)
+    jsonschema.validate(record, RUN_RECORD_SCHEMA)
     assert (record["status"], record["error"]) == ("aborted", "terminated by SIGTERM")
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,12 +13,11 @@ from harness.config import Config, load_config
 from harness.errors import HarnessError
 from harness.integrations import mlflow_tracking
 from harness.runs import records
-from tests.conftest import REPOSITORY
+from tests.conftest import RUN_RECORD_SCHEMA
 
 mlflow = pytest.importorskip("mlflow", reason="mlflow-skinny is the optional MLflow dependency")
 pytest.importorskip("sqlalchemy", reason="the local MLflow store needs SQLAlchemy")
 
-SCHEMA = json.loads((REPOSITORY / "harness" / "schemas" / "run-record.v1.json").read_text())
 IMAGE_ID = "sha256:" + "ab" * 32
 
 
@@ -99,7 +97,7 @@ def make_run(project: Path, **changes: Any) -> tuple[Path, dict[str, Any]]:
         "violations": [],
     }
     record.update(changes)
-    jsonschema.validate(record, SCHEMA)
+    jsonschema.validate(record, RUN_RECORD_SCHEMA)
     records.write(folder, record)
     return folder, record
 

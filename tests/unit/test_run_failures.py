@@ -6,7 +6,6 @@ daemon can go away in the middle of a run.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -24,12 +23,10 @@ from harness.images.build import BuildResult
 from harness.runs import records
 from harness.runs.host_executor import PythonEnvironment, run_on_host
 from harness.runs.run import RunRequest, run_experiment
+from tests.conftest import RUN_RECORD_SCHEMA
 from tests.unit.fake_docker import FakeClient, FakeContainer, Ran
 from tests.unit.test_vcs import git
 
-SCHEMA = json.loads(
-    (Path(records.__file__).parents[1] / "schemas" / "run-record.v1.json").read_text()
-)
 PYPROJECT = """\
 [project]
 name = "failing"
@@ -73,7 +70,7 @@ def only_record(config: Config) -> dict[str, object]:
     assert len(found) == 1
     record = found[0][1]
     assert record is not None
-    jsonschema.validate(record, SCHEMA)
+    jsonschema.validate(record, RUN_RECORD_SCHEMA)
     return record
 
 
