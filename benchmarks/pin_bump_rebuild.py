@@ -1,10 +1,11 @@
 """How long `harness build` takes after one small pin changed, against a plain docker build.
 
-In a copy of this project, the CPU image is built once (which fills the wheel cache), then
-one small pure-Python pin of the constraints (a dependency of a dependency, so the
-declared requirements and the lock header stay as they are) is moved to another version
-of it, and harness builds again: it downloads that one wheel and installs the rest from
-the cache. The baseline, measured in the same run on the same base image, is a plain
+In a copy of this project, the CPU image is built once (which fills the wheel cache and
+makes, or finds, the frameworks image of its large pins), then one small pure-Python pin
+of the constraints (a dependency of a dependency, so the declared requirements and the
+lock header stay as they are) is moved to another version of it, and harness builds
+again: it downloads that one wheel, finds the frameworks image unchanged, and installs
+the small pins and its runtime on it. The baseline, measured in the same run on the same base image, is a plain
 `docker build --no-cache` of the same bumped constraints with a Dockerfile that installs
 them from the index (pip --require-hashes), as images were built before the wheel cache.
 Goal: ratio <= 0.2.

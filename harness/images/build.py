@@ -51,7 +51,7 @@ from harness.engine import ContainerEngine
 from harness.errors import BuildError, ConfigError, HashMismatch
 from harness.images import built as builtimages
 from harness.images import config as imageconfig
-from harness.images import lock, runtime_wheel, wheelcache, wheeltags
+from harness.images import dockerfiles, frameworks, lock, runtime_wheel, wheelcache, wheeltags
 from harness.images.base import BaseImage, ensure_base
 from harness.images.dockerfiles import Dockerfile, choose
 from harness.images.pin import Pin
@@ -291,15 +291,20 @@ def build_image(
 ) -> FreshImage:
     """Run the engine's build of a prepared variant and finalise the image; tags nothing.
 
+    A Dockerfile built on harness's frameworks image gets it first: found by its input,
+    or built (see :mod:`harness.images.frameworks`), and named to the build by its ID.
+
     The labels are not given to the engine: the classic builder adds each as a step of
     its own, in a random order, and the labelled steps would carry the build-input label
     that finds images in the cache. They go into the configuration :func:`finalise`
     writes, so only finished images carry them.
     """
     started = time.monotonic()
-    build_plan, variant = prepared.build_plan, prepared.build_plan.variant
+    build_plan = prepared.build_plan
+    buildargs = dict(prepared.buildargs)
     with tempfile.TemporaryDirectory(prefix="harness-build-") as folder:
-        context = Path(folder)
+        context = Path(folder) / "image"
+        context.mkdir()
         say(f"assembling the build context of {prepared.reference}")
         provided = assemble_context(context, build_plan, epoch=prepared.epoch, say=say)
         if prepared.source and build_plan.harness_source.digest() != prepared.source:
@@ -310,38 +315,37 @@ def build_image(
                 "build was being prepared",
                 "finish the edit, then build again",
             )
+        if dockerfiles.builds_on_frameworks(build_plan.dockerfile.text):
+            layout = frameworks.assemble(
+                Path(folder) / "frameworks",
+                context,
+                frameworks.split(provided),
+                base_id=prepared.base.id,
+            )
+            buildargs[frameworks.ARGUMENT] = frameworks_image(
+                engine,
+                prepared,
+                layout,
+                provided,
+                no_cache=no_cache,
+                say=say,
+                on_line=on_line,
+            )
+            if prepared.epoch:
+                clamp_times(context, prepared.epoch)
         say(
             f"building {prepared.reference} from {build_plan.dockerfile.describe()} "
             f"on base {prepared.base.reference}"
         )
-        watcher = HashMismatchWatcher()
-        steps = StepImages()
-
-        def each_line(line: str) -> None:
-            watcher.feed(line)
-            steps.feed(line)
-            on_line(line)
-
-        try:
-            built_id = engine.build(
-                context,
-                buildargs=prepared.buildargs,
-                nocache=no_cache,
-                on_line=each_line,
-            )
-        except BuildError as error:
-            if watcher.packages:
-                named = {canonicalize_name(p.split("==")[0]) for p in watcher.packages}
-                evicted = wheelcache.open_cache().evict_corrupt(
-                    c for c in provided.choices if c.name in named
-                )
-                removed = f"; removed from the wheel cache: {', '.join(evicted)}" if evicted else ""
-                raise HashMismatch(
-                    f"the {variant.name} build refused {', '.join(watcher.packages)}: "
-                    f"the wheel's sha256 is not the one pinned in {variant.constraints.name}"
-                    f"{removed}"
-                ) from None
-            raise error from None
+        built_id, steps = _engine_build(
+            engine,
+            context,
+            buildargs=buildargs,
+            provided=provided,
+            variant=build_plan.variant,
+            no_cache=no_cache,
+            on_line=on_line,
+        )
     image_id = imageconfig.finalise(
         engine,
         built_id,
@@ -350,7 +354,104 @@ def build_image(
         rewrite_layers=rewrite_layers,
         say=say,
     )
-    return FreshImage(image_id, built_id, tuple(steps.images), time.monotonic() - started)
+    return FreshImage(image_id, built_id, steps, time.monotonic() - started)
+
+
+def frameworks_image(
+    engine: ContainerEngine,
+    prepared: Prepared,
+    layout: frameworks.Context,
+    provided: wheelcache.Provided,
+    *,
+    no_cache: bool = False,
+    say: Callable[[str], None] = lambda _: None,
+    on_line: Callable[[str], None] = lambda _: None,
+) -> str:
+    """The ID of the frameworks image ``layout`` describes: the one harness built from the
+    same input on this engine, else a new build of it (always a new one with ``no_cache``).
+
+    It is finalised like an image (times 0, so the same input gives the same ID), named
+    ``harness-frameworks:<input>`` and written down as harness's own build; the build's
+    steps go. Images built on it share its layers, so keeping it costs no disk of its own.
+    """
+    name = frameworks.reference(layout.digest)
+    if not no_cache:
+        found = builtimages.find(engine, layout.digest)
+        if found is not None:
+            engine.tag(found.id, name)
+            say(f"the frameworks ({layout.pins} large pins) are in {name}")
+            return found.id
+    say(f"building {name}: the {layout.pins} large pins, installed once for every image on them")
+    started = time.monotonic()
+    built_id, steps = _engine_build(
+        engine,
+        layout.folder,
+        buildargs={"BASE_IMAGE": prepared.base.id},
+        provided=provided,
+        variant=prepared.build_plan.variant,
+        no_cache=no_cache,
+        on_line=on_line,
+    )
+    image_id = imageconfig.finalise(
+        engine,
+        built_id,
+        epoch=0,
+        labels={
+            "org.opencontainers.image.title": f"harness frameworks ({layout.pins} pins)",
+            LABEL_BUILD_INPUT: layout.digest,
+        },
+        say=say,
+    )
+    builtimages.remember(engine, layout.digest, image_id)
+    engine.tag(image_id, name)
+    discard_leftovers(engine, FreshImage(image_id, built_id, steps, 0.0))
+    say(f"built {name} ({image_id[:19]}) in {time.monotonic() - started:.0f} s")
+    return image_id
+
+
+def _engine_build(
+    engine: ContainerEngine,
+    context: Path,
+    *,
+    buildargs: Mapping[str, str],
+    provided: wheelcache.Provided,
+    variant: Variant,
+    no_cache: bool,
+    on_line: Callable[[str], None],
+) -> tuple[str, tuple[str, ...]]:
+    """The engine's build of ``context``: the image it made and its steps' images.
+
+    A wheel pip refuses for its hash is named, and taken out of the wheel cache.
+    """
+    watcher = HashMismatchWatcher()
+    steps = StepImages()
+
+    def each_line(line: str) -> None:
+        watcher.feed(line)
+        steps.feed(line)
+        on_line(line)
+
+    try:
+        built_id = engine.build(
+            context,
+            buildargs=buildargs,
+            nocache=no_cache,
+            on_line=each_line,
+        )
+    except BuildError as error:
+        if watcher.packages:
+            named = {canonicalize_name(p.split("==")[0]) for p in watcher.packages}
+            evicted = wheelcache.open_cache().evict_corrupt(
+                c for c in provided.choices if c.name in named
+            )
+            removed = f"; removed from the wheel cache: {', '.join(evicted)}" if evicted else ""
+            raise HashMismatch(
+                f"the {variant.name} build refused {', '.join(watcher.packages)}: "
+                f"the wheel's sha256 is not the one pinned in {variant.constraints.name}"
+                f"{removed}"
+            ) from None
+        raise error from None
+    return built_id, tuple(steps.images)
 
 
 class StepImages:

@@ -277,6 +277,24 @@ def test_dockerfiles_write_nothing_that_varies_between_builds() -> None:
         assert all(line.endswith(" /") for line in copies), name
 
 
+def test_the_frameworks_dockerfile_writes_nothing_that_varies_either() -> None:
+    text = dockerfiles.frameworks_text().decode()
+    assert text.count("--no-cache-dir --no-compile") == text.count("bin/pip ") == 1
+    compiles = [line for line in text.splitlines() if "-m compileall" in line]
+    assert len(compiles) == 1
+    assert "PYTHONHASHSEED=0" in compiles[0]
+    assert " -S -m compileall -qq -f -j 1" in compiles[0]
+    assert "--no-index --find-links /tmp/harness/wheels" in text
+    # Every time in what the image keeps is 0: the layers depend on the pins alone.
+    assert text.count("touch -h -d @0") == 2
+    final = final_stage(text)
+    assert "\nRUN " not in final
+    assert [line for line in final.splitlines() if line.startswith("COPY ")] == [
+        "COPY --from=install /out/venv/ /",
+        "COPY --from=install /out/users/ /",
+    ]
+
+
 def test_prepare_passes_source_date_epoch_and_keeps_every_label(
     project: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -107,16 +107,28 @@ def test_the_choice_is_a_label_and_part_of_the_build_input(
 def test_the_package_ships_one_template_for_both_dockerfiles() -> None:
     package = Path(dockerfiles.__file__).parent
     assert sorted(p.name for p in package.iterdir() if p.name.startswith("Dockerfile")) == [
-        "Dockerfile.in"
+        "Dockerfile.frameworks",
+        "Dockerfile.in",
     ]
+
+
+def test_harness_s_dockerfiles_build_on_the_frameworks_image_and_older_ones_do_not() -> None:
+    assert dockerfiles.builds_on_frameworks(dockerfiles.builtin_text("cpu"))
+    assert dockerfiles.builds_on_frameworks(dockerfiles.builtin_text("cuda"))
+    assert dockerfiles.builds_on_frameworks(b"FROM x\n  arg frameworks_image\n")
+    assert not dockerfiles.builds_on_frameworks(b"ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\n")
+    # Named in a comment or as part of another argument's name, it is not declared.
+    assert not dockerfiles.builds_on_frameworks(b"# ARG FRAMEWORKS_IMAGE\nFROM x\n")
+    assert not dockerfiles.builds_on_frameworks(b"ARG FRAMEWORKS_IMAGE_OLD\nFROM x\n")
 
 
 # The rendered Dockerfiles are part of every image's identity (build input and label):
 # a change to them changes every image ID harness builds, so it must be deliberate.
 RENDERED_SHA256 = {
-    "cpu": "014a9b8275452d479204fe875c4e5f323cb802573fdf5e5ea86e9bea501726ad",
-    "cuda": "c997a90b77b755b3ba2a5eaae4ae187fd0c4b406bfb3455a47f77505bad9dbe1",
+    "cpu": "321df1870ce346734d860115260dec6bb4c33d30b462ba4105010a2f74815942",
+    "cuda": "ed13a3f4a6deb38444e02ee7c831d2f5cdfb38d7a8d20a5e9f2cab0a7c2873b6",
 }
+FRAMEWORKS_SHA256 = "c4be6b75bbfecaafcbc0666152fa52741359efa09ae1fee93e53716f588e2984"
 
 
 @pytest.mark.parametrize("device", ["cpu", "cuda"])
@@ -125,6 +137,10 @@ def test_rendered_dockerfiles_are_the_ones_images_were_built_from(device: str) -
     assert hashlib.sha256(text).hexdigest() == RENDERED_SHA256[device]
     assert b"@HEADER@" not in text
     assert b"@DEVICE_ENV@" not in text
+
+
+def test_the_frameworks_dockerfile_is_the_one_frameworks_images_were_built_from() -> None:
+    assert hashlib.sha256(dockerfiles.frameworks_text()).hexdigest() == FRAMEWORKS_SHA256
 
 
 def test_the_cuda_dockerfile_differs_only_in_its_comment_and_environment() -> None:

@@ -15,6 +15,7 @@ and the image's labels (``io.harness.dockerfile``), and from there into every ru
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -31,17 +32,24 @@ BUILTIN = {"cpu": "Dockerfile", "cuda": "Dockerfile.cuda"}
 # template (Dockerfile.in) holds the rest: a fix to the build steps lands in both.
 # The rendered text is part of every image's identity: a change here changes image IDs.
 TEMPLATE = "Dockerfile.in"
+# The frameworks image every image built from the template starts FROM, and the build
+# argument that names it (an image ID) in the Dockerfiles built on it.
+FRAMEWORKS = "Dockerfile.frameworks"
+FRAMEWORKS_ARGUMENT = "FRAMEWORKS_IMAGE"
+_FRAMEWORKS_ARGUMENT = re.compile(
+    rb"^[ \t]*ARG[ \t]+FRAMEWORKS_IMAGE\b", re.MULTILINE | re.IGNORECASE
+)
 _HEADER_LINE = "@HEADER@\n"
 _DEVICE_ENV_LINE = "@DEVICE_ENV@\n"
 _CPU_HEADER = (
     "# harness's CPU image: Python, the experiment dependencies pinned by hash, and the\n"
     "# harness runtime. Every project without a Dockerfile of its own builds with this one\n"
     "# (`harness init --dockerfiles` copies it into a project to customise). Build it with\n"
-    "# `harness build --variant cpu`: harness assembles the context (constraints.txt, wheels/\n"
-    "# with the one wheel of each pin, dist/, ca-bundle.crt) and passes BASE_IMAGE as the\n"
-    "# base's image ID, so the base is fixed by content, not by a tag. The image holds only\n"
-    "# what the constraints pin: a project that needs numpy and scikit-learn gets those, and\n"
-    "# no framework it does not use.\n"
+    "# `harness build --variant cpu`: harness assembles the context (constraints.txt and\n"
+    "# wheels/ with the pins its frameworks image lacks, dist/, ca-bundle.crt) and passes\n"
+    "# FRAMEWORKS_IMAGE as that image's ID, so what it builds on is fixed by content, not by\n"
+    "# a tag. The image holds only what the constraints pin: a project that needs numpy and\n"
+    "# scikit-learn gets those, and no framework it does not use.\n"
 )
 _CUDA_HEADER = (
     "# harness's CUDA image, for every project without a Dockerfile.cuda of its own (`harness\n"
@@ -49,9 +57,9 @@ _CUDA_HEADER = (
     "# torch with its nvidia-* wheels (the CUDA libraries travel as wheels, so no CUDA base\n"
     "# image is needed; the host brings only the driver, through the NVIDIA container\n"
     "# runtime), pinned by hash, and the harness runtime. Build it with `harness build\n"
-    "# --variant cuda`: harness assembles the context (constraints-cuda.txt, copied in as\n"
-    "# constraints.txt, wheels/ with the one wheel of each pin, dist/, ca-bundle.crt) and\n"
-    "# passes BASE_IMAGE as the base's image ID, so the base is fixed by content, not by a tag.\n"
+    "# --variant cuda`: harness assembles the context (constraints.txt and wheels/ with the\n"
+    "# pins of constraints-cuda.txt its frameworks image lacks, dist/, ca-bundle.crt) and\n"
+    "# passes FRAMEWORKS_IMAGE as that image's ID, so what it builds on is fixed by content.\n"
 )
 _CUDA_ENVIRONMENT = (
     "# Read by the NVIDIA container runtime; cuBLAS needs a fixed workspace to be deterministic.\n"
@@ -98,6 +106,18 @@ def builtin_text(device: str) -> bytes:
     return text.encode("utf-8")
 
 
+def frameworks_text() -> bytes:
+    """The Dockerfile of harness's frameworks image (see :mod:`harness.images.frameworks`)."""
+    return (resources.files(__name__) / FRAMEWORKS).read_bytes()
+
+
+def builds_on_frameworks(text: bytes) -> bool:
+    """Whether a Dockerfile is built FROM harness's frameworks image: it declares the
+    argument that names it. harness's own do; a project's that started as a copy of them
+    does too, and one written before them (or without them) gets every pin in its context."""
+    return _FRAMEWORKS_ARGUMENT.search(text) is not None
+
+
 def choose(variant: Variant, project_root: Path) -> Dockerfile:
     """The project's Dockerfile when it has one, else harness's for the variant's device."""
     path = variant.dockerfile
@@ -123,4 +143,14 @@ def choose(variant: Variant, project_root: Path) -> Dockerfile:
     return Dockerfile(FROM_HARNESS, BUILTIN[variant.device], builtin_text(variant.device))
 
 
-__all__ = ["BUILTIN", "FROM_HARNESS", "FROM_PROJECT", "Dockerfile", "builtin_text", "choose"]
+__all__ = [
+    "BUILTIN",
+    "FRAMEWORKS_ARGUMENT",
+    "FROM_HARNESS",
+    "FROM_PROJECT",
+    "Dockerfile",
+    "builds_on_frameworks",
+    "builtin_text",
+    "choose",
+    "frameworks_text",
+]

@@ -1,0 +1,112 @@
+"""harness's frameworks image: the large pins of a variant, installed once and shared.
+
+Installing torch, TensorFlow and their big dependencies is most of an image's build (about
+two minutes for the CPU image), yet they are what changes least: a project moves a small
+helper pin, or harness's own runtime, far more often. So an image built from a Dockerfile
+that declares ``ARG FRAMEWORKS_IMAGE`` (harness's own do) is built in two parts:
+
+- the frameworks image (``Dockerfile.frameworks``): the base, the venv holding every pin
+  whose wheel is :data:`LARGE_WHEEL_BYTES` or more, installed and compiled, and the image's
+  user. harness keeps it, named ``harness-frameworks:<input>``, and finds it again by its
+  input: the base image's ID, the Dockerfile and the large pins' lines with the hash of the
+  one wheel each installs. Any project whose large pins are the same shares it;
+- the image itself, ``FROM`` it, adding the other pins (seconds of wheels) and harness's
+  runtime. It shares the frameworks' layers, so they take no second copy on disk.
+
+Which pins are large is a matter of their wheels' sizes, so it is fixed by the pins alone
+(the wheel each pin installs is fixed by its hash): two builds of the same constraints
+split them alike, and the image is reproducible as before. The image holds exactly the
+files one install of every pin would give; only their layers differ.
+
+This module decides the split and lays out the frameworks build's context; building it
+on an engine is :mod:`harness.images.build`'s work.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness.images import dockerfiles
+from harness.images.wheelcache import Choice, Provided
+
+# The repository the frameworks images are named in; the tag is their input's first hex.
+REPOSITORY = "harness-frameworks"
+# A wheel this large or larger goes into the frameworks image. At 1 MiB the CPU image's
+# constraints put 12 pins there (torch, TensorFlow, SciPy, NumPy, scikit-learn, sympy,
+# keras, networkx, pygments and the like: 99% of the bytes and most of the modules to
+# compile) and leave 34 small ones (6 MB of wheels) to every image build.
+LARGE_WHEEL_BYTES = 1 << 20
+ARGUMENT = dockerfiles.FRAMEWORKS_ARGUMENT
+
+
+@dataclass(frozen=True)
+class Split:
+    """A variant's wheels, by where they are installed."""
+
+    large: tuple[Choice, ...]
+    small: tuple[Choice, ...]
+
+
+def split(provided: Provided) -> Split:
+    """Divide the wheels a build context holds by size: large ones into the frameworks."""
+    sizes = {path.name: path.stat().st_size for path in provided.files}
+    large = tuple(c for c in provided.choices if sizes[c.filename] >= LARGE_WHEEL_BYTES)
+    small = tuple(c for c in provided.choices if sizes[c.filename] < LARGE_WHEEL_BYTES)
+    return Split(large, small)
+
+
+def requirements(choices: Iterable[Choice]) -> str:
+    """Hashed requirement lines for pip, one per wheel, sorted by name: exactly these files."""
+    lines = sorted(f"{c.name}=={c.version} --hash=sha256:{c.sha256}\n" for c in choices)
+    return "".join(lines)
+
+
+def input_digest(*, dockerfile: bytes, base_id: str, requirement_lines: str) -> str:
+    """What the frameworks image is made from, as one digest: its name and cache key."""
+    document = {
+        "dockerfile": hashlib.sha256(dockerfile).hexdigest(),
+        "base": base_id,
+        "requirements": hashlib.sha256(requirement_lines.encode()).hexdigest(),
+    }
+    return hashlib.sha256(json.dumps(document, sort_keys=True).encode()).hexdigest()
+
+
+def reference(digest: str) -> str:
+    return f"{REPOSITORY}:{digest[:16]}"
+
+
+@dataclass(frozen=True)
+class Context:
+    """The frameworks build's context, laid out, and its input digest."""
+
+    folder: Path
+    digest: str
+    pins: int
+
+
+def assemble(folder: Path, image_context: Path, wheels: Split, *, base_id: str) -> Context:
+    """Lay out the frameworks build in ``folder`` and leave the image's context the rest.
+
+    The large wheels move from the image context's ``wheels/`` into the frameworks'
+    (they are links to the wheel cache, so nothing is copied), and each context's
+    ``constraints.txt`` names only the wheels it holds.
+    """
+    dockerfile = dockerfiles.frameworks_text()
+    lines = requirements(wheels.large)
+    (folder / "wheels").mkdir(parents=True)
+    (folder / "Dockerfile").write_bytes(dockerfile)
+    (folder / "constraints.txt").write_text(lines)
+    _move(wheels.large, image_context / "wheels", folder / "wheels")
+    (image_context / "constraints.txt").write_text(requirements(wheels.small))
+    digest = input_digest(dockerfile=dockerfile, base_id=base_id, requirement_lines=lines)
+    return Context(folder, digest, len(wheels.large))
+
+
+def _move(choices: Sequence[Choice], source: Path, target: Path) -> None:
+    # Both folders are in the build's one temporary folder: a rename moves each link.
+    for choice in choices:
+        (source / choice.filename).replace(target / choice.filename)

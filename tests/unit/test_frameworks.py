@@ -1,0 +1,226 @@
+"""The frameworks image: which pins go into it, its context, and when a build makes it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness.config import load_config
+from harness.images import build, dockerfiles, frameworks
+from harness.images import built as builtimages
+from harness.images import config as imageconfig
+from harness.images.base import BaseImage
+from harness.images.wheelcache import Choice, Provided
+from tests.unit.test_build import plan_of
+from tests.unit.test_builtimages import FakeEngine
+
+LARGE = frameworks.LARGE_WHEEL_BYTES
+TORCH = Choice("torch", "2.5.0", "aa" * 32, "torch-2.5.0-cp311-none-any.whl")
+NUMPY = Choice("numpy", "2.1.0", "bb" * 32, "numpy-2.1.0-cp311-none-any.whl")
+SIX = Choice("six", "1.17.0", "cc" * 32, "six-1.17.0-py3-none-any.whl")
+SIZES = {TORCH.filename: 3 * LARGE, NUMPY.filename: LARGE, SIX.filename: LARGE - 1}
+
+
+def lay_out(context: Path, choices: tuple[Choice, ...] = (TORCH, NUMPY, SIX)) -> Provided:
+    """An image context as assemble_context leaves it: every wheel, every pin's line."""
+    wheels = context / "wheels"
+    wheels.mkdir(parents=True)
+    (context / "Dockerfile").write_bytes(dockerfiles.builtin_text("cpu"))
+    (context / "constraints.txt").write_text("all the pins\n")
+    files = []
+    for choice in choices:
+        (wheels / choice.filename).write_bytes(b"w" * SIZES[choice.filename])
+        files.append(wheels / choice.filename)
+    return Provided(choices, files=tuple(files))
+
+
+def test_wheels_of_one_mib_or_more_go_into_the_frameworks(tmp_path: Path) -> None:
+    wheels = frameworks.split(lay_out(tmp_path))
+    assert wheels.large == (TORCH, NUMPY)
+    assert wheels.small == (SIX,)
+
+
+def test_requirements_name_exactly_the_one_file_of_each_pin_in_name_order() -> None:
+    assert frameworks.requirements([TORCH, SIX, NUMPY]) == (
+        f"numpy==2.1.0 --hash=sha256:{'bb' * 32}\n"
+        f"six==1.17.0 --hash=sha256:{'cc' * 32}\n"
+        f"torch==2.5.0 --hash=sha256:{'aa' * 32}\n"
+    )
+    assert frameworks.requirements([]) == ""
+
+
+def test_assemble_moves_the_large_wheels_and_splits_the_constraints(tmp_path: Path) -> None:
+    image = tmp_path / "image"
+    provided = lay_out(image)
+    layout = frameworks.assemble(
+        tmp_path / "frameworks", image, frameworks.split(provided), base_id="sha256:base"
+    )
+    assert sorted(p.name for p in (layout.folder / "wheels").iterdir()) == sorted(
+        [TORCH.filename, NUMPY.filename]
+    )
+    assert [p.name for p in (image / "wheels").iterdir()] == [SIX.filename]
+    assert (layout.folder / "constraints.txt").read_text() == frameworks.requirements(
+        [TORCH, NUMPY]
+    )
+    assert (image / "constraints.txt").read_text() == frameworks.requirements([SIX])
+    assert (layout.folder / "Dockerfile").read_bytes() == dockerfiles.frameworks_text()
+    assert layout.pins == 2
+
+
+def test_the_input_digest_follows_the_base_and_the_large_pins_only() -> None:
+    def digest(base: str = "sha256:base", lines: str = "a\n") -> str:
+        return frameworks.input_digest(
+            dockerfile=dockerfiles.frameworks_text(), base_id=base, requirement_lines=lines
+        )
+
+    assert digest() == digest()
+    assert digest(base="sha256:other") != digest()
+    assert digest(lines="b\n") != digest()
+    assert frameworks.reference(digest()) == f"harness-frameworks:{digest()[:16]}"
+
+
+class BuildingEngine(FakeEngine):
+    """Records each engine build: its Dockerfile, its arguments and the wheels it got."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.builds: list[dict[str, Any]] = []
+        self.removed: list[str] = []
+
+    def build(
+        self,
+        context: Path,
+        *,
+        tag: str | None = None,
+        dockerfile: str = "Dockerfile",
+        buildargs: Mapping[str, str] | None = None,
+        labels: Mapping[str, str] | None = None,
+        nocache: bool = False,
+        on_line: Callable[[str], None] | None = None,
+    ) -> str:
+        number = len(self.builds) + 1
+        self.builds.append(
+            {
+                "frameworks": (context / dockerfile).read_bytes() == dockerfiles.frameworks_text(),
+                "buildargs": dict(buildargs or {}),
+                "wheels": sorted(p.name for p in (context / "wheels").iterdir()),
+                "constraints": (context / "constraints.txt").read_text(),
+                "nocache": nocache,
+            }
+        )
+        built = f"sha256:{number:064x}"
+        self.add(built, [f"sha256:layer{number}"])
+        if on_line is not None:  # as the classic builder reports its last step
+            for line in ("Step 1/1 : RUN make", f" ---> {built[7:19]}"):
+                on_line(line)
+        return built
+
+    def remove_unused_image(self, reference: str, *, prune: bool = False) -> bool:
+        self.removed.append(reference)
+        return True
+
+
+@pytest.fixture
+def engine(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> BuildingEngine:
+    """An engine whose finished images are their built ones renamed (no configuration
+    to rewrite), in a harness whose build context holds TORCH, NUMPY and SIX."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    fake = BuildingEngine()
+
+    def finalise(
+        engine: BuildingEngine, image_id: str, *, labels: Mapping[str, str], **_: object
+    ) -> str:
+        finished = "sha256:f" + image_id[len("sha256:f") :]
+        engine.add(finished, [f"sha256:layer-of-{image_id}"], labels[build.LABEL_BUILD_INPUT])
+        return finished
+
+    monkeypatch.setattr(imageconfig, "finalise", finalise)
+
+    def assemble_context(context: Path, *_: object, **__: object) -> Provided:
+        provided = lay_out(context)
+        (context / "dist").mkdir()
+        return provided
+
+    monkeypatch.setattr(build, "assemble_context", assemble_context)
+    return fake
+
+
+def prepared_for(project: Path, dockerfile: bytes | None = None) -> build.Prepared:
+    (project / "constraints.txt").write_text("")
+    if dockerfile is not None:
+        (project / "Dockerfile").write_bytes(dockerfile)
+    plan = plan_of(load_config(project, environ={}))
+    base = BaseImage("harness-base:test", "sha256:base", "sha256:base", None, False)
+    labels = {build.LABEL_BUILD_INPUT: "11" * 32}
+    return build.Prepared(plan, base, {"BASE_IMAGE": base.id}, labels, "demo:cpu", 1000)
+
+
+def test_a_first_build_makes_the_frameworks_image_and_builds_the_image_on_it(
+    engine: BuildingEngine, project: Path
+) -> None:
+    fresh = build.build_image(engine, prepared_for(project))
+    made, image = engine.builds
+    assert made["frameworks"] and not image["frameworks"]
+    assert made["buildargs"] == {"BASE_IMAGE": "sha256:base"}
+    assert made["wheels"] == sorted([TORCH.filename, NUMPY.filename])
+    assert made["constraints"] == frameworks.requirements([TORCH, NUMPY])
+    # The image is built on the finished frameworks image, named by its ID, and gets
+    # only the small pins.
+    named = [t for t in engine.tags if t.startswith("harness-frameworks:")]
+    assert len(named) == 1
+    assert image["buildargs"][frameworks.ARGUMENT] == engine.tags[named[0]]
+    assert image["buildargs"]["BASE_IMAGE"] == "sha256:base"
+    assert (image["wheels"], image["constraints"]) == (
+        [SIX.filename],
+        frameworks.requirements([SIX]),
+    )
+    # The frameworks build's own images go once it is finished; its image stays.
+    assert engine.removed == [f"{1:064x}"[:12]]
+    assert engine.tags[named[0]] not in engine.removed
+    assert fresh.built_id == f"sha256:{2:064x}"
+
+
+def test_the_next_build_finds_the_frameworks_image_and_no_cache_makes_it_again(
+    engine: BuildingEngine, project: Path
+) -> None:
+    prepared = prepared_for(project)
+    build.build_image(engine, prepared)
+    build.build_image(engine, prepared)
+    assert [b["frameworks"] for b in engine.builds] == [True, False, False]
+    assert engine.builds[2]["buildargs"] == engine.builds[1]["buildargs"]
+    # Without the cache (build --no-cache, build --check) every layer is built again.
+    build.build_image(engine, prepared, no_cache=True)
+    assert [b["frameworks"] for b in engine.builds[3:]] == [True, False]
+    assert all(b["nocache"] for b in engine.builds[3:])
+
+
+def test_an_image_only_named_and_labelled_as_the_frameworks_is_not_taken(
+    engine: BuildingEngine, project: Path
+) -> None:
+    prepared = prepared_for(project)
+    build.build_image(engine, prepared)
+    name = next(t for t in engine.tags if t.startswith("harness-frameworks:"))
+    digest = engine.images[engine.tags[name]]["Config"]["Labels"][build.LABEL_BUILD_INPUT]
+    # Somebody else's image under that name and label, on an engine whose index of what
+    # harness built is gone: it is built again, not taken.
+    builtimages.index_path().unlink()
+    engine.add("sha256:planted", ["sha256:x"], digest)
+    engine.tag("sha256:planted", name)
+    build.build_image(engine, prepared)
+    assert [b["frameworks"] for b in engine.builds] == [True, False, True, False]
+    assert engine.builds[-1]["buildargs"][frameworks.ARGUMENT] != "sha256:planted"
+    assert engine.tags[name] != "sha256:planted"
+
+
+def test_a_dockerfile_without_the_argument_gets_every_pin_as_before(
+    engine: BuildingEngine, project: Path
+) -> None:
+    build.build_image(engine, prepared_for(project, b"ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\n"))
+    (only,) = engine.builds
+    assert not only["frameworks"]
+    assert frameworks.ARGUMENT not in only["buildargs"]
+    assert only["wheels"] == sorted([TORCH.filename, NUMPY.filename, SIX.filename])
+    assert only["constraints"] == "all the pins\n"
