@@ -5,7 +5,7 @@ Each project is made in a temporary folder (never inside this repository) and dr
 this checkout, as a new user would: init, lock, build with harness's own Dockerfile, run,
 verify, certify and `certificate verify`. One project needs only scikit-learn and reads a
 DVC-tracked data file; the other trains with torch. Every image a test builds is removed
-at the end, with the layers its build made.
+at the end, with the layers its build made and the frameworks images it made.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import hashlib
 import json
 import os
 import random
+import re
 import subprocess
 import uuid
 from collections.abc import Iterator, Mapping
@@ -78,6 +79,8 @@ class Tool:
     executable: Path
     keys: Path
     built: list[str] = field(default_factory=list)
+    frameworks: list[str] = field(default_factory=list)
+    frameworks_used: list[str] = field(default_factory=list)
     references: list[str] = field(default_factory=list)
 
     def __call__(
@@ -108,6 +111,9 @@ class Tool:
         for line in result.stderr.splitlines():
             steps.feed(line)
         self.built += steps.images
+        # A frameworks image this build made (not one it found: that one other images use).
+        self.frameworks += re.findall(r"building (harness-frameworks:[0-9a-f]+):", result.stderr)
+        self.frameworks_used += re.findall(r"(harness-frameworks:[0-9a-f]+)", result.stderr)[-1:]
         document: dict[str, Any] = json.loads(result.stdout)
         self.references.append(document["reference"])
         return document
@@ -139,6 +145,8 @@ def tool(tmp_path_factory: pytest.TempPathFactory, engine: Engine) -> Iterator[T
             engine.remove_image(tag)
     for image in reversed(installed.built):
         engine.remove_unused_image(image)
+    for reference in installed.frameworks:
+        engine.remove_unused_image(reference)
 
 
 def new_project(root: Path, name: str, dependencies: list[str]) -> Path:
@@ -251,6 +259,14 @@ def test_a_scikit_learn_project_from_init_to_a_verified_certificate(
     assert "scikit-learn" in installed
     assert "harness" in installed
     assert not {"torch", "tensorflow", "tensorflow-cpu"} & set(installed)
+    # Built on the frameworks image of its large pins (NumPy, SciPy, scikit-learn), whose
+    # layers it shares: the small pins and harness's runtime are the layers on top.
+    frameworks = engine.image_attributes(tool.frameworks_used[-1])
+    image = engine.image_attributes(built["reference"])
+    assert frameworks is not None and image is not None
+    shared = frameworks["RootFS"]["Layers"]
+    assert image["RootFS"]["Layers"][: len(shared)] == shared
+    assert len(image["RootFS"]["Layers"]) == len(shared) + 2
 
     assert record["image"]["dockerfile"] == "harness:Dockerfile"
     assert record["inputs"]["transactions"]["verified"] is True
