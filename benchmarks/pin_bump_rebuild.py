@@ -5,9 +5,10 @@ makes, or finds, the frameworks image of its large pins), then one small pure-Py
 of the constraints (a dependency of a dependency, so the declared requirements and the
 lock header stay as they are) is moved to another version of it, and harness builds
 again: it downloads that one wheel, finds the frameworks image unchanged, and installs
-the small pins and its runtime on it. The baseline, measured in the same run on the same base image, is a plain
-`docker build --no-cache` of the same bumped constraints with a Dockerfile that installs
-them from the index (pip --require-hashes), as images were built before the wheel cache.
+the small pins and its runtime on it. The baseline, measured in the same run on the same
+base image, is a plain `docker build --no-cache` of the same bumped constraints with a
+Dockerfile that installs them from the index (pip --require-hashes), as images were built
+before the wheel cache.
 Goal: ratio <= 0.2.
 
 Run: `.venv/bin/python benchmarks/pin_bump_rebuild.py [PIN]` (default: six). It removes
