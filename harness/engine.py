@@ -173,6 +173,8 @@ class ContainerEngine(Protocol):
 
     def image_attributes(self, reference: str) -> Mapping[str, Any] | None: ...
 
+    def every_image_attributes(self) -> list[Mapping[str, Any]]: ...
+
     def registry_reachable(self, reference: str) -> bool: ...
 
     def tag(self, image_id: str, reference: str) -> None: ...
@@ -326,6 +328,16 @@ class Engine:
             if error.status_code == 404:
                 return None
             raise EngineError(f"cannot inspect image {reference}: {_short_reason(error)}") from None
+
+    def every_image_attributes(self) -> list[Mapping[str, Any]]:
+        """What ``docker image inspect`` says of every image ``docker images -a`` lists
+        except build steps' images (untagged ones of a finished build included)."""
+        found = []
+        for summary in self._call(self._client.api.images):
+            attributes = self.image_attributes(summary["Id"])
+            if attributes is not None:  # removed since it was listed
+                found.append(attributes)
+        return found
 
     def history(self, reference: str) -> list[Mapping[str, Any]]:
         """The image's history, newest step first, as ``docker history`` shows it."""

@@ -11,13 +11,19 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from typing import TYPE_CHECKING
 
 import click
 
 from harness.cli.options import json_option
+from harness.cli.state import State
+from harness.config import find_project_root
 from harness.errors import ConfigError
-from harness.images import wheelcache
+from harness.images import frameworks, wheelcache
 from harness.ui import UI
+
+if TYPE_CHECKING:
+    from harness.engine import ContainerEngine
 
 _AGE = re.compile(r"^(?P<count>[0-9]{1,6})(?P<unit>[dhm])$")
 _SECONDS = {"d": 86400, "h": 3600, "m": 60}
@@ -58,8 +64,9 @@ def cache_group(ctx: click.Context, as_json: bool) -> None:
 
     \b
       harness cache                      where, how many, how large
-      harness cache prune                remove wheels no build used for 30 days
-      harness cache prune --all          empty it
+      harness cache prune                remove wheels no build used for 30 days, and
+                                         frameworks images no image is built on
+      harness cache prune --all          every wheel (and those images)
     """
     if ctx.invoked_subcommand is not None:
         return
@@ -83,14 +90,61 @@ def cache_group(ctx: click.Context, as_json: bool) -> None:
     help="Remove wheels no build used for this long (30d, 12h, 90m).",
 )
 @click.option("--all", "everything", is_flag=True, help="Remove every wheel.")
+@click.option(
+    "--wheels-only",
+    is_flag=True,
+    help="Leave the engine alone: prune the wheel cache only.",
+)
 @json_option("what was removed")
 @click.pass_context
-def prune_command(ctx: click.Context, unused_for: str, everything: bool, as_json: bool) -> None:
-    """Remove wheels no build used for a while (a later build downloads them again)."""
+def prune_command(
+    ctx: click.Context, unused_for: str, everything: bool, wheels_only: bool, as_json: bool
+) -> None:
+    """Remove wheels no build used for a while (a later build downloads them again), and
+    the frameworks images no image on the engine is built on any more.
+
+    A frameworks image (harness-frameworks:<input>) holds the large pins of a variant,
+    installed once; every image built on it shares its layers, so while one exists it
+    costs no disk of its own and stays. One that no image starts with any more (they
+    were removed, or the large pins moved on) holds gigabytes for nothing and goes; a
+    later build that needs it builds it again.
+    """
     age = None if everything else parse_age(unused_for)
-    pruned = wheelcache.open_cache().prune(unused_for=age)
     ui = _ui(ctx)
+    removed: list[frameworks.Unused] = []
+    if not wheels_only:
+        # The engine first: unreachable, it fails the command before any wheel is gone.
+        engine = _engine(ctx)
+        removed = [
+            image for image in frameworks.unused(engine)
+            if engine.remove_unused_image(image.reference)
+        ]  # fmt: skip
+    pruned = wheelcache.open_cache().prune(unused_for=age)
     if as_json:
-        ui.json(pruned.as_dict())
+        ui.json(
+            {
+                **pruned.as_dict(),
+                "frameworks_images": [
+                    {"reference": i.reference, "id": i.image_id, "size": i.size} for i in removed
+                ],
+            }
+        )
         return
     ui.result(f"removed {pruned.wheels} wheels ({_size(pruned.size)}); {pruned.kept} kept")
+    if not wheels_only:
+        names = ", ".join(image.reference for image in removed) or "none"
+        ui.result(f"removed frameworks images no image is built on: {names}")
+
+
+def _engine(ctx: click.Context) -> ContainerEngine:
+    """The project's engine inside a project, else the environment's (DOCKER_HOST)."""
+    from harness.engine import Engine  # noqa: PLC0415  # the docker SDK is slow to import
+
+    state = ctx.find_root().obj
+    if not isinstance(state, State):
+        return Engine.connect(None)
+    try:
+        find_project_root(state.project)
+    except ConfigError:  # no project here: the wheel cache and the engine are the machine's
+        return Engine.connect(None)
+    return Engine.connect(state.config().docker_host)

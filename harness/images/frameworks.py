@@ -18,20 +18,25 @@ Which pins are large is a matter of their wheels' sizes, so it is fixed by the p
 split them alike, and the image is reproducible as before. The image holds exactly the
 files one install of every pin would give; only their layers differ.
 
-This module decides the split and lays out the frameworks build's context; building it
-on an engine is :mod:`harness.images.build`'s work.
+This module decides the split, lays out the frameworks build's context and finds the
+frameworks images nothing is built on any more (``harness cache prune`` removes them);
+building one on an engine is :mod:`harness.images.build`'s work.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from harness.images import dockerfiles
 from harness.images.wheelcache import Choice, Provided
+
+if TYPE_CHECKING:  # the docker SDK is slow to import, and `harness cache` needs it only to prune
+    from harness.engine import ContainerEngine
 
 # The repository the frameworks images are named in; the tag is their input's first hex.
 REPOSITORY = "harness-frameworks"
@@ -110,3 +115,45 @@ def _move(choices: Sequence[Choice], source: Path, target: Path) -> None:
     # Both folders are in the build's one temporary folder: a rename moves each link.
     for choice in choices:
         (source / choice.filename).replace(target / choice.filename)
+
+
+@dataclass(frozen=True)
+class Unused:
+    """A frameworks image no other image on the engine is built on."""
+
+    reference: str
+    image_id: str
+    size: int
+
+
+def unused(engine: ContainerEngine) -> list[Unused]:
+    """The frameworks images whose layers no other image the engine holds starts with.
+
+    An image built on a frameworks image (kept under a tag, or untagged and still named
+    by a run's record) holds its layers: removing the frameworks image then frees
+    nothing, and the next build of those pins would need it. One that nothing starts
+    with holds gigabytes for no image, as when every image built on it is gone, or its
+    large pins moved on. A later build that needs it builds it again.
+    """
+    everything = engine.every_image_attributes()
+    found: list[Unused] = []
+    for attributes in everything:
+        names = [t for t in attributes.get("RepoTags") or () if t.startswith(f"{REPOSITORY}:")]
+        if not names:
+            continue
+        own = _layers(attributes)
+        users = [
+            other
+            for other in everything
+            if other["Id"] != attributes["Id"]
+            and len(_layers(other)) > len(own)
+            and _layers(other)[: len(own)] == own
+        ]
+        if not users:
+            size = int(attributes.get("Size") or 0)
+            found.extend(Unused(name, attributes["Id"], size) for name in sorted(names))
+    return found
+
+
+def _layers(attributes: Mapping[str, Any]) -> list[str]:
+    return list((attributes.get("RootFS") or {}).get("Layers") or [])

@@ -162,6 +162,9 @@ class EngineDouble:
     def image_attributes(self, reference: str) -> Mapping[str, Any] | None:
         _unplanned("image_attributes")
 
+    def every_image_attributes(self) -> list[Mapping[str, Any]]:
+        _unplanned("every_image_attributes")
+
     def registry_reachable(self, reference: str) -> bool:
         _unplanned("registry_reachable")
 
