@@ -167,6 +167,24 @@ def test_step_images_are_what_the_steps_made_never_a_base() -> None:
     assert steps.images == ["1111aaaa2222", "5555cccc6666", "7777dddd8888"]
 
 
+def test_steps_before_a_stage_s_first_copy_are_kept_for_the_cache_when_asked() -> None:
+    steps = build.StepImages(keep_base_steps=True)
+    for line in BUILD_OUTPUT.splitlines():
+        steps.feed(line)
+    # Step 3 depends on the base and the Dockerfile alone: a later build takes it from
+    # the engine's cache. The final stage's COPY brings the context in: it goes.
+    assert steps.kept == ["1111aaaa2222"]
+    assert steps.images == ["5555cccc6666", "7777dddd8888"]
+
+
+def test_harness_s_installer_step_comes_before_any_file_of_the_context() -> None:
+    for name in ("cpu", "cuda"):
+        install = dockerfiles.builtin_text(name).decode().split("\nFROM ")[1]
+        steps = [line for line in install.splitlines() if line.startswith(("RUN", "COPY"))]
+        assert steps[0].startswith("RUN python3 -m venv /tmp/installer"), name
+        assert steps[1].startswith("COPY "), name
+
+
 CACHED_OUTPUT = """\
 Step 1/4 : FROM sha256:base AS install
  ---> 0000base0000

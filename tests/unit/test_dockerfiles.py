@@ -125,8 +125,8 @@ def test_harness_s_dockerfiles_build_on_the_frameworks_image_and_older_ones_do_n
 # The rendered Dockerfiles are part of every image's identity (build input and label):
 # a change to them changes every image ID harness builds, so it must be deliberate.
 RENDERED_SHA256 = {
-    "cpu": "321df1870ce346734d860115260dec6bb4c33d30b462ba4105010a2f74815942",
-    "cuda": "ed13a3f4a6deb38444e02ee7c831d2f5cdfb38d7a8d20a5e9f2cab0a7c2873b6",
+    "cpu": "67150d50d0960d115ddb3fd8b06e1e8cd771f50c93f154b354408baef78c96b9",
+    "cuda": "ace68a7df875bf8fda467c183c72bbcc1173650651c0ff9ad7317c6cbcf97f6d",
 }
 FRAMEWORKS_SHA256 = "c4be6b75bbfecaafcbc0666152fa52741359efa09ae1fee93e53716f588e2984"
 
