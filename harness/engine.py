@@ -55,6 +55,11 @@ LOG_LIMIT = CONFINED.log_limit
 LOG_IDLE_S = 30.0
 
 
+def layer_ids(attributes: Mapping[str, Any]) -> list[str]:
+    """The diff IDs of an image's layers, bottom first, from what ``docker image inspect`` says."""
+    return list((attributes.get("RootFS") or {}).get("Layers") or [])
+
+
 @dataclass(frozen=True)
 class ImageInfo:
     """What harness needs to know of an image the engine holds."""
@@ -330,8 +335,8 @@ class Engine:
             raise EngineError(f"cannot inspect image {reference}: {_short_reason(error)}") from None
 
     def every_image_attributes(self) -> list[Mapping[str, Any]]:
-        """What ``docker image inspect`` says of every image ``docker images -a`` lists
-        except build steps' images (untagged ones of a finished build included)."""
+        """What ``docker image inspect`` says of every image ``docker images`` lists:
+        tagged or not, build steps' images left out."""
         found = []
         for summary in self._call(self._client.api.images):
             attributes = self.image_attributes(summary["Id"])

@@ -124,9 +124,7 @@ def prune_command(
         ui.json(
             {
                 **pruned.as_dict(),
-                "frameworks_images": [
-                    {"reference": i.reference, "id": i.image_id, "size": i.size} for i in removed
-                ],
+                "frameworks_images": [image.as_dict() for image in removed],
             }
         )
         return

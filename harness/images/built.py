@@ -16,12 +16,11 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from harness import atomic, untrusted
-from harness.engine import ContainerEngine, ImageInfo
+from harness.engine import ContainerEngine, ImageInfo, layer_ids
 
 SCHEMA = "harness.built-images/v1"
 # Label that names an image's build input (the same as harness.images.build's, which imports this).
@@ -48,7 +47,7 @@ def find(engine: ContainerEngine, build_input: str) -> ImageInfo | None:
     info = ImageInfo.from_attrs(attributes)
     if info.id != entry["id"] or info.labels.get(LABEL_BUILD_INPUT) != build_input:
         return None
-    if _layers(attributes) != entry.get("layers"):
+    if layer_ids(attributes) != entry.get("layers"):
         return None
     return info
 
@@ -62,13 +61,9 @@ def remember(engine: ContainerEngine, build_input: str, image_id: str) -> None:
     engine_id = _engine_id(engine)
     entries = dict(index.get(engine_id, {}))
     entries.pop(build_input, None)
-    entries[build_input] = {"id": image_id, "layers": _layers(attributes)}
+    entries[build_input] = {"id": image_id, "layers": layer_ids(attributes)}
     index[engine_id] = dict(list(entries.items())[-_KEPT_PER_ENGINE:])
     atomic.write_text(index_path(), json.dumps({"schema": SCHEMA, "engines": index}, indent=1))
-
-
-def _layers(attributes: Mapping[str, Any]) -> Sequence[str]:
-    return list((attributes.get("RootFS") or {}).get("Layers") or [])
 
 
 def _engine_id(engine: ContainerEngine) -> str:

@@ -25,7 +25,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import IO, Any
 
-from harness.engine import ContainerEngine
+from harness.engine import ContainerEngine, layer_ids
 from harness.errors import EngineError
 from harness.images import filesystem as imagefs
 
@@ -123,7 +123,7 @@ def canonical_config(
         "config": run,
         "rootfs": {
             "type": "layers",
-            "diff_ids": list(diff_ids or (attributes.get("RootFS") or {}).get("Layers") or []),
+            "diff_ids": list(diff_ids or layer_ids(attributes)),
         },
         "history": entries,
     }
@@ -160,7 +160,7 @@ def layer_history(
         known = str(item.get("Id") or "")
         attributes = engine.image_attributes(known) if known.startswith("sha256:") else None
         if attributes is not None:
-            layers = len((attributes.get("RootFS") or {}).get("Layers") or [])
+            layers = len(layer_ids(attributes))
             if layers not in (count, count + 1):
                 return None
             empty = layers == count
@@ -233,7 +233,7 @@ def finalise(
     attributes = engine.image_attributes(image_id)
     if attributes is None:
         raise EngineError(f"the built image {image_id} has disappeared from the engine")
-    diff_ids = list((attributes.get("RootFS") or {}).get("Layers") or [])
+    diff_ids = layer_ids(attributes)
     history = layer_history(engine, image_id, len(diff_ids))
     if history is None:
         say("reading the exact build history from the saved image")

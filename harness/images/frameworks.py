@@ -27,10 +27,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from harness.images import dockerfiles
 from harness.images.wheelcache import Choice, Provided
@@ -125,6 +125,9 @@ class Unused:
     image_id: str
     size: int
 
+    def as_dict(self) -> dict[str, object]:
+        return {"reference": self.reference, "id": self.image_id, "size": self.size}
+
 
 def unused(engine: ContainerEngine) -> list[Unused]:
     """The frameworks images whose layers no other image the engine holds starts with.
@@ -135,25 +138,18 @@ def unused(engine: ContainerEngine) -> list[Unused]:
     with holds gigabytes for no image, as when every image built on it is gone, or its
     large pins moved on. A later build that needs it builds it again.
     """
-    everything = engine.every_image_attributes()
+    from harness.engine import layer_ids  # noqa: PLC0415  # with an engine, docker is imported
+
+    everything = {attributes["Id"]: attributes for attributes in engine.every_image_attributes()}
+    layers = {image_id: layer_ids(attributes) for image_id, attributes in everything.items()}
     found: list[Unused] = []
-    for attributes in everything:
+    for image_id, attributes in everything.items():
         names = [t for t in attributes.get("RepoTags") or () if t.startswith(f"{REPOSITORY}:")]
-        if not names:
-            continue
-        own = _layers(attributes)
-        users = [
-            other
-            for other in everything
-            if other["Id"] != attributes["Id"]
-            and len(_layers(other)) > len(own)
-            and _layers(other)[: len(own)] == own
-        ]
-        if not users:
+        own = layers[image_id]
+        used = any(
+            len(theirs) > len(own) and theirs[: len(own)] == own for theirs in layers.values()
+        )
+        if names and not used:
             size = int(attributes.get("Size") or 0)
-            found.extend(Unused(name, attributes["Id"], size) for name in sorted(names))
+            found.extend(Unused(name, image_id, size) for name in sorted(names))
     return found
-
-
-def _layers(attributes: Mapping[str, Any]) -> list[str]:
-    return list((attributes.get("RootFS") or {}).get("Layers") or [])
