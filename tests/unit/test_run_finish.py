@@ -1,4 +1,4 @@
-"""What a finished run leaves on the host: no world-writable folders, no vouching for links."""
+"""What a finished run leaves on the host: output folders private again, no vouching for links."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ def test_output_folders_are_not_world_writable_after_the_run(tmp_path: Path) -> 
     result = run.finish(record, folder, "succeeded", 0, None)
     assert result.status == "succeeded"
     for name in (records.ARTIFACTS, records.META):
-        assert stat.S_IMODE((folder / name).stat().st_mode) == 0o755
+        assert stat.S_IMODE((folder / name).stat().st_mode) == 0o700
     assert [a["path"] for a in result.record["artifacts"]] == ["model.npy"]
 
 
