@@ -416,8 +416,11 @@ def workflow(settings: CISettings, check_flags: list[str]) -> dict[str, Any]:
                 # Only once the hosts agree, and only in the protected environment that
                 # holds the key: nothing else in the workflow can read it.
                 "needs": "collect",
-                # Code from a pull request never runs where the key is.
-                "if": "github.event_name != 'pull_request'",
+                # When the hosts that finished agree (a failed leg upstream does not skip
+                # it, as a plain `needs` would); code from a pull request never runs where
+                # the key is.
+                "if": "${{ !cancelled() && needs.collect.result == 'success' "
+                "&& github.event_name != 'pull_request' }}",
                 "runs-on": settings.runners[0],
                 "timeout-minutes": CERTIFY_TIMEOUT_MINUTES,
                 "environment": SIGNING_ENVIRONMENT,

@@ -181,7 +181,10 @@ def test_certify_job_signs_only_in_the_protected_environment(project: Path) -> N
     certify = jobs["certify"]
     assert certify["needs"] == "collect"
     assert certify["environment"] == ci_github.SIGNING_ENVIRONMENT
-    assert certify["if"] == "github.event_name != 'pull_request'"
+    assert certify["if"] == (
+        "${{ !cancelled() && needs.collect.result == 'success' "
+        "&& github.event_name != 'pull_request' }}"
+    )
     assert certify["runs-on"] == "ubuntu-24.04"
     # The key is named in this job alone.
     others = {name: job for name, job in jobs.items() if name != "certify"}
