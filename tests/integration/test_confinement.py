@@ -14,8 +14,9 @@ from typing import Any
 
 import pytest
 
-from harness.container import CONTAINER_USER
-from harness.engine import ContainerSpec, Engine
+from harness.container import CONTAINER_USER, user_ids
+from harness.engine import ContainerSpec, Engine, Mount
+from harness.runs import run_folder
 from tests.conftest import copy_project_files
 from tests.integration.conftest import harness
 
@@ -239,3 +240,35 @@ def test_no_other_local_user_can_read_or_plant_in_a_run_in_progress(
         status = (folder / name).stat()
         assert (status.st_uid, stat.S_IMODE(status.st_mode)) == (0, 0o700)
     assert engine.containers_owned() == []
+
+
+def test_an_acl_entry_is_what_lets_the_container_user_write_for_a_user_not_root(
+    engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The grant a user who is not root makes (an ACL entry naming uid 10001 on a 0700
+    folder of theirs) is enough for the container's user, and taking it back is enough to
+    shut it out: checked through a real bind mount."""
+    monkeypatch.setattr(run_folder.os, "geteuid", lambda: 1000)
+    folder = tmp_path / "run"
+    run_folder.make_private(folder)
+    out = folder / "artifacts"
+    uid, gid = user_ids(CONTAINER_USER)
+    grant = run_folder.open_to(out, run_folder.ContainerUser(uid, gid))
+    assert grant == "acl"  # this machine's file system keeps ACLs
+    assert out.stat().st_uid == 0  # still the invoking user's
+
+    def write(name: str) -> int:
+        spec = ContainerSpec(
+            "harness-base:bookworm-python3.11",
+            ("sh", "-c", f"echo x > /out/{name}"),
+            user=CONTAINER_USER,
+            read_only_root=True,
+            mounts=(Mount(out, "/out", read_only=False),),
+        )
+        return engine.run_logged(spec, log=tmp_path / f"{name}.log", timeout=120).exit_code
+
+    assert write("granted") == 0
+    assert (out / "granted").stat().st_uid == uid
+    run_folder.close([out], folder)
+    assert write("taken-back") != 0
+    assert not (out / "taken-back").exists()
