@@ -441,6 +441,7 @@ def finish(
     except records.CorruptRecord as unsafe:
         # A link among the outputs would make the record vouch for a file of this machine.
         record.update(artifacts=[], status="failed", error=unsafe.message)
+        record.setdefault("refused", []).append(unsafe.message)
     if record["status"] != "succeeded":
         record["log_tail"] = records.log_tail(folder / records.LOG)
     records.write(folder, record)

@@ -36,6 +36,7 @@ def test_a_link_among_the_outputs_fails_the_run(tmp_path: Path) -> None:
     assert result.status == "failed"
     assert "passwd" in str(result.record["error"])
     assert result.record["artifacts"] == []
+    assert result.record["refused"] == [result.record["error"]]
 
 
 def test_an_output_glob_that_matches_nothing_names_what_was_written_and_the_fix(
