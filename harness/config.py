@@ -487,6 +487,9 @@ def _validate(values: Mapping[str, str | None], sources: Mapping[str, str]) -> N
         )
     if int(values["threads"] or 0) < 1:
         raise ConfigError("threads must be at least 1", "set threads = 1")
+    if values["host-name"] is not None:
+        # Records name their host with it, and other hosts' records are filed under it.
+        config_schema.check_name(values["host-name"], f"host-name (from {sources['host-name']})")
 
 
 def _is_python_version(text: str) -> bool:

@@ -57,6 +57,21 @@ ANNOTATIONS = frozenset(
 # A value quoted in a message is cut here, so that the message stays one short line.
 _SHOWN = 60
 _BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
+# A name harness turns into a path, an image tag, YAML, shell or workflow text (experiments,
+# variants, inputs, hosts, runners): one plain path component, never ``..``, bounded so that
+# a run id (date, name, random part) stays one short folder name. The schema's names use
+# this very pattern (the tests hold them together); :func:`check_name` applies it to names
+# that come from elsewhere (the environment, the command line).
+# It ends in (?![\s\S]), the end of the text in JSON Schema's regular expressions and in
+# Python's alike, as Python's "$" would also match before a final line break.
+PLAIN_NAME_PATTERN = r"^(?!.*[.][.])[A-Za-z0-9][A-Za-z0-9_.-]{0,99}(?![\s\S])"
+PLAIN_NAME_RULE = (
+    "letters, digits, '.', '_' and '-', starting with a letter or digit, "
+    "no '..', at most 100 characters"
+)
+# An output glob, matched inside the run's artifacts folder: relative, never climbing out
+# (no ".." component), one line, no backslash (a separator elsewhere) or NUL.
+RELATIVE_GLOB_PATTERN = r"^(?![/])(?!(?:[^/]*/)*[.][.](?:/|(?![\s\S])))[^\\\n\x00]+(?![\s\S])"
 _KINDS = {
     "string": "a string",
     "integer": "an integer",
@@ -83,6 +98,14 @@ def validate(table: object) -> None:
     problem = _first_problem(schema(), table, ())
     if problem is not None:
         raise problem
+
+
+def check_name(name: str, where: str) -> str:
+    """``name`` when it is a plain name (see ``PLAIN_NAME_PATTERN``), else a ConfigError
+    naming ``where`` it came from."""
+    if not re.search(PLAIN_NAME_PATTERN, name):
+        raise ConfigError(f"{where}: {_shown(name)} is not a plain name", f"use {PLAIN_NAME_RULE}")
+    return name
 
 
 def header(path: Path) -> str:

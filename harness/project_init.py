@@ -27,6 +27,7 @@ from tomlkit.exceptions import TOMLKitError
 
 from harness import atomic
 from harness.config import PYPROJECT, load_config
+from harness.config_schema import PLAIN_NAME_PATTERN
 from harness.errors import ConfigError
 from harness.fleet import ci_github
 from harness.images.dockerfiles import BUILTIN, builtin_text
@@ -37,7 +38,7 @@ STUB_EXPERIMENT = "example"
 STUB_MODULE = "harness_example"
 STUB_ENTRY = f"{STUB_MODULE}:train"
 STUB_OUTPUT = "result.json"
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+_NAME = re.compile(PLAIN_NAME_PATTERN)
 _ENTRY = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_][\w.]*")
 
 STUB = '''\
@@ -99,7 +100,7 @@ class _Pending:
 def parse_experiment(text: str) -> tuple[str, str]:
     """``NAME=module:function`` from the command line, validated."""
     name, equals, entry = text.partition("=")
-    if not equals or not _NAME.fullmatch(name) or not _ENTRY.fullmatch(entry):
+    if not equals or not _NAME.search(name) or not _ENTRY.fullmatch(entry):
         raise ConfigError(
             f"{text!r} is not NAME=module:function",
             "write it as train=mypackage.train:main",

@@ -69,6 +69,11 @@ def read_regular(
             f"cannot be opened: {error.strerror}",
             "check the path and its permissions",
         ) from None
+    return _read_handle(handle, path, limit=limit, what=what)
+
+
+def _read_handle(handle: int, path: Path, *, limit: int, what: str) -> tuple[bytes, os.stat_result]:
+    """Read the open ``handle`` (closed here) when it is a regular file within ``limit``."""
     status = os.fstat(handle)
     if not stat.S_ISREG(status.st_mode):
         os.close(handle)
@@ -85,6 +90,62 @@ def read_regular(
     if len(data) > limit:
         raise UntrustedInputError(f"{what} {path}", f"grew past the {limit} bytes allowed")
     return data, status
+
+
+def open_inside(folder: Path, relative: str, *, what: str) -> int:
+    """A descriptor of the file ``folder/relative``, opened without following a link in
+    any component from ``folder`` down (each folder is opened from the last, never by
+    path) and without blocking (a named pipe opens at once; :func:`_read_handle` or the
+    caller's ``fstat`` then refuses it). For files that someone else wrote in a folder of
+    this machine, where a link at any level could point at any file here.
+
+    Raises FileNotFoundError when some component does not exist.
+    """
+    parts = [part for part in relative.split("/") if part]
+    if not parts or any(part in (".", "..") for part in parts):
+        raise UntrustedInputError(f"{what} {relative}", "is not a path inside its folder")
+    nofollow = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
+    current = os.open(folder, nofollow | os.O_DIRECTORY)
+    try:
+        for depth, part in enumerate(parts):
+            last = depth == len(parts) - 1
+            flags = nofollow | (os.O_NONBLOCK | os.O_NOCTTY if last else os.O_DIRECTORY)
+            try:
+                opened = os.open(part, flags, dir_fd=current)
+            except FileNotFoundError:
+                raise
+            except OSError as error:
+                if error.errno in (errno.ELOOP, errno.ENOTDIR):
+                    mode = os.stat(part, dir_fd=current, follow_symlinks=False).st_mode
+                    kind = (
+                        "a symbolic link"
+                        if stat.S_ISLNK(mode)
+                        else "a file, not a folder"
+                        if stat.S_ISREG(mode)
+                        else _kind(mode)
+                    )
+                    shown = "" if last else f"is not read: {'/'.join(parts[: depth + 1])} "
+                    raise UntrustedInputError(
+                        f"{what} {folder / relative}",
+                        f"{shown}is {kind}",
+                        "experiments must write plain files; links could point anywhere",
+                    ) from None
+                raise UntrustedInputError(
+                    f"{what} {folder / relative}", f"cannot be opened: {error.strerror}"
+                ) from None
+            os.close(current)
+            current = opened
+    except BaseException:
+        os.close(current)
+        raise
+    return current
+
+
+def read_inside(folder: Path, relative: str, *, limit: int, what: str) -> bytes:
+    """The bytes of the regular file ``folder/relative``, read as :func:`open_inside`
+    opens it, within ``limit``."""
+    handle = open_inside(folder, relative, what=what)
+    return _read_handle(handle, folder / relative, limit=limit, what=what)[0]
 
 
 def parse_json(data: bytes | str, *, what: str, depth: int = DEPTH_LIMIT) -> Any:

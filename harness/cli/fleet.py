@@ -208,16 +208,17 @@ def github_command(
     which shows the findings on pull requests. Job `run` is a matrix with one leg per
     runner label: each leg checks the constraints,
     builds the variant's pinned image, runs every experiment with the runner's label
-    recorded as the host (HARNESS_HOST_NAME), and uploads its run records. Job `certify`
+    recorded as the host (HARNESS_HOST_NAME), and uploads its run records. Job `collect`
     then gathers the records of every leg that finished with `harness collect`, which
     compares each host against the first and fails when their artifacts differ; when they
-    agree and the repository has the secret HARNESS_SIGNING_KEY, it signs the
-    verification with `harness certify` and uploads the certificate.
+    agree, job `certify`, bound to the protected environment harness-signing and never
+    run for a pull request, signs with `harness certify` and uploads the certificate.
 
-    The secret HARNESS_SIGNING_KEY holds an ed25519 private key in PEM form: the NAME.key
-    file that `harness keys generate` writes (see below); certificates are then checked
-    with its NAME.pub. Without the secret the hosts are still compared, but nothing is
-    signed.
+    The secret HARNESS_SIGNING_KEY of the harness-signing environment holds an ed25519
+    private key in PEM form: the NAME.key file that `harness keys generate` writes (see
+    below); certificates are then checked with its NAME.pub. Without the secret the hosts
+    are still compared, but nothing is signed. Actions are pinned by commit and no value
+    from the configuration is expanded into a script (the file passes zizmor).
 
     Defaults come from [tool.harness.ci] (runners, variant, python, timeout-minutes). The
     workflow checks itself with `harness ci github --check` and the flags it was generated
@@ -229,7 +230,7 @@ def github_command(
       harness ci github --check        0 when the file is current, 1 when stale
       harness ci github --stdout       print the workflow, write nothing
       harness keys generate --name ci
-      gh secret set HARNESS_SIGNING_KEY < ~/.config/harness/keys/ci.key
+      gh secret set HARNESS_SIGNING_KEY --env harness-signing < ~/.config/harness/keys/ci.key
 
     Exit 0 when written or current, 1 when --check finds the file stale, 2 on trouble.
     """

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from harness import config_schema
 from harness.config import Config
 from harness.errors import EXIT_DIFFERS, ConfigError, HarnessError
 
@@ -43,18 +44,40 @@ DEFAULT_OUTPUT = Path(".github/workflows/harness.yml")
 SIGNING_KEY_ENV = "HARNESS_SIGNING_KEY"
 CERTIFICATE = "harness-certificate.intoto.json"
 
-# Every action by its major version tag; the tests refuse an unpinned `uses:`.
-CHECKOUT = "actions/checkout@v4"
-SETUP_PYTHON = "actions/setup-python@v5"
-UPLOAD_ARTIFACT = "actions/upload-artifact@v4"
-DOWNLOAD_ARTIFACT = "actions/download-artifact@v4"
-UPLOAD_SARIF = "github/codeql-action/upload-sarif@v3"
+# Every action by the full commit of a release tag (the tag follows as a comment in the
+# file): a tag can be moved to other code, a commit cannot. Each is the commit its tag
+# names in the action's own repository.
+ACTION_PINS: Mapping[str, tuple[str, str]] = {
+    "actions/checkout": ("3d3c42e5aac5ba805825da76410c181273ba90b1", "v7.0.1"),
+    "actions/setup-python": ("5fda3b95a4ea91299a34e894583c3862153e4b97", "v7.0.0"),
+    "actions/upload-artifact": ("bbbca2ddaa5d8feaa63e36b76fdaad77386f024f", "v7.0.0"),
+    "actions/download-artifact": ("3e5f45b2cfb9172054b4087a40e8e0b5a5461e7c", "v8.0.1"),
+    "astral-sh/setup-uv": ("20cfd1bf945f4377ade1205e4dbc17946fc9a30d", "v10.0.1"),
+    "github/codeql-action/upload-sarif": ("8aad20d150bbac5944a9f9d289da16a4b0d87c1e", "v4.36.2"),
+}
+CHECKOUT = "actions/checkout"
+SETUP_PYTHON = "actions/setup-python"
+UPLOAD_ARTIFACT = "actions/upload-artifact"
+DOWNLOAD_ARTIFACT = "actions/download-artifact"
+SETUP_UV = "astral-sh/setup-uv"
+UPLOAD_SARIF = "github/codeql-action/upload-sarif"
+# The uv the runners install: a version the pinned setup-uv knows the sha256 of for every
+# platform, so that the download is checked against a hash fixed in that commit.
+UV_VERSION = "0.12.4"
+# The GitHub environment the signing job is bound to: the signing key is a secret of this
+# environment alone, and its protection rules (required reviewers, the branches allowed
+# to deploy) decide which runs may use it.
+SIGNING_ENVIRONMENT = "harness-signing"
+# Why each permission is granted, written beside it in the workflow.
+_PERMISSION_REASONS = {
+    "contents: read": "check out the repository",
+    "security-events: write": "upload the lint findings to code scanning",
+    "actions: read": "code scanning reads the run's details in private repositories",
+}
 LINT_TIMEOUT_MINUTES = 15
 LINT_REPORT = "harness-lint.sarif"
 
-# A runner label names its leg's artifact, and upload-artifact refuses these characters in
-# names (whitespace would also split the label in the regenerate command).
-_BAD_LABEL = re.compile(r'[\s":<>|*?\\/]')
+_PATH_PART = re.compile(r"[A-Za-z0-9_.-]+")
 _PYTHON_VERSION = re.compile(r"3\.\d+(\.\d+)?")
 
 
@@ -160,15 +183,12 @@ def installed_requirement() -> str | None:
 
 
 def check_runners(labels: list[str] | tuple[str, ...], where: str) -> tuple[str, ...]:
-    """Refuse runner labels that would break the workflow: empty, repeated, or unusable in
-    an artifact name."""
+    """Refuse runner labels that would break the workflow or inject into it: anything but
+    a plain name (a label names its leg's artifact and is written into the file), or one
+    given twice."""
     seen: set[str] = set()
     for label in labels:
-        if not label or _BAD_LABEL.search(label):
-            raise ConfigError(
-                f"{where}: {label!r} cannot name a runner leg's artifact",
-                'use a runner label without spaces or any of " : < > | * ? \\ /',
-            )
+        config_schema.check_name(label, where)
         if label in seen:
             raise ConfigError(
                 f"{where} names {label!r} twice",
@@ -190,48 +210,110 @@ def _setup_steps(settings: CISettings) -> list[dict[str, Any]]:
     if settings.install == INSTALL_PROJECT:
         # --locked: fail rather than resolve anew when uv.lock is stale, so every leg runs
         # the same harness with the same dependencies.
-        install = "uv sync --locked"
+        install: dict[str, Any] = {"name": "Install harness", "run": "uv sync --locked"}
     else:
         # As a tool: harness is not the project's dependency, and the project's own
-        # environment is not needed (experiments run in the image).
-        install = f"uv tool install {shlex.quote(settings.install)}"
+        # environment is not needed (experiments run in the image). The requirement comes
+        # from the configuration, so it reaches the shell as a variable, never as text.
+        install = {
+            "name": "Install harness",
+            "env": {"HARNESS_INSTALL": settings.install},
+            "run": 'uv tool install "$HARNESS_INSTALL"',
+        }
     return [
         # The steps never push, so no token is left in .git/config for later steps to read.
-        {"uses": CHECKOUT, "with": {"persist-credentials": False}},
-        {"uses": SETUP_PYTHON, "with": {"python-version": settings.python}},
-        {"name": "Install uv", "run": "pip install uv"},
-        {"name": "Install harness", "run": install},
+        {"uses": _pinned(CHECKOUT), "with": {"persist-credentials": False}},
+        {"uses": _pinned(SETUP_PYTHON), "with": {"python-version": settings.python}},
+        {
+            "name": "Install uv",
+            "uses": _pinned(SETUP_UV),
+            # No cache: a cache that a pull request's run could fill is not read by others.
+            "with": {"version": UV_VERSION, "enable-cache": False},
+        },
+        install,
     ]
 
 
-def workflow(settings: CISettings, check_command: str) -> dict[str, Any]:
-    """The workflow document. ``check_command`` is the `harness ci github --check` line
-    (with the flags this file was generated with) that keeps the file current."""
+def _pinned(action: str) -> str:
+    """``action@<full commit>``; :func:`_annotate` writes its tag beside it."""
+    return f"{action}@{ACTION_PINS[action][0]}"
+
+
+def workflow(settings: CISettings, check_flags: list[str]) -> dict[str, Any]:
+    """The workflow document. ``check_flags`` are the flags of the `harness ci github
+    --check` line (those this file was generated with) that keeps the file current.
+
+    Nothing from the configuration is written into a ``run:`` script: names and labels
+    reach the shell through ``env:``, as variables the shell never parses as code.
+    """
     harness = settings.harness
+    variant_env = {"HARNESS_CI_VARIANT": settings.variant}
+    if check_flags:
+        # Each flag is one word (check_flags refuses spaces): split, never evaluated.
+        check: dict[str, Any] = {
+            "name": "Check this workflow",
+            "env": {"HARNESS_CI_FLAGS": " ".join(check_flags)},
+            "shell": "bash",
+            "run": 'read -ra flags <<< "$HARNESS_CI_FLAGS"\n'
+            f'{harness} ci github --check "${{flags[@]}}"\n',
+        }
+    else:
+        check = {"name": "Check this workflow", "run": f"{harness} ci github --check"}
     run_steps = [
         *_setup_steps(settings),
         {"name": "Check the machine", "run": f"{harness} doctor"},
         {"name": "Check the constraints", "run": f"{harness} lock --check"},
-        {"name": "Check this workflow", "run": f"{harness}{check_command.removeprefix('harness')}"},
-        {"name": "Build the image", "run": f"{harness} build --variant {settings.variant}"},
+        check,
+        {
+            "name": "Build the image",
+            "env": variant_env,
+            "run": f'{harness} build --variant "$HARNESS_CI_VARIANT"',
+        },
         {
             "name": "Run the experiments",
-            "run": f"{harness} run --variant {settings.variant}",
-            # Recorded in each run record as the host that ran it: `harness collect` compares
-            # hosts by this name, and a hosted runner's own host name is random.
-            "env": {"HARNESS_HOST_NAME": "${{ matrix.runner }}"},
+            "env": {
+                # Recorded in each run record as the host that ran it: a hosted runner's
+                # own host name is random.
+                "HARNESS_HOST_NAME": "${{ matrix.runner }}",
+                **variant_env,
+            },
+            "run": f'{harness} run --variant "$HARNESS_CI_VARIANT"',
         },
         {
             "name": "Upload the run records",
             # Also after a failed run: its record says why, and the other legs still compare.
             "if": "always()",
-            "uses": UPLOAD_ARTIFACT,
+            "uses": _pinned(UPLOAD_ARTIFACT),
             "with": {
-                # upload-artifact v4 refuses two artifacts of one name in a workflow run.
+                # upload-artifact refuses two artifacts of one name in a workflow run.
                 "name": "harness-runs-${{ matrix.runner }}",
                 "path": ".harness/runs/",
                 "if-no-files-found": "error",
-                # v4 skips hidden files and folders unless told, and .harness is one.
+                # It skips hidden files and folders unless told, and .harness is one.
+                "include-hidden-files": True,
+            },
+        },
+    ]
+    download = {
+        "name": "Download the run records",
+        "uses": _pinned(DOWNLOAD_ARTIFACT),
+        # Each leg's artifact lands in collected/<its name>/: one folder per host.
+        "with": {"pattern": "harness-runs-*", "path": "collected"},
+    }
+    collect = {"name": "Compare the hosts", "run": f"{harness} collect collected/*"}
+    collect_steps = [
+        *_setup_steps(settings),
+        download,
+        collect,
+        {
+            "name": "Upload the verification",
+            # Also when the hosts differ: the document says which artifacts moved.
+            "if": "always()",
+            "uses": _pinned(UPLOAD_ARTIFACT),
+            "with": {
+                "name": "harness-verification",
+                "path": ".harness/verifications/",
+                "if-no-files-found": "warn",
                 "include-hidden-files": True,
             },
         },
@@ -246,13 +328,8 @@ def workflow(settings: CISettings, check_command: str) -> dict[str, Any]:
     )
     certify_steps = [
         *_setup_steps(settings),
-        {
-            "name": "Download the run records",
-            "uses": DOWNLOAD_ARTIFACT,
-            # Each leg's artifact lands in collected/<its name>/: one folder per host.
-            "with": {"pattern": "harness-runs-*", "path": "collected"},
-        },
-        {"name": "Compare the hosts", "run": f"{harness} collect collected/*"},
+        download,
+        collect,
         {
             "name": "Sign the certificate",
             # Secrets cannot appear in `if:`; the runner merges a step's env into the env
@@ -265,23 +342,11 @@ def workflow(settings: CISettings, check_command: str) -> dict[str, Any]:
         },
         {
             "name": "Upload the certificate",
-            "uses": UPLOAD_ARTIFACT,
+            "uses": _pinned(UPLOAD_ARTIFACT),
             "with": {
                 "name": "harness-certificate",
                 "path": CERTIFICATE,
                 "if-no-files-found": "ignore",
-            },
-        },
-        {
-            "name": "Upload the verification",
-            # Also when the hosts differ: the document says which artifacts moved.
-            "if": "always()",
-            "uses": UPLOAD_ARTIFACT,
-            "with": {
-                "name": "harness-verification",
-                "path": ".harness/verifications/",
-                "if-no-files-found": "warn",
-                "include-hidden-files": True,
             },
         },
     ]
@@ -299,14 +364,15 @@ def workflow(settings: CISettings, check_command: str) -> dict[str, Any]:
             # A pull request from a fork gets a read-only token, which cannot upload.
             "if": "github.event_name != 'pull_request' || "
             "github.event.pull_request.head.repo.full_name == github.repository",
-            "uses": UPLOAD_SARIF,
+            "uses": _pinned(UPLOAD_SARIF),
             "with": {"sarif_file": LINT_REPORT, "category": "harness-lint"},
         },
     ]
+    read_only = {"contents": "read"}
     return {
         "name": "harness",
         "on": {"push": None, "pull_request": None, "workflow_dispatch": None},
-        "permissions": {"contents": "read"},
+        "permissions": dict(read_only),
         "concurrency": {
             "group": "harness-${{ github.ref }}",
             # A new push to a pull request supersedes its last run; runs of a branch finish,
@@ -315,6 +381,7 @@ def workflow(settings: CISettings, check_command: str) -> dict[str, Any]:
         },
         "jobs": {
             "lint": {
+                "name": "Lint the experiments",
                 "runs-on": settings.runners[0],
                 "timeout-minutes": LINT_TIMEOUT_MINUTES,
                 # security-events: write to upload; actions: read for private repositories.
@@ -326,18 +393,38 @@ def workflow(settings: CISettings, check_command: str) -> dict[str, Any]:
                 "steps": lint_steps,
             },
             "run": {
+                "name": "Run on ${{ matrix.runner }}",
                 "strategy": {"fail-fast": False, "matrix": {"runner": list(settings.runners)}},
                 "runs-on": "${{ matrix.runner }}",
                 "timeout-minutes": settings.timeout_minutes,
+                "permissions": dict(read_only),
                 "steps": run_steps,
             },
-            "certify": {
+            "collect": {
+                "name": "Compare the hosts",
                 "needs": "run",
                 # Not `always()`: a cancelled run should stop here too. When one leg fails,
                 # the legs that finished are still gathered and compared.
                 "if": "${{ !cancelled() }}",
                 "runs-on": settings.runners[0],
                 "timeout-minutes": CERTIFY_TIMEOUT_MINUTES,
+                "permissions": dict(read_only),
+                "steps": collect_steps,
+            },
+            "certify": {
+                "name": "Sign the certificate",
+                # Only once the hosts agree, and only in the protected environment that
+                # holds the key: nothing else in the workflow can read it.
+                "needs": "collect",
+                # When the hosts that finished agree (a failed leg upstream does not skip
+                # it, as a plain `needs` would); code from a pull request never runs where
+                # the key is.
+                "if": "${{ !cancelled() && needs.collect.result == 'success' "
+                "&& github.event_name != 'pull_request' }}",
+                "runs-on": settings.runners[0],
+                "timeout-minutes": CERTIFY_TIMEOUT_MINUTES,
+                "environment": SIGNING_ENVIRONMENT,
+                "permissions": dict(read_only),
                 "steps": certify_steps,
             },
         },
@@ -363,13 +450,30 @@ def render(settings: CISettings, flags: list[str] | None = None) -> str:
         "#",
         "# `lint` runs `harness lint` and uploads its SARIF report to GitHub code scanning.",
         "# Each runner label is one leg of the `run` job: it builds the pinned image, runs",
-        "# every experiment and uploads the run records. `certify` gathers every leg's",
-        "# records with `harness collect` and fails when the hosts' artifacts differ; when",
-        f"# the {SIGNING_KEY_ENV} secret holds an ed25519 private key (PEM, from",
-        "# `harness keys generate`) it also signs the result with `harness certify`.",
+        "# every experiment and uploads the run records. `collect` gathers every leg's",
+        "# records with `harness collect` and fails when the hosts' artifacts differ. When",
+        "# they agree, `certify` signs the result with `harness certify`, in the",
+        f"# {SIGNING_ENVIRONMENT} environment, whose {SIGNING_KEY_ENV} secret holds an",
+        "# ed25519 private key (PEM, from `harness keys generate`); without it, no signature.",
     ]
-    body = _dump(workflow(settings, check))
-    return "\n".join(header) + "\n\n" + _space_sections(body)
+    body = _dump(workflow(settings, list(flags or [])))
+    return "\n".join(header) + "\n\n" + _annotate(_space_sections(body))
+
+
+def _annotate(body: str) -> str:
+    """Comments YAML cannot carry: each action's release tag beside its commit, and why
+    each permission is granted."""
+    tags = {f"{action}@{commit}": tag for action, (commit, tag) in ACTION_PINS.items()}
+    lines = []
+    for line in body.splitlines():
+        stripped = line.strip().removeprefix("- ")
+        comment = ""
+        if stripped.startswith("uses: ") and stripped[6:] in tags:
+            comment = f"  # {tags[stripped[6:]]}"
+        elif stripped in _PERMISSION_REASONS:
+            comment = f"  # {_PERMISSION_REASONS[stripped]}"
+        lines.append(line + comment)
+    return "\n".join(lines) + "\n"
 
 
 def _dump(document: dict[str, Any]) -> str:
@@ -435,6 +539,12 @@ def _flags(
         flags += ["--python", chosen.python]
     relative = output.relative_to(project_root)
     if relative != DEFAULT_OUTPUT:
+        # The workflow passes its flags to its own check as words of one variable.
+        if not all(_PATH_PART.fullmatch(part) and part != ".." for part in relative.parts):
+            raise ConfigError(
+                f"--output {relative.as_posix()} is not a path of plain names",
+                "use letters, digits, '.', '_' and '-' in each folder and file name",
+            )
         flags += ["--output", relative.as_posix()]
     return flags
 

@@ -27,13 +27,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from harness.config import Config
+from harness.config_schema import PLAIN_NAME_PATTERN
 from harness.engine import Engine
 from harness.errors import ConfigError
 
 LOCAL = "local"
 _WHERE = "[tool.harness.hosts]"
 _SCHEMES = ("unix://", "tcp://", "ssh://", "http://", "https://", "npipe://")
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+# Host names name folders and appear in records: the schema's plain names.
+_NAME = re.compile(PLAIN_NAME_PATTERN)
 
 
 @dataclass(frozen=True)
@@ -103,7 +105,7 @@ def _named(config: Config, known: Mapping[str, Host], item: str) -> list[Host]:
         return [Host(_name_of(item), item)]
     if "=" in item:
         name, _, url = item.partition("=")
-        if not _NAME.match(name) or name in (LOCAL, config.host_name):
+        if not _NAME.search(name) or name in (LOCAL, config.host_name):
             raise ConfigError(f"host name {name!r} is not allowed", "write NAME=URL")
         return [Host(name, _url(url, f"host {name}"))]
     names = ", ".join([LOCAL, *sorted(known)])
@@ -153,4 +155,6 @@ def _url(value: object, where: str) -> str:
 def _name_of(url: str) -> str:
     """A readable name for a host given by URL: its address without scheme or user."""
     address = url.split("://", 1)[1].rsplit("@", 1)[-1].strip("/")
-    return re.sub(r"[^A-Za-z0-9_.-]+", "-", address).strip("-") or "host"
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "-", address).strip("-.")
+    name = re.sub(r"[.][.]+", ".", name)[:100]
+    return name if _NAME.search(name) else "host"

@@ -275,7 +275,7 @@ def run_on_host(
         "container": None,
         "engine": None,
     }
-    start_folder(folder, spec, record, writable_by_all=False)
+    start_folder(folder, spec, record)
     say(f"started {run_id} on this machine with {python.executable}")
     with staged_runtime() as runtime, tempfile.TemporaryDirectory(prefix="harness-home-") as home:
         environment = _environment(determinism, runtime, Path(home), run_id, request)

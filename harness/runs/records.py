@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import os
 import re
 import secrets
 import stat
@@ -24,7 +25,7 @@ from harness import atomic, untrusted
 from harness.compare.kinds import KINDS
 from harness.config import STATE_FOLDER
 from harness.digests import sha256_file
-from harness.errors import HarnessError, RunNotFound
+from harness.errors import ConfigError, HarnessError, RunNotFound
 
 SCHEMA = "harness.run-record/v1"
 RUNS = STATE_FOLDER / "runs"
@@ -54,7 +55,14 @@ def runs_root(project_root: Path) -> Path:
 def new_run_id(experiment: str, now: dt.datetime | None = None) -> str:
     """Sortable by start time, unique without coordination: 20261126-064501-torch-3f9a2c."""
     moment = now or dt.datetime.now(dt.UTC)
-    return f"{moment:%Y%m%d-%H%M%S}-{experiment}-{secrets.token_hex(3)}"
+    run_id = f"{moment:%Y%m%d-%H%M%S}-{experiment}-{secrets.token_hex(3)}"
+    # The configuration refuses such names; a run id is a folder name all the same.
+    if not RUN_ID.fullmatch(run_id) or ".." in run_id:
+        raise ConfigError(
+            f"the experiment name {experiment!r} cannot name a run's folder",
+            "use letters, digits, '.', '_' and '-' (no '..', at most 100 characters)",
+        )
+    return run_id
 
 
 def write(folder: Path, record: Mapping[str, Any]) -> Path:
@@ -264,15 +272,38 @@ def artifacts(folder: Path) -> list[dict[str, Any]]:
     """
     found = []
     for path in regular_files(folder, what="artifact"):
+        relative = path.relative_to(folder).as_posix()
+        size, sha256 = _hash_inside(folder, relative)
         found.append(
             {
-                "path": path.relative_to(folder).as_posix(),
-                "size": path.stat().st_size,
-                "sha256": sha256_file(path),
+                "path": relative,
+                "size": size,
+                "sha256": sha256,
                 "kind": KINDS.get(path.suffix.lower(), "bytes"),
             }
         )
     return found
+
+
+def _hash_inside(folder: Path, relative: str) -> tuple[int, str]:
+    """Size and sha256 of a file that :func:`regular_files` listed, opened again without
+    following any link below ``folder`` and checked to be the regular file it was: what
+    the walk saw may have been swapped for a link or a pipe since."""
+    try:
+        handle = untrusted.open_inside(folder, relative, what="the artifact")
+    except untrusted.UntrustedInputError as error:
+        raise CorruptRecord(error.message, error.hint) from None
+    with os.fdopen(handle, "rb") as stream:
+        status = os.fstat(stream.fileno())
+        if not stat.S_ISREG(status.st_mode):
+            raise CorruptRecord(
+                f"artifact {relative} in {folder} is no longer a regular file",
+                "experiments must write plain files; links could point anywhere",
+            )
+        digest = hashlib.sha256()
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return status.st_size, digest.hexdigest()
 
 
 def regular_files(folder: Path, *, what: str, depth: int = ARTIFACT_DEPTH) -> list[Path]:
@@ -319,12 +350,18 @@ def safe_relative(text: object) -> PurePosixPath | None:
 
 
 def log_tail(log: Path, lines: int = 30) -> list[str]:
-    if not log.is_file():
-        return []
-    with log.open("rb") as stream:
-        stream.seek(0, 2)
-        stream.seek(max(0, stream.tell() - 64 * 1024))
-        text = stream.read().decode("utf-8", "replace")
+    """The last lines of a run's log: only a regular file, never through a link, without
+    blocking on a pipe, and no more than its last 64 KiB read."""
+    try:
+        handle = os.open(log, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return []  # none, or a link: no tail to show
+    with os.fdopen(handle, "rb") as stream:
+        status = os.fstat(stream.fileno())
+        if not stat.S_ISREG(status.st_mode):
+            return []
+        stream.seek(max(0, status.st_size - 64 * 1024))
+        text = stream.read(64 * 1024).decode("utf-8", "replace")
     return text.splitlines()[-lines:]
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
+import math
 import shutil
 import stat
 from collections.abc import Callable, Iterator, Mapping
@@ -22,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import harness
-from harness import atomic, vcs
+from harness import atomic, untrusted, vcs
 from harness import container as container_plan
 from harness.cleanup import quietly
 from harness.config import Config, Experiment
@@ -32,11 +33,14 @@ from harness.errors import ConfigError, EngineError, EngineUnavailable, HarnessE
 from harness.fleet import hosts
 from harness.images.build import LABEL_CONSTRAINTS, LABEL_DOCKERFILE, LABEL_LOCK, BuildResult
 from harness.integrations import dvc
-from harness.runs import records, staging
+from harness.runs import records, run_folder, staging
 from harness.runs.variations import CONTROL, Setup
 
 RUN_SPEC_SCHEMA = "harness.run-spec/v1"
 RUNTIME_REPORT = "runtime.json"
+# The runtime's report holds metrics, observations and the environment's fingerprint: a
+# few kilobytes. Past this it is an attack, not a report.
+REPORT_LIMIT = 4 << 20
 
 
 @dataclass(frozen=True)
@@ -131,8 +135,13 @@ def run_experiment(
         },
         "engine": {"where": engine.where, "version": engine.version().get("Version")},
     }
-    # The container's user is not the host's: it must be able to write its outputs.
-    start_folder(folder, spec, record, writable_by_all=True)
+    # The container's user is not the host's: it must be able to write its outputs, and
+    # nobody else may (see harness.runs.run_folder).
+    writer = None
+    if host.files == "bind":
+        uid, gid = plan.user_ids
+        writer = run_folder.ContainerUser(uid, gid, run_folder.maps_users(engine.info()))
+    start_folder(folder, spec, record, writer=writer)
 
     sources = {
         Source.PROJECT: config.project_root,
@@ -236,18 +245,25 @@ def settle(
 ) -> RunResult:
     """Finish a record once the runtime has exited, in a container or on the host: take in
     what the runtime reported, then decide how the run ended."""
-    report = runtime_report(folder / records.META)
+    # The container has stopped: nobody but harness writes its folders from here on.
+    run_folder.close((folder / records.ARTIFACTS, folder / records.META), folder)
+    refused: list[str] = []
+    report = runtime_report(folder, refused=refused)
     if report is not None:
-        record["metrics"] = report.get("metrics")
-        record["observed"] = report.get("observed", {})
-        record["violations"] = report.get("violations", [])
-        record["fingerprint"] = report.get("fingerprint", {})
-        record["timings"].update(report.get("timings", {}))
+        take_report(record, report, refused)
+    if refused:
+        record["refused"] = refused
     if timed_out:
         return finish(record, folder, "timeout", exit_code, f"stopped after {timeout} s")
+    if refused:
+        # What the container left in place of its report is an attack, not a result.
+        return finish(record, folder, "failed", exit_code, f"harness refused {refused[0]}")
     if exit_code != 0:
-        reason = (report or {}).get("error") or f"the experiment exited with {exit_code}"
-        return finish(record, folder, "failed", exit_code, reason)
+        error = (report or {}).get("error")
+        reason = _one_line(error) if isinstance(error, str) and error.strip() else None
+        return finish(
+            record, folder, "failed", exit_code, reason or f"the experiment exited with {exit_code}"
+        )
     missing = _missing_outputs(experiment, folder / records.ARTIFACTS)
     if missing:
         return finish(
@@ -261,19 +277,24 @@ def settle(
 
 
 def start_folder(
-    folder: Path, spec: Mapping[str, Any], record: Mapping[str, Any], *, writable_by_all: bool
+    folder: Path,
+    spec: Mapping[str, Any],
+    record: Mapping[str, Any],
+    *,
+    writer: run_folder.ContainerUser | None = None,
 ) -> None:
-    """Make the run's folder (outputs, spec, first record), all or nothing.
+    """Make the run's folder (outputs, spec, first record), all or nothing: private to the
+    invoking user, its outputs writable by ``writer`` (the container's user) alone, or by
+    nobody but harness when None (the host executor, a host that gets copies).
 
     Everything that can fail before a run starts (the source's state, the engine's
     answers) is asked before this; should this fail too, the folder goes, as `runs list`
     shows only folders with a record and nothing would ever remove it.
     """
+    run_folder.make_private(folder)
     try:
         for writable in (folder / records.ARTIFACTS, folder / records.META):
-            writable.mkdir(parents=True)
-            if writable_by_all:
-                writable.chmod(0o777)
+            run_folder.open_to(writable, writer)
         atomic.write_text(folder / "spec.json", json.dumps(spec, indent=2, sort_keys=True) + "\n")
         records.write(folder, record)
     except BaseException:
@@ -413,15 +434,14 @@ def finish(
     record["error"] = error
     record["timings"]["finished_at"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     artifacts = folder / records.ARTIFACTS
-    # The container has stopped: its output folders need no longer be writable by all.
-    for writable in (artifacts, folder / records.META):
-        if writable.is_dir() and not writable.is_symlink():
-            writable.chmod(0o755)
+    # The container has stopped (or never started): its output folders are harness's again.
+    run_folder.close((artifacts, folder / records.META), folder)
     try:
         record["artifacts"] = records.artifacts(artifacts) if artifacts.is_dir() else []
     except records.CorruptRecord as unsafe:
         # A link among the outputs would make the record vouch for a file of this machine.
         record.update(artifacts=[], status="failed", error=unsafe.message)
+        record.setdefault("refused", []).append(unsafe.message)
     if record["status"] != "succeeded":
         record["log_tail"] = records.log_tail(folder / records.LOG)
     records.write(folder, record)
@@ -443,12 +463,67 @@ def _check_readable_by_others(path: Path) -> None:
         )
 
 
-def runtime_report(meta: Path) -> dict[str, Any] | None:
+def runtime_report(folder: Path, *, refused: list[str] | None = None) -> dict[str, Any] | None:
+    """What the runtime reported in the run's meta/runtime.json, or None.
+
+    The container wrote that file, so it is read as anything from there is: never through
+    a link (in meta/ or in the path to it), only a regular file, at most
+    ``REPORT_LIMIT`` bytes, without blocking on a pipe, JSON within bounds. A file refused
+    is one line in ``refused`` (the record's), and the run goes on as one that reported
+    nothing.
+    """
+    relative = f"{records.META}/{RUNTIME_REPORT}"
     try:
-        document = json.loads((meta / RUNTIME_REPORT).read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
+        data = untrusted.read_inside(folder, relative, limit=REPORT_LIMIT, what="the report")
+        document = untrusted.parse_json(data, what=relative)
+    except FileNotFoundError:
         return None  # a runtime that crashed before writing: the log says why
-    return document if isinstance(document, dict) else None
+    except untrusted.UntrustedInputError as error:
+        if refused is not None:
+            refused.append(f"{relative} {_one_line(error.reason)}")
+        return None
+    if not isinstance(document, dict):
+        if refused is not None:
+            refused.append(f"{relative} is not a JSON object")
+        return None
+    return document
+
+
+def take_report(record: dict[str, Any], report: Mapping[str, Any], refused: list[str]) -> None:
+    """Copy into the record what the runtime reported, each field only in the shape the
+    record gives it (the report comes from the container, like everything in meta/), and
+    never over harness's own timings."""
+    for key, kind, empty in (
+        ("metrics", dict, None),
+        ("observed", dict, {}),
+        ("violations", list, []),
+        ("fingerprint", dict, {}),
+    ):
+        value = report.get(key, empty)
+        if isinstance(value, kind) or value is empty:
+            record[key] = value
+        else:
+            record[key] = empty
+            refused.append(
+                f"{records.META}/{RUNTIME_REPORT}: its {key} is not a JSON {kind.__name__}"
+            )
+    timings = report.get("timings")
+    if isinstance(timings, dict):
+        own = set(record["timings"]) | {"container_s", "process_s", "finished_at"}
+        record["timings"].update(
+            (name, value)
+            for name, value in timings.items()
+            if name not in own
+            and isinstance(value, int | float)
+            and not isinstance(value, bool)
+            and math.isfinite(value)
+        )
+
+
+def _one_line(text: str, limit: int = 500) -> str:
+    """A message from elsewhere as one line of bounded length."""
+    line = " ".join(text.split())
+    return line if len(line) <= limit else line[: limit - 3] + "..."
 
 
 def _missing_outputs(experiment: Experiment, artifacts: Path) -> list[str]:
@@ -459,7 +534,9 @@ def missing_output(experiment: Experiment, glob: str, artifacts: Path) -> str:
     """One line for a declared output that matched nothing: what was written instead, and
     the two ways to fix it."""
     written = sorted(
-        path.relative_to(artifacts).as_posix() for path in artifacts.rglob("*") if path.is_file()
+        path.relative_to(artifacts).as_posix()
+        for path in artifacts.rglob("*")
+        if path.is_file() and not path.is_symlink()
     )
     if written:
         more = f" and {len(written) - 3} more" if len(written) > 3 else ""

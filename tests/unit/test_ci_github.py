@@ -99,7 +99,12 @@ def test_the_workflow_is_valid_yaml_with_its_triggers(project: Path) -> None:
     assert set(document["on"]) == {"push", "pull_request", "workflow_dispatch"}
     assert document["permissions"] == {"contents": "read"}
     assert "github.ref" in document["concurrency"]["group"]
-    assert set(document["jobs"]) == {"lint", "run", "certify"}
+    assert set(document["jobs"]) == {"lint", "run", "collect", "certify"}
+    # Every job says what it may do, and no more than reading the repository, but lint.
+    for name, job in document["jobs"].items():
+        assert job["name"]
+        if name != "lint":
+            assert job["permissions"] == {"contents": "read"}
 
 
 def test_the_file_says_it_is_generated_and_how_to_regenerate(project: Path) -> None:
@@ -115,26 +120,33 @@ def test_run_job_builds_runs_and_uploads_per_leg(project: Path) -> None:
     assert run["strategy"]["fail-fast"] is False
     assert run["runs-on"] == "${{ matrix.runner }}"
     assert run["timeout-minutes"] >= 1
-    assert steps(run)[0]["uses"] == "actions/checkout@v4"
+    checkout = ci_github.ACTION_PINS["actions/checkout"][0]
+    assert steps(run)[0]["uses"] == f"actions/checkout@{checkout}"
     python = step_using(run, "actions/setup-python")
     assert python["with"]["python-version"] == "3.11"
+    uv = step_using(run, "astral-sh/setup-uv")
+    assert uv["with"] == {"version": ci_github.UV_VERSION, "enable-cache": False}
     commands = [s.get("run") for s in steps(run)]
+    build = 'uv run harness build --variant "$HARNESS_CI_VARIANT"'
+    running_command = 'uv run harness run --variant "$HARNESS_CI_VARIANT"'
     for command in (
-        "pip install uv",
         "uv sync --locked",
         "uv run harness doctor",
         "uv run harness lock --check",
         "uv run harness ci github --check",
-        "uv run harness build --variant cpu",
-        "uv run harness run --variant cpu",
+        build,
+        running_command,
     ):
         assert command in commands
+    assert not any("pip install" in (command or "") for command in commands)
     # The image is built before anything runs in it.
-    assert commands.index("uv run harness build --variant cpu") < commands.index(
-        "uv run harness run --variant cpu"
-    )
+    assert commands.index(build) < commands.index(running_command)
+    assert step_running(run, "harness build")["env"] == {"HARNESS_CI_VARIANT": "cpu"}
     running = step_running(run, "harness run --variant")
-    assert running["env"] == {"HARNESS_HOST_NAME": "${{ matrix.runner }}"}
+    assert running["env"] == {
+        "HARNESS_HOST_NAME": "${{ matrix.runner }}",
+        "HARNESS_CI_VARIANT": "cpu",
+    }
     upload = step_using(run, "actions/upload-artifact")
     assert upload["if"] == "always()"
     assert upload["with"] == {
@@ -146,12 +158,37 @@ def test_run_job_builds_runs_and_uploads_per_leg(project: Path) -> None:
     assert steps(run)[-1] is upload
 
 
-def test_certify_job_collects_every_leg_and_signs_only_with_the_secret(project: Path) -> None:
+def test_collect_job_compares_every_leg_without_any_secret(project: Path) -> None:
+    jobs = generate(project, "--runner", "ubuntu-24.04", "--runner", "ubuntu-22.04")["jobs"]
+    collect = jobs["collect"]
+    assert collect["needs"] == "run"
+    assert collect["if"] == "${{ !cancelled() }}"
+    assert collect["runs-on"] == "ubuntu-24.04"
+    assert "environment" not in collect
+    assert "secrets." not in yaml.safe_dump(collect)
+    download = step_using(collect, "actions/download-artifact")
+    assert download["with"] == {"pattern": "harness-runs-*", "path": "collected"}
+    compare = step_running(collect, "harness collect")
+    verification = step_using(collect, "actions/upload-artifact", name="harness-verification")
+    assert verification["with"]["path"] == ".harness/verifications/"
+    assert verification["with"]["include-hidden-files"] is True
+    order = steps(collect)
+    assert order.index(download) < order.index(compare) < order.index(verification)
+
+
+def test_certify_job_signs_only_in_the_protected_environment(project: Path) -> None:
     jobs = generate(project, "--runner", "ubuntu-24.04", "--runner", "ubuntu-22.04")["jobs"]
     certify = jobs["certify"]
-    assert certify["needs"] == "run"
-    assert certify["if"] == "${{ !cancelled() }}"
+    assert certify["needs"] == "collect"
+    assert certify["environment"] == ci_github.SIGNING_ENVIRONMENT
+    assert certify["if"] == (
+        "${{ !cancelled() && needs.collect.result == 'success' "
+        "&& github.event_name != 'pull_request' }}"
+    )
     assert certify["runs-on"] == "ubuntu-24.04"
+    # The key is named in this job alone.
+    others = {name: job for name, job in jobs.items() if name != "certify"}
+    assert "secrets." not in yaml.safe_dump(others)
     assert "uv sync --locked" in [s.get("run") for s in steps(certify)]
     download = step_using(certify, "actions/download-artifact")
     assert download["with"] == {"pattern": "harness-runs-*", "path": "collected"}
@@ -175,18 +212,25 @@ def test_certify_job_collects_every_leg_and_signs_only_with_the_secret(project: 
     certificate = step_using(certify, "actions/upload-artifact", name="harness-certificate")
     assert certificate["with"]["path"] == "harness-certificate.intoto.json"
     assert certificate["with"]["if-no-files-found"] == "ignore"
-    verification = step_using(certify, "actions/upload-artifact", name="harness-verification")
-    assert verification["with"]["path"] == ".harness/verifications/"
-    assert verification["with"]["include-hidden-files"] is True
     assert order.index(sign) < order.index(certificate)
 
 
-def test_every_action_is_pinned_to_a_version_tag(project: Path) -> None:
+def test_every_action_is_pinned_to_a_full_commit_with_its_tag_beside_it(project: Path) -> None:
     document = generate(project)
     uses = [s["uses"] for job in document["jobs"].values() for s in steps(job) if "uses" in s]
-    assert len(uses) == 11
+    assert len(uses) == 18
+    text = (project / WORKFLOW).read_text()
     for action in uses:
-        assert re.fullmatch(r"(actions/[a-z-]+|github/codeql-action/[a-z-]+)@v\d+", action), action
+        name, _, commit = action.partition("@")
+        assert re.fullmatch(r"[0-9a-f]{40}", commit), action
+        assert ci_github.ACTION_PINS[name] == (commit, ci_github.ACTION_PINS[name][1])
+        tag = ci_github.ACTION_PINS[name][1]
+        assert re.fullmatch(r"v\d+\.\d+\.\d+", tag)
+        assert f"uses: {action}  # {tag}\n" in text
+    # Every permission says why it is granted.
+    for line in text.splitlines():
+        if line.strip() in ("contents: read", "security-events: write", "actions: read"):
+            raise AssertionError(f"{line.strip()} is not explained")
 
 
 def test_lint_job_uploads_sarif_to_code_scanning_and_fails_only_on_trouble(
@@ -303,7 +347,11 @@ def test_output_names_another_file_in_the_project(project: Path) -> None:
     assert code == 0
     assert "wrote ci/flow.yml" in out
     text = (project / "ci" / "flow.yml").read_text()
-    assert "run: uv run harness ci github --check --output ci/flow.yml\n" in text
+    check = step_running(yaml.safe_load(text)["jobs"]["run"], "harness ci github --check")
+    assert check["env"] == {"HARNESS_CI_FLAGS": "--output ci/flow.yml"}
+    assert check["run"] == (
+        'read -ra flags <<< "$HARNESS_CI_FLAGS"\nuv run harness ci github --check "${flags[@]}"\n'
+    )
 
 
 @pytest.mark.parametrize(
@@ -314,8 +362,14 @@ def test_output_names_another_file_in_the_project(project: Path) -> None:
         ("runners = []\n", "[tool.harness.ci] runners: expected a non-empty list"),
         ("runners = [1]\n", "[tool.harness.ci] runners[0]: expected a string, got 1"),
         ('runners = ["a", "a"]\n', 'runners: names "a" twice'),
-        ('runners = ["x/y"]\n', '"x/y" is not a runner label without spaces'),
-        ('runners = ["a\\n"]\n', '"a\\n" is not a runner label without spaces'),
+        ('runners = ["x/y"]\n', '"x/y" is not a runner label (letters'),
+        ('runners = ["a\\n"]\n', '"a\\n" is not a runner label (letters'),
+        ('runners = ["a b"]\n', '"a b" is not a runner label (letters'),
+        (
+            'runners = ["${{ github.event.pull_request.title }}"]\n',
+            "is not a runner label (letters",
+        ),
+        ('variant = "$(curl evil)"\n', '"$(curl evil)" is not a variant name'),
         ('install = "x\\ny"\n', '"x\\ny" is not a requirement on one line'),
         ("timeout-minutes = 0\n", "timeout-minutes: expected at least 1, got 0"),
         ('python = "three"\n', '"three" is not a Python 3 version like 3.11'),
@@ -345,7 +399,13 @@ def test_unknown_key_names_the_allowed_keys(project: Path) -> None:
     [
         (("--check", "--stdout"), "--check and --stdout do not go together"),
         (("--runner", "a", "--runner", "a"), "--runner names 'a' twice"),
-        (("--runner", "two words"), "cannot name a runner leg's artifact"),
+        (("--runner", "two words"), '--runner: "two words" is not a plain name'),
+        (
+            ("--runner", "${{ github.event.pull_request.title }}"),
+            '--runner: "${{ github.event.pull_request.title }}" is not a plain name',
+        ),
+        (("--runner", "../x"), "is not a plain name"),
+        (("--variant", "$(id)"), "unknown variant '$(id)'"),
         (("--python", "3"), "--python must be a Python 3 version"),
         (("--variant", "rocm"), "unknown variant 'rocm'"),
         (("--output", "/elsewhere/flow.yml"), "is outside the project"),
@@ -419,10 +479,13 @@ def test_installed_as_a_tool_the_workflow_installs_it_so_and_calls_it_directly(
     document = generate(project)
     for job in document["jobs"].values():
         runs = [step.get("run", "") for step in steps(job)]
-        assert "uv tool install git+https://example.org/acme/harness@v0.1.0" in runs
+        install = step_running(job, "uv tool install")
+        # The requirement comes from the configuration: a variable, never shell text.
+        assert install["run"] == 'uv tool install "$HARNESS_INSTALL"'
+        assert install["env"] == {"HARNESS_INSTALL": "git+https://example.org/acme/harness@v0.1.0"}
         assert not any("uv sync" in run or "uv run" in run for run in runs)
     run_steps = [step.get("run", "") for step in steps(document["jobs"]["run"])]
-    assert "harness build --variant cpu" in run_steps
+    assert 'harness build --variant "$HARNESS_CI_VARIANT"' in run_steps
     assert any(run.startswith("harness ci github --check") for run in run_steps)
 
 

@@ -334,7 +334,32 @@ BAD = [
     (
         '[tool.harness.hosts]\nlocal = "ssh://b"',
         "[tool.harness.hosts]: the name 'local' is not allowed (fix: use letters, digits, "
-        "'.', '_' and '-', and not local, which always names this machine's engine)",
+        "'.', '_' and '-', starting with a letter or digit, no '..', at most 100 characters, "
+        "and not local, which always names this machine's engine)",
+    ),
+    (
+        '[tool.harness.experiments."x/../../../outside"]\nentry = "m:f"',
+        "[tool.harness.experiments]: the name 'x/../../../outside' is not allowed (fix: use "
+        "letters, digits, '.', '_' and '-', starting with a letter or digit, no '..', at most "
+        "100 characters: an experiment's name becomes part of its runs' folder names)",
+    ),
+    (
+        '[tool.harness.experiments.t]\nentry = "m:f"\noutputs = ["/etc/hostname"]',
+        '[tool.harness.experiments.t] outputs[0]: "/etc/hostname" is not a glob relative to '
+        "the output folder (not absolute, no '..') "
+        '(fix: write outputs = ["model.npz", "metrics.json"])',
+    ),
+    (
+        '[tool.harness.experiments.t]\nentry = "m:f"\noutputs = { "a/../../x" = "" }',
+        "[tool.harness.experiments.t.outputs]: the name 'a/../../x' is not allowed "
+        "(fix: use a glob inside the output folder: not absolute, no '..' component, "
+        "no backslash)",
+    ),
+    (
+        '[tool.harness.ci]\nrunners = ["${{ github.event.pull_request.title }}"]',
+        '[tool.harness.ci] runners[0]: "${{ github.event.pull_request.title }}" is not a '
+        "runner label (letters, digits, '.', '_' and '-') "
+        '(fix: write runners = ["ubuntu-24.04", "ubuntu-22.04"])',
     ),
     (
         '[tool.harness.ci]\nrunners = ["a", "a"]',

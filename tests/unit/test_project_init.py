@@ -144,7 +144,8 @@ def test_the_workflow_is_the_one_harness_ci_github_writes(repository: Path) -> N
     assert written == ci_github.render(
         ci_github.settings_from_table(table, "3.11", depends_on_harness=False)
     )
-    assert f"uv tool install {GIT_INSTALL}" in written
+    assert 'uv tool install "$HARNESS_INSTALL"' in written
+    assert f"HARNESS_INSTALL: {GIT_INSTALL}\n" in written
 
 
 def test_ci_from_a_harness_installed_from_a_local_file_asks_how_ci_gets_it(

@@ -1,4 +1,4 @@
-"""What a finished run leaves on the host: no world-writable folders, no vouching for links."""
+"""What a finished run leaves on the host: output folders private again, no vouching for links."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ def test_output_folders_are_not_world_writable_after_the_run(tmp_path: Path) -> 
     result = run.finish(record, folder, "succeeded", 0, None)
     assert result.status == "succeeded"
     for name in (records.ARTIFACTS, records.META):
-        assert stat.S_IMODE((folder / name).stat().st_mode) == 0o755
+        assert stat.S_IMODE((folder / name).stat().st_mode) == 0o700
     assert [a["path"] for a in result.record["artifacts"]] == ["model.npy"]
 
 
@@ -36,6 +36,7 @@ def test_a_link_among_the_outputs_fails_the_run(tmp_path: Path) -> None:
     assert result.status == "failed"
     assert "passwd" in str(result.record["error"])
     assert result.record["artifacts"] == []
+    assert result.record["refused"] == [result.record["error"]]
 
 
 def test_an_output_glob_that_matches_nothing_names_what_was_written_and_the_fix(
