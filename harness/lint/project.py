@@ -60,6 +60,11 @@ class Function:
         return "staticmethod" not in decorators
 
     @property
+    def is_factory(self) -> bool:
+        """A classmethod, whose first parameter is the class itself."""
+        return any(ast.unparse(d) == "classmethod" for d in self.node.decorator_list)
+
+    @property
     def self_name(self) -> str | None:
         return self.params[0] if self.is_method and self.params else None
 
@@ -247,14 +252,22 @@ class Project:
                 if func.id in scope.local_functions:
                     return scope.local_functions[func.id]
                 scope = scope.parent
-        if (
-            within is not None
-            and within.owner is not None
-            and isinstance(func, ast.Attribute)
-            and isinstance(func.value, ast.Name)
-            and func.value.id == within.self_name
-        ):
-            return self.method(within.owner, func.attr)
+        if within is not None and within.owner is not None:
+            if (
+                isinstance(func, ast.Attribute)
+                and isinstance(func.value, ast.Name)
+                and func.value.id == within.self_name
+            ):
+                return self.method(within.owner, func.attr)
+            if isinstance(func, ast.Name) and func.id == within.self_name and within.is_factory:
+                return within.owner  # cls(...) in a classmethod builds the class
+            if (
+                isinstance(func, ast.Attribute)
+                and isinstance(func.value, ast.Call)
+                and isinstance(func.value.func, ast.Name)
+                and func.value.func.id == "super"
+            ):
+                return self._base_method(within.owner, func.attr)
         name = self.qualified(func, module)
         if name is None:
             return None
@@ -272,6 +285,17 @@ class Project:
             found = self.lookup(qualified, cls.module) if qualified else None
             if isinstance(found, Class):
                 method = self.method(found, name, depth + 1)
+                if method is not None:
+                    return method
+        return None
+
+    def _base_method(self, cls: Class, name: str) -> Function | None:
+        """``super().name``: the method as the project base classes define it."""
+        for base in cls.node.bases:
+            qualified = self.qualified(base, cls.module)
+            found = self.lookup(qualified, cls.module) if qualified else None
+            if isinstance(found, Class) and found is not cls:
+                method = self.method(found, name)
                 if method is not None:
                     return method
         return None

@@ -259,6 +259,20 @@ RULES: tuple[Rule, ...] = (
         "Random, Generator.manual_seed) and seed= / random_state= arguments given a value "
         "that comes from the clock, the host, OS entropy or an unseeded global draw.",
     ),
+    Rule(
+        "HR019",
+        "seed-may-be-unset",
+        "the seed is set only when one is given, and the default run gives none",
+        "give the seed a fixed default (default=0 for the option or parameter), or seed "
+        "unconditionally",
+        "Seeding calls under `if X is not None:`, `if X:` (and their negations) where X is an "
+        "argparse option, a dataclass field or a parameter whose default is None (or falsy "
+        "for `if X:`), and seeding calls given such an X directly (random.seed(None) and "
+        "np.random.seed(None) seed from the OS; torch.manual_seed(None) fails). The "
+        "default run then draws unseeded: the uses of the generator that run after it are "
+        "the finding's related locations. Defaults computed at run time, and parameters "
+        "some call passes, are not judged.",
+    ),
 )
 
 BY_ID = {rule.id: rule for rule in RULES}
