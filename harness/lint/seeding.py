@@ -264,6 +264,17 @@ class SeedWalk:
     def _weights_loaded(self, node: ast.Assign, module: Module, within: Function | None) -> bool:
         """``self.mlp = MLP()`` in a scope that calls ``self.mlp.load_state_dict(...)``:
         the drawn initial weights are replaced by trained ones."""
+        if id(module) not in self._loaded:
+            # Most modules load no weights: one pass over the module's nodes says so.
+            self._loaded[id(module)] = frozenset(
+                ast.unparse(n.func.value)
+                for n in module.nodes
+                if isinstance(n, ast.Call)
+                and isinstance(n.func, ast.Attribute)
+                and n.func.attr in apis.WEIGHT_LOADERS
+            )
+        if not self._loaded[id(module)]:
+            return False
         body = within.node.body if within is not None else module.tree.body
         if id(body) not in self._loaded:
             self._loaded[id(body)] = frozenset(
