@@ -23,7 +23,8 @@ or it cannot be decided from the code), with the reason. The benchmark prints, p
   gone as missing;
 - time: the median of three lint runs over each corpus, against the median time to read
   and parse the same files with ``ast.parse`` (the floor for any syntax-tree linter), and
-  the time scaled to 300 files.
+  the time scaled to 300 files, wall clock and CPU (on a shared machine the wall clock
+  includes waiting for a core).
 
 Goals: precision >= 90 % on each corpus, counting undecidable findings as false; under
 3 s for 300 files.
@@ -138,16 +139,17 @@ def measure(corpus: Corpus, cache: Path, scratch: Path, judged: dict[str, dict[s
     root = extract(sdist(corpus, cache), corpus.folders, scratch / corpus.package)
     files = sorted(root.rglob("*.py"))
     rules = enabled_rules(["ALL"], [])
-    parse_times, lint_times = [], []
+    parse_times, lint_times, lint_cpu = [], [], []
     result = None
     for _ in range(ROUNDS):
         started = time.perf_counter()
         for file in files:
             ast.parse(file.read_bytes(), filename=str(file))
         parse_times.append(time.perf_counter() - started)
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         result = lint_paths([root / folder for folder in corpus.folders], rules, relative_to=root)
         lint_times.append(time.perf_counter() - started)
+        lint_cpu.append(time.process_time() - cpu)
     assert result is not None
 
     found = {
@@ -182,7 +184,12 @@ def measure(corpus: Corpus, cache: Path, scratch: Path, judged: dict[str, dict[s
         f"time        lint {lint_s:.2f} s, parse only {parse_s:.2f} s: "
         f"{lint_s / parse_s:.1f}x the parse baseline (median of {ROUNDS})"
     )
-    print(f"            {lint_s * 300 / len(files):.2f} s per 300 files (goal < 3 s)")
+    # On a shared machine the wall time includes waiting for a core; the CPU time does not.
+    cpu_s = statistics.median(lint_cpu)
+    print(
+        f"            {lint_s * 300 / len(files):.2f} s per 300 files (goal < 3 s); "
+        f"CPU time {cpu_s * 300 / len(files):.2f} s per 300 files"
+    )
     print()
     return len(files)
 

@@ -38,14 +38,17 @@ class Defaults:
     def __init__(self, project: Project) -> None:
         self._options: dict[str, Default] = {}
         self._fields: dict[str, Default] = {}
+        # Options whose default is computed when the parser is built, per module:
+        # ``default=f"runs/{date.today()}"`` puts the clock into ``args.log_dir``.
+        self.computed: dict[tuple[int, str], ast.expr] = {}
         for module in project.modules:
             for node in module.nodes:
                 if isinstance(node, ast.Call):
-                    self._option(node)
+                    self._option(node, id(module))
                 elif isinstance(node, ast.ClassDef):
                     self._dataclass_fields(node)
 
-    def _option(self, call: ast.Call) -> None:
+    def _option(self, call: ast.Call, module: int) -> None:
         """``add_argument("--seed", type=int, default=None)``: dest ``seed``."""
         func = call.func
         if not (isinstance(func, ast.Attribute) and func.attr == "add_argument"):
@@ -70,6 +73,7 @@ class Defaults:
         if "default" in keywords:
             given = keywords["default"]
             if not isinstance(given, ast.Constant):
+                self.computed.setdefault((module, dest), given)
                 return  # computed at run time: unknown
             value = given.value
             shown = f"{flag} defaults to {value!r}"

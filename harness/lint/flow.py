@@ -430,6 +430,10 @@ class _Analysis:
                 and self.owner is not None
             ):
                 return self.flow.class_env.get(id(self.owner), {}).get(node.attr, CLEAN)
+            computed = self.flow.walk.defaults.computed.get((id(self.module), node.attr))
+            if computed is not None and isinstance(node.value, ast.Name):
+                # args.log_dir: the option's default, computed when the parser is built.
+                return self.eval(node.value) | self._call_free(computed)
             return self.eval(node.value)
         if isinstance(node, ast.Call):
             return self._call(node)
@@ -470,6 +474,17 @@ class _Analysis:
             return self.eval(node.value) if node.value is not None else CLEAN
         children = [child for child in ast.iter_child_nodes(node) if isinstance(child, ast.expr)]
         return self._union(children)
+
+    def _call_free(self, node: ast.expr) -> Taint:
+        """The sources in an expression read elsewhere (an option's default), without
+        following names, which belong to another scope."""
+        found: set[Source] = set()
+        for part in ast.walk(node):
+            if isinstance(part, ast.Call):
+                name = self.project.qualified(part.func, self.module)
+                if name in apis.CLOCK_OR_HOST and not part.args:
+                    found.add(Source("HR010", self.module, part, f"{name}()"))
+        return frozenset(found)
 
     def _union(self, nodes: Iterable[ast.expr]) -> Taint:
         result: set[Source] = set()

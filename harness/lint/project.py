@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import ast
 import functools
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -129,7 +129,8 @@ class Project:
     def add(self, path: Path, shown: str, source: str, tree: ast.Module, *, linted: bool) -> Module:
         name = _module_name(path)
         module = Module(name, path, shown, source, tree, linted)
-        module.aliases = _aliases(tree, name, is_package=path.name == "__init__.py")
+        # The walk is kept for the analyses: one traversal of the tree serves them all.
+        module.aliases = _aliases(module.nodes, name, is_package=path.name == "__init__.py")
         _index_definitions(module)
         self.modules.append(module)
         self._by_name.setdefault(name, []).append(module)
@@ -353,11 +354,11 @@ def _package_root(path: Path) -> Path:
     return folder
 
 
-def _aliases(tree: ast.Module, module_name: str, *, is_package: bool) -> dict[str, str]:
+def _aliases(nodes: Iterable[ast.AST], module_name: str, *, is_package: bool) -> dict[str, str]:
     """Local name -> the module or object it was imported as, for every import in the file;
     relative imports are made absolute against the module's own package."""
     aliases: dict[str, str] = {}
-    for node in ast.walk(tree):
+    for node in nodes:
         if isinstance(node, ast.Import):
             for alias in node.names:
                 if alias.asname:

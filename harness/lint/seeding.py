@@ -629,6 +629,9 @@ def _call_graph(project: Project) -> tuple[set[int], set[int]]:
         (module, None, module.tree.body) for module in project.modules
     ]
     scopes += [(f.module, f, f.node.body) for f in project.functions()]
+    # Method names called on objects the linter cannot type (``trainer.evaluate()``): a
+    # method of that name has a caller, which takes what it returns.
+    called_by_name: set[str] = set()
     for module, within, body in scopes:
         for node in _own_nodes(body):
             if isinstance(node, ast.Call):
@@ -637,6 +640,8 @@ def _call_graph(project: Project) -> tuple[set[int], set[int]]:
                     target = project.constructor(target)
                 if isinstance(target, Function):
                     called.add(id(target))
+                elif target is None and isinstance(node.func, ast.Attribute):
+                    called_by_name.add(node.func.attr)
             elif isinstance(node, ast.Name | ast.Attribute) and _may_name_a_function(
                 node, module, within
             ):
@@ -644,6 +649,13 @@ def _call_graph(project: Project) -> tuple[set[int], set[int]]:
                 target = project.resolve_call(probe, module, within)
                 if isinstance(target, Function):
                     referenced.add(id(target))
+    called |= {
+        id(f)
+        for f in project.functions()
+        if f.owner is not None
+        and f.node.name in called_by_name
+        and not f.node.name.startswith("__")
+    }
     # A name in call position is also a Load; only values used otherwise are callbacks.
     return called, referenced - called
 

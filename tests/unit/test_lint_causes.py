@@ -412,3 +412,21 @@ def test_a_trainer_that_seeds_when_built_seeds_the_callbacks_it_calls() -> None:
         trainer.train()
     """
     assert findings(source) == []
+
+
+def test_a_date_in_an_options_default_reaches_what_the_option_names() -> None:
+    source = """
+        import argparse
+        from datetime import date
+        import torch
+
+        parser = argparse.ArgumentParser()
+        parser.add_argument("--log-dir", default=f"runs/{date.today()}")
+        parser.add_argument("--lr", type=float, default=0.1)
+        args = parser.parse_args()
+        torch.save({"lr": args.lr}, "model.pt")
+        torch.save({}, args.log_dir + "/model.pt")
+    """
+    (finding,) = findings(source)
+    assert (finding.line, finding.rule) == (7, "HR010")
+    assert "reaches torch.save() at line 11" in finding.message
