@@ -94,11 +94,15 @@ class Finding:
         where = f"{self.path}:{self.line}:{self.column}"
         also = ""
         if self.related:
-            places = [
-                f"{r.line}" if r.path == self.path else f"{r.path}:{r.line}"
-                for r in self.related[:_SHOWN_RELATED]
-            ]
-            more = len(self.related) - _SHOWN_RELATED
+            # Each line once, in order: two uses on one line are one place to look.
+            lines = list(
+                dict.fromkeys(
+                    f"{r.line}" if r.path == self.path else f"{r.path}:{r.line}"
+                    for r in self.related
+                )
+            )
+            places = lines[:_SHOWN_RELATED]
+            more = len(lines) - _SHOWN_RELATED
             tail = f" and {more} more" if more > 0 else ""
             also = f" [also at line {', '.join(places)}{tail}]"
         return f"{where}: {self.rule} {self.message}{also} (fix: {self.fix})"
