@@ -20,7 +20,7 @@ import ast
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from harness.lint.project import Function, Project
+from harness.lint.project import Function, Module, Project
 
 
 @dataclass(frozen=True)
@@ -36,19 +36,23 @@ class Defaults:
     """Defaults of the settings of one project, read once."""
 
     def __init__(self, project: Project) -> None:
-        self._options: dict[str, Default] = {}
-        self._fields: dict[str, Default] = {}
+        # Keyed by (group, name): a setting is looked up in its own module first, then in
+        # the modules it imports or is imported by (the program it belongs to), never in
+        # an unrelated script that happens to name an option alike.
+        self._options: dict[tuple[object, str], Default] = {}
+        self._fields: dict[tuple[object, str], Default] = {}
+        self._groups = project.components()
         # Options whose default is computed when the parser is built, per module:
         # ``default=f"runs/{date.today()}"`` puts the clock into ``args.log_dir``.
         self.computed: dict[tuple[int, str], ast.expr] = {}
         for module in project.modules:
             for node in module.nodes:
                 if isinstance(node, ast.Call):
-                    self._option(node, id(module))
+                    self._option(node, module)
                 elif isinstance(node, ast.ClassDef):
-                    self._dataclass_fields(node)
+                    self._dataclass_fields(node, module)
 
-    def _option(self, call: ast.Call, module: int) -> None:
+    def _option(self, call: ast.Call, module: Module) -> None:
         """``add_argument("--seed", type=int, default=None)``: dest ``seed``."""
         func = call.func
         if not (isinstance(func, ast.Attribute) and func.attr == "add_argument"):
@@ -73,7 +77,7 @@ class Defaults:
         if "default" in keywords:
             given = keywords["default"]
             if not isinstance(given, ast.Constant):
-                self.computed.setdefault((module, dest), given)
+                self.computed.setdefault((id(module), dest), given)
                 return  # computed at run time: unknown
             value = given.value
             shown = f"{flag} defaults to {value!r}"
@@ -83,9 +87,11 @@ class Defaults:
             value, shown = True, f"{flag} is on unless given"
         else:
             value, shown = None, f"{flag} has no default (None)"
-        self._options.setdefault(dest, Default(value, shown, call))
+        default = Default(value, shown, call)
+        self._options.setdefault((id(module), dest), default)
+        self._options.setdefault((("program", self._groups[module]), dest), default)
 
-    def _dataclass_fields(self, node: ast.ClassDef) -> None:
+    def _dataclass_fields(self, node: ast.ClassDef, module: Module) -> None:
         """``seed: Optional[int] = None`` (and ``field(default=None)``) in a class body."""
         for statement in node.body:
             if not (
@@ -102,13 +108,21 @@ class Defaults:
             if isinstance(value_node, ast.Constant):
                 name = statement.target.id
                 shown = f"{node.name}.{name} defaults to {value_node.value!r}"
-                self._fields.setdefault(name, Default(value_node.value, shown, statement))
+                default = Default(value_node.value, shown, statement)
+                self._fields.setdefault((id(module), name), default)
+                self._fields.setdefault((("program", self._groups[module]), name), default)
 
-    def of(self, node: ast.expr, within: Function | None) -> Default | None:
+    def of(self, node: ast.expr, module: Module, within: Function | None) -> Default | None:
         """The default of a setting read as ``args.seed`` (an option or a field) or as a
         parameter ``seed`` of the enclosing function; None when it is not known."""
         if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name | ast.Attribute):
-            return self._options.get(node.attr) or self._fields.get(node.attr)
+            for group in (id(module), ("program", self._groups[module])):
+                found = self._options.get((group, node.attr)) or self._fields.get(
+                    (group, node.attr)
+                )
+                if found is not None:
+                    return found
+            return None
         if isinstance(node, ast.Name) and within is not None:
             return _parameter_default(within, node.id)
         return None

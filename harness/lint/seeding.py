@@ -100,6 +100,8 @@ class SeedWalk:
         # value is no longer the default.
         self._assigned: dict[int, frozenset[str]] = {}
         self._spread: dict[int, dict[str, dict[str, ast.expr]]] = {}
+        # The settings tested by the branches being walked.
+        self._tested: list[str | None] = []
         # Above zero while a model whose weights the code then loads is being built.
         self._loading = 0
         self._loaded: dict[int, frozenset[str]] = {}
@@ -217,8 +219,16 @@ class SeedWalk:
             return walk(body, module, within, state)
         if isinstance(node, ast.If):
             state = self._expressions([node.test], module, within, state)
-            then = walk(node.body, module, within, state)
-            otherwise = walk(node.orelse, module, within, state)
+            test = seed_test(node.test)
+            # Under `if args.seed is not None:` a seeding call given args.seed is the
+            # branch's seed, judged with the branch, not a seed given None.
+            tested = ast.unparse(test.setting) if test is not None else None
+            self._tested.append(tested)
+            try:
+                then = walk(node.body, module, within, state)
+                otherwise = walk(node.orelse, module, within, state)
+            finally:
+                self._tested.pop()
             if then != otherwise:
                 default_path = self._default_branch(node, module, within, then, otherwise)
                 if default_path is not None:
@@ -326,7 +336,7 @@ class SeedWalk:
             )
         ):
             return None
-        return self.defaults.of(setting, within)
+        return self.defaults.of(setting, module, within)
 
     def _record_maybe(
         self, node: ast.AST, module: Module, generators: frozenset[str], default: Default
@@ -343,7 +353,7 @@ class SeedWalk:
         """``random.seed(args.seed)`` with ``--seed`` defaulting to None: recorded, and the
         generators stay unseeded (they seed from the OS, or the call fails)."""
         given = [*call.args, *(k.value for k in call.keywords)]
-        if len(given) != 1:
+        if len(given) != 1 or ast.unparse(given[0]) in self._tested:
             return False
         default = self._default(given[0], module, within)
         if default is None or default.value is not None:

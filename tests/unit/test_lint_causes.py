@@ -11,7 +11,7 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from harness.cli.lint import lint
-from harness.lint import Finding, check_source
+from harness.lint import Finding, check_source, enabled_rules, lint_paths
 from harness.lint.sarif import document
 
 
@@ -430,3 +430,21 @@ def test_a_date_in_an_options_default_reaches_what_the_option_names() -> None:
     (finding,) = findings(source)
     assert (finding.line, finding.rule) == (7, "HR010")
     assert "reaches torch.save() at line 11" in finding.message
+
+
+def test_one_conditional_seeding_block_is_one_finding() -> None:
+    source = optional_seed(", default=None").replace(
+        "            torch.manual_seed(args.seed)",
+        "            random.seed(args.seed)\n            torch.manual_seed(args.seed)",
+    )
+    source = source.replace("import argparse", "import argparse, random")
+    (finding,) = findings(source)
+    assert (finding.line, finding.rule) == (10, "HR019")
+    assert "Python's random and torch's global generator are seeded only" in finding.message
+
+
+def test_an_option_is_read_from_its_own_script(tmp_path: Path) -> None:
+    (tmp_path / "a.py").write_text(textwrap.dedent(optional_seed(", default=1")))
+    (tmp_path / "b.py").write_text(textwrap.dedent(optional_seed(", default=None")))
+    result = lint_paths([tmp_path], enabled_rules(["ALL"], []), relative_to=tmp_path)
+    assert [(f.path, f.rule) for f in result.findings] == [("b.py", "HR019")]
