@@ -22,7 +22,7 @@ from harness.lint.findings import Finding
 from harness.lint.seeding import MODULE_BODY
 from harness.lint.settings import LintSettings
 
-SCHEMA = "harness.lint/v1"
+SCHEMA = "harness.lint/v2"  # v2: 1-based columns, related locations
 FORMATS = ("text", "json", "sarif")
 
 

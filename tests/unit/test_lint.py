@@ -253,7 +253,7 @@ def test_json_lists_files_rules_and_findings() -> None:
     code, out, _ = invoke("lint", "--json", "--select", "HR010,HR011,HR012", str(FIXTURES))
     assert code == 1
     document = json.loads(out)
-    assert document["schema"] == "harness.lint/v1"
+    assert document["schema"] == "harness.lint/v2"
     assert document["rules"] == ["HR000", "HR010", "HR011", "HR012"]
     assert {f["rule"] for f in document["findings"]} == {"HR010", "HR011", "HR012"}
     first = document["findings"][0]
