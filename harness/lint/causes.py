@@ -53,8 +53,7 @@ def needs_a_result(site: Site) -> bool:
 def maybe_seed(maybe: MaybeSeed) -> Raw:
     """The HR019 finding of a seed the default run does not set."""
     names = " and ".join(_GENERATOR_NAMES[g] for g in sorted(maybe.generators))
-    verb = "are" if len(maybe.generators) > 1 else "is"
-    detail = f"{names} {verb} seeded only when a seed is given, and {maybe.default.described}"
+    detail = f"{names}; {maybe.default.described}"
     fix = (
         "give the seed a fixed default (default=0 for the option or parameter), or seed "
         "unconditionally: torch.manual_seed(0 if args.seed is None else args.seed)"
