@@ -166,7 +166,7 @@ class Flow:
             self._active.discard(key)
         summary = Summary(analysis.returns, analysis.param_sinks)
         self._summaries[key] = summary
-        if key not in self.called:
+        if key not in self.called and self.walk.entry_point(function):
             # Nothing in the project calls it: what it returns is a result (an entry
             # point's metrics, a model's output, a dataset's item).
             sink = Sink(

@@ -27,6 +27,8 @@ MAX_FILE_BYTES = 4 * 1024 * 1024
 # Deeper than any real code; the analyses recurse along the tree within Python's limit.
 MAX_DEPTH = 120
 MAX_CONTEXT_MODULES = 2000
+# Re-exports followed from one package to the module that defines a name.
+_MAX_REEXPORTS = 4
 
 
 @dataclass(eq=False)
@@ -210,9 +212,10 @@ class Project:
                 return candidate
         return candidates[0] if candidates else None
 
-    def lookup(self, qualified: str, near: Module) -> Target | Module | None:
+    def lookup(self, qualified: str, near: Module, depth: int = 0) -> Target | Module | None:
         """The project function, class or module a dotted name (as the aliases give it)
-        names, or None when it is not the project's."""
+        names, or None when it is not the project's. A name a package re-exports
+        (``from .train_utils import setup`` in ``utils/__init__.py``) is followed."""
         parts = qualified.split(".")
         for cut in range(len(parts), 0, -1):
             module = self.module(".".join(parts[:cut]), near)
@@ -222,7 +225,12 @@ class Project:
             if not rest:
                 return module
             if len(rest) == 1:
-                return module.functions.get(rest[0]) or module.classes.get(rest[0])
+                found = module.functions.get(rest[0]) or module.classes.get(rest[0])
+                exported = module.aliases.get(rest[0])
+                if found is None and exported is not None and depth < _MAX_REEXPORTS:
+                    followed = self.lookup(exported, module, depth + 1)
+                    return followed if isinstance(followed, Function | Class) else None
+                return found
             if len(rest) == 2 and rest[0] in module.classes:
                 return module.classes[rest[0]].methods.get(rest[1])
             return None

@@ -111,6 +111,8 @@ class SeedWalk:
         self._budget = _BUDGET
         # Project functions that some call in the project names (filled by run()).
         self.called: set[int] = set()
+        # Modules another project module imports (filled by run()).
+        self.imported: set[int] = set()
 
     # -- entry -------------------------------------------------------------------------
 
@@ -121,6 +123,7 @@ class SeedWalk:
         imported = {
             id(m) for module in project.modules for ms in module.imports.values() for m in ms
         }
+        self.imported = imported
         finals: dict[int, State] = {}
         for module in project.modules:
             run_by_harness = MODULE_BODY in self._managed.get(module.path.resolve(), frozenset())
@@ -160,6 +163,18 @@ class SeedWalk:
             if id(function) not in self._entered:
                 start = eventual[component[function.module]] | finals[id(function.module)]
                 self.function(function, start)
+
+    def entry_point(self, function: Function) -> bool:
+        """Whether a function nothing in the project calls is where a run starts, so that
+        what it returns is a result: a method the framework calls (``forward``,
+        ``__getitem__``), a function of a script, or one harness runs. A helper of an
+        imported module that nothing calls is not: no run reaches it."""
+        if function.owner is not None or function.parent is not None:
+            return True
+        if id(function.module) not in self.imported:
+            return True
+        managed = self._managed.get(function.module.path.resolve(), frozenset())
+        return function.node.name in managed
 
     def unseeded(self, call: ast.Call) -> bool:
         """Whether a global draw ran, in some walk, with its generator unseeded."""

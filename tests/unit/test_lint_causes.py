@@ -448,3 +448,31 @@ def test_an_option_is_read_from_its_own_script(tmp_path: Path) -> None:
     (tmp_path / "b.py").write_text(textwrap.dedent(optional_seed(", default=None")))
     result = lint_paths([tmp_path], enabled_rules(["ALL"], []), relative_to=tmp_path)
     assert [(f.path, f.rule) for f in result.findings] == [("b.py", "HR019")]
+
+
+def test_helpers_re_exported_by_a_package_are_followed_and_unused_ones_are_not_results(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "utils").mkdir()
+    (tmp_path / "utils" / "__init__.py").write_text("from .dates import run_date, unused\n")
+    (tmp_path / "utils" / "dates.py").write_text(
+        textwrap.dedent("""
+            from datetime import datetime
+
+            def run_date():
+                return datetime.now().strftime("%Y-%m-%d")
+
+            def unused():
+                return datetime.now()
+        """)
+    )
+    (tmp_path / "train.py").write_text(
+        textwrap.dedent("""
+            from utils import run_date
+
+            stamp = run_date()
+            print("started", stamp)
+        """)
+    )
+    result = lint_paths([tmp_path], enabled_rules(["ALL"], []), relative_to=tmp_path)
+    assert result.findings == ()
