@@ -47,9 +47,18 @@ Rules (`harness lint --rules` shows what exactly each one matches):
   HR013        scikit-learn estimators and splitters without random_state
   HR014-HR016  file listing order, completion order, hash() of strings
                reaching a result
-  HR017        layers created before the framework is seeded
+  HR017        layers and models (torchvision, timm, transformers) created
+               before the framework is seeded
   HR018        a seed that is itself random (clock, entropy, unseeded draw)
+  HR019        a seed set only when one is given, which the default run
+               (e.g. --seed defaulting to None) does not give
   HR000        a file that cannot be parsed (always on)
+
+\b
+One finding per cause: the unseeded uses of one generator in a file are one
+finding, at the first, with the others as related locations (JSON
+"related", SARIF relatedLocations). A random draw counts only when its value
+reaches a result. Lines and columns are 1-based.
 
 \b
 Select rules with [tool.harness.lint] select / ignore (ids or prefixes), or

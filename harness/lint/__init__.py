@@ -12,7 +12,8 @@ read as one program in :mod:`harness.lint.project`, :mod:`harness.lint.seeding` 
 
 from __future__ import annotations
 
-from harness.lint.checker import Finding, check_file, check_source
+from harness.lint.checker import check_file, check_source
+from harness.lint.findings import Finding, Location
 from harness.lint.rules import RULES, Rule
 from harness.lint.settings import LintSettings, enabled_rules, settings_from_table
 from harness.lint.targets import LintResult, default_targets, lint_paths, managed_entries
@@ -22,6 +23,7 @@ __all__ = [
     "Finding",
     "LintResult",
     "LintSettings",
+    "Location",
     "Rule",
     "check_file",
     "check_source",

@@ -175,6 +175,11 @@ SEEDS: Mapping[str, frozenset[str]] = {
     "transformers.set_seed": _ALL,
     "accelerate.utils.set_seed": _ALL,
 }
+# Trainer classes that seed every generator from their arguments when built
+# (transformers' Trainer calls set_seed(args.seed), trl's trainers likewise).
+SEEDING_TRAINER_ROOTS = ("transformers.", "trl.")
+# Calls that replace a model's initial weights with trained ones.
+WEIGHT_LOADERS = frozenset({"load_state_dict", "load_weights"})
 # Keywords that take a seed on any call (tf ops, keras initializers, scikit-learn).
 SEED_KEYWORDS = frozenset({"seed", "random_state"})
 
@@ -355,6 +360,22 @@ KERAS_LAYERS = frozenset(
     }
 )
 KERAS_ROOTS = ("keras.", "tensorflow.keras.", "tf_keras.")
+# Model constructors of the model zoos: the weights of a model built without pretrained
+# weights come from torch's global generator. Functions under these roots whose name
+# starts with a lowercase letter build a model (resnet50, vit_b_16, create_model); the
+# others are helpers that draw nothing.
+TORCHVISION_MODELS = "torchvision.models."
+MODEL_ZOO_HELPERS = frozenset(
+    {"get_model_weights", "get_weight", "list_models", "get_model_builder", "list_pretrained"}
+)
+TIMM_CONSTRUCTORS = frozenset({"timm.create_model", "timm.models.create_model"})
+# transformers: a model class's from_config, or the class called with a config, initialises
+# its weights randomly; from_pretrained loads them.
+TRANSFORMERS_ROOT = "transformers."
+TRANSFORMERS_MODEL_SUFFIXES = ("Model", "LMHeadModel")
+TRANSFORMERS_MODEL_MARKERS = ("For", "Model")
+# Arguments that load trained weights instead of drawing initial ones.
+PRETRAINED_KEYWORDS = frozenset({"weights", "pretrained", "pretrained_cfg", "checkpoint_path"})
 
 # -- values that differ between runs (the flow rules' sources) ---------------------------
 # Clock and host reads; the value is how many positional arguments pass an explicit time,
@@ -511,6 +532,34 @@ METRIC_METHODS = frozenset(
 METRIC_LOG_RECEIVERS = frozenset({"self", "wandb", "run", "experiment", "tracker", "live"})
 # Training: what is passed in becomes model state.
 TRAINING_METHODS = frozenset({"fit", "partial_fit", "fit_transform", "train_on_batch"})
+# Backpropagation: the loss it is called on (or given, as accelerate's backward(loss) and
+# lightning's manual_backward) is what the model is trained on.
+BACKWARD_METHODS = frozenset({"backward", "manual_backward"})
+# Calls that trace or export a module with an example input: the input only picks the
+# path through the code, the artifact holds the module's weights, not the input's values.
+TRACERS = frozenset(
+    {
+        "torch.jit.trace",
+        "torch.jit.trace_module",
+        "torch.onnx.export",
+        "torch.onnx.dynamo_export",
+        "torch.export.export",
+        "torch.fx.symbolic_trace",
+    }
+)
+# Draws whose value goes into their first argument, shuffled in place.
+IN_PLACE_DRAWS = frozenset({"random.shuffle", "numpy.random.shuffle"})
+# Clock readings: the difference of two is a duration, which is the same kind of value
+# on every run (a throughput, a time per step), not a point in time.
+CLOCKS = frozenset(
+    {
+        "time.time",
+        "time.time_ns",
+        "datetime.datetime.now",
+        "datetime.datetime.utcnow",
+        "datetime.datetime.today",
+    }
+)
 # Methods that put their arguments into their receiver.
 MUTATORS = frozenset(
     {

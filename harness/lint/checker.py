@@ -19,9 +19,10 @@ import tokenize
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from harness.lint import apis
+from harness.lint.causes import GENERATORS, grouped, maybe_seed, needs_a_result
+from harness.lint.findings import Finding, Raw, finding
 from harness.lint.flow import Flow
 from harness.lint.project import MAX_DEPTH, Module, Project, deepest_beyond
 from harness.lint.rules import BY_ID, PARSE_ERROR
@@ -31,36 +32,6 @@ _DETERMINISM_VARIABLES = frozenset({"TF_DETERMINISTIC_OPS", "TF_CUDNN_DETERMINIS
 _OFF_VALUES = frozenset({"0", "false", "False", "FALSE", "no"})
 _RECURSION_LIMIT = 20_000
 _IGNORE = re.compile(r"#\s*harness:\s*ignore(?P<file>-file)?(?:\[(?P<ids>[^\]]*)\])?")
-
-
-@dataclass(frozen=True, order=True)
-class Finding:
-    path: str
-    line: int
-    column: int
-    rule: str
-    message: str
-    fix: str
-    end_line: int = 0
-    end_column: int = 0
-    severity: str = "error"
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "path": self.path,
-            "line": self.line,
-            "column": self.column,
-            "end_line": self.end_line or self.line,
-            "end_column": self.end_column,
-            "rule": self.rule,
-            "severity": self.severity,
-            "message": self.message,
-            "fix": self.fix,
-        }
-
-    def one_line(self) -> str:
-        where = f"{self.path}:{self.line}:{self.column}"
-        return f"{where}: {self.rule} {self.message} (fix: {self.fix})"
 
 
 def check_source(source: str, path: str) -> list[Finding]:
@@ -81,6 +52,7 @@ def check_files(
     files: Sequence[tuple[Path, str]],
     roots: Sequence[Path] = (),
     managed: Mapping[Path, frozenset[str]] | None = None,
+    rules: frozenset[str] | None = None,
 ) -> list[Finding]:
     """Check files together (a seed in one counts for the code another calls); each is
     ``(path, shown name)``. ``roots`` are folders where imported project modules are
@@ -94,15 +66,17 @@ def check_files(
             sources.append((path, shown, data.decode("utf-8-sig")))
         except UnicodeDecodeError as error:
             line = data[: error.start].count(b"\n") + 1
-            findings.append(_parse_error(shown, line, 0, f"not UTF-8: {error.reason}"))
-    return sorted(findings + check_sources(sources, roots, managed))
+            findings.append(_parse_error(shown, line, 1, f"not UTF-8: {error.reason}"))
+    return sorted(findings + check_sources(sources, roots, managed, rules))
 
 
 def check_sources(
     sources: Sequence[tuple[Path, str, str]],
     roots: Sequence[Path] = (),
     managed: Mapping[Path, frozenset[str]] | None = None,
+    rules: frozenset[str] | None = None,
 ) -> list[Finding]:
+    """Every finding in ``sources`` of the ``rules`` (default: all), one per cause."""
     project = Project(roots)
     findings: list[Finding] = []
     for path, shown, source in sources:
@@ -112,32 +86,42 @@ def check_sources(
             continue
         project.add(path, shown, source, tree, linted=True)
     project.link()
-    raw: list[tuple[Module, str, ast.AST, str]] = []
+    raw: list[Raw] = []
     with _deep_recursion():
         walk = SeedWalk(project, managed)
         walk.run()
+        flow = Flow(project, walk, walk.called)
+        flowed = flow.run()
+        # Draws that become a seed are HR018's cause, reported there.
+        seeding = {id(found.cause) for found in flowed if found.cause is not None}
         for site in walk.sites.values():
-            if site.unmet:
-                raw.append((site.module, site.rule, site.call, site.detail))
-        for found in Flow(project, walk, walk.called).run():
-            raw.append((found.module, found.rule, found.node, found.detail))
+            if not site.unmet or id(site.call) in seeding:
+                continue
+            sink = flow.reached_draws.get(id(site.call))
+            if needs_a_result(site) and sink is None:
+                continue  # the drawn value only feeds a print, an assert, a trace
+            related = [] if sink is None else [(sink.module, sink.node, f"reaches {sink.what}")]
+            cause = site.needs if site.needs in GENERATORS else None
+            raw.append(Raw(site.module, site.rule, site.call, site.detail, cause, related))
+        for maybe in walk.maybe.values():
+            raw.append(maybe_seed(maybe))
+        for found in flowed:
+            raw.append(Raw(found.module, found.rule, found.node, found.detail, None, found.related))
     for module in project.modules:
         if module.linted:
             raw.extend(
-                (module, rule, node, detail) for rule, node, detail in _local_rules(module, project)
+                Raw(module, rule, node, detail)
+                for rule, node, detail in _local_rules(module, project)
             )
     ignores = {id(m): _ignores(m.source) for m in project.modules if m.linted}
-    seen: set[tuple[str, int, int, str]] = set()
-    for module, rule_id, node, detail in raw:
-        if not module.linted:
-            continue
-        finding = _finding(module, rule_id, node, detail)
-        key = (finding.path, finding.line, finding.column, finding.rule)
-        if key in seen or _ignored(finding, ignores[id(module)]):
-            continue
-        seen.add(key)
-        findings.append(finding)
-    return sorted(findings)
+    kept = [
+        item
+        for item in raw
+        if item.module.linted
+        and (rules is None or item.rule in rules)
+        and not _ignored(finding(item), ignores[id(item.module)])
+    ]
+    return sorted(findings + grouped(kept))
 
 
 def _parse(source: str, shown: str) -> ast.Module | Finding:
@@ -145,15 +129,15 @@ def _parse(source: str, shown: str) -> ast.Module | Finding:
     try:
         tree = ast.parse(source, filename=shown)
     except SyntaxError as error:
-        return _parse_error(shown, error.lineno or 1, (error.offset or 1) - 1, error.msg)
+        return _parse_error(shown, error.lineno or 1, error.offset or 1, error.msg)
     except ValueError as error:  # source code string cannot contain null bytes
-        return _parse_error(shown, 1, 0, str(error))
+        return _parse_error(shown, 1, 1, str(error))
     except (RecursionError, MemoryError):
-        return _parse_error(shown, 1, 0, "nested too deeply for Python's parser")
+        return _parse_error(shown, 1, 1, "nested too deeply for Python's parser")
     deepest = deepest_beyond(tree, MAX_DEPTH)
     if deepest is not None:
         reason = f"nested more than {MAX_DEPTH} levels deep, too deep to analyse"
-        return _parse_error(shown, getattr(deepest, "lineno", 1), 0, reason)
+        return _parse_error(shown, getattr(deepest, "lineno", 1), 1, reason)
     return tree
 
 
@@ -169,37 +153,17 @@ def _deep_recursion() -> Iterator[None]:
         sys.setrecursionlimit(limit)
 
 
-def _finding(module: Module, rule_id: str, node: ast.AST, detail: str) -> Finding:
-    rule = BY_ID[rule_id]
-    line = getattr(node, "lineno", 1)
-    end_line = getattr(node, "end_lineno", None) or line
-    lines = module.lines()
-    column = _characters(lines, line, getattr(node, "col_offset", 0))
-    end_column = _characters(lines, end_line, getattr(node, "end_col_offset", None) or 0)
-    message = f"{detail}: {rule.summary}" if detail else rule.summary
-    return Finding(
-        module.shown, line, column, rule.id, message, rule.fix, end_line, end_column, rule.severity
-    )
-
-
-def _characters(lines: list[str], line: int, offset: int) -> int:
-    """The parser's UTF-8 byte offset on a line, as a count of characters."""
-    if not 0 < line <= len(lines):
-        return offset
-    return len(lines[line - 1].encode("utf-8")[:offset].decode("utf-8", "replace"))
-
-
 def _parse_error(path: str, line: int, column: int, reason: str) -> Finding:
     rule = BY_ID[PARSE_ERROR]
     return Finding(
         path,
         line,
-        max(column, 0),
+        max(column, 1),
         rule.id,
         f"{rule.summary}: {reason}",
         rule.fix,
         line,
-        0,
+        1,
         rule.severity,
     )
 

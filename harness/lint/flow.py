@@ -44,6 +44,8 @@ PARAM = "PARAM"
 _SEED_VALUE_KINDS = frozenset({"HR010", "HR011", DRAW})
 _MAX_PASSES = 6
 _MAX_ROUNDS = 4
+# Related locations kept per finding: enough to show the pattern, bounded for huge files.
+_MAX_RELATED = 20
 
 
 @dataclass(frozen=True, eq=False)
@@ -82,14 +84,18 @@ class Sink:
     node: ast.AST
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False)
 class FlowFinding:
-    """A source that reaches a sink; HR018 findings are reported at the sink."""
+    """A source that reaches a sink; HR018 findings are reported at the sink. ``related``
+    holds the other places the same cause reaches (further sinks, or for HR018 the draw
+    and the other seeds it feeds), ``cause`` the node that groups them."""
 
     rule: str
     module: Module
     node: ast.AST
     detail: str
+    cause: ast.AST | None = None
+    related: list[tuple[Module, ast.AST, str]] = field(default_factory=list)
 
 
 @dataclass
@@ -104,6 +110,10 @@ class Flow:
         self.walk = walk
         self.called = called
         self.findings: dict[tuple[str, int, str], FlowFinding] = {}
+        # Unseeded global draws whose value reaches a result: id of the draw's call, and
+        # the first result it reaches. A draw that only feeds a print, an assert, a trace
+        # or a timing is not a finding of the state rules.
+        self.reached_draws: dict[int, Sink] = {}
         self.class_env: dict[int, dict[str, Taint]] = {}
         self.module_env: dict[int, dict[str, Taint]] = {}
         self._summaries: dict[int, Summary] = {}
@@ -156,7 +166,7 @@ class Flow:
             self._active.discard(key)
         summary = Summary(analysis.returns, analysis.param_sinks)
         self._summaries[key] = summary
-        if key not in self.called:
+        if key not in self.called and self.walk.entry_point(function):
             # Nothing in the project calls it: what it returns is a result (an entry
             # point's metrics, a model's output, a dataset's item).
             sink = Sink(
@@ -176,7 +186,7 @@ class Flow:
                 if source.rule in _SEED_VALUE_KINDS:
                     where = _where(source, sink.module)
                     detail = f"{sink.what} is given {source.detail}{where}"
-                    self._add(FlowFinding("HR018", sink.module, sink.node, detail))
+                    self._seed_from(source, FlowFinding("HR018", sink.module, sink.node, detail))
                 elif source.rule == "HR016" and source.module is not None:
                     self._add(
                         FlowFinding(
@@ -187,10 +197,13 @@ class Flow:
                         )
                     )
                 continue
-            if source.rule == DRAW or source.module is None:
+            if source.rule == DRAW:
+                self.reached_draws.setdefault(id(source.node), sink)
+                continue
+            if source.module is None:
                 continue
             where = _where_sink(sink, source.module)
-            self._add(
+            found = self._add(
                 FlowFinding(
                     source.rule,
                     source.module,
@@ -198,10 +211,31 @@ class Flow:
                     f"{source.detail} reaches {sink.what}{where}",
                 )
             )
+            _relate(found, sink.module, sink.node, f"reached: {sink.what}")
 
-    def _add(self, finding: FlowFinding) -> None:
+    def _add(self, finding: FlowFinding) -> FlowFinding:
         key = (finding.rule, id(finding.node), finding.module.shown)
-        self.findings.setdefault(key, finding)
+        return self.findings.setdefault(key, finding)
+
+    def _seed_from(self, source: Source, finding: FlowFinding) -> None:
+        """One HR018 finding per random value, at the first seed it feeds; the draw and
+        the other seeds are its related locations."""
+        key = ("HR018", id(source.node), "")
+        known = self.findings.get(key)
+        if known is None:
+            finding.cause = source.node
+            self.findings[key] = finding
+            if source.module is not None:
+                _relate(finding, source.module, source.node, f"the random value: {source.detail}")
+        else:
+            _relate(known, finding.module, finding.node, "also seeded with it")
+
+
+def _relate(finding: FlowFinding, module: Module, node: ast.AST, what: str) -> None:
+    if node is finding.node or any(node is known for _, known, _ in finding.related):
+        return
+    if len(finding.related) < _MAX_RELATED:
+        finding.related.append((module, node, what))
 
 
 def _where(source: Source, module: Module) -> str:
@@ -240,6 +274,9 @@ class _Analysis:
         # The order of the loops around the expression statement being evaluated: what a
         # mutator puts into its receiver there arrives in that order.
         self._order: Taint = CLEAN
+        # Unseeded draws that decide the branch being evaluated (an augmentation applied
+        # when random.random() < p): what the branch assigns or returns depends on them.
+        self._control: Taint = CLEAN
 
     def owns(self, source: Source) -> bool:
         return self.function is not None and source.node is self.function.node
@@ -274,7 +311,7 @@ class _Analysis:
         for statement in body:
             self._statement(statement, order)
 
-    def _statement(self, node: ast.stmt, order: Taint) -> None:  # noqa: PLR0912
+    def _statement(self, node: ast.stmt, order: Taint) -> None:  # noqa: PLR0912, PLR0915
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
             return
         if isinstance(node, ast.Assign):
@@ -296,9 +333,12 @@ class _Analysis:
             self._block(node.body, order | ordered)
             self._block(node.orelse, order)
         elif isinstance(node, ast.While | ast.If):
-            self.eval(node.test)
+            deciding = _draws(self.eval(node.test))
+            saved = self._control
+            self._control = saved | deciding
             self._block(node.body, order)
             self._block(node.orelse, order)
+            self._control = saved
         elif isinstance(node, ast.With | ast.AsyncWith):
             for item in node.items:
                 value = self.eval(item.context_expr)
@@ -317,7 +357,7 @@ class _Analysis:
                 self._block(case.body, order)
         elif isinstance(node, ast.Return):
             if node.value is not None:
-                self.returns |= self.eval(node.value) | order
+                self.returns |= self.eval(node.value) | order | self._control
         elif isinstance(node, ast.Expr):
             expression = node.value
             if isinstance(expression, ast.Yield | ast.YieldFrom):
@@ -333,6 +373,7 @@ class _Analysis:
                     self.eval(child)
 
     def _bind(self, target: ast.expr, value: Taint, order: Taint, accumulates: set[str]) -> None:
+        value = value | self._control
         if isinstance(target, ast.Name):
             taint = value | (order if target.id in accumulates else CLEAN)
             if target.id in self.sorted_names:
@@ -353,6 +394,7 @@ class _Analysis:
 
     def _store_into(self, node: ast.expr, taint: Taint) -> None:
         """``container`` (a name, or an attribute of self) now holds ``taint`` too."""
+        taint = taint | self._control
         if not taint:
             return
         if isinstance(node, ast.Name):
@@ -388,14 +430,20 @@ class _Analysis:
                 and self.owner is not None
             ):
                 return self.flow.class_env.get(id(self.owner), {}).get(node.attr, CLEAN)
+            computed = self.flow.walk.defaults.computed.get((id(self.module), node.attr))
+            if computed is not None and isinstance(node.value, ast.Name):
+                # args.log_dir: the option's default, computed when the parser is built.
+                return self.eval(node.value) | self._call_free(computed)
             return self.eval(node.value)
         if isinstance(node, ast.Call):
             return self._call(node)
         if isinstance(node, ast.Subscript):
             # Containers hold keys and values under one taint; a key read from a tainted
             # container's iteration would otherwise taint every lookup. Which item a
-            # position picks still depends on the order.
-            return self.eval(node.value) | _ordered(self.eval(node.slice))
+            # position picks still depends on the order, and which item a random index
+            # picks on the draw (X[permutation], np.r_[noise + 2, noise - 2]).
+            index = self.eval(node.slice)
+            return self.eval(node.value) | _ordered(index) | _draws(index)
         if isinstance(node, ast.Constant | ast.Lambda):
             return CLEAN
         if isinstance(node, ast.Compare):
@@ -412,14 +460,31 @@ class _Analysis:
             self._bind(node.target, value, CLEAN, set())
             return value
         if isinstance(node, ast.IfExp):
-            self.eval(node.test)
-            return self.eval(node.body) | self.eval(node.orelse)
+            deciding = _draws(self.eval(node.test))
+            return self.eval(node.body) | self.eval(node.orelse) | deciding
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Sub):
+            left, right = self.eval(node.left), self.eval(node.right)
+            if _clock(left) and _clock(right):
+                # The difference of two clock readings is a duration.
+                return frozenset(s for s in left | right if not _is_clock(s))
+            return left | right
         if isinstance(node, ast.Dict):
             return self._union([k for k in node.keys if k is not None]) | self._union(node.values)
         if isinstance(node, ast.Yield | ast.YieldFrom | ast.Await):
             return self.eval(node.value) if node.value is not None else CLEAN
         children = [child for child in ast.iter_child_nodes(node) if isinstance(child, ast.expr)]
         return self._union(children)
+
+    def _call_free(self, node: ast.expr) -> Taint:
+        """The sources in an expression read elsewhere (an option's default), without
+        following names, which belong to another scope."""
+        found: set[Source] = set()
+        for part in ast.walk(node):
+            if isinstance(part, ast.Call):
+                name = self.project.qualified(part.func, self.module)
+                if name in apis.CLOCK_OR_HOST and not part.args:
+                    found.add(Source("HR010", self.module, part, f"{name}()"))
+        return frozenset(found)
 
     def _union(self, nodes: Iterable[ast.expr]) -> Taint:
         result: set[Source] = set()
@@ -528,6 +593,12 @@ class _Analysis:
             return CLEAN
         if bare in apis.ORDER_FREE or name in apis.ORDER_FREE_QUALIFIED:
             return _order_free(given | receiver) | sources
+        if name in apis.TRACERS:
+            # The example input picks the path through the module; the traced module (and
+            # the file an export writes) holds the module's weights, not the input.
+            return sources | (arguments[0] if arguments else CLEAN)
+        if name in apis.IN_PLACE_DRAWS and call.args:
+            self._store_into(call.args[0], _draws(sources))
         sink = self._sink(call, name, attr, func)
         if sink is not None:
             # Training takes its arguments into the model; a writer also writes where its
@@ -678,7 +749,7 @@ class _Analysis:
                 return attr not in apis.METRIC_METHODS
         return False
 
-    def _sink(
+    def _sink(  # noqa: PLR0911 (one return per kind of result)
         self, call: ast.Call, name: str | None, attr: str | None, func: ast.expr
     ) -> Sink | None:
         module = self.module
@@ -699,12 +770,32 @@ class _Analysis:
             ) or (name is not None and name.startswith(("wandb.", "mlflow.")))
             if tracker:
                 return Sink("result", ".log()", module, call)
-        if attr in apis.TRAINING_METHODS:
+        if attr in apis.TRAINING_METHODS or attr in apis.BACKWARD_METHODS:
             return Sink("result", f".{attr}()", module, call)
+        if (
+            attr == "train"
+            and isinstance(func, ast.Attribute)
+            and isinstance(func.value, ast.Name)
+            and "trainer" in func.value.id.lower()
+        ):
+            # A trainer object (transformers' Trainer, trl's) trains on what it was given.
+            return Sink("result", ".train()", module, call)
         return None
 
     def _local(self, func: ast.expr) -> bool:
         return isinstance(func, ast.Name) and func.id in self.module.functions
+
+
+def _draws(taint: Taint) -> Taint:
+    return frozenset(s for s in taint if s.rule == DRAW)
+
+
+def _is_clock(source: Source) -> bool:
+    return source.rule == "HR010" and source.detail.removesuffix("()") in apis.CLOCKS
+
+
+def _clock(taint: Taint) -> bool:
+    return any(_is_clock(s) for s in taint)
 
 
 def _names(node: ast.expr) -> set[str]:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import ast
 import functools
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,6 +27,8 @@ MAX_FILE_BYTES = 4 * 1024 * 1024
 # Deeper than any real code; the analyses recurse along the tree within Python's limit.
 MAX_DEPTH = 120
 MAX_CONTEXT_MODULES = 2000
+# Re-exports followed from one package to the module that defines a name.
+_MAX_REEXPORTS = 4
 
 
 @dataclass(eq=False)
@@ -58,6 +60,11 @@ class Function:
             return False
         decorators = {ast.unparse(d) for d in self.node.decorator_list}
         return "staticmethod" not in decorators
+
+    @property
+    def is_factory(self) -> bool:
+        """A classmethod, whose first parameter is the class itself."""
+        return any(ast.unparse(d) == "classmethod" for d in self.node.decorator_list)
 
     @property
     def self_name(self) -> str | None:
@@ -124,7 +131,8 @@ class Project:
     def add(self, path: Path, shown: str, source: str, tree: ast.Module, *, linted: bool) -> Module:
         name = _module_name(path)
         module = Module(name, path, shown, source, tree, linted)
-        module.aliases = _aliases(tree, name, is_package=path.name == "__init__.py")
+        # The walk is kept for the analyses: one traversal of the tree serves them all.
+        module.aliases = _aliases(module.nodes, name, is_package=path.name == "__init__.py")
         _index_definitions(module)
         self.modules.append(module)
         self._by_name.setdefault(name, []).append(module)
@@ -204,9 +212,10 @@ class Project:
                 return candidate
         return candidates[0] if candidates else None
 
-    def lookup(self, qualified: str, near: Module) -> Target | Module | None:
+    def lookup(self, qualified: str, near: Module, depth: int = 0) -> Target | Module | None:
         """The project function, class or module a dotted name (as the aliases give it)
-        names, or None when it is not the project's."""
+        names, or None when it is not the project's. A name a package re-exports
+        (``from .train_utils import setup`` in ``utils/__init__.py``) is followed."""
         parts = qualified.split(".")
         for cut in range(len(parts), 0, -1):
             module = self.module(".".join(parts[:cut]), near)
@@ -216,7 +225,12 @@ class Project:
             if not rest:
                 return module
             if len(rest) == 1:
-                return module.functions.get(rest[0]) or module.classes.get(rest[0])
+                found = module.functions.get(rest[0]) or module.classes.get(rest[0])
+                exported = module.aliases.get(rest[0])
+                if found is None and exported is not None and depth < _MAX_REEXPORTS:
+                    followed = self.lookup(exported, module, depth + 1)
+                    return followed if isinstance(followed, Function | Class) else None
+                return found
             if len(rest) == 2 and rest[0] in module.classes:
                 return module.classes[rest[0]].methods.get(rest[1])
             return None
@@ -247,14 +261,22 @@ class Project:
                 if func.id in scope.local_functions:
                     return scope.local_functions[func.id]
                 scope = scope.parent
-        if (
-            within is not None
-            and within.owner is not None
-            and isinstance(func, ast.Attribute)
-            and isinstance(func.value, ast.Name)
-            and func.value.id == within.self_name
-        ):
-            return self.method(within.owner, func.attr)
+        if within is not None and within.owner is not None:
+            if (
+                isinstance(func, ast.Attribute)
+                and isinstance(func.value, ast.Name)
+                and func.value.id == within.self_name
+            ):
+                return self.method(within.owner, func.attr)
+            if isinstance(func, ast.Name) and func.id == within.self_name and within.is_factory:
+                return within.owner  # cls(...) in a classmethod builds the class
+            if (
+                isinstance(func, ast.Attribute)
+                and isinstance(func.value, ast.Call)
+                and isinstance(func.value.func, ast.Name)
+                and func.value.func.id == "super"
+            ):
+                return self._base_method(within.owner, func.attr)
         name = self.qualified(func, module)
         if name is None:
             return None
@@ -272,6 +294,17 @@ class Project:
             found = self.lookup(qualified, cls.module) if qualified else None
             if isinstance(found, Class):
                 method = self.method(found, name, depth + 1)
+                if method is not None:
+                    return method
+        return None
+
+    def _base_method(self, cls: Class, name: str) -> Function | None:
+        """``super().name``: the method as the project base classes define it."""
+        for base in cls.node.bases:
+            qualified = self.qualified(base, cls.module)
+            found = self.lookup(qualified, cls.module) if qualified else None
+            if isinstance(found, Class) and found is not cls:
+                method = self.method(found, name)
                 if method is not None:
                     return method
         return None
@@ -329,11 +362,11 @@ def _package_root(path: Path) -> Path:
     return folder
 
 
-def _aliases(tree: ast.Module, module_name: str, *, is_package: bool) -> dict[str, str]:
+def _aliases(nodes: Iterable[ast.AST], module_name: str, *, is_package: bool) -> dict[str, str]:
     """Local name -> the module or object it was imported as, for every import in the file;
     relative imports are made absolute against the module's own package."""
     aliases: dict[str, str] = {}
-    for node in ast.walk(tree):
+    for node in nodes:
         if isinstance(node, ast.Import):
             for alias in node.names:
                 if alias.asname:

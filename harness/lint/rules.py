@@ -3,9 +3,12 @@
 Every rule is static (read from the syntax tree, nothing is imported or run). There are
 three kinds:
 
-- state rules (HR001-HR006, HR009, HR013, HR017) ask whether a global generator was seeded,
-  or a determinism switch turned on, before the call runs: the program is walked in
-  execution order across the project's own modules (harness.lint.seeding);
+- state rules (HR001-HR006, HR009, HR013, HR017, HR019) ask whether a global generator was
+  seeded, or a determinism switch turned on, before the call runs: the program is walked
+  in execution order across the project's own modules (harness.lint.seeding). A draw
+  (HR001, HR002, HR004's samplers and shuffles, HR005) counts only when its value reaches a
+  result, as the flow rules define it; the unseeded uses of one generator in a file are one
+  finding, at the first, with the others as related locations (harness.lint.causes);
 - flow rules (HR010-HR012, HR014-HR016, HR018) fire only when a value that differs between
   runs reaches a result: a returned value, an artifact, a metric, training data or a seed
   (harness.lint.flow);
@@ -38,6 +41,13 @@ class Rule:
 
 PARSE_ERROR = "HR000"
 
+_REACH = (
+    " Its value must reach a result (returned, written, logged as a metric, trained on "
+    "through fit, backward or a trainer's train); a draw that only feeds a print, an "
+    "assert, a trace's example input or a timing is not a finding. The unseeded uses of "
+    "one generator in a file are one finding, at the first, the others related."
+)
+
 RULES: tuple[Rule, ...] = (
     Rule(
         PARSE_ERROR,
@@ -59,7 +69,7 @@ RULES: tuple[Rule, ...] = (
         "seed_everything, transformers.set_seed), including seeds set in project functions "
         "the program calls. A seed in a function nothing calls does not count; random.seed() "
         "without a value seeds from the OS and does not count either. Methods of a "
-        "random.Random instance are not matched.",
+        "random.Random instance are not matched." + _REACH,
     ),
     Rule(
         "HR002",
@@ -70,7 +80,7 @@ RULES: tuple[Rule, ...] = (
         "random, choice, shuffle, permutation, normal, uniform, ...) reached before any "
         "np.random.seed(seed) call (or an all-framework seeding call), in execution order "
         "across the project's modules. Methods of a Generator or RandomState object are not "
-        "matched.",
+        "matched." + _REACH,
     ),
     Rule(
         "HR003",
@@ -91,10 +101,13 @@ RULES: tuple[Rule, ...] = (
         "Calls of torch.rand, randn, randint, randperm, the *_like variants, normal, "
         "bernoulli, multinomial and poisson without generator=, the in-place samplers "
         "(.uniform_, .normal_, nn.init.*_, ...) without generator=, random_split and "
-        "DataLoader(shuffle=True) without generator=, reached before torch.manual_seed (or "
-        "torch.random/cuda seeding, or an all-framework seeding call). Methods that the "
-        "code never calls by name (forward, training_step, ...) run once the program has "
-        "set its seeds.",
+        "DataLoader(shuffle=...) without generator= (shuffle anything but a literal False, "
+        "keywords spread from a dict built in the same function included), reached before "
+        "torch.manual_seed (or torch.random/cuda seeding, an all-framework seeding call, or "
+        "a transformers or trl Trainer, which seeds when built). Methods that the code never "
+        "calls by name (forward, training_step, ...) run once the program has set its "
+        "seeds. The in-place samplers initialise weights and always count; the others "
+        "must reach a result." + _REACH,
     ),
     Rule(
         "HR005",
@@ -104,14 +117,15 @@ RULES: tuple[Rule, ...] = (
         "Calls of tf.random.normal, uniform, truncated_normal, shuffle, categorical, gamma, "
         "poisson and tf.nn.dropout without seed=, reached before tf.random.set_seed, "
         "keras.utils.set_random_seed or tf.compat.v1.set_random_seed. The stateless_* ops "
-        "and tf.random.Generator.from_seed are seeded by construction.",
+        "and tf.random.Generator.from_seed are seeded by construction." + _REACH,
     ),
     Rule(
         "HR006",
         "dataloader-workers",
         "DataLoader workers are seeded from torch's global generator, which is not seeded here",
         "call torch.manual_seed(seed) first, or pass generator=torch.Generator().manual_seed(seed)",
-        "DataLoader calls whose num_workers= is present and not the literal 0, with neither "
+        "DataLoader calls whose num_workers= is present (or spread from a dict) and not the "
+        "literal 0, with neither "
         "generator= nor worker_init_fn=, reached before torch.manual_seed. Since torch 1.9 "
         "each worker seeds its random, NumPy and torch from the main generator, so with "
         "torch seeded the workers reproduce; a num_workers computed at run time counts as "
@@ -165,7 +179,10 @@ RULES: tuple[Rule, ...] = (
         "utcnow, today and date.today; socket.gethostname, getfqdn; platform.node, uname; "
         "os.uname, os.getpid; getpass.getuser - when the value reaches a returned result, an "
         "artifact written, a metric logged or training data. Printed and logged values are "
-        "not findings; durations (time.perf_counter, monotonic) are not matched.",
+        "not findings; durations (time.perf_counter, monotonic, and the difference of two "
+        "clock readings: a throughput, a time per step) are not matched. An option whose "
+        "default reads the clock (default=f'runs/{date.today()}') counts where the option "
+        "is used.",
     ),
     Rule(
         "HR011",
@@ -245,9 +262,14 @@ RULES: tuple[Rule, ...] = (
         "torch.nn layers with random initial weights (Linear, Conv*, ConvTranspose*, "
         "Embedding, RNN, LSTM, GRU, MultiheadAttention, Transformer*) and keras layers "
         "(Dense, Conv*, Embedding, LSTM, GRU, SimpleRNN, MultiHeadAttention, ...) without "
-        "seed= or an explicit initializer, created before torch.manual_seed or "
+        "seed= or an explicit initializer, the project's subclasses of those torch layers, "
+        "and model constructors of torchvision (resnet50(), ... without weights=), timm "
+        "(create_model without pretrained=True) and transformers (Model.from_config, a "
+        "model class called with a config), created before torch.manual_seed or "
         "tf.random.set_seed / keras.utils.set_random_seed runs; layers built in a model's "
-        "__init__ are checked where the model is created.",
+        "__init__ (or through a classmethod factory) are checked where the model is "
+        "created. A model assigned to a name whose .load_state_dict(...) the same function "
+        "calls has its drawn weights replaced, and is not a finding.",
     ),
     Rule(
         "HR018",
@@ -258,6 +280,21 @@ RULES: tuple[Rule, ...] = (
         "the all-framework helpers), generator constructors (default_rng, RandomState, "
         "Random, Generator.manual_seed) and seed= / random_state= arguments given a value "
         "that comes from the clock, the host, OS entropy or an unseeded global draw.",
+    ),
+    Rule(
+        "HR019",
+        "seed-may-be-unset",
+        "the seed is set only when one is given, and the default run gives none",
+        "give the seed a fixed default (default=0 for the option or parameter), or seed "
+        "unconditionally",
+        "Seeding calls under `if X is not None:`, `if X:` (and their negations) where X is an "
+        "argparse option, a dataclass field or a parameter whose default is None (or falsy "
+        "for `if X:`), and seeding calls given such an X directly (random.seed(None) and "
+        "np.random.seed(None) seed from the OS; torch.manual_seed(None) fails). The "
+        "default run then draws unseeded: the uses of the generator that run after it are "
+        "the finding's related locations. Defaults computed at run time, options the "
+        "module assigns itself, and parameters of methods or of functions every call "
+        "passes them to, are not judged.",
     ),
 )
 

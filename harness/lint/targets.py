@@ -17,11 +17,12 @@ from typing import Any
 from harness import project_files
 from harness.config import Config
 from harness.errors import HarnessError
-from harness.lint.checker import Finding, check_files
+from harness.lint.checker import check_files
+from harness.lint.findings import Finding
 from harness.lint.seeding import MODULE_BODY
 from harness.lint.settings import LintSettings
 
-SCHEMA = "harness.lint/v1"
+SCHEMA = "harness.lint/v2"  # v2: 1-based columns, related locations
 FORMATS = ("text", "json", "sarif")
 
 
@@ -57,7 +58,7 @@ def lint_paths(
     base = relative_to or Path.cwd()
     shown = [_shown(file, base) for file in files]
     try:
-        found = check_files(list(zip(files, shown, strict=True)), roots, managed)
+        found = check_files(list(zip(files, shown, strict=True)), roots, managed, enabled)
     except OSError as error:
         name = _shown(Path(error.filename), base) if error.filename else "a file"
         raise HarnessError(

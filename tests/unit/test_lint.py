@@ -44,7 +44,15 @@ def expected(path: Path) -> set[tuple[int, str]]:
 
 
 def caught(path: Path) -> set[tuple[int, str]]:
-    return {(finding.line, finding.rule) for finding in check_file(path)}
+    """Each finding, and each use it groups (a related location named by its rule)."""
+    found = set()
+    for finding in check_file(path):
+        found.add((finding.line, finding.rule))
+        for place in finding.related:
+            rule = place.message.split(" ", 1)[0]
+            if re.fullmatch(r"HR\d{3}", rule) and place.path == finding.path:
+                found.add((place.line, rule))
+    return found
 
 
 @pytest.mark.parametrize("fixture", PLANTED, ids=[p.stem for p in PLANTED])
@@ -90,11 +98,13 @@ def test_outside_harness_the_experiments_layers_are_unseeded() -> None:
 def test_findings_carry_file_line_rule_message_and_fix() -> None:
     source = "import json, time\n\nstamp = time.time()\njson.dump(stamp, open('t', 'w'))\n"
     (finding,) = check_source(source, "x.py")
-    assert (finding.path, finding.line, finding.column, finding.rule) == ("x.py", 3, 8, "HR010")
-    assert (finding.end_line, finding.end_column, finding.severity) == (3, 19, "error")
+    # 1-based columns, as ruff and flake8 report them; the end is one past the last character.
+    assert (finding.path, finding.line, finding.column, finding.rule) == ("x.py", 3, 9, "HR010")
+    assert (finding.end_line, finding.end_column, finding.severity) == (3, 20, "error")
     assert "time.time() reaches json.dump() at line 4" in finding.message
     assert finding.fix
-    assert finding.one_line().startswith("x.py:3:8: HR010 ")
+    assert finding.one_line().startswith("x.py:3:9: HR010 ")
+    assert [(r.line, r.column) for r in finding.related] == [(4, 1)]
 
 
 def test_columns_count_characters_not_bytes() -> None:
@@ -102,7 +112,7 @@ def test_columns_count_characters_not_bytes() -> None:
         "import json, time\nlabel = 'é'; stamp = time.time()\njson.dump(stamp, open('t', 'w'))\n"
     )
     (finding,) = check_source(source, "x.py")
-    assert (finding.column, finding.end_column) == (21, 32)
+    assert (finding.column, finding.end_column) == (22, 33)
 
 
 def test_a_syntax_error_is_a_finding_not_a_crash(tmp_path: Path) -> None:
@@ -142,11 +152,13 @@ def test_inline_ignores_name_rules_or_silence_the_line() -> None:
         ")\n"
         "f = time.time(\n"
         ")  # harness: ignore[HR010]\n"
+        "def results():\n"
+        "    return a, b, c, d, e, f\n"
     )
-    assert [(f.line, f.rule) for f in check_source(source, "x.py")] == [
-        (3, "HR001"),
-        (7, "HR001"),
-    ]
+    # The two unseeded draws left are one cause: one finding, the second related.
+    (finding,) = check_source(source, "x.py")
+    assert (finding.line, finding.rule) == (3, "HR001")
+    assert [r.line for r in finding.related if r.message.startswith("HR001")] == [7]
 
 
 def test_aliases_and_from_imports_resolve() -> None:
@@ -155,19 +167,21 @@ def test_aliases_and_from_imports_resolve() -> None:
         "import numpy.random as npr\n"
         "from time import time as now\n"
         "import torch as T\n"
-        "rand(3); npr.randn(2); T.randint(0, 3, (2,))\n"
-        "npr.save('t', now())\n"
+        "x = rand(3); y = npr.randn(2); z = T.randint(0, 3, (2,))\n"
+        "npr.save('t', (now(), x, y, z))\n"
     )
     rules = sorted(f.rule for f in check_source(source, "x.py"))
-    assert rules == ["HR002", "HR002", "HR004", "HR010"]
+    # The two NumPy draws are one missing seed.
+    assert rules == ["HR002", "HR004", "HR010"]
 
 
 def test_a_seed_counts_from_where_it_runs_and_a_seedless_seed_call_does_not() -> None:
-    seeded = "import numpy as np\nnp.random.seed(1)\nx = np.random.rand(2)\n"
+    saved = "np.save('x', x)\n"
+    seeded = "import numpy as np\nnp.random.seed(1)\nx = np.random.rand(2)\n" + saved
     assert check_source(seeded, "x.py") == []
-    too_late = "import numpy as np\nx = np.random.rand(2)\nnp.random.seed(1)\n"
+    too_late = "import numpy as np\nx = np.random.rand(2)\nnp.random.seed(1)\n" + saved
     assert [(f.line, f.rule) for f in check_source(too_late, "x.py")] == [(2, "HR002")]
-    seedless = "import numpy as np\nnp.random.seed()\nx = np.random.rand(2)\n"
+    seedless = "import numpy as np\nnp.random.seed()\nx = np.random.rand(2)\n" + saved
     assert [f.rule for f in check_source(seedless, "x.py")] == ["HR002"]
     keras = "import random\nimport keras\nkeras.utils.set_random_seed(3)\nrandom.random()\n"
     assert check_source(keras, "x.py") == []
@@ -188,7 +202,7 @@ def test_selection_takes_ids_and_prefixes() -> None:
 def test_the_lint_table_is_validated_naming_table_and_key() -> None:
     assert settings_from_table({"select": ["HR01"], "ignore": ["HR012"]}).enabled() == {
         "HR000",
-        *(f"HR01{n}" for n in (0, 1, 3, 4, 5, 6, 7, 8)),
+        *(f"HR01{n}" for n in (0, 1, 3, 4, 5, 6, 7, 8, 9)),
     }
     with pytest.raises(ConfigError, match=r"\[tool.harness.lint\] select names 'E501'"):
         settings_from_table({"select": ["E501"]})
@@ -239,7 +253,7 @@ def test_json_lists_files_rules_and_findings() -> None:
     code, out, _ = invoke("lint", "--json", "--select", "HR010,HR011,HR012", str(FIXTURES))
     assert code == 1
     document = json.loads(out)
-    assert document["schema"] == "harness.lint/v1"
+    assert document["schema"] == "harness.lint/v2"
     assert document["rules"] == ["HR000", "HR010", "HR011", "HR012"]
     assert {f["rule"] for f in document["findings"]} == {"HR010", "HR011", "HR012"}
     first = document["findings"][0]
@@ -252,6 +266,7 @@ def test_json_lists_files_rules_and_findings() -> None:
         "rule",
         "severity",
         "message",
+        "related",
         "fix",
     }
     assert first["end_line"] >= first["line"]

@@ -51,17 +51,17 @@ def test_sarif_names_the_tool_rules_and_each_result_with_its_region(tmp_path: Pa
     assert driver["rules"][result["ruleIndex"]]["id"] == "HR010"
     assert result["level"] == "error"
     location = result["locations"][0]["physicalLocation"]
-    # SARIF columns are 1-based; harness's own are 0-based like the parser's.
+    # 1-based columns, in SARIF as in harness's text and JSON.
     assert location["region"] == {"startLine": 2, "startColumn": 9, "endLine": 2, "endColumn": 20}
     assert location["artifactLocation"]["uri"].endswith("exp.py")
 
 
 def test_sarif_paths_are_relative_to_the_source_root_and_quoted() -> None:
-    finding = Finding("src/my exp.py", 3, 0, "HR001", "m", "f", 3, 4, "error")
+    finding = Finding("src/my exp.py", 3, 1, "HR001", "m", "f", 3, 5, "error")
     (result,) = document([finding], frozenset({"HR001"}))["runs"][0]["results"]
     artifact = result["locations"][0]["physicalLocation"]["artifactLocation"]
     assert artifact == {"uri": "src/my%20exp.py", "uriBaseId": SOURCE_ROOT}
-    absolute = Finding("/tmp/x.py", 1, 0, "HR000", "m", "f", 1, 0, "error")
+    absolute = Finding("/tmp/x.py", 1, 1, "HR000", "m", "f", 1, 1, "error")
     (result,) = document([absolute], frozenset({"HR000"}))["runs"][0]["results"]
     assert result["locations"][0]["physicalLocation"]["artifactLocation"] == {
         "uri": "file:///tmp/x.py"
