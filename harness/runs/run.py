@@ -237,8 +237,13 @@ def settle(
     """Finish a record once the runtime has exited, in a container or on the host: take in
     what the runtime reported, then decide how the run ended."""
     report = runtime_report(folder / records.META)
+    # Only what outputs names is an artifact; the rest is set aside before anything is hashed.
+    with contextlib.suppress(OSError, records.CorruptRecord):  # finish refuses what is unsafe
+        records.set_aside_unlisted(folder, experiment.outputs, experiment.exclude)
     if report is not None:
         record["metrics"] = report.get("metrics")
+        if "seeding" in report:
+            record["seeding"] = report["seeding"]
         record["observed"] = report.get("observed", {})
         record["violations"] = report.get("violations", [])
         record["fingerprint"] = report.get("fingerprint", {})
@@ -419,6 +424,7 @@ def finish(
             writable.chmod(0o755)
     try:
         record["artifacts"] = records.artifacts(artifacts) if artifacts.is_dir() else []
+        record["unlisted"] = records.unlisted(folder)
     except records.CorruptRecord as unsafe:
         # A link among the outputs would make the record vouch for a file of this machine.
         record.update(artifacts=[], status="failed", error=unsafe.message)
@@ -452,14 +458,26 @@ def runtime_report(meta: Path) -> dict[str, Any] | None:
 
 
 def _missing_outputs(experiment: Experiment, artifacts: Path) -> list[str]:
-    return [glob for glob in experiment.outputs if not any(artifacts.glob(glob))]
+    try:
+        written = [path.relative_to(artifacts).as_posix() for path in records.entries(artifacts)]
+    except (OSError, records.CorruptRecord):
+        written = []  # no folder, or one finish refuses
+    return [
+        glob
+        for glob in experiment.outputs
+        if not any(records.is_artifact(path, [glob], experiment.exclude) for path in written)
+    ]
 
 
 def missing_output(experiment: Experiment, glob: str, artifacts: Path) -> str:
     """One line for a declared output that matched nothing: what was written instead, and
     the two ways to fix it."""
+    # What the outputs did not name was set aside; it is still what the experiment wrote.
     written = sorted(
-        path.relative_to(artifacts).as_posix() for path in artifacts.rglob("*") if path.is_file()
+        path.relative_to(where).as_posix()
+        for where in (artifacts, artifacts.parent / records.UNLISTED)
+        for path in where.rglob("*")
+        if path.is_file()
     )
     if written:
         more = f" and {len(written) - 3} more" if len(written) > 3 else ""
