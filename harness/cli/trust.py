@@ -146,6 +146,11 @@ def verify_command(
                 continue
             why = result.failure or f"moved by {', '.join(result.culprits)}"
             state.ui.result(f"{result.experiment.name:<14} NOT reproducible: {why}")
+            for evidence in result.evidence.values():
+                if evidence not in why:
+                    state.ui.result(f"  {evidence}")
+            if result.hint:
+                state.ui.result(f"  {result.hint}")
             for check in result.checks:
                 if check.comparison is not None and not check.agrees:
                     state.ui.result(f"  {check.label}:")
