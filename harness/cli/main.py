@@ -37,6 +37,7 @@ COMMANDS: dict[str, str] = {
     "compare": "harness.cli.compare:compare",
     "config": "harness.cli.project:config_command",
     "doctor": "harness.cli.project:doctor_command",
+    "gc": "harness.cli.gc:gc_command",
     "init": "harness.cli.project:init_command",
     "k8s": "harness.cli.fleet:k8s_group",
     "keys": "harness.cli.trust:keys_group",
