@@ -62,8 +62,8 @@ def verify_command(
     """Run experiments under variations and name what breaks reproducibility.
 
     Control runs first (fresh containers, nothing varied), which must agree; then one run
-    with every variation at once; when its artifacts move, each variation alone, to name
-    the culprit. Artifacts agree when `harness compare` passes them under the configured
+    with every variation at once; when its artifacts move or it fails, each variation
+    alone, to name the culprit with its evidence. Artifacts agree when `harness compare` passes them under the configured
     policies. The result is saved under .harness/verifications/ for `harness certify`.
 
     \b

@@ -2,8 +2,9 @@
 
 For each experiment: control runs (identical setup, fresh containers) must agree with each
 other; then one run with every selected variation at once must agree with the control.
-When it does not, each variation is tried alone to name the one(s) that move the artifacts,
-as Debian's reprotest does. Artifacts agree when `harness compare` passes them under the
+When it does not, or fails where the controls did not, each variation is tried alone to
+name the one(s) that move the artifacts or break the run, each with its evidence, as
+Debian's reprotest does. Artifacts agree when `harness compare` passes them under the
 experiment's policies (bitwise by default).
 
 The outcome is saved as a verification document under .harness/verifications/, which
