@@ -63,8 +63,9 @@ def verify_command(
 
     Control runs first (fresh containers, nothing varied), which must agree; then one run
     with every variation at once; when its artifacts move or it fails, each variation
-    alone, to name the culprit with its evidence. Artifacts agree when `harness compare` passes them under the configured
-    policies. The result is saved under .harness/verifications/ for `harness certify`.
+    alone, to name the culprit with its evidence. Artifacts agree when `harness compare`
+    passes them under the configured policies. The result is saved under
+    .harness/verifications/ for `harness certify`.
 
     \b
       harness verify                         every experiment, every variation

@@ -21,10 +21,11 @@ beyond it, since it runs in every Python process of a command.
 from __future__ import annotations
 
 import atexit
+import importlib
+import importlib.util
 import json
 import os
 import random
-import secrets
 import sys
 import time
 from collections.abc import Mapping
@@ -74,13 +75,10 @@ def activate(environ: Mapping[str, str] | None = None) -> bool:
         return False
     try:
         settings = _settings(text)
-        # Imported only under harness: plain interpreters pay nothing for the hook.
-        from harness.runtime import hooks  # noqa: PLC0415
-        from harness.runtime.frameworks import Settings, Switchboard  # noqa: PLC0415
-
+        hooks, frameworks = _sibling("hooks"), _sibling("frameworks")
         random.seed(settings["seed"])
-        board = Switchboard(
-            Settings(
+        board = frameworks.Switchboard(
+            frameworks.Settings(
                 seed=settings["seed"],
                 threads=settings["threads"],
                 profile=settings["profile"],
@@ -95,6 +93,25 @@ def activate(environ: Mapping[str, str] | None = None) -> bool:
         print(f"harness startup hook: not applied: {error}", file=sys.stderr)
         return False
     return True
+
+
+def _sibling(name: str) -> Any:
+    """A module of the runtime, loaded by its file beside this one when the ``harness``
+    package is not imported yet: both import the standard library only, and importing the
+    package would cost every process a scan of the installed distributions."""
+    qualified = f"harness.runtime.{name}"
+    module = sys.modules.get(qualified)
+    if module is not None:
+        return module
+    if "harness.runtime" in sys.modules:
+        return importlib.import_module(qualified)
+    spec = importlib.util.spec_from_file_location(qualified, Path(__file__).parent / f"{name}.py")
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load the runtime's {name} module")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[qualified] = module
+    spec.loader.exec_module(module)
+    return module
 
 
 def _settings(text: str) -> dict[str, Any]:
@@ -123,7 +140,7 @@ def _report(board: Any, reports: Path, pid: int, started: float) -> None:
             "violations": violations,
         }
         reports.mkdir(parents=True, exist_ok=True)
-        name = f"{pid}-{secrets.token_hex(4)}"
+        name = f"{pid}-{time.time_ns()}"
         temporary = reports / f".{name}.tmp"
         temporary.write_text(json.dumps(document, default=str), encoding="utf-8")
         temporary.replace(reports / f"{name}.json")

@@ -9,18 +9,18 @@ then hands over to the ``sitecustomize`` this one shadows (a distribution's own)
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import os
 import sys
-from pathlib import Path
 
 
 def _chain() -> None:
     """Import the next ``sitecustomize`` on the path, as if this one were not there."""
-    here = Path(__file__).resolve().parent
+    here = os.path.dirname(os.path.realpath(__file__))  # noqa: PTH120 - pathlib costs startup
     saved = list(sys.path)
     module = sys.modules.pop("sitecustomize", None)
     try:
-        sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != here]
+        sys.path[:] = [p for p in sys.path if os.path.realpath(p or ".") != here]
         importlib.import_module("sitecustomize")
     except ImportError:
         pass
@@ -30,11 +30,28 @@ def _chain() -> None:
             sys.modules["sitecustomize"] = module
 
 
+def _activate() -> None:
+    """Load the runtime's startup module from beside this folder, by its file: importing
+    the ``harness`` package would cost every process a scan of the installed
+    distributions (for its version), a few hundred milliseconds. os.path rather than
+    pathlib for the same reason: this runs before every program of the command."""
+    name = "harness.runtime.startup"
+    module = sys.modules.get(name)
+    if module is None:
+        runtime = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))  # noqa: PTH120
+        location = os.path.join(runtime, "startup.py")  # noqa: PTH118
+        spec = importlib.util.spec_from_file_location(name, location)
+        if spec is None or spec.loader is None:
+            raise ImportError(f"no {location}")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    module.activate()
+
+
 if os.environ.get("HARNESS_STARTUP"):
     try:
-        from harness.runtime import startup
-    except ImportError as error:  # a Python without harness's runtime: seeds from env only
+        _activate()
+    except Exception as error:  # the program runs on; its record says it was not reached
         print(f"harness startup hook: not applied: {error}", file=sys.stderr)
-    else:
-        startup.activate()
 _chain()
