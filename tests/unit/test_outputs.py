@@ -162,3 +162,25 @@ def _complete(record: dict[str, Any]) -> dict[str, Any]:
             }
         )
     )
+
+
+def test_runs_show_lists_the_unlisted_files_and_how_the_run_was_seeded(tmp_path: Path) -> None:
+    from click.testing import CliRunner  # noqa: PLC0415
+
+    from harness.cli.main import cli  # noqa: PLC0415
+
+    (tmp_path / "pyproject.toml").write_text('[project]\nname = "demo"\nversion = "0"\n')
+    result = _settled(tmp_path, "settled", _written("1733480000"), _experiment(["model.pt"]))
+    record = _complete(result.record)
+    record["image"] = {"reference": "demo:cpu", "id": "sha256:" + "a" * 64}
+    record["seeding"] = {"how": "environment only", "python_processes": 0, "note": "no Python"}
+    folder = tmp_path / ".harness" / "runs" / record["run_id"]
+    folder.mkdir(parents=True)
+    records.write(folder, record)
+    shown = CliRunner().invoke(
+        cli, ["--project", str(tmp_path), "runs", "show", record["run_id"]], catch_exceptions=False
+    )
+    assert shown.exit_code == 0, shown.output
+    assert "train-1733480000.log" in shown.stdout
+    assert "unlisted" in shown.stdout
+    assert "seeding    environment only (0 Python): no Python" in shown.stdout
