@@ -348,6 +348,7 @@ class Config:
                     "parameters": dict(e.parameters),
                     "inputs": {k: str(v) for k, v in e.inputs.items()},
                     "outputs": dict(e.outputs),
+                    "exclude": list(e.exclude),
                     "variant": e.variant,
                 }
                 for name, e in self.experiments.items()

@@ -532,15 +532,30 @@ def _verify_one(
             if not found.agrees:
                 outcome.culprits = [RERUN]
                 outcome.hint = _noise_hint(outcome)
-                return outcome  # variations cannot be judged against a control that moves
+                # Variations cannot be judged against a control that moves; a run they
+                # break still can, so that one verify names both.
+                combined_failed = _failed_with_variations(outcome, made_first)
+                if combined_failed is None:
+                    return outcome
+                break
         elif found.agrees:
             return outcome
     if not variations or (outcome.failure is not None and combined_failed is None):
         return outcome
     alone = runs([(f"variation {v.name}", (v,)) for v in variations], stop_on_failure=False)
-    _name_culprits(outcome, alone, succeeded, check)
+    _name_culprits(outcome, alone, succeeded, check, judge_moves=RERUN not in outcome.culprits)
     _conclude(outcome, variations, everything, combined_failed)
     return outcome
+
+
+def _failed_with_variations(outcome: ExperimentVerification, made: list[Made]) -> RunResult | None:
+    """The run with every variation of a first round, when it ended and failed: kept among
+    the checks, to be tried per variation."""
+    (label, chosen), last = made[-1]
+    if chosen and isinstance(last, RunResult) and last.status != "succeeded":
+        outcome.checks.append(Check(label, tuple(v.name for v in chosen), last, None))
+        return last
+    return None
 
 
 def _conclude(
@@ -560,7 +575,8 @@ def _conclude(
             f"fails under {everything} together, under none alone: "
             f"{combined_failed.record.get('error')}"
         )
-    outcome.hint = _noise_hint(outcome)
+    if outcome.hint is None:
+        outcome.hint = _noise_hint(outcome)
 
 
 def _name_culprits(
@@ -568,9 +584,12 @@ def _name_culprits(
     alone: list[Made],
     succeeded: Callable[[str, RunResult | HarnessError | None], RunResult | None],
     check: Callable[[str, Sequence[Variation], RunResult], Check],
+    *,
+    judge_moves: bool = True,
 ) -> None:
-    """Judge each variation's run alone: one that fails or moves the artifacts is a
-    culprit, with its evidence; every run is kept among the checks."""
+    """Judge each variation's run alone: one that fails or (``judge_moves``: the control
+    runs agreed) moves the artifacts is a culprit, with its evidence; every run is kept
+    among the checks."""
     for (label, chosen), made in alone:
         name = chosen[0].name
         if isinstance(made, RunResult) and made.status != "succeeded":
@@ -582,7 +601,7 @@ def _name_culprits(
         if result is None:
             continue
         found = check(label, chosen, result)
-        if not found.agrees:
+        if judge_moves and not found.agrees:
             outcome.culprits.append(name)
             outcome.evidence[name] = f"moves under {name}: {', '.join(found.moved()) or '?'}"
 

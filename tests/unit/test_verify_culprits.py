@@ -34,6 +34,10 @@ outputs = ["weights.bin"]
 
 [tool.harness.experiments.logger]
 entry = "culprits:logger"
+
+[tool.harness.experiments.both]
+entry = "culprits:both"
+outputs = ["weights.bin", "events.out.tfevents.*"]
 """
 
 
@@ -50,6 +54,8 @@ def behaviour(experiment: str, environment: Mapping[str, str]) -> Ran:
     if experiment == "fragile":
         # Under the C locale it writes nothing: the run fails.
         return 0.01, {} if environment.get("LC_ALL") == "C" else {"weights.bin": b"w"}
+    if experiment == "both" and environment.get("LC_ALL") == "C":
+        return 0.01, {}  # fails under the C locale, and logs noise otherwise
     # The same weights every time, and an event file named after the run, as TensorBoard
     # names it after the time and the host.
     stamp = environment["HARNESS_RUN_ID"].rsplit("-", 1)[-1]
@@ -128,3 +134,11 @@ def test_log_like_files_get_an_exact_exclude_line(paths: list[str], line: str) -
 
 def test_a_moved_result_is_not_noise() -> None:
     assert noise.only_noise_moved("train", ["model.pt", "train.log"]) is None
+
+
+def test_noise_and_a_breaking_variation_are_named_in_one_verify(config: Config) -> None:
+    outcome = _verify(config, "both", 2)
+    assert outcome.culprits == [verify.RERUN, "locale"]
+    assert outcome.hint is not None and "events.out.tfevents.*" in outcome.hint
+    assert outcome.failure is not None
+    assert outcome.failure.startswith("fails under locale: ")
