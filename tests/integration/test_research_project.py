@@ -138,6 +138,8 @@ def test_a_research_repository_reaches_a_verified_certificate(
     noisy = tool("verify", "train", *varied, cwd=project)
     assert noisy.returncode == 1, noisy.stderr
     assert "only log or event files moved" in noisy.stdout
+    # The same verify names the variation that breaks the run (judged despite the noise).
+    assert "fails under workdir" in noisy.stdout
     assert 'exclude = ["events.out.tfevents.*", "*.log"]' in noisy.stdout, noisy.stdout
     _add_lines(project, "train", 'exclude = ["events.out.tfevents.*", "*.log"]\n')
 
