@@ -22,10 +22,10 @@ from typing import Any
 
 from harness import atomic, untrusted
 from harness.compare.kinds import KINDS
-from harness.compare.policy import glob_matches
 from harness.config import STATE_FOLDER
 from harness.digests import sha256_file
 from harness.errors import HarnessError, RunNotFound
+from harness.runtime import outputs as runtime_outputs
 
 SCHEMA = "harness.run-record/v1"
 RUNS = STATE_FOLDER / "runs"
@@ -33,9 +33,9 @@ RECORD = "record.json"
 ARTIFACTS = "artifacts"
 LOG = "log.txt"
 META = "meta"
-# What the experiment wrote that its outputs do not name (logs, event files): kept beside
-# the artifacts, listed in the record, never compared or certified.
-UNLISTED = "unlisted"
+# What the experiment wrote that its outputs do not name (logs, event files): set aside by
+# the runtime in its meta folder, listed in the record, never compared or certified.
+UNLISTED = f"{META}/{runtime_outputs.UNLISTED}"
 # "lost": the engine stopped answering during the run, so how it ended is unknown.
 STATUSES = ("running", "succeeded", "failed", "timeout", "aborted", "lost")
 # A run id names a folder under .harness/runs/: one path component of plain characters,
@@ -281,84 +281,31 @@ def artifacts(folder: Path) -> list[dict[str, Any]]:
 
 def is_artifact(path: str, outputs: Iterable[str], exclude: Iterable[str]) -> bool:
     """Whether the file at ``path`` (relative to the output folder) is an artifact: one an
-    outputs glob names (every file, when there are none), and no exclude glob names.
-
-    A glob names a file when it matches its path, its name (a glob without ``/``), or a
-    folder it lies in; ``**/`` also matches no folder at all. These are the compare
-    policies' globs, so one glob means one set of files wherever it is written.
-    """
-    globs = list(outputs)
-    named = not globs or any(_names(glob, path) for glob in globs)
-    return named and not any(_names(glob, path) for glob in exclude)
-
-
-def _names(glob: str, path: str) -> bool:
-    parts = path.split("/")
-    prefixes = ["/".join(parts[: n + 1]) for n in range(len(parts))]
-    candidates = [glob, glob[3:]] if glob.startswith("**/") else [glob]
-    return any(glob_matches(g, prefix) for g in candidates for prefix in prefixes)
+    outputs glob names (every file, when there are none), and no exclude glob names (see
+    :mod:`harness.runtime.outputs`, which the runtime sets files aside with)."""
+    return runtime_outputs.is_artifact(path, outputs, exclude)
 
 
 def set_aside_unlisted(folder: Path, outputs: Iterable[str], exclude: Iterable[str]) -> None:
     """Move every file of the run's ``artifacts/`` that is not an artifact into its
-    ``unlisted/``, at the same relative path, so that only artifacts are hashed, compared
-    and certified. Nothing is opened or followed: a link moves as a link (and is refused
-    when the folder is listed), and a file of the wrong kind stays where the listing of
-    artifacts refuses it."""
-    artifacts, unlisted = folder / ARTIFACTS, folder / UNLISTED
+    ``meta/unlisted/``, for a run whose runtime did not (an image of an older harness), so
+    that only artifacts are hashed, compared and certified."""
     try:
-        top = artifacts.lstat()
-    except FileNotFoundError:
-        return
-    if not stat.S_ISDIR(top.st_mode):
-        return  # the listing of artifacts refuses it
-    outputs, exclude = list(outputs), list(exclude)
-    if not outputs and not exclude:
-        return
-    for path in entries(artifacts):
-        relative = path.relative_to(artifacts).as_posix()
-        if is_artifact(relative, outputs, exclude):
-            continue
-        target = unlisted / relative
-        target.parent.mkdir(parents=True, exist_ok=True)
-        path.rename(target)
-    _remove_empty_folders(artifacts)
+        runtime_outputs.set_aside(folder / ARTIFACTS, folder / UNLISTED, outputs, exclude)
+    except ValueError as error:
+        raise CorruptRecord(str(error)) from None
 
 
-def entries(folder: Path, depth: int = ARTIFACT_DEPTH) -> list[Path]:
+def entries(folder: Path) -> list[Path]:
     """Everything under ``folder`` that is not a folder (links included, never followed)."""
-    found: list[Path] = []
-    pending = [(folder, 0)]
-    while pending:
-        current, level = pending.pop()
-        if level > depth:
-            raise CorruptRecord(f"{current} nests deeper than {depth} folders")
-        for entry in sorted(current.iterdir()):
-            if stat.S_ISDIR(entry.lstat().st_mode):
-                pending.append((entry, level + 1))
-            else:
-                found.append(entry)
-    return sorted(found)
-
-
-def _remove_empty_folders(folder: Path) -> None:
-    """The folders that held only unlisted files: left empty, they would read as output."""
-    folders: list[Path] = []
-    pending = [folder]
-    while pending:
-        current = pending.pop()
-        for entry in current.iterdir():
-            if stat.S_ISDIR(entry.lstat().st_mode):
-                folders.append(entry)
-                pending.append(entry)
-    # The deepest first, so that a folder of empty folders goes too.
-    for path in sorted(folders, key=lambda p: len(p.parts), reverse=True):
-        if not any(path.iterdir()):
-            path.rmdir()
+    try:
+        return runtime_outputs.entries(folder, ARTIFACT_DEPTH)
+    except ValueError as error:
+        raise CorruptRecord(str(error)) from None
 
 
 def unlisted(folder: Path) -> list[dict[str, Any]]:
-    """The files set aside in the run's ``unlisted/``: path, size and sha256 (for the
+    """The files set aside in the run's ``meta/unlisted/``: path, size and sha256 (for the
     record; nothing compares them)."""
     where = folder / UNLISTED
     if not where.is_dir() or where.is_symlink():

@@ -363,6 +363,9 @@ def run_spec(
         "output": OUTPUT,
         "meta": META,
         "inputs": {name: f"{INPUTS}/{name}" for name in experiment.inputs},
+        # What the runtime sets aside as not artifacts (see harness.runtime.outputs).
+        "outputs": list(experiment.outputs),
+        "exclude": list(experiment.exclude),
     }
 
 

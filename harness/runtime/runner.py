@@ -40,7 +40,7 @@ from types import FrameType
 from typing import Any
 
 from harness import atomic
-from harness.runtime import determinism, explain, fingerprint, hooks, spec, startup
+from harness.runtime import determinism, explain, fingerprint, hooks, outputs, spec, startup
 from harness.runtime.frameworks import Settings, Switchboard
 
 SCHEMA = "harness.runtime/v1"
@@ -210,6 +210,7 @@ def execute(
             # signal arriving from now on must not cost the record.
             hooks.uninstall(finder)
             guard.ignore()
+        _set_aside(run_spec)
         observed, violations = board.observe()
         if outcome.seeding is not None:  # a command: its processes read back, not this one
             observed, violations = outcome.observed or {}, outcome.violations
@@ -265,6 +266,22 @@ def _run_entry(run_spec: spec.RunSpec, outcome: Outcome) -> None:
         outcome.experiment_s = time.perf_counter() - clock
     outcome.metrics = metrics_of(result)
     outcome.end("succeeded", EXIT_SUCCEEDED)
+
+
+def _set_aside(run_spec: spec.RunSpec) -> None:
+    """Move what the outputs do not name out of the output folder, as the user that wrote
+    it (the host's user may not move a file out of a folder the experiment made)."""
+    if not run_spec.output.is_dir():
+        return
+    try:
+        moved = outputs.set_aside(
+            run_spec.output, run_spec.meta / outputs.UNLISTED, run_spec.outputs, run_spec.exclude
+        )
+    except (OSError, ValueError) as error:  # the host lists what is left, or refuses it
+        _say(f"could not set aside the files outputs does not name: {error}")
+        return
+    if moved:
+        _say(f"set aside {len(moved)} file(s) that outputs does not name (not compared)")
 
 
 def _where(run_spec: spec.RunSpec) -> str:

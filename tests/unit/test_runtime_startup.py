@@ -239,3 +239,19 @@ def test_reports_are_read_within_bounds(tmp_path: Path) -> None:
 )
 def test_the_explaining_line(lines: list[str], expected: str | None) -> None:
     assert explain.explaining_line(lines) == expected
+
+
+def test_the_runtime_sets_aside_what_outputs_does_not_name(project: Path, fakes: Path) -> None:
+    code = (
+        "import os, pathlib; out = pathlib.Path(os.environ['HARNESS_OUTPUT']); "
+        "(out / 'runs' / 'x').mkdir(parents=True); "
+        "(out / 'runs' / 'x' / 'events.out.tfevents.1.host').write_text('e'); "
+        "(out / 'model.pt').write_text('w')"
+    )
+    result = _command_run(
+        project, fakes, [sys.executable, "-c", code], outputs=["model.pt"], exclude=[]
+    )
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in result.output.iterdir()) == ["model.pt"]
+    assert (result.meta / "unlisted" / "runs" / "x" / "events.out.tfevents.1.host").is_file()
+    assert "set aside 1 file(s)" in result.stderr
