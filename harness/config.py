@@ -232,6 +232,9 @@ class Experiment:
     # Artifact glob (relative to the output folder) -> compare policy ("" for the default).
     outputs: Mapping[str, str]
     variant: str = "cpu"
+    # Globs of files the experiment writes that are not artifacts (logs, event files):
+    # kept beside the artifacts, listed in the record, never compared.
+    exclude: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -345,6 +348,7 @@ class Config:
                     "parameters": dict(e.parameters),
                     "inputs": {k: str(v) for k, v in e.inputs.items()},
                     "outputs": dict(e.outputs),
+                    "exclude": list(e.exclude),
                     "variant": e.variant,
                 }
                 for name, e in self.experiments.items()
@@ -542,6 +546,7 @@ def _load_experiments(root: Path, table: Mapping[str, Any]) -> dict[str, Experim
             inputs={key: (root / value).resolve() for key, value in spec.get("inputs", {}).items()},
             outputs=dict(outputs),
             variant=spec.get("variant", "cpu"),
+            exclude=tuple(spec.get("exclude", ())),
         )
     return experiments
 

@@ -180,6 +180,8 @@ class ContainerEngine(Protocol):
 
     def every_image_attributes(self) -> list[Mapping[str, Any]]: ...
 
+    def layers_size(self) -> int: ...
+
     def registry_reachable(self, reference: str) -> bool: ...
 
     def tag(self, image_id: str, reference: str) -> None: ...
@@ -343,6 +345,12 @@ class Engine:
             if attributes is not None:  # removed since it was listed
                 found.append(attributes)
         return found
+
+    def layers_size(self) -> int:
+        """Bytes the engine's image layers take on disk (``docker system df``), each layer
+        once however many images share it: what removing images frees is its change."""
+        usage = self._call(self._client.df)
+        return int((usage or {}).get("LayersSize") or 0)
 
     def history(self, reference: str) -> list[Mapping[str, Any]]:
         """The image's history, newest step first, as ``docker history`` shows it."""

@@ -19,6 +19,7 @@ from typing import Any
 import click
 
 import harness
+from harness import progress
 from harness.cli.state import POLICIES_KEY, State
 from harness.errors import HarnessError
 from harness.ui import UI
@@ -37,6 +38,7 @@ COMMANDS: dict[str, str] = {
     "compare": "harness.cli.compare:compare",
     "config": "harness.cli.project:config_command",
     "doctor": "harness.cli.project:doctor_command",
+    "gc": "harness.cli.gc:gc_command",
     "init": "harness.cli.project:init_command",
     "k8s": "harness.cli.fleet:k8s_group",
     "keys": "harness.cli.trust:keys_group",
@@ -124,7 +126,9 @@ def cli(
       harness build               build (or find) the CPU image
       harness build --variant cuda
     """
-    ctx.obj = State(project, {"docker-host": docker_host}, debug, UI(verbose=verbose, quiet=quiet))
+    ui = UI(verbose=verbose, quiet=quiet)
+    progress.use(ui.long_step)  # long steps (builds, uv, downloads) show that they are alive
+    ctx.obj = State(project, {"docker-host": docker_host}, debug, ui)
     ctx.meta[POLICIES_KEY] = ctx.obj.configured_policies
 
 

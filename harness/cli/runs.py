@@ -420,6 +420,8 @@ def _print_run(ui: UI, result: run_module.RunResult) -> None:
         if record.get("violations")
         else ""
     )
+    if (record.get("seeding") or {}).get("how") == "environment only":
+        flags += ", no Python process reached: seeded by the environment only"
     ui.result(
         f"{result.run_id}  {record['status']:<9} "
         f"{len(record['artifacts'])} artifacts  {took}{flags}"
@@ -516,5 +518,11 @@ def runs_show(state: State, run_id: str, as_json: bool) -> None:
             f"artifact   {artifact['sha256'][:16]}  {artifact['size']:>10}  "
             f"{artifact['path']} ({artifact['kind']})"
         )
+    for unlisted in record.get("unlisted") or []:
+        out(f"unlisted   {unlisted['sha256'][:16]}  {unlisted['size']:>10}  {unlisted['path']}")
+    seeding = record.get("seeding") or {}
+    if seeding:
+        note = f": {seeding['note']}" if seeding.get("note") else ""
+        out(f"seeding    {seeding.get('how')} ({seeding.get('python_processes')} Python){note}")
     for line in record.get("log_tail") or []:
         out(f"log        {line}")

@@ -62,9 +62,10 @@ def verify_command(
     """Run experiments under variations and name what breaks reproducibility.
 
     Control runs first (fresh containers, nothing varied), which must agree; then one run
-    with every variation at once; when its artifacts move, each variation alone, to name
-    the culprit. Artifacts agree when `harness compare` passes them under the configured
-    policies. The result is saved under .harness/verifications/ for `harness certify`.
+    with every variation at once; when its artifacts move or it fails, each variation
+    alone, to name the culprit with its evidence. Artifacts agree when `harness compare`
+    passes them under the configured policies. The result is saved under
+    .harness/verifications/ for `harness certify`.
 
     \b
       harness verify                         every experiment, every variation
@@ -146,6 +147,11 @@ def verify_command(
                 continue
             why = result.failure or f"moved by {', '.join(result.culprits)}"
             state.ui.result(f"{result.experiment.name:<14} NOT reproducible: {why}")
+            for evidence in result.evidence.values():
+                if evidence not in why:
+                    state.ui.result(f"  {evidence}")
+            if result.hint:
+                state.ui.result(f"  {result.hint}")
             for check in result.checks:
                 if check.comparison is not None and not check.agrees:
                     state.ui.result(f"  {check.label}:")

@@ -44,7 +44,7 @@ from pathlib import Path
 from packaging.utils import canonicalize_name, parse_wheel_filename
 
 import harness
-from harness import vcs
+from harness import progress, vcs
 from harness.config import Config, Variant
 from harness.digests import sha256_file
 from harness.engine import ContainerEngine
@@ -433,7 +433,9 @@ def _engine_build(
         on_line(line)
 
     try:
-        built_id = engine.build(
+        built_id = progress.during(
+            f"building {context.name} ({variant.name})",
+            engine.build,
             context,
             buildargs=buildargs,
             nocache=no_cache,

@@ -42,7 +42,7 @@ from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 from uv import find_uv_bin
 
-from harness import atomic, commands
+from harness import atomic, commands, progress
 from harness.config import Config, Variant, read_pyproject
 from harness.errors import ConfigError, LockError, StaleLock
 from harness.images import device_pins
@@ -413,7 +413,9 @@ def _uv(
         environment["UV_DEFAULT_INDEX"] = config.index_url
     if config.ca_bundle:
         environment["SSL_CERT_FILE"] = str(config.ca_bundle)
-    result = commands.call(
+    result = progress.during(
+        f"uv {arguments[0]}",
+        commands.call,
         [find_uv_bin(), *arguments],
         cwd=cwd,
         env=environment,

@@ -53,7 +53,7 @@ from packaging.markers import InvalidMarker, Marker
 from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 from packaging.version import InvalidVersion, Version
 
-from harness import atomic, untrusted
+from harness import atomic, progress, untrusted
 from harness.digests import sha256_file
 from harness.errors import ConfigError, HarnessError
 from harness.images import wheelindex, wheeltags
@@ -249,13 +249,16 @@ class WheelCache:
                 choices[pin.name] = known
         if unresolved:
             say(f"finding {len(unresolved)} pinned wheels in {sources.describe()}")
-            for choice in self._resolve(unresolved, target, sources):
+            found = progress.during("finding wheels", self._resolve, unresolved, target, sources)
+            for choice in found:
                 choices[choice.name] = choice
         missing = [c for c in choices.values() if self.cached(c) is None]
         downloaded_bytes = 0
         if missing:
             say(f"fetching {len(missing)} of {len(choices)} wheels into the wheel cache")
-            downloaded_bytes = self._fetch(missing, folders, sources)
+            downloaded_bytes = progress.during(
+                f"fetching {len(missing)} wheels", self._fetch, missing, folders, sources
+            )
         files = []
         for pin in wanted:
             choice = choices[pin.name]

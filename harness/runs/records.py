@@ -17,7 +17,7 @@ import re
 import secrets
 import stat
 import statistics
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -26,6 +26,7 @@ from harness.compare.kinds import KINDS
 from harness.config import STATE_FOLDER
 from harness.digests import sha256_file
 from harness.errors import ConfigError, HarnessError, RunNotFound
+from harness.runtime import outputs as runtime_outputs
 
 SCHEMA = "harness.run-record/v1"
 RUNS = STATE_FOLDER / "runs"
@@ -33,6 +34,9 @@ RECORD = "record.json"
 ARTIFACTS = "artifacts"
 LOG = "log.txt"
 META = "meta"
+# What the experiment wrote that its outputs do not name (logs, event files): set aside by
+# the runtime in its meta folder, listed in the record, never compared or certified.
+UNLISTED = f"{META}/{runtime_outputs.UNLISTED}"
 # "lost": the engine stopped answering during the run, so how it ended is unknown.
 STATUSES = ("running", "succeeded", "failed", "timeout", "aborted", "lost")
 # A run id names a folder under .harness/runs/: one path component of plain characters,
@@ -304,6 +308,45 @@ def _hash_inside(folder: Path, relative: str) -> tuple[int, str]:
         for block in iter(lambda: stream.read(1 << 20), b""):
             digest.update(block)
     return status.st_size, digest.hexdigest()
+
+
+def is_artifact(path: str, outputs: Iterable[str], exclude: Iterable[str]) -> bool:
+    """Whether the file at ``path`` (relative to the output folder) is an artifact: one an
+    outputs glob names (every file, when there are none), and no exclude glob names (see
+    :mod:`harness.runtime.outputs`, which the runtime sets files aside with)."""
+    return runtime_outputs.is_artifact(path, outputs, exclude)
+
+
+def set_aside_unlisted(folder: Path, outputs: Iterable[str], exclude: Iterable[str]) -> None:
+    """Move every file of the run's ``artifacts/`` that is not an artifact into its
+    ``meta/unlisted/``, for a run whose runtime did not (an image of an older harness), so
+    that only artifacts are hashed, compared and certified."""
+    try:
+        runtime_outputs.set_aside(folder / ARTIFACTS, folder / UNLISTED, outputs, exclude)
+    except ValueError as error:
+        raise CorruptRecord(str(error)) from None
+
+
+def entries(folder: Path) -> list[Path]:
+    """Everything under ``folder`` that is not a folder (links included, never followed)."""
+    try:
+        return runtime_outputs.entries(folder, ARTIFACT_DEPTH)
+    except ValueError as error:
+        raise CorruptRecord(str(error)) from None
+
+
+def unlisted(folder: Path) -> list[dict[str, Any]]:
+    """The files set aside in the run's ``meta/unlisted/``: path, size and sha256 (for the
+    record; nothing compares them)."""
+    where = folder / UNLISTED
+    if not where.is_dir() or where.is_symlink():
+        return []
+    found = []
+    for path in regular_files(where, what="unlisted file"):
+        relative = path.relative_to(where).as_posix()
+        size, sha256 = _hash_inside(where, relative)
+        found.append({"path": relative, "size": size, "sha256": sha256})
+    return found
 
 
 def regular_files(folder: Path, *, what: str, depth: int = ARTIFACT_DEPTH) -> list[Path]:

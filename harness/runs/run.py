@@ -249,6 +249,15 @@ def settle(
     run_folder.close((folder / records.ARTIFACTS, folder / records.META), folder)
     refused: list[str] = []
     report = runtime_report(folder, refused=refused)
+    # Only what outputs names is an artifact; the rest is set aside before anything is hashed
+    # (the runtime did it in the container; this is for images of an older harness). A
+    # link the container left where the set-aside files go is refused like any other.
+    try:
+        records.set_aside_unlisted(folder, experiment.outputs, experiment.exclude)
+    except records.CorruptRecord as unsafe:
+        refused.append(unsafe.message)
+    except OSError:
+        pass  # a folder the container made that this user cannot change: finish lists it
     if report is not None:
         take_report(record, report, refused)
     if refused:
@@ -379,6 +388,9 @@ def run_spec(
         "output": OUTPUT,
         "meta": META,
         "inputs": {name: f"{INPUTS}/{name}" for name in experiment.inputs},
+        # What the runtime sets aside as not artifacts (see harness.runtime.outputs).
+        "outputs": list(experiment.outputs),
+        "exclude": list(experiment.exclude),
     }
 
 
@@ -438,6 +450,7 @@ def finish(
     run_folder.close((artifacts, folder / records.META), folder)
     try:
         record["artifacts"] = records.artifacts(artifacts) if artifacts.is_dir() else []
+        record["unlisted"] = records.unlisted(folder)
     except records.CorruptRecord as unsafe:
         # A link among the outputs would make the record vouch for a file of this machine.
         record.update(artifacts=[], status="failed", error=unsafe.message)
@@ -507,6 +520,11 @@ def take_report(record: dict[str, Any], report: Mapping[str, Any], refused: list
             refused.append(
                 f"{records.META}/{RUNTIME_REPORT}: its {key} is not a JSON {kind.__name__}"
             )
+    seeding = report.get("seeding")
+    if isinstance(seeding, dict):
+        record["seeding"] = seeding
+    elif seeding is not None:
+        refused.append(f"{records.META}/{RUNTIME_REPORT}: its seeding is not a JSON dict")
     timings = report.get("timings")
     if isinstance(timings, dict):
         own = set(record["timings"]) | {"container_s", "process_s", "finished_at"}
@@ -527,15 +545,25 @@ def _one_line(text: str, limit: int = 500) -> str:
 
 
 def _missing_outputs(experiment: Experiment, artifacts: Path) -> list[str]:
-    return [glob for glob in experiment.outputs if not any(artifacts.glob(glob))]
+    try:
+        written = [path.relative_to(artifacts).as_posix() for path in records.entries(artifacts)]
+    except (OSError, records.CorruptRecord):
+        written = []  # no folder, or one finish refuses
+    return [
+        glob
+        for glob in experiment.outputs
+        if not any(records.is_artifact(path, [glob], experiment.exclude) for path in written)
+    ]
 
 
 def missing_output(experiment: Experiment, glob: str, artifacts: Path) -> str:
     """One line for a declared output that matched nothing: what was written instead, and
     the two ways to fix it."""
+    # What the outputs did not name was set aside; it is still what the experiment wrote.
     written = sorted(
-        path.relative_to(artifacts).as_posix()
-        for path in artifacts.rglob("*")
+        path.relative_to(where).as_posix()
+        for where in (artifacts, artifacts.parent / records.UNLISTED)
+        for path in where.rglob("*")
         if path.is_file() and not path.is_symlink()
     )
     if written:

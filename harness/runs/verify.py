@@ -2,8 +2,9 @@
 
 For each experiment: control runs (identical setup, fresh containers) must agree with each
 other; then one run with every selected variation at once must agree with the control.
-When it does not, each variation is tried alone to name the one(s) that move the artifacts,
-as Debian's reprotest does. Artifacts agree when `harness compare` passes them under the
+When it does not, or fails where the controls did not, each variation is tried alone to
+name the one(s) that move the artifacts or break the run, each with its evidence, as
+Debian's reprotest does. Artifacts agree when `harness compare` passes them under the
 experiment's policies (bitwise by default).
 
 The outcome is saved as a verification document under .harness/verifications/, which
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -32,7 +34,7 @@ from harness.fleet import crosshost
 from harness.fleet.hosts import Host, local_host
 from harness.images.build import BuildResult
 from harness.parallel import Pool, Together, available_cores, default_jobs, gather
-from harness.runs import records
+from harness.runs import noise, records
 from harness.runs.host_executor import PythonEnvironment, run_on_host
 from harness.runs.run import RunRequest, RunResult, run_experiment
 from harness.runs.variations import CONTROL, Variation, setup_for
@@ -43,6 +45,19 @@ FOLDER = STATE_FOLDER / "verifications"
 # The culprit named when control runs already disagree: nothing harness varied moved the
 # artifacts, so the experiment depends on the clock, unseeded randomness or outside state.
 RERUN = "rerun"
+# What a variation changes that a failing experiment most likely depends on: said with the
+# error of the run under that variation alone.
+_DEPENDS_ON = {
+    "workdir": "a path relative to the working folder: declare it under inputs, or build it "
+    "from the script's own folder",
+    "user": "a file or folder only the usual user can use: write under the output folder or /tmp",
+    "hostname": "the host name",
+    "timezone": "the local time zone",
+    "locale": "the locale: give files an encoding, sort without the locale",
+    "cpus": "the number of CPUs: pin the thread and worker counts",
+    "env": "a variable of the environment",
+    "hashseed": "the order of a set or dict of strings: sort it",
+}
 
 
 @dataclass
@@ -71,6 +86,7 @@ class Check:
             "variations": list(self.variations),
             "agrees": self.agrees,
             "moved": self.moved(),
+            "error": self.run.record.get("error"),
         }
 
 
@@ -103,6 +119,10 @@ class ExperimentVerification:
     culprits: list[str] = field(default_factory=list)
     failure: str | None = None
     unfinished: list[Unfinished] = field(default_factory=list)
+    # Each culprit with what shows it: "fails under workdir: ..." or "moves under ...".
+    evidence: dict[str, str] = field(default_factory=dict)
+    # When only logs or event files moved: the line of configuration that sets them aside.
+    hint: str | None = None
 
     @property
     def trouble(self) -> tuple[str, HarnessError] | None:
@@ -137,6 +157,8 @@ class ExperimentVerification:
             "reproducible": self.reproducible,
             "failure": self.failure,
             "culprits": self.culprits,
+            "evidence": dict(self.evidence),
+            "hint": self.hint,
             "control_runs": [run.run_id for run in self.controls],
             "checks": [check.as_dict() for check in self.checks],
             "unfinished": [run.as_dict() for run in self.unfinished],
@@ -448,16 +470,20 @@ def _verify_one(
     expected = records.recent_seconds(config.project_root, experiment.name)
 
     def runs(planned: Sequence[Planned], *, stop_on_failure: bool) -> list[Made]:
+        varied: set[str] = set()
         calls = [
             partial(
                 _attempt,
                 run_request,
                 replace(request, setup=setup_for(chosen) if chosen else CONTROL),
                 prefixed(say, named(f"{experiment.name}, {label}")),
+                varied if chosen else None,
             )
             for label, chosen in planned
         ]
-        stops = partial(_stops, stop_on_failure=stop_on_failure)
+        # A failed run with variations does not stop the round: each variation alone is
+        # then tried to name the one that breaks it, against control runs that finished.
+        stops = partial(_stops, stop_on_failure=stop_on_failure, varied=varied)
         made = pool.map(calls, stop_when=stops, seconds=[expected] * len(calls))
         return list(zip(planned, made, strict=True))
 
@@ -485,7 +511,14 @@ def _verify_one(
     if variations:
         first_round.append((everything, tuple(variations)))
     made_first = runs(first_round, stop_on_failure=True)
+    combined_failed: RunResult | None = None
     for index, ((label, chosen), made) in enumerate(made_first):
+        if chosen and isinstance(made, RunResult) and made.status != "succeeded":
+            # The run with every variation failed where the controls did not: not the
+            # experiment's own failure, so each variation alone is tried to name it.
+            outcome.checks.append(Check(label, tuple(v.name for v in chosen), made, None))
+            combined_failed = made
+            break
         result = succeeded(label, made)
         if result is None:
             _after_trouble(outcome, made, made_first[index + 1 :])
@@ -498,39 +531,127 @@ def _verify_one(
             outcome.controls.append(result)
             if not found.agrees:
                 outcome.culprits = [RERUN]
-                return outcome  # variations cannot be judged against a control that moves
+                outcome.hint = _noise_hint(outcome)
+                # Variations cannot be judged against a control that moves; a run they
+                # break still can, so that one verify names both.
+                combined_failed = _failed_with_variations(outcome, made_first)
+                if combined_failed is None:
+                    return outcome
+                break
         elif found.agrees:
             return outcome
-    if not variations:
+    if not variations or (outcome.failure is not None and combined_failed is None):
         return outcome
-    for (label, chosen), made in runs(
-        [(f"variation {v.name}", (v,)) for v in variations], stop_on_failure=False
-    ):
-        result = succeeded(label, made)
-        if result is not None and not check(label, chosen, result).agrees:
-            outcome.culprits.append(chosen[0].name)
-    if not outcome.culprits and outcome.failure is None:
-        # Only the combination moves the artifacts; name it as a whole.
-        outcome.culprits = ["+".join(v.name for v in variations)]
+    alone = runs([(f"variation {v.name}", (v,)) for v in variations], stop_on_failure=False)
+    _name_culprits(outcome, alone, succeeded, check, judge_moves=RERUN not in outcome.culprits)
+    _conclude(outcome, variations, everything, combined_failed)
     return outcome
 
 
+def _failed_with_variations(outcome: ExperimentVerification, made: list[Made]) -> RunResult | None:
+    """The run with every variation of a first round, when it ended and failed: kept among
+    the checks, to be tried per variation."""
+    (label, chosen), last = made[-1]
+    if chosen and isinstance(last, RunResult) and last.status != "succeeded":
+        outcome.checks.append(Check(label, tuple(v.name for v in chosen), last, None))
+        return last
+    return None
+
+
+def _conclude(
+    outcome: ExperimentVerification,
+    variations: Sequence[Variation],
+    everything: str,
+    combined_failed: RunResult | None,
+) -> None:
+    """After each variation alone: name the combination when none alone moved, say why
+    the combined run failed, and give the line that sets logs aside when only they moved."""
+    if not outcome.culprits and outcome.failure is None:
+        # Only the combination moves the artifacts (or fails); name it as a whole.
+        outcome.culprits = ["+".join(v.name for v in variations)]
+    if combined_failed is not None and outcome.failure is None:
+        failing = [text for text in outcome.evidence.values() if text.startswith("fails")]
+        outcome.failure = "; ".join(failing) or (
+            f"fails under {everything} together, under none alone: "
+            f"{combined_failed.record.get('error')}"
+        )
+    if outcome.hint is None:
+        outcome.hint = _noise_hint(outcome)
+
+
+def _name_culprits(
+    outcome: ExperimentVerification,
+    alone: list[Made],
+    succeeded: Callable[[str, RunResult | HarnessError | None], RunResult | None],
+    check: Callable[[str, Sequence[Variation], RunResult], Check],
+    *,
+    judge_moves: bool = True,
+) -> None:
+    """Judge each variation's run alone: one that fails or (``judge_moves``: the control
+    runs agreed) moves the artifacts is a culprit, with its evidence; every run is kept
+    among the checks."""
+    for (label, chosen), made in alone:
+        name = chosen[0].name
+        if isinstance(made, RunResult) and made.status != "succeeded":
+            outcome.checks.append(Check(label, (name,), made, None))
+            outcome.culprits.append(name)
+            outcome.evidence[name] = fails_under(name, made)
+            continue
+        result = succeeded(label, made)
+        if result is None:
+            continue
+        found = check(label, chosen, result)
+        if judge_moves and not found.agrees:
+            outcome.culprits.append(name)
+            outcome.evidence[name] = f"moves under {name}: {', '.join(found.moved()) or '?'}"
+
+
+def fails_under(name: str, run: RunResult) -> str:
+    """The evidence that a variation breaks a run: its error, and what it points to."""
+    error = _condensed(str(run.record.get("error") or f"the run {run.status}"))
+    depends = _DEPENDS_ON.get(name)
+    return f"fails under {name}: {error}" + (f" ({depends})" if depends else "")
+
+
+def _condensed(error: str) -> str:
+    """``FileNotFoundError: [Errno 2] No such file or directory: 'data/x.csv'`` as
+    ``FileNotFoundError 'data/x.csv'``: the exception and what it names, which say it all."""
+    return re.sub(r"(\w+Error): \[Errno \d+\] [^:]+: ", r"\1 ", error)
+
+
+def _noise_hint(outcome: ExperimentVerification) -> str | None:
+    """The line that sets logs aside, when only logs or event files moved."""
+    moved = sorted({path for check in outcome.checks for path in check.moved()})
+    return noise.only_noise_moved(outcome.experiment.name, moved)
+
+
 def _attempt(
-    run_request: RunOne, request: RunRequest, tell: Callable[[str], None]
+    run_request: RunOne,
+    request: RunRequest,
+    tell: Callable[[str], None],
+    varied: set[str] | None = None,
 ) -> RunResult | HarnessError:
     """One run, its trouble (a lost engine, ...) kept rather than raised: the runs that
-    finished are still judged and saved, and the command reports the trouble after."""
+    finished are still judged and saved, and the command reports the trouble after. A run
+    with variations adds its id to ``varied``."""
     try:
-        return run_request(request, tell)
+        result = run_request(request, tell)
     except HarnessError as error:
         return error
+    if varied is not None:
+        varied.add(result.run_id)
+    return result
 
 
-def _stops(result: RunResult | HarnessError, *, stop_on_failure: bool) -> bool:
-    """Whether a run's end stops its round: trouble always, a failed run in the first."""
+def _stops(
+    result: RunResult | HarnessError, *, stop_on_failure: bool, varied: set[str] | None = None
+) -> bool:
+    """Whether a run's end stops its round: trouble always, a failed control run in the
+    first (a failed run with variations, its id in ``varied``, leaves the controls to
+    finish)."""
     if isinstance(result, HarnessError):
         return True
-    return stop_on_failure and result.status != "succeeded"
+    return stop_on_failure and result.status != "succeeded" and result.run_id not in (varied or ())
 
 
 def _failure(label: str, result: RunResult | HarnessError | None) -> str:

@@ -14,6 +14,9 @@ Modules:
 - ``fingerprint``: the hardware and software the run saw.
 - ``spec``: the run specification the host writes.
 - ``runner``: runs the experiment and writes ``runtime.json``.
+- ``startup`` (with ``site/sitecustomize.py``): seeds and switches every Python process a
+  ``command`` starts, and collects what each read back.
+- ``explain``: the line of a failed command's output that says why.
 
 This module imports nothing, so that importing ``harness.runtime.determinism`` on the host
 costs nothing beyond that module.

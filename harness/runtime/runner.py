@@ -18,6 +18,7 @@ be called, a missing input or a record that could not be written; 130 SIGINT; 14
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import importlib
 import inspect
@@ -25,6 +26,7 @@ import json
 import math
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -32,13 +34,13 @@ import threading
 import time
 import traceback
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
 from harness import atomic
-from harness.runtime import determinism, fingerprint, hooks, spec
+from harness.runtime import determinism, explain, fingerprint, hooks, outputs, spec, startup
 from harness.runtime.frameworks import Settings, Switchboard
 
 SCHEMA = "harness.runtime/v1"
@@ -81,6 +83,12 @@ _RECORDED_PREFIXES = (
 )
 _RECORDED_NAMES = frozenset({"LD_LIBRARY_PATH", "LD_PRELOAD", "VIRTUAL_ENV"})
 _NON_FINITE = {"nan": "NaN", "inf": "Infinity", "-inf": "-Infinity"}
+# The lines of a command's output kept to explain its failure, and how long the copy of its
+# output may take to drain once it has exited (a process it left behind may hold the pipe).
+_TAIL_LINES = 200
+_DRAIN_S = 5.0
+# Where the startup hook of a command's Python processes writes what each read back.
+_PROCESS_REPORTS = "python-processes"
 
 
 class EntryError(Exception):
@@ -108,6 +116,11 @@ class Outcome:
     metrics: dict[str, object] | None = None
     import_s: float | None = None
     experiment_s: float | None = None
+    # A command's processes, as their startup hooks reported them (see startup); None for
+    # an entry, which the runtime's own process seeds and reads back.
+    observed: dict[str, Any] | None = None
+    violations: list[str] = field(default_factory=list)
+    seeding: dict[str, Any] | None = None
 
     def end(self, status: str, exit_code: int, error: str | None = None) -> None:
         self.status, self.exit_code, self.error = status, exit_code, error
@@ -191,13 +204,16 @@ def execute(
             outcome.end("failed", EXIT_FAILED, problem.one_line())
         except Exception as error:
             traceback.print_exc()
-            outcome.end("failed", EXIT_FAILED, _one_line(error))
+            outcome.end("failed", EXIT_FAILED, _raised(error))
         finally:
             # The experiment is over: no further import may trigger a callback, and a
             # signal arriving from now on must not cost the record.
             hooks.uninstall(finder)
             guard.ignore()
+        _set_aside(run_spec)
         observed, violations = board.observe()
+        if outcome.seeding is not None:  # a command: its processes read back, not this one
+            observed, violations = outcome.observed or {}, outcome.violations
         expected = determinism.environment(
             run_spec.seed,
             run_spec.profile,
@@ -250,6 +266,22 @@ def _run_entry(run_spec: spec.RunSpec, outcome: Outcome) -> None:
         outcome.experiment_s = time.perf_counter() - clock
     outcome.metrics = metrics_of(result)
     outcome.end("succeeded", EXIT_SUCCEEDED)
+
+
+def _set_aside(run_spec: spec.RunSpec) -> None:
+    """Move what the outputs do not name out of the output folder, as the user that wrote
+    it (the host's user may not move a file out of a folder the experiment made)."""
+    if not run_spec.output.is_dir():
+        return
+    try:
+        moved = outputs.set_aside(
+            run_spec.output, run_spec.meta / outputs.UNLISTED, run_spec.outputs, run_spec.exclude
+        )
+    except (OSError, ValueError) as error:  # the host lists what is left, or refuses it
+        _say(f"could not set aside the files outputs does not name: {error}")
+        return
+    if moved:
+        _say(f"set aside {len(moved)} file(s) that outputs does not name (not compared)")
 
 
 def _where(run_spec: spec.RunSpec) -> str:
@@ -341,6 +373,9 @@ def _run_command(run_spec: spec.RunSpec, outcome: Outcome) -> None:
     if run_spec.command is None or not _inputs_present(run_spec, outcome):
         return
     run_spec.output.mkdir(parents=True, exist_ok=True)
+    reports = run_spec.meta / _PROCESS_REPORTS
+    # Reports left from an earlier run in the same folder must not count as this one's.
+    shutil.rmtree(reports, ignore_errors=True)
     environment = dict(os.environ)
     environment.update(
         {
@@ -350,18 +385,36 @@ def _run_command(run_spec: spec.RunSpec, outcome: Outcome) -> None:
             "HARNESS_INPUTS": json.dumps(
                 {name: str(path) for name, path in run_spec.inputs.items()}, sort_keys=True
             ),
+            # Every Python process the command starts seeds itself (see startup).
+            "PYTHONPATH": startup.python_path(environment.get("PYTHONPATH"), run_spec.project),
+            **startup.environment(
+                seed=run_spec.seed,
+                threads=run_spec.threads,
+                profile=run_spec.profile,
+                switches=run_spec.switches,
+                reports=reports,
+            ),
         }
     )
-    program = run_spec.command[0]
+    command = command_line(run_spec.command, run_spec.project)
+    program = command[0]
+    tail: collections.deque[str] = collections.deque(maxlen=_TAIL_LINES)
     clock = time.perf_counter()
     try:
-        process = subprocess.Popen(list(run_spec.command), env=environment)
+        process = subprocess.Popen(
+            command, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
     except FileNotFoundError:
         outcome.end("failed", 127, f"command not found: {program}")
         return
     except PermissionError:
         outcome.end("failed", 126, f"command is not executable: {program}")
         return
+    copies = [
+        _copy_output(stream, target, tail)
+        for stream, target in ((process.stdout, 1), (process.stderr, 2))
+        if stream is not None
+    ]
     try:
         returncode = process.wait()
     except Terminated:
@@ -372,6 +425,11 @@ def _run_command(run_spec: spec.RunSpec, outcome: Outcome) -> None:
         raise
     finally:
         outcome.experiment_s = time.perf_counter() - clock
+        for copy in copies:
+            copy.join(_DRAIN_S)
+        outcome.observed, outcome.violations, outcome.seeding = startup.summary(
+            startup.collect(reports)
+        )
     if returncode == 0:
         outcome.end("succeeded", EXIT_SUCCEEDED)
     elif returncode < 0:
@@ -381,7 +439,83 @@ def _run_command(run_spec: spec.RunSpec, outcome: Outcome) -> None:
             name = f"signal {-returncode}"
         outcome.end("failed", 128 - returncode, f"command was killed by {name}")
     else:
-        outcome.end("failed", returncode, f"command exited with status {returncode}")
+        outcome.end("failed", returncode, command_failure(returncode, list(tail)))
+
+
+def command_line(command: Sequence[str], project: Path | None) -> list[str]:
+    """The command as it runs: an argument that names a file of the project (``train.py``,
+    ``scripts/train.sh``) is given as that file's path, so that a run in another working
+    folder (verify's workdir variation) still starts the program the project declares,
+    and what the variation tests is what the program itself reads from where it stands."""
+    if project is None:
+        return list(command)
+    try:
+        here = Path.cwd().resolve()
+    except OSError:
+        here = None
+    if here == project.resolve():
+        return list(command)
+    return [_project_file(argument, project, here) for argument in command]
+
+
+def _project_file(argument: str, project: Path, here: Path | None) -> str:
+    if not argument or argument.startswith("-") or Path(argument).is_absolute():
+        return argument
+    candidate = project / argument
+    try:
+        if candidate.is_file() and not (here is not None and (here / argument).exists()):
+            return str(candidate)
+    except OSError:
+        pass
+    return argument
+
+
+def command_failure(returncode: int, tail: Sequence[str]) -> str:
+    """The one-line error of a command that exited with ``returncode``: the line of its
+    output that explains it, and the fix when that is a write the read-only project
+    refused."""
+    line = explain.explaining_line(tail)
+    if line is None:
+        return f"command exited with status {returncode}"
+    if explain.read_only_write(line):
+        fix = explain.read_only_fix("$HARNESS_OUTPUT (the output folder)")
+        return f"command exited with status {returncode}: {line} (fix: {fix})"
+    return f"command exited with status {returncode}: {line}"
+
+
+def _copy_output(stream: Any, fd: int, tail: collections.deque[str]) -> threading.Thread:
+    """Pass a command's output on as it comes (so the log holds it in order) and keep its
+    last lines to explain a failure."""
+
+    def copy() -> None:
+        pending = b""
+        while True:
+            try:
+                chunk = os.read(stream.fileno(), 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            with contextlib.suppress(OSError):
+                _write_all(fd, chunk)
+            pending += chunk
+            *lines, pending = pending.replace(b"\r", b"\n").split(b"\n")
+            tail.extend(line.decode("utf-8", "replace") for line in lines)
+            pending = pending[-65536:]
+        if pending:
+            tail.append(pending.decode("utf-8", "replace"))
+        stream.close()
+
+    thread = threading.Thread(target=copy, daemon=True)
+    thread.start()
+    return thread
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
 
 
 def _stop(process: subprocess.Popen[bytes], signum: signal.Signals) -> None:
@@ -480,6 +614,8 @@ def _record(
         "environment": recorded_environment(environ),
         "observed": dict(observed),
         "violations": list(violations),
+        "seeding": outcome.seeding
+        or {"how": "entry", "python_processes": 1 if run_spec is not None else 0, "note": None},
         "fingerprint": dict(machine),
         "timings": {
             "import_s": _seconds(outcome.import_s),
@@ -556,6 +692,15 @@ class _SignalGuard:
     def __exit__(self, *_: object) -> None:
         for signum, handler in self._previous.items():
             signal.signal(signum, handler)
+
+
+def _raised(error: Exception) -> str:
+    """The one-line error of an entry that raised, with the fix when it wrote into the
+    read-only project."""
+    message = _one_line(error)
+    if explain.is_read_only(error):
+        message += f" (fix: {explain.read_only_fix('the output folder passed as output=')})"
+    return message
 
 
 def _one_line(error: BaseException) -> str:

@@ -39,6 +39,10 @@ class RunSpec:
     # False only for a run that measures what the determinism switches are worth: seeds are
     # still set, the switches are left at the frameworks' defaults.
     switches: bool = True
+    # Globs of the artifacts, and of files that are not: what the runtime sets aside after
+    # the experiment (see outputs). Empty: every file is an artifact.
+    outputs: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
 
     @property
     def entry_parts(self) -> tuple[str, str]:
@@ -121,6 +125,8 @@ def parse(document: object) -> RunSpec:
         inputs={name: Path(value) for name, value in inputs.items()},
         project=None if project is None else Path(project),
         switches=_flag(document, "switches", default=True),
+        outputs=_strings(document, "outputs"),
+        exclude=_strings(document, "exclude"),
     )
 
 
@@ -136,3 +142,10 @@ def _flag(document: Mapping[str, object], key: str, *, default: bool) -> bool:
     if not isinstance(value, bool):
         raise SpecError(f"{key} must be true or false, not {value!r}")
     return value
+
+
+def _strings(document: Mapping[str, object], key: str) -> tuple[str, ...]:
+    value = document.get(key) or []
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise SpecError(f"{key} must be a list of strings, not {value!r}")
+    return tuple(value)

@@ -165,6 +165,9 @@ class EngineDouble:
     def every_image_attributes(self) -> list[Mapping[str, Any]]:
         _unplanned("every_image_attributes")
 
+    def layers_size(self) -> int:
+        _unplanned("layers_size")
+
     def registry_reachable(self, reference: str) -> bool:
         _unplanned("registry_reachable")
 

@@ -69,6 +69,7 @@ variant = "rocm"
 [tool.harness.experiments.script]
 command = ["python", "train.py"]
 outputs = ["model.npz"]
+exclude = ["**/events.out.tfevents.*"]
 
 [tool.harness.policies]
 "*.npy" = "bitwise"

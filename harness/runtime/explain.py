@@ -1,0 +1,68 @@
+"""Why a command failed, in one line taken from its own output.
+
+"command exited with status 1" names no cause; the cause is in the log, usually as the
+last line of a Python traceback, else as a line that says error. This module picks that
+line from the tail of the command's output, and says so plainly when the cause is a write
+into the project folder, which is read-only in every run: the output folder is where a
+run writes.
+
+Standard library only, like the rest of the runtime.
+"""
+
+from __future__ import annotations
+
+import errno
+import re
+from collections.abc import Sequence
+
+# How much of a line a one-line error quotes.
+MAX_QUOTED = 300
+_TRACEBACK = "Traceback (most recent call last):"
+# A line that says what went wrong, from a program that is not Python (or one that
+# printed its own error): the last such line explains best.
+_ERROR_LINE = re.compile(
+    r"error|fatal|exception|can't|cannot|could not|no such file|permission denied|"
+    r"read-only file system|not found|killed",
+    re.IGNORECASE,
+)
+_READ_ONLY = re.compile(r"\[Errno 30\]|Read-only file system", re.IGNORECASE)
+
+
+def explaining_line(lines: Sequence[str]) -> str | None:
+    """The line of ``lines`` (a command's output, oldest first) that explains its failure:
+    the exception line that ends the last traceback, else the last line that reads as an
+    error, else None."""
+    cleaned = [line.rstrip() for line in lines]
+    starts = [index for index, line in enumerate(cleaned) if line.strip() == _TRACEBACK]
+    if starts:
+        # Frames are indented; the first line after the header that is not, and is not
+        # the header of a chained traceback, is the exception.
+        for line in cleaned[starts[-1] + 1 :]:
+            if line and not line[0].isspace() and not line.startswith("During handling"):
+                return _quoted(line)
+    for line in reversed(cleaned):
+        if _ERROR_LINE.search(line):
+            return _quoted(line)
+    return None
+
+
+def read_only_write(text: str) -> bool:
+    """Whether ``text`` (an error line) says a write was refused by a read-only folder."""
+    return bool(_READ_ONLY.search(text))
+
+
+def is_read_only(error: BaseException) -> bool:
+    return isinstance(error, OSError) and error.errno == errno.EROFS
+
+
+def read_only_fix(where: str) -> str:
+    """The fix for a write into the read-only project: where the run writes instead."""
+    return (
+        f"the project folder is read-only in a run: write results into {where}, and "
+        "scratch files under /tmp"
+    )
+
+
+def _quoted(line: str) -> str:
+    text = " ".join(line.split())
+    return text if len(text) <= MAX_QUOTED else text[: MAX_QUOTED - 3] + "..."

@@ -1,0 +1,111 @@
+"""`harness gc`: only this project's images that nothing names go; everything else stays."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness.config import Config, load_config
+from harness.engine import ImageInfo
+from harness.images import gc
+from harness.images.built import LABEL_BUILD_INPUT
+from tests.unit.fake_docker import EngineDouble
+
+PYPROJECT = """\
+[project]
+name = "demo"
+version = "0"
+
+[tool.harness]
+image = "demo"
+"""
+
+
+def _image(number: int, *, title: str = "demo (cpu)", tags: tuple[str, ...] = ()) -> dict[str, Any]:
+    return {
+        "Id": f"sha256:{number:064x}",
+        "RepoTags": list(tags),
+        "Size": 1000 * number,
+        "Config": {
+            "Labels": {
+                LABEL_BUILD_INPUT: "b" * 64,
+                "io.harness.variant": "cpu",
+                "org.opencontainers.image.title": title,
+            }
+        },
+    }
+
+
+class Images(EngineDouble):
+    def __init__(self, images: list[dict[str, Any]]) -> None:
+        self.images = {image["Id"]: image for image in images}
+        self.removed: list[str] = []
+
+    def every_image_attributes(self) -> list[Mapping[str, Any]]:
+        return list(self.images.values())
+
+    def image(self, reference: str) -> ImageInfo | None:
+        for attributes in self.images.values():
+            if reference in attributes["RepoTags"]:
+                return ImageInfo.from_attrs(attributes)
+        return None
+
+    def remove_unused_image(self, reference: str, *, prune: bool = False) -> bool:
+        self.removed.append(reference)
+        return bool(self.images.pop(reference, None))
+
+    def layers_size(self) -> int:
+        return sum(int(image["Size"]) for image in self.images.values())
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Config:
+    (tmp_path / "pyproject.toml").write_text(PYPROJECT)
+    return load_config(tmp_path)
+
+
+def _write(path: Path, document: object) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(document))
+
+
+def test_only_unnamed_superseded_images_of_this_project_go(config: Config) -> None:
+    root = config.project_root / ".harness"
+    _write(root / "runs" / "r1" / "record.json", {"image": {"id": f"sha256:{2:064x}"}})
+    _write(root / "verifications" / "v1.json", {"image": {"id": f"sha256:{3:064x}"}})
+    statement = json.dumps({"subject": [{"digest": {"sha256": f"{4:064x}"}}]})
+    _write(
+        root / "certificates" / "other-name.json",
+        {"payload": base64.b64encode(statement.encode()).decode()},
+    )
+    engine = Images(
+        [
+            _image(1, tags=("demo:cpu",)),  # the current build
+            _image(2),  # named by a run record
+            _image(3),  # named by a verification
+            _image(4),  # named by a certificate
+            _image(5),  # superseded, named by nothing
+            _image(6, tags=("mine:v1",)),  # tagged by someone on purpose
+            _image(7, title="other (cpu)"),  # another project's
+        ]
+    )
+    images = gc.project_images(engine, config)
+    dry = gc.collect(engine, images, dry_run=True)
+    assert [image.image_id for image in dry.removed] == [f"sha256:{5:064x}"]
+    assert engine.removed == []
+    reasons = {image.image_id[-1]: image.kept_because for image in dry.kept}
+    assert reasons["1"] == "the current build"
+    assert reasons["2"].startswith("named by a run record")
+    assert reasons["3"].startswith("named by a verification")
+    assert reasons["4"].startswith("named by a certificate")
+    assert reasons["6"] == "also tagged mine:v1"
+    assert "7" not in reasons  # not this project's: not even listed
+    done = gc.collect(engine, images)
+    assert engine.removed == [f"sha256:{5:064x}"]
+    assert done.freed == 5000
+    assert f"sha256:{7:064x}" in engine.images

@@ -1,0 +1,144 @@
+"""verify names the variation that breaks or moves a result, with its evidence, and says
+when only logs or event files moved, with the line that sets them aside.
+
+The engine is the in-memory Docker of the other verify tests: what a run writes depends on
+the environment its container was given.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import pytest
+
+from harness.config import Config, load_config
+from harness.engine import Engine
+from harness.runs import noise, verify
+from harness.runs.variations import select
+from tests.unit.fake_docker import FakeClient, Ran
+from tests.unit.test_verify import IMAGE, _request
+
+PYPROJECT = """\
+[project]
+name = "culprits"
+version = "0"
+
+[tool.harness]
+image = "culprits"
+host-name = "a"
+
+[tool.harness.experiments.fragile]
+entry = "culprits:fragile"
+outputs = ["weights.bin"]
+
+[tool.harness.experiments.logger]
+entry = "culprits:logger"
+
+[tool.harness.experiments.both]
+entry = "culprits:both"
+outputs = ["weights.bin", "events.out.tfevents.*"]
+"""
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Config:
+    project = tmp_path / "project"
+    project.mkdir()
+    project.chmod(0o755)
+    (project / "pyproject.toml").write_text(PYPROJECT)
+    return load_config(project)
+
+
+def behaviour(experiment: str, environment: Mapping[str, str]) -> Ran:
+    if experiment == "fragile":
+        # Under the C locale it writes nothing: the run fails.
+        return 0.01, {} if environment.get("LC_ALL") == "C" else {"weights.bin": b"w"}
+    if experiment == "both" and environment.get("LC_ALL") == "C":
+        return 0.01, {}  # fails under the C locale, and logs noise otherwise
+    # The same weights every time, and an event file named after the run, as TensorBoard
+    # names it after the time and the host.
+    stamp = environment["HARNESS_RUN_ID"].rsplit("-", 1)[-1]
+    return 0.01, {"weights.bin": b"w", f"events.out.tfevents.17334{stamp}.host": stamp.encode()}
+
+
+def _verify(config: Config, name: str, jobs: int) -> verify.ExperimentVerification:
+    verification = verify.verify(
+        Engine(FakeClient(behaviour), "fake-a"),  # type: ignore[arg-type]
+        config,
+        IMAGE,
+        [config.experiment(name)],
+        variations=select("timezone,locale,hashseed"),
+        base=_request,
+        jobs=jobs,
+    )
+    return verification.experiments[0]
+
+
+@pytest.mark.parametrize("jobs", [1, 4])
+def test_a_combined_run_that_fails_is_tried_per_variation_and_the_culprit_named(
+    config: Config, jobs: int
+) -> None:
+    outcome = _verify(config, "fragile", jobs)
+    assert not outcome.reproducible
+    assert outcome.culprits == ["locale"]
+    assert outcome.failure is not None
+    assert outcome.failure.startswith("fails under locale: declared output 'weights.bin'")
+    assert outcome.failure.endswith("(the locale: give files an encoding, sort without the locale)")
+    # The control runs finished, and every single-variation run is kept, failed or not.
+    assert len(outcome.controls) == 2
+    document = outcome.as_dict(config)
+    assert [(c["label"], c["status"]) for c in document["checks"]] == [
+        ("control run 2", "succeeded"),
+        ("all variations (timezone, locale, hashseed)", "failed"),
+        ("variation timezone", "succeeded"),
+        ("variation locale", "failed"),
+        ("variation hashseed", "succeeded"),
+    ]
+    assert document["evidence"] == {"locale": outcome.failure}
+
+
+def test_when_only_event_files_move_verify_gives_the_line_to_add(config: Config) -> None:
+    outcome = _verify(config, "logger", 2)
+    assert outcome.culprits == [verify.RERUN]
+    assert outcome.hint is not None
+    assert 'exclude = ["events.out.tfevents.*"] under [tool.harness.experiments.logger]' in (
+        outcome.hint
+    )
+
+
+def test_the_failure_evidence_names_the_path_and_what_it_points_to() -> None:
+    error = "FileNotFoundError: [Errno 2] No such file or directory: 'data/x.csv'"
+    run = verify.RunResult("r", Path("r"), {"status": "failed", "error": error})
+    assert verify.fails_under("workdir", run) == (
+        "fails under workdir: FileNotFoundError 'data/x.csv' (a path relative to the working "
+        "folder: declare it under inputs, or build it from the script's own folder)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("paths", "line"),
+    [
+        (
+            ["runs/Dec06_10-15-00_host/events.out.tfevents.1733480100.host.1.0", "train.log"],
+            'exclude = ["events.out.tfevents.*", "*.log"]',
+        ),
+        (["logs/metrics-20261206-101500.csv"], 'exclude = ["logs/metrics-*.csv"]'),
+    ],
+)
+def test_log_like_files_get_an_exact_exclude_line(paths: list[str], line: str) -> None:
+    hint = noise.only_noise_moved("train", paths)
+    assert hint is not None
+    assert line in hint
+
+
+def test_a_moved_result_is_not_noise() -> None:
+    assert noise.only_noise_moved("train", ["model.pt", "train.log"]) is None
+
+
+def test_noise_and_a_breaking_variation_are_named_in_one_verify(config: Config) -> None:
+    outcome = _verify(config, "both", 2)
+    assert outcome.culprits == [verify.RERUN, "locale"]
+    assert outcome.hint is not None and "events.out.tfevents.*" in outcome.hint
+    assert outcome.failure is not None
+    assert outcome.failure.startswith("fails under locale: ")
