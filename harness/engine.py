@@ -40,7 +40,8 @@ from harness.errors import BuildError, EngineError, EngineUnavailable
 
 # Lines of build output kept to show when a step fails.
 _TAIL_LINES = 25
-_STEP = re.compile(r"^Step (\d+)/(\d+) : (.*)")
+# A build step's first line: "Step 2/9 : RUN ..." (Docker), "STEP 2/9: RUN ..." (Podman).
+_STEP = re.compile(r"^step (\d+)/(\d+) ?: (.*)", re.IGNORECASE)
 # docker load reports each image it loaded on a line of its own.
 _LOADED = re.compile(r"^Loaded image(?: ID)?: (\S+)")
 # An import's answer names the image it made by its content-addressed ID.
@@ -61,6 +62,16 @@ LOG_IDLE_S = 30.0
 # What :attr:`Engine.product` says.
 DOCKER = "Docker"
 PODMAN = "Podman"
+
+
+# Podman as root cannot raise a container's limits past its own unless told it may; the
+# error it gives, and the configuration that ends it.
+_RLIMITS = "error setting rlimits"
+PODMAN_ULIMITS_FIX = (
+    "let Podman set the limits: write a containers.conf holding [containers] "
+    'default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"], point CONTAINERS_CONF '
+    "at it and restart `podman system service`"
+)
 
 
 def product_of(version: Mapping[str, Any]) -> str:
@@ -346,7 +357,9 @@ class Engine:
         except docker.errors.ImageNotFound:
             return False
         except docker.errors.APIError as error:
-            if error.status_code == 409:
+            # In use (409); or gone already, which Podman says with a 500 for the step
+            # images its builder did not keep.
+            if error.status_code == 409 or self.image_attributes(reference) is None:
                 return False
             raise EngineError(f"cannot remove image {reference}: {_short_reason(error)}") from None
         except requests.exceptions.ConnectionError as error:
@@ -730,10 +743,12 @@ class Engine:
                 # run's record says which (lost or failed), never a traceback of the SDK.
                 if isinstance(error, requests.exceptions.ConnectionError):
                     raise self._lost(error) from None
+                reason = _short_reason(error)
                 raise EngineError(
-                    f"the engine at {self.where} failed the container of {spec.image}: "
-                    f"{_short_reason(error)}",
-                    "check the engine with `harness doctor`, then run again",
+                    f"the engine at {self.where} failed the container of {spec.image}: {reason}",
+                    PODMAN_ULIMITS_FIX
+                    if _RLIMITS in reason
+                    else "check the engine with `harness doctor`, then run again",
                 ) from None
             except Exception:
                 interrupt.check()
