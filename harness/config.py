@@ -125,6 +125,13 @@ OPTIONS: tuple[Option, ...] = (
         _first_env("DOCKER_HOST"),
     ),
     Option(
+        "engine",
+        "HARNESS_ENGINE",
+        "which engine serves the Docker API when docker-host is not set: docker "
+        "(the local socket) or podman (its service's socket, rootful or rootless)",
+        _const(None),
+    ),
+    Option(
         "registry",
         "HARNESS_REGISTRY",
         "registry repository prefix images are shipped to other hosts through "
@@ -438,7 +445,8 @@ def load_config(
         index_url=values["index-url"],
         find_links=find_links,
         ca_bundle=ca_bundle,
-        docker_host=values["docker-host"],
+        docker_host=values["docker-host"]
+        or (podman_socket() if values["engine"] == "podman" else None),
         registry=(values["registry"] or "").rstrip("/") or None,
         host_name=values["host-name"] or socket.gethostname(),
         seed=int(values["seed"] or 0),
@@ -499,6 +507,15 @@ def _validate(values: Mapping[str, str | None], sources: Mapping[str, str]) -> N
 def _is_python_version(text: str) -> bool:
     parts = text.split(".")
     return len(parts) == 2 and all(part.isdigit() for part in parts)
+
+
+def podman_socket() -> str:
+    """Where `podman system service` listens by default: as root, /run/podman; as
+    anyone else, the user's runtime folder (rootless Podman needs no root at all)."""
+    if os.geteuid() == 0:
+        return "unix:///run/podman/podman.sock"
+    runtime = os.environ.get("XDG_RUNTIME_DIR") or f"/run/user/{os.getuid()}"
+    return f"unix://{runtime}/podman/podman.sock"
 
 
 def _load_variants(root: Path, table: Mapping[str, Any]) -> dict[str, Variant]:

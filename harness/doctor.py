@@ -40,7 +40,7 @@ def diagnose(config: Config) -> list[Check]:
             Check(
                 "engine",
                 True,
-                f"Docker {version.get('Version')} (API {version.get('ApiVersion')}) "
+                f"{engine.product} {version.get('Version')} (API {version.get('ApiVersion')}) "
                 f"at {engine.where}",
             )
         )

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import functools
 import io
 import re
 import tarfile
@@ -39,9 +40,12 @@ from harness.errors import BuildError, EngineError, EngineUnavailable
 
 # Lines of build output kept to show when a step fails.
 _TAIL_LINES = 25
-_STEP = re.compile(r"^Step (\d+)/(\d+) : (.*)")
+# A build step's first line: "Step 2/9 : RUN ..." (Docker), "STEP 2/9: RUN ..." (Podman).
+_STEP = re.compile(r"^step (\d+)/(\d+) ?: (.*)", re.IGNORECASE)
 # docker load reports each image it loaded on a line of its own.
 _LOADED = re.compile(r"^Loaded image(?: ID)?: (\S+)")
+# An import's answer names the image it made by its content-addressed ID.
+_IMPORTED = re.compile(r"sha256:[0-9a-f]{64}")
 # Seconds an engine has to answer its first request.
 _PING_TIMEOUT = 20
 # Seconds a removal that another thread started gets to finish (Ctrl-C while runs overlap).
@@ -53,6 +57,28 @@ LOG_LIMIT = CONFINED.log_limit
 # Once a container has exited, how long its log may go without a byte arriving before
 # harness stops waiting for the rest (and says in the log that it was cut).
 LOG_IDLE_S = 30.0
+
+
+# What :attr:`Engine.product` says.
+DOCKER = "Docker"
+PODMAN = "Podman"
+
+
+# Podman as root cannot raise a container's limits past its own unless told it may; the
+# error it gives, and the configuration that ends it.
+_RLIMITS = "error setting rlimits"
+PODMAN_ULIMITS_FIX = (
+    "let Podman set the limits: write a containers.conf holding [containers] "
+    'default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"], point CONTAINERS_CONF '
+    "at it and restart `podman system service`"
+)
+
+
+def product_of(version: Mapping[str, Any]) -> str:
+    """``PODMAN`` when a ``version`` answer names Podman's engine, else ``DOCKER``."""
+    components = version.get("Components") or ()
+    names = [str(part.get("Name", "")) for part in components if isinstance(part, Mapping)]
+    return PODMAN if any(name.startswith("Podman") for name in names) else DOCKER
 
 
 def layer_ids(attributes: Mapping[str, Any]) -> list[str]:
@@ -170,6 +196,11 @@ class ContainerEngine(Protocol):
 
     def info(self) -> Mapping[str, Any]: ...
 
+    @property
+    def product(self) -> str:
+        """Which engine answers the Docker API: ``DOCKER`` or ``PODMAN``."""
+        ...
+
     def cores(self) -> int: ...
 
     def has_gpu_runtime(self) -> bool: ...
@@ -269,6 +300,16 @@ class Engine:
     def info(self) -> Mapping[str, Any]:
         return self._call(self._client.info)  # type: ignore[no-any-return]
 
+    @functools.cached_property
+    def product(self) -> str:
+        """Which engine answers the Docker API, from the components its version lists.
+
+        Podman serves the same API (``podman system service``) but differs where harness
+        relies on Docker's particulars: its ``load`` wants every layer's file in the
+        archive, and as root it needs ulimits that a ``containers.conf`` allows.
+        """
+        return product_of(self.version())
+
     def cores(self) -> int:
         """The CPUs of the engine's machine, as the engine reports them."""
         return max(1, int(self.info().get("NCPU") or 1))
@@ -318,7 +359,9 @@ class Engine:
         except docker.errors.ImageNotFound:
             return False
         except docker.errors.APIError as error:
-            if error.status_code == 409:
+            # In use (409); or gone already, which Podman says with a 500 for the step
+            # images its builder did not keep.
+            if error.status_code == 409 or self.image_attributes(reference) is None:
                 return False
             raise EngineError(f"cannot remove image {reference}: {_short_reason(error)}") from None
         except requests.exceptions.ConnectionError as error:
@@ -439,13 +482,18 @@ class Engine:
     def import_rootfs(self, tarball: Path, reference: str, changes: Sequence[str]) -> str:
         """Import a root file system tarball as a one-layer image; returns its ID."""
         repository, _, tag = reference.rpartition(":")
-        self._call(
+        answer = self._call(
             self._client.api.import_image_from_file,
             str(tarball),
             repository=repository,
             tag=tag,
             changes=list(changes),
         )
+        # Podman's Docker API ignores the repository and tag of an import (the image is
+        # named `latest`); both engines answer with the new image's ID, so tag by that.
+        imported = _IMPORTED.search(str(answer))
+        if imported is not None:
+            self.tag(imported.group(0), reference)
         info = self.image(reference)
         if info is None:
             raise EngineError(f"imported {reference} but the engine does not list it")
@@ -650,7 +698,7 @@ class Engine:
             **security_options(spec),
             "network_mode": "bridge" if spec.network else "none",
             "read_only": spec.read_only_root,
-            "tmpfs": dict(spec.tmpfs),
+            "tmpfs": self._tmpfs_options(spec.tmpfs),
             "mounts": [
                 *(
                     docker.types.Mount(m.target, str(m.source), type="bind", read_only=m.read_only)
@@ -703,14 +751,30 @@ class Engine:
                 # run's record says which (lost or failed), never a traceback of the SDK.
                 if isinstance(error, requests.exceptions.ConnectionError):
                     raise self._lost(error) from None
+                reason = _short_reason(error)
                 raise EngineError(
-                    f"the engine at {self.where} failed the container of {spec.image}: "
-                    f"{_short_reason(error)}",
-                    "check the engine with `harness doctor`, then run again",
+                    f"the engine at {self.where} failed the container of {spec.image}: {reason}",
+                    PODMAN_ULIMITS_FIX
+                    if _RLIMITS in reason
+                    else "check the engine with `harness doctor`, then run again",
                 ) from None
             except Exception:
                 interrupt.check()
                 raise
+
+    def _tmpfs_options(self, tmpfs: Mapping[str, str]) -> dict[str, str]:
+        """Each tmpfs's mount options as this engine needs them.
+
+        Podman fills a tmpfs with what lies beneath its mount point ("tmpcopyup"): the
+        tmpfs that hides the project's `.harness` would then carry the runs it hides. Its
+        `notmpcopyup` keeps a tmpfs empty, as Docker's always is (Docker refuses the option).
+        """
+        if self.product != PODMAN:
+            return dict(tmpfs)
+        return {
+            target: ",".join(filter(None, (options, "notmpcopyup")))
+            for target, options in tmpfs.items()
+        }
 
     def containers_owned(self) -> list[str]:
         """Names of containers harness created that still exist (should be none)."""

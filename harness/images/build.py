@@ -472,10 +472,13 @@ class StepImages:
     the throwaway installer, about 25 MB, which took 4 of a rebuild's 12 seconds).
     """
 
-    _FROM = re.compile(r"^Step \d+/\d+ : FROM ", re.IGNORECASE)
-    _CONTEXT = re.compile(r"^Step \d+/\d+ : (COPY|ADD) ", re.IGNORECASE)
-    _RESULT = re.compile(r"^ ---> ([0-9a-f]{12,64})$")
-    _CACHED = " ---> Using cache"
+    # Docker's classic builder writes "Step 2/9 : RUN ..." and " ---> 0123456789ab";
+    # Podman's (buildah) "STEP 2/9: RUN ...", "--> 0123456789a" and "--> Using cache ID".
+    _STEP = re.compile(r"^step \d+/\d+ ?: ", re.IGNORECASE)
+    _FROM = re.compile(r"^step \d+/\d+ ?: FROM ", re.IGNORECASE)
+    _CONTEXT = re.compile(r"^step \d+/\d+ ?: (COPY|ADD) ", re.IGNORECASE)
+    _RESULT = re.compile(r"^ ?--?-> ([0-9a-f]{11,64})$")
+    _CACHED = re.compile(r"^ ?--?-> Using cache\b")
 
     def __init__(self, *, keep_base_steps: bool = False) -> None:
         self.images: list[str] = []
@@ -488,11 +491,11 @@ class StepImages:
         if self._FROM.match(line):
             self._made_elsewhere = True
             self._before_context = True
-        elif line.startswith("Step "):
+        elif self._STEP.match(line):
             self._made_elsewhere = False
             if self._CONTEXT.match(line):
                 self._before_context = False
-        elif line.rstrip() == self._CACHED:
+        elif self._CACHED.match(line):
             self._made_elsewhere = True
         else:
             match = self._RESULT.match(line.rstrip())

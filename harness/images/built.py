@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import atomic, untrusted
-from harness.engine import ContainerEngine, ImageInfo, layer_ids
+from harness.engine import PODMAN, ContainerEngine, ImageInfo, layer_ids
 
 SCHEMA = "harness.built-images/v1"
 # Label that names an image's build input (the same as harness.images.build's, which imports this).
@@ -67,8 +67,15 @@ def remember(engine: ContainerEngine, build_input: str, image_id: str) -> None:
 
 
 def _engine_id(engine: ContainerEngine) -> str:
-    """The engine's own ID, which survives restarts and differs between engines."""
-    return str(engine.info().get("ID") or engine.where)
+    """The engine's own ID, which survives restarts and differs between engines.
+
+    Podman answers each request with a new random ID; its store (host name and storage
+    root) is what stays, so that names it.
+    """
+    info = engine.info()
+    if engine.product == PODMAN:
+        return f"podman:{info.get('Name')}:{info.get('DockerRootDir')}"
+    return str(info.get("ID") or engine.where)
 
 
 def _read() -> dict[str, dict[str, Any]]:

@@ -25,10 +25,16 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import IO, Any
 
-from harness.engine import ContainerEngine, layer_ids
+from harness.engine import PODMAN, ContainerEngine, layer_ids
 from harness.errors import EngineError
 from harness.images import filesystem as imagefs
 
+# Members of a saved image at most this large that are not named as layers are read
+# whole (manifest, configuration, index); larger ones can only be layers.
+_SMALL_MEMBER = 16 << 20
+# Labels a builder stamps on every image it makes (Podman's buildah names its version):
+# they describe the tool, not the image, and would make the same files two images.
+_BUILDER_LABELS = frozenset({"io.buildah.version"})
 # The run settings an image carries (OCI image config "config"); the rest of the engine's
 # container config (Hostname, Image, Attach*, Tty...) describes the build's containers.
 _RUN_SETTINGS = (
@@ -95,7 +101,12 @@ def canonical_config(
     """
     settings = dict(attributes.get("Config") or {})
     run = {key: settings[key] for key in _RUN_SETTINGS if settings.get(key)}
-    merged = {**(settings.get("Labels") or {}), **labels}
+    inherited = {
+        key: value
+        for key, value in (settings.get("Labels") or {}).items()
+        if key not in _BUILDER_LABELS
+    }
+    merged = {**inherited, **labels}
     if merged:
         run["Labels"] = merged
     created = rfc3339(epoch)
@@ -238,7 +249,9 @@ def finalise(
     if history is None:
         say("reading the exact build history from the saved image")
         history = saved_history(engine, image_id)
-    if rewrite_layers:
+    # Podman's load wants every layer's file in the archive, so it takes the path that
+    # carries them (and normalises them, as an engine-neutral form of the same files).
+    if rewrite_layers or engine.product == PODMAN:
         return _rewrite(
             engine,
             image_id,
@@ -320,7 +333,9 @@ def _normalised_layers(
             if content is None:
                 continue
             name = imagefs.clean_path(member.name)
-            if name.endswith("layer.tar") or name.startswith("blobs/"):
+            # Docker names layers N/layer.tar (legacy) or blobs/sha256/... (OCI); Podman
+            # names them DIGEST.tar at the top. Whatever is not small is spooled and sniffed.
+            if member.size > _SMALL_MEMBER or name.endswith(".tar") or name.startswith("blobs/"):
                 raw = work / f"raw-{number}.tar"
                 with raw.open("wb") as spooled:
                     imagefs.copy_stream(content, spooled)
@@ -333,7 +348,7 @@ def _normalised_layers(
                     diff_id, size = imagefs.normalise_layer(source, target, epoch)
                 raw.unlink()
                 by_name[name] = (diff_id, work / f"{number}.tar", size)
-            elif member.size <= 16 << 20:
+            else:
                 small[name] = content.read()
     if "manifest.json" not in small:
         raise EngineError(f"saving {image_id} gave no manifest.json")

@@ -23,7 +23,14 @@ from typing import IO, Any, NoReturn
 import docker.errors
 
 from harness.container import OUTPUT, SPEC
-from harness.engine import ContainerEngine, ContainerSpec, ImageInfo, RunOutcome, VolumeMount
+from harness.engine import (
+    DOCKER,
+    ContainerEngine,
+    ContainerSpec,
+    ImageInfo,
+    RunOutcome,
+    VolumeMount,
+)
 
 # How a run went: the seconds it takes, and what it writes ({output name: bytes}).
 Ran = tuple[float, dict[str, bytes]]
@@ -143,6 +150,8 @@ class EngineDouble:
     """
 
     where = "fake"
+    # The fakes stand for Docker; a test of Podman's paths sets PODMAN.
+    product = DOCKER
 
     def version(self) -> Mapping[str, Any]:
         _unplanned("version")

@@ -44,6 +44,7 @@ index-url = "https://pypi.org/simple"
 find-links = ["wheels", "more-wheels"]
 ca-bundle = "ca.pem"
 docker-host = "unix:///var/run/docker.sock"
+engine = "podman"
 registry = "registry.example.com/team"
 host-name = "ci-1"
 seed = 4294967295

@@ -34,12 +34,16 @@ class _Containers:
 
 
 class _Client:
-    def __init__(self) -> None:
+    def __init__(self, product: str = "Docker Engine - Community") -> None:
         self.containers = _Containers()
+        self.product = product
+
+    def version(self) -> dict[str, Any]:
+        return {"Version": "test", "Components": [{"Name": self.product}]}
 
 
-def created_with(spec: ContainerSpec) -> dict[str, Any]:
-    client = _Client()
+def created_with(spec: ContainerSpec, product: str = "Docker Engine - Community") -> dict[str, Any]:
+    client = _Client(product)
     with Engine(client, "test").container(spec):  # type: ignore[arg-type]
         pass
     return client.containers.created
@@ -127,3 +131,17 @@ def test_a_log_the_engine_stops_sending_says_why(tmp_path: Path) -> None:
     assert log.read_bytes() == (
         b"epoch 1\n\n[harness: log cut: the engine stopped sending it: Connection reset by peer]\n"
     )
+
+
+def test_podman_keeps_each_tmpfs_empty_as_docker_does() -> None:
+    # Podman copies what lies under a tmpfs's mount point into it unless told not to: the
+    # tmpfs that hides the project's .harness from a run would carry the runs it hides.
+    spec = ContainerSpec(
+        image="i", command=("true",), tmpfs={"/tmp": "size=64m", "/harness/project/.harness": ""}
+    )
+    assert created_with(spec, "Podman Engine")["tmpfs"] == {
+        "/tmp": "size=64m,notmpcopyup",
+        "/harness/project/.harness": "notmpcopyup",
+    }
+    # Docker's tmpfs is always empty, and it refuses the option.
+    assert created_with(spec)["tmpfs"] == {"/tmp": "size=64m", "/harness/project/.harness": ""}
