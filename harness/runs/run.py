@@ -26,7 +26,15 @@ from harness import atomic, vcs
 from harness import container as container_plan
 from harness.cleanup import quietly
 from harness.config import Config, Experiment
-from harness.container import CONTAINER_USER, INPUTS, META, OUTPUT, PROJECT, Source
+from harness.container import (
+    CONTAINER_USER,
+    INPUTS,
+    META,
+    OUTPUT,
+    PROJECT,
+    PROJECT_SOURCE,
+    Source,
+)
 from harness.engine import ContainerEngine, ContainerSpec, Mount, RunOutcome, VolumeMount
 from harness.errors import ConfigError, EngineError, EngineUnavailable, HarnessError
 from harness.fleet import hosts
@@ -355,6 +363,8 @@ def run_spec(
         "threads": threads,
         "device": device,
         "project": PROJECT,
+        "project_source": PROJECT_SOURCE,
+        "project_outputs": list(experiment.outputs),
         "output": OUTPUT,
         "meta": META,
         "inputs": {name: f"{INPUTS}/{name}" for name in experiment.inputs},

@@ -38,7 +38,7 @@ from types import FrameType
 from typing import Any
 
 from harness import atomic
-from harness.runtime import determinism, fingerprint, hooks, spec
+from harness.runtime import determinism, fingerprint, hooks, project_view, spec
 from harness.runtime.frameworks import Settings, Switchboard
 
 SCHEMA = "harness.runtime/v1"
@@ -167,8 +167,10 @@ def execute(
     # seconds of import, and the experiment never sees a framework not yet switched.
     finder = hooks.install(board.callbacks())
     outcome = Outcome()
+    laid: project_view.Laid | None = None
     with _SignalGuard() as guard:
         try:
+            laid = _lay_out_project(run_spec)
             if run_spec.command is None:
                 _run_entry(run_spec, outcome)
             else:
@@ -197,6 +199,8 @@ def execute(
             # signal arriving from now on must not cost the record.
             hooks.uninstall(finder)
             guard.ignore()
+        if laid is not None:
+            _collect_from_project(run_spec, laid, outcome)
         observed, violations = board.observe()
         expected = determinism.environment(
             run_spec.seed,
@@ -250,6 +254,39 @@ def _run_entry(run_spec: spec.RunSpec, outcome: Outcome) -> None:
         outcome.experiment_s = time.perf_counter() - clock
     outcome.metrics = metrics_of(result)
     outcome.end("succeeded", EXIT_SUCCEEDED)
+
+
+def _lay_out_project(run_spec: spec.RunSpec) -> project_view.Laid | None:
+    """The writable view of the project the experiment runs in, when the spec asks for one."""
+    if run_spec.project_source is None or run_spec.project is None:
+        return None
+    try:
+        return project_view.lay_out(run_spec.project_source, run_spec.project)
+    except (project_view.ViewError, OSError) as error:
+        raise EntryError(
+            f"the project's writable view could not be laid out: {error}",
+            "keep large data out of the project folder (declare it as an input), then run again",
+        ) from None
+
+
+def _collect_from_project(
+    run_spec: spec.RunSpec, laid: project_view.Laid, outcome: Outcome
+) -> None:
+    """Bring what the run wrote next to its code (``./mlruns``) into the output folder, for
+    the output globs that name it."""
+    try:
+        copied = (
+            project_view.collect(run_spec.project, laid, run_spec.output, run_spec.project_outputs)
+            if run_spec.project is not None
+            else []
+        )
+    except (project_view.ViewError, OSError) as error:
+        _say(f"outputs written in the project could not be kept: {error}")
+        if outcome.status == "succeeded":
+            outcome.end("failed", EXIT_TROUBLE, f"outputs written in the project: {error}")
+        return
+    if copied:
+        _say(f"kept {len(copied)} file(s) the run wrote in the project, in the output folder")
 
 
 def _where(run_spec: spec.RunSpec) -> str:
