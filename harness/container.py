@@ -206,6 +206,11 @@ def environment(request: ContainerRequest, run_id: str) -> dict[str, str]:
     return values
 
 
+def _owned_by(user: str) -> tuple[str, ...]:
+    uid, gid = user_ids(user)
+    return ("rw", "exec", "nosuid", "nodev", f"uid={uid}", f"gid={gid}")
+
+
 def plan(
     request: ContainerRequest, *, image: str, run_id: str, memory: str | None
 ) -> ContainerPlan:
@@ -231,8 +236,11 @@ def plan(
         tmpfs=(
             Tmpfs(TMP, TMP_SIZE),
             # Code that writes next to itself (./mlruns, ./outputs) writes here; the view
-            # holds scripts the experiment may run, hence exec.
-            Tmpfs(PROJECT, PROJECT_VIEW_SIZE, ("rw", "exec", "nosuid", "nodev")),
+            # holds scripts the experiment may run, hence exec. The mount point is not in
+            # the image and is the working directory, which the engine makes root's 0755
+            # whatever mode is asked: owned by the container's user (whichever a
+            # variation chose), the runtime can lay it out.
+            Tmpfs(PROJECT, PROJECT_VIEW_SIZE, _owned_by(setup.user)),
             # Other runs' records and artifacts are no experiment's business.
             Tmpfs(f"{PROJECT_SOURCE}/{STATE_FOLDER}", "1k", ("ro",)),
         ),

@@ -109,7 +109,7 @@ def test_a_run_gives_the_engine_the_same_options_as_before(config: Config) -> No
         "security_opt": ["no-new-privileges:true"],
         "tmpfs": {
             "/tmp": "rw,nosuid,nodev,size=4g",
-            "/harness/project": "rw,exec,nosuid,nodev,size=8g",
+            "/harness/project": "rw,exec,nosuid,nodev,uid=10001,gid=10001,size=8g",
             "/harness/source/.harness": "ro,size=1k",
         },
         "user": "10001:10001",
@@ -182,7 +182,9 @@ def test_the_plan_of_a_control_run(config: Config) -> None:
     assert plan.tmpfs_at("/tmp").docker_options == "rw,nosuid,nodev,size=4g"
     assert plan.tmpfs_at("/harness/source/.harness").docker_options == "ro,size=1k"
     # The experiment's working directory is a writable view, the project stays read-only.
-    assert plan.tmpfs_at("/harness/project").docker_options == "rw,exec,nosuid,nodev,size=8g"
+    assert plan.tmpfs_at("/harness/project").docker_options == (
+        "rw,exec,nosuid,nodev,uid=10001,gid=10001,size=8g"
+    )
     assert plan.confinement == container.Confinement(
         read_only_root=True,
         network=False,
@@ -205,7 +207,18 @@ def test_variations_change_only_what_they_name(config: Config) -> None:
     varied = replace(control, setup=setup_for(BY_NAME[n] for n in ("user", "hostname", "cpus")))
     before = container.plan(control, image="img", run_id="r1", memory=None)
     after = container.plan(varied, image="img", run_id="r1", memory=None)
-    assert replace(after, user=before.user, hostname=before.hostname, cpuset=None) == before
+    # The project's writable view belongs to whichever user runs the experiment.
+    assert after.tmpfs_at("/harness/project").options[-2:] == ("uid=10002", "gid=10002")
+    assert (
+        replace(
+            after,
+            user=before.user,
+            hostname=before.hostname,
+            cpuset=None,
+            tmpfs=before.tmpfs,
+        )
+        == before
+    )
     assert (after.user, after.hostname, after.cpuset) == ("10002:10002", "reprotest-host", "0")
 
 
