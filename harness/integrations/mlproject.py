@@ -33,6 +33,7 @@ source, not imported) become typed parameters.
 from __future__ import annotations
 
 import ast
+import difflib
 import json
 import re
 import shlex
@@ -485,10 +486,51 @@ def pin_image(engine: ContainerEngine, reference: str) -> PinnedImage:
     return PinnedImage(reference, digests[0] if digests else info.id, dict(info.labels))
 
 
-def write_mlproject(config: Config, image: PinnedImage, output: Path) -> Path:
+def write_mlproject(
+    config: Config, image: PinnedImage, output: Path, *, force: bool = False
+) -> Path:
+    """Write the MLproject; an existing file with other content (the project's own, with
+    its entry points and comments) is replaced only with ``force``, else refused with the
+    difference shown."""
     target = output if output.is_absolute() else config.project_root / output
-    atomic.write_text(target, render_mlproject(config, image))
+    text = render_mlproject(config, image)
+    if target.is_symlink() or (target.exists() and not target.is_file()):
+        raise ConfigError(f"{target.name} exists and is not a plain file", "move it away first")
+    if target.is_file() and not force:
+        try:
+            current = target.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as error:
+            raise ConfigError(f"cannot read {target.name}: {error}", "check the file") from None
+        if current != text:
+            raise ConfigError(
+                f"{target.name} exists with other content, which writing would replace "
+                f"({difference(current, text, target.name)})",
+                f"write beside it with --output {MLPROJECT}.harness (or - for stdout), "
+                "or pass --force to replace it",
+            )
+    atomic.write_text(target, text)
     return target
+
+
+# How much of the difference a refusal shows: enough to see whose entry points go.
+_DIFF_LINES = 12
+
+
+def difference(current: str, wanted: str, name: str) -> str:
+    """What writing would do, on one bounded line: the lines it would remove (the user's,
+    which matter most), then how many it would add."""
+    lines = [
+        line
+        for line in difflib.unified_diff(
+            current.splitlines(), wanted.splitlines(), name, f"{name} (harness)", n=0, lineterm=""
+        )
+        if line[:1] in "+-" and not line.startswith(("+++", "---"))
+    ]
+    removed = [f"- {line[1:].strip()}" for line in lines if line.startswith("-")]
+    added = sum(1 for line in lines if line.startswith("+"))
+    shown = " | ".join(removed[:_DIFF_LINES])
+    more = f" | ... {len(removed) - _DIFF_LINES} more" if len(removed) > _DIFF_LINES else ""
+    return f"it would remove: {shown}{more}; and add {added} lines"
 
 
 __all__ = [

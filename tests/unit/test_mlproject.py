@@ -314,3 +314,39 @@ def test_a_missing_image_is_trouble_with_the_fix(demo_project: Config) -> None:
     code, _, err = invoke(FakeState(demo_project.project_root, FakeEngine()))
     assert code == 2
     assert "the image demo:cpu is not on the engine (fix: build it with `harness build`)" in err
+
+
+PROJECT_S_OWN = """\
+# https://mlflow.org/docs/latest/projects.html
+name: bikes
+entry_points:
+  main:
+    parameters:
+      conf_file: path
+    command: "PYTHONPATH=src python -m bikes {conf_file}"
+"""
+
+
+def test_the_project_s_own_mlproject_is_never_overwritten_without_force(
+    demo_project: Config,
+) -> None:
+    info = ImageInfo(id=IMAGE_ID, tags=("demo:cpu",), labels={}, size=1)
+    state = FakeState(demo_project.project_root, FakeEngine({"demo:cpu": info}))
+    own = demo_project.project_root / "MLproject"
+    own.write_text(PROJECT_S_OWN)
+    code, _, err = invoke(state)
+    assert code == 2
+    assert own.read_text() == PROJECT_S_OWN
+    # The refusal shows what would go (the project's entry point) and the ways out.
+    assert "MLproject exists with other content" in err
+    assert '- command: "PYTHONPATH=src python -m bikes {conf_file}"' in err
+    assert "--output MLproject.harness" in err
+    assert "--force" in err
+    code, _, _ = invoke(state, "--output", "MLproject.harness")
+    assert code == 0
+    assert own.read_text() == PROJECT_S_OWN
+    code, _, _ = invoke(state, "--force")
+    assert code == 0
+    assert own.read_text() == (demo_project.project_root / "MLproject.harness").read_text()
+    # Writing the same content again needs no force.
+    assert invoke(state)[0] == 0
