@@ -505,9 +505,7 @@ class StepImages:
                 self.images.append(found)
 
 
-def image_labels(
-    config: Config, variant: Variant, base: BaseImage, epoch: int
-) -> dict[str, str]:
+def image_labels(config: Config, variant: Variant, base: BaseImage, epoch: int) -> dict[str, str]:
     """OCI annotations plus harness's own, all derived from what the image holds (never
     the clock, never the project's commit: see :func:`image_epoch`)."""
     state = vcs.source_state(config.project_root)

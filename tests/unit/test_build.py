@@ -352,6 +352,7 @@ def test_a_commit_that_changes_only_the_project_s_code_keeps_the_image(
             return ImageInfo("sha256:base", (reference,), {}, 0)
 
     config = load_config(project, environ={})
+
     class Installed(runtime_wheel.HarnessSource):
         def digest(self) -> str:
             return "installed-harness"
