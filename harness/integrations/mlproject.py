@@ -16,6 +16,9 @@ it is because the run happens in a locked-down container:
   inputs (hashed into the record, and checked against DVC when it tracks them) and
   replaced by their path inside the container; remote URIs are refused (there is no
   network to download them).
+* Everything the command writes is its output, in ``$HARNESS_OUTPUT`` or in the project
+  (a writable view of it: ``./mlruns``, ``./outputs``); MLflow's own file store is kept by
+  logical place, its ids, clocks and host metrics recorded but not compared.
 * ``seed`` is harness's seed (``--seed``): the placeholder becomes ``"$HARNESS_SEED"``, and
   giving it with ``-P`` is refused so that the record's seed is the one the code used.
   ``output`` becomes ``"$HARNESS_OUTPUT"`` (the project is mounted read-only) unless given.
@@ -54,6 +57,8 @@ from harness.runtime.determinism import environment as determinism_environment
 from harness.runtime.spec import RESERVED_PARAMETERS
 
 MLPROJECT = "MLproject"
+# The outputs of an experiment made from an entry point: every file the run writes.
+MLPROJECT_OUTPUTS = "**"
 TYPES = ("string", "float", "path", "uri")
 # The placeholders harness fills itself (see the module docstring); "$NAME" stays
 # unquoted for the shell to expand.
@@ -273,7 +278,10 @@ def experiment_from_mlproject(
         command=("bash", "-c", command),
         parameters=recorded,
         inputs=inputs,
-        outputs={},
+        # An entry point names no outputs: what it writes, in the output folder or next to
+        # its code (./mlruns, ./outputs), is its result (see harness.runtime.project_view;
+        # an MLflow store is kept by logical place, harness.runtime.mlflow_store).
+        outputs={MLPROJECT_OUTPUTS: ""},
     )
 
 

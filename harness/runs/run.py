@@ -250,6 +250,8 @@ def settle(
         record["observed"] = report.get("observed", {})
         record["violations"] = report.get("violations", [])
         record["fingerprint"] = report.get("fingerprint", {})
+        if report.get("set_aside"):
+            record["set_aside"] = report["set_aside"]
         record["timings"].update(report.get("timings", {}))
     if timed_out:
         return finish(record, folder, "timeout", exit_code, f"stopped after {timeout} s")

@@ -30,6 +30,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from harness.runtime import mlflow_store
+
 # Never laid out: harness's records, version control, bytecode and tools' caches.
 SKIPPED = frozenset(
     {".harness", ".git", "__pycache__", ".mypy_cache", ".ruff_cache", ".pytest_cache"}
@@ -147,28 +149,66 @@ def matches(relative: str, globs: Sequence[str]) -> bool:
     return False
 
 
-def collect(view: Path, laid: Laid, output: Path, globs: Sequence[str]) -> list[str]:
+@dataclass
+class Collected:
+    """What :func:`collect` kept (project-relative paths in the output folder) and what it
+    set aside of MLflow stores (one line per kind, for the run record)."""
+
+    kept: list[str] = field(default_factory=list)
+    set_aside: list[str] = field(default_factory=list)
+    _total: int = 0
+
+    def put(self, output: Path, relative: str, data: Path | bytes) -> None:
+        target = output / relative
+        if target.exists() or target.is_symlink():
+            return  # the experiment's own file in the output folder wins
+        self._total += data.stat().st_size if isinstance(data, Path) else len(data)
+        if self._total > COLLECT_LIMIT:
+            raise ViewError(f"the outputs written in the project exceed {COLLECT_LIMIT >> 30} GiB")
+        _make_folders(output, target.parent)
+        if isinstance(data, Path):
+            shutil.copyfile(data, target)
+        else:
+            target.write_bytes(data)
+        self.kept.append(relative)
+
+
+def collect(view: Path, laid: Laid, output: Path, globs: Sequence[str]) -> Collected:
     """Copy what the run wrote in ``view`` and ``globs`` name into ``output``, at the same
-    project-relative path; returns the paths copied. A path the experiment already wrote
-    in ``output`` is kept as it is."""
+    project-relative path; an MLflow file store among it goes by logical place (see
+    :mod:`harness.runtime.mlflow_store`). A path the experiment already wrote in
+    ``output`` is kept as it is."""
+    collected = Collected()
     if not globs:
-        return []
-    copied: list[str] = []
-    total = 0
+        return collected
+    stores: dict[str, set[str]] = {}
+    known: dict[str, bool] = {}
     for relative in written_by_run(view, laid):
         if not matches(relative, globs):
             continue
-        target = output / relative
-        if target.exists() or target.is_symlink():
-            continue
-        source = view / relative
-        total += source.stat().st_size
-        if total > COLLECT_LIMIT:
-            raise ViewError(f"the outputs written in the project exceed {COLLECT_LIMIT >> 30} GiB")
-        _make_folders(output, target.parent)
-        shutil.copyfile(source, target)
-        copied.append(relative)
-    return copied
+        store = _store_of(view, relative, known)
+        if store is not None:
+            stores.setdefault(store, set()).add(relative.removeprefix(store + "/"))
+        else:
+            collected.put(output, relative, view / relative)
+    for store, written in sorted(stores.items()):
+        logical = mlflow_store.lay_out(view / store, written)
+        for inside, data in sorted(logical.files.items()):
+            collected.put(output, f"{store}/{inside}", data)
+        collected.set_aside += logical.summary(store)
+    return collected
+
+
+def _store_of(view: Path, relative: str, known: dict[str, bool]) -> str | None:
+    """The nearest folder above ``relative`` that is an MLflow file store, if any."""
+    parts = relative.split("/")[:-1]
+    for depth in range(1, len(parts) + 1):
+        folder = "/".join(parts[:depth])
+        if folder not in known:
+            known[folder] = mlflow_store.is_store(view / folder)
+        if known[folder]:
+            return folder
+    return None
 
 
 def _make_folders(root: Path, folder: Path) -> None:

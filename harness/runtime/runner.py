@@ -32,7 +32,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -108,6 +108,8 @@ class Outcome:
     metrics: dict[str, object] | None = None
     import_s: float | None = None
     experiment_s: float | None = None
+    # What the output folder leaves out of an MLflow store, one line per kind.
+    set_aside: list[str] = field(default_factory=list)
 
     def end(self, status: str, exit_code: int, error: str | None = None) -> None:
         self.status, self.exit_code, self.error = status, exit_code, error
@@ -274,19 +276,24 @@ def _collect_from_project(
 ) -> None:
     """Bring what the run wrote next to its code (``./mlruns``) into the output folder, for
     the output globs that name it."""
+    if run_spec.project is None:
+        return
     try:
-        copied = (
-            project_view.collect(run_spec.project, laid, run_spec.output, run_spec.project_outputs)
-            if run_spec.project is not None
-            else []
+        collected = project_view.collect(
+            run_spec.project, laid, run_spec.output, run_spec.project_outputs
         )
     except (project_view.ViewError, OSError) as error:
         _say(f"outputs written in the project could not be kept: {error}")
         if outcome.status == "succeeded":
             outcome.end("failed", EXIT_TROUBLE, f"outputs written in the project: {error}")
         return
-    if copied:
-        _say(f"kept {len(copied)} file(s) the run wrote in the project, in the output folder")
+    if collected.kept:
+        _say(
+            f"kept {len(collected.kept)} file(s) the run wrote in the project, in the output folder"
+        )
+    for line in collected.set_aside:
+        _say(f"set aside (recorded, not compared): {line}")
+    outcome.set_aside = collected.set_aside
 
 
 def _where(run_spec: spec.RunSpec) -> str:
@@ -518,6 +525,7 @@ def _record(
         "observed": dict(observed),
         "violations": list(violations),
         "fingerprint": dict(machine),
+        "set_aside": list(outcome.set_aside),
         "timings": {
             "import_s": _seconds(outcome.import_s),
             "experiment_s": _seconds(outcome.experiment_s),

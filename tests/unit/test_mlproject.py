@@ -16,7 +16,7 @@ import pytest
 from click.testing import CliRunner
 
 from harness.cli.integrations import mlproject
-from harness.cli.main import HarnessGroup
+from harness.cli.main import HarnessGroup, cli
 from harness.config import Config, load_config
 from harness.engine import ContainerEngine, ImageInfo
 from harness.errors import ConfigError
@@ -350,3 +350,35 @@ def test_the_project_s_own_mlproject_is_never_overwritten_without_force(
     assert own.read_text() == (demo_project.project_root / "MLproject.harness").read_text()
     # Writing the same content again needs no force.
     assert invoke(state)[0] == 0
+
+
+def test_verify_takes_an_mlproject_entry_as_run_does(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text('[project]\nname = "bikes"\nversion = "0"\n')
+    (tmp_path / "MLproject").write_text(PROJECT_S_OWN)
+    runner = CliRunner()
+    for command in ("run", "verify"):
+        shown = runner.invoke(cli, [command, "--help"], catch_exceptions=False).stdout
+        assert "--mlproject ENTRY" in shown and "-P, --param KEY=VALUE" in shown
+        both = runner.invoke(
+            cli,
+            ["--project", str(tmp_path), command, "main", "--mlproject", "main"],
+            catch_exceptions=False,
+        )
+        assert both.exit_code == 2
+        assert "give either experiment names or --mlproject" in both.stderr
+        missing = runner.invoke(
+            cli,
+            ["--project", str(tmp_path), command, "--mlproject", "main"],
+            catch_exceptions=False,
+        )
+        assert missing.exit_code == 2
+        assert "needs a value for 'conf_file'" in missing.stderr
+
+
+def test_an_entry_point_s_outputs_are_everything_it_writes(tmp_path: Path) -> None:
+    (tmp_path / "MLproject").write_text(PROJECT_S_OWN)
+    (tmp_path / "confs").mkdir()
+    (tmp_path / "confs" / "training.yaml").write_text("seed: 42\n")
+    experiment = experiment_from_mlproject(tmp_path, "main", {"conf_file": "confs/training.yaml"})
+    assert experiment.outputs == {"**": ""}
+    assert experiment.inputs == {"conf_file": (tmp_path / "confs" / "training.yaml")}

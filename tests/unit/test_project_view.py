@@ -133,10 +133,10 @@ def test_what_the_run_left_alone_is_not_collected(tmp_path: Path) -> None:
     (output / "outputs" / "new.txt").write_text("the experiment's own\n")
     (view / "extra.json").write_text("{}")
     assert list(project_view.written_by_run(view, laid)) == ["extra.json", "outputs/new.txt"]
-    assert project_view.collect(view, laid, output, ["**"]) == ["extra.json"]
+    assert project_view.collect(view, laid, output, ["**"]).kept == ["extra.json"]
     # The output folder's own file wins.
     assert (output / "outputs" / "new.txt").read_text() == "the experiment's own\n"
-    assert project_view.collect(view, laid, tmp_path / "none", []) == []
+    assert project_view.collect(view, laid, tmp_path / "none", []).kept == []
 
 
 def test_a_link_the_experiment_left_in_the_output_folder_is_not_followed(tmp_path: Path) -> None:
