@@ -50,7 +50,9 @@ class Logical:
     set_aside: Counter[str] = field(default_factory=Counter)
 
     def summary(self, store: str) -> list[str]:
-        return [f"{store}: {count} x {why}" for why, count in sorted(self.set_aside.items())]
+        return [
+            f"{store}: {count} x {why}" for why, count in sorted(self.set_aside.items()) if count
+        ]
 
 
 def is_store(folder: Path) -> bool:
