@@ -275,7 +275,10 @@ def experiment_from_mlproject(
     return Experiment(
         name=_experiment_name(entry.name),
         entry=None,
-        command=("bash", "-c", command),
+        # MLflow runs an entry point from the project's folder, and its commands count on
+        # it (PYTHONPATH=src, ./mlruns): so does harness, whatever the working directory
+        # (the workdir variation then cannot break what MLflow itself guarantees).
+        command=("bash", "-c", f'cd "$HARNESS_PROJECT" && {command}'),
         parameters=recorded,
         inputs=inputs,
         # An entry point names no outputs: what it writes, in the output folder or next to

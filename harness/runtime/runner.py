@@ -396,6 +396,10 @@ def _run_command(run_spec: spec.RunSpec, outcome: Outcome) -> None:
             ),
         }
     )
+    if run_spec.project is not None:
+        # The project's folder (its writable view in a container), for commands that must
+        # run from it whatever the working directory, as MLflow Projects' entry points do.
+        environment["HARNESS_PROJECT"] = str(run_spec.project)
     program = run_spec.command[0]
     clock = time.perf_counter()
     try:

@@ -72,6 +72,8 @@ def test_an_entry_point_becomes_a_command_experiment(mlproject_root: Path) -> No
     assert experiment.command == (
         "bash",
         "-c",
+        # From the project's folder, as MLflow runs an entry point.
+        'cd "$HARNESS_PROJECT" && '
         "python train.py --alpha 0.5 --label 'it'\"'\"'s' --data /harness/inputs/data "
         '--seed "$HARNESS_SEED" --out "$HARNESS_OUTPUT" --from s3://bucket/key --extra \'x y\'',
     )
@@ -91,11 +93,11 @@ def test_literal_braces_and_script_entry_points(mlproject_root: Path) -> None:
     assert experiment_from_mlproject(mlproject_root, "plain", {}).command == (
         "bash",
         "-c",
-        "echo {literal} braces",
+        'cd "$HARNESS_PROJECT" && echo {literal} braces',
     )
     script = experiment_from_mlproject(mlproject_root, "train.py", {"epochs": "3"})
     assert script.name == "train.py"
-    assert script.command == ("bash", "-c", "python train.py --epochs 3")
+    assert script.command == ("bash", "-c", 'cd "$HARNESS_PROJECT" && python train.py --epochs 3')
 
 
 def test_the_file_name_is_matched_in_any_case(mlproject_root: Path) -> None:
@@ -146,7 +148,7 @@ def test_commands_match_what_mlflow_itself_computes(tmp_path: Path) -> None:
     given = {"a": "0.25", "b": "$HOME; rm", "d": "it's"}
     ours = experiment_from_mlproject(tmp_path, "main", given).command
     theirs = projects.load_project(str(tmp_path)).get_entry_point("main")
-    assert ours == ("bash", "-c", theirs.compute_command(given, None))
+    assert ours == ("bash", "-c", f'cd "$HARNESS_PROJECT" && {theirs.compute_command(given, None)}')
 
 
 # -- writing an MLproject ----------------------------------------------------------------

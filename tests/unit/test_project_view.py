@@ -16,12 +16,13 @@ from harness.runtime import determinism, project_view, runner
 # Shaped like an MLflow training: tracks to ./mlruns and saves to ./outputs, relative to
 # the working directory, as a project run from its checkout does.
 TRAIN = """\
-import pathlib, sys
+import os, pathlib, sys
 store = pathlib.Path("mlruns/0/abc123")
 store.mkdir(parents=True)
 (store / "meta.yaml").write_text("run_id: abc123\\n")
 pathlib.Path("outputs").mkdir(exist_ok=True)
 pathlib.Path("outputs/model.txt").write_text("weights\\n")
+pathlib.Path("outputs/project.txt").write_text(os.environ["HARNESS_PROJECT"])
 pathlib.Path("checkpoints").mkdir()
 pathlib.Path("checkpoints/last.txt").write_text("1\\n")
 pathlib.Path("README.md").write_text("changed by the run\\n")
@@ -119,7 +120,8 @@ def test_an_mlflow_style_run_writes_next_to_itself_and_the_project_never_changes
     assert (output / "README.md").read_text() == "changed by the run\n"
     assert not (output / "checkpoints").exists()
     assert not (output / "confs").exists()
-    assert "kept 3 file(s) the run wrote in the project" in done.stderr
+    assert (output / "outputs" / "project.txt").read_text() == str(view)
+    assert "kept 4 file(s) the run wrote in the project" in done.stderr
 
 
 def test_what_the_run_left_alone_is_not_collected(tmp_path: Path) -> None:
