@@ -23,6 +23,12 @@ that builds its images (see :mod:`harness.images.runtime_wheel`).
 
 Where wheels come from (an index URL, extra wheel folders) is configuration, passed to uv
 on the command line and never written into the files.
+
+The image's Python need not be on this machine: the constraints are resolved for it by
+version (``--python-version``), and uv is never let download an interpreter (a download
+that cannot reach its host hid the real reason behind "Request failed after 3 retries").
+Only uv.lock needs an interpreter for the project; where there is none, it is left as it
+was and ``lock`` says so. A uv failure is shown with uv's own reason and causes.
 """
 
 from __future__ import annotations
