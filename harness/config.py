@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness import config_schema
+from harness import config_schema, project_python
 from harness.errors import ConfigError
 
 PYPROJECT = "pyproject.toml"
@@ -66,7 +66,13 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "image", "HARNESS_IMAGE", "repository name of the images harness builds", _const("harness")
     ),
-    Option("python", "HARNESS_PYTHON", "Python version of the images (X.Y)", _const("3.11")),
+    Option(
+        "python",
+        "HARNESS_PYTHON",
+        "Python version of the images (X.Y; default: what the project's .python-version "
+        "and requires-python ask for, else 3.11)",
+        _const(None),
+    ),
     Option(
         "platform",
         "HARNESS_PLATFORM",
@@ -89,8 +95,8 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "debian-suite",
         "HARNESS_DEBIAN_SUITE",
-        "Debian suite of a bootstrapped base",
-        _const("bookworm"),
+        "Debian suite of a bootstrapped base (default: the one whose Python is python's)",
+        _const(None),
     ),
     Option(
         "debian-mirror",
@@ -427,6 +433,10 @@ def load_config(
         values[option.key] = value
         sources[option.key] = source
 
+    if values["python"] is None:
+        asked = project_python.asked(root)
+        values["python"] = asked.python if asked else project_python.DEFAULT_PYTHON
+        sources["python"] = f"project ({asked.source})" if asked else "default"
     _validate(values, sources)
     python = values["python"] or ""
     base = values["base"] or "bootstrap"
@@ -440,7 +450,7 @@ def load_config(
         platform=values["platform"] or "",
         dependency_group=values["dependency-group"] or "",
         base=base,
-        debian_suite=values["debian-suite"] or "bookworm",
+        debian_suite=values["debian-suite"] or project_python.suite_for(python) or "bookworm",
         debian_mirror=values["debian-mirror"],
         index_url=values["index-url"],
         find_links=find_links,

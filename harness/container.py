@@ -29,7 +29,12 @@ from harness.runtime.determinism import environment as determinism_environment
 # The image's non-root user: not this machine's, so what it reads must be readable by all.
 CONTAINER_USER = "10001:10001"
 # Where the runtime finds what it needs, inside the container.
+# The project as the experiment sees it (its working directory): a writable view laid out
+# by the runtime from the read-only mount of the project at PROJECT_SOURCE, in a tmpfs of
+# PROJECT_VIEW_SIZE at most (see harness.runtime.project_view).
 PROJECT = "/harness/project"
+PROJECT_SOURCE = "/harness/source"
+PROJECT_VIEW_SIZE = "8g"
 SPEC = "/harness/spec.json"
 OUTPUT = "/harness/out"
 META = "/harness/meta"
@@ -201,6 +206,11 @@ def environment(request: ContainerRequest, run_id: str) -> dict[str, str]:
     return values
 
 
+def _owned_by(user: str) -> tuple[str, ...]:
+    uid, gid = user_ids(user)
+    return ("rw", "exec", "nosuid", "nodev", f"uid={uid}", f"gid={gid}")
+
+
 def plan(
     request: ContainerRequest, *, image: str, run_id: str, memory: str | None
 ) -> ContainerPlan:
@@ -214,7 +224,7 @@ def plan(
         hostname=setup.hostname,
         environment=environment(request, run_id),
         mounts=(
-            Mount(Source.PROJECT, PROJECT),
+            Mount(Source.PROJECT, PROJECT_SOURCE),
             Mount(Source.SPEC, SPEC),
             Mount(Source.ARTIFACTS, OUTPUT, read_only=False),
             Mount(Source.META, META, read_only=False),
@@ -225,8 +235,14 @@ def plan(
         ),
         tmpfs=(
             Tmpfs(TMP, TMP_SIZE),
+            # Code that writes next to itself (./mlruns, ./outputs) writes here; the view
+            # holds scripts the experiment may run, hence exec. The mount point is not in
+            # the image and is the working directory, which the engine makes root's 0755
+            # whatever mode is asked: owned by the container's user (whichever a
+            # variation chose), the runtime can lay it out.
+            Tmpfs(PROJECT, PROJECT_VIEW_SIZE, _owned_by(setup.user)),
             # Other runs' records and artifacts are no experiment's business.
-            Tmpfs(f"{PROJECT}/{STATE_FOLDER}", "1k", ("ro",)),
+            Tmpfs(f"{PROJECT_SOURCE}/{STATE_FOLDER}", "1k", ("ro",)),
         ),
         labels={LABEL_RUN_ID: run_id},
         memory=memory,

@@ -6,6 +6,7 @@ import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from harness import project_python
 from harness.config import Config
 from harness.engine import ContainerEngine, Engine
 from harness.errors import EngineUnavailable, HarnessError
@@ -90,11 +91,43 @@ def diagnose(config: Config) -> list[Check]:
             )
         )
 
+    checks.append(_python_check(config))
     checks += _host_checks(config)
     checks.append(_ca_bundle_check(config))
     checks.append(_wheel_sources_check(config))
     checks.append(_lock_check(config))
     return checks
+
+
+def _python_check(config: Config) -> Check:
+    """The images' Python against what the project asks for, and whether a base can have it."""
+    asked = project_python.asked(config.project_root)
+    source = config.sources.get("python", "default")
+    if asked is not None and asked.python != config.python:
+        return Check(
+            "python",
+            False,
+            f"the images get Python {config.python} ({source}), the project asks for "
+            f"{asked.python} ({asked.source})",
+            f'set python = "{asked.python}" (or remove python from [tool.harness] and '
+            "HARNESS_PYTHON: the project's own choice is then used)",
+        )
+    carried = project_python.SUITE_PYTHONS.get(config.debian_suite)
+    if config.base == "bootstrap" and carried != config.python:
+        return Check(
+            "python",
+            False,
+            f"Python {config.python}: Debian {config.debian_suite} carries "
+            f"{carried or 'a Python harness does not know'} "
+            f"(bootstrapped bases can have {project_python.available()})",
+            project_python.unavailable_fix(config.python)
+            if project_python.suite_for(config.python) is None
+            else f"leave debian-suite unset (Python {config.python} is in "
+            f"{project_python.suite_for(config.python)})",
+            required=carried is not None,
+        )
+    where = f"Debian {config.debian_suite}" if config.base == "bootstrap" else config.base
+    return Check("python", True, f"{config.python} ({source}) on {where}")
 
 
 def _host_checks(config: Config) -> list[Check]:

@@ -25,12 +25,18 @@ from typing import Any
 import tomlkit
 from tomlkit.exceptions import TOMLKitError
 
-from harness import atomic
+from harness import atomic, project_python
 from harness.config import PYPROJECT, load_config
 from harness.config_schema import PLAIN_NAME_PATTERN
 from harness.errors import ConfigError
 from harness.fleet import ci_github
-from harness.images.dockerfiles import BUILTIN, builtin_text
+from harness.images.dockerfiles import (
+    BUILTIN,
+    HARNESS_PREFIX,
+    builtin_text,
+    first_from,
+    meant_for_harness,
+)
 
 GITIGNORE = ".gitignore"
 IGNORED = ".harness/"
@@ -123,12 +129,18 @@ def init_project(root: Path, request: InitRequest) -> list[Change]:
     pending: list[_Pending] = []
     document, created = _read_pyproject(root)
     pyproject_changes = _edit_pyproject(document, root, request, created)
+    own_cpu_dockerfile = _harness_dockerfile_beside_deployment(document, root, request)
+    if own_cpu_dockerfile is not None:
+        pyproject_changes.append(own_cpu_dockerfile)
     if pyproject_changes:
         pending.append(_Pending(root / PYPROJECT, tomlkit.dumps(document)))
         action = "wrote" if created else "updated"
         changes += [Change(PYPROJECT, action, detail) for detail in pyproject_changes]
     else:
         changes.append(Change(PYPROJECT, "kept", "[tool.harness] and the experiments group"))
+    python_choice = _python_choice(document, root)
+    if python_choice is not None:
+        changes.append(python_choice)
     experiments = _table(_table(_table(document, "tool"), "harness"), "experiments")
     if experiments.get(STUB_EXPERIMENT, {}).get("entry") == STUB_ENTRY:
         _plan_file(
@@ -142,8 +154,9 @@ def init_project(root: Path, request: InitRequest) -> list[Change]:
         )
     _plan_gitignore(root, changes, pending)
     if request.dockerfiles:
-        for name in BUILTIN.values():
-            text = builtin_text("cuda" if name.endswith(".cuda") else "cpu").decode()
+        for device, builtin in BUILTIN.items():
+            text = builtin_text(device).decode()
+            name = _copy_name(document, device, builtin)
             what = "harness's Dockerfile, to customise (it now wins over the built-in one)"
             _plan_file(root, name, text, what, request, changes=changes, pending=pending)
     if request.ci:
@@ -168,6 +181,83 @@ def init_project(root: Path, request: InitRequest) -> list[Change]:
         item.path.parent.mkdir(parents=True, exist_ok=True)
         atomic.write_text(item.path, item.text)
     return changes
+
+
+# Where `init --dockerfiles` copies harness's CPU Dockerfile when the project's Dockerfile
+# is its deployment file, which stays as it is.
+HARNESS_COPY = "Dockerfile.harness"
+
+
+def _declared_dockerfile(document: tomlkit.TOMLDocument, variant: str) -> str | None:
+    tool = document.get("tool", {})
+    harness = tool.get("harness", {}) if hasattr(tool, "get") else {}
+    variants = harness.get("variants", {}) if hasattr(harness, "get") else {}
+    table = variants.get(variant, {}) if hasattr(variants, "get") else {}
+    found = table.get("dockerfile") if hasattr(table, "get") else None
+    return str(found) if found is not None else None
+
+
+def _harness_dockerfile_beside_deployment(
+    document: tomlkit.TOMLDocument, root: Path, request: InitRequest
+) -> str | None:
+    """A project Dockerfile not written for harness (its deployment file, FROM a registry
+    image) would stop the cpu variant's build: name harness's own for it instead (or,
+    with --dockerfiles, the copy written beside it). Returns the line saying so."""
+    path = root / BUILTIN["cpu"]
+    declared = _declared_dockerfile(document, "cpu")
+    # A name init set before (harness's own) gives way to the copy --dockerfiles writes.
+    if declared is not None and not (request.dockerfiles and declared.startswith(HARNESS_PREFIX)):
+        return None
+    if not path.is_file():
+        return None
+    try:
+        text = path.read_bytes()
+    except OSError:
+        return None
+    if meant_for_harness(text):
+        return None
+    chosen = HARNESS_COPY if request.dockerfiles else f"{HARNESS_PREFIX}{BUILTIN['cpu']}"
+    variants = _table(_table(_table(document, "tool"), "harness"), "variants", super_table=True)
+    _table(variants, "cpu")["dockerfile"] = chosen
+    return (
+        f"[tool.harness.variants.cpu] dockerfile = {chosen!r}: {BUILTIN['cpu']} is not "
+        f"written for harness (FROM {first_from(text)}, none of its build arguments), so it "
+        "stays the project's deployment Dockerfile and experiments build with harness's"
+    )
+
+
+def _copy_name(document: tomlkit.TOMLDocument, device: str, builtin: str) -> str:
+    """Where `init --dockerfiles` writes harness's Dockerfile of ``device``."""
+    return HARNESS_COPY if _declared_dockerfile(document, device) == HARNESS_COPY else builtin
+
+
+def _python_choice(document: tomlkit.TOMLDocument, root: Path) -> Change | None:
+    """What Python the images get and why, so a project on 3.14 sees it is not given 3.11;
+    None for a project that names no Python (it gets the default, as before)."""
+    configured = _python_setting(document)
+    asked = project_python.asked(root)
+    if configured is not None:
+        python, why = configured, "python in [tool.harness]"
+        if asked is not None and asked.python != configured:
+            why += f", though the project asks for {asked.python} ({asked.source})"
+    elif asked is not None:
+        python, why = asked.python, f"from {asked.source}"
+    else:
+        return None
+    suite = project_python.suite_for(python)
+    base = (
+        f"a Debian {suite} base"
+        if suite
+        else f"no Debian release has it: {project_python.unavailable_fix(python)}"
+    )
+    return Change(PYPROJECT, "kept", f"images get Python {python} ({why}); {base}")
+
+
+def _python_setting(document: tomlkit.TOMLDocument) -> str | None:
+    tool = document.get("tool", {})
+    harness = tool.get("harness", {}) if hasattr(tool, "get") else {}
+    python = harness.get("python") if hasattr(harness, "get") else None
+    return str(python) if python else None
 
 
 def _check_loads(text: str) -> None:

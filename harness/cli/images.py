@@ -41,7 +41,7 @@ def lock_command(state: State, check: bool, variants: tuple[str, ...]) -> None:
         state.ui.result("lock files are current")
         return
     state.ui.say("resolving with uv (hashes for every pin)")
-    for path in lock_module.lock(config, selected):
+    for path in lock_module.lock(config, selected, say=state.ui.say):
         state.ui.result(f"wrote {path.relative_to(config.project_root)}")
 
 

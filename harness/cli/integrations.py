@@ -31,8 +31,13 @@ from harness.integrations.mlproject import MLPROJECT, pin_image, render_mlprojec
     show_default=True,
     help="Where to write it, relative to the project root; - for stdout.",
 )
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Replace an MLproject that exists with other content (it is refused otherwise).",
+)
 @click.pass_context
-def mlproject(ctx: click.Context, *, reference: str | None, output: Path) -> None:
+def mlproject(ctx: click.Context, *, reference: str | None, output: Path, force: bool) -> None:
     """Write an MLproject file for MLflow Projects.
 
     Its docker_env.image is the image pinned by digest (its registry digest when it was
@@ -52,7 +57,7 @@ def mlproject(ctx: click.Context, *, reference: str | None, output: Path) -> Non
     if str(output) == "-":
         click.echo(render_mlproject(config, image), nl=False)
         return
-    target = write_mlproject(config, image, output)
+    target = write_mlproject(config, image, output, force=force)
     click.echo(f"wrote {target} (image {image.pinned})")
 
 

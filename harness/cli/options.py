@@ -16,6 +16,8 @@ from typing import Any
 import click
 
 from harness.config import Config, Experiment
+from harness.errors import ConfigError
+from harness.integrations.mlproject import experiment_from_mlproject
 from harness.runs.host_executor import EXECUTORS
 from harness.runs.run import RunRequest
 
@@ -141,6 +143,56 @@ def hosts_option(function: Callable[..., Any]) -> Callable[..., Any]:
         "local, all) and compare each with the first, the control. Repeatable; --host is "
         "the same.",
     )(function)
+
+
+def mlproject_options(function: Callable[..., Any]) -> Callable[..., Any]:
+    """``--mlproject ENTRY -P key=value``: an entry point of the project's MLproject, for
+    every command that runs experiments (run, verify)."""
+    function = click.option(
+        "-P",
+        "--param",
+        "mlproject_params",
+        multiple=True,
+        metavar="KEY=VALUE",
+        help="A parameter of the MLproject entry point (repeatable).",
+    )(function)
+    return click.option(
+        "--mlproject",
+        "mlproject_entry",
+        metavar="ENTRY",
+        help="Run this entry point of the MLproject (instead of named experiments).",
+    )(function)
+
+
+def selected_experiments(
+    config: Config, names: tuple[str, ...], mlproject_entry: str | None, params: tuple[str, ...]
+) -> list[Experiment]:
+    """The experiments a `harness run` or `verify` asks for: by name, an MLproject entry
+    point, or all."""
+    if mlproject_entry is not None:
+        if names:
+            raise ConfigError(
+                "give either experiment names or --mlproject, not both", "run them separately"
+            )
+        return [
+            experiment_from_mlproject(config.project_root, mlproject_entry, _key_values(params))
+        ]
+    experiments = [config.experiment(n) for n in names] or list(config.experiments.values())
+    if not experiments:
+        raise ConfigError(
+            "no experiment is declared", "add [tool.harness.experiments.NAME] to pyproject.toml"
+        )
+    return experiments
+
+
+def _key_values(pairs: tuple[str, ...]) -> dict[str, str]:
+    values = {}
+    for pair in pairs:
+        key, equals, value = pair.partition("=")
+        if not equals or not key:
+            raise ConfigError(f"-P {pair!r} is not KEY=VALUE", "write -P alpha=0.5")
+        values[key] = value
+    return values
 
 
 def run_options(function: Callable[..., Any]) -> Callable[..., Any]:

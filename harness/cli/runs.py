@@ -11,7 +11,14 @@ from typing import Any
 
 import click
 
-from harness.cli.options import RunOptions, hosts_option, json_option, run_options
+from harness.cli.options import (
+    RunOptions,
+    hosts_option,
+    json_option,
+    mlproject_options,
+    run_options,
+    selected_experiments,
+)
 from harness.cli.state import State
 from harness.cli.trust import conclude
 from harness.compare.tree import compare_paths
@@ -21,7 +28,6 @@ from harness.errors import EXIT_DIFFERS, ConfigError
 from harness.fleet import hosts as hosts_module
 from harness.images import build as build_module
 from harness.integrations import mlflow_tracking
-from harness.integrations.mlproject import experiment_from_mlproject
 from harness.parallel import Pool, available_cores, default_jobs
 from harness.runs import host_executor, records
 from harness.runs import run as run_module
@@ -63,17 +69,7 @@ class Runner:
     default=None,
     help="Log each run to MLflow (default: [tool.harness.mlflow] enabled / HARNESS_MLFLOW).",
 )
-@click.option(
-    "--mlproject", "mlproject_entry", metavar="ENTRY", help="Run this entry point of the MLproject."
-)
-@click.option(
-    "-P",
-    "--param",
-    "mlproject_params",
-    multiple=True,
-    metavar="KEY=VALUE",
-    help="A parameter of the MLproject entry point (repeatable).",
-)
+@mlproject_options
 @click.option(
     "--unsafe-no-determinism",
     "switches_off",
@@ -133,7 +129,7 @@ def run_command(
     timed out or differs, 2 on trouble (a host unreachable or holding another image).
     """
     config = state.config(**run_options.config_overrides())
-    experiments = _selected_experiments(config, names, mlproject_entry, mlproject_params)
+    experiments = selected_experiments(config, names, mlproject_entry, mlproject_params)
     use_mlflow = mlflow_tracking.enabled(config, mlflow_flag)
     if use_mlflow:
         # Before any build or run, so that a missing mlflow costs nothing.
@@ -378,36 +374,6 @@ def _run_on_hosts(
                 why = result.failure or "its runs on the control host differ"
                 state.ui.result(f"{result.experiment.name:<14} NOT reproducible: {why}")
     conclude(state, config, verification, as_json=as_json, document=[run.record for run in runs])
-
-
-def _selected_experiments(
-    config: Config, names: tuple[str, ...], mlproject_entry: str | None, params: tuple[str, ...]
-) -> list[Experiment]:
-    """The experiments a `harness run` asks for: by name, an MLproject entry point, or all."""
-    if mlproject_entry is not None:
-        if names:
-            raise ConfigError(
-                "give either experiment names or --mlproject, not both", "run them separately"
-            )
-        return [
-            experiment_from_mlproject(config.project_root, mlproject_entry, _key_values(params))
-        ]
-    experiments = [config.experiment(n) for n in names] or list(config.experiments.values())
-    if not experiments:
-        raise ConfigError(
-            "no experiment is declared", "add [tool.harness.experiments.NAME] to pyproject.toml"
-        )
-    return experiments
-
-
-def _key_values(pairs: tuple[str, ...]) -> dict[str, str]:
-    values = {}
-    for pair in pairs:
-        key, equals, value = pair.partition("=")
-        if not equals or not key:
-            raise ConfigError(f"-P {pair!r} is not KEY=VALUE", "write -P alpha=0.5")
-        values[key] = value
-    return values
 
 
 def _print_run(ui: UI, result: run_module.RunResult) -> None:

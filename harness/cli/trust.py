@@ -13,7 +13,14 @@ from typing import Any
 
 import click
 
-from harness.cli.options import RunOptions, hosts_option, json_option, run_options
+from harness.cli.options import (
+    RunOptions,
+    hosts_option,
+    json_option,
+    mlproject_options,
+    run_options,
+    selected_experiments,
+)
 from harness.cli.state import State
 from harness.compare.report import print_table
 from harness.config import Config, find_project_root
@@ -46,6 +53,7 @@ from harness.trust import certify, gate, keys
     "hashseed); -NAME leaves one out.",
 )
 @run_options
+@mlproject_options
 @hosts_option
 @json_option("the verification document")
 @click.pass_obj
@@ -55,6 +63,8 @@ def verify_command(
     names: tuple[str, ...],
     control_runs: int,
     vary: str,
+    mlproject_entry: str | None,
+    mlproject_params: tuple[str, ...],
     run_options: RunOptions,
     host_names: tuple[str, ...],
     as_json: bool,
@@ -72,6 +82,7 @@ def verify_command(
       harness verify torch --vary hashseed,locale
       harness verify --vary all,-cpus        all but the CPU-count variation
       harness verify --hosts local,gpu-box   then the same image on gpu-box, compared
+      harness verify --mlproject main -P conf_file=confs/training.yaml
 
     The runs of every experiment overlap, up to --jobs at once on each host; the control
     runs and the run with every variation go together, then each variation alone when
@@ -89,7 +100,7 @@ def verify_command(
     """
     variations = select(vary)
     config = state.config(**run_options.config_overrides())
-    experiments = [config.experiment(n) for n in names] or list(config.experiments.values())
+    experiments = selected_experiments(config, names, mlproject_entry, mlproject_params)
 
     base = functools.partial(run_options.request, config)
 

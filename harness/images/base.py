@@ -5,7 +5,9 @@ digest and harness pulls it. Where none is, harness bootstraps a minimal Debian 
 (``debootstrap --variant=minbase`` from the machine's own apt mirror), strips what varies
 between bootstraps (apt lists and caches, logs, machine id), clamps file times, imports it
 as a one-layer image and records its package list inside it and in a label. A bootstrapped
-base is reused for as long as the engine holds it.
+base is reused for as long as the engine holds it. Which Debian release is bootstrapped
+follows the image's Python (see :mod:`harness.project_python`): bookworm for 3.11, trixie
+for 3.13, forky for 3.14.
 """
 
 from __future__ import annotations
@@ -19,13 +21,15 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness import commands
+from harness import commands, project_python
 from harness.config import Config
 from harness.engine import ContainerEngine
 from harness.errors import BaseImageError
 from harness.images import config as imageconfig
 
 BOOTSTRAP_PACKAGES = ("python3", "python3-venv")
+# Where debootstrap keeps the script of each release it knows.
+DEBOOTSTRAP_SCRIPTS = Path("/usr/share/debootstrap/scripts")
 PACKAGE_LIST = Path("usr/share/harness/base-packages.txt")
 LABEL_PACKAGES = "io.harness.base.packages.sha256"
 LABEL_SUITE = "io.harness.base.suite"
@@ -89,6 +93,20 @@ def ensure_base(engine: ContainerEngine, config: Config, say: Callable[[str], No
 
 def bootstrap(engine: ContainerEngine, config: Config, say: Callable[[str], None]) -> BaseImage:
     reference = base_reference(config)
+    carried = project_python.SUITE_PYTHONS.get(config.debian_suite)
+    home = project_python.suite_for(config.python)
+    if home is None and (carried is not None or config.debian_suite == "bookworm"):
+        raise BaseImageError(
+            f"no Debian release carries Python {config.python} for a bootstrapped base "
+            f"(available: {project_python.available()})",
+            project_python.unavailable_fix(config.python),
+        )
+    if carried is not None and carried != config.python:
+        raise BaseImageError(
+            f"Debian {config.debian_suite} carries Python {carried}, not {config.python}",
+            f"leave debian-suite unset (Python {config.python} is in {home}), "
+            f"or set python = {carried!r}",
+        )
     debootstrap = shutil.which("debootstrap")
     if debootstrap is None:
         raise BaseImageError(
@@ -119,6 +137,7 @@ def bootstrap(engine: ContainerEngine, config: Config, say: Callable[[str], None
                 config.debian_suite,
                 str(root),
                 mirror,
+                *debootstrap_script(config.debian_suite),
             ],
             timeout=commands.BOOTSTRAP_S,
             hint="check the mirror answers (HARNESS_DEBIAN_MIRROR), or set base = 'REF@sha256:...'",
@@ -137,7 +156,7 @@ def bootstrap(engine: ContainerEngine, config: Config, say: Callable[[str], None
             raise BaseImageError(
                 f"Debian {config.debian_suite} has {', '.join(found) or 'no python3'}, "
                 f"not python{config.python}",
-                "set python to the suite's version, or choose another debian-suite",
+                project_python.unavailable_fix(config.python),
             )
         packages = installed_packages(root)
         packages_text = "".join(f"{line}\n" for line in packages)
@@ -168,6 +187,15 @@ def bootstrap(engine: ContainerEngine, config: Config, say: Callable[[str], None
     if imported != image_id:
         engine.remove_unused_image(imported)
     return BaseImage(reference, image_id, image_id, packages_sha256, True)
+
+
+def debootstrap_script(suite: str, scripts: Path = DEBOOTSTRAP_SCRIPTS) -> list[str]:
+    """The script argument debootstrap needs for ``suite``: none for a release it knows,
+    else its script for Debian's development release (``sid``), which every release after
+    the newest it knows is made like (a debootstrap older than a release lacks its name)."""
+    if (scripts / suite).exists() or not (scripts / "sid").exists():
+        return []
+    return [str(scripts / "sid")]
 
 
 def installed_packages(root: Path) -> list[str]:

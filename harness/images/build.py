@@ -21,10 +21,12 @@ image built on top of this one inherits it (see :mod:`harness.images.built`).
 
 The images are reproducible: two builds of the same inputs give the same image ID. The
 Dockerfiles set every file time themselves (SOURCE_DATE_EPOCH, passed as a build
-argument, is the commit's time), and once the engine has built the image harness writes
-its configuration again without the times and container IDs the engine stamps into it,
-labels included (see :mod:`harness.images.config`). `harness build --check` proves it
-(see :mod:`harness.images.rebuild`).
+argument, comes from what the image holds, never from the project's commit: see
+:func:`image_epoch`; a commit that changes only the project's code rebuilds nothing),
+and once the engine has built the image harness writes its configuration again without
+the times and container IDs the engine stamps into it, labels included (see
+:mod:`harness.images.config`). `harness build --check` proves it (see
+:mod:`harness.images.rebuild`).
 """
 
 from __future__ import annotations
@@ -61,7 +63,6 @@ LABEL_VARIANT = "io.harness.variant"
 LABEL_CONSTRAINTS = "io.harness.constraints.sha256"
 LABEL_LOCK = "io.harness.lock.sha256"
 LABEL_VERSION = "io.harness.version"
-LABEL_DIRTY = "io.harness.source.dirty"
 # Which Dockerfile built the image: "project:PATH" or "harness:NAME", and its sha256.
 LABEL_DOCKERFILE = "io.harness.dockerfile"
 LABEL_DOCKERFILE_SHA256 = "io.harness.dockerfile.sha256"
@@ -194,14 +195,14 @@ def prepare(
     """
     config, variant = build_plan.config, build_plan.variant
     base = ensure_base(engine, config, say)
-    epoch = source_date_epoch(vcs.source_state(config.project_root))
+    epoch = image_epoch(build_plan.harness_source)
     buildargs = {
         "BASE_IMAGE": base.id,
         "INDEX_URL": config.index_url or DEFAULT_INDEX_URL,
         "PYTHON_VERSION": config.python,
         "SOURCE_DATE_EPOCH": str(epoch),
     }
-    labels = image_labels(config, variant, base)
+    labels = image_labels(config, variant, base, epoch)
     labels[LABEL_DOCKERFILE] = build_plan.dockerfile.label
     labels[LABEL_DOCKERFILE_SHA256] = build_plan.dockerfile.sha256
     if rewrite_layers:
@@ -509,17 +510,16 @@ class StepImages:
                 self.images.append(found)
 
 
-def image_labels(config: Config, variant: Variant, base: BaseImage) -> dict[str, str]:
-    """OCI annotations plus harness's own, all derived from inputs (never the clock)."""
+def image_labels(config: Config, variant: Variant, base: BaseImage, epoch: int) -> dict[str, str]:
+    """OCI annotations plus harness's own, all derived from what the image holds (never
+    the clock, never the project's commit: see :func:`image_epoch`)."""
     state = vcs.source_state(config.project_root)
-    epoch = source_date_epoch(state)
     lock_file = config.project_root / lock.UV_LOCK
     # The source is a canonical public URL or absent (see harness.vcs): never how this
     # checkout was cloned, which would give one commit several image IDs.
     source = {"org.opencontainers.image.source": state.origin} if state.origin else {}
     return {
         "org.opencontainers.image.title": f"{config.image} ({variant.name})",
-        "org.opencontainers.image.revision": state.commit or "unknown",
         **source,
         "org.opencontainers.image.created": dt.datetime.fromtimestamp(epoch, dt.UTC).strftime(
             "%Y-%m-%dT%H:%M:%SZ"
@@ -531,8 +531,20 @@ def image_labels(config: Config, variant: Variant, base: BaseImage) -> dict[str,
         LABEL_VERSION: harness.__version__,
         LABEL_CONSTRAINTS: sha256_file(variant.constraints),
         LABEL_LOCK: sha256_file(lock_file) if lock_file.is_file() else "none",
-        LABEL_DIRTY: "true" if state.dirty else "false",
     }
+
+
+def image_epoch(harness_source: runtime_wheel.HarnessSource) -> int:
+    """The time every date of the image is set to: SOURCE_DATE_EPOCH when set, else the
+    commit time of harness's checkout when harness runs from one (its runtime is in the
+    image, so its commit changes the image anyway), else 0.
+
+    Never the project's commit: the image holds no project code (the project is mounted
+    into each run), so a commit that changes only code must rebuild nothing. Which commit
+    a run ran is in its record and in the certificate, not in the image."""
+    if harness_source.kind == "checkout":
+        return source_date_epoch(vcs.source_state(harness_source.root))
+    return source_date_epoch(vcs.SourceState(None, False, None, None, None))
 
 
 def source_date_epoch(state: vcs.SourceState) -> int:

@@ -9,12 +9,14 @@ lock`` then refuses to write the file) and whenever a constraints file is read (
 --check``, ``doctor``, ``build``), each problem naming the package and the fix.
 
 PyPI's CUDA-enabled frameworks bring the CUDA runtime as ``nvidia-*`` wheels; a CUDA
-variant therefore needs at least one of them, and a CPU variant none.
+variant therefore needs at least one of them, and a CPU variant none. Whether a pin is one
+is a question of what its wheel holds (CUDA's shared libraries), answered by
+:mod:`harness.images.cuda_wheels`; NVIDIA's prefix also names pure-Python packages.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from packaging.version import InvalidVersion, Version
@@ -51,14 +53,33 @@ def local_label(version: str) -> str:
         return ""
 
 
-def mismatches(pins: Sequence[Pin], device: str, variant: str, source: str) -> list[Mismatch]:
-    """Every way the pins of ``source`` do not fit ``device`` (empty when they do)."""
+def by_name(pin: Pin) -> bool:
+    """Whether a pin is CUDA runtime, judged by its name alone (where no file is at hand)."""
+    return pin.name.startswith(CUDA_RUNTIME_PREFIX)
+
+
+def mismatches(
+    pins: Sequence[Pin],
+    device: str,
+    variant: str,
+    source: str,
+    *,
+    holds_cuda: Callable[[Pin], bool] = by_name,
+) -> list[Mismatch]:
+    """Every way the pins of ``source`` do not fit ``device`` (empty when they do).
+
+    ``holds_cuda`` says whether a pin's wheel is CUDA runtime; lock passes one that looks
+    at what the wheel holds (see :mod:`harness.images.cuda_wheels`), so pure-Python
+    packages under NVIDIA's prefix (nvidia-ml-py) fit a CPU image.
+    """
     if device == "cuda":
-        return _cuda_mismatches(pins, variant, source)
-    return _cpu_mismatches(pins, variant, source)
+        return _cuda_mismatches(pins, variant, source, holds_cuda)
+    return _cpu_mismatches(pins, variant, source, holds_cuda)
 
 
-def _cuda_mismatches(pins: Sequence[Pin], variant: str, source: str) -> list[Mismatch]:
+def _cuda_mismatches(
+    pins: Sequence[Pin], variant: str, source: str, holds_cuda: Callable[[Pin], bool]
+) -> list[Mismatch]:
     table = f"[tool.harness.variants.{variant}]"
     found: list[Mismatch] = []
     for pin in pins:
@@ -80,7 +101,7 @@ def _cuda_mismatches(pins: Sequence[Pin], variant: str, source: str) -> list[Mis
                     f'"{CPU_ONLY[pin.name]}==..." }}, then run `harness lock`',
                 )
             )
-    if found or any(pin.name.startswith(CUDA_RUNTIME_PREFIX) for pin in pins):
+    if found or any(holds_cuda(pin) for pin in pins):
         return found
     frameworks = [
         pin for pin in pins if pin.name in GPU_FRAMEWORKS and not local_label(pin.version)
@@ -107,9 +128,11 @@ def _cuda_mismatches(pins: Sequence[Pin], variant: str, source: str) -> list[Mis
     ]
 
 
-def _cpu_mismatches(pins: Sequence[Pin], variant: str, source: str) -> list[Mismatch]:
+def _cpu_mismatches(
+    pins: Sequence[Pin], variant: str, source: str, holds_cuda: Callable[[Pin], bool]
+) -> list[Mismatch]:
     table = f"[tool.harness.variants.{variant}]"
-    cuda = [pin for pin in pins if pin.name.startswith(CUDA_RUNTIME_PREFIX)]
+    cuda = [pin for pin in pins if holds_cuda(pin)]
     builds = [pin for pin in pins if local_label(pin.version).startswith(("cu", "rocm"))]
     found: list[Mismatch] = []
     if cuda:
@@ -140,4 +163,11 @@ def _cpu_mismatches(pins: Sequence[Pin], variant: str, source: str) -> list[Mism
     return found
 
 
-__all__ = ["CPU_ONLY", "CUDA_RUNTIME_PREFIX", "GPU_FRAMEWORKS", "Mismatch", "mismatches"]
+__all__ = [
+    "CPU_ONLY",
+    "CUDA_RUNTIME_PREFIX",
+    "GPU_FRAMEWORKS",
+    "Mismatch",
+    "by_name",
+    "mismatches",
+]

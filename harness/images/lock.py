@@ -23,6 +23,12 @@ that builds its images (see :mod:`harness.images.runtime_wheel`).
 
 Where wheels come from (an index URL, extra wheel folders) is configuration, passed to uv
 on the command line and never written into the files.
+
+The image's Python need not be on this machine: the constraints are resolved for it by
+version (``--python-version``), and uv is never let download an interpreter (a download
+that cannot reach its host hid the real reason behind "Request failed after 3 retries").
+Only uv.lock needs an interpreter for the project; where there is none, it is left as it
+was and ``lock`` says so. A uv failure is shown with uv's own reason and causes.
 """
 
 from __future__ import annotations
@@ -32,7 +38,7 @@ import json
 import os
 import re
 import tempfile
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,7 +51,7 @@ from uv import find_uv_bin
 from harness import atomic, commands, progress
 from harness.config import Config, Variant, read_pyproject
 from harness.errors import ConfigError, LockError, StaleLock
-from harness.images import device_pins
+from harness.images import cuda_wheels, device_pins, wheelcache
 from harness.images.pin import Pin
 from harness.images.runtime_wheel import BUILD_CONSTRAINTS, DISTRIBUTION
 
@@ -242,14 +248,29 @@ def header_fields(text: str) -> tuple[str | None, list[str]]:
 # -- checking --------------------------------------------------------------------------
 
 
-def device_mismatches(variant: Variant) -> list[device_pins.Mismatch]:
+def cuda_content(config: Config) -> cuda_wheels.CudaContent:
+    """What decides whether a pin is CUDA runtime: its wheel's content (see cuda_wheels)."""
+    return cuda_wheels.CudaContent(
+        wheelcache.open_cache(),
+        config.index_url or wheelcache.DEFAULT_INDEX_URL,
+        config.ca_bundle,
+    )
+
+
+def device_mismatches(variant: Variant, config: Config) -> list[device_pins.Mismatch]:
     """How the variant's constraints file on disk does not fit its device."""
     try:
         text = variant.constraints.read_text(encoding="utf-8")
         pins = parse_constraints(text, variant.constraints.name)
     except (OSError, UnicodeDecodeError, LockError):
         return []  # staleness names what is wrong with the file itself
-    return device_pins.mismatches(pins, variant.device, variant.name, variant.constraints.name)
+    return device_pins.mismatches(
+        pins,
+        variant.device,
+        variant.name,
+        variant.constraints.name,
+        holds_cuda=cuda_content(config),
+    )
 
 
 def staleness(path: Path, expected: LockInput) -> list[str]:
@@ -312,10 +333,11 @@ def check(
     problems: list[str] = []
     for variant in variants or variants_in_use(config):
         stale = staleness(variant.constraints, variant_input(config, variant))
-        problems += stale or [m.one_line() for m in device_mismatches(variant)]
+        problems += stale or [m.one_line() for m in device_mismatches(variant, config)]
     if locks_harness_build(config):
         problems += staleness(config.project_root / BUILD_CONSTRAINTS, build_input(config))
-    if uv_lock:
+    # uv.lock can only be checked with an interpreter for the project (see lock()).
+    if uv_lock and missing_interpreter(config) is None:
         result = _uv(["lock", "--check"], config, cwd=config.project_root, check=False)
         if result.returncode != 0:
             problems.append(f"{UV_LOCK} does not match pyproject.toml ({_last_line(result.err)})")
@@ -330,7 +352,7 @@ def require_fresh(config: Config, variant: Variant) -> list[Pin]:
             f"constraints for the {variant.name} variant are not usable: {problems[0]}",
             f"run `harness lock --variant {variant.name}` (and commit the result)",
         )
-    mismatched = device_mismatches(variant)
+    mismatched = device_mismatches(variant, config)
     if mismatched:
         raise LockError(
             f"constraints for the {variant.name} variant are not usable: {mismatched[0].message}",
@@ -344,11 +366,20 @@ def require_fresh(config: Config, variant: Variant) -> list[Pin]:
 # -- writing ---------------------------------------------------------------------------
 
 
-def lock(config: Config, variants: Sequence[Variant] | None = None) -> list[Path]:
+def lock(
+    config: Config,
+    variants: Sequence[Variant] | None = None,
+    *,
+    say: Callable[[str], None] = lambda _: None,
+) -> list[Path]:
     """Resolve and write every constraints file (and uv.lock); returns the files written."""
     written = []
-    _uv(["lock"], config, cwd=config.project_root)
-    written.append(config.project_root / UV_LOCK)
+    missing = missing_interpreter(config)
+    if missing is None:
+        _uv(["lock"], config, cwd=config.project_root)
+        written.append(config.project_root / UV_LOCK)
+    else:
+        say(f"{UV_LOCK} left as it was: {missing}")
     for variant in variants or variants_in_use(config):
         compile_to(
             config,
@@ -394,7 +425,9 @@ def compile_to(
         body = (Path(folder) / "constraints.txt").read_text(encoding="utf-8")
     pins = parse_constraints(body, target.name)  # refuse a file the build would reject
     if variant is not None:
-        mismatched = device_pins.mismatches(pins, variant.device, variant.name, target.name)
+        mismatched = device_pins.mismatches(
+            pins, variant.device, variant.name, target.name, holds_cuda=cuda_content(config)
+        )
         if mismatched:
             raise LockError(
                 f"the resolution for the {variant.name} variant does not fit its "
@@ -405,10 +438,31 @@ def compile_to(
     atomic.write_text(target, lock_input.header() + body)
 
 
+def missing_interpreter(config: Config) -> str | None:
+    """Why uv cannot write the project's uv.lock here, or None when it can.
+
+    ``uv lock`` needs an interpreter that fits the project's requires-python and
+    .python-version on this machine (it would download one, which fails where Python's
+    builds cannot be reached). The constraints files do not: they are resolved for the
+    image's Python by version (``--python-version``), so a project on a Python this
+    machine lacks still gets its image's lock.
+    """
+    result = _uv(["python", "find"], config, cwd=config.project_root, check=False)
+    if result.returncode == 0:
+        return None
+    return (
+        f"uv needs a Python for the project on this machine to write it, and finds none "
+        f"({_last_line(result.err)}); the image's constraints do not need one"
+    )
+
+
 def _uv(
     arguments: Sequence[str], config: Config, *, cwd: Path, check: bool = True
 ) -> commands.Completed:
     environment = dict(os.environ)
+    # Interpreters come from the machine: a download uv tried would fail where only package
+    # indexes answer, and hide the real reason behind "Request failed after 3 retries".
+    environment["UV_PYTHON_DOWNLOADS"] = "never"
     if config.index_url:
         environment["UV_DEFAULT_INDEX"] = config.index_url
     if config.ca_bundle:
@@ -425,15 +479,28 @@ def _uv(
     if check and result.returncode != 0:
         raise LockError(
             f"uv {arguments[0]} failed: {_last_line(result.err)}",
-            "check the declared dependencies and the wheel sources (`harness doctor`)",
+            "fix what uv names (a declared dependency, a wheel source: `harness doctor` "
+            "checks the sources), then lock again",
         )
     return result
 
 
+# uv's lines that say why it failed: the error, the causes under it, and its hints.
+_REASON = re.compile("^(error|caused by|cause|\u00d7|\u2570|\u251c|hint)", re.IGNORECASE)
+_REASON_LINES = 4
+_REASON_CHARACTERS = 600
+
+
 def _last_line(text: str) -> str:
+    """uv's own reason, on one line: the error with its causes (the innermost cause is
+    usually the one that names the fix), bounded in length."""
     lines = [line.strip() for line in text.splitlines() if line.strip()]
-    interesting = [line for line in lines if re.match("^(error|\u00d7|\u2570|hint)", line)]
-    return " ".join((interesting or lines or ["no output"])[-2:])
+    interesting = [line for line in lines if _REASON.match(line)]
+    chosen = interesting or lines or ["no output"]
+    if len(chosen) > _REASON_LINES:
+        chosen = [*chosen[:2], "...", *chosen[-(_REASON_LINES - 2) :]]
+    reason = " ".join(chosen)
+    return reason if len(reason) <= _REASON_CHARACTERS else reason[: _REASON_CHARACTERS - 3] + "..."
 
 
 def stale_error(problems: Sequence[str]) -> StaleLock:

@@ -1,4 +1,7 @@
-"""`harness package`: build harness's wheel twice and check that the two are identical.
+"""`harness package`: build a wheel twice and check that the two are identical.
+
+In any project it is the project's own wheel (see :func:`check_project_wheel`); in
+harness's checkout, harness's.
 
 The wheel is the one every image built from harness's checkout installs (see
 :func:`harness.images.runtime_wheel.build_from_checkout`): ``uv build`` with the hashed
@@ -11,15 +14,22 @@ installed files (see :func:`harness.images.runtime_wheel.repack_installed`).
 
 from __future__ import annotations
 
+import os
 import shutil
+import sys
 import tempfile
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from uv import find_uv_bin
+
+from harness import commands, vcs
+from harness.config import Config, read_pyproject
 from harness.digests import sha256_file
-from harness.errors import EXIT_DIFFERS, EXIT_SAME
-from harness.images import runtime_wheel
+from harness.errors import EXIT_DIFFERS, EXIT_SAME, BuildError
+from harness.images import build, lock, runtime_wheel
 
 
 @dataclass(frozen=True)
@@ -90,12 +100,67 @@ def wheel_differences(first: Path, second: Path) -> tuple[str, ...]:
 
 def check_wheel(source_root: Path, out_dir: Path | None = None) -> PackageResult:
     """Build the wheel twice and compare; with ``out_dir``, keep it there when identical."""
+    return _twice(lambda folder: runtime_wheel.build_from_checkout(source_root, folder), out_dir)
+
+
+def check_project_wheel(config: Config, out_dir: Path | None = None) -> PackageResult:
+    """The same recipe for any project's own wheel: ``uv build --wheel`` against hashed
+    build constraints (the project's committed build-constraints.txt, else resolved now
+    from its [build-system] requires, with hashes), SOURCE_DATE_EPOCH from its commit,
+    twice, compared byte for byte."""
+    root = config.project_root
+    if not read_pyproject(config.pyproject).get("build-system", {}).get("requires"):
+        raise BuildError(
+            "the project declares no [build-system] requires, so it has no wheel to build",
+            'add [build-system] with requires = ["hatchling"] and build-backend = '
+            '"hatchling.build"',
+        )
+    with tempfile.TemporaryDirectory(prefix="harness-build-constraints-") as work:
+        constraints = root / runtime_wheel.BUILD_CONSTRAINTS
+        if not constraints.is_file():
+            constraints = Path(work) / runtime_wheel.BUILD_CONSTRAINTS
+            lock.compile_to(
+                config, lock.build_input(config), constraints, ["--universal"], find_links=False
+            )
+        epoch = build.source_date_epoch(vcs.source_state(root))
+        # The build backend needs an interpreter; where the project's Python is not on this
+        # machine, this one runs it (a pure-Python wheel does not depend on it).
+        python = [] if lock.missing_interpreter(config) is None else ["--python", sys.executable]
+        return _twice(lambda folder: _uv_build(root, constraints, folder, epoch, python), out_dir)
+
+
+def _uv_build(root: Path, constraints: Path, out_dir: Path, epoch: int, python: list[str]) -> Path:
+    environment = dict(os.environ)
+    environment["SOURCE_DATE_EPOCH"] = str(epoch)
+    environment["UV_PYTHON_DOWNLOADS"] = "never"
+    result = commands.call(
+        [
+            find_uv_bin(), "build", "--wheel", "--quiet",
+            "--out-dir", str(out_dir),
+            "--build-constraint", str(constraints),
+            "--require-hashes",
+            *python,
+            str(root),
+        ],
+        env=environment,
+        timeout=commands.RESOLVE_S,
+        hint="check that the package index answers (`harness doctor`), then package again",
+    )  # fmt: skip
+    wheels = sorted(out_dir.glob("*.whl"))
+    if result.returncode != 0 or len(wheels) != 1:
+        tail = " | ".join(result.err.strip().splitlines()[-3:]) or "no wheel was written"
+        raise BuildError(f"uv build of the project's wheel failed: {tail}")
+    return wheels[0]
+
+
+def _twice(build_into: Callable[[Path], Path], out_dir: Path | None) -> PackageResult:
+    """Build with ``build_into`` in two fresh folders and compare the two wheels."""
     with (
         tempfile.TemporaryDirectory(prefix="harness-wheel-1-") as one,
         tempfile.TemporaryDirectory(prefix="harness-wheel-2-") as two,
     ):
-        first = runtime_wheel.build_from_checkout(source_root, Path(one))
-        second = runtime_wheel.build_from_checkout(source_root, Path(two))
+        first = build_into(Path(one))
+        second = build_into(Path(two))
         first_sha, second_sha = sha256_file(first), sha256_file(second)
         differing = () if first_sha == second_sha else wheel_differences(first, second)
         kept = None

@@ -16,6 +16,9 @@ it is because the run happens in a locked-down container:
   inputs (hashed into the record, and checked against DVC when it tracks them) and
   replaced by their path inside the container; remote URIs are refused (there is no
   network to download them).
+* Everything the command writes is its output, in ``$HARNESS_OUTPUT`` or in the project
+  (a writable view of it: ``./mlruns``, ``./outputs``); MLflow's own file store is kept by
+  logical place, its ids, clocks and host metrics recorded but not compared.
 * ``seed`` is harness's seed (``--seed``): the placeholder becomes ``"$HARNESS_SEED"``, and
   giving it with ``-P`` is refused so that the record's seed is the one the code used.
   ``output`` becomes ``"$HARNESS_OUTPUT"`` (the project is mounted read-only) unless given.
@@ -33,6 +36,7 @@ source, not imported) become typed parameters.
 from __future__ import annotations
 
 import ast
+import difflib
 import json
 import re
 import shlex
@@ -53,6 +57,8 @@ from harness.runtime.determinism import environment as determinism_environment
 from harness.runtime.spec import RESERVED_PARAMETERS
 
 MLPROJECT = "MLproject"
+# The outputs of an experiment made from an entry point: every file the run writes.
+MLPROJECT_OUTPUTS = "**"
 TYPES = ("string", "float", "path", "uri")
 # The placeholders harness fills itself (see the module docstring); "$NAME" stays
 # unquoted for the shell to expand.
@@ -269,10 +275,16 @@ def experiment_from_mlproject(
     return Experiment(
         name=_experiment_name(entry.name),
         entry=None,
-        command=("bash", "-c", command),
+        # MLflow runs an entry point from the project's folder, and its commands count on
+        # it (PYTHONPATH=src, ./mlruns): so does harness, whatever the working directory
+        # (the workdir variation then cannot break what MLflow itself guarantees).
+        command=("bash", "-c", f'cd "$HARNESS_PROJECT" && {command}'),
         parameters=recorded,
         inputs=inputs,
-        outputs={},
+        # An entry point names no outputs: what it writes, in the output folder or next to
+        # its code (./mlruns, ./outputs), is its result (see harness.runtime.project_view;
+        # an MLflow store is kept by logical place, harness.runtime.mlflow_store).
+        outputs={MLPROJECT_OUTPUTS: ""},
     )
 
 
@@ -485,10 +497,51 @@ def pin_image(engine: ContainerEngine, reference: str) -> PinnedImage:
     return PinnedImage(reference, digests[0] if digests else info.id, dict(info.labels))
 
 
-def write_mlproject(config: Config, image: PinnedImage, output: Path) -> Path:
+def write_mlproject(
+    config: Config, image: PinnedImage, output: Path, *, force: bool = False
+) -> Path:
+    """Write the MLproject; an existing file with other content (the project's own, with
+    its entry points and comments) is replaced only with ``force``, else refused with the
+    difference shown."""
     target = output if output.is_absolute() else config.project_root / output
-    atomic.write_text(target, render_mlproject(config, image))
+    text = render_mlproject(config, image)
+    if target.is_symlink() or (target.exists() and not target.is_file()):
+        raise ConfigError(f"{target.name} exists and is not a plain file", "move it away first")
+    if target.is_file() and not force:
+        try:
+            current = target.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as error:
+            raise ConfigError(f"cannot read {target.name}: {error}", "check the file") from None
+        if current != text:
+            raise ConfigError(
+                f"{target.name} exists with other content, which writing would replace "
+                f"({difference(current, text, target.name)})",
+                f"write beside it with --output {MLPROJECT}.harness (or - for stdout), "
+                "or pass --force to replace it",
+            )
+    atomic.write_text(target, text)
     return target
+
+
+# How much of the difference a refusal shows: enough to see whose entry points go.
+_DIFF_LINES = 12
+
+
+def difference(current: str, wanted: str, name: str) -> str:
+    """What writing would do, on one bounded line: the lines it would remove (the user's,
+    which matter most), then how many it would add."""
+    lines = [
+        line
+        for line in difflib.unified_diff(
+            current.splitlines(), wanted.splitlines(), name, f"{name} (harness)", n=0, lineterm=""
+        )
+        if line[:1] in "+-" and not line.startswith(("+++", "---"))
+    ]
+    removed = [f"- {line[1:].strip()}" for line in lines if line.startswith("-")]
+    added = sum(1 for line in lines if line.startswith("+"))
+    shown = " | ".join(removed[:_DIFF_LINES])
+    more = f" | ... {len(removed) - _DIFF_LINES} more" if len(removed) > _DIFF_LINES else ""
+    return f"it would remove: {shown}{more}; and add {added} lines"
 
 
 __all__ = [

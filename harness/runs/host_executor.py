@@ -246,6 +246,8 @@ def run_on_host(
     spec.update(
         {
             "project": str(config.project_root),
+            # On the host the experiment runs in the project itself: no view to lay out.
+            "project_source": None,
             "output": str(artifacts),
             "meta": str(meta),
             "inputs": {name: str(path) for name, path in experiment.inputs.items()},

@@ -27,7 +27,15 @@ from harness import atomic, untrusted, vcs
 from harness import container as container_plan
 from harness.cleanup import quietly
 from harness.config import Config, Experiment
-from harness.container import CONTAINER_USER, INPUTS, META, OUTPUT, PROJECT, Source
+from harness.container import (
+    CONTAINER_USER,
+    INPUTS,
+    META,
+    OUTPUT,
+    PROJECT,
+    PROJECT_SOURCE,
+    Source,
+)
 from harness.engine import ContainerEngine, ContainerSpec, Mount, RunOutcome, VolumeMount
 from harness.errors import ConfigError, EngineError, EngineUnavailable, HarnessError
 from harness.fleet import hosts
@@ -385,6 +393,8 @@ def run_spec(
         "threads": threads,
         "device": device,
         "project": PROJECT,
+        "project_source": PROJECT_SOURCE,
+        "project_outputs": list(experiment.outputs),
         "output": OUTPUT,
         "meta": META,
         "inputs": {name: f"{INPUTS}/{name}" for name in experiment.inputs},
@@ -502,6 +512,10 @@ def runtime_report(folder: Path, *, refused: list[str] | None = None) -> dict[st
     return document
 
 
+# Lines of what a run's MLflow store set aside that the record keeps (one per kind).
+_SET_ASIDE_LINES = 100
+
+
 def take_report(record: dict[str, Any], report: Mapping[str, Any], refused: list[str]) -> None:
     """Copy into the record what the runtime reported, each field only in the shape the
     record gives it (the report comes from the container, like everything in meta/), and
@@ -520,6 +534,12 @@ def take_report(record: dict[str, Any], report: Mapping[str, Any], refused: list
             refused.append(
                 f"{records.META}/{RUNTIME_REPORT}: its {key} is not a JSON {kind.__name__}"
             )
+    set_aside = report.get("set_aside")
+    if isinstance(set_aside, list) and all(isinstance(line, str) for line in set_aside):
+        if set_aside:
+            record["set_aside"] = [_one_line(line) for line in set_aside[:_SET_ASIDE_LINES]]
+    elif set_aside is not None:
+        refused.append(f"{records.META}/{RUNTIME_REPORT}: its set_aside is not a list of lines")
     seeding = report.get("seeding")
     if isinstance(seeding, dict):
         record["seeding"] = seeding

@@ -33,7 +33,8 @@ _WRITABLE = 0o777
 def archive(
     project: Path, spec: Path, inputs: Mapping[str, Path], *, harness_state: str
 ) -> IO[bytes]:
-    """A tar of ``project/``, ``spec.json``, ``inputs/NAME``, ``out/`` and ``meta/``.
+    """A tar of ``source/`` (the project), ``project/`` (the mount point of its writable
+    view), ``spec.json``, ``inputs/NAME``, ``out/`` and ``meta/``.
 
     It is spooled to disk past a few megabytes, so large inputs do not sit in memory.
     Owners are root and modes are normalised (readable by all), as the container's user
@@ -41,11 +42,14 @@ def archive(
     """
     spooled = tempfile.SpooledTemporaryFile(max_size=8 << 20)  # noqa: SIM115 - returned open
     with tarfile.open(fileobj=spooled, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        _add_dir(tar, "project")
+        # The project under source/, read-only; project/ is the mount point of the tmpfs
+        # the runtime lays out its writable view in (see harness.container).
+        _add_dir(tar, "source")
         for path in project_files.walk(project):
-            _add(tar, path, f"project/{path.relative_to(project).as_posix()}")
+            _add(tar, path, f"source/{path.relative_to(project).as_posix()}")
         # The mount point of the tmpfs that hides harness's state from experiments.
-        _add_dir(tar, f"project/{harness_state}")
+        _add_dir(tar, f"source/{harness_state}")
+        _add_dir(tar, "project")
         _add(tar, spec, "spec.json")
         _add_dir(tar, "inputs")
         for name, source in inputs.items():

@@ -40,7 +40,16 @@ from types import FrameType
 from typing import Any
 
 from harness import atomic
-from harness.runtime import determinism, explain, fingerprint, hooks, outputs, spec, startup
+from harness.runtime import (
+    determinism,
+    explain,
+    fingerprint,
+    hooks,
+    outputs,
+    project_view,
+    spec,
+    startup,
+)
 from harness.runtime.frameworks import Settings, Switchboard
 
 SCHEMA = "harness.runtime/v1"
@@ -121,6 +130,8 @@ class Outcome:
     observed: dict[str, Any] | None = None
     violations: list[str] = field(default_factory=list)
     seeding: dict[str, Any] | None = None
+    # What the output folder leaves out of an MLflow store, one line per kind.
+    set_aside: list[str] = field(default_factory=list)
 
     def end(self, status: str, exit_code: int, error: str | None = None) -> None:
         self.status, self.exit_code, self.error = status, exit_code, error
@@ -180,8 +191,10 @@ def execute(
     # seconds of import, and the experiment never sees a framework not yet switched.
     finder = hooks.install(board.callbacks())
     outcome = Outcome()
+    laid: project_view.Laid | None = None
     with _SignalGuard() as guard:
         try:
+            laid = _lay_out_project(run_spec)
             if run_spec.command is None:
                 _run_entry(run_spec, outcome)
             else:
@@ -210,22 +223,8 @@ def execute(
             # signal arriving from now on must not cost the record.
             hooks.uninstall(finder)
             guard.ignore()
-        _set_aside(run_spec)
-        observed, violations = board.observe()
-        if outcome.seeding is not None:  # a command: its processes read back, not this one
-            observed, violations = outcome.observed or {}, outcome.violations
-        expected = determinism.environment(
-            run_spec.seed,
-            run_spec.profile,
-            run_spec.threads,
-            run_spec.device,
-            switches=run_spec.switches,
-        )
-        violations = determinism.check_environment(expected, environ) + violations
-        if not run_spec.switches:
-            violations.append("the determinism switches were left off on purpose")
-        for violation in violations:
-            _say(f"violation: {violation}")
+        _keep_outputs(run_spec, laid, outcome)
+        observed, violations = _read_back(run_spec, board, outcome, environ)
         record = _record(
             run_spec,
             outcome,
@@ -236,6 +235,37 @@ def execute(
             started=started,
         )
         return _write_record(run_spec.meta / RECORD, record, outcome.exit_code)
+
+
+def _keep_outputs(run_spec: spec.RunSpec, laid: project_view.Laid | None, outcome: Outcome) -> None:
+    """Bring in what the run wrote in the project view, then set aside what no output
+    glob names: what the collection brought in is judged by the globs like the rest."""
+    if laid is not None:
+        _collect_from_project(run_spec, laid, outcome)
+    _set_aside(run_spec)
+
+
+def _read_back(
+    run_spec: spec.RunSpec, board: Switchboard, outcome: Outcome, environ: Mapping[str, str]
+) -> tuple[dict[str, Any], list[str]]:
+    """What the frameworks' switches and the environment were while the experiment ran,
+    and every way they departed from what the spec asked."""
+    observed, violations = board.observe()
+    if outcome.seeding is not None:  # a command: its processes read back, not this one
+        observed, violations = outcome.observed or {}, outcome.violations
+    expected = determinism.environment(
+        run_spec.seed,
+        run_spec.profile,
+        run_spec.threads,
+        run_spec.device,
+        switches=run_spec.switches,
+    )
+    violations = determinism.check_environment(expected, environ) + violations
+    if not run_spec.switches:
+        violations.append("the determinism switches were left off on purpose")
+    for violation in violations:
+        _say(f"violation: {violation}")
+    return observed, violations
 
 
 def _run_entry(run_spec: spec.RunSpec, outcome: Outcome) -> None:
@@ -282,6 +312,44 @@ def _set_aside(run_spec: spec.RunSpec) -> None:
         return
     if moved:
         _say(f"set aside {len(moved)} file(s) that outputs does not name (not compared)")
+
+
+def _lay_out_project(run_spec: spec.RunSpec) -> project_view.Laid | None:
+    """The writable view of the project the experiment runs in, when the spec asks for one."""
+    if run_spec.project_source is None or run_spec.project is None:
+        return None
+    try:
+        return project_view.lay_out(run_spec.project_source, run_spec.project)
+    except (project_view.ViewError, OSError) as error:
+        raise EntryError(
+            f"the project's writable view could not be laid out: {error}",
+            "keep large data out of the project folder (declare it as an input), then run again",
+        ) from None
+
+
+def _collect_from_project(
+    run_spec: spec.RunSpec, laid: project_view.Laid, outcome: Outcome
+) -> None:
+    """Bring what the run wrote next to its code (``./mlruns``) into the output folder, for
+    the output globs that name it."""
+    if run_spec.project is None:
+        return
+    try:
+        collected = project_view.collect(
+            run_spec.project, laid, run_spec.output, run_spec.project_outputs
+        )
+    except (project_view.ViewError, OSError) as error:
+        _say(f"outputs written in the project could not be kept: {error}")
+        if outcome.status == "succeeded":
+            outcome.end("failed", EXIT_TROUBLE, f"outputs written in the project: {error}")
+        return
+    if collected.kept:
+        _say(
+            f"kept {len(collected.kept)} file(s) the run wrote in the project, in the output folder"
+        )
+    for line in collected.set_aside:
+        _say(f"set aside (recorded, not compared): {line}")
+    outcome.set_aside = collected.set_aside
 
 
 def _where(run_spec: spec.RunSpec) -> str:
@@ -396,9 +464,17 @@ def _run_command(run_spec: spec.RunSpec, outcome: Outcome) -> None:
             ),
         }
     )
+    if run_spec.project is not None:
+        # The project's folder (its writable view in a container), for commands that must
+        # run from it whatever the working directory, as MLflow Projects' entry points do.
+        environment["HARNESS_PROJECT"] = str(run_spec.project)
     command = command_line(run_spec.command, run_spec.project)
     program = command[0]
-    tail: collections.deque[str] = collections.deque(maxlen=_TAIL_LINES)
+    # Each stream's last lines apart: read by two threads, a traceback on stderr would
+    # otherwise be cut by whatever stdout flushed meanwhile.
+    tails: dict[int, collections.deque[str]] = {
+        fd: collections.deque(maxlen=_TAIL_LINES) for fd in (1, 2)
+    }
     clock = time.perf_counter()
     try:
         process = subprocess.Popen(
@@ -411,7 +487,7 @@ def _run_command(run_spec: spec.RunSpec, outcome: Outcome) -> None:
         outcome.end("failed", 126, f"command is not executable: {program}")
         return
     copies = [
-        _copy_output(stream, target, tail)
+        _copy_output(stream, target, tails[target])
         for stream, target in ((process.stdout, 1), (process.stderr, 2))
         if stream is not None
     ]
@@ -439,7 +515,8 @@ def _run_command(run_spec: spec.RunSpec, outcome: Outcome) -> None:
             name = f"signal {-returncode}"
         outcome.end("failed", 128 - returncode, f"command was killed by {name}")
     else:
-        outcome.end("failed", returncode, command_failure(returncode, list(tail)))
+        # stderr last: its traceback, or its last error line, explains best.
+        outcome.end("failed", returncode, command_failure(returncode, [*tails[1], *tails[2]]))
 
 
 def command_line(command: Sequence[str], project: Path | None) -> list[str]:
@@ -617,6 +694,7 @@ def _record(
         "seeding": outcome.seeding
         or {"how": "entry", "python_processes": 1 if run_spec is not None else 0, "note": None},
         "fingerprint": dict(machine),
+        "set_aside": list(outcome.set_aside),
         "timings": {
             "import_s": _seconds(outcome.import_s),
             "experiment_s": _seconds(outcome.experiment_s),

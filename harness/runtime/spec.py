@@ -36,6 +36,11 @@ class RunSpec:
     # The project's source folder, where entries' modules are imported from; None when the
     # host puts it on PYTHONPATH instead.
     project: Path | None = None
+    # The project as mounted, read-only; when set, the runtime lays out ``project`` from it
+    # as a writable view first (see harness.runtime.project_view).
+    project_source: Path | None = None
+    # Output globs also matched, after the run, against what it wrote in the project view.
+    project_outputs: tuple[str, ...] = ()
     # False only for a run that measures what the determinism switches are worth: seeds are
     # still set, the switches are left at the frameworks' defaults.
     switches: bool = True
@@ -109,6 +114,7 @@ def parse(document: object) -> RunSpec:
     project = document.get("project")
     if project is not None and (not isinstance(project, str) or not project):
         raise SpecError(f"project must be a non-empty string, not {project!r}")
+    project_source, project_outputs = _project_view(document)
     # validate() checked their types.
     return RunSpec(
         run_id=_string(document, "run_id"),
@@ -124,10 +130,26 @@ def parse(document: object) -> RunSpec:
         parameters=dict(parameters),
         inputs={name: Path(value) for name, value in inputs.items()},
         project=None if project is None else Path(project),
+        project_source=None if project_source is None else Path(project_source),
+        project_outputs=tuple(project_outputs),
         switches=_flag(document, "switches", default=True),
         outputs=_strings(document, "outputs"),
         exclude=_strings(document, "exclude"),
     )
+
+
+def _project_view(document: Mapping[str, object]) -> tuple[str | None, list[str]]:
+    """Where the read-only project is, to lay out the writable view from, and the output
+    globs matched against what the run wrote there."""
+    project_source = document.get("project_source")
+    if project_source is not None and (not isinstance(project_source, str) or not project_source):
+        raise SpecError(f"project_source must be a non-empty string, not {project_source!r}")
+    project_outputs = document.get("project_outputs") or []
+    if not isinstance(project_outputs, list) or not all(
+        isinstance(glob, str) and glob for glob in project_outputs
+    ):
+        raise SpecError("project_outputs must be a list of globs")
+    return project_source, project_outputs
 
 
 def _string(document: Mapping[str, object], key: str) -> str:

@@ -48,6 +48,20 @@ def hang(output: Path, seed: int, inputs: dict) -> dict:
     return {}
 
 
+def next_to_itself(output: Path, seed: int, inputs: dict) -> dict:
+    # Relative to the working directory, as code run from its checkout writes.
+    Path("mlruns/0").mkdir(parents=True)
+    Path("mlruns/0/score").write_text("1.5\\n")
+    Path("checkpoints").mkdir()
+    Path("checkpoints/last.txt").write_text("1\\n")
+    try:
+        Path("/harness/source/tamper.txt").write_text("x")
+        tamper = "written"
+    except OSError:
+        tamper = "refused"
+    return {"tamper": tamper, "reads_project": Path("probes.py").is_file()}
+
+
 def read_input(output: Path, seed: int, inputs: dict) -> dict:
     data = (inputs["data"] / "numbers.txt").read_text()
     (output / "sum.txt").write_text(str(sum(int(x) for x in data.split())))
@@ -68,6 +82,10 @@ entry = "probes:crash"
 
 [tool.harness.experiments.probe-hang]
 entry = "probes:hang"
+
+[tool.harness.experiments.probe-next-to-itself]
+entry = "probes:next_to_itself"
+outputs = ["mlruns/**"]
 
 [tool.harness.experiments.probe-input]
 entry = "probes:read_input"
@@ -180,6 +198,23 @@ def test_inputs_are_hashed_and_read_only(probe_project: Path) -> None:
     assert (
         probe_project / ".harness/runs" / record["run_id"] / "artifacts/sum.txt"
     ).read_text() == "10"
+
+
+def test_code_that_writes_next_to_itself_runs_and_the_project_never_changes(
+    probe_project: Path,
+) -> None:
+    before = sorted(p.relative_to(probe_project) for p in probe_project.rglob("*"))
+    code, (record,), stderr = run_json("probe-next-to-itself", cwd=probe_project)
+    assert code == 0, stderr
+    assert record["metrics"] == {"tamper": "refused", "reads_project": True}
+    # What an output glob names is kept, the rest goes with the container.
+    assert [a["path"] for a in record["artifacts"]] == ["mlruns/0/score"]
+    after = sorted(
+        p.relative_to(probe_project)
+        for p in probe_project.rglob("*")
+        if ".harness" not in p.relative_to(probe_project).parts
+    )
+    assert after == [p for p in before if ".harness" not in p.parts]
 
 
 def test_a_crashing_experiment_gives_a_failed_record_and_exit_1(

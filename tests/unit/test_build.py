@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -94,13 +95,15 @@ def test_labels_carry_oci_and_harness_keys(project: Path, monkeypatch: pytest.Mo
     monkeypatch.delenv("SOURCE_DATE_EPOCH", raising=False)
     config = load_config(project, environ={})
     base = BaseImage("harness-base:bookworm-python3.11", "sha256:base", "sha256:base", None, False)
-    labels = build.image_labels(config, config.variant("cpu"), base)
-    assert labels["org.opencontainers.image.revision"] == "c0ffee"
+    labels = build.image_labels(config, config.variant("cpu"), base, 86400)
+    # The commit is the run record's and the certificate's, not the image's: a label
+    # holding it would make every commit a new image.
+    assert "org.opencontainers.image.revision" not in labels
     assert labels["org.opencontainers.image.source"] == "https://git.example/demo"
     assert labels["org.opencontainers.image.created"] == "1970-01-02T00:00:00Z"
     assert labels["org.opencontainers.image.base.digest"] == "sha256:base"
     assert labels[build.LABEL_VARIANT] == "cpu"
-    assert labels[build.LABEL_DIRTY] == "true"
+    assert not [key for key in labels if "c0ffee" in labels[key] or "dirty" in key]
     assert labels[build.LABEL_CONSTRAINTS] == sha256_file(project / "constraints.txt")
     assert labels[build.LABEL_LOCK] == sha256_file(project / "uv.lock")
 
@@ -334,5 +337,36 @@ def test_prepare_passes_source_date_epoch_and_keeps_every_label(
     assert prepared.buildargs["SOURCE_DATE_EPOCH"] == "4242"
     assert prepared.buildargs["BASE_IMAGE"] == "sha256:base"
     assert prepared.reference == "demo:cpu"
-    assert prepared.labels["org.opencontainers.image.revision"] == "c0ffee"
+    assert "org.opencontainers.image.revision" not in prepared.labels
     assert prepared.build_input == prepared.labels[build.LABEL_BUILD_INPUT]
+
+
+def test_a_commit_that_changes_only_the_project_s_code_keeps_the_image(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (project / "constraints.txt").write_text("")
+    monkeypatch.delenv("SOURCE_DATE_EPOCH", raising=False)
+
+    class Engine(EngineDouble):
+        def image(self, reference: str) -> ImageInfo:
+            return ImageInfo("sha256:base", (reference,), {}, 0)
+
+    config = load_config(project, environ={})
+
+    class Installed(runtime_wheel.HarnessSource):
+        def digest(self) -> str:
+            return "installed-harness"
+
+    harness_source = Installed("installed", project / "site-packages")
+    inputs = []
+    for commit, when, dirty in (("c0ffee", 1000, False), ("beef00", 2000, True)):
+        monkeypatch.setattr(
+            vcs,
+            "source_state",
+            lambda _root, c=commit, t=when, d=dirty: SourceState(c, d, None, None, t),
+        )
+        plan = replace(plan_of(config), harness_source=harness_source)
+        prepared = build.prepare(Engine(), plan)
+        inputs.append((prepared.build_input, prepared.epoch, dict(prepared.buildargs)))
+    assert inputs[0] == inputs[1]
+    assert inputs[0][1] == 0

@@ -57,7 +57,7 @@ def test_unknown_variant_is_refused_before_any_engine_call(project: Path) -> Non
 
 
 def test_missing_constraints_are_refused_before_any_engine_call(project: Path) -> None:
-    (project / "Dockerfile").write_text("FROM scratch\n")
+    (project / "Dockerfile").write_text("ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\n")
     code, _, err = invoke("--project", str(project), "build")
     assert code == 2
     assert "constraints.txt is missing" in err

@@ -97,7 +97,7 @@ def test_a_run_gives_the_engine_the_same_options_as_before(config: Config) -> No
         "mem_limit": "6g",
         "memswap_limit": "6g",
         "mounts": [
-            _mount("PROJECT", "/harness/project", True),
+            _mount("PROJECT", "/harness/source", True),
             _mount(f"{runs}/spec.json", "/harness/spec.json", True),
             _mount(f"{runs}/{records.ARTIFACTS}", "/harness/out", False),
             _mount(f"{runs}/{records.META}", "/harness/meta", False),
@@ -107,7 +107,11 @@ def test_a_run_gives_the_engine_the_same_options_as_before(config: Config) -> No
         "pids_limit": 4096,
         "read_only": True,
         "security_opt": ["no-new-privileges:true"],
-        "tmpfs": {"/tmp": "rw,nosuid,nodev,size=4g", "/harness/project/.harness": "ro,size=1k"},
+        "tmpfs": {
+            "/tmp": "rw,nosuid,nodev,size=4g",
+            "/harness/project": "rw,exec,nosuid,nodev,uid=10001,gid=10001,size=8g",
+            "/harness/source/.harness": "ro,size=1k",
+        },
         "user": "10001:10001",
         "hostname": "harness",
         "working_dir": "/harness/project",
@@ -169,14 +173,18 @@ def test_the_plan_of_a_control_run(config: Config) -> None:
         "harness",
     )
     assert [(m.source, m.target, m.read_only, m.name) for m in plan.mounts] == [
-        (Source.PROJECT, "/harness/project", True, None),
+        (Source.PROJECT, "/harness/source", True, None),
         (Source.SPEC, "/harness/spec.json", True, None),
         (Source.ARTIFACTS, "/harness/out", False, None),
         (Source.META, "/harness/meta", False, None),
         (Source.INPUT, "/harness/inputs/data", True, "data"),
     ]
     assert plan.tmpfs_at("/tmp").docker_options == "rw,nosuid,nodev,size=4g"
-    assert plan.tmpfs_at("/harness/project/.harness").docker_options == "ro,size=1k"
+    assert plan.tmpfs_at("/harness/source/.harness").docker_options == "ro,size=1k"
+    # The experiment's working directory is a writable view, the project stays read-only.
+    assert plan.tmpfs_at("/harness/project").docker_options == (
+        "rw,exec,nosuid,nodev,uid=10001,gid=10001,size=8g"
+    )
     assert plan.confinement == container.Confinement(
         read_only_root=True,
         network=False,
@@ -199,7 +207,18 @@ def test_variations_change_only_what_they_name(config: Config) -> None:
     varied = replace(control, setup=setup_for(BY_NAME[n] for n in ("user", "hostname", "cpus")))
     before = container.plan(control, image="img", run_id="r1", memory=None)
     after = container.plan(varied, image="img", run_id="r1", memory=None)
-    assert replace(after, user=before.user, hostname=before.hostname, cpuset=None) == before
+    # The project's writable view belongs to whichever user runs the experiment.
+    assert after.tmpfs_at("/harness/project").options[-2:] == ("uid=10002", "gid=10002")
+    assert (
+        replace(
+            after,
+            user=before.user,
+            hostname=before.hostname,
+            cpuset=None,
+            tmpfs=before.tmpfs,
+        )
+        == before
+    )
     assert (after.user, after.hostname, after.cpuset) == ("10002:10002", "reprotest-host", "0")
 
 
@@ -264,5 +283,5 @@ def test_run_and_k8s_give_the_experiment_the_same_container(
     assert {**options["environment"], "HARNESS_RUN_ID": run_id} == env
     mounts = {m["mountPath"]: m.get("readOnly", False) for m in main["volumeMounts"]}
     assert {m["Target"]: m["ReadOnly"] for m in options["mounts"]} == {
-        k: v for k, v in mounts.items() if k != "/tmp"
+        k: v for k, v in mounts.items() if k not in ("/tmp", "/harness/project")
     }

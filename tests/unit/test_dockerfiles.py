@@ -58,7 +58,75 @@ def test_a_declared_dockerfile_that_is_missing_never_falls_back(bare: Path) -> N
     config = load_config(bare, environ={})
     with pytest.raises(ConfigError, match=r"Dockerfile\.ml does not exist") as raised:
         dockerfiles.choose(config.variant("cpu"), bare)
-    assert "remove dockerfile" in raised.value.hint
+    # The fix names harness's own explicitly, and following it works (it never points
+    # back at the setting that failed).
+    assert 'dockerfile = "harness:Dockerfile"' in raised.value.hint
+    (bare / "pyproject.toml").write_text(
+        (bare / "pyproject.toml").read_text().replace("docker/Dockerfile.ml", "harness:Dockerfile")
+    )
+    config = load_config(bare, environ={})
+    assert dockerfiles.choose(config.variant("cpu"), bare).label == "harness:Dockerfile"
+
+
+DEPLOYMENT = b"""\
+# https://docs.docker.com/engine/reference/builder/
+FROM python:3.14-slim
+COPY dist/*.whl .
+RUN pip install *.whl
+CMD ["bikes", "--help"]
+"""
+
+
+def test_a_deployment_dockerfile_never_silently_becomes_the_experiment_image(
+    bare: Path,
+) -> None:
+    (bare / "Dockerfile").write_bytes(DEPLOYMENT)
+    config = load_config(bare, environ={})
+    with pytest.raises(ConfigError) as raised:
+        dockerfiles.choose(config.variant("cpu"), bare)
+    assert "FROM python:3.14-slim" in raised.value.message
+    assert "deployment Dockerfile" in raised.value.message
+    assert "harness init" in raised.value.hint
+    assert 'dockerfile = "harness:Dockerfile"' in raised.value.hint
+
+
+def test_harness_s_own_dockerfile_can_be_named_beside_a_deployment_one(bare: Path) -> None:
+    (bare / "Dockerfile").write_bytes(DEPLOYMENT)
+    with (bare / "pyproject.toml").open("a") as handle:
+        handle.write('\n[tool.harness.variants.cpu]\ndockerfile = "harness:Dockerfile"\n')
+    config = load_config(bare, environ={})
+    chosen = dockerfiles.choose(config.variant("cpu"), bare)
+    assert (chosen.origin, chosen.label) == ("harness", "harness:Dockerfile")
+    assert chosen.text == dockerfiles.builtin_text("cpu")
+    assert config.as_dict()["variants"]["cpu"]["dockerfile"] == "harness:Dockerfile"
+
+
+def test_an_unknown_harness_dockerfile_is_refused_with_the_names_there_are(bare: Path) -> None:
+    with (bare / "pyproject.toml").open("a") as handle:
+        handle.write('\n[tool.harness.variants.cpu]\ndockerfile = "harness:Dockerfile.rocm"\n')
+    config = load_config(bare, environ={})
+    with pytest.raises(ConfigError, match=r"harness:Dockerfile\.rocm") as raised:
+        dockerfiles.choose(config.variant("cpu"), bare)
+    assert "harness:Dockerfile, harness:Dockerfile.cuda" in raised.value.hint
+
+
+def test_a_declared_project_dockerfile_is_used_as_written(bare: Path) -> None:
+    # Naming a file is a decision: harness builds from it whatever its FROM.
+    (bare / "Dockerfile").write_bytes(DEPLOYMENT)
+    with (bare / "pyproject.toml").open("a") as handle:
+        handle.write('\n[tool.harness.variants.cpu]\ndockerfile = "Dockerfile"\n')
+    config = load_config(bare, environ={})
+    assert dockerfiles.choose(config.variant("cpu"), bare).label == "project:Dockerfile"
+
+
+def test_what_counts_as_written_for_harness() -> None:
+    assert dockerfiles.meant_for_harness(b"ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\n")
+    assert dockerfiles.meant_for_harness(b"ARG FRAMEWORKS_IMAGE=x\nFROM ${FRAMEWORKS_IMAGE}\n")
+    assert not dockerfiles.meant_for_harness(DEPLOYMENT)
+    assert not dockerfiles.meant_for_harness(b"# ARG BASE_IMAGE\nFROM debian\n")
+    assert dockerfiles.first_from(b"FROM --platform=linux/amd64 python:3.14 AS x\n") == (
+        "python:3.14"
+    )
 
 
 def test_a_variant_of_another_name_takes_its_device_s_dockerfile(bare: Path) -> None:

@@ -241,7 +241,10 @@ def test_volumes_and_mounts(project: Path) -> None:
         "subPath": f"{name}.spec.json",
         "readOnly": True,
     }
-    assert mounts["/harness/project"]["readOnly"] is True
+    assert mounts["/harness/source"]["readOnly"] is True
+    # The writable view of the project the runtime lays out, in memory like a local run's.
+    assert mounts["/harness/project"]["name"] == "project-view"
+    assert volumes["project-view"]["emptyDir"] == {"medium": "Memory", "sizeLimit": "8Gi"}
     assert mounts["/harness/out"]["subPath"] == f"{name}/artifacts"
     assert mounts["/harness/meta"]["subPath"] == f"{name}/meta"
     assert mounts["/tmp"]["name"] == "tmp"
@@ -253,7 +256,7 @@ def test_volumes_and_mounts(project: Path) -> None:
         "/harness/spec.json",
     ]
     init_mounts = {m["mountPath"]: m for m in container(job, "unpack")["volumeMounts"]}
-    assert init_mounts["/harness/project"].get("readOnly") is not True
+    assert init_mounts["/harness/source"].get("readOnly") is not True
     assert init_mounts["/harness/meta"]["subPath"] == f"{name}/meta"
     assert f"{name}.spec.json" in config_map["data"]
     assert f"{name}.job.json" in config_map["data"]
@@ -559,7 +562,14 @@ def run_job(project: Path, tmp_path: Path, *arguments: str) -> tuple[Path, dict[
     assert (unpacked / "demo_experiments" / "demo.py").read_text() == EXPERIMENT
     # The same spec, at this machine's paths for the pod's mounts.
     local = json.loads((folder / "meta" / "spec.json").read_text())
-    local.update(project=str(unpacked), output=str(folder / "artifacts"), meta=str(folder / "meta"))
+    view = tmp_path / "view"
+    view.mkdir()
+    local.update(
+        project=str(view),
+        project_source=str(unpacked),
+        output=str(folder / "artifacts"),
+        meta=str(folder / "meta"),
+    )
     (tmp_path / "spec.json").write_text(json.dumps(local))
     host = {
         k: v
@@ -569,7 +579,7 @@ def run_job(project: Path, tmp_path: Path, *arguments: str) -> tuple[Path, dict[
     env = {**host, **{e["name"]: e["value"] for e in container(job)["env"]}}
     subprocess.run(
         [sys.executable, "-P", "-m", "harness.runtime", str(tmp_path / "spec.json")],
-        cwd=unpacked,
+        cwd=view,
         env=env,
         capture_output=True,
         check=True,

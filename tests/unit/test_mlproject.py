@@ -16,7 +16,7 @@ import pytest
 from click.testing import CliRunner
 
 from harness.cli.integrations import mlproject
-from harness.cli.main import HarnessGroup
+from harness.cli.main import HarnessGroup, cli
 from harness.config import Config, load_config
 from harness.engine import ContainerEngine, ImageInfo
 from harness.errors import ConfigError
@@ -72,6 +72,8 @@ def test_an_entry_point_becomes_a_command_experiment(mlproject_root: Path) -> No
     assert experiment.command == (
         "bash",
         "-c",
+        # From the project's folder, as MLflow runs an entry point.
+        'cd "$HARNESS_PROJECT" && '
         "python train.py --alpha 0.5 --label 'it'\"'\"'s' --data /harness/inputs/data "
         '--seed "$HARNESS_SEED" --out "$HARNESS_OUTPUT" --from s3://bucket/key --extra \'x y\'',
     )
@@ -91,11 +93,11 @@ def test_literal_braces_and_script_entry_points(mlproject_root: Path) -> None:
     assert experiment_from_mlproject(mlproject_root, "plain", {}).command == (
         "bash",
         "-c",
-        "echo {literal} braces",
+        'cd "$HARNESS_PROJECT" && echo {literal} braces',
     )
     script = experiment_from_mlproject(mlproject_root, "train.py", {"epochs": "3"})
     assert script.name == "train.py"
-    assert script.command == ("bash", "-c", "python train.py --epochs 3")
+    assert script.command == ("bash", "-c", 'cd "$HARNESS_PROJECT" && python train.py --epochs 3')
 
 
 def test_the_file_name_is_matched_in_any_case(mlproject_root: Path) -> None:
@@ -146,7 +148,7 @@ def test_commands_match_what_mlflow_itself_computes(tmp_path: Path) -> None:
     given = {"a": "0.25", "b": "$HOME; rm", "d": "it's"}
     ours = experiment_from_mlproject(tmp_path, "main", given).command
     theirs = projects.load_project(str(tmp_path)).get_entry_point("main")
-    assert ours == ("bash", "-c", theirs.compute_command(given, None))
+    assert ours == ("bash", "-c", f'cd "$HARNESS_PROJECT" && {theirs.compute_command(given, None)}')
 
 
 # -- writing an MLproject ----------------------------------------------------------------
@@ -314,3 +316,71 @@ def test_a_missing_image_is_trouble_with_the_fix(demo_project: Config) -> None:
     code, _, err = invoke(FakeState(demo_project.project_root, FakeEngine()))
     assert code == 2
     assert "the image demo:cpu is not on the engine (fix: build it with `harness build`)" in err
+
+
+PROJECT_S_OWN = """\
+# https://mlflow.org/docs/latest/projects.html
+name: bikes
+entry_points:
+  main:
+    parameters:
+      conf_file: path
+    command: "PYTHONPATH=src python -m bikes {conf_file}"
+"""
+
+
+def test_the_project_s_own_mlproject_is_never_overwritten_without_force(
+    demo_project: Config,
+) -> None:
+    info = ImageInfo(id=IMAGE_ID, tags=("demo:cpu",), labels={}, size=1)
+    state = FakeState(demo_project.project_root, FakeEngine({"demo:cpu": info}))
+    own = demo_project.project_root / "MLproject"
+    own.write_text(PROJECT_S_OWN)
+    code, _, err = invoke(state)
+    assert code == 2
+    assert own.read_text() == PROJECT_S_OWN
+    # The refusal shows what would go (the project's entry point) and the ways out.
+    assert "MLproject exists with other content" in err
+    assert '- command: "PYTHONPATH=src python -m bikes {conf_file}"' in err
+    assert "--output MLproject.harness" in err
+    assert "--force" in err
+    code, _, _ = invoke(state, "--output", "MLproject.harness")
+    assert code == 0
+    assert own.read_text() == PROJECT_S_OWN
+    code, _, _ = invoke(state, "--force")
+    assert code == 0
+    assert own.read_text() == (demo_project.project_root / "MLproject.harness").read_text()
+    # Writing the same content again needs no force.
+    assert invoke(state)[0] == 0
+
+
+def test_verify_takes_an_mlproject_entry_as_run_does(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text('[project]\nname = "bikes"\nversion = "0"\n')
+    (tmp_path / "MLproject").write_text(PROJECT_S_OWN)
+    runner = CliRunner()
+    for command in ("run", "verify"):
+        shown = runner.invoke(cli, [command, "--help"], catch_exceptions=False).stdout
+        assert "--mlproject ENTRY" in shown and "-P, --param KEY=VALUE" in shown
+        both = runner.invoke(
+            cli,
+            ["--project", str(tmp_path), command, "main", "--mlproject", "main"],
+            catch_exceptions=False,
+        )
+        assert both.exit_code == 2
+        assert "give either experiment names or --mlproject" in both.stderr
+        missing = runner.invoke(
+            cli,
+            ["--project", str(tmp_path), command, "--mlproject", "main"],
+            catch_exceptions=False,
+        )
+        assert missing.exit_code == 2
+        assert "needs a value for 'conf_file'" in missing.stderr
+
+
+def test_an_entry_point_s_outputs_are_everything_it_writes(tmp_path: Path) -> None:
+    (tmp_path / "MLproject").write_text(PROJECT_S_OWN)
+    (tmp_path / "confs").mkdir()
+    (tmp_path / "confs" / "training.yaml").write_text("seed: 42\n")
+    experiment = experiment_from_mlproject(tmp_path, "main", {"conf_file": "confs/training.yaml"})
+    assert experiment.outputs == {"**": ""}
+    assert experiment.inputs == {"conf_file": (tmp_path / "confs" / "training.yaml")}

@@ -72,9 +72,9 @@ def _staged(project: Path, tmp_path: Path) -> list[str]:
         tarfile.open(fileobj=packed) as tar,
     ):
         return sorted(
-            m.name.removeprefix("project/")
+            m.name.removeprefix("source/")
             for m in tar.getmembers()
-            if m.name.startswith("project/") and not m.isdir()
+            if m.name.startswith("source/") and not m.isdir()
         )
 
 

@@ -50,20 +50,22 @@ def test_the_archive_holds_the_run_layout_without_state_caches_or_venvs(tmp_path
         "inputs/labels",
         "meta",
         "out",
+        # The mount point of the writable view the runtime lays out from source/.
         "project",
-        "project/.harness",
-        "project/experiments",
-        "project/experiments/train.py",
-        "project/run.sh",
+        "source",
+        "source/.harness",
+        "source/experiments",
+        "source/experiments/train.py",
+        "source/run.sh",
         "spec.json",
     ]
     # Readable by the container's user, owned by root, executables kept executable.
-    assert members["project/experiments/train.py"].mode == 0o644
-    assert members["project/run.sh"].mode == 0o755
+    assert members["source/experiments/train.py"].mode == 0o644
+    assert members["source/run.sh"].mode == 0o755
     assert {(m.uid, m.gid) for m in members.values()} == {(0, 0)}
     # The output folders are written by the container's non-root user.
     assert members["out"].mode == members["meta"].mode == 0o777
-    assert members["project/.harness"].isdir()
+    assert members["source/.harness"].isdir()
 
 
 def test_files_others_cannot_read_do_not_travel(tmp_path: Path) -> None:
@@ -77,8 +79,8 @@ def test_files_others_cannot_read_do_not_travel(tmp_path: Path) -> None:
     packed = archive(project, tmp_path / "spec.json", {}, harness_state=".harness")
     with packed, tarfile.open(fileobj=packed) as tar:
         names = tar.getnames()
-    assert "project/keys" in names
-    assert "project/keys/harness.key" not in names
+    assert "source/keys" in names
+    assert "source/keys/harness.key" not in names
 
 
 def _output_tar(*members: tuple[str, bytes | str | None, bytes]) -> io.BytesIO:

@@ -78,7 +78,7 @@ def test_two_clones_of_one_commit_get_the_same_labels(
         else:
             git(clone, "remote", "set-url", "origin", remote)
         config = load_config(clone, environ={})
-        return build.image_labels(config, config.variant("cpu"), base)
+        return build.image_labels(config, config.variant("cpu"), base, 0)
 
     local, bare = labels(str(origin)), labels(None)
     assert local == bare

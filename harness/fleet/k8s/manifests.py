@@ -32,7 +32,7 @@ import harness
 from harness import container as container_plan
 from harness import vcs
 from harness.config import Config, Experiment
-from harness.container import CONFINED, CONTAINER_USER, TMP, ContainerPlan, Source
+from harness.container import CONFINED, CONTAINER_USER, PROJECT, TMP, ContainerPlan, Source
 from harness.errors import ConfigError, HarnessError
 from harness.fleet.k8s import archive
 from harness.fleet.k8s.job_output import JOB_FACTS, JOB_SCHEMA, SPEC_FILE
@@ -420,6 +420,7 @@ def _job(
     project, spec_file = plan.mount(Source.PROJECT), plan.mount(Source.SPEC)
     output, meta = plan.mount(Source.ARTIFACTS), plan.mount(Source.META)
     tmp = plan.tmpfs_at(TMP)
+    view = plan.tmpfs_at(PROJECT)
     init = {
         "name": "unpack",
         "image": settings.image,
@@ -475,6 +476,8 @@ def _job(
             },
             # The pod's own emptyDir, in memory like `harness run`'s tmpfs.
             {"name": "tmp", "mountPath": tmp.target},
+            # The writable view of the project the runtime lays out (see container.py).
+            {"name": "project-view", "mountPath": view.target},
         ],
     }
     limits: dict[str, Any] = {}
@@ -510,6 +513,10 @@ def _job(
                 {
                     "name": "tmp",
                     "emptyDir": {"medium": "Memory", "sizeLimit": kubernetes_quantity(tmp.size)},
+                },
+                {
+                    "name": "project-view",
+                    "emptyDir": {"medium": "Memory", "sizeLimit": kubernetes_quantity(view.size)},
                 },
                 {"name": "records", "persistentVolumeClaim": {"claimName": settings.claim}},
             ],

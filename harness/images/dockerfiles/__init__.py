@@ -4,8 +4,12 @@ A project that adopts harness should not have to write a Dockerfile before its f
 image, as repo2docker builds any repository: the CPU and CUDA Dockerfiles ship in this
 package, and a variant whose project has none builds with harness's. A project's own
 Dockerfile (at the variant's ``dockerfile`` path, by default ``Dockerfile`` and
-``Dockerfile.cuda``) always wins, and one that ``[tool.harness.variants.NAME]`` names must
-exist: a typo there never falls back silently. ``harness init --dockerfiles`` copies
+``Dockerfile.cuda``) wins when it is written for harness (it takes harness's build
+arguments); one that ``[tool.harness.variants.NAME]`` names must exist: a typo there never
+falls back silently, and ``harness:Dockerfile`` names harness's own. Many projects keep a
+``Dockerfile`` for deployment (``FROM python:3.14-slim``): found at the default path, it is
+never taken for the experiment image without a word; ``harness init`` sees it and names
+harness's own for the variant. ``harness init --dockerfiles`` copies
 harness's files into the project, as the starting point of a customised one.
 
 Which file was used is part of the image's identity: the choice goes into the build input
@@ -39,6 +43,13 @@ FRAMEWORKS_ARGUMENT = "FRAMEWORKS_IMAGE"
 _FRAMEWORKS_ARGUMENT = re.compile(
     rb"^[ \t]*ARG[ \t]+FRAMEWORKS_IMAGE\b", re.MULTILINE | re.IGNORECASE
 )
+# A variant's dockerfile that starts so names harness's own (``harness:Dockerfile``).
+HARNESS_PREFIX = "harness:"
+# The build arguments harness passes; a Dockerfile written for harness takes one of them.
+_HARNESS_ARGUMENT = re.compile(
+    rb"^[ \t]*ARG[ \t]+(BASE_IMAGE|FRAMEWORKS_IMAGE)\b", re.MULTILINE | re.IGNORECASE
+)
+_FROM = re.compile(rb"^[ \t]*FROM[ \t]+(?:--\S+[ \t]+)*(\S+)", re.MULTILINE | re.IGNORECASE)
 _HEADER_LINE = "@HEADER@\n"
 _DEVICE_ENV_LINE = "@DEVICE_ENV@\n"
 _CPU_HEADER = (
@@ -118,8 +129,46 @@ def builds_on_frameworks(text: bytes) -> bool:
     return _FRAMEWORKS_ARGUMENT.search(text) is not None
 
 
+def named_builtin(variant: Variant, project_root: Path) -> str | None:
+    """The file name of harness's own Dockerfile the variant names explicitly
+    (``dockerfile = "harness:Dockerfile"``), or None when it names a project file."""
+    try:
+        written = variant.dockerfile.relative_to(project_root).as_posix()
+    except ValueError:
+        return None
+    if not written.startswith(HARNESS_PREFIX):
+        return None
+    return written.removeprefix(HARNESS_PREFIX)
+
+
+def meant_for_harness(text: bytes) -> bool:
+    """Whether a Dockerfile is written to be built by harness: it takes the build argument
+    that names harness's base or frameworks image. One that does not (``FROM
+    python:3.14-slim``, the usual deployment file) builds something else, from a registry
+    harness may not reach, without the pinned environment."""
+    return _HARNESS_ARGUMENT.search(text) is not None
+
+
+def first_from(text: bytes) -> str:
+    """The image a Dockerfile's first FROM names, for messages."""
+    match = _FROM.search(text)
+    return match.group(1).decode("utf-8", "replace") if match else "no FROM"
+
+
 def choose(variant: Variant, project_root: Path) -> Dockerfile:
-    """The project's Dockerfile when it has one, else harness's for the variant's device."""
+    """The project's Dockerfile when it has one meant for harness, else harness's for the
+    variant's device; ``harness:NAME`` names harness's own explicitly."""
+    builtin = named_builtin(variant, project_root)
+    if builtin is not None:
+        devices = {name: device for device, name in BUILTIN.items()}
+        if builtin not in devices:
+            raise ConfigError(
+                f"[tool.harness.variants.{variant.name}] names {HARNESS_PREFIX}{builtin}, "
+                "which harness does not have",
+                f"write one of: {', '.join(HARNESS_PREFIX + n for n in BUILTIN.values())}",
+            )
+        device = devices[builtin]
+        return Dockerfile(FROM_HARNESS, builtin, builtin_text(device))
     path = variant.dockerfile
     if path.is_file():
         try:
@@ -127,18 +176,31 @@ def choose(variant: Variant, project_root: Path) -> Dockerfile:
         except ValueError:
             name = str(path)
         try:
-            return Dockerfile(FROM_PROJECT, name, path.read_bytes())
+            text = path.read_bytes()
         except OSError as error:
             raise ConfigError(
                 f"the {variant.name} variant's Dockerfile {path.name} cannot be read: "
                 f"{error.strerror}",
                 "fix its permissions",
             ) from None
+        if not variant.dockerfile_declared and not meant_for_harness(text):
+            raise ConfigError(
+                f"{name} is not written for harness (FROM {first_from(text)}, none of "
+                "harness's build arguments BASE_IMAGE or FRAMEWORKS_IMAGE): it looks like "
+                "the project's deployment Dockerfile, so the experiment image is not built "
+                "from it",
+                f'run `harness init`, which sets dockerfile = "{HARNESS_PREFIX}'
+                f'{BUILTIN[variant.device]}" under [tool.harness.variants.{variant.name}] '
+                f'(or set it yourself); to build from {name} anyway, set dockerfile = "{name}" '
+                "there",
+            )
+        return Dockerfile(FROM_PROJECT, name, text)
     if variant.dockerfile_declared:
         raise ConfigError(
             f"the {variant.name} variant's Dockerfile {path.name} does not exist",
-            f"create it, or remove dockerfile from [tool.harness.variants.{variant.name}] "
-            "to build with harness's own",
+            f"create it, or set dockerfile = "
+            f'"{HARNESS_PREFIX}{BUILTIN[variant.device]}" under '
+            f"[tool.harness.variants.{variant.name}] to build with harness's own",
         )
     return Dockerfile(FROM_HARNESS, BUILTIN[variant.device], builtin_text(variant.device))
 
@@ -148,9 +210,13 @@ __all__ = [
     "FRAMEWORKS_ARGUMENT",
     "FROM_HARNESS",
     "FROM_PROJECT",
+    "HARNESS_PREFIX",
     "Dockerfile",
     "builds_on_frameworks",
     "builtin_text",
     "choose",
+    "first_from",
     "frameworks_text",
+    "meant_for_harness",
+    "named_builtin",
 ]

@@ -1,0 +1,216 @@
+"""MLflow's file store (``./mlruns``), kept by logical place rather than by MLflow's ids.
+
+Two runs of the same training log the same model, metrics and artifacts, yet their stores
+share no path: MLflow names every run, logged model and (outside the default) experiment
+folder by a random id, stamps start and end times, the user and the source into
+``meta.yaml`` files and tags, a clock time into every metric value, and adds host metrics
+(``metrics/system/*``) when asked. Compared as files, such stores differ in hundreds of
+paths though nothing the training computed moved.
+
+So when the run's outputs include a store, it is kept in the output folder by logical
+place, ``STORE/<experiment name>/<run name>/...`` (and ``.../models/<model name>/...`` for
+MLflow 3's logged models): artifacts, params and user tags as they are, each metric as its
+values and steps without their times, a logged model's ``MLmodel`` without its ids and
+creation time. What MLflow stamps (the ``meta.yaml`` files, ``mlflow.*`` tags, system
+metrics, metric times, dataset and model links by id) is set aside, and the run record
+says how much of each kind was: recorded, not compared.
+
+The files are read in the container, as the experiment left them (plain files only, no
+link followed, bounded sizes); the standard library has no YAML, and MLflow writes its
+``meta.yaml`` as flat ``key: value`` lines, which is all that is read of them.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+META = "meta.yaml"
+# What a meta.yaml, a metric file or an MLmodel may weigh to be read here.
+MAX_READ = 64 << 20
+# The keys of a logged model's MLmodel file that MLflow fills with ids and the clock.
+MLMODEL_STAMPS = ("run_id:", "model_uuid:", "model_id:", "utc_time_created:", "artifact_path:")
+# Why each kind of file is set aside, as the record says it.
+WHY_META = "MLflow's metadata (ids, start and end times, user, artifact locations)"
+WHY_SYSTEM = "system metrics (the host's load during the run)"
+WHY_TAGS = "MLflow's own tags (user, source, commit, model history)"
+WHY_TIMES = "metric timestamps (values and steps are kept)"
+WHY_LINKS = "dataset and model links by MLflow id"
+WHY_MLMODEL = "MLmodel ids and creation time (the model itself is kept)"
+WHY_TRASH = "deleted runs and experiments"
+
+
+@dataclass
+class Logical:
+    """A store laid out by logical place: path -> bytes, and what was set aside."""
+
+    files: dict[str, bytes] = field(default_factory=dict)
+    set_aside: Counter[str] = field(default_factory=Counter)
+
+    def summary(self, store: str) -> list[str]:
+        return [
+            f"{store}: {count} x {why}" for why, count in sorted(self.set_aside.items()) if count
+        ]
+
+
+def is_store(folder: Path) -> bool:
+    """Whether ``folder`` is an MLflow file store: an experiment folder with MLflow's meta."""
+    if not folder.is_dir() or folder.is_symlink():
+        return False
+    for child in folder.iterdir():
+        meta = _meta(child / META)
+        if "experiment_id" in meta and "artifact_location" in meta:
+            return True
+    return False
+
+
+def lay_out(store: Path, written: set[str]) -> Logical:
+    """The store's files the run wrote (``written``: paths relative to ``store``), by
+    logical place; everything else in the store is left out."""
+    logical = Logical()
+    for experiment in sorted(store.iterdir()):
+        if not _plain_folder(experiment):
+            continue
+        if experiment.name == ".trash":
+            logical.set_aside[WHY_TRASH] += _count(experiment, store, written)
+            continue
+        meta = _meta(experiment / META)
+        if "experiment_id" not in meta:
+            continue
+        name = _safe(meta.get("name") or experiment.name)
+        logical.set_aside[WHY_META] += _written(experiment / META, store, written)
+        taken: set[str] = set()
+        runs = sorted(
+            (run for run in experiment.iterdir() if _plain_folder(run)),
+            key=lambda run: (_meta(run / META).get("start_time", ""), run.name),
+        )
+        for run in runs:
+            if run.name == "models":
+                _models(run, f"{name}/models", store, written, logical)
+                continue
+            run_meta = _meta(run / META)
+            if "run_id" not in run_meta and "run_uuid" not in run_meta:
+                continue
+            label = _unique(_safe(run_meta.get("run_name") or _tag(run) or run.name), taken)
+            _run(run, f"{name}/{label}", store, written, logical)
+    return logical
+
+
+def _run(run: Path, prefix: str, store: Path, written: set[str], logical: Logical) -> None:
+    for path in _files(run):
+        relative = path.relative_to(store).as_posix()
+        if relative not in written:
+            continue
+        inside = path.relative_to(run).as_posix()
+        top = inside.split("/", 1)[0]
+        if inside == META:
+            logical.set_aside[WHY_META] += 1
+        elif inside.startswith("metrics/system/"):
+            logical.set_aside[WHY_SYSTEM] += 1
+        elif top == "metrics":
+            logical.files[f"{prefix}/{inside}"] = _without_times(path)
+            logical.set_aside[WHY_TIMES] += 1
+        elif top == "tags" and path.name.startswith("mlflow."):
+            logical.set_aside[WHY_TAGS] += 1
+        elif top in ("inputs", "outputs"):
+            logical.set_aside[WHY_LINKS] += 1
+        elif path.name == "MLmodel":
+            logical.files[f"{prefix}/{inside}"] = _without_stamps(path)
+            logical.set_aside[WHY_MLMODEL] += 1
+        else:
+            logical.files[f"{prefix}/{inside}"] = _read(path)
+
+
+def _models(folder: Path, prefix: str, store: Path, written: set[str], logical: Logical) -> None:
+    """MLflow 3's logged models (``<experiment>/models/m-<id>/``), by model name."""
+    taken: set[str] = set()
+    models = sorted(
+        (model for model in folder.iterdir() if _plain_folder(model)),
+        key=lambda model: (_meta(model / META).get("creation_timestamp", ""), model.name),
+    )
+    for model in models:
+        meta = _meta(model / META)
+        label = _unique(_safe(meta.get("name") or model.name), taken)
+        _run(model, f"{prefix}/{label}", store, written, logical)
+
+
+def _meta(path: Path) -> dict[str, str]:
+    """The flat ``key: value`` lines of a meta.yaml (nested ones are left out)."""
+    if not path.is_file() or path.is_symlink() or path.stat().st_size > MAX_READ:
+        return {}
+    found: dict[str, str] = {}
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        if not line or line[0] in " \t-#" or ":" not in line:
+            continue
+        key, _, value = line.partition(":")
+        found[key.strip()] = value.strip().strip("'\"")
+    return found
+
+
+def _tag(run: Path) -> str | None:
+    path = run / "tags" / "mlflow.runName"
+    if path.is_file() and not path.is_symlink() and path.stat().st_size < 4096:
+        return path.read_text(encoding="utf-8", errors="replace").strip() or None
+    return None
+
+
+def _without_times(path: Path) -> bytes:
+    """A metric file (``timestamp value step`` a line) as ``value step`` lines."""
+    lines = []
+    for line in _read(path).decode("utf-8", "replace").splitlines():
+        parts = line.split()
+        lines.append(" ".join(parts[1:]) if len(parts) == 3 else line)
+    return ("\n".join(lines) + "\n").encode()
+
+
+def _without_stamps(path: Path) -> bytes:
+    text = _read(path).decode("utf-8", "replace")
+    kept = [line for line in text.splitlines() if not line.startswith(MLMODEL_STAMPS)]
+    return ("\n".join(kept) + "\n").encode()
+
+
+def _read(path: Path) -> bytes:
+    return path.read_bytes()
+
+
+def _files(folder: Path) -> list[Path]:
+    """Plain files under ``folder``, sorted, no link followed."""
+    found = []
+    for parent, _, names in os.walk(folder):
+        for name in names:
+            path = Path(parent) / name
+            if path.is_file() and not path.is_symlink():
+                found.append(path)
+    return sorted(found)
+
+
+def _written(path: Path, store: Path, written: set[str]) -> int:
+    return 1 if path.relative_to(store).as_posix() in written else 0
+
+
+def _count(folder: Path, store: Path, written: set[str]) -> int:
+    return sum(1 for path in _files(folder) if path.relative_to(store).as_posix() in written)
+
+
+def _plain_folder(path: Path) -> bool:
+    return path.is_dir() and not path.is_symlink()
+
+
+def _safe(name: str) -> str:
+    """A name as one path component."""
+    cleaned = "".join(c if c.isalnum() or c in "._- " else "_" for c in name).strip(" .")
+    return cleaned[:120] or "_"
+
+
+def _unique(name: str, taken: set[str]) -> str:
+    label, number = name, 1
+    while label in taken:
+        number += 1
+        label = f"{name}-{number}"
+    taken.add(label)
+    return label
+
+
+__all__ = ["Logical", "is_store", "lay_out"]

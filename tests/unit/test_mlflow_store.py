@@ -1,0 +1,122 @@
+"""An MLflow file store written by a run is kept by logical place: the ids, clocks and
+host metrics MLflow stamps are recorded as set aside, never compared."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from harness.runtime import mlflow_store, project_view
+
+
+def mlflow_run(store: Path, run_id: str, started: int, *, value: str = "0.5") -> set[str]:
+    """What MLflow's file store holds after one training (MLflow 3 layout, trimmed)."""
+    experiment = store / "412278384573219931"
+    files = {
+        experiment / "meta.yaml": (
+            "artifact_location: file:///harness/project/mlruns/412278384573219931\n"
+            f"creation_time: {started}\nexperiment_id: '412278384573219931'\n"
+            "lifecycle_stage: active\nname: bikes\n"
+        ),
+        experiment / run_id / "meta.yaml": (
+            f"artifact_uri: file:///x/{run_id}/artifacts\nend_time: {started + 5}\n"
+            f"experiment_id: '412278384573219931'\nrun_id: {run_id}\nrun_name: training\n"
+            f"run_uuid: {run_id}\nstart_time: {started}\nstatus: 3\nuser_id: harness\n"
+        ),
+        experiment / run_id / "metrics" / "score": f"{started + 1} {value} 0\n",
+        experiment / run_id / "metrics" / "system" / "cpu_utilization_percentage": (
+            f"{started + 2} 37.5 0\n"
+        ),
+        experiment / run_id / "params" / "seed": "42",
+        experiment / run_id / "tags" / "mlflow.user": "harness",
+        experiment / run_id / "tags" / "mlflow.runName": "training",
+        experiment / run_id / "tags" / "team": "bikes",
+        experiment / run_id / "artifacts" / "model" / "model.txt": f"{value}\n",
+        experiment
+        / run_id
+        / "outputs"
+        / f"m-{run_id}"
+        / "meta.yaml": f"destination_id: {run_id}\n",
+        experiment / "models" / f"m-{run_id}" / "meta.yaml": (
+            f"model_id: m-{run_id}\nname: regressor\ncreation_timestamp: {started}\n"
+        ),
+        experiment / "models" / f"m-{run_id}" / "artifacts" / "MLmodel": (
+            f"artifact_path: file:///x\nflavors:\n  sklearn: {{}}\nmodel_id: m-{run_id}\n"
+            f"model_uuid: {run_id}\nrun_id: {run_id}\nutc_time_created: '2026-12-06 {started}'\n"
+        ),
+        experiment / "models" / f"m-{run_id}" / "artifacts" / "model.pkl": b"\x80\x05weights",
+    }
+    for path, content in files.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            path.write_text(content)
+    return {path.relative_to(store).as_posix() for path in files}
+
+
+def kept(
+    tmp_path: Path, name: str, run_id: str, started: int
+) -> tuple[dict[str, bytes], list[str]]:
+    source, view, output = (
+        tmp_path / name / "source",
+        tmp_path / name / "view",
+        tmp_path / name / "out",
+    )
+    source.mkdir(parents=True)
+    output.mkdir()
+    laid = project_view.lay_out(source, view)
+    mlflow_run(view / "mlruns", run_id, started)
+    collected = project_view.collect(view, laid, output, ["**"])
+    files = {
+        path.relative_to(output).as_posix(): path.read_bytes()
+        for path in sorted(output.rglob("*"))
+        if path.is_file()
+    }
+    assert sorted(files) == sorted(collected.kept)
+    return files, collected.set_aside
+
+
+def test_two_runs_of_one_training_keep_the_same_files(tmp_path: Path) -> None:
+    first, set_aside = kept(tmp_path, "a", "5f1c0e2a9b7d4c3e8f6a1b2c3d4e5f60", 1765000000000)
+    second, _ = kept(tmp_path, "b", "0a9b8c7d6e5f40312a3b4c5d6e7f8091", 1765000099999)
+    assert first == second
+    assert sorted(first) == [
+        "mlruns/bikes/models/regressor/artifacts/MLmodel",
+        "mlruns/bikes/models/regressor/artifacts/model.pkl",
+        "mlruns/bikes/training/artifacts/model/model.txt",
+        "mlruns/bikes/training/metrics/score",
+        "mlruns/bikes/training/params/seed",
+        "mlruns/bikes/training/tags/team",
+    ]
+    assert first["mlruns/bikes/training/metrics/score"] == b"0.5 0\n"
+    assert first["mlruns/bikes/models/regressor/artifacts/MLmodel"] == b"flavors:\n  sklearn: {}\n"
+    # The record says what was left out, and why.
+    assert "mlruns: 3 x " + mlflow_store.WHY_META in set_aside
+    assert "mlruns: 1 x " + mlflow_store.WHY_SYSTEM in set_aside
+    assert "mlruns: 2 x " + mlflow_store.WHY_TAGS in set_aside
+    assert "mlruns: 1 x " + mlflow_store.WHY_LINKS in set_aside
+
+
+def test_a_metric_that_moved_still_differs(tmp_path: Path) -> None:
+    source, view, output = tmp_path / "source", tmp_path / "view", tmp_path / "out"
+    source.mkdir()
+    output.mkdir()
+    laid = project_view.lay_out(source, view)
+    mlflow_run(view / "mlruns", "ab" * 16, 1, value="0.75")
+    project_view.collect(view, laid, output, ["mlruns/**"])
+    assert (output / "mlruns/bikes/training/metrics/score").read_bytes() == b"0.75 0\n"
+
+
+def test_two_runs_of_one_name_are_told_apart_by_start_time(tmp_path: Path) -> None:
+    store = tmp_path / "mlruns"
+    written = mlflow_run(store, "b" * 32, 2000) | mlflow_run(store, "a" * 32, 1000)
+    logical = mlflow_store.lay_out(store, written)
+    assert "bikes/training/params/seed" in logical.files
+    assert "bikes/training-2/params/seed" in logical.files
+
+
+def test_a_folder_that_is_no_store_is_kept_as_it_is(tmp_path: Path) -> None:
+    (tmp_path / "outputs").mkdir()
+    (tmp_path / "outputs" / "meta.yaml").write_text("name: x\n")
+    assert not mlflow_store.is_store(tmp_path / "outputs")
+    assert not mlflow_store.is_store(tmp_path / "missing")
