@@ -115,7 +115,7 @@ def compare_values(where: str, a: Any, b: Any, policy: Policy, result: ArtifactR
         pairs = [(f"{where}.{key}" if where else str(key), key) for key in keys]
         _compare_items(pairs, a, b, policy, result)
         return
-    if isinstance(a, list | tuple) and isinstance(b, list | tuple):
+    if isinstance(a, list | tuple) and isinstance(b, list | tuple) and type(a) is type(b):
         pairs = [(f"{where}[{index}]", index) for index in range(max(len(a), len(b)))]
         _compare_items(pairs, dict(enumerate(a)), dict(enumerate(b)), policy, result)
         return
