@@ -38,7 +38,7 @@ class _Tensor:
     def __init__(
         self, storage: _Storage, offset: int, size: tuple[int, ...], stride: tuple[int, ...]
     ) -> None:
-        self.args = (storage, offset, size, stride, False, OrderedDict())
+        self.args: tuple[Any, ...] = (storage, offset, size, stride, False, OrderedDict())
 
 
 @pytest.fixture
@@ -419,7 +419,7 @@ def _tensor_with(storage: _Storage, *extra: Any, offset: int = 0) -> _Tensor:
     return tensor
 
 
-_PLAIN = (False, OrderedDict())
+_PLAIN: tuple[Any, ...] = (False, OrderedDict())
 
 
 @pytest.mark.parametrize(
