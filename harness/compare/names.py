@@ -48,3 +48,13 @@ def shown(name: str) -> str:
     if name.isascii() and name.isprintable() and "\\" not in name:
         return name
     return _shown(name)
+
+
+def printable(text: str) -> str:
+    """``text`` (a value, a line of a diff) with hidden characters escaped; backslashes
+    stay as they are, since a value is shown between quotes or in a diff, not as a name."""
+    if text.isascii() and text.isprintable():
+        return text
+    return "".join(
+        _escape(char) if unicodedata.category(char) in _HIDDEN else char for char in text
+    )
