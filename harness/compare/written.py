@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import re
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal, InvalidOperation, localcontext
 from typing import Any
 
 from harness.compare.model import Status
@@ -83,7 +83,21 @@ def as_written(
         return status, note
     if _beyond_float(a) or _beyond_float(b):
         return "differs", "numbers beyond float64 differ as written"
-    if status == "equal":
-        found: Status = "within" if policy.is_tolerance else "differs"
-        return found, "the same float64, written as different decimals"
+    if status in ("equal", "within"):
+        # The doubles agree, or nearly: decide on the decimals as written.
+        found = _tolerated(exact_a, exact_b, policy)
+        return found, note or "the same float64, written as different decimals"
     return status, note
+
+
+def _tolerated(a: Decimal, b: Decimal, policy: Policy) -> Status:
+    """Two decimals that one float64 stands for: within a ULP tolerance (0 ULP apart), and
+    within a relative or absolute one only if the exact decimals are."""
+    if not policy.is_tolerance:
+        return "differs"
+    if policy.kind == "ulp":
+        return "within"
+    with localcontext() as context:
+        context.prec = 60
+        bound = Decimal(policy.atol) + Decimal(policy.rtol) * max(abs(a), abs(b))
+        return "within" if abs(a - b) <= bound else "differs"
