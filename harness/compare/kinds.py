@@ -16,6 +16,7 @@ from typing import cast
 from harness.compare.fastpath import first_difference
 from harness.compare.inputs import Opened, open_named
 from harness.compare.model import ArtifactResult
+from harness.compare.names import shown
 from harness.compare.policy import Policy, PolicySet
 from harness.errors import ArtifactError
 
@@ -150,8 +151,8 @@ def compare_files(
     """Compare two files the user named (they may be links, but only to regular files)."""
     opened: list[Opened] = []
     try:
-        opened.append(open_named(a, f"{relative} in A"))
-        opened.append(open_named(b, f"{relative} in B"))
+        opened.append(open_named(a, f"{shown(relative)} in A"))
+        opened.append(open_named(b, f"{shown(relative)} in B"))
         return compare_opened(opened[0], opened[1], relative, policies, progress, match=match)
     except ArtifactError as exc:
         return _error_result(relative, match, policies, exc)

@@ -19,10 +19,11 @@ import pickle
 import re
 import struct
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from math import prod
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, Literal
 
 from harness.compare.container import Container, compare_containers
 from harness.compare.dtypes import TORCH_DTYPES, TORCH_STORAGES, DType
@@ -297,10 +298,12 @@ _ALLOWED = _allowed()
 
 
 class _RestrictedUnpickler(pickle.Unpickler):
-    def __init__(self, data: bytes, byteorder: str) -> None:
-        super().__init__(io.BytesIO(data), encoding="utf-8")
+    def __init__(self, data: bytes | IO[bytes], byteorder: str, *, legacy: bool = False) -> None:
+        super().__init__(io.BytesIO(data) if isinstance(data, bytes) else data, encoding="utf-8")
         self._byteorder = byteorder
-        self._storages: dict[str, _Storage] = {}
+        # The legacy format's storage ids carry a sixth field, a view of another storage.
+        self._fields = 6 if legacy else 5
+        self.storages: dict[str, _Storage] = {}
 
     def find_class(self, module: str, name: str) -> Any:
         # Protocol 2 spells Python 2 names (__builtin__.set); map them as pickle would,
@@ -317,7 +320,8 @@ class _RestrictedUnpickler(pickle.Unpickler):
     def persistent_load(self, pid: Any) -> Any:
         if (
             not isinstance(pid, tuple)
-            or len(pid) != 5
+            or len(pid) != self._fields
+            or (self._fields == 6 and pid[5] is not None)
             or pid[0] != "storage"
             or not isinstance(pid[1], _StorageType)
             or not isinstance(pid[2], str)
@@ -326,14 +330,16 @@ class _RestrictedUnpickler(pickle.Unpickler):
         ):
             raise ArtifactError(f"refusing to unpickle persistent id {pid!r}", hint=_HINT_MALFORMED)
         key: str = pid[2]
-        if key not in self._storages:
+        if key not in self.storages:
             order = "<" if self._byteorder == "little" else ">"
-            self._storages[key] = _Storage(key, pid[1].dtype, pid[4], order)
-        return self._storages[key]
+            self.storages[key] = _Storage(key, pid[1].dtype, pid[4], order)
+        return self.storages[key]
 
 
-def _load(data: bytes, byteorder: str, what: str) -> Any:
+def _load(data: bytes | _RestrictedUnpickler, byteorder: str, what: str) -> Any:
     try:
+        if isinstance(data, _RestrictedUnpickler):
+            return data.load()
         return _RestrictedUnpickler(data, byteorder).load()
     except ArtifactError as exc:
         raise ArtifactError(f"{what}: {exc.message}", hint=exc.hint) from None
@@ -463,12 +469,17 @@ def pt_container(path: Path) -> Container:
                 hint=_HINT_MALFORMED,
             )
         loaded = _load(archive.read(pickles[0]), byteorder, str(path))
+    return _container_of(loaded, lambda name, leaf: _tensor_source(path, infos, prefix, name, leaf))
+
+
+def _container_of(loaded: Any, source: Callable[[str, PtTensor], Source]) -> Container:
+    """The saved object's tensors (as sources) and plain values, by path."""
     leaves: dict[str, Any] = {}
     _flatten(loaded, "", leaves)
     container = Container()
     for name, leaf in leaves.items():
         if isinstance(leaf, PtTensor):
-            container.tensors[name] = _tensor_source(path, infos, prefix, name, leaf)
+            container.tensors[name] = source(name, leaf)
             for attribute, value in leaf.attributes:
                 container.values[f"{name}@{attribute}"] = value
         elif isinstance(leaf, _Alias | _Storage | _StorageType | _DTypeName | _TensorClass):
@@ -515,19 +526,80 @@ def _tensor_source(
     return StridedRange(path, offset + start, dtype, tensor.size, strides, what=what)
 
 
+# -- the legacy format (torch.save before 1.6, or _use_new_zipfile_serialization=False) --
+#
+# Four pickles in a row (a magic number, the protocol version, a dict describing the
+# machine, the saved object), a fifth listing the storage keys, then each storage in that
+# order: an 8-byte element count and the raw elements. Two saves of the same values name
+# their storages differently, so the file is read by value like the zip format.
+LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
+LEGACY_PROTOCOL = 1001
+_HINT_LEGACY = "the legacy checkpoint is truncated or corrupt; regenerate it"
+
+
+def _plain_pickle(handle: IO[bytes], what: str) -> Any:
+    return _load(_RestrictedUnpickler(handle, "little"), "little", what)
+
+
+def _legacy_container(path: Path) -> Container:
+    what = str(path)
+    size = path.stat().st_size
+    with path.open("rb") as handle:
+        if _plain_pickle(handle, what) != LEGACY_MAGIC:
+            raise ArtifactError(
+                f"{what} is neither a zip archive nor a legacy torch.save file",
+                hint="harness reads files written by torch.save",
+            )
+        if _plain_pickle(handle, what) != LEGACY_PROTOCOL:
+            raise ArtifactError(f"{what}: unknown legacy torch protocol", hint=_HINT_LEGACY)
+        byteorder = _legacy_byteorder(_plain_pickle(handle, what), what)
+        unpickler = _RestrictedUnpickler(handle, byteorder, legacy=True)
+        loaded = _load(unpickler, byteorder, what)
+        keys = _plain_pickle(handle, what)
+        if not isinstance(keys, list) or set(keys) != set(unpickler.storages):
+            raise ArtifactError(f"{what}: its storage list does not match", hint=_HINT_LEGACY)
+        offsets: dict[str, int] = {}
+        for key in keys:
+            storage = unpickler.storages[key]
+            count = int.from_bytes(handle.read(8), byteorder)
+            if storage.dtype is None or count != storage.numel:
+                raise ArtifactError(f"{what}: storage {key!r} is malformed", hint=_HINT_LEGACY)
+            offsets[key] = handle.tell()
+            end = offsets[key] + count * storage.dtype.itemsize
+            if end > size:
+                raise ArtifactError(f"{what} is truncated", hint=_HINT_LEGACY)
+            handle.seek(end)
+
+    def source(name: str, leaf: PtTensor) -> Source:
+        dtype = leaf.dtype.with_byteorder(leaf.storage.byteorder)
+        start = offsets[leaf.storage.key] + leaf.offset * dtype.itemsize
+        label = f"{what}:{name}"
+        if _c_contiguous(leaf.size, leaf.stride):
+            return FileRange(path, start, dtype, leaf.size, what=label)
+        strides = tuple(step * dtype.itemsize for step in leaf.stride)
+        return StridedRange(path, start, dtype, leaf.size, strides, what=label)
+
+    return _container_of(loaded, source)
+
+
+def _legacy_byteorder(info: Any, what: str) -> Literal["little", "big"]:
+    if not isinstance(info, dict) or not isinstance(info.get("little_endian", True), bool):
+        raise ArtifactError(f"{what}: malformed legacy header", hint=_HINT_LEGACY)
+    return "little" if info.get("little_endian", True) else "big"
+
+
 def compare_pt(
     a: Path, b: Path, result: ArtifactResult, policy: Policy, prefix: int | None
 ) -> None:
-    for path in (a, b):
-        if not zipfile.is_zipfile(path):
-            # The legacy format pickles storages with their own keys and order: two saves
-            # of the same values can differ in bytes, and different values could not be
-            # told apart from a byte comparison's verdict either way.
-            raise ArtifactError(
-                f"{path} is not a zip archive (the legacy torch.save format, before torch "
-                "1.6, or not a checkpoint): harness compares checkpoints by value only in "
-                "the zip format",
-                hint="re-save it with a current torch.save, or save as safetensors",
-            )
-    equal = None if prefix is None else (a, b, prefix)
-    compare_containers(result, pt_container(a), pt_container(b), policy, equal)
+    zipped = zipfile.is_zipfile(a), zipfile.is_zipfile(b)
+    if zipped == (True, True):
+        equal = None if prefix is None else (a, b, prefix)
+        compare_containers(result, pt_container(a), pt_container(b), policy, equal)
+        return
+    read = [
+        pt_container(path) if is_zip else _legacy_container(path)
+        for path, is_zip in zip((a, b), zipped, strict=True)
+    ]
+    if zipped != (False, False):
+        result.notes.append("one checkpoint is in the legacy format, the other a zip archive")
+    compare_containers(result, read[0], read[1], policy, None)

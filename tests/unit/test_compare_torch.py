@@ -23,7 +23,7 @@ import pytest
 
 from harness.compare import compare_paths
 from harness.compare.model import ArtifactResult
-from harness.compare.torch_pt import pt_container
+from harness.compare.torch_pt import LEGACY_MAGIC, pt_container
 
 DATA = Path(__file__).parent / "data"
 Array = np.ndarray[Any, Any]
@@ -505,3 +505,56 @@ def test_changing_one_field_of_a_saved_object_is_never_a_pass(
     a = write_pt(tmp_path / "a.pt", *build(None), fake_torch)
     b = write_pt(tmp_path / "b.pt", *build(mutation), fake_torch)
     assert compare_paths(a, b).exit_code != 0
+
+
+# -- the legacy format, by value -------------------------------------------------------------
+
+
+def write_legacy(
+    path: Path, obj: Any, storages: dict[str, bytes], fake: types.SimpleNamespace
+) -> Path:
+    """A file laid out as torch.save(..., _use_new_zipfile_serialization=False) writes it."""
+
+    class Pickler(pickle.Pickler):
+        def persistent_id(self, value: Any) -> Any:
+            if isinstance(value, _Storage):
+                return ("storage", value.kind, value.key, "cpu", value.numel, None)
+            return None
+
+        def reducer_override(self, value: Any) -> Any:
+            if isinstance(value, _Tensor):
+                return (fake.rebuild, value.args)
+            return NotImplemented
+
+    with path.open("wb") as handle:
+        pickle.dump(LEGACY_MAGIC, handle, protocol=2)
+        pickle.dump(1001, handle, protocol=2)
+        pickle.dump({"protocol_version": 1001, "little_endian": True}, handle, protocol=2)
+        Pickler(handle, protocol=2).dump(obj)
+        keys = sorted(storages)
+        pickle.dump(keys, handle, protocol=2)
+        for key in keys:
+            handle.write((len(storages[key]) // 4).to_bytes(8, "little"))
+            handle.write(storages[key])
+    return path
+
+
+def test_legacy_checkpoints_are_compared_by_value(
+    tmp_path: Path, fake_torch: types.SimpleNamespace
+) -> None:
+    values = np.arange(6, dtype="<f4")
+
+    def save(path: Path, key: str, data: Array) -> Path:
+        storage = _Storage(fake_torch.FloatStorage, key, 6)
+        tensor = _Tensor(storage, 0, (2, 3), (3, 1))
+        return write_legacy(path, {"w": tensor, "step": 3}, {key: data.tobytes()}, fake_torch)
+
+    a = save(tmp_path / "a.pt", "94251234", values)
+    same = save(tmp_path / "same.pt", "140000999", values)  # another process, another key
+    assert a.read_bytes() != same.read_bytes()
+    assert one(a, same).status == "equal"
+    moved = values.copy()
+    moved[4] = np.nextafter(moved[4], np.float32(np.inf))
+    artifact = one(a, save(tmp_path / "b.pt", "94251234", moved))
+    assert artifact.status == "differs"
+    assert artifact.tensors[0].first_differences == [(1, 1)]
