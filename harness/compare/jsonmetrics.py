@@ -162,7 +162,7 @@ def check_json_size(size: int, what: str) -> None:
         )
 
 
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+def no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     found = dict(pairs)
     if len(found) != len(pairs):
         counts: dict[str, int] = {}
@@ -182,17 +182,23 @@ def _constant(name: str) -> float:
     return float(name)
 
 
+def loads_json(raw: bytes | str) -> Any:
+    """JSON with numbers kept as written and each key once (ValueError or RecursionError
+    when malformed, ArtifactError on a repeated key)."""
+    return json.loads(
+        raw,
+        parse_float=WrittenFloat,
+        parse_int=parse_int,
+        parse_constant=_constant,
+        object_pairs_hook=no_duplicates,
+    )
+
+
 def load_json(path: Path) -> Any:
     check_json_size(path.stat().st_size, str(path))
     try:
         with path.open("rb") as handle:
-            return json.loads(
-                handle.read(),
-                parse_float=WrittenFloat,
-                parse_int=parse_int,
-                parse_constant=_constant,
-                object_pairs_hook=_no_duplicates,
-            )
+            return loads_json(handle.read())
     except (ValueError, RecursionError) as exc:
         raise ArtifactError(
             f"{path} is not valid JSON: {exc}", hint="fix or regenerate the file"

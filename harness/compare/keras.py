@@ -13,7 +13,6 @@ which differ between any two saves.
 from __future__ import annotations
 
 import hashlib
-import json
 import shutil
 import tempfile
 import zipfile
@@ -26,7 +25,7 @@ import h5py
 
 from harness.compare.container import Container, compare_containers
 from harness.compare.dtypes import from_numpy
-from harness.compare.jsonmetrics import check_json_size
+from harness.compare.jsonmetrics import check_json_size, loads_json
 from harness.compare.model import ArtifactResult
 from harness.compare.names import shown
 from harness.compare.npy import open_zip
@@ -171,7 +170,7 @@ def keras_container(path: Path, stack: ExitStack) -> Container:
         elif name.endswith(".json"):
             check_json_size(info.file_size, f"{path}:{name}")
             try:
-                container.values[name] = json.loads(archive.read(info))
+                container.values[name] = loads_json(archive.read(info))
             except (ValueError, RecursionError):
                 raise ArtifactError(f"{path}:{name} is not valid JSON") from None
         else:

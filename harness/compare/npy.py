@@ -213,6 +213,14 @@ def open_zip(path: Path) -> zipfile.ZipFile:
         ) from None
 
 
+def _member_sha256(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> str:
+    digest = hashlib.sha256()
+    with archive.open(info) as member:
+        while block := member.read(1 << 20):
+            digest.update(block)
+    return f"<{info.file_size} bytes sha256:{digest.hexdigest()}>"
+
+
 def npz_container(path: Path) -> Container:
     container = Container()
     with open_zip(path) as archive:
@@ -220,7 +228,8 @@ def npz_container(path: Path) -> Container:
             name = info.filename
             what = f"{path}:{name}"
             if not name.endswith(".npy"):
-                container.values[f"member {name}"] = f"<{info.file_size} bytes crc {info.CRC:08x}>"
+                # By a digest of its bytes: a CRC-32 is easy to forge.
+                container.values[f"member {name}"] = _member_sha256(archive, info)
                 continue
             with archive.open(info) as member:
                 header = read_header(member, what)

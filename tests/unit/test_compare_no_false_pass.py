@@ -158,12 +158,29 @@ def _h5(path: Path, build: Any) -> Path:
 
 
 def test_hdf5_byte_attributes_compare_as_bytes(tmp_path: Path) -> None:
-    def attr(value: bytes) -> Any:
-        return lambda handle: handle["w"].attrs.create("tag", np.void(value))
+    # Two invalid UTF-8 strings: decoded with replacement they would both read "\ufffd\ufffd".
+    def tagged(value: bytes) -> Any:
+        return lambda handle: handle["w"].attrs.__setitem__("tag", np.bytes_(value))
 
-    a = _h5(tmp_path / "a.h5", lambda h: h["w"].attrs.__setitem__("tag", np.bytes_(b"\xff\xfe")))
-    b = _h5(tmp_path / "b.h5", lambda h: h["w"].attrs.__setitem__("tag", np.bytes_(b"\xff\xfd")))
+    a = _h5(tmp_path / "a.h5", tagged(b"\xff\xfe"))
+    b = _h5(tmp_path / "b.h5", tagged(b"\xff\xfd"))
     assert one(a, b).status == "differs"
+
+
+def test_safetensors_duplicate_tensor_names_are_refused(tmp_path: Path) -> None:
+    def save(path: Path, first: list[int]) -> Path:
+        entry = '{{"dtype": "F32", "shape": [1], "data_offsets": {}}}'
+        header = f'{{"w": {entry.format(first)}, "w": {entry.format([4, 8])}}}'.encode()
+        header += b" " * (-len(header) % 8)
+        data = np.array([1.0, 2.0], dtype="<f4").tobytes()
+        path.write_bytes(len(header).to_bytes(8, "little") + header + data)
+        return path
+
+    artifact = one(
+        save(tmp_path / "a.safetensors", [0, 4]), save(tmp_path / "b.safetensors", [4, 8])
+    )
+    assert artifact.status == "error"
+    assert "twice" in (artifact.error or "")
 
 
 def test_hdf5_soft_links_are_compared_by_target(tmp_path: Path) -> None:
