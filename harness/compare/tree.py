@@ -171,7 +171,13 @@ class _Walk:
             type_a, type_b = listing_a.get(name), listing_b.get(name)
             if type_a == type_b == _FOLDER:
                 self._count(relative, depth + 1)
-                inner = _open_folders(fds, name, relative)
+                try:
+                    inner = _open_folders(fds, name, relative)
+                except OSError as exc:
+                    # A folder that cannot be opened (no permission, or swapped for a
+                    # link since it was listed): an error verdict, not a traceback.
+                    self.out.append(_unreadable(relative, self.policies, exc))
+                    continue
                 try:
                     self.folders(inner, relative + "/", depth + 1)
                 finally:
@@ -179,8 +185,12 @@ class _Walk:
                     os.close(inner[1])
             elif type_a is None or type_b is None or _FOLDER in (type_a, type_b):
                 for side, kind in enumerate((type_a, type_b)):
-                    if kind is not None:
+                    if kind is None:
+                        continue
+                    try:
                         self.one_sided(side, fds[side], name, kind, relative=relative, depth=depth)
+                    except OSError as exc:
+                        self.out.append(_unreadable(relative, self.policies, exc))
             else:
                 self._count(relative, depth)
                 self.pair(fds, name, (type_a, type_b), relative)
@@ -236,16 +246,7 @@ class _Walk:
         except ArtifactError as exc:
             self.out.append(_error(relative, self.policies, exc))
         except OSError as exc:
-            self.out.append(
-                _error(
-                    relative,
-                    self.policies,
-                    ArtifactError(
-                        f"{shown(relative)}: {exc.strerror or exc}",
-                        hint="check that the file exists and is readable",
-                    ),
-                )
-            )
+            self.out.append(_unreadable(relative, self.policies, exc))
         finally:
             for handle in opened:
                 handle.close()
@@ -295,6 +296,14 @@ def _open_folders(fds: tuple[int, int], name: str, relative: str) -> tuple[int, 
     except BaseException:
         os.close(first)
         raise
+
+
+def _unreadable(relative: str, policies: PolicySet, exc: OSError) -> ArtifactResult:
+    message = f"{shown(relative)}: {exc.strerror or exc}"
+    return _error(relative, policies, ArtifactError(message, hint=_HINT_READABLE))
+
+
+_HINT_READABLE = "check that it exists and is readable, and that nothing writes it now"
 
 
 def _error(relative: str, policies: PolicySet, exc: ArtifactError) -> ArtifactResult:
