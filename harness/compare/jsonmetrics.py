@@ -96,6 +96,14 @@ def _compare_floats(a: float, b: float, policy: Policy) -> tuple[Status, str | N
 
 def _jsonable(value: Any) -> Any:
     """Plain values as the report shows them (bytes as a short hex string)."""
+    # A plain float where it stands for what was written (the common case), so that
+    # --json keeps numbers numbers; the text where float64 loses it.
+    if (
+        isinstance(value, WrittenFloat)
+        and math.isfinite(value)
+        and Decimal(repr(float(value))) == Decimal(value.written)
+    ):
+        return float(value)
     if isinstance(value, Decimal | WrittenFloat):
         text = value.written if isinstance(value, WrittenFloat) else str(value)
         return text if len(text) <= 40 else f"{text[:20]}...{text[-12:]} ({len(text)} characters)"

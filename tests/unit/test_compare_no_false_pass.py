@@ -338,3 +338,11 @@ def test_shown_names_are_unambiguous() -> None:
     assert shown("a\nb") != shown("a\\nb")
     assert shown("plain.txt") == "plain.txt"
     assert shown(os.fsdecode(b"x\xff")) == "x\\xff"
+
+
+def test_json_output_keeps_plain_numbers_numbers(tmp_path: Path) -> None:
+    from harness.compare.report import to_json  # noqa: PLC0415 (only this test)
+
+    a, b = pair(tmp_path, "m.json", b'{"x": 0.5, "y": 1e400}', b'{"x": 0.25, "y": 2e400}')
+    entries = json.loads(to_json(compare_paths(a, b)))["artifacts"][0]["differences"]
+    assert [(entry["a"], entry["b"]) for entry in entries] == [(0.5, 0.25), ("1e400", "2e400")]
