@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import importlib
 import json
-import os
 import pickle
 import struct
 import zipfile
@@ -132,11 +131,19 @@ def _error_result(
     )
 
 
-def _kind_of_opened(opened: Opened) -> str:
-    suffix = os.path.splitext(opened.path)[1].lower()  # noqa: PTH122 (a str: no Path per file)
-    if suffix in MAYBE_TORCH:
-        return kind_of(opened.reader_path())
-    return KINDS.get(suffix, "bytes")
+def _suffix(path: str) -> str:
+    """``Path(path).suffix.lower()`` without building a Path (this runs for every file)."""
+    name = path[path.rfind("/") + 1 :]
+    dot = name.rfind(".")
+    return name[dot:].lower() if dot > 0 else ""
+
+
+def _kinds(a: Opened, b: Opened) -> tuple[str, str]:
+    suffix_a, suffix_b = _suffix(a.path), _suffix(b.path)
+    if suffix_a == suffix_b and suffix_a not in MAYBE_TORCH:
+        kind = KINDS.get(suffix_a, "bytes")
+        return kind, kind
+    return kind_of(a.reader_path()), kind_of(b.reader_path())
 
 
 def compare_files(
@@ -176,7 +183,7 @@ def compare_opened(
     ``relative`` names the artifact in the report; ``match`` (default: the same) is the
     path that policy globs are matched against.
     """
-    kind_a, kind_b = _kind_of_opened(a), _kind_of_opened(b)
+    kind_a, kind_b = _kinds(a, b)
     kind = kind_a if kind_a == kind_b else "bytes"
     policy = policies.for_artifact(match or relative, numbers=kind in NUMBER_KINDS)
     result = ArtifactResult(path=relative, kind=kind, status="identical", policy=policy.text)
