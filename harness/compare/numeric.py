@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -380,9 +381,14 @@ class Accumulator:
         largest = float(self.max_ulp) if make is _ulp_bins else self.max_abs
         if not self.policy.is_tolerance:
             return _clamped(make(every), largest, False)
-        merged = _clamped(make(every - failing), largest, True) + _clamped(
-            make(failing), largest, False
-        )
+        passing = _clamped(make(every - failing), largest, True)
+        failed = _clamped(make(failing), largest, False)
+        if make is _ulp_bins and self.policy.kind == "ulp" and not self.policy.atol:
+            # A pure ULP limit splits a bin exactly: at most N on one side, above on the other.
+            limit = float(self.policy.ulp)
+            passing = [replace(found, high=min(found.high, limit)) for found in passing]
+            failed = [replace(found, low=max(found.low, limit + 1)) for found in failed]
+        merged = passing + failed
         merged.sort(key=lambda found: (found.low, found.passed is False))
         return merged
 

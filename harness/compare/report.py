@@ -398,10 +398,11 @@ def to_markdown(result: ComparisonResult) -> str:
 def _text_bars(title: str, bins: list[Bin], labels: list[str]) -> list[str]:
     """A histogram as a Markdown table with a bar of block characters per bin."""
     largest = max((found.count for found in bins), default=1) or 1
-    rows = ["", f"| {title} | count | |", "| ---: | ---: | --- |"]
+    rows = ["", f"| {title} | count | verdict | |", "| ---: | ---: | --- | --- |"]
+    verdicts = {True: "pass", False: "fail", None: ""}
     for found, label in zip(bins, labels, strict=True):
         bar = "█" * max(1, round(30 * found.count / largest))
-        rows.append(f"| {label} | {found.count:,} | {bar} |")
+        rows.append(f"| {label} | {found.count:,} | {verdicts[found.passed]} | {bar} |")
     return rows
 
 

@@ -473,3 +473,24 @@ def test_dense_differences_are_batched_without_double_counting() -> None:
         expected["max_ulp"],
         expected["nan_mismatch"],
     )
+
+
+@pytest.mark.parametrize("policy", ["ulp:5", "ulp:5,atol=1e-30", "close:rtol=1e-7,atol=0"])
+def test_histogram_bars_split_passing_from_failing_values(policy: str) -> None:
+    # 4..7 ULP share one bin; under ulp:5, 4 and 5 pass, 6 and 7 fail.
+    a = np.ones(400, dtype=np.float32)
+    b = a.copy()
+    bits = b.view(np.uint32)
+    for index, distance in enumerate((4, 5, 6, 7)):
+        bits[index * 100 : (index + 1) * 100] += distance
+    found = accumulate(a, b, dtypes.FLOAT32, policy)
+    bars = found.ulp_histogram
+    assert sum(bar.count for bar in bars if bar.passed) == 400 - found.failing
+    assert sum(bar.count for bar in bars if bar.passed is False) == found.failing
+    assert all(bar.high <= found.max_ulp for bar in bars)
+    if policy == "ulp:5":
+        assert [(bar.low, bar.high, bar.count, bar.passed) for bar in bars] == [
+            (4, 5, 200, True),
+            (6, 7, 200, False),
+        ]
+    assert all(value <= found.max_ulp for value in found.ulp_percentiles.values())
