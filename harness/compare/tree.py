@@ -109,12 +109,13 @@ _FOLDER, _FILE, _LINK, _OTHER = "folder", "file", "link", "other"
 
 def _type_of(entry: os.DirEntry[str]) -> str:
     """What a folder entry is, from the folder listing itself (no stat, no link followed)."""
+    # A regular file first: the common case, one check instead of three.
+    if entry.is_file(follow_symlinks=False):
+        return _FILE
     if entry.is_symlink():
         return _LINK
     if entry.is_dir(follow_symlinks=False):
         return _FOLDER
-    if entry.is_file(follow_symlinks=False):
-        return _FILE
     return _OTHER
 
 
