@@ -18,6 +18,7 @@ import click
 from rich.console import Console
 
 from harness.cli.state import POLICIES_KEY
+from harness.compare.names import printable
 from harness.compare.report import print_table, to_json, write_report
 from harness.compare.tree import compare_paths, resolve, run_status
 from harness.errors import EXIT_TROUBLE, ArtifactError, ConfigError, HarnessError
@@ -63,7 +64,9 @@ An infinity must meet the same infinity; NaN must meet NaN.
 
 \b
 Only regular files are read: a link out of a compared folder, a device,
-a FIFO or a /proc file is refused (exit 2) without being opened.
+a FIFO or a /proc file is refused (exit 2) without being read. A value
+harness cannot read exactly (a pickled object array, an HDF5 external
+link, a JSON key given twice) is refused too: never a false pass.
 
 \b
 Examples:
@@ -168,9 +171,12 @@ def compare(
     errors = result.errors
     if errors:
         more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        # A reader's message can quote a file name: escaped, it stays one line and
+        # cannot drive the terminal.
         raise ArtifactError(
-            f"{len(errors)} artifact(s) could not be compared: {errors[0].error}{more}",
-            hint=errors[0].hint or "fix or regenerate the unreadable artifacts",
+            f"{len(errors)} artifact(s) could not be compared: "
+            f"{printable(errors[0].error or '')}{more}",
+            hint=printable(errors[0].hint or "fix or regenerate the unreadable artifacts"),
         )
     ctx.exit(result.exit_code)
 

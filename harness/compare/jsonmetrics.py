@@ -9,11 +9,14 @@ from __future__ import annotations
 import json
 import math
 import struct
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from harness.compare.model import ArtifactResult, Entry, Status, combine
+from harness.compare.names import shown
 from harness.compare.policy import Policy
+from harness.compare.written import WrittenFloat, as_written, parse_int
 from harness.errors import ArtifactError
 
 
@@ -29,7 +32,7 @@ def float_ulp(a: float, b: float) -> int:
 
 
 def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
+    return isinstance(value, int | float | Decimal) and not isinstance(value, bool)
 
 
 def _bits(value: float) -> bytes:
@@ -44,7 +47,9 @@ def _compare_integers(a: int, b: int, policy: Policy) -> tuple[Status, str | Non
     return ("within" if passed else "differs"), f"integers {distance} apart"
 
 
-def compare_numbers(a: float, b: float, policy: Policy) -> tuple[Status, str | None]:
+def compare_numbers(
+    a: float | Decimal, b: float | Decimal, policy: Policy
+) -> tuple[Status, str | None]:
     """The status of two numbers under ``policy``, and how far apart they are.
 
     ``equal`` means the same type and the same bits: ``1`` and ``1.0``, ``0.0`` and ``-0.0``,
@@ -54,6 +59,13 @@ def compare_numbers(a: float, b: float, policy: Policy) -> tuple[Status, str | N
     """
     if isinstance(a, int) and isinstance(b, int):
         return _compare_integers(a, b, policy)
+    if isinstance(a, Decimal) or isinstance(b, Decimal):
+        # Integers too long for int(): exact, as written.
+        return ("equal", None) if a == b else ("differs", "integers differ")
+    return _compare_floats(a, b, policy)
+
+
+def _compare_floats(a: float, b: float, policy: Policy) -> tuple[Status, str | None]:
     try:
         fa, fb = float(a), float(b)
     except OverflowError:
@@ -84,6 +96,17 @@ def compare_numbers(a: float, b: float, policy: Policy) -> tuple[Status, str | N
 
 def _jsonable(value: Any) -> Any:
     """Plain values as the report shows them (bytes as a short hex string)."""
+    # A plain float where it stands for what was written (the common case), so that
+    # --json keeps numbers numbers; the text where float64 loses it.
+    if (
+        isinstance(value, WrittenFloat)
+        and math.isfinite(value)
+        and Decimal(repr(float(value))) == Decimal(value.written)
+    ):
+        return float(value)
+    if isinstance(value, Decimal | WrittenFloat):
+        text = value.written if isinstance(value, WrittenFloat) else str(value)
+        return text if len(text) <= 40 else f"{text[:20]}...{text[-12:]} ({len(text)} characters)"
     if isinstance(value, bytes | bytearray):
         text = bytes(value[:32]).hex()
         return f"<{len(value)} bytes {text}{'...' if len(value) > 32 else ''}>"
@@ -96,7 +119,7 @@ def _compare_items(
     pairs: list[tuple[str, Any]],
     a: dict[Any, Any],
     b: dict[Any, Any],
-    policy: Policy,
+    children: list[tuple[str, Any, Any]],
     result: ArtifactResult,
 ) -> None:
     for where, key in pairs:
@@ -105,27 +128,34 @@ def _compare_items(
         elif key not in a:
             result.add_entry(Entry(where, "added", b=_jsonable(b[key])))
         else:
-            compare_values(where, a[key], b[key], policy, result)
+            children.append((where, a[key], b[key]))
 
 
 def compare_values(where: str, a: Any, b: Any, policy: Policy, result: ArtifactResult) -> None:
-    """Compare two plain values (nested dicts and lists included), recording differences."""
-    if isinstance(a, dict) and isinstance(b, dict):
-        keys = list(a) + [key for key in b if key not in a]
-        pairs = [(f"{where}.{key}" if where else str(key), key) for key in keys]
-        _compare_items(pairs, a, b, policy, result)
-        return
-    if isinstance(a, list | tuple) and isinstance(b, list | tuple):
-        pairs = [(f"{where}[{index}]", index) for index in range(max(len(a), len(b)))]
-        _compare_items(pairs, dict(enumerate(a)), dict(enumerate(b)), policy, result)
-        return
-    if _is_number(a) and _is_number(b):
-        status, note = compare_numbers(a, b, policy)
-        if status != "equal":
-            result.add_entry(Entry(where, status, a=a, b=b, note=note))
-        return
-    if type(a) is not type(b) or a != b:
-        result.add_entry(Entry(where, "differs", a=_jsonable(a), b=_jsonable(b)))
+    """Compare two plain values (nested dicts and lists included), recording differences.
+
+    The walk keeps its own stack: a document nested a thousand levels deep is as
+    comparable as a flat one.
+    """
+    stack: list[tuple[str, Any, Any]] = [(where, a, b)]
+    while stack:
+        where, a, b = stack.pop()
+        children: list[tuple[str, Any, Any]] = []
+        if isinstance(a, dict) and isinstance(b, dict):
+            keys = list(a) + [key for key in b if key not in a]
+            pairs = [(f"{where}.{key}" if where else str(key), key) for key in keys]
+            _compare_items(pairs, a, b, children, result)
+        elif isinstance(a, list | tuple) and isinstance(b, list | tuple) and type(a) is type(b):
+            pairs = [(f"{where}[{index}]", index) for index in range(max(len(a), len(b)))]
+            _compare_items(pairs, dict(enumerate(a)), dict(enumerate(b)), children, result)
+        elif _is_number(a) and _is_number(b):
+            status, note = compare_numbers(a, b, policy)
+            status, note = as_written(a, b, status, note, policy)
+            if status != "equal":
+                result.add_entry(Entry(where, status, a=_jsonable(a), b=_jsonable(b), note=note))
+        elif type(a) is not type(b) or a != b:
+            result.add_entry(Entry(where, "differs", a=_jsonable(a), b=_jsonable(b)))
+        stack.extend(reversed(children))
 
 
 # Metrics files are kilobytes; the whole document is held in memory to compare it.
@@ -140,11 +170,43 @@ def check_json_size(size: int, what: str) -> None:
         )
 
 
+def no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    found = dict(pairs)
+    if len(found) != len(pairs):
+        counts: dict[str, int] = {}
+        for key, _ in pairs:
+            counts[key] = counts.get(key, 0) + 1
+        twice = next(key for key, count in counts.items() if count > 1)
+        raise ArtifactError(
+            f"a JSON object names the key {shown(twice)!r} twice: loaders disagree on "
+            "which value counts (Python keeps the last, others the first)",
+            hint="write each key once",
+        )
+    return found
+
+
+def _constant(name: str) -> float:
+    # NaN, Infinity and -Infinity are not JSON, but Python writes them.
+    return float(name)
+
+
+def loads_json(raw: bytes | str) -> Any:
+    """JSON with numbers kept as written and each key once (ValueError or RecursionError
+    when malformed, ArtifactError on a repeated key)."""
+    return json.loads(
+        raw,
+        parse_float=WrittenFloat,
+        parse_int=parse_int,
+        parse_constant=_constant,
+        object_pairs_hook=no_duplicates,
+    )
+
+
 def load_json(path: Path) -> Any:
     check_json_size(path.stat().st_size, str(path))
     try:
         with path.open("rb") as handle:
-            return json.load(handle)
+            return loads_json(handle.read())
     except (ValueError, RecursionError) as exc:
         raise ArtifactError(
             f"{path} is not valid JSON: {exc}", hint="fix or regenerate the file"

@@ -1,8 +1,10 @@
 """HDF5 weights (``.h5``) and Keras archives (``.keras``), read with h5py.
 
 Every dataset is compared by its path, block by block through h5py (never read whole);
-attributes are compared as plain values. A ``.keras`` file is a zip holding
-``model.weights.h5``, ``config.json`` and ``metadata.json``: the weights are extracted to
+attributes are compared as plain values, bytes as bytes. Soft links are compared by
+the path they name; external links, virtual datasets and external storage are refused.
+A ``.keras`` file is a zip holding ``model.weights.h5``, ``config.json`` and
+``metadata.json``: the weights are extracted to
 a temporary file (h5py needs a seekable file), the config is compared as JSON, and
 ``metadata.json`` is skipped because it records the save date and library versions,
 which differ between any two saves.
@@ -11,7 +13,6 @@ which differ between any two saves.
 from __future__ import annotations
 
 import hashlib
-import json
 import shutil
 import tempfile
 import zipfile
@@ -24,8 +25,9 @@ import h5py
 
 from harness.compare.container import Container, compare_containers
 from harness.compare.dtypes import from_numpy
-from harness.compare.jsonmetrics import check_json_size
+from harness.compare.jsonmetrics import check_json_size, loads_json
 from harness.compare.model import ArtifactResult
+from harness.compare.names import shown
 from harness.compare.npy import open_zip
 from harness.compare.policy import Policy
 from harness.compare.streams import ArraySource
@@ -40,49 +42,90 @@ MAX_OBJECT_ELEMENTS = 1 << 20
 
 
 def _plain(value: Any) -> Any:
-    """An HDF5 attribute or small dataset as a JSON-like Python value."""
-    if isinstance(value, bytes):
-        return value.decode("utf-8", "replace")
+    """An HDF5 attribute or small dataset as a JSON-like Python value.
+
+    Bytes stay bytes: decoding them (with replacement) would make two different invalid
+    UTF-8 strings equal.
+    """
     tolist = getattr(value, "tolist", None)
-    if tolist is not None:
+    if tolist is not None and not isinstance(value, bytes):
         return _plain(tolist())
     if isinstance(value, list):
         return [_plain(item) for item in value]
     return value
 
 
+_HINT_OUTSIDE = (
+    "harness compares what is inside the file; copy the data into it "
+    "(h5py: dataset[...] = source[...]) instead of linking to other files"
+)
+
+
+def _refuse_outside(label: str, name: str, what: str) -> ArtifactError:
+    return ArtifactError(
+        f"{label}: {shown(name)} is {what}, which reads data outside the file", hint=_HINT_OUTSIDE
+    )
+
+
+def _names(handle: h5py.File) -> list[str]:
+    names: list[str] = []
+    handle.visit_links(names.append)
+    return names
+
+
 def h5_container(path: Path, stack: ExitStack, label: str | None = None) -> Container:
-    """The datasets (as arrays) and attributes (as values) of an HDF5 file kept open."""
+    """The datasets (as arrays) and attributes (as values) of an HDF5 file kept open.
+
+    Every link is followed by name, so an object reachable by two names is compared
+    under both; a soft link is compared by the path it names (its target is compared
+    under its own name); an external link, a virtual dataset and a dataset stored in
+    external files are refused, since they read files the comparison did not check.
+    """
+    label = label or str(path)
     try:
         handle = stack.enter_context(h5py.File(path, "r"))
     except OSError as exc:
         raise ArtifactError(
-            f"{label or path} is not a readable HDF5 file ({exc})",
+            f"{label} is not a readable HDF5 file ({exc})",
             hint="the file is truncated or corrupt; regenerate it",
         ) from None
     container = Container()
     objects: list[tuple[str, Any]] = [("/", handle)]
-    handle.visititems(lambda name, obj: objects.append((name, obj)))
+    for name in _names(handle):
+        link = handle.get(name, getlink=True)
+        if isinstance(link, h5py.ExternalLink):
+            raise _refuse_outside(label, name, f"an external link to {link.filename}")
+        if isinstance(link, h5py.SoftLink):
+            container.values[f"{name}@soft link"] = link.path
+            continue
+        objects.append((name, handle[name]))
     for name, obj in objects:
         for key, value in obj.attrs.items():
             container.values[f"{name}@{key}"] = _plain(value)
-        if not isinstance(obj, h5py.Dataset):
-            continue
-        if obj.shape is None:
-            container.values[name] = "<empty dataset>"
-        elif obj.dtype.kind == "O" or obj.dtype.hasobject:
-            if obj.size > MAX_OBJECT_ELEMENTS:
-                raise ArtifactError(
-                    f"{label or path}: dataset {name} holds {obj.size} variable-length values, "
-                    f"more than the {MAX_OBJECT_ELEMENTS} harness reads",
-                    hint="store large arrays with a fixed-size dtype",
-                )
-            container.values[name] = _plain(obj[()])
-        else:
-            container.tensors[name] = ArraySource(
-                partial(nullcontext, obj), from_numpy(obj.dtype), tuple(obj.shape)
-            )
+        if isinstance(obj, h5py.Dataset):
+            _dataset(container, label, name, obj)
     return container
+
+
+def _dataset(container: Container, label: str, name: str, obj: h5py.Dataset) -> None:
+    if obj.is_virtual:
+        raise _refuse_outside(label, name, "a virtual dataset")
+    if obj.external:
+        raise _refuse_outside(label, name, "a dataset stored in external files")
+    if obj.shape is None:
+        container.values[name] = "<empty dataset>"
+    elif obj.dtype.kind == "O" or obj.dtype.hasobject:
+        if obj.size > MAX_OBJECT_ELEMENTS:
+            raise ArtifactError(
+                f"{label}: dataset {shown(name)} holds {obj.size} variable-length values, "
+                f"more than the {MAX_OBJECT_ELEMENTS} harness reads",
+                hint="store large arrays with a fixed-size dtype",
+            )
+        container.values[name] = _plain(obj[()])
+    else:
+        container.tensors[name] = ArraySource(
+            partial(nullcontext, obj), from_numpy(obj.dtype), tuple(obj.shape)
+        )
 
 
 def compare_h5(
@@ -127,7 +170,7 @@ def keras_container(path: Path, stack: ExitStack) -> Container:
         elif name.endswith(".json"):
             check_json_size(info.file_size, f"{path}:{name}")
             try:
-                container.values[name] = json.loads(archive.read(info))
+                container.values[name] = loads_json(archive.read(info))
             except (ValueError, RecursionError):
                 raise ArtifactError(f"{path}:{name} is not valid JSON") from None
         else:

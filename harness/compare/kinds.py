@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import cast
 
 from harness.compare.fastpath import first_difference
-from harness.compare.inputs import check_readable
+from harness.compare.inputs import Opened, open_named
 from harness.compare.model import ArtifactResult
+from harness.compare.names import shown
 from harness.compare.policy import Policy, PolicySet
 from harness.errors import ArtifactError
 
@@ -60,6 +61,11 @@ def _looks_like_torch(path: Path) -> bool:
             )
     except (OSError, zipfile.BadZipFile):
         return False
+
+
+def kind_by_name(name: str) -> str:
+    """The kind a file's name alone tells (a maybe-checkpoint is bytes until read)."""
+    return KINDS.get(Path(name).suffix.lower(), "bytes")
 
 
 def kind_of(path: Path | str) -> str:
@@ -110,6 +116,36 @@ _READ_ERRORS = (
 )
 
 
+def _error_result(
+    relative: str, match: str | None, policies: PolicySet, exc: ArtifactError
+) -> ArtifactResult:
+    suffix_kind = KINDS.get(Path(relative).suffix.lower(), "bytes")
+    policy = policies.for_artifact(match or relative, numbers=suffix_kind in NUMBER_KINDS)
+    return ArtifactResult(
+        path=relative,
+        kind=suffix_kind,
+        status="error",
+        policy=policy.text,
+        error=exc.message,
+        hint=exc.hint or None,
+    )
+
+
+def _suffix(path: str) -> str:
+    """``Path(path).suffix.lower()`` without building a Path (this runs for every file)."""
+    name = path[path.rfind("/") + 1 :]
+    dot = name.rfind(".")
+    return name[dot:].lower() if dot > 0 else ""
+
+
+def _kinds(a: Opened, b: Opened) -> tuple[str, str]:
+    suffix_a, suffix_b = _suffix(a.path), _suffix(b.path)
+    if suffix_a == suffix_b and suffix_a not in MAYBE_TORCH:
+        kind = KINDS.get(suffix_a, "bytes")
+        return kind, kind
+    return kind_of(a.reader_path()), kind_of(b.reader_path())
+
+
 def compare_files(
     a: Path,
     b: Path,
@@ -118,49 +154,55 @@ def compare_files(
     progress: Callable[[str], None] | None = None,
     *,
     match: str | None = None,
-    roots: tuple[Path | None, Path | None] = (None, None),
 ) -> ArtifactResult:
-    """Compare one artifact present on both sides; read errors become an ``error`` verdict.
+    """Compare two files the user named (they may be links, but only to regular files)."""
+    opened: list[Opened] = []
+    try:
+        opened.append(open_named(a, f"{shown(relative)} in A"))
+        opened.append(open_named(b, f"{shown(relative)} in B"))
+        return compare_opened(opened[0], opened[1], relative, policies, progress, match=match)
+    except ArtifactError as exc:
+        return _error_result(relative, match, policies, exc)
+    finally:
+        for handle in opened:
+            handle.close()
+
+
+def compare_opened(
+    a: Opened,
+    b: Opened,
+    relative: str,
+    policies: PolicySet,
+    progress: Callable[[str], None] | None = None,
+    *,
+    match: str | None = None,
+) -> ArtifactResult:
+    """Compare one artifact present on both sides, each already opened and checked; read
+    errors become an ``error`` verdict.
 
     ``relative`` names the artifact in the report; ``match`` (default: the same) is the
-    path that policy globs are matched against; ``roots`` are the compared folders the
-    two files were found in (links must not leave them).
+    path that policy globs are matched against.
     """
-    try:
-        check_readable(a, f"{relative} in A", roots[0])
-        check_readable(b, f"{relative} in B", roots[1])
-    except ArtifactError as exc:
-        suffix_kind = KINDS.get(Path(relative).suffix.lower(), "bytes")
-        policy = policies.for_artifact(match or relative, numbers=suffix_kind in NUMBER_KINDS)
-        return ArtifactResult(
-            path=relative,
-            kind=suffix_kind,
-            status="error",
-            policy=policy.text,
-            error=exc.message,
-            hint=exc.hint or None,
-        )
-    kind_a, kind_b = kind_of(a), kind_of(b)
+    kind_a, kind_b = _kinds(a, b)
     kind = kind_a if kind_a == kind_b else "bytes"
     policy = policies.for_artifact(match or relative, numbers=kind in NUMBER_KINDS)
     result = ArtifactResult(path=relative, kind=kind, status="identical", policy=policy.text)
+    result.size_a, result.size_b = a.size, b.size
     if kind_a != kind_b:
         result.notes.append(f"A is {kind_a}, B is {kind_b}: compared as bytes")
     try:
-        result.size_a = a.stat().st_size
-        result.size_b = b.stat().st_size
-        if progress is not None:
-            progress(relative)
         prefix = first_difference(a, b)
         if prefix is None:
             return result
-        _comparer(kind)(a, b, result, policy, prefix)
+        if progress is not None:
+            progress(relative)
+        _comparer(kind)(a.reader_path(), b.reader_path(), result, policy, prefix)
     except _READ_ERRORS as exc:
         result.status = "error"
         if isinstance(exc, ArtifactError):
             result.error, result.hint = exc.message, exc.hint or None
         elif isinstance(exc, OSError) and exc.strerror:
-            result.error = f"{exc.filename or relative}: {exc.strerror}"
+            result.error = f"{relative}: {exc.strerror}"
         else:
             result.error = f"{relative}: {type(exc).__name__}: {exc}"
         result.tensors.clear()

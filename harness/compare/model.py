@@ -68,13 +68,17 @@ class Bin:
     low: float
     high: float
     count: int
+    # Whether the values in this bar pass the policy (None: not known). A bin whose
+    # values both pass and fail is drawn as two bars.
+    passed: bool | None = None
 
 
 PERCENTILES = (50.0, 90.0, 99.0, 99.9)
 
 
 def percentile_bounds(bins: list[Bin], total: int) -> dict[str, float]:
-    """An upper bound of each percentile, read off the histogram (exact to a factor of 2)."""
+    """An upper bound of each percentile, read off the histogram (exact to a factor of 2,
+    never above the largest value: the bins' upper bounds are clamped to it)."""
     bounds: dict[str, float] = {}
     if not total:
         return bounds

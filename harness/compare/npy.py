@@ -4,12 +4,14 @@ The npy header is parsed here (it is a Python literal, read with ``ast.literal_e
 never pickle) so that the payload can be streamed from its exact offset. ``.npz`` members
 are zip entries: stored ones are read in place at their offset in the archive, compressed
 ones are decompressed as a stream; neither is ever loaded whole. Object arrays hold
-pickles and are compared as bytes, never loaded.
+pickles: they are never loaded, and when their bytes differ the file is refused (equal
+values can pickle differently, and different ones can share a CRC).
 """
 
 from __future__ import annotations
 
 import ast
+import hashlib
 import struct
 import zipfile
 from collections.abc import Callable
@@ -24,6 +26,7 @@ from harness.compare.container import Container, compare_containers
 from harness.compare.dtypes import DType, from_descr, from_numpy
 from harness.compare.fastpath import read_exactly
 from harness.compare.model import ArtifactResult, Entry, combine
+from harness.compare.names import shown
 from harness.compare.numeric import compare_sources
 from harness.compare.policy import Policy
 from harness.compare.streams import FileRange, Order, Source, StreamRange
@@ -126,10 +129,7 @@ def compare_npy(
     header_a, source_a = _npy_source(a, str(a))
     header_b, source_b = _npy_source(b, str(b))
     if source_a is None or source_b is None:
-        result.notes.append("object arrays hold pickles; compared as bytes, never loaded")
-        result.add_entry(Entry("bytes", "differs", note=f"first difference at byte {prefix}"))
-        result.status = "differs"
-        return
+        raise _object_array(str(a))
     equal = None if prefix is None else (a, b, prefix)
     tensor = compare_sources("", source_a, source_b, policy, equal)
     result.tensors.append(tensor)
@@ -213,6 +213,14 @@ def open_zip(path: Path) -> zipfile.ZipFile:
         ) from None
 
 
+def _member_sha256(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> str:
+    digest = hashlib.sha256()
+    with archive.open(info) as member:
+        while block := member.read(1 << 20):
+            digest.update(block)
+    return f"<{info.file_size} bytes sha256:{digest.hexdigest()}>"
+
+
 def npz_container(path: Path) -> Container:
     container = Container()
     with open_zip(path) as archive:
@@ -220,14 +228,16 @@ def npz_container(path: Path) -> Container:
             name = info.filename
             what = f"{path}:{name}"
             if not name.endswith(".npy"):
-                container.values[f"member {name}"] = f"<{info.file_size} bytes crc {info.CRC:08x}>"
+                # By a digest of its bytes: a CRC-32 is easy to forge.
+                container.values[f"member {name}"] = _member_sha256(archive, info)
                 continue
             with archive.open(info) as member:
                 header = read_header(member, what)
             key = name[: -len(".npy")]
             if header.dtype is None:
-                container.values[key] = f"<object array, crc {info.CRC:08x}>"
-                container.notes.append("object arrays hold pickles; compared by CRC only")
+                # Compared by its bytes (never unpickled); bytes that differ are refused
+                # by compare_npz, since equal values can be pickled differently.
+                container.values[key] = _ObjectMember(path, info)
                 continue
             if header.header_size + header.nbytes > info.file_size:
                 raise ArtifactError(
@@ -256,8 +266,55 @@ def npz_container(path: Path) -> Container:
     return container
 
 
+def _object_array(what: str) -> ArtifactError:
+    return ArtifactError(
+        f"{what} holds an object array (pickled Python objects) whose bytes differ: "
+        "harness never unpickles, so it cannot tell whether the values differ",
+        hint="save numbers with a numeric dtype, strings with a fixed-width 'U' dtype",
+    )
+
+
+class _ObjectMember:
+    """An object-array member of an .npz, equal to another only byte for byte."""
+
+    def __init__(self, path: Path, info: zipfile.ZipInfo) -> None:
+        self.path, self.info = path, info
+
+    def digest(self) -> bytes:
+        digest = hashlib.sha256()
+        with zipfile.ZipFile(self.path) as archive, archive.open(self.info) as member:
+            while block := member.read(1 << 20):
+                digest.update(block)
+        return digest.digest()
+
+    def __repr__(self) -> str:
+        return f"<object array of {self.info.file_size} bytes>"
+
+
+def _check_object_members(a: Container, b: Container, what: str) -> None:
+    for key, value in a.values.items():
+        other = b.values.get(key)
+        if isinstance(value, _ObjectMember) or isinstance(other, _ObjectMember):
+            same = (
+                isinstance(value, _ObjectMember)
+                and isinstance(other, _ObjectMember)
+                and value.info.file_size == other.info.file_size
+                and value.digest() == other.digest()
+            )
+            if not same and other is not None:
+                raise _object_array(f"{what}:{shown(key)}")
+            a.values[key] = repr(value)
+            if other is not None:
+                b.values[key] = repr(other)
+    for key, value in b.values.items():
+        if isinstance(value, _ObjectMember):
+            b.values[key] = repr(value)
+
+
 def compare_npz(
     a: Path, b: Path, result: ArtifactResult, policy: Policy, prefix: int | None
 ) -> None:
     equal = None if prefix is None else (a, b, prefix)
-    compare_containers(result, npz_container(a), npz_container(b), policy, equal)
+    container_a, container_b = npz_container(a), npz_container(b)
+    _check_object_members(container_a, container_b, str(b))
+    compare_containers(result, container_a, container_b, policy, equal)

@@ -26,6 +26,8 @@ Definitions (per element pair a, b that differ in their bits):
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -151,6 +153,8 @@ class Accumulator:
         self.worst: list[tuple[int, int, float, float]] = []
         self.ulp_exponents = np.zeros(_EXPONENTS, dtype=np.int64)
         self.abs_exponents = np.zeros(_EXPONENTS, dtype=np.int64)
+        self.ulp_fail_exponents = np.zeros(_EXPONENTS, dtype=np.int64)
+        self.abs_fail_exponents = np.zeros(_EXPONENTS, dtype=np.int64)
         self.measured = 0
 
     def add(self, a: Array, b: Array, base: int) -> None:
@@ -284,13 +288,28 @@ class Accumulator:
         if keep is not None:
             failing[keep] = finite_failing
         self.measured += int(va.size)
-        if self.floating:
-            self.ulp_exponents += np.bincount(
-                _exponents(distance.astype(np.float64)), minlength=_EXPONENTS
-            )
-        self.abs_exponents += np.bincount(_exponents(absd), minlength=_EXPONENTS)
+        ulp_bins = _exponents(distance.astype(np.float64)) if self.floating else None
+        abs_bins = _exponents(absd)
+        if ulp_bins is not None:
+            self.ulp_exponents += np.bincount(ulp_bins, minlength=_EXPONENTS)
+        self.abs_exponents += np.bincount(abs_bins, minlength=_EXPONENTS)
+        if self.policy.is_tolerance:
+            self._count_failing(finite_failing, ulp_bins, abs_bins)
         self._track_extremes(positions, (va, vb), absd=absd, distance=distance)
         return failing
+
+    def _count_failing(self, failing: Array, ulp_bins: Array | None, abs_bins: Array) -> None:
+        """The histogram of the values that fail, so that a bar never mixes the two.
+        Under ``bitwise`` every differing value fails and nothing extra is counted."""
+        count = int(np.count_nonzero(failing))
+        if not count:
+            return
+        if count < failing.size:
+            abs_bins = abs_bins[failing]
+            ulp_bins = None if ulp_bins is None else ulp_bins[failing]
+        if ulp_bins is not None:
+            self.ulp_fail_exponents += np.bincount(ulp_bins, minlength=_EXPONENTS)
+        self.abs_fail_exponents += np.bincount(abs_bins, minlength=_EXPONENTS)
 
     def _special(self, va: Array, vb: Array, finite: Array, failing: Array) -> None:
         """NaN and infinity patterns: they never pass a tolerance; NaN payloads only under
@@ -357,6 +376,22 @@ class Accumulator:
         flat = positions + j if isinstance(positions, int) else int(positions[j])
         return flat // self.components
 
+    def _split(self, make: Callable[[Array], list[Bin]], every: Array, failing: Array) -> list[Bin]:
+        """One bar per bin and verdict: the values that pass, then those that fail."""
+        largest = float(self.max_ulp) if make is _ulp_bins else self.max_abs
+        if not self.policy.is_tolerance:
+            return _clamped(make(every), largest, False)
+        passing = _clamped(make(every - failing), largest, True)
+        failed = _clamped(make(failing), largest, False)
+        if make is _ulp_bins and self.policy.kind == "ulp" and not self.policy.atol:
+            # A pure ULP limit splits a bin exactly: at most N on one side, above on the other.
+            limit = float(self.policy.ulp)
+            passing = [replace(found, high=min(found.high, limit)) for found in passing]
+            failed = [replace(found, low=max(found.low, limit + 1)) for found in failed]
+        merged = passing + failed
+        merged.sort(key=lambda found: (found.low, found.passed is False))
+        return merged
+
     def finish(self, name: str, shape: tuple[int, ...], order: Order) -> TensorResult:
         def where(flat: int) -> tuple[int, ...]:
             if not shape:
@@ -404,10 +439,21 @@ class Accumulator:
             nan_payload=self.nan_payload,
             first_differences=[where(flat) for flat in self.first],
             worst=worst,
-            ulp_histogram=_ulp_bins(self.ulp_exponents) if self.floating else [],
-            abs_histogram=_abs_bins(self.abs_exponents),
+            ulp_histogram=self._split(_ulp_bins, self.ulp_exponents, self.ulp_fail_exponents)
+            if self.floating
+            else [],
+            abs_histogram=self._split(_abs_bins, self.abs_exponents, self.abs_fail_exponents),
             note=note,
         )
+
+
+def _clamped(bins: list[Bin], largest: float, passed: bool | None) -> list[Bin]:
+    """Bins whose upper bound is never above the largest value seen (a percentile read
+    off them then never exceeds the maximum), marked as passing or failing."""
+    return [
+        Bin(found.low, min(found.high, max(largest, found.low)), found.count, passed)
+        for found in bins
+    ]
 
 
 def _take(positions: Array | int, keep: Array) -> Array:

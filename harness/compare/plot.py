@@ -39,7 +39,10 @@ def abs_label(found: Bin) -> str:
 
 
 def colour(found: Bin, limit: float | None) -> str:
-    """Green when the whole bin is within ``limit``, red when none of it is."""
+    """Green when the bin's values pass, red when they fail; from the verdict of each
+    value where it was counted, else from ``limit``."""
+    if found.passed is not None:
+        return INSIDE if found.passed else OUTSIDE
     if limit is None:
         return NEUTRAL
     if found.high <= limit:

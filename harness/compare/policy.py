@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import fnmatch
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
@@ -82,7 +83,13 @@ def _bad(text: str, part: str, why: str) -> ConfigError:
     return ConfigError(f"bad policy {text!r}: {part!r} {why}", hint=POLICY_HINT)
 
 
+_WHOLE = re.compile(r"[0-9]+\Z")
+_DECIMAL = re.compile(r"(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?\Z")
+
+
 def _number(text: str, part: str, value: str) -> float:
+    if not _DECIMAL.match(value):
+        raise _bad(text, part, "is not a number (ASCII digits, like 1e-6)")
     try:
         number = float(value)
     except ValueError:
@@ -135,7 +142,8 @@ def parse_policy(text: str) -> Policy:
     if head == "ulp":
         count, _, rest = body.partition(",")
         count = count.strip()
-        if not count.isdigit():
+        # str.isdigit() takes "²" and "٣"; int() takes "1_000": only ASCII digits count.
+        if not _WHOLE.match(count):
             raise _bad(text, count, "is not a whole number of ULPs (ulp:N)")
         if len(count) > 20 or int(count) > MAX_ULP:
             raise _bad(text, count, f"is more ULPs than any two floats are apart (<= {MAX_ULP})")

@@ -29,6 +29,7 @@ from harness.compare.model import (
     Location,
     TensorResult,
 )
+from harness.compare.names import printable, shown
 from harness.compare.plot import abs_label, colour, histogram_svg, ulp_label
 from harness.compare.policy import parse_policy
 from harness.errors import ConfigError
@@ -203,6 +204,15 @@ def _side(label: str, side: Any) -> str:
 # -- terminal -------------------------------------------------------------------------
 
 
+# Past this many artifacts the table leaves out the identical ones (as diff -r prints
+# nothing for equal files): a folder of 100,000 equal files is one line, not a scroll.
+MAX_IDENTICAL_LISTED = 200
+
+
+def _list_identical(result: ComparisonResult) -> bool:
+    return len(result.artifacts) <= MAX_IDENTICAL_LISTED
+
+
 def print_table(result: ComparisonResult, file: IO[str] | None = None) -> None:
     """The human-readable table (rich), to stdout unless ``file`` is given."""
     console = Console(file=file, width=None if (file or sys.stdout).isatty() else 160)
@@ -211,39 +221,50 @@ def print_table(result: ComparisonResult, file: IO[str] | None = None) -> None:
     table.add_column("Kind")
     table.add_column("Verdict")
     table.add_column("Details", overflow="fold")
+    listed_identical = _list_identical(result)
     for artifact in result.artifacts:
+        if artifact.status == "identical" and not listed_identical:
+            continue
         style = _STYLE[artifact.status]
         table.add_row(
-            Text(artifact.path),
+            Text(shown(artifact.path)),
             artifact.kind,
             Text(artifact.verdict, style=style),
-            Text(artifact_details(artifact)),
+            Text(printable(artifact_details(artifact))),
         )
         listed = _listed_tensors(artifact)
         for tensor in listed[:MAX_ROWS]:
             table.add_row(
-                Text(f"  {tensor.name}", style="dim"),
+                Text(f"  {shown(tensor.name)}", style="dim"),
                 "",
                 Text(tensor.status, style=_STYLE[tensor.status]),
-                Text(tensor_details(tensor, artifact.policy)),
+                Text(printable(tensor_details(tensor, artifact.policy))),
             )
         if len(listed) > MAX_ROWS:
             table.add_row(Text(f"  ... {len(listed) - MAX_ROWS} more tensors"), "", "", "")
-        shown = artifact.entries[: max(0, MAX_ROWS - len(listed))]
-        for entry in shown:
+        entries_shown = artifact.entries[: max(0, MAX_ROWS - len(listed))]
+        for entry in entries_shown:
             table.add_row(
-                Text(f"  {entry.where}", style="dim"),
+                Text(f"  {shown(entry.where)}", style="dim"),
                 "",
                 Text(entry.status, style=_STYLE[entry.status]),
-                Text(entry_details(entry, where=False)),
+                Text(printable(entry_details(entry, where=False))),
             )
-        if artifact.entries_total > len(shown):
-            more = artifact.entries_total - len(shown)
+        if artifact.entries_total > len(entries_shown):
+            more = artifact.entries_total - len(entries_shown)
             table.add_row(Text(f"  ... {more} more differences"), "", "", "")
         for line in artifact.diff:
-            table.add_row("", "", "", Text(line, style="dim"))
-    console.print(_side("A", result.a), highlight=False, markup=False)
-    console.print(_side("B", result.b), highlight=False, markup=False)
+            table.add_row("", "", "", Text(printable(line), style="dim"))
+    if not listed_identical and result.count("identical"):
+        identical = result.count("identical")
+        table.add_row(
+            Text(f"({identical:,} identical artifacts not listed; --json lists every one)"),
+            "",
+            Text("identical", style=_STYLE["identical"]),
+            "",
+        )
+    console.print(printable(_side("A", result.a)), highlight=False, markup=False)
+    console.print(printable(_side("B", result.b)), highlight=False, markup=False)
     console.print(table)
     console.print(Text(summary_line(result), style=_STYLE.get(result.outcome.split()[0], "yellow")))
 
@@ -321,8 +342,17 @@ def to_json(result: ComparisonResult) -> str:
 # -- Markdown -------------------------------------------------------------------------
 
 
+_MD_SPECIAL = str.maketrans({char: f"\\{char}" for char in "\\`*[]<>|"} | {"\n": " ", "\r": " "})
+
+
 def _md(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
+    """Text for a Markdown cell: hidden characters escaped, no character that Markdown
+    (or HTML inside it) would read as markup, one line."""
+    return printable(text).translate(_MD_SPECIAL)
+
+
+def _md_name(name: str) -> str:
+    return _md(shown(name))
 
 
 def to_markdown(result: ComparisonResult) -> str:
@@ -339,18 +369,18 @@ def to_markdown(result: ComparisonResult) -> str:
     ]
     for artifact in result.artifacts:
         lines.append(
-            f"| `{_md(artifact.path)}` | {artifact.kind} | {_md(artifact.verdict)} "
+            f"| {_md_name(artifact.path)} | {artifact.kind} | {_md(artifact.verdict)} "
             f"| {_md(artifact_details(artifact))} |"
         )
     for artifact in result.artifacts:
         listed = _listed_tensors(artifact)
         if not (listed or artifact.entries or artifact.diff):
             continue
-        lines += ["", f"## `{_md(artifact.path)}`: {_md(artifact.verdict)}", ""]
+        lines += ["", f"## {_md_name(artifact.path)}: {_md(artifact.verdict)}", ""]
         if listed:
             lines += ["| Tensor | Verdict | Details |", "| --- | --- | --- |"]
             lines += [
-                f"| `{_md(t.name)}` | {t.status} | {_md(tensor_details(t, artifact.policy))} |"
+                f"| {_md_name(t.name)} | {t.status} | {_md(tensor_details(t, artifact.policy))} |"
                 for t in listed
             ]
             lines.append("")
@@ -358,7 +388,8 @@ def to_markdown(result: ComparisonResult) -> str:
         if artifact.entries_total > len(artifact.entries):
             lines.append(f"- ... {artifact.entries_total - len(artifact.entries)} more")
         if artifact.diff:
-            lines += ["", "```diff", *artifact.diff, "```"]
+            # Indented, not fenced: a line of the diff cannot close an indented block.
+            lines += ["", *(f"    {printable(line)}" for line in artifact.diff)]
         for tensor in _detailed(artifact):
             lines += _tensor_markdown(artifact, tensor)
     return "\n".join(lines) + "\n"
@@ -367,16 +398,17 @@ def to_markdown(result: ComparisonResult) -> str:
 def _text_bars(title: str, bins: list[Bin], labels: list[str]) -> list[str]:
     """A histogram as a Markdown table with a bar of block characters per bin."""
     largest = max((found.count for found in bins), default=1) or 1
-    rows = ["", f"| {title} | count | |", "| ---: | ---: | --- |"]
+    rows = ["", f"| {title} | count | verdict | |", "| ---: | ---: | --- | --- |"]
+    verdicts = {True: "pass", False: "fail", None: ""}
     for found, label in zip(bins, labels, strict=True):
         bar = "█" * max(1, round(30 * found.count / largest))
-        rows.append(f"| {label} | {found.count:,} | {bar} |")
+        rows.append(f"| {label} | {found.count:,} | {verdicts[found.passed]} | {bar} |")
     return rows
 
 
 def _tensor_markdown(artifact: ArtifactResult, tensor: TensorResult) -> list[str]:
     title = f"{artifact.path}: {tensor.name}" if tensor.name else artifact.path
-    lines = ["", f"### `{_md(title)}`: {tensor.status}", "", "| | |", "| --- | --- |"]
+    lines = ["", f"### {_md_name(title)}: {tensor.status}", "", "| | |", "| --- | --- |"]
     lines += [
         f"| {_md(name)} | {_md(value)} |"
         for name, value in _statistics_rows(tensor, artifact.policy)
@@ -416,7 +448,11 @@ pre { background: #f6f6f6; padding: 0.8em; overflow-x: auto; }
 
 
 def _h(text: str) -> str:
-    return html.escape(text, quote=True)
+    return html.escape(printable(text), quote=True)
+
+
+def _h_name(name: str) -> str:
+    return html.escape(shown(name), quote=True)
 
 
 def _row(cells: list[str]) -> str:
@@ -506,7 +542,8 @@ def _tensor_html(artifact: ArtifactResult, tensor: TensorResult) -> str:
     title = f"{artifact.path}: {tensor.name}" if tensor.name else artifact.path
     parts = [
         '<section class="tensor">',
-        f'<h3><code>{_h(title)}</code> <span class="{tensor.status}">{tensor.status}</span></h3>',
+        f"<h3><code>{_h_name(title)}</code> "
+        f'<span class="{tensor.status}">{tensor.status}</span></h3>',
         "<table>",
         *(_row([_h(name), _h(value)]) for name, value in _statistics_rows(tensor, artifact.policy)),
         "</table>",
@@ -552,7 +589,7 @@ def to_html(result: ComparisonResult) -> str:
         parts.append(
             _row(
                 [
-                    f"<code>{_h(artifact.path)}</code>",
+                    f"<code>{_h_name(artifact.path)}</code>",
                     _h(artifact.kind),
                     verdict,
                     _h(artifact_details(artifact)),
@@ -567,13 +604,13 @@ def to_html(result: ComparisonResult) -> str:
         shown += len(detailed)
         if not (listed or detailed or artifact.entries or artifact.diff):
             continue
-        parts.append(f"<h2><code>{_h(artifact.path)}</code>: {_h(artifact.verdict)}</h2>")
+        parts.append(f"<h2><code>{_h_name(artifact.path)}</code>: {_h(artifact.verdict)}</h2>")
         if listed:
             parts.append("<table><tr><th>Tensor</th><th>Verdict</th><th>Details</th></tr>")
             parts += [
                 _row(
                     [
-                        f"<code>{_h(t.name)}</code>",
+                        f"<code>{_h_name(t.name)}</code>",
                         f'<span class="{t.status}">{t.status}</span>',
                         _h(tensor_details(t, artifact.policy)),
                     ]
@@ -597,4 +634,4 @@ def to_html(result: ComparisonResult) -> str:
 def write_report(result: ComparisonResult, path: Path) -> None:
     """Markdown for ``.md``, HTML for ``.html``/``.htm`` (the caller checks the suffix)."""
     text = to_html(result) if path.suffix.lower() in (".html", ".htm") else to_markdown(result)
-    path.write_text(text, encoding="utf-8")
+    path.write_text(text, encoding="utf-8", errors="backslashreplace")

@@ -1,7 +1,9 @@
 """CSV and TSV tables: cell by cell, numeric cells within the metric tolerance.
 
 Rows stream past in step, so tables of any length compare in constant memory. The first
-row names the columns in the report.
+row names the columns in the report. Bytes that are not UTF-8 (a Latin-1 export) are
+kept as they are (``surrogateescape``), never replaced: ``café`` and ``cafè`` in Latin-1
+stay two different cells.
 """
 
 from __future__ import annotations
@@ -13,21 +15,8 @@ from pathlib import Path
 from harness.compare.jsonmetrics import compare_numbers
 from harness.compare.model import ArtifactResult, Entry, Status, combine
 from harness.compare.policy import Policy
+from harness.compare.written import as_written, parse_cell
 from harness.errors import ArtifactError
-
-
-def _number(cell: str) -> float | int | None:
-    text = cell.strip()
-    if not text:
-        return None
-    try:
-        return int(text)
-    except ValueError:
-        pass
-    try:
-        return float(text)
-    except ValueError:
-        return None
 
 
 def compare_table(
@@ -38,8 +27,8 @@ def compare_table(
     rows_a = rows_b = 0
     try:
         with (
-            a.open(newline="", encoding="utf-8", errors="replace") as fa,
-            b.open(newline="", encoding="utf-8", errors="replace") as fb,
+            a.open(newline="", encoding="utf-8", errors="surrogateescape") as fa,
+            b.open(newline="", encoding="utf-8", errors="surrogateescape") as fb,
         ):
             pairs = itertools.zip_longest(
                 csv.reader(fa, delimiter=delimiter), csv.reader(fb, delimiter=delimiter)
@@ -76,10 +65,11 @@ def _compare_row(
             side: Status = "added" if cell_a is None else "removed"
             result.add_entry(Entry(where, side, a=cell_a, b=cell_b))
             continue
-        value_a, value_b = _number(cell_a), _number(cell_b)
+        value_a, value_b = parse_cell(cell_a), parse_cell(cell_b)
         if value_a is None or value_b is None:
             result.add_entry(Entry(where, "differs", a=cell_a, b=cell_b))
             continue
         found, note = compare_numbers(value_a, value_b, policy)
+        found, note = as_written(value_a, value_b, found, note, policy)
         if found != "equal":
             result.add_entry(Entry(where, found, a=cell_a, b=cell_b, note=note))

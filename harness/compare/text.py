@@ -12,6 +12,7 @@ import itertools
 from pathlib import Path
 
 from harness.compare.model import ArtifactResult, Entry
+from harness.compare.names import printable
 from harness.compare.policy import Policy
 
 DIFF_LIMIT = 4 << 20
@@ -19,7 +20,10 @@ MAX_DIFF_LINES = 40
 
 
 def _decode(line: bytes) -> str:
-    return line.decode("utf-8", "replace").rstrip("\r\n")
+    # Lines are compared as bytes; this is only how one is shown. Bytes that are not
+    # UTF-8 are shown as \xNN escapes, never as a replacement character that two
+    # different lines would share.
+    return printable(line.decode("utf-8", "surrogateescape").rstrip("\r\n"))
 
 
 def compare_text(
@@ -50,10 +54,10 @@ def compare_text(
         note += f"; {lines_a} lines in A, {lines_b} in B"
     result.notes.append(note)
     if max(result.size_a or 0, result.size_b or 0) <= DIFF_LIMIT:
-        text_a = a.read_bytes().decode("utf-8", "replace").splitlines()
-        text_b = b.read_bytes().decode("utf-8", "replace").splitlines()
+        text_a = a.read_bytes().decode("utf-8", "surrogateescape").splitlines()
+        text_b = b.read_bytes().decode("utf-8", "surrogateescape").splitlines()
         diff = difflib.unified_diff(text_a, text_b, "A", "B", n=2, lineterm="")
-        result.diff = list(itertools.islice(diff, MAX_DIFF_LINES + 1))
+        result.diff = [printable(line) for line in itertools.islice(diff, MAX_DIFF_LINES + 1)]
         if len(result.diff) > MAX_DIFF_LINES:
             result.diff[MAX_DIFF_LINES:] = ["..."]
     if not policy.is_bitwise:

@@ -7,8 +7,18 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.compare.kinds import compare_files, kind_of
+from harness.compare.inputs import (
+    FOLDER_FLAGS,
+    Opened,
+    kind_name,
+    link_target,
+    open_beneath,
+    open_checked,
+    open_named,
+)
+from harness.compare.kinds import NUMBER_KINDS, compare_files, compare_opened, kind_by_name
 from harness.compare.model import ArtifactResult, ComparisonResult, Entry, Side, Status
+from harness.compare.names import shown
 from harness.compare.policy import BITWISE, Policy, PolicySet
 from harness.config import STATE_FOLDER
 from harness.errors import ArtifactError, HarnessError, RunNotFound
@@ -94,62 +104,295 @@ def resolve(argument: str, cwd: Path) -> Target:
 MAX_FILES = 200_000
 MAX_DEPTH = 64
 
+_FOLDER, _FILE, _LINK, _OTHER = "folder", "file", "link", "other"
 
-def walk(root: Path) -> dict[str, Path]:
-    """Every file under ``root`` by its ``/``-separated relative path.
 
-    Symbolic links to files are compared by their content; links to folders are not
-    followed, so a link cycle cannot make the walk endless.
+def _type_of(entry: os.DirEntry[str]) -> str:
+    """What a folder entry is, from the folder listing itself (no stat, no link followed)."""
+    # A regular file first: the common case, one check instead of three.
+    if entry.is_file(follow_symlinks=False):
+        return _FILE
+    if entry.is_symlink():
+        return _LINK
+    if entry.is_dir(follow_symlinks=False):
+        return _FOLDER
+    return _OTHER
+
+
+def _listing(fd: int) -> dict[str, str]:
+    with os.scandir(fd) as entries:
+        return {entry.name: _type_of(entry) for entry in entries}
+
+
+@dataclass
+class _Side:
+    """One compared folder: its path (for messages and link targets) and its descriptor."""
+
+    root: Path
+    fd: int
+
+    def path(self, relative: str) -> str:
+        return f"{self.root}/{relative}"
+
+
+class _Walk:
+    """Two folders walked in step, like ``diff -r``: each folder is listed once on each
+    side, each file is opened relative to its folder's descriptor (no path is resolved
+    twice), and every file present on both sides is compared as soon as it is met.
     """
-    found: dict[str, Path] = {}
-    for folder, folders, files in os.walk(root, followlinks=False):
-        folders.sort()
-        base = Path(folder)
-        depth = len(base.relative_to(root).parts)
-        if depth > MAX_DEPTH or len(found) + len(files) > MAX_FILES:
+
+    def __init__(
+        self,
+        a: _Side,
+        b: _Side,
+        policies: PolicySet,
+        progress: Callable[[str], None] | None,
+        out: list[ArtifactResult],
+    ) -> None:
+        self.sides = (a, b)
+        self.policies = policies
+        self.progress = progress
+        self.out = out
+        self.files = 0
+
+    def _count(self, relative: str, depth: int) -> None:
+        self.files += 1
+        if self.files > MAX_FILES or depth > MAX_DEPTH:
+            root = self.sides[0].root
             raise ArtifactError(
-                f"{root} holds more than {MAX_FILES} files or {MAX_DEPTH} levels of folders",
+                f"{root} holds more than {MAX_FILES} files or {MAX_DEPTH} levels of folders "
+                f"(at {shown(relative)})",
                 hint="compare the run's artifacts folder, not a whole tree",
             )
-        for name in files:
-            path = base / name
-            found[path.relative_to(root).as_posix()] = path
-        for name in folders:
-            if (base / name).is_symlink():
-                path = base / name
-                found[path.relative_to(root).as_posix()] = path
-    return dict(sorted(found.items()))
+
+    def folders(self, fds: tuple[int, int], prefix: str, depth: int) -> None:
+        listing_a, listing_b = _listing(fds[0]), _listing(fds[1])
+        for name in sorted(listing_a.keys() | listing_b.keys()):
+            relative = prefix + name
+            type_a, type_b = listing_a.get(name), listing_b.get(name)
+            if type_a == type_b == _FOLDER:
+                self._count(relative, depth + 1)
+                try:
+                    inner = _open_folders(fds, name, relative)
+                except OSError as exc:
+                    # A folder that cannot be opened (no permission, or swapped for a
+                    # link since it was listed): an error verdict, not a traceback.
+                    self.out.append(_unreadable(relative, self.policies, exc))
+                    continue
+                try:
+                    self.folders(inner, relative + "/", depth + 1)
+                finally:
+                    os.close(inner[0])
+                    os.close(inner[1])
+            elif type_a is None or type_b is None or _FOLDER in (type_a, type_b):
+                for side, kind in enumerate((type_a, type_b)):
+                    if kind is None:
+                        continue
+                    try:
+                        self.one_sided(side, fds[side], name, kind, relative=relative, depth=depth)
+                    except OSError as exc:
+                        self.out.append(_unreadable(relative, self.policies, exc))
+            else:
+                self._count(relative, depth)
+                self.pair(fds, name, (type_a, type_b), relative)
+
+    def one_sided(
+        self, side: int, fd: int, name: str, kind: str, *, relative: str, depth: int
+    ) -> None:
+        """Everything under a name that only one side has, file by file."""
+        status: Status = "removed" if side == 0 else "added"
+        self._count(relative, depth)
+        if kind == _FOLDER:
+            inner = os.open(name, FOLDER_FLAGS, dir_fd=fd)
+            try:
+                for child, child_kind in sorted(_listing(inner).items()):
+                    self.one_sided(
+                        side,
+                        inner,
+                        child,
+                        child_kind,
+                        relative=f"{relative}/{child}",
+                        depth=depth + 1,
+                    )
+            finally:
+                os.close(inner)
+            return
+        policy = self.policies.for_artifact(relative)
+        result = ArtifactResult(
+            path=relative,
+            kind=kind_by_name(relative) if kind != _LINK else "link",
+            status=status,
+            policy=policy.text,
+        )
+        size = os.stat(name, dir_fd=fd, follow_symlinks=False).st_size if kind == _FILE else None
+        if side == 0:
+            result.size_a = size
+        else:
+            result.size_b = size
+        self.out.append(result)
+
+    def pair(self, fds: tuple[int, int], name: str, kinds: tuple[str, str], relative: str) -> None:
+        opened: list[Opened] = []
+        try:
+            if _LINK in kinds:
+                folder_link = self._folder_links(kinds, relative)
+                if folder_link is not None:
+                    self.out.append(folder_link)
+                    return
+            for side, kind in enumerate(kinds):
+                opened.append(self._open(side, fds[side], name, kind, relative))
+            self.out.append(
+                compare_opened(opened[0], opened[1], relative, self.policies, self.progress)
+            )
+        except ArtifactError as exc:
+            self.out.append(_error(relative, self.policies, exc))
+        except OSError as exc:
+            self.out.append(_unreadable(relative, self.policies, exc))
+        finally:
+            for handle in opened:
+                handle.close()
+
+    def _open(self, side: int, fd: int, name: str, kind: str, relative: str) -> Opened:
+        where = self.sides[side]
+        label = f"{shown(relative)} in {'AB'[side]}"
+        if kind == _LINK:
+            target = link_target(Path(where.path(relative)), where.root, label)
+            return open_beneath(where.fd, target, label, where.path(relative))
+        if kind == _OTHER:
+            mode = os.stat(name, dir_fd=fd, follow_symlinks=False).st_mode
+            raise ArtifactError(
+                f"{label} is {kind_name(mode)}, not a file", hint="compare regular files only"
+            )
+        return open_checked(name, label, where.path(relative), dir_fd=fd)
+
+    def _folder_links(self, kinds: tuple[str, str], relative: str) -> ArtifactResult | None:
+        """Links to folders are not followed: they match when both point at the same place
+        inside their compared folder. A link to a folder outside is refused."""
+        targets: list[str | None] = []
+        folder = False
+        for side, kind in enumerate(kinds):
+            where = self.sides[side]
+            path = where.root / relative
+            if kind != _LINK:
+                targets.append(None)
+                folder = folder or path.is_dir()
+                continue
+            label = f"{shown(relative)} in {'AB'[side]}"
+            link_target(path, where.root, label)
+            targets.append(str(path.readlink()))
+            folder = folder or path.is_dir()
+        if not folder:
+            return None
+        result = ArtifactResult(path=relative, kind="link", status="identical", policy=BITWISE.text)
+        if targets[0] != targets[1]:
+            result.status = "differs"
+            result.add_entry(Entry("link target", "differs", a=targets[0], b=targets[1]))
+        return result
 
 
-def _one_sided(relative: str, path: Path, status: Status, policy: Policy) -> ArtifactResult:
-    result = ArtifactResult(path=relative, kind=kind_of(path), status=status, policy=policy.text)
-    size = path.stat().st_size if path.is_file() else None
-    if status == "removed":
-        result.size_a = size
-    else:
-        result.size_b = size
-    return result
+def _open_folders(fds: tuple[int, int], name: str, relative: str) -> tuple[int, int]:
+    first = os.open(name, FOLDER_FLAGS, dir_fd=fds[0])
+    try:
+        return first, os.open(name, FOLDER_FLAGS, dir_fd=fds[1])
+    except BaseException:
+        os.close(first)
+        raise
 
 
-def _compare_links(relative: str, a: Path, b: Path) -> ArtifactResult:
-    """Links to folders are not followed; they match when they point at the same place."""
-    result = ArtifactResult(path=relative, kind="link", status="identical", policy=BITWISE.text)
-    target_a = str(a.readlink())
-    target_b = str(b.readlink()) if b.is_symlink() else None
-    if target_a != target_b:
-        result.status = "differs"
-        result.add_entry(Entry("link target", "differs", a=target_a, b=target_b))
-    return result
+def _unreadable(relative: str, policies: PolicySet, exc: OSError) -> ArtifactResult:
+    message = f"{shown(relative)}: {exc.strerror or exc}"
+    return _error(relative, policies, ArtifactError(message, hint=_HINT_READABLE))
 
 
-def _files(path: Path, other: Path, is_dir: bool, other_is_dir: bool) -> dict[str, Path]:
-    """The files one side contributes; a file against a folder meets its namesake, as in diff."""
-    if is_dir and other_is_dir:
-        return walk(path)
-    if is_dir:
-        namesake = path / other.name
-        return {other.name: namesake} if namesake.exists() else {}
-    return {path.name: path}
+_HINT_READABLE = "check that it exists and is readable, and that nothing writes it now"
+
+
+def _error(relative: str, policies: PolicySet, exc: ArtifactError) -> ArtifactResult:
+    kind = kind_by_name(relative)
+    policy = policies.for_artifact(relative, numbers=kind in NUMBER_KINDS)
+    return ArtifactResult(
+        path=relative,
+        kind=kind,
+        status="error",
+        policy=policy.text,
+        error=exc.message,
+        hint=exc.hint or None,
+    )
+
+
+def _compare_folders(
+    a: Path, b: Path, policies: PolicySet, progress: Callable[[str], None] | None
+) -> list[ArtifactResult]:
+    out: list[ArtifactResult] = []
+    fd_a = _open_root(a)
+    try:
+        fd_b = _open_root(b)
+        try:
+            _Walk(_Side(a, fd_a), _Side(b, fd_b), policies, progress, out).folders(
+                (fd_a, fd_b), "", 0
+            )
+        finally:
+            os.close(fd_b)
+    finally:
+        os.close(fd_a)
+    out.sort(key=lambda result: result.path)
+    return out
+
+
+def _open_root(folder: Path) -> int:
+    try:
+        return os.open(folder, FOLDER_FLAGS & ~os.O_NOFOLLOW)
+    except OSError as exc:
+        raise ArtifactError(
+            f"{folder}: {exc.strerror or exc}", hint="check that the folder exists and is readable"
+        ) from None
+
+
+def _namesake(
+    folder: Path,
+    file: Path,
+    folder_side: int,
+    policies: PolicySet,
+    progress: Callable[[str], None] | None,
+) -> list[ArtifactResult]:
+    """A file against a folder meets the folder's file of the same name, as in diff."""
+    name = file.name
+    namesake = folder / name
+    if not os.path.lexists(namesake):
+        status: Status = "added" if folder_side == 0 else "removed"
+        result = ArtifactResult(
+            path=name,
+            kind=kind_by_name(name),
+            status=status,
+            policy=policies.for_artifact(name).text,
+        )
+        size = file.stat().st_size if file.is_file() else None
+        if status == "removed":
+            result.size_a = size
+        else:
+            result.size_b = size
+        return [result]
+    opened: list[Opened] = []
+    fd = _open_root(folder)
+    try:
+        label_folder = f"{shown(name)} in {'AB'[folder_side]}"
+        if namesake.is_symlink():
+            in_folder = open_beneath(
+                fd, link_target(namesake, folder, label_folder), label_folder, str(namesake)
+            )
+        else:
+            in_folder = open_checked(name, label_folder, str(namesake), dir_fd=fd)
+        opened.append(in_folder)
+        named = open_named(file, f"{shown(name)} in {'BA'[folder_side]}")
+        opened.append(named)
+        pair = (in_folder, named) if folder_side == 0 else (named, in_folder)
+        return [compare_opened(pair[0], pair[1], name, policies, progress)]
+    except ArtifactError as exc:
+        return [_error(name, policies, exc)]
+    finally:
+        os.close(fd)
+        for handle in opened:
+            handle.close()
 
 
 def _device_of(target: Target) -> str | None:
@@ -207,30 +450,18 @@ def compare_paths(
         metric_tolerance=policy_set.metric.text if policy_set.metric else None,
     )
     dir_a, dir_b = target_a.path.is_dir(), target_b.path.is_dir()
-    if dir_a or dir_b:
-        files_a = _files(target_a.path, target_b.path, dir_a, dir_b)
-        files_b = _files(target_b.path, target_a.path, dir_b, dir_a)
-        for relative in sorted(set(files_a) | set(files_b)):
-            path_a, path_b = files_a.get(relative), files_b.get(relative)
-            policy_here = policy_set.for_artifact(relative)
-            if path_b is None and path_a is not None:
-                comparison.artifacts.append(_one_sided(relative, path_a, "removed", policy_here))
-            elif path_a is None and path_b is not None:
-                comparison.artifacts.append(_one_sided(relative, path_b, "added", policy_here))
-            elif path_a is not None and path_b is not None:
-                if path_a.is_symlink() and path_a.is_dir() and path_b.is_dir():
-                    comparison.artifacts.append(_compare_links(relative, path_a, path_b))
-                    continue
-                comparison.artifacts.append(
-                    compare_files(
-                        path_a,
-                        path_b,
-                        relative,
-                        policy_set,
-                        progress,
-                        roots=(target_a.path if dir_a else None, target_b.path if dir_b else None),
-                    )
-                )
+    if dir_a and dir_b:
+        comparison.artifacts.extend(
+            _compare_folders(target_a.path, target_b.path, policy_set, progress)
+        )
+    elif dir_a:
+        comparison.artifacts.extend(
+            _namesake(target_a.path, target_b.path, 0, policy_set, progress)
+        )
+    elif dir_b:
+        comparison.artifacts.extend(
+            _namesake(target_b.path, target_a.path, 1, policy_set, progress)
+        )
     else:
         name_a, name_b = target_a.path.name, target_b.path.name
         label = name_a if name_a == name_b else f"{name_a} vs {name_b}"

@@ -149,7 +149,7 @@ def test_reports(pair: tuple[Path, Path, Path], tmp_path: Path, suffix: str) -> 
     assert "metrics.json" in text
     if suffix == ".md":
         assert text.startswith("# harness compare")
-        assert "| `w.npy` | npy | differs |" in text
+        assert "| w.npy | npy | differs |" in text
     else:
         assert text.startswith("<!DOCTYPE html>")
         assert "+x &lt;i&gt; &amp; y" in text

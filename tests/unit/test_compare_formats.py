@@ -140,15 +140,15 @@ class _Boom:
         return (os.system, (f"touch {self.marker}",))
 
 
-def test_object_npy_is_compared_as_bytes_without_unpickling(tmp_path: Path) -> None:
+def test_object_npy_is_refused_without_unpickling(tmp_path: Path) -> None:
     marker = tmp_path / "pwned"
     a = tmp_path / "a.npy"
     b = tmp_path / "b.npy"
     np.save(a, np.array([_Boom(marker), 1], dtype=object), allow_pickle=True)
     np.save(b, np.array([_Boom(marker), 2], dtype=object), allow_pickle=True)
     artifact = one(a, b)
-    assert artifact.status == "differs"
-    assert any("never loaded" in note for note in artifact.notes)
+    assert artifact.status == "error"
+    assert "never unpickles" in (artifact.error or "")
     assert not marker.exists()
 
 

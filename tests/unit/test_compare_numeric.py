@@ -289,10 +289,12 @@ def test_histograms_percentiles_and_worst_locations() -> None:
     assert [(int(x.low), int(x.high), x.count) for x in found.ulp_histogram] == [
         (1, 1, 900),
         (2, 3, 90),
-        (64, 127, 10),
+        (64, 100, 10),  # the bin [64, 127] ends at the largest distance seen
     ]
     assert sum(x.count for x in found.abs_histogram) == 1000
-    assert found.ulp_percentiles == {"p50": 1, "p90": 1, "p99": 3, "p99.9": 127}
+    # Never above the maximum (100 ULP), though the bin's bound would be 127.
+    assert found.ulp_percentiles == {"p50": 1, "p90": 1, "p99": 3, "p99.9": 100}
+    assert found.max_ulp == 100
     assert len(found.worst) == 10
     assert {w.index[0] for w in found.worst} == set(range(990, 1000))
     assert all(w.ulp == 100 for w in found.worst)
@@ -471,3 +473,25 @@ def test_dense_differences_are_batched_without_double_counting() -> None:
         expected["max_ulp"],
         expected["nan_mismatch"],
     )
+
+
+@pytest.mark.parametrize("policy", ["ulp:5", "ulp:5,atol=1e-30", "close:rtol=1e-7,atol=0"])
+def test_histogram_bars_split_passing_from_failing_values(policy: str) -> None:
+    # 4..7 ULP share one bin; under ulp:5, 4 and 5 pass, 6 and 7 fail.
+    a = np.ones(400, dtype=np.float32)
+    b = a.copy()
+    bits = b.view(np.uint32)
+    for index, distance in enumerate((4, 5, 6, 7)):
+        bits[index * 100 : (index + 1) * 100] += distance
+    found = accumulate(a, b, dtypes.FLOAT32, policy)
+    bars = found.ulp_histogram
+    assert found.max_ulp == 7
+    assert sum(bar.count for bar in bars if bar.passed) == 400 - found.failing
+    assert sum(bar.count for bar in bars if bar.passed is False) == found.failing
+    assert all(bar.high <= 7 for bar in bars)
+    if policy == "ulp:5":
+        assert [(bar.low, bar.high, bar.count, bar.passed) for bar in bars] == [
+            (4, 5, 200, True),
+            (6, 7, 200, False),
+        ]
+    assert all(value <= 7 for value in found.ulp_percentiles.values())

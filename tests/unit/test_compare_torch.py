@@ -23,7 +23,7 @@ import pytest
 
 from harness.compare import compare_paths
 from harness.compare.model import ArtifactResult
-from harness.compare.torch_pt import pt_container
+from harness.compare.torch_pt import LEGACY_MAGIC, pt_container
 
 DATA = Path(__file__).parent / "data"
 Array = np.ndarray[Any, Any]
@@ -38,7 +38,7 @@ class _Tensor:
     def __init__(
         self, storage: _Storage, offset: int, size: tuple[int, ...], stride: tuple[int, ...]
     ) -> None:
-        self.args = (storage, offset, size, stride, False, OrderedDict())
+        self.args: tuple[Any, ...] = (storage, offset, size, stride, False, OrderedDict())
 
 
 @pytest.fixture
@@ -121,7 +121,7 @@ def test_handmade_checkpoint_tensors_and_views(
     weight = np.arange(12, dtype=np.float32).reshape(3, 4)
     path = write_pt(tmp_path / "a.pt", *state(fake_torch, weight), fake_torch)
     container = pt_container(path)
-    assert container.values == {"epoch": 2}
+    assert container.values == {"epoch": 2, "model@type": "OrderedDict"}
     read = {}
     for name, source in container.tensors.items():
         with source.open() as reader:
@@ -215,13 +215,16 @@ def test_not_a_checkpoint(tmp_path: Path) -> None:
     assert "data.pkl" in artifact.error
 
 
-def test_legacy_format_is_compared_as_bytes(tmp_path: Path) -> None:
+def test_legacy_format_is_refused_not_judged_by_its_bytes(tmp_path: Path) -> None:
+    # Two legacy saves of the same values can differ in bytes and different values can
+    # not be told from them: neither "differs" nor "equal" would be evidence.
     a, b = tmp_path / "a.pt", tmp_path / "b.pt"
     a.write_bytes(pickle.dumps({"x": 1}, protocol=2))
     b.write_bytes(pickle.dumps({"x": 2}, protocol=2))
     artifact = one(a, b)
-    assert artifact.status == "differs"
-    assert any("legacy" in note for note in artifact.notes)
+    assert artifact.status == "error"
+    assert artifact.error is not None
+    assert "legacy" in artifact.error
 
 
 # -- checkpoints written by real torch ---------------------------------------------------
@@ -229,7 +232,11 @@ def test_legacy_format_is_compared_as_bytes(tmp_path: Path) -> None:
 
 def test_real_torch_checkpoint_is_read_exactly() -> None:
     container = pt_container(DATA / "torch_a.pt")
-    assert container.values == {"epoch": 3, "lr": 0.001, "tags": ["seeded", "cpu"]}
+    assert {name: value for name, value in container.values.items() if "@" not in name} == {
+        "epoch": 3,
+        "lr": 0.001,
+        "tags": ["seeded", "cpu"],
+    }
     dtypes = {name: source.dtype.name for name, source in container.tensors.items()}
     assert dtypes == {
         "model/layer.weight": "float32",
@@ -383,16 +390,171 @@ def test_an_oversized_pickle_is_refused_before_it_is_read(
     assert "more than the 1000" in artifact.error
 
 
-def test_shared_references_cannot_explode_the_walk(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def test_shared_references_are_walked_once(tmp_path: Path) -> None:
+    # 60 levels of lists that share their children: 2**60 paths through a pickle of a
+    # few hundred bytes. Each shared object is walked once, and a change at the bottom
+    # is still found.
+    def nested(leaf: int) -> Any:
+        level: Any = [{"leaf": leaf}]
+        for _ in range(60):
+            level = [level, level]
+        return level
+
+    a = write_pt(tmp_path / "a.pt", {"x": nested(1)}, {})
+    b = write_pt(tmp_path / "b.pt", {"x": nested(2)}, {})
+    assert a.stat().st_size < 4096
+    artifact = one(a, b)
+    assert artifact.status == "differs"
+    assert [entry.where for entry in artifact.entries] == ["x" + "[0]" * 61 + "/leaf"]
+    same = write_pt(tmp_path / "c.pt", {"x": nested(1), "pad": 0}, {})
+    assert one(a, same).status == "differs"  # "pad" only in C
+
+
+# -- no false pass: every argument of a rebuild call is part of the value ---------------
+
+
+def _tensor_with(storage: _Storage, *extra: Any, offset: int = 0) -> _Tensor:
+    tensor = _Tensor(storage, offset, (2, 2), (2, 1))
+    tensor.args = (*tensor.args[:4], *extra) if extra else tensor.args
+    return tensor
+
+
+_PLAIN: tuple[Any, ...] = (False, OrderedDict())
+
+
+@pytest.mark.parametrize(
+    ("args_a", "args_b"),
+    [
+        pytest.param(_PLAIN, (*_PLAIN, {"conj": True}), id="conjugate bit"),
+        pytest.param(_PLAIN, (*_PLAIN, {"neg": True}), id="negative bit"),
+        pytest.param((*_PLAIN, {"neg": True}), (*_PLAIN, {"conj": True}), id="neg vs conj"),
+        pytest.param(_PLAIN, (True, OrderedDict()), id="requires_grad"),
+        pytest.param(_PLAIN, (*_PLAIN, {"future_flag": 1}), id="unknown metadata"),
+    ],
+)
+def test_a_rebuild_argument_that_changes_the_loaded_tensor_is_never_a_pass(
+    tmp_path: Path,
+    fake_torch: types.SimpleNamespace,
+    args_a: tuple[Any, ...],
+    args_b: tuple[Any, ...],
 ) -> None:
-    monkeypatch.setattr("harness.compare.torch_pt.MAX_LEAVES", 1000)
-    level: Any = [{"leaf": 1}]
-    for _ in range(20):  # 2**20 paths through a pickle of 20 lists
-        level = [level, level]
-    a = write_pt(tmp_path / "a.pt", {"x": 1}, {})
-    b = write_pt(tmp_path / "b.pt", {"x": level}, {})
+    raw = np.array([1.0, -2.0, 3.0, 4.0], dtype="<f4").tobytes()
+    storage = _Storage(fake_torch.FloatStorage, "0", 4)
+    a = write_pt(tmp_path / "a.pt", {"z": _tensor_with(storage, *args_a)}, {"0": raw}, fake_torch)
+    b = write_pt(tmp_path / "b.pt", {"z": _tensor_with(storage, *args_b)}, {"0": raw}, fake_torch)
+    artifact = one(a, b)
+    assert artifact.status == "differs", artifact
+    assert any(entry.where.startswith("z@") for entry in artifact.entries)
+    assert compare_paths(a, b).exit_code == 1
+
+
+def test_unknown_extra_rebuild_arguments_are_refused(
+    tmp_path: Path, fake_torch: types.SimpleNamespace
+) -> None:
+    raw = np.zeros(4, dtype="<f4").tobytes()
+    storage = _Storage(fake_torch.FloatStorage, "0", 4)
+    a = write_pt(tmp_path / "a.pt", {"z": _tensor_with(storage, *_PLAIN)}, {"0": raw}, fake_torch)
+    odd = _tensor_with(storage, *_PLAIN, None, "an argument from a future torch")
+    b = write_pt(tmp_path / "b.pt", {"z": odd}, {"0": raw}, fake_torch)
     artifact = one(a, b)
     assert artifact.status == "error"
-    assert artifact.error is not None
-    assert "more than 1000 leaves" in artifact.error
+    assert "unknown arguments" in (artifact.error or "")
+
+
+@pytest.mark.parametrize("with_tensor", [True, False])
+def test_a_tuple_is_not_a_list(
+    tmp_path: Path, fake_torch: types.SimpleNamespace, with_tensor: bool
+) -> None:
+    raw = np.zeros(4, dtype="<f4").tobytes()
+    storage = _Storage(fake_torch.FloatStorage, "0", 4)
+    item: Any = _tensor_with(storage, *_PLAIN) if with_tensor else 1
+    a = write_pt(tmp_path / "a.pt", {"x": [item, 2]}, {"0": raw}, fake_torch)
+    b = write_pt(tmp_path / "b.pt", {"x": (item, 2)}, {"0": raw}, fake_torch)
+    assert one(a, b).status == "differs"
+
+
+@pytest.mark.parametrize(
+    "mutation",
+    ["value", "offset", "size", "stride", "storage type", "key", "nested key", "epoch type"],
+)
+def test_changing_one_field_of_a_saved_object_is_never_a_pass(
+    tmp_path: Path, fake_torch: types.SimpleNamespace, mutation: str
+) -> None:
+    """A property of the reader: start from one checkpoint, change one thing a loader
+    would return differently, and the verdict must not be a pass."""
+    values = np.arange(8, dtype="<f4")
+
+    def build(change: str | None) -> tuple[dict[str, Any], dict[str, bytes]]:
+        kind = fake_torch.DoubleStorage if change == "storage type" else fake_torch.FloatStorage
+        raw = values.astype("<f8" if change == "storage type" else "<f4")
+        if change == "value":
+            raw = raw.copy()
+            raw[3] = np.nextafter(raw[3], np.inf)
+        storage = _Storage(kind, "0", 8)
+        tensor = _Tensor(
+            storage,
+            1 if change == "offset" else 0,
+            (2, 3) if change == "size" else (2, 2),
+            (1, 2) if change == "stride" else (2, 1),
+        )
+        key = "W" if change == "key" else "w"
+        inner = {"deeper": {"k2" if change == "nested key" else "k": 1}}
+        epoch: Any = 2.0 if change == "epoch type" else 2
+        return {key: tensor, "inner": inner, "epoch": epoch}, {"0": raw.tobytes()}
+
+    a = write_pt(tmp_path / "a.pt", *build(None), fake_torch)
+    b = write_pt(tmp_path / "b.pt", *build(mutation), fake_torch)
+    assert compare_paths(a, b).exit_code != 0
+
+
+# -- the legacy format, by value -------------------------------------------------------------
+
+
+def write_legacy(
+    path: Path, obj: Any, storages: dict[str, bytes], fake: types.SimpleNamespace
+) -> Path:
+    """A file laid out as torch.save(..., _use_new_zipfile_serialization=False) writes it."""
+
+    class Pickler(pickle.Pickler):
+        def persistent_id(self, value: Any) -> Any:
+            if isinstance(value, _Storage):
+                return ("storage", value.kind, value.key, "cpu", value.numel, None)
+            return None
+
+        def reducer_override(self, value: Any) -> Any:
+            if isinstance(value, _Tensor):
+                return (fake.rebuild, value.args)
+            return NotImplemented
+
+    with path.open("wb") as handle:
+        pickle.dump(LEGACY_MAGIC, handle, protocol=2)
+        pickle.dump(1001, handle, protocol=2)
+        pickle.dump({"protocol_version": 1001, "little_endian": True}, handle, protocol=2)
+        Pickler(handle, protocol=2).dump(obj)
+        keys = sorted(storages)
+        pickle.dump(keys, handle, protocol=2)
+        for key in keys:
+            handle.write((len(storages[key]) // 4).to_bytes(8, "little"))
+            handle.write(storages[key])
+    return path
+
+
+def test_legacy_checkpoints_are_compared_by_value(
+    tmp_path: Path, fake_torch: types.SimpleNamespace
+) -> None:
+    values = np.arange(6, dtype="<f4")
+
+    def save(path: Path, key: str, data: Array) -> Path:
+        storage = _Storage(fake_torch.FloatStorage, key, 6)
+        tensor = _Tensor(storage, 0, (2, 3), (3, 1))
+        return write_legacy(path, {"w": tensor, "step": 3}, {key: data.tobytes()}, fake_torch)
+
+    a = save(tmp_path / "a.pt", "94251234", values)
+    same = save(tmp_path / "same.pt", "140000999", values)  # another process, another key
+    assert a.read_bytes() != same.read_bytes()
+    assert one(a, same).status == "equal"
+    moved = values.copy()
+    moved[4] = np.nextafter(moved[4], np.float32(np.inf))
+    artifact = one(a, save(tmp_path / "b.pt", "94251234", moved))
+    assert artifact.status == "differs"
+    assert artifact.tensors[0].first_differences == [(1, 1)]
