@@ -25,7 +25,7 @@ from harness.runs import host_executor
 from harness.runs import run as run_module
 from harness.runs import verify as verify_module
 from harness.runs.variations import Variation, select
-from harness.trust import certify, gate, keys
+from harness.trust import attest, certify, gate, keys
 
 
 @click.command("verify")
@@ -88,6 +88,7 @@ def verify_command(
     """
     variations = select(vary)
     config = state.config(**run_options.config_overrides())
+    attest.use(keys.host_key(config.project_root, run_options.sign_key))
     experiments = [config.experiment(n) for n in names] or list(config.experiments.values())
 
     base = functools.partial(run_options.request, config)

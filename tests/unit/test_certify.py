@@ -19,7 +19,7 @@ from securesystemslib.signer import CryptoSigner, SSlibKey
 
 from harness.errors import ConfigError, HarnessError
 from harness.runs import records
-from harness.trust import certify
+from harness.trust import certify, keys
 
 IMAGE_ID = "sha256:" + "ab" * 32
 
@@ -270,7 +270,7 @@ def test_securesystemslib_verifies_harness_envelopes_with_a_key_it_loads_itself(
 ) -> None:
     envelope = Envelope.from_dict(json.loads(certificate.read_text()))
     accepted = envelope.verify([_sslib_key(key)], threshold=1)
-    assert list(accepted) == [certify.key_id(key.public_key())]
+    assert list(accepted) == [keys.key_id(key.public_key())]
     assert envelope.pae() == certify.pae(envelope.payload_type, envelope.payload)
 
 
@@ -288,7 +288,7 @@ def test_harness_verifies_an_envelope_securesystemslib_signed(
     document = envelope.to_dict()
     document["signatures"][0]["keyid"] = "another tool's id"
     path.write_text(json.dumps(document))
-    assert check(path, [key]).signers == [certify.key_id(key.public_key())]
+    assert check(path, [key]).signers == [keys.key_id(key.public_key())]
 
 
 def test_any_conformant_encoding_verifies(certificate: Path, key: Ed25519PrivateKey) -> None:
