@@ -25,7 +25,7 @@ from harness.runs import host_executor
 from harness.runs import run as run_module
 from harness.runs import verify as verify_module
 from harness.runs.variations import Variation, select
-from harness.trust import attest, certify, gate, keys
+from harness.trust import attest, certify, evidence, gate, keys
 
 
 @click.command("verify")
@@ -253,6 +253,19 @@ def conclude(
     help="The image's registry reference by digest (repeatable; default: the digests the "
     "engine lists with --tag): a subject that `cosign verify-attestation` matches.",
 )
+@click.option(
+    "--trusted-key",
+    "host_keys",
+    multiple=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help=f"Public key of a host whose signed runs count (repeatable; default: ${keys.TRUSTED_ENV} "
+    "or ~/.config/harness/trusted/*.pub; the signing key's own runs always count).",
+)
+@click.option(
+    "--allow-unsigned",
+    is_flag=True,
+    help="Also count runs no trusted host key signed; the certificate names them as unsigned.",
+)
 @json_option("what was written")
 @click.pass_obj
 def certify_command(
@@ -263,22 +276,53 @@ def certify_command(
     output: Path | None,
     tag: bool,
     manifests: tuple[str, ...],
+    host_keys: tuple[Path, ...],
+    allow_unsigned: bool,
     as_json: bool,
 ) -> None:
-    """Sign a reproducibility certificate for a successful verification.
+    """Sign a reproducibility certificate, built from the runs a verification names.
+
+    The verification is only an index: every run it names is read from .harness/runs/,
+    its artifacts hashed again, its host's signature checked against the keys you trust
+    (--trusted-key; this key's own runs always count), and every comparison run again
+    under the project's policies. A verification whose claims the runs do not bear out
+    (edited, copied from elsewhere, committed to the repository) is refused (exit 2).
 
     The certificate is an in-toto Statement v1 in a DSSE envelope signed with ed25519: its
     subjects are the image (by digest) and every reproduced artifact (by sha256); its
     predicate records the experiment, commit, constraints and lock hashes, seed, profile,
-    observed switches, hosts, runs, and the policy and verdict of each artifact.
+    observed switches, the hosts (one per signing key, with its key id and device class),
+    runs, the policy and verdict of each artifact, and each host's signed attestation.
 
     \b
       harness keys generate
       harness verify && harness certify --tag
+      harness collect legs/ --key leg-1.pub --key leg-2.pub && \\
+          harness certify --trusted-key leg-1.pub --trusted-key leg-2.pub
     """
     config = state.config()
-    _, verification = verify_module.load(config, verification_id)
+    path, summary = evidence.load_summary(config.project_root, verification_id)
     private = keys.load_private_key(key or keys.keys_dir(config.project_root) / keys.DEFAULT_KEY)
+    certify.require_reproducible(summary)
+    trusted = [
+        keys.public_of(private),
+        *gate.trusted_keys(config, host_keys, certify.Settings(), required=False),
+    ]
+
+    def image_on_engine(image_id: str) -> bool | None:
+        try:
+            return state.engine(config).image(image_id) is not None
+        except HarnessError:
+            return None
+
+    verification = evidence.gather(
+        config,
+        path,
+        summary,
+        trusted,
+        allow_unsigned=allow_unsigned,
+        image_on_engine=image_on_engine,
+    )
     image = verification.get("image")
     if image is None and tag:
         raise ConfigError(
@@ -311,6 +355,13 @@ def certify_command(
             }
         )
         return
+    for host in verification["hosts"]:
+        signed = f"key {host['keyid'][:16]}" if host["keyid"] else "UNSIGNED"
+        why = f": {host['reason']}" if host["reason"] else ""
+        state.ui.result(
+            f"host {host['name']:<14} {host['status']} ({signed}, {host['device_class']}){why}"
+        )
+    state.ui.result(f"reproduced on {verification['quorum']['text']} host(s), counted by key")
     state.ui.result(f"certificate {path}")
     if tagged:
         state.ui.result(f"tagged {tagged}")
@@ -368,9 +419,8 @@ def certificate_group() -> None:
 @click.option(
     "--min-hosts",
     type=click.IntRange(min=1),
-    default=1,
-    show_default=True,
-    help="Hosts that must have reproduced the result.",
+    help="Distinct host keys you trust (--key) that must vouch, by their signed runs inside "
+    "the certificate, for having reproduced the result; host names never count.",
 )
 @click.option(
     "--rerun", is_flag=True, help="Also run the experiments again and compare with the certificate."
@@ -384,7 +434,7 @@ def certificate_verify(
     public_keys: tuple[Path, ...],
     image: str | None,
     threshold: int | None,
-    min_hosts: int,
+    min_hosts: int | None,
     rerun: bool,
     as_json: bool,
 ) -> None:
@@ -399,7 +449,8 @@ def certificate_verify(
     verified = _verify_certificate(
         state, config, certificate_file, public_keys=public_keys, threshold=threshold, image=image
     )
-    certify.check_hosts(verified, min_hosts)
+    settings = certify.settings(config.table("certify"), config.project_root)
+    certify.check_hosts(verified, gate.trusted_keys(config, public_keys, settings), min_hosts)
     if rerun:
         gate.rerun(state.engine(config), config, verified, state.ui.say)
     if as_json:

@@ -423,7 +423,7 @@ def verification(
 def _control_verification(
     config: Config, name: str, group: Sequence[RunResult]
 ) -> ExperimentVerification:
-    experiment = config.experiments.get(name) or _experiment_of(group[0].record)
+    experiment = config.experiments.get(name) or experiment_of(group[0].record)
     outcome = ExperimentVerification(experiment)
     succeeded = [run for run in group if run.status == "succeeded"]
     if len(succeeded) < len(group):
@@ -468,7 +468,7 @@ def _judge_host(
         if reference is None:
             outcome.runs.setdefault(experiment, []).append(run)
             continue  # nothing reproduced on the control to compare with
-        declared = config.experiments.get(experiment) or _experiment_of(run.record)
+        declared = config.experiments.get(experiment) or experiment_of(run.record)
         crosshost.judge(outcome, config, declared, reference, run)
     missing = sorted(set(references) - set(outcome.runs))
     if missing and outcome.status == crosshost.AGREED:
@@ -526,7 +526,7 @@ def _host(name: str, record: Mapping[str, Any]) -> Host:
     return Host(name, where if isinstance(where, str) else None, ship="never", files=files)
 
 
-def _experiment_of(record: Mapping[str, Any]) -> Experiment:
+def experiment_of(record: Mapping[str, Any]) -> Experiment:
     """An experiment this project does not declare, as its record describes it."""
     command = record.get("command")
     return Experiment(

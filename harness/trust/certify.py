@@ -40,7 +40,7 @@ from harness.digests import sha256_file
 from harness.errors import EXIT_DIFFERS, ConfigError, HarnessError
 from harness.runs import records
 from harness.trust import canonical as trust_canonical
-from harness.trust import dsse, keys
+from harness.trust import dsse, evidence, keys
 
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 PREDICATE_TYPE = "https://harness.dev/reproducibility/v1"
@@ -69,14 +69,7 @@ def statement(verification: Mapping[str, Any], manifests: Sequence[str] = ()) ->
     ``manifests`` are the image's registry references (``REPOSITORY@sha256:HEX``): each
     becomes a subject too, the one a registry's attestation tools match an image by.
     """
-    if verification.get("verdict") != "reproducible":
-        failing = [
-            e["name"] for e in verification.get("experiments", []) if not e.get("reproducible")
-        ]
-        raise CertificateError(
-            f"cannot certify: not reproducible: {', '.join(failing) or 'no experiment verified'}",
-            "fix the experiments `harness verify` named, then verify again",
-        )
+    require_reproducible(verification)
     image = verification.get("image")
     environment = verification.get("python_environment")
     if image is None:
@@ -122,6 +115,9 @@ def statement(verification: Mapping[str, Any], manifests: Sequence[str] = ()) ->
         "quorum": verification.get("quorum"),
         # The hosts that counted, by what they computed on: bit for bit within a class.
         "device_classes": device_classes(verification["hosts"]),
+        # What vouches for the runs: each counted host's signed attestation of one of its
+        # runs, which a verifier checks again with keys of its own choosing.
+        "evidence": verification.get("evidence"),
         "experiments": [
             {
                 "name": e["name"],
@@ -146,6 +142,20 @@ def statement(verification: Mapping[str, Any], manifests: Sequence[str] = ()) ->
         "predicateType": PREDICATE_TYPE,
         "predicate": predicate,
     }
+
+
+def require_reproducible(verification: Mapping[str, Any]) -> None:
+    """Refuse a verification that itself says the result did not reproduce."""
+    if verification.get("verdict") != "reproducible":
+        failing = [
+            str(e.get("name"))
+            for e in verification.get("experiments", [])
+            if isinstance(e, dict) and not e.get("reproducible")
+        ]
+        raise CertificateError(
+            f"cannot certify: not reproducible: {', '.join(failing) or 'no experiment verified'}",
+            "fix the experiments `harness verify` named, then verify again",
+        )
 
 
 def _image_subject(image: Mapping[str, Any]) -> dict[str, Any]:
@@ -386,18 +396,27 @@ def check_image(verified: Verified, image_id: str) -> None:
     verified.checks.append(f"image {image_id[:19]} is the certified one")
 
 
-def check_hosts(verified: Verified, minimum: int) -> None:
-    """The certified result must have been reproduced on at least ``minimum`` hosts."""
-    quorum = verified.statement["predicate"].get("quorum") or {}
-    agreed = [str(name) for name in quorum.get("agreed") or ()]
-    total = quorum.get("of", len(agreed))
-    if len(agreed) < minimum:
-        raise CertificateError(
-            f"the result was reproduced on {len(agreed)} of {total} host(s), {minimum} required",
-            "verify on more hosts (`harness verify --hosts ...`) and certify again",
-        )
+def check_hosts(verified: Verified, trusted: Sequence[keys.PublicKey], minimum: int | None) -> None:
+    """Count the hosts behind the result as distinct keys, never names: the host
+    attestations inside the certificate that keys trusted here verify. With ``minimum``,
+    fewer is a refusal."""
+    predicate = verified.statement["predicate"]
+    quorum = predicate.get("quorum") or {}
+    agreed = list(dict.fromkeys(str(name) for name in quorum.get("agreed") or ()))
+    unsigned = [str(name) for name in quorum.get("unsigned") or ()]
+    with _as_certificate_error():
+        _, line = evidence.check_signed_hosts(verified.statement, trusted, minimum)
+    verified.checks.append(line)
+    hosts = {str(h.get("name")): h for h in predicate.get("hosts") or () if isinstance(h, dict)}
+    shown = [
+        f"{name} (key {str(hosts.get(name, {}).get('keyid') or '')[:12] or 'none'}, "
+        f"{hosts.get(name, {}).get('device_class') or 'unknown'}"
+        f"{', unsigned' if name in unsigned else ''})"
+        for name in agreed
+    ]
     verified.checks.append(
-        f"reproduced on {len(agreed)} of {total} host(s): {', '.join(agreed) or 'none named'}"
+        f"the certifier states {len(agreed)} of {quorum.get('of', len(agreed))} host(s) "
+        f"agreed: {', '.join(shown) or 'none named'}"
     )
 
 
