@@ -506,6 +506,10 @@ def check_signed_hosts(
     it certifies of the certified image; refused when fewer than ``minimum``."""
     predicate = statement["predicate"]
     certified_runs = {r for e in predicate["experiments"] for r in e["runs"]}
+    for host in _list(predicate.get("hosts")):
+        if isinstance(host, dict) and host.get("status") in (CONTROL, AGREED):
+            listed = host.get("runs") if isinstance(host.get("runs"), dict) else {}
+            certified_runs.update(str(r) for ids in (listed or {}).values() for r in _list(ids))
     pinned = _pinned_digest(statement)
     evidence = predicate.get("evidence") if isinstance(predicate.get("evidence"), dict) else {}
     signers: list[str] = []
