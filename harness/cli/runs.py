@@ -133,7 +133,10 @@ def run_command(
     timed out or differs, 2 on trouble (a host unreachable or holding another image).
     """
     config = state.config(**run_options.config_overrides())
-    attest.use(keys.host_key(config.project_root, run_options.sign_key))
+    attest.use(
+        keys.host_key(config.project_root, run_options.sign_key),
+        keys.engine_keys(config.project_root),
+    )
     experiments = _selected_experiments(config, names, mlproject_entry, mlproject_params)
     use_mlflow = mlflow_tracking.enabled(config, mlflow_flag)
     if use_mlflow:

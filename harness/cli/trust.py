@@ -18,10 +18,11 @@ from harness.cli.state import State
 from harness.compare.report import print_table
 from harness.config import Config, find_project_root
 from harness.errors import EXIT_DIFFERS, ConfigError, HarnessError
+from harness.fleet import collect as collect_module
 from harness.fleet import crosshost
 from harness.fleet import hosts as hosts_module
 from harness.images import build as build_module
-from harness.runs import host_executor
+from harness.runs import host_executor, records
 from harness.runs import run as run_module
 from harness.runs import verify as verify_module
 from harness.runs.variations import Variation, select
@@ -88,7 +89,10 @@ def verify_command(
     """
     variations = select(vary)
     config = state.config(**run_options.config_overrides())
-    attest.use(keys.host_key(config.project_root, run_options.sign_key))
+    attest.use(
+        keys.host_key(config.project_root, run_options.sign_key),
+        keys.engine_keys(config.project_root),
+    )
     experiments = [config.experiment(n) for n in names] or list(config.experiments.values())
 
     base = functools.partial(run_options.request, config)
@@ -304,8 +308,12 @@ def certify_command(
     path, summary = evidence.load_summary(config.project_root, verification_id)
     private = keys.load_private_key(key or keys.keys_dir(config.project_root) / keys.DEFAULT_KEY)
     certify.require_reproducible(summary)
+    # This machine's own keys vouch for the runs it made; other hosts' keys are trusted
+    # only as the user says (--trusted-key, or this user's trusted folder).
+    own = [keys.host_key(config.project_root, None), private]
     trusted = [
-        keys.public_of(private),
+        *(keys.public_of(k) for k in own if k is not None),
+        *(keys.public_of(k) for k in keys.engine_keys(config.project_root).values()),
         *gate.trusted_keys(config, host_keys, certify.Settings(), required=False),
     ]
 
@@ -365,6 +373,51 @@ def certify_command(
     state.ui.result(f"certificate {path}")
     if tagged:
         state.ui.result(f"tagged {tagged}")
+
+
+@click.command("attest")
+@click.argument(
+    "folders",
+    nargs=-1,
+    required=True,
+    metavar="DIR...",
+    type=click.Path(file_okay=False, path_type=Path),
+)
+@click.option(
+    "--sign-key",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="This host's private key (default: $HARNESS_HOST_KEY, else harness.key in the keys "
+    "folder).",
+)
+@click.pass_obj
+def attest_command(state: State, *, folders: tuple[Path, ...], sign_key: Path | None) -> None:
+    """Sign, as this host, run folders it made that carry no attestation yet.
+
+    For runs no harness process finished here: a Kubernetes Job's output on the node that
+    ran it (its record is made from what the runtime wrote) or a run made before this host
+    had a key. Run it on that host, with that host's key, before the folders leave it; a
+    folder that already carries an attestation is left as it is.
+
+    \b
+      harness attest /mnt/claim/harness-run-a1b2c3 --sign-key /etc/harness/node.key
+    """
+    where = _project_root(state) or Path.cwd()
+    key = keys.host_key(where, sign_key)
+    if key is None:
+        raise ConfigError("no key to sign with", f"pass --sign-key KEY or set ${keys.HOST_KEY_ENV}")
+    signed = 0
+    for folder in collect_module.run_folders_under(list(folders)):
+        if (folder / attest.ATTESTATION).exists() or (folder / attest.ATTESTATION).is_symlink():
+            state.ui.say(f"{folder}: already signed, left as it is")
+            continue
+        record = collect_module.record_of(folder)
+        records.check_foreign(record, folder)
+        if not (folder / records.RECORD).exists():
+            records.write(folder, record)
+        attest.sign(folder, record, key)
+        signed += 1
+        state.ui.result(f"signed {folder} as {keys.key_id(keys.public_of(key))[:16]}")
+    state.ui.result(f"{signed} run(s) signed")
 
 
 @click.group("keys")

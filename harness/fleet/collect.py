@@ -242,6 +242,21 @@ def _check_outputs(config: Config, found: _Found) -> None:
             )
 
 
+def run_folders_under(sources: Sequence[Path]) -> list[Path]:
+    """Every run folder (or Job output) under ``sources``, found as collect finds them."""
+    found: list[Path] = []
+    for source in sources:
+        if not source.is_dir():
+            raise HarnessError(f"{source} is not a folder", "give folders that hold run records")
+        found.extend(_run_folders(source))
+    return found
+
+
+def record_of(folder: Path) -> dict[str, Any]:
+    """The run's record: its record.json, or one made from what a Job's runtime wrote."""
+    return _record_of(folder)
+
+
 def _record_of(folder: Path) -> dict[str, Any]:
     if (folder / records.RECORD).is_file():
         return records.read(folder)

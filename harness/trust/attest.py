@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +57,8 @@ UNSIGNED = Signer(None)
 @dataclass
 class _HostKey:
     key: keys.PrivateKey | None = None
+    # Host name -> the key of that engine's runs (harness run --hosts), see keys.engine_keys.
+    engines: dict[str, keys.PrivateKey] = field(default_factory=dict)
 
 
 # This process's host key, set once by the command that starts runs (see :func:`use`);
@@ -64,9 +66,11 @@ class _HostKey:
 _host = _HostKey()
 
 
-def use(key: keys.PrivateKey | None) -> None:
-    """Sign every run this process finishes with ``key`` (None: leave them unsigned)."""
+def use(key: keys.PrivateKey | None, engines: Mapping[str, keys.PrivateKey] | None = None) -> None:
+    """Sign every run this process finishes with ``key`` (None: leave them unsigned), or,
+    for a run on another engine named in ``engines``, with that engine's key."""
     _host.key = key
+    _host.engines = dict(engines or {})
 
 
 def statement(record: Mapping[str, Any]) -> dict[str, Any]:
@@ -104,7 +108,7 @@ def _pinned_subject(record: Mapping[str, Any]) -> dict[str, Any]:
 def sign_finished(folder: Path, record: Mapping[str, Any]) -> None:
     """Sign a run that just finished, when this process has a host key; a run still
     ``running`` is never signed (nothing about it is final)."""
-    key = _host.key
+    key = _host.engines.get(str(record.get("host")), _host.key)
     if key is None or record.get("status") == "running":
         return
     sign(folder, record, key)

@@ -46,6 +46,8 @@ KEYS_ENV = "HARNESS_KEYS_DIR"
 HOST_KEY_ENV = "HARNESS_HOST_KEY"
 TRUSTED_ENV = "HARNESS_TRUSTED_KEYS"
 DEFAULT_KEY = "harness.key"
+# Keys for the runs on other engines this machine drives, by host name (see engine_keys).
+HOSTS_FOLDER = "hosts"
 # A PEM ed25519 key is a few hundred bytes.
 KEY_FILE_LIMIT = 64 << 10
 # A key pair's name becomes two file names in the keys folder, and nothing else.
@@ -220,6 +222,21 @@ def _private_from_pem(data: bytes, where: str) -> PrivateKey:
     if not isinstance(key, Ed25519PrivateKey):
         raise KeyFileError(f"{where} is not an ed25519 key", "harness signs with ed25519 keys only")
     return key
+
+
+def engine_keys(project_root: Path) -> dict[str, PrivateKey]:
+    """Keys for runs on the other engines this machine drives (``harness run --hosts``):
+    ``hosts/NAME.key`` in the keys folder signs the runs on host NAME. They are this user's
+    configuration, outside every project; what they prove is that this machine made the
+    runs on that engine, which is only as strong as the machine that holds them."""
+    folder = keys_dir(project_root) / HOSTS_FOLDER
+    if not folder.is_dir():
+        return {}
+    return {
+        path.stem: load_private_key(path)
+        for path in sorted(folder.glob("*.key"))
+        if KEY_NAME.fullmatch(path.stem)
+    }
 
 
 def host_key(project_root: Path, given: Path | None) -> PrivateKey | None:
