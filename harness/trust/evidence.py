@@ -41,6 +41,7 @@ CONTROL = "control"
 AGREED = "agreed"
 DIFFERS = "differs"
 INCOMPLETE = "incomplete"
+FAILED = "failed"
 
 
 class Unfounded(HarnessError):
@@ -244,8 +245,6 @@ def _checked_run(
             f"{name}: the artifacts of run {run_id} no longer have the bytes its record names",
             "run the experiment again; do not certify changed artifacts",
         )
-    if record["status"] != "succeeded":
-        raise Unfounded(f"{name} counts run {run_id}, which {record['status']}")
     if signer.unsigned and not allow_unsigned:
         raise Unfounded(
             f"{name}: run {run_id} is signed by no host key trusted here, so nothing vouches "
@@ -337,6 +336,8 @@ def _judge(
     moved or lack a run, and return what the certificate states about the experiment."""
     control_ids, check_ids = listed
     reference = runs[control_ids[0]]
+    if reference.record["status"] != "succeeded":
+        raise Unfounded(f"{name} counts run {reference.run_id}, which {reference.record['status']}")
     declared = _declared(config, reference.record, experiment_name)
     verdicts: dict[str, tuple[str, str]] = {}
     of_experiment = [r for r in runs.values() if r.record["experiment"] == experiment_name]
@@ -346,7 +347,11 @@ def _judge(
         hosts[run.identity].runs.setdefault(experiment_name, []).append(run.run_id)
         if run is reference:
             continue
-        failing = _compare(config, declared, reference, run, verdicts)
+        failing = (
+            _compare(config, declared, reference, run, verdicts)
+            if run.record["status"] == "succeeded"
+            else f"run {run.run_id} {run.record['status']}"
+        )
         if failing is None:
             continue
         if run.run_id in control_ids or run.run_id in check_ids:
@@ -354,6 +359,9 @@ def _judge(
                 f"{name} says {experiment_name} reproduced, but its run {run.run_id} "
                 f"differs from {reference.run_id} ({failing}): it was edited or forged"
             )
+        if run.record["status"] != "succeeded" and hosts[run.identity].status == AGREED:
+            hosts[run.identity].status, hosts[run.identity].reason = FAILED, failing
+            continue
         host = hosts[run.identity]
         if host.status == AGREED:
             host.status, host.reason = DIFFERS, f"{experiment_name}: {failing}"

@@ -338,3 +338,16 @@ def test_a_registry_digest_becomes_the_subject_cosign_matches(
     assert check(path, [key]).image_id == IMAGE_ID  # the gate still checks the image ID
     with pytest.raises(ConfigError, match="not a registry reference by digest"):
         certify.statement(verification(tmp_path / "again"), ["harness:cpu"])
+
+
+def test_a_host_named_twice_is_counted_once(certificate: Path, key: Ed25519PrivateKey) -> None:
+    """An older statement listing one host twice never reads "2 of 1 host(s): vm, vm"."""
+
+    statement = json.loads(base64.b64decode(certify.read_envelope(certificate)["payload"]))
+    statement["predicate"]["quorum"] = {"agreed": ["vm", "vm"], "of": 1}
+    document = certify.envelope(statement, key)
+    verified = certify.verify_envelope(document, [key.public_key()], 1)
+    certify.check_hosts(verified, [key.public_key()], None)
+    assert "the certifier states 1 of 1 host(s) agreed: vm (key none, unknown)" in verified.checks
+    with pytest.raises(certify.CertificateError, match="by 0 distinct host key"):
+        certify.check_hosts(verified, [key.public_key()], 1)

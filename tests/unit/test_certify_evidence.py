@@ -281,3 +281,21 @@ def test_unsigned_runs_need_the_flag_an_image_here_and_never_count_for_min_hosts
     )
     assert code == 1
     assert "it also names 2 unsigned host(s), which never count" in stderr
+
+
+def test_a_host_whose_run_failed_is_named_and_not_counted(
+    project: Path, tmp_path: Path, pairs: dict[str, keys.KeyPair]
+) -> None:
+    sign(make_run(tmp_path / "a", "vm", "demo", 1, b"\x01"), pairs["leg-1"])
+    failed = make_run(tmp_path / "b", "vm-2", "demo", 2, b"\x01")
+    record = records.read(failed)
+    record["status"] = "failed"
+    records.write(failed, record)
+    sign(failed, pairs["leg-2"])
+    legs = ("--key", pairs["leg-1"].public, "--key", pairs["leg-2"].public)
+    code, _, stderr = harness(project, "collect", tmp_path / "a", tmp_path / "b", *legs)
+    assert code == 1, stderr  # a host that failed: saved, not counted
+    code, output = certify(project, pairs)
+    assert code == 0, output
+    assert "reproduced on 1 of 2 host(s), counted by key" in output
+    assert f"host vm-2           failed (key {pairs['leg-2'].keyid[:16]}, cpu)" in output
