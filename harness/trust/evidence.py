@@ -104,7 +104,10 @@ def gather(
     was asked, or it did not answer).
     """
     _refuse_committed(config.project_root, path)
-    name = f"verification {summary.get('id', path.stem)}"
+    # The id is the summary's word: shown and kept only when it is a plain name.
+    given = summary.get("id")
+    summary_id = given if isinstance(given, str) and records.RUN_ID.fullmatch(given) else path.stem
+    name = f"verification {summary_id}"
     runs = {run_id: _checked_run(config, name, run_id, trusted, allow_unsigned)
             for run_id in _named_runs(name, summary)}  # fmt: skip
     if not runs:
@@ -134,7 +137,7 @@ def gather(
     counted = [h for h in facts if h.counted]
     return {
         "schema": "harness.verification/v1",
-        "id": str(summary.get("id") or path.stem),
+        "id": summary_id,
         "verdict": "reproducible",
         "image": None
         if first.get("image") is None
@@ -531,7 +534,11 @@ def check_signed_hosts(
             continue
         record = stated.get("predicate") if isinstance(stated, dict) else None
         subjects = stated.get("subject") if isinstance(stated, dict) else None
-        if not isinstance(record, dict) or record.get("run_id") not in certified_runs:
+        if (
+            not isinstance(record, dict)
+            or record.get("run_id") not in certified_runs
+            or record.get("status") != "succeeded"
+        ):
             continue
         if not isinstance(subjects, list) or not any(
             isinstance(s, dict) and (s.get("digest") or {}).get("sha256") == pinned
