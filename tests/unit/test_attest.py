@@ -222,3 +222,23 @@ def test_securesystemslib_verifies_a_run_attestation_and_harness_one_it_signed(
     theirs.sign(CryptoSigner(key))
     (folder / attest.ATTESTATION).write_text(json.dumps(theirs.to_dict()))
     assert attest.verify(folder, record, [key.public_key()]).keyid == keys.key_id(key.public_key())
+
+
+def test_a_run_on_another_engine_is_signed_with_that_engine_s_key(tmp_path: Path) -> None:
+    machine, engine_b = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
+    attest.use(machine, {"b": engine_b})
+    trusted = [machine.public_key(), engine_b.public_key()]
+    for host, key in (("a", machine), ("b", engine_b)):
+        folder = tmp_path / f"run-{host}"
+        record = signed_run(folder, Ed25519PrivateKey.generate())
+        (folder / attest.ATTESTATION).unlink()
+        record["host"] = host
+        records.write(folder, record)
+        attest.sign_finished(folder, record)
+        assert attest.verify(folder, record, trusted).keyid == keys.key_id(key.public_key())
+    # A run still under way is never signed: nothing about it is final.
+    running = tmp_path / "run-running"
+    record = signed_run(running, machine)
+    (running / attest.ATTESTATION).unlink()
+    attest.sign_finished(running, {**record, "status": "running"})
+    assert not (running / attest.ATTESTATION).exists()
