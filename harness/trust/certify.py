@@ -5,7 +5,10 @@ configuration; and, when it was pushed, by its registry manifest digest, the sub
 `cosign verify-attestation` matches) and every artifact that was reproduced; its
 predicate is harness's own versioned schema: experiment, code commit, constraints and
 lock hashes, seed, profile, observed switches, the hosts that reproduced it, the runs
-compared and the verdict per artifact. Signatures cover DSSE's pre-authentication
+compared and the verdict per artifact, and each counted host's own signed attestation of
+its runs. `harness certify` builds it only from the document :mod:`harness.trust.evidence`
+rebuilds out of run records it checked, never from a saved summary as it stands; hosts
+are counted by the keys that signed their runs. Signatures cover DSSE's pre-authentication
 encoding of the payload, so neither the payload nor its type can be changed without
 breaking them; several signers may sign the same payload, and a verifier asks for a
 threshold of trusted ones.
@@ -64,7 +67,8 @@ class CertificateError(dsse.EnvelopeError):
 
 
 def statement(verification: Mapping[str, Any], manifests: Sequence[str] = ()) -> dict[str, Any]:
-    """The in-toto Statement for a successful verification document.
+    """The in-toto Statement for a successful verification document (the one
+    :func:`harness.trust.evidence.gather` rebuilt from checked runs).
 
     ``manifests`` are the image's registry references (``REPOSITORY@sha256:HEX``): each
     becomes a subject too, the one a registry's attestation tools match an image by.
