@@ -16,7 +16,7 @@ What harness signs is written in one canonical form (keys sorted, no spaces, ASC
 from __future__ import annotations
 
 import json
-import math
+import re
 from typing import Any
 
 from harness import untrusted
@@ -32,8 +32,8 @@ class NotCanonical(ValueError):
 
 def dumps(document: Any) -> bytes:
     """The canonical bytes of ``document``, refusing what could be read two ways."""
-    _check_strings(document)
     try:
+        _check_unicode(document)
         text = json.dumps(
             document, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False
         )
@@ -51,12 +51,13 @@ def loads(payload: bytes, *, what: str) -> Any:
 
     try:
         text = payload.decode("utf-8")
+        _check_depth(text)
         document = json.loads(
             text,
             parse_constant=refuse_constant,
             object_pairs_hook=_no_repeated_keys,
         )
-        _check_strings(document)
+        _check_unicode(document)
     except NotCanonical as error:
         raise untrusted.UntrustedInputError(what, error.reason) from None
     except RecursionError:
@@ -64,10 +65,6 @@ def loads(payload: bytes, *, what: str) -> Any:
     except (UnicodeDecodeError, ValueError) as error:
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise untrusted.UntrustedInputError(what, f"is not valid JSON: {reason}") from None
-    if untrusted.nesting(document, untrusted.DEPTH_LIMIT) > untrusted.DEPTH_LIMIT:
-        raise untrusted.UntrustedInputError(
-            what, f"nests deeper than {untrusted.DEPTH_LIMIT} levels"
-        )
     return document
 
 
@@ -80,27 +77,26 @@ def _no_repeated_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return document
 
 
-def _check_strings(document: Any) -> None:
-    """Refuse a lone surrogate in any key or string, without recursion."""
-    pending = [document]
-    while pending:
-        value = pending.pop()
-        if isinstance(value, str):
-            _check_text(value)
-        elif isinstance(value, dict):
-            for key, item in value.items():
-                if isinstance(key, str):
-                    _check_text(key)
-                pending.append(item)
-        elif isinstance(value, list | tuple):
-            pending.extend(value)
-        elif isinstance(value, float) and not math.isfinite(value):
-            raise NotCanonical("holds NaN or Infinity, which JSON has no way to say")
+# String literals (escapes included), then the brackets left outside them.
+_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')
+_BRACKET = re.compile(r"[\[\]{}]")
 
 
-def _check_text(text: str) -> None:
+def _check_depth(text: str) -> None:
+    """Refuse JSON ``text`` nesting deeper than the limit, counted on its brackets outside
+    strings, before any parser or walk could recurse that deep."""
+    depth = 0
+    for bracket in _BRACKET.finditer(_STRING.sub("", text)):
+        depth += 1 if bracket.group() in "[{" else -1
+        if depth > untrusted.DEPTH_LIMIT:
+            raise NotCanonical(f"nests deeper than {untrusted.DEPTH_LIMIT} levels")
+
+
+def _check_unicode(document: Any) -> None:
+    """Refuse a lone surrogate in any key or string: UTF-8 cannot encode one, and the C
+    encoder finds it in one pass (a NaN is left to the caller's ``allow_nan``)."""
     try:
-        text.encode("utf-8")
+        json.dumps(document, ensure_ascii=False, check_circular=False).encode("utf-8")
     except UnicodeEncodeError:
         raise NotCanonical(
             "holds a lone UTF-16 surrogate, which JSON parsers read differently"
