@@ -53,7 +53,12 @@ class Bench:
         result = subprocess.run(
             [str(self.harness), *arguments],
             cwd=cwd,
-            env={**_environment(), "HARNESS_KEYS_DIR": str(self.keys)},
+            env={
+                **_environment(),
+                "HARNESS_KEYS_DIR": str(self.keys),
+                # The bench key signs the runs as this host, then the certificate.
+                "HARNESS_HOST_KEY": str(self.keys / "bench.key"),
+            },
             capture_output=True,
             text=True,
             check=False,

@@ -17,6 +17,7 @@ from harness.fleet import collect as collect_module
 from harness.fleet.ci_github import DEFAULT_OUTPUT
 from harness.fleet.k8s import manifests
 from harness.fleet.k8s.settings import DEFAULT_CLAIM, settings_from
+from harness.trust import certify, gate, keys
 
 
 @click.group("k8s")
@@ -264,6 +265,17 @@ def github_command(
     state.ui.result(f"wrote {workflow.shown}")
 
 
+def _size(text: str) -> int:
+    """A size in bytes, or with a K, M, G or T suffix (powers of 1024)."""
+    units = {"": 0, "K": 10, "M": 20, "G": 30, "T": 40}
+    number, unit = text.strip().upper().rstrip("IB"), ""
+    if number and number[-1] in units:
+        number, unit = number[:-1], number[-1]
+    if not number.isdigit():
+        raise click.BadParameter(f"{text!r} is not a size (e.g. 500M, 8G, or bytes)")
+    return int(number) << units[unit]
+
+
 @click.command("collect")
 @click.argument(
     "folders",
@@ -275,35 +287,76 @@ def github_command(
 @click.option(
     "--control", help="Host the others are compared with (default: the host of the first run)."
 )
+@click.option(
+    "--key",
+    "host_keys",
+    multiple=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help=f"Public key of a host whose runs count (repeatable; default: ${keys.TRUSTED_ENV} or "
+    "~/.config/harness/trusted/*.pub, never the project's files).",
+)
+@click.option(
+    "--allow-unsigned",
+    is_flag=True,
+    help="Also count runs no host key signed, grouped by the names they give; the "
+    "verification and certificate say they were unsigned.",
+)
+@click.option(
+    "--max-size",
+    "max_size",
+    default="8G",
+    show_default=True,
+    metavar="SIZE",
+    help="Largest run folder collected, all files at their full size (K, M, G, T suffixes).",
+)
 @json_option("the verification document")
 @click.pass_obj
 def collect_command(
-    state: State, *, folders: tuple[Path, ...], control: str | None, as_json: bool
+    state: State,
+    *,
+    folders: tuple[Path, ...],
+    control: str | None,
+    host_keys: tuple[Path, ...],
+    allow_unsigned: bool,
+    max_size: str,
+    as_json: bool,
 ) -> None:
     """Gather run records made elsewhere (CI jobs, other machines) and compare the hosts.
 
     Each run folder found under DIR (record.json with its artifacts, or what a
-    `harness k8s render` Job wrote) is checked, every artifact against the sha256 its
-    record names, and copied into .harness/runs/. Runs are grouped by the host that made
-    them; each host is compared with the control host, and the outcome is saved as a
-    verification for `harness certify`, which names the hosts that agreed.
+    `harness k8s render` Job wrote) is checked: signed by a host key you trust (--key, or
+    your trusted keys folder; unsigned runs only with --allow-unsigned), under --max-size,
+    every artifact with the sha256 its record names, every declared output present when it
+    succeeded. Then it is copied into .harness/runs/. Hosts are the keys that signed, never
+    the names records give: one key is one host. Each host is compared with the control,
+    and the outcome is saved as a verification for `harness certify`.
 
     \b
-      harness collect artifacts/harness-runs-*
+      harness collect artifacts/harness-runs-* --key keys/leg-1.pub --key keys/leg-2.pub
       harness collect collected/ --control ubuntu-24.04 && harness certify
 
     Exit 0 when every host agrees with the control, 1 when one differs or lacks a run,
-    2 on trouble (a corrupt record or artifact, a host that ran another image).
+    2 on trouble (an unsigned or corrupt run, a host that ran another image).
     """
     config = state.config()
-    collected = collect_module.collect(config.project_root, list(folders))
+    settings = certify.settings(config.table("certify"), config.project_root)
+    trusted = gate.trusted_keys(config, host_keys, settings, required=False)
+    policy = collect_module.Policy(tuple(trusted), allow_unsigned, _size(max_size))
+    collected = collect_module.collect(config, list(folders), policy)
     copied = sum(1 for c in collected if c.how == "copied")
     state.ui.say(f"collected {len(collected)} run(s), {copied} new")
-    verification = collect_module.verification(config, [c.run for c in collected], control=control)
+    verification = collect_module.verification(
+        config,
+        [c.run for c in collected],
+        control=control,
+        signers={c.run.run_id: c.signer for c in collected},
+    )
     if not as_json:
         for result in verification.experiments:
             verdict = (
                 "reproducible" if result.reproducible else f"NOT reproducible: {result.failure}"
             )
             state.ui.result(f"{result.experiment.name:<14} {verdict}")
+        for outcome in verification.hosts:
+            state.ui.result(f"host {outcome.host.name}: signed by {outcome.signer}")
     conclude(state, config, verification, as_json=as_json)

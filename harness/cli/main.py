@@ -28,6 +28,7 @@ EXIT_INTERRUPTED = 130
 
 # Every command: its name, and the module and attribute that define it.
 COMMANDS: dict[str, str] = {
+    "attest": "harness.cli.trust:attest_command",
     "base": "harness.cli.images:base_command",
     "build": "harness.cli.images:build_command",
     "cache": "harness.cli.cache:cache_group",

@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass, fields
+from pathlib import Path
 from typing import Any
 
 import click
@@ -37,6 +38,8 @@ class RunOptions:
     python: str | None
     # Runs at once on each host; None: from the host's cores and the thread count.
     jobs: int | None
+    # The key this host signs its runs with (None: $HARNESS_HOST_KEY, else the default key).
+    sign_key: Path | None = None
 
     def config_overrides(self) -> dict[str, str | None]:
         """The options that override configuration, in the form the config loader takes."""
@@ -121,6 +124,13 @@ _DECLARATIONS: tuple[Decorator, ...] = (
         "so that every run keeps the cores its threads use and takes as long as alone; 1 "
         "with --gpus, as a run takes every GPU). Results never depend on it: thread counts "
         "are fixed, and records and verdicts come out in the same order.",
+    ),
+    click.option(
+        "--sign-key",
+        type=click.Path(dir_okay=False, path_type=Path),
+        help="Sign each finished run with this host's private key (default: $HARNESS_HOST_KEY, "
+        "a path or the PEM itself, else harness.key in the keys folder when it exists; "
+        "never a file of the project).",
     ),
 )
 _NAMES = tuple(field.name for field in fields(RunOptions))

@@ -32,7 +32,7 @@ from harness.parallel import Pool, available_cores, default_jobs
 from harness.runs import host_executor, records
 from harness.runs import run as run_module
 from harness.runs import verify as verify_module
-from harness.trust import certify, gate
+from harness.trust import attest, certify, gate, keys
 from harness.ui import UI, prefixed
 
 Say = Callable[[str], None]
@@ -129,6 +129,10 @@ def run_command(
     timed out or differs, 2 on trouble (a host unreachable or holding another image).
     """
     config = state.config(**run_options.config_overrides())
+    attest.use(
+        keys.host_key(config.project_root, run_options.sign_key),
+        keys.engine_keys(config.project_root),
+    )
     experiments = selected_experiments(config, names, mlproject_entry, mlproject_params)
     use_mlflow = mlflow_tracking.enabled(config, mlflow_flag)
     if use_mlflow:

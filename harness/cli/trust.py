@@ -25,14 +25,15 @@ from harness.cli.state import State
 from harness.compare.report import print_table
 from harness.config import Config, find_project_root
 from harness.errors import EXIT_DIFFERS, ConfigError, HarnessError
+from harness.fleet import collect as collect_module
 from harness.fleet import crosshost
 from harness.fleet import hosts as hosts_module
 from harness.images import build as build_module
-from harness.runs import host_executor
+from harness.runs import host_executor, records
 from harness.runs import run as run_module
 from harness.runs import verify as verify_module
 from harness.runs.variations import Variation, select
-from harness.trust import certify, gate, keys
+from harness.trust import attest, certify, evidence, gate, keys
 
 
 @click.command("verify")
@@ -100,6 +101,10 @@ def verify_command(
     """
     variations = select(vary)
     config = state.config(**run_options.config_overrides())
+    attest.use(
+        keys.host_key(config.project_root, run_options.sign_key),
+        keys.engine_keys(config.project_root),
+    )
     experiments = selected_experiments(config, names, mlproject_entry, mlproject_params)
 
     base = functools.partial(run_options.request, config)
@@ -269,6 +274,19 @@ def conclude(
     help="The image's registry reference by digest (repeatable; default: the digests the "
     "engine lists with --tag): a subject that `cosign verify-attestation` matches.",
 )
+@click.option(
+    "--trusted-key",
+    "host_keys",
+    multiple=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help=f"Public key of a host whose signed runs count (repeatable; default: ${keys.TRUSTED_ENV} "
+    "or ~/.config/harness/trusted/*.pub; the signing key's own runs always count).",
+)
+@click.option(
+    "--allow-unsigned",
+    is_flag=True,
+    help="Also count runs no trusted host key signed; the certificate names them as unsigned.",
+)
 @json_option("what was written")
 @click.pass_obj
 def certify_command(
@@ -279,22 +297,57 @@ def certify_command(
     output: Path | None,
     tag: bool,
     manifests: tuple[str, ...],
+    host_keys: tuple[Path, ...],
+    allow_unsigned: bool,
     as_json: bool,
 ) -> None:
-    """Sign a reproducibility certificate for a successful verification.
+    """Sign a reproducibility certificate, built from the runs a verification names.
+
+    The verification is only an index: every run it names is read from .harness/runs/,
+    its artifacts hashed again, its host's signature checked against the keys you trust
+    (--trusted-key; this key's own runs always count), and every comparison run again
+    under the project's policies. A verification whose claims the runs do not bear out
+    (edited, copied from elsewhere, committed to the repository) is refused (exit 2).
 
     The certificate is an in-toto Statement v1 in a DSSE envelope signed with ed25519: its
     subjects are the image (by digest) and every reproduced artifact (by sha256); its
     predicate records the experiment, commit, constraints and lock hashes, seed, profile,
-    observed switches, hosts, runs, and the policy and verdict of each artifact.
+    observed switches, the hosts (one per signing key, with its key id and device class),
+    runs, the policy and verdict of each artifact, and each host's signed attestation.
 
     \b
       harness keys generate
       harness verify && harness certify --tag
+      harness collect legs/ --key leg-1.pub --key leg-2.pub && \\
+          harness certify --trusted-key leg-1.pub --trusted-key leg-2.pub
     """
     config = state.config()
-    _, verification = verify_module.load(config, verification_id)
+    path, summary = evidence.load_summary(config.project_root, verification_id)
     private = keys.load_private_key(key or keys.keys_dir(config.project_root) / keys.DEFAULT_KEY)
+    certify.require_reproducible(summary)
+    # This machine's own keys vouch for the runs it made; other hosts' keys are trusted
+    # only as the user says (--trusted-key, or this user's trusted folder).
+    own = [keys.host_key(config.project_root, None), private]
+    trusted = [
+        *(keys.public_of(k) for k in own if k is not None),
+        *(keys.public_of(k) for k in keys.engine_keys(config.project_root).values()),
+        *gate.trusted_keys(config, host_keys, certify.Settings(), required=False),
+    ]
+
+    def image_on_engine(image_id: str) -> bool | None:
+        try:
+            return state.engine(config).image(image_id) is not None
+        except HarnessError:
+            return None
+
+    verification = evidence.gather(
+        config,
+        path,
+        summary,
+        trusted,
+        allow_unsigned=allow_unsigned,
+        image_on_engine=image_on_engine,
+    )
     image = verification.get("image")
     if image is None and tag:
         raise ConfigError(
@@ -327,9 +380,61 @@ def certify_command(
             }
         )
         return
+    for host in verification["hosts"]:
+        signed = f"key {host['keyid'][:16]}" if host["keyid"] else "UNSIGNED"
+        why = f": {host['reason']}" if host["reason"] else ""
+        state.ui.result(
+            f"host {host['name']:<14} {host['status']} ({signed}, {host['device_class']}){why}"
+        )
+    state.ui.result(f"reproduced on {verification['quorum']['text']} host(s), counted by key")
     state.ui.result(f"certificate {path}")
     if tagged:
         state.ui.result(f"tagged {tagged}")
+
+
+@click.command("attest")
+@click.argument(
+    "folders",
+    nargs=-1,
+    required=True,
+    metavar="DIR...",
+    type=click.Path(file_okay=False, path_type=Path),
+)
+@click.option(
+    "--sign-key",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="This host's private key (default: $HARNESS_HOST_KEY, else harness.key in the keys "
+    "folder).",
+)
+@click.pass_obj
+def attest_command(state: State, *, folders: tuple[Path, ...], sign_key: Path | None) -> None:
+    """Sign, as this host, run folders it made that carry no attestation yet.
+
+    For runs no harness process finished here: a Kubernetes Job's output on the node that
+    ran it (its record is made from what the runtime wrote) or a run made before this host
+    had a key. Run it on that host, with that host's key, before the folders leave it; a
+    folder that already carries an attestation is left as it is.
+
+    \b
+      harness attest /mnt/claim/harness-run-a1b2c3 --sign-key /etc/harness/node.key
+    """
+    where = _project_root(state) or Path.cwd()
+    key = keys.host_key(where, sign_key)
+    if key is None:
+        raise ConfigError("no key to sign with", f"pass --sign-key KEY or set ${keys.HOST_KEY_ENV}")
+    signed = 0
+    for folder in collect_module.run_folders_under(list(folders)):
+        if (folder / attest.ATTESTATION).exists() or (folder / attest.ATTESTATION).is_symlink():
+            state.ui.say(f"{folder}: already signed, left as it is")
+            continue
+        record = collect_module.record_of(folder)
+        records.check_foreign(record, folder)
+        if not (folder / records.RECORD).exists():
+            records.write(folder, record)
+        attest.sign(folder, record, key)
+        signed += 1
+        state.ui.result(f"signed {folder} as {keys.key_id(keys.public_of(key))[:16]}")
+    state.ui.result(f"{signed} run(s) signed")
 
 
 @click.group("keys")
@@ -384,9 +489,8 @@ def certificate_group() -> None:
 @click.option(
     "--min-hosts",
     type=click.IntRange(min=1),
-    default=1,
-    show_default=True,
-    help="Hosts that must have reproduced the result.",
+    help="Distinct host keys you trust (--key) that must vouch, by their signed runs inside "
+    "the certificate, for having reproduced the result; host names never count.",
 )
 @click.option(
     "--rerun", is_flag=True, help="Also run the experiments again and compare with the certificate."
@@ -400,7 +504,7 @@ def certificate_verify(
     public_keys: tuple[Path, ...],
     image: str | None,
     threshold: int | None,
-    min_hosts: int,
+    min_hosts: int | None,
     rerun: bool,
     as_json: bool,
 ) -> None:
@@ -415,7 +519,8 @@ def certificate_verify(
     verified = _verify_certificate(
         state, config, certificate_file, public_keys=public_keys, threshold=threshold, image=image
     )
-    certify.check_hosts(verified, min_hosts)
+    settings = certify.settings(config.table("certify"), config.project_root)
+    certify.check_hosts(verified, gate.trusted_keys(config, public_keys, settings), min_hosts)
     if rerun:
         gate.rerun(state.engine(config), config, verified, state.ui.say)
     if as_json:

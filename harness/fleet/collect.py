@@ -1,12 +1,20 @@
 """`harness collect`: gather run records made elsewhere and judge the hosts against each other.
 
 CI legs, remote machines and Kubernetes Jobs each leave run folders (``record.json``,
-``artifacts/``, ``log.txt``, ``meta/``) or, for Jobs, what the runtime wrote (see
-:func:`harness.fleet.k8s.job_output.record_from_job_output`). Collecting checks each one
-(a readable record, every artifact with the bytes its record names), copies it into
-``.harness/runs/`` atomically, and then compares every host's runs with the control
-host's, as `harness verify --hosts` does. The result is saved as a verification, which
-`harness certify` signs with the hosts that agreed.
+``artifacts/``, ``log.txt``, ``meta/``, and the host's signed ``attestation.intoto.json``)
+or, for Jobs, what the runtime wrote (see
+:func:`harness.fleet.k8s.job_output.record_from_job_output`). Every upload is hostile until
+checked: each must be signed by a host key this machine trusts (see
+:mod:`harness.trust.attest`; unsigned ones count only when the user allows them), stay
+under a size cap (a sparse file counts at its full size), hold a readable record whose
+artifacts have the bytes it names, and, when it says it succeeded, every output its
+experiment declares. Only then is anything copied into ``.harness/runs/``, atomically.
+
+Hosts are the keys that signed, never the names records give themselves: runs signed by
+one key are one host whatever they call themselves, and two keys are two hosts even under
+one name. Every host's runs are then compared with the control host's, as `harness verify
+--hosts` does, and the result is saved as a verification, from whose runs `harness certify`
+rebuilds and checks every claim.
 """
 
 from __future__ import annotations
@@ -35,6 +43,21 @@ from harness.runs import records
 from harness.runs.host_executor import PythonEnvironment
 from harness.runs.run import RunResult
 from harness.runs.verify import Check, ExperimentVerification, Verification
+from harness.trust import attest, keys
+
+# What one run folder may bring in, all files together, at their full size: far above
+# any model an experiment here writes, far below a disk filled by one upload.
+DEFAULT_MAX_BYTES = 8 << 30
+
+
+@dataclass(frozen=True)
+class Policy:
+    """What the collecting machine accepts: the host keys it trusts, whether unsigned runs
+    may count, and how large one run folder may be."""
+
+    trusted: tuple[keys.PublicKey, ...] = ()
+    allow_unsigned: bool = False
+    max_bytes: int = DEFAULT_MAX_BYTES
 
 
 @dataclass(frozen=True)
@@ -42,6 +65,8 @@ class Collected:
     run: RunResult
     # "copied", or "present" when the same record was already here.
     how: str
+    # The trusted key that signed the run, or unsigned (counted only when allowed).
+    signer: attest.Signer = attest.UNSIGNED
 
 
 @dataclass(frozen=True)
@@ -52,6 +77,7 @@ class _Found:
     record: dict[str, Any]
     # Relative POSIX path -> sha256, for every file that is copied in.
     files: Mapping[str, str]
+    signer: attest.Signer = attest.UNSIGNED
 
     @property
     def run_id(self) -> str:
@@ -65,25 +91,30 @@ class _Found:
 
 
 # What a run folder holds that is copied in; anything else beside it is left where it is.
-_COPIED = (records.LOG, "spec.json", records.ARTIFACTS, records.META)
+_COPIED = (records.LOG, "spec.json", records.ARTIFACTS, records.META, attest.ATTESTATION)
 # Folders searched for runs below each folder given (CI downloads nest two or three deep).
 _SEARCH_DEPTH = 8
 # Files of one run folder: far more than any experiment writes, far fewer than an attack.
 _MAX_FILES = 100_000
 
 
-def collect(project_root: Path, sources: Sequence[Path]) -> list[Collected]:
+def collect(
+    config: Config, sources: Sequence[Path], policy: Policy | None = None
+) -> list[Collected]:
     """Check every run found under ``sources``, then copy them into the project's runs folder.
 
     Everything is checked before anything is copied: a bad run anywhere refuses the whole
     collection and leaves ``.harness/runs/`` as it was.
     """
+    policy = policy or Policy()
+    project_root = config.project_root
     by_id: dict[str, _Found] = {}
     for source in sources:
         if not source.is_dir():
             raise HarnessError(f"{source} is not a folder", "give folders that hold run records")
         for folder in _run_folders(source):
-            found = _checked(folder)
+            found = _checked(folder, policy)
+            _check_outputs(config, found)
             first = by_id.get(found.run_id)
             if first is None:
                 by_id[found.run_id] = found
@@ -101,7 +132,7 @@ def collect(project_root: Path, sources: Sequence[Path]) -> list[Collected]:
     root = records.runs_root(project_root)
     present = {run_id for run_id, found in by_id.items() if _already_here(root, found)}
     return [
-        Collected(RunResult(run_id, root / run_id, found.record), "present")
+        Collected(RunResult(run_id, root / run_id, found.record), "present", found.signer)
         if run_id in present
         else _copy_in(root, found)
         for run_id, found in by_id.items()
@@ -123,17 +154,19 @@ def _run_folders(source: Path) -> Iterator[Path]:
         folders.sort()
 
 
-def _checked(folder: Path) -> _Found:
+def _checked(folder: Path, policy: Policy) -> _Found:
     """The run in ``folder`` with every file it will bring in checked.
 
     Its record must be well formed (a run id that is a plain folder name, an image, artifact
     paths inside ``artifacts/``); the folder may hold only plain files and folders, no
-    links; and ``artifacts/`` must hold exactly the files the record lists, each with the
-    size and sha256 the record names.
+    links, within the size cap; ``artifacts/`` must hold exactly the files the record
+    lists, each with the size and sha256 the record names; and a trusted host key must
+    have signed it, unless unsigned runs are allowed.
     """
     record = _record_of(folder)
     records.check_foreign(record, folder)
-    files: dict[str, str] = {}
+    signer = _signer(folder, record, policy)
+    entries_of: list[Path] = []
     for name in _COPIED:
         path = folder / name
         try:
@@ -149,12 +182,79 @@ def _checked(folder: Path) -> _Found:
                 f"{path} is not a regular file or folder (a link, device or pipe)",
                 "download the run's records again; do not certify from these",
             )
-        for entry in entries:
-            if len(files) >= _MAX_FILES:
-                raise records.CorruptRecord(f"{folder} holds more than {_MAX_FILES} files")
-            files[entry.relative_to(folder).as_posix()] = sha256_file(entry)
+        entries_of.extend(entries)
+        if len(entries_of) > _MAX_FILES:
+            raise records.CorruptRecord(f"{folder} holds more than {_MAX_FILES} files")
+    # Sizes first, from each file's status: st_size is what a copy writes out, however few
+    # blocks a sparse file takes here; nothing is hashed past the cap.
+    total = sum(entry.lstat().st_size for entry in entries_of)
+    if total > policy.max_bytes:
+        raise records.CorruptRecord(
+            f"run {record['run_id']} in {folder} holds {total} bytes, more than the "
+            f"{policy.max_bytes} a run may bring in",
+            "raise the cap with --max-size if this run is yours, or leave it out",
+        )
+    files = {entry.relative_to(folder).as_posix(): sha256_file(entry) for entry in entries_of}
     _check_artifacts(folder, record, files)
-    return _Found(folder, record, files)
+    return _Found(folder, record, files, signer)
+
+
+def _signer(folder: Path, record: Mapping[str, Any], policy: Policy) -> attest.Signer:
+    """The trusted key that signed the run; an unsigned one only when allowed."""
+    try:
+        signer = attest.verify(folder, record, policy.trusted)
+    except attest.AttestationError as error:
+        raise attest.AttestationError(
+            f"run {record['run_id']} in {folder}: {error.message}", error.hint
+        ) from None
+    if signer.unsigned and not policy.allow_unsigned:
+        raise attest.AttestationError(
+            f"run {record['run_id']} in {folder} is not signed by any host key, so nothing "
+            f"vouches for where it ran",
+            "sign runs on each host (`harness run --sign-key KEY` or $HARNESS_HOST_KEY), or "
+            "pass --allow-unsigned to count them anyway (the certificate will say so)",
+        )
+    return signer
+
+
+def _check_outputs(config: Config, found: _Found) -> None:
+    """A run that says it succeeded must hold every output its experiment declares."""
+    record = found.record
+    experiment = config.experiments.get(str(record["experiment"]))
+    if experiment is None or record["status"] != "succeeded":
+        return
+    # The artifacts folder holds exactly the files the record lists, none of them a link
+    # (checked before): the declared globs are matched there as `harness run` matches them.
+    artifacts = found.folder / records.ARTIFACTS
+    for pattern in experiment.outputs:
+        try:
+            present = artifacts.is_dir() and any(artifacts.glob(pattern))
+        except (ValueError, NotImplementedError):
+            raise ConfigError(
+                f"output {pattern!r} of experiment {experiment.name} is not a relative glob",
+                f"fix outputs under [tool.harness.experiments.{experiment.name}]",
+            ) from None
+        if not present:
+            raise records.CorruptRecord(
+                f"run {record['run_id']} in {found.folder} says it succeeded but holds no "
+                f"output matching {pattern!r}, which experiment {experiment.name} declares",
+                "collect the leg's whole run folder, or rerun the experiment there",
+            )
+
+
+def run_folders_under(sources: Sequence[Path]) -> list[Path]:
+    """Every run folder (or Job output) under ``sources``, found as collect finds them."""
+    found: list[Path] = []
+    for source in sources:
+        if not source.is_dir():
+            raise HarnessError(f"{source} is not a folder", "give folders that hold run records")
+        found.extend(_run_folders(source))
+    return found
+
+
+def record_of(folder: Path) -> dict[str, Any]:
+    """The run's record: its record.json, or one made from what a Job's runtime wrote."""
+    return _record_of(folder)
 
 
 def _record_of(folder: Path) -> dict[str, Any]:
@@ -219,7 +319,7 @@ def _copy_in(root: Path, found: _Found) -> Collected:
         partial.rename(target)
     finally:
         shutil.rmtree(partial, ignore_errors=True)
-    return Collected(RunResult(target.name, target, dict(found.record)), "copied")
+    return Collected(RunResult(target.name, target, dict(found.record)), "copied", found.signer)
 
 
 def _copy_file(source: Path, target: Path, digest: str) -> None:
@@ -250,13 +350,27 @@ def host_of(record: Mapping[str, Any]) -> str:
 
 
 def verification(
-    config: Config, runs: Sequence[RunResult], *, control: str | None = None
+    config: Config,
+    runs: Sequence[RunResult],
+    *,
+    control: str | None = None,
+    signers: Mapping[str, attest.Signer] | None = None,
 ) -> Verification:
-    """Compare every host's runs with the control host's (default: the first run's host)."""
-    by_host: dict[str, list[RunResult]] = {}
+    """Compare every host's runs with the control host's (default: the first run's host).
+
+    A host is the key that signed its runs (``signers``: run id -> signer); unsigned runs,
+    where allowed, are grouped by the name their records give.
+    """
+    signers = signers or {}
+    grouped_hosts: dict[tuple[str, str], list[RunResult]] = {}
     for run in runs:
-        by_host.setdefault(host_of(run.record), []).append(run)
-    control_name = control or host_of(runs[0].record)
+        grouped_hosts.setdefault(_identity(run, signers), []).append(run)
+    names = _host_names(grouped_hosts)
+    by_host = {names[identity]: group for identity, group in grouped_hosts.items()}
+    signer_of = {names[identity]: identity for identity in grouped_hosts}
+    control_name = (
+        _control_name(control, names, grouped_hosts) or names[_identity(runs[0], signers)]
+    )
     if control_name not in by_host:
         raise ConfigError(
             f"no collected run comes from host {control_name!r}",
@@ -304,6 +418,9 @@ def verification(
     ]
     for name, host_runs in by_host.items():
         outcomes.append(_judge_host(config, name, host_runs, references, pinned_by))
+    for outcome in outcomes:
+        kind, value = signer_of[outcome.host.name]
+        outcome.signer = value if kind == "key" else "unsigned"
     return Verification(
         id=f"{dt.datetime.now(dt.UTC):%Y%m%d-%H%M%S}-{secrets.token_hex(3)}",
         image=image,
@@ -321,7 +438,7 @@ def verification(
 def _control_verification(
     config: Config, name: str, group: Sequence[RunResult]
 ) -> ExperimentVerification:
-    experiment = config.experiments.get(name) or _experiment_of(group[0].record)
+    experiment = config.experiments.get(name) or experiment_of(group[0].record)
     outcome = ExperimentVerification(experiment)
     succeeded = [run for run in group if run.status == "succeeded"]
     if len(succeeded) < len(group):
@@ -366,13 +483,51 @@ def _judge_host(
         if reference is None:
             outcome.runs.setdefault(experiment, []).append(run)
             continue  # nothing reproduced on the control to compare with
-        declared = config.experiments.get(experiment) or _experiment_of(run.record)
+        declared = config.experiments.get(experiment) or experiment_of(run.record)
         crosshost.judge(outcome, config, declared, reference, run)
     missing = sorted(set(references) - set(outcome.runs))
     if missing and outcome.status == crosshost.AGREED:
         outcome.status = crosshost.FAILED
         outcome.reason = f"no run of {', '.join(missing)} was collected from {name}"
     return outcome
+
+
+def _identity(run: RunResult, signers: Mapping[str, attest.Signer]) -> tuple[str, str]:
+    """What a host is: the key that signed the run, or for an unsigned run its name."""
+    signer = signers.get(run.run_id, attest.UNSIGNED)
+    return ("unsigned", host_of(run.record)) if signer.keyid is None else ("key", signer.keyid)
+
+
+def _host_names(
+    groups: Mapping[tuple[str, str], Sequence[RunResult]],
+) -> dict[tuple[str, str], str]:
+    """A name for each host: the one its records give, with the key's id when two hosts
+    (two keys, or a key and unsigned runs) give the same one."""
+    given = {identity: host_of(group[0].record) for identity, group in groups.items()}
+    taken = list(given.values())
+    return {
+        identity: name
+        if taken.count(name) == 1
+        else f"{name} [{identity[1][:12] if identity[0] == 'key' else 'unsigned'}]"
+        for identity, name in given.items()
+    }
+
+
+def _control_name(
+    control: str | None,
+    names: Mapping[tuple[str, str], str],
+    groups: Mapping[tuple[str, str], Sequence[RunResult]],
+) -> str | None:
+    """The host ``--control`` names: by its shown name, the name its records give, or a
+    prefix of its key id."""
+    if control is None:
+        return None
+    for identity, name in names.items():
+        if control in (name, host_of(groups[identity][0].record)) or (
+            identity[0] == "key" and len(control) >= 8 and identity[1].startswith(control)
+        ):
+            return name
+    return control
 
 
 def _pinned_text(pinned_by: tuple[str, str]) -> str:
@@ -386,7 +541,7 @@ def _host(name: str, record: Mapping[str, Any]) -> Host:
     return Host(name, where if isinstance(where, str) else None, ship="never", files=files)
 
 
-def _experiment_of(record: Mapping[str, Any]) -> Experiment:
+def experiment_of(record: Mapping[str, Any]) -> Experiment:
     """An experiment this project does not declare, as its record describes it."""
     command = record.get("command")
     return Experiment(

@@ -61,6 +61,8 @@ class HostOutcome:
     runs: dict[str, list[RunResult]] = field(default_factory=dict)
     # Experiment name -> artifacts that did not pass against the control.
     moved: dict[str, list[str]] = field(default_factory=dict)
+    # For collected runs: the id of the host key that signed them, or "unsigned".
+    signer: str | None = None
 
     @property
     def counted(self) -> bool:
@@ -80,6 +82,7 @@ class HostOutcome:
             "fingerprint": record.get("fingerprint") or {},
             "runs": {name: [r.run_id for r in runs] for name, runs in self.runs.items()},
             "moved": self.moved,
+            "signer": self.signer,
         }
 
 

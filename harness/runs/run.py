@@ -43,6 +43,7 @@ from harness.images.build import LABEL_CONSTRAINTS, LABEL_DOCKERFILE, LABEL_LOCK
 from harness.integrations import dvc
 from harness.runs import records, run_folder, staging
 from harness.runs.variations import CONTROL, Setup
+from harness.trust import attest
 
 RUN_SPEC_SCHEMA = "harness.run-spec/v1"
 RUNTIME_REPORT = "runtime.json"
@@ -468,6 +469,8 @@ def finish(
     if record["status"] != "succeeded":
         record["log_tail"] = records.log_tail(folder / records.LOG)
     records.write(folder, record)
+    # This host vouches for the run it made, when it has a key (see harness.trust.attest).
+    attest.sign_finished(folder, record)
     return RunResult(record["run_id"], folder, record)
 
 

@@ -5,7 +5,10 @@ configuration; and, when it was pushed, by its registry manifest digest, the sub
 `cosign verify-attestation` matches) and every artifact that was reproduced; its
 predicate is harness's own versioned schema: experiment, code commit, constraints and
 lock hashes, seed, profile, observed switches, the hosts that reproduced it, the runs
-compared and the verdict per artifact. Signatures cover DSSE's pre-authentication
+compared and the verdict per artifact, and each counted host's own signed attestation of
+its runs. `harness certify` builds it only from the document :mod:`harness.trust.evidence`
+rebuilds out of run records it checked, never from a saved summary as it stands; hosts
+are counted by the keys that signed their runs. Signatures cover DSSE's pre-authentication
 encoding of the payload, so neither the payload nor its type can be changed without
 breaking them; several signers may sign the same payload, and a verifier asks for a
 threshold of trusted ones.
@@ -24,18 +27,14 @@ https://github.com/secure-systems-lab/dsse/blob/master/protocol.md
 
 from __future__ import annotations
 
-import base64
-import binascii
+import contextlib
 import datetime as dt
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 import harness
 from harness import atomic, untrusted
@@ -43,12 +42,13 @@ from harness.config import STATE_FOLDER
 from harness.digests import sha256_file
 from harness.errors import EXIT_DIFFERS, ConfigError, HarnessError
 from harness.runs import records
-from harness.trust.keys import key_id
+from harness.trust import canonical as trust_canonical
+from harness.trust import dsse, evidence, keys
 
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 PREDICATE_TYPE = "https://harness.dev/reproducibility/v1"
 PREDICATE_SCHEMA = "harness.certificate/v1"
-PAYLOAD_TYPE = "application/vnd.in-toto+json"
+PAYLOAD_TYPE = dsse.PAYLOAD_TYPE
 CERTIFICATES = STATE_FOLDER / "certificates"
 # A certificate names every artifact; even tens of thousands of them fit well within this.
 CERTIFICATE_LIMIT = 32 << 20
@@ -56,7 +56,7 @@ CERTIFICATE_LIMIT = 32 << 20
 MANIFEST_REFERENCE = re.compile(r"(?P<repository>[^\s@]+)@sha256:(?P<digest>[0-9a-f]{64})")
 
 
-class CertificateError(HarnessError):
+class CertificateError(dsse.EnvelopeError):
     """The certificate does not verify: an answer ("no"), not trouble."""
 
     exit_code = EXIT_DIFFERS
@@ -67,19 +67,13 @@ class CertificateError(HarnessError):
 
 
 def statement(verification: Mapping[str, Any], manifests: Sequence[str] = ()) -> dict[str, Any]:
-    """The in-toto Statement for a successful verification document.
+    """The in-toto Statement for a successful verification document (the one
+    :func:`harness.trust.evidence.gather` rebuilt from checked runs).
 
     ``manifests`` are the image's registry references (``REPOSITORY@sha256:HEX``): each
     becomes a subject too, the one a registry's attestation tools match an image by.
     """
-    if verification.get("verdict") != "reproducible":
-        failing = [
-            e["name"] for e in verification.get("experiments", []) if not e.get("reproducible")
-        ]
-        raise CertificateError(
-            f"cannot certify: not reproducible: {', '.join(failing) or 'no experiment verified'}",
-            "fix the experiments `harness verify` named, then verify again",
-        )
+    require_reproducible(verification)
     image = verification.get("image")
     environment = verification.get("python_environment")
     if image is None:
@@ -125,6 +119,9 @@ def statement(verification: Mapping[str, Any], manifests: Sequence[str] = ()) ->
         "quorum": verification.get("quorum"),
         # The hosts that counted, by what they computed on: bit for bit within a class.
         "device_classes": device_classes(verification["hosts"]),
+        # What vouches for the runs: each counted host's signed attestation of one of its
+        # runs, which a verifier checks again with keys of its own choosing.
+        "evidence": verification.get("evidence"),
         "experiments": [
             {
                 "name": e["name"],
@@ -149,6 +146,20 @@ def statement(verification: Mapping[str, Any], manifests: Sequence[str] = ()) ->
         "predicateType": PREDICATE_TYPE,
         "predicate": predicate,
     }
+
+
+def require_reproducible(verification: Mapping[str, Any]) -> None:
+    """Refuse a verification that itself says the result did not reproduce."""
+    if verification.get("verdict") != "reproducible":
+        failing = [
+            str(e.get("name"))
+            for e in verification.get("experiments", [])
+            if isinstance(e, dict) and not e.get("reproducible")
+        ]
+        raise CertificateError(
+            f"cannot certify: not reproducible: {', '.join(failing) or 'no experiment verified'}",
+            "fix the experiments `harness verify` named, then verify again",
+        )
 
 
 def _image_subject(image: Mapping[str, Any]) -> dict[str, Any]:
@@ -216,50 +227,25 @@ def device_classes(hosts: Sequence[Mapping[str, Any]]) -> dict[str, list[str]]:
 
 def pae(payload_type: str, payload: bytes) -> bytes:
     """DSSE's pre-authentication encoding: what a signature actually covers."""
-    kind = payload_type.encode()
-    return b"DSSEv1 %d %s %d %s" % (len(kind), kind, len(payload), payload)
+    return dsse.pae(payload_type, payload)
 
 
 def canonical(document: Mapping[str, Any]) -> bytes:
     return (json.dumps(document, indent=2, sort_keys=True, ensure_ascii=True) + "\n").encode()
 
 
-def envelope(statement_: Mapping[str, Any], key: Ed25519PrivateKey) -> dict[str, Any]:
-    payload = json.dumps(statement_, sort_keys=True, separators=(",", ":")).encode()
-    signature = key.sign(pae(PAYLOAD_TYPE, payload))
-    return {
-        "payloadType": PAYLOAD_TYPE,
-        "payload": base64.b64encode(payload).decode(),
-        "signatures": [
-            {"keyid": key_id(key.public_key()), "sig": base64.b64encode(signature).decode()}
-        ],
-    }
+def envelope(statement_: Mapping[str, Any], key: keys.PrivateKey) -> dict[str, Any]:
+    return dsse.seal(statement_, key)
 
 
-def add_signature(document: Mapping[str, Any], key: Ed25519PrivateKey) -> dict[str, Any]:
+def add_signature(document: Mapping[str, Any], key: keys.PrivateKey) -> dict[str, Any]:
     """The envelope with one more signature over the same payload (a second runner's).
 
     The caller has verified ``document`` (:func:`verify_envelope` with
-    ``every_signature``): this only adds, and writes the envelope in harness's layout.
+    ``every_signature``): this only adds (see :func:`dsse.add_signature`).
     """
-    payload_type, payload, signatures = _parts(document)
-    keyid = key_id(key.public_key())
-    kept = [
-        {
-            "keyid": str(s.get("keyid") or ""),
-            "sig": base64.b64encode(_decode(s["sig"], "signature")).decode(),
-        }
-        for s in signatures
-        if s.get("keyid") != keyid
-    ]
-    kept.append(
-        {"keyid": keyid, "sig": base64.b64encode(key.sign(pae(payload_type, payload))).decode()}
-    )
-    return {
-        "payloadType": payload_type,
-        "payload": base64.b64encode(payload).decode(),
-        "signatures": sorted(kept, key=lambda s: s["keyid"]),
-    }
+    with _as_certificate_error():
+        return dsse.add_signature(document, key)
 
 
 def write(path: Path, document: Mapping[str, Any]) -> None:
@@ -326,90 +312,38 @@ def read_envelope(path: Path) -> dict[str, Any]:
 
 def verify_envelope(
     document: Mapping[str, Any],
-    trusted: Sequence[Ed25519PublicKey],
+    trusted: Sequence[keys.PublicKey],
     threshold: int,
     *,
     every_signature: bool = False,
 ) -> Verified:
     """Check the envelope's signatures against ``trusted`` keys, then the statement.
 
-    At least ``threshold`` distinct trusted keys must have signed. A signature whose key id
-    names a trusted key but does not verify is tampering and refused outright; one by a
-    key not trusted does not count, or, with ``every_signature`` (for co-signing, which
-    vouches for the whole envelope), is refused.
+    At least ``threshold`` distinct trusted keys must have signed; a signature that does
+    not verify neither counts nor spoils the others, except with ``every_signature`` (for
+    co-signing, which vouches for the whole envelope), where it is refused.
     """
-    payload_type, payload, signatures = _parts(document)
-    message = pae(payload_type, payload)
-    by_id = {key_id(key): key for key in trusted}
-    signers: list[str] = []
-    for number, signature in enumerate(signatures, start=1):
-        hinted = str(signature.get("keyid") or "")
-        signer = _signer(by_id, hinted, _decode(signature["sig"], "signature"), message)
-        if signer is None and hinted in by_id:
-            raise CertificateError(
-                f"the signature of trusted key {hinted[:16]} does not match the payload"
-            )
-        if signer is None:
-            if every_signature:
-                raise CertificateError(
-                    f"signature {number} (key id {hinted[:16] or 'none'}) is by no trusted key, "
-                    "so this runner cannot vouch for it",
-                    "pass the public key of every runner that signed (--trusted-key PUB)",
-                )
-            continue
-        if signer not in signers:
-            signers.append(signer)
-    if len(signers) < threshold:
-        raise CertificateError(
-            f"{len(signers)} trusted signature(s), {threshold} required",
-            "collect signatures from more runners (`harness certificate sign`) or pass their keys",
-        )
+    with _as_certificate_error():
+        opened = dsse.open_envelope(document, trusted, threshold, every_signature=every_signature)
     return Verified(
-        _statement_of(payload),
-        signers,
-        [f"{len(signers)} of {threshold} required signature(s) valid"],
+        _statement_of(opened.payload),
+        opened.signers,
+        [f"{len(opened.signers)} of {threshold} required signature(s) valid"],
     )
 
 
-def _signer(
-    by_id: Mapping[str, Ed25519PublicKey], hinted: str, signature: bytes, message: bytes
-) -> str | None:
-    """The trusted key that made ``signature``: the one its key id names first, then any."""
-    order = ([hinted] if hinted in by_id else []) + [k for k in by_id if k != hinted]
-    for candidate in order:
-        try:
-            by_id[candidate].verify(signature, message)
-        except InvalidSignature:
-            continue
-        return candidate
-    return None
-
-
-def _parts(document: Mapping[str, Any]) -> tuple[str, bytes, list[dict[str, Any]]]:
-    """payloadType, the payload's bytes and the signatures of a DSSE JSON envelope.
-
-    Fields DSSE does not define are ignored, as the envelope specification asks.
-    """
-    payload_type = document.get("payloadType")
-    if not isinstance(payload_type, str) or "payload" not in document:
-        raise CertificateError("not a DSSE envelope (payloadType and payload are required)")
-    if payload_type != PAYLOAD_TYPE:
-        raise CertificateError(f"payload type {payload_type!r} is not {PAYLOAD_TYPE!r}")
-    signatures = document.get("signatures")
-    if not isinstance(signatures, list) or not all(
-        isinstance(s, dict)
-        and isinstance(s.get("sig"), str)
-        and isinstance(s.get("keyid", ""), str | None)
-        for s in signatures
-    ):
-        raise CertificateError("the signatures are malformed")
-    return payload_type, _decode(document["payload"], "payload"), signatures
+@contextlib.contextmanager
+def _as_certificate_error() -> Iterator[None]:
+    try:
+        yield
+    except dsse.EnvelopeError as error:
+        raise CertificateError(error.message, error.hint) from None
 
 
 def _statement_of(payload: bytes) -> dict[str, Any]:
     """The signed statement, with the shape every later check relies on verified first."""
     try:
-        statement_ = untrusted.parse_json(payload, what="the signed payload")
+        statement_ = trust_canonical.loads(payload, what="the signed payload")
     except untrusted.UntrustedInputError as error:
         raise CertificateError(error.message) from None
     if not isinstance(statement_, dict) or statement_.get("_type") != STATEMENT_TYPE:
@@ -466,18 +400,27 @@ def check_image(verified: Verified, image_id: str) -> None:
     verified.checks.append(f"image {image_id[:19]} is the certified one")
 
 
-def check_hosts(verified: Verified, minimum: int) -> None:
-    """The certified result must have been reproduced on at least ``minimum`` hosts."""
-    quorum = verified.statement["predicate"].get("quorum") or {}
-    agreed = [str(name) for name in quorum.get("agreed") or ()]
-    total = quorum.get("of", len(agreed))
-    if len(agreed) < minimum:
-        raise CertificateError(
-            f"the result was reproduced on {len(agreed)} of {total} host(s), {minimum} required",
-            "verify on more hosts (`harness verify --hosts ...`) and certify again",
-        )
+def check_hosts(verified: Verified, trusted: Sequence[keys.PublicKey], minimum: int | None) -> None:
+    """Count the hosts behind the result as distinct keys, never names: the host
+    attestations inside the certificate that keys trusted here verify. With ``minimum``,
+    fewer is a refusal."""
+    predicate = verified.statement["predicate"]
+    quorum = predicate.get("quorum") or {}
+    agreed = list(dict.fromkeys(str(name) for name in quorum.get("agreed") or ()))
+    unsigned = [str(name) for name in quorum.get("unsigned") or ()]
+    with _as_certificate_error():
+        _, line = evidence.check_signed_hosts(verified.statement, trusted, minimum)
+    verified.checks.append(line)
+    hosts = {str(h.get("name")): h for h in predicate.get("hosts") or () if isinstance(h, dict)}
+    shown = [
+        f"{name} (key {str(hosts.get(name, {}).get('keyid') or '')[:12] or 'none'}, "
+        f"{hosts.get(name, {}).get('device_class') or 'unknown'}"
+        f"{', unsigned' if name in unsigned else ''})"
+        for name in agreed
+    ]
     verified.checks.append(
-        f"reproduced on {len(agreed)} of {total} host(s): {', '.join(agreed) or 'none named'}"
+        f"the certifier states {len(agreed)} of {quorum.get('of', len(agreed))} host(s) "
+        f"agreed: {', '.join(shown) or 'none named'}"
     )
 
 
@@ -503,19 +446,6 @@ def check_artifacts(verified: Verified, project_root: Path) -> None:
                     )
                 checked += 1
     verified.checks.append(f"{checked} local artifact file(s) match the certificate")
-
-
-def _decode(text: object, what: str) -> bytes:
-    """Base64, standard or URL-safe, as DSSE allows; the bytes are what signatures cover."""
-    if not isinstance(text, str):
-        raise CertificateError(f"the {what} is not a base64 string")
-    padded = text + "=" * (-len(text) % 4)
-    try:
-        if "-" in text or "_" in text:
-            return base64.b64decode(padded, altchars=b"-_", validate=True)
-        return base64.b64decode(padded, validate=True)
-    except (binascii.Error, ValueError):
-        raise CertificateError(f"the {what} is not valid base64") from None
 
 
 def certificate_path(project_root: Path, image_id: str) -> Path:

@@ -12,6 +12,13 @@ accepts come from the command line or from this machine's configuration
 A project's ``[tool.harness.certify] trusted-keys`` may narrow that set to the keys it
 names, never widen it: otherwise whoever can change the project could vouch for it.
 
+Each host signs its own runs with its host key: ``--sign-key PATH``, else
+``$HARNESS_HOST_KEY`` (a path, or the PEM itself, as a CI secret gives it), else this
+user's default key when it exists; never a file of the project.
+
+Every use of a key (signing, checking a signature, naming it) goes through the few
+functions here, so that another algorithm can join ed25519 in one place.
+
 Key ids are securesystemslib's default (sha256 of the canonical JSON of the key's type,
 scheme and public value), so that its ``Envelope.verify`` accepts harness's signatures
 with a key it loads itself; a key id is only a hint, and verification never relies on it.
@@ -28,6 +35,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
@@ -35,13 +43,21 @@ from harness import untrusted
 from harness.errors import ConfigError, HarnessError
 
 KEYS_ENV = "HARNESS_KEYS_DIR"
+HOST_KEY_ENV = "HARNESS_HOST_KEY"
 TRUSTED_ENV = "HARNESS_TRUSTED_KEYS"
 DEFAULT_KEY = "harness.key"
+# Keys for the runs on other engines this machine drives, by host name (see engine_keys).
+HOSTS_FOLDER = "hosts"
 # A PEM ed25519 key is a few hundred bytes.
 KEY_FILE_LIMIT = 64 << 10
 # A key pair's name becomes two file names in the keys folder, and nothing else.
 KEY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 NO_TRUSTED_KEY = "no trusted public key to check the signatures against"
+
+
+# The key types harness signs and verifies with; these aliases are the one place to widen.
+PrivateKey = Ed25519PrivateKey
+PublicKey = Ed25519PublicKey
 
 
 class KeyFileError(HarnessError):
@@ -89,6 +105,23 @@ def _config_home() -> Path:
 
 
 # -- making and reading keys -------------------------------------------------------------
+
+
+def sign(private: PrivateKey, message: bytes) -> bytes:
+    return private.sign(message)
+
+
+def signs(public: PublicKey, signature: bytes, message: bytes) -> bool:
+    """Whether ``signature`` over ``message`` was made with the private half of ``public``."""
+    try:
+        public.verify(signature, message)
+    except InvalidSignature:
+        return False
+    return True
+
+
+def public_of(private: PrivateKey) -> PublicKey:
+    return private.public_key()
 
 
 def key_id(public_key: Ed25519PublicKey) -> str:
@@ -178,13 +211,47 @@ def load_private_key(path: Path) -> Ed25519PrivateKey:
             f"the private key {path} belongs to another user (uid {status.st_uid})",
             "sign with a key of your own",
         )
+    return _private_from_pem(data, str(path))
+
+
+def _private_from_pem(data: bytes, where: str) -> PrivateKey:
     try:
         key = serialization.load_pem_private_key(data, password=None)
     except (ValueError, TypeError):
-        raise KeyFileError(f"{path} is not an unencrypted PEM private key") from None
+        raise KeyFileError(f"{where} is not an unencrypted PEM private key") from None
     if not isinstance(key, Ed25519PrivateKey):
-        raise KeyFileError(f"{path} is not an ed25519 key", "harness signs with ed25519 keys only")
+        raise KeyFileError(f"{where} is not an ed25519 key", "harness signs with ed25519 keys only")
     return key
+
+
+def engine_keys(project_root: Path) -> dict[str, PrivateKey]:
+    """Keys for runs on the other engines this machine drives (``harness run --hosts``):
+    ``hosts/NAME.key`` in the keys folder signs the runs on host NAME. They are this user's
+    configuration, outside every project; what they prove is that this machine made the
+    runs on that engine, which is only as strong as the machine that holds them."""
+    folder = keys_dir(project_root) / HOSTS_FOLDER
+    if not folder.is_dir():
+        return {}
+    return {
+        path.stem: load_private_key(path)
+        for path in sorted(folder.glob("*.key"))
+        if KEY_NAME.fullmatch(path.stem)
+    }
+
+
+def host_key(project_root: Path, given: Path | None) -> PrivateKey | None:
+    """This host's signing key for its runs: ``given``, else ``$HARNESS_HOST_KEY`` (a path
+    or the PEM itself), else the default key in the keys folder when there is one; None
+    when this host has no key (its runs are then unsigned)."""
+    configured = os.environ.get(HOST_KEY_ENV, "")
+    if given is None and configured.lstrip().startswith("-----BEGIN"):
+        return _private_from_pem(configured.strip().encode() + b"\n", f"${HOST_KEY_ENV}")
+    path = given or (Path(configured) if configured else None)
+    if path is None:
+        default = keys_dir(project_root) / DEFAULT_KEY
+        return load_private_key(default) if os.path.lexists(default) else None
+    refuse_inside_project(path, project_root, what="the host key")
+    return load_private_key(path)
 
 
 def load_public_key(path: Path) -> Ed25519PublicKey:

@@ -108,13 +108,18 @@ def two_hosts(
 ) -> dict[str, Any]:
     """The built-in examples verified on this engine and the second one, shipped by registry."""
     project = _project(tmp_path_factory.mktemp("two-hosts"), f'b = {{ url = "{second_engine}" }}\n')
-    env = {"HARNESS_REGISTRY": registry, "HARNESS_HOST_NAME": "a"}
+    keys = tmp_path_factory.mktemp("host-keys")
+    env = {"HARNESS_REGISTRY": registry, "HARNESS_HOST_NAME": "a", "HARNESS_KEYS_DIR": str(keys)}
+    # This machine's key signs its runs; hosts/b.key signs the runs on engine b.
+    assert harness("keys", "generate", env=env).returncode == 0
+    made = harness("keys", "generate", "--dir", str(keys / "hosts"), "--name", "b", env=env)
+    assert made.returncode == 0, made.stderr
     result = harness(
         "verify", "--json", "--vary", "none", "--runs", "1", "--hosts", "local,b",
         cwd=project, env=env,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
-    return {"project": project, "env": env, "document": json.loads(result.stdout)}
+    return {"project": project, "env": env, "keys": keys, "document": json.loads(result.stdout)}
 
 
 def test_examples_reproduce_on_two_engines_shipped_by_digest(
@@ -151,21 +156,28 @@ def test_examples_reproduce_on_two_engines_shipped_by_digest(
 
 
 def test_the_certificate_names_both_hosts(two_hosts: dict[str, Any], tmp_path: Path) -> None:
-    project, env = two_hosts["project"], {**two_hosts["env"], "HARNESS_KEYS_DIR": str(tmp_path)}
-    assert harness("keys", "generate", env=env).returncode == 0
+    project, env, keys = two_hosts["project"], two_hosts["env"], two_hosts["keys"]
     certificate = tmp_path / "two.intoto.json"
     result = harness("certify", "--output", str(certificate), cwd=project, env=env)
     assert result.returncode == 0, result.stderr
+    both = ("--key", str(keys / "harness.pub"), "--key", str(keys / "hosts" / "b.pub"))
     checked = harness(
-        "certificate", "verify", str(certificate), "--key", str(tmp_path / "harness.pub"),
-        "--min-hosts", "2", "--json", cwd=project, env=env,
+        "certificate", "verify", str(certificate), *both, "--min-hosts", "2", "--json",
+        cwd=project, env=env,
     )  # fmt: skip
     assert checked.returncode == 0, checked.stderr
     verified = json.loads(checked.stdout)
     predicate = verified["statement"]["predicate"]
     assert predicate["quorum"]["agreed"] == ["a", "b"]
     assert {host["name"] for host in predicate["hosts"]} == {"a", "b"}
-    assert "reproduced on 2 of 2 host(s): a, b" in verified["checks"]
+    assert "2 distinct trusted host key(s) vouch for runs of it" in " ".join(verified["checks"])
+    # Hosts are keys: a verifier that trusts only this machine's key counts one.
+    one = harness(
+        "certificate", "verify", str(certificate), *both[:2], "--min-hosts", "2",
+        cwd=project, env=env,
+    )  # fmt: skip
+    assert one.returncode == 1
+    assert "reproduced by 1 distinct host key(s) you trust, 2 required" in one.stderr
 
 
 def test_ctrl_c_stops_the_runs_on_every_host_and_records_each_aborted(
@@ -220,19 +232,27 @@ def test_an_unreachable_host_keeps_the_others_results_and_certifies_1_of_2(
     runs = list((project / ".harness" / "runs").iterdir())
     assert len(runs) == 1
     assert json.loads((runs[0] / "record.json").read_text())["status"] == "succeeded"
+    # The key comes after the run: what this machine made unsigned counts only when allowed.
     assert harness("keys", "generate", env=env).returncode == 0
     certificate = tmp_path / "one.intoto.json"
-    assert harness("certify", "--output", str(certificate), cwd=project, env=env).returncode == 0
+    unsigned = harness("certify", "--output", str(certificate), cwd=project, env=env)
+    assert unsigned.returncode == 2
+    assert "is signed by no host key trusted here" in unsigned.stderr
+    allowed = harness(
+        "certify", "--output", str(certificate), "--allow-unsigned", cwd=project, env=env
+    )
+    assert allowed.returncode == 0, allowed.stderr
+    assert "reproduced on 1 of 1 host(s), counted by key" in allowed.stdout
     public = str(keys / "harness.pub")
     one = harness("certificate", "verify", str(certificate), "--key", public, cwd=project, env=env)
     assert one.returncode == 0, one.stderr
-    assert "reproduced on 1 of 2 host(s): a" in one.stdout
+    assert "1 of 1 host(s) agreed: a (key none, cpu, unsigned)" in one.stdout
     two = harness(
-        "certificate", "verify", str(certificate), "--key", public, "--min-hosts", "2",
+        "certificate", "verify", str(certificate), "--key", public, "--min-hosts", "1",
         cwd=project, env=env,
     )  # fmt: skip
     assert two.returncode == 1
-    assert "reproduced on 1 of 2 host(s), 2 required" in two.stderr
+    assert "it also names 1 unsigned host(s), which never count" in two.stderr
 
 
 def test_a_host_holding_another_image_is_refused_before_running(
@@ -320,13 +340,15 @@ def test_collect_gathers_legs_and_refuses_a_corrupt_artifact(
                 shutil.copytree(runs / run_id, leg / run_id)
         legs.append(str(leg))
     fresh = _project(tmp_path / "fresh", "")
-    result = harness("collect", "--json", *legs, cwd=fresh)
+    trusted = ("--key", str(two_hosts["keys"] / "harness.pub"))
+    trusted = (*trusted, "--key", str(two_hosts["keys"] / "hosts" / "b.pub"))
+    result = harness("collect", "--json", *legs, *trusted, cwd=fresh)
     assert result.returncode == 0, result.stderr
     document = json.loads(result.stdout)
     assert document["quorum"]["text"] == "2 of 2"
     assert len(list((fresh / ".harness" / "runs").iterdir())) == 6
     # Collecting again finds the same runs already there.
-    assert harness("collect", *legs, cwd=fresh).returncode == 0
+    assert harness("collect", *legs, *trusted, cwd=fresh).returncode == 0
 
     corrupt = Path(legs[1])
     model = next(corrupt.glob("*-torch-*/artifacts/model.pt"))
@@ -334,7 +356,7 @@ def test_collect_gathers_legs_and_refuses_a_corrupt_artifact(
     data[len(data) // 2] ^= 0xFF
     model.write_bytes(bytes(data))
     spoiled = _project(tmp_path / "spoiled", "")
-    refused = harness("collect", *legs, cwd=spoiled)
+    refused = harness("collect", *legs, *trusted, cwd=spoiled)
     assert refused.returncode == 2
     assert "artifact model.pt is missing or does not have the sha256" in refused.stderr
 

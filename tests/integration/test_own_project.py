@@ -86,7 +86,13 @@ class Tool:
     def __call__(
         self, *arguments: str, cwd: Path, env: Mapping[str, str] | None = None
     ) -> subprocess.CompletedProcess[str]:
-        environment = {**os.environ, "HARNESS_KEYS_DIR": str(self.keys), **(env or {})}
+        # The runner's key signs the runs this host makes, and the certificate.
+        environment = {
+            **os.environ,
+            "HARNESS_KEYS_DIR": str(self.keys),
+            "HARNESS_HOST_KEY": str(self.keys / "runner.key"),
+            **(env or {}),
+        }
         # Nothing of this checkout may leak in: the tool runs from its own environment.
         environment.pop("PYTHONPATH", None)
         environment.pop("VIRTUAL_ENV", None)

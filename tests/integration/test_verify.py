@@ -10,6 +10,9 @@ from typing import Any
 import pytest
 
 from harness.engine import Engine
+from harness.runs import records
+from harness.trust import attest
+from harness.trust.keys import key_id, load_public_key
 from tests.conftest import REPOSITORY, copy_project_files
 from tests.integration.conftest import harness
 
@@ -78,8 +81,10 @@ def keys(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     return {"dir": str(folder), "a": str(folder / "runner-a"), "b": str(folder / "runner-b")}
 
 
-def verify_json(*arguments: str, cwd: Path) -> tuple[int, dict[str, Any], str]:
-    result = harness("verify", "--json", *arguments, cwd=cwd)
+def verify_json(
+    *arguments: str, cwd: Path, env: dict[str, str] | None = None
+) -> tuple[int, dict[str, Any], str]:
+    result = harness("verify", "--json", *arguments, cwd=cwd, env=env)
     document = json.loads(result.stdout) if result.stdout.strip() else {}
     return result.returncode, document, result.stderr
 
@@ -138,7 +143,10 @@ def certified_tags_removed(engine: Engine) -> Iterator[None]:
 def test_the_examples_verify_certify_and_the_certificate_is_checked(
     engine: Engine, keys: dict[str, str], tmp_path: Path
 ) -> None:
-    code, document, stderr = verify_json(cwd=REPOSITORY)
+    # This host signs its runs with runner a's key; certify checks them against it.
+    code, document, stderr = verify_json(
+        cwd=REPOSITORY, env={"HARNESS_HOST_KEY": f"{keys['a']}.key"}
+    )
     assert code == 0, stderr
     assert {e["name"] for e in document["experiments"]} == {"sklearn", "torch", "tensorflow"}
     assert all(e["reproducible"] for e in document["experiments"])
@@ -213,6 +221,47 @@ def test_the_examples_verify_certify_and_the_certificate_is_checked(
         assert "no longer has the certified sha256" in changed.stderr
     finally:
         artifact.write_bytes(kept)
+
+
+def test_runs_signed_in_containers_are_certified_from_their_evidence(
+    planted_project: Path, keys: dict[str, str], tmp_path: Path
+) -> None:
+    """Host a signs its runs in real containers; certifier b counts them only when it
+    trusts a, and a verifier counts host a only when it trusts a too."""
+    host = {"HARNESS_HOST_KEY": f"{keys['a']}.key"}
+    code, document, stderr = verify_json(
+        "steady", "--vary", "hostname", "--runs", "2", cwd=planted_project, env=host
+    )
+    assert code == 0, stderr
+    (experiment,) = document["experiments"]
+    run_ids = {*experiment["control_runs"], *(c["run_id"] for c in experiment["checks"])}
+    assert len(run_ids) == 3  # two control runs, one with the hostname varied
+    public_a = load_public_key(Path(f"{keys['a']}.pub"))
+    for run_id in run_ids:
+        folder = planted_project / ".harness" / "runs" / run_id
+        assert attest.verify(folder, records.read(folder), [public_a]).keyid == key_id(public_a)
+
+    certificate = tmp_path / "steady.intoto.json"
+    certify = ("certify", "--verification", document["id"], "--key", f"{keys['b']}.key")
+    certify = (*certify, "--output", str(certificate))
+    untrusted_host = harness(*certify, cwd=planted_project)
+    assert untrusted_host.returncode == 2
+    assert "is signed by no key trusted here" in untrusted_host.stderr
+    signed = harness(*certify, "--trusted-key", f"{keys['a']}.pub", cwd=planted_project)
+    assert signed.returncode == 0, signed.stderr
+    assert "reproduced on 1 of 1 host(s), counted by key" in signed.stdout
+
+    def verify_certificate(*extra: str) -> Any:
+        return harness("certificate", "verify", str(certificate), *extra, cwd=planted_project)
+
+    counted = verify_certificate(
+        "--key", f"{keys['b']}.pub", "--key", f"{keys['a']}.pub", "--min-hosts", "1"
+    )
+    assert counted.returncode == 0, counted.stderr
+    assert "1 distinct trusted host key(s) vouch for runs of it" in counted.stdout
+    uncounted = verify_certificate("--key", f"{keys['b']}.pub", "--min-hosts", "1")
+    assert uncounted.returncode == 1
+    assert "reproduced by 0 distinct host key(s) you trust, 1 required" in uncounted.stderr
 
 
 def test_run_refuses_an_image_without_a_certificate(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import NoReturn
 
@@ -10,6 +11,7 @@ import pytest
 
 from harness.engine import Engine
 from harness.images import wheelcache
+from harness.trust import attest, keys
 
 
 def _refuse(*_: object, **__: object) -> NoReturn:
@@ -33,3 +35,16 @@ def _own_wheel_cache(
     root = tmp_path_factory.mktemp("wheel-cache")
     monkeypatch.setenv(wheelcache.ENV, str(root))
     return root
+
+
+@pytest.fixture(autouse=True)
+def _no_host_key(
+    monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[None]:
+    """Runs are signed only where a test gives a key: never with the user's own, and a key
+    one test's command chose never signs another test's runs."""
+    monkeypatch.delenv(keys.HOST_KEY_ENV, raising=False)
+    monkeypatch.delenv(keys.KEYS_ENV, raising=False)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path_factory.mktemp("config-home")))
+    yield
+    attest.use(None)

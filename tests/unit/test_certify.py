@@ -19,7 +19,7 @@ from securesystemslib.signer import CryptoSigner, SSlibKey
 
 from harness.errors import ConfigError, HarnessError
 from harness.runs import records
-from harness.trust import certify
+from harness.trust import certify, keys
 
 IMAGE_ID = "sha256:" + "ab" * 32
 
@@ -270,7 +270,7 @@ def test_securesystemslib_verifies_harness_envelopes_with_a_key_it_loads_itself(
 ) -> None:
     envelope = Envelope.from_dict(json.loads(certificate.read_text()))
     accepted = envelope.verify([_sslib_key(key)], threshold=1)
-    assert list(accepted) == [certify.key_id(key.public_key())]
+    assert list(accepted) == [keys.key_id(key.public_key())]
     assert envelope.pae() == certify.pae(envelope.payload_type, envelope.payload)
 
 
@@ -288,7 +288,7 @@ def test_harness_verifies_an_envelope_securesystemslib_signed(
     document = envelope.to_dict()
     document["signatures"][0]["keyid"] = "another tool's id"
     path.write_text(json.dumps(document))
-    assert check(path, [key]).signers == [certify.key_id(key.public_key())]
+    assert check(path, [key]).signers == [keys.key_id(key.public_key())]
 
 
 def test_any_conformant_encoding_verifies(certificate: Path, key: Ed25519PrivateKey) -> None:
@@ -338,3 +338,16 @@ def test_a_registry_digest_becomes_the_subject_cosign_matches(
     assert check(path, [key]).image_id == IMAGE_ID  # the gate still checks the image ID
     with pytest.raises(ConfigError, match="not a registry reference by digest"):
         certify.statement(verification(tmp_path / "again"), ["harness:cpu"])
+
+
+def test_a_host_named_twice_is_counted_once(certificate: Path, key: Ed25519PrivateKey) -> None:
+    """An older statement listing one host twice never reads "2 of 1 host(s): vm, vm"."""
+
+    statement = json.loads(base64.b64decode(certify.read_envelope(certificate)["payload"]))
+    statement["predicate"]["quorum"] = {"agreed": ["vm", "vm"], "of": 1}
+    document = certify.envelope(statement, key)
+    verified = certify.verify_envelope(document, [key.public_key()], 1)
+    certify.check_hosts(verified, [key.public_key()], None)
+    assert "the certifier states 1 of 1 host(s) agreed: vm (key none, unknown)" in verified.checks
+    with pytest.raises(certify.CertificateError, match="by 0 distinct host key"):
+        certify.check_hosts(verified, [key.public_key()], 1)

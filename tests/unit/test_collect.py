@@ -49,9 +49,14 @@ def make_run(
     return folder
 
 
-def collect(project: Path, *arguments: str | Path) -> tuple[int, dict[str, Any], str]:
+def collect(
+    project: Path, *arguments: str | Path, unsigned: bool = True
+) -> tuple[int, dict[str, Any], str]:
+    """`harness collect --json`; the runs here are unsigned unless a test signs them (see
+    test_collect_signed.py), so they count only with --allow-unsigned."""
+    flags = ["--allow-unsigned"] if unsigned else []
     result = CliRunner().invoke(
-        cli, ["--project", str(project), "collect", "--json", *map(str, arguments)]
+        cli, ["--project", str(project), "collect", "--json", *flags, *map(str, arguments)]
     )
     document = json.loads(result.stdout) if result.stdout.strip().startswith("{") else {}
     return result.exit_code, document, result.stderr
@@ -245,7 +250,9 @@ def test_malformed_records_are_one_line_errors(project: Path, tmp_path: Path, da
         record_path.unlink()
         os.mkfifo(record_path)
     result = CliRunner().invoke(
-        cli, ["--project", str(project), "collect", str(tmp_path / "leg")], catch_exceptions=False
+        cli,
+        ["--project", str(project), "collect", "--allow-unsigned", str(tmp_path / "leg")],
+        catch_exceptions=False,
     )
     assert result.exit_code == 2
     assert result.stderr.startswith("harness: ") and result.stderr.count("\n") == 1

@@ -87,7 +87,8 @@ NUDGED = numpy.nextafter(WEIGHTS, numpy.float32(2))
 
 def collect(project: Path, *folders: Path) -> tuple[int, dict[str, Any], str]:
     result = CliRunner().invoke(
-        cli, ["--project", str(project), "collect", "--json", *map(str, folders)]
+        cli,
+        ["--project", str(project), "collect", "--json", "--allow-unsigned", *map(str, folders)],
     )
     document = json.loads(result.stdout) if result.stdout.strip().startswith("{") else {}
     return result.exit_code, document, result.stderr

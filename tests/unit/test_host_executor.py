@@ -325,6 +325,8 @@ def test_verify_with_the_host_executor_then_certify_by_the_environment(
     monkeypatch.setenv("HARNESS_KEYS_DIR", str(keys))
     runner = CliRunner()
     base = ["--project", str(hosted)]
+    # The key first: this host signs the runs verify makes with it.
+    assert runner.invoke(cli, [*base, "keys", "generate"]).exit_code == 0
     verified = runner.invoke(
         cli,
         [*base, "verify", "weights", "--executor", "host", "--python", sys.executable, "--json"],
@@ -336,7 +338,6 @@ def test_verify_with_the_host_executor_then_certify_by_the_environment(
     assert document["image"] is None
     assert document["variations"] == ["cpus", "timezone", "locale", "workdir", "env", "hashseed"]
     assert document["experiments"][0]["reproducible"] is True
-    assert runner.invoke(cli, [*base, "keys", "generate"]).exit_code == 0
     certified = runner.invoke(cli, [*base, "certify", "--json"])
     assert certified.exit_code == 0, certified.output
     certificate = json.loads(certified.stdout)["certificate"]

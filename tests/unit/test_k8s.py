@@ -32,6 +32,7 @@ from harness.fleet.k8s import archive, job_output, manifests
 from harness.runs import records
 from harness.runs.records import CorruptRecord
 from harness.runtime import determinism, spec
+from harness.trust import keys
 from harness.ui import UI
 from tests.conftest import RUN_RECORD_SCHEMA
 
@@ -678,9 +679,18 @@ def test_a_folder_that_is_not_a_job_output_is_corrupt(project: Path, tmp_path: P
 
 def test_collect_turns_gathered_job_outputs_into_run_records(project: Path, tmp_path: Path) -> None:
     folder, job = run_job(project, tmp_path, "--image-id", IMAGE_ID)
-    result = CliRunner().invoke(
-        cli, ["--project", str(project), "collect", "--json", str(tmp_path / "claim")]
+    collect = ["--project", str(project), "collect", "--json", str(tmp_path / "claim")]
+    unsigned = CliRunner().invoke(cli, collect)
+    assert unsigned.exit_code == 2
+    assert "is not signed by any host key" in unsigned.stderr
+    # The node signs what its Job wrote, with its own key, before the folder leaves it.
+    node = keys.generate_keys(tmp_path / "node-keys", "node-a")
+    signed = CliRunner().invoke(
+        cli, ["attest", str(tmp_path / "claim"), "--sign-key", str(node.private)]
     )
+    assert signed.exit_code == 0, signed.stderr
+    assert "1 run(s) signed" in signed.stdout
+    result = CliRunner().invoke(cli, [*collect, "--key", str(node.public)])
     assert result.exit_code == 0, result.stderr
     document = json.loads(result.stdout)
     assert document["quorum"]["agreed"] == ["node-a"]

@@ -134,3 +134,47 @@ def test_this_machine_s_trusted_keys_come_from_outside_the_project(
     monkeypatch.setenv(keys.TRUSTED_ENV, str(project / "keys"))
     with pytest.raises(ConfigError, match="is inside the project"):
         keys.trusted_keys(project, [], [])
+
+
+# -- this host's signing key -------------------------------------------------------------
+
+
+def test_the_host_key_is_given_then_the_environment_then_the_user_s_default(
+    tmp_path: Path, project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(keys.HOST_KEY_ENV, raising=False)
+    assert keys.host_key(project, None) is None  # no key anywhere: runs stay unsigned
+    default = keys.generate_keys(keys.keys_dir(project), "harness")
+    given = keys.generate_keys(tmp_path / "given", "host")
+    from_env = keys.generate_keys(tmp_path / "env", "env")
+
+    def key_id_of(key: keys.PrivateKey | None) -> str:
+        assert key is not None
+        return keys.key_id(keys.public_of(key))
+
+    assert key_id_of(keys.host_key(project, None)) == default.keyid
+    monkeypatch.setenv(keys.HOST_KEY_ENV, str(from_env.private))
+    assert key_id_of(keys.host_key(project, None)) == from_env.keyid
+    assert key_id_of(keys.host_key(project, given.private)) == given.keyid
+    # A CI secret gives the PEM itself.
+    monkeypatch.setenv(keys.HOST_KEY_ENV, given.private.read_text())
+    assert key_id_of(keys.host_key(project, None)) == given.keyid
+
+
+def test_a_host_key_inside_the_project_or_readable_by_others_is_refused(
+    tmp_path: Path, project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(keys.HOST_KEY_ENV, raising=False)
+    inside = keys.generate_keys(project / "keys", "host")  # would travel with every run
+    with pytest.raises(ConfigError, match=r"the host key .* is inside the project"):
+        keys.host_key(project, inside.private)
+    monkeypatch.setenv(keys.HOST_KEY_ENV, str(inside.private))
+    with pytest.raises(ConfigError, match="inside the project"):
+        keys.host_key(project, None)
+    exposed = keys.generate_keys(tmp_path / "exposed", "host")
+    exposed.private.chmod(0o644)
+    with pytest.raises(keys.KeyFileError, match="can be read or written by others"):
+        keys.host_key(project, exposed.private)
+    monkeypatch.setenv(keys.HOST_KEY_ENV, "-----BEGIN PRIVATE KEY-----\nnot a key\n")
+    with pytest.raises(keys.KeyFileError, match="HARNESS_HOST_KEY is not an unencrypted PEM"):
+        keys.host_key(project, None)
