@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
+import os
 import shutil
 import stat
 from collections.abc import Callable, Iterator, Mapping
@@ -22,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import harness
-from harness import atomic, vcs
+from harness import atomic, owner, vcs
 from harness import container as container_plan
 from harness.cleanup import quietly
 from harness.config import Config, Experiment
@@ -128,8 +129,13 @@ def run_experiment(
             "gpus": request.gpus,
             "timeout_s": request.timeout,
             "files": host.files,
+            # How a later harness finds this run's container (see harness.runs.reconcile).
+            "labels": dict(plan.labels),
         },
         "engine": {"where": engine.where, "version": engine.version().get("Version")},
+        # Who runs it: a later harness that finds this record still running and this
+        # process gone ends it as lost (see harness.owner).
+        "harness_process": owner.current().as_dict(),
     }
     # The container's user is not the host's: it must be able to write its outputs.
     start_folder(folder, spec, record, writable_by_all=True)
@@ -169,6 +175,10 @@ def run_experiment(
             timeout=request.timeout,
         )
     say(ended(result, outcome.seconds))
+    full = disk_full(folder) if result.status != "succeeded" else None
+    if full is not None:
+        # Not an answer about the experiment: the machine's trouble, reported as such.
+        raise HarnessError(f"run {run_id} {result.status}: {full}", f"free space under {folder}")
     return result
 
 
@@ -211,10 +221,14 @@ def unfinished(record: dict[str, Any], folder: Path, *, stopped: str) -> Iterato
         yield
     except BaseException as error:
         if isinstance(error, KeyboardInterrupt):
-            status, reason = "aborted", f"interrupted (Ctrl-C); {stopped}"
+            status, reason = "aborted", f"interrupted (Ctrl-C or SIGTERM); {stopped}"
         elif isinstance(error, HarnessError):
             lost = isinstance(error, EngineUnavailable)
             status, reason = ("lost" if lost else "failed"), error.message
+            # Whoever handles the error (verify) can name the run it ended.
+            error.run_id = folder.name
+        elif isinstance(error, OSError):
+            status, reason = "failed", f"harness could not go on: {os_error(error)}"
         else:
             status, reason = "failed", f"harness failed: {type(error).__name__}: {error}"
         # A record that cannot be written (a full disk) must not hide why the run ended.
@@ -247,6 +261,9 @@ def settle(
         return finish(record, folder, "timeout", exit_code, f"stopped after {timeout} s")
     if exit_code != 0:
         reason = (report or {}).get("error") or f"the experiment exited with {exit_code}"
+        full = disk_full(folder)
+        if full is not None:
+            reason = f"{reason} ({full})"
         return finish(record, folder, "failed", exit_code, reason)
     missing = _missing_outputs(experiment, folder / records.ARTIFACTS)
     if missing:
@@ -418,7 +435,10 @@ def finish(
         if writable.is_dir() and not writable.is_symlink():
             writable.chmod(0o755)
     try:
-        record["artifacts"] = records.artifacts(artifacts) if artifacts.is_dir() else []
+        # A run stopped at its timeout may have written on (an engine slow to stop it):
+        # nothing it left is an artifact.
+        listed = artifacts.is_dir() and status != "timeout"
+        record["artifacts"] = records.artifacts(artifacts) if listed else []
     except records.CorruptRecord as unsafe:
         # A link among the outputs would make the record vouch for a file of this machine.
         record.update(artifacts=[], status="failed", error=unsafe.message)
@@ -426,6 +446,28 @@ def finish(
         record["log_tail"] = records.log_tail(folder / records.LOG)
     records.write(folder, record)
     return RunResult(record["run_id"], folder, record)
+
+
+def os_error(error: OSError) -> str:
+    """An OS error in words: what it is, and on which file."""
+    where = f": {error.filename}" if error.filename else ""
+    return f"{error.strerror or error}{where}"
+
+
+# Below this many bytes free, a failed run is taken to have failed for want of space.
+_FULL_BYTES = 1 << 20
+
+
+def disk_full(folder: Path) -> str | None:
+    """Why the run's folder cannot take more, when its file system is (nearly) full."""
+    try:
+        found = os.statvfs(folder)
+    except OSError:
+        return None
+    free = found.f_bavail * found.f_frsize
+    if free >= _FULL_BYTES:
+        return None
+    return f"the file system of {folder} is full ({free} bytes free)"
 
 
 def _check_readable_by_others(path: Path) -> None:

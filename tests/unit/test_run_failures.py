@@ -109,7 +109,7 @@ def test_a_host_run_whose_process_cannot_start_ends_failed(config: Config) -> No
         run_on_host(config, _request(config), missing)
     record = only_record(config)
     assert record["status"] == "failed"
-    assert "FileNotFoundError" in str(record["error"])
+    assert "No such file or directory" in str(record["error"])
     # A host run names no image: the list shows it all the same.
     listed = CliRunner().invoke(cli, ["--project", str(config.project_root), "runs", "list"])
     assert listed.exit_code == 0, listed.output
