@@ -17,6 +17,7 @@ import io
 import os
 import re
 import signal
+import sys
 import tarfile
 import threading
 import time
@@ -590,7 +591,9 @@ class Engine:
             seconds = time.monotonic() - started
             # The container has exited: its log is read to its end, however long that
             # takes while it moves, and a log that stops short says so in its last line.
-            pump.finish(LOG_IDLE_S)
+            # After a timeout the log is cut anyway: an engine slow to stop the container
+            # gets no more than the kill's few seconds to send the rest.
+            pump.finish(_KILL_TIMEOUT if timed_out else LOG_IDLE_S)
             # A container removed by Ctrl-C ends its wait like a killed one: not a result.
             interrupt.check()
             for inside, local in (copy_out or {}).items():
@@ -678,9 +681,11 @@ class Engine:
         deadline = None if timeout is None else time.monotonic() + timeout
         try:
             return int(container.wait(timeout=timeout).get("StatusCode", -1)), False
-        except requests.exceptions.ReadTimeout:
+        except (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError):
+            # The SDK's read timeout comes as either (requests wraps it when it retried).
+            # Before the run's time was up, it is the engine that stopped answering.
             if deadline is None or time.monotonic() < deadline - 1:
-                raise  # the engine stopped answering before the run's time was up
+                raise
         self._stop(container, partial(container.kill))
         try:
             return int(container.wait(timeout=_KILL_TIMEOUT).get("StatusCode", -1)), True
@@ -756,10 +761,14 @@ class Engine:
             raise EngineError(
                 f"cannot create a container from {spec.image}: {_short_reason(error)}"
             ) from None
-        # Removed whatever happened; a removal that fails after an error (the engine is
-        # gone) is a warning, so that the error that ended the container is what is shown.
+        except requests.exceptions.RequestException as error:
+            raise self._lost(error) from None
+        # Removed whatever happened; a removal that fails after an error is a warning, so
+        # that the error that ended the container is what is shown, and none at all when
+        # that error says the engine is gone (the next `harness run`, `verify` or `doctor`
+        # removes what is left, see harness.runs.reconcile).
         with (
-            cleanup(f"removing container {name}", lambda: self._remove(container)),
+            cleanup(f"removing container {name}", partial(self._remove_after, container)),
             interrupt.stoppable(
                 lambda: self._stop(container, partial(container.remove, force=True))
             ),
@@ -820,7 +829,11 @@ class Engine:
 
     def _lost(self, error: BaseException) -> EngineUnavailable:
         """The error for an engine that stopped answering in the middle of something."""
-        return EngineUnavailable(f"lost the Docker engine at {self.where}: {_short_reason(error)}")
+        return EngineUnavailable(
+            f"lost the Docker engine at {self.where}: {_short_reason(error)}",
+            "check the engine (`docker info`) and start it again if it is down; the next "
+            "`harness run`, `verify` or `doctor` removes the containers it left",
+        )
 
     def _call(self, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         try:
@@ -829,6 +842,17 @@ class Engine:
             raise EngineError(f"the Docker engine refused: {_short_reason(error)}") from None
         except requests.exceptions.RequestException as error:
             raise self._lost(error) from None
+
+    def _remove_after(self, container: Any) -> None:
+        """Remove the container at the end of its block; when the error that ends the block
+        already says the engine is lost, a removal that fails for the same reason adds
+        nothing to it (cleanup calls this while that error is being handled)."""
+        on_its_way = sys.exc_info()[1]
+        try:
+            self._remove(container)
+        except EngineUnavailable:
+            if not isinstance(on_its_way, EngineUnavailable):
+                raise
 
     def _remove(self, container: Any) -> None:
         self._pids.pop(container.id, None)
@@ -922,7 +946,15 @@ def _short_reason(error: BaseException) -> str:
     for marker in ("Caused by ", "Error while fetching server API version: "):
         if marker in text:
             text = text.rsplit(marker, maxsplit=1)[-1]
+    # ... and the innermost exception's own words, as repr() left them: say only those.
+    innermost = _INNER_REASON.findall(text)
+    if innermost:
+        return innermost[-1]
     return " ".join(text.split()).strip("()'\"")
+
+
+# An exception as repr() writes it: RemoteDisconnected('...'), ConnectionRefusedError(111, '...').
+_INNER_REASON = re.compile(r"[A-Za-z]+(?:Error|Exception|Disconnected)\((?:\d+, )?'([^']+)'\)")
 
 
 def _failed_step_message(log: BuildLog, error: str) -> str:
