@@ -949,7 +949,7 @@ def _short_reason(error: BaseException) -> str:
     # ... and the innermost exception's own words, as repr() left them: say only those.
     innermost = _INNER_REASON.findall(text)
     if innermost:
-        return innermost[-1]
+        return str(innermost[-1])
     return " ".join(text.split()).strip("()'\"")
 
 
