@@ -1028,8 +1028,14 @@ class _LogPump:
         self._thread.start()
 
     def run(self) -> None:
+        # A log that cannot be opened (a full or read-only disk): the record says why.
+        with contextlib.suppress(OSError):
+            self._copy()
+
+    def _copy(self) -> None:
         written = 0
-        with self._log.open("ab") as stream:
+        # Unbuffered: a write that fails (the disk is full) fails now, never at close.
+        with self._log.open("ab", buffering=0) as stream:
             try:
                 for chunk in self._container.logs(
                     stdout=True, stderr=True, stream=True, follow=True
@@ -1041,11 +1047,16 @@ class _LogPump:
                         if written >= LOG_LIMIT:
                             continue  # keep reading, so the container never blocks on output
                         kept = chunk[: LOG_LIMIT - written]
-                        stream.write(kept)
-                        written += len(kept)
-                        if written >= LOG_LIMIT:
-                            stream.write(f"\n[harness: log cut at {LOG_LIMIT} bytes]\n".encode())
-                        stream.flush()
+                        try:
+                            stream.write(kept)
+                            written += len(kept)
+                            if written >= LOG_LIMIT:
+                                cut = f"\n[harness: log cut at {LOG_LIMIT} bytes]\n"
+                                stream.write(cut.encode())
+                        except OSError:
+                            # The disk is full: the rest is read (the container must not
+                            # block on its output) and dropped.
+                            written = LOG_LIMIT
             except (docker.errors.DockerException, requests.exceptions.RequestException) as error:
                 self._end(f"the engine stopped sending it: {_short_reason(error)}")
 
@@ -1069,5 +1080,5 @@ class _LogPump:
             if self._ended:
                 return
             self._ended = True
-            with self._log.open("ab") as stream:
+            with contextlib.suppress(OSError), self._log.open("ab", buffering=0) as stream:
                 stream.write(f"\n[harness: log cut: {why}]\n".encode())
