@@ -20,7 +20,7 @@ from rich.console import Console
 from harness.cli.state import POLICIES_KEY
 from harness.compare.report import print_table, to_json, write_report
 from harness.compare.tree import compare_paths, resolve, run_status
-from harness.errors import EXIT_TROUBLE, ArtifactError, ConfigError, HarnessError
+from harness.errors import EXIT_TROUBLE, ArtifactError, ConfigError, HarnessError, from_os_error
 
 
 def project_policies() -> dict[str, str]:
@@ -226,6 +226,9 @@ def run(arguments: list[str]) -> int:
         return done.exit_code
     except click.ClickException as err:
         err.show()
+        return EXIT_TROUBLE
+    except OSError as err:  # an unreadable file or folder: the machine's trouble
+        click.echo(f"harness: {from_os_error(err).one_line()}", err=True)
         return EXIT_TROUBLE
     except (click.exceptions.Abort, KeyboardInterrupt):
         click.echo("harness: interrupted", err=True)
