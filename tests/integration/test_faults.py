@@ -168,11 +168,11 @@ def faults(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FaultEngine]:
     url = _script("start", state)
     fault = FaultEngine(state, url)
     try:
-        saved = subprocess.Popen(["docker", "save", BASE], stdout=subprocess.PIPE)
-        loaded = subprocess.run(
-            ["docker", "-H", url, "load"], stdin=saved.stdout, capture_output=True, check=False
-        )
-        assert saved.wait() == 0 and loaded.returncode == 0, loaded.stderr
+        with subprocess.Popen(["docker", "save", BASE], stdout=subprocess.PIPE) as saved:
+            loaded = subprocess.run(
+                ["docker", "-H", url, "load"], stdin=saved.stdout, capture_output=True, check=False
+            )
+        assert saved.returncode == 0 and loaded.returncode == 0, loaded.stderr
         yield fault
     finally:
         with contextlib.suppress(OSError, ValueError):
