@@ -7,6 +7,13 @@ returns, whether the command inside succeeded, failed or was interrupted. While 
 overlap, Ctrl-C reaches only the main thread: each container is registered with
 :mod:`harness.interrupt` for its lifetime, so that the main thread removes it, on whichever
 engine it runs, and the thread that waits on it raises KeyboardInterrupt in turn.
+
+An engine can fail harness too: it may never answer (a hung daemon), die mid-run, or be slow
+to stop a container. Its first answer is bounded to a few seconds, whatever it stops answering
+becomes :class:`EngineUnavailable` ("lost"), and a container that must stop now (a timeout,
+Ctrl-C) is killed through its first process when the engine does not do it in time. Every
+container is labelled with the harness process that made it, so that what a killed harness
+leaves is found and removed later (see :mod:`harness.runs.reconcile`).
 """
 
 from __future__ import annotations
