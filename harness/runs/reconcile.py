@@ -71,7 +71,7 @@ class Leftover:
 def reap(engine: Containers, project_root: Path | None) -> list[Leftover]:
     """Remove the containers on ``engine`` that no harness will remove; report those that
     cannot be removed or cannot be told to be unused."""
-    ended = _ended_runs(project_root)
+    ended: set[str | None] | None = None  # read only when a container's owner is unknown
     found: list[Leftover] = []
     for container in engine.owned_containers():
         run_id = container.labels.get(LABEL_RUN_ID)
@@ -79,7 +79,9 @@ def reap(engine: Containers, project_root: Path | None) -> list[Leftover]:
         alive = started_by.alive() if started_by is not None else None
         if alive:
             continue  # its harness is at work: it removes it itself
-        if alive is None and run_id not in ended:
+        if alive is None and ended is None:
+            ended = _ended_runs(project_root)
+        if alive is None and run_id not in (ended or set()):
             found.append(
                 Leftover(
                     engine.where,
