@@ -133,9 +133,6 @@ def run_experiment(
             "labels": dict(plan.labels),
         },
         "engine": {"where": engine.where, "version": engine.version().get("Version")},
-        # Who runs it: a later harness that finds this record still running and this
-        # process gone ends it as lost (see harness.owner).
-        "harness_process": owner.current().as_dict(),
     }
     # The container's user is not the host's: it must be able to write its outputs.
     start_folder(folder, spec, record, writable_by_all=True)
@@ -344,6 +341,9 @@ def new_record(
         },
         "environment": dict(environment),
         "harness_version": harness.__version__,
+        # Who runs it: a later harness that finds this record still running and this
+        # process gone ends it as lost (see harness.runs.reconcile).
+        "harness_process": owner.current().as_dict(),
         "host": host,
         "timings": {"started_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")},
         "log": records.LOG,
