@@ -8,11 +8,12 @@ from pathlib import Path
 
 from harness import project_python
 from harness.config import Config
-from harness.engine import ContainerEngine, Engine
+from harness.engine import Engine
 from harness.errors import EngineUnavailable, HarnessError
 from harness.fleet.hosts import configured
 from harness.images import lock
 from harness.images.base import base_reference, find_base
+from harness.runs import reconcile
 
 # Something any Docker Hub mirror or proxy serves; only reachability matters.
 _PROBE_REFERENCE = "docker.io/library/busybox:latest"
@@ -33,7 +34,7 @@ class Check:
 
 def diagnose(config: Config) -> list[Check]:
     checks: list[Check] = []
-    engine: ContainerEngine | None = None
+    engine: Engine | None = None
     try:
         engine = Engine.connect(config.docker_host, timeout=20)
         version = engine.version()
@@ -78,6 +79,7 @@ def diagnose(config: Config) -> list[Check]:
                 else "`apt-get install debootstrap`, then `harness base`",
             )
         )
+        checks.append(_leftovers_check(config, engine))
         gpu = engine.has_gpu_runtime()
         checks.append(
             Check(
@@ -140,14 +142,45 @@ def _host_checks(config: Config) -> list[Check]:
     checks = []
     for host in hosts.values():
         try:
-            version = host.connect(timeout=20).version().get("Version")
+            engine = host.connect(timeout=20)
+            version = engine.version().get("Version")
         except HarnessError as error:
             checks.append(Check(f"host {host.name}", False, error.message, error.hint, False))
             continue
         checks.append(
             Check(f"host {host.name}", True, f"Docker {version} at {host.url}", required=False)
         )
+        checks.append(_leftovers_check(config, engine, name=f"leftovers on {host.name}"))
     return checks
+
+
+def _leftovers_check(config: Config, engine: Engine, *, name: str = "leftovers") -> Check:
+    """What a harness killed outright left on ``engine``: records still ``running`` end
+    ``lost``, containers no harness will remove are removed; those that cannot be (or
+    cannot be told to be unused) are reported with how to remove them by hand."""
+    try:
+        ended = reconcile.end_stale(
+            config.project_root,
+            lambda where: engine if where == engine.where else reconcile.connect(where),
+        )
+        found = reconcile.reap(engine, config.project_root)
+    except HarnessError as error:
+        return Check(name, False, error.message, error.hint, required=False)
+    removed = [item for item in found if item.removed]
+    left = [item for item in found if not item.removed]
+    said = [*ended, *(item.line() for item in removed)]
+    if left:
+        more = f" (and {len(left) - 1} more)" if len(left) > 1 else ""
+        return Check(
+            name,
+            False,
+            f"{left[0].line()}{more}",
+            "remove what is named once no harness uses it; `harness doctor` removes the "
+            "rest itself",
+            required=False,
+        )
+    detail = "; ".join(said) if said else "no abandoned run or container"
+    return Check(name, True, detail, required=False)
 
 
 def _ca_bundle_check(config: Config) -> Check:

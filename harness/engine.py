@@ -7,6 +7,13 @@ returns, whether the command inside succeeded, failed or was interrupted. While 
 overlap, Ctrl-C reaches only the main thread: each container is registered with
 :mod:`harness.interrupt` for its lifetime, so that the main thread removes it, on whichever
 engine it runs, and the thread that waits on it raises KeyboardInterrupt in turn.
+
+An engine can fail harness too: it may never answer (a hung daemon), die mid-run, or be slow
+to stop a container. Its first answer is bounded to a few seconds, whatever it stops answering
+becomes :class:`EngineUnavailable` ("lost"), and a container that must stop now (a timeout,
+Ctrl-C) is killed through its first process when the engine does not do it in time. Every
+container is labelled with the harness process that made it, so that what a killed harness
+leaves is found and removed later (see :mod:`harness.runs.reconcile`).
 """
 
 from __future__ import annotations
@@ -15,7 +22,10 @@ import collections
 import contextlib
 import functools
 import io
+import os
 import re
+import signal
+import sys
 import tarfile
 import threading
 import time
@@ -33,7 +43,7 @@ import docker.errors
 import docker.types
 import requests.exceptions
 
-from harness import copy_out, interrupt
+from harness import copy_out, interrupt, owner
 from harness.cleanup import cleanup, quietly
 from harness.container import CONFINED
 from harness.errors import BuildError, EngineError, EngineUnavailable
@@ -46,8 +56,18 @@ _STEP = re.compile(r"^step (\d+)/(\d+) ?: (.*)", re.IGNORECASE)
 _LOADED = re.compile(r"^Loaded image(?: ID)?: (\S+)")
 # An import's answer names the image it made by its content-addressed ID.
 _IMPORTED = re.compile(r"sha256:[0-9a-f]{64}")
-# Seconds an engine has to answer its first request.
-_PING_TIMEOUT = 20
+# Seconds an engine has to answer its first request (the SDK asks for its API version
+# while the client is made): an engine that accepts connections but never answers must
+# not hold harness for the long timeout builds need. ssh:// pays for a handshake first.
+_PING_TIMEOUT = 5
+_SSH_PING_TIMEOUT = 15
+# Seconds a kill or a removal gets when a run ends on its own terms (a timeout, Ctrl-C):
+# past that, the engine is not answering, and a local container is killed by its pid.
+_KILL_TIMEOUT = 5
+# Every container harness creates carries these: what owns it, which process started it
+# (see harness.owner), and the run it belongs to, when it is one.
+LABEL_OWNED = "io.harness.owned"
+LABEL_OWNER = "io.harness.owner"
 # Seconds a removal that another thread started gets to finish (Ctrl-C while runs overlap).
 _GONE_TIMEOUT = 30
 # Chunks of `docker save` output read at a time: large enough to keep the socket busy.
@@ -106,6 +126,18 @@ class ImageInfo:
             size=int(attrs.get("Size") or 0),
             repo_digests=tuple(attrs.get("RepoDigests") or ()),
         )
+
+
+@dataclass(frozen=True)
+class OwnedContainer:
+    """A container harness created, as the engine lists it."""
+
+    name: str
+    id: str
+    # created, running, exited, ... as the engine says; status is its own words.
+    state: str
+    status: str
+    labels: Mapping[str, str]
 
 
 @dataclass(frozen=True)
@@ -265,17 +297,22 @@ class Engine:
     def __init__(self, client: docker.DockerClient, where: str) -> None:
         self._client = client
         self.where = where
+        # Container ID -> the process ID of its first process on this machine, for the
+        # containers this engine started, while they exist (see _stop).
+        self._pids: dict[str, int] = {}
 
     @classmethod
     def connect(cls, host: str | None = None, timeout: int = 600) -> Engine:
         """Connect to ``host`` (a Docker URL) or the environment's default engine."""
         where = host or "the default Docker socket (or $DOCKER_HOST)"
         client: docker.DockerClient | None = None
+        ssh = (host or "").startswith("ssh://")
+        short = min(timeout, _SSH_PING_TIMEOUT if ssh else _PING_TIMEOUT)
         try:
-            client = _client_for(host, timeout) if host else docker.from_env(timeout=timeout)
-            # A host that is down must not hold a command for the long timeout that
-            # builds and pulls need: the first answer gets a short one.
-            client.api.timeout = min(timeout, _PING_TIMEOUT)
+            # A host that is down or hung must not hold a command for the long timeout
+            # that builds and pulls need: the client is made (the SDK asks the engine its
+            # API version then) and pinged with a short one, then given the long one.
+            client = _client_for(host, short) if host else docker.from_env(timeout=short)
             client.ping()
             client.api.timeout = timeout
         except (
@@ -287,6 +324,13 @@ class Engine:
                 # Its connection pool (and, for ssh://, the ssh process) goes with it.
                 quietly(f"closing the Docker client for {where}", client.close)
             reason = _short_reason(error)
+            if "timed out" in reason.lower():
+                raise EngineUnavailable(
+                    f"the Docker engine at {where} did not answer within {short} s",
+                    "the engine accepts connections but is hung or overloaded: check it "
+                    "with `docker info`, restart its daemon, or point DOCKER_HOST / "
+                    "HARNESS_DOCKER_HOST at another engine",
+                ) from None
             raise EngineUnavailable(
                 f"cannot reach the Docker engine at {where}: {reason}"
             ) from None
@@ -345,6 +389,8 @@ class Engine:
             return
         except docker.errors.APIError as error:
             raise EngineError(f"cannot remove image {reference}: {_short_reason(error)}") from None
+        except requests.exceptions.RequestException as error:
+            raise self._lost(error) from None
 
     def remove_unused_image(self, reference: str, *, prune: bool = False) -> bool:
         """Remove an image only if nothing needs it: no other tag, no child, no container.
@@ -364,7 +410,7 @@ class Engine:
             if error.status_code == 409 or self.image_attributes(reference) is None:
                 return False
             raise EngineError(f"cannot remove image {reference}: {_short_reason(error)}") from None
-        except requests.exceptions.ConnectionError as error:
+        except requests.exceptions.RequestException as error:
             raise self._lost(error) from None
         return True
 
@@ -378,6 +424,8 @@ class Engine:
             if error.status_code == 404:
                 return None
             raise EngineError(f"cannot inspect image {reference}: {_short_reason(error)}") from None
+        except requests.exceptions.RequestException as error:
+            raise self._lost(error) from None
 
     def every_image_attributes(self) -> list[Mapping[str, Any]]:
         """What ``docker image inspect`` says of every image ``docker images`` lists:
@@ -429,10 +477,10 @@ class Engine:
                     match = _LOADED.match(line.strip())
                     if match:
                         loaded.append(match.group(1))
-        except requests.exceptions.ConnectionError as error:
-            raise self._lost(error) from None
         except docker.errors.DockerException as error:
             raise EngineError(f"cannot load the image: {_short_reason(error)}") from None
+        except requests.exceptions.RequestException as error:
+            raise self._lost(error) from None
         return loaded
 
     def push(self, reference: str) -> str:
@@ -455,13 +503,13 @@ class Engine:
                         "images between engines",
                     )
                 digest = str((chunk.get("aux") or {}).get("Digest") or digest)
-        except requests.exceptions.ConnectionError as error:
-            raise self._lost(error) from None
         except docker.errors.DockerException as error:
             raise EngineError(
                 f"cannot push {reference}: {_short_reason(error)}",
                 "check the registry's address and your credentials (`docker login`)",
             ) from None
+        except requests.exceptions.RequestException as error:
+            raise self._lost(error) from None
         if not digest:
             raise EngineError(f"the registry named no digest for {reference}")
         return digest
@@ -474,6 +522,8 @@ class Engine:
                 f"cannot pull {reference}: {_short_reason(error)}",
                 "check the registry is reachable (`harness doctor`) or use base = 'bootstrap'",
             ) from None
+        except requests.exceptions.RequestException as error:
+            raise self._lost(error) from None
         info = self.image(reference)
         if info is None:
             raise EngineError(f"pulled {reference} but the engine does not list it")
@@ -569,7 +619,7 @@ class Engine:
         """Run ``command`` in a fresh container (no network) and return its exit code and output."""
         spec = ContainerSpec(image, tuple(command), environment=dict(environment or {}))
         with self.container(spec) as container:
-            container.start()
+            self._start(container)
             status, timed_out = self._wait(container, timeout)
             interrupt.check()
             output = container.logs(stdout=True, stderr=True).decode("utf-8", "replace")
@@ -597,14 +647,16 @@ class Engine:
         """
         with self.container(spec) as container:
             started = time.monotonic()
-            container.start()
+            self._start(container)
             pump = _LogPump(container, log)
             pump.start()
             status, timed_out = self._wait(container, timeout)
             seconds = time.monotonic() - started
             # The container has exited: its log is read to its end, however long that
             # takes while it moves, and a log that stops short says so in its last line.
-            pump.finish(LOG_IDLE_S)
+            # After a timeout the log is cut anyway: an engine slow to stop the container
+            # gets no more than the kill's few seconds to send the rest.
+            pump.finish(_KILL_TIMEOUT if timed_out else LOG_IDLE_S)
             # A container removed by Ctrl-C ends its wait like a killed one: not a result.
             interrupt.check()
             for inside, local in (copy_out or {}).items():
@@ -636,9 +688,7 @@ class Engine:
         try:
             for _ in range(count):
                 name = f"harness-{uuid.uuid4().hex[:12]}"
-                self._call(
-                    self._client.api.create_volume, name, labels={"io.harness.owned": "true"}
-                )
+                self._call(self._client.api.create_volume, name, labels={LABEL_OWNED: "true"})
                 names.append(name)
             yield names
         finally:
@@ -672,18 +722,53 @@ class Engine:
 
     def volumes_owned(self) -> list[str]:
         """Names of volumes harness created that still exist (should be none)."""
-        found = self._call(self._client.api.volumes, filters={"label": "io.harness.owned=true"})
+        found = self._call(self._client.api.volumes, filters={"label": f"{LABEL_OWNED}=true"})
         return [str(item["Name"]) for item in (found or {}).get("Volumes") or []]
 
+    def _start(self, container: Any) -> None:
+        """Start the container and note its first process's ID, to stop it by that when
+        the engine no longer answers (see :meth:`_stop`)."""
+        container.start()
+        with contextlib.suppress(docker.errors.DockerException, requests.exceptions.Timeout):
+            container.reload()
+            pid = int(((container.attrs or {}).get("State") or {}).get("Pid") or 0)
+            if pid > 0:
+                self._pids[container.id] = pid
+
     def _wait(self, container: Any, timeout: float | None) -> tuple[int, bool]:
+        """Wait for the container's end: its exit status, and whether ``timeout`` ended it.
+
+        At the timeout the container is stopped whether the engine answers or not (see
+        :meth:`_stop`); its status is then -1 when the engine cannot say it in time.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
         try:
             return int(container.wait(timeout=timeout).get("StatusCode", -1)), False
         except (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError):
-            if timeout is None:
+            # The SDK's read timeout comes as either (requests wraps it when it retried).
+            # Before the run's time was up, it is the engine that stopped answering.
+            if deadline is None or time.monotonic() < deadline - 1:
                 raise
-        with contextlib.suppress(docker.errors.APIError):
-            container.kill()
-        return int(container.wait(timeout=60).get("StatusCode", -1)), True
+        self._stop(container, partial(container.kill))
+        try:
+            return int(container.wait(timeout=_KILL_TIMEOUT).get("StatusCode", -1)), True
+        except (docker.errors.DockerException, requests.exceptions.RequestException):
+            return -1, True
+
+    def _stop(self, container: Any, how: Callable[[], object]) -> None:
+        """Stop a container now (kill or remove it, by ``how``), even when the engine is slow.
+
+        The engine gets a few seconds to do it; past that, a container of an engine on this
+        machine is killed through its first process, found by the ID the engine gave at its
+        start and checked against the container's cgroup (so that a reused ID is never hit).
+        ``how`` goes on in the background and finishes whenever the engine answers again.
+        """
+        worker = threading.Thread(target=partial(quietly, f"stopping {container.name}", how))
+        worker.daemon = True
+        worker.start()
+        worker.join(_KILL_TIMEOUT)
+        if worker.is_alive():
+            _kill_local(container.id, self._pids.get(container.id))
 
     @contextmanager
     def container(self, spec: ContainerSpec) -> Iterator[Any]:
@@ -728,18 +813,28 @@ class Engine:
                 environment=dict(spec.environment),
                 user=spec.user,
                 working_dir=spec.working_dir,
-                labels={"io.harness.owned": "true", **spec.labels},
+                labels={
+                    LABEL_OWNED: "true",
+                    LABEL_OWNER: owner.current().label(),
+                    **spec.labels,
+                },
                 **host_config,
             )
         except docker.errors.DockerException as error:
             raise EngineError(
                 f"cannot create a container from {spec.image}: {_short_reason(error)}"
             ) from None
-        # Removed whatever happened; a removal that fails after an error (the engine is
-        # gone) is a warning, so that the error that ended the container is what is shown.
+        except requests.exceptions.RequestException as error:
+            raise self._lost(error) from None
+        # Removed whatever happened; a removal that fails after an error is a warning, so
+        # that the error that ended the container is what is shown, and none at all when
+        # that error says the engine is gone (the next `harness run`, `verify` or `doctor`
+        # removes what is left, see harness.runs.reconcile).
         with (
-            cleanup(f"removing container {name}", lambda: self._remove(container)),
-            interrupt.stoppable(lambda: container.remove(force=True)),
+            cleanup(f"removing container {name}", partial(self._remove_after, container)),
+            interrupt.stoppable(
+                lambda: self._stop(container, partial(container.remove, force=True))
+            ),
         ):
             try:
                 yield container
@@ -749,7 +844,8 @@ class Engine:
                 interrupt.check()
                 # Otherwise the engine failed the container, or stopped answering: the
                 # run's record says which (lost or failed), never a traceback of the SDK.
-                if isinstance(error, requests.exceptions.ConnectionError):
+                # (The SDK's APIError is an HTTP error too, but an answer: the engine's.)
+                if not isinstance(error, docker.errors.DockerException):
                     raise self._lost(error) from None
                 reason = _short_reason(error)
                 raise EngineError(
@@ -778,24 +874,67 @@ class Engine:
 
     def containers_owned(self) -> list[str]:
         """Names of containers harness created that still exist (should be none)."""
+        return [found.name for found in self.owned_containers()]
+
+    def owned_containers(self) -> list[OwnedContainer]:
+        """Every container harness created that still exists, with what its labels say."""
         found = self._call(
-            self._client.api.containers, all=True, filters={"label": "io.harness.owned=true"}
+            self._client.api.containers, all=True, filters={"label": f"{LABEL_OWNED}=true"}
         )
-        return [str(item["Names"][0]).lstrip("/") for item in found]
+        return [
+            OwnedContainer(
+                name=str((item.get("Names") or ["?"])[0]).lstrip("/"),
+                id=str(item.get("Id") or ""),
+                state=str(item.get("State") or "unknown"),
+                status=str(item.get("Status") or ""),
+                labels=dict(item.get("Labels") or {}),
+            )
+            for item in found
+        ]
+
+    def remove_container(self, name: str) -> None:
+        """Remove a container (running or not) that harness created; gone already is fine."""
+        try:
+            self._client.api.remove_container(name, force=True)
+        except docker.errors.NotFound:
+            return
+        except docker.errors.APIError as error:
+            raise EngineError(
+                f"cannot remove container {name} on {self.where}: {_short_reason(error)}",
+                f"remove it by hand: docker rm -f {name}",
+            ) from None
+        except requests.exceptions.RequestException as error:
+            raise self._lost(error) from None
 
     def _lost(self, error: BaseException) -> EngineUnavailable:
         """The error for an engine that stopped answering in the middle of something."""
-        return EngineUnavailable(f"lost the Docker engine at {self.where}: {_short_reason(error)}")
+        return EngineUnavailable(
+            f"lost the Docker engine at {self.where}: {_short_reason(error)}",
+            "check the engine (`docker info`) and start it again if it is down; the next "
+            "`harness run`, `verify` or `doctor` removes the containers it left",
+        )
 
     def _call(self, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         try:
             return function(*args, **kwargs)
-        except requests.exceptions.ConnectionError as error:
-            raise self._lost(error) from None
         except docker.errors.DockerException as error:
             raise EngineError(f"the Docker engine refused: {_short_reason(error)}") from None
+        except requests.exceptions.RequestException as error:
+            raise self._lost(error) from None
+
+    def _remove_after(self, container: Any) -> None:
+        """Remove the container at the end of its block; when the error that ends the block
+        already says the engine is lost, a removal that fails for the same reason adds
+        nothing to it (cleanup calls this while that error is being handled)."""
+        on_its_way = sys.exc_info()[1]
+        try:
+            self._remove(container)
+        except EngineUnavailable:
+            if not isinstance(on_its_way, EngineUnavailable):
+                raise
 
     def _remove(self, container: Any) -> None:
+        self._pids.pop(container.id, None)
         try:
             container.remove(force=True)
         except docker.errors.NotFound:
@@ -811,8 +950,24 @@ class Engine:
                     f"remove it by hand: docker rm -f {container.name}",
                 ) from None
             _wait_gone(container)
-        except requests.exceptions.ConnectionError as error:
+        except requests.exceptions.RequestException as error:
             raise self._lost(error) from None
+
+
+def _kill_local(container_id: str, pid: int | None) -> None:
+    """SIGKILL a container's first process on this machine, which ends the container:
+    only when that process is in the container's own cgroup (an engine on another machine
+    gives IDs that mean nothing here, and an ID may have been reused)."""
+    if not pid or not container_id:
+        return
+    try:
+        cgroups = Path(f"/proc/{pid}/cgroup").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return  # gone already, or not on this machine
+    if container_id not in cgroups:
+        return
+    with contextlib.suppress(OSError):
+        os.kill(pid, signal.SIGKILL)
 
 
 def _wait_gone(container: Any) -> None:
@@ -870,7 +1025,15 @@ def _short_reason(error: BaseException) -> str:
     for marker in ("Caused by ", "Error while fetching server API version: "):
         if marker in text:
             text = text.rsplit(marker, maxsplit=1)[-1]
+    # ... and the innermost exception's own words, as repr() left them: say only those.
+    innermost = _INNER_REASON.findall(text)
+    if innermost:
+        return str(innermost[-1])
     return " ".join(text.split()).strip("()'\"")
+
+
+# An exception as repr() writes it: RemoteDisconnected('...'), ConnectionRefusedError(111, '...').
+_INNER_REASON = re.compile(r"[A-Za-z]+(?:Error|Exception|Disconnected)\((?:\d+, )?'([^']+)'\)")
 
 
 def _failed_step_message(log: BuildLog, error: str) -> str:
@@ -944,8 +1107,14 @@ class _LogPump:
         self._thread.start()
 
     def run(self) -> None:
+        # A log that cannot be opened (a full or read-only disk): the record says why.
+        with contextlib.suppress(OSError):
+            self._copy()
+
+    def _copy(self) -> None:
         written = 0
-        with self._log.open("ab") as stream:
+        # Unbuffered: a write that fails (the disk is full) fails now, never at close.
+        with self._log.open("ab", buffering=0) as stream:
             try:
                 for chunk in self._container.logs(
                     stdout=True, stderr=True, stream=True, follow=True
@@ -957,11 +1126,16 @@ class _LogPump:
                         if written >= LOG_LIMIT:
                             continue  # keep reading, so the container never blocks on output
                         kept = chunk[: LOG_LIMIT - written]
-                        stream.write(kept)
-                        written += len(kept)
-                        if written >= LOG_LIMIT:
-                            stream.write(f"\n[harness: log cut at {LOG_LIMIT} bytes]\n".encode())
-                        stream.flush()
+                        try:
+                            stream.write(kept)
+                            written += len(kept)
+                            if written >= LOG_LIMIT:
+                                cut = f"\n[harness: log cut at {LOG_LIMIT} bytes]\n"
+                                stream.write(cut.encode())
+                        except OSError:
+                            # The disk is full: the rest is read (the container must not
+                            # block on its output) and dropped.
+                            written = LOG_LIMIT
             except (docker.errors.DockerException, requests.exceptions.RequestException) as error:
                 self._end(f"the engine stopped sending it: {_short_reason(error)}")
 
@@ -985,5 +1159,5 @@ class _LogPump:
             if self._ended:
                 return
             self._ended = True
-            with self._log.open("ab") as stream:
+            with contextlib.suppress(OSError), self._log.open("ab", buffering=0) as stream:
                 stream.write(f"\n[harness: log cut: {why}]\n".encode())

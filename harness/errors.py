@@ -8,6 +8,8 @@ are shown only with ``--debug``.
 
 from __future__ import annotations
 
+import errno
+
 EXIT_SAME = 0
 EXIT_DIFFERS = 1
 EXIT_TROUBLE = 2
@@ -18,6 +20,8 @@ class HarnessError(Exception):
 
     exit_code: int = EXIT_TROUBLE
     default_hint: str = ""
+    # The run this error ended, when it ended one (its record says how).
+    run_id: str | None = None
 
     def __init__(self, message: str, hint: str | None = None) -> None:
         super().__init__(message)
@@ -87,3 +91,29 @@ class RunNotFound(HarnessError):
     """No run record matches the given id or folder."""
 
     default_hint = "list the recorded runs with `harness runs list`"
+
+
+class EnvironmentTrouble(HarnessError):
+    """The machine failed harness: a full disk, a read-only or missing folder, a file it
+    may not read. Trouble (exit 2), never an answer about the experiment."""
+
+
+# What to do about the OS errors a machine gives most, by errno.
+_OS_FIXES = {
+    errno.ENOSPC: "free space on that file system (`df -h`), then run again",
+    errno.EDQUOT: "free space within your quota, then run again",
+    errno.EROFS: "the file system is read-only: make it writable, or point --project at a "
+    "writable copy of the project",
+    errno.EACCES: "check the permissions of that path (`ls -ld`), or run as its owner",
+    errno.EPERM: "check the permissions of that path (`ls -ld`), or run as its owner",
+    errno.ENOENT: "check that the path exists (and the folders above it)",
+    errno.EIO: "the disk reported an I/O error: check it (`dmesg`) before trusting its files",
+}
+
+
+def from_os_error(error: OSError) -> EnvironmentTrouble:
+    """An OS error as one line with its fix: what failed, on which path, and what to do."""
+    where = f" on {error.filename}" if error.filename else ""
+    reason = error.strerror or str(error) or type(error).__name__
+    fix = _OS_FIXES.get(error.errno or 0, "check the path and the machine, then run again")
+    return EnvironmentTrouble(f"{reason}{where}", fix)

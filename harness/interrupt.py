@@ -14,10 +14,18 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import os
+import signal
+import sys
 import threading
 from collections.abc import Callable, Iterator
+from types import FrameType
 
+# The exit status of a command that was interrupted (128 + SIGINT, as shells report it).
+EXIT_INTERRUPTED = 130
 _lock = threading.Lock()
+# Signals (Ctrl-C, SIGTERM) received: the first interrupts, the next ones must not.
+_signals = {"received": 0}
 _stopped = threading.Event()
 _stoppers: dict[int, Callable[[], None]] = {}
 _tickets = itertools.count()
@@ -72,6 +80,7 @@ def reset() -> None:
     with _lock:
         _stopped.clear()
         _stoppers.clear()
+        _signals["received"] = 0
 
 
 def _call(stop: Callable[[], None]) -> None:
@@ -79,3 +88,38 @@ def _call(stop: Callable[[], None]) -> None:
     # running: each stop is tried, whatever the one before it raised.
     with contextlib.suppress(Exception):
         stop()
+
+
+def install() -> None:
+    """Make Ctrl-C and SIGTERM interrupt the command once, and only once.
+
+    The first raises KeyboardInterrupt in the main thread, which stops every run and
+    waits (a bounded time) for each to record how it ended. A second one, often pressed
+    a fraction of a second after the first, must not cut that short: the records would
+    stay ``running`` and containers run on. It is answered with a line saying what is
+    going on; a third ends harness at once (what is left is found and ended by the next
+    harness command, see :mod:`harness.runs.reconcile`).
+    """
+    signal.signal(signal.SIGINT, _on_signal)
+    signal.signal(signal.SIGTERM, _on_signal)
+
+
+def _on_signal(signum: int, frame: FrameType | None) -> None:
+    _signals["received"] += 1
+    count = _signals["received"]
+    if count == 1:
+        raise KeyboardInterrupt
+    if count == 2:
+        _say(
+            "harness: stopping the runs and recording how they ended; "
+            "interrupt once more to quit without waiting"
+        )
+        return
+    _say("harness: quit without waiting; the next harness command ends what was left running")
+    os._exit(EXIT_INTERRUPTED)
+
+
+def _say(line: str) -> None:
+    with contextlib.suppress(OSError, ValueError):
+        sys.stderr.write(line + "\n")
+        sys.stderr.flush()

@@ -21,7 +21,7 @@ from harness.cli.state import POLICIES_KEY
 from harness.compare.names import printable
 from harness.compare.report import print_table, to_json, write_report
 from harness.compare.tree import compare_paths, resolve, run_status
-from harness.errors import EXIT_TROUBLE, ArtifactError, ConfigError, HarnessError
+from harness.errors import EXIT_TROUBLE, ArtifactError, ConfigError, HarnessError, from_os_error
 
 
 def project_policies() -> dict[str, str]:
@@ -185,6 +185,8 @@ def _refuse_unfinished_run(argument: str) -> None:
     """A run that did not succeed wrote no complete set of artifacts: two failed runs with
     nothing in their folders would otherwise compare as "identical"."""
     target = resolve(argument, Path.cwd())
+    if target.run is not None:
+        _refuse_unreadable_record(target.path.parent, target.run)
     status = run_status(target)
     if status not in (None, "succeeded"):
         raise ArtifactError(
@@ -192,6 +194,23 @@ def _refuse_unfinished_run(argument: str) -> None:
             hint=f"see why with `harness runs show {target.run}`; to compare what it wrote "
             f"anyway, give its folder: {target.path}",
         )
+
+
+def _refuse_unreadable_record(folder: Path, run: str) -> None:
+    """A run whose record cannot be read (truncated, edited) says nothing of how it ended:
+    its artifacts are not a result either, whatever its folder holds."""
+    from harness.runs import records  # noqa: PLC0415 - only comparisons of runs read records
+
+    if not (folder / records.RECORD).exists() and not (folder / records.RECORD).is_symlink():
+        return
+    try:
+        records.read(folder)
+    except HarnessError as error:
+        raise ArtifactError(
+            f"run {run}'s record cannot be read, so how it ended is unknown: {error.message}",
+            hint=f"rerun the experiment; to compare what it wrote anyway, give its folder: "
+            f"{folder / records.ARTIFACTS}",
+        ) from None
 
 
 # `python -m harness.compare A B`: the command on its own, as the group would run it: the
@@ -213,6 +232,9 @@ def run(arguments: list[str]) -> int:
         return done.exit_code
     except click.ClickException as err:
         err.show()
+        return EXIT_TROUBLE
+    except OSError as err:  # an unreadable file or folder: the machine's trouble
+        click.echo(f"harness: {from_os_error(err).one_line()}", err=True)
         return EXIT_TROUBLE
     except (click.exceptions.Abort, KeyboardInterrupt):
         click.echo("harness: interrupted", err=True)

@@ -12,16 +12,15 @@ and run machinery, and a gate that calls them many times a job should not pay fo
 from __future__ import annotations
 
 import importlib
-import signal
 from pathlib import Path
 from typing import Any
 
 import click
 
 import harness
-from harness import progress
+from harness import interrupt, progress
 from harness.cli.state import POLICIES_KEY, State
-from harness.errors import HarnessError
+from harness.errors import EXIT_TROUBLE, HarnessError, from_os_error
 from harness.ui import UI
 
 EXIT_INTERRUPTED = 130
@@ -64,6 +63,13 @@ class HarnessGroup(click.Group):
                 raise
             click.echo(f"harness: {error.one_line()}", err=True)
             ctx.exit(error.exit_code)
+        except OSError as error:
+            # A full disk, a read-only state folder, a file it may not read: the machine's
+            # trouble, told on one line like any other (exit 2, never a traceback).
+            if isinstance(ctx.obj, State) and ctx.obj.debug:
+                raise
+            click.echo(f"harness: {from_os_error(error).one_line()}", err=True)
+            ctx.exit(EXIT_TROUBLE)
         except KeyboardInterrupt:
             click.echo(
                 "harness: interrupted; temporary containers and files were removed", err=True
@@ -133,13 +139,10 @@ def cli(
     ctx.meta[POLICIES_KEY] = ctx.obj.configured_policies
 
 
-def _terminate(signum: int, frame: object) -> None:
-    # SIGTERM (CI cancelling a job, `timeout`, an orchestrator) cleans up like Ctrl-C.
-    raise KeyboardInterrupt
-
-
 def main() -> None:
-    signal.signal(signal.SIGTERM, _terminate)
+    # SIGTERM (CI cancelling a job, `timeout`, an orchestrator) cleans up like Ctrl-C, and
+    # a second signal while harness cleans up does not cut the cleaning short.
+    interrupt.install()
     cli(prog_name="harness")
 
 

@@ -29,7 +29,7 @@ from harness.fleet import hosts as hosts_module
 from harness.images import build as build_module
 from harness.integrations import mlflow_tracking
 from harness.parallel import Pool, available_cores, default_jobs
-from harness.runs import host_executor, records
+from harness.runs import host_executor, reconcile, records
 from harness.runs import run as run_module
 from harness.runs import verify as verify_module
 from harness.trust import attest, certify, gate, keys
@@ -206,6 +206,8 @@ def _container_runner(
             "add --variant",
         )
     engine = control.connect()
+    # What a killed harness left here: its records end, its containers go.
+    reconcile.tidy(config.project_root, engine, state.ui.say)
     images = _images(state, config, engine, plans, gpus=options.gpus, require=require_certificate)
     if others:
         _run_on_hosts(
@@ -398,6 +400,13 @@ def _print_run(ui: UI, result: run_module.RunResult) -> None:
     )
 
 
+def _end_abandoned(state: State, config: Config) -> None:
+    """Records still ``running`` whose harness was killed end ``lost`` before they are
+    shown, each said on one line (with what became of its container)."""
+    for line in reconcile.end_stale(config.project_root, reconcile.connect):
+        state.ui.say(line)
+
+
 @click.group("runs")
 def runs_group() -> None:
     """Read the run records under .harness/runs."""
@@ -414,14 +423,15 @@ def runs_list(
 ) -> None:
     """List recorded runs, oldest first.
 
-    A run's status is succeeded, failed, timeout, aborted (Ctrl-C), lost (its engine
-    stopped answering during the run), or running (still under way, or its harness
-    process was killed outright).
+    A run's status is succeeded, failed, timeout, aborted (Ctrl-C or SIGTERM), lost (its
+    engine stopped answering during the run, or its harness process was killed outright:
+    such a run is found and ended here), or running (still under way).
 
     \b
       harness compare $(harness runs list --experiment torch --last 2 --ids)
     """
     config = state.config()
+    _end_abandoned(state, config)
     rows: list[dict[str, Any]] = []
     for folder, record in records.all_records(config.project_root):
         if experiment is not None and (record is None or record["experiment"] != experiment):
@@ -467,6 +477,7 @@ def runs_list(
 def runs_show(state: State, run_id: str, as_json: bool) -> None:
     """Show one run's record (RUN_ID may be a unique prefix)."""
     config = state.config()
+    _end_abandoned(state, config)
     record = records.read(records.find(config.project_root, run_id))
     if as_json:
         state.ui.json(record)

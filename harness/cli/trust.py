@@ -29,7 +29,7 @@ from harness.fleet import collect as collect_module
 from harness.fleet import crosshost
 from harness.fleet import hosts as hosts_module
 from harness.images import build as build_module
-from harness.runs import host_executor, records
+from harness.runs import host_executor, reconcile, records
 from harness.runs import run as run_module
 from harness.runs import verify as verify_module
 from harness.runs.variations import Variation, select
@@ -136,6 +136,7 @@ def verify_command(
         control, *others = hosts_module.resolve(config, host_names)
         others = hosts_module.for_gpus(others, run_options.gpus, say=state.ui.say)
         engine = control.connect()
+        reconcile.tidy(config.project_root, engine, state.ui.say)
         run_module.check_gpu_request(engine, variant, run_options.gpus)
         image = build_module.build(
             engine,

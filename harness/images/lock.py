@@ -58,6 +58,10 @@ from harness.images.runtime_wheel import BUILD_CONSTRAINTS, DISTRIBUTION
 UV_LOCK = "uv.lock"
 _HEADER_INPUT = "# input-sha256: "
 _HEADER_REQUIREMENT = "# requirement: "
+# The digest of the pins as written (every line that is not a comment): a pin or a hash
+# edited by hand afterwards no longer matches it, and `lock --check` says so as `build`
+# would (files written before this line existed are checked without it).
+_HEADER_PINS = "# pins-sha256: "
 
 
 @dataclass(frozen=True)
@@ -301,6 +305,9 @@ def staleness(path: Path, expected: LockInput) -> list[str]:
         if not problems:
             problems.append(f"{name} was locked for other settings (python, platform) or edited")
         return problems
+    edited = pins_edited(text, name)
+    if edited is not None:
+        return [edited]
     try:
         pins = {p.name: p for p in parse_constraints(text, name)}
     except LockError as error:
@@ -435,7 +442,29 @@ def compile_to(
                 f"{mismatched[0].message.removeprefix(target.name + ' ')}",
                 mismatched[0].fix,
             )
-    atomic.write_text(target, lock_input.header() + body)
+    atomic.write_text(target, lock_input.header() + f"{_HEADER_PINS}{pins_digest(body)}\n" + body)
+
+
+def pins_digest(text: str) -> str:
+    """sha256 of a constraints file's pins: its lines that are not comments, stripped."""
+    lines = [line.strip() for line in text.splitlines()]
+    kept = [line for line in lines if line and not line.startswith("#")]
+    return hashlib.sha256("\n".join(kept).encode()).hexdigest()
+
+
+def pins_edited(text: str, name: str) -> str | None:
+    """Why the pins of a constraints file are not those `harness lock` wrote, if so."""
+    recorded = next(
+        (
+            line.removeprefix(_HEADER_PINS).strip()
+            for line in text.splitlines()
+            if line.startswith(_HEADER_PINS)
+        ),
+        None,
+    )
+    if recorded is None or recorded == pins_digest(text):
+        return None
+    return f"{name}: its pins or hashes were changed after `harness lock` wrote them"
 
 
 def missing_interpreter(config: Config) -> str | None:
@@ -479,7 +508,8 @@ def _uv(
     if check and result.returncode != 0:
         raise LockError(
             f"uv {arguments[0]} failed: {_last_line(result.err)}",
-            "fix what uv names (a declared dependency, a wheel source: `harness doctor` "
+            _os_trouble(result.err)
+            or "fix what uv names (a declared dependency, a wheel source: `harness doctor` "
             "checks the sources), then lock again",
         )
     return result
@@ -489,6 +519,29 @@ def _uv(
 _REASON = re.compile("^(error|caused by|cause|\u00d7|\u2570|\u251c|hint)", re.IGNORECASE)
 _REASON_LINES = 4
 _REASON_CHARACTERS = 600
+# What uv says when the machine, not the dependencies, failed it (its "os error N").
+_OS_TROUBLE = (
+    (
+        re.compile(r"No space left on device|os error 28|Disk quota exceeded|os error 122"),
+        "a disk is full: free space (`df -h`) on the project's, the temporary folder's and "
+        "uv's cache's file systems, then lock again",
+    ),
+    (
+        re.compile(r"Read-only file system|os error 30"),
+        "a folder uv writes is read-only (the project, the temporary folder or uv's cache): "
+        "make it writable, then lock again",
+    ),
+    (
+        re.compile(r"Permission denied|os error 13"),
+        "uv may not write a folder it needs (the project, the temporary folder or uv's "
+        "cache): check their permissions, then lock again",
+    ),
+)
+
+
+def _os_trouble(err: str) -> str | None:
+    """The fix when uv failed for the machine's reasons (a full disk...), else None."""
+    return next((fix for pattern, fix in _OS_TROUBLE if pattern.search(err)), None)
 
 
 def _last_line(text: str) -> str:

@@ -21,7 +21,8 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from harness import atomic, untrusted
+from harness import atomic, owner, untrusted
+from harness.cleanup import quietly
 from harness.compare.kinds import KINDS
 from harness.config import STATE_FOLDER
 from harness.digests import sha256_file
@@ -37,6 +38,9 @@ META = "meta"
 # What the experiment wrote that its outputs do not name (logs, event files): set aside by
 # the runtime in its meta folder, listed in the record, never compared or certified.
 UNLISTED = f"{META}/{runtime_outputs.UNLISTED}"
+# Room kept beside a running record for its last write (see write()); bytes.
+RESERVE = ".record-reserve"
+RESERVE_SIZE = 64 * 1024
 # "lost": the engine stopped answering during the run, so how it ended is unknown.
 STATUSES = ("running", "succeeded", "failed", "timeout", "aborted", "lost")
 # A run id names a folder under .harness/runs/: one path component of plain characters,
@@ -70,9 +74,60 @@ def new_run_id(experiment: str, now: dt.datetime | None = None) -> str:
 
 
 def write(folder: Path, record: Mapping[str, Any]) -> Path:
+    """Write the record atomically. A run's first record leaves room for its last: should
+    the disk fill during the run, the room is given back to write how the run ended."""
     path = folder / RECORD
-    atomic.write_text(path, json.dumps(record, indent=2, sort_keys=True) + "\n")
+    text = json.dumps(record, indent=2, sort_keys=True) + "\n"
+    reserve = folder / RESERVE
+    try:
+        atomic.write_text(path, text)
+    except OSError:
+        if not reserve.is_file():
+            raise
+        reserve.unlink()
+        try:
+            atomic.write_text(path, text)
+        except OSError:
+            # Still no room: how the run ended matters more than the last lines of its log
+            # (log.txt keeps them).
+            slim = {**record, "log_tail": []}
+            atomic.write_text(path, json.dumps(slim, indent=2, sort_keys=True) + "\n")
+    if record.get("status") == "running":
+        if not reserve.exists():
+            _reserve(reserve)
+    else:
+        reserve.unlink(missing_ok=True)
     return path
+
+
+def _reserve(path: Path) -> None:
+    """Allocate the room (not sparsely: these blocks are the run's, whatever else fills
+    the disk after); written out where the file system cannot allocate."""
+    with path.open("wb") as stream:
+        try:
+            os.posix_fallocate(stream.fileno(), 0, RESERVE_SIZE)
+        except OSError:
+            stream.write(bytes(RESERVE_SIZE))
+
+
+def abandoned(record: Mapping[str, Any]) -> bool:
+    """Whether a record says ``running`` though the harness process that ran it is gone
+    (see :mod:`harness.owner`); a record that names no process, or one of another
+    machine, is never taken for abandoned."""
+    if record.get("status") != "running":
+        return False
+    process = owner.from_dict(record.get("harness_process"))
+    return process is not None and process.alive() is False
+
+
+def end_lost(folder: Path, record: dict[str, Any], reason: str) -> None:
+    """End an abandoned run's record ``lost`` with ``reason``; a state folder that cannot be
+    written (read-only) leaves it as it is, with a warning, and the reason still shown."""
+    record.update(status="lost", error=reason, exit_code=None)
+    timings = record.setdefault("timings", {})
+    if isinstance(timings, dict):
+        timings["finished_at"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    quietly(f"writing the record of {folder.name}", lambda: write(folder, record))
 
 
 def read(folder: Path) -> dict[str, Any]:

@@ -14,6 +14,7 @@ import contextlib
 import datetime as dt
 import json
 import math
+import os
 import shutil
 import stat
 from collections.abc import Callable, Iterator, Mapping
@@ -23,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import harness
-from harness import atomic, untrusted, vcs
+from harness import atomic, owner, untrusted, vcs
 from harness import container as container_plan
 from harness.cleanup import quietly
 from harness.config import Config, Experiment
@@ -141,6 +142,8 @@ def run_experiment(
             "gpus": request.gpus,
             "timeout_s": request.timeout,
             "files": host.files,
+            # How a later harness finds this run's container (see harness.runs.reconcile).
+            "labels": dict(plan.labels),
         },
         "engine": {"where": engine.where, "version": engine.version().get("Version")},
     }
@@ -187,6 +190,10 @@ def run_experiment(
             timeout=request.timeout,
         )
     say(ended(result, outcome.seconds))
+    full = disk_full(folder) if result.status != "succeeded" else None
+    if full is not None:
+        # Not an answer about the experiment: the machine's trouble, reported as such.
+        raise HarnessError(f"run {run_id} {result.status}: {full}", f"free space under {folder}")
     return result
 
 
@@ -229,10 +236,14 @@ def unfinished(record: dict[str, Any], folder: Path, *, stopped: str) -> Iterato
         yield
     except BaseException as error:
         if isinstance(error, KeyboardInterrupt):
-            status, reason = "aborted", f"interrupted (Ctrl-C); {stopped}"
+            status, reason = "aborted", f"interrupted (Ctrl-C or SIGTERM); {stopped}"
         elif isinstance(error, HarnessError):
             lost = isinstance(error, EngineUnavailable)
             status, reason = ("lost" if lost else "failed"), error.message
+            # Whoever handles the error (verify) can name the run it ended.
+            error.run_id = folder.name
+        elif isinstance(error, OSError):
+            status, reason = "failed", f"harness could not go on: {os_error(error)}"
         else:
             status, reason = "failed", f"harness failed: {type(error).__name__}: {error}"
         # A record that cannot be written (a full disk) must not hide why the run ended.
@@ -279,9 +290,11 @@ def settle(
     if exit_code != 0:
         error = (report or {}).get("error")
         reason = _one_line(error) if isinstance(error, str) and error.strip() else None
-        return finish(
-            record, folder, "failed", exit_code, reason or f"the experiment exited with {exit_code}"
-        )
+        reason = reason or f"the experiment exited with {exit_code}"
+        full = disk_full(folder)
+        if full is not None:
+            reason = f"{reason} ({full})"
+        return finish(record, folder, "failed", exit_code, reason)
     missing = _missing_outputs(experiment, folder / records.ARTIFACTS)
     if missing:
         return finish(
@@ -366,6 +379,9 @@ def new_record(
         },
         "environment": dict(environment),
         "harness_version": harness.__version__,
+        # Who runs it: a later harness that finds this record still running and this
+        # process gone ends it as lost (see harness.runs.reconcile).
+        "harness_process": owner.current().as_dict(),
         "host": host,
         "timings": {"started_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")},
         "log": records.LOG,
@@ -460,7 +476,10 @@ def finish(
     # The container has stopped (or never started): its output folders are harness's again.
     run_folder.close((artifacts, folder / records.META), folder)
     try:
-        record["artifacts"] = records.artifacts(artifacts) if artifacts.is_dir() else []
+        # A run stopped at its timeout may have written on (an engine slow to stop it):
+        # nothing it left is an artifact.
+        listed = artifacts.is_dir() and status != "timeout"
+        record["artifacts"] = records.artifacts(artifacts) if listed else []
         record["unlisted"] = records.unlisted(folder)
     except records.CorruptRecord as unsafe:
         # A link among the outputs would make the record vouch for a file of this machine.
@@ -472,6 +491,28 @@ def finish(
     # This host vouches for the run it made, when it has a key (see harness.trust.attest).
     attest.sign_finished(folder, record)
     return RunResult(record["run_id"], folder, record)
+
+
+def os_error(error: OSError) -> str:
+    """An OS error in words: what it is, and on which file."""
+    where = f": {error.filename}" if error.filename else ""
+    return f"{error.strerror or error}{where}"
+
+
+# Below this many bytes free, a failed run is taken to have failed for want of space.
+_FULL_BYTES = 1 << 20
+
+
+def disk_full(folder: Path) -> str | None:
+    """Why the run's folder cannot take more, when its file system is (nearly) full."""
+    try:
+        found = os.statvfs(folder)
+    except OSError:
+        return None
+    free = found.f_bavail * found.f_frsize
+    if free >= _FULL_BYTES:
+        return None
+    return f"the file system of {folder} is full ({free} bytes free)"
 
 
 def _check_readable_by_others(path: Path) -> None:

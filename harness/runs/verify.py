@@ -393,6 +393,11 @@ def _verification(
             if r.controls
         },
     )
+    unfinished = _control_unfinished(results)
+    if unfinished is not None:
+        # A host counts towards the quorum for the runs it finished, never for runs that
+        # did not: a control host that lost its engine agreed with nothing.
+        control.status, control.reason = unfinished
     return Verification(
         id=f"{dt.datetime.now(dt.UTC):%Y%m%d-%H%M%S}-{secrets.token_hex(3)}",
         image=image,
@@ -405,6 +410,21 @@ def _verification(
         hosts=[control, *others],
         environment=environment,
     )
+
+
+def _control_unfinished(results: list[ExperimentVerification]) -> tuple[str, str] | None:
+    """Why the control host cannot count towards the quorum, when it cannot: a run harness
+    could not finish there (a lost engine: unreachable), or no control run that succeeded
+    at all. An experiment that failed or moved is an answer, and the host still counts."""
+    for result in results:
+        if result.trouble is not None:
+            label, error = result.trouble
+            status = crosshost.UNREACHABLE if isinstance(error, EngineUnavailable) else "failed"
+            return status, f"{result.experiment.name}, {label}: {error.message}"
+    if results and not any(result.controls for result in results):
+        first = results[0]
+        return "failed", f"{first.experiment.name}: {first.failure or 'no control run succeeded'}"
+    return None
 
 
 # One run of a verification: the request, and where its progress lines go.
@@ -679,7 +699,7 @@ def _not_judged(label: str, made: RunResult | HarnessError | None) -> Unfinished
         return Unfinished(label, "not started")
     if isinstance(made, HarnessError):
         lost = isinstance(made, EngineUnavailable)
-        return Unfinished(label, "lost" if lost else "failed", made)
+        return Unfinished(label, "lost" if lost else "failed", made, run_id=made.run_id)
     return Unfinished(label, f"{made.status}, not judged", run_id=made.run_id)
 
 

@@ -45,6 +45,13 @@ class FakeContainer:
         self.options = options
         self.started = False
         self.removed = threading.Event()
+        self.id = f"{name}-id"
+        # What inspect says after the start: no process of this machine (pid 0).
+        self.attrs: dict[str, Any] = {"State": {"Pid": 0}}
+
+    def reload(self) -> None:
+        if self.name not in self.client.containers.live:
+            raise docker.errors.NotFound(f"no such container: {self.name}")
 
     def start(self) -> None:
         if self.removed.is_set():

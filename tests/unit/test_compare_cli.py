@@ -299,3 +299,18 @@ def test_runs_that_did_not_succeed_are_not_compared(
     _run_folder(tmp_path, "20260101-000000-x-dddddd", "succeeded")
     code, _ = invoke("20260101-000000-x-cccccc", "20260101-000000-x-dddddd")
     assert code == 0
+
+
+def test_a_run_whose_record_cannot_be_read_is_not_compared(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "pyproject.toml").write_text("[project]\nname = 'x'\n")
+    monkeypatch.chdir(tmp_path)
+    truncated = _run_folder(tmp_path, "20260101-000000-x-aaaaaa", "succeeded")
+    _run_folder(tmp_path, "20260101-000000-x-bbbbbb", "succeeded")
+    (truncated / "record.json").write_text('{"schema": "harness.run-record/v1", "run_id": "2026')
+    code, result = invoke("20260101-000000-x-aaaaaa", "20260101-000000-x-bbbbbb")
+    assert code == 2
+    assert isinstance(result.exception, ArtifactError)
+    assert "record cannot be read, so how it ended is unknown" in result.exception.message
+    assert str(truncated / "artifacts") in result.exception.hint

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from harness import container
+from harness import container, owner
 from harness.config import Config, load_config
 from harness.container import Source
 from harness.engine import ContainerSpec, Engine
@@ -92,7 +92,12 @@ def test_a_run_gives_the_engine_the_same_options_as_before(config: Config) -> No
     assert options == {
         "cap_drop": ["ALL"],
         "environment": environment,
-        "labels": {"io.harness.owned": "true", "io.harness.run-id": "RUN"},
+        # Which harness process started it: a later harness removes it once that is gone.
+        "labels": {
+            "io.harness.owned": "true",
+            "io.harness.owner": owner.current().label(),
+            "io.harness.run-id": "RUN",
+        },
         "log_config": {"Config": {"max-file": "1", "max-size": str(64 << 20)}, "Type": "json-file"},
         "mem_limit": "6g",
         "memswap_limit": "6g",
@@ -130,6 +135,7 @@ def test_a_run_gives_the_engine_the_same_options_as_before(config: Config) -> No
         "gpus": False,
         "timeout_s": None,
         "files": "bind",
+        "labels": {"io.harness.run-id": result.run_id},
     }
 
 

@@ -16,6 +16,11 @@ class _Container:
     def __init__(self, chunks: list[bytes] = []) -> None:  # noqa: B006 - never mutated
         self.chunks = chunks
         self.removed = False
+        self.id = self.name = "container"
+        self.attrs: dict[str, Any] = {"State": {"Pid": 0}}
+
+    def reload(self) -> None:
+        pass
 
     def remove(self, force: bool) -> None:
         self.removed = True

@@ -265,3 +265,32 @@ def test_only_harness_s_own_project_locks_its_wheel_build(project: Path) -> None
     assert lock.check(config, uv_lock=False) == []
     repository = load_config(Path(__file__).resolve().parents[2], environ={})
     assert lock.locks_harness_build(repository) is True
+
+
+def test_pins_or_hashes_edited_after_lock_are_found() -> None:
+    body = (
+        "numpy==2.1.0 \\\n"
+        "    --hash=sha256:" + "a" * 64 + " \\\n"
+        "    --hash=sha256:" + "b" * 64 + "\n"
+        "    # via -r requirements.in\n"
+    )
+    written = f"# python: 3.11\n# pins-sha256: {lock.pins_digest(body)}\n" + body
+    assert lock.pins_edited(written, "constraints.txt") is None
+    # Comments may change (uv's annotations); pins and hashes may not.
+    assert lock.pins_edited(written.replace("# via", "# via numpy,"), "constraints.txt") is None
+    for edited in (
+        written.replace("b" * 64, "c" * 64),
+        written.replace("numpy==2.1.0", "numpy==2.1.1"),
+    ):
+        assert lock.pins_edited(edited, "constraints.txt") == (
+            "constraints.txt: its pins or hashes were changed after `harness lock` wrote them"
+        )
+    # A file written before the digest existed is not judged by it.
+    assert lock.pins_edited(body, "constraints.txt") is None
+
+
+def test_a_full_disk_during_lock_names_the_disk_not_the_dependencies() -> None:
+    full = "error: Failed to write to cache\n  Caused by: No space left on device (os error 28)"
+    assert "a disk is full" in str(lock._os_trouble(full))
+    assert "read-only" in str(lock._os_trouble("Read-only file system (os error 30)"))
+    assert lock._os_trouble("No solution found when resolving dependencies") is None

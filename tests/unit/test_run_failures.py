@@ -109,7 +109,7 @@ def test_a_host_run_whose_process_cannot_start_ends_failed(config: Config) -> No
         run_on_host(config, _request(config), missing)
     record = only_record(config)
     assert record["status"] == "failed"
-    assert "FileNotFoundError" in str(record["error"])
+    assert "No such file or directory" in str(record["error"])
     # A host run names no image: the list shows it all the same.
     listed = CliRunner().invoke(cli, ["--project", str(config.project_root), "runs", "list"])
     assert listed.exit_code == 0, listed.output
@@ -123,9 +123,26 @@ def test_a_removal_that_fails_after_the_engine_is_lost_does_not_hide_why(
         raise requests.exceptions.ConnectionError("[Errno 111] Connection refused")
 
     monkeypatch.setattr(FakeContainer, "remove", gone_too)
-    with pytest.raises(EngineUnavailable, match="Connection aborted"):
+    with pytest.raises(EngineUnavailable, match="Connection aborted") as raised:
         run_experiment(Engine(FakeClient(daemon_gone), "fake"), config, IMAGE, _request(config))  # type: ignore[arg-type]
     assert only_record(config)["status"] == "lost"
+    # One line: the removal failed for the reason the error already gives, and the fix
+    # says who removes the container once the engine is back.
+    assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == []
+    assert "the next `harness run`, `verify` or `doctor` removes" in raised.value.hint
+
+
+def test_a_removal_that_fails_after_another_error_is_a_warning(
+    config: Config, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def gone_too(self: FakeContainer, force: bool = False) -> None:
+        raise requests.exceptions.ConnectionError("[Errno 111] Connection refused")
+
+    monkeypatch.setattr(FakeContainer, "remove", gone_too)
+    with pytest.raises(EngineError, match="OCI runtime failed"):
+        run_experiment(
+            Engine(FakeClient(container_failed), "fake"), config, IMAGE, _request(config)
+        )  # type: ignore[arg-type]
     [warning] = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
     assert warning.startswith("harness: warning: removing container harness-")
     assert "Connection refused" in warning

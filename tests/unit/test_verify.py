@@ -286,7 +286,7 @@ def test_a_lost_engine_saves_what_finished_then_reports_the_trouble(config: Conf
     assert raised.value.exit_code == 2
     message = raised.value.one_line()
     assert "steady: the control run 2 run could not finish: lost the Docker engine" in message
-    assert "start the Docker daemon" in message  # the engine error's own fix
+    assert "check the engine (`docker info`)" in message  # the engine error's own fix
     # Saved before the error, with the run that finished and those that did not.
     [saved] = (config.project_root / verify.FOLDER).glob("*.json")
     assert str(saved.relative_to(config.project_root)) in message
@@ -299,3 +299,25 @@ def test_a_lost_engine_saves_what_finished_then_reports_the_trouble(config: Conf
     ]
     statuses = [record["status"] for _, record in records.all_records(config.project_root)]
     assert sorted(statuses) == ["lost", "succeeded"]
+
+
+def test_a_lost_engine_counts_no_host_and_keeps_the_run_ids_of_what_it_lost(
+    config: Config,
+) -> None:
+    def lost(experiment: str, environment: Mapping[str, str]) -> Ran:
+        raise requests.exceptions.ConnectionError("Response ended prematurely")
+
+    verification = _verify(config, FakeClient(lost), 2, "steady")
+    document = verification.as_dict(config)
+    # Nothing finished: the control host agreed with nothing ("1 of 1" would be a lie).
+    assert document["quorum"]["agreed"] == []
+    assert document["quorum"]["text"] == "0 of 1"
+    assert document["hosts"][0]["status"] == "unreachable"
+    assert "lost the Docker engine" in document["hosts"][0]["reason"]
+    [steady] = document["experiments"]
+    lost_runs = [u for u in steady["unfinished"] if u["status"] == "lost"]
+    assert lost_runs
+    ended = {folder.name: record for folder, record in records.all_records(config.project_root)}
+    for entry in lost_runs:
+        assert entry["run_id"] in ended
+        assert ended[entry["run_id"]]["status"] == "lost"
