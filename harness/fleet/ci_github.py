@@ -68,6 +68,13 @@ UV_VERSION = "0.12.4"
 # environment alone, and its protection rules (required reviewers, the branches allowed
 # to deploy) decide which runs may use it.
 SIGNING_ENVIRONMENT = "harness-signing"
+# Each leg signs its runs with a key of its own (harness counts hosts by signing key, never
+# by name): the HARNESS_HOST_KEY secret of the environment named after its runner label.
+HOST_KEY_ENV = "HARNESS_HOST_KEY"
+HOST_ENVIRONMENT_PREFIX = "harness-host-"
+# The legs' public keys, PEM one after another: a configuration variable the repository's
+# admins set (outside the repository, so a commit cannot add a key to the trusted ones).
+HOST_KEYS_VARIABLE = "HARNESS_HOST_KEYS"
 # Why each permission is granted, written beside it in the workflow.
 _PERMISSION_REASONS = {
     "contents: read": "check out the repository",
@@ -275,6 +282,9 @@ def workflow(settings: CISettings, check_flags: list[str]) -> dict[str, Any]:
                 # Recorded in each run record as the host that ran it: a hosted runner's
                 # own host name is random.
                 "HARNESS_HOST_NAME": "${{ matrix.runner }}",
+                # The leg's key signs each run as it finishes; empty (a fork, a runner
+                # without a key) leaves the runs unsigned, which collect then refuses.
+                HOST_KEY_ENV: f"${{{{ secrets.{HOST_KEY_ENV} }}}}",
                 **variant_env,
             },
             "run": f'{harness} run --variant "$HARNESS_CI_VARIANT"',
@@ -300,10 +310,31 @@ def workflow(settings: CISettings, check_flags: list[str]) -> dict[str, Any]:
         # Each leg's artifact lands in collected/<its name>/: one folder per host.
         "with": {"pattern": "harness-runs-*", "path": "collected"},
     }
-    collect = {"name": "Compare the hosts", "run": f"{harness} collect collected/*"}
+    trusted = "${{ runner.temp }}/trusted-hosts"
+    trust_hosts = {
+        "name": "Trust the legs' keys",
+        "env": {
+            HOST_KEYS_VARIABLE: f"${{{{ vars.{HOST_KEYS_VARIABLE} }}}}",
+            "HARNESS_TRUSTED_FOLDER": trusted,
+        },
+        "shell": "bash",
+        # One .pub file per PEM block of the variable; nothing of it reaches the shell as code.
+        "run": 'mkdir -p "$HARNESS_TRUSTED_FOLDER"\n'
+        f"printf '%s\\n' \"${HOST_KEYS_VARIABLE}\" | "
+        'awk -v folder="$HARNESS_TRUSTED_FOLDER" '
+        '\'/-----BEGIN/ { n++ } n { print > (folder "/leg-" n ".pub") }\'\n',
+    }
+    collect = {
+        "name": "Compare the hosts",
+        # Every leg's runs must carry a signature by one of the legs' keys: hosts are
+        # counted by key, and a run signed by no trusted key is refused.
+        "env": {"HARNESS_TRUSTED_KEYS": trusted},
+        "run": f"{harness} collect collected/*",
+    }
     collect_steps = [
         *_setup_steps(settings),
         download,
+        trust_hosts,
         collect,
         {
             "name": "Upload the verification",
@@ -329,6 +360,7 @@ def workflow(settings: CISettings, check_flags: list[str]) -> dict[str, Any]:
     certify_steps = [
         *_setup_steps(settings),
         download,
+        trust_hosts,
         collect,
         {
             "name": "Sign the certificate",
@@ -336,7 +368,10 @@ def workflow(settings: CISettings, check_flags: list[str]) -> dict[str, Any]:
             # context before it evaluates the step's condition, so the key stays in this
             # step alone. Without the secret (forks, first setup) the step is skipped.
             "if": f"env.{SIGNING_KEY_ENV} != ''",
-            "env": {SIGNING_KEY_ENV: f"${{{{ secrets.{SIGNING_KEY_ENV} }}}}"},
+            "env": {
+                SIGNING_KEY_ENV: f"${{{{ secrets.{SIGNING_KEY_ENV} }}}}",
+                "HARNESS_TRUSTED_KEYS": trusted,
+            },
             "shell": "bash",
             "run": sign + "\n",
         },
@@ -396,6 +431,8 @@ def workflow(settings: CISettings, check_flags: list[str]) -> dict[str, Any]:
                 "name": "Run on ${{ matrix.runner }}",
                 "strategy": {"fail-fast": False, "matrix": {"runner": list(settings.runners)}},
                 "runs-on": "${{ matrix.runner }}",
+                # The environment that holds this leg's own signing key (HARNESS_HOST_KEY).
+                "environment": HOST_ENVIRONMENT_PREFIX + "${{ matrix.runner }}",
                 "timeout-minutes": settings.timeout_minutes,
                 "permissions": dict(read_only),
                 "steps": run_steps,
@@ -450,8 +487,11 @@ def render(settings: CISettings, flags: list[str] | None = None) -> str:
         "#",
         "# `lint` runs `harness lint` and uploads its SARIF report to GitHub code scanning.",
         "# Each runner label is one leg of the `run` job: it builds the pinned image, runs",
-        "# every experiment and uploads the run records. `collect` gathers every leg's",
-        "# records with `harness collect` and fails when the hosts' artifacts differ. When",
+        "# every experiment, signs each run with the HARNESS_HOST_KEY secret of its own",
+        f"# environment ({HOST_ENVIRONMENT_PREFIX}LABEL) and uploads the run records.",
+        "# `collect` gathers every leg's records with `harness collect`, trusting the legs'",
+        f"# public keys in the {HOST_KEYS_VARIABLE} variable (hosts count by key), and fails",
+        "# when a run is unsigned or signed by another key, or the hosts' artifacts differ. When",
         "# they agree, `certify` signs the result with `harness certify`, in the",
         f"# {SIGNING_ENVIRONMENT} environment, whose {SIGNING_KEY_ENV} secret holds an",
         "# ed25519 private key (PEM, from `harness keys generate`); without it, no signature.",

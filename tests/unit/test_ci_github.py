@@ -6,7 +6,9 @@ register it), so that errors reach the user as they would: one line and an exit 
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +16,8 @@ import click
 import pytest
 import yaml
 from click.testing import CliRunner
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from harness.cli.fleet import ci_group
 from harness.cli.main import HarnessGroup
@@ -145,6 +149,7 @@ def test_run_job_builds_runs_and_uploads_per_leg(project: Path) -> None:
     running = step_running(run, "harness run --variant")
     assert running["env"] == {
         "HARNESS_HOST_NAME": "${{ matrix.runner }}",
+        "HARNESS_HOST_KEY": "${{ secrets.HARNESS_HOST_KEY }}",
         "HARNESS_CI_VARIANT": "cpu",
     }
     upload = step_using(run, "actions/upload-artifact")
@@ -176,6 +181,47 @@ def test_collect_job_compares_every_leg_without_any_secret(project: Path) -> Non
     assert order.index(download) < order.index(compare) < order.index(verification)
 
 
+def test_each_leg_signs_with_its_own_environment_s_key_and_collect_trusts_the_legs(
+    project: Path, tmp_path: Path
+) -> None:
+    jobs = generate(project, "--runner", "ubuntu-24.04", "--runner", "gpu-box")["jobs"]
+    run = jobs["run"]
+    # One environment per runner label, each with its own HARNESS_HOST_KEY: hosts are
+    # counted by signing key, so two legs with one key would be one host.
+    assert run["environment"] == "harness-host-${{ matrix.runner }}"
+    leg = step_running(run, "harness run")
+    assert leg["env"]["HARNESS_HOST_KEY"] == "${{ secrets.HARNESS_HOST_KEY }}"
+    for job in (jobs["collect"], jobs["certify"]):
+        trust = next(step for step in steps(job) if step.get("name") == "Trust the legs' keys")
+        # The legs' public keys come from a variable set outside the repository: a
+        # commit cannot add a key to those trusted.
+        assert trust["env"]["HARNESS_HOST_KEYS"] == "${{ vars.HARNESS_HOST_KEYS }}"
+        assert step_running(job, "harness collect")["env"] == {
+            "HARNESS_TRUSTED_KEYS": "${{ runner.temp }}/trusted-hosts"
+        }
+    # The step's script, run as the runner would, makes one .pub file per key.
+    keys = [
+        ci_key.public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo).decode()
+        for ci_key in (Ed25519PrivateKey.generate().public_key() for _ in range(2))
+    ]
+    folder = tmp_path / "trusted"
+    trust = next(
+        step for step in steps(jobs["collect"]) if step.get("name") == "Trust the legs' keys"
+    )
+    subprocess.run(
+        ["bash", "-c", trust["run"]],
+        env={
+            "PATH": os.environ["PATH"],
+            "HARNESS_HOST_KEYS": "".join(keys),
+            "HARNESS_TRUSTED_FOLDER": str(folder),
+        },
+        check=True,
+    )
+    assert sorted(path.read_text().strip() for path in folder.iterdir()) == sorted(
+        key.strip() for key in keys
+    )
+
+
 def test_certify_job_signs_only_in_the_protected_environment(project: Path) -> None:
     jobs = generate(project, "--runner", "ubuntu-24.04", "--runner", "ubuntu-22.04")["jobs"]
     certify = jobs["certify"]
@@ -186,9 +232,9 @@ def test_certify_job_signs_only_in_the_protected_environment(project: Path) -> N
         "&& github.event_name != 'pull_request' }}"
     )
     assert certify["runs-on"] == "ubuntu-24.04"
-    # The key is named in this job alone.
+    # The signing key is named in this job alone (each leg names its own host key).
     others = {name: job for name, job in jobs.items() if name != "certify"}
-    assert "secrets." not in yaml.safe_dump(others)
+    assert "secrets.HARNESS_SIGNING_KEY" not in yaml.safe_dump(others)
     assert "uv sync --locked" in [s.get("run") for s in steps(certify)]
     download = step_using(certify, "actions/download-artifact")
     assert download["with"] == {"pattern": "harness-runs-*", "path": "collected"}
@@ -196,7 +242,10 @@ def test_certify_job_signs_only_in_the_protected_environment(project: Path) -> N
     assert collect["run"] == "uv run harness collect collected/*"
     sign = step_running(certify, "harness certify")
     assert sign["if"] == "env.HARNESS_SIGNING_KEY != ''"
-    assert sign["env"] == {"HARNESS_SIGNING_KEY": "${{ secrets.HARNESS_SIGNING_KEY }}"}
+    assert sign["env"] == {
+        "HARNESS_SIGNING_KEY": "${{ secrets.HARNESS_SIGNING_KEY }}",
+        "HARNESS_TRUSTED_KEYS": "${{ runner.temp }}/trusted-hosts",
+    }
     script = sign["run"]
     assert script.splitlines()[0] == "umask 077"
     assert '"$HARNESS_SIGNING_KEY" > "$RUNNER_TEMP/harness.key"' in script
