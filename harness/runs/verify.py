@@ -709,33 +709,3 @@ def save(config: Config, verification: Verification) -> Path:
         path, json.dumps(verification.as_dict(config), indent=2, sort_keys=True) + "\n"
     )
     return path
-
-
-def load(config: Config, reference: str | None) -> tuple[Path, dict[str, Any]]:
-    """A saved verification: by id (or unique prefix), by path, or the newest one."""
-    folder = config.project_root / FOLDER
-    if reference and Path(reference).is_file():
-        path = Path(reference)
-    else:
-        candidates = sorted(folder.glob("*.json")) if folder.is_dir() else []
-        if reference:
-            candidates = [p for p in candidates if p.stem.startswith(reference)]
-        if not candidates:
-            raise HarnessError(
-                f"no verification {reference or ''} in {FOLDER}".replace("  ", " "),
-                "run `harness verify` first",
-            )
-        if reference and len(candidates) > 1:
-            raise HarnessError(
-                f"{reference!r} matches {len(candidates)} verifications", "give more of the id"
-            )
-        path = candidates[-1]
-    try:
-        document = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as error:
-        raise HarnessError(
-            f"{path} cannot be read: {error}", "run `harness verify` again"
-        ) from None
-    if not isinstance(document, dict) or document.get("schema") != SCHEMA:
-        raise HarnessError(f"{path} is not a {SCHEMA} document", "run `harness verify` again")
-    return path, document
