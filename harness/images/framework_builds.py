@@ -121,11 +121,8 @@ def lister(config: Config) -> BuildLister:
 
 def local_folder(entry: str) -> Path | None:
     """The folder a find-links entry names (a path or a file:// URL); None for a page."""
-    if entry.startswith("file://"):
-        return Path(entry.removeprefix("file://"))
-    if "://" in entry:
-        return None
-    return Path(entry)
+    folders = wheelcache.local_folders([entry])
+    return Path(folders[0]) if folders else None
 
 
 def _builds(
