@@ -109,6 +109,7 @@ def test_the_package_ships_one_template_for_both_dockerfiles() -> None:
     package = Path(dockerfiles.__file__).parent
     assert sorted(p.name for p in package.iterdir() if p.name.startswith("Dockerfile")) == [
         "Dockerfile.frameworks",
+        "Dockerfile.frameworks-layer",
         "Dockerfile.in",
     ]
 

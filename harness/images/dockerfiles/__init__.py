@@ -35,6 +35,8 @@ TEMPLATE = "Dockerfile.in"
 # The frameworks image every image built from the template starts FROM, and the build
 # argument that names it (an image ID) in the Dockerfiles built on it.
 FRAMEWORKS = "Dockerfile.frameworks"
+# The frameworks layer: more large pins on top of a frameworks image (PREVIOUS_IMAGE).
+FRAMEWORKS_LAYER = "Dockerfile.frameworks-layer"
 FRAMEWORKS_ARGUMENT = "FRAMEWORKS_IMAGE"
 _FRAMEWORKS_ARGUMENT = re.compile(
     rb"^[ \t]*ARG[ \t]+FRAMEWORKS_IMAGE\b", re.MULTILINE | re.IGNORECASE
@@ -111,6 +113,11 @@ def frameworks_text() -> bytes:
     return (resources.files(__name__) / FRAMEWORKS).read_bytes()
 
 
+def frameworks_layer_text() -> bytes:
+    """The Dockerfile of a frameworks layer on another frameworks image."""
+    return (resources.files(__name__) / FRAMEWORKS_LAYER).read_bytes()
+
+
 def builds_on_frameworks(text: bytes) -> bool:
     """Whether a Dockerfile is built FROM harness's frameworks image: it declares the
     argument that names it. harness's own do; a project's that started as a copy of them
@@ -152,5 +159,6 @@ __all__ = [
     "builds_on_frameworks",
     "builtin_text",
     "choose",
+    "frameworks_layer_text",
     "frameworks_text",
 ]
