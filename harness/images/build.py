@@ -388,7 +388,12 @@ def frameworks_image(
             engine.tag(found.id, name)
             say(f"the frameworks ({layout.pins} large pins) are in {name}")
             return found.id
-    say(f"building {name}: the {layout.pins} large pins, installed once for every image on them")
+    what = (
+        f"{layout.pins} more large pins, as a layer on the heavy ones"
+        if layout.on_previous
+        else f"the {layout.pins} heaviest pins, installed once for every image on them"
+    )
+    say(f"building {name}: {what}")
     started = time.monotonic()
     built_id, steps = _engine_build(
         engine,
