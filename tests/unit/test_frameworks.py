@@ -269,3 +269,11 @@ def test_adding_a_large_pin_beside_torch_does_not_rebuild_torch(
     assert layer["buildargs"] == {"BASE_IMAGE": "sha256:base", "PREVIOUS_IMAGE": torch_tier}
     assert image["buildargs"][frameworks.ARGUMENT] != torch_tier
     assert image["wheels"] == [SIX.filename]
+
+
+def test_the_label_step_of_a_tier_below_is_no_layer() -> None:
+    """An image on the second tier sees the first tier's label step without its image:
+    judged a layer, it sent every such build to `docker save` for its history."""
+    assert imageconfig._looks_empty("LABEL io.harness.build-input.sha256=ab", 0, "harness build")
+    assert not imageconfig._looks_empty("LABEL x=y", 0, "")  # not one harness wrote
+    assert not imageconfig._looks_empty("/bin/sh -c #(nop) COPY dir:aa in / ", 10, "")
