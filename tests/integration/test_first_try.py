@@ -103,7 +103,11 @@ def test_a_research_repository_locks_builds_and_runs_unchanged(
     )
 
     # doctor does not call variants of different torch versions fit.
-    (root / "constraints-cuda.txt").write_text(cuda.replace("\ntorch==2.13.0 ", "\ntorch==2.14.0 "))
+    # (As a lock of each variant at another time would leave them: header and pin agree.)
+    moved = cuda.replace("\ntorch==2.13.0 ", "\ntorch==2.14.0 ")
+    (root / "constraints-cuda.txt").write_text(
+        moved.replace("-> torch==2.13.0", "-> torch==2.14.0")
+    )
     doctor = tool("doctor", "--json", cwd=root)
     checks = {check["name"]: check for check in json.loads(doctor.stdout)["checks"]}
     assert checks["constraints"]["ok"] is False
