@@ -228,5 +228,15 @@ def _lock_check(config: Config) -> Check:
         return Check(
             "constraints", False, "; ".join(problems), "run `harness lock` (or the fix named)"
         )
+    # Each file may fit its device while the variants disagree on the framework.
+    differing = lock.framework_differences(variants)
+    if differing:
+        return Check(
+            "constraints",
+            False,
+            "; ".join(differing),
+            "declare the framework at one version every variant's sources have "
+            "(`harness lock` names them), then run `harness lock`",
+        )
     names = ", ".join(sorted(variant.name for variant in variants))
     return Check("constraints", True, f"current and fit for their device: {names}")

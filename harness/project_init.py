@@ -25,7 +25,7 @@ from typing import Any
 import tomlkit
 from tomlkit.exceptions import TOMLKitError
 
-from harness import atomic, project_python
+from harness import atomic, declared_dependencies, project_python
 from harness.config import PYPROJECT, load_config
 from harness.config_schema import PLAIN_NAME_PATTERN
 from harness.errors import ConfigError
@@ -85,7 +85,7 @@ class Change:
     """One thing init did, or found already done."""
 
     path: str
-    action: str  # "wrote", "updated" or "kept"
+    action: str  # "wrote", "updated", "kept", or "skipped" (a declaration not taken)
     detail: str
 
     def line(self) -> str:
@@ -128,7 +128,8 @@ def init_project(root: Path, request: InitRequest) -> list[Change]:
     changes: list[Change] = []
     pending: list[_Pending] = []
     document, created = _read_pyproject(root)
-    pyproject_changes = _edit_pyproject(document, root, request, created)
+    left_out: list[str] = []
+    pyproject_changes = _edit_pyproject(document, root, request, created, left_out)
     own_cpu_dockerfile = _harness_dockerfile_beside_deployment(document, root, request)
     if own_cpu_dockerfile is not None:
         pyproject_changes.append(own_cpu_dockerfile)
@@ -136,6 +137,7 @@ def init_project(root: Path, request: InitRequest) -> list[Change]:
         pending.append(_Pending(root / PYPROJECT, tomlkit.dumps(document)))
         action = "wrote" if created else "updated"
         changes += [Change(PYPROJECT, action, detail) for detail in pyproject_changes]
+        changes += [Change(PYPROJECT, "skipped", line) for line in left_out]
     else:
         changes.append(Change(PYPROJECT, "kept", "[tool.harness] and the experiments group"))
     python_choice = _python_choice(document, root)
@@ -286,9 +288,15 @@ def _read_pyproject(root: Path) -> tuple[tomlkit.TOMLDocument, bool]:
 
 
 def _edit_pyproject(
-    document: tomlkit.TOMLDocument, root: Path, request: InitRequest, created: bool
+    document: tomlkit.TOMLDocument,
+    root: Path,
+    request: InitRequest,
+    created: bool,
+    notes: list[str] | None = None,
 ) -> list[str]:
-    """Add what is missing to ``document``; returns a line per addition."""
+    """Add what is missing to ``document``; returns a line per addition (and adds to
+    ``notes`` a line per declaration it left out)."""
+    notes = [] if notes is None else notes
     done: list[str] = []
     tool = _table(document, "tool", super_table=True)
     harness = _table(tool, "harness")
@@ -299,13 +307,7 @@ def _edit_pyproject(
     group = str(harness.get("dependency-group", "experiments"))
     groups = _table(document, "dependency-groups")
     if group not in groups:
-        dependencies = [str(d) for d in _project_field(document, "dependencies") or []]
-        array = tomlkit.array()
-        array.extend(dependencies)
-        array.multiline(len(dependencies) > 2)
-        groups[group] = array
-        shown = ", ".join(dependencies) or "empty"
-        done.append(f"[dependency-groups] {group} = the project's dependencies ({shown})")
+        done += _propose_group(document, root, harness, groups, group, notes=notes)
     experiments = _table(harness, "experiments", super_table=True)
     wanted = list(request.experiments)
     if not wanted and not experiments:
@@ -333,6 +335,51 @@ def _edit_pyproject(
         done += _ci_install(document, harness)
     if created:
         done.insert(0, "a new pyproject.toml ([project] with name and version)")
+    return done
+
+
+def _propose_group(
+    document: tomlkit.TOMLDocument,
+    root: Path,
+    harness: Any,
+    groups: Any,
+    group: str,
+    *,
+    notes: list[str],
+) -> list[str]:
+    """The experiments group from what the repository declares (pyproject, requirements
+    files, setup.cfg, setup.py, environment.yml), and, when it needs torch or TensorFlow,
+    the CPU and CUDA variants; returns a line per addition."""
+    project: Any = document.get("project")
+    declared = declared_dependencies.read(
+        root, project.unwrap() if hasattr(project, "unwrap") else {}
+    )
+    notes += declared.skipped
+    dependencies = [requirement for requirement, _ in declared.requirements]
+    array = tomlkit.array()
+    array.extend(dependencies)
+    array.multiline(len(dependencies) > 2)
+    groups[group] = array
+    shown = "; ".join(f"{', '.join(names)} from {source}" for source, names in declared.by_source())
+    done = [f"[dependency-groups] {group} = the project's dependencies ({shown or 'none found'})"]
+    frameworks = declared.frameworks()
+    variants = _table(harness, "variants", super_table=True)
+    if not frameworks or "cpu" in variants or "cuda" in variants:
+        return done
+    named = " and ".join(frameworks)
+    cpu = tomlkit.table()
+    cpu.add(tomlkit.comment(f"{named}: `harness lock` takes the CPU build the wheel sources have"))
+    cpu.add(tomlkit.comment("(find-links, HARNESS_FIND_LINKS or index-url; it names them if none)"))
+    cuda = tomlkit.table()
+    cuda.add(
+        tomlkit.comment(f"{named}: the CUDA build from the index, at the cpu variant's version")
+    )
+    variants["cpu"] = cpu
+    variants["cuda"] = cuda
+    done.append(
+        f"[tool.harness.variants.cpu] and [tool.harness.variants.cuda]: {named} found; "
+        "`harness lock` takes the CPU build for cpu and the CUDA build for cuda"
+    )
     return done
 
 

@@ -45,11 +45,14 @@ PROJECT_FILES = (
     "constraints-cuda.txt",
     "build-constraints.txt",
     "README.md",
+    "Dockerfile",
+    "Dockerfile.cuda",
 )
 
 
 def copy_project_files(target: Path) -> Path:
-    """Copy this repository's project files (pyproject, lock files, README) to ``target``."""
+    """Copy this repository's project files (pyproject, lock files, README, Dockerfiles) to
+    ``target``, so that a copy builds the images the repository builds."""
     for name in PROJECT_FILES:
         shutil.copy2(REPOSITORY / name, target / name)
     return target

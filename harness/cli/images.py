@@ -41,7 +41,13 @@ def lock_command(state: State, check: bool, variants: tuple[str, ...]) -> None:
         state.ui.result("lock files are current")
         return
     state.ui.say("resolving with uv (hashes for every pin)")
-    for path in lock_module.lock(config, selected, say=state.ui.say):
+    try:
+        written = lock_module.lock(config, selected, say=state.ui.say)
+    except lock_module.ResolutionError as error:
+        # uv's account of a failed resolution is the explanation: all of it, as uv wrote it.
+        click.echo(error.explanation, err=True)
+        raise
+    for path in written:
         state.ui.result(f"wrote {path.relative_to(config.project_root)}")
 
 

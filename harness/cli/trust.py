@@ -453,13 +453,19 @@ def keys_group() -> None:
     type=click.Path(file_okay=False, path_type=Path),
     help=f"Folder (default: ${keys.KEYS_ENV} or ~/.config/harness/keys; never inside a project).",
 )
+@click.option("--force", is_flag=True, help="Replace an existing pair with a new one.")
 @click.pass_obj
-def keys_generate(state: State, *, name: str, folder: Path | None) -> None:
-    """Write a new key pair; the private key gets mode 0600 and is never printed."""
+def keys_generate(state: State, *, name: str, folder: Path | None, force: bool) -> None:
+    """Write a new key pair; the private key gets mode 0600 and is never printed.
+
+    With a pair of that name already there, it says where and exits 0 (--force replaces it).
+    """
     project = _project_root(state)
     if folder is not None and project is not None:
         keys.refuse_inside_project(folder, project, what="the keys folder")
-    pair = keys.generate_keys(folder or keys.keys_dir(project), name)
+    pair = keys.generate_keys(folder or keys.keys_dir(project), name, force=force)
+    if pair.existing:
+        state.ui.say(f"a key pair {name!r} already exists: kept (--force replaces it)")
     state.ui.result(f"private {pair.private}")
     state.ui.result(f"public  {pair.public}")
     state.ui.result(f"keyid   {pair.keyid}")

@@ -317,21 +317,26 @@ def build_image(
                 "finish the edit, then build again",
             )
         if dockerfiles.builds_on_frameworks(build_plan.dockerfile.text):
-            layout = frameworks.assemble(
+            layouts = frameworks.assemble(
                 Path(folder) / "frameworks",
                 context,
                 frameworks.split(provided),
                 base_id=prepared.base.id,
             )
-            buildargs[frameworks.ARGUMENT] = frameworks_image(
-                engine,
-                prepared,
-                layout,
-                provided,
-                no_cache=no_cache,
-                say=say,
-                on_line=on_line,
-            )
+            # Each tier on the one below it; the image on the last (the base without any).
+            below = prepared.base.id
+            for layout in layouts:
+                below = frameworks_image(
+                    engine,
+                    prepared,
+                    layout,
+                    provided,
+                    previous=below if layout.on_previous else None,
+                    no_cache=no_cache,
+                    say=say,
+                    on_line=on_line,
+                )
+            buildargs[frameworks.ARGUMENT] = below
             # The split rewrote constraints.txt and emptied wheels/ of the large ones.
             clamp_times(context, prepared.epoch)
         say(
@@ -364,12 +369,14 @@ def frameworks_image(
     layout: frameworks.Context,
     provided: wheelcache.Provided,
     *,
+    previous: str | None = None,
     no_cache: bool = False,
     say: Callable[[str], None] = lambda _: None,
     on_line: Callable[[str], None] = lambda _: None,
 ) -> str:
     """The ID of the frameworks image ``layout`` describes: the one harness built from the
-    same input on this engine, else a new build of it (always a new one with ``no_cache``).
+    same input on this engine, else a new build of it (always a new one with ``no_cache``);
+    a tier on another is built ``FROM`` ``previous``, the ID of the tier below.
 
     It is finalised like an image (times 0, so the same input gives the same ID), named
     ``harness-frameworks:<input>`` and written down as harness's own build; the build's
@@ -382,12 +389,20 @@ def frameworks_image(
             engine.tag(found.id, name)
             say(f"the frameworks ({layout.pins} large pins) are in {name}")
             return found.id
-    say(f"building {name}: the {layout.pins} large pins, installed once for every image on them")
+    what = (
+        f"{layout.pins} more large pins, as a layer on the heavy ones"
+        if layout.on_previous
+        else f"the {layout.pins} heaviest pins, installed once for every image on them"
+    )
+    say(f"building {name}: {what}")
     started = time.monotonic()
     built_id, steps = _engine_build(
         engine,
         layout.folder,
-        buildargs={"BASE_IMAGE": prepared.base.id},
+        buildargs={
+            "BASE_IMAGE": prepared.base.id,
+            **({"PREVIOUS_IMAGE": previous} if previous is not None else {}),
+        },
         provided=provided,
         variant=prepared.build_plan.variant,
         no_cache=no_cache,

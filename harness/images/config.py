@@ -53,6 +53,10 @@ _RUN_SETTINGS = (
 )
 # Dockerfile instructions that only change the configuration; the classic builder records
 # them as "#(nop)" steps that add no layer.
+# The comment of the step finalise adds for the labels (see canonical_config).
+_LABEL_STEP_COMMENT = "harness build"
+
+
 _METADATA_INSTRUCTIONS = frozenset(
     {
         "ARG",
@@ -123,7 +127,7 @@ def canonical_config(
             {
                 "created": created,
                 "created_by": "LABEL " + " ".join(f"{k}={labels[k]}" for k in sorted(labels)),
-                "comment": "harness build",
+                "comment": _LABEL_STEP_COMMENT,
                 "empty_layer": True,
             }
         )
@@ -145,10 +149,14 @@ def canonical_config(
     return config
 
 
-def _looks_empty(created_by: str, size: int) -> bool:
+def _looks_empty(created_by: str, size: int, comment: str = "") -> bool:
     """Whether a history step the engine cannot tie to an image added no layer."""
     if size > 0:
         return False
+    if comment == _LABEL_STEP_COMMENT and created_by.startswith("LABEL "):
+        # The labels finalise gave an image this one is built on, a tier of frameworks
+        # below another: no "#(nop)" marker, and no layer.
+        return True
     marker = "#(nop) "
     if marker not in created_by:
         return False
@@ -176,7 +184,11 @@ def layer_history(
                 return None
             empty = layers == count
         else:
-            empty = _looks_empty(str(item.get("CreatedBy") or ""), int(item.get("Size") or 0))
+            empty = _looks_empty(
+                str(item.get("CreatedBy") or ""),
+                int(item.get("Size") or 0),
+                str(item.get("Comment") or ""),
+            )
         count += 0 if empty else 1
         entries.append(
             {

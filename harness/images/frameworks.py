@@ -13,6 +13,16 @@ that declares ``ARG FRAMEWORKS_IMAGE`` (harness's own do) is built in two parts:
 - the image itself, ``FROM`` it, adding the other pins (seconds of wheels) and harness's
   runtime. It shares the frameworks' layers, so they take no second copy on disk.
 
+The large pins themselves come in two tiers, each a frameworks image of its own, the
+second built ``FROM`` the first (``Dockerfile.frameworks-layer``): the heavy pins, whose
+wheels are :data:`HEAVY_WHEEL_BYTES` or more (torch, TensorFlow, the ``nvidia-*`` CUDA
+runtime: gigabytes, minutes to install), then the other large ones (NumPy, SciPy,
+scikit-learn: tens of megabytes). Adding NumPy to a torch project, or moving SciPy, then
+rebuilds only the second tier on the unchanged first, and projects that pin the same
+heavy wheels (the same torch build) share the first tier's layers on disk, whatever else
+they pin. The first tier's input is the base and its pins' hashes; the second's adds the
+first's input, so a tier is found again only on the same tier below it.
+
 Which pins are large is a matter of their wheels' sizes, so it is fixed by the pins alone
 (the wheel each pin installs is fixed by its hash): two builds of the same constraints
 split them alike, and the image is reproducible as before. The image holds exactly the
@@ -45,6 +55,10 @@ REPOSITORY = "harness-frameworks"
 # keras, networkx, pygments and the like: 99% of the bytes and most of the modules to
 # compile) and leave 34 small ones (6 MB of wheels) to every image build.
 LARGE_WHEEL_BYTES = 1 << 20
+# A wheel this large or larger goes into the first tier. torch's CPU build (about 180 MB),
+# tensorflow-cpu (about 250 MB) and the CUDA runtime's nvidia-* wheels are above it; SciPy
+# (35 MB), NumPy (16 MB) and scikit-learn (13 MB) below.
+HEAVY_WHEEL_BYTES = 64 << 20
 ARGUMENT = dockerfiles.FRAMEWORKS_ARGUMENT
 
 
@@ -54,14 +68,23 @@ class Split:
 
     large: tuple[Choice, ...]
     small: tuple[Choice, ...]
+    # Those of ``large`` that go into the first tier.
+    heavy: tuple[Choice, ...] = ()
+
+    def tiers(self) -> list[tuple[Choice, ...]]:
+        """The frameworks images' pins, lowest first; an empty tier is left out."""
+        rest = tuple(c for c in self.large if c not in self.heavy)
+        return [tier for tier in (self.heavy, rest) if tier]
 
 
 def split(provided: Provided) -> Split:
-    """Divide the wheels a build context holds by size: large ones into the frameworks."""
+    """Divide the wheels a build context holds by size: large ones into the frameworks,
+    the heavy among them into its first tier."""
     sizes = {path.name: path.stat().st_size for path in provided.files}
     large = tuple(c for c in provided.choices if sizes[c.filename] >= LARGE_WHEEL_BYTES)
     small = tuple(c for c in provided.choices if sizes[c.filename] < LARGE_WHEEL_BYTES)
-    return Split(large, small)
+    heavy = tuple(c for c in large if sizes[c.filename] >= HEAVY_WHEEL_BYTES)
+    return Split(large, small, heavy)
 
 
 def requirements(choices: Iterable[Choice]) -> str:
@@ -86,29 +109,41 @@ def reference(digest: str) -> str:
 
 @dataclass(frozen=True)
 class Context:
-    """The frameworks build's context, laid out, and its input digest."""
+    """One frameworks build's context, laid out, and its input digest."""
 
     folder: Path
     digest: str
     pins: int
+    # Whether it is built on the tier below it (PREVIOUS_IMAGE) rather than on the base.
+    on_previous: bool = False
 
 
-def assemble(folder: Path, image_context: Path, wheels: Split, *, base_id: str) -> Context:
-    """Lay out the frameworks build in ``folder`` and leave the image's context the rest.
+def assemble(folder: Path, image_context: Path, wheels: Split, *, base_id: str) -> list[Context]:
+    """Lay out the frameworks builds in ``folder``, a tier each (lowest first), and leave
+    the image's context the rest.
 
-    The large wheels move from the image context's ``wheels/`` into the frameworks'
-    (they are links to the wheel cache, so nothing is copied), and each context's
+    The large wheels move from the image context's ``wheels/`` into their tier's (they
+    are links to the wheel cache, so nothing is copied), and each context's
     ``constraints.txt`` names only the wheels it holds.
     """
-    dockerfile = dockerfiles.frameworks_text()
-    lines = requirements(wheels.large)
-    (folder / "wheels").mkdir(parents=True)
-    (folder / "Dockerfile").write_bytes(dockerfile)
-    (folder / "constraints.txt").write_text(lines)
-    _move(wheels.large, image_context / "wheels", folder / "wheels")
+    contexts: list[Context] = []
+    for number, tier in enumerate(wheels.tiers()):
+        below = contexts[-1] if contexts else None
+        dockerfile = (
+            dockerfiles.frameworks_text() if below is None else dockerfiles.frameworks_layer_text()
+        )
+        lines = requirements(tier)
+        tier_folder = folder / str(number)
+        (tier_folder / "wheels").mkdir(parents=True)
+        (tier_folder / "Dockerfile").write_bytes(dockerfile)
+        (tier_folder / "constraints.txt").write_text(lines)
+        _move(tier, image_context / "wheels", tier_folder / "wheels")
+        # A tier is made of the base, its Dockerfile, its pins and the tier below it.
+        on = base_id if below is None else f"{base_id} {below.digest}"
+        digest = input_digest(dockerfile=dockerfile, base_id=on, requirement_lines=lines)
+        contexts.append(Context(tier_folder, digest, len(tier), below is not None))
     (image_context / "constraints.txt").write_text(requirements(wheels.small))
-    digest = input_digest(dockerfile=dockerfile, base_id=base_id, requirement_lines=lines)
-    return Context(folder, digest, len(wheels.large))
+    return contexts
 
 
 def _move(choices: Sequence[Choice], source: Path, target: Path) -> None:

@@ -29,16 +29,27 @@ version (``--python-version``), and uv is never let download an interpreter (a d
 that cannot reach its host hid the real reason behind "Request failed after 3 retries").
 Only uv.lock needs an interpreter for the project; where there is none, it is left as it
 was and ``lock`` says so. A uv failure is shown with uv's own reason and causes.
+
+Frameworks lock as researchers write them: a declared ``torch`` or ``tensorflow`` becomes,
+for each variant that does not replace it, the build its sources have for its device
+(see :mod:`harness.images.framework_builds`), recorded in the header as ``resolved-as``.
+The header's digest covers the declarations only, so ``--check`` stays offline.
+
+Everything is resolved before anything is written: a refused resolution leaves uv.lock
+and every constraints file as they were, and the files are written together (one that
+cannot be written puts the others back).
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import hashlib
 import json
 import os
 import re
 import tempfile
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -51,7 +62,7 @@ from uv import find_uv_bin
 from harness import atomic, commands, progress
 from harness.config import Config, Variant, read_pyproject
 from harness.errors import ConfigError, LockError, StaleLock
-from harness.images import cuda_wheels, device_pins, wheelcache
+from harness.images import cuda_wheels, device_pins, framework_builds, wheelcache
 from harness.images.pin import Pin
 from harness.images.runtime_wheel import BUILD_CONSTRAINTS, DISTRIBUTION
 
@@ -62,6 +73,16 @@ _HEADER_REQUIREMENT = "# requirement: "
 # edited by hand afterwards no longer matches it, and `lock --check` says so as `build`
 # would (files written before this line existed are checked without it).
 _HEADER_PINS = "# pins-sha256: "
+_HEADER_RESOLVED = "# resolved-as: "
+_RESOLVED_ARROW = " -> "
+
+
+class ResolutionError(LockError):
+    """uv found no resolution; ``explanation`` is uv's whole account of why, never cut."""
+
+    def __init__(self, message: str, hint: str | None = None, *, explanation: str) -> None:
+        super().__init__(message, hint)
+        self.explanation = explanation
 
 
 @dataclass(frozen=True)
@@ -72,6 +93,14 @@ class LockInput:
     python: str
     platform: str
     requirements: tuple[str, ...]
+    # (declared name, requirement resolved in its place): the framework builds chosen from
+    # the sources. Recorded in the header, outside the digest (the sources may change).
+    resolved: tuple[tuple[str, str], ...] = ()
+
+    def to_resolve(self) -> list[str]:
+        """The requirements handed to the resolver: the declared ones, frameworks chosen."""
+        chosen = dict(self.resolved)
+        return [chosen.get(_req_name(r), r) for r in self.requirements]
 
     @property
     def digest(self) -> str:
@@ -88,6 +117,7 @@ class LockInput:
             f"# python: {self.python}",
             f"# platform: {self.platform}",
             *(f"{_HEADER_REQUIREMENT}{r}" for r in self.requirements),
+            *(f"{_HEADER_RESOLVED}{n}{_RESOLVED_ARROW}{r}" for n, r in self.resolved),
             f"{_HEADER_INPUT}{self.digest}",
         ]
         return "\n".join(lines) + "\n"
@@ -237,6 +267,16 @@ def _logical_lines(text: str) -> Iterable[str]:
         yield buffer.strip()
 
 
+def resolved_fields(text: str) -> dict[str, str]:
+    """The framework builds a constraints file's header records: declared name -> requirement."""
+    found: dict[str, str] = {}
+    for line in text.splitlines():
+        if line.startswith(_HEADER_RESOLVED):
+            name, _, requirement = line.removeprefix(_HEADER_RESOLVED).partition(_RESOLVED_ARROW)
+            found[canonicalize_name(name.strip())] = requirement.strip()
+    return found
+
+
 def header_fields(text: str) -> tuple[str | None, list[str]]:
     """The recorded input digest and requirements of a constraints file's header."""
     digest = None
@@ -310,10 +350,15 @@ def staleness(path: Path, expected: LockInput) -> list[str]:
         return [edited]
     try:
         pins = {p.name: p for p in parse_constraints(text, name)}
-    except LockError as error:
+        resolved = resolved_fields(text)
+        for text_requirement in expected.requirements:
+            resolved_as = resolved.get(_req_name(text_requirement))
+            if resolved_as is not None:
+                _parse_requirement(resolved_as, f"{name}'s header")
+    except (LockError, ConfigError) as error:
         return [error.message]
     for text_requirement in expected.requirements:
-        requirement = Requirement(text_requirement)
+        requirement = Requirement(resolved.get(_req_name(text_requirement), text_requirement))
         pin = pins.get(canonicalize_name(requirement.name))
         if pin is None:
             problems.append(f"{name}: {requirement.name} is declared but has no pin")
@@ -351,6 +396,20 @@ def check(
     return problems
 
 
+def framework_differences(variants: Sequence[Variant]) -> list[str]:
+    """Frameworks the variants' constraints files pin at different versions (a cpu image
+    with torch 2.13 and a cuda one with 2.15 do not run the same experiment)."""
+    pins_by_variant: dict[str, dict[str, str]] = {}
+    for variant in variants:
+        try:
+            text = variant.constraints.read_text(encoding="utf-8")
+            pins = parse_constraints(text, variant.constraints.name)
+        except (OSError, UnicodeDecodeError, LockError):
+            continue  # staleness names what is wrong with the file itself
+        pins_by_variant[variant.name] = {pin.name: pin.version for pin in pins}
+    return framework_builds.differences(pins_by_variant)
+
+
 def require_fresh(config: Config, variant: Variant) -> list[Pin]:
     """The variant's pins, or a LockError saying why they cannot be used."""
     problems = staleness(variant.constraints, variant_input(config, variant))
@@ -377,31 +436,87 @@ def lock(
     config: Config,
     variants: Sequence[Variant] | None = None,
     *,
+    builds: framework_builds.BuildLister | None = None,
     say: Callable[[str], None] = lambda _: None,
 ) -> list[Path]:
-    """Resolve and write every constraints file (and uv.lock); returns the files written."""
-    written = []
-    missing = missing_interpreter(config)
-    if missing is None:
-        _uv(["lock"], config, cwd=config.project_root)
-        written.append(config.project_root / UV_LOCK)
-    else:
-        say(f"{UV_LOCK} left as it was: {missing}")
-    for variant in variants or variants_in_use(config):
-        compile_to(
+    """Resolve every constraints file, then write them and uv.lock together; returns the
+    files written. ``builds`` asks the sources which framework builds exist (the real
+    sources by default)."""
+    selected = list(variants or variants_in_use(config))
+    # The framework versions are agreed among every variant in use, not only those
+    # relocked now: `lock --variant cuda` must pin the torch the cpu variant has.
+    agreeing = [*selected, *(v for v in variants_in_use(config) if v not in selected)]
+    resolved = framework_resolutions(config, agreeing, builds, say)
+    texts: dict[Path, str] = {}
+    for variant in selected:
+        lock_input = variant_input(config, variant)
+        lock_input = dataclasses.replace(
+            lock_input, resolved=tuple(sorted(resolved.get(variant.name, {}).items()))
+        )
+        texts[variant.constraints] = resolve(
             config,
-            variant_input(config, variant),
-            variant.constraints,
+            lock_input,
+            variant.constraints.name,
             ["--python-platform", config.platform],
             find_links=variant.find_links,
             variant=variant,
         )
-        written.append(variant.constraints)
     if locks_harness_build(config):
         target = config.project_root / BUILD_CONSTRAINTS
-        compile_to(config, build_input(config), target, ["--universal"], find_links=False)
-        written.append(target)
+        texts[target] = resolve(
+            config, build_input(config), target.name, ["--universal"], find_links=False
+        )
+    uv_lock = config.project_root / UV_LOCK
+    missing = missing_interpreter(config)
+    if missing is not None:
+        say(f"{UV_LOCK} left as it was: {missing}")
+    written = [*texts] if missing is not None else [uv_lock, *texts]
+    with _restored_on_failure(written):
+        if missing is None:
+            _uv(["lock"], config, cwd=config.project_root)
+        for path, text in texts.items():
+            atomic.write_text(path, text)
     return written
+
+
+def framework_resolutions(
+    config: Config,
+    variants: Sequence[Variant],
+    builds: framework_builds.BuildLister | None = None,
+    say: Callable[[str], None] = lambda _: None,
+) -> dict[str, dict[str, str]]:
+    """Variant name -> declared framework -> the requirement that takes its build."""
+    declared = declared_requirements(config)
+    if not any(canonicalize_name(r.name) in framework_builds.FRAMEWORKS for r in declared):
+        return {}
+    say("asking the wheel sources which framework builds they have")
+    choices = framework_builds.choose(
+        config, declared, variants, builds or framework_builds.lister(config)
+    )
+    by_variant: dict[str, dict[str, str]] = {}
+    for choice in choices:
+        say(choice.note)
+        if choice.differs:
+            say(f"warning: {choice.differs}")
+        for name, requirement in choice.requirements.items():
+            by_variant.setdefault(name, {})[choice.framework] = requirement
+    return by_variant
+
+
+@contextlib.contextmanager
+def _restored_on_failure(paths: Sequence[Path]) -> Iterator[None]:
+    """Every file in ``paths`` as it was (or absent) unless the block completes."""
+    before = {path: path.read_bytes() if path.is_file() else None for path in paths}
+    try:
+        yield
+    except BaseException:
+        for path, data in before.items():
+            with contextlib.suppress(OSError):
+                if data is None:
+                    path.unlink(missing_ok=True)
+                elif not path.is_file() or path.read_bytes() != data:
+                    atomic.write_bytes(path, data)
+        raise
 
 
 def compile_to(
@@ -415,9 +530,24 @@ def compile_to(
 ) -> None:
     """Resolve ``lock_input`` into ``target``; with ``variant``, refuse pins that do not
     fit its device, leaving the file on disk as it was."""
+    text = resolve(config, lock_input, target.name, extra, find_links=find_links, variant=variant)
+    atomic.write_text(target, text)
+
+
+def resolve(
+    config: Config,
+    lock_input: LockInput,
+    target_name: str,
+    extra: Sequence[str],
+    *,
+    find_links: bool,
+    variant: Variant | None = None,
+) -> str:
+    """The constraints file's text for ``lock_input``; with ``variant``, refuse pins that do
+    not fit its device. Nothing is written."""
     with tempfile.TemporaryDirectory(prefix="harness-lock-") as folder:
         # uv annotates pins with the input file's path; a bare name keeps machine paths out.
-        (Path(folder) / "requirements.in").write_text("\n".join(lock_input.requirements) + "\n")
+        (Path(folder) / "requirements.in").write_text("\n".join(lock_input.to_resolve()) + "\n")
         arguments = [
             "pip", "compile", "requirements.in",
             "--generate-hashes", "--no-header", "--quiet",
@@ -428,21 +558,21 @@ def compile_to(
         if find_links:
             for folder_or_url in config.find_links:
                 arguments += ["--find-links", folder_or_url]
-        _uv(arguments, config, cwd=Path(folder))
+        _uv(arguments, config, cwd=Path(folder), what=lock_input.label)
         body = (Path(folder) / "constraints.txt").read_text(encoding="utf-8")
-    pins = parse_constraints(body, target.name)  # refuse a file the build would reject
+    pins = parse_constraints(body, target_name)  # refuse a file the build would reject
     if variant is not None:
         mismatched = device_pins.mismatches(
-            pins, variant.device, variant.name, target.name, holds_cuda=cuda_content(config)
+            pins, variant.device, variant.name, target_name, holds_cuda=cuda_content(config)
         )
         if mismatched:
             raise LockError(
                 f"the resolution for the {variant.name} variant does not fit its "
-                f"{variant.device} image, so {target.name} was left as it was: "
-                f"{mismatched[0].message.removeprefix(target.name + ' ')}",
+                f"{variant.device} image, so {target_name} was left as it was (and uv.lock "
+                f"with it): {mismatched[0].message.removeprefix(target_name + ' ')}",
                 mismatched[0].fix,
             )
-    atomic.write_text(target, lock_input.header() + f"{_HEADER_PINS}{pins_digest(body)}\n" + body)
+    return lock_input.header() + f"{_HEADER_PINS}{pins_digest(body)}\n" + body
 
 
 def pins_digest(text: str) -> str:
@@ -486,7 +616,12 @@ def missing_interpreter(config: Config) -> str | None:
 
 
 def _uv(
-    arguments: Sequence[str], config: Config, *, cwd: Path, check: bool = True
+    arguments: Sequence[str],
+    config: Config,
+    *,
+    cwd: Path,
+    check: bool = True,
+    what: str = "",
 ) -> commands.Completed:
     environment = dict(os.environ)
     # Interpreters come from the machine: a download uv tried would fail where only package
@@ -506,11 +641,15 @@ def _uv(
         hint="check that the package index answers (`harness doctor`), then lock again",
     )
     if check and result.returncode != 0:
-        raise LockError(
-            f"uv {arguments[0]} failed: {_last_line(result.err)}",
+        command = " ".join(arguments[:2]) if arguments[0] == "pip" else arguments[0]
+        for_what = f" for {what}" if what else ""
+        raise ResolutionError(
+            f"uv {command} failed{for_what}, so no lock file was written: "
+            f"{_last_line(result.err)} (uv's whole explanation is above)",
             _os_trouble(result.err)
             or "fix what uv names (a declared dependency, a wheel source: `harness doctor` "
             "checks the sources), then lock again",
+            explanation=result.err.strip() or "uv printed nothing",
         )
     return result
 

@@ -46,7 +46,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import requests
 from packaging.markers import InvalidMarker, Marker
@@ -238,7 +238,7 @@ class WheelCache:
         """
         started = time.monotonic()
         wanted = [pin for pin in pins if applies(pin, target)]
-        folders = tuple(f for f in sources.find_links if "://" not in f)
+        folders = local_folders(sources.find_links)
         choices: dict[str, Choice] = {}
         unresolved: list[Pin] = []
         for pin in wanted:
@@ -337,8 +337,8 @@ class WheelCache:
         self, pins: Sequence[Pin], target: wheeltags.Target, sources: Sources
     ) -> list[Choice]:
         ranking = wheeltags.Ranking(target)
-        local = _folder_offers(pins, [f for f in sources.find_links if "://" not in f])
-        pages = [f for f in sources.find_links if "://" in f]
+        local = _folder_offers(pins, local_folders(sources.find_links))
+        pages = [f for f in sources.find_links if _is_page(f)]
         flat: list[Offered] = []
         for page in pages:
             flat += wheelindex.read_listing(self._session(sources), page)
@@ -357,6 +357,8 @@ class WheelCache:
             offers = [*local.get(pin.name, []), *flat, *listing]
             choice = choose(pin, offers, ranking)
             if choice is None:
+                choice = self._probe_unlisted_hashes(pin, flat, target, sources)
+            if choice is None:
                 raise WheelCacheError(
                     f"no wheel of {pin.name}=={pin.version} with a pinned sha256 fits Python "
                     f"{target.python[0]}.{target.python[1]} on {target.platforms()[0]} in "
@@ -365,6 +367,50 @@ class WheelCache:
             self._write_choice(pin, target, folders, choice)
             chosen.append(choice)
         return chosen
+
+    def _probe_unlisted_hashes(
+        self,
+        pin: Pin,
+        offers: Sequence[Offered],
+        target: wheeltags.Target,
+        sources: Sources,
+    ) -> Choice | None:
+        """A find-links page that names no sha256 (a folder served as it is over HTTP, as
+        ``python -m http.server`` or a plain web server lists it): the resolver read the
+        files to hash them, so the build does the same. Candidates of the pinned release
+        are fetched best tag first, as pip would take them, and the first whose bytes are
+        pinned is kept in the cache; bytes that are not pinned are never kept."""
+        allowed = {_hex(h) for h in pin.hashes}
+        ranking = wheeltags.Ranking(target)
+        candidates = sorted(
+            (rank, offer.filename, offer.url)
+            for offer in offers
+            if offer.sha256 is None
+            and _same_release(offer.filename, pin)
+            and (rank := ranking.rank(offer.filename)) is not None
+        )
+        for _, filename, url in dict.fromkeys(candidates):
+            scratch = self.root / "tmp" / uuid.uuid4().hex
+            scratch.mkdir(parents=True)
+            try:
+                unverified = Choice(pin.name, pin.version, "", filename, url)
+                digest = self._download_to(unverified, scratch / filename, sources)
+                if digest not in allowed:
+                    continue
+                choice = Choice(pin.name, pin.version, digest, filename, url)
+                (scratch / filename).chmod(0o444)
+                destination = self.entry(digest)
+                destination.parent.mkdir(parents=True, exist_ok=True)
+                try:
+                    scratch.rename(destination)
+                except OSError:
+                    if self.cached(choice) is None:  # not another build's same bytes
+                        raise
+                self._write_choice(pin, target, bool(sources.find_links), choice)
+                return choice
+            finally:
+                shutil.rmtree(scratch, ignore_errors=True)
+        return None
 
     # -- fetching ---------------------------------------------------------------------
 
@@ -399,34 +445,12 @@ class WheelCache:
 
         def fetch(target: Path) -> None:
             nonlocal size
-            digest = hashlib.sha256()
-            try:
-                with self._session(sources).get(
-                    choice.url, stream=True, timeout=wheelindex.TIMEOUT
-                ) as response:
-                    response.raise_for_status()
-                    with target.open("wb") as stream:
-                        for chunk in response.iter_content(_CHUNK):
-                            size += len(chunk)
-                            if size > WHEEL_LIMIT:
-                                raise WheelCacheError(
-                                    f"{choice.filename} from {_host(choice.url)} is larger than "
-                                    f"{WHEEL_LIMIT >> 30} GB",
-                                    "distrust the index that served it",
-                                )
-                            digest.update(chunk)
-                            stream.write(chunk)
-            except requests.RequestException as error:
-                raise WheelCacheError(
-                    f"cannot download {choice.filename} from {_host(choice.url)}: "
-                    f"{wheelindex._reason(error)}",
-                    "check the network and index-url (`harness doctor`), then build again: "
-                    "what was downloaded is kept",
-                ) from None
-            if digest.hexdigest() != choice.sha256:
+            digest = self._download_to(choice, target, sources)
+            size = target.stat().st_size
+            if digest != choice.sha256:
                 raise WheelCacheError(
                     f"{choice.filename} from {_host(choice.url)} has sha256 "
-                    f"{digest.hexdigest()[:12]}..., not the pinned {choice.sha256[:12]}...; "
+                    f"{digest[:12]}..., not the pinned {choice.sha256[:12]}...; "
                     "it was not kept",
                     "distrust the index or mirror that served it; if the constraints were "
                     "edited by hand, run `harness lock`",
@@ -434,6 +458,35 @@ class WheelCache:
 
         self._admit(choice, fetch)
         return size
+
+    def _download_to(self, choice: Choice, target: Path, sources: Sources) -> str:
+        """Stream ``choice.url`` into ``target`` within the size bound; returns its sha256."""
+        digest = hashlib.sha256()
+        size = 0
+        try:
+            with self._session(sources).get(
+                choice.url, stream=True, timeout=wheelindex.TIMEOUT
+            ) as response:
+                response.raise_for_status()
+                with target.open("wb") as stream:
+                    for chunk in response.iter_content(_CHUNK):
+                        size += len(chunk)
+                        if size > WHEEL_LIMIT:
+                            raise WheelCacheError(
+                                f"{choice.filename} from {_host(choice.url)} is larger than "
+                                f"{WHEEL_LIMIT >> 30} GB",
+                                "distrust the index that served it",
+                            )
+                        digest.update(chunk)
+                        stream.write(chunk)
+        except requests.RequestException as error:
+            raise WheelCacheError(
+                f"cannot download {choice.filename} from {_host(choice.url)}: "
+                f"{wheelindex._reason(error)}",
+                "check the network and index-url (`harness doctor`), then build again: "
+                "what was downloaded is kept",
+            ) from None
+        return digest.hexdigest()
 
     def _admit(self, choice: Choice, produce: Callable[[Path], None]) -> None:
         """Produce the file in a scratch folder, then rename it into place as one step."""
@@ -540,6 +593,22 @@ def choose(pin: Pin, offers: Iterable[Offered], ranking: wheeltags.Ranking) -> C
     offer = by_name[best]
     url = "" if offer.url.startswith("file:") else offer.url
     return Choice(pin.name, pin.version, offer.sha256 or "", offer.filename, url)
+
+
+def local_folders(find_links: Iterable[str]) -> tuple[str, ...]:
+    """The wheel folders among find-links entries: paths, and file:// URLs (a folder
+    offered as a URL is read as the folder it is, as the resolver reads it)."""
+    folders = []
+    for entry in find_links:
+        if entry.startswith("file://"):
+            folders.append(unquote(urlsplit(entry).path))
+        elif "://" not in entry:
+            folders.append(entry)
+    return tuple(folders)
+
+
+def _is_page(entry: str) -> bool:
+    return "://" in entry and not entry.startswith("file://")
 
 
 def _folder_offers(pins: Sequence[Pin], folders: Sequence[str]) -> dict[str, list[Offered]]:

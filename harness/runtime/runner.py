@@ -272,10 +272,11 @@ def _run_entry(run_spec: spec.RunSpec, outcome: Outcome) -> None:
     module_name, function_path = run_spec.entry_parts
     if not _inputs_present(run_spec, outcome):
         return
-    if run_spec.project is not None and str(run_spec.project) not in sys.path:
-        # Appended, not prepended: the host starts Python with -P so that a project folder
-        # holding a harness/ of its own cannot shadow the runtime installed in the image.
-        sys.path.append(str(run_spec.project))
+    for root in import_roots(run_spec.project):
+        if str(root) not in sys.path:
+            # Appended, not prepended: the host starts Python with -P so that a project
+            # folder holding a harness/ of its own cannot shadow the runtime in the image.
+            sys.path.append(str(root))
     run_spec.output.mkdir(parents=True, exist_ok=True)
     clock = time.perf_counter()
     try:
@@ -356,6 +357,18 @@ def _where(run_spec: spec.RunSpec) -> str:
     return f"entry under [tool.harness.experiments.{run_spec.experiment}]"
 
 
+def import_roots(project: Path | None) -> list[Path]:
+    """Where entries' modules are imported from: the project's root, and its src/ folder
+    in the "src layout" (packages under src/, which an editable install would put on the
+    path; the image does not install the project, so the runtime does it here)."""
+    if project is None:
+        return []
+    source = project / "src"
+    if source.is_dir() and not source.is_symlink() and not (source / "__init__.py").exists():
+        return [project, source]
+    return [project]
+
+
 def _import_entry_module(module_name: str, run_spec: spec.RunSpec) -> object:
     """The entry's module, or an EntryError that tells a missing module from a missing
     dependency of the module."""
@@ -370,7 +383,8 @@ def _import_entry_module(module_name: str, run_spec: spec.RunSpec) -> object:
                 f"the entry {run_spec.entry!r} names the module {module_name!r}, which is not "
                 "in the project",
                 f"correct the {_where(run_spec)}, or add {path}.py (or the package "
-                f"{path}/) under the project's root, where entries are imported from",
+                f"{path}/) under the project's root or its src/, where entries are imported "
+                "from",
             ) from None
         traceback.print_exc()
         raise _missing_dependency(error, run_spec.experiment) from None

@@ -31,6 +31,7 @@ import json
 import os
 import re
 import stat
+import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -140,13 +141,18 @@ class KeyPair:
     private: Path
     public: Path
     keyid: str
+    # True when the pair was already there and generate left it as it was.
+    existing: bool = False
 
 
-def generate_keys(folder: Path, name: str) -> KeyPair:
+def generate_keys(folder: Path, name: str, *, force: bool = False) -> KeyPair:
     """Write NAME.key (mode 0600, PKCS#8 PEM) and NAME.pub (SubjectPublicKeyInfo PEM).
 
-    Neither file may exist, not even as a dangling link: nothing is overwritten, and
-    nothing is written through a link to elsewhere.
+    A complete pair that is already there is kept and returned (``existing``): scripts run
+    `harness keys generate` before every certify, and a second run must not fail nor
+    replace the key others already trust. Only ``force`` replaces it, each file renamed
+    over the old one (a link there is replaced, never written through). Half a pair, or a
+    link in place of one, is refused: nothing is written through a link to elsewhere.
     """
     if not KEY_NAME.fullmatch(name):
         raise HarnessError(
@@ -154,11 +160,9 @@ def generate_keys(folder: Path, name: str) -> KeyPair:
             "use letters, digits, dot, dash and underscore, e.g. --name ci-runner-1",
         )
     private_path, public_path = folder / f"{name}.key", folder / f"{name}.pub"
-    for path in (private_path, public_path):
-        if os.path.lexists(path):
-            raise HarnessError(
-                f"{path} already exists", "choose another --name, or remove the old pair"
-            )
+    present = [path for path in (private_path, public_path) if os.path.lexists(path)]
+    if present and not force:
+        return _existing_pair(private_path, public_path, present)
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
     key = Ed25519PrivateKey.generate()
     private_pem = key.private_bytes(
@@ -167,6 +171,10 @@ def generate_keys(folder: Path, name: str) -> KeyPair:
     public_pem = key.public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
+    if present:
+        _replace(private_path, private_pem, 0o600)
+        _replace(public_path, public_pem, 0o644)
+        return KeyPair(private_path, public_path, key_id(key.public_key()))
     _create(private_path, private_pem, 0o600)
     try:
         _create(public_path, public_pem, 0o644)
@@ -174,6 +182,39 @@ def generate_keys(folder: Path, name: str) -> KeyPair:
         private_path.unlink(missing_ok=True)
         raise
     return KeyPair(private_path, public_path, key_id(key.public_key()))
+
+
+def _existing_pair(private_path: Path, public_path: Path, present: list[Path]) -> KeyPair:
+    """The pair already in place, checked as signing would check it: both files, plain,
+    the private key readable by its owner alone, and the two halves of one key."""
+    refuse = "remove it, or pass --force to write a new pair in its place"
+    for path in (private_path, public_path):
+        if path not in present:
+            raise HarnessError(f"{path} is missing beside {present[0]}", refuse)
+        if path.is_symlink() or not path.is_file():
+            raise HarnessError(f"{path} exists and is not a plain file", refuse)
+    private = load_private_key(private_path)
+    if key_id(private.public_key()) != key_id(load_public_key(public_path)):
+        raise HarnessError(
+            f"{public_path} is not the public half of {private_path}",
+            "pass --force to write a new pair, or restore the matching public key",
+        )
+    return KeyPair(private_path, public_path, key_id(private.public_key()), existing=True)
+
+
+def _replace(path: Path, data: bytes, mode: int) -> None:
+    """Write beside ``path`` with ``mode`` from the start, then rename over it."""
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            os.fchmod(stream.fileno(), mode)
+            stream.write(data)
+            stream.flush()
+            os.fsync(stream.fileno())
+        Path(temporary).replace(path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
 
 
 def _create(path: Path, data: bytes, mode: int) -> None:

@@ -151,7 +151,7 @@ def tool(tmp_path_factory: pytest.TempPathFactory, engine: Engine) -> Iterator[T
             engine.remove_image(tag)
     for image in reversed(installed.built):
         engine.remove_unused_image(image)
-    for reference in installed.frameworks:
+    for reference in reversed(installed.frameworks):  # a tier before the one it is on
         engine.remove_unused_image(reference)
 
 
@@ -306,19 +306,18 @@ def test_a_torch_project_from_init_to_a_verified_certificate(tool: Tool, tmp_pat
     )
 
     # The issue's trap: a CUDA variant offered the wheel folder that holds a CPU torch.
-    with (root / "pyproject.toml").open("a") as handle:
-        handle.write("\n[tool.harness.variants.cuda]\nfind-links = true\n")
+    # (init saw torch and wrote the cpu and cuda variants.)
+    header = "[tool.harness.variants.cuda]\n"
+    pyproject = (root / "pyproject.toml").read_text()
+    assert header in pyproject
+    (root / "pyproject.toml").write_text(pyproject.replace(header, header + "find-links = true\n"))
     # (These machines' PIP_FIND_LINKS folder holds torch 2.13.0+cpu: see the README.)
     refused = tool("lock", "--variant", "cuda", cwd=root)
     assert refused.returncode == 2
     assert "pins torch==2.13.0+cpu, a CPU-only build" in refused.stderr
     assert "find-links = false" in refused.stderr
     assert not (root / "constraints-cuda.txt").exists()
-    (root / "pyproject.toml").write_text(
-        (root / "pyproject.toml")
-        .read_text()
-        .replace("\n[tool.harness.variants.cuda]\nfind-links = true\n", "")
-    )
+    (root / "pyproject.toml").write_text(pyproject)
 
     built, _ = init_to_certificate(tool, root)
     assert built["labels"]["io.harness.dockerfile"] == "harness:Dockerfile"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -148,3 +149,25 @@ def test_signing_with_a_key_others_can_read_is_refused(
     )
     assert code == 2
     assert "chmod 600" in stderr
+
+
+def test_generating_a_key_that_exists_says_where_it_is_and_succeeds(
+    project: Path, tmp_path: Path
+) -> None:
+    """A scripted `keys generate` before every certify must not break the second time."""
+    runner = CliRunner()
+    first = runner.invoke(cli, ["--project", str(project), "keys", "generate"])
+    assert first.exit_code == 0, first.stderr
+    private = tmp_path / "config" / "harness" / "keys" / "harness.key"
+    before = private.read_bytes()
+    again = runner.invoke(cli, ["--project", str(project), "keys", "generate"])
+    assert again.exit_code == 0, again.stderr
+    assert f"private {private}" in again.stdout
+    assert "already exists: kept (--force replaces it)" in again.stderr
+    assert private.read_bytes() == before
+    assert again.stdout.splitlines()[-1] == first.stdout.splitlines()[-1]  # the same keyid
+    forced = runner.invoke(cli, ["--project", str(project), "keys", "generate", "--force"])
+    assert forced.exit_code == 0, forced.stderr
+    assert private.read_bytes() != before
+    assert forced.stdout.splitlines()[-1] != first.stdout.splitlines()[-1]
+    assert stat.S_IMODE(private.stat().st_mode) == 0o600

@@ -7,12 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from harness import vcs
+from harness import project_init, vcs
 from harness.config import load_config
 from harness.engine import ImageInfo
 from harness.errors import ConfigError
 from harness.images import build, dockerfiles
 from harness.vcs import SourceState
+from tests.conftest import REPOSITORY
 from tests.unit.fake_docker import EngineDouble
 from tests.unit.test_build import plan_of
 
@@ -176,6 +177,7 @@ def test_the_package_ships_one_template_for_both_dockerfiles() -> None:
     package = Path(dockerfiles.__file__).parent
     assert sorted(p.name for p in package.iterdir() if p.name.startswith("Dockerfile")) == [
         "Dockerfile.frameworks",
+        "Dockerfile.frameworks-layer",
         "Dockerfile.in",
     ]
 
@@ -220,3 +222,18 @@ def test_the_cuda_dockerfile_differs_only_in_its_comment_and_environment() -> No
     assert [line for line in cpu if not line.startswith("#")] == [
         line for line in cuda if not line.startswith("#") and line not in added
     ]
+
+
+def test_this_repository_s_dockerfiles_are_the_ones_init_writes(tmp_path: Path) -> None:
+    """harness's own project keeps the layout it asks of others: the top-level Dockerfiles
+    are what `harness init --dockerfiles` writes, byte for byte, and its variants build
+    with them. (After a change to the template: copy the rendered files over them.)"""
+    project_init.init_project(tmp_path, project_init.InitRequest(dockerfiles=True))
+    for name in ("Dockerfile", "Dockerfile.cuda"):
+        assert (REPOSITORY / name).read_bytes() == (tmp_path / name).read_bytes(), name
+    assert (REPOSITORY / "Dockerfile").read_bytes() == dockerfiles.builtin_text("cpu")
+    config = load_config(REPOSITORY, environ={})
+    for variant in ("cpu", "cuda"):
+        chosen = dockerfiles.choose(config.variant(variant), REPOSITORY)
+        assert chosen.label == f"project:{dockerfiles.BUILTIN[variant]}"
+        assert dockerfiles.builds_on_frameworks(chosen.text)

@@ -55,7 +55,7 @@ def test_requirements_name_exactly_the_one_file_of_each_pin_in_name_order() -> N
 def test_assemble_moves_the_large_wheels_and_splits_the_constraints(tmp_path: Path) -> None:
     image = tmp_path / "image"
     provided = lay_out(image)
-    layout = frameworks.assemble(
+    (layout,) = frameworks.assemble(
         tmp_path / "frameworks", image, frameworks.split(provided), base_id="sha256:base"
     )
     assert sorted(p.name for p in (layout.folder / "wheels").iterdir()) == sorted(
@@ -105,6 +105,7 @@ class BuildingEngine(FakeEngine):
         self.builds.append(
             {
                 "frameworks": (context / dockerfile).read_bytes() == dockerfiles.frameworks_text(),
+                "layer": (context / dockerfile).read_bytes() == dockerfiles.frameworks_layer_text(),
                 "buildargs": dict(buildargs or {}),
                 "wheels": sorted(p.name for p in (context / "wheels").iterdir()),
                 "constraints": (context / "constraints.txt").read_text(),
@@ -224,3 +225,55 @@ def test_a_dockerfile_without_the_argument_gets_every_pin_as_before(
     assert frameworks.ARGUMENT not in only["buildargs"]
     assert only["wheels"] == sorted([TORCH.filename, NUMPY.filename, SIX.filename])
     assert only["constraints"] == "all the pins\n"
+
+
+def test_heavy_wheels_make_a_first_tier_and_the_other_large_ones_a_layer_on_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(frameworks, "HEAVY_WHEEL_BYTES", 2 * LARGE)
+    image = tmp_path / "image"
+    wheels = frameworks.split(lay_out(image))
+    assert wheels.tiers() == [(TORCH,), (NUMPY,)]
+    heavy, rest = frameworks.assemble(tmp_path / "f", image, wheels, base_id="sha256:base")
+    assert (heavy.on_previous, rest.on_previous) == (False, True)
+    assert (heavy.folder / "Dockerfile").read_bytes() == dockerfiles.frameworks_text()
+    assert (rest.folder / "Dockerfile").read_bytes() == dockerfiles.frameworks_layer_text()
+    assert [p.name for p in (rest.folder / "wheels").iterdir()] == [NUMPY.filename]
+    # The heavy tier's input is its own pins and the base: the same torch, whatever else.
+    without_numpy = tmp_path / "without-numpy"
+    alone = frameworks.split(lay_out(without_numpy, (TORCH, SIX)))
+    (torch_only,) = frameworks.assemble(tmp_path / "g", without_numpy, alone, base_id="sha256:base")
+    assert torch_only.digest == heavy.digest
+
+
+def test_adding_a_large_pin_beside_torch_does_not_rebuild_torch(
+    engine: BuildingEngine, project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The issue's sixth friction: adding numpy to a torch project reinstalled torch."""
+    monkeypatch.setattr(frameworks, "HEAVY_WHEEL_BYTES", 2 * LARGE)
+    pins: list[tuple[Choice, ...]] = [(TORCH, SIX)]
+
+    def assemble_context(context: Path, *_: object, **__: object) -> Provided:
+        provided = lay_out(context, pins[-1])
+        (context / "dist").mkdir()
+        return provided
+
+    monkeypatch.setattr(build, "assemble_context", assemble_context)
+    build.build_image(engine, prepared_for(project))
+    assert [(b["frameworks"], b["layer"]) for b in engine.builds] == [(True, False), (False, False)]
+    torch_tier = engine.builds[1]["buildargs"][frameworks.ARGUMENT]
+    pins.append((TORCH, NUMPY, SIX))
+    build.build_image(engine, prepared_for(project))
+    layer, image = engine.builds[2:]
+    assert layer["layer"] and layer["wheels"] == [NUMPY.filename]
+    assert layer["buildargs"] == {"BASE_IMAGE": "sha256:base", "PREVIOUS_IMAGE": torch_tier}
+    assert image["buildargs"][frameworks.ARGUMENT] != torch_tier
+    assert image["wheels"] == [SIX.filename]
+
+
+def test_the_label_step_of_a_tier_below_is_no_layer() -> None:
+    """An image on the second tier sees the first tier's label step without its image:
+    judged a layer, it sent every such build to `docker save` for its history."""
+    assert imageconfig._looks_empty("LABEL io.harness.build-input.sha256=ab", 0, "harness build")
+    assert not imageconfig._looks_empty("LABEL x=y", 0, "")  # not one harness wrote
+    assert not imageconfig._looks_empty("/bin/sh -c #(nop) COPY dir:aa in / ", 10, "")

@@ -30,8 +30,8 @@ def test_generated_keys_are_private_whatever_the_umask(tmp_path: Path) -> None:
     assert stat.S_IMODE(pair.private.stat().st_mode) == 0o600
     assert keys.key_id(keys.load_public_key(pair.public)) == pair.keyid
     assert keys.key_id(keys.load_private_key(pair.private).public_key()) == pair.keyid
-    with pytest.raises(HarnessError, match="already exists"):
-        keys.generate_keys(tmp_path / "keys", "ci")
+    kept = keys.generate_keys(tmp_path / "keys", "ci")
+    assert kept.existing and kept.keyid == pair.keyid
     with pytest.raises(keys.KeyFileError, match="can be read or written by others"):
         keys.load_private_key(pair.public)  # mode 0644
 
@@ -54,9 +54,31 @@ def test_a_dangling_link_is_not_written_through(tmp_path: Path) -> None:
     folder = tmp_path / "keys"
     folder.mkdir()
     (folder / "ci.key").symlink_to(tmp_path / "elsewhere.key")
-    with pytest.raises(HarnessError, match="already exists"):
+    with pytest.raises(HarnessError, match=r"ci\.key exists and is not a plain file"):
+        keys.generate_keys(folder, "ci")
+    (folder / "ci.pub").write_text("not a key\n")
+    with pytest.raises(HarnessError, match="is not a plain file"):
         keys.generate_keys(folder, "ci")
     assert not (tmp_path / "elsewhere.key").exists()
+    replaced = keys.generate_keys(folder, "ci", force=True)
+    assert not (folder / "ci.key").is_symlink()
+    assert not (tmp_path / "elsewhere.key").exists()
+    assert keys.key_id(keys.load_private_key(replaced.private).public_key()) == replaced.keyid
+
+
+def test_an_existing_pair_is_checked_before_it_is_kept(tmp_path: Path) -> None:
+    lone = keys.generate_keys(tmp_path, "lone")
+    lone.public.unlink()
+    with pytest.raises(HarnessError, match=r"lone\.pub is missing beside"):
+        keys.generate_keys(tmp_path, "lone")
+    pair = keys.generate_keys(tmp_path, "ci")
+    other = keys.generate_keys(tmp_path, "other")
+    pair.public.write_bytes(other.public.read_bytes())
+    with pytest.raises(HarnessError, match="is not the public half"):
+        keys.generate_keys(tmp_path, "ci")
+    pair.private.chmod(0o644)
+    with pytest.raises(keys.KeyFileError, match="can be read or written by others"):
+        keys.generate_keys(tmp_path, "ci")
 
 
 @pytest.mark.parametrize("through_link", [False, True])

@@ -217,7 +217,7 @@ def test_lock_refuses_to_write_a_resolution_that_does_not_fit_and_keeps_the_file
     config, path = cuda_file(project, CPU_TORCH_IN_CUDA)
     before = path.read_bytes()
 
-    def resolve(arguments: list[str], _config: object, *, cwd: Path, check: bool = True) -> None:
+    def resolve(arguments: list[str], _config: object, *, cwd: Path, **_: object) -> None:
         # What uv writes when a +cpu wheel lies in a folder the resolver was offered.
         (cwd / "constraints.txt").write_text("torch==2.13.0+cpu \\\n    --hash=sha256:cc\n")
 

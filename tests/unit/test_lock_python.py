@@ -77,12 +77,13 @@ def test_no_interpreter_here_leaves_uv_lock_and_still_writes_the_constraints(
     assert "Request failed" not in missing
     compiled: list[str] = []
 
-    def compile_to(
-        _config: object, lock_input: lock.LockInput, target: Path, *_: object, **__: object
-    ) -> None:
-        compiled.append(f"{target.name} for {lock_input.python}")
+    def resolve(
+        _config: object, lock_input: lock.LockInput, target_name: str, *_: object, **__: object
+    ) -> str:
+        compiled.append(f"{target_name} for {lock_input.python}")
+        return lock_input.header()
 
-    monkeypatch.setattr(lock, "compile_to", compile_to)
+    monkeypatch.setattr(lock, "resolve", resolve)
     said: list[str] = []
     written = lock.lock(config, say=said.append)
     assert compiled == ["constraints.txt for 3.99"]

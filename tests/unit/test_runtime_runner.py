@@ -233,10 +233,25 @@ def test_an_entry_whose_module_is_not_in_the_project_names_the_cause_and_the_fix
         "the entry 'nowhere_to_be_found:train' names the module 'nowhere_to_be_found', which "
         "is not in the project (fix: correct the entry under [tool.harness.experiments.probe], "
         "or add nowhere_to_be_found.py (or the package nowhere_to_be_found/) under the "
-        "project's root, where entries are imported from)"
+        "project's root or its src/, where entries are imported from)"
     )
     assert result.record["timings"]["import_s"] is not None
     assert result.record["timings"]["experiment_s"] is None
+
+
+def test_a_src_layout_imports(project: Path) -> None:
+    """Packages under src/ (the "src layout") import as they would after `pip install -e .`."""
+    package = project / "src" / "charmodel"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "train.py").write_text(
+        "from charmodel import helpers\n\n"
+        "def main(output, seed, inputs):\n    return {'value': helpers.VALUE}\n"
+    )
+    (package / "helpers.py").write_text("VALUE = 3\n")
+    result = run(project, entry="charmodel.train:main")
+    assert result.returncode == 0, result.stderr
+    assert result.record["metrics"] == {"value": 3}
 
 
 def test_a_module_the_image_lacks_is_named_as_a_missing_dependency(project: Path) -> None:

@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -295,3 +296,71 @@ def test_a_corrupt_cached_file_is_evicted(
 def test_the_cache_is_the_machine_s_folder(tmp_path: Path) -> None:
     assert wheelcache.cache_root({wheelcache.ENV: str(tmp_path)}) == tmp_path
     assert wheelcache.cache_root({"XDG_CACHE_HOME": "/c"}) == Path("/c/harness/wheels")
+
+
+@pytest.fixture
+def served_folder(tmp_path: Path) -> Iterator[tuple[Path, str, list[str]]]:
+    """A wheel folder served as a plain web server lists it: links without any sha256."""
+    folder = tmp_path / "served"
+    folder.mkdir()
+    requested: list[str] = []
+
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *arguments: Any, **keywords: Any) -> None:
+            super().__init__(*arguments, directory=str(folder), **keywords)
+
+        def do_GET(self) -> None:
+            requested.append(self.path)
+            super().do_GET()
+
+        def log_message(self, *_: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, args=(0.01,), daemon=True)
+    thread.start()
+    try:
+        yield folder, f"http://127.0.0.1:{server.server_address[1]}/", requested
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_find_links_page_without_hashes_reaches_the_build(
+    index: Index,
+    cache: wheelcache.WheelCache,
+    tmp_path: Path,
+    served_folder: tuple[Path, str, list[str]],
+) -> None:
+    """The resolver hashes what such a page lists; the build did not, and stopped with
+    "no wheel fits" for a CPU torch offered at a find-links URL."""
+    folder, url, requested = served_folder
+    cpu = "torch-2.13.0+cpu-cp311-cp311-manylinux_2_28_x86_64.whl"
+    (folder / cpu).write_bytes(b"the cpu torch")
+    (folder / OLDER_TAG).write_bytes(b"numpy, but not the pinned bytes")
+    pinned = pin("torch", "2.13.0+cpu", sha(b"the cpu torch"))
+    provided = provide(cache, [pinned], index, tmp_path / "one", find_links=(url,))
+    assert [c.filename for c in provided.choices] == [cpu]
+    assert (tmp_path / "one" / cpu).read_bytes() == b"the cpu torch"
+    requested.clear()
+    provide(cache, [pinned], index, tmp_path / "two", find_links=(url,))
+    assert requested == []  # chosen and cached once
+    # Bytes that are not pinned are fetched to be hashed, refused, and never kept.
+    numpy = pin("numpy", "2.4.6", sha(b"the real numpy"))
+    with pytest.raises(wheelcache.WheelCacheError, match=r"no wheel of numpy==2\.4\.6"):
+        provide(cache, [numpy], index, tmp_path / "three", find_links=(url,))
+    assert not cache.entry(sha(b"numpy, but not the pinned bytes")).exists()
+
+
+def test_a_file_url_is_read_as_the_folder_it_names(
+    index: Index, cache: wheelcache.WheelCache, tmp_path: Path
+) -> None:
+    folder = tmp_path / "wheel folder"
+    folder.mkdir()
+    (folder / SIX).write_bytes(b"six")
+    provided = provide(
+        cache, [pin("six", "1.17.0", sha(b"six"))], index, tmp_path / "c",
+        find_links=(folder.as_uri(),),
+    )  # fmt: skip
+    assert [c.filename for c in provided.choices] == [SIX]
+    assert index.requests == ["/simple/six/"]

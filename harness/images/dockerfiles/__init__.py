@@ -39,6 +39,8 @@ TEMPLATE = "Dockerfile.in"
 # The frameworks image every image built from the template starts FROM, and the build
 # argument that names it (an image ID) in the Dockerfiles built on it.
 FRAMEWORKS = "Dockerfile.frameworks"
+# The frameworks layer: more large pins on top of a frameworks image (PREVIOUS_IMAGE).
+FRAMEWORKS_LAYER = "Dockerfile.frameworks-layer"
 FRAMEWORKS_ARGUMENT = "FRAMEWORKS_IMAGE"
 _FRAMEWORKS_ARGUMENT = re.compile(
     rb"^[ \t]*ARG[ \t]+FRAMEWORKS_IMAGE\b", re.MULTILINE | re.IGNORECASE
@@ -120,6 +122,11 @@ def builtin_text(device: str) -> bytes:
 def frameworks_text() -> bytes:
     """The Dockerfile of harness's frameworks image (see :mod:`harness.images.frameworks`)."""
     return (resources.files(__name__) / FRAMEWORKS).read_bytes()
+
+
+def frameworks_layer_text() -> bytes:
+    """The Dockerfile of a frameworks layer on another frameworks image."""
+    return (resources.files(__name__) / FRAMEWORKS_LAYER).read_bytes()
 
 
 def builds_on_frameworks(text: bytes) -> bool:
@@ -216,6 +223,7 @@ __all__ = [
     "builtin_text",
     "choose",
     "first_from",
+    "frameworks_layer_text",
     "frameworks_text",
     "meant_for_harness",
     "named_builtin",
