@@ -90,6 +90,10 @@ def lay_out(source: Path, view: Path) -> Laid:
 def _lay_entry(entry: os.DirEntry[str], made: Path, view: Path, laid: Laid) -> bool:
     """Lay out one entry at ``made``; True for a folder whose entries come next."""
     info = entry.stat(follow_symlinks=False)
+    # What the experiment's user cannot read (a tool's private cache, a key) it could not
+    # have read through the read-only mount either: left out, as the host's walk does.
+    if not stat.S_ISLNK(info.st_mode) and not _readable(entry.path, info.st_mode):
+        return False
     if stat.S_ISLNK(info.st_mode):
         made.symlink_to(Path(entry.path).readlink())
     elif stat.S_ISDIR(info.st_mode):
@@ -114,6 +118,12 @@ def _lay_entry(entry: os.DirEntry[str], made: Path, view: Path, laid: Laid) -> b
             laid.linked += 1
     # Sockets, devices and pipes are no part of a project: left out.
     return False
+
+
+def _readable(path: str, mode: int) -> bool:
+    """Whether this process may read a file, or list and enter a folder."""
+    wanted = os.R_OK | os.X_OK if stat.S_ISDIR(mode) else os.R_OK
+    return os.access(path, wanted, follow_symlinks=False)
 
 
 def written_by_run(view: Path, laid: Laid) -> Iterable[str]:

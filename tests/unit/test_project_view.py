@@ -166,3 +166,44 @@ def test_a_link_the_experiment_left_in_the_output_folder_is_not_followed(tmp_pat
 )
 def test_globs_match_as_compare_policies_do(path: str, globs: list[str], expected: bool) -> None:
     assert project_view.matches(path, globs) is expected
+
+
+def test_what_the_experiment_s_user_cannot_read_is_left_out_not_a_failure(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    # A tool's private cache in the project (pytest's or hypothesis's, mode 0700): the
+    # container's user could not read it through the read-only mount either.
+    base = Path(tmp_path_factory.mktemp("view"))
+    for folder in (base, *base.parents):
+        if folder == Path("/tmp") or folder == folder.parent:
+            break
+        folder.chmod(0o755)  # the unprivileged user below reaches the project
+    source = base / "project"
+    (source / ".hypothesis" / "constants").mkdir(parents=True)
+    (source / ".hypothesis" / "constants" / "x").write_text("private")
+    (source / ".hypothesis").chmod(0o700)
+    (source / "secret.txt").write_text("private")
+    (source / "secret.txt").chmod(0o600)
+    (source / "train.py").write_text("print('hi')\n")
+    view = base / "view"
+    view.mkdir()
+    view.chmod(0o777)
+    # Laid out as a user who is not the owner (as root here: drop to nobody first).
+    script = (
+        "import os, shutil, sys\n"
+        "from pathlib import Path\n"
+        "from harness.runtime import project_view\n"
+        "if os.geteuid() == 0:  # everything imported first: the interpreter is root's\n"
+        "    os.setgid(65534); os.setuid(65534)\n"
+        "project_view.lay_out(Path(sys.argv[1]), Path(sys.argv[2]))\n"
+        "print(sorted(p.name for p in Path(sys.argv[2]).iterdir()))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script, str(source), str(view)],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "PYTHONPATH": str(Path(project_view.__file__).parents[2])},
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "['train.py']"
