@@ -94,6 +94,14 @@ PODMAN_ULIMITS_FIX = (
 )
 
 
+def _podman_tmpfs(options: str) -> str:
+    """Docker's tmpfs options as Podman takes them (see Engine._tmpfs_options)."""
+    kept = [option for option in options.split(",") if option]
+    owned = [option for option in kept if option.startswith(("uid=", "gid="))]
+    kept = [option for option in kept if option not in owned]
+    return ",".join([*kept, *(["U"] if owned else []), "notmpcopyup"])
+
+
 def product_of(version: Mapping[str, Any]) -> str:
     """``PODMAN`` when a ``version`` answer names Podman's engine, else ``DOCKER``."""
     components = version.get("Components") or ()
@@ -864,13 +872,12 @@ class Engine:
         Podman fills a tmpfs with what lies beneath its mount point ("tmpcopyup"): the
         tmpfs that hides the project's `.harness` would then carry the runs it hides. Its
         `notmpcopyup` keeps a tmpfs empty, as Docker's always is (Docker refuses the option).
+        Podman 4 knows no `uid=`/`gid=`: its `U` gives the tmpfs to the container's user,
+        which is the user those options name (the project's writable view).
         """
         if self.product != PODMAN:
             return dict(tmpfs)
-        return {
-            target: ",".join(filter(None, (options, "notmpcopyup")))
-            for target, options in tmpfs.items()
-        }
+        return {target: _podman_tmpfs(options) for target, options in tmpfs.items()}
 
     def containers_owned(self) -> list[str]:
         """Names of containers harness created that still exist (should be none)."""

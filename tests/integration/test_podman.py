@@ -25,8 +25,9 @@ from tests.integration.conftest import harness
 
 SCRIPT = REPOSITORY / "scripts" / "podman.sh"
 
-# The experiment reports what it sees where harness hides the project's state folder:
-# Podman copies a mount point's contents into a tmpfs unless told not to.
+# The experiment reports what it sees where harness hides the project's state folder (in
+# the read-only mount of the project the runtime lays the writable view out from): Podman
+# copies a mount point's contents into a tmpfs unless told not to.
 TRAIN = """\
 import os
 
@@ -36,7 +37,7 @@ import numpy as np
 def fit(output, seed, inputs):
     weights = np.random.default_rng(seed).standard_normal(1000)
     np.save(output / "weights.npy", weights)
-    hidden = "/harness/project/.harness"
+    hidden = "/harness/source/.harness"
     return {"mean": float(weights.mean()), "state_entries": len(os.listdir(hidden))}
 """
 

@@ -141,12 +141,17 @@ def test_a_log_the_engine_stops_sending_says_why(tmp_path: Path) -> None:
 def test_podman_keeps_each_tmpfs_empty_as_docker_does() -> None:
     # Podman copies what lies under a tmpfs's mount point into it unless told not to: the
     # tmpfs that hides the project's .harness from a run would carry the runs it hides.
-    spec = ContainerSpec(
-        image="i", command=("true",), tmpfs={"/tmp": "size=64m", "/harness/project/.harness": ""}
-    )
+    tmpfs = {
+        "/tmp": "size=64m",
+        "/harness/project/.harness": "",
+        "/harness/project": "rw,exec,uid=10001,gid=10001",
+    }
+    spec = ContainerSpec(image="i", command=("true",), tmpfs=tmpfs)
     assert created_with(spec, "Podman Engine")["tmpfs"] == {
         "/tmp": "size=64m,notmpcopyup",
         "/harness/project/.harness": "notmpcopyup",
+        # Podman 4 refuses uid=/gid=; U gives the tmpfs to the container's user.
+        "/harness/project": "rw,exec,U,notmpcopyup",
     }
     # Docker's tmpfs is always empty, and it refuses the option.
-    assert created_with(spec)["tmpfs"] == {"/tmp": "size=64m", "/harness/project/.harness": ""}
+    assert created_with(spec)["tmpfs"] == tmpfs
