@@ -26,6 +26,11 @@ class PostImportFinder(importlib.abc.MetaPathFinder):
 
     def __init__(self, callbacks: Mapping[str, Callback]) -> None:
         self._pending = dict(callbacks)
+        # Modules this finder is asking the others about. A second runtime in one process
+        # (a command's startup hook, then an entry run inside it) puts a second finder on
+        # sys.meta_path; each asks the others, so without this they would ask each other
+        # for ever. Imports of one module are serialised by its import lock.
+        self._searching: set[str] = set()
 
     @property
     def pending(self) -> frozenset[str]:
@@ -39,9 +44,13 @@ class PostImportFinder(importlib.abc.MetaPathFinder):
         target: ModuleType | None = None,
     ) -> ModuleSpec | None:
         callback = self._pending.get(fullname)
-        if callback is None:
+        if callback is None or fullname in self._searching:
             return None
-        spec = _find_with_others(self, fullname, path, target)
+        self._searching.add(fullname)
+        try:
+            spec = _find_with_others(self, fullname, path, target)
+        finally:
+            self._searching.discard(fullname)
         if spec is None or spec.loader is None:
             return spec
         spec.loader = _CallbackLoader(spec.loader, lambda module: self._loaded(module, callback))

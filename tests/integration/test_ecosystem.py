@@ -126,7 +126,7 @@ def test_an_mlproject_entry_point_runs_inside_the_image(engine: Engine, tmp_proj
 
     result = run_in_image(engine, tmp_project, RunRequest(experiment, 5, "strict", 1))
 
-    assert result.status == "succeeded", result.record.get("log_tail")
+    assert result.status == "succeeded", "\n".join(result.record.get("log_tail") or [])
     written = json.loads((result.folder / "artifacts" / "result.json").read_text())
     assert written == {
         "greeting": "hi there",
@@ -149,7 +149,7 @@ def test_a_written_mlproject_runs_an_example_and_logs_it(
 
     result = run_in_image(engine, tmp_project, RunRequest(experiment, 0, "strict", 1))
 
-    assert result.status == "succeeded", result.record.get("log_tail")
+    assert result.status == "succeeded", "\n".join(result.record.get("log_tail") or [])
     assert set(result.digests) == {"model.npz", "metrics.json"}
     metrics = json.loads((result.folder / "artifacts" / "metrics.json").read_text())
     assert metrics["n_estimators"] == 5

@@ -124,3 +124,16 @@ def test_uninstall_removes_the_finder() -> None:
     hooks.uninstall(finder)
     assert finder not in sys.meta_path
     hooks.uninstall(finder)  # twice is harmless
+
+
+def test_two_runtimes_in_one_process_both_get_their_callback(
+    modules: Path, installed: list[hooks.PostImportFinder]
+) -> None:
+    # A command's startup hook installs a finder, then the command runs harness's runtime
+    # for an entry (an MLproject entry point), which installs a second: each asks the
+    # others for the module, and neither may ask the other back for ever.
+    (modules / "twice_hooked.py").write_text("CALLS = []\n")
+    installed.append(hooks.install({"twice_hooked": lambda m: m.CALLS.append("outer")}))
+    installed.append(hooks.install({"twice_hooked": lambda m: m.CALLS.append("inner")}))
+    module = importlib.import_module("twice_hooked")
+    assert sorted(module.CALLS) == ["inner", "outer"]
