@@ -677,6 +677,19 @@ def test_a_folder_that_is_not_a_job_output_is_corrupt(project: Path, tmp_path: P
         job_output.record_from_job_output(folder)
 
 
+def test_a_job_s_meta_folder_left_as_a_link_is_never_followed(
+    project: Path, tmp_path: Path
+) -> None:
+    # The container owned meta/: it may leave it as a link to a folder of this machine
+    # whose JSON would then become the record.
+    folder, _ = run_job(project, tmp_path)
+    elsewhere = tmp_path / "elsewhere"
+    (folder / "meta").rename(elsewhere)
+    (folder / "meta").symlink_to(elsewhere)
+    with pytest.raises(CorruptRecord, match="cannot be read"):
+        job_output.record_from_job_output(folder)
+
+
 def test_collect_turns_gathered_job_outputs_into_run_records(project: Path, tmp_path: Path) -> None:
     folder, job = run_job(project, tmp_path, "--image-id", IMAGE_ID)
     collect = ["--project", str(project), "collect", "--json", str(tmp_path / "claim")]

@@ -124,8 +124,13 @@ _NOT_A_JOB_HINT = "pass one Job's folder as gathered from the claim (JOB-NAME/ w
 
 
 def _read_json(path: Path, folder: Path) -> dict[str, Any]:
+    """A document of the Job's ``meta/``, which its container wrote: opened without
+    following a link at any level below ``folder`` (a linked ``meta/`` too), only as a
+    regular file, within bounds."""
+    relative = path.relative_to(folder).as_posix()
     try:
-        document = untrusted.load_json(path, what="it", follow_symlinks=False)
+        data = untrusted.read_inside(folder, relative, limit=untrusted.DOCUMENT_LIMIT, what="it")
+        document = untrusted.parse_json(data, what=f"it {path}")
     except FileNotFoundError:
         missing = path.relative_to(folder).as_posix()
         hint = (
