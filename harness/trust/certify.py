@@ -103,7 +103,10 @@ def statement(verification: Mapping[str, Any], manifests: Sequence[str] = ()) ->
             "reference": image["reference"],
             "id": image["id"],
             "variant": image["variant"],
-            "revision": image.get("labels", {}).get("org.opencontainers.image.revision"),
+            # The commit the runs were made from (images no longer carry one: a commit
+            # that changes only code rebuilds nothing).
+            "revision": (verification.get("source") or {}).get("commit")
+            or image.get("labels", {}).get("org.opencontainers.image.revision"),
             "base_digest": image.get("labels", {}).get("org.opencontainers.image.base.digest"),
         },
         "python_environment": environment,
