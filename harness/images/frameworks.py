@@ -72,9 +72,14 @@ class Split:
     heavy: tuple[Choice, ...] = ()
 
     def tiers(self) -> list[tuple[Choice, ...]]:
-        """The frameworks images' pins, lowest first; an empty tier is left out."""
+        """The frameworks images' pins, lowest first. The second tier is left out when
+        empty; the first never is, even without a pin: it holds the environment and the
+        image's user that every image is built on (a project with no large pin, or none
+        at all, still needs them)."""
         rest = tuple(c for c in self.large if c not in self.heavy)
-        return [tier for tier in (self.heavy, rest) if tier]
+        if not self.heavy:
+            return [rest]
+        return [self.heavy, rest] if rest else [self.heavy]
 
 
 def split(provided: Provided) -> Split:

@@ -277,3 +277,15 @@ def test_the_label_step_of_a_tier_below_is_no_layer() -> None:
     assert imageconfig._looks_empty("LABEL io.harness.build-input.sha256=ab", 0, "harness build")
     assert not imageconfig._looks_empty("LABEL x=y", 0, "")  # not one harness wrote
     assert not imageconfig._looks_empty("/bin/sh -c #(nop) COPY dir:aa in / ", 10, "")
+
+
+def test_a_project_without_large_pins_still_gets_one_frameworks_image(tmp_path: Path) -> None:
+    # The first tier holds the environment and the image's user that every image is built
+    # on: without it, an image of small pins (or none) had no python at all.
+    image = tmp_path / "image"
+    wheels = frameworks.split(lay_out(image, (SIX,)))
+    assert wheels.tiers() == [()]
+    (only,) = frameworks.assemble(tmp_path / "f", image, wheels, base_id="sha256:base")
+    assert not only.on_previous
+    assert (only.folder / "Dockerfile").read_bytes() == dockerfiles.frameworks_text()
+    assert frameworks.Split((), ()).tiers() == [()]
