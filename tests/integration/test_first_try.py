@@ -10,10 +10,12 @@ could not import.
 from __future__ import annotations
 
 import json
+import re
 import tomllib
 from pathlib import Path
 
 from harness.engine import Engine
+from harness.images import lock as lock_module
 from tests.integration.test_own_project import Tool, commit, image_name, tool  # noqa: F401
 
 TRAIN = '''\
@@ -105,8 +107,12 @@ def test_a_research_repository_locks_builds_and_runs_unchanged(
     # doctor does not call variants of different torch versions fit.
     # (As a lock of each variant at another time would leave them: header and pin agree.)
     moved = cuda.replace("\ntorch==2.13.0 ", "\ntorch==2.14.0 ")
+    moved = moved.replace("-> torch==2.13.0", "-> torch==2.14.0")
+    # ... and its pins' digest with them, as `lock` writes it.
+    written = re.search(r"^# pins-sha256: (\S+)$", moved, re.MULTILINE)
+    assert written is not None
     (root / "constraints-cuda.txt").write_text(
-        moved.replace("-> torch==2.13.0", "-> torch==2.14.0")
+        moved.replace(written.group(1), lock_module.pins_digest(moved))
     )
     doctor = tool("doctor", "--json", cwd=root)
     checks = {check["name"]: check for check in json.loads(doctor.stdout)["checks"]}
