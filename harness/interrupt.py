@@ -12,6 +12,7 @@ itself: its record says ``aborted`` and its container is gone, on whichever engi
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import itertools
 import os
@@ -102,6 +103,21 @@ def install() -> None:
     """
     signal.signal(signal.SIGINT, _on_signal)
     signal.signal(signal.SIGTERM, _on_signal)
+    atexit.register(ignore_while_exiting)
+
+
+def ignore_while_exiting() -> None:
+    """Ignore Ctrl-C and SIGTERM from here on: the command has ended, the process exits.
+
+    Python puts back the default action of every signal it handles as the interpreter
+    shuts down, after atexit functions have run. A second Ctrl-C landing there (it is often
+    pressed a fraction of a second after the first) would kill the process by SIGINT,
+    turning a clean ``130`` into a death by signal after the records were already written.
+    Ignored signals are left ignored, so the status stands.
+    """
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(ValueError, OSError):  # not the main thread, or no such signal
+            signal.signal(signum, signal.SIG_IGN)
 
 
 def _on_signal(signum: int, frame: FrameType | None) -> None:
