@@ -49,7 +49,7 @@ import harness
 from harness import progress, vcs
 from harness.config import Config, Variant
 from harness.digests import sha256_file
-from harness.engine import ContainerEngine
+from harness.engine import PODMAN, ContainerEngine
 from harness.errors import BuildError, ConfigError, HashMismatch
 from harness.images import built as builtimages
 from harness.images import config as imageconfig
@@ -192,7 +192,10 @@ def prepare(
     """Ensure the base image and derive the build's arguments and labels from the inputs.
 
     Rewritten layers are other bytes than the engine's, so the choice is an input too.
+    Podman's layers are always rewritten (see :func:`harness.images.config.finalise`), so
+    its images say so, as Docker's do when asked: the same inputs, the same image.
     """
+    rewrite_layers = rewrite_layers or engine.product == PODMAN
     config, variant = build_plan.config, build_plan.variant
     base = ensure_base(engine, config, say)
     epoch = image_epoch(build_plan.harness_source)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import re
 import tarfile
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
@@ -32,6 +33,11 @@ from harness.images import filesystem as imagefs
 # Members of a saved image at most this large that are not named as layers are read
 # whole (manifest, configuration, index); larger ones can only be layers.
 _SMALL_MEMBER = 16 << 20
+# buildah notes each step's parent ("FROM <image>", the parent named by an ID of the moment
+# or a registry of its own) in the step's comment; Docker's builder leaves it empty.
+_BUILDER_COMMENT = re.compile(r"FROM \S+\Z")
+# How a COPY or ADD step names its source in the history: kind and content digest.
+_SOURCE_DIGEST = re.compile(r"(dir|file|multi):[0-9a-f]{64}\Z")
 # Labels a builder stamps on every image it makes (Podman's buildah names its version):
 # they describe the tool, not the image, and would make the same files two images.
 _BUILDER_LABELS = frozenset({"io.buildah.version"})
@@ -105,6 +111,11 @@ def canonical_config(
     """
     settings = dict(attributes.get("Config") or {})
     run = {key: settings[key] for key in _RUN_SETTINGS if settings.get(key)}
+    if run.get("Env"):
+        # Docker keeps a variable where the base image first set it, buildah moves one
+        # that a step changes to the end: the same environment in two orders. Each name
+        # is set once, so sorted by name it means the same, whichever engine built it.
+        run["Env"] = sorted(run["Env"], key=lambda item: str(item).partition("=")[0])
     inherited = {
         key: value
         for key, value in (settings.get("Labels") or {}).items()
@@ -116,9 +127,13 @@ def canonical_config(
     created = rfc3339(epoch)
     entries: list[dict[str, Any]] = []
     for item in history:
-        entry: dict[str, Any] = {"created": created, "created_by": item.get("created_by", "")}
-        if item.get("comment"):
-            entry["comment"] = item["comment"]
+        entry: dict[str, Any] = {
+            "created": created,
+            "created_by": canonical_step(str(item.get("created_by", ""))),
+        }
+        comment = str(item.get("comment") or "")
+        if comment and not _BUILDER_COMMENT.match(comment):
+            entry["comment"] = comment
         if item.get("empty_layer"):
             entry["empty_layer"] = True
         entries.append(entry)
@@ -147,6 +162,30 @@ def canonical_config(
     if attributes.get("Author"):
         config["author"] = attributes["Author"]
     return config
+
+
+def canonical_step(created_by: str) -> str:
+    """A history step's command in the one form every engine's builder can be brought to.
+
+    An instruction that runs nothing is written "#(nop)  CMD ..." by Docker's classic
+    builder and "#(nop) CMD ..." by buildah, which also keeps an ENV's line continuations
+    as runs of spaces. A COPY or ADD names its source by a digest of the build context
+    that each builder computes its own way ("COPY dir:<digest> in /"); the layer's diff
+    ID already pins those files, so only the kind of source is kept. Steps that ran a
+    command are left as they are: both builders write them alike.
+    """
+    head, marker, instruction = created_by.partition("#(nop)")
+    if not marker:
+        return created_by
+    words = instruction.split()
+    if (
+        len(words) >= 4
+        and words[0] in ("COPY", "ADD")
+        and words[-2] == "in"
+        and _SOURCE_DIGEST.match(words[1])
+    ):
+        words[1] = words[1].partition(":")[0]
+    return f"{head}#(nop) {' '.join(words)}"
 
 
 def _looks_empty(created_by: str, size: int, comment: str = "") -> bool:

@@ -29,7 +29,7 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from harness.cleanup import cleanup
-from harness.engine import ContainerEngine
+from harness.engine import PODMAN, ContainerEngine
 from harness.errors import EXIT_DIFFERS, EXIT_SAME
 from harness.fleet import shipping
 from harness.images import build
@@ -358,6 +358,9 @@ def check(
     over when that engine lacks it), so the check covers two hosts.
     """
     second_engine = other_engine or engine
+    # Podman's layers are always rewritten; against it, the other build rewrites its too,
+    # else the check would only find the two layer forms apart.
+    rewrite_layers = rewrite_layers or PODMAN in (engine.product, second_engine.product)
     prepared = build.prepare(engine, build_plan, say, rewrite_layers=rewrite_layers)
     if other_engine is not None:
         ship_image(engine, other_engine, prepared.base.id, say)

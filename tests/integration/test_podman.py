@@ -110,6 +110,9 @@ def test_a_project_builds_runs_and_verifies_on_podman(podman: str, project: Path
     again = json.loads(_ok("--docker-host", podman, "build", "--json", cwd=project).stdout)
     assert again["image_id"] == built["image_id"]
     assert again["cached"] is True
+    # Docker, writing its layers the way harness writes Podman's, makes the same image.
+    on_docker = json.loads(_ok("build", "--rewrite-layers", "--json", cwd=project).stdout)
+    assert on_docker["image_id"] == built["image_id"]
 
     verified = json.loads(
         _ok("--docker-host", podman, "verify", "--json", "--vary", "cpus,env", cwd=project).stdout

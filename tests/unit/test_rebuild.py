@@ -215,6 +215,55 @@ HISTORY = [
 ]
 
 
+# The same two steps as Docker's classic builder and Podman's buildah record them.
+DOCKER_STEPS = [
+    {
+        "created_by": "/bin/sh -c #(nop) COPY dir:" + "a" * 64 + " in / ",
+        "comment": "",
+        "empty_layer": False,
+    },
+    {
+        "created_by": "/bin/sh -c #(nop)  ENV VIRTUAL_ENV=/opt/venv PATH=/opt/venv/bin:/usr/bin",
+        "comment": "",
+        "empty_layer": True,
+    },
+]
+BUILDAH_STEPS = [
+    {
+        "created_by": "/bin/sh -c #(nop) COPY dir:" + "b" * 64 + " in / ",
+        "comment": "FROM localhost/harness-base:bookworm-python3.11",
+        "empty_layer": False,
+    },
+    {
+        "created_by": "/bin/sh -c #(nop) ENV VIRTUAL_ENV=/opt/venv     PATH=/opt/venv/bin:/usr/bin",
+        "comment": "FROM 50fd6bab3a0c",
+        "empty_layer": True,
+    },
+]
+
+
+def test_docker_and_buildah_records_of_one_build_give_one_configuration() -> None:
+    docker_env = {**ATTRIBUTES, "Config": {"Env": ["PATH=/opt/venv/bin:/usr/bin", "LANG=C"]}}
+    buildah_env = {**ATTRIBUTES, "Config": {"Env": ["LANG=C", "PATH=/opt/venv/bin:/usr/bin"]}}
+    from_docker = imageconfig.canonical_config(docker_env, DOCKER_STEPS, epoch=0, labels={})
+    from_buildah = imageconfig.canonical_config(buildah_env, BUILDAH_STEPS, epoch=0, labels={})
+    assert imageconfig.serialise(from_docker) == imageconfig.serialise(from_buildah)
+    assert [entry["created_by"] for entry in from_docker["history"]] == [
+        "/bin/sh -c #(nop) COPY dir in /",
+        "/bin/sh -c #(nop) ENV VIRTUAL_ENV=/opt/venv PATH=/opt/venv/bin:/usr/bin",
+    ]
+
+
+def test_canonical_steps_keep_commands_and_comments_that_are_not_the_builders() -> None:
+    run = '|1 SOURCE_DATE_EPOCH=1 /bin/sh -c pip  install  "a  b"'
+    assert imageconfig.canonical_step(run) == run
+    assert imageconfig.canonical_step("COPY dir:short in /") == "COPY dir:short in /"
+    [kept] = imageconfig.canonical_config(
+        ATTRIBUTES, [{"created_by": "", "comment": "Imported from -"}], epoch=0, labels={}
+    )["history"]
+    assert kept["comment"] == "Imported from -"
+
+
 def test_canonical_config_keeps_what_runs_and_drops_the_builds_stamps() -> None:
     config = imageconfig.canonical_config(
         ATTRIBUTES, HISTORY, epoch=86400, labels={"b": "2", "a": "1"}
@@ -222,7 +271,7 @@ def test_canonical_config_keeps_what_runs_and_drops_the_builds_stamps() -> None:
     assert config["created"] == "1970-01-02T00:00:00Z"
     assert config["config"] == {
         "User": "10001:10001",
-        "Env": ["PATH=/usr/bin", "LANG=C.UTF-8"],
+        "Env": ["LANG=C.UTF-8", "PATH=/usr/bin"],
         "Cmd": ["python"],
         "WorkingDir": "/tmp",
         "Labels": {"io.harness.base.suite": "bookworm", "a": "1", "b": "2"},
