@@ -51,7 +51,7 @@ cross-host:
 
 # Everything CI checks: lint, formatting, types, then the tests (real engine included).
 test: lint
-    .venv/bin/pytest tests
+    .venv/bin/pytest tests --durations=15
 
 # Fast feedback: unit tests only, no engine, on every core (pytest-xdist).
 unit:

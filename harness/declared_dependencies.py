@@ -1,7 +1,8 @@
 """What a repository already says it needs, read from the files researchers write.
 
 A research repository rarely has ``[project.dependencies]``: it has a ``requirements.txt``,
-a ``setup.py`` or ``setup.cfg``, or a conda ``environment.yml`` with a pip section. ``harness
+a ``setup.py`` or ``setup.cfg``, a conda ``environment.yml``, or the environment file its
+``MLproject`` names (a conda ``conda.yaml`` or MLflow's ``python_env.yaml``). ``harness
 init`` proposes the experiments group from all of them, so the first image holds what the
 code imports instead of failing one missing package per run.
 
@@ -35,6 +36,47 @@ FILE_LIMIT = 1 << 20
 _NOT_FOR_RUNNING = re.compile(r"(^|[-_.])(dev|test|tests|testing|doc|docs|lint|ci)([-_.]|$)")
 _INCLUDE_DEPTH = 5
 _OPTION = re.compile(r"^-(r|-requirement)[ =]?\s*(?P<path>\S+)")
+_MLPROJECT = "MLproject"
+# conda's usual names for an environment file, read after the one an MLproject names.
+_CONDA_FILES = ("environment.yml", "environment.yaml", "conda.yaml", "conda.yml")
+# "name", then a version ("=1.2", ">=1.2,<2", " 1.2.*") and a build string to drop.
+_CONDA_SPEC = re.compile(r"(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)\s*(?P<version>[<>=!~ ]?[^ ]*)?")
+# Conda packages with no PyPI distribution to install (the image has Python, and wheels
+# carry their own compiled libraries and CUDA runtime), besides every lib* and _* one.
+_CONDA_ONLY = frozenset(
+    {
+        "python",
+        "pip",
+        "setuptools",
+        "wheel",
+        "cudatoolkit",
+        "cuda-toolkit",
+        "cuda-version",
+        "cudnn",
+        "nccl",
+        "mkl",
+        "mkl-service",
+        "blas",
+        "openblas",
+        "nomkl",
+        "cpuonly",
+        "pytorch-cuda",
+        "pytorch-mutex",
+        "ca-certificates",
+        "openssl",
+        "zlib",
+        "xz",
+        "tk",
+        "sqlite",
+        "readline",
+        "ncurses",
+        "ld_impl_linux-64",
+    }
+)
+# Left out without a word: every environment lists them, and the image has its own.
+_CONDA_TOOLING = frozenset({"python", "pip", "setuptools", "wheel"})
+# conda names that differ from the PyPI name of the same package.
+_CONDA_RENAMED = {"pytorch": "torch", "py-xgboost": "xgboost", "py-opencv": "opencv-python"}
 _FRAMEWORK_NAMES = {"torch": "torch", "tensorflow": "tensorflow", "tensorflow-cpu": "tensorflow"}
 
 
@@ -99,7 +141,7 @@ def read(root: Path, project: dict[str, Any] | None = None) -> Declared:
         _read_requirements_file(root, path, path.name, declared, depth=0)
     _read_setup_cfg(root, declared)
     _read_setup_py(root, declared)
-    for name in ("environment.yml", "environment.yaml"):
+    for name in _environment_files(root, declared):
         _read_environment(root, name, declared)
     if own_name:
         declared.requirements = [
@@ -240,33 +282,119 @@ def _called_name(function: ast.expr) -> str:
     return ""
 
 
-def _read_environment(root: Path, name: str, declared: Declared) -> None:
+def _yaml_document(root: Path, name: str, declared: Declared) -> object:
+    """A YAML file of the project read safely; None (and a note) when it cannot be."""
     text = _text(root / name)
     if text is None:
-        return
+        return None
     # PyYAML has no type stubs here; imported by name as harness's other YAML readers do.
     yaml: Any = importlib.import_module("yaml")
     try:
-        document = yaml.safe_load(text)
+        return yaml.safe_load(text)
     except yaml.YAMLError:
         declared.skipped.append(f"{name} (not readable as YAML)")
+        return None
+
+
+def _environment_files(root: Path, declared: Declared) -> list[str]:
+    """The environment files to read: the one an MLproject names first (``conda_env`` or
+    ``python_env``, as ``mlflow run`` would build it), then conda's usual names."""
+    names: list[str] = []
+    mlproject = next(
+        (p.name for p in sorted(root.iterdir()) if p.name.lower() == _MLPROJECT.lower()), None
+    )
+    document = _yaml_document(root, mlproject, declared) if mlproject else None
+    for key in ("python_env", "conda_env"):
+        named = document.get(key) if isinstance(document, dict) else None
+        if not isinstance(named, str):
+            continue
+        target = (root / named).resolve()
+        if named.startswith("/") or not target.is_relative_to(root.resolve()):
+            declared.skipped.append(f"{mlproject}: {key}: {named} (outside the project)")
+        else:
+            names.append(target.relative_to(root.resolve()).as_posix())
+    for name in _CONDA_FILES:
+        if name not in names:
+            names.append(name)
+    return names
+
+
+def _read_environment(root: Path, name: str, declared: Declared) -> None:
+    """A conda environment file, or MLflow's ``python_env.yaml`` (pip lines only)."""
+    document = _yaml_document(root, name, declared)
+    if not isinstance(document, dict):
         return
-    dependencies = document.get("dependencies") if isinstance(document, dict) else None
-    conda = 0
+    dependencies = document.get("dependencies")
+    # MLflow's python_env names its Python at the top (conda's puts it among the
+    # dependencies), and each of its dependencies is a pip requirement line.
+    if "python" in document or "build_dependencies" in document:
+        _read_pip_lines(root, name, _strings(dependencies), declared)
+        return
+    left_out: list[str] = []
     for entry in dependencies if isinstance(dependencies, list) else []:
         if isinstance(entry, dict) and isinstance(entry.get("pip"), list):
-            for line in _strings(entry["pip"]):
-                if line.startswith("-"):
-                    declared.skipped.append(f"{name} pip: {line} (an option)")
-                else:
-                    declared.add(line, f"{name} pip")
-        elif isinstance(entry, str) and not entry.startswith(("python", "pip")):
-            conda += 1
-    if conda:
+            _read_pip_lines(root, f"{name} pip", _strings(entry["pip"]), declared)
+        elif isinstance(entry, str):
+            requirement = _from_conda(entry)
+            if requirement is not None:
+                declared.add(requirement, f"{name} (conda names, as on PyPI)")
+            elif _conda_name(entry) not in _CONDA_TOOLING:
+                left_out.append(entry)
+    if left_out:
         declared.skipped.append(
-            f"{name}: {conda} conda package(s) (harness installs from PyPI: add those the code "
-            "needs to the experiments group)"
+            f"{name}: {', '.join(left_out)} (conda packages the image's Python and wheels "
+            "bring themselves, or that PyPI does not have)"
         )
+
+
+def _read_pip_lines(root: Path, source: str, lines: list[str], declared: Declared) -> None:
+    for line in lines:
+        include = _OPTION.match(line)
+        if include is not None:
+            target = (root / include.group("path")).resolve()
+            if not target.is_relative_to(root.resolve()):
+                declared.skipped.append(f"{source}: {line} (outside the project)")
+            else:
+                _read_requirements_file(root, target, target.name, declared, depth=1)
+        elif line.startswith("-"):
+            declared.skipped.append(f"{source}: {line} (an option)")
+        else:
+            declared.add(line, source)
+
+
+def _conda_name(spec: str) -> str:
+    match = _CONDA_SPEC.match(spec.split("::", 1)[-1].strip())
+    return match.group("name").lower() if match else ""
+
+
+def _from_conda(spec: str) -> str | None:
+    """A conda match spec as the PyPI requirement it stands for; None where there is none.
+
+    conda writes ``name``, ``channel::name``, ``name=1.2`` (any 1.2.x), ``name=1.2=build``,
+    ``name 1.2.*`` and ``name>=1.2``. Most Python packages keep their name on both sides;
+    the few that do not are renamed, and what is not a Python package (Python itself,
+    compilers, CUDA and math libraries) is left out.
+    """
+    text = spec.split("::", 1)[-1].strip()
+    match = _CONDA_SPEC.match(text)
+    if match is None:
+        return None
+    name = match.group("name").lower()
+    if name in _CONDA_ONLY or name.startswith(("lib", "_")):
+        return None
+    name = _CONDA_RENAMED.get(name, name)
+    version = (match.group("version") or "").strip()
+    if not version:
+        return name
+    if version[0] not in "<>=!~":
+        # "=1.2" and "1.2" mean the 1.2 series in conda, "1.2.*" in PEP 440.
+        version = version.split("=", 1)[0]
+        version = "==" + (version if version.endswith("*") else version + ".*")
+    elif version.startswith("=") and not version.startswith("=="):
+        number, build, _ = version[1:].partition("=")
+        # With a build string conda pins that one version; without, the series.
+        version = "==" + (number if build or number.endswith("*") else number + ".*")
+    return f"{name}{version}"
 
 
 __all__ = ["Declared", "read"]

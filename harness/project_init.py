@@ -37,6 +37,7 @@ from harness.images.dockerfiles import (
     first_from,
     meant_for_harness,
 )
+from harness.integrations.mlproject import load_mlproject
 
 GITIGNORE = ".gitignore"
 IGNORED = ".harness/"
@@ -143,6 +144,16 @@ def init_project(root: Path, request: InitRequest) -> list[Change]:
     python_choice = _python_choice(document, root)
     if python_choice is not None:
         changes.append(python_choice)
+    entries = mlproject_entries(root)
+    if entries:
+        changes.append(
+            Change(
+                entries[0],
+                "kept",
+                f"entry points {', '.join(entries[1:])}: each runs as an experiment "
+                f"(harness run --mlproject {entries[1]})",
+            )
+        )
     experiments = _table(_table(_table(document, "tool"), "harness"), "experiments")
     if experiments.get(STUB_EXPERIMENT, {}).get("entry") == STUB_ENTRY:
         _plan_file(
@@ -310,7 +321,9 @@ def _edit_pyproject(
         done += _propose_group(document, root, harness, groups, group, notes=notes)
     experiments = _table(harness, "experiments", super_table=True)
     wanted = list(request.experiments)
-    if not wanted and not experiments:
+    if not wanted and not experiments and not mlproject_entries(root):
+        # An MLproject's entry points are experiments already (run --mlproject ENTRY);
+        # elsewhere a stub shows what an experiment looks like.
         wanted = [(STUB_EXPERIMENT, STUB_ENTRY)]
     for name, entry in wanted:
         current = experiments.get(name)
@@ -490,12 +503,32 @@ def _plan_gitignore(root: Path, changes: list[Change], pending: list[_Pending]) 
     changes.append(Change(GITIGNORE, "updated" if current else "wrote", f"ignores {IGNORED}"))
 
 
-def summary(changes: Sequence[Change]) -> list[str]:
+def mlproject_entries(root: Path) -> list[str]:
+    """The MLproject file's name, then its entry points' names (``main`` first); [] when
+    the project has no readable MLproject with entry points."""
+    try:
+        mlproject = load_mlproject(root)
+    except ConfigError:
+        return []
+    names = sorted(mlproject.entry_points, key=lambda name: (name != "main", name))
+    return [mlproject.path.name, *names] if names else []
+
+
+def summary(changes: Sequence[Change], root: Path) -> list[str]:
     """What init did, a line each, then the next commands."""
     lines = [change.line() for change in changes]
-    lines += [
-        "next: harness lock && harness build && harness run (then harness verify, harness certify)",
-    ]
+    configured = load_config(root).experiments
+    entries = mlproject_entries(root)
+    if entries and not configured:
+        lines.append(
+            f"next: harness lock && harness build && harness verify --mlproject {entries[1]} "
+            "(then harness certify)"
+        )
+    else:
+        lines.append(
+            "next: harness lock && harness build && harness run "
+            "(then harness verify, harness certify)"
+        )
     return lines
 
 

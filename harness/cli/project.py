@@ -58,7 +58,8 @@ def init_command(
 ) -> None:
     """Make this repository a harness project, adding only what is missing.
 
-    Adds [tool.harness] with the experiments given (or an example experiment), the
+    Adds [tool.harness] with the experiments given (or an example experiment, unless an
+    MLproject's entry points are the experiments), the
     `experiments` dependency group (from the project's dependencies) when there is none,
     and .harness/ to .gitignore. Running it again changes nothing; what exists with other
     content is refused unless --force.
@@ -74,11 +75,12 @@ def init_command(
         ci=ci,
         force=force,
     )
-    changes = init_project(find_root(state.project or Path.cwd()), request)
+    root = find_root(state.project or Path.cwd())
+    changes = init_project(root, request)
     if as_json:
         state.ui.json([change.as_dict() for change in changes])
         return
-    for line in summary(changes):
+    for line in summary(changes, root):
         state.ui.result(line)
 
 

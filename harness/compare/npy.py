@@ -291,7 +291,7 @@ class _ObjectMember:
         return f"<object array of {self.info.file_size} bytes>"
 
 
-def _check_object_members(a: Container, b: Container, what: str) -> None:
+def check_object_members(a: Container, b: Container, what: str) -> None:
     for key, value in a.values.items():
         other = b.values.get(key)
         if isinstance(value, _ObjectMember) or isinstance(other, _ObjectMember):
@@ -316,5 +316,5 @@ def compare_npz(
 ) -> None:
     equal = None if prefix is None else (a, b, prefix)
     container_a, container_b = npz_container(a), npz_container(b)
-    _check_object_members(container_a, container_b, str(b))
+    check_object_members(container_a, container_b, str(b))
     compare_containers(result, container_a, container_b, policy, equal)

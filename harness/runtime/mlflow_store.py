@@ -79,7 +79,7 @@ def lay_out(store: Path, written: set[str]) -> Logical:
         meta = _meta(experiment / META)
         if "experiment_id" not in meta:
             continue
-        name = _safe(meta.get("name") or experiment.name)
+        name = safe_name(meta.get("name") or experiment.name)
         logical.set_aside[WHY_META] += _written(experiment / META, store, written)
         taken: set[str] = set()
         runs = sorted(
@@ -93,7 +93,7 @@ def lay_out(store: Path, written: set[str]) -> Logical:
             run_meta = _meta(run / META)
             if "run_id" not in run_meta and "run_uuid" not in run_meta:
                 continue
-            label = _unique(_safe(run_meta.get("run_name") or _tag(run) or run.name), taken)
+            label = unique_name(safe_name(run_meta.get("run_name") or _tag(run) or run.name), taken)
             _run(run, f"{name}/{label}", store, written, logical)
     return logical
 
@@ -117,7 +117,7 @@ def _run(run: Path, prefix: str, store: Path, written: set[str], logical: Logica
         elif top in ("inputs", "outputs"):
             logical.set_aside[WHY_LINKS] += 1
         elif path.name == "MLmodel":
-            logical.files[f"{prefix}/{inside}"] = _without_stamps(path)
+            logical.files[f"{prefix}/{inside}"] = mlmodel_without_stamps(path)
             logical.set_aside[WHY_MLMODEL] += 1
         else:
             logical.files[f"{prefix}/{inside}"] = _read(path)
@@ -132,7 +132,7 @@ def _models(folder: Path, prefix: str, store: Path, written: set[str], logical: 
     )
     for model in models:
         meta = _meta(model / META)
-        label = _unique(_safe(meta.get("name") or model.name), taken)
+        label = unique_name(safe_name(meta.get("name") or model.name), taken)
         _run(model, f"{prefix}/{label}", store, written, logical)
 
 
@@ -165,7 +165,7 @@ def _without_times(path: Path) -> bytes:
     return ("\n".join(lines) + "\n").encode()
 
 
-def _without_stamps(path: Path) -> bytes:
+def mlmodel_without_stamps(path: Path) -> bytes:
     text = _read(path).decode("utf-8", "replace")
     kept = [line for line in text.splitlines() if not line.startswith(MLMODEL_STAMPS)]
     return ("\n".join(kept) + "\n").encode()
@@ -198,13 +198,13 @@ def _plain_folder(path: Path) -> bool:
     return path.is_dir() and not path.is_symlink()
 
 
-def _safe(name: str) -> str:
+def safe_name(name: str) -> str:
     """A name as one path component."""
     cleaned = "".join(c if c.isalnum() or c in "._- " else "_" for c in name).strip(" .")
     return cleaned[:120] or "_"
 
 
-def _unique(name: str, taken: set[str]) -> str:
+def unique_name(name: str, taken: set[str]) -> str:
     label, number = name, 1
     while label in taken:
         number += 1

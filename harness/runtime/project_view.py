@@ -30,7 +30,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.runtime import mlflow_store
+from harness.runtime import mlflow_database, mlflow_store
 
 # Never laid out: harness's records, version control, bytecode and tools' caches.
 SKIPPED = frozenset(
@@ -185,16 +185,29 @@ class Collected:
 
 def collect(view: Path, laid: Laid, output: Path, globs: Sequence[str]) -> Collected:
     """Copy what the run wrote in ``view`` and ``globs`` name into ``output``, at the same
-    project-relative path; an MLflow file store among it goes by logical place (see
-    :mod:`harness.runtime.mlflow_store`). A path the experiment already wrote in
+    project-relative path; an MLflow file store or tracking database among it goes by
+    logical place (see :mod:`harness.runtime.mlflow_store` and
+    :mod:`harness.runtime.mlflow_database`). A path the experiment already wrote in
     ``output`` is kept as it is."""
     collected = Collected()
     if not globs:
         return collected
+    wanted = [relative for relative in written_by_run(view, laid) if matches(relative, globs)]
+    # A tracking database goes first: it names the folders of its runs' artifacts, which
+    # then go by logical place with it.
+    claimed: set[str] = set()
+    for relative in wanted:
+        if relative in claimed or not mlflow_database.is_database(view / relative):
+            continue
+        logical, taken = mlflow_database.lay_out(view / relative, view, set(wanted))
+        claimed |= taken | {relative}
+        for inside, data in sorted(logical.files.items()):
+            collected.put(output, f"{relative}/{inside}", data)
+        collected.set_aside += logical.summary(relative)
     stores: dict[str, set[str]] = {}
     known: dict[str, bool] = {}
-    for relative in written_by_run(view, laid):
-        if not matches(relative, globs):
+    for relative in wanted:
+        if relative in claimed:
             continue
         store = _store_of(view, relative, known)
         if store is not None:

@@ -68,7 +68,7 @@ def test_every_declaration_file_is_read_and_named(tmp_path: Path) -> None:
     assert "requirements.txt: -e . (an editable install)" in skipped
     assert "a URL" in skipped
     assert "requirements-dev.txt (its name says it is not for running the code)" in skipped
-    assert "1 conda package(s)" in skipped
+    assert "environment.yml: cudatoolkit=11.8 (conda packages" in skipped
     assert not (tmp_path / "ran").exists()
     assert declared.frameworks() == ["torch"]
 
@@ -121,3 +121,67 @@ def test_a_project_without_a_framework_gets_no_cuda_variant(tmp_path: Path) -> N
     document = tomllib.loads((tmp_path / "pyproject.toml").read_text())
     assert document["dependency-groups"]["experiments"] == ["scikit-learn"]
     assert "variants" not in document["tool"]["harness"]
+
+
+# MLflow's example project as published: the MLproject names a conda environment.
+MLPROJECT = """\
+name: tutorial
+conda_env: envs/conda.yaml
+entry_points:
+  main:
+    command: "python train.py"
+"""
+CONDA = """\
+name: tutorial
+channels: [defaults]
+dependencies:
+  - python=3.10
+  - numpy>=1.14.3
+  - conda-forge::pytorch=2.1
+  - scipy=1.11.4=py310_0
+  - libgcc-ng
+  - pip
+  - pip:
+    - mlflow
+"""
+
+
+def test_the_environment_an_mlproject_names_is_read_with_conda_names_as_on_pypi(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "MLproject").write_text(MLPROJECT)
+    (tmp_path / "envs").mkdir()
+    (tmp_path / "envs" / "conda.yaml").write_text(CONDA)
+    declared = declared_dependencies.read(tmp_path)
+    assert declared.requirements == [
+        ("numpy>=1.14.3", "envs/conda.yaml (conda names, as on PyPI)"),
+        ("torch==2.1.*", "envs/conda.yaml (conda names, as on PyPI)"),
+        ("scipy==1.11.4", "envs/conda.yaml (conda names, as on PyPI)"),
+        ("mlflow", "envs/conda.yaml pip"),
+    ]
+    assert declared.frameworks() == ["torch"]
+    assert any(line.startswith("envs/conda.yaml: libgcc-ng (") for line in declared.skipped)
+
+
+def test_mlflows_python_env_is_read_as_pip_lines(tmp_path: Path) -> None:
+    (tmp_path / "MLProject").write_text("python_env: python_env.yaml\nentry_points: {}\n")
+    (tmp_path / "python_env.yaml").write_text(
+        'python: "3.10"\nbuild_dependencies: [pip]\n'
+        "dependencies:\n  - -r requirements-model.txt\n  - mlflow==2.9.2\n"
+    )
+    (tmp_path / "requirements-model.txt").write_text("scikit-learn\n")
+    declared = declared_dependencies.read(tmp_path)
+    assert dict(declared.requirements) == {
+        "scikit-learn": "requirements-model.txt",
+        "mlflow==2.9.2": "python_env.yaml",
+    }
+
+
+def test_an_environment_named_outside_the_project_is_not_read(tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    project.mkdir()
+    (tmp_path / "conda.yaml").write_text(CONDA)
+    (project / "MLproject").write_text("conda_env: ../conda.yaml\n")
+    declared = declared_dependencies.read(project)
+    assert declared.requirements == []
+    assert declared.skipped == ["MLproject: conda_env: ../conda.yaml (outside the project)"]

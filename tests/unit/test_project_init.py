@@ -186,3 +186,35 @@ def test_the_command_prints_what_it_did_and_the_next_steps(repository: Path) -> 
     again = CliRunner().invoke(cli, ["--project", str(repository), "init", "fit=fraud:other"])
     assert again.exit_code == 2
     assert "pass --force to replace it" in again.output
+
+
+def test_an_mlflow_project_gets_its_entry_points_as_experiments_not_the_example(
+    tmp_path: Path,
+) -> None:
+    # MLflow's example project as published: an MLproject, a conda.yaml, no pyproject.toml.
+    (tmp_path / "MLproject").write_text(
+        "name: tutorial\nconda_env: conda.yaml\nentry_points:\n  validate:\n"
+        '    command: "python validate.py"\n  main:\n'
+        "    parameters:\n      alpha: {type: float, default: 0.5}\n"
+        '    command: "python train.py {alpha}"\n'
+    )
+    (tmp_path / "conda.yaml").write_text(
+        "channels: [defaults]\ndependencies:\n  - numpy>=1.14.3\n  - scikit-learn>0.19.1\n"
+        "  - pip\n  - pip:\n    - mlflow\n"
+    )
+    result = CliRunner().invoke(cli, ["--project", str(tmp_path), "init"])
+    assert result.exit_code == 0, result.output
+    document = tomllib.loads((tmp_path / "pyproject.toml").read_text())
+    assert document["dependency-groups"]["experiments"] == [
+        "numpy>=1.14.3",
+        "scikit-learn>0.19.1",
+        "mlflow",
+    ]
+    assert "experiments" not in document["tool"]["harness"]
+    assert not (tmp_path / "harness_example.py").exists()
+    assert "kept    MLproject: entry points main, validate: each runs as an experiment" in (
+        result.output
+    )
+    assert "next: harness lock && harness build && harness verify --mlproject main" in (
+        result.output
+    )
