@@ -310,7 +310,7 @@ def certify_command(
     under the project's policies. A verification whose claims the runs do not bear out
     (edited, copied from elsewhere, committed to the repository) is refused (exit 2).
 
-    The certificate is an in-toto Statement v1 in a DSSE envelope signed with ed25519: its
+    The certificate is an in-toto Statement v1 in a DSSE envelope signed with the key: its
     subjects are the image (by digest) and every reproduced artifact (by sha256); its
     predicate records the experiment, commit, constraints and lock hashes, seed, profile,
     observed switches, the hosts (one per signing key, with its key id and device class),
@@ -440,7 +440,8 @@ def attest_command(state: State, *, folders: tuple[Path, ...], sign_key: Path | 
 
 @click.group("keys")
 def keys_group() -> None:
-    """Manage ed25519 signing keys (kept outside any project, so never in an image or run)."""
+    """Manage signing keys, ed25519 or ECDSA P-256 (kept outside any project, so never in an
+    image or run)."""
 
 
 @keys_group.command("generate")
@@ -454,20 +455,33 @@ def keys_group() -> None:
     help=f"Folder (default: ${keys.KEYS_ENV} or ~/.config/harness/keys; never inside a project).",
 )
 @click.option("--force", is_flag=True, help="Replace an existing pair with a new one.")
+@click.option(
+    "--type",
+    "key_type",
+    type=click.Choice(keys.KEY_TYPES),
+    help=f"Key type (default for a new pair: {keys.DEFAULT_KEY_TYPE}). ecdsa-p256 is the one "
+    "OpenSSF Model Signing (certify --model-signature) and cosign key pairs use.",
+)
 @click.pass_obj
-def keys_generate(state: State, *, name: str, folder: Path | None, force: bool) -> None:
+def keys_generate(
+    state: State, *, name: str, folder: Path | None, force: bool, key_type: str | None
+) -> None:
     """Write a new key pair; the private key gets mode 0600 and is never printed.
 
-    With a pair of that name already there, it says where and exits 0 (--force replaces it).
+    With a pair of that name already there, it says where and exits 0 (--force replaces it);
+    one of another type than --type asks for is refused (exit 2).
     """
     project = _project_root(state)
     if folder is not None and project is not None:
         keys.refuse_inside_project(folder, project, what="the keys folder")
-    pair = keys.generate_keys(folder or keys.keys_dir(project), name, force=force)
+    pair = keys.generate_keys(
+        folder or keys.keys_dir(project), name, force=force, key_type=key_type
+    )
     if pair.existing:
         state.ui.say(f"a key pair {name!r} already exists: kept (--force replaces it)")
     state.ui.result(f"private {pair.private}")
     state.ui.result(f"public  {pair.public}")
+    state.ui.result(f"type    {pair.key_type}")
     state.ui.result(f"keyid   {pair.keyid}")
 
 
