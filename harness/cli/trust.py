@@ -33,7 +33,7 @@ from harness.runs import host_executor, reconcile, records
 from harness.runs import run as run_module
 from harness.runs import verify as verify_module
 from harness.runs.variations import Variation, select
-from harness.trust import attest, certify, evidence, gate, keys
+from harness.trust import attest, certify, evidence, gate, keys, model_signature
 
 
 @click.command("verify")
@@ -288,6 +288,18 @@ def conclude(
     is_flag=True,
     help="Also count runs no trusted host key signed; the certificate names them as unsigned.",
 )
+@click.option(
+    "--model-signature",
+    "model_signature_to",
+    is_flag=False,
+    flag_value="",
+    metavar="[PATH]",
+    type=click.Path(dir_okay=False),
+    help="Also sign each certified experiment's model folder (its control run's artifacts) "
+    "for OpenSSF Model Signing (`model_signing verify key`), with the same key, which must "
+    "be ecdsa-p256. PATH when one experiment is certified; default CERT.EXPERIMENT.sig "
+    "beside the certificate.",
+)
 @json_option("what was written")
 @click.pass_obj
 def certify_command(
@@ -300,6 +312,7 @@ def certify_command(
     manifests: tuple[str, ...],
     host_keys: tuple[Path, ...],
     allow_unsigned: bool,
+    model_signature_to: str | None,
     as_json: bool,
 ) -> None:
     """Sign a reproducibility certificate, built from the runs a verification names.
@@ -316,6 +329,10 @@ def certify_command(
     observed switches, the hosts (one per signing key, with its key id and device class),
     runs, the policy and verdict of each artifact, and each host's signed attestation.
 
+    --model-signature also writes, for each certified experiment, an OpenSSF Model Signing
+    signature over its model folder (the artifacts the certificate names, hashed again),
+    which `model_signing verify key --signature SIG --public_key KEY.pub MODEL_DIR` checks.
+
     \b
       harness keys generate
       harness verify && harness certify --tag
@@ -325,6 +342,7 @@ def certify_command(
     config = state.config()
     path, summary = evidence.load_summary(config.project_root, verification_id)
     private = keys.load_private_key(key or keys.keys_dir(config.project_root) / keys.DEFAULT_KEY)
+    model_key = None if model_signature_to is None else model_signature.require_signing_key(private)
     certify.require_reproducible(summary)
     # This machine's own keys vouch for the runs it made; other hosts' keys are trusted
     # only as the user says (--trusted-key, or this user's trusted folder).
@@ -366,7 +384,18 @@ def certify_command(
     statement = certify.statement(verification, manifests)
     envelope = certify.envelope(statement, private)
     path = output or certify.certificate_path(config.project_root, image_id)
+    # Made before anything is written: a model that cannot be signed leaves no certificate.
+    model_signatures = []
+    if model_key is not None:
+        models = model_signature.models(config.project_root, verification)
+        given = Path(model_signature_to) if model_signature_to else None
+        model_signatures = [
+            (model, target, model_signature.bundle(model, model_key))
+            for model, target in model_signature.targets(path, models, given)
+        ]
     certify.write(path, envelope)
+    for _, target, bundle in model_signatures:
+        model_signature.write(target, bundle)
     tagged = None
     if engine is not None:
         tagged = f"{config.image}:certified-{image_id.removeprefix('sha256:')[:12]}"
@@ -378,6 +407,15 @@ def certify_command(
                 "image": image_id,
                 "tag": tagged,
                 "keyid": keys.key_id(private.public_key()),
+                "model_signatures": [
+                    {
+                        "experiment": model.experiment,
+                        "signature": str(target),
+                        "model": str(model.folder),
+                        "files": len(model.files),
+                    }
+                    for model, target, _ in model_signatures
+                ],
             }
         )
         return
@@ -389,6 +427,11 @@ def certify_command(
         )
     state.ui.result(f"reproduced on {verification['quorum']['text']} host(s), counted by key")
     state.ui.result(f"certificate {path}")
+    for model, target, _ in model_signatures:
+        state.ui.result(
+            f"model signature {target} ({model.experiment}: {len(model.files)} file(s) in "
+            f"{model.folder})"
+        )
     if tagged:
         state.ui.result(f"tagged {tagged}")
 
