@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import stat
 from pathlib import Path
 from typing import Any
@@ -332,3 +333,21 @@ def test_corrupt_or_swapped_key_files_are_one_line_errors(tmp_path: Path) -> Non
             keys.load_private_key(path)
     with pytest.raises(keys.KeyFileError, match="is not a PEM public key"):
         keys.load_public_key(pair.private)
+
+
+def test_an_ecdsa_host_key_comes_from_a_file_or_the_pem_in_the_environment(
+    tmp_path: Path, project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pair = keys.generate_keys(tmp_path / "host", "host", key_type=keys.ECDSA_P256)
+    given = keys.host_key(project, pair.private)
+    assert given is not None and keys.key_id(keys.public_of(given)) == pair.keyid
+    monkeypatch.setenv(keys.HOST_KEY_ENV, pair.private.read_text())  # as a CI secret gives it
+    from_env = keys.host_key(project, None)
+    assert from_env is not None and keys.key_id(keys.public_of(from_env)) == pair.keyid
+    engines = keys.keys_dir(project) / keys.HOSTS_FOLDER
+    engines.mkdir(parents=True)
+    shutil.copy(pair.private, engines / "gpu-box.key")
+    (engines / "gpu-box.key").chmod(0o600)
+    assert [keys.key_id(keys.public_of(k)) for k in keys.engine_keys(project).values()] == [
+        pair.keyid
+    ]
