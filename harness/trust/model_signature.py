@@ -171,7 +171,14 @@ def targets(
             f"{len(models_)} experiments ({names}), one model each",
             "leave out PATH to write CERT.EXPERIMENT.sig beside the certificate for each",
         )
-    return [(models_[0], given)]
+    model = models_[0]
+    if given.resolve().is_relative_to(model.folder.resolve()):
+        raise ConfigError(
+            f"--model-signature {given} is inside the model folder {model.folder}: it would "
+            "add a file to the certified run",
+            "write the signature outside the folder (the default is beside the certificate)",
+        )
+    return [(model, given)]
 
 
 def write(path: Path, document: Mapping[str, Any]) -> None:

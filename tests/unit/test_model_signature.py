@@ -240,6 +240,8 @@ def test_one_path_names_one_model(project: Path, model: Path, tmp_path: Path) ->
     assert model_signature.targets(certificate, [found], tmp_path / "m.sig") == [
         (found, tmp_path / "m.sig")
     ]
+    with pytest.raises(HarnessError, match="inside the model folder"):
+        model_signature.targets(certificate, [found], model / "model.sig")
     second = model_signature.Model("eval", model, found.files)
     with pytest.raises(HarnessError, match="covers 2 experiments"):
         model_signature.targets(certificate, [found, second], tmp_path / "m.sig")
