@@ -33,7 +33,7 @@ from harness.runs import host_executor, reconcile, records
 from harness.runs import run as run_module
 from harness.runs import verify as verify_module
 from harness.runs.variations import Variation, select
-from harness.trust import attest, certify, evidence, gate, keys
+from harness.trust import attest, certify, evidence, gate, keys, model_signature
 
 
 @click.command("verify")
@@ -288,6 +288,18 @@ def conclude(
     is_flag=True,
     help="Also count runs no trusted host key signed; the certificate names them as unsigned.",
 )
+@click.option(
+    "--model-signature",
+    "model_signature_to",
+    is_flag=False,
+    flag_value="",
+    metavar="[PATH]",
+    type=click.Path(dir_okay=False),
+    help="Also sign each certified experiment's model folder (its control run's artifacts) "
+    "for OpenSSF Model Signing (`model_signing verify key`), with the same key, which must "
+    "be ecdsa-p256. PATH when one experiment is certified; default CERT.EXPERIMENT.sig "
+    "beside the certificate.",
+)
 @json_option("what was written")
 @click.pass_obj
 def certify_command(
@@ -300,6 +312,7 @@ def certify_command(
     manifests: tuple[str, ...],
     host_keys: tuple[Path, ...],
     allow_unsigned: bool,
+    model_signature_to: str | None,
     as_json: bool,
 ) -> None:
     """Sign a reproducibility certificate, built from the runs a verification names.
@@ -310,11 +323,15 @@ def certify_command(
     under the project's policies. A verification whose claims the runs do not bear out
     (edited, copied from elsewhere, committed to the repository) is refused (exit 2).
 
-    The certificate is an in-toto Statement v1 in a DSSE envelope signed with ed25519: its
+    The certificate is an in-toto Statement v1 in a DSSE envelope signed with the key: its
     subjects are the image (by digest) and every reproduced artifact (by sha256); its
     predicate records the experiment, commit, constraints and lock hashes, seed, profile,
     observed switches, the hosts (one per signing key, with its key id and device class),
     runs, the policy and verdict of each artifact, and each host's signed attestation.
+
+    --model-signature also writes, for each certified experiment, an OpenSSF Model Signing
+    signature over its model folder (the artifacts the certificate names, hashed again),
+    which `model_signing verify key --signature SIG --public_key KEY.pub MODEL_DIR` checks.
 
     \b
       harness keys generate
@@ -325,6 +342,7 @@ def certify_command(
     config = state.config()
     path, summary = evidence.load_summary(config.project_root, verification_id)
     private = keys.load_private_key(key or keys.keys_dir(config.project_root) / keys.DEFAULT_KEY)
+    model_key = None if model_signature_to is None else model_signature.require_signing_key(private)
     certify.require_reproducible(summary)
     # This machine's own keys vouch for the runs it made; other hosts' keys are trusted
     # only as the user says (--trusted-key, or this user's trusted folder).
@@ -366,7 +384,18 @@ def certify_command(
     statement = certify.statement(verification, manifests)
     envelope = certify.envelope(statement, private)
     path = output or certify.certificate_path(config.project_root, image_id)
+    # Made before anything is written: a model that cannot be signed leaves no certificate.
+    model_signatures = []
+    if model_key is not None:
+        models = model_signature.models(config.project_root, verification)
+        given = Path(model_signature_to) if model_signature_to else None
+        model_signatures = [
+            (model, target, model_signature.bundle(model, model_key))
+            for model, target in model_signature.targets(path, models, given)
+        ]
     certify.write(path, envelope)
+    for _, target, bundle in model_signatures:
+        model_signature.write(target, bundle)
     tagged = None
     if engine is not None:
         tagged = f"{config.image}:certified-{image_id.removeprefix('sha256:')[:12]}"
@@ -378,6 +407,15 @@ def certify_command(
                 "image": image_id,
                 "tag": tagged,
                 "keyid": keys.key_id(private.public_key()),
+                "model_signatures": [
+                    {
+                        "experiment": model.experiment,
+                        "signature": str(target),
+                        "model": str(model.folder),
+                        "files": len(model.files),
+                    }
+                    for model, target, _ in model_signatures
+                ],
             }
         )
         return
@@ -389,6 +427,11 @@ def certify_command(
         )
     state.ui.result(f"reproduced on {verification['quorum']['text']} host(s), counted by key")
     state.ui.result(f"certificate {path}")
+    for model, target, _ in model_signatures:
+        state.ui.result(
+            f"model signature {target} ({model.experiment}: {len(model.files)} file(s) in "
+            f"{model.folder})"
+        )
     if tagged:
         state.ui.result(f"tagged {tagged}")
 
@@ -440,7 +483,8 @@ def attest_command(state: State, *, folders: tuple[Path, ...], sign_key: Path | 
 
 @click.group("keys")
 def keys_group() -> None:
-    """Manage ed25519 signing keys (kept outside any project, so never in an image or run)."""
+    """Manage signing keys, ed25519 or ECDSA P-256 (kept outside any project, so never in an
+    image or run)."""
 
 
 @keys_group.command("generate")
@@ -454,20 +498,33 @@ def keys_group() -> None:
     help=f"Folder (default: ${keys.KEYS_ENV} or ~/.config/harness/keys; never inside a project).",
 )
 @click.option("--force", is_flag=True, help="Replace an existing pair with a new one.")
+@click.option(
+    "--type",
+    "key_type",
+    type=click.Choice(keys.KEY_TYPES),
+    help=f"Key type (default for a new pair: {keys.DEFAULT_KEY_TYPE}). ecdsa-p256 is the one "
+    "OpenSSF Model Signing (certify --model-signature) and cosign key pairs use.",
+)
 @click.pass_obj
-def keys_generate(state: State, *, name: str, folder: Path | None, force: bool) -> None:
+def keys_generate(
+    state: State, *, name: str, folder: Path | None, force: bool, key_type: str | None
+) -> None:
     """Write a new key pair; the private key gets mode 0600 and is never printed.
 
-    With a pair of that name already there, it says where and exits 0 (--force replaces it).
+    With a pair of that name already there, it says where and exits 0 (--force replaces it);
+    one of another type than --type asks for is refused (exit 2).
     """
     project = _project_root(state)
     if folder is not None and project is not None:
         keys.refuse_inside_project(folder, project, what="the keys folder")
-    pair = keys.generate_keys(folder or keys.keys_dir(project), name, force=force)
+    pair = keys.generate_keys(
+        folder or keys.keys_dir(project), name, force=force, key_type=key_type
+    )
     if pair.existing:
         state.ui.say(f"a key pair {name!r} already exists: kept (--force replaces it)")
     state.ui.result(f"private {pair.private}")
     state.ui.result(f"public  {pair.public}")
+    state.ui.result(f"type    {pair.key_type}")
     state.ui.result(f"keyid   {pair.keyid}")
 
 

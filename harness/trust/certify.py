@@ -1,4 +1,4 @@
-"""Reproducibility certificates: in-toto Statements in DSSE envelopes, signed with ed25519.
+"""Reproducibility certificates: in-toto Statements in DSSE envelopes, signed with harness keys.
 
 The statement's subjects are the image (by the sha256 of its ID, the digest of its
 configuration; and, when it was pushed, by its registry manifest digest, the subject

@@ -7,8 +7,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-
 from harness.compare.tree import compare_paths
 from harness.config import Config
 from harness.engine import Engine
@@ -26,7 +24,7 @@ def trusted_keys(
     settings: certify.Settings,
     *,
     required: bool = True,
-) -> list[Ed25519PublicKey]:
+) -> list[keys.PublicKey]:
     """The keys a gate trusts: the command line's or this machine's, narrowed by the
     project's list (see :mod:`harness.trust.keys`); none at all is an error when ``required``."""
     try:

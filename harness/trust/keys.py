@@ -16,18 +16,22 @@ Each host signs its own runs with its host key: ``--sign-key PATH``, else
 ``$HARNESS_HOST_KEY`` (a path, or the PEM itself, as a CI secret gives it), else this
 user's default key when it exists; never a file of the project.
 
-Every use of a key (signing, checking a signature, naming it) goes through the few
-functions here, so that another algorithm can join ed25519 in one place.
+Two key types sign: ed25519 (the default) and ECDSA on NIST P-256 (``keys generate
+--type ecdsa-p256``), the curve of cosign's key pairs and one that OpenSSF Model Signing's
+key method verifies (it takes elliptic-curve keys only). Every use of a key (signing,
+checking a signature, naming it) goes through the few functions here, so that the rest of
+harness never asks which type it holds. ECDSA signatures are randomized: two signatures
+of the same message differ, and only verifying them says whether they are good.
 
 Key ids are securesystemslib's default (sha256 of the canonical JSON of the key's type,
-scheme and public value), so that its ``Envelope.verify`` accepts harness's signatures
-with a key it loads itself; a key id is only a hint, and verification never relies on it.
+scheme and public value: the raw key in hex for ed25519, its PEM for ECDSA), so that its
+``Envelope.verify`` accepts harness's signatures with a key it loads itself; a key id is
+only a hint, and verification never relies on it.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import re
 import stat
@@ -35,9 +39,11 @@ import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeAlias
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import serialization
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from harness import untrusted
@@ -49,16 +55,26 @@ TRUSTED_ENV = "HARNESS_TRUSTED_KEYS"
 DEFAULT_KEY = "harness.key"
 # Keys for the runs on other engines this machine drives, by host name (see engine_keys).
 HOSTS_FOLDER = "hosts"
-# A PEM ed25519 key is a few hundred bytes.
+# A PEM ed25519 or P-256 key is a few hundred bytes.
 KEY_FILE_LIMIT = 64 << 10
 # A key pair's name becomes two file names in the keys folder, and nothing else.
 KEY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 NO_TRUSTED_KEY = "no trusted public key to check the signatures against"
 
 
-# The key types harness signs and verifies with; these aliases are the one place to widen.
-PrivateKey = Ed25519PrivateKey
-PublicKey = Ed25519PublicKey
+# The key types harness signs and verifies with; the elliptic-curve ones are P-256 only,
+# which the loaders below ensure.
+PrivateKey: TypeAlias = Ed25519PrivateKey | ec.EllipticCurvePrivateKey
+PublicKey: TypeAlias = Ed25519PublicKey | ec.EllipticCurvePublicKey
+ED25519 = "ed25519"
+ECDSA_P256 = "ecdsa-p256"
+KEY_TYPES = (ED25519, ECDSA_P256)
+DEFAULT_KEY_TYPE = ED25519
+# securesystemslib's names for a P-256 key (``SSlibKey.from_crypto``).
+_SSLIB_ECDSA = ("ecdsa", "ecdsa-sha2-nistp256")
+SUPPORTED = "an ed25519 or ECDSA P-256 key"
+# What a key id hashes: an object of strings and such objects.
+_KeyDocument: TypeAlias = "dict[str, _KeyDocument] | str"
 
 
 class KeyFileError(HarnessError):
@@ -109,13 +125,21 @@ def _config_home() -> Path:
 
 
 def sign(private: PrivateKey, message: bytes) -> bytes:
-    return private.sign(message)
+    """A signature over ``message``: ed25519's, or ECDSA P-256 with SHA-256 (DER-encoded,
+    as securesystemslib, cosign and model-signing write and read it)."""
+    if isinstance(private, Ed25519PrivateKey):
+        return private.sign(message)
+    return private.sign(message, ec.ECDSA(hashes.SHA256()))
 
 
 def signs(public: PublicKey, signature: bytes, message: bytes) -> bool:
-    """Whether ``signature`` over ``message`` was made with the private half of ``public``."""
+    """Whether ``signature`` over ``message`` was made with the private half of ``public``
+    (any bytes at all may come in: a malformed signature is simply not one)."""
     try:
-        public.verify(signature, message)
+        if isinstance(public, Ed25519PublicKey):
+            public.verify(signature, message)
+        else:
+            public.verify(signature, message, ec.ECDSA(hashes.SHA256()))
     except InvalidSignature:
         return False
     return True
@@ -125,15 +149,40 @@ def public_of(private: PrivateKey) -> PublicKey:
     return private.public_key()
 
 
-def key_id(public_key: Ed25519PublicKey) -> str:
+def key_type_of(key: PrivateKey | PublicKey) -> str:
+    """``ed25519`` or ``ecdsa-p256``: the name `keys generate --type` takes."""
+    return ED25519 if isinstance(key, Ed25519PrivateKey | Ed25519PublicKey) else ECDSA_P256
+
+
+def public_pem(public_key: PublicKey) -> bytes:
+    """The key as a SubjectPublicKeyInfo PEM: what NAME.pub holds."""
+    return public_key.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+
+
+def key_id(public_key: PublicKey) -> str:
     """The DSSE keyid of a key, as securesystemslib computes it by default."""
-    raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    # OLPC canonical JSON of these plain ASCII values is json.dumps with sorted keys and
-    # no spaces: https://wiki.laptop.org/go/Canonical_JSON
-    document = {"keytype": "ed25519", "keyval": {"public": raw.hex()}, "scheme": "ed25519"}
-    return hashlib.sha256(
-        json.dumps(document, sort_keys=True, separators=(",", ":")).encode()
-    ).hexdigest()
+    if isinstance(public_key, Ed25519PublicKey):
+        raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+        keytype = scheme = "ed25519"
+        public = raw.hex()
+    else:
+        keytype, scheme = _SSLIB_ECDSA
+        public = public_pem(public_key).decode("ascii")
+    document: _KeyDocument = {"keytype": keytype, "keyval": {"public": public}, "scheme": scheme}
+    return hashlib.sha256(_olpc_canonical(document).encode()).hexdigest()
+
+
+def _olpc_canonical(value: _KeyDocument) -> str:
+    """OLPC canonical JSON (https://wiki.laptop.org/go/Canonical_JSON), as securesystemslib
+    encodes a key to hash it, for objects of strings: keys sorted, no spaces, and in
+    strings only the quote and the backslash escaped (a PEM's newlines stay raw bytes,
+    where json.dumps would write ``\\n``)."""
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    members = (f"{_olpc_canonical(k)}:{_olpc_canonical(v)}" for k, v in sorted(value.items()))
+    return "{" + ",".join(members) + "}"
 
 
 @dataclass(frozen=True)
@@ -143,14 +192,19 @@ class KeyPair:
     keyid: str
     # True when the pair was already there and generate left it as it was.
     existing: bool = False
+    key_type: str = DEFAULT_KEY_TYPE
 
 
-def generate_keys(folder: Path, name: str, *, force: bool = False) -> KeyPair:
-    """Write NAME.key (mode 0600, PKCS#8 PEM) and NAME.pub (SubjectPublicKeyInfo PEM).
+def generate_keys(
+    folder: Path, name: str, *, force: bool = False, key_type: str | None = None
+) -> KeyPair:
+    """Write NAME.key (mode 0600, PKCS#8 PEM) and NAME.pub (SubjectPublicKeyInfo PEM), of
+    ``key_type`` (one of :data:`KEY_TYPES`; None: ed25519 for a new pair).
 
     A complete pair that is already there is kept and returned (``existing``): scripts run
     `harness keys generate` before every certify, and a second run must not fail nor
-    replace the key others already trust. Only ``force`` replaces it, each file renamed
+    replace the key others already trust; but a pair of another type than the one asked
+    for is refused, not passed off as it. Only ``force`` replaces it, each file renamed
     over the old one (a link there is replaced, never written through). Half a pair, or a
     link in place of one, is refused: nothing is written through a link to elsewhere.
     """
@@ -159,34 +213,43 @@ def generate_keys(folder: Path, name: str, *, force: bool = False) -> KeyPair:
             f"key name {name!r} is not a plain file name",
             "use letters, digits, dot, dash and underscore, e.g. --name ci-runner-1",
         )
+    if key_type is not None and key_type not in KEY_TYPES:
+        raise HarnessError(f"unknown key type {key_type!r}", f"use one of {', '.join(KEY_TYPES)}")
     private_path, public_path = folder / f"{name}.key", folder / f"{name}.pub"
     present = [path for path in (private_path, public_path) if os.path.lexists(path)]
     if present and not force:
-        return _existing_pair(private_path, public_path, present)
+        return _existing_pair(private_path, public_path, present, key_type)
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-    key = Ed25519PrivateKey.generate()
+    key = _new_key(key_type or DEFAULT_KEY_TYPE)
     private_pem = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
-    public_pem = key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
+    pair = KeyPair(private_path, public_path, key_id(key.public_key()), key_type=key_type_of(key))
     if present:
         _replace(private_path, private_pem, 0o600)
-        _replace(public_path, public_pem, 0o644)
-        return KeyPair(private_path, public_path, key_id(key.public_key()))
+        _replace(public_path, public_pem(key.public_key()), 0o644)
+        return pair
     _create(private_path, private_pem, 0o600)
     try:
-        _create(public_path, public_pem, 0o644)
+        _create(public_path, public_pem(key.public_key()), 0o644)
     except BaseException:
         private_path.unlink(missing_ok=True)
         raise
-    return KeyPair(private_path, public_path, key_id(key.public_key()))
+    return pair
 
 
-def _existing_pair(private_path: Path, public_path: Path, present: list[Path]) -> KeyPair:
+def _new_key(kind: str) -> PrivateKey:
+    if kind == ECDSA_P256:
+        return ec.generate_private_key(ec.SECP256R1())
+    return Ed25519PrivateKey.generate()
+
+
+def _existing_pair(
+    private_path: Path, public_path: Path, present: list[Path], asked: str | None
+) -> KeyPair:
     """The pair already in place, checked as signing would check it: both files, plain,
-    the private key readable by its owner alone, and the two halves of one key."""
+    the private key readable by its owner alone, the two halves of one key, and of the
+    type asked for (when one was)."""
     refuse = "remove it, or pass --force to write a new pair in its place"
     for path in (private_path, public_path):
         if path not in present:
@@ -199,7 +262,16 @@ def _existing_pair(private_path: Path, public_path: Path, present: list[Path]) -
             f"{public_path} is not the public half of {private_path}",
             "pass --force to write a new pair, or restore the matching public key",
         )
-    return KeyPair(private_path, public_path, key_id(private.public_key()), existing=True)
+    found = key_type_of(private)
+    if asked is not None and found != asked:
+        raise HarnessError(
+            f"the key pair {private_path.stem!r} in {private_path.parent} is {found}, not {asked}",
+            "choose another --name for the new pair, or pass --force to replace this one "
+            "(whoever trusts its public key then trusts it no more)",
+        )
+    return KeyPair(
+        private_path, public_path, key_id(private.public_key()), existing=True, key_type=found
+    )
 
 
 def _replace(path: Path, data: bytes, mode: int) -> None:
@@ -232,8 +304,8 @@ def _create(path: Path, data: bytes, mode: int) -> None:
         stream.write(data)
 
 
-def load_private_key(path: Path) -> Ed25519PrivateKey:
-    """The ed25519 private key in ``path``, which only its owner may read."""
+def load_private_key(path: Path) -> PrivateKey:
+    """The ed25519 or ECDSA P-256 private key in ``path``, which only its owner may read."""
     try:
         data, status = untrusted.read_regular(path, limit=KEY_FILE_LIMIT, what="the private key")
     except FileNotFoundError:
@@ -258,11 +330,25 @@ def load_private_key(path: Path) -> Ed25519PrivateKey:
 def _private_from_pem(data: bytes, where: str) -> PrivateKey:
     try:
         key = serialization.load_pem_private_key(data, password=None)
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, UnsupportedAlgorithm):
         raise KeyFileError(f"{where} is not an unencrypted PEM private key") from None
-    if not isinstance(key, Ed25519PrivateKey):
-        raise KeyFileError(f"{where} is not an ed25519 key", "harness signs with ed25519 keys only")
-    return key
+    if isinstance(key, Ed25519PrivateKey) or (
+        isinstance(key, ec.EllipticCurvePrivateKey) and isinstance(key.curve, ec.SECP256R1)
+    ):
+        return key
+    raise KeyFileError(
+        f"{where} is {_described(key)}, not {SUPPORTED}",
+        "make one with `harness keys generate` (--type ecdsa-p256 for ECDSA)",
+    )
+
+
+def _described(key: object) -> str:
+    """What kind of key it is, in words: for the error that refuses it."""
+    if isinstance(key, ec.EllipticCurvePrivateKey | ec.EllipticCurvePublicKey):
+        return f"an elliptic-curve key on {key.curve.name}"
+    if isinstance(key, rsa.RSAPrivateKey | rsa.RSAPublicKey):
+        return "an RSA key"
+    return "a key of another type"
 
 
 def engine_keys(project_root: Path) -> dict[str, PrivateKey]:
@@ -295,7 +381,7 @@ def host_key(project_root: Path, given: Path | None) -> PrivateKey | None:
     return load_private_key(path)
 
 
-def load_public_key(path: Path) -> Ed25519PublicKey:
+def load_public_key(path: Path) -> PublicKey:
     try:
         data = untrusted.read_bytes(path, limit=KEY_FILE_LIMIT, what="the public key")
     except FileNotFoundError:
@@ -306,13 +392,18 @@ def load_public_key(path: Path) -> Ed25519PublicKey:
         raise KeyFileError(error.message, "check the path of the trusted key") from None
     try:
         key = serialization.load_pem_public_key(data)
-    except ValueError:
-        raise KeyFileError(f"{path} is not a PEM public key") from None
-    if not isinstance(key, Ed25519PublicKey):
+    except (ValueError, UnsupportedAlgorithm):
         raise KeyFileError(
-            f"{path} is not an ed25519 public key", "use a key from `harness keys generate`"
-        )
-    return key
+            f"{path} is not a PEM public key", "use the .pub file `harness keys generate` wrote"
+        ) from None
+    if isinstance(key, Ed25519PublicKey) or (
+        isinstance(key, ec.EllipticCurvePublicKey) and isinstance(key.curve, ec.SECP256R1)
+    ):
+        return key
+    raise KeyFileError(
+        f"{path} is {_described(key)}, not {SUPPORTED}",
+        "use the .pub file `harness keys generate` wrote",
+    )
 
 
 # -- trust -------------------------------------------------------------------------------
@@ -339,7 +430,7 @@ def trusted_keys(
     project_root: Path,
     command_line: Sequence[Path],
     project_listed: Sequence[Path],
-) -> list[Ed25519PublicKey]:
+) -> list[PublicKey]:
     """The keys a gate accepts: those given on the command line, or else this machine's,
     narrowed to the project's list when it has one."""
     given = list(command_line) or machine_trusted_paths(project_root)
@@ -364,8 +455,8 @@ def trusted_keys(
     return narrowed
 
 
-def _distinct(keys: Iterable[Ed25519PublicKey]) -> list[Ed25519PublicKey]:
-    found: dict[str, Ed25519PublicKey] = {}
+def _distinct(keys: Iterable[PublicKey]) -> list[PublicKey]:
+    found: dict[str, PublicKey] = {}
     for key in keys:
         found.setdefault(key_id(key), key)
     return list(found.values())

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -73,10 +75,14 @@ def planted_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def keys(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    """Two runners' key pairs, kept outside any project."""
+    """Two runners' key pairs, kept outside any project: runner-a's ed25519, runner-b's
+    ECDSA P-256, so that both types sign, co-sign and certify on the real engine."""
     folder = tmp_path_factory.mktemp("keys")
-    for name in ("runner-a", "runner-b"):
-        result = harness("keys", "generate", "--name", name, env={"HARNESS_KEYS_DIR": str(folder)})
+    for name, kind in (("runner-a", "ed25519"), ("runner-b", "ecdsa-p256")):
+        result = harness(
+            "keys", "generate", "--name", name, "--type", kind,
+            env={"HARNESS_KEYS_DIR": str(folder)},
+        )  # fmt: skip
         assert result.returncode == 0, result.stderr
     return {"dir": str(folder), "a": str(folder / "runner-a"), "b": str(folder / "runner-b")}
 
@@ -247,9 +253,24 @@ def test_runs_signed_in_containers_are_certified_from_their_evidence(
     untrusted_host = harness(*certify, cwd=planted_project)
     assert untrusted_host.returncode == 2
     assert "is signed by no key trusted here" in untrusted_host.stderr
-    signed = harness(*certify, "--trusted-key", f"{keys['a']}.pub", cwd=planted_project)
+    model_signature = tmp_path / "steady.sig"
+    signed = harness(
+        *certify, "--trusted-key", f"{keys['a']}.pub", "--model-signature", str(model_signature),
+        cwd=planted_project,
+    )  # fmt: skip
     assert signed.returncode == 0, signed.stderr
     assert "reproduced on 1 of 1 host(s), counted by key" in signed.stdout
+    # OpenSSF Model Signing's own verifier checks the model folder a container wrote.
+    model = planted_project / ".harness" / "runs" / experiment["control_runs"][0] / "artifacts"
+    checked = subprocess.run(
+        [
+            sys.executable, "-m", "model_signing", "verify", "key",
+            "--signature", str(model_signature), "--public_key", f"{keys['b']}.pub", str(model),
+        ],
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "Verification succeeded" in checked.stdout
 
     def verify_certificate(*extra: str) -> Any:
         return harness("certificate", "verify", str(certificate), *extra, cwd=planted_project)

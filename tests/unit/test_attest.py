@@ -18,12 +18,12 @@ from harness import untrusted
 from harness.errors import HarnessError
 from harness.runs import records
 from harness.trust import attest, canonical, certify, dsse, keys
-from tests.unit.test_certify import verification
+from tests.unit.test_certify import new_key, verification
 
 IMAGE = "sha256:" + "ab" * 32
 
 
-def signed_run(folder: Path, key: Ed25519PrivateKey, *, weights: bytes = b"\x01") -> dict[str, Any]:
+def signed_run(folder: Path, key: keys.PrivateKey, *, weights: bytes = b"\x01") -> dict[str, Any]:
     (folder / records.ARTIFACTS).mkdir(parents=True)
     (folder / records.ARTIFACTS / "weights.bin").write_bytes(weights)
     record = {
@@ -206,10 +206,11 @@ def test_a_record_holding_nan_cannot_be_signed(tmp_path: Path) -> None:
     assert not (folder / attest.ATTESTATION).exists()
 
 
+@pytest.mark.parametrize("kind", keys.KEY_TYPES)
 def test_securesystemslib_verifies_a_run_attestation_and_harness_one_it_signed(
-    tmp_path: Path,
+    tmp_path: Path, kind: str
 ) -> None:
-    key = Ed25519PrivateKey.generate()
+    key = new_key(kind)
     folder = tmp_path / "run-1"
     record = signed_run(folder, key)
     envelope = Envelope.from_dict(json.loads((folder / attest.ATTESTATION).read_text()))

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from google.protobuf import json_format
 from in_toto_attestation.v1 import statement_pb2
@@ -20,6 +21,7 @@ from securesystemslib.signer import CryptoSigner, SSlibKey
 from harness.errors import ConfigError, HarnessError
 from harness.runs import records
 from harness.trust import certify, keys
+from harness.trust.keys import PrivateKey
 
 IMAGE_ID = "sha256:" + "ab" * 32
 
@@ -60,26 +62,32 @@ def verification(project: Path) -> dict[str, Any]:
     }
 
 
-@pytest.fixture
-def key() -> Ed25519PrivateKey:
+def new_key(kind: str) -> PrivateKey:
+    """A fresh private key of type ``kind`` (``keys generate --type``)."""
+    if kind == keys.ECDSA_P256:
+        return ec.generate_private_key(ec.SECP256R1())
     return Ed25519PrivateKey.generate()
 
 
+@pytest.fixture(params=keys.KEY_TYPES)
+def key(request: pytest.FixtureRequest) -> PrivateKey:
+    """The certifier's key: every test here runs with each key type harness signs with."""
+    return new_key(request.param)
+
+
 @pytest.fixture
-def certificate(tmp_path: Path, key: Ed25519PrivateKey) -> Path:
+def certificate(tmp_path: Path, key: PrivateKey) -> Path:
     path = tmp_path / "cert.intoto.json"
     certify.write(path, certify.envelope(certify.statement(verification(tmp_path)), key))
     return path
 
 
-def check(path: Path, keys: list[Ed25519PrivateKey], threshold: int = 1) -> certify.Verified:
+def check(path: Path, keys: list[PrivateKey], threshold: int = 1) -> certify.Verified:
     document = certify.read_envelope(path)
     return certify.verify_envelope(document, [k.public_key() for k in keys], threshold)
 
 
-def test_an_intact_certificate_verifies(
-    certificate: Path, key: Ed25519PrivateKey, tmp_path: Path
-) -> None:
+def test_an_intact_certificate_verifies(certificate: Path, key: PrivateKey, tmp_path: Path) -> None:
     verified = check(certificate, [key])
     assert verified.image_id == IMAGE_ID
     statement = verified.statement
@@ -90,9 +98,7 @@ def test_an_intact_certificate_verifies(
     certify.check_artifacts(verified, tmp_path)
 
 
-def test_no_single_byte_change_alters_what_verifies(
-    certificate: Path, key: Ed25519PrivateKey
-) -> None:
+def test_no_single_byte_change_alters_what_verifies(certificate: Path, key: PrivateKey) -> None:
     """A changed byte is refused, or (in what DSSE leaves unauthenticated: spacing, a key id
     hint, base64's unused bits) leaves the verified statement and signers exactly as they were.
     """
@@ -121,7 +127,7 @@ def test_a_wrong_key_does_not_count(certificate: Path) -> None:
 
 
 def test_a_re_signed_payload_from_another_key_is_refused(
-    certificate: Path, key: Ed25519PrivateKey
+    certificate: Path, key: PrivateKey
 ) -> None:
     document = certify.read_envelope(certificate)
     forged = copy.deepcopy(document)
@@ -131,9 +137,7 @@ def test_a_re_signed_payload_from_another_key_is_refused(
         check(certificate, [key])
 
 
-def test_threshold_counts_distinct_trusted_signers(
-    certificate: Path, key: Ed25519PrivateKey
-) -> None:
+def test_threshold_counts_distinct_trusted_signers(certificate: Path, key: PrivateKey) -> None:
     second = Ed25519PrivateKey.generate()
     with pytest.raises(certify.CertificateError, match=r"1 trusted signature.*2 required"):
         check(certificate, [key, second], threshold=2)
@@ -144,17 +148,13 @@ def test_threshold_counts_distinct_trusted_signers(
     assert len(verified.signers) == 2
 
 
-def test_a_certificate_for_another_image_is_refused(
-    certificate: Path, key: Ed25519PrivateKey
-) -> None:
+def test_a_certificate_for_another_image_is_refused(certificate: Path, key: PrivateKey) -> None:
     verified = check(certificate, [key])
     with pytest.raises(certify.CertificateError, match="is for image sha256:abababababab"):
         certify.check_image(verified, "sha256:" + "cd" * 32)
 
 
-def test_a_changed_artifact_is_refused(
-    certificate: Path, key: Ed25519PrivateKey, tmp_path: Path
-) -> None:
+def test_a_changed_artifact_is_refused(certificate: Path, key: PrivateKey, tmp_path: Path) -> None:
     (tmp_path / records.RUNS / "run-1" / records.ARTIFACTS / "model.npy").write_bytes(b"weightz")
     with pytest.raises(certify.CertificateError, match=r"model\.npy of run run-1"):
         certify.check_artifacts(check(certificate, [key]), tmp_path)
@@ -202,7 +202,7 @@ def _resigned_payload(document: dict[str, Any], edit: Any) -> dict[str, Any]:
     return {**document, "payload": base64.b64encode(payload).decode()}
 
 
-def test_an_edited_payload_re_encoded_is_refused(certificate: Path, key: Ed25519PrivateKey) -> None:
+def test_an_edited_payload_re_encoded_is_refused(certificate: Path, key: PrivateKey) -> None:
     def claim_three_hosts(statement: dict[str, Any]) -> None:
         statement["predicate"]["quorum"] = {"agreed": ["a", "b", "c"], "of": 3}
 
@@ -248,7 +248,7 @@ def test_files_that_are_no_certificate_are_trouble_and_read_nothing(
 
 
 def test_a_statement_naming_runs_outside_their_folder_is_refused(
-    tmp_path: Path, key: Ed25519PrivateKey
+    tmp_path: Path, key: PrivateKey
 ) -> None:
     statement = certify.statement(verification(tmp_path))
     statement["predicate"]["experiments"][0]["runs"] = ["../../etc"]
@@ -261,12 +261,12 @@ def test_a_statement_naming_runs_outside_their_folder_is_refused(
 # -- interoperability with the reference implementations ---------------------------------
 
 
-def _sslib_key(key: Ed25519PrivateKey) -> Any:
+def _sslib_key(key: PrivateKey) -> Any:
     return SSlibKey.from_crypto(key.public_key())
 
 
 def test_securesystemslib_verifies_harness_envelopes_with_a_key_it_loads_itself(
-    certificate: Path, key: Ed25519PrivateKey
+    certificate: Path, key: PrivateKey
 ) -> None:
     envelope = Envelope.from_dict(json.loads(certificate.read_text()))
     accepted = envelope.verify([_sslib_key(key)], threshold=1)
@@ -275,7 +275,7 @@ def test_securesystemslib_verifies_harness_envelopes_with_a_key_it_loads_itself(
 
 
 def test_harness_verifies_an_envelope_securesystemslib_signed(
-    tmp_path: Path, key: Ed25519PrivateKey
+    tmp_path: Path, key: PrivateKey
 ) -> None:
     payload = json.dumps(certify.statement(verification(tmp_path))).encode()  # its own layout
     envelope = Envelope(payload, certify.PAYLOAD_TYPE, {})
@@ -291,7 +291,7 @@ def test_harness_verifies_an_envelope_securesystemslib_signed(
     assert check(path, [key]).signers == [keys.key_id(key.public_key())]
 
 
-def test_any_conformant_encoding_verifies(certificate: Path, key: Ed25519PrivateKey) -> None:
+def test_any_conformant_encoding_verifies(certificate: Path, key: PrivateKey) -> None:
     document = certify.read_envelope(certificate)
     payload = base64.b64decode(document["payload"])
     conformant = {
@@ -319,7 +319,7 @@ def test_the_statement_validates_as_in_toto_v1(tmp_path: Path) -> None:
 
 
 def test_a_registry_digest_becomes_the_subject_cosign_matches(
-    tmp_path: Path, key: Ed25519PrivateKey
+    tmp_path: Path, key: PrivateKey
 ) -> None:
     manifest = "ef" * 32
     document = certify.statement(
@@ -340,7 +340,7 @@ def test_a_registry_digest_becomes_the_subject_cosign_matches(
         certify.statement(verification(tmp_path / "again"), ["harness:cpu"])
 
 
-def test_a_host_named_twice_is_counted_once(certificate: Path, key: Ed25519PrivateKey) -> None:
+def test_a_host_named_twice_is_counted_once(certificate: Path, key: PrivateKey) -> None:
     """An older statement listing one host twice never reads "2 of 1 host(s): vm, vm"."""
 
     statement = json.loads(base64.b64decode(certify.read_envelope(certificate)["payload"]))

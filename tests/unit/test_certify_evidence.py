@@ -29,10 +29,14 @@ def project(tmp_path: Path) -> Path:
     return folder
 
 
-@pytest.fixture
-def pairs(tmp_path: Path) -> dict[str, keys.KeyPair]:
-    """The certifier's key and two hosts' keys, all outside the project."""
-    return {n: keys.generate_keys(tmp_path / "keys", n) for n in ("certifier", "leg-1", "leg-2")}
+@pytest.fixture(params=keys.KEY_TYPES)
+def pairs(tmp_path: Path, request: pytest.FixtureRequest) -> dict[str, keys.KeyPair]:
+    """The certifier's key and two hosts' keys, all outside the project: every test here
+    runs with keys of each type harness signs with."""
+    return {
+        n: keys.generate_keys(tmp_path / "keys", n, key_type=request.param)
+        for n in ("certifier", "leg-1", "leg-2")
+    }
 
 
 def harness(project: Path, *arguments: str | Path) -> tuple[int, str, str]:

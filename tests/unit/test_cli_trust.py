@@ -10,6 +10,8 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from harness.cli.main import cli
 from harness.trust import certify, keys
@@ -171,3 +173,67 @@ def test_generating_a_key_that_exists_says_where_it_is_and_succeeds(
     assert private.read_bytes() != before
     assert forced.stdout.splitlines()[-1] != first.stdout.splitlines()[-1]
     assert stat.S_IMODE(private.stat().st_mode) == 0o600
+
+
+def test_keys_generate_takes_a_type_and_refuses_a_pair_of_another(
+    project: Path, tmp_path: Path
+) -> None:
+    runner = CliRunner()
+    arguments = ["--project", str(project), "keys", "generate", "--name", "cosign"]
+    made = runner.invoke(cli, [*arguments, "--type", "ecdsa-p256"])
+    assert made.exit_code == 0, made.stderr
+    assert "type    ecdsa-p256" in made.stdout
+    public = tmp_path / "config" / "harness" / "keys" / "cosign.pub"
+    assert keys.key_type_of(keys.load_public_key(public)) == keys.ECDSA_P256
+    other = runner.invoke(cli, [*arguments, "--type", "ed25519"])
+    assert other.exit_code == 2
+    assert "is ecdsa-p256, not ed25519" in other.stderr
+    assert len(other.stderr.strip().splitlines()) == 1
+    unknown = runner.invoke(cli, [*arguments, "--type", "rsa"])
+    assert unknown.exit_code == 2
+    assert "'rsa' is not one of 'ed25519', 'ecdsa-p256'" in unknown.stderr
+
+
+def test_a_key_file_of_another_type_is_refused_in_one_line(
+    project: Path, tmp_path: Path, signed: tuple[Path, keys.KeyPair]
+) -> None:
+    path, first = signed
+    wrong = tmp_path / "p384.key"
+    wrong.write_bytes(
+        ec.generate_private_key(ec.SECP384R1()).private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    wrong.chmod(0o600)
+    code, stderr = harness(
+        project, "certificate", "sign", path, "--key", wrong, "--trusted-key", first.public
+    )
+    assert code == 2
+    assert "is an elliptic-curve key on secp384r1, not an ed25519 or ECDSA P-256 key" in stderr
+    assert "Traceback" not in stderr and len(stderr.strip().splitlines()) == 1
+    code, stderr = harness(project, "certificate", "verify", path, "--key", wrong)
+    assert code == 2
+    assert "is not a PEM public key" in stderr
+
+
+def test_an_ecdsa_runner_co_signs_an_ed25519_certificate(
+    project: Path, tmp_path: Path, signed: tuple[Path, keys.KeyPair]
+) -> None:
+    path, first = signed
+    second = keys.generate_keys(tmp_path / "runner-2", "harness", key_type=keys.ECDSA_P256)
+    for _ in range(2):
+        code, stderr = harness(
+            project, "certificate", "sign", path, "--key", second.private,
+            "--trusted-key", first.public,
+        )  # fmt: skip
+        assert code == 0, stderr
+    # Signing again replaced its own signature (found by verifying it, whatever its bytes).
+    signatures = json.loads(path.read_text())["signatures"]
+    assert sorted(s["keyid"] for s in signatures) == sorted([first.keyid, second.keyid])
+    code, stderr = harness(
+        project, "certificate", "verify", path, "--key", first.public, "--key", second.public,
+        "--threshold", "2",
+    )  # fmt: skip
+    assert code == 0, stderr

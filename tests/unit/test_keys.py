@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import os
+import shutil
 import stat
 from pathlib import Path
+from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric.ed448 import Ed448PrivateKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from securesystemslib.signer import SSlibKey
 
 from harness.errors import ConfigError, HarnessError
@@ -200,3 +206,148 @@ def test_a_host_key_inside_the_project_or_readable_by_others_is_refused(
     monkeypatch.setenv(keys.HOST_KEY_ENV, "-----BEGIN PRIVATE KEY-----\nnot a key\n")
     with pytest.raises(keys.KeyFileError, match="HARNESS_HOST_KEY is not an unencrypted PEM"):
         keys.host_key(project, None)
+
+
+# -- ECDSA P-256 beside ed25519 ----------------------------------------------------------
+
+
+def test_an_ecdsa_p256_pair_is_private_and_its_key_id_is_securesystemslib_s(
+    tmp_path: Path,
+) -> None:
+    old = os.umask(0)
+    try:
+        pair = keys.generate_keys(tmp_path / "keys", "cosign", key_type=keys.ECDSA_P256)
+    finally:
+        os.umask(old)
+    assert pair.key_type == keys.ECDSA_P256
+    assert stat.S_IMODE(pair.private.stat().st_mode) == 0o600
+    private = keys.load_private_key(pair.private)
+    public = keys.load_public_key(pair.public)
+    assert isinstance(public, ec.EllipticCurvePublicKey)
+    assert isinstance(public.curve, ec.SECP256R1)
+    assert pair.public.read_bytes().startswith(b"-----BEGIN PUBLIC KEY-----\n")
+    sslib = SSlibKey.from_crypto(public)
+    assert (sslib.keytype, sslib.scheme) == ("ecdsa", "ecdsa-sha2-nistp256")
+    assert pair.keyid == sslib.keyid == keys.key_id(keys.public_of(private))
+    assert keys.key_type_of(private) == keys.key_type_of(public) == keys.ECDSA_P256
+
+
+def test_ecdsa_signatures_verify_whatever_their_bytes(tmp_path: Path) -> None:
+    """ECDSA is randomized: two signatures of one message differ and both verify; only
+    verifying says whether a signature is good."""
+    key = keys.load_private_key(
+        keys.generate_keys(tmp_path, "ec", key_type=keys.ECDSA_P256).private
+    )
+    public = keys.public_of(key)
+    message = b"DSSEv1 28 application/vnd.in-toto+json 2 {}"
+    first, second = keys.sign(key, message), keys.sign(key, message)
+    assert keys.signs(public, first, message)
+    assert keys.signs(public, second, message)
+    assert not keys.signs(public, first, message + b" ")
+    other = ec.generate_private_key(ec.SECP256R1())
+    assert not keys.signs(other.public_key(), first, message)
+    # Bytes that are no DER signature at all, or an ed25519 signature: simply not one.
+    ed = Ed25519PrivateKey.generate()
+    for garbage in (b"", b"\x00" * 64, first[:-1], ed.sign(message)):
+        assert not keys.signs(public, garbage, message)
+    assert not keys.signs(ed.public_key(), first, message)
+
+
+def test_an_existing_pair_of_another_type_is_refused_not_passed_off(tmp_path: Path) -> None:
+    ed = keys.generate_keys(tmp_path, "harness")
+    with pytest.raises(HarnessError, match=r"'harness' .* is ed25519, not ecdsa-p256") as caught:
+        keys.generate_keys(tmp_path, "harness", key_type=keys.ECDSA_P256)
+    assert "--force" in caught.value.one_line()
+    # Asked for no type (a scripted generate before every certify): kept as it is.
+    assert keys.generate_keys(tmp_path, "harness").keyid == ed.keyid
+    replaced = keys.generate_keys(tmp_path, "harness", key_type=keys.ECDSA_P256, force=True)
+    assert replaced.key_type == keys.ECDSA_P256 and replaced.keyid != ed.keyid
+    kept = keys.generate_keys(tmp_path, "harness")
+    assert kept.existing and kept.key_type == keys.ECDSA_P256
+    with pytest.raises(HarnessError, match="unknown key type 'rsa'"):
+        keys.generate_keys(tmp_path, "other", key_type="rsa")
+
+
+def _pem_private(key: Any) -> bytes:
+    return bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+
+
+def _pem_public(key: Any) -> bytes:
+    return bytes(
+        key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+
+
+WRONG_KEYS = {
+    "rsa": (lambda: rsa.generate_private_key(public_exponent=65537, key_size=2048), "an RSA key"),
+    "p384": (
+        lambda: ec.generate_private_key(ec.SECP384R1()),
+        "an elliptic-curve key on secp384r1",
+    ),
+    "ed448": (Ed448PrivateKey.generate, "a key of another type"),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(WRONG_KEYS))
+def test_a_key_of_another_type_is_a_one_line_error(tmp_path: Path, kind: str) -> None:
+    make, described = WRONG_KEYS[kind]
+    key = make()
+    private, public = tmp_path / "wrong.key", tmp_path / "wrong.pub"
+    private.write_bytes(_pem_private(key))
+    private.chmod(0o600)
+    public.write_bytes(_pem_public(key))
+    with pytest.raises(keys.KeyFileError, match=f"is {described}, not an ed25519 or ECDSA P-256"):
+        keys.load_private_key(private)
+    with pytest.raises(keys.KeyFileError, match=f"is {described}, not an ed25519 or ECDSA P-256"):
+        keys.load_public_key(public)
+
+
+def test_corrupt_or_swapped_key_files_are_one_line_errors(tmp_path: Path) -> None:
+    pair = keys.generate_keys(tmp_path, "ec", key_type=keys.ECDSA_P256)
+    text = pair.private.read_bytes()
+    corrupt = tmp_path / "corrupt.key"
+    corrupt.write_bytes(text[:40] + b"AAAA" + text[44:])
+    corrupt.chmod(0o600)
+    encrypted = tmp_path / "encrypted.key"
+    encrypted.write_bytes(
+        keys.load_private_key(pair.private).private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.BestAvailableEncryption(b"secret"),
+        )
+    )
+    encrypted.chmod(0o600)
+    swapped = tmp_path / "swapped.key"
+    swapped.write_bytes(pair.public.read_bytes())  # the public half where the private goes
+    swapped.chmod(0o600)
+    for path in (corrupt, encrypted, swapped):
+        with pytest.raises(keys.KeyFileError, match="is not an unencrypted PEM private key"):
+            keys.load_private_key(path)
+    with pytest.raises(keys.KeyFileError, match="is not a PEM public key"):
+        keys.load_public_key(pair.private)
+
+
+def test_an_ecdsa_host_key_comes_from_a_file_or_the_pem_in_the_environment(
+    tmp_path: Path, project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pair = keys.generate_keys(tmp_path / "host", "host", key_type=keys.ECDSA_P256)
+    given = keys.host_key(project, pair.private)
+    assert given is not None and keys.key_id(keys.public_of(given)) == pair.keyid
+    monkeypatch.setenv(keys.HOST_KEY_ENV, pair.private.read_text())  # as a CI secret gives it
+    from_env = keys.host_key(project, None)
+    assert from_env is not None and keys.key_id(keys.public_of(from_env)) == pair.keyid
+    engines = keys.keys_dir(project) / keys.HOSTS_FOLDER
+    engines.mkdir(parents=True)
+    shutil.copy(pair.private, engines / "gpu-box.key")
+    (engines / "gpu-box.key").chmod(0o600)
+    assert [keys.key_id(keys.public_of(k)) for k in keys.engine_keys(project).values()] == [
+        pair.keyid
+    ]

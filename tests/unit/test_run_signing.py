@@ -44,8 +44,9 @@ def run(project: Path, *arguments: str | Path) -> tuple[int, list[dict[str, obje
     return result.exit_code, made, result.stderr
 
 
-def test_a_run_is_signed_with_the_key_given(hosted: Path, tmp_path: Path) -> None:
-    pair = keys.generate_keys(tmp_path / "keys", "host")
+@pytest.mark.parametrize("kind", keys.KEY_TYPES)
+def test_a_run_is_signed_with_the_key_given(hosted: Path, tmp_path: Path, kind: str) -> None:
+    pair = keys.generate_keys(tmp_path / "keys", "host", key_type=kind)
     code, made, stderr = run(hosted, "--sign-key", pair.private)
     assert code == 0, stderr
     folder = hosted / records.RUNS / str(made[0]["run_id"])
