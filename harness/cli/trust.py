@@ -33,7 +33,7 @@ from harness.runs import host_executor, reconcile, records
 from harness.runs import run as run_module
 from harness.runs import verify as verify_module
 from harness.runs.variations import Variation, select
-from harness.trust import attest, certify, evidence, gate, keys
+from harness.trust import attest, certify, evidence, gate, keys, provenance
 
 
 @click.command("verify")
@@ -144,6 +144,7 @@ def verify_command(
             say=state.ui.say,
             on_line=state.ui.build_line,
         )
+        provenance.record_build(config.project_root, image.provenance, state.ui.say)
         verification = verify_module.verify(
             engine,
             config,
