@@ -7,12 +7,14 @@ cli.py builds and runs, this module proves and checks.
 from __future__ import annotations
 
 import functools
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
 
+from harness import registry as registry_module
 from harness.cli.options import (
     RunOptions,
     hosts_option,
@@ -29,11 +31,12 @@ from harness.fleet import collect as collect_module
 from harness.fleet import crosshost
 from harness.fleet import hosts as hosts_module
 from harness.images import build as build_module
+from harness.images import provenance as provenance_statements
 from harness.runs import host_executor, reconcile, records
 from harness.runs import run as run_module
 from harness.runs import verify as verify_module
 from harness.runs.variations import Variation, select
-from harness.trust import attest, certify, evidence, gate, keys, provenance
+from harness.trust import attest, certify, evidence, gate, keys, provenance, registry_attestations
 
 
 @click.command("verify")
@@ -289,6 +292,14 @@ def conclude(
     is_flag=True,
     help="Also count runs no trusted host key signed; the certificate names them as unsigned.",
 )
+@click.option(
+    "--push",
+    "push_to",
+    metavar="REGISTRY/NAME",
+    help="Push the certified image there first, by digest (a subject cosign matches), then "
+    "store the certificate and the image's provenance beside it in the registry (cosign's "
+    "layout, and OCI 1.1 referrers).",
+)
 @json_option("what was written")
 @click.pass_obj
 def certify_command(
@@ -301,6 +312,7 @@ def certify_command(
     manifests: tuple[str, ...],
     host_keys: tuple[Path, ...],
     allow_unsigned: bool,
+    push_to: str | None,
     as_json: bool,
 ) -> None:
     """Sign a reproducibility certificate, built from the runs a verification names.
@@ -320,6 +332,7 @@ def certify_command(
     \b
       harness keys generate
       harness verify && harness certify --tag
+      harness certify --push registry.example.com/ml/model
       harness collect legs/ --key leg-1.pub --key leg-2.pub && \\
           harness certify --trusted-key leg-1.pub --trusted-key leg-2.pub
     """
@@ -364,10 +377,28 @@ def certify_command(
     if engine is not None and not manifests:
         info = engine.image(image_id)
         manifests = info.repo_digests if info is not None else ()
+    pushed = None
+    if push_to is not None:
+        built, pushed = _push_certified(state, config, image_id, push_to, trusted)
+        manifests = (*manifests, str(pushed))
     statement = certify.statement(verification, manifests)
     envelope = certify.envelope(statement, private)
     path = output or certify.certificate_path(config.project_root, image_id)
     certify.write(path, envelope)
+    attached = None
+    if pushed is not None:
+        attached = registry_attestations.publish(
+            pushed,
+            [
+                registry_attestations.Attestation(
+                    certify.PREDICATE_TYPE, certify.canonical(envelope)
+                ),
+                registry_attestations.Attestation(
+                    provenance_statements.PREDICATE_TYPE,
+                    registry_attestations.seal_for(config.project_root, built, pushed, private),
+                ),
+            ],
+        )
     tagged = None
     if engine is not None:
         tagged = f"{config.image}:certified-{image_id.removeprefix('sha256:')[:12]}"
@@ -379,6 +410,9 @@ def certify_command(
                 "image": image_id,
                 "tag": tagged,
                 "keyid": keys.key_id(private.public_key()),
+                "pushed": str(pushed) if pushed else None,
+                "attestations": attached.cosign if attached else None,
+                "referrers": list(attached.referrers) if attached else None,
             }
         )
         return
@@ -392,6 +426,35 @@ def certify_command(
     state.ui.result(f"certificate {path}")
     if tagged:
         state.ui.result(f"tagged {tagged}")
+    if pushed is not None and attached is not None:
+        state.ui.result(f"pushed {pushed}")
+        state.ui.result(f"certificate and provenance attached: {attached.cosign}")
+        how = "referrers API" if attached.referrers_api else "referrers tag (no referrers API)"
+        state.ui.result(f"OCI referrers: {len(attached.referrers)} ({how})")
+
+
+def _push_certified(
+    state: State,
+    config: Config,
+    image_id: str,
+    repository: str,
+    trusted: list[keys.PublicKey],
+) -> tuple[dict[str, Any], registry_module.Reference]:
+    """Check the image's provenance, then push the image; its provenance and where it went."""
+    if not image_id.startswith("sha256:") or state.engine(config).image(image_id) is None:
+        raise ConfigError(
+            "--push: the certified image is not on this engine (or these runs used the host "
+            "executor, which has no image)",
+            "certify where the image was built, or leave out --push",
+        )
+    engine = state.engine(config)
+    info = engine.image(image_id)
+    labels = info.labels if info is not None else {}
+    built = registry_attestations.provenance_to_publish(
+        config.project_root, image_id, labels, trusted
+    )
+    state.ui.say(f"pushing {image_id[:19]} to {repository}")
+    return built, registry_attestations.push_image(engine, image_id, repository)
 
 
 @click.command("attest")
@@ -478,7 +541,12 @@ def certificate_group() -> None:
 
 
 @certificate_group.command("verify")
-@click.argument("certificate_file", metavar="CERT", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument(
+    "certificate_file",
+    metavar="[CERT]",
+    required=False,
+    type=click.Path(dir_okay=False, path_type=Path),
+)
 @click.option(
     "--key",
     "public_keys",
@@ -488,7 +556,11 @@ def certificate_group() -> None:
     "~/.config/harness/trusted/*.pub). The project's [tool.harness.certify] trusted-keys "
     "can only narrow these.",
 )
-@click.option("--image", help="The image in hand: its ID must be the certified one.")
+@click.option(
+    "--image",
+    help="The image in hand: its ID must be the certified one. Without CERT, an image in a "
+    "registry, REGISTRY/NAME@sha256:HEX, whose certificate and provenance are read from there.",
+)
 @click.option(
     "--threshold",
     type=click.IntRange(min=1),
@@ -508,7 +580,7 @@ def certificate_group() -> None:
 def certificate_verify(
     state: State,
     *,
-    certificate_file: Path,
+    certificate_file: Path | None,
     public_keys: tuple[Path, ...],
     image: str | None,
     threshold: int | None,
@@ -521,8 +593,26 @@ def certificate_verify(
     A deployment gate: `harness certificate verify CERT --key ci.pub --image REF` exits 0
     only when the image is the certified one and enough trusted runners signed.
 
+    \b
+    Without CERT, from the registry alone (no project, no engine, no local copy):
+      harness certificate verify --image registry.example.com/ml/model@sha256:HEX --key ci.pub
+    reads the certificate and the SLSA provenance stored beside the image (`harness certify
+    --push`), checks both signatures, that both name the image the manifest holds, and
+    that the provenance's inputs are the image's labels.
+
     Exit 0 when it verifies, 1 when it does not, 2 on trouble (missing file or key).
     """
+    if certificate_file is None:
+        _verify_in_registry(
+            state,
+            image,
+            public_keys=public_keys,
+            threshold=threshold,
+            min_hosts=min_hosts,
+            rerun=rerun,
+            as_json=as_json,
+        )
+        return
     config = state.config()
     verified = _verify_certificate(
         state, config, certificate_file, public_keys=public_keys, threshold=threshold, image=image
@@ -544,6 +634,67 @@ def certificate_verify(
     for line in verified.checks:
         state.ui.result(f"ok  {line}")
     state.ui.result(f"certificate verifies: {verified.pinned_by}")
+
+
+def _verify_in_registry(
+    state: State,
+    image: str | None,
+    *,
+    public_keys: tuple[Path, ...],
+    threshold: int | None,
+    min_hosts: int | None,
+    rerun: bool,
+    as_json: bool,
+) -> None:
+    """`certificate verify --image REGISTRY/NAME@sha256:...`: everything from the registry."""
+    if image is None:
+        raise ConfigError(
+            "give a certificate file, or --image REGISTRY/NAME@sha256:HEX to read it from the "
+            "registry",
+            "harness certificate verify --image registry.example.com/ml/model@sha256:... "
+            "--key certifier.pub",
+        )
+    if rerun:
+        raise ConfigError(
+            "--rerun needs the project and its certificate file", "give CERT, or leave out --rerun"
+        )
+    reference = registry_module.parse(image, digest_required=True)
+    project = _project_root(state)
+    if project is not None:
+        config = state.config()
+        settings = certify.settings(config.table("certify"), config.project_root)
+        trusted = gate.trusted_keys(config, public_keys, settings)
+        required = max(threshold or 1, settings.threshold)
+    else:
+        # Outside any project nothing narrows the keys; an empty folder stands for the
+        # project inside which no trusted key may lie.
+        with tempfile.TemporaryDirectory(prefix="harness-no-project-") as nowhere:
+            trusted = keys.trusted_keys(Path(nowhere), public_keys, ())
+        required = threshold or 1
+    verified = registry_attestations.verify(
+        registry_module.Registry(reference.registry), reference, trusted, required
+    )
+    before = len(verified.certificate.checks)
+    certify.check_hosts(verified.certificate, trusted, min_hosts)
+    checks = [*verified.checks, *verified.certificate.checks[before:]]
+    if as_json:
+        state.ui.json(
+            {
+                "ok": True,
+                "image": str(reference),
+                "signers": verified.certificate.signers,
+                "checks": checks,
+                "statement": verified.certificate.statement,
+                "provenance": verified.provenance,
+            }
+        )
+        return
+    for line in checks:
+        state.ui.result(f"ok  {line}")
+    state.ui.result(
+        f"{reference} verifies: certified and built as its provenance says "
+        f"({verified.certificate.pinned_by})"
+    )
 
 
 @certificate_group.command("sign")
