@@ -7,8 +7,9 @@ cli.py builds and runs, this module proves and checks.
 from __future__ import annotations
 
 import functools
+import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -779,5 +780,20 @@ def _verify_certificate(
         if info is None:
             raise HarnessError(f"the engine has no image {image}", "pull or build it first")
         certify.check_image(verified, info.id)
+        verified.checks.extend(_local_provenance(config, info.id, info.labels, trusted))
     certify.check_artifacts(verified, config.project_root)
     return verified
+
+
+def _local_provenance(
+    config: Config, image_id: str, labels: Mapping[str, str], trusted: list[keys.PublicKey]
+) -> list[str]:
+    """The image's provenance kept here, checked against the image when it is signed."""
+    path = provenance.path_for(config.project_root, image_id)
+    if not os.path.lexists(path):
+        return [f"no provenance of {image_id[:19]} kept here (built elsewhere)"]
+    document = provenance.read(path)
+    if not document.get("signatures"):
+        return ["the provenance kept here is unsigned (built without a key): not checked"]
+    statement, _ = provenance.open_signed(document, trusted)
+    return provenance.check_image(statement, image_id, labels, project_root=config.project_root)

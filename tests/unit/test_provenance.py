@@ -44,10 +44,10 @@ def labels() -> dict[str, str]:
     }
 
 
-def statement(wheel_sha: str = WHEEL_SHA) -> dict[str, Any]:
+def statement(wheel_sha: str = WHEEL_SHA, image_id: str = IMAGE_ID) -> dict[str, Any]:
     return statements.statement(
         reference="demo:cpu",
-        image_id=IMAGE_ID,
+        image_id=image_id,
         variant="cpu",
         labels=labels(),
         base_reference="harness-base:bookworm-python3.11",
