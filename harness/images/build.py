@@ -312,7 +312,7 @@ def provenance_statement(
         dockerfile_label=build_plan.dockerfile.label,
         dockerfile_sha256=build_plan.dockerfile.sha256,
         constraints_name=variant.constraints.name,
-        constraints_sha256=prepared.labels[LABEL_CONSTRAINTS],
+        constraints_sha256=prepared.labels.get(LABEL_CONSTRAINTS, ""),
         harness_source=prepared.source,
         ca_bundle_sha256=hashlib.sha256(build_plan.ca_bundle).hexdigest()
         if build_plan.ca_bundle
