@@ -594,12 +594,13 @@ def certificate_verify(
     A deployment gate: `harness certificate verify CERT --key ci.pub --image REF` exits 0
     only when the image is the certified one and enough trusted runners signed.
 
+    Without CERT, everything comes from the registry alone (no project, engine or local
+    copy): the certificate and the SLSA provenance stored beside the image (`harness
+    certify --push`); both signatures are checked, that both name the image the manifest
+    holds, and that the provenance's inputs are the image's labels:
+
     \b
-    Without CERT, from the registry alone (no project, no engine, no local copy):
       harness certificate verify --image registry.example.com/ml/model@sha256:HEX --key ci.pub
-    reads the certificate and the SLSA provenance stored beside the image (`harness certify
-    --push`), checks both signatures, that both name the image the manifest holds, and
-    that the provenance's inputs are the image's labels.
 
     Exit 0 when it verifies, 1 when it does not, 2 on trouble (missing file or key).
     """
@@ -795,5 +796,10 @@ def _local_provenance(
     document = provenance.read(path)
     if not document.get("signatures"):
         return ["the provenance kept here is unsigned (built without a key): not checked"]
-    statement, _ = provenance.open_signed(document, trusted)
+    try:
+        statement, _ = provenance.open_signed(document, trusted)
+    except provenance.ProvenanceError:
+        # The build host's key may be one this gate does not trust; the certificate is
+        # what it checks, and `certify --push` re-signs the provenance with the certifier's.
+        return ["the provenance kept here is signed by no key trusted here: not checked"]
     return provenance.check_image(statement, image_id, labels, project_root=config.project_root)

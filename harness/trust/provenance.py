@@ -70,7 +70,7 @@ def seal(statement: Mapping[str, Any], key: keys.PrivateKey | None) -> dict[str,
 class Recorded:
     path: Path
     signed: bool
-    # False when a signed statement was already there and this one, unsigned, was not written.
+    # False when a signed statement was already there and kept (no key signed this one).
     written: bool = True
     copies: tuple[Path, ...] = field(default=())
 
@@ -85,14 +85,15 @@ def record(
     """Write the image's provenance under ``.harness/provenance/`` (and to ``also``)."""
     image_id = "sha256:" + str(statement["subject"][0]["digest"]["sha256"])
     path = path_for(project_root, image_id)
-    envelope = seal(statement, key)
-    text = json.dumps(envelope, indent=2, sort_keys=True) + "\n"
+    kept = key is None and _signed(path)
+    if kept:
+        text = path.read_text(encoding="utf-8")
+    else:
+        text = json.dumps(seal(statement, key), indent=2, sort_keys=True) + "\n"
+        atomic.write_text(path, text)
     for copy in also:
         atomic.write_text(copy, text)
-    if key is None and _signed(path):
-        return Recorded(path, signed=True, written=False, copies=tuple(also))
-    atomic.write_text(path, text)
-    return Recorded(path, signed=key is not None, copies=tuple(also))
+    return Recorded(path, signed=key is not None or kept, written=not kept, copies=tuple(also))
 
 
 def _signed(path: Path) -> bool:
@@ -305,10 +306,11 @@ def record_build(
         return None
     key = keys.host_key(project_root, None)
     recorded = record(project_root, statement, key, also=also)
-    if key is None:
-        kept = "" if recorded.written else " (the signed one already there is kept)"
+    if not recorded.written:
+        say("no key to sign the image's provenance: the signed one already recorded is kept")
+    elif not recorded.signed:
         say(
-            f"provenance of the image written unsigned{kept}: there is no key to sign it "
+            "the image's provenance is written unsigned: there is no key to sign it "
             f"(`harness keys generate`, or ${keys.HOST_KEY_ENV})"
         )
     return recorded

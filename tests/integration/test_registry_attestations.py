@@ -161,6 +161,21 @@ def test_the_registry_holds_cosign_s_layout_and_oci_referrers(pushed: dict[str, 
         assert referrer.document()["artifactType"] == "application/vnd.dsse.envelope.v1+json"
 
 
+def test_the_local_gate_checks_the_provenance_kept_beside_the_certificate(
+    pushed: dict[str, Any],
+) -> None:
+    project = pushed["project"]
+    certificate = pushed["document"]["certificate"]
+    image = pushed["document"]["image"]
+    checked = harness(
+        "certificate", "verify", certificate, "--key", str(pushed["public"]), "--image", image,
+        cwd=project,
+    )  # fmt: skip
+    assert checked.returncode == 0, checked.stderr
+    assert f"ok  provenance subject is image {image[:19]}" in checked.stdout
+    assert "wheel(s) carry sha256 digests constraints.txt pins" in checked.stdout
+
+
 def test_an_image_without_attestations_is_refused_in_one_line(
     engine: Engine, registry: str, pushed: dict[str, Any], tmp_path: Path
 ) -> None:

@@ -131,9 +131,12 @@ def test_an_unsigned_build_never_replaces_signed_provenance(
     tmp_path: Path, key: Ed25519PrivateKey
 ) -> None:
     signed = provenance.record(tmp_path, statement(), key)
-    again = provenance.record(tmp_path, statement(), None)
+    copy = tmp_path / "copy.intoto.json"
+    again = provenance.record(tmp_path, statement(), None, also=[copy])
     assert not again.written
     assert provenance.read(signed.path)["signatures"]
+    # The copy asked for is the signed provenance that was kept.
+    assert copy.read_bytes() == signed.path.read_bytes()
 
 
 def test_provenance_signed_by_another_key_or_edited_is_refused(

@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -285,3 +286,37 @@ def test_provenance_naming_other_inputs_than_the_image_s_configuration_is_refuse
 
 def _predicate_type(raw: bytes) -> str:
     return str(json.loads(base64.b64decode(json.loads(raw)["payload"]))["predicateType"])
+
+
+def test_push_re_signs_unsigned_provenance_once_checked_against_the_image(
+    tmp_path: Path, key: Ed25519PrivateKey
+) -> None:
+    image_id = "sha256:" + "ab" * 32
+    provenance.record(tmp_path, statement(image_id=image_id), None)
+    checked = registry_attestations.provenance_to_publish(
+        tmp_path, image_id, labels(), [key.public_key()]
+    )
+    pushed = Reference("127.0.0.1:5000", REPOSITORY, "sha256:" + "ee" * 32)
+    raw = registry_attestations.seal_for(tmp_path, checked, pushed, key)
+    opened, _ = provenance.open_signed(json.loads(raw), [key.public_key()])
+    assert [s["digest"]["sha256"] for s in opened["subject"]] == ["ab" * 32, "ee" * 32]
+    assert provenance.read(provenance.path_for(tmp_path, image_id))["signatures"]
+    # Provenance another image's labels contradict is never re-signed.
+    with pytest.raises(provenance.ProvenanceError, match="Dockerfile"):
+        registry_attestations.provenance_to_publish(
+            tmp_path,
+            image_id,
+            {**labels(), build.LABEL_DOCKERFILE_SHA256: "00" * 32},
+            [key.public_key()],
+        )
+
+
+def test_push_refuses_provenance_signed_by_a_key_not_trusted_here(
+    tmp_path: Path, key: Ed25519PrivateKey
+) -> None:
+    image_id = "sha256:" + "ab" * 32
+    provenance.record(tmp_path, statement(image_id=image_id), Ed25519PrivateKey.generate())
+    with pytest.raises(provenance.ProvenanceError, match="no key trusted here"):
+        registry_attestations.provenance_to_publish(
+            tmp_path, image_id, labels(), [key.public_key()]
+        )
