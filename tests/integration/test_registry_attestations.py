@@ -57,8 +57,14 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         _script(SCRIPTS / "registry.sh", "stop", state)
 
 
+# Not a name other sessions' cleanups remove (they share the engine): this module's own.
+IMAGE = "harness-attest-e2e"
+
+
 @pytest.fixture(scope="module")
-def pushed(tmp_path_factory: pytest.TempPathFactory, registry: str) -> dict[str, Any]:
+def pushed(
+    tmp_path_factory: pytest.TempPathFactory, registry: str, engine: Engine
+) -> Iterator[dict[str, Any]]:
     """A project verified and certified with --push: its keys and the pushed reference."""
     keys = tmp_path_factory.mktemp("keys")
     env = {"HARNESS_KEYS_DIR": str(keys)}
@@ -68,7 +74,7 @@ def pushed(tmp_path_factory: pytest.TempPathFactory, registry: str) -> dict[str,
     project.chmod(0o755)  # the container's user reads it; pytest makes folders 0700
     copy_project_files(project)
     pyproject = project / "pyproject.toml"
-    text = pyproject.read_text().replace('image = "harness"', 'image = "harness-test-attest"')
+    text = pyproject.read_text().replace('image = "harness"', f'image = "{IMAGE}"')
     pyproject.write_text(text + '\n[tool.harness.experiments.steady]\nentry = "steady:steady"\n')
     (project / "steady.py").write_text(STEADY)
     verified = harness("verify", "steady", "--vary", "none", cwd=project, env=env)
@@ -78,12 +84,15 @@ def pushed(tmp_path_factory: pytest.TempPathFactory, registry: str) -> dict[str,
     )
     assert certified.returncode == 0, certified.stderr
     document = json.loads(certified.stdout)
-    return {
-        "public": keys / "harness.pub",
-        "reference": document["pushed"],
-        "document": document,
-        "project": project,
-    }
+    try:
+        yield {
+            "public": keys / "harness.pub",
+            "reference": document["pushed"],
+            "document": document,
+            "project": project,
+        }
+    finally:
+        engine.remove_unused_image(f"{IMAGE}:cpu")
 
 
 def verify_in_registry(reference: str, public: Path, cwd: Path) -> subprocess.CompletedProcess[str]:
