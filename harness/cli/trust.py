@@ -638,6 +638,21 @@ def certificate_verify(
     state.ui.result(f"certificate verifies: {verified.pinned_by}")
 
 
+def _trusted_anywhere(
+    state: State, public_keys: tuple[Path, ...]
+) -> tuple[list[keys.PublicKey], int]:
+    """The keys a registry check trusts, and the project's threshold: in a project, as its
+    gate would (narrowed by it); outside one, the command line's or this machine's."""
+    if _project_root(state) is not None:
+        config = state.config()
+        settings = certify.settings(config.table("certify"), config.project_root)
+        return gate.trusted_keys(config, public_keys, settings), settings.threshold
+    # Outside any project nothing narrows the keys; an empty folder stands for the project
+    # inside which no trusted key may lie.
+    with tempfile.TemporaryDirectory(prefix="harness-no-project-") as nowhere:
+        return keys.trusted_keys(Path(nowhere), public_keys, ()), 1
+
+
 def _verify_in_registry(
     state: State,
     image: str | None,
@@ -661,18 +676,8 @@ def _verify_in_registry(
             "--rerun needs the project and its certificate file", "give CERT, or leave out --rerun"
         )
     reference = registry_module.parse(image, digest_required=True)
-    project = _project_root(state)
-    if project is not None:
-        config = state.config()
-        settings = certify.settings(config.table("certify"), config.project_root)
-        trusted = gate.trusted_keys(config, public_keys, settings)
-        required = max(threshold or 1, settings.threshold)
-    else:
-        # Outside any project nothing narrows the keys; an empty folder stands for the
-        # project inside which no trusted key may lie.
-        with tempfile.TemporaryDirectory(prefix="harness-no-project-") as nowhere:
-            trusted = keys.trusted_keys(Path(nowhere), public_keys, ())
-        required = threshold or 1
+    trusted, project_threshold = _trusted_anywhere(state, public_keys)
+    required = max(threshold or 1, project_threshold)
     verified = registry_attestations.verify(
         registry_module.Registry(reference.registry), reference, trusted, required
     )
@@ -697,6 +702,46 @@ def _verify_in_registry(
         f"{reference} verifies: certified and built as its provenance says "
         f"({verified.certificate.pinned_by})"
     )
+
+
+@certificate_group.command("attach")
+@click.argument("certificate_file", metavar="CERT", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--image",
+    required=True,
+    metavar="REGISTRY/NAME@sha256:HEX",
+    help="The certified image in its registry, by manifest digest.",
+)
+@click.option(
+    "--key",
+    "public_keys",
+    multiple=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help=f"Trusted public key (repeatable; default: ${keys.TRUSTED_ENV} or "
+    "~/.config/harness/trusted/*.pub).",
+)
+@click.pass_obj
+def certificate_attach(
+    state: State, *, certificate_file: Path, image: str, public_keys: tuple[Path, ...]
+) -> None:
+    """Store CERT beside the image in its registry, in place of the certificate there.
+
+    For a certificate that gained signatures after `harness certify --push` stored it
+    (`harness certificate sign`): it must verify under the trusted keys, be about the image
+    the registry holds under that digest, and name that digest among its subjects.
+
+    \b
+      harness certificate sign CERT --key runner-2.key --trusted-key certifier.pub
+      harness certificate attach CERT --image registry.example.com/ml/model@sha256:HEX
+    """
+    reference = registry_module.parse(image, digest_required=True)
+    trusted, _ = _trusted_anywhere(state, public_keys)
+    document = certify.read_envelope(certificate_file)
+    verified, attached = registry_attestations.attach_certificate(
+        registry_module.Registry(reference.registry), reference, document, trusted
+    )
+    state.ui.result(f"{len(verified.signers)} trusted signature(s) valid")
+    state.ui.result(f"certificate attached: {attached.cosign}")
 
 
 @certificate_group.command("sign")

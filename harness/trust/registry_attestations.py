@@ -470,3 +470,34 @@ def publish(pushed: Reference, attestations: Sequence[Attestation]) -> Attached:
             "check that the engine and harness reach the same registry",
         )
     return attach(registry, pushed.repository, image, attestations)
+
+
+def attach_certificate(
+    registry: Registry,
+    reference: Reference,
+    document: Mapping[str, Any],
+    trusted: Sequence[keys.PublicKey],
+) -> tuple[certify.Verified, Attached]:
+    """Store a certificate (a co-signed one, say) beside the image ``reference`` names, in
+    place of the one there; only once it verifies under ``trusted`` keys, is about the
+    image the registry holds under that digest, and names that digest as a subject (the
+    one cosign matches)."""
+    image = registry.manifest(reference.repository, str(reference.digest))
+    if image is None:
+        raise certify.CertificateError(
+            f"the registry has no image {reference}", "check the name and the digest"
+        )
+    image_id, _ = _image_config(registry, reference, image)
+    verified = certify.verify_envelope(document, trusted, 1)
+    certify.check_image(verified, image_id)
+    manifest = str(reference.digest).removeprefix("sha256:")
+    if not any(s["digest"]["sha256"] == manifest for s in verified.statement["subject"]):
+        raise certify.CertificateError(
+            f"the certificate does not name the manifest digest {str(reference.digest)[:19]} "
+            "among its subjects, so cosign would not match it to the image",
+            "certify with --push REGISTRY/NAME (or --image-digest REGISTRY/NAME@sha256:...)",
+        )
+    raw = certify.canonical(document)
+    return verified, attach(
+        registry, reference.repository, image, [Attestation(certify.PREDICATE_TYPE, raw)]
+    )

@@ -185,6 +185,30 @@ def test_the_local_gate_checks_the_provenance_kept_beside_the_certificate(
     assert "wheel(s) carry sha256 digests constraints.txt pins" in checked.stdout
 
 
+def test_a_co_signed_certificate_is_attached_in_place_of_the_first(
+    pushed: dict[str, Any], tmp_path: Path
+) -> None:
+    second = tmp_path / "second"
+    assert harness("keys", "generate", "--dir", str(second)).returncode == 0
+    copy = tmp_path / "certificate.intoto.json"
+    copy.write_bytes(Path(pushed["document"]["certificate"]).read_bytes())
+    trust = ("--key", str(pushed["public"]), "--key", str(second / "harness.pub"))
+    both = ("--image", pushed["reference"], *trust, "--threshold", "2")
+    assert harness("certificate", "verify", *both, cwd=tmp_path).returncode == 1
+    signed = harness(
+        "certificate", "sign", str(copy), "--key", str(second / "harness.key"),
+        "--trusted-key", str(pushed["public"]), cwd=pushed["project"],
+    )  # fmt: skip
+    assert signed.returncode == 0, signed.stderr
+    attached = harness(
+        "certificate", "attach", str(copy), "--image", pushed["reference"], *trust, cwd=tmp_path
+    )
+    assert attached.returncode == 0, attached.stderr
+    verified = harness("certificate", "verify", *both, cwd=tmp_path)
+    assert verified.returncode == 0, verified.stderr
+    assert "2 of 2 required signature(s) valid" in verified.stdout
+
+
 def test_an_image_without_attestations_is_refused_in_one_line(
     engine: Engine, registry: str, pushed: dict[str, Any], tmp_path: Path
 ) -> None:

@@ -320,3 +320,32 @@ def test_push_refuses_provenance_signed_by_a_key_not_trusted_here(
         registry_attestations.provenance_to_publish(
             tmp_path, image_id, labels(), [key.public_key()]
         )
+
+
+def test_a_co_signed_certificate_replaces_the_one_in_the_registry(
+    key: Ed25519PrivateKey,
+) -> None:
+    registry = MemoryRegistry()
+    pushed, image_id = published(registry, key)
+    second = Ed25519PrivateKey.generate()
+    document = json.loads(certificate_of(image_id, str(pushed.digest), key))
+    cosigned = certify.add_signature(document, second)
+    trusted = [key.public_key(), second.public_key()]
+    with pytest.raises(certify.CertificateError, match=r"1 trusted signature\(s\), 2 required"):
+        registry_attestations.verify(registry, pushed, trusted, 2)
+    verified, _ = registry_attestations.attach_certificate(registry, pushed, cosigned, trusted)
+    assert len(verified.signers) == 2
+    assert len(registry_attestations.verify(registry, pushed, trusted, 2).certificate.signers) == 2
+
+
+def test_a_certificate_not_naming_the_manifest_digest_or_of_another_image_is_not_attached(
+    key: Ed25519PrivateKey,
+) -> None:
+    registry = MemoryRegistry()
+    pushed, image_id = published(registry, key)
+    unmatched = json.loads(certificate_of(image_id, "sha256:" + "00" * 32, key))
+    with pytest.raises(certify.CertificateError, match="does not name the manifest digest"):
+        registry_attestations.attach_certificate(registry, pushed, unmatched, [key.public_key()])
+    other = json.loads(certificate_of("sha256:" + "cd" * 32, str(pushed.digest), key))
+    with pytest.raises(certify.CertificateError, match="the certificate is for image"):
+        registry_attestations.attach_certificate(registry, pushed, other, [key.public_key()])
