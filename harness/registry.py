@@ -280,6 +280,8 @@ class Registry:
                 with _OPENER.open(request, timeout=self.timeout) as response:
                     return response.status, dict(response.headers), _read(response, limit)
             except urllib.error.HTTPError as error:
+                with error:
+                    reason = _registry_reason(error)
                 if error.code == 401 and attempt == 0:
                     self._authorization = self._authorize(error.headers.get("WWW-Authenticate"))
                     if self._authorization:
@@ -288,16 +290,14 @@ class Registry:
                     return 404, dict(error.headers), b""
                 raise RegistryError(
                     f"the registry {self.registry} answered {error.code} to {method} "
-                    f"{urllib.parse.urlsplit(url).path}: {_registry_reason(error)}",
+                    f"{urllib.parse.urlsplit(url).path}: {reason}",
                     "`docker login` to it when it wants credentials"
                     if error.code in (401, 403)
                     else None,
                 ) from None
             except (urllib.error.URLError, OSError) as error:
-                reason = getattr(error, "reason", error)
-                raise RegistryError(
-                    f"cannot reach the registry {self.registry}: {reason}"
-                ) from None
+                why = getattr(error, "reason", error)
+                raise RegistryError(f"cannot reach the registry {self.registry}: {why}") from None
         raise RegistryError(f"the registry {self.registry} refused the credentials")
 
     def _authorize(self, challenge: str | None) -> str | None:
