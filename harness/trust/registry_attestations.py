@@ -264,6 +264,8 @@ def fetch(registry: Registry, reference: Reference) -> Found:
             continue
         seen.add(digest)
         envelopes.append((where, registry.blob(repository, digest, limit=ENVELOPE_LIMIT)))
+        if len(envelopes) == MAX_LAYERS:
+            break  # a registry cannot make a verifier download without end
     return Found(image, envelopes)
 
 
