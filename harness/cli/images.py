@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from harness.cli.options import json_option
@@ -12,6 +14,7 @@ from harness.images import build as build_module
 from harness.images import lock as lock_module
 from harness.images import rebuild
 from harness.images.base import ensure_base
+from harness.trust import provenance
 
 
 @click.command("lock")
@@ -96,6 +99,13 @@ def base_command(state: State, as_json: bool) -> None:
     is_flag=True,
     help="Also rewrite every layer with clamped file times (same image ID across builds).",
 )
+@click.option(
+    "--provenance",
+    "provenance_copy",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write the image's signed SLSA provenance here (it is always kept under "
+    ".harness/provenance/).",
+)
 @json_option("the result")
 @click.pass_obj
 def build_command(
@@ -106,6 +116,7 @@ def build_command(
     check: bool,
     check_host: str | None,
     rewrite_layers: bool,
+    provenance_copy: Path | None,
     as_json: bool,
 ) -> None:
     """Build a variant's image from its Dockerfile and hashed constraints.
@@ -148,8 +159,14 @@ def build_command(
         say=state.ui.say,
         on_line=state.ui.build_line,
     )
+    recorded = provenance.record_build(
+        config.project_root,
+        result.provenance,
+        state.ui.say,
+        also=[provenance_copy] if provenance_copy else [],
+    )
     if as_json:
-        state.ui.json(result.as_dict())
+        state.ui.json({**result.as_dict(), "provenance": str(recorded.path) if recorded else None})
         return
     how = "cached" if result.cached else f"built in {result.seconds:.0f} s"
     state.ui.result(f"{result.reference} {result.image_id} ({how}, {result.size / 1e9:.2f} GB)")

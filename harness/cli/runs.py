@@ -32,7 +32,7 @@ from harness.parallel import Pool, available_cores, default_jobs
 from harness.runs import host_executor, reconcile, records
 from harness.runs import run as run_module
 from harness.runs import verify as verify_module
-from harness.trust import attest, certify, gate, keys
+from harness.trust import attest, certify, gate, keys, provenance
 from harness.ui import UI, prefixed
 
 Say = Callable[[str], None]
@@ -336,6 +336,8 @@ def _images(
         v: build_module.build(engine, p, say=state.ui.say, on_line=state.ui.build_line)
         for v, p in plans.items()
     }
+    for image in images.values():
+        provenance.record_build(config.project_root, image.provenance, state.ui.say)
     if require or certify.settings(config.table("certify"), config.project_root).require:
         gate.require_certificates(config, images)
     return images

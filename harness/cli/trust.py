@@ -7,12 +7,15 @@ cli.py builds and runs, this module proves and checks.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+import os
+import tempfile
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import click
 
+from harness import registry as registry_module
 from harness.cli.options import (
     RunOptions,
     hosts_option,
@@ -29,11 +32,21 @@ from harness.fleet import collect as collect_module
 from harness.fleet import crosshost
 from harness.fleet import hosts as hosts_module
 from harness.images import build as build_module
+from harness.images import provenance as provenance_statements
 from harness.runs import host_executor, reconcile, records
 from harness.runs import run as run_module
 from harness.runs import verify as verify_module
 from harness.runs.variations import Variation, select
-from harness.trust import attest, certify, evidence, gate, keys, model_signature
+from harness.trust import (
+    attest,
+    certify,
+    evidence,
+    gate,
+    keys,
+    model_signature,
+    provenance,
+    registry_attestations,
+)
 
 
 @click.command("verify")
@@ -144,6 +157,7 @@ def verify_command(
             say=state.ui.say,
             on_line=state.ui.build_line,
         )
+        provenance.record_build(config.project_root, image.provenance, state.ui.say)
         verification = verify_module.verify(
             engine,
             config,
@@ -300,6 +314,14 @@ def conclude(
     "be ecdsa-p256. PATH when one experiment is certified; default CERT.EXPERIMENT.sig "
     "beside the certificate.",
 )
+@click.option(
+    "--push",
+    "push_to",
+    metavar="REGISTRY/NAME",
+    help="Push the certified image there first, by digest (a subject cosign matches), then "
+    "store the certificate and the image's provenance beside it in the registry (cosign's "
+    "layout, and OCI 1.1 referrers).",
+)
 @json_option("what was written")
 @click.pass_obj
 def certify_command(
@@ -313,6 +335,7 @@ def certify_command(
     host_keys: tuple[Path, ...],
     allow_unsigned: bool,
     model_signature_to: str | None,
+    push_to: str | None,
     as_json: bool,
 ) -> None:
     """Sign a reproducibility certificate, built from the runs a verification names.
@@ -336,6 +359,7 @@ def certify_command(
     \b
       harness keys generate
       harness verify && harness certify --tag
+      harness certify --push registry.example.com/ml/model
       harness collect legs/ --key leg-1.pub --key leg-2.pub && \\
           harness certify --trusted-key leg-1.pub --trusted-key leg-2.pub
     """
@@ -381,21 +405,38 @@ def certify_command(
     if engine is not None and not manifests:
         info = engine.image(image_id)
         manifests = info.repo_digests if info is not None else ()
+    pushed = None
+    if push_to is not None:
+        built, pushed = _push_certified(state, config, image_id, push_to, trusted)
+        manifests = (*manifests, str(pushed))
     statement = certify.statement(verification, manifests)
     envelope = certify.envelope(statement, private)
     path = output or certify.certificate_path(config.project_root, image_id)
     # Made before anything is written: a model that cannot be signed leaves no certificate.
-    model_signatures = []
-    if model_key is not None:
-        models = model_signature.models(config.project_root, verification)
-        given = Path(model_signature_to) if model_signature_to else None
-        model_signatures = [
-            (model, target, model_signature.bundle(model, model_key))
-            for model, target in model_signature.targets(path, models, given)
-        ]
+    model_signatures = (
+        _model_signatures(config.project_root, verification, path, model_key, model_signature_to)
+        if model_key is not None
+        else []
+    )
     certify.write(path, envelope)
     for _, target, bundle in model_signatures:
         model_signature.write(target, bundle)
+    attached = (
+        None
+        if pushed is None
+        else registry_attestations.publish(
+            pushed,
+            [
+                registry_attestations.Attestation(
+                    certify.PREDICATE_TYPE, certify.canonical(envelope)
+                ),
+                registry_attestations.Attestation(
+                    provenance_statements.PREDICATE_TYPE,
+                    registry_attestations.seal_for(config.project_root, built, pushed, private),
+                ),
+            ],
+        )
+    )
     tagged = None
     if engine is not None:
         tagged = f"{config.image}:certified-{image_id.removeprefix('sha256:')[:12]}"
@@ -416,6 +457,9 @@ def certify_command(
                     }
                     for model, target, _ in model_signatures
                 ],
+                "pushed": str(pushed) if pushed else None,
+                "attestations": attached.cosign if attached else None,
+                "referrers": list(attached.referrers) if attached else None,
             }
         )
         return
@@ -434,6 +478,52 @@ def certify_command(
         )
     if tagged:
         state.ui.result(f"tagged {tagged}")
+    if pushed is not None and attached is not None:
+        state.ui.result(f"pushed {pushed}")
+        state.ui.result(f"certificate and provenance attached: {attached.cosign}")
+        how = "referrers API" if attached.referrers_api else "referrers tag (no referrers API)"
+        state.ui.result(f"OCI referrers: {len(attached.referrers)} ({how})")
+
+
+def _model_signatures(
+    project_root: Path,
+    verification: dict[str, Any],
+    certificate: Path,
+    model_key: Any,
+    given: str | None,
+) -> list[tuple[Any, Path, Any]]:
+    """(model, where its signature goes, the signature) for each certified experiment."""
+    models = model_signature.models(project_root, verification)
+    return [
+        (model, target, model_signature.bundle(model, model_key))
+        for model, target in model_signature.targets(
+            certificate, models, Path(given) if given else None
+        )
+    ]
+
+
+def _push_certified(
+    state: State,
+    config: Config,
+    image_id: str,
+    repository: str,
+    trusted: list[keys.PublicKey],
+) -> tuple[dict[str, Any], registry_module.Reference]:
+    """Check the image's provenance, then push the image; its provenance and where it went."""
+    if not image_id.startswith("sha256:") or state.engine(config).image(image_id) is None:
+        raise ConfigError(
+            "--push: the certified image is not on this engine (or these runs used the host "
+            "executor, which has no image)",
+            "certify where the image was built, or leave out --push",
+        )
+    engine = state.engine(config)
+    info = engine.image(image_id)
+    labels = info.labels if info is not None else {}
+    built = registry_attestations.provenance_to_publish(
+        config.project_root, image_id, labels, trusted
+    )
+    state.ui.say(f"pushing {image_id[:19]} to {repository}")
+    return built, registry_attestations.push_image(engine, image_id, repository)
 
 
 @click.command("attest")
@@ -534,7 +624,12 @@ def certificate_group() -> None:
 
 
 @certificate_group.command("verify")
-@click.argument("certificate_file", metavar="CERT", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument(
+    "certificate_file",
+    metavar="[CERT]",
+    required=False,
+    type=click.Path(dir_okay=False, path_type=Path),
+)
 @click.option(
     "--key",
     "public_keys",
@@ -544,7 +639,11 @@ def certificate_group() -> None:
     "~/.config/harness/trusted/*.pub). The project's [tool.harness.certify] trusted-keys "
     "can only narrow these.",
 )
-@click.option("--image", help="The image in hand: its ID must be the certified one.")
+@click.option(
+    "--image",
+    help="The image in hand: its ID must be the certified one. Without CERT, an image in a "
+    "registry, REGISTRY/NAME@sha256:HEX, whose certificate and provenance are read from there.",
+)
 @click.option(
     "--threshold",
     type=click.IntRange(min=1),
@@ -564,7 +663,7 @@ def certificate_group() -> None:
 def certificate_verify(
     state: State,
     *,
-    certificate_file: Path,
+    certificate_file: Path | None,
     public_keys: tuple[Path, ...],
     image: str | None,
     threshold: int | None,
@@ -577,8 +676,27 @@ def certificate_verify(
     A deployment gate: `harness certificate verify CERT --key ci.pub --image REF` exits 0
     only when the image is the certified one and enough trusted runners signed.
 
+    Without CERT, everything comes from the registry alone (no project, engine or local
+    copy): the certificate and the SLSA provenance stored beside the image (`harness
+    certify --push`); both signatures are checked, that both name the image the manifest
+    holds, and that the provenance's inputs are the image's labels:
+
+    \b
+      harness certificate verify --image registry.example.com/ml/model@sha256:HEX --key ci.pub
+
     Exit 0 when it verifies, 1 when it does not, 2 on trouble (missing file or key).
     """
+    if certificate_file is None:
+        _verify_in_registry(
+            state,
+            image,
+            public_keys=public_keys,
+            threshold=threshold,
+            min_hosts=min_hosts,
+            rerun=rerun,
+            as_json=as_json,
+        )
+        return
     config = state.config()
     verified = _verify_certificate(
         state, config, certificate_file, public_keys=public_keys, threshold=threshold, image=image
@@ -600,6 +718,112 @@ def certificate_verify(
     for line in verified.checks:
         state.ui.result(f"ok  {line}")
     state.ui.result(f"certificate verifies: {verified.pinned_by}")
+
+
+def _trusted_anywhere(
+    state: State, public_keys: tuple[Path, ...]
+) -> tuple[list[keys.PublicKey], int]:
+    """The keys a registry check trusts, and the project's threshold: in a project, as its
+    gate would (narrowed by it); outside one, the command line's or this machine's."""
+    if _project_root(state) is not None:
+        config = state.config()
+        settings = certify.settings(config.table("certify"), config.project_root)
+        return gate.trusted_keys(config, public_keys, settings), settings.threshold
+    # Outside any project nothing narrows the keys; an empty folder stands for the project
+    # inside which no trusted key may lie.
+    with tempfile.TemporaryDirectory(prefix="harness-no-project-") as nowhere:
+        return keys.trusted_keys(Path(nowhere), public_keys, ()), 1
+
+
+def _verify_in_registry(
+    state: State,
+    image: str | None,
+    *,
+    public_keys: tuple[Path, ...],
+    threshold: int | None,
+    min_hosts: int | None,
+    rerun: bool,
+    as_json: bool,
+) -> None:
+    """`certificate verify --image REGISTRY/NAME@sha256:...`: everything from the registry."""
+    if image is None:
+        raise ConfigError(
+            "give a certificate file, or --image REGISTRY/NAME@sha256:HEX to read it from the "
+            "registry",
+            "harness certificate verify --image registry.example.com/ml/model@sha256:... "
+            "--key certifier.pub",
+        )
+    if rerun:
+        raise ConfigError(
+            "--rerun needs the project and its certificate file", "give CERT, or leave out --rerun"
+        )
+    reference = registry_module.parse(image, digest_required=True)
+    trusted, project_threshold = _trusted_anywhere(state, public_keys)
+    required = max(threshold or 1, project_threshold)
+    verified = registry_attestations.verify(
+        registry_module.Registry(reference.registry), reference, trusted, required
+    )
+    before = len(verified.certificate.checks)
+    certify.check_hosts(verified.certificate, trusted, min_hosts)
+    checks = [*verified.checks, *verified.certificate.checks[before:]]
+    if as_json:
+        state.ui.json(
+            {
+                "ok": True,
+                "image": str(reference),
+                "signers": verified.certificate.signers,
+                "checks": checks,
+                "statement": verified.certificate.statement,
+                "provenance": verified.provenance,
+            }
+        )
+        return
+    for line in checks:
+        state.ui.result(f"ok  {line}")
+    state.ui.result(
+        f"{reference} verifies: certified and built as its provenance says "
+        f"({verified.certificate.pinned_by})"
+    )
+
+
+@certificate_group.command("attach")
+@click.argument("certificate_file", metavar="CERT", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--image",
+    required=True,
+    metavar="REGISTRY/NAME@sha256:HEX",
+    help="The certified image in its registry, by manifest digest.",
+)
+@click.option(
+    "--key",
+    "public_keys",
+    multiple=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help=f"Trusted public key (repeatable; default: ${keys.TRUSTED_ENV} or "
+    "~/.config/harness/trusted/*.pub).",
+)
+@click.pass_obj
+def certificate_attach(
+    state: State, *, certificate_file: Path, image: str, public_keys: tuple[Path, ...]
+) -> None:
+    """Store CERT beside the image in its registry, in place of the certificate there.
+
+    For a certificate that gained signatures after `harness certify --push` stored it
+    (`harness certificate sign`): it must verify under the trusted keys, be about the image
+    the registry holds under that digest, and name that digest among its subjects.
+
+    \b
+      harness certificate sign CERT --key runner-2.key --trusted-key certifier.pub
+      harness certificate attach CERT --image registry.example.com/ml/model@sha256:HEX
+    """
+    reference = registry_module.parse(image, digest_required=True)
+    trusted, _ = _trusted_anywhere(state, public_keys)
+    document = certify.read_envelope(certificate_file)
+    verified, attached = registry_attestations.attach_certificate(
+        registry_module.Registry(reference.registry), reference, document, trusted
+    )
+    state.ui.result(f"{len(verified.signers)} trusted signature(s) valid")
+    state.ui.result(f"certificate attached: {attached.cosign}")
 
 
 @certificate_group.command("sign")
@@ -684,5 +908,25 @@ def _verify_certificate(
         if info is None:
             raise HarnessError(f"the engine has no image {image}", "pull or build it first")
         certify.check_image(verified, info.id)
+        verified.checks.extend(_local_provenance(config, info.id, info.labels, trusted))
     certify.check_artifacts(verified, config.project_root)
     return verified
+
+
+def _local_provenance(
+    config: Config, image_id: str, labels: Mapping[str, str], trusted: list[keys.PublicKey]
+) -> list[str]:
+    """The image's provenance kept here, checked against the image when it is signed."""
+    path = provenance.path_for(config.project_root, image_id)
+    if not os.path.lexists(path):
+        return [f"no provenance of {image_id[:19]} kept here (built elsewhere)"]
+    document = provenance.read(path)
+    if not document.get("signatures"):
+        return ["the provenance kept here is unsigned (built without a key): not checked"]
+    try:
+        statement, _ = provenance.open_signed(document, trusted)
+    except provenance.ProvenanceError:
+        # The build host's key may be one this gate does not trust; the certificate is
+        # what it checks, and `certify --push` re-signs the provenance with the certifier's.
+        return ["the provenance kept here is signed by no key trusted here: not checked"]
+    return provenance.check_image(statement, image_id, labels, project_root=config.project_root)

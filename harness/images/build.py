@@ -42,6 +42,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from packaging.utils import canonicalize_name, parse_wheel_filename
 
@@ -53,7 +54,15 @@ from harness.engine import PODMAN, ContainerEngine
 from harness.errors import BuildError, ConfigError, HashMismatch
 from harness.images import built as builtimages
 from harness.images import config as imageconfig
-from harness.images import dockerfiles, frameworks, lock, runtime_wheel, wheelcache, wheeltags
+from harness.images import (
+    dockerfiles,
+    frameworks,
+    lock,
+    provenance,
+    runtime_wheel,
+    wheelcache,
+    wheeltags,
+)
 from harness.images.base import BaseImage, ensure_base
 from harness.images.dockerfiles import Dockerfile, choose
 from harness.images.pin import Pin
@@ -80,6 +89,8 @@ class BuildResult:
     seconds: float
     size: int
     labels: Mapping[str, str] = field(default_factory=dict)
+    # The image's SLSA provenance statement, unsigned (see harness.images.provenance).
+    provenance: Mapping[str, Any] = field(default_factory=dict, repr=False)
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -258,6 +269,7 @@ def build(
                 time.monotonic() - started,
                 found.size,
                 found.labels,
+                provenance_statement(prepared, found.id, rewrite_layers=rewrite_layers),
             )
 
     fresh = build_image(
@@ -281,6 +293,43 @@ def build(
         time.monotonic() - started,
         info.size if info else 0,
         prepared.labels,
+        provenance_statement(prepared, fresh.image_id, rewrite_layers=rewrite_layers),
+    )
+
+
+def provenance_statement(
+    prepared: Prepared, image_id: str, *, rewrite_layers: bool
+) -> dict[str, Any]:
+    """The SLSA provenance of ``image_id``, built from ``prepared``: every wheel the wheel
+    cache chose for a pin (the build installed exactly those, checked by their sha256)."""
+    build_plan = prepared.build_plan
+    config, variant = build_plan.config, build_plan.variant
+    sources = build_plan.wheel_sources
+    return provenance.statement(
+        reference=prepared.reference,
+        image_id=image_id,
+        variant=variant.name,
+        labels=prepared.labels,
+        base_reference=prepared.base.reference,
+        base_digest=prepared.base.digest,
+        dockerfile_label=build_plan.dockerfile.label,
+        dockerfile_sha256=build_plan.dockerfile.sha256,
+        constraints_name=variant.constraints.name,
+        constraints_sha256=prepared.labels.get(LABEL_CONSTRAINTS, ""),
+        harness_source=prepared.source,
+        ca_bundle_sha256=hashlib.sha256(build_plan.ca_bundle).hexdigest()
+        if build_plan.ca_bundle
+        else "",
+        wheels=wheelcache.open_cache().known(build_plan.pins, build_plan.target, sources),
+        source=vcs.source_state(config.project_root),
+        parameters=provenance.external_parameters(
+            python=config.python,
+            platform=config.platform,
+            index_url=sources.index_url,
+            find_links=bool(sources.find_links),
+            rewrite_layers=rewrite_layers,
+        ),
+        build_input=prepared.build_input,
     )
 
 

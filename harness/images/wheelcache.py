@@ -282,6 +282,15 @@ class WheelCache:
             tuple(files),
         )
 
+    def known(
+        self, pins: Sequence[Pin], target: wheeltags.Target, sources: Sources
+    ) -> list[Choice]:
+        """The file :meth:`provide` chose for each pin that applies to the image, as far as
+        the cache remembers it (a pin it never resolved is left out); nothing is fetched."""
+        wanted = [pin for pin in pins if applies(pin, target)]
+        found = (self._read_choice(pin, target, bool(sources.find_links)) for pin in wanted)
+        return [choice for choice in found if choice is not None]
+
     def evict_corrupt(self, choices: Iterable[Choice]) -> list[str]:
         """Remove cached files whose bytes are not their sha256; returns their names."""
         evicted = []

@@ -102,7 +102,7 @@ def _no_test_image_name_left_behind(engine: Engine) -> Iterator[None]:
 
 # What harness writes into a project's .harness folder. Tests that run the built-in
 # examples run them in this repository, as a user would; what they add goes afterwards.
-_RECORDS = ("runs", "verifications", "certificates")
+_RECORDS = ("runs", "verifications", "certificates", "provenance")
 
 
 @pytest.fixture(scope="session", autouse=True)

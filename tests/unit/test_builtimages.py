@@ -11,6 +11,7 @@ from harness.config import load_config
 from harness.engine import ImageInfo
 from harness.images import build, dockerfiles, runtime_wheel
 from harness.images import built as builtimages
+from harness.images.base import BaseImage
 from tests.unit.fake_docker import EngineDouble
 
 INPUT = "11" * 32
@@ -105,7 +106,7 @@ def test_build_rebuilds_rather_than_adopt_a_labelled_image_it_did_not_build(
     )
     prepared = build.Prepared(
         plan,
-        None,  # type: ignore[arg-type]  # no base image: prepare is not called
+        BaseImage("harness-base:test", "sha256:base", "sha256:base", None, False),
         {},
         {build.LABEL_BUILD_INPUT: INPUT},
         "demo:cpu",
@@ -125,3 +126,7 @@ def test_build_rebuilds_rather_than_adopt_a_labelled_image_it_did_not_build(
     assert engine.tags["demo:cpu"] == "sha256:fresh"
     again = build.build(engine, plan)
     assert (again.image_id, again.cached, len(built)) == ("sha256:fresh", True, 1)
+    # Both the build and the cache hit carry the image's provenance, about that image.
+    for each in (result, again):
+        assert each.provenance["subject"][0]["digest"] == {"sha256": "fresh"}
+        assert each.provenance["predicateType"] == "https://slsa.dev/provenance/v1"
