@@ -11,6 +11,7 @@ from typing import Any
 
 import click
 
+from harness.cli import slurm as slurm_cli
 from harness.cli.options import (
     RunOptions,
     hosts_option,
@@ -141,7 +142,21 @@ def run_command(
 
     request_for = functools.partial(run_options.request, config)
 
-    if run_options.on_host:
+    cluster = slurm_cli.cluster_of(config, host_names)
+    if cluster is not None:
+        runner = Runner(
+            *slurm_cli.runner(
+                config,
+                run_options,
+                cluster,
+                refused=(
+                    "--require-certificate" if require_certificate else "",
+                    "--unsafe-no-determinism" if switches_off else "",
+                ),
+                say=state.ui.say,
+            )
+        )
+    elif run_options.on_host:
         if host_names or require_certificate:
             raise ConfigError(
                 "--executor host runs on this machine, without an image: it takes neither "

@@ -13,6 +13,7 @@ from typing import Any
 
 import click
 
+from harness.cli import slurm as slurm_cli
 from harness.cli.options import (
     RunOptions,
     hosts_option,
@@ -110,12 +111,20 @@ def verify_command(
     base = functools.partial(run_options.request, config)
 
     others: list[hosts_module.Host] = []
-    if run_options.on_host:
-        if host_names:
-            raise ConfigError(
-                "--executor host verifies on this machine only; it takes no --hosts",
-                "leave out --hosts, or verify in containers",
-            )
+    cluster = slurm_cli.cluster_of(config, host_names)
+    if cluster is not None:
+        verification = slurm_cli.verify_on(
+            state,
+            config,
+            cluster,
+            experiments,
+            run_options,
+            variations=variations,
+            control_runs=control_runs,
+            base=base,
+        )
+        others = [cluster]
+    elif run_options.on_host:
         verification = _verify_on_host(
             state,
             config,
@@ -124,6 +133,7 @@ def verify_command(
             variations=variations,
             control_runs=control_runs,
             base=base,
+            host_names=host_names,
         )
     else:
         wanted = {run_options.variant or e.variant for e in experiments}
@@ -185,8 +195,14 @@ def _verify_on_host(
     variations: list[Variation],
     control_runs: int,
     base: Callable[[Any], run_module.RunRequest],
+    host_names: tuple[str, ...] = (),
 ) -> verify_module.Verification:
     """`verify --executor host`: the control runs and the variations a host run can make."""
+    if host_names:
+        raise ConfigError(
+            "--executor host verifies on this machine only; it takes no --hosts",
+            "leave out --hosts, or verify in containers",
+        )
     python = host_executor.inspect_python(
         host_executor.resolve_python(options.python, config.project_root)
     )
