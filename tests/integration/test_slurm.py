@@ -19,9 +19,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 
-from tests.conftest import REPOSITORY
+from tests.conftest import REPOSITORY, RUN_RECORD_SCHEMA
 from tests.integration.conftest import harness
 
 SCRIPT = REPOSITORY / "scripts" / "slurm.sh"
@@ -114,6 +115,8 @@ def test_a_project_verifies_across_two_nodes(project: Path) -> None:
     assert sorted(record["host"] for record in records) == ["n1", "n2"]
     assert all(record["host"] == record["slurm"]["node"] for record in records)
     assert all(record["slurm"]["state"] == "COMPLETED" for record in records)
+    for record in records:
+        jsonschema.validate(record, RUN_RECORD_SCHEMA)
     # One environment, made from the constraints, pinned every run.
     digests = {record["python_environment"]["digest"] for record in records}
     assert len(digests) == 1

@@ -116,9 +116,10 @@ def run_on_slurm(
             environment={**determinism, **setup.extra_env},
             host=host.name,
         ),
-        "executor": "host",
+        "executor": "slurm",
         "switches": True,
-        # No image isolated this run: the environment the job made stands in for its digest.
+        # No image isolated this run: the environment the job made stands in for its digest
+        # (null until the job has described it, and for a job cut short before that).
         "image": None,
         "python_environment": None,
         "constraints_sha256": sha256_file(constraints),
@@ -300,6 +301,34 @@ def _settle_job(
     where = f"SLURM job {info.job_id} {info.state} " + (
         f"on {info.node}" if info.node else "before it started"
     )
+    try:
+        return _take_in(
+            record, folder, experiment, job, info=info, where=where, constraints=constraints
+        )
+    except (records.CorruptRecord, untrusted.UntrustedInputError) as refused:
+        # What the job left in place of its outputs is an attack, not a result: nothing
+        # of it counts, and the run failed.
+        for taken in (folder / records.ARTIFACTS, folder / records.META):
+            shutil.rmtree(taken, ignore_errors=True)
+            taken.mkdir(mode=0o700)
+        record.setdefault("refused", []).append(refused.message)
+        return finish(
+            record, folder, "failed", info.exit_code, f"harness refused {refused.message} ({where})"
+        )
+
+
+def _take_in(
+    record: dict[str, Any],
+    folder: Path,
+    experiment: Experiment,
+    job: Path,
+    *,
+    info: scheduler.JobInfo,
+    where: str,
+    constraints: str,
+) -> RunResult:
+    """Bring back what the job left (logs always; outputs only from a script that ran to its
+    end) and end the record as the job ended."""
     _check_folder(job)
     _bring_back(job / script.JOB_LOG, folder / script.JOB_LOG)
     _bring_back(job / script.LOG, folder / records.LOG)
