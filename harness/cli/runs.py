@@ -400,7 +400,7 @@ def _run_on_hosts(
 def _print_run(ui: UI, result: run_module.RunResult) -> None:
     record = result.record
     timings = record["timings"]
-    seconds = timings.get("container_s", timings.get("process_s"))
+    seconds = timings.get("container_s", timings.get("process_s", timings.get("job_s")))
     took = f"{seconds:.1f} s" if isinstance(seconds, float) else "-"
     flags = (
         f", {len(record.get('violations') or [])} switch(es) turned off"

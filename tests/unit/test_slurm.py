@@ -386,9 +386,14 @@ def test_a_slurm_host_is_no_engine_and_runs_alone(project: Path) -> None:
 
 
 def test_a_run_that_needs_a_container_is_refused(fake: Path, project: Path) -> None:
+    config = load_config(project)
+    request = RunRequest(config.experiment("train"), seed=0, profile="strict", threads=1, cpus=1.0)
     with pytest.raises(ConfigError, match="--cpus"):
-        run_request = RunRequest(
-            load_config(project).experiment("train"), seed=0, profile="strict", threads=1, cpus=1.0
-        )
-        config = load_config(project)
-        jobs.run_on_slurm(config, run_request, hosts.configured(config)["cluster"])
+        jobs.run_on_slurm(config, request, hosts.configured(config)["cluster"])
+
+
+def test_a_gpu_run_needs_the_cuda_variant(fake: Path, project: Path) -> None:
+    config = load_config(project)
+    request = RunRequest(config.experiment("train"), seed=0, profile="strict", threads=1, gpus=True)
+    with pytest.raises(ConfigError, match="needs a CUDA variant"):
+        jobs.run_on_slurm(config, request, hosts.configured(config)["cluster"])

@@ -22,6 +22,7 @@ import hashlib
 import os
 import re
 import shutil
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -73,7 +74,14 @@ def run_on_slurm(
     settings = _settings(host)
     experiment = request.experiment
     _refuse_what_needs_a_container(request)
-    constraints = config.variant(variant or experiment.variant).constraints
+    chosen = config.variant(variant or experiment.variant)
+    if request.gpus and chosen.device != "cuda":
+        raise ConfigError(
+            f"--gpus needs a CUDA variant, not {chosen.name!r}: its constraints hold no CUDA "
+            "wheels",
+            "add --variant cuda",
+        )
+    constraints = chosen.constraints
     if not constraints.is_file():
         raise ConfigError(
             f"{constraints.name} does not exist: a SLURM job makes its environment from it",
@@ -154,7 +162,10 @@ def run_on_slurm(
 
         # Ctrl-C cancels the job (see scheduler.wait); the record names it.
         with unfinished(record, folder, stopped=f"SLURM job {job_id} was cancelled (scancel)"):
+            submitted = time.monotonic()
             info = scheduler.wait(job_id, on_change=tell)
+            # Queueing included: what the run cost in waiting, as the user saw it.
+            record["timings"]["job_s"] = round(time.monotonic() - submitted, 3)
             result = _settle_job(
                 record, folder, experiment, job, info=info, constraints=constraints.name
             )
