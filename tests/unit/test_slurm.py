@@ -22,6 +22,7 @@ from harness.errors import ConfigError
 from harness.fleet import hosts
 from harness.fleet.slurm import across, jobs, scheduler, script
 from harness.fleet.slurm.settings import SlurmSettings
+from harness.runs import reconcile
 from harness.runs.run import RunRequest
 from tests.conftest import RUN_RECORD_SCHEMA
 
@@ -397,3 +398,19 @@ def test_a_gpu_run_needs_the_cuda_variant(fake: Path, project: Path) -> None:
     request = RunRequest(config.experiment("train"), seed=0, profile="strict", threads=1, gpus=True)
     with pytest.raises(ConfigError, match="needs a CUDA variant"):
         jobs.run_on_slurm(config, request, hosts.configured(config)["cluster"])
+
+
+def test_the_job_of_a_killed_harness_is_cancelled_when_its_record_ends(
+    fake: Path, project: Path
+) -> None:
+    answer(fake, line("COMPLETED"))
+    result = run(project)
+    # As a harness killed while it waited leaves it: running, its process gone.
+    record = dict(result.record, status="running")
+    record["harness_process"] = dict(record["harness_process"], pid=2**22 + 1, started=1)
+    (result.folder / "record.json").write_text(json.dumps(record))
+    answer(fake, line("RUNNING"), job=None)
+    (told,) = reconcile.end_stale(project)
+    assert told.endswith("its SLURM job 7 was still RUNNING and was cancelled")
+    assert (fake / "cancelled").read_text().split() == ["7"]
+    assert json.loads((result.folder / "record.json").read_text())["status"] == "lost"

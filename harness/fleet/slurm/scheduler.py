@@ -167,6 +167,21 @@ def cancel(job_id: str) -> None:
     _call(["scancel", job_id])
 
 
+def cancel_abandoned(job_id: str) -> str:
+    """Cancel the job of a run whose harness was killed (nobody will bring it back); says
+    what became of it, for the line that ends the run's record."""
+    try:
+        info = show(job_id)
+        if info is None:
+            return f"its SLURM job {job_id} is no longer known to SLURM"
+        if info.ended:
+            return f"its SLURM job {job_id} had ended {info.state}"
+        cancel(job_id)
+    except HarnessError as error:
+        return f"its SLURM job {job_id} could not be cancelled ({error.message}; scancel {job_id})"
+    return f"its SLURM job {job_id} was still {info.state} and was cancelled"
+
+
 def wait(
     job_id: str,
     *,
