@@ -316,13 +316,16 @@ def test_a_failing_experiment_names_its_error_and_the_job(fake: Path, project: P
 
 
 def test_a_job_that_made_no_environment_says_so(fake: Path, project: Path) -> None:
-    answer(
-        fake, line("FAILED", exit_code="2:0"), job="#!/bin/sh\necho 'uv: no such pin' >job.log\n"
-    )
+    uv_says = "error: Failed to download `numpy==2.4.6`\n  cause: Hash mismatch for `numpy`\n"
+    answer(fake, line("FAILED", exit_code="2:0"), job=f"#!/bin/sh\nprintf '{uv_says}' >job.log\n")
     result = run(project)
     assert result.status == "failed"
-    assert "could not make its Python environment from constraints.txt" in result.record["error"]
-    assert (result.folder / "job.log").read_text() == "uv: no such pin\n"
+    assert result.record["error"] == (
+        "SLURM job 7 FAILED on n1: the job could not make its Python environment from "
+        "constraints.txt: error: Failed to download `numpy==2.4.6` cause: Hash mismatch for "
+        "`numpy` (read job.log in the run's folder)"
+    )
+    assert (result.folder / "job.log").read_text() == uv_says
 
 
 @pytest.mark.parametrize(

@@ -359,8 +359,8 @@ def _take_in(
             folder,
             "failed",
             info.exit_code,
-            f"{where}: the job could not make its Python environment from {constraints} "
-            f"(read {script.JOB_LOG} in the run's folder)",
+            f"{where}: the job could not make its Python environment from {constraints}"
+            f"{_first_error(folder / script.JOB_LOG)} (read {script.JOB_LOG} in the run's folder)",
         )
     record["python_environment"] = environment
     _bring_back_folder(job / _OUT, folder / records.ARTIFACTS)
@@ -369,6 +369,26 @@ def _take_in(
     return settle(
         record, folder, experiment, exit_code=exit_code, timed_out=False, timeout=None, where=where
     )
+
+
+# How much of the job's output an error quotes.
+_QUOTED = 300
+
+
+def _first_error(log: Path) -> str:
+    """The lines of the job's output that say what went wrong (uv's "error:" and its
+    "cause:"), as ": ..." to add to a reason; empty when there is none to quote."""
+    try:
+        lines = [line.strip() for line in log.read_text(errors="replace").splitlines()]
+    except OSError:
+        return ""
+    start = next((n for n, line in enumerate(lines) if line.lower().startswith("error")), None)
+    if start is None:
+        return ""
+    quoted = " ".join(
+        line for line in lines[start : start + 4] if line.lower().startswith(("error", "cause"))
+    )
+    return ": " + (quoted if len(quoted) <= _QUOTED else quoted[: _QUOTED - 3] + "...")
 
 
 def _check_folder(job: Path) -> None:
