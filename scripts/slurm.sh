@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # A two-node SLURM cluster on this machine: the place harness's SLURM hosts are tested
-# against. One slurmctld and two slurmd (nodes n1 and n2, one CPU each) on loopback, with
-# munge for authentication and accounting off (`scontrol show job` gives a job's end
-# state). Installs Debian's slurm-wlm and munge when missing (root only).
+# against. One slurmctld and two slurmd (nodes n1 and n2, two CPUs each: two jobs at once
+# on each) on loopback, with munge for authentication and accounting off (`scontrol show
+# job` gives a job's end state). Installs Debian's slurm-wlm and munge when missing (root
+# only).
 #
 #   scripts/slurm.sh start   install what is missing, start what is not running, wait
 #                            until both nodes take jobs; prints the nodes (n1,n2)
 #   scripts/slurm.sh stop    stop the daemons this script started (the config stays)
 #
-# Idempotent: a cluster already running from this script is reused as it is. Its config
+# Idempotent: a cluster already running from this script is reused as it is (restarted
+# when this script's config changed). Its config
 # is /etc/slurm/slurm.conf, which the client commands (sbatch, scontrol) read; one that
 # this script did not write is never replaced.
 set -euo pipefail
@@ -47,24 +49,8 @@ start)
         say "$config was not written by this script; leaving it alone"
         exit 2
     fi
-    if [ -f "$config" ] && ready; then
-        say "already running (nodes $nodes)"
-        echo "$nodes"
-        exit 0
-    fi
-    if [ "$(id -u)" != 0 ]; then
-        say "starting the daemons needs root"
-        exit 2
-    fi
-    mkdir -p /run/munge /var/spool/slurmctld /var/spool/slurmd /var/log/slurm /run/slurm
-    chown munge: /run/munge
-    if ! munge -n 2>/dev/null | unmunge >/dev/null 2>&1; then
-        [ -f /etc/munge/munge.key ] || { mungekey --create && chown munge: /etc/munge/munge.key; }
-        say "starting munged"
-        su -s /bin/sh munge -c /usr/sbin/munged
-    fi
     host="$(hostname -s)"
-    cat >"$config" <<CONF
+    wanted="$(cat <<CONF
 $marker: a two-node cluster on one machine.
 ClusterName=harness
 SlurmctldHost=$host
@@ -87,10 +73,36 @@ SlurmdLogFile=/var/log/slurm/slurmd-%n.log
 # Jobs are picked up and their states settle within a second or two.
 SchedulerParameters=sched_min_interval=100000
 KillWait=5
-NodeName=n1 NodeHostname=$host NodeAddr=127.0.0.1 Port=17001 CPUs=1 RealMemory=11000
-NodeName=n2 NodeHostname=$host NodeAddr=127.0.0.1 Port=17002 CPUs=1 RealMemory=11000
+NodeName=n1 NodeHostname=$host NodeAddr=127.0.0.1 Port=17001 CPUs=2 RealMemory=11000
+NodeName=n2 NodeHostname=$host NodeAddr=127.0.0.1 Port=17002 CPUs=2 RealMemory=11000
 PartitionName=debug Nodes=n1,n2 Default=YES MaxTime=INFINITE State=UP
 CONF
+)"
+    if [ -f "$config" ] && [ "$(cat "$config")" = "$wanted" ] && ready; then
+        say "already running (nodes $nodes)"
+        echo "$nodes"
+        exit 0
+    fi
+    if [ "$(id -u)" != 0 ]; then
+        say "starting the daemons needs root"
+        exit 2
+    fi
+    mkdir -p /run/munge /var/spool/slurmctld /var/spool/slurmd /var/log/slurm /run/slurm
+    chown munge: /run/munge
+    if ! munge -n 2>/dev/null | unmunge >/dev/null 2>&1; then
+        [ -f /etc/munge/munge.key ] || { mungekey --create && chown munge: /etc/munge/munge.key; }
+        say "starting munged"
+        su -s /bin/sh munge -c /usr/sbin/munged
+    fi
+    if [ -f "$config" ] && [ "$(cat "$config")" != "$wanted" ]; then
+        say "the config changed: restarting the daemons"
+        "$0" stop
+        for _ in $(seq 30); do
+            running /usr/sbin/slurm || break
+            sleep 1
+        done
+    fi
+    printf '%s\n' "$wanted" >"$config"
     if ! running /usr/sbin/slurmctld; then
         say "starting slurmctld"
         /usr/sbin/slurmctld

@@ -4,7 +4,9 @@ across both nodes, and jobs that fail or are cancelled ending their records with
 cause.
 
 The cluster is started (or reused) by the script; where it cannot be started (no root, no
-packages) these tests skip and say why, except in CI, where they must run.
+packages) these tests skip and say why, except in CI, where they must run. A job past its
+time limit is left to the unit tests: SLURM's least limit is a minute, and it notices
+within another thirty seconds.
 """
 
 from __future__ import annotations
@@ -125,7 +127,7 @@ def test_a_project_verifies_across_two_nodes(project: Path) -> None:
     assert "#SBATCH --partition=debug" in script
     assert "--require-hashes" in script
     # The jobs' copies are gone; what counts came back into the run folders.
-    assert list((project / ".harness" / "slurm" / "jobs").iterdir()) == []
+    assert not any((project / ".harness" / "slurm" / "jobs" / run).exists() for run in runs)
 
 
 def test_a_failing_job_ends_its_record_with_the_cause(project: Path) -> None:
@@ -160,9 +162,9 @@ def _running_job(project: Path, process: subprocess.Popen[str]) -> tuple[str, st
     pytest.fail(f"the slow job did not start: {process.communicate()}")
 
 
-def _start_slow(project: Path) -> subprocess.Popen[str]:
+def _start(project: Path, experiment: str, *options: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "harness", "run", "slow", "--hosts", "cluster"],
+        [sys.executable, "-m", "harness", "run", experiment, "--hosts", "cluster", *options],
         cwd=project,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -172,7 +174,7 @@ def _start_slow(project: Path) -> subprocess.Popen[str]:
 
 def test_a_cancelled_job_and_ctrl_c_end_their_records_with_the_cause(project: Path) -> None:
     # Cancelled by someone else (an administrator, a pre-empting scheduler).
-    process = _start_slow(project)
+    process = _start(project, "slow")
     run_id, job = _running_job(project, process)
     subprocess.run(["scancel", job], check=True)
     _, err = process.communicate(timeout=60)
@@ -183,7 +185,7 @@ def test_a_cancelled_job_and_ctrl_c_end_their_records_with_the_cause(project: Pa
     assert record["artifacts"] == []
 
     # Ctrl-C: harness cancels the job, and the record says so.
-    process = _start_slow(project)
+    process = _start(project, "slow")
     run_id, job = _running_job(project, process)
     process.send_signal(signal.SIGINT)
     _, err = process.communicate(timeout=60)
