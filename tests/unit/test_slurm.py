@@ -417,3 +417,20 @@ def test_the_job_of_a_killed_harness_is_cancelled_when_its_record_ends(
     assert told.endswith("its SLURM job 7 was still RUNNING and was cancelled")
     assert (fake / "cancelled").read_text().split() == ["7"]
     assert json.loads((result.folder / "record.json").read_text())["status"] == "lost"
+
+
+def test_of_a_long_log_only_the_tail_comes_back(
+    fake: Path, project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(jobs, "LOG_LIMIT", 8)
+    answer(fake, line("COMPLETED"), job=GOOD_JOB.replace('echo "ran"', 'echo "ran and ended"'))
+    result = run(project)
+    assert result.status == "succeeded"
+    assert (result.folder / "log.txt").read_text() == "d ended\n"
+
+
+def test_a_log_that_is_a_pipe_is_refused(fake: Path, project: Path) -> None:
+    answer(fake, line("COMPLETED"), job=GOOD_JOB.replace('echo "ran" >log.txt', "mkfifo log.txt"))
+    result = run(project)
+    assert result.status == "failed"
+    assert "log.txt is not a regular file" in result.record["error"]

@@ -22,6 +22,7 @@ import hashlib
 import os
 import re
 import shutil
+import stat
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -53,6 +54,8 @@ from harness.runtime.determinism import environment as determinism_environment
 # What one job may bring back, all files together (as `harness collect` allows one run).
 MAX_BYTES = 8 << 30
 _MAX_FILES = 100_000
+# What is kept of a job's log: its tail past this.
+LOG_LIMIT = 64 << 20
 # The environment's description: a few kilobytes per distribution.
 _DESCRIPTION_LIMIT = 4 << 20
 _DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
@@ -421,15 +424,22 @@ def _environment(job: Path) -> dict[str, Any] | None:
 
 
 def _bring_back(source: Path, target: Path) -> None:
-    """One file the job wrote (a log), copied without following a link, within bounds;
-    nothing when there is none."""
+    """One log the job wrote, copied without following a link in any component and never
+    from anything but a regular file; past LOG_LIMIT bytes only its tail, which says how
+    the job ended. Nothing when there is none."""
     try:
-        data = untrusted.read_inside(
-            source.parent, source.name, limit=MAX_BYTES, what=f"the job's {source.name}"
-        )
+        handle = untrusted.open_inside(source.parent, source.name, what=f"the job's {source.name}")
     except FileNotFoundError:
         return
-    atomic.write_bytes(target, data)
+    with os.fdopen(handle, "rb") as reading:
+        status = os.fstat(reading.fileno())
+        if not stat.S_ISREG(status.st_mode):
+            raise untrusted.UntrustedInputError(
+                f"the job's {source.name}", "is not a regular file (a device, pipe or socket)"
+            )
+        if status.st_size > LOG_LIMIT:
+            reading.seek(status.st_size - LOG_LIMIT)
+        atomic.write_bytes(target, reading.read(LOG_LIMIT))
 
 
 def _bring_back_folder(source: Path, target: Path) -> None:
