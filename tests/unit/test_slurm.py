@@ -18,7 +18,7 @@ import pytest
 
 from harness import interrupt
 from harness.config import load_config
-from harness.errors import ConfigError
+from harness.errors import ConfigError, HarnessError
 from harness.fleet import hosts
 from harness.fleet.slurm import across, jobs, scheduler, script
 from harness.fleet.slurm.settings import SlurmSettings
@@ -434,3 +434,23 @@ def test_a_log_that_is_a_pipe_is_refused(fake: Path, project: Path) -> None:
     result = run(project)
     assert result.status == "failed"
     assert "log.txt is not a regular file" in result.record["error"]
+
+
+def test_verify_takes_as_many_nodes_as_the_host_says(fake: Path, project: Path) -> None:
+    cluster = hosts.configured(load_config(project))["cluster"]
+    (fake / "sinfo").write_text("n1 alloc\nn2 idle\nn3 idle\n")
+    assert across.choose_nodes(cluster) == ["n2", "n3"]
+    (fake / "sinfo").write_text("n1 down*\n")
+    with pytest.raises(scheduler.SchedulerError, match="no node of partition debug"):
+        across.choose_nodes(cluster)
+
+
+def test_a_run_slurm_put_on_another_node_counts_for_none(fake: Path, project: Path) -> None:
+    config = load_config(project)
+    cluster = hosts.configured(config)["cluster"]
+    answer(fake, line("COMPLETED", node="n2"))
+    request = RunRequest(config.experiment("train"), seed=0, profile="strict", threads=1)
+    with pytest.raises(HarnessError, match="asked for node n1 but SLURM ran it on n2"):
+        across.on_node(config, cluster, "n1", None)(request, lambda _: None)
+    (submitted,) = (project / ".harness" / "runs").glob("*/job.sh")
+    assert "#SBATCH --nodelist=n1\n" in submitted.read_text()
