@@ -16,7 +16,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from harness import interrupt
+from harness import doctor, interrupt
 from harness.config import load_config
 from harness.errors import ConfigError, HarnessError
 from harness.fleet import hosts
@@ -454,3 +454,10 @@ def test_a_run_slurm_put_on_another_node_counts_for_none(fake: Path, project: Pa
         across.on_node(config, cluster, "n1", None)(request, lambda _: None)
     (submitted,) = (project / ".harness" / "runs").glob("*/job.sh")
     assert "#SBATCH --nodelist=n1\n" in submitted.read_text()
+
+
+def test_doctor_says_which_nodes_take_jobs(fake: Path, project: Path) -> None:
+    (fake / "sinfo").write_text("n1 idle\nn2 down*\n")
+    (check,) = doctor._host_checks(load_config(project))
+    assert (check.name, check.ok) == ("host cluster", True)
+    assert check.detail == "SLURM: 1 node(s) of partition debug take jobs (n1)"
