@@ -201,6 +201,7 @@ def _plan(tmp_path: Path, **changes: object) -> script.JobPlan:
         job_name="harness-train",
         job=tmp_path / "my job",
         environment=tmp_path / "environments" / "abc",
+        uv_cache=tmp_path / 'a "$odd" cache',
         python="3.11",
         uv="uv",
         uv_options=script.uv_options(["/opt/wheels"], None),
@@ -220,6 +221,16 @@ def test_the_script_asks_for_the_hosts_resources_and_checks_every_hash(tmp_path:
     assert "#SBATCH --no-requeue\n" in text
     assert "pip sync --quiet --require-hashes --find-links /opt/wheels" in text
     assert subprocess.run(["sh", "-n"], input=text, text=True, check=False).returncode == 0
+    # uv's cache lies beside the environments unless the job's environment names one.
+    cache = next(row for row in text.splitlines() if "UV_CACHE_DIR" in row)
+    said = subprocess.run(
+        ["sh", "-c", f'{cache}; echo "$UV_CACHE_DIR"'],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"PATH": "/usr/bin:/bin"},
+    )
+    assert said.stdout == f'{tmp_path}/a "$odd" cache\n'
 
 
 def test_the_script_passes_values_to_the_runtime_as_they_are(tmp_path: Path) -> None:

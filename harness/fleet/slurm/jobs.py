@@ -232,6 +232,7 @@ def _plan(
         job_name=f"harness-{request.experiment.name}",
         job=job,
         environment=settings.folder(config.project_root) / "environments" / key,
+        uv_cache=settings.folder(config.project_root) / "uv-cache",
         python=python,
         uv=settings.uv,
         uv_options=uv_options,

@@ -43,6 +43,9 @@ class JobPlan:
     job: Path
     # The environment's folder (shared by jobs of the same constraints and interpreter).
     environment: Path
+    # uv's cache, unless the job's environment names one: beside the environments, not in
+    # a home folder the node may not have.
+    uv_cache: Path
     # The interpreter uv makes the environment with ("3.11", "python3", a path).
     python: str
     uv: str
@@ -107,6 +110,7 @@ def render(plan: JobPlan) -> str:
         "set -eu",
         f"job={q(str(plan.job))}",
         f"env={q(str(plan.environment))}",
+        f'export UV_CACHE_DIR="${{UV_CACHE_DIR:-{_double_quoted(str(plan.uv_cache))}}}"',
         "",
         "# The environment of the project's constraints: made once per constraints file",
         "# and interpreter (uv checks every pin's hash), by one job at a time.",
@@ -142,6 +146,11 @@ def render(plan: JobPlan) -> str:
     lines += [f"    {q(f'{name}={value}')} \\" for name, value in sorted(plan.variables.items())]
     lines.append(f'    "$env/bin/python" -P -m harness.runtime "$job/{SPEC}" >"$job/{LOG}" 2>&1')
     return "\n".join(lines) + "\n"
+
+
+def _double_quoted(text: str) -> str:
+    """``text`` as it reads inside double quotes in sh."""
+    return "".join(f"\\{char}" if char in '"$`\\' else char for char in text)
 
 
 def uv_options(find_links: Sequence[str], index_url: str | None) -> tuple[str, ...]:
