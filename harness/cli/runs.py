@@ -11,7 +11,6 @@ from typing import Any
 
 import click
 
-from harness.cli import slurm as slurm_cli
 from harness.cli.options import (
     RunOptions,
     hosts_option,
@@ -27,6 +26,7 @@ from harness.config import Config, Experiment
 from harness.engine import ContainerEngine
 from harness.errors import EXIT_DIFFERS, ConfigError
 from harness.fleet import hosts as hosts_module
+from harness.fleet.slurm import commands as slurm_commands
 from harness.images import build as build_module
 from harness.integrations import mlflow_tracking
 from harness.parallel import Pool, available_cores, default_jobs
@@ -142,13 +142,15 @@ def run_command(
 
     request_for = functools.partial(run_options.request, config)
 
-    cluster = slurm_cli.cluster_of(config, host_names)
+    cluster = slurm_commands.cluster_of(config, host_names)
     if cluster is not None:
         runner = Runner(
-            *slurm_cli.runner(
+            *slurm_commands.runner(
                 config,
-                run_options,
                 cluster,
+                variant=run_options.variant,
+                jobs=run_options.jobs,
+                gpus=run_options.gpus,
                 refused=(
                     "--require-certificate" if require_certificate else "",
                     "--unsafe-no-determinism" if switches_off else "",

@@ -13,7 +13,6 @@ from typing import Any
 
 import click
 
-from harness.cli import slurm as slurm_cli
 from harness.cli.options import (
     RunOptions,
     hosts_option,
@@ -29,6 +28,7 @@ from harness.errors import EXIT_DIFFERS, ConfigError, HarnessError
 from harness.fleet import collect as collect_module
 from harness.fleet import crosshost
 from harness.fleet import hosts as hosts_module
+from harness.fleet.slurm import commands as slurm_commands
 from harness.images import build as build_module
 from harness.runs import host_executor, reconcile, records
 from harness.runs import run as run_module
@@ -111,17 +111,19 @@ def verify_command(
     base = functools.partial(run_options.request, config)
 
     others: list[hosts_module.Host] = []
-    cluster = slurm_cli.cluster_of(config, host_names)
+    cluster = slurm_commands.cluster_of(config, host_names)
     if cluster is not None:
-        verification = slurm_cli.verify_on(
-            state,
+        verification = slurm_commands.verify_on(
             config,
             cluster,
             experiments,
-            run_options,
             variations=variations,
             control_runs=control_runs,
             base=base,
+            variant=run_options.variant,
+            jobs=run_options.jobs,
+            gpus=run_options.gpus,
+            say=state.ui.say,
         )
         others = [cluster]
     elif run_options.on_host:

@@ -129,7 +129,7 @@ def _named(config: Config, known: Mapping[str, Host], item: str) -> list[Host]:
     )
 
 
-def _host(name: str, value: str | Mapping[str, Any], project_root: Path) -> Host:
+def _host(name: str, value: str | Mapping[str, Any], project_root: Path = Path()) -> Host:
     """A host of the table: a URL, a table with the URL (and the schema's defaults), or a
     SLURM cluster's table."""
     if isinstance(value, str):
