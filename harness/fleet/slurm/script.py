@@ -18,6 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from harness.errors import ConfigError
 from harness.fleet.slurm.settings import SlurmSettings
 
 SCRIPT = "job.sh"
@@ -104,7 +105,7 @@ def render(plan: JobPlan) -> str:
     """The batch script of ``plan``."""
     q = shlex.quote
     lines = ["#!/bin/sh"]
-    lines += [f"#SBATCH {option}" for option in plan.sbatch]
+    lines += [_sbatch_line(option) for option in plan.sbatch]
     lines += [f"# {text}" for text in plan.heading]
     lines += [
         "set -eu",
@@ -146,6 +147,24 @@ def render(plan: JobPlan) -> str:
     lines += [f"    {q(f'{name}={value}')} \\" for name, value in sorted(plan.variables.items())]
     lines.append(f'    "$env/bin/python" -P -m harness.runtime "$job/{SPEC}" >"$job/{LOG}" 2>&1')
     return "\n".join(lines) + "\n"
+
+
+def _sbatch_line(option: str) -> str:
+    """``#SBATCH OPTION``, its value in double quotes when it holds spaces (sbatch reads them
+    so); an option that would end the line or its quotes early is refused, since whatever
+    followed would run on the node as part of the script."""
+    name, equals, value = option.partition("=")
+    if any(ord(char) < 32 or ord(char) == 127 for char in option) or (
+        '"' in value and any(char.isspace() for char in value)
+    ):
+        raise ConfigError(
+            f"the sbatch option {option!r} cannot be written into a batch script (a line "
+            "break, a control character, or quotes around spaces)",
+            "fix the host's options under [tool.harness.hosts] (or the folder names in them)",
+        )
+    if equals and any(char.isspace() for char in value):
+        return f'#SBATCH {name}="{value}"'
+    return f"#SBATCH {option}"
 
 
 def _double_quoted(text: str) -> str:
