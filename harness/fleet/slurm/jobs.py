@@ -284,7 +284,7 @@ def _stage(
         (job / writable).mkdir()
     text = script.render(plan)
     atomic.write_text(job / script.SCRIPT, text)
-    # The script stays with the run's record, to read or to submit again by hand.
+    # The script stays with the run's record: what ran, to read.
     atomic.write_text(spec.parent / script.SCRIPT, text)
 
 
