@@ -1,5 +1,5 @@
-"""The batch script harness submits for one run: short enough to read, and complete: it
-needs nothing of the shell that submitted it but PATH (to find uv).
+"""The batch script harness submits for one run: short enough to read, every step it takes
+written out in it.
 
 It asks SLURM for one task on one node (with the host's partition, account, time limit
 and GPUs), makes or reuses the Python environment of the project's constraints file (uv
