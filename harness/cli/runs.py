@@ -505,7 +505,15 @@ def runs_show(state: State, run_id: str, as_json: bool) -> None:
         f"experiment {record['experiment']}  seed {record['seed']}  "
         f"profile {record['profile']}  threads {record['threads']}"
     )
-    out(f"image      {record['image']['reference']} {record['image']['id']}")
+    image, environment = record.get("image"), record.get("python_environment")
+    if image:
+        out(f"image      {image['reference']} {image['id']}")
+    elif environment:
+        # A run no image isolated (the host executor, a SLURM job): its environment pins it.
+        out(f"python     {environment.get('executable')} {environment.get('digest')}")
+    job = record.get("slurm")
+    if job:
+        out(f"slurm job  {job.get('job_id')} {job.get('state')} on {job.get('node')}")
     out(f"source     {record['source']['commit']}{' (dirty)' if record['source']['dirty'] else ''}")
     if record.get("error"):
         out(f"error      {record['error']}")

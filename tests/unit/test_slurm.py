@@ -16,8 +16,10 @@ from pathlib import Path
 
 import jsonschema
 import pytest
+from click.testing import CliRunner
 
 from harness import doctor, interrupt
+from harness.cli.main import cli
 from harness.config import load_config
 from harness.errors import ConfigError, HarnessError
 from harness.fleet import hosts
@@ -482,3 +484,18 @@ def test_an_option_that_would_add_lines_to_the_script_is_refused(tmp_path: Path)
     # Spaces in a folder's name are quoted, as sbatch reads them.
     text = script.render(_plan(tmp_path))
     assert f'#SBATCH --chdir="{tmp_path}/my job"\n' in text
+
+
+def test_run_and_runs_show_speak_of_the_job(fake: Path, project: Path) -> None:
+    answer(fake, line("RUNNING", node="n2"), line("COMPLETED", node="n2"))
+    ran = CliRunner().invoke(cli, ["--project", str(project), "run", "--hosts", "cluster"])
+    assert ran.exit_code == 0, ran.output
+    (folder,) = (project / ".harness" / "runs").iterdir()
+    run_id = folder.name
+    shown = CliRunner().invoke(cli, ["--project", str(project), "runs", "show", run_id])
+    assert shown.exit_code == 0, shown.output
+    assert "slurm job  7 COMPLETED on n2" in shown.output
+    assert "python     " in shown.output and DIGEST in shown.output
+    mixed = CliRunner().invoke(cli, ["--project", str(project), "run", "--hosts", "local,cluster"])
+    assert mixed.exit_code == 2
+    assert "never beside other hosts" in mixed.output
