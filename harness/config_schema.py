@@ -242,12 +242,21 @@ def _alternatives_problem(node: Mapping[str, Any], value: object, path: Path) ->
             )
         fitting = [b for b in branches if "type" not in b or _is_kind(value, b["type"])]
         if not fitting:
-            kinds = " or ".join(_kind_words(branch["type"]) for branch in branches)
+            kinds = " or ".join(dict.fromkeys(_kind_words(branch["type"]) for branch in branches))
             return _error(path, f"expected {kinds}, got {_shown(value)}")
         problems = [_first_problem(branch, value, path) for branch in fitting]
         valid = sum(problem is None for problem in problems)
         if valid == 0:
-            return problems[0]
+            # Tables of one kind told apart by the key each requires (url, kind): the
+            # error is that of the form whose required keys the value has.
+            return next(
+                (
+                    problem
+                    for branch, problem in zip(fitting, problems, strict=True)
+                    if isinstance(value, dict) and set(branch.get("required", ())) <= set(value)
+                ),
+                problems[0],
+            )
         if keyword == "oneOf" and valid > 1:
             return _error(path, f"{_shown(value)} fits more than one form")
     return None

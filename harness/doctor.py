@@ -10,7 +10,8 @@ from harness import project_python
 from harness.config import Config
 from harness.engine import Engine
 from harness.errors import EngineUnavailable, HarnessError
-from harness.fleet.hosts import configured
+from harness.fleet.hosts import Host, configured
+from harness.fleet.slurm import scheduler
 from harness.images import lock
 from harness.images.base import base_reference, find_base
 from harness.runs import reconcile
@@ -141,6 +142,9 @@ def _host_checks(config: Config) -> list[Check]:
         return [Check("hosts", False, error.message, error.hint)]
     checks = []
     for host in hosts.values():
+        if host.slurm is not None:
+            checks.append(_slurm_check(host))
+            continue
         try:
             engine = host.connect(timeout=20)
             version = engine.version().get("Version")
@@ -152,6 +156,30 @@ def _host_checks(config: Config) -> list[Check]:
         )
         checks.append(_leftovers_check(config, engine, name=f"leftovers on {host.name}"))
     return checks
+
+
+def _slurm_check(host: Host) -> Check:
+    """A SLURM host: does the cluster answer, and which nodes take jobs?"""
+    partition = host.slurm.partition if host.slurm else None
+    try:
+        nodes = scheduler.nodes(partition)
+    except HarnessError as error:
+        return Check(f"host {host.name}", False, error.message, error.hint, False)
+    where = f"partition {partition}" if partition else "the cluster"
+    if not nodes:
+        return Check(
+            f"host {host.name}",
+            False,
+            f"SLURM answers, but no node of {where} takes jobs",
+            "check the nodes with `sinfo -N`",
+            False,
+        )
+    return Check(
+        f"host {host.name}",
+        True,
+        f"SLURM: {len(nodes)} node(s) of {where} take jobs ({', '.join(nodes[:8])})",
+        required=False,
+    )
 
 
 def _leftovers_check(config: Config, engine: Engine, *, name: str = "leftovers") -> Check:

@@ -26,6 +26,7 @@ from harness.config import Config, Experiment
 from harness.engine import ContainerEngine
 from harness.errors import EXIT_DIFFERS, ConfigError
 from harness.fleet import hosts as hosts_module
+from harness.fleet.slurm import commands as slurm_commands
 from harness.images import build as build_module
 from harness.integrations import mlflow_tracking
 from harness.parallel import Pool, available_cores, default_jobs
@@ -141,7 +142,23 @@ def run_command(
 
     request_for = functools.partial(run_options.request, config)
 
-    if run_options.on_host:
+    cluster = slurm_commands.cluster_of(config, host_names)
+    if cluster is not None:
+        runner = Runner(
+            *slurm_commands.runner(
+                config,
+                cluster,
+                variant=run_options.variant,
+                jobs=run_options.jobs,
+                gpus=run_options.gpus,
+                refused=(
+                    "--require-certificate" if require_certificate else "",
+                    "--unsafe-no-determinism" if switches_off else "",
+                ),
+                say=state.ui.say,
+            )
+        )
+    elif run_options.on_host:
         if host_names or require_certificate:
             raise ConfigError(
                 "--executor host runs on this machine, without an image: it takes neither "
@@ -387,7 +404,7 @@ def _run_on_hosts(
 def _print_run(ui: UI, result: run_module.RunResult) -> None:
     record = result.record
     timings = record["timings"]
-    seconds = timings.get("container_s", timings.get("process_s"))
+    seconds = timings.get("container_s", timings.get("process_s", timings.get("job_s")))
     took = f"{seconds:.1f} s" if isinstance(seconds, float) else "-"
     flags = (
         f", {len(record.get('violations') or [])} switch(es) turned off"
@@ -490,7 +507,15 @@ def runs_show(state: State, run_id: str, as_json: bool) -> None:
         f"experiment {record['experiment']}  seed {record['seed']}  "
         f"profile {record['profile']}  threads {record['threads']}"
     )
-    out(f"image      {record['image']['reference']} {record['image']['id']}")
+    image, environment = record.get("image"), record.get("python_environment")
+    if image:
+        out(f"image      {image['reference']} {image['id']}")
+    elif environment:
+        # A run no image isolated (the host executor, a SLURM job): its environment pins it.
+        out(f"python     {environment.get('executable')} {environment.get('digest')}")
+    job = record.get("slurm")
+    if job:
+        out(f"slurm job  {job.get('job_id')} {job.get('state')} on {job.get('node')}")
     out(f"source     {record['source']['commit']}{' (dirty)' if record['source']['dirty'] else ''}")
     if record.get("error"):
         out(f"error      {record['error']}")

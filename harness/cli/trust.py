@@ -31,6 +31,7 @@ from harness.errors import EXIT_DIFFERS, ConfigError, HarnessError
 from harness.fleet import collect as collect_module
 from harness.fleet import crosshost
 from harness.fleet import hosts as hosts_module
+from harness.fleet.slurm import commands as slurm_commands
 from harness.images import build as build_module
 from harness.images import provenance as provenance_statements
 from harness.runs import host_executor, reconcile, records
@@ -123,12 +124,22 @@ def verify_command(
     base = functools.partial(run_options.request, config)
 
     others: list[hosts_module.Host] = []
-    if run_options.on_host:
-        if host_names:
-            raise ConfigError(
-                "--executor host verifies on this machine only; it takes no --hosts",
-                "leave out --hosts, or verify in containers",
-            )
+    cluster = slurm_commands.cluster_of(config, host_names)
+    if cluster is not None:
+        verification = slurm_commands.verify_on(
+            config,
+            cluster,
+            experiments,
+            variations=variations,
+            control_runs=control_runs,
+            base=base,
+            variant=run_options.variant,
+            jobs=run_options.jobs,
+            gpus=run_options.gpus,
+            say=state.ui.say,
+        )
+        others = [cluster]
+    elif run_options.on_host:
         verification = _verify_on_host(
             state,
             config,
@@ -137,6 +148,7 @@ def verify_command(
             variations=variations,
             control_runs=control_runs,
             base=base,
+            host_names=host_names,
         )
     else:
         wanted = {run_options.variant or e.variant for e in experiments}
@@ -199,8 +211,14 @@ def _verify_on_host(
     variations: list[Variation],
     control_runs: int,
     base: Callable[[Any], run_module.RunRequest],
+    host_names: tuple[str, ...] = (),
 ) -> verify_module.Verification:
     """`verify --executor host`: the control runs and the variations a host run can make."""
+    if host_names:
+        raise ConfigError(
+            "--executor host verifies on this machine only; it takes no --hosts",
+            "leave out --hosts, or verify in containers",
+        )
     python = host_executor.inspect_python(
         host_executor.resolve_python(options.python, config.project_root)
     )

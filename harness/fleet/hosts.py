@@ -24,12 +24,14 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from harness.config import Config
 from harness.config_schema import PLAIN_NAME_PATTERN
 from harness.engine import Engine
 from harness.errors import ConfigError
+from harness.fleet.slurm import settings as slurm_settings
 
 LOCAL = "local"
 _WHERE = "[tool.harness.hosts]"
@@ -49,8 +51,15 @@ class Host:
     files: str = "copy"
     # Whether the host has GPUs (and the NVIDIA container runtime) for runs with --gpus.
     gpus: bool = False
+    # A SLURM cluster rather than an engine: its runs are batch jobs (harness.fleet.slurm).
+    slurm: slurm_settings.SlurmSettings | None = None
 
     def connect(self, timeout: int = 600) -> Engine:
+        if self.slurm is not None:
+            raise ConfigError(
+                f"host {self.name} is a SLURM cluster: it runs batch jobs, not containers",
+                f"use it with --executor host (--hosts {self.name})",
+            )
         return Engine.connect(self.url, timeout=timeout)
 
     def as_dict(self) -> dict[str, Any]:
@@ -60,6 +69,7 @@ class Host:
             "ship": self.ship,
             "files": self.files,
             "gpus": self.gpus,
+            **({"slurm": self.slurm.as_dict()} if self.slurm is not None else {}),
         }
 
 
@@ -70,7 +80,10 @@ def local_host(config: Config) -> Host:
 
 def configured(config: Config) -> dict[str, Host]:
     """Every host of ``[tool.harness.hosts]``, by name (the schema checked the table)."""
-    return {name: _host(name, value) for name, value in config.table("hosts").items()}
+    return {
+        name: _host(name, value, config.project_root)
+        for name, value in config.table("hosts").items()
+    }
 
 
 def resolve(config: Config, requested: Sequence[str]) -> list[Host]:
@@ -116,10 +129,15 @@ def _named(config: Config, known: Mapping[str, Host], item: str) -> list[Host]:
     )
 
 
-def _host(name: str, value: str | Mapping[str, Any]) -> Host:
-    """A host of the table: a URL, or a table with the URL (and the schema's defaults)."""
+def _host(name: str, value: str | Mapping[str, Any], project_root: Path = Path()) -> Host:
+    """A host of the table: a URL, a table with the URL (and the schema's defaults), or a
+    SLURM cluster's table."""
     if isinstance(value, str):
         return Host(name, value)
+    if slurm_settings.is_slurm(value):
+        slurm = slurm_settings.from_table(value, project_root)
+        gpus = value.get("gpus", slurm.gres is not None)
+        return Host(name, None, ship="never", files="copy", gpus=gpus, slurm=slurm)
     return Host(
         name,
         value["url"],

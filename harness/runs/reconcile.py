@@ -8,7 +8,8 @@ that reads records (`runs list`, `runs show`, `run`, `verify`, `doctor`) looks f
 
 - a record still ``running`` whose harness process is gone (same machine, same boot, and
   no process with its id and start time: see :mod:`harness.owner`) ends ``lost``, with
-  what became of its container: gone, or still there (then removed), or not known;
+  what became of its container: gone, or still there (then removed), or not known (a
+  SLURM run's batch job still pending or running is cancelled);
 - a container harness labelled whose harness process is gone is removed (the reaping);
   one whose owner cannot be told (another machine shares the engine, or an older harness
   started it) is removed only when its run's record here has ended, and otherwise
@@ -29,6 +30,7 @@ from harness import owner
 from harness.container import LABEL_RUN_ID
 from harness.engine import LABEL_OWNER, OwnedContainer
 from harness.errors import HarnessError
+from harness.fleet.slurm import scheduler
 from harness.runs import records
 
 
@@ -143,9 +145,14 @@ def end_stale(
     engines: dict[str, Containers | None] = {}
     for folder, record in stale_records(project_root):
         where = str((record.get("engine") or {}).get("where") or "default")
-        if engine_for is not None and where not in engines:
+        if engine_for is not None and where not in engines and not record.get("slurm"):
             engines[where] = _quiet_engine(engine_for, where)
-        container = _container_fate(engines.get(where), record["run_id"], where)
+        slurm = record.get("slurm")
+        if isinstance(slurm, dict) and slurm.get("job_id"):
+            # A batch job, not a container: nobody would bring it back, so it goes.
+            container = scheduler.cancel_abandoned(str(slurm["job_id"]))
+        else:
+            container = _container_fate(engines.get(where), record["run_id"], where)
         process = owner.from_dict(record.get("harness_process"))
         pid = f" (pid {process.pid})" if process else ""
         reason = f"the harness process that ran it{pid} ended without finishing it; {container}"

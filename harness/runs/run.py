@@ -262,9 +262,11 @@ def settle(
     exit_code: int,
     timed_out: bool,
     timeout: float | None,
+    where: str | None = None,
 ) -> RunResult:
     """Finish a record once the runtime has exited, in a container or on the host: take in
-    what the runtime reported, then decide how the run ended."""
+    what the runtime reported, then decide how the run ended. ``where`` (a batch job, say)
+    is added to the reason of a run that failed."""
     # The container has stopped: nobody but harness writes its folders from here on.
     run_folder.close((folder / records.ARTIFACTS, folder / records.META), folder)
     refused: list[str] = []
@@ -291,6 +293,8 @@ def settle(
         error = (report or {}).get("error")
         reason = _one_line(error) if isinstance(error, str) and error.strip() else None
         reason = reason or f"the experiment exited with {exit_code}"
+        if where:
+            reason = f"{reason} ({where})"
         full = disk_full(folder)
         if full is not None:
             reason = f"{reason} ({full})"

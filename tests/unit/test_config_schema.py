@@ -100,6 +100,19 @@ require = true
 gpu-box = "ssh://ci@gpu-box"
 runner-2 = { url = "tcp://10.0.0.12:2376", ship = "registry", files = "bind", gpus = true }
 
+[tool.harness.hosts.cluster]
+kind = "slurm"
+partition = "gpu"
+account = "lab"
+time = "00:30:00"
+gres = "gpu:a100:1"
+gpus = true
+sbatch = ["--mem=16G"]
+workdir = "/scratch/harness"
+python = "3.11"
+uv = "/opt/uv/bin/uv"
+nodes = 3
+
 [tool.harness.ci]
 runners = ["ubuntu-24.04", "ubuntu-22.04"]
 variant = "rocm"
@@ -189,8 +202,15 @@ def test_a_table_with_every_key_is_valid_and_every_module_reads_it(tmp_path: Pat
     config = load_config(tmp_path, environ={})
     assert config.experiments["train"].parameters["nested"] == {"a": [1, 2]}
     assert config.variant("rocm").find_links is False
-    assert set(hosts.configured(config)) == {"gpu-box", "runner-2"}
+    assert set(hosts.configured(config)) == {"gpu-box", "runner-2", "cluster"}
     assert hosts.configured(config)["runner-2"].gpus is True
+    cluster = hosts.configured(config)["cluster"].slurm
+    assert cluster is not None
+    assert (cluster.gres, cluster.nodes, cluster.workdir) == (
+        "gpu:a100:1",
+        3,
+        Path("/scratch/harness"),
+    )
     assert ci_github.settings_from_table(config.table("ci")).timeout_minutes == 30
     assert mlflow_tracking.settings(config, environ={}).enabled is True
     assert lint_settings(config.table("lint")).paths == ("src",)
