@@ -33,7 +33,7 @@ from harness.runs import host_executor, reconcile, records
 from harness.runs import run as run_module
 from harness.runs import verify as verify_module
 from harness.runs.variations import Variation, select
-from harness.trust import attest, certify, evidence, gate, keys
+from harness.trust import attest, certify, deploy_certificate, evidence, gate, keys
 
 
 @click.command("verify")
@@ -489,6 +489,11 @@ def certificate_group() -> None:
 )
 @click.option("--image", help="The image in hand: its ID must be the certified one.")
 @click.option(
+    "--wheel",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="A deploy image's certificate: the wheel in hand must be the certified one.",
+)
+@click.option(
     "--threshold",
     type=click.IntRange(min=1),
     help="Distinct trusted signers required (default 1; the project's threshold when higher).",
@@ -510,6 +515,7 @@ def certificate_verify(
     certificate_file: Path,
     public_keys: tuple[Path, ...],
     image: str | None,
+    wheel: Path | None,
     threshold: int | None,
     min_hosts: int | None,
     rerun: bool,
@@ -527,7 +533,9 @@ def certificate_verify(
         state, config, certificate_file, public_keys=public_keys, threshold=threshold, image=image
     )
     settings = certify.settings(config.table("certify"), config.project_root)
-    certify.check_hosts(verified, gate.trusted_keys(config, public_keys, settings), min_hosts)
+    trusted = gate.trusted_keys(config, public_keys, settings)
+    deploy_certificate.check(verified, trusted, wheel)
+    certify.check_hosts(verified, trusted, min_hosts)
     if rerun:
         gate.rerun(state.engine(config), config, verified, state.ui.say)
     if as_json:
