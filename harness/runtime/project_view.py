@@ -60,6 +60,10 @@ class Laid:
     # Project-relative path -> (size, mtime_ns) of each copy as laid, to tell what a run
     # changed from what it left alone.
     copies: dict[str, tuple[int, int]] = field(default_factory=dict)
+    # The project's file each link of the view names -> (size, mtime_ns) when it was laid:
+    # where the project is not read-only (the host executor), a write through a link
+    # would reach it, and must not pass unnoticed (see changed_links).
+    links: dict[str, tuple[int, int]] = field(default_factory=dict)
 
 
 def lay_out(source: Path, view: Path) -> Laid:
@@ -116,6 +120,7 @@ def _lay_entry(entry: os.DirEntry[str], made: Path, view: Path, laid: Laid) -> b
         else:
             made.symlink_to(entry.path)
             laid.linked += 1
+            laid.links[entry.path] = (info.st_size, info.st_mtime_ns)
     # Sockets, devices and pipes are no part of a project: left out.
     return False
 
@@ -124,6 +129,21 @@ def _readable(path: str, mode: int) -> bool:
     """Whether this process may read a file, or list and enter a folder."""
     wanted = os.R_OK | os.X_OK if stat.S_ISDIR(mode) else os.R_OK
     return os.access(path, wanted, follow_symlinks=False)
+
+
+def changed_links(source: Path, laid: Laid) -> list[str]:
+    """Project-relative paths of the project's large files (linked into the view) that
+    changed since the view was laid out: written through the view, or edited meanwhile."""
+    changed = []
+    for path, (size, mtime_ns) in sorted(laid.links.items()):
+        try:
+            info = Path(path).lstat()
+        except OSError:
+            changed.append(Path(path).relative_to(source).as_posix())
+            continue
+        if (info.st_size, info.st_mtime_ns) != (size, mtime_ns):
+            changed.append(Path(path).relative_to(source).as_posix())
+    return changed
 
 
 def written_by_run(view: Path, laid: Laid) -> Iterable[str]:
@@ -232,4 +252,12 @@ def _make_folders(root: Path, folder: Path) -> None:
             current.mkdir()
 
 
-__all__ = ["Laid", "ViewError", "collect", "lay_out", "matches", "written_by_run"]
+__all__ = [
+    "Laid",
+    "ViewError",
+    "changed_links",
+    "collect",
+    "lay_out",
+    "matches",
+    "written_by_run",
+]
