@@ -23,7 +23,11 @@ link followed, bounded sizes); the standard library has no YAML, and MLflow writ
 from __future__ import annotations
 
 import os
+import sqlite3
+import urllib.parse
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,6 +44,9 @@ WHY_TIMES = "metric timestamps (values and steps are kept)"
 WHY_LINKS = "dataset and model links by MLflow id"
 WHY_MLMODEL = "MLmodel ids and creation time (the model itself is kept)"
 WHY_TRASH = "deleted runs and experiments"
+WHY_ROWS = "MLflow's rows of ids and times (runs, experiments, logged models)"
+# A tracking database (``sqlite:///mlflow.db``) starts so; its tables are read, not its bytes.
+SQLITE_MAGIC = b"SQLite format 3\x00"
 
 
 @dataclass
@@ -213,4 +220,158 @@ def _unique(name: str, taken: set[str]) -> str:
     return label
 
 
-__all__ = ["Logical", "is_store", "lay_out"]
+# -- the tracking database (sqlite:///mlflow.db) ------------------------------------------
+#
+# With a SQLite tracking URI, MLflow keeps runs, params, tags and metrics as rows of one
+# database file, whose bytes differ from run to run (ids, times, page layout), and the
+# artifacts in folders named by run id (``./mlruns/<experiment id>/<run id>/artifacts``,
+# logged models under ``.../models/<model id>/artifacts``). Kept by logical place as the
+# file store is: ``DATABASE/<experiment>/<run name>/{params,tags,metrics,artifacts}``.
+
+
+def is_database(path: Path) -> bool:
+    """Whether ``path`` is an MLflow tracking database: SQLite, with runs and experiments."""
+    if not path.is_file() or path.is_symlink():
+        return False
+    with path.open("rb") as handle:
+        if handle.read(len(SQLITE_MAGIC)) != SQLITE_MAGIC:
+            return False
+    try:
+        with _database(path) as database:
+            tables = {row[0] for row in database.execute("select name from sqlite_master")}
+    except sqlite3.Error:
+        return False
+    return {"experiments", "runs", "metrics", "params", "tags"} <= tables
+
+
+@contextmanager
+def _database(path: Path) -> Iterator[sqlite3.Connection]:
+    # Read-only and immutable: nothing is written, no lock is taken, no journal replayed.
+    uri = f"file:{urllib.parse.quote(str(path.absolute()))}?mode=ro&immutable=1"
+    with closing(sqlite3.connect(uri, uri=True)) as database:
+        yield database
+
+
+def lay_out_database(path: Path, view: Path, written: set[str]) -> tuple[Logical, set[str]]:
+    """The database's runs and logged models by logical place, with the artifacts the run
+    wrote under their folders in ``view``; and the project-relative paths it accounts for
+    (those artifacts), which are then not kept again as files of their own."""
+    logical, claimed = Logical(), set()
+    with _database(path) as database:
+        experiments = {
+            str(row[0]): (_safe(str(row[1])), str(row[2]))
+            for row in database.execute(
+                "select experiment_id, name, lifecycle_stage from experiments"
+            )
+        }
+        logical.set_aside[WHY_ROWS] += len(experiments)
+        taken: dict[str, set[str]] = {}
+        runs = database.execute(
+            "select run_uuid, name, experiment_id, lifecycle_stage, artifact_uri from runs "
+            "order by start_time, run_uuid"
+        ).fetchall()
+        for run_id, name, experiment_id, stage, artifacts in runs:
+            experiment, experiment_stage = experiments.get(str(experiment_id), ("_", "active"))
+            logical.set_aside[WHY_ROWS] += 1
+            if "deleted" in (stage, experiment_stage):
+                logical.set_aside[WHY_TRASH] += 1
+                continue
+            label = _unique(_safe(str(name or run_id)), taken.setdefault(experiment, set()))
+            prefix = f"{experiment}/{label}"
+            _rows(database, run_id, prefix, logical)
+            claimed |= _artifacts(artifacts, f"{prefix}/artifacts", view, written, logical)
+        if _has_table(database, "logged_models"):
+            claimed |= _logged_models(database, experiments, view, written, logical)
+    return logical, claimed
+
+
+def _rows(database: sqlite3.Connection, run_id: str, prefix: str, logical: Logical) -> None:
+    """A run's params, tags and metrics as the file store would hold them, times left out."""
+    for key, value in database.execute(
+        "select key, value from params where run_uuid = ?", (run_id,)
+    ):
+        logical.files[f"{prefix}/params/{_safe(key)}"] = str(value).encode()
+    for key, value in database.execute("select key, value from tags where run_uuid = ?", (run_id,)):
+        if str(key).startswith("mlflow."):
+            logical.set_aside[WHY_TAGS] += 1
+        else:
+            logical.files[f"{prefix}/tags/{_safe(key)}"] = str(value).encode()
+    series: dict[str, list[str]] = {}
+    for key, value, step, is_nan in database.execute(
+        "select key, value, step, is_nan from metrics where run_uuid = ? "
+        "order by key, timestamp, step, value",
+        (run_id,),
+    ):
+        if str(key).startswith("system/"):
+            logical.set_aside[WHY_SYSTEM] += 1
+            continue
+        series.setdefault(str(key), []).append(f"{'nan' if is_nan else value} {step}")
+    for key, lines in series.items():
+        logical.files[f"{prefix}/metrics/{_safe(key)}"] = ("\n".join(lines) + "\n").encode()
+        logical.set_aside[WHY_TIMES] += 1
+
+
+def _logged_models(
+    database: sqlite3.Connection,
+    experiments: dict[str, tuple[str, str]],
+    view: Path,
+    written: set[str],
+    logical: Logical,
+) -> set[str]:
+    """MLflow 3's logged models, by experiment and model name."""
+    claimed: set[str] = set()
+    taken: dict[str, set[str]] = {}
+    for model_id, experiment_id, name, artifacts in database.execute(
+        "select model_id, experiment_id, name, artifact_location from logged_models "
+        "order by creation_timestamp_ms, model_id"
+    ).fetchall():
+        experiment = experiments.get(str(experiment_id), ("_", "active"))[0]
+        label = _unique(_safe(str(name or model_id)), taken.setdefault(experiment, set()))
+        prefix = f"{experiment}/models/{label}"
+        logical.set_aside[WHY_ROWS] += 1
+        for key, value in database.execute(
+            "select param_key, param_value from logged_model_params where model_id = ?",
+            (model_id,),
+        ):
+            logical.files[f"{prefix}/params/{_safe(key)}"] = str(value).encode()
+        claimed |= _artifacts(artifacts, f"{prefix}/artifacts", view, written, logical)
+    return claimed
+
+
+def _artifacts(
+    location: object, prefix: str, view: Path, written: set[str], logical: Logical
+) -> set[str]:
+    """The files the run wrote under an artifact location that lies in ``view``."""
+    text = str(location or "")
+    if text.startswith("file:"):
+        text = urllib.parse.unquote(urllib.parse.urlparse(text).path)
+    folder = Path(text)
+    if not folder.is_absolute():
+        folder = view / folder
+    try:
+        inside = folder.resolve().relative_to(view.resolve()).as_posix()
+    except ValueError:
+        return set()  # elsewhere (a server, another folder): not this run's to keep
+    claimed = set()
+    for relative in sorted(written):
+        if not relative.startswith(inside + "/"):
+            continue
+        path = view / relative
+        name = relative.removeprefix(inside + "/")
+        if path.name == "MLmodel":
+            logical.files[f"{prefix}/{name}"] = _without_stamps(path)
+            logical.set_aside[WHY_MLMODEL] += 1
+        else:
+            logical.files[f"{prefix}/{name}"] = _read(path)
+        claimed.add(relative)
+    return claimed
+
+
+def _has_table(database: sqlite3.Connection, name: str) -> bool:
+    found = database.execute(
+        "select 1 from sqlite_master where type = 'table' and name = ?", (name,)
+    )
+    return found.fetchone() is not None
+
+
+__all__ = ["Logical", "is_database", "is_store", "lay_out", "lay_out_database"]

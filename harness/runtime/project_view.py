@@ -25,6 +25,7 @@ from __future__ import annotations
 import fnmatch
 import os
 import shutil
+import sqlite3
 import stat
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -211,18 +212,36 @@ def collect(view: Path, laid: Laid, output: Path, globs: Sequence[str]) -> Colle
     collected = Collected()
     if not globs:
         return collected
+    written = list(written_by_run(view, laid))
+    # A tracking database (sqlite:///mlflow.db) goes by logical place, and takes the
+    # artifacts its runs wrote (under folders named by run id) with it.
+    claimed: set[str] = set()
+    for relative in written:
+        if matches(relative, globs) and mlflow_store.is_database(view / relative):
+            try:
+                logical, artifacts = mlflow_store.lay_out_database(
+                    view / relative, view, set(written)
+                )
+            except sqlite3.Error as error:
+                raise ViewError(
+                    f"the tracking database {relative} cannot be read: {error}"
+                ) from None
+            for inside, data in sorted(logical.files.items()):
+                collected.put(output, f"{relative}/{inside}", data)
+            collected.set_aside += logical.summary(relative)
+            claimed |= {relative, *artifacts}
     stores: dict[str, set[str]] = {}
     known: dict[str, bool] = {}
-    for relative in written_by_run(view, laid):
-        if not matches(relative, globs):
+    for relative in written:
+        if relative in claimed or not matches(relative, globs):
             continue
         store = _store_of(view, relative, known)
         if store is not None:
             stores.setdefault(store, set()).add(relative.removeprefix(store + "/"))
         else:
             collected.put(output, relative, view / relative)
-    for store, written in sorted(stores.items()):
-        logical = mlflow_store.lay_out(view / store, written)
+    for store, inside_store in sorted(stores.items()):
+        logical = mlflow_store.lay_out(view / store, inside_store)
         for inside, data in sorted(logical.files.items()):
             collected.put(output, f"{store}/{inside}", data)
         collected.set_aside += logical.summary(store)
