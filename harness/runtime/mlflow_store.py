@@ -252,11 +252,35 @@ def _database(path: Path) -> Iterator[sqlite3.Connection]:
         yield database
 
 
-def lay_out_database(path: Path, view: Path, written: set[str]) -> tuple[Logical, set[str]]:
-    """The database's runs and logged models by logical place, with the artifacts the run
-    wrote under their folders in ``view``; and the project-relative paths it accounts for
-    (those artifacts), which are then not kept again as files of their own."""
-    logical, claimed = Logical(), set()
+@dataclass(frozen=True)
+class TrackedArtifact:
+    """An artifact a tracked run wrote, by logical place: ``beside`` in its own folder
+    with ids replaced by names (``mlruns/bikes/training/artifacts/model.pkl``, for an
+    ``outputs`` glob that names the artifact folder), ``inside`` under the database's
+    place (``bikes/training/artifacts/model.pkl``, for one that names only the database)."""
+
+    beside: str
+    inside: str
+    data: bytes
+
+
+@dataclass(frozen=True)
+class _Owner:
+    """A run or logged model: its id, its experiment's id and name, its logical prefix."""
+
+    id: str
+    experiment_id: str
+    experiment: str
+    prefix: str
+
+
+def lay_out_database(
+    path: Path, view: Path, written: set[str]
+) -> tuple[Logical, dict[str, TrackedArtifact]]:
+    """The database's runs and logged models by logical place; and the artifacts the run
+    wrote under their folders in ``view``, by project-relative path."""
+    logical = Logical()
+    artifacts: dict[str, TrackedArtifact] = {}
     with _database(path) as database:
         experiments = {
             str(row[0]): (_safe(str(row[1])), str(row[2]))
@@ -270,19 +294,19 @@ def lay_out_database(path: Path, view: Path, written: set[str]) -> tuple[Logical
             "select run_uuid, name, experiment_id, lifecycle_stage, artifact_uri from runs "
             "order by start_time, run_uuid"
         ).fetchall()
-        for run_id, name, experiment_id, stage, artifacts in runs:
+        for run_id, name, experiment_id, stage, location in runs:
             experiment, experiment_stage = experiments.get(str(experiment_id), ("_", "active"))
             logical.set_aside[WHY_ROWS] += 1
             if "deleted" in (stage, experiment_stage):
                 logical.set_aside[WHY_TRASH] += 1
                 continue
             label = _unique(_safe(str(name or run_id)), taken.setdefault(experiment, set()))
-            prefix = f"{experiment}/{label}"
-            _rows(database, run_id, prefix, logical)
-            claimed |= _artifacts(artifacts, f"{prefix}/artifacts", view, written, logical)
+            owner = _Owner(str(run_id), str(experiment_id), experiment, f"{experiment}/{label}")
+            _rows(database, run_id, owner.prefix, logical)
+            artifacts |= _artifacts(location, owner, view, written, logical)
         if _has_table(database, "logged_models"):
-            claimed |= _logged_models(database, experiments, view, written, logical)
-    return logical, claimed
+            artifacts |= _logged_models(database, experiments, view, written, logical)
+    return logical, artifacts
 
 
 def _rows(database: sqlite3.Connection, run_id: str, prefix: str, logical: Logical) -> None:
@@ -317,30 +341,32 @@ def _logged_models(
     view: Path,
     written: set[str],
     logical: Logical,
-) -> set[str]:
+) -> dict[str, TrackedArtifact]:
     """MLflow 3's logged models, by experiment and model name."""
-    claimed: set[str] = set()
+    artifacts: dict[str, TrackedArtifact] = {}
     taken: dict[str, set[str]] = {}
-    for model_id, experiment_id, name, artifacts in database.execute(
+    for model_id, experiment_id, name, location in database.execute(
         "select model_id, experiment_id, name, artifact_location from logged_models "
         "order by creation_timestamp_ms, model_id"
     ).fetchall():
         experiment = experiments.get(str(experiment_id), ("_", "active"))[0]
         label = _unique(_safe(str(name or model_id)), taken.setdefault(experiment, set()))
-        prefix = f"{experiment}/models/{label}"
+        owner = _Owner(
+            str(model_id), str(experiment_id), experiment, f"{experiment}/models/{label}"
+        )
         logical.set_aside[WHY_ROWS] += 1
         for key, value in database.execute(
             "select param_key, param_value from logged_model_params where model_id = ?",
             (model_id,),
         ):
-            logical.files[f"{prefix}/params/{_safe(key)}"] = str(value).encode()
-        claimed |= _artifacts(artifacts, f"{prefix}/artifacts", view, written, logical)
-    return claimed
+            logical.files[f"{owner.prefix}/params/{_safe(key)}"] = str(value).encode()
+        artifacts |= _artifacts(location, owner, view, written, logical)
+    return artifacts
 
 
 def _artifacts(
-    location: object, prefix: str, view: Path, written: set[str], logical: Logical
-) -> set[str]:
+    location: object, owner: _Owner, view: Path, written: set[str], logical: Logical
+) -> dict[str, TrackedArtifact]:
     """The files the run wrote under an artifact location that lies in ``view``."""
     text = str(location or "")
     if text.startswith("file:"):
@@ -351,20 +377,29 @@ def _artifacts(
     try:
         inside = folder.resolve().relative_to(view.resolve()).as_posix()
     except ValueError:
-        return set()  # elsewhere (a server, another folder): not this run's to keep
-    claimed = set()
+        return {}  # elsewhere (a server, another folder): not this run's to keep
+    # The folder's own path with the ids it holds replaced by names: the run's (or the
+    # model's) by its label, its experiment's by the experiment's name.
+    label = owner.prefix.rsplit("/", 1)[-1]
+    renamed = "/".join(
+        label if part == owner.id else owner.experiment if part == owner.experiment_id else part
+        for part in inside.split("/")
+    )
+    found = {}
     for relative in sorted(written):
         if not relative.startswith(inside + "/"):
             continue
         path = view / relative
         name = relative.removeprefix(inside + "/")
         if path.name == "MLmodel":
-            logical.files[f"{prefix}/{name}"] = _without_stamps(path)
+            data = _without_stamps(path)
             logical.set_aside[WHY_MLMODEL] += 1
         else:
-            logical.files[f"{prefix}/{name}"] = _read(path)
-        claimed.add(relative)
-    return claimed
+            data = _read(path)
+        found[relative] = TrackedArtifact(
+            f"{renamed}/{name}", f"{owner.prefix}/artifacts/{name}", data
+        )
+    return found
 
 
 def _has_table(database: sqlite3.Connection, name: str) -> bool:
@@ -374,4 +409,4 @@ def _has_table(database: sqlite3.Connection, name: str) -> bool:
     return found.fetchone() is not None
 
 
-__all__ = ["Logical", "is_database", "is_store", "lay_out", "lay_out_database"]
+__all__ = ["Logical", "TrackedArtifact", "is_database", "is_store", "lay_out", "lay_out_database"]

@@ -213,23 +213,12 @@ def collect(view: Path, laid: Laid, output: Path, globs: Sequence[str]) -> Colle
     if not globs:
         return collected
     written = list(written_by_run(view, laid))
-    # A tracking database (sqlite:///mlflow.db) goes by logical place, and takes the
-    # artifacts its runs wrote (under folders named by run id) with it.
     claimed: set[str] = set()
     for relative in written:
         if matches(relative, globs) and mlflow_store.is_database(view / relative):
-            try:
-                logical, artifacts = mlflow_store.lay_out_database(
-                    view / relative, view, set(written)
-                )
-            except sqlite3.Error as error:
-                raise ViewError(
-                    f"the tracking database {relative} cannot be read: {error}"
-                ) from None
-            for inside, data in sorted(logical.files.items()):
-                collected.put(output, f"{relative}/{inside}", data)
-            collected.set_aside += logical.summary(relative)
-            claimed |= {relative, *artifacts}
+            claimed |= _collect_database(
+                view, relative, written=written, output=output, globs=globs, collected=collected
+            )
     stores: dict[str, set[str]] = {}
     known: dict[str, bool] = {}
     for relative in written:
@@ -246,6 +235,34 @@ def collect(view: Path, laid: Laid, output: Path, globs: Sequence[str]) -> Colle
             collected.put(output, f"{store}/{inside}", data)
         collected.set_aside += logical.summary(store)
     return collected
+
+
+def _collect_database(
+    view: Path,
+    relative: str,
+    *,
+    written: Sequence[str],
+    output: Path,
+    globs: Sequence[str],
+    collected: Collected,
+) -> set[str]:
+    """A tracking database (sqlite:///mlflow.db) by logical place, with the artifacts its
+    runs wrote (under folders named by ids); returns the paths it accounts for."""
+    try:
+        logical, artifacts = mlflow_store.lay_out_database(view / relative, view, set(written))
+    except sqlite3.Error as error:
+        raise ViewError(f"the tracking database {relative} cannot be read: {error}") from None
+    for inside, data in sorted(logical.files.items()):
+        collected.put(output, f"{relative}/{inside}", data)
+    # An artifact goes beside the rest of its folder when a glob names that folder
+    # (mlruns/**), else under the database's place.
+    for path, artifact in sorted(artifacts.items()):
+        if matches(path, globs):
+            collected.put(output, artifact.beside, artifact.data)
+        else:
+            collected.put(output, f"{relative}/{artifact.inside}", artifact.data)
+    collected.set_aside += logical.summary(relative)
+    return {relative, *artifacts}
 
 
 def _store_of(view: Path, relative: str, known: dict[str, bool]) -> str | None:

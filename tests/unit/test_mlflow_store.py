@@ -180,14 +180,20 @@ def tracked_in_database(view: Path, run_id: str, started: int, *, loss: float = 
 
 
 def kept_from_database(
-    tmp_path: Path, name: str, run_id: str, started: int, loss: float = 0.5
+    tmp_path: Path,
+    name: str,
+    run_id: str,
+    started: int,
+    *,
+    loss: float = 0.5,
+    globs: tuple[str, ...] = ("mlflow.db",),
 ) -> tuple[dict[str, bytes], list[str]]:
     source, view, output = (tmp_path / name / p for p in ("source", "view", "out"))
     source.mkdir(parents=True)
     output.mkdir()
     laid = project_view.lay_out(source, view)
     tracked_in_database(view, run_id, started, loss=loss)
-    collected = project_view.collect(view, laid, output, ["mlflow.db", "mlruns/**"])
+    collected = project_view.collect(view, laid, output, globs)
     files = {
         path.relative_to(output).as_posix(): path.read_bytes()
         for path in sorted(output.rglob("*"))
@@ -213,6 +219,19 @@ def test_a_tracking_database_is_kept_by_logical_place_with_its_artifacts(tmp_pat
     assert "mlflow.db: 1 x " + mlflow_store.WHY_TAGS in set_aside
     changed, _ = kept_from_database(tmp_path, "three", "c" * 32, 5_000, loss=0.25)
     assert changed["mlflow.db/bikes/training/metrics/loss"] == b"1.0 0\n0.25 1\n"
+
+
+def test_artifacts_a_glob_names_stay_in_their_folder_with_names_for_ids(tmp_path: Path) -> None:
+    globs = ("mlflow.db", "mlruns/**")
+    first, _ = kept_from_database(tmp_path, "one", "a" * 32, 1_000, globs=globs)
+    second, _ = kept_from_database(tmp_path, "two", "b" * 32, 9_000, globs=globs)
+    assert first == second
+    # mlruns/<experiment id>/<run id>/artifacts/... with the ids replaced by names, so
+    # the glob that named the folder still names what is kept.
+    assert first["mlruns/bikes/training/artifacts/report.txt"] == b"hello\n"
+    assert first["mlruns/bikes/models/regressor/artifacts/model.pkl"] == b"\x80\x05weights"
+    assert not any(path.startswith("mlflow.db/bikes/training/artifacts") for path in first)
+    assert first["mlflow.db/bikes/training/params/alpha"] == b"0.5"
 
 
 def test_a_file_that_is_no_tracking_database_is_kept_as_it_is(tmp_path: Path) -> None:
