@@ -101,7 +101,8 @@ def deploy_command(
         found = builtimages.find(engine, prepared.build_input)
         if found is None:
             raise HarnessError(
-                f"the {chosen.name} image of the current lock is not built, so it is not certified",
+                f"the {chosen.name} image of the current inputs (constraints, Dockerfile, "
+                "harness's runtime) is not built, so no certificate covers it",
                 "run `harness build`, `harness verify` and `harness certify` first",
             )
         current = found.id

@@ -114,6 +114,10 @@ def test_the_deploy_image_is_the_certified_image_plus_the_wheel_and_is_certified
         assert code == 0, output
         assert "the experiment certificate inside verifies" in output
         assert f"wheel {wheel.name} is the certified one" in output
+        # The certified experiment, run again in the deploy image, gives the certified bytes.
+        code, output = verify_certificate(tool, root, first["certificate"], "--rerun")
+        assert code == 0, output
+        assert "fit reproduced again" in output
         # The experiment image is not the deploy image this certificate is for.
         code, output = verify_certificate(
             tool, root, first["certificate"], "--image", built["image_id"]
