@@ -42,7 +42,7 @@ from harness.errors import BuildError, EngineError
 from harness.images import build as build_module
 from harness.images import config as imageconfig
 from harness.images import filesystem as imagefs
-from harness.images import lock, wheel_layer
+from harness.images import lock, wheel_layer, wheeltags
 from harness.images.built import LABEL_BUILD_INPUT
 from harness.images.pin import Pin
 
@@ -120,6 +120,17 @@ def unmet_requirements(
         if not fits:
             unmet.append(f"{requirement} (pinned {version})")
     return unmet
+
+
+def require_fitting_wheel(wheel: Path, python: str, platform: str) -> None:
+    """Refuse a wheel the image's Python and platform would not install (a cp312 build
+    for a 3.13 image, a macOS one), as pip in the image would."""
+    if wheeltags.Ranking(wheeltags.Target.parse(python, platform)).rank(wheel.name) is None:
+        raise BuildError(
+            f"{wheel.name} does not fit the image's Python {python} on {platform or 'linux'}",
+            "build the wheel for the image's Python (`harness deploy` builds it when "
+            "--wheel is left out)",
+        )
 
 
 def _wheel_epoch(wheel: Path) -> int:
@@ -217,6 +228,7 @@ def build(
             f"{variant.constraints.name} changed since the certified image was built from it",
             "build, verify and certify again, or restore the constraints it was built from",
         )
+    require_fitting_wheel(wheel, config.python, config.platform)
     facts = wheel_layer.facts(wheel)
     pins = lock.parse_constraints(
         variant.constraints.read_text(encoding="utf-8"), variant.constraints.name

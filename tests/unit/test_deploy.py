@@ -10,7 +10,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from harness.digests import sha256_file
-from harness.errors import ConfigError
+from harness.errors import BuildError, ConfigError
 from harness.images import deploy, wheel_layer
 from harness.images.pin import Pin
 from harness.trust import certify, deploy_certificate
@@ -39,6 +39,23 @@ def test_unmet_requirements_name_what_the_pins_lack(tmp_path: Path) -> None:
         "pandas (not pinned)",
         "scipy<1 (pinned 1.14.0)",
     ]
+
+
+@pytest.mark.parametrize(
+    ("name", "fits"),
+    [
+        ("bikes-1.0-py3-none-any.whl", True),
+        ("bikes-1.0-cp313-cp313-manylinux_2_17_x86_64.whl", True),
+        ("bikes-1.0-cp312-cp312-manylinux_2_17_x86_64.whl", False),
+        ("bikes-1.0-cp313-cp313-macosx_14_0_arm64.whl", False),
+    ],
+)
+def test_a_wheel_the_image_would_not_install_is_refused(name: str, *, fits: bool) -> None:
+    if fits:
+        deploy.require_fitting_wheel(Path(name), "3.13", "x86_64-manylinux_2_36")
+    else:
+        with pytest.raises(BuildError, match=r"does not fit the image's Python 3\.13"):
+            deploy.require_fitting_wheel(Path(name), "3.13", "x86_64-manylinux_2_36")
 
 
 def _deploy_image(wheel: Path, built_on: str = IMAGE_ID) -> deploy.DeployImage:
