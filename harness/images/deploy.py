@@ -13,8 +13,11 @@ the one whose results were reproduced, and its identity depends on the registry 
 day. A team that wants its Dockerfile's extra steps builds ``FROM`` the deploy image by
 digest; the certificate then covers what it builds on, not what it adds.
 
-The image is checked before it is certified: the layer is written twice, from two
-unpackings of the wheel, and must have the same diff ID; the wheel's declared
+The wheel's modules get hash-based bytecode as the image's others have (PEP 552,
+compiled by the image's own Python in a container without network; see
+:func:`compile_in_image`). The image is checked before it is certified: the layer is
+made twice, from two unpackings and compilations of the wheel, and must have the same
+diff ID; the wheel's declared
 dependencies must be pinned in the constraints the certified image was built from (the
 layer adds no other package); and a container of the finished image, without network,
 finds the distribution and its top-level modules.
@@ -22,6 +25,7 @@ finds the distribution and its top-level modules.
 
 from __future__ import annotations
 
+import base64
 import calendar
 import hashlib
 import json
@@ -29,7 +33,7 @@ import tempfile
 import zipfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from packaging.version import InvalidVersion, Version
@@ -37,7 +41,7 @@ from packaging.version import InvalidVersion, Version
 from harness.config import Config, Variant
 from harness.container import TMP
 from harness.digests import sha256_file
-from harness.engine import PODMAN, ContainerEngine, ContainerSpec, layer_ids
+from harness.engine import PODMAN, ContainerEngine, ContainerSpec, Mount, layer_ids
 from harness.errors import BuildError, EngineError
 from harness.images import build as build_module
 from harness.images import config as imageconfig
@@ -143,12 +147,17 @@ def _wheel_epoch(wheel: Path) -> int:
 
 
 def write_layer_twice(
-    wheel: Path, python: str, folder: Path, epoch: int
+    wheel: Path,
+    python: str,
+    folder: Path,
+    epoch: int,
+    compiler: wheel_layer.Compiler | None = None,
 ) -> tuple[Path, wheel_layer.WrittenLayer]:
-    """Unpack and write the layer twice, independently; refuse when the two differ."""
+    """Unpack (and compile) and write the layer twice, independently; refuse when the two
+    differ."""
     written = []
     for attempt in (1, 2):
-        files = wheel_layer.installed_files(wheel, python)
+        files = wheel_layer.installed_files(wheel, python, compiler)
         path = folder / f"layer-{attempt}.tar"
         with path.open("wb") as target:
             written.append(wheel_layer.write_layer(files, target, epoch=epoch))
@@ -249,7 +258,13 @@ def build(
         history = imageconfig.saved_history(engine, certified_image)
     with tempfile.TemporaryDirectory(prefix="harness-deploy-") as folder:
         say(f"writing the layer of {wheel.name} twice (it must come out the same)")
-        layer, written = write_layer_twice(wheel, config.python, Path(folder), epoch)
+        layer, written = write_layer_twice(
+            wheel,
+            config.python,
+            Path(folder),
+            epoch,
+            lambda modules: compile_in_image(engine, certified_image, modules),
+        )
         deploy_labels = {
             LABEL_BUILT_ON: certified_image,
             LABEL_WHEEL: wheel.name,
@@ -293,6 +308,80 @@ def build(
         written.files,
         existed,
     )
+
+
+# Run by the image's own Python, with no site and a fixed hash seed, in one process and in
+# path order: hash-based bytecode (PEP 552, unchecked, as the image's other modules have),
+# whose bytes depend on the sources and the interpreter alone (marshal's references depend
+# on what the process compiled before, hence one process, always the same order).
+_COMPILE = """\
+import base64, importlib.util, json, sys
+from importlib._bootstrap_external import _code_to_hash_pyc
+folder = sys.argv[1]
+with open(folder + "/listing.json", encoding="utf-8") as handle:
+    listing = json.load(handle)
+print("cache-tag", sys.implementation.cache_tag, flush=True)
+for index, target in sorted(listing.items(), key=lambda item: item[1]):
+    with open(f"{folder}/{index}", "rb") as handle:
+        source = handle.read()
+    try:
+        code = compile(source, target, "exec", dont_inherit=True)
+    except SyntaxError:
+        continue
+    data = _code_to_hash_pyc(code, importlib.util.source_hash(source), False)
+    print("pyc", index, base64.b64encode(data).decode(), flush=True)
+"""
+_MOUNTED_SOURCES = "/harness/compile"
+
+
+def compile_in_image(
+    engine: ContainerEngine, image_id: str, modules: Mapping[PurePosixPath, bytes]
+) -> dict[PurePosixPath, bytes]:
+    """The bytecode of ``modules`` as the image's Python compiles them, in a container of
+    the image without network: ``__pycache__/NAME.<cache tag>.pyc`` beside each."""
+    if not modules:
+        return {}
+    ordered = sorted(modules)
+    with tempfile.TemporaryDirectory(prefix="harness-deploy-compile-") as folder:
+        sources = Path(folder) / "sources"
+        sources.mkdir()
+        listing = {str(index): str(path) for index, path in enumerate(ordered)}
+        for index, path in enumerate(ordered):
+            (sources / str(index)).write_bytes(modules[path])
+        (sources / "listing.json").write_text(json.dumps(listing), encoding="utf-8")
+        # The image's user reads them through a read-only mount.
+        for entry in [sources, *sources.iterdir()]:
+            entry.chmod(0o755 if entry.is_dir() else 0o644)
+        Path(folder).chmod(0o755)
+        spec = ContainerSpec(
+            image=image_id,
+            command=("python", "-S", "-c", _COMPILE, _MOUNTED_SOURCES),
+            environment={"PYTHONHASHSEED": "0"},
+            mounts=(Mount(sources, _MOUNTED_SOURCES),),
+            read_only_root=True,
+            tmpfs={TMP: "rw,size=16m"},
+            working_dir=TMP,
+        )
+        log = Path(folder) / "log.txt"
+        outcome = engine.run_logged(spec, log=log, timeout=_CHECK_TIMEOUT_S)
+        lines = log.read_text(encoding="utf-8", errors="replace").splitlines()
+    tag = next((line.split()[1] for line in lines if line.startswith("cache-tag ")), None)
+    if outcome.exit_code != 0 or tag is None:
+        raise BuildError(
+            f"the image's Python could not compile the wheel's modules: "
+            f"{lines[-1] if lines else f'exit status {outcome.exit_code}'}",
+            "check that the wheel is built for the image's Python, then make the deploy "
+            "image again",
+        )
+    compiled = {}
+    for line in lines:
+        if line.startswith("pyc "):
+            _, number, data = line.split(" ", 2)
+            path = PurePosixPath(listing[number])
+            compiled[path.parent / "__pycache__" / f"{path.stem}.{tag}.pyc"] = base64.b64decode(
+                data
+            )
+    return compiled
 
 
 def check_installed(engine: ContainerEngine, image_id: str, facts: wheel_layer.WheelFacts) -> None:

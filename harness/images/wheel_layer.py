@@ -28,7 +28,7 @@ import io
 import re
 import tarfile
 import zipfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import IO
@@ -177,8 +177,15 @@ def _script(module: str, attribute: str, python: PurePosixPath) -> bytes:
     ).encode()
 
 
-def installed_files(wheel: Path, python_version: str) -> dict[PurePosixPath, tuple[bytes, int]]:
-    """Every file the installed wheel consists of: absolute path to (content, mode)."""
+# Compiles modules (absolute path -> source) to bytecode (absolute .pyc path -> bytes).
+Compiler = Callable[[Mapping[PurePosixPath, bytes]], Mapping[PurePosixPath, bytes]]
+
+
+def installed_files(
+    wheel: Path, python_version: str, compiler: Compiler | None = None
+) -> dict[PurePosixPath, tuple[bytes, int]]:
+    """Every file the installed wheel consists of: absolute path to (content, mode); with
+    ``compiler``, the bytecode of its modules in site-packages too (listed in RECORD)."""
     site = VENV / "lib" / f"python{python_version}" / "site-packages"
     python = VENV / "bin" / "python"
     files: dict[PurePosixPath, tuple[bytes, int]] = {}
@@ -208,6 +215,14 @@ def installed_files(wheel: Path, python_version: str) -> dict[PurePosixPath, tup
         if entry_points in archive.namelist():
             for name, module, attribute in _scripts(archive.read(entry_points)):
                 files[VENV / "bin" / name] = (_script(module, attribute, python), 0o755)
+    if compiler is not None:
+        modules = {
+            path: content
+            for path, (content, _) in files.items()
+            if path.suffix == ".py" and path.is_relative_to(site)
+        }
+        for path, bytecode in compiler(modules).items():
+            files[path] = (bytecode, 0o644)
     files[site / dist_info / "INSTALLER"] = (b"harness\n", 0o644)
     files[site / dist_info / "RECORD"] = (_record(files, site, site / dist_info / "RECORD"), 0o644)
     return files

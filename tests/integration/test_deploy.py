@@ -106,6 +106,13 @@ def test_the_deploy_image_is_the_certified_image_plus_the_wheel_and_is_certified
         ran = engine.run(first["reference"], ["lsq"], timeout=120)
         assert ran.exit_code == 0, ran.output
         assert json.loads(ran.output.strip().splitlines()[-1]) == {"answer": 42}
+        # Its modules come compiled, as the image's others do.
+        compiled = engine.run(
+            first["reference"],
+            ["python", "-c", "import os, lsq.train as t; print(os.path.isfile(t.__cached__))"],
+            timeout=120,
+        )
+        assert compiled.output.strip().splitlines()[-1] == "True", compiled.output
 
         wheel = root / ".harness" / "dist" / first["wheel"]["name"]
         code, output = verify_certificate(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import tarfile
 import zipfile
+from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
 
 import pytest
@@ -107,3 +108,20 @@ def test_facts_name_the_distribution_its_dependencies_and_top_level_names(
     assert (facts.name, facts.version) == ("bikes", "1.0")
     assert [str(r) for r in facts.requires] == ["numpy>=2.0", 'rich; extra == "x"']
     assert facts.top_level == ("bikes", "solo")
+
+
+def test_compiled_modules_join_the_layer_and_its_record(tmp_path: Path) -> None:
+    asked: list[PurePosixPath] = []
+
+    def compiler(modules: Mapping[PurePosixPath, bytes]) -> dict[PurePosixPath, bytes]:
+        asked.extend(sorted(modules))
+        return {
+            path.parent / "__pycache__" / f"{path.stem}.cpython-313.pyc": b"pyc" for path in modules
+        }
+
+    files = wheel_layer.installed_files(make_wheel(tmp_path), "3.13", compiler)
+    # Only the modules in site-packages (not the scripts in bin/).
+    assert asked == [SITE / "bikes/__init__.py", SITE / "bikes/cli.py", SITE / "solo.py"]
+    assert files[SITE / "bikes/__pycache__/cli.cpython-313.pyc"] == (b"pyc", 0o644)
+    record = files[SITE / "bikes-1.0.dist-info/RECORD"][0].decode()
+    assert "bikes/__pycache__/cli.cpython-313.pyc,sha256=" in record
