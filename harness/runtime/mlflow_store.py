@@ -23,13 +23,22 @@ link followed, bounded sizes); the standard library has no YAML, and MLflow writ
 from __future__ import annotations
 
 import os
-import sqlite3
 import urllib.parse
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+
+try:
+    import sqlite3
+except ImportError:  # an interpreter built without it (a host executor's may be)
+    sqlite3 = None  # type: ignore[assignment]
+
+
+class DatabaseError(Exception):
+    """A tracking database that cannot be read (SQLite's own error, as one kind)."""
+
 
 META = "meta.yaml"
 # What a meta.yaml, a metric file or an MLmodel may weigh to be read here.
@@ -231,7 +240,7 @@ def _unique(name: str, taken: set[str]) -> str:
 
 def is_database(path: Path) -> bool:
     """Whether ``path`` is an MLflow tracking database: SQLite, with runs and experiments."""
-    if not path.is_file() or path.is_symlink():
+    if sqlite3 is None or not path.is_file() or path.is_symlink():
         return False
     with path.open("rb") as handle:
         if handle.read(len(SQLITE_MAGIC)) != SQLITE_MAGIC:
@@ -279,6 +288,15 @@ def lay_out_database(
 ) -> tuple[Logical, dict[str, TrackedArtifact]]:
     """The database's runs and logged models by logical place; and the artifacts the run
     wrote under their folders in ``view``, by project-relative path."""
+    try:
+        return _lay_out_database(path, view, written)
+    except sqlite3.Error as error:
+        raise DatabaseError(str(error)) from None
+
+
+def _lay_out_database(
+    path: Path, view: Path, written: set[str]
+) -> tuple[Logical, dict[str, TrackedArtifact]]:
     logical = Logical()
     artifacts: dict[str, TrackedArtifact] = {}
     with _database(path) as database:

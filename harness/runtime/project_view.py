@@ -25,7 +25,6 @@ from __future__ import annotations
 import fnmatch
 import os
 import shutil
-import sqlite3
 import stat
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -250,7 +249,7 @@ def _collect_database(
     runs wrote (under folders named by ids); returns the paths it accounts for."""
     try:
         logical, artifacts = mlflow_store.lay_out_database(view / relative, view, set(written))
-    except sqlite3.Error as error:
+    except mlflow_store.DatabaseError as error:
         raise ViewError(f"the tracking database {relative} cannot be read: {error}") from None
     for inside, data in sorted(logical.files.items()):
         collected.put(output, f"{relative}/{inside}", data)

@@ -6,6 +6,8 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+import pytest
+
 from harness.runtime import mlflow_store, project_view
 
 
@@ -241,3 +243,14 @@ def test_a_file_that_is_no_tracking_database_is_kept_as_it_is(tmp_path: Path) ->
         database.execute("create table t (x)")
     for name in ("notes.db", "other.db", "plain.db", "missing.db"):
         assert not mlflow_store.is_database(tmp_path / name)
+
+
+def test_without_sqlite3_a_database_is_kept_as_a_file_and_nothing_breaks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # An interpreter built without sqlite3 (a host executor's may be) still runs the runtime.
+    with sqlite3.connect(tmp_path / "mlflow.db") as database:
+        database.executescript(TRACKING_SCHEMA)
+    assert mlflow_store.is_database(tmp_path / "mlflow.db")
+    monkeypatch.setattr(mlflow_store, "sqlite3", None)
+    assert not mlflow_store.is_database(tmp_path / "mlflow.db")
