@@ -37,6 +37,7 @@ COMMANDS: dict[str, str] = {
     "collect": "harness.cli.fleet:collect_command",
     "compare": "harness.cli.compare:compare",
     "config": "harness.cli.project:config_command",
+    "deploy": "harness.cli.deploy:deploy_command",
     "doctor": "harness.cli.project:doctor_command",
     "gc": "harness.cli.gc:gc_command",
     "init": "harness.cli.project:init_command",

@@ -41,6 +41,7 @@ from harness.runs.variations import Variation, select
 from harness.trust import (
     attest,
     certify,
+    deploy_certificate,
     evidence,
     gate,
     keys,
@@ -663,6 +664,11 @@ def certificate_group() -> None:
     "registry, REGISTRY/NAME@sha256:HEX, whose certificate and provenance are read from there.",
 )
 @click.option(
+    "--wheel",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="A deploy image's certificate: the wheel in hand must be the certified one.",
+)
+@click.option(
     "--threshold",
     type=click.IntRange(min=1),
     help="Distinct trusted signers required (default 1; the project's threshold when higher).",
@@ -684,6 +690,7 @@ def certificate_verify(
     certificate_file: Path | None,
     public_keys: tuple[Path, ...],
     image: str | None,
+    wheel: Path | None,
     threshold: int | None,
     min_hosts: int | None,
     rerun: bool,
@@ -720,7 +727,9 @@ def certificate_verify(
         state, config, certificate_file, public_keys=public_keys, threshold=threshold, image=image
     )
     settings = certify.settings(config.table("certify"), config.project_root)
-    certify.check_hosts(verified, gate.trusted_keys(config, public_keys, settings), min_hosts)
+    trusted = gate.trusted_keys(config, public_keys, settings)
+    deploy_certificate.check(verified, trusted, wheel)
+    certify.check_hosts(verified, trusted, min_hosts)
     if rerun:
         gate.rerun(state.engine(config), config, verified, state.ui.say)
     if as_json:

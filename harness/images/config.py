@@ -78,6 +78,9 @@ _METADATA_INSTRUCTIONS = frozenset(
         "STOPSIGNAL",
         "USER",
         "VOLUME",
+        # Adds a layer only when it makes a folder the image lacks (harness's /tmp is
+        # there); the layer count checked at the end catches a WORKDIR that did.
+        "WORKDIR",
     }
 )
 

@@ -243,11 +243,16 @@ def run_on_host(
         threads=request.threads,
         device=device,
     )
+    # As in a container, the experiment runs in a writable view of the project, laid out
+    # by the runtime (see harness.runtime.project_view), so what it writes next to its code
+    # (./mlruns, ./outputs) never changes the user's checkout; the view goes afterwards.
+    view_folder = tempfile.TemporaryDirectory(prefix="harness-view-")
+    view = Path(view_folder.name) / "project"
+    view.mkdir(mode=0o700)
     spec.update(
         {
-            "project": str(config.project_root),
-            # On the host the experiment runs in the project itself: no view to lay out.
-            "project_source": None,
+            "project": str(view),
+            "project_source": str(config.project_root),
             "output": str(artifacts),
             "meta": str(meta),
             "inputs": {name: str(path) for name, path in experiment.inputs.items()},
@@ -279,11 +284,15 @@ def run_on_host(
     }
     start_folder(folder, spec, record)
     say(f"started {run_id} on this machine with {python.executable}")
-    with staged_runtime() as runtime, tempfile.TemporaryDirectory(prefix="harness-home-") as home:
+    with (
+        view_folder,
+        staged_runtime() as runtime,
+        tempfile.TemporaryDirectory(prefix="harness-home-") as home,
+    ):
         environment = _environment(determinism, runtime, Path(home), run_id, request)
-        # The container's project folder is the project here; any other working directory
+        # The container's project folder is the view here; any other working directory
         # (the workdir variation) becomes the run's private folder.
-        cwd = config.project_root if setup.working_dir == PROJECT else Path(home)
+        cwd = view if setup.working_dir == PROJECT else Path(home)
         with unfinished(record, folder, stopped="the process was stopped"):
             exit_code, timed_out, seconds = _execute(
                 [str(python.executable), "-P", "-m", "harness.runtime", str(folder / "spec.json")],

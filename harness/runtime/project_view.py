@@ -30,7 +30,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.runtime import mlflow_database, mlflow_store
+from harness.runtime import mlflow_store
 
 # Never laid out: harness's records, version control, bytecode and tools' caches.
 SKIPPED = frozenset(
@@ -60,6 +60,10 @@ class Laid:
     # Project-relative path -> (size, mtime_ns) of each copy as laid, to tell what a run
     # changed from what it left alone.
     copies: dict[str, tuple[int, int]] = field(default_factory=dict)
+    # The project's file each link of the view names -> (size, mtime_ns) when it was laid:
+    # where the project is not read-only (the host executor), a write through a link
+    # would reach it, and must not pass unnoticed (see changed_links).
+    links: dict[str, tuple[int, int]] = field(default_factory=dict)
 
 
 def lay_out(source: Path, view: Path) -> Laid:
@@ -116,6 +120,7 @@ def _lay_entry(entry: os.DirEntry[str], made: Path, view: Path, laid: Laid) -> b
         else:
             made.symlink_to(entry.path)
             laid.linked += 1
+            laid.links[entry.path] = (info.st_size, info.st_mtime_ns)
     # Sockets, devices and pipes are no part of a project: left out.
     return False
 
@@ -124,6 +129,21 @@ def _readable(path: str, mode: int) -> bool:
     """Whether this process may read a file, or list and enter a folder."""
     wanted = os.R_OK | os.X_OK if stat.S_ISDIR(mode) else os.R_OK
     return os.access(path, wanted, follow_symlinks=False)
+
+
+def changed_links(source: Path, laid: Laid) -> list[str]:
+    """Project-relative paths of the project's large files (linked into the view) that
+    changed since the view was laid out: written through the view, or edited meanwhile."""
+    changed = []
+    for path, (size, mtime_ns) in sorted(laid.links.items()):
+        try:
+            info = Path(path).lstat()
+        except OSError:
+            changed.append(Path(path).relative_to(source).as_posix())
+            continue
+        if (info.st_size, info.st_mtime_ns) != (size, mtime_ns):
+            changed.append(Path(path).relative_to(source).as_posix())
+    return changed
 
 
 def written_by_run(view: Path, laid: Laid) -> Iterable[str]:
@@ -186,40 +206,62 @@ class Collected:
 def collect(view: Path, laid: Laid, output: Path, globs: Sequence[str]) -> Collected:
     """Copy what the run wrote in ``view`` and ``globs`` name into ``output``, at the same
     project-relative path; an MLflow file store or tracking database among it goes by
-    logical place (see :mod:`harness.runtime.mlflow_store` and
-    :mod:`harness.runtime.mlflow_database`). A path the experiment already wrote in
+    logical place (see :mod:`harness.runtime.mlflow_store`). A path the experiment already wrote in
     ``output`` is kept as it is."""
     collected = Collected()
     if not globs:
         return collected
-    wanted = [relative for relative in written_by_run(view, laid) if matches(relative, globs)]
-    # A tracking database goes first: it names the folders of its runs' artifacts, which
-    # then go by logical place with it.
+    written = list(written_by_run(view, laid))
     claimed: set[str] = set()
-    for relative in wanted:
-        if relative in claimed or not mlflow_database.is_database(view / relative):
-            continue
-        logical, taken = mlflow_database.lay_out(view / relative, view, set(wanted))
-        claimed |= taken | {relative}
-        for inside, data in sorted(logical.files.items()):
-            collected.put(output, f"{relative}/{inside}", data)
-        collected.set_aside += logical.summary(relative)
+    for relative in written:
+        if matches(relative, globs) and mlflow_store.is_database(view / relative):
+            claimed |= _collect_database(
+                view, relative, written=written, output=output, globs=globs, collected=collected
+            )
     stores: dict[str, set[str]] = {}
     known: dict[str, bool] = {}
-    for relative in wanted:
-        if relative in claimed:
+    for relative in written:
+        if relative in claimed or not matches(relative, globs):
             continue
         store = _store_of(view, relative, known)
         if store is not None:
             stores.setdefault(store, set()).add(relative.removeprefix(store + "/"))
         else:
             collected.put(output, relative, view / relative)
-    for store, written in sorted(stores.items()):
-        logical = mlflow_store.lay_out(view / store, written)
+    for store, inside_store in sorted(stores.items()):
+        logical = mlflow_store.lay_out(view / store, inside_store)
         for inside, data in sorted(logical.files.items()):
             collected.put(output, f"{store}/{inside}", data)
         collected.set_aside += logical.summary(store)
     return collected
+
+
+def _collect_database(
+    view: Path,
+    relative: str,
+    *,
+    written: Sequence[str],
+    output: Path,
+    globs: Sequence[str],
+    collected: Collected,
+) -> set[str]:
+    """A tracking database (sqlite:///mlflow.db) by logical place, with the artifacts its
+    runs wrote (under folders named by ids); returns the paths it accounts for."""
+    try:
+        logical, artifacts = mlflow_store.lay_out_database(view / relative, view, set(written))
+    except mlflow_store.DatabaseError as error:
+        raise ViewError(f"the tracking database {relative} cannot be read: {error}") from None
+    for inside, data in sorted(logical.files.items()):
+        collected.put(output, f"{relative}/{inside}", data)
+    # An artifact goes beside the rest of its folder when a glob names that folder
+    # (mlruns/**), else under the database's place.
+    for path, artifact in sorted(artifacts.items()):
+        if matches(path, globs):
+            collected.put(output, artifact.beside, artifact.data)
+        else:
+            collected.put(output, f"{relative}/{artifact.inside}", artifact.data)
+    collected.set_aside += logical.summary(relative)
+    return {relative, *artifacts}
 
 
 def _store_of(view: Path, relative: str, known: dict[str, bool]) -> str | None:
@@ -245,4 +287,12 @@ def _make_folders(root: Path, folder: Path) -> None:
             current.mkdir()
 
 
-__all__ = ["Laid", "ViewError", "collect", "lay_out", "matches", "written_by_run"]
+__all__ = [
+    "Laid",
+    "ViewError",
+    "changed_links",
+    "collect",
+    "lay_out",
+    "matches",
+    "written_by_run",
+]

@@ -242,7 +242,28 @@ def _keep_outputs(run_spec: spec.RunSpec, laid: project_view.Laid | None, outcom
     glob names: what the collection brought in is judged by the globs like the rest."""
     if laid is not None:
         _collect_from_project(run_spec, laid, outcome)
+        _check_project_unchanged(run_spec, laid, outcome)
     _set_aside(run_spec)
+
+
+def _check_project_unchanged(
+    run_spec: spec.RunSpec, laid: project_view.Laid, outcome: Outcome
+) -> None:
+    """Fail a run that changed the project through the view's links to its large files (a
+    read-only mount refuses such a write; the host executor's project is writable)."""
+    if run_spec.project_source is None:
+        return
+    changed = project_view.changed_links(run_spec.project_source, laid)
+    if not changed:
+        return
+    problem = (
+        f"the project's {', '.join(changed[:3])} changed during the run: the run wrote to "
+        "a large file of the project (or it was edited meanwhile); write results to the "
+        "output folder ($HARNESS_OUTPUT), or declare the file as an input"
+    )
+    _say(problem)
+    if outcome.status == "succeeded":
+        outcome.end("failed", EXIT_TROUBLE, problem)
 
 
 def _read_back(

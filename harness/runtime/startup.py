@@ -58,10 +58,14 @@ def environment(
 def python_path(existing: str | None, project: Path | None) -> str:
     """``PYTHONPATH`` for a command: the hook's folder first, then what was there (the host
     executor's copy of the runtime), then the project (``python -m pkg.train`` imports
-    from it whatever the working folder)."""
+    from it whatever the working folder) and, in the src layout, its ``src/`` (as for
+    entries: ``python -m bikes`` of a project whose package is ``src/bikes``)."""
     parts = [str(SITE), *(existing.split(os.pathsep) if existing else [])]
     if project is not None:
         parts.append(str(project))
+        source = project / "src"
+        if source.is_dir() and not source.is_symlink() and not (source / "__init__.py").exists():
+            parts.append(str(source))
     return os.pathsep.join(dict.fromkeys(part for part in parts if part))
 
 

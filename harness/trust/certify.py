@@ -266,9 +266,12 @@ class Verified:
 
     @property
     def image_id(self) -> str:
-        for subject in self.statement["subject"]:
-            if subject["annotations"].get("kind") == "image":
-                return "sha256:" + str(subject["digest"]["sha256"])
+        """The certified image: a deploy image's certificate certifies the deploy image
+        (the one a deployer has in hand), which it lists before the image it is built on."""
+        for kind in ("deploy-image", "image"):
+            for subject in self.statement["subject"]:
+                if subject["annotations"].get("kind") == kind:
+                    return "sha256:" + str(subject["digest"]["sha256"])
         environment = self.environment_digest
         if environment is not None:
             raise CertificateError(

@@ -58,6 +58,18 @@ def crash(output, seed, inputs):
     raise RuntimeError("out of memory on purpose")
 
 
+def beside(output, seed, inputs):
+    # Code that writes next to itself, as MLflow's ./mlruns does; and a read of the project.
+    Path("mlruns/0").mkdir(parents=True)
+    Path("mlruns/0/metric").write_text(str(seed))
+    Path("notes.txt").write_text("rewritten by the run")
+    return {"config": Path("config.txt").read_text()}
+
+
+def clobber(output, seed, inputs):
+    Path("big.bin").write_bytes(b"overwritten")
+
+
 def slow(output, seed, inputs):
     (output / "ready").write_text("")
     time.sleep(60)
@@ -82,6 +94,13 @@ outputs = ["weights.npy"]
 
 [tool.harness.experiments.crash]
 entry = "hosted_experiments:crash"
+
+[tool.harness.experiments.beside]
+entry = "hosted_experiments:beside"
+outputs = ["mlruns/**"]
+
+[tool.harness.experiments.clobber]
+entry = "hosted_experiments:clobber"
 
 [tool.harness.experiments.slow]
 entry = "hosted_experiments:slow"
@@ -156,6 +175,40 @@ def test_a_host_run_records_the_environment_in_place_of_an_image(
     # The schema tells a host record from a container one: without its environment it fails.
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate({**record, "python_environment": None}, RUN_RECORD_SCHEMA)
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {
+        path.relative_to(folder).as_posix(): path.read_bytes()
+        for path in folder.rglob("*")
+        if path.is_file() and ".harness" not in path.parts
+    }
+
+
+def test_a_host_run_writes_next_to_its_code_in_a_view_and_the_checkout_never_changes(
+    hosted: Path, python: host_executor.PythonEnvironment
+) -> None:
+    (hosted / "config.txt").write_text("lr=0.1\n")
+    (hosted / "notes.txt").write_text("the user's own\n")
+    before = _files(hosted)
+    result = host_executor.run_on_host(load_config(hosted), _request(hosted, "beside"), python)
+    assert result.status == "succeeded", result.record.get("log_tail")
+    assert result.record["metrics"] == {"config": "lr=0.1\n"}
+    # What it wrote next to itself and the outputs name is kept, at the same path.
+    assert (result.folder / records.ARTIFACTS / "mlruns/0/metric").read_text() == "7"
+    assert _files(hosted) == before
+    assert not (hosted / "mlruns").exists()
+
+
+def test_a_host_run_that_writes_through_to_a_large_project_file_fails_naming_it(
+    hosted: Path, python: host_executor.PythonEnvironment
+) -> None:
+    # Large files are linked into the view, not copied (a data set may be gigabytes), so
+    # on the host a write in place reaches the project: the run fails and says which.
+    (hosted / "big.bin").write_bytes(b"\0" * (2 << 20))
+    result = host_executor.run_on_host(load_config(hosted), _request(hosted, "clobber"), python)
+    assert result.status == "failed"
+    assert "the project's big.bin changed during the run" in str(result.record["error"])
 
 
 def test_two_host_runs_of_a_seeded_experiment_agree_and_a_drifting_one_is_caught(

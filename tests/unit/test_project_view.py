@@ -124,6 +124,16 @@ def test_an_mlflow_style_run_writes_next_to_itself_and_the_project_never_changes
     assert "kept 4 file(s) the run wrote in the project" in done.stderr
 
 
+def test_a_large_file_changed_through_its_link_is_named(tmp_path: Path) -> None:
+    # Where the project is writable (the host executor), a write through the view's link
+    # reaches it: the run cannot be prevented from it, so it is caught and named.
+    source = make_project(tmp_path / "source")
+    laid = project_view.lay_out(source, tmp_path / "view")
+    assert project_view.changed_links(source, laid) == []
+    (tmp_path / "view" / "data" / "big.bin").write_bytes(b"overwritten")
+    assert project_view.changed_links(source, laid) == ["data/big.bin"]
+
+
 def test_what_the_run_left_alone_is_not_collected(tmp_path: Path) -> None:
     source = make_project(tmp_path / "source")
     view, output = tmp_path / "view", tmp_path / "out"

@@ -347,11 +347,26 @@ def test_layer_history_says_when_it_cannot_tell() -> None:
     # Neither step is an image the engine holds, and the instructions suggest two layers
     # where the image has one: the history must then be read from the image itself.
     newest_first = [
-        history_item("<missing>", "/bin/sh -c #(nop) WORKDIR /new"),
+        history_item("<missing>", "/bin/sh -c #(nop) COPY dir:x in / "),
         history_item("<missing>", "/bin/sh -c debootstrap", 100),
     ]
     engine = FakeEngine(newest_first, {})
     assert imageconfig.layer_history(engine, "sha256:x", 1) is None
+
+
+def test_layer_history_takes_workdir_for_no_layer_when_the_count_agrees() -> None:
+    # harness's Dockerfile ends with WORKDIR /tmp, a folder the image has: no layer. A
+    # loaded image's steps are no images the engine holds, so the instruction decides.
+    newest_first = [
+        history_item("sha256:top", '/bin/sh -c #(nop)  CMD ["python"]'),
+        history_item("<missing>", "/bin/sh -c #(nop) WORKDIR /tmp"),
+        history_item("<missing>", "/bin/sh -c #(nop) COPY dir:x in / "),  # only folders
+        history_item("<missing>", "/bin/sh -c debootstrap", 100),
+    ]
+    engine = FakeEngine(newest_first, {"sha256:top": 2})
+    history = imageconfig.layer_history(engine, "sha256:top", 2)
+    assert history is not None
+    assert [h["empty_layer"] for h in history] == [False, False, True, True]
 
 
 def test_instruction_reads_the_classic_builders_history() -> None:

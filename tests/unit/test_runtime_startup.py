@@ -255,3 +255,14 @@ def test_the_runtime_sets_aside_what_outputs_does_not_name(project: Path, fakes:
     assert sorted(p.name for p in result.output.iterdir()) == ["model.pt"]
     assert (result.meta / "unlisted" / "runs" / "x" / "events.out.tfevents.1.host").is_file()
     assert "set aside 1 file(s)" in result.stderr
+
+
+def test_a_command_of_a_src_layout_imports_its_package_as_an_entry_would(tmp_path: Path) -> None:
+    # `python -m bikes` where the package is src/bikes: the template's MLproject says
+    # `PYTHONPATH=src python -m bikes`, which would drop the seeding hook's folder.
+    (tmp_path / "src" / "bikes").mkdir(parents=True)
+    parts = startup.python_path("/runtime", tmp_path).split(os.pathsep)
+    assert parts == [str(startup.SITE), "/runtime", str(tmp_path), str(tmp_path / "src")]
+    # A src/ that is itself a package is imported from the root, not put on the path.
+    (tmp_path / "src" / "__init__.py").write_text("")
+    assert str(tmp_path / "src") not in startup.python_path(None, tmp_path).split(os.pathsep)
