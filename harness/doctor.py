@@ -99,6 +99,7 @@ def diagnose(config: Config) -> list[Check]:
     checks.append(_ca_bundle_check(config))
     checks.append(_wheel_sources_check(config))
     checks.append(_lock_check(config))
+    checks += _pins_digest_checks(config)
     return checks
 
 
@@ -242,6 +243,19 @@ def _wheel_sources_check(config: Config) -> Check:
         )
     folders = ", ".join(config.find_links) or "none"
     return Check("wheel sources", True, f"index {index}; extra wheel folders: {folders}")
+
+
+def _pins_digest_checks(config: Config) -> list[Check]:
+    """Constraints files whose pins cannot be told unedited (locked before their digest was
+    recorded): used, so not required, but never passed in silence."""
+    try:
+        unverifiable = lock.unverifiable(config)
+    except HarnessError:
+        return []  # the constraints check names what is wrong
+    return [
+        Check("pins digest", False, why, lock.UNDIGESTED_FIX, required=False)
+        for why in unverifiable
+    ]
 
 
 def _lock_check(config: Config) -> Check:

@@ -11,6 +11,8 @@
 # As root, Podman cannot raise a container's limits past its own unless a containers.conf
 # lets it ("error setting rlimits ... operation not permitted"): the one written here does.
 set -euo pipefail
+# shellcheck source=scripts/daemon.sh
+. "$(dirname "${BASH_SOURCE[0]}")/daemon.sh"
 action="${1:-}"
 state="${2:-}"
 if [ -z "$action" ] || [ -z "$state" ]; then
@@ -44,30 +46,12 @@ CONF
         --root "$state/storage" --runroot "$state/run" --storage-driver overlay \
         system service --time=0 "unix://$socket" >"$state/podman.log" 2>&1 &
     echo $! >"$state/podman.pid"
-    for _ in $(seq 60); do
-        if answers; then
-            echo "unix://$socket"
-            exit 0
-        fi
-        sleep 1
-    done
-    echo "podman: the service did not answer within 60 s; read $state/podman.log" >&2
-    exit 2
+    wait_for_answer podman "unix://$socket" "$state/podman.log"
     ;;
 stop)
-    if [ -f "$state/podman.pid" ]; then
-        pid="$(cat "$state/podman.pid")"
-        kill "$pid" 2>/dev/null || true
-        for _ in $(seq 30); do
-            kill -0 "$pid" 2>/dev/null || break
-            sleep 1
-        done
-    fi
+    stop_pidfile "$state/podman.pid"
     # Containers' and the store's mounts must go before their files can.
-    { grep -o " $state/[^ ]*" /proc/mounts || true; } | sort -r |
-        while read -r mount; do
-            umount -l "$mount" 2>/dev/null || true
-        done
+    unmount_under "$state"
     rm -rf "$state"
     ;;
 *)

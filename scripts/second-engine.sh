@@ -7,6 +7,8 @@
 #   scripts/second-engine.sh start DIR   start it with its state under DIR; prints its URL
 #   scripts/second-engine.sh stop DIR    stop it and remove DIR
 set -euo pipefail
+# shellcheck source=scripts/daemon.sh
+. "$(dirname "${BASH_SOURCE[0]}")/daemon.sh"
 action="${1:-}"
 state="${2:-}"
 if [ -z "$action" ] || [ -z "$state" ]; then
@@ -18,6 +20,7 @@ state="$(mkdir -p "$state" && cd "$state" && pwd)"
 exec_root="/tmp/harness-engine-$(printf '%s' "$state" | sha256sum | cut -c1-8)"
 bridge="${HARNESS_SECOND_BRIDGE:-harnessb0}"
 socket="$state/docker.sock"
+answers() { DOCKER_HOST="unix://$socket" docker info >/dev/null 2>&1; }
 
 case "$action" in
 start)
@@ -25,10 +28,14 @@ start)
         echo "second-engine: starting dockerd needs root" >&2
         exit 2
     fi
-    if DOCKER_HOST="unix://$socket" docker info >/dev/null 2>&1; then
+    if answers; then
         echo "unix://$socket"
         exit 0
     fi
+    # An engine that died (killed, crashed) left its pid files: its dockerd and the
+    # containerd it started would refuse to start over them.
+    drop_stale_pidfile "$state/docker.pid" dockerd
+    drop_stale_pidfile "$exec_root/containerd/containerd.pid" containerd
     if ! ip link show "$bridge" >/dev/null 2>&1; then
         ip link add name "$bridge" type bridge
         ip addr add "${HARNESS_SECOND_BRIDGE_CIDR:-10.213.0.1/24}" dev "$bridge"
@@ -46,30 +53,11 @@ start)
         --containerd-namespace "$namespace" \
         --containerd-plugins-namespace "$namespace-plugins" \
         >"$state/dockerd.log" 2>&1 &
-    for _ in $(seq 60); do
-        if DOCKER_HOST="unix://$socket" docker info >/dev/null 2>&1; then
-            echo "unix://$socket"
-            exit 0
-        fi
-        sleep 1
-    done
-    echo "second-engine: dockerd did not answer within 60 s; read $state/dockerd.log" >&2
-    exit 2
+    wait_for_answer second-engine "unix://$socket" "$state/dockerd.log"
     ;;
 stop)
-    if [ -f "$state/docker.pid" ]; then
-        pid="$(cat "$state/docker.pid")"
-        kill "$pid" 2>/dev/null || true
-        for _ in $(seq 30); do
-            kill -0 "$pid" 2>/dev/null || break
-            sleep 1
-        done
-    fi
-    # Whatever the daemon left mounted must go before its files can.
-    { grep -o " $state/data[^ ]*\| $exec_root[^ ]*" /proc/mounts || true; } | sort -r |
-        while read -r mount; do
-            umount -l "$mount" 2>/dev/null || true
-        done
+    stop_pidfile "$state/docker.pid"
+    unmount_under "$state/data" "$exec_root"
     rm -rf "$state" "$exec_root"
     # The bridge goes with the last engine that used it.
     if ! pgrep -f -- "--bridge $bridge" >/dev/null && ip link show "$bridge" >/dev/null 2>&1; then

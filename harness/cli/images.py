@@ -41,6 +41,8 @@ def lock_command(state: State, check: bool, variants: tuple[str, ...]) -> None:
             for problem in problems:
                 click.echo(f"stale: {problem}", err=True)
             raise lock_module.stale_error(problems)
+        for unverifiable in lock_module.unverifiable(config, selected):
+            click.echo(f"warning: {unverifiable}: {lock_module.UNDIGESTED_FIX}", err=True)
         state.ui.result("lock files are current")
         return
     state.ui.say("resolving with uv (hashes for every pin)")

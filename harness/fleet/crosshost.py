@@ -32,7 +32,7 @@ from harness.fleet import shipping
 from harness.fleet.hosts import Host
 from harness.images.build import BuildResult
 from harness.parallel import Pool, default_jobs
-from harness.runs import records
+from harness.runs import reconcile, records
 from harness.runs.run import RunRequest, RunResult, check_gpu_request, run_experiment
 from harness.ui import prefixed
 
@@ -129,6 +129,8 @@ def run_there(
 
     try:
         engine = host.connect()
+        # What a lost engine or a killed harness left there goes before new runs start.
+        reconcile.sweep(engine, config.project_root, tell)
         done.shipment = shipping.ship(
             control_engine,
             engine,

@@ -251,6 +251,9 @@ def build(
     """
     started = time.monotonic()
     variant = build_plan.variant
+    unverifiable = lock.undigested(variant.constraints)
+    if unverifiable is not None:
+        say(f"warning: {unverifiable}: {lock.UNDIGESTED_FIX}")
     prepared = prepare(engine, build_plan, say, rewrite_layers=rewrite_layers)
     reference = prepared.reference
 

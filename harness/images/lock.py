@@ -71,7 +71,7 @@ _HEADER_INPUT = "# input-sha256: "
 _HEADER_REQUIREMENT = "# requirement: "
 # The digest of the pins as written (every line that is not a comment): a pin or a hash
 # edited by hand afterwards no longer matches it, and `lock --check` says so as `build`
-# would (files written before this line existed are checked without it).
+# would (files written before this line existed cannot be told unedited: see undigested).
 _HEADER_PINS = "# pins-sha256: "
 _HEADER_RESOLVED = "# resolved-as: "
 _RESOLVED_ARROW = " -> "
@@ -595,6 +595,46 @@ def pins_edited(text: str, name: str) -> str | None:
     if recorded is None or recorded == pins_digest(text):
         return None
     return f"{name}: its pins or hashes were changed after `harness lock` wrote them"
+
+
+# What to do about a file locked before its pins' digest was recorded (see undigested).
+UNDIGESTED_FIX = (
+    "run `harness lock` to record it (it resolves again: review the pins it moves before "
+    "committing them)"
+)
+
+
+def undigested(path: Path) -> str | None:
+    """Why the pins of ``path`` cannot be told to be those `harness lock` wrote: it was
+    locked before the lock recorded their digest (``# pins-sha256:``).
+
+    Such a file is still used: refusing it would force every project locked before to
+    resolve again, and a new resolution moves pins (new releases since), which is not what
+    a reproducibility tool may do behind its user's back. So every command that checks the
+    file (`lock --check`, `doctor`, `build`) says that an edited pin in it cannot be told,
+    with the fix; none passes it in silence. (pip's --require-hashes at build time still
+    refuses a hash that no longer matches its wheel; only the digest catches a pin moved
+    to another release together with that release's hashes.)
+    """
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None  # staleness names what is wrong with the file itself
+    digest, _ = header_fields(text)
+    if digest is None or any(line.startswith(_HEADER_PINS) for line in text.splitlines()):
+        return None
+    return (
+        f"{path.name} was locked before `harness lock` recorded its pins' digest, so a pin "
+        "or hash edited by hand in it cannot be told"
+    )
+
+
+def unverifiable(config: Config, variants: Sequence[Variant] | None = None) -> list[str]:
+    """The constraints files in use whose pins cannot be told unedited (see undigested)."""
+    paths = [variant.constraints for variant in variants or variants_in_use(config)]
+    if locks_harness_build(config):
+        paths.append(config.project_root / BUILD_CONSTRAINTS)
+    return [why for path in paths if (why := undigested(path)) is not None]
 
 
 def missing_interpreter(config: Config) -> str | None:

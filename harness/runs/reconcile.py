@@ -33,6 +33,12 @@ from harness.errors import HarnessError
 from harness.fleet.slurm import scheduler
 from harness.runs import records
 
+# Seconds an engine a record names has to answer a listing or a removal once connected.
+# A forced removal of a running container takes a second or two on a busy engine; one that
+# takes longer is not answering now, and its container is reaped the next time a command
+# runs there (the harness that started it is gone).
+ANSWER_TIMEOUT = 15
+
 
 class Containers(Protocol):
     """What reaping needs of an engine: its containers, and a way to remove one."""
@@ -137,27 +143,37 @@ def end_stale(
 ) -> list[str]:
     """End every stale record ``lost``, saying what became of its container.
 
-    ``engine_for`` gives the engine a record names (its ``engine.where``), or None when it
-    cannot be reached; without it the container is not looked for. Returns one line per
+    ``engine_for`` gives the engine a record names (its ``engine.where``: the control's, or
+    another host's for a run made with ``--hosts``), or None when it cannot be reached;
+    without it the container is not looked for. Each engine is asked once, whatever the
+    number of records that name it, and one that does not answer is not asked again: an
+    engine that is gone costs one short timeout, not one per record. Returns one line per
     record ended, for the command to show.
     """
-    told: list[str] = []
-    engines: dict[str, Containers | None] = {}
-    for folder, record in stale_records(project_root):
+    stale = stale_records(project_root)
+    by_engine: dict[str, list[tuple[Path, dict[str, Any]]]] = {}
+    for folder, record in stale:
         where = str((record.get("engine") or {}).get("where") or "default")
-        if engine_for is not None and where not in engines and not record.get("slurm"):
-            engines[where] = _quiet_engine(engine_for, where)
-        slurm = record.get("slurm")
-        if isinstance(slurm, dict) and slurm.get("job_id"):
-            # A batch job, not a container: nobody would bring it back, so it goes.
-            container = scheduler.cancel_abandoned(str(slurm["job_id"]))
-        else:
-            container = _container_fate(engines.get(where), record["run_id"], where)
-        process = owner.from_dict(record.get("harness_process"))
-        pid = f" (pid {process.pid})" if process else ""
-        reason = f"the harness process that ran it{pid} ended without finishing it; {container}"
-        records.end_lost(folder, record, reason)
-        told.append(f"{record['run_id']}: lost: {reason}")
+        by_engine.setdefault(where, []).append((folder, record))
+    told: list[str] = []
+    for where, named in by_engine.items():
+        slurm_only = all(isinstance(record.get("slurm"), dict) for _, record in named)
+        engine = (
+            _quiet_engine(engine_for, where) if engine_for is not None and not slurm_only else None
+        )
+        containers = _quiet_containers(engine)
+        for folder, record in named:
+            slurm = record.get("slurm")
+            if isinstance(slurm, dict) and slurm.get("job_id"):
+                # A batch job, not a container: nobody would bring it back, so it goes.
+                container = scheduler.cancel_abandoned(str(slurm["job_id"]))
+            else:
+                container = _container_fate(engine, containers, record["run_id"], where)
+            process = owner.from_dict(record.get("harness_process"))
+            pid = f" (pid {process.pid})" if process else ""
+            reason = f"the harness process that ran it{pid} ended without finishing it; {container}"
+            records.end_lost(folder, record, reason)
+            told.append(f"{record['run_id']}: lost: {reason}")
     return told
 
 
@@ -168,14 +184,23 @@ def _quiet_engine(engine_for: Callable[[str], Containers | None], where: str) ->
         return None
 
 
-def _container_fate(engine: Containers | None, run_id: str, where: str) -> str:
-    """What became of a stale run's container: gone, or still there (and now removed)."""
+def _quiet_containers(engine: Containers | None) -> list[OwnedContainer] | None:
+    """The containers harness created on ``engine``, or None when it does not answer."""
     if engine is None:
-        return f"its container on {where} was not looked for (the engine did not answer)"
+        return None
     try:
-        mine = [c for c in engine.owned_containers() if c.labels.get(LABEL_RUN_ID) == run_id]
+        return engine.owned_containers()
     except HarnessError:
+        return None
+
+
+def _container_fate(
+    engine: Containers | None, containers: list[OwnedContainer] | None, run_id: str, where: str
+) -> str:
+    """What became of a stale run's container: gone, or still there (and now removed)."""
+    if engine is None or containers is None:
         return f"its container on {where} was not looked for (the engine did not answer)"
+    mine = [c for c in containers if c.labels.get(LABEL_RUN_ID) == run_id]
     if not mine:
         return f"its container is gone from {where}"
     for container in mine:
@@ -203,10 +228,12 @@ def _ended_runs(project_root: Path | None) -> set[str | None]:
 
 def connect(where: str) -> Containers:
     """The engine a record names (``engine.where``: "default" or a URL), with the short
-    timeout of a first answer: a record's engine that is gone must not hold the command."""
+    timeout of a first answer (see :meth:`Engine.connect`) and a bounded one for the
+    listing and removals after it: a record's engine that is gone or hung must not hold
+    a command that only reads records (`runs list`)."""
     from harness.engine import Engine  # noqa: PLC0415 - the SDK only when a record needs it
 
-    return Engine.connect(None if where == "default" else where, timeout=30)
+    return Engine.connect(None if where == "default" else where, timeout=ANSWER_TIMEOUT)
 
 
 def tidy(project_root: Path, engine: Containers, say: Callable[[str], None]) -> list[Leftover]:
@@ -218,6 +245,16 @@ def tidy(project_root: Path, engine: Containers, say: Callable[[str], None]) -> 
 
     for line in end_stale(project_root, engine_for):
         say(line)
+    return sweep(engine, project_root, say)
+
+
+def sweep(engine: Containers, project_root: Path, say: Callable[[str], None]) -> list[Leftover]:
+    """Before runs start on ``engine`` (the control's, or another host's): remove the
+    containers no harness will remove, saying each on one line; returns what is left.
+
+    Every engine a command runs on is swept, not the control's alone: a host whose engine
+    was lost mid-run keeps that run's container when it comes back, and only a command that
+    runs there again can remove it."""
     found = reap(engine, project_root)
     for item in found:
         say(item.line())

@@ -15,7 +15,6 @@ the base image is loaded) serve the whole module.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import shutil
@@ -116,18 +115,10 @@ class FaultEngine:
         _wait_gone(pid)
 
     def restart(self) -> None:
-        # A crash leaves the pid files behind: dockerd and containerd refuse to start over
-        # them, as they would after a machine's crash.
-        (self.state / "docker.pid").unlink(missing_ok=True)
-        for stale in Path("/tmp").glob("harness-engine-*/containerd/containerd.pid"):
-            if _exec_root_of(self.state) == stale.parent.parent:
-                stale.unlink(missing_ok=True)
+        # The crash left dockerd's and containerd's pid files behind, as a machine's crash
+        # would: the script finds them stale and starts the engine over them.
+        assert (self.state / "docker.pid").exists()
         assert _script("start", self.state) == self.url
-
-
-def _exec_root_of(state: Path) -> Path:
-    """The engine's exec root, named as second-engine.sh names it."""
-    return Path(f"/tmp/harness-engine-{hashlib.sha256(str(state).encode()).hexdigest()[:8]}")
 
 
 def _children(pid: int, name: str) -> list[int]:
@@ -457,3 +448,93 @@ def test_a_read_only_state_folder_is_one_line_for_run_and_verify(
         assert "Read-only file system" in one_line(stderr)
     assert records(project) == {}
     no_container_left(faults)
+
+
+@pytest.fixture
+def far(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FaultEngine]:
+    """A third engine: the other host of a ``--hosts`` run (the faults engine is the control),
+    so that harness runs on two engines at once and neither is the main one."""
+    state = tmp_path_factory.mktemp("far-engine")
+    fault = FaultEngine(state, _script("start", state))
+    try:
+        yield fault
+        no_container_left(fault)
+    finally:
+        _script("stop", state)
+
+
+def _under_way_on(engine: FaultEngine) -> list[str]:
+    """The names of the containers harness runs on ``engine`` now."""
+    return [c.name for c in engine.engine().owned_containers() if c.state == "running"]
+
+
+def test_a_killed_harness_during_a_verify_on_two_hosts_is_reaped_on_both_engines(
+    project: Path, faults: FaultEngine, far: FaultEngine
+) -> None:
+    before = set(records(project))
+    process = start(
+        project, faults, "verify", "slow", "--vary", "none", "--runs", "1",
+        "--hosts", f"local,far={far.url}",
+    )  # fmt: skip
+    [control] = running_now(project, before)
+    deadline = time.monotonic() + 180
+    while not _under_way_on(far):
+        assert time.monotonic() < deadline, "the far host's run did not start within 180 s"
+        assert process.poll() is None, process.communicate()
+        time.sleep(0.5)
+    process.kill()
+    process.communicate()
+    started = {run: r for run, r in records(project).items() if run not in before}
+    assert len(started) == 2, started
+    assert {r["status"] for r in started.values()} == {"running"}
+    [there] = [run for run, r in started.items() if r["engine"]["where"] == far.url]
+    assert control != there
+    assert _under_way_on(faults) and _under_way_on(far)  # both run on, with nobody to stop them
+
+    began = time.monotonic()
+    listed = harness(project, faults, "runs", "list")
+    assert listed.returncode == 0, listed.stderr
+    assert time.monotonic() - began < 60
+    for run, where in ((control, faults.url), (there, far.url)):
+        record = records(project)[run]
+        assert record["status"] == "lost", record
+        assert f"pid {process.pid}" in record["error"]
+        assert f"still there (running) on {where} and was removed" in record["error"]
+        assert f"{run}: lost: " in listed.stderr
+    no_container_left(faults)
+    no_container_left(far)
+
+
+def test_a_host_engine_lost_during_a_verify_is_swept_by_the_next_run_there(
+    project: Path, faults: FaultEngine, far: FaultEngine
+) -> None:
+    before = set(records(project))
+    process = start(
+        project, faults, "verify", "slow", "--vary", "none", "--runs", "1",
+        "--hosts", f"local,far={far.url}",
+    )  # fmt: skip
+    running_now(project, before)
+    deadline = time.monotonic() + 180
+    while not _under_way_on(far):
+        assert time.monotonic() < deadline, "the far host's run did not start within 180 s"
+        assert process.poll() is None, process.communicate()
+        time.sleep(0.5)
+    far.kill()
+    code, stderr = ended(process, within=120)
+    assert "Traceback" not in stderr
+    assert code == 2, stderr
+    [there] = [
+        run
+        for run, record in records(project).items()
+        if run not in before and record["engine"]["where"] == far.url
+    ]
+    assert records(project)[there]["status"] == "lost"
+    far.restart()
+    # The engine kept the lost run's container across its restart; the control never had it.
+    assert far.engine().containers_owned() != []
+    result = harness(project, faults, "run", "quick", "--hosts", f"local,far={far.url}")
+    assert result.returncode == 0, result.stderr
+    assert "[far] removed container harness-" in result.stderr
+    assert f"(run {there}) on {far.url}" in result.stderr
+    no_container_left(faults)
+    no_container_left(far)

@@ -110,9 +110,27 @@ class FakeContainers:
 
 
 class FakeAPI:
-    def __init__(self, image_id: str) -> None:
+    def __init__(self, image_id: str, containers: FakeContainers) -> None:
         self.image_id = image_id
         self.tags: list[str] = []
+        self._containers = containers
+
+    def containers(
+        self, all: bool = False, filters: Mapping[str, str] | None = None
+    ) -> list[dict[str, Any]]:
+        """The containers that exist, as `docker ps --all --filter label=K=V` lists them
+        (what reaping asks every engine a command runs on)."""
+        wanted = dict([(filters or {})["label"].split("=", 1)]) if filters else {}
+        return [
+            {
+                "Names": [f"/{c.name}"],
+                "Id": c.id,
+                "State": "running" if c.started else "created",
+                "Labels": c.options.get("labels") or {},
+            }
+            for c in list(self._containers.live.values())
+            if wanted.items() <= (c.options.get("labels") or {}).items()
+        ]
 
     def inspect_image(self, reference: str) -> dict[str, Any]:
         return {"Id": self.image_id, "RepoTags": self.tags, "Config": {"Labels": {}}, "Size": 1}
@@ -127,8 +145,8 @@ class FakeClient:
     def __init__(self, behaviour: Behaviour, *, cores: int = 4, image_id: str = "") -> None:
         self.behaviour = behaviour
         self.cores = cores
-        self.api = FakeAPI(image_id or f"sha256:{'ab' * 32}")
         self.containers = FakeContainers(self)
+        self.api = FakeAPI(image_id or f"sha256:{'ab' * 32}", self.containers)
         self.lock = threading.Lock()
         self.running = 0
         self.most_at_once = 0

@@ -10,7 +10,8 @@ import json
 import os
 import signal
 from pathlib import Path
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, cast
 
 import click
 import pytest
@@ -18,10 +19,15 @@ from click.testing import CliRunner
 
 from harness import atomic, interrupt, owner
 from harness.cli.main import HarnessGroup
+from harness.config import load_config
 from harness.container import LABEL_RUN_ID
-from harness.engine import LABEL_OWNER, OwnedContainer
+from harness.engine import LABEL_OWNER, ContainerEngine, OwnedContainer
 from harness.errors import EngineUnavailable, EnvironmentTrouble, from_os_error
+from harness.fleet import crosshost, shipping
+from harness.fleet.hosts import Host
+from harness.images.build import BuildResult
 from harness.runs import reconcile, records
+from harness.runs.run import RunRequest
 
 
 def _dead_process() -> owner.Owner:
@@ -123,6 +129,87 @@ def test_an_engine_that_does_not_answer_is_said_and_the_record_still_ends(tmp_pa
     record = records.read(runs / "run-abandoned")
     assert record["status"] == "lost"
     assert "was not looked for (the engine did not answer)" in record["error"]
+
+
+class _Hung(_Engine):
+    """An engine that answers the connection, then never a listing."""
+
+    def __init__(self, where: str) -> None:
+        super().__init__([])
+        self.where = where
+        self.asked = 0
+
+    def owned_containers(self) -> list[OwnedContainer]:
+        self.asked += 1
+        raise EngineUnavailable(f"lost the Docker engine at {self.where}: Read timed out")
+
+
+def test_each_record_is_looked_for_on_the_engine_it_names_and_each_engine_asked_once(
+    tmp_path: Path,
+) -> None:
+    """A `--hosts` run's records name the control's engine and the other hosts': each
+    record's container is looked for where it ran, and an engine that does not answer is
+    asked once, not once per record (each question may cost a timeout)."""
+    runs = records.runs_root(tmp_path)
+    dead = _dead_process()
+    for run, where in (
+        ("run-a", "control"),
+        ("run-b", "far"),
+        ("run-c", "hung"),
+        ("run-d", "hung"),
+    ):
+        record = _record(runs / run, "running", dead)
+        records.write(runs / run, {**record, "engine": {"where": where}})
+    control = _Engine([_container("harness-a", dead, "run-a")])
+    control.where = "control"
+    far = _Engine([_container("harness-b", dead, "run-b"), _container("harness-x", dead, "x")])
+    far.where = "far"
+    hung = _Hung("hung")
+    connected: list[str] = []
+
+    def engine_for(where: str) -> _Engine:
+        connected.append(where)
+        return {"control": control, "far": far, "hung": hung}[where]
+
+    said = reconcile.end_stale(tmp_path, engine_for)
+    assert sorted(connected) == ["control", "far", "hung"]
+    assert hung.asked == 1
+    assert len(said) == 4
+    assert control.removed == ["harness-a"] and far.removed == ["harness-b"]
+    assert "still there (exited) on far and was removed" in records.read(runs / "run-b")["error"]
+    for run in ("run-c", "run-d"):
+        record = records.read(runs / run)
+        assert record["status"] == "lost"
+        assert "its container on hung was not looked for" in record["error"]
+
+
+def test_a_host_is_swept_before_runs_start_there(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What a lost engine kept (the container of a run that ended lost while the engine was
+    away) is removed by the next command that runs on that host, not only on the control."""
+    dead = _dead_process()
+    far = _Engine([_container("harness-kept", dead, "run-kept")])
+    far.where = "tcp://far:2376"
+    monkeypatch.setattr(Host, "connect", lambda self, timeout=600: far)
+
+    def refuse(*_: object, **__: object) -> None:
+        raise shipping.ShipError("no registry to ship through")
+
+    monkeypatch.setattr(shipping, "ship", refuse)
+    said: list[str] = []
+    done = crosshost.run_there(
+        cast(ContainerEngine, None),
+        load_config(project, environ={}),
+        cast(BuildResult, SimpleNamespace(image_id="sha256:image", reference="probe:cpu")),
+        Host("far", far.where),
+        [],
+        request_for=lambda experiment: cast(RunRequest, None),
+        say=said.append,
+    )
+    assert far.removed == ["harness-kept"]
+    assert said[0].startswith("[far] removed container harness-kept (run run-kept) on tcp://far")
+    assert done.trouble is not None and done.trouble[0] == crosshost.UNSHIPPED
 
 
 def test_reaping_removes_what_no_harness_will_and_reports_what_it_cannot_tell(

@@ -1,13 +1,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import NoReturn, cast
 
 import pytest
 
 from harness import doctor
 from harness.config import Config, load_config
+from harness.engine import ContainerEngine
 from harness.errors import ConfigError, LockError
-from harness.images import lock
+from harness.images import build, dockerfiles, lock, runtime_wheel
 
 CONSTRAINTS = """\
 numpy==2.4.6 \\
@@ -287,6 +289,53 @@ def test_pins_or_hashes_edited_after_lock_are_found() -> None:
         )
     # A file written before the digest existed is not judged by it.
     assert lock.pins_edited(body, "constraints.txt") is None
+
+
+def test_a_file_locked_before_the_pins_digest_is_said_by_every_check(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its pins cannot be told unedited: used (relocking would move pins), never in silence."""
+    path = fresh_file(project)  # a header without `# pins-sha256:`, as older locks wrote
+    config = load_config(project, environ={})
+    assert lock.check(config, uv_lock=False) == []
+    told = (
+        "constraints.txt was locked before `harness lock` recorded its pins' digest, so a "
+        "pin or hash edited by hand in it cannot be told"
+    )
+    assert lock.unverifiable(config) == [told]
+    [check] = doctor._pins_digest_checks(config)
+    assert (check.ok, check.required, check.detail) == (False, False, told)
+    assert "`harness lock`" in check.fix
+    said: list[str] = []
+
+    class Prepared(Exception):
+        """Where the build goes on to the engine: far enough to have said it."""
+
+    def prepare(*_: object, **__: object) -> NoReturn:
+        raise Prepared
+
+    monkeypatch.setattr(build, "prepare", prepare)
+    variant = config.variant("cpu")
+    plan = build.BuildPlan(
+        config,
+        variant,
+        [],
+        b"",
+        runtime_wheel.HarnessSource("checkout", project),
+        dockerfiles.choose(variant, project),
+    )
+    with pytest.raises(Prepared):
+        build.build(cast(ContainerEngine, None), plan, say=said.append)
+    assert said == [f"warning: {told}: {lock.UNDIGESTED_FIX}"]
+    # Once `harness lock` recorded the digest, nothing is said; a file without the lock's
+    # header at all is stale, not this.
+    body = path.read_text().split("# input-sha256: ")[1].split("\n", 1)[1]
+    path.write_text(
+        path.read_text().replace(body, f"# pins-sha256: {lock.pins_digest(body)}\n{body}")
+    )
+    assert lock.unverifiable(config) == [] and doctor._pins_digest_checks(config) == []
+    path.write_text(body)
+    assert lock.unverifiable(config) == []
 
 
 def test_a_full_disk_during_lock_names_the_disk_not_the_dependencies() -> None:
