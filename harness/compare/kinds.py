@@ -2,12 +2,7 @@
 
 from __future__ import annotations
 
-import csv
 import importlib
-import json
-import pickle
-import struct
-import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import cast
@@ -52,6 +47,8 @@ MAYBE_TORCH = frozenset({".bin", ".ckpt"})
 
 
 def _looks_like_torch(path: Path) -> bool:
+    import zipfile  # noqa: PLC0415 (see _read_errors)
+
     try:
         if not zipfile.is_zipfile(path):
             return False
@@ -96,24 +93,33 @@ def _comparer(kind: str) -> Comparer:
     return cast(Comparer, getattr(importlib.import_module(module), name))
 
 
-# What malformed input can raise from the readers and the libraries under them; anything
-# else is a bug and should surface as one.
-_READ_ERRORS = (
-    ArtifactError,
-    OSError,
-    EOFError,
-    ValueError,
-    KeyError,
-    IndexError,
-    TypeError,
-    zipfile.BadZipFile,
-    pickle.UnpicklingError,
-    struct.error,
-    csv.Error,
-    json.JSONDecodeError,
-    RecursionError,
-    MemoryError,
-)
+def _read_errors() -> tuple[type[BaseException], ...]:
+    """What malformed input can raise from the readers and the libraries under them;
+    anything else is a bug and should surface as one.
+
+    Built when a reader fails, not at import: the modules that define these errors are
+    the readers' business, and a comparison of identical files needs none of them.
+    """
+    import csv  # noqa: PLC0415
+    import pickle  # noqa: PLC0415
+    import struct  # noqa: PLC0415
+    import zipfile  # noqa: PLC0415
+
+    return (
+        ArtifactError,
+        OSError,
+        EOFError,
+        ValueError,  # json.JSONDecodeError among them
+        KeyError,
+        IndexError,
+        TypeError,
+        zipfile.BadZipFile,
+        pickle.UnpicklingError,
+        struct.error,
+        csv.Error,
+        RecursionError,
+        MemoryError,
+    )
 
 
 def _error_result(
@@ -197,7 +203,9 @@ def compare_opened(
         if progress is not None:
             progress(relative)
         _comparer(kind)(a.reader_path(), b.reader_path(), result, policy, prefix)
-    except _READ_ERRORS as exc:
+    except Exception as exc:  # narrowed at once: see _read_errors
+        if not isinstance(exc, _read_errors()):
+            raise
         result.status = "error"
         if isinstance(exc, ArtifactError):
             result.error, result.hint = exc.message, exc.hint or None

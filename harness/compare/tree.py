@@ -20,10 +20,7 @@ from harness.compare.kinds import NUMBER_KINDS, compare_files, compare_opened, k
 from harness.compare.model import ArtifactResult, ComparisonResult, Entry, Side, Status
 from harness.compare.names import shown
 from harness.compare.policy import BITWISE, Policy, PolicySet
-from harness.config import STATE_FOLDER
 from harness.errors import ArtifactError, HarnessError, RunNotFound
-
-RUNS = STATE_FOLDER / "runs"
 
 
 @dataclass(frozen=True)
@@ -45,10 +42,15 @@ def project_root(start: Path) -> Path | None:
 
 def runs_folders(cwd: Path) -> list[Path]:
     """Where run records are looked up: under the current folder, then the project root."""
-    folders = [cwd / RUNS]
+    # Imported here: the configuration module is large, and comparing files and folders
+    # never needs it.
+    from harness.config import STATE_FOLDER  # noqa: PLC0415
+
+    runs = STATE_FOLDER / "runs"
+    folders = [cwd / runs]
     root = project_root(cwd)
-    if root is not None and (root / RUNS).resolve() != (cwd / RUNS).resolve():
-        folders.append(root / RUNS)
+    if root is not None and (root / runs).resolve() != (cwd / runs).resolve():
+        folders.append(root / runs)
     return folders
 
 
