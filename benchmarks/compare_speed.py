@@ -24,6 +24,12 @@ to show it), start-up < 0.3 s. It reports, it does not assert.
 The files are written by a child process so that this one stays small: a child started
 with vfork reports its parent's peak memory as its own.
 
+harness is measured as an installed copy runs: with its bytecode cached (installers
+compile it, or Python writes it on the first start). Where PYTHONDONTWRITEBYTECODE is set,
+the children are started without it, after one warm-up start; ``--no-bytecode-cache``
+keeps it, so that every start compiles harness's modules again (the figures then include
+that compilation, some 0.03 s).
+
     .venv/bin/python benchmarks/compare_speed.py [--size-mb 200] [--repeats 3] [--files 100000]
 """
 
@@ -103,11 +109,26 @@ def write_trees(folder: Path, files: int) -> tuple[Path, Path]:
     return roots
 
 
+# The children's environment: see the module's docstring on bytecode.
+CHILD_ENV: dict[str, str] | None = None
+
+
+def use_bytecode_cache(cache: bool) -> str:
+    """Start the children with harness's bytecode cached, unless not ``cache``; says which."""
+    global CHILD_ENV  # noqa: PLW0603 (set once, before the first child)
+    if not os.environ.get("PYTHONDONTWRITEBYTECODE"):
+        return "cached"
+    if not cache:
+        return "compiled at every start (PYTHONDONTWRITEBYTECODE)"
+    CHILD_ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    return "cached"
+
+
 def run(command: list[str]) -> tuple[float, float, int, str]:
     """Wall seconds, peak RSS in MB and exit status of one child process."""
     started = time.perf_counter()
     process = subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+        command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=CHILD_ENV
     )
     assert process.stdout is not None
     output = process.stdout.read()
@@ -135,10 +156,16 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--files", type=int, default=100_000)
     parser.add_argument("--write", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--no-bytecode-cache",
+        action="store_true",
+        help="keep PYTHONDONTWRITEBYTECODE: every start compiles harness's modules",
+    )
     options = parser.parse_args()
     if options.write is not None:
         _write(options.write, options.size_mb)
         return
+    bytecode = use_bytecode_cache(not options.no_bytecode_cache)
     compare, label = harness_command()
     diffoscope = shutil.which("diffoscope")
     with tempfile.TemporaryDirectory(prefix="harness-compare-bench-") as scratch:
@@ -146,6 +173,7 @@ def main() -> None:
         a, b, same = write_pair(folder, options.size_mb)
         warm(a, b, same)
 
+        # Also the warm-up start that writes the bytecode cache, where it is written.
         _, _, _, found = run([*compare, str(a), str(b), "--json"])
         (tensor,) = json.loads(found)["artifacts"][0]["tensors"]
 
@@ -190,6 +218,7 @@ def main() -> None:
     print(f"{options.size_mb} MB float32 .npy files, {DIFFERENCES} one-ULP differences")
     print(f"{options.files:,} small files in each of two folders")
     print(f"compare runs as: {label}; best of {options.repeats} runs, page cache warm")
+    print(f"harness's bytecode: {bytecode}")
     print(
         f"found: {tensor['differing']} differing elements, max {tensor['max_ulp']} ULP, "
         f"max abs {tensor['max_abs']:.3g}"

@@ -5,11 +5,12 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from harness.compare.inputs import (
     FOLDER_FLAGS,
     Opened,
+    Place,
     kind_name,
     link_target,
     open_beneath,
@@ -259,13 +260,17 @@ class _Walk:
         label = f"{shown(relative)} in {'AB'[side]}"
         if kind == _LINK:
             target = link_target(Path(where.path(relative)), where.root, label)
-            return open_beneath(where.fd, target, label, where.path(relative))
+            opened = open_beneath(where.fd, target, label, where.path(relative))
+            opened.place = Place(where.root, PurePosixPath(target))
+            return opened
         if kind == _OTHER:
             mode = os.stat(name, dir_fd=fd, follow_symlinks=False).st_mode
             raise ArtifactError(
                 f"{label} is {kind_name(mode)}, not a file", hint="compare regular files only"
             )
-        return open_checked(name, label, where.path(relative), dir_fd=fd)
+        opened = open_checked(name, label, where.path(relative), dir_fd=fd)
+        opened.place = Place(where.root, PurePosixPath(relative))
+        return opened
 
     def _folder_links(self, kinds: tuple[str, str], relative: str) -> ArtifactResult | None:
         """Links to folders are not followed: they match when both point at the same place
@@ -379,11 +384,12 @@ def _namesake(
     try:
         label_folder = f"{shown(name)} in {'AB'[folder_side]}"
         if namesake.is_symlink():
-            in_folder = open_beneath(
-                fd, link_target(namesake, folder, label_folder), label_folder, str(namesake)
-            )
+            target = link_target(namesake, folder, label_folder)
+            in_folder = open_beneath(fd, target, label_folder, str(namesake))
+            in_folder.place = Place(folder, PurePosixPath(target))
         else:
             in_folder = open_checked(name, label_folder, str(namesake), dir_fd=fd)
+            in_folder.place = Place(folder, PurePosixPath(name))
         opened.append(in_folder)
         named = open_named(file, f"{shown(name)} in {'BA'[folder_side]}")
         opened.append(named)
