@@ -49,7 +49,8 @@ An infinity must meet the same infinity; NaN must meet NaN.
 Only regular files are read: a link out of a compared folder, a device,
 a FIFO or a /proc file is refused (exit 2) without being read. A value
 harness cannot read exactly (a pickled object array, an HDF5 external
-link, a JSON key given twice) is refused too: never a false pass.
+link out of the compared folder, a JSON key given twice) is refused too:
+never a false pass.
 
 \b
 Examples:
