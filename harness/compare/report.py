@@ -7,8 +7,6 @@ written as the strings "inf", "-inf" and "nan".
 
 from __future__ import annotations
 
-import html
-import json
 import math
 import sys
 from collections.abc import Sequence
@@ -27,7 +25,6 @@ from harness.compare.model import (
 )
 from harness.compare.names import printable, shown
 from harness.compare.plain_table import Styled, plain_table
-from harness.compare.plot import abs_label, colour, histogram_svg, ulp_label
 from harness.compare.policy import parse_policy
 from harness.errors import ConfigError
 
@@ -394,6 +391,8 @@ def to_dict(result: ComparisonResult) -> dict[str, Any]:
 
 
 def to_json(result: ComparisonResult) -> str:
+    import json  # noqa: PLC0415 (a table on a pipe, the common case, needs no JSON)
+
     return json.dumps(to_dict(result), indent=2, allow_nan=False) + "\n"
 
 
@@ -465,6 +464,8 @@ def _text_bars(title: str, bins: list[Bin], labels: list[str]) -> list[str]:
 
 
 def _tensor_markdown(artifact: ArtifactResult, tensor: TensorResult) -> list[str]:
+    from harness.compare.plot import abs_label, ulp_label  # noqa: PLC0415 (reports only)
+
     title = f"{artifact.path}: {tensor.name}" if tensor.name else artifact.path
     lines = ["", f"### {_md_name(title)}: {tensor.status}", "", "| | |", "| --- | --- |"]
     lines += [
@@ -506,10 +507,14 @@ pre { background: #f6f6f6; padding: 0.8em; overflow-x: auto; }
 
 
 def _h(text: str) -> str:
+    import html  # noqa: PLC0415 (only reports are HTML)
+
     return html.escape(printable(text), quote=True)
 
 
 def _h_name(name: str) -> str:
+    import html  # noqa: PLC0415 (only reports are HTML)
+
     return html.escape(shown(name), quote=True)
 
 
@@ -538,6 +543,8 @@ def _limits(policy_text: str) -> tuple[float | None, float | None]:
 
 
 def _charts(tensor: TensorResult, policy: str) -> str:
+    from harness.compare.plot import abs_label, colour, histogram_svg, ulp_label  # noqa: PLC0415
+
     ulp_limit, abs_limit = _limits(policy)
     charts = []
     if tensor.ulp_histogram:
