@@ -119,7 +119,8 @@ def _add(
     objects: list[tuple[str, Any]] = [(prefix or "/", obj)]
     if isinstance(obj, h5py.Group):
         names = _names(obj)
-        files.count(len(names), prefix)
+        if prefix:  # a group reached through an external link
+            files.count(len(names), prefix)
         for name in names:
             full = f"{prefix}/{name}" if prefix else name
             link = obj.get(name, getlink=True)

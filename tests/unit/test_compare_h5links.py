@@ -10,7 +10,7 @@ import h5py
 import numpy as np
 import pytest
 
-from harness.compare import compare_paths
+from harness.compare import compare_paths, h5links
 from harness.compare.h5links import MAX_DEPTH
 from harness.compare.model import ArtifactResult
 
@@ -154,7 +154,7 @@ def test_cycles_deep_chains_and_dangling_links_are_refused(tmp_path: Path) -> No
     assert "does not exist" in (model(compare(tmp_path)).error or "")
 
 
-def test_exponential_fan_out_stays_bounded(tmp_path: Path) -> None:
+def test_exponential_fan_out_stays_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # Each level links twice to the next: 2**8 copies of the last one, bounded by depth.
     levels = MAX_DEPTH - 1
     for side in "ab":
@@ -169,10 +169,15 @@ def test_exponential_fan_out_stays_bounded(tmp_path: Path) -> None:
             )
         write(folder / f"f{levels}.h5", lambda h: h.__setitem__("v", VALUES))
         (folder / "f0.h5").replace(folder / "model.h5")
-    found = model(compare(tmp_path))
-    assert found.status == "identical"  # the same bytes: not read
+    # The same bytes, but they read other files: compared by value, and equal.
+    assert model(compare(tmp_path)).status == "identical"
     write(tmp_path / "b" / f"f{levels}.h5", lambda h: h.__setitem__("v", VALUES + 1))
-    assert model(compare(tmp_path)).status == "differs"
+    found = model(compare(tmp_path))
+    assert found.status == "differs"
+    assert len(found.tensors) == 2**levels  # every path to v, each once
+    # The names a file's links reach are bounded, however they multiply.
+    monkeypatch.setattr(h5links, "MAX_NAMES", 2**levels)
+    assert "reach more than" in (model(compare(tmp_path)).error or "")
 
 
 def virtual(source: str, dataset: str = "/g/x") -> Callable[[h5py.File], object]:
