@@ -26,9 +26,9 @@ with vfork reports its parent's peak memory as its own.
 
 harness is measured as an installed copy runs: with its bytecode cached (installers
 compile it, or Python writes it on the first start). Where PYTHONDONTWRITEBYTECODE is set,
-the children are started without it, after one warm-up start; ``--no-bytecode-cache``
-keeps it, so that every start compiles harness's modules again (the figures then include
-that compilation, some 0.03 s).
+the children are started without it, after one warm-up start. ``--no-bytecode-cache``
+starts them with no cache to read or write (an empty PYTHONPYCACHEPREFIX), so that every
+start compiles every module it imports again (the figures then include that compilation).
 
     .venv/bin/python benchmarks/compare_speed.py [--size-mb 200] [--repeats 3] [--files 100000]
 """
@@ -113,14 +113,21 @@ def write_trees(folder: Path, files: int) -> tuple[Path, Path]:
 CHILD_ENV: dict[str, str] | None = None
 
 
-def use_bytecode_cache(cache: bool) -> str:
-    """Start the children with harness's bytecode cached, unless not ``cache``; says which."""
+def use_bytecode_cache(cache: bool, scratch: Path) -> str:
+    """Start the children with their bytecode cached, or, unless ``cache``, with none (an
+    empty cache folder in ``scratch`` that is never written); says which."""
     global CHILD_ENV  # noqa: PLW0603 (set once, before the first child)
-    if not os.environ.get("PYTHONDONTWRITEBYTECODE"):
-        return "cached"
     if not cache:
-        return "compiled at every start (PYTHONDONTWRITEBYTECODE)"
-    CHILD_ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+        empty = scratch / "no-bytecode"
+        empty.mkdir()
+        CHILD_ENV = {
+            **os.environ,
+            "PYTHONDONTWRITEBYTECODE": "1",
+            "PYTHONPYCACHEPREFIX": str(empty),
+        }
+        return "compiled at every start (--no-bytecode-cache)"
+    if os.environ.get("PYTHONDONTWRITEBYTECODE"):
+        CHILD_ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     return "cached"
 
 
@@ -168,17 +175,17 @@ def main() -> None:
     parser.add_argument(
         "--no-bytecode-cache",
         action="store_true",
-        help="keep PYTHONDONTWRITEBYTECODE: every start compiles harness's modules",
+        help="no bytecode cache: every start compiles the modules it imports",
     )
     options = parser.parse_args()
     if options.write is not None:
         _write(options.write, options.size_mb)
         return
-    bytecode = use_bytecode_cache(not options.no_bytecode_cache)
-    compare, label = harness_command()
     diffoscope = shutil.which("diffoscope")
     with tempfile.TemporaryDirectory(prefix="harness-compare-bench-") as scratch:
         folder = Path(scratch)
+        bytecode = use_bytecode_cache(not options.no_bytecode_cache, folder)
+        compare, label = harness_command()
         a, b, same = write_pair(folder, options.size_mb)
         warm(a, b, same)
 
