@@ -18,7 +18,7 @@ import errno
 import os
 import stat
 from dataclasses import dataclass
-from pathlib import Path, PosixPath, PurePosixPath
+from pathlib import Path, PosixPath, PurePath, PurePosixPath
 
 from harness.errors import ArtifactError
 
@@ -89,8 +89,7 @@ class Place:
             opened = open_beneath(root_fd, Path(relative), label, str(self.root / relative))
         finally:
             os.close(root_fd)
-        opened.place = Place(self.root, relative)
-        return opened
+        return opened.within(self.root, relative)
 
     def _outside(self, name: str, label: str) -> ArtifactError:
         return ArtifactError(
@@ -129,7 +128,15 @@ class Opened:
     fd: int
     path: str
     size: int
-    place: Place | None = None
+    # Where the file lies (see Place), kept as plain values: most files of a large folder
+    # are only compared as bytes, and never need a Place.
+    root: Path | None = None
+    relative: str = ""
+
+    def within(self, root: Path, relative: str | PurePath) -> Opened:
+        """This file, known to lie at ``relative`` inside the compared folder ``root``."""
+        self.root, self.relative = root, str(relative)
+        return self
 
     def reader_path(self) -> Path:
         """A path for readers that open by name: it reaches this descriptor's file."""
@@ -137,7 +144,8 @@ class Opened:
             return Path(self.path)
         path = DescriptorPath(self.path)
         path._through = f"{_PROC_FD}/{self.fd}"
-        path.place = self.place
+        if self.root is not None:
+            path.place = Place(self.root, PurePosixPath(self.relative))
         return path
 
     def close(self) -> None:
@@ -191,9 +199,7 @@ def open_named(path: Path, label: str) -> Opened:
     target = Path(os.path.realpath(path))
     if any(inside(target, pseudo) for pseudo in PSEUDO_ROOTS):
         raise ArtifactError(f"{label} is {target}, a kernel file, not an artifact", hint=_HINT)
-    opened = open_checked(path, label, str(path), follow=True)
-    opened.place = Place(path.parent, PurePosixPath(path.name))
-    return opened
+    return open_checked(path, label, str(path), follow=True).within(path.parent, path.name)
 
 
 def open_beneath(root_fd: int, relative: Path, label: str, path: str) -> Opened:

@@ -5,12 +5,11 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from harness.compare.inputs import (
     FOLDER_FLAGS,
     Opened,
-    Place,
     kind_name,
     link_target,
     open_beneath,
@@ -261,16 +260,15 @@ class _Walk:
         if kind == _LINK:
             target = link_target(Path(where.path(relative)), where.root, label)
             opened = open_beneath(where.fd, target, label, where.path(relative))
-            opened.place = Place(where.root, PurePosixPath(target))
-            return opened
+            return opened.within(where.root, target)
         if kind == _OTHER:
             mode = os.stat(name, dir_fd=fd, follow_symlinks=False).st_mode
             raise ArtifactError(
                 f"{label} is {kind_name(mode)}, not a file", hint="compare regular files only"
             )
-        opened = open_checked(name, label, where.path(relative), dir_fd=fd)
-        opened.place = Place(where.root, PurePosixPath(relative))
-        return opened
+        return open_checked(name, label, where.path(relative), dir_fd=fd).within(
+            where.root, relative
+        )
 
     def _folder_links(self, kinds: tuple[str, str], relative: str) -> ArtifactResult | None:
         """Links to folders are not followed: they match when both point at the same place
@@ -385,11 +383,11 @@ def _namesake(
         label_folder = f"{shown(name)} in {'AB'[folder_side]}"
         if namesake.is_symlink():
             target = link_target(namesake, folder, label_folder)
-            in_folder = open_beneath(fd, target, label_folder, str(namesake))
-            in_folder.place = Place(folder, PurePosixPath(target))
+            in_folder = open_beneath(fd, target, label_folder, str(namesake)).within(folder, target)
         else:
-            in_folder = open_checked(name, label_folder, str(namesake), dir_fd=fd)
-            in_folder.place = Place(folder, PurePosixPath(name))
+            in_folder = open_checked(name, label_folder, str(namesake), dir_fd=fd).within(
+                folder, name
+            )
         opened.append(in_folder)
         named = open_named(file, f"{shown(name)} in {'BA'[folder_side]}")
         opened.append(named)
