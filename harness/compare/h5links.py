@@ -73,7 +73,7 @@ class LinkedFiles:
         self.label = label
         key = (info.st_dev, info.st_ino)
         self.top = LinkedFiles.Where(place, key, ((key, "/"),))
-        self._files: dict[tuple[int, int], _File] = {}
+        self._files: dict[PurePosixPath, _File] = {}
         self._names = 0
         self._scratch: Path | None = None
 
@@ -112,16 +112,17 @@ class LinkedFiles:
         return base
 
     def _open(self, place: Place, name: str, what: str) -> _File:
+        """The file ``name`` (as the file at ``place`` names it), opened once per path:
+        names inside it are resolved from that path, as HDF5 would."""
         label = f"{self.label}: {what}"
         relative = place.inner(name, label)
+        known = self._files.get(relative)
+        if known is not None:
+            return known
         opened: Opened = place.open(relative, label)
+        self.stack.callback(opened.close)
         info = os.fstat(opened.fd)
         key = (info.st_dev, info.st_ino)
-        known = self._files.get(key)
-        if known is not None:
-            opened.close()
-            return known
-        self.stack.callback(opened.close)
         try:
             handle = self.stack.enter_context(h5py.File(opened.reader_path(), "r"))
         except OSError as exc:
@@ -130,7 +131,7 @@ class LinkedFiles:
                 hint="the linked file is truncated or corrupt; regenerate it",
             ) from None
         found = _File(handle, Place(place.root, relative), key, opened.fd)
-        self._files[key] = found
+        self._files[relative] = found
         return found
 
     def external(
