@@ -24,6 +24,12 @@ to show it), start-up < 0.3 s. It reports, it does not assert.
 The files are written by a child process so that this one stays small: a child started
 with vfork reports its parent's peak memory as its own.
 
+harness is measured as an installed copy runs: with its bytecode cached (installers
+compile it, or Python writes it on the first start). Where PYTHONDONTWRITEBYTECODE is set,
+the children are started without it, after one warm-up start. ``--no-bytecode-cache``
+starts them with no cache to read or write (an empty PYTHONPYCACHEPREFIX), so that every
+start compiles every module it imports again (the figures then include that compilation).
+
     .venv/bin/python benchmarks/compare_speed.py [--size-mb 200] [--repeats 3] [--files 100000]
 """
 
@@ -103,23 +109,54 @@ def write_trees(folder: Path, files: int) -> tuple[Path, Path]:
     return roots
 
 
-def run(command: list[str]) -> tuple[float, float, int, str]:
-    """Wall seconds, peak RSS in MB and exit status of one child process."""
+# The children's environment: see the module's docstring on bytecode.
+CHILD_ENV: dict[str, str] | None = None
+
+
+def use_bytecode_cache(cache: bool, scratch: Path) -> str:
+    """Start the children with their bytecode cached, or, unless ``cache``, with none (an
+    empty cache folder in ``scratch`` that is never written); says which."""
+    global CHILD_ENV  # noqa: PLW0603 (set once, before the first child)
+    if not cache:
+        empty = scratch / "no-bytecode"
+        empty.mkdir()
+        CHILD_ENV = {
+            **os.environ,
+            "PYTHONDONTWRITEBYTECODE": "1",
+            "PYTHONPYCACHEPREFIX": str(empty),
+        }
+        return "compiled at every start (--no-bytecode-cache)"
+    if os.environ.get("PYTHONDONTWRITEBYTECODE"):
+        CHILD_ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    return "cached"
+
+
+def run(command: list[str]) -> tuple[float, float, int, str, float]:
+    """Wall seconds, peak RSS in MB, exit status, stdout and CPU seconds (user and system)
+    of one child process."""
     started = time.perf_counter()
     process = subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+        command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=CHILD_ENV
     )
     assert process.stdout is not None
     output = process.stdout.read()
     _, status, usage = os.wait4(process.pid, 0)
     elapsed = time.perf_counter() - started
     process.returncode = os.waitstatus_to_exitcode(status)
-    return elapsed, usage.ru_maxrss / 1024, process.returncode, output
+    cpu = usage.ru_utime + usage.ru_stime
+    return elapsed, usage.ru_maxrss / 1024, process.returncode, output, cpu
 
 
-def best(command: list[str], repeats: int) -> tuple[float, float, int]:
+# Best wall seconds, peak MB, exit status, best CPU seconds.
+Timing = tuple[float, float, int, float]
+
+
+def best(command: list[str], repeats: int) -> Timing:
+    """The best of ``repeats`` runs. CPU seconds are printed beside wall seconds: on a
+    machine that other work keeps busy, wall time measures the machine as much as the
+    command, and the CPU time it took is the steadier figure."""
     runs = [run(command) for _ in range(repeats)]
-    return min(r[0] for r in runs), max(r[1] for r in runs), runs[0][2]
+    return min(r[0] for r in runs), max(r[1] for r in runs), runs[0][2], min(r[4] for r in runs)
 
 
 def warm(*paths: Path) -> None:
@@ -135,23 +172,30 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--files", type=int, default=100_000)
     parser.add_argument("--write", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--no-bytecode-cache",
+        action="store_true",
+        help="no bytecode cache: every start compiles the modules it imports",
+    )
     options = parser.parse_args()
     if options.write is not None:
         _write(options.write, options.size_mb)
         return
-    compare, label = harness_command()
     diffoscope = shutil.which("diffoscope")
     with tempfile.TemporaryDirectory(prefix="harness-compare-bench-") as scratch:
         folder = Path(scratch)
+        bytecode = use_bytecode_cache(not options.no_bytecode_cache, folder)
+        compare, label = harness_command()
         a, b, same = write_pair(folder, options.size_mb)
         warm(a, b, same)
 
-        _, _, _, found = run([*compare, str(a), str(b), "--json"])
+        # Also the warm-up start that writes the bytecode cache, where it is written.
+        found = run([*compare, str(a), str(b), "--json"])[3]
         (tensor,) = json.loads(found)["artifacts"][0]["tensors"]
 
         every = folder / "every.npy"
         warm(every)
-        rows: dict[str, tuple[float, float, int]] = {
+        rows: dict[str, Timing] = {
             "compare, differing pair": best([*compare, str(a), str(b)], options.repeats),
             "compare, all elements": best([*compare, str(a), str(every)], options.repeats),
             "compare, identical pair": best([*compare, str(a), str(same)], options.repeats),
@@ -185,50 +229,54 @@ def main() -> None:
         small.mkdir()
         small_a, small_b, _ = write_pair(small, max(1, options.size_mb // 4))
         warm(small_a, small_b)
-        _, small_memory, _ = best([*compare, str(small_a), str(small_b)], 1)
+        small_memory = best([*compare, str(small_a), str(small_b)], 1)[1]
 
     print(f"{options.size_mb} MB float32 .npy files, {DIFFERENCES} one-ULP differences")
     print(f"{options.files:,} small files in each of two folders")
     print(f"compare runs as: {label}; best of {options.repeats} runs, page cache warm")
+    print(f"harness's bytecode: {bytecode}")
     print(
         f"found: {tensor['differing']} differing elements, max {tensor['max_ulp']} ULP, "
         f"max abs {tensor['max_abs']:.3g}"
     )
     print()
-    print(f"{'':28} {'wall s':>8} {'peak MB':>8} {'exit':>5}")
-    for name, (seconds, memory, status) in {**rows, **starts}.items():
-        print(f"{name:28} {seconds:8.3f} {memory:8.1f} {status:5d}")
+    print(f"{'':28} {'wall s':>8} {'cpu s':>8} {'peak MB':>8} {'exit':>5}")
+    for name, (seconds, memory, status, cpu) in {**rows, **starts}.items():
+        print(f"{name:28} {seconds:8.3f} {cpu:8.3f} {memory:8.1f} {status:5d}")
     print_ratios(rows, starts, small_memory, diffoscope=bool(diffoscope))
 
 
 def print_ratios(
-    rows: dict[str, tuple[float, float, int]],
-    starts: dict[str, tuple[float, float, int]],
+    rows: dict[str, Timing],
+    starts: dict[str, Timing],
     small_memory: float,
     *,
     diffoscope: bool,
 ) -> None:
     hashing = rows["sha256sum, both files"][0]
-    every_time, every_memory, _ = rows["compare, all elements"]
-    differing_time, differing_memory, _ = rows["compare, differing pair"]
-    identical_time, identical_memory, _ = rows["compare, identical pair"]
-    cmp_time = rows["cmp, identical pair"][0]
-    tree_time, tree_memory, _ = rows["compare, small files"]
-    diff_time = rows["diff -r, small files"][0]
+    every_time, every_memory, _, every_cpu = rows["compare, all elements"]
+    differing_time, differing_memory, _, _ = rows["compare, differing pair"]
+    identical_time, identical_memory, _, identical_cpu = rows["compare, identical pair"]
+    cmp_time, cmp_cpu = rows["cmp, identical pair"][0], rows["cmp, identical pair"][3]
+    tree_time, tree_memory, _, tree_cpu = rows["compare, small files"]
+    diff_time, diff_cpu = rows["diff -r, small files"][0], rows["diff -r, small files"][3]
+    hashing_cpu = rows["sha256sum, both files"][3]
     print()
     start = starts["harness compare, start"][0]
     print(
         f"identical pair / cmp: {identical_time / cmp_time:.2f}x "
         f"(target <= {TARGET_IDENTICAL_CMP}x); less the start-up of harness compare on two "
-        f"tiny files: {max(identical_time - start, 0.0) / cmp_time:.2f}x"
+        f"tiny files: {max(identical_time - start, 0.0) / cmp_time:.2f}x; in CPU time: "
+        f"{identical_cpu / cmp_cpu:.2f}x"
     )
     print(
         f"every element differing / sha256sum: {every_time / hashing:.2f}x "
-        f"(target <= {TARGET_EVERY}x)"
+        f"(target <= {TARGET_EVERY}x); in CPU time: {every_cpu / hashing_cpu:.2f}x"
     )
     print(
         f"small files / diff -r: {tree_time / diff_time:.2f}x (target <= {TARGET_TREE}x), "
-        f"{tree_memory:.0f} MB (target <= {TARGET_TREE_MB} MB)"
+        f"{tree_memory:.0f} MB (target <= {TARGET_TREE_MB} MB); in CPU time: "
+        f"{tree_cpu / diff_cpu:.2f}x"
     )
     print(
         f"differing pair / sha256sum: {differing_time / hashing:.2f}x "

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -458,7 +457,9 @@ def load_config(
         docker_host=values["docker-host"]
         or (podman_socket() if values["engine"] == "podman" else None),
         registry=(values["registry"] or "").rstrip("/") or None,
-        host_name=values["host-name"] or socket.gethostname(),
+        # The host's name as gethostname(2) gives it, without importing socket (a good
+        # part of the start of `harness compare`, which loads this configuration).
+        host_name=values["host-name"] or os.uname().nodename,
         seed=int(values["seed"] or 0),
         profile=values["profile"] or "strict",
         threads=int(values["threads"] or 1),

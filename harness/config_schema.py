@@ -21,7 +21,7 @@ import functools
 import json
 import re
 from collections.abc import Mapping, Sequence
-from importlib import resources
+from pathlib import Path as FilePath
 from typing import Any
 
 from harness.errors import ConfigError
@@ -87,7 +87,9 @@ Path = tuple[str | int, ...]
 @functools.cache
 def schema() -> Mapping[str, Any]:
     """The schema shipped in the package."""
-    text = resources.files("harness").joinpath("schemas", SCHEMA_FILE).read_text("utf-8")
+    # Read beside this module, not through importlib.resources: that one pulls in zipfile
+    # and tempfile, a good part of the start of `harness compare` in a project.
+    text = (FilePath(__file__).parent / "schemas" / SCHEMA_FILE).read_text("utf-8")
     loaded: Mapping[str, Any] = json.loads(text)
     return loaded
 

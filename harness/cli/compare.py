@@ -10,30 +10,13 @@ outside any project works.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
 from pathlib import Path
 
 import click
-from rich.console import Console
 
 from harness.cli.state import POLICIES_KEY
-from harness.compare.names import printable
-from harness.compare.report import print_table, to_json, write_report
-from harness.compare.tree import compare_paths, resolve, run_status
-from harness.errors import EXIT_TROUBLE, ArtifactError, ConfigError, HarnessError, from_os_error
-
-
-def project_policies() -> dict[str, str]:
-    """``[tool.harness.policies]`` of the project around the current folder, or none."""
-    from harness.config import find_project_root, load_config  # noqa: PLC0415 (only when asked)
-
-    try:
-        root = find_project_root(None)
-    except ConfigError:
-        return {}
-    return dict(load_config(root, {}).policies)
-
+from harness.compare.command import project_policies, run_compare
+from harness.errors import EXIT_TROUBLE, HarnessError, from_os_error
 
 HELP = """Compare the artifacts of two runs, two folders or two files.
 
@@ -66,7 +49,8 @@ An infinity must meet the same infinity; NaN must meet NaN.
 Only regular files are read: a link out of a compared folder, a device,
 a FIFO or a /proc file is refused (exit 2) without being read. A value
 harness cannot read exactly (a pickled object array, an HDF5 external
-link, a JSON key given twice) is refused too: never a false pass.
+link out of the compared folder, a JSON key given twice) is refused too:
+never a false pass.
 
 \b
 Examples:
@@ -87,21 +71,6 @@ Exit status: 0 when every artifact is identical, equal or within its policy,
 1 when any differs (or was added or removed), 2 when an artifact cannot be
 read or a run does not exist.
 """
-
-
-@contextmanager
-def _progress(enabled: bool) -> Iterator[Callable[[str], None] | None]:
-    """A transient status line on stderr, only when stderr is a terminal."""
-    if not enabled:
-        yield None
-        return
-    console = Console(stderr=True)
-    with console.status("comparing ...") as status:
-
-        def update(what: str) -> None:
-            status.update(f"comparing {what}")
-
-        yield update
 
 
 @click.command("compare", help=HELP, short_help="Compare the artifacts of two runs.")
@@ -138,79 +107,17 @@ def compare(
     as_json: bool,
     report: Path | None,
 ) -> None:
-    if report is not None and report.suffix.lower() not in (".md", ".html", ".htm"):
-        raise ConfigError(
-            f"--report {report}: unknown report format {report.suffix or '(no extension)'!r}",
-            hint="name the report FILE.md for Markdown or FILE.html for HTML",
-        )
-    for argument in (a, b):
-        _refuse_unfinished_run(argument)
-    configured = ctx.meta.get(POLICIES_KEY)
-    policies: Mapping[str, str] = (configured() if callable(configured) else configured) or {}
-    with _progress(not as_json and sys.stderr.isatty()) as progress:
-        result = compare_paths(
+    ctx.exit(
+        run_compare(
             a,
             b,
             policy=policy,
-            policies=policies,
             metric_tolerance=metric_tolerance,
-            progress=progress,
+            as_json=as_json,
+            report=report,
+            policies=ctx.meta.get(POLICIES_KEY),
         )
-    if report is not None:
-        try:
-            write_report(result, report)
-        except OSError as exc:
-            raise ArtifactError(
-                f"cannot write the report {report}: {exc.strerror or exc}",
-                hint="choose a writable path for --report",
-            ) from None
-    if as_json:
-        click.echo(to_json(result), nl=False)
-    else:
-        print_table(result)
-    errors = result.errors
-    if errors:
-        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-        # A reader's message can quote a file name: escaped, it stays one line and
-        # cannot drive the terminal.
-        raise ArtifactError(
-            f"{len(errors)} artifact(s) could not be compared: "
-            f"{printable(errors[0].error or '')}{more}",
-            hint=printable(errors[0].hint or "fix or regenerate the unreadable artifacts"),
-        )
-    ctx.exit(result.exit_code)
-
-
-def _refuse_unfinished_run(argument: str) -> None:
-    """A run that did not succeed wrote no complete set of artifacts: two failed runs with
-    nothing in their folders would otherwise compare as "identical"."""
-    target = resolve(argument, Path.cwd())
-    if target.run is not None:
-        _refuse_unreadable_record(target.path.parent, target.run)
-    status = run_status(target)
-    if status not in (None, "succeeded"):
-        raise ArtifactError(
-            f"run {target.run} {status}, so its artifacts are not a result to compare",
-            hint=f"see why with `harness runs show {target.run}`; to compare what it wrote "
-            f"anyway, give its folder: {target.path}",
-        )
-
-
-def _refuse_unreadable_record(folder: Path, run: str) -> None:
-    """A run whose record cannot be read (truncated, edited) says nothing of how it ended:
-    its artifacts are not a result either, whatever its folder holds."""
-    from harness.runs import records  # noqa: PLC0415 - only comparisons of runs read records
-
-    if not (folder / records.RECORD).exists() and not (folder / records.RECORD).is_symlink():
-        return
-    try:
-        records.read(folder)
-    except HarnessError as error:
-        raise ArtifactError(
-            f"run {run}'s record cannot be read, so how it ended is unknown: {error.message}",
-            hint=f"rerun the experiment; to compare what it wrote anyway, give its folder: "
-            f"{folder / records.ARTIFACTS}",
-        ) from None
+    )
 
 
 # `python -m harness.compare A B`: the command on its own, as the group would run it: the

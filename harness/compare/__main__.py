@@ -1,7 +1,7 @@
 """``python -m harness.compare A B``: the compare command on its own (see
-:func:`harness.cli.compare.run`)."""
+:func:`harness.cli.compare.run`; a plain line starts as :mod:`harness.cli.launch` says)."""
 
-from harness.cli.compare import main
+from harness.cli.launch import compare_main
 
 if __name__ == "__main__":
-    main()
+    compare_main()

@@ -18,7 +18,7 @@ import errno
 import os
 import stat
 from dataclasses import dataclass
-from pathlib import Path, PosixPath
+from pathlib import Path, PosixPath, PurePath, PurePosixPath
 
 from harness.errors import ArtifactError
 
@@ -51,14 +51,63 @@ def kind_name(mode: int) -> str:
     return _TYPES.get(stat.S_IFMT(mode), "not a regular file")
 
 
+@dataclass(frozen=True, slots=True)
+class Place:
+    """Where a compared file lies: the folder being compared and the file's path in it.
+
+    Some formats name other files (an HDF5 external link, a virtual dataset's sources).
+    Their readers follow such a name only to a file inside the same compared folder,
+    opened as every compared file is (no link followed on the way, checked descriptor),
+    so that a file cannot make the comparison read what it does not compare.
+    """
+
+    root: Path
+    relative: PurePosixPath
+
+    def inner(self, name: str, label: str) -> PurePosixPath:
+        """``name`` as a file names another (relative to its own folder, or absolute), as a
+        path inside the compared folder; refused when it leads outside."""
+        if name.startswith("/"):
+            real_root = os.path.realpath(self.root)
+            target = os.path.normpath(name)
+            if target != real_root and not target.startswith(real_root.rstrip("/") + "/"):
+                raise self._outside(name, label)
+            found = PurePosixPath(os.path.relpath(target, real_root))
+        else:
+            found = PurePosixPath(os.path.normpath(self.relative.parent / name))
+        if not found.parts or found.parts[0] in ("..", "."):
+            raise self._outside(name, label)
+        return found
+
+    def open(self, relative: PurePosixPath, label: str) -> Opened:
+        """The file at ``relative`` inside the compared folder, opened and checked."""
+        try:
+            root_fd = os.open(self.root, FOLDER_FLAGS & ~os.O_NOFOLLOW)
+        except OSError as exc:
+            raise _refuse(label, exc) from None
+        try:
+            opened = open_beneath(root_fd, Path(relative), label, str(self.root / relative))
+        finally:
+            os.close(root_fd)
+        return opened.within(self.root, relative)
+
+    def _outside(self, name: str, label: str) -> ArtifactError:
+        return ArtifactError(
+            f"{label} names {name!r}, outside the compared folder {self.root}",
+            hint=_HINT_OUTSIDE,
+        )
+
+
 class DescriptorPath(PosixPath):
     """A path that names a file in messages but opens the checked descriptor.
 
     ``str()`` (and so every message) is the artifact's own path; ``os.fspath()``, which
     ``open``, ``os.stat``, zipfile, numpy and h5py use to open it, is ``/proc/self/fd/N``.
+    ``place`` says where the file lies, for readers that follow names of other files.
     """
 
     _through: str | None = None
+    place: Place | None = None
 
     def __fspath__(self) -> str:
         return self._through if self._through is not None else str(self)
@@ -79,6 +128,15 @@ class Opened:
     fd: int
     path: str
     size: int
+    # Where the file lies (see Place), kept as plain values: most files of a large folder
+    # are only compared as bytes, and never need a Place.
+    root: Path | None = None
+    relative: str = ""
+
+    def within(self, root: Path, relative: str | PurePath) -> Opened:
+        """This file, known to lie at ``relative`` inside the compared folder ``root``."""
+        self.root, self.relative = root, str(relative)
+        return self
 
     def reader_path(self) -> Path:
         """A path for readers that open by name: it reaches this descriptor's file."""
@@ -86,6 +144,8 @@ class Opened:
             return Path(self.path)
         path = DescriptorPath(self.path)
         path._through = f"{_PROC_FD}/{self.fd}"
+        if self.root is not None:
+            path.place = Place(self.root, PurePosixPath(self.relative))
         return path
 
     def close(self) -> None:
@@ -132,11 +192,14 @@ def open_checked(
 
 
 def open_named(path: Path, label: str) -> Opened:
-    """A file the user named: it may be a link, but not to a kernel file or a device."""
+    """A file the user named: it may be a link, but not to a kernel file or a device.
+
+    Its folder is the one it is compared in: the files it names (see :class:`Place`)
+    must lie there."""
     target = Path(os.path.realpath(path))
     if any(inside(target, pseudo) for pseudo in PSEUDO_ROOTS):
         raise ArtifactError(f"{label} is {target}, a kernel file, not an artifact", hint=_HINT)
-    return open_checked(path, label, str(path), follow=True)
+    return open_checked(path, label, str(path), follow=True).within(path.parent, path.name)
 
 
 def open_beneath(root_fd: int, relative: Path, label: str, path: str) -> Opened:
@@ -152,12 +215,22 @@ def open_beneath(root_fd: int, relative: Path, label: str, path: str) -> Opened:
             try:
                 inner = os.open(part, FOLDER_FLAGS, dir_fd=folder)
             except OSError as exc:
+                if exc.errno == errno.ENOTDIR and _is_link(part, folder):
+                    # O_DIRECTORY answers a link to a folder so; say what it is.
+                    exc = OSError(errno.ELOOP, os.strerror(errno.ELOOP))
                 raise _refuse(label, exc) from None
             os.close(folder)
             folder = inner
         return open_checked(parts[-1], label, path, dir_fd=folder)
     finally:
         os.close(folder)
+
+
+def _is_link(name: str, folder_fd: int) -> bool:
+    try:
+        return stat.S_ISLNK(os.stat(name, dir_fd=folder_fd, follow_symlinks=False).st_mode)
+    except OSError:
+        return False
 
 
 def link_target(link: Path, root: Path, label: str) -> Path:

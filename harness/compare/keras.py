@@ -2,7 +2,10 @@
 
 Every dataset is compared by its path, block by block through h5py (never read whole);
 attributes are compared as plain values, bytes as bytes. Soft links are compared by
-the path they name; external links, virtual datasets and external storage are refused.
+the path they name. External links and virtual datasets are compared by the values they
+lead to, as h5py would return them, when the files they name lie inside the compared
+folder (see :mod:`harness.compare.h5links`); otherwise they are refused, as is external
+storage.
 A ``.keras`` file is a zip holding ``model.weights.h5``, ``config.json`` and
 ``metadata.json``: the weights are extracted to
 a temporary file (h5py needs a seekable file), the config is compared as JSON, and
@@ -25,6 +28,7 @@ import h5py
 
 from harness.compare.container import Container, compare_containers
 from harness.compare.dtypes import from_numpy
+from harness.compare.h5links import LinkedFiles, refuse_outside
 from harness.compare.jsonmetrics import check_json_size, loads_json
 from harness.compare.model import ArtifactResult
 from harness.compare.names import shown
@@ -55,22 +59,30 @@ def _plain(value: Any) -> Any:
     return value
 
 
-_HINT_OUTSIDE = (
-    "harness compares what is inside the file; copy the data into it "
-    "(h5py: dataset[...] = source[...]) instead of linking to other files"
-)
-
-
-def _refuse_outside(label: str, name: str, what: str) -> ArtifactError:
-    return ArtifactError(
-        f"{label}: {shown(name)} is {what}, which reads data outside the file", hint=_HINT_OUTSIDE
-    )
-
-
-def _names(handle: h5py.File) -> list[str]:
+def _names(handle: h5py.Group) -> list[str]:
     names: list[str] = []
     handle.visit_links(names.append)
     return names
+
+
+def h5_reads_other_files(path: Path) -> bool:
+    """Whether the HDF5 file holds an external link, a virtual dataset or a dataset stored
+    in external files: what it loads as then depends on other files too."""
+    try:
+        handle = h5py.File(path, "r")
+    except OSError:
+        return False  # not HDF5 at all: its bytes are all there is
+    with handle:
+        for name in _names(handle):
+            link = handle.get(name, getlink=True)
+            if isinstance(link, h5py.ExternalLink):
+                return True
+            if isinstance(link, h5py.SoftLink):
+                continue
+            obj = handle[name]
+            if isinstance(obj, h5py.Dataset) and (obj.is_virtual or obj.external):
+                return True
+    return False
 
 
 def h5_container(path: Path, stack: ExitStack, label: str | None = None) -> Container:
@@ -78,8 +90,9 @@ def h5_container(path: Path, stack: ExitStack, label: str | None = None) -> Cont
 
     Every link is followed by name, so an object reachable by two names is compared
     under both; a soft link is compared by the path it names (its target is compared
-    under its own name); an external link, a virtual dataset and a dataset stored in
-    external files are refused, since they read files the comparison did not check.
+    under its own name); an external link is compared as the object it leads to, and a
+    virtual dataset by its values, when the files they read lie inside the compared
+    folder; a dataset stored in external files is refused.
     """
     label = label or str(path)
     try:
@@ -90,28 +103,54 @@ def h5_container(path: Path, stack: ExitStack, label: str | None = None) -> Cont
             hint="the file is truncated or corrupt; regenerate it",
         ) from None
     container = Container()
-    objects: list[tuple[str, Any]] = [("/", handle)]
-    for name in _names(handle):
-        link = handle.get(name, getlink=True)
-        if isinstance(link, h5py.ExternalLink):
-            raise _refuse_outside(label, name, f"an external link to {link.filename}")
-        if isinstance(link, h5py.SoftLink):
-            container.values[f"{name}@soft link"] = link.path
-            continue
-        objects.append((name, handle[name]))
-    for name, obj in objects:
-        for key, value in obj.attrs.items():
-            container.values[f"{name}@{key}"] = _plain(value)
-        if isinstance(obj, h5py.Dataset):
-            _dataset(container, label, name, obj)
+    files = LinkedFiles(stack, label, getattr(path, "place", None), path.stat())
+    _add(container, files, handle, "", files.top)
     return container
 
 
-def _dataset(container: Container, label: str, name: str, obj: h5py.Dataset) -> None:
+def _add(
+    container: Container,
+    files: LinkedFiles,
+    obj: h5py.Group | h5py.Dataset,
+    prefix: str,
+    where: LinkedFiles.Where,
+) -> None:
+    """``obj`` and everything below it, under the name ``prefix`` ("" for the root)."""
+    objects: list[tuple[str, Any]] = [(prefix or "/", obj)]
+    if isinstance(obj, h5py.Group):
+        names = _names(obj)
+        if prefix:  # a group reached through an external link
+            files.count(len(names), prefix)
+        for name in names:
+            full = f"{prefix}/{name}" if prefix else name
+            link = obj.get(name, getlink=True)
+            if isinstance(link, h5py.ExternalLink):
+                target, inner = files.external(full, link.filename, link.path, where)
+                _add(container, files, target, full, inner)
+                continue
+            if isinstance(link, h5py.SoftLink):
+                container.values[f"{full}@soft link"] = link.path
+                continue
+            objects.append((full, files.member(obj, name, where)))
+    for name, item in objects:
+        for key, value in item.attrs.items():
+            container.values[f"{name}@{key}"] = _plain(value)
+        if isinstance(item, h5py.Dataset):
+            _dataset(container, files, name, item, where)
+
+
+def _dataset(
+    container: Container,
+    files: LinkedFiles,
+    name: str,
+    obj: h5py.Dataset,
+    where: LinkedFiles.Where,
+) -> None:
+    label = files.label
     if obj.is_virtual:
-        raise _refuse_outside(label, name, "a virtual dataset")
+        obj = files.virtual(name, obj, where)
     if obj.external:
-        raise _refuse_outside(label, name, "a dataset stored in external files")
+        raise refuse_outside(label, name, "a dataset stored in external files")
     if obj.shape is None:
         container.values[name] = "<empty dataset>"
     elif obj.dtype.kind == "O" or obj.dtype.hasobject:

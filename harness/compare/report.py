@@ -7,18 +7,12 @@ written as the strings "inf", "-inf" and "nan".
 
 from __future__ import annotations
 
-import html
-import json
 import math
 import sys
+from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import IO, Any
-
-from rich import box
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
 
 from harness.compare.model import (
     SCHEMA,
@@ -30,7 +24,7 @@ from harness.compare.model import (
     TensorResult,
 )
 from harness.compare.names import printable, shown
-from harness.compare.plot import abs_label, colour, histogram_svg, ulp_label
+from harness.compare.plain_table import Styled, plain_table
 from harness.compare.policy import parse_policy
 from harness.errors import ConfigError
 
@@ -213,60 +207,121 @@ def _list_identical(result: ComparisonResult) -> bool:
     return len(result.artifacts) <= MAX_IDENTICAL_LISTED
 
 
-def print_table(result: ComparisonResult, file: IO[str] | None = None) -> None:
-    """The human-readable table (rich), to stdout unless ``file`` is given."""
-    console = Console(file=file, width=None if (file or sys.stdout).isatty() else 160)
-    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
-    table.add_column("Artifact", overflow="fold")
-    table.add_column("Kind")
-    table.add_column("Verdict")
-    table.add_column("Details", overflow="fold")
+# A row of the table: a Styled cell is shown as written (a rich Text), a plain string is
+# read by rich as markup (it never holds any: a kind's name, or nothing).
+_Row = tuple["Styled | str", "Styled | str", "Styled | str", "Styled | str"]
+_HEADER = ("Artifact", "Kind", "Verdict", "Details")
+
+
+def _table_rows(result: ComparisonResult) -> list[_Row]:
+    rows: list[_Row] = []
     listed_identical = _list_identical(result)
     for artifact in result.artifacts:
         if artifact.status == "identical" and not listed_identical:
             continue
         style = _STYLE[artifact.status]
-        table.add_row(
-            Text(shown(artifact.path)),
-            artifact.kind,
-            Text(artifact.verdict, style=style),
-            Text(printable(artifact_details(artifact))),
+        rows.append(
+            (
+                Styled(shown(artifact.path)),
+                artifact.kind,
+                Styled(artifact.verdict, style),
+                Styled(printable(artifact_details(artifact))),
+            )
         )
         listed = _listed_tensors(artifact)
         for tensor in listed[:MAX_ROWS]:
-            table.add_row(
-                Text(f"  {shown(tensor.name)}", style="dim"),
-                "",
-                Text(tensor.status, style=_STYLE[tensor.status]),
-                Text(printable(tensor_details(tensor, artifact.policy))),
+            rows.append(
+                (
+                    Styled(f"  {shown(tensor.name)}", "dim"),
+                    "",
+                    Styled(tensor.status, _STYLE[tensor.status]),
+                    Styled(printable(tensor_details(tensor, artifact.policy))),
+                )
             )
         if len(listed) > MAX_ROWS:
-            table.add_row(Text(f"  ... {len(listed) - MAX_ROWS} more tensors"), "", "", "")
+            rows.append((Styled(f"  ... {len(listed) - MAX_ROWS} more tensors"), "", "", ""))
         entries_shown = artifact.entries[: max(0, MAX_ROWS - len(listed))]
         for entry in entries_shown:
-            table.add_row(
-                Text(f"  {shown(entry.where)}", style="dim"),
-                "",
-                Text(entry.status, style=_STYLE[entry.status]),
-                Text(printable(entry_details(entry, where=False))),
+            rows.append(
+                (
+                    Styled(f"  {shown(entry.where)}", "dim"),
+                    "",
+                    Styled(entry.status, _STYLE[entry.status]),
+                    Styled(printable(entry_details(entry, where=False))),
+                )
             )
         if artifact.entries_total > len(entries_shown):
             more = artifact.entries_total - len(entries_shown)
-            table.add_row(Text(f"  ... {more} more differences"), "", "", "")
+            rows.append((Styled(f"  ... {more} more differences"), "", "", ""))
         for line in artifact.diff:
-            table.add_row("", "", "", Text(printable(line), style="dim"))
+            rows.append(("", "", "", Styled(printable(line), "dim")))
     if not listed_identical and result.count("identical"):
         identical = result.count("identical")
-        table.add_row(
-            Text(f"({identical:,} identical artifacts not listed; --json lists every one)"),
-            "",
-            Text("identical", style=_STYLE["identical"]),
-            "",
+        rows.append(
+            (
+                Styled(f"({identical:,} identical artifacts not listed; --json lists every one)"),
+                "",
+                Styled("identical", _STYLE["identical"]),
+                "",
+            )
         )
-    console.print(printable(_side("A", result.a)), highlight=False, markup=False)
-    console.print(printable(_side("B", result.b)), highlight=False, markup=False)
+    return rows
+
+
+def print_table(result: ComparisonResult, file: IO[str] | None = None) -> None:
+    """The human-readable table, to stdout unless ``file`` is given.
+
+    Drawn by rich on a terminal; elsewhere (a pipe, a log, CI) rich would draw no colour,
+    and the same characters are written without it where they are known to be the same
+    (see :mod:`harness.compare.plain_table`): importing rich is a good part of the time
+    `harness compare` takes on identical files.
+    """
+    out = file or sys.stdout
+    rows = _table_rows(result)
+    sides = [printable(_side("A", result.a)), printable(_side("B", result.b))]
+    summary = summary_line(result)
+    summary_style = _STYLE.get(result.outcome.split()[0], "yellow")
+    plain = plain_table(out, _HEADER, rows, sides, summary, width=_PIPE_WIDTH)
+    if plain is None:
+        rich_table(file, rows, sides, (summary, summary_style))
+        return
+    out.write(plain)
+    out.flush()
+
+
+def rich_table(
+    file: IO[str] | None,
+    rows: Sequence[Sequence[Styled | str]],
+    before: Sequence[str],
+    after: tuple[str, str],
+) -> None:
+    """The lines ``before``, the table and the line ``after`` (text, style), drawn by rich."""
+    from rich import box  # noqa: PLC0415 (see print_table)
+    from rich.console import Console  # noqa: PLC0415
+    from rich.table import Table  # noqa: PLC0415
+    from rich.text import Text  # noqa: PLC0415
+
+    console = Console(file=file, width=None if (file or sys.stdout).isatty() else _PIPE_WIDTH)
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
+    table.add_column(_HEADER[0], overflow="fold")
+    table.add_column(_HEADER[1])
+    table.add_column(_HEADER[2])
+    table.add_column(_HEADER[3], overflow="fold")
+    for row in rows:
+        table.add_row(
+            *(
+                Text(cell.text, style=cell.style) if isinstance(cell, Styled) else cell
+                for cell in row
+            )
+        )
+    for line in before:
+        console.print(line, highlight=False, markup=False)
     console.print(table)
-    console.print(Text(summary_line(result), style=_STYLE.get(result.outcome.split()[0], "yellow")))
+    console.print(Text(after[0], style=after[1]))
+
+
+# The width of the table where no terminal says one (a pipe, a file).
+_PIPE_WIDTH = 160
 
 
 # -- JSON -----------------------------------------------------------------------------
@@ -336,6 +391,8 @@ def to_dict(result: ComparisonResult) -> dict[str, Any]:
 
 
 def to_json(result: ComparisonResult) -> str:
+    import json  # noqa: PLC0415 (a table on a pipe, the common case, needs no JSON)
+
     return json.dumps(to_dict(result), indent=2, allow_nan=False) + "\n"
 
 
@@ -407,6 +464,8 @@ def _text_bars(title: str, bins: list[Bin], labels: list[str]) -> list[str]:
 
 
 def _tensor_markdown(artifact: ArtifactResult, tensor: TensorResult) -> list[str]:
+    from harness.compare.plot import abs_label, ulp_label  # noqa: PLC0415 (reports only)
+
     title = f"{artifact.path}: {tensor.name}" if tensor.name else artifact.path
     lines = ["", f"### {_md_name(title)}: {tensor.status}", "", "| | |", "| --- | --- |"]
     lines += [
@@ -448,10 +507,14 @@ pre { background: #f6f6f6; padding: 0.8em; overflow-x: auto; }
 
 
 def _h(text: str) -> str:
+    import html  # noqa: PLC0415 (only reports are HTML)
+
     return html.escape(printable(text), quote=True)
 
 
 def _h_name(name: str) -> str:
+    import html  # noqa: PLC0415 (only reports are HTML)
+
     return html.escape(shown(name), quote=True)
 
 
@@ -480,6 +543,8 @@ def _limits(policy_text: str) -> tuple[float | None, float | None]:
 
 
 def _charts(tensor: TensorResult, policy: str) -> str:
+    from harness.compare.plot import abs_label, colour, histogram_svg, ulp_label  # noqa: PLC0415
+
     ulp_limit, abs_limit = _limits(policy)
     charts = []
     if tensor.ulp_histogram:

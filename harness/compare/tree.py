@@ -20,10 +20,7 @@ from harness.compare.kinds import NUMBER_KINDS, compare_files, compare_opened, k
 from harness.compare.model import ArtifactResult, ComparisonResult, Entry, Side, Status
 from harness.compare.names import shown
 from harness.compare.policy import BITWISE, Policy, PolicySet
-from harness.config import STATE_FOLDER
 from harness.errors import ArtifactError, HarnessError, RunNotFound
-
-RUNS = STATE_FOLDER / "runs"
 
 
 @dataclass(frozen=True)
@@ -45,10 +42,15 @@ def project_root(start: Path) -> Path | None:
 
 def runs_folders(cwd: Path) -> list[Path]:
     """Where run records are looked up: under the current folder, then the project root."""
-    folders = [cwd / RUNS]
+    # Imported here: the configuration module is large, and comparing files and folders
+    # never needs it.
+    from harness.config import STATE_FOLDER  # noqa: PLC0415
+
+    runs = STATE_FOLDER / "runs"
+    folders = [cwd / runs]
     root = project_root(cwd)
-    if root is not None and (root / RUNS).resolve() != (cwd / RUNS).resolve():
-        folders.append(root / RUNS)
+    if root is not None and (root / runs).resolve() != (cwd / runs).resolve():
+        folders.append(root / runs)
     return folders
 
 
@@ -257,13 +259,16 @@ class _Walk:
         label = f"{shown(relative)} in {'AB'[side]}"
         if kind == _LINK:
             target = link_target(Path(where.path(relative)), where.root, label)
-            return open_beneath(where.fd, target, label, where.path(relative))
+            opened = open_beneath(where.fd, target, label, where.path(relative))
+            return opened.within(where.root, target)
         if kind == _OTHER:
             mode = os.stat(name, dir_fd=fd, follow_symlinks=False).st_mode
             raise ArtifactError(
                 f"{label} is {kind_name(mode)}, not a file", hint="compare regular files only"
             )
-        return open_checked(name, label, where.path(relative), dir_fd=fd)
+        return open_checked(name, label, where.path(relative), dir_fd=fd).within(
+            where.root, relative
+        )
 
     def _folder_links(self, kinds: tuple[str, str], relative: str) -> ArtifactResult | None:
         """Links to folders are not followed: they match when both point at the same place
@@ -377,11 +382,12 @@ def _namesake(
     try:
         label_folder = f"{shown(name)} in {'AB'[folder_side]}"
         if namesake.is_symlink():
-            in_folder = open_beneath(
-                fd, link_target(namesake, folder, label_folder), label_folder, str(namesake)
-            )
+            target = link_target(namesake, folder, label_folder)
+            in_folder = open_beneath(fd, target, label_folder, str(namesake)).within(folder, target)
         else:
-            in_folder = open_checked(name, label_folder, str(namesake), dir_fd=fd)
+            in_folder = open_checked(name, label_folder, str(namesake), dir_fd=fd).within(
+                folder, name
+            )
         opened.append(in_folder)
         named = open_named(file, f"{shown(name)} in {'BA'[folder_side]}")
         opened.append(named)

@@ -314,3 +314,114 @@ def test_a_run_whose_record_cannot_be_read_is_not_compared(
     assert isinstance(result.exception, ArtifactError)
     assert "record cannot be read, so how it ended is unknown" in result.exception.message
     assert str(truncated / "artifacts") in result.exception.hint
+
+
+# Runs each (folder, arguments) line of argv[2] through the entry point argv[1] in one
+# interpreter, and prints, per line, its exit code, stdout, stderr and whether click and
+# rich were imported by then.
+THROUGH = """
+import contextlib, importlib, io, json, os, sys
+module, attribute = sys.argv[1].split(":")
+entry = getattr(importlib.import_module(module), attribute)
+done = []
+for folder, arguments in json.loads(sys.argv[2]):
+    os.chdir(folder)
+    sys.argv = ["harness", *arguments]
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            entry()
+            code = 0
+        except SystemExit as exit:
+            code = exit.code
+    light = [m for m in ("click", "rich") if m not in sys.modules]
+    done.append([code, out.getvalue(), err.getvalue(), light])
+print(json.dumps(done))
+"""
+
+
+def through(entry: str, *lines: tuple[Path, list[str | Path]]) -> list[list[object]]:
+    todo = [(str(folder), [str(a) for a in arguments]) for folder, arguments in lines]
+    done = subprocess.run(
+        [sys.executable, "-c", THROUGH, entry, json.dumps(todo)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    outcomes: list[list[object]] = json.loads(done.stdout)
+    return outcomes
+
+
+def test_the_executable_starts_a_plain_compare_without_click_or_rich(
+    pair: tuple[Path, Path, Path], tmp_path: Path
+) -> None:
+    a, b, c = pair
+    policed = tmp_path / "policed"
+    policed.mkdir()
+    (policed / "pyproject.toml").write_text('[tool.harness.policies]\n"*.npy" = "ulp:1"\n')
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "pyproject.toml").write_text("[tool.harness]\nno-such-key = 1\n")
+    lines: list[tuple[Path, list[str | Path]]] = [
+        (tmp_path, ["compare", a, b]),
+        (tmp_path, ["compare", a / "w.npy", b / "w.npy", "--json"]),
+        (policed, ["compare", a / "w.npy", c / "w.npy"]),
+        (tmp_path, ["compare", "--policy=ulp:1", a, c]),
+        (tmp_path, ["compare", a, c, "-p", "ulp:1", "--metric-tolerance", "rtol=1e-3"]),
+        (tmp_path, ["compare", a, c, "--metric-tolerance=rtol=1e-6", "--json"]),
+        (tmp_path, ["compare", a, "nope"]),
+        (tmp_path, ["compare", a, b, "--policy", "ulp:²"]),
+        (broken, ["compare", a, b]),
+        (tmp_path, ["compare", a, b, "--report", tmp_path / "r.txt"]),
+        (tmp_path, ["compare", a, b, "c"]),
+        (tmp_path, ["compare", "--policy", "--json", a, b]),
+        (tmp_path, ["compare", "--help"]),
+    ]
+    fast = through("harness.cli.launch:main", *lines)
+    full = through("harness.cli.main:main", *lines)
+    # Whichever way a line starts, it prints and ends the same.
+    assert [outcome[:3] for outcome in fast] == [outcome[:3] for outcome in full]
+    assert [outcome[0] for outcome in fast] == [0, 0, 0, 1, 0, 1, 2, 2, 2, 2, 2, 2, 0]
+    # The first six never needed click; identical files, whose table is short and not
+    # for a terminal, not rich either (a table wider than a pipe's 160 columns is rich's).
+    assert all("click" in light for *_, light in fast[:6])
+    assert fast[0][3] == fast[1][3] == ["click", "rich"]
+    assert "harness: 'nope' is neither" in str(fast[6][2])
+    assert "no-such-key" in str(fast[8][2])
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    [
+        ["a"],
+        ["a", "b", "c"],
+        ["a", "b", "--report", "r.md"],
+        ["a", "b", "-h"],
+        ["a", "b", "--policy"],
+        ["a", "b", "--policy="],
+        ["a", "b", "-p=ulp:1"],
+        ["a", "b", "-pulp:1"],
+        ["a", "b", "--policy", "ulp:1", "--policy", "ulp:2"],
+        ["a", "b", "--json", "--json"],
+        ["a", "b", "--policy", "-1"],
+        ["--", "a", "b"],
+        ["-", "b"],
+        ["a", "b", "--jso"],
+    ],
+)
+def test_lines_the_executable_is_unsure_of_go_to_click(arguments: list[str]) -> None:
+    from harness.cli.launch import plain_compare  # noqa: PLC0415
+
+    assert plain_compare(arguments) is None
+
+
+def test_plain_lines_read_as_click_reads_them() -> None:
+    from harness.cli.launch import PlainCompare, plain_compare  # noqa: PLC0415
+
+    assert plain_compare(["a", "--json", "b", "-p", "ulp:4"]) == PlainCompare(
+        "a", "b", policy="ulp:4", as_json=True
+    )
+    assert plain_compare(["--metric-tolerance=rtol=1e-3", "a", ""]) == PlainCompare(
+        "a", "", metric_tolerance="rtol=1e-3"
+    )

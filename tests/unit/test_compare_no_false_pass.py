@@ -195,15 +195,20 @@ def test_hdf5_soft_links_are_compared_by_target(tmp_path: Path) -> None:
     assert one(a, b).status == "differs"
 
 
-def test_hdf5_external_links_and_virtual_datasets_are_refused(tmp_path: Path) -> None:
+def test_hdf5_external_links_and_virtual_datasets_outside_are_refused(tmp_path: Path) -> None:
+    # Outside the folders of the compared files (inside, see test_compare_h5links.py).
     outside = tmp_path / "outside.h5"
     with h5py.File(outside, "w") as handle:
         handle["secret"] = np.arange(3.0)
+    for side in "abcd":
+        (tmp_path / side).mkdir()
     a = _h5(
-        tmp_path / "a.h5", lambda h: h.__setitem__("e", h5py.ExternalLink(str(outside), "/secret"))
+        tmp_path / "a" / "a.h5",
+        lambda h: h.__setitem__("e", h5py.ExternalLink(str(outside), "/secret")),
     )
     b = _h5(
-        tmp_path / "b.h5", lambda h: h.__setitem__("e", h5py.ExternalLink(str(outside), "/other"))
+        tmp_path / "b" / "b.h5",
+        lambda h: h.__setitem__("e", h5py.ExternalLink(str(outside), "/other")),
     )
     artifact = one(a, b)
     assert artifact.status == "error"
@@ -215,8 +220,8 @@ def test_hdf5_external_links_and_virtual_datasets_are_refused(tmp_path: Path) ->
         handle.create_virtual_dataset("v", layout)
 
     c, d = (
-        _h5(tmp_path / "c.h5", virtual),
-        _h5(tmp_path / "d.h5", lambda h: h.attrs.__setitem__("x", 1)),
+        _h5(tmp_path / "c" / "c.h5", virtual),
+        _h5(tmp_path / "d" / "d.h5", lambda h: h.attrs.__setitem__("x", 1)),
     )
     artifact = one(c, d)
     assert artifact.status == "error"
