@@ -118,6 +118,11 @@ class Flow:
         self.module_env: dict[int, dict[str, Taint]] = {}
         self._summaries: dict[int, Summary] = {}
         self._active: set[int] = set()
+        # What another round would see differently (see :meth:`run`): per program, the
+        # first value read of each global or attribute shared between analyses.
+        self._components = project.components()
+        self._installed: set[int] = set()
+        self._reads: dict[tuple[int, str], tuple[int, object]] = {}
         # Per body: the names only ever assigned a set, and those sorted in place.
         self._scope_facts: dict[int, tuple[frozenset[str], set[str]]] = {}
 
@@ -128,20 +133,76 @@ class Flow:
         return self._scope_facts[key]
 
     def run(self) -> list[FlowFinding]:
-        for _ in range(_MAX_ROUNDS):
-            before = self._snapshot()
+        """Analyse every module and function, again while a later analysis changed what
+        an earlier one read (a method reading an attribute another method sets later).
+
+        A round is repeated only for the programs (modules joined by imports, which share
+        no state with others) where some analysis read a global or attribute before its
+        final value was known: elsewhere another round would compute exactly the same.
+        """
+        components = self._components
+        rerun = set(components.values())
+        for round_number in range(_MAX_ROUNDS):
+            before = self._snapshot() if round_number else ()
             self._summaries.clear()
+            self._installed.clear()
+            self._reads.clear()
             for module in self.project.modules:
+                if components[module] not in rerun:
+                    continue
                 analysis = _Analysis(self, module, None)
                 # Shared while it fills, so that functions the body calls see the globals
                 # assigned so far.
                 self.module_env[id(module)] = analysis.env
+                self._installed.add(id(module))
                 analysis.run(module.tree.body)
             for function in self.project.functions():
-                self.summary(function)
-            if self._snapshot() == before:
+                if components[function.module] in rerun:
+                    self.summary(function)
+            rerun = self._stale()
+            if not rerun or (round_number and self._snapshot() == before):
                 break
         return list(self.findings.values())
+
+    def read_global(self, module: Module, name: str) -> Taint:
+        """A function's read of a module-level name."""
+        value = self.module_env.get(id(module), {}).get(name, CLEAN)
+        if id(module) not in self._installed:
+            # The module's body has not run in this round: the value is the last round's.
+            self._reads.setdefault((id(module), name), (self._components[module], value))
+        return value
+
+    def read_attribute(self, owner: Class, attribute: str) -> Taint:
+        """A method's read of ``self.attribute``."""
+        value = self.class_env.get(id(owner), {}).get(attribute, CLEAN)
+        key = (id(owner), f".{attribute}")
+        self._reads.setdefault(key, (self._components[owner.module], value))
+        return value
+
+    def read_attributes(self, owner: Class) -> dict[str, Taint]:
+        """Every attribute of a class, read (and extended) at one construction."""
+        attributes = self.class_env.get(id(owner), {})
+        key = (id(owner), "*")
+        self._reads.setdefault(key, (self._components[owner.module], dict(attributes)))
+        return attributes
+
+    def _stale(self) -> set[int]:
+        """The programs where a value read in this round differs from its final value:
+        only there can another round find more. Values only grow within a round, so the
+        first read of each is the one to compare."""
+        stale: set[int] = set()
+        for (key, name), (component, value) in self._reads.items():
+            if component in stale:
+                continue
+            if name == "*":
+                final: object = self.class_env.get(key, {})
+            elif name.startswith("."):
+                final = self.class_env.get(key, {}).get(name[1:], CLEAN)
+            else:
+                final = self.module_env.get(key, {}).get(name, CLEAN)
+            if final != value:
+                stale.add(component)
+        return stale
 
     def _snapshot(self) -> tuple[object, ...]:
         classes = tuple(
@@ -421,7 +482,7 @@ class _Analysis:
             if node.id in self.env:
                 return self.env[node.id]
             if self.function is not None:
-                return self.flow.module_env.get(id(self.module), {}).get(node.id, CLEAN)
+                return self.flow.read_global(self.module, node.id)
             return CLEAN
         if isinstance(node, ast.Attribute):
             if (
@@ -429,7 +490,7 @@ class _Analysis:
                 and node.value.id == self.self_name
                 and self.owner is not None
             ):
-                return self.flow.class_env.get(id(self.owner), {}).get(node.attr, CLEAN)
+                return self.flow.read_attribute(self.owner, node.attr)
             computed = self.flow.walk.defaults.computed.get((id(self.module), node.attr))
             if computed is not None and isinstance(node.value, ast.Name):
                 # args.log_dir: the option's default, computed when the parser is built.
@@ -661,7 +722,7 @@ class _Analysis:
             for sink in sinks:
                 self.flow.reach(actual.get(index, CLEAN), sink, self)
         if cls is not None:
-            attributes = self.flow.class_env.get(id(cls), {})
+            attributes = self.flow.read_attributes(cls)
             for attribute, taint in list(attributes.items()):
                 replaced = substitute(taint)
                 if replaced != taint:
