@@ -129,7 +129,7 @@ class Flow:
     def scope_facts(self, body: list[ast.stmt]) -> tuple[frozenset[str], set[str]]:
         key = id(body)
         if key not in self._scope_facts:
-            self._scope_facts[key] = _scope_facts(body)
+            self._scope_facts[key] = _scope_facts(self.project.syntax.scope(body))
         return self._scope_facts[key]
 
     def run(self) -> list[FlowFinding]:
@@ -377,12 +377,12 @@ class _Analysis:
             return
         if isinstance(node, ast.Assign):
             value = self.eval(node.value)
-            accumulates = _names(node.value) if order else set()
+            accumulates = self._names(node.value) if order else set()
             for target in node.targets:
                 self._bind(target, value, order, accumulates)
         elif isinstance(node, ast.AnnAssign):
             if node.value is not None:
-                accumulates = _names(node.value) if order else set()
+                accumulates = self._names(node.value) if order else set()
                 self._bind(node.target, self.eval(node.value), order, accumulates)
         elif isinstance(node, ast.AugAssign):
             value = self.eval(node.value) | self.eval(node.target) | order
@@ -429,7 +429,7 @@ class _Analysis:
                 self.eval(expression)
                 self._order = CLEAN
         else:
-            for child in ast.iter_child_nodes(node):
+            for child in self.project.syntax.children(node):
                 if isinstance(child, ast.expr):
                     self.eval(child)
 
@@ -533,14 +533,14 @@ class _Analysis:
             return self._union([k for k in node.keys if k is not None]) | self._union(node.values)
         if isinstance(node, ast.Yield | ast.YieldFrom | ast.Await):
             return self.eval(node.value) if node.value is not None else CLEAN
-        children = [child for child in ast.iter_child_nodes(node) if isinstance(child, ast.expr)]
+        children = [c for c in self.project.syntax.children(node) if isinstance(c, ast.expr)]
         return self._union(children)
 
     def _call_free(self, node: ast.expr) -> Taint:
         """The sources in an expression read elsewhere (an option's default), without
         following names, which belong to another scope."""
         found: set[Source] = set()
-        for part in ast.walk(node):
+        for part in self.project.syntax.walk(node):
             if isinstance(part, ast.Call):
                 name = self.project.qualified(part.func, self.module)
                 if name in apis.CLOCK_OR_HOST and not part.args:
@@ -572,9 +572,8 @@ class _Analysis:
             element = self.eval(node.key) | self.eval(node.value) | filters
         else:
             element = self.eval(node.elt) | filters
-        bound = {
-            n.id for g in node.generators for n in ast.walk(g.target) if isinstance(n, ast.Name)
-        }
+        walk = self.project.syntax.walk
+        bound = {n.id for g in node.generators for n in walk(g.target) if isinstance(n, ast.Name)}
         for name in bound:
             if name in saved:
                 self.env[name] = saved[name]
@@ -583,6 +582,10 @@ class _Analysis:
         if isinstance(node, ast.SetComp):
             return _order_free(element)
         return element | ordered
+
+    def _names(self, node: ast.expr) -> set[str]:
+        """The names an expression reads: ``total = total + x`` in a loop accumulates."""
+        return {n.id for n in self.project.syntax.walk(node) if isinstance(n, ast.Name)}
 
     def _set_order(self, node: ast.expr, what: str) -> Taint:
         if not self.is_set(node):
@@ -859,11 +862,6 @@ def _clock(taint: Taint) -> bool:
     return any(_is_clock(s) for s in taint)
 
 
-def _names(node: ast.expr) -> set[str]:
-    """The names an expression reads: ``total = total + x`` in a loop accumulates."""
-    return {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
-
-
 def _ordered(taint: Taint) -> Taint:
     return frozenset(s for s in taint if s.ordered)
 
@@ -878,12 +876,13 @@ def _items(taint: Taint) -> Taint:
     return frozenset(s for s in taint if not s.ordered or s.deep)
 
 
-def _scope_facts(body: Iterable[ast.stmt]) -> tuple[frozenset[str], set[str]]:
-    """In one scope (not nested functions): the names every assignment of which is a set,
-    and the names on which ``.sort()`` is called (their order is then the sort's)."""
+def _scope_facts(nodes: Iterable[ast.AST]) -> tuple[frozenset[str], set[str]]:
+    """In the nodes of one scope (not nested functions): the names every assignment of
+    which is a set, and the names on which ``.sort()`` is called (their order is then the
+    sort's)."""
     kinds: dict[str, bool] = {}
     sorted_names: set[str] = set()
-    for node in _scope_nodes(body):
+    for node in nodes:
         if (
             isinstance(node, ast.Call)
             and isinstance(node.func, ast.Attribute)
@@ -913,13 +912,3 @@ def _looks_like_set(node: ast.expr) -> bool:
         and isinstance(node.func, ast.Name)
         and node.func.id in ("set", "frozenset")
     )
-
-
-def _scope_nodes(body: Iterable[ast.stmt]) -> Iterator[ast.AST]:
-    stack: list[ast.AST] = list(body)
-    while stack:
-        node = stack.pop()
-        yield node
-        for child in ast.iter_child_nodes(node):
-            if not isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
-                stack.append(child)

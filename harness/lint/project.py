@@ -23,6 +23,8 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from harness.lint.syntax import Syntax
+
 MAX_FILE_BYTES = 4 * 1024 * 1024
 # Deeper than any real code; the analyses recurse along the tree within Python's limit.
 MAX_DEPTH = 120
@@ -90,6 +92,9 @@ class Module:
     source: str
     tree: ast.Module
     linted: bool
+    # Every node of the module in ``ast.walk`` order, from the one walk that serves all
+    # the checks (see :mod:`harness.lint.syntax`).
+    nodes: list[ast.AST] = field(default_factory=list)
     aliases: dict[str, str] = field(default_factory=dict)
     functions: dict[str, Function] = field(default_factory=dict)
     classes: dict[str, Class] = field(default_factory=dict)
@@ -102,13 +107,13 @@ class Module:
         return self.source.splitlines()
 
     @functools.cached_property
-    def nodes(self) -> list[ast.AST]:
-        """Every node of the module, walked once and shared by the checks."""
-        return list(ast.walk(self.tree))
-
-    @property
     def folder(self) -> Path:
         return self.path.parent.resolve()
+
+    @functools.cached_property
+    def resolved(self) -> Path:
+        """The file's path with links resolved, as harness names the code it runs."""
+        return self.path.resolve()
 
 
 Target = Function | Class
@@ -119,24 +124,38 @@ class Project:
 
     def __init__(self, roots: Sequence[Path] = ()) -> None:
         self.modules: list[Module] = []
+        self.syntax = Syntax()
         self._by_name: dict[str, list[Module]] = {}
         self._by_path: dict[Path, Module] = {}
         self._roots = [root.resolve() for root in roots]
         self._context_loaded = 0
         # (module name, importing folder) pairs already looked for and not found.
         self._missing: set[tuple[str, Path]] = set()
+        # What the file system said, asked once per run: most files import the same
+        # modules from the same few folders.
+        self._files: dict[Path, bool] = {}
+        self._search_roots: dict[Path, list[Path]] = {}
 
     # -- loading -----------------------------------------------------------------------
 
-    def add(self, path: Path, shown: str, source: str, tree: ast.Module, *, linted: bool) -> Module:
-        name = _module_name(path)
-        module = Module(name, path, shown, source, tree, linted)
-        # The walk is kept for the analyses: one traversal of the tree serves them all.
+    def add(
+        self,
+        path: Path,
+        shown: str,
+        source: str,
+        tree: ast.Module,
+        nodes: list[ast.AST],
+        *,
+        linted: bool,
+    ) -> Module:
+        """Add a module; ``nodes`` are its tree's, as :meth:`Syntax.read` recorded them."""
+        name = self._module_name(path)
+        module = Module(name, path, shown, source, tree, linted, nodes)
         module.aliases = _aliases(module.nodes, name, is_package=path.name == "__init__.py")
         _index_definitions(module)
         self.modules.append(module)
         self._by_name.setdefault(name, []).append(module)
-        self._by_path[path.resolve()] = module
+        self._by_path[module.resolved] = module
         return module
 
     def link(self) -> None:
@@ -180,10 +199,9 @@ class Project:
 
     def _read_context(self, name: str, near: Module) -> Module | None:
         relative = Path(*name.split("."))
-        roots = list(dict.fromkeys([near.folder, _package_root(near.path).resolve(), *self._roots]))
-        for root in roots:
+        for root in self._roots_near(near):
             for candidate in (root / relative.with_suffix(".py"), root / relative / "__init__.py"):
-                if not candidate.is_file():
+                if not self._is_file(candidate):
                     continue
                 resolved = candidate.resolve()
                 if resolved in self._by_path:
@@ -197,11 +215,44 @@ class Project:
                     tree = ast.parse(source, filename=str(resolved))
                 except (OSError, UnicodeDecodeError, SyntaxError, ValueError, RecursionError):
                     continue
-                if deepest_beyond(tree, MAX_DEPTH) is not None:
-                    continue
+                nodes = self.syntax.read(tree, MAX_DEPTH)
+                if nodes is None:
+                    continue  # too deep to analyse
                 self._context_loaded += 1
-                return self.add(resolved, str(resolved), source, tree, linted=False)
+                return self.add(resolved, str(resolved), source, tree, nodes, linted=False)
         return None
+
+    def _roots_near(self, near: Module) -> list[Path]:
+        """Where a module imported by ``near`` is sought: its folder, its package's root,
+        and the project's roots."""
+        folder = near.path.parent
+        roots = self._search_roots.get(folder)
+        if roots is None:
+            package_root = self._package_root(folder).resolve()
+            roots = list(dict.fromkeys([near.folder, package_root, *self._roots]))
+            self._search_roots[folder] = roots
+        return roots
+
+    def _is_file(self, path: Path) -> bool:
+        known = self._files.get(path)
+        if known is None:
+            known = self._files[path] = path.is_file()
+        return known
+
+    def _module_name(self, path: Path) -> str:
+        """The dotted name: the package path (folders with ``__init__.py``) and the stem."""
+        parts = [] if path.name == "__init__.py" else [path.stem]
+        folder = path.parent
+        while self._is_file(folder / "__init__.py") and folder.name:
+            parts.insert(0, folder.name)
+            folder = folder.parent
+        return ".".join(parts) or path.parent.name
+
+    def _package_root(self, folder: Path) -> Path:
+        """The folder above the outermost package that holds ``folder``."""
+        while self._is_file(folder / "__init__.py") and folder.parent != folder:
+            folder = folder.parent
+        return folder
 
     # -- resolution --------------------------------------------------------------------
 
@@ -343,23 +394,6 @@ def deepest_beyond(tree: ast.AST, limit: int) -> ast.AST | None:
             return node
         stack.extend((child, depth + 1) for child in ast.iter_child_nodes(node))
     return None
-
-
-def _module_name(path: Path) -> str:
-    """The dotted name: the package path (folders with ``__init__.py``) and the stem."""
-    parts = [] if path.name == "__init__.py" else [path.stem]
-    folder = path.parent
-    while (folder / "__init__.py").is_file() and folder.name:
-        parts.insert(0, folder.name)
-        folder = folder.parent
-    return ".".join(parts) or path.parent.name
-
-
-def _package_root(path: Path) -> Path:
-    folder = path.parent
-    while (folder / "__init__.py").is_file() and folder.parent != folder:
-        folder = folder.parent
-    return folder
 
 
 def _aliases(nodes: Iterable[ast.AST], module_name: str, *, is_package: bool) -> dict[str, str]:

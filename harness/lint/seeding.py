@@ -34,6 +34,7 @@ from pathlib import Path
 from harness.lint import apis
 from harness.lint.arguments import Default, Defaults, seed_test, spread_keywords
 from harness.lint.project import Class, Function, Module, Project
+from harness.lint.syntax import Syntax
 
 State = frozenset[str]
 EMPTY: State = frozenset()
@@ -126,7 +127,7 @@ class SeedWalk:
         self.imported = imported
         finals: dict[int, State] = {}
         for module in project.modules:
-            run_by_harness = MODULE_BODY in self._managed.get(module.path.resolve(), frozenset())
+            run_by_harness = MODULE_BODY in self._managed.get(module.resolved, frozenset())
             if id(module) not in imported or run_by_harness:
                 finals[id(module)] = self.module_body(module, MANAGED if run_by_harness else EMPTY)
         for module in project.modules:
@@ -144,8 +145,7 @@ class SeedWalk:
             if (
                 function.owner is None
                 and function.parent is None
-                and function.node.name
-                in self._managed.get(function.module.path.resolve(), frozenset())
+                and function.node.name in self._managed.get(function.module.resolved, frozenset())
             ):
                 self.function(function, MANAGED)
         for function in project.functions():
@@ -173,7 +173,7 @@ class SeedWalk:
             return True
         if id(function.module) not in self.imported:
             return True
-        managed = self._managed.get(function.module.path.resolve(), frozenset())
+        managed = self._managed.get(function.module.resolved, frozenset())
         return function.node.name in managed
 
     def unseeded(self, call: ast.Call) -> bool:
@@ -278,7 +278,7 @@ class SeedWalk:
             for imported in module.imports.get(id(node), []):
                 state = self.module_body(imported, state)
             return state
-        children = [child for child in ast.iter_child_nodes(node) if isinstance(child, ast.expr)]
+        children = [c for c in self.project.syntax.children(node) if isinstance(c, ast.expr)]
         loading = isinstance(node, ast.Assign) and self._weights_loaded(node, module, within)
         self._loading += loading
         try:
@@ -302,9 +302,11 @@ class SeedWalk:
             return False
         body = within.node.body if within is not None else module.tree.body
         if id(body) not in self._loaded:
+            walk = self.project.syntax.walk
             self._loaded[id(body)] = frozenset(
                 ast.unparse(n.func.value)
-                for n in ast.walk(ast.Module(body=body, type_ignores=[]))
+                for statement in body
+                for n in walk(statement)
                 if isinstance(n, ast.Call)
                 and isinstance(n.func, ast.Attribute)
                 and n.func.attr in apis.WEIGHT_LOADERS
@@ -339,7 +341,7 @@ class SeedWalk:
         of an entry point (or of a function some call leaves it out of), an option or
         field the module does not assign itself."""
         if id(module) not in self._assigned:
-            self._assigned[id(module)] = _assigned_settings(module.tree)
+            self._assigned[id(module)] = _assigned_settings(module, self.project.syntax)
         if ast.unparse(setting) in self._assigned[id(module)]:
             return None
         if isinstance(setting, ast.Name) and (
@@ -379,8 +381,9 @@ class SeedWalk:
     def _expressions(
         self, nodes: list[ast.expr], module: Module, within: Function | None, state: State
     ) -> State:
+        calls_in_order = self.project.syntax.calls_in_order
         for node in nodes:
-            for call in _calls_in_order(node):
+            for call in calls_in_order(node):
                 state = self._call(call, module, within, state)
         return state
 
@@ -658,7 +661,7 @@ def _call_graph(project: Project) -> tuple[set[int], set[int]]:
     # method of that name has a caller, which takes what it returns.
     called_by_name: set[str] = set()
     for module, within, body in scopes:
-        for node in _own_nodes(body):
+        for node in _own_nodes(body, project.syntax):
             if isinstance(node, ast.Call):
                 target = project.resolve_call(node, module, within)
                 if isinstance(target, Class):
@@ -704,7 +707,7 @@ def _may_name_a_function(
     return False
 
 
-def _own_nodes(body: list[ast.stmt]) -> Iterator[ast.AST]:
+def _own_nodes(body: list[ast.stmt], syntax: Syntax) -> Iterator[ast.AST]:
     stack: list[ast.AST] = list(body)
     while stack:
         node = stack.pop()
@@ -718,19 +721,11 @@ def _own_nodes(body: list[ast.stmt]) -> Iterator[ast.AST]:
             elif not isinstance(node.func, ast.Name):
                 stack.append(node.func)
             continue
-        for child in ast.iter_child_nodes(node):
-            if not isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
-                stack.append(child)
-
-
-def _calls_in_order(node: ast.AST) -> Iterator[ast.Call]:
-    """Calls in evaluation order: arguments before the call that receives them."""
-    for child in ast.iter_child_nodes(node):
-        if isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
-            continue
-        yield from _calls_in_order(child)
-    if isinstance(node, ast.Call):
-        yield node
+        stack.extend(
+            child
+            for child in syntax.children(node)
+            if not isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)
+        )
 
 
 def _first_seeding(
@@ -738,7 +733,7 @@ def _first_seeding(
 ) -> ast.Call | None:
     """The first seeding call, or call of a project function, in a branch."""
     for statement in body:
-        for node in ast.walk(statement):
+        for node in project.syntax.walk(statement):
             if not isinstance(node, ast.Call):
                 continue
             name = project.qualified(node.func, module)
@@ -760,17 +755,17 @@ def _omitted(call: ast.Call, target: Function) -> set[str]:
     return set(names) - given
 
 
-def _assigned_settings(tree: ast.Module) -> frozenset[str]:
+def _assigned_settings(module: Module, syntax: Syntax) -> frozenset[str]:
     """The attributes and names a module assigns anywhere, as written (``opt.seed``)."""
     found: set[str] = set()
-    for node in ast.walk(tree):
+    for node in module.nodes:
         targets: list[ast.expr] = []
         if isinstance(node, ast.Assign):
             targets = node.targets
         elif isinstance(node, ast.AugAssign | ast.AnnAssign) and node.value is not None:
             targets = [node.target]
         for target in targets:
-            for part in ast.walk(target):
+            for part in syntax.walk(target):
                 if isinstance(part, ast.Attribute | ast.Name) and isinstance(part.ctx, ast.Store):
                     found.add(ast.unparse(part))
     return frozenset(found)

@@ -4,12 +4,16 @@ of the straightforward analysis."""
 
 from __future__ import annotations
 
+import ast
+import gc
 import textwrap
 
 import pytest
 
 from harness.lint import Finding, check_source
 from harness.lint import flow as flow_module
+from harness.lint.project import MAX_DEPTH
+from harness.lint.syntax import Syntax
 
 
 def findings(source: str) -> list[Finding]:
@@ -67,3 +71,71 @@ def test_programs_whose_reads_were_final_are_not_analysed_again(
     rounds.clear()
     findings(LATE_ATTRIBUTE)
     assert rounds == [1, 0]
+
+
+# -- one walk of each tree ----------------------------------------------------------------
+
+EVERY_KIND = """
+import os, json as j
+from . import sibling
+@decorator(1)
+class Model(Base, metaclass=Meta):
+    x: int = 3
+    async def run(self, a, /, b=2, *args, c, **kwargs) -> list[int]:
+        async with open(a) as f, lock:
+            async for item in f:
+                yield item
+        return [y async for y in gen() if y]
+def f(x):
+    global g
+    try:
+        g = {k: v for k, v in x.items()} | {1, 2} or (lambda q: q)(x)
+    except* ValueError as error:
+        raise RuntimeError(f"{error!r:>10}") from error
+    match x:
+        case [1, *rest] if rest: pass
+        case {"k": v, **others}: pass
+        case Point(x=0) | None: pass
+    while (n := len(x)) > 0:
+        del x[0]; x[1:2] = [sum(i for i in range(n))]
+    assert not x, ~n
+    return x[::2], -n, a if b else c, await_(), *x
+"""
+
+
+def test_the_recorded_children_and_walk_are_those_of_the_ast_module() -> None:
+    syntax = Syntax()
+    tree = ast.parse(EVERY_KIND)
+    nodes = syntax.read(tree, MAX_DEPTH)
+    assert nodes == list(ast.walk(tree))
+    for node in nodes:
+        assert syntax.children(node) == tuple(ast.iter_child_nodes(node))
+        assert syntax.walk(node) == list(ast.walk(node))
+    # A node built later (not recorded) gets its children all the same.
+    made = ast.BinOp(ast.Constant(1), ast.Add(), ast.Name("x", ast.Load()))
+    assert syntax.children(made) == tuple(ast.iter_child_nodes(made))
+
+
+def test_calls_come_in_evaluation_order_without_entering_definitions() -> None:
+    syntax = Syntax()
+    tree = ast.parse("f(g(1), h(k()))\nclass C:\n    x = m()\n")
+    assert syntax.read(tree, MAX_DEPTH) is not None
+    statement, _ = tree.body
+    calls = syntax.calls_in_order(statement)
+    assert [ast.unparse(call.func) for call in calls] == ["g", "k", "h", "f"]
+    assert syntax.calls_in_order(statement) is calls  # asked again: the record
+    assert syntax.calls_in_order(tree) == calls  # the class's body is its own scope
+
+
+def test_a_tree_too_deep_is_refused_and_nothing_of_it_recorded() -> None:
+    syntax = Syntax()
+    tree = ast.parse("x = " + "-" * 50 + "1")
+    assert syntax.read(tree, 40) is None
+    assert syntax._children == {}
+    assert syntax.read(tree, 60) is not None
+
+
+def test_the_collector_thresholds_are_restored_after_linting() -> None:
+    before = gc.get_threshold()
+    findings(LATE_ATTRIBUTE)
+    assert gc.get_threshold() == before
