@@ -22,7 +22,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.lint import apis
-from harness.lint.causes import GENERATORS, grouped, maybe_seed, needs_a_result
+from harness.lint.causes import (
+    GENERATORS,
+    SeedingHelpers,
+    grouped,
+    maybe_seed,
+    needs_a_result,
+)
 from harness.lint.findings import Finding, Raw, finding
 from harness.lint.flow import Flow
 from harness.lint.project import MAX_DEPTH, Module, Project, deepest_beyond
@@ -136,7 +142,7 @@ def _check_sources(
         and (rules is None or item.rule in rules)
         and not _ignored(finding(item), ignores[id(item.module)])
     ]
-    return sorted(findings + grouped(kept))
+    return sorted(findings + grouped(kept, SeedingHelpers(project, walk)))
 
 
 def _parse(source: str, shown: str, project: Project) -> tuple[ast.Module, list[ast.AST]] | Finding:
