@@ -107,6 +107,17 @@ def _check_sources(
         tree, nodes = parsed
         project.add(path, shown, source, tree, nodes, linted=True)
     project.link()
+    for program in project.programs():
+        findings.extend(analyse(program, managed, rules))
+    return sorted(findings)
+
+
+def analyse(
+    project: Project,
+    managed: Mapping[Path, frozenset[str]] | None,
+    rules: frozenset[str] | None,
+) -> list[Finding]:
+    """The findings of one program (modules joined by imports, linked), one per cause."""
     raw: list[Raw] = []
     with _deep_recursion():
         walk = SeedWalk(project, managed)
@@ -142,7 +153,7 @@ def _check_sources(
         and (rules is None or item.rule in rules)
         and not _ignored(finding(item), ignores[id(item.module)])
     ]
-    return sorted(findings + grouped(kept, SeedingHelpers(project, walk)))
+    return grouped(kept, SeedingHelpers(project, walk))
 
 
 def _parse(source: str, shown: str, project: Project) -> tuple[ast.Module, list[ast.AST]] | Finding:

@@ -367,6 +367,31 @@ class Project:
         for module in self.modules:
             yield from module.all_functions
 
+    def programs(self) -> list[Project]:
+        """The linked project split into its programs: modules joined by imports, which
+        share nothing else, so each is analysed alone (and may be in another process).
+        Only programs with a linted module; each keeps the project's order of modules."""
+        members: dict[int, list[Module]] = {}
+        for module, component in self.components().items():
+            members.setdefault(component, []).append(module)
+        return [
+            self._part(modules)
+            for modules in members.values()
+            if any(module.linted for module in modules)
+        ]
+
+    def _part(self, modules: list[Module]) -> Project:
+        part = Project()
+        part._roots = self._roots
+        part.syntax = self.syntax
+        # Linked already: nothing more is loaded for context.
+        part._context_loaded = MAX_CONTEXT_MODULES
+        for module in modules:
+            part.modules.append(module)
+            part._by_name.setdefault(module.name, []).append(module)
+            part._by_path[module.resolved] = module
+        return part
+
     def components(self) -> dict[Module, int]:
         """Modules grouped by import: each group is one program for "eventually seeded"."""
         parent = {id(m): id(m) for m in self.modules}
