@@ -34,6 +34,7 @@ from harness.lint.flow import Flow
 from harness.lint.project import MAX_DEPTH, Module, Project, deepest_beyond
 from harness.lint.rules import BY_ID, PARSE_ERROR
 from harness.lint.seeding import SeedWalk, constant, keyword, no_seed
+from harness.lint.workers import analyse_programs
 
 _DETERMINISM_VARIABLES = frozenset({"TF_DETERMINISTIC_OPS", "TF_CUDNN_DETERMINISTIC"})
 _OFF_VALUES = frozenset({"0", "false", "False", "FALSE", "no"})
@@ -63,11 +64,13 @@ def check_files(
     roots: Sequence[Path] = (),
     managed: Mapping[Path, frozenset[str]] | None = None,
     rules: frozenset[str] | None = None,
+    jobs: int | None = None,
 ) -> list[Finding]:
     """Check files together (a seed in one counts for the code another calls); each is
     ``(path, shown name)``. ``roots`` are folders where imported project modules are
     sought besides each file's own folder and package; ``managed`` names what harness runs
-    (see :class:`~harness.lint.seeding.SeedWalk`)."""
+    (see :class:`~harness.lint.seeding.SeedWalk`); ``jobs`` how many processes analyse
+    the programs (None: see :mod:`harness.lint.workers`)."""
     sources: list[tuple[Path, str, str]] = []
     findings: list[Finding] = []
     for path, shown in files:
@@ -77,7 +80,7 @@ def check_files(
         except UnicodeDecodeError as error:
             line = data[: error.start].count(b"\n") + 1
             findings.append(_parse_error(shown, line, 1, f"not UTF-8: {error.reason}"))
-    return sorted(findings + check_sources(sources, roots, managed, rules))
+    return sorted(findings + check_sources(sources, roots, managed, rules, jobs))
 
 
 def check_sources(
@@ -85,10 +88,11 @@ def check_sources(
     roots: Sequence[Path] = (),
     managed: Mapping[Path, frozenset[str]] | None = None,
     rules: frozenset[str] | None = None,
+    jobs: int | None = None,
 ) -> list[Finding]:
     """Every finding in ``sources`` of the ``rules`` (default: all), one per cause."""
     with _rare_collections():
-        return _check_sources(sources, roots, managed, rules)
+        return _check_sources(sources, roots, managed, rules, jobs)
 
 
 def _check_sources(
@@ -96,6 +100,7 @@ def _check_sources(
     roots: Sequence[Path],
     managed: Mapping[Path, frozenset[str]] | None,
     rules: frozenset[str] | None,
+    jobs: int | None,
 ) -> list[Finding]:
     project = Project(roots)
     findings: list[Finding] = []
@@ -107,8 +112,7 @@ def _check_sources(
         tree, nodes = parsed
         project.add(path, shown, source, tree, nodes, linted=True)
     project.link()
-    for program in project.programs():
-        findings.extend(analyse(program, managed, rules))
+    findings.extend(analyse_programs(project.programs(), managed, rules, analyse, jobs))
     return sorted(findings)
 
 

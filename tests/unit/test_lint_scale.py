@@ -7,10 +7,12 @@ from __future__ import annotations
 import ast
 import gc
 import textwrap
+import threading
+from pathlib import Path
 
 import pytest
 
-from harness.lint import Finding, check_source
+from harness.lint import Finding, check_source, enabled_rules, lint_paths, workers
 from harness.lint import flow as flow_module
 from harness.lint.project import MAX_DEPTH
 from harness.lint.syntax import Syntax
@@ -139,3 +141,61 @@ def test_the_collector_thresholds_are_restored_after_linting() -> None:
     before = gc.get_threshold()
     findings(LATE_ATTRIBUTE)
     assert gc.get_threshold() == before
+
+
+# -- programs in parallel ------------------------------------------------------------------
+
+
+def gallery(root: Path, scripts: int) -> Path:
+    """A folder of separate scripts, a few seeding through one helper."""
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "common.py").write_text(
+        "import random\n\n\ndef seed_all(seed):\n    random.seed(seed)\n"
+    )
+    for number in range(scripts):
+        helper = "import common\ncommon.seed_all(0)\n" if number % 5 == 0 else ""
+        (root / f"plot_{number:03d}.py").write_text(
+            f"import json, time\nimport numpy as np\nimport torch\n{helper}"
+            f"x = np.random.rand({number + 1})\nlayer = torch.nn.Linear(2, 2)\n"
+            "json.dump([x.tolist(), time.time()], open('out.json', 'w'))\n"
+            "torch.save(layer.state_dict(), 'layer.pt')\n"
+        )
+    return root
+
+
+def test_programs_analysed_in_several_processes_give_the_same_findings(tmp_path: Path) -> None:
+    root = gallery(tmp_path, 60)
+    rules = enabled_rules(["ALL"], [])
+    alone = lint_paths([root], rules, relative_to=root, jobs=1)
+    shared = lint_paths([root], rules, relative_to=root, jobs=2)
+    assert shared == alone
+    assert {f.rule for f in alone.findings} >= {"HR002", "HR010", "HR017"}
+    # Each omission of the helper stays one finding with the uses of every script that
+    # calls it, whichever process analysed them.
+    omissions = [f for f in alone.findings if f.path == "common.py"]
+    assert [f.rule for f in omissions] == ["HR002", "HR017"]
+    assert all("12 use(s) in 12 files" in f.message for f in omissions)
+
+
+def test_few_files_or_a_running_thread_are_analysed_in_this_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_fork(method: str) -> None:
+        raise AssertionError(f"started {method} workers")
+
+    monkeypatch.setattr(workers.multiprocessing, "get_context", no_fork)
+    monkeypatch.setattr(workers, "available_cores", lambda: 2)
+    rules = enabled_rules(["ALL"], [])
+    few = gallery(tmp_path / "few", workers.MIN_FILES - 2)
+    assert lint_paths([few], rules, relative_to=few).findings
+    many = gallery(tmp_path / "many", workers.MIN_FILES + 2)
+    stop = threading.Event()
+    thread = threading.Thread(target=stop.wait)
+    thread.start()
+    try:
+        assert lint_paths([many], rules, relative_to=many).findings
+    finally:
+        stop.set()
+        thread.join()
+    with pytest.raises(AssertionError, match="started fork workers"):
+        lint_paths([many], rules, relative_to=many)
