@@ -338,6 +338,10 @@ class _Analysis:
         # Unseeded draws that decide the branch being evaluated (an augmentation applied
         # when random.random() < p): what the branch assigns or returns depends on them.
         self._control: Taint = CLEAN
+        # The first value each name (or attribute of self, or class) had when this pass
+        # read it; None for a name not bound yet. When every one is still the value at
+        # the end of the pass, another pass would compute the same: see run().
+        self._reads: dict[str | tuple[int, str], object] = {}
 
     def owns(self, source: Source) -> bool:
         return self.function is not None and source.node is self.function.node
@@ -357,9 +361,25 @@ class _Analysis:
                 )
         for _ in range(_MAX_PASSES):
             before = (dict(self.env), self.returns, self._class_size())
+            self._reads.clear()
             self._block(body, CLEAN)
-            if (dict(self.env), self.returns, self._class_size()) == before:
+            # Names only gain sources within a pass, so a pass whose reads all saw their
+            # final values is a fixed point: the next would read and write the same.
+            if not self._stale() or (dict(self.env), self.returns, self._class_size()) == before:
                 break
+
+    def _stale(self) -> bool:
+        class_env = self.flow.class_env
+        for key, value in self._reads.items():
+            if isinstance(key, str):
+                current: object = self.env.get(key)
+            elif key[1] == "*":
+                current = class_env.get(key[0], {})
+            else:
+                current = class_env.get(key[0], {}).get(key[1], CLEAN)
+            if current != value:
+                return True
+        return False
 
     def _class_size(self) -> int:
         if self.owner is None:
@@ -479,8 +499,10 @@ class _Analysis:
 
     def eval(self, node: ast.expr) -> Taint:  # noqa: PLR0911, PLR0912
         if isinstance(node, ast.Name):
-            if node.id in self.env:
-                return self.env[node.id]
+            value = self.env.get(node.id)
+            self._reads.setdefault(node.id, value)
+            if value is not None:
+                return value
             if self.function is not None:
                 return self.flow.read_global(self.module, node.id)
             return CLEAN
@@ -490,7 +512,9 @@ class _Analysis:
                 and node.value.id == self.self_name
                 and self.owner is not None
             ):
-                return self.flow.read_attribute(self.owner, node.attr)
+                value = self.flow.read_attribute(self.owner, node.attr)
+                self._reads.setdefault((id(self.owner), node.attr), value)
+                return value
             computed = self.flow.walk.defaults.computed.get((id(self.module), node.attr))
             if computed is not None and isinstance(node.value, ast.Name):
                 # args.log_dir: the option's default, computed when the parser is built.
@@ -615,12 +639,15 @@ class _Analysis:
 
     def _builtin(self, name: str) -> bool:
         """A bare name that is Python's builtin: not imported, defined or assigned here."""
-        return (
-            name not in self.module.aliases
-            and name not in self.module.functions
-            and name not in self.module.classes
-            and name not in self.env
-        )
+        if (
+            name in self.module.aliases
+            or name in self.module.functions
+            or name in self.module.classes
+        ):
+            return False
+        value = self.env.get(name)
+        self._reads.setdefault(name, value)
+        return value is None
 
     # -- calls -------------------------------------------------------------------------
 
@@ -726,6 +753,8 @@ class _Analysis:
                 self.flow.reach(actual.get(index, CLEAN), sink, self)
         if cls is not None:
             attributes = self.flow.read_attributes(cls)
+            if (id(cls), "*") not in self._reads:
+                self._reads[(id(cls), "*")] = dict(attributes)
             for attribute, taint in list(attributes.items()):
                 replaced = substitute(taint)
                 if replaced != taint:

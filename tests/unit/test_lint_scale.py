@@ -199,3 +199,31 @@ def test_few_files_or_a_running_thread_are_analysed_in_this_process(
         thread.join()
     with pytest.raises(AssertionError, match="started fork workers"):
         lint_paths([many], rules, relative_to=many)
+
+
+def test_a_name_read_before_a_later_assignment_is_followed_in_another_pass() -> None:
+    late = """
+        import json, time
+
+
+        def run(path):
+            previous = 0
+            for _ in range(3):
+                total = previous + 1
+                previous = time.time()
+            json.dump(total, open(path, "w"))
+    """
+    (finding,) = findings(late)
+    assert (finding.line, finding.rule) == (9, "HR010")
+    passes: list[bool] = []
+    original = flow_module._Analysis._stale
+
+    def counted(self: flow_module._Analysis) -> bool:
+        passes.append(original(self))
+        return passes[-1]
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(flow_module._Analysis, "_stale", counted)
+        findings(late)
+        # The module's body, then run(): once more after its first pass only.
+        assert passes == [False, True, False]
