@@ -912,6 +912,8 @@ def _scope_facts(nodes: Iterable[ast.AST]) -> tuple[frozenset[str], set[str]]:
     kinds: dict[str, bool] = {}
     sorted_names: set[str] = set()
     for node in nodes:
+        if type(node) not in _SCOPE_FACT_NODES:
+            continue  # most nodes: one test (parsed trees hold no subclasses)
         if (
             isinstance(node, ast.Call)
             and isinstance(node.func, ast.Attribute)
@@ -931,6 +933,9 @@ def _scope_facts(nodes: Iterable[ast.AST]) -> tuple[frozenset[str], set[str]]:
                 is_set = _looks_like_set(value)
                 kinds[target.id] = kinds.get(target.id, True) and is_set
     return frozenset(name for name, is_set in kinds.items() if is_set), sorted_names
+
+
+_SCOPE_FACT_NODES = frozenset({ast.Call, ast.Assign, ast.AnnAssign, ast.AugAssign})
 
 
 def _looks_like_set(node: ast.expr) -> bool:

@@ -13,10 +13,10 @@ the record lives as long as they do (a node's ``id`` stays its own).
 from __future__ import annotations
 
 import ast
-from collections.abc import Iterator
 
 Children = tuple[ast.AST, ...]
 _LEAF: Children = ()
+_DEFINITIONS = frozenset({ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef})
 
 
 class Syntax:
@@ -25,6 +25,8 @@ class Syntax:
     def __init__(self) -> None:
         self._children: dict[int, Children] = {}
         self._calls: dict[int, list[ast.Call]] = {}
+        # Per node: its children that are not definitions (what a scope descends into).
+        self._inside: dict[int, Children] = {}
 
     def read(self, tree: ast.AST, max_depth: int) -> list[ast.AST] | None:
         """Record ``tree``; its nodes in ``ast.walk`` order, or None (nothing recorded)
@@ -59,18 +61,22 @@ class Syntax:
             found.extend(self.children(each))
         return found
 
-    def scope(self, body: list[ast.stmt]) -> Iterator[ast.AST]:
+    def scope(self, body: list[ast.stmt]) -> list[ast.AST]:
         """The statements of ``body`` and everything below them, except the functions
         and classes defined below them (a scope's own facts, not its nested scopes')."""
         stack: list[ast.AST] = list(body)
+        found: list[ast.AST] = []
+        inside = self._inside
         while stack:
             node = stack.pop()
-            yield node
-            stack.extend(
-                child
-                for child in self.children(node)
-                if not isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)
-            )
+            found.append(node)
+            below = inside.get(id(node))
+            if below is None:
+                below = tuple(c for c in self.children(node) if type(c) not in _DEFINITIONS)
+                if id(node) in self._children:
+                    inside[id(node)] = below
+            stack.extend(below)
+        return found
 
     def calls_in_order(self, node: ast.AST) -> list[ast.Call]:
         """The calls in ``node`` in evaluation order (arguments before the call that

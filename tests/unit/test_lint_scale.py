@@ -113,6 +113,16 @@ def test_the_recorded_children_and_walk_are_those_of_the_ast_module() -> None:
     for node in nodes:
         assert syntax.children(node) == tuple(ast.iter_child_nodes(node))
         assert syntax.walk(node) == list(ast.walk(node))
+    # A scope: its statements and what is below them, but no definition below them.
+    definitions = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+    for body in [tree.body, *(n.body for n in nodes if isinstance(n, definitions))]:
+        expected, stack = [], list(body)
+        while stack:
+            node = stack.pop()
+            expected.append(node)
+            stack.extend(c for c in ast.iter_child_nodes(node) if not isinstance(c, definitions))
+        assert syntax.scope(body) == expected
+        assert syntax.scope(body) == expected  # the second time from the record
     # A node built later (not recorded) gets its children all the same.
     made = ast.BinOp(ast.Constant(1), ast.Add(), ast.Name("x", ast.Load()))
     assert syntax.children(made) == tuple(ast.iter_child_nodes(made))
