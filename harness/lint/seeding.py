@@ -707,11 +707,13 @@ def _may_name_a_function(
     return False
 
 
-def _own_nodes(body: list[ast.stmt], syntax: Syntax) -> Iterator[ast.AST]:
+def _own_nodes(body: list[ast.stmt], syntax: Syntax) -> list[ast.AST]:
+    """The nodes of one scope, less the callee expressions (a call is not a reference)."""
+    found: list[ast.AST] = []
     stack: list[ast.AST] = list(body)
     while stack:
         node = stack.pop()
-        yield node
+        found.append(node)
         if isinstance(node, ast.Call):
             # The callee expression is a call, not a reference.
             stack.extend(node.args)
@@ -721,11 +723,8 @@ def _own_nodes(body: list[ast.stmt], syntax: Syntax) -> Iterator[ast.AST]:
             elif not isinstance(node.func, ast.Name):
                 stack.append(node.func)
             continue
-        stack.extend(
-            child
-            for child in syntax.children(node)
-            if not isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)
-        )
+        stack.extend(syntax.inside(node))
+    return found
 
 
 def _first_seeding(

@@ -66,17 +66,21 @@ class Syntax:
         and classes defined below them (a scope's own facts, not its nested scopes')."""
         stack: list[ast.AST] = list(body)
         found: list[ast.AST] = []
-        inside = self._inside
+        inside = self.inside
         while stack:
             node = stack.pop()
             found.append(node)
-            below = inside.get(id(node))
-            if below is None:
-                below = tuple(c for c in self.children(node) if type(c) not in _DEFINITIONS)
-                if id(node) in self._children:
-                    inside[id(node)] = below
-            stack.extend(below)
+            stack.extend(inside(node))
         return found
+
+    def inside(self, node: ast.AST) -> Children:
+        """The children of ``node`` that are not definitions (what a scope descends to)."""
+        below = self._inside.get(id(node))
+        if below is None:
+            below = tuple(c for c in self.children(node) if type(c) not in _DEFINITIONS)
+            if id(node) in self._children:
+                self._inside[id(node)] = below
+        return below
 
     def calls_in_order(self, node: ast.AST) -> list[ast.Call]:
         """The calls in ``node`` in evaluation order (arguments before the call that
