@@ -47,7 +47,8 @@ class Function:
         prefix = f"{self.owner.name}." if self.owner else ""
         return prefix + self.node.name
 
-    @property
+    # Asked at every call the analyses follow: computed once (the tree does not change).
+    @functools.cached_property
     def params(self) -> list[str]:
         arguments = self.node.args
         return [a.arg for a in [*arguments.posonlyargs, *arguments.args]]
@@ -56,19 +57,19 @@ class Function:
     def keyword_only(self) -> list[str]:
         return [a.arg for a in self.node.args.kwonlyargs]
 
-    @property
+    @functools.cached_property
     def is_method(self) -> bool:
         if self.owner is None:
             return False
         decorators = {ast.unparse(d) for d in self.node.decorator_list}
         return "staticmethod" not in decorators
 
-    @property
+    @functools.cached_property
     def is_factory(self) -> bool:
         """A classmethod, whose first parameter is the class itself."""
         return any(ast.unparse(d) == "classmethod" for d in self.node.decorator_list)
 
-    @property
+    @functools.cached_property
     def self_name(self) -> str | None:
         return self.params[0] if self.is_method and self.params else None
 
@@ -104,6 +105,11 @@ class Module:
     imports: dict[int, list[Module]] = field(default_factory=dict)
 
     def lines(self) -> list[str]:
+        return self._lines
+
+    @functools.cached_property
+    def _lines(self) -> list[str]:
+        # Split once: every finding and related location in the file asks for a line.
         return self.source.splitlines()
 
     @functools.cached_property
