@@ -107,6 +107,9 @@ class SeedWalk:
         self._loading = 0
         self._loaded: dict[int, frozenset[str]] = {}
         self._memo: dict[tuple[int, State], State] = {}
+        self._facts: dict[
+            int, tuple[str | None, Function | None, list[tuple[str, str, str | None]], set[str]]
+        ] = {}
         self._active: set[tuple[int, State]] = set()
         self._entered: set[int] = set()
         self._budget = _BUDGET
@@ -389,7 +392,7 @@ class SeedWalk:
 
     def _call(self, call: ast.Call, module: Module, within: Function | None, state: State) -> State:
         self._budget -= 1
-        name = self.project.qualified(call.func, module)
+        name, target, checks, omitted = self._call_facts(call, module, within)
         if name is not None and not (
             name in apis.SEEDS and self._optional_seed(call, name, module, within)
         ):
@@ -398,6 +401,26 @@ class SeedWalk:
             # The ensemble seeds the estimator it is given from its own random_state.
             for argument in [*call.args, *(k.value for k in call.keywords)]:
                 self.sites.pop((id(argument), "HR013"), None)
+        for rule, detail, needs in checks:
+            site = self.sites.setdefault((id(call), rule), Site(call, module, rule, detail, needs))
+            if (needs is None or needs not in state) and not (self._loading and rule == "HR017"):
+                site.unmet = True
+        if target is not None and self._budget > 0:
+            self._omitted.setdefault(id(target), set()).update(omitted)
+            state = self.function(target, state)
+        return state
+
+    def _call_facts(
+        self, call: ast.Call, module: Module, within: Function | None
+    ) -> tuple[str | None, Function | None, list[tuple[str, str, str | None]], set[str]]:
+        """What a call is, whatever the state: its name, the project function it runs,
+        the state rules it falls under and the parameters it leaves out. Kept per call:
+        a function is walked again for every state it is entered in (a call node always
+        lies in the same scope)."""
+        known = self._facts.get(id(call))
+        if known is not None:
+            return known
+        name = self.project.qualified(call.func, module)
         target = self.project.resolve_call(call, module, within)
         checks = list(state_checks(call, name, module, self._spread_of(call, module, within)))
         if isinstance(target, Class):
@@ -405,14 +428,11 @@ class SeedWalk:
             if layer is not None:
                 checks.append(("HR017", f"{target.name}(...) (a subclass of {layer})", apis.TORCH))
             target = self.project.constructor(target)
-        for rule, detail, needs in checks:
-            site = self.sites.setdefault((id(call), rule), Site(call, module, rule, detail, needs))
-            if (needs is None or needs not in state) and not (self._loading and rule == "HR017"):
-                site.unmet = True
-        if isinstance(target, Function) and self._budget > 0:
-            self._omitted.setdefault(id(target), set()).update(_omitted(call, target))
-            state = self.function(target, state)
-        return state
+        function = target if isinstance(target, Function) else None
+        omitted = _omitted(call, function) if function is not None else set()
+        facts = (name, function, checks, omitted)
+        self._facts[id(call)] = facts
+        return facts
 
     def _spread_of(
         self, call: ast.Call, module: Module, within: Function | None
