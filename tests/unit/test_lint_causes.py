@@ -544,6 +544,7 @@ def test_a_helper_that_leaves_a_generator_unseeded_is_one_finding_for_every_scri
     assert "seed_all() seeds" in found.message and "not torch's global generator" in found.message
     assert "3 use(s) in 2 files" in found.message
     assert found.fix == "add torch.manual_seed(seed) to seed_all()"
+    assert "[also at a.py:6, b.py:6, b.py:7]" in found.one_line()
     assert [(r.path, r.line) for r in found.related] == [("a.py", 6), ("b.py", 6), ("b.py", 7)]
     (result,) = document([found], frozenset({"HR017"}))["runs"][0]["results"]
     uris = [r["physicalLocation"]["artifactLocation"]["uri"] for r in result["relatedLocations"]]
