@@ -157,7 +157,13 @@ def analyse(
         and (rules is None or item.rule in rules)
         and not _ignored(finding(item), ignores[id(item.module)])
     ]
-    return grouped(kept, SeedingHelpers(project, walk))
+    # A finding placed at a helper another file relies on is silenced where it is shown.
+    by_path = {m.shown: ignores[id(m)] for m in project.modules if m.linted}
+    return [
+        found
+        for found in grouped(kept, SeedingHelpers(project, walk))
+        if not _ignored(found, by_path[found.path])
+    ]
 
 
 def _parse(source: str, shown: str, project: Project) -> tuple[ast.Module, list[ast.AST]] | Finding:

@@ -598,3 +598,11 @@ def test_a_helper_read_only_for_context_is_not_where_the_finding_goes(tmp_path: 
     root = project(tmp_path, SEED_ALL, {"a.py": training_script("common.seed_all(0)")})
     # common.py is read to follow seed_all(), but it is not linted: the finding stays in a.py.
     assert [(f.path, f.line, f.rule) for f in lint_project(root, "a.py")] == [("a.py", 6, "HR017")]
+
+
+def test_the_finding_at_a_helper_is_silenced_by_an_ignore_comment_there(tmp_path: Path) -> None:
+    ignored = SEED_ALL.replace(
+        "np.random.seed(seed)", "np.random.seed(seed)  # harness: ignore[HR017]"
+    )
+    root = project(tmp_path, ignored, {"a.py": training_script("common.seed_all(0)")})
+    assert lint_project(root) == []
