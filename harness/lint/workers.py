@@ -13,7 +13,6 @@ is unsafe), the programs are analysed in this process.
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import signal
 import threading
@@ -51,6 +50,9 @@ def analyse_programs(
     workers = _workers(programs) if jobs is None else min(jobs, len(programs))
     if workers <= 1 or not _can_fork():
         return [found for program in programs for found in analyse(program, managed, rules)]
+    # Imported only here: it takes longer to import than most lints of a few files take.
+    import multiprocessing  # noqa: PLC0415
+
     global _job  # noqa: PLW0603 (handed to the forked workers by inheritance)
     _job = (programs, managed, rules, analyse)
     try:
@@ -82,6 +84,8 @@ def _workers(programs: Sequence[Project]) -> int:
 
 
 def _can_fork() -> bool:
+    import multiprocessing  # noqa: PLC0415 (see analyse_programs)
+
     return "fork" in multiprocessing.get_all_start_methods() and threading.active_count() == 1
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ast
 import gc
+import multiprocessing
 import textwrap
 import threading
 from pathlib import Path
@@ -193,7 +194,7 @@ def test_few_files_or_a_running_thread_are_analysed_in_this_process(
     def no_fork(method: str) -> None:
         raise AssertionError(f"started {method} workers")
 
-    monkeypatch.setattr(workers.multiprocessing, "get_context", no_fork)
+    monkeypatch.setattr(multiprocessing, "get_context", no_fork)
     monkeypatch.setattr(workers, "available_cores", lambda: 2)
     rules = enabled_rules(["ALL"], [])
     few = gallery(tmp_path / "few", workers.MIN_FILES - 2)
