@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import gc
 import io
 import re
 import sys
@@ -21,16 +22,26 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.lint import apis
-from harness.lint.causes import GENERATORS, grouped, maybe_seed, needs_a_result
+from harness.lint.causes import (
+    GENERATORS,
+    SeedingHelpers,
+    grouped,
+    maybe_seed,
+    needs_a_result,
+)
 from harness.lint.findings import Finding, Raw, finding
 from harness.lint.flow import Flow
 from harness.lint.project import MAX_DEPTH, Module, Project, deepest_beyond
 from harness.lint.rules import BY_ID, PARSE_ERROR
 from harness.lint.seeding import SeedWalk, constant, keyword, no_seed
+from harness.lint.workers import analyse_programs
 
 _DETERMINISM_VARIABLES = frozenset({"TF_DETERMINISTIC_OPS", "TF_CUDNN_DETERMINISTIC"})
 _OFF_VALUES = frozenset({"0", "false", "False", "FALSE", "no"})
 _RECURSION_LIMIT = 20_000
+# Allocations between two collections of the youngest generation while linting (Python's
+# default is 700).
+_COLLECT_EVERY = 100_000
 _IGNORE = re.compile(r"#\s*harness:\s*ignore(?P<file>-file)?(?:\[(?P<ids>[^\]]*)\])?")
 
 
@@ -53,11 +64,13 @@ def check_files(
     roots: Sequence[Path] = (),
     managed: Mapping[Path, frozenset[str]] | None = None,
     rules: frozenset[str] | None = None,
+    jobs: int | None = None,
 ) -> list[Finding]:
     """Check files together (a seed in one counts for the code another calls); each is
     ``(path, shown name)``. ``roots`` are folders where imported project modules are
     sought besides each file's own folder and package; ``managed`` names what harness runs
-    (see :class:`~harness.lint.seeding.SeedWalk`)."""
+    (see :class:`~harness.lint.seeding.SeedWalk`); ``jobs`` how many processes analyse
+    the programs (None: see :mod:`harness.lint.workers`)."""
     sources: list[tuple[Path, str, str]] = []
     findings: list[Finding] = []
     for path, shown in files:
@@ -67,7 +80,7 @@ def check_files(
         except UnicodeDecodeError as error:
             line = data[: error.start].count(b"\n") + 1
             findings.append(_parse_error(shown, line, 1, f"not UTF-8: {error.reason}"))
-    return sorted(findings + check_sources(sources, roots, managed, rules))
+    return sorted(findings + check_sources(sources, roots, managed, rules, jobs))
 
 
 def check_sources(
@@ -75,17 +88,40 @@ def check_sources(
     roots: Sequence[Path] = (),
     managed: Mapping[Path, frozenset[str]] | None = None,
     rules: frozenset[str] | None = None,
+    jobs: int | None = None,
 ) -> list[Finding]:
     """Every finding in ``sources`` of the ``rules`` (default: all), one per cause."""
+    with _rare_collections():
+        return _check_sources(sources, roots, managed, rules, jobs)
+
+
+def _check_sources(
+    sources: Sequence[tuple[Path, str, str]],
+    roots: Sequence[Path],
+    managed: Mapping[Path, frozenset[str]] | None,
+    rules: frozenset[str] | None,
+    jobs: int | None,
+) -> list[Finding]:
     project = Project(roots)
     findings: list[Finding] = []
     for path, shown, source in sources:
-        tree = _parse(source, shown)
-        if isinstance(tree, Finding):
-            findings.append(tree)
+        parsed = _parse(source, shown, project)
+        if isinstance(parsed, Finding):
+            findings.append(parsed)
             continue
-        project.add(path, shown, source, tree, linted=True)
+        tree, nodes = parsed
+        project.add(path, shown, source, tree, nodes, linted=True)
     project.link()
+    findings.extend(analyse_programs(project.programs(), managed, rules, analyse, jobs))
+    return sorted(findings)
+
+
+def analyse(
+    project: Project,
+    managed: Mapping[Path, frozenset[str]] | None,
+    rules: frozenset[str] | None,
+) -> list[Finding]:
+    """The findings of one program (modules joined by imports, linked), one per cause."""
     raw: list[Raw] = []
     with _deep_recursion():
         walk = SeedWalk(project, managed)
@@ -121,11 +157,18 @@ def check_sources(
         and (rules is None or item.rule in rules)
         and not _ignored(finding(item), ignores[id(item.module)])
     ]
-    return sorted(findings + grouped(kept))
+    # A finding placed at a helper another file relies on is silenced where it is shown.
+    by_path = {m.shown: ignores[id(m)] for m in project.modules if m.linted}
+    return [
+        found
+        for found in grouped(kept, SeedingHelpers(project, walk))
+        if not _ignored(found, by_path[found.path])
+    ]
 
 
-def _parse(source: str, shown: str) -> ast.Module | Finding:
-    """The syntax tree, or the HR000 finding that says why there is none to check."""
+def _parse(source: str, shown: str, project: Project) -> tuple[ast.Module, list[ast.AST]] | Finding:
+    """The syntax tree and its nodes (recorded in the project's one walk), or the HR000
+    finding that says why there is none to check."""
     try:
         tree = ast.parse(source, filename=shown)
     except SyntaxError as error:
@@ -134,11 +177,26 @@ def _parse(source: str, shown: str) -> ast.Module | Finding:
         return _parse_error(shown, 1, 1, str(error))
     except (RecursionError, MemoryError):
         return _parse_error(shown, 1, 1, "nested too deeply for Python's parser")
-    deepest = deepest_beyond(tree, MAX_DEPTH)
-    if deepest is not None:
+    nodes = project.syntax.read(tree, MAX_DEPTH)
+    if nodes is None:
+        deepest = deepest_beyond(tree, MAX_DEPTH)
         reason = f"nested more than {MAX_DEPTH} levels deep, too deep to analyse"
         return _parse_error(shown, getattr(deepest, "lineno", 1), 1, reason)
-    return tree
+    return tree, nodes
+
+
+@contextlib.contextmanager
+def _rare_collections() -> Iterator[None]:
+    """Python's cyclic collector, run less often while linting: the trees, their recorded
+    children and the analyses' facts are hundreds of thousands of objects that all live
+    until the end, and each full collection traverses every one of them again (a sixth of
+    the time on a few hundred files). They form few cycles; the collector still runs."""
+    thresholds = gc.get_threshold()
+    gc.set_threshold(max(thresholds[0], _COLLECT_EVERY), *thresholds[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*thresholds)
 
 
 @contextlib.contextmanager

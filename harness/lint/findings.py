@@ -104,7 +104,10 @@ class Finding:
             places = lines[:_SHOWN_RELATED]
             more = len(lines) - _SHOWN_RELATED
             tail = f" and {more} more" if more > 0 else ""
-            also = f" [also at line {', '.join(places)}{tail}]"
+            # Lines of this file alone read "at line 7, 9"; places in other files carry
+            # their path ("at train.py:7").
+            at = "at line" if all(r.path == self.path for r in self.related) else "at"
+            also = f" [also {at} {', '.join(places)}{tail}]"
         return f"{where}: {self.rule} {self.message}{also} (fix: {self.fix})"
 
 

@@ -118,30 +118,91 @@ class Flow:
         self.module_env: dict[int, dict[str, Taint]] = {}
         self._summaries: dict[int, Summary] = {}
         self._active: set[int] = set()
+        # What another round would see differently (see :meth:`run`): per program, the
+        # first value read of each global or attribute shared between analyses.
+        self._components = project.components()
+        self._installed: set[int] = set()
+        self._reads: dict[tuple[int, str], tuple[int, object]] = {}
         # Per body: the names only ever assigned a set, and those sorted in place.
         self._scope_facts: dict[int, tuple[frozenset[str], set[str]]] = {}
 
     def scope_facts(self, body: list[ast.stmt]) -> tuple[frozenset[str], set[str]]:
         key = id(body)
         if key not in self._scope_facts:
-            self._scope_facts[key] = _scope_facts(body)
+            self._scope_facts[key] = _scope_facts(self.project.syntax.scope(body))
         return self._scope_facts[key]
 
     def run(self) -> list[FlowFinding]:
-        for _ in range(_MAX_ROUNDS):
-            before = self._snapshot()
+        """Analyse every module and function, again while a later analysis changed what
+        an earlier one read (a method reading an attribute another method sets later).
+
+        A round is repeated only for the programs (modules joined by imports, which share
+        no state with others) where some analysis read a global or attribute before its
+        final value was known: elsewhere another round would compute exactly the same.
+        """
+        components = self._components
+        rerun = set(components.values())
+        for round_number in range(_MAX_ROUNDS):
+            before = self._snapshot() if round_number else ()
             self._summaries.clear()
+            self._installed.clear()
+            self._reads.clear()
             for module in self.project.modules:
+                if components[module] not in rerun:
+                    continue
                 analysis = _Analysis(self, module, None)
                 # Shared while it fills, so that functions the body calls see the globals
                 # assigned so far.
                 self.module_env[id(module)] = analysis.env
+                self._installed.add(id(module))
                 analysis.run(module.tree.body)
             for function in self.project.functions():
-                self.summary(function)
-            if self._snapshot() == before:
+                if components[function.module] in rerun:
+                    self.summary(function)
+            rerun = self._stale()
+            if not rerun or (round_number and self._snapshot() == before):
                 break
         return list(self.findings.values())
+
+    def read_global(self, module: Module, name: str) -> Taint:
+        """A function's read of a module-level name."""
+        value = self.module_env.get(id(module), {}).get(name, CLEAN)
+        if id(module) not in self._installed:
+            # The module's body has not run in this round: the value is the last round's.
+            self._reads.setdefault((id(module), name), (self._components[module], value))
+        return value
+
+    def read_attribute(self, owner: Class, attribute: str) -> Taint:
+        """A method's read of ``self.attribute``."""
+        value = self.class_env.get(id(owner), {}).get(attribute, CLEAN)
+        key = (id(owner), f".{attribute}")
+        self._reads.setdefault(key, (self._components[owner.module], value))
+        return value
+
+    def read_attributes(self, owner: Class) -> dict[str, Taint]:
+        """Every attribute of a class, read (and extended) at one construction."""
+        attributes = self.class_env.get(id(owner), {})
+        key = (id(owner), "*")
+        self._reads.setdefault(key, (self._components[owner.module], dict(attributes)))
+        return attributes
+
+    def _stale(self) -> set[int]:
+        """The programs where a value read in this round differs from its final value:
+        only there can another round find more. Values only grow within a round, so the
+        first read of each is the one to compare."""
+        stale: set[int] = set()
+        for (key, name), (component, value) in self._reads.items():
+            if component in stale:
+                continue
+            if name == "*":
+                final: object = self.class_env.get(key, {})
+            elif name.startswith("."):
+                final = self.class_env.get(key, {}).get(name[1:], CLEAN)
+            else:
+                final = self.module_env.get(key, {}).get(name, CLEAN)
+            if final != value:
+                stale.add(component)
+        return stale
 
     def _snapshot(self) -> tuple[object, ...]:
         classes = tuple(
@@ -277,6 +338,10 @@ class _Analysis:
         # Unseeded draws that decide the branch being evaluated (an augmentation applied
         # when random.random() < p): what the branch assigns or returns depends on them.
         self._control: Taint = CLEAN
+        # The first value each name (or attribute of self, or class) had when this pass
+        # read it; None for a name not bound yet. When every one is still the value at
+        # the end of the pass, another pass would compute the same: see run().
+        self._reads: dict[str | tuple[int, str], object] = {}
 
     def owns(self, source: Source) -> bool:
         return self.function is not None and source.node is self.function.node
@@ -296,9 +361,25 @@ class _Analysis:
                 )
         for _ in range(_MAX_PASSES):
             before = (dict(self.env), self.returns, self._class_size())
+            self._reads.clear()
             self._block(body, CLEAN)
-            if (dict(self.env), self.returns, self._class_size()) == before:
+            # Names only gain sources within a pass, so a pass whose reads all saw their
+            # final values is a fixed point: the next would read and write the same.
+            if not self._stale() or (dict(self.env), self.returns, self._class_size()) == before:
                 break
+
+    def _stale(self) -> bool:
+        class_env = self.flow.class_env
+        for key, value in self._reads.items():
+            if isinstance(key, str):
+                current: object = self.env.get(key)
+            elif key[1] == "*":
+                current = class_env.get(key[0], {})
+            else:
+                current = class_env.get(key[0], {}).get(key[1], CLEAN)
+            if current != value:
+                return True
+        return False
 
     def _class_size(self) -> int:
         if self.owner is None:
@@ -316,12 +397,12 @@ class _Analysis:
             return
         if isinstance(node, ast.Assign):
             value = self.eval(node.value)
-            accumulates = _names(node.value) if order else set()
+            accumulates = self._names(node.value) if order else set()
             for target in node.targets:
                 self._bind(target, value, order, accumulates)
         elif isinstance(node, ast.AnnAssign):
             if node.value is not None:
-                accumulates = _names(node.value) if order else set()
+                accumulates = self._names(node.value) if order else set()
                 self._bind(node.target, self.eval(node.value), order, accumulates)
         elif isinstance(node, ast.AugAssign):
             value = self.eval(node.value) | self.eval(node.target) | order
@@ -368,7 +449,7 @@ class _Analysis:
                 self.eval(expression)
                 self._order = CLEAN
         else:
-            for child in ast.iter_child_nodes(node):
+            for child in self.project.syntax.children(node):
                 if isinstance(child, ast.expr):
                     self.eval(child)
 
@@ -418,10 +499,12 @@ class _Analysis:
 
     def eval(self, node: ast.expr) -> Taint:  # noqa: PLR0911, PLR0912
         if isinstance(node, ast.Name):
-            if node.id in self.env:
-                return self.env[node.id]
+            value = self.env.get(node.id)
+            self._reads.setdefault(node.id, value)
+            if value is not None:
+                return value
             if self.function is not None:
-                return self.flow.module_env.get(id(self.module), {}).get(node.id, CLEAN)
+                return self.flow.read_global(self.module, node.id)
             return CLEAN
         if isinstance(node, ast.Attribute):
             if (
@@ -429,7 +512,9 @@ class _Analysis:
                 and node.value.id == self.self_name
                 and self.owner is not None
             ):
-                return self.flow.class_env.get(id(self.owner), {}).get(node.attr, CLEAN)
+                value = self.flow.read_attribute(self.owner, node.attr)
+                self._reads.setdefault((id(self.owner), node.attr), value)
+                return value
             computed = self.flow.walk.defaults.computed.get((id(self.module), node.attr))
             if computed is not None and isinstance(node.value, ast.Name):
                 # args.log_dir: the option's default, computed when the parser is built.
@@ -472,14 +557,14 @@ class _Analysis:
             return self._union([k for k in node.keys if k is not None]) | self._union(node.values)
         if isinstance(node, ast.Yield | ast.YieldFrom | ast.Await):
             return self.eval(node.value) if node.value is not None else CLEAN
-        children = [child for child in ast.iter_child_nodes(node) if isinstance(child, ast.expr)]
+        children = [c for c in self.project.syntax.children(node) if isinstance(c, ast.expr)]
         return self._union(children)
 
     def _call_free(self, node: ast.expr) -> Taint:
         """The sources in an expression read elsewhere (an option's default), without
         following names, which belong to another scope."""
         found: set[Source] = set()
-        for part in ast.walk(node):
+        for part in self.project.syntax.walk(node):
             if isinstance(part, ast.Call):
                 name = self.project.qualified(part.func, self.module)
                 if name in apis.CLOCK_OR_HOST and not part.args:
@@ -511,9 +596,8 @@ class _Analysis:
             element = self.eval(node.key) | self.eval(node.value) | filters
         else:
             element = self.eval(node.elt) | filters
-        bound = {
-            n.id for g in node.generators for n in ast.walk(g.target) if isinstance(n, ast.Name)
-        }
+        walk = self.project.syntax.walk
+        bound = {n.id for g in node.generators for n in walk(g.target) if isinstance(n, ast.Name)}
         for name in bound:
             if name in saved:
                 self.env[name] = saved[name]
@@ -522,6 +606,10 @@ class _Analysis:
         if isinstance(node, ast.SetComp):
             return _order_free(element)
         return element | ordered
+
+    def _names(self, node: ast.expr) -> set[str]:
+        """The names an expression reads: ``total = total + x`` in a loop accumulates."""
+        return {n.id for n in self.project.syntax.walk(node) if isinstance(n, ast.Name)}
 
     def _set_order(self, node: ast.expr, what: str) -> Taint:
         if not self.is_set(node):
@@ -551,12 +639,15 @@ class _Analysis:
 
     def _builtin(self, name: str) -> bool:
         """A bare name that is Python's builtin: not imported, defined or assigned here."""
-        return (
-            name not in self.module.aliases
-            and name not in self.module.functions
-            and name not in self.module.classes
-            and name not in self.env
-        )
+        if (
+            name in self.module.aliases
+            or name in self.module.functions
+            or name in self.module.classes
+        ):
+            return False
+        value = self.env.get(name)
+        self._reads.setdefault(name, value)
+        return value is None
 
     # -- calls -------------------------------------------------------------------------
 
@@ -661,7 +752,9 @@ class _Analysis:
             for sink in sinks:
                 self.flow.reach(actual.get(index, CLEAN), sink, self)
         if cls is not None:
-            attributes = self.flow.class_env.get(id(cls), {})
+            attributes = self.flow.read_attributes(cls)
+            if (id(cls), "*") not in self._reads:
+                self._reads[(id(cls), "*")] = dict(attributes)
             for attribute, taint in list(attributes.items()):
                 replaced = substitute(taint)
                 if replaced != taint:
@@ -798,11 +891,6 @@ def _clock(taint: Taint) -> bool:
     return any(_is_clock(s) for s in taint)
 
 
-def _names(node: ast.expr) -> set[str]:
-    """The names an expression reads: ``total = total + x`` in a loop accumulates."""
-    return {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
-
-
 def _ordered(taint: Taint) -> Taint:
     return frozenset(s for s in taint if s.ordered)
 
@@ -817,12 +905,15 @@ def _items(taint: Taint) -> Taint:
     return frozenset(s for s in taint if not s.ordered or s.deep)
 
 
-def _scope_facts(body: Iterable[ast.stmt]) -> tuple[frozenset[str], set[str]]:
-    """In one scope (not nested functions): the names every assignment of which is a set,
-    and the names on which ``.sort()`` is called (their order is then the sort's)."""
+def _scope_facts(nodes: Iterable[ast.AST]) -> tuple[frozenset[str], set[str]]:
+    """In the nodes of one scope (not nested functions): the names every assignment of
+    which is a set, and the names on which ``.sort()`` is called (their order is then the
+    sort's)."""
     kinds: dict[str, bool] = {}
     sorted_names: set[str] = set()
-    for node in _scope_nodes(body):
+    for node in nodes:
+        if type(node) not in _SCOPE_FACT_NODES:
+            continue  # most nodes: one test (parsed trees hold no subclasses)
         if (
             isinstance(node, ast.Call)
             and isinstance(node.func, ast.Attribute)
@@ -844,6 +935,9 @@ def _scope_facts(body: Iterable[ast.stmt]) -> tuple[frozenset[str], set[str]]:
     return frozenset(name for name, is_set in kinds.items() if is_set), sorted_names
 
 
+_SCOPE_FACT_NODES = frozenset({ast.Call, ast.Assign, ast.AnnAssign, ast.AugAssign})
+
+
 def _looks_like_set(node: ast.expr) -> bool:
     if isinstance(node, ast.Set | ast.SetComp):
         return True
@@ -852,13 +946,3 @@ def _looks_like_set(node: ast.expr) -> bool:
         and isinstance(node.func, ast.Name)
         and node.func.id in ("set", "frozenset")
     )
-
-
-def _scope_nodes(body: Iterable[ast.stmt]) -> Iterator[ast.AST]:
-    stack: list[ast.AST] = list(body)
-    while stack:
-        node = stack.pop()
-        yield node
-        for child in ast.iter_child_nodes(node):
-            if not isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
-                stack.append(child)

@@ -23,6 +23,8 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from harness.lint.syntax import Syntax
+
 MAX_FILE_BYTES = 4 * 1024 * 1024
 # Deeper than any real code; the analyses recurse along the tree within Python's limit.
 MAX_DEPTH = 120
@@ -45,7 +47,8 @@ class Function:
         prefix = f"{self.owner.name}." if self.owner else ""
         return prefix + self.node.name
 
-    @property
+    # Asked at every call the analyses follow: computed once (the tree does not change).
+    @functools.cached_property
     def params(self) -> list[str]:
         arguments = self.node.args
         return [a.arg for a in [*arguments.posonlyargs, *arguments.args]]
@@ -54,19 +57,19 @@ class Function:
     def keyword_only(self) -> list[str]:
         return [a.arg for a in self.node.args.kwonlyargs]
 
-    @property
+    @functools.cached_property
     def is_method(self) -> bool:
         if self.owner is None:
             return False
         decorators = {ast.unparse(d) for d in self.node.decorator_list}
         return "staticmethod" not in decorators
 
-    @property
+    @functools.cached_property
     def is_factory(self) -> bool:
         """A classmethod, whose first parameter is the class itself."""
         return any(ast.unparse(d) == "classmethod" for d in self.node.decorator_list)
 
-    @property
+    @functools.cached_property
     def self_name(self) -> str | None:
         return self.params[0] if self.is_method and self.params else None
 
@@ -90,6 +93,9 @@ class Module:
     source: str
     tree: ast.Module
     linted: bool
+    # Every node of the module in ``ast.walk`` order, from the one walk that serves all
+    # the checks (see :mod:`harness.lint.syntax`).
+    nodes: list[ast.AST] = field(default_factory=list)
     aliases: dict[str, str] = field(default_factory=dict)
     functions: dict[str, Function] = field(default_factory=dict)
     classes: dict[str, Class] = field(default_factory=dict)
@@ -99,16 +105,21 @@ class Module:
     imports: dict[int, list[Module]] = field(default_factory=dict)
 
     def lines(self) -> list[str]:
+        return self._lines
+
+    @functools.cached_property
+    def _lines(self) -> list[str]:
+        # Split once: every finding and related location in the file asks for a line.
         return self.source.splitlines()
 
     @functools.cached_property
-    def nodes(self) -> list[ast.AST]:
-        """Every node of the module, walked once and shared by the checks."""
-        return list(ast.walk(self.tree))
-
-    @property
     def folder(self) -> Path:
         return self.path.parent.resolve()
+
+    @functools.cached_property
+    def resolved(self) -> Path:
+        """The file's path with links resolved, as harness names the code it runs."""
+        return self.path.resolve()
 
 
 Target = Function | Class
@@ -119,24 +130,38 @@ class Project:
 
     def __init__(self, roots: Sequence[Path] = ()) -> None:
         self.modules: list[Module] = []
+        self.syntax = Syntax()
         self._by_name: dict[str, list[Module]] = {}
         self._by_path: dict[Path, Module] = {}
         self._roots = [root.resolve() for root in roots]
         self._context_loaded = 0
         # (module name, importing folder) pairs already looked for and not found.
         self._missing: set[tuple[str, Path]] = set()
+        # What the file system said, asked once per run: most files import the same
+        # modules from the same few folders.
+        self._files: dict[Path, bool] = {}
+        self._search_roots: dict[Path, list[Path]] = {}
 
     # -- loading -----------------------------------------------------------------------
 
-    def add(self, path: Path, shown: str, source: str, tree: ast.Module, *, linted: bool) -> Module:
-        name = _module_name(path)
-        module = Module(name, path, shown, source, tree, linted)
-        # The walk is kept for the analyses: one traversal of the tree serves them all.
+    def add(
+        self,
+        path: Path,
+        shown: str,
+        source: str,
+        tree: ast.Module,
+        nodes: list[ast.AST],
+        *,
+        linted: bool,
+    ) -> Module:
+        """Add a module; ``nodes`` are its tree's, as :meth:`Syntax.read` recorded them."""
+        name = self._module_name(path)
+        module = Module(name, path, shown, source, tree, linted, nodes)
         module.aliases = _aliases(module.nodes, name, is_package=path.name == "__init__.py")
         _index_definitions(module)
         self.modules.append(module)
         self._by_name.setdefault(name, []).append(module)
-        self._by_path[path.resolve()] = module
+        self._by_path[module.resolved] = module
         return module
 
     def link(self) -> None:
@@ -180,10 +205,9 @@ class Project:
 
     def _read_context(self, name: str, near: Module) -> Module | None:
         relative = Path(*name.split("."))
-        roots = list(dict.fromkeys([near.folder, _package_root(near.path).resolve(), *self._roots]))
-        for root in roots:
+        for root in self._roots_near(near):
             for candidate in (root / relative.with_suffix(".py"), root / relative / "__init__.py"):
-                if not candidate.is_file():
+                if not self._is_file(candidate):
                     continue
                 resolved = candidate.resolve()
                 if resolved in self._by_path:
@@ -197,11 +221,44 @@ class Project:
                     tree = ast.parse(source, filename=str(resolved))
                 except (OSError, UnicodeDecodeError, SyntaxError, ValueError, RecursionError):
                     continue
-                if deepest_beyond(tree, MAX_DEPTH) is not None:
-                    continue
+                nodes = self.syntax.read(tree, MAX_DEPTH)
+                if nodes is None:
+                    continue  # too deep to analyse
                 self._context_loaded += 1
-                return self.add(resolved, str(resolved), source, tree, linted=False)
+                return self.add(resolved, str(resolved), source, tree, nodes, linted=False)
         return None
+
+    def _roots_near(self, near: Module) -> list[Path]:
+        """Where a module imported by ``near`` is sought: its folder, its package's root,
+        and the project's roots."""
+        folder = near.path.parent
+        roots = self._search_roots.get(folder)
+        if roots is None:
+            package_root = self._package_root(folder).resolve()
+            roots = list(dict.fromkeys([near.folder, package_root, *self._roots]))
+            self._search_roots[folder] = roots
+        return roots
+
+    def _is_file(self, path: Path) -> bool:
+        known = self._files.get(path)
+        if known is None:
+            known = self._files[path] = path.is_file()
+        return known
+
+    def _module_name(self, path: Path) -> str:
+        """The dotted name: the package path (folders with ``__init__.py``) and the stem."""
+        parts = [] if path.name == "__init__.py" else [path.stem]
+        folder = path.parent
+        while self._is_file(folder / "__init__.py") and folder.name:
+            parts.insert(0, folder.name)
+            folder = folder.parent
+        return ".".join(parts) or path.parent.name
+
+    def _package_root(self, folder: Path) -> Path:
+        """The folder above the outermost package that holds ``folder``."""
+        while self._is_file(folder / "__init__.py") and folder.parent != folder:
+            folder = folder.parent
+        return folder
 
     # -- resolution --------------------------------------------------------------------
 
@@ -316,6 +373,31 @@ class Project:
         for module in self.modules:
             yield from module.all_functions
 
+    def programs(self) -> list[Project]:
+        """The linked project split into its programs: modules joined by imports, which
+        share nothing else, so each is analysed alone (and may be in another process).
+        Only programs with a linted module; each keeps the project's order of modules."""
+        members: dict[int, list[Module]] = {}
+        for module, component in self.components().items():
+            members.setdefault(component, []).append(module)
+        return [
+            self._part(modules)
+            for modules in members.values()
+            if any(module.linted for module in modules)
+        ]
+
+    def _part(self, modules: list[Module]) -> Project:
+        part = Project()
+        part._roots = self._roots
+        part.syntax = self.syntax
+        # Linked already: nothing more is loaded for context.
+        part._context_loaded = MAX_CONTEXT_MODULES
+        for module in modules:
+            part.modules.append(module)
+            part._by_name.setdefault(module.name, []).append(module)
+            part._by_path[module.resolved] = module
+        return part
+
     def components(self) -> dict[Module, int]:
         """Modules grouped by import: each group is one program for "eventually seeded"."""
         parent = {id(m): id(m) for m in self.modules}
@@ -343,23 +425,6 @@ def deepest_beyond(tree: ast.AST, limit: int) -> ast.AST | None:
             return node
         stack.extend((child, depth + 1) for child in ast.iter_child_nodes(node))
     return None
-
-
-def _module_name(path: Path) -> str:
-    """The dotted name: the package path (folders with ``__init__.py``) and the stem."""
-    parts = [] if path.name == "__init__.py" else [path.stem]
-    folder = path.parent
-    while (folder / "__init__.py").is_file() and folder.name:
-        parts.insert(0, folder.name)
-        folder = folder.parent
-    return ".".join(parts) or path.parent.name
-
-
-def _package_root(path: Path) -> Path:
-    folder = path.parent
-    while (folder / "__init__.py").is_file() and folder.parent != folder:
-        folder = folder.parent
-    return folder
 
 
 def _aliases(nodes: Iterable[ast.AST], module_name: str, *, is_package: bool) -> dict[str, str]:

@@ -34,6 +34,7 @@ from pathlib import Path
 from harness.lint import apis
 from harness.lint.arguments import Default, Defaults, seed_test, spread_keywords
 from harness.lint.project import Class, Function, Module, Project
+from harness.lint.syntax import Syntax
 
 State = frozenset[str]
 EMPTY: State = frozenset()
@@ -106,6 +107,9 @@ class SeedWalk:
         self._loading = 0
         self._loaded: dict[int, frozenset[str]] = {}
         self._memo: dict[tuple[int, State], State] = {}
+        self._facts: dict[
+            int, tuple[str | None, Function | None, list[tuple[str, str, str | None]], set[str]]
+        ] = {}
         self._active: set[tuple[int, State]] = set()
         self._entered: set[int] = set()
         self._budget = _BUDGET
@@ -126,7 +130,7 @@ class SeedWalk:
         self.imported = imported
         finals: dict[int, State] = {}
         for module in project.modules:
-            run_by_harness = MODULE_BODY in self._managed.get(module.path.resolve(), frozenset())
+            run_by_harness = MODULE_BODY in self._managed.get(module.resolved, frozenset())
             if id(module) not in imported or run_by_harness:
                 finals[id(module)] = self.module_body(module, MANAGED if run_by_harness else EMPTY)
         for module in project.modules:
@@ -144,8 +148,7 @@ class SeedWalk:
             if (
                 function.owner is None
                 and function.parent is None
-                and function.node.name
-                in self._managed.get(function.module.path.resolve(), frozenset())
+                and function.node.name in self._managed.get(function.module.resolved, frozenset())
             ):
                 self.function(function, MANAGED)
         for function in project.functions():
@@ -173,7 +176,7 @@ class SeedWalk:
             return True
         if id(function.module) not in self.imported:
             return True
-        managed = self._managed.get(function.module.path.resolve(), frozenset())
+        managed = self._managed.get(function.module.resolved, frozenset())
         return function.node.name in managed
 
     def unseeded(self, call: ast.Call) -> bool:
@@ -278,7 +281,7 @@ class SeedWalk:
             for imported in module.imports.get(id(node), []):
                 state = self.module_body(imported, state)
             return state
-        children = [child for child in ast.iter_child_nodes(node) if isinstance(child, ast.expr)]
+        children = [c for c in self.project.syntax.children(node) if isinstance(c, ast.expr)]
         loading = isinstance(node, ast.Assign) and self._weights_loaded(node, module, within)
         self._loading += loading
         try:
@@ -302,9 +305,11 @@ class SeedWalk:
             return False
         body = within.node.body if within is not None else module.tree.body
         if id(body) not in self._loaded:
+            walk = self.project.syntax.walk
             self._loaded[id(body)] = frozenset(
                 ast.unparse(n.func.value)
-                for n in ast.walk(ast.Module(body=body, type_ignores=[]))
+                for statement in body
+                for n in walk(statement)
                 if isinstance(n, ast.Call)
                 and isinstance(n.func, ast.Attribute)
                 and n.func.attr in apis.WEIGHT_LOADERS
@@ -339,7 +344,7 @@ class SeedWalk:
         of an entry point (or of a function some call leaves it out of), an option or
         field the module does not assign itself."""
         if id(module) not in self._assigned:
-            self._assigned[id(module)] = _assigned_settings(module.tree)
+            self._assigned[id(module)] = _assigned_settings(module, self.project.syntax)
         if ast.unparse(setting) in self._assigned[id(module)]:
             return None
         if isinstance(setting, ast.Name) and (
@@ -379,14 +384,15 @@ class SeedWalk:
     def _expressions(
         self, nodes: list[ast.expr], module: Module, within: Function | None, state: State
     ) -> State:
+        calls_in_order = self.project.syntax.calls_in_order
         for node in nodes:
-            for call in _calls_in_order(node):
+            for call in calls_in_order(node):
                 state = self._call(call, module, within, state)
         return state
 
     def _call(self, call: ast.Call, module: Module, within: Function | None, state: State) -> State:
         self._budget -= 1
-        name = self.project.qualified(call.func, module)
+        name, target, checks, omitted = self._call_facts(call, module, within)
         if name is not None and not (
             name in apis.SEEDS and self._optional_seed(call, name, module, within)
         ):
@@ -395,6 +401,26 @@ class SeedWalk:
             # The ensemble seeds the estimator it is given from its own random_state.
             for argument in [*call.args, *(k.value for k in call.keywords)]:
                 self.sites.pop((id(argument), "HR013"), None)
+        for rule, detail, needs in checks:
+            site = self.sites.setdefault((id(call), rule), Site(call, module, rule, detail, needs))
+            if (needs is None or needs not in state) and not (self._loading and rule == "HR017"):
+                site.unmet = True
+        if target is not None and self._budget > 0:
+            self._omitted.setdefault(id(target), set()).update(omitted)
+            state = self.function(target, state)
+        return state
+
+    def _call_facts(
+        self, call: ast.Call, module: Module, within: Function | None
+    ) -> tuple[str | None, Function | None, list[tuple[str, str, str | None]], set[str]]:
+        """What a call is, whatever the state: its name, the project function it runs,
+        the state rules it falls under and the parameters it leaves out. Kept per call:
+        a function is walked again for every state it is entered in (a call node always
+        lies in the same scope)."""
+        known = self._facts.get(id(call))
+        if known is not None:
+            return known
+        name = self.project.qualified(call.func, module)
         target = self.project.resolve_call(call, module, within)
         checks = list(state_checks(call, name, module, self._spread_of(call, module, within)))
         if isinstance(target, Class):
@@ -402,14 +428,11 @@ class SeedWalk:
             if layer is not None:
                 checks.append(("HR017", f"{target.name}(...) (a subclass of {layer})", apis.TORCH))
             target = self.project.constructor(target)
-        for rule, detail, needs in checks:
-            site = self.sites.setdefault((id(call), rule), Site(call, module, rule, detail, needs))
-            if (needs is None or needs not in state) and not (self._loading and rule == "HR017"):
-                site.unmet = True
-        if isinstance(target, Function) and self._budget > 0:
-            self._omitted.setdefault(id(target), set()).update(_omitted(call, target))
-            state = self.function(target, state)
-        return state
+        function = target if isinstance(target, Function) else None
+        omitted = _omitted(call, function) if function is not None else set()
+        facts = (name, function, checks, omitted)
+        self._facts[id(call)] = facts
+        return facts
 
     def _spread_of(
         self, call: ast.Call, module: Module, within: Function | None
@@ -658,7 +681,7 @@ def _call_graph(project: Project) -> tuple[set[int], set[int]]:
     # method of that name has a caller, which takes what it returns.
     called_by_name: set[str] = set()
     for module, within, body in scopes:
-        for node in _own_nodes(body):
+        for node in _own_nodes(body, project.syntax):
             if isinstance(node, ast.Call):
                 target = project.resolve_call(node, module, within)
                 if isinstance(target, Class):
@@ -704,11 +727,13 @@ def _may_name_a_function(
     return False
 
 
-def _own_nodes(body: list[ast.stmt]) -> Iterator[ast.AST]:
+def _own_nodes(body: list[ast.stmt], syntax: Syntax) -> list[ast.AST]:
+    """The nodes of one scope, less the callee expressions (a call is not a reference)."""
+    found: list[ast.AST] = []
     stack: list[ast.AST] = list(body)
     while stack:
         node = stack.pop()
-        yield node
+        found.append(node)
         if isinstance(node, ast.Call):
             # The callee expression is a call, not a reference.
             stack.extend(node.args)
@@ -718,19 +743,8 @@ def _own_nodes(body: list[ast.stmt]) -> Iterator[ast.AST]:
             elif not isinstance(node.func, ast.Name):
                 stack.append(node.func)
             continue
-        for child in ast.iter_child_nodes(node):
-            if not isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
-                stack.append(child)
-
-
-def _calls_in_order(node: ast.AST) -> Iterator[ast.Call]:
-    """Calls in evaluation order: arguments before the call that receives them."""
-    for child in ast.iter_child_nodes(node):
-        if isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
-            continue
-        yield from _calls_in_order(child)
-    if isinstance(node, ast.Call):
-        yield node
+        stack.extend(syntax.inside(node))
+    return found
 
 
 def _first_seeding(
@@ -738,7 +752,7 @@ def _first_seeding(
 ) -> ast.Call | None:
     """The first seeding call, or call of a project function, in a branch."""
     for statement in body:
-        for node in ast.walk(statement):
+        for node in project.syntax.walk(statement):
             if not isinstance(node, ast.Call):
                 continue
             name = project.qualified(node.func, module)
@@ -760,17 +774,17 @@ def _omitted(call: ast.Call, target: Function) -> set[str]:
     return set(names) - given
 
 
-def _assigned_settings(tree: ast.Module) -> frozenset[str]:
+def _assigned_settings(module: Module, syntax: Syntax) -> frozenset[str]:
     """The attributes and names a module assigns anywhere, as written (``opt.seed``)."""
     found: set[str] = set()
-    for node in ast.walk(tree):
+    for node in module.nodes:
         targets: list[ast.expr] = []
         if isinstance(node, ast.Assign):
             targets = node.targets
         elif isinstance(node, ast.AugAssign | ast.AnnAssign) and node.value is not None:
             targets = [node.target]
         for target in targets:
-            for part in ast.walk(target):
+            for part in syntax.walk(target):
                 if isinstance(part, ast.Attribute | ast.Name) and isinstance(part.ctx, ast.Store):
                     found.add(ast.unparse(part))
     return frozenset(found)

@@ -48,17 +48,20 @@ def lint_paths(
     relative_to: Path | None = None,
     roots: Sequence[Path] = (),
     managed: Mapping[Path, frozenset[str]] | None = None,
+    jobs: int | None = None,
 ) -> LintResult:
     """Lint files and folders, read together as one program, with the given rule ids;
     findings name paths relative to ``relative_to`` where they lie below it. ``roots`` are
     where imported project modules are sought besides each file's folder and package;
-    ``managed`` names the entries harness runs (see :func:`managed_entries`)."""
+    ``managed`` names the entries harness runs (see :func:`managed_entries`); ``jobs``
+    how many processes analyse the files (None: by their number and the cores, see
+    :mod:`harness.lint.workers`)."""
     enabled = frozenset(rules)
     files = collect_files(paths)
     base = relative_to or Path.cwd()
     shown = [_shown(file, base) for file in files]
     try:
-        found = check_files(list(zip(files, shown, strict=True)), roots, managed, enabled)
+        found = check_files(list(zip(files, shown, strict=True)), roots, managed, enabled, jobs)
     except OSError as error:
         name = _shown(Path(error.filename), base) if error.filename else "a file"
         raise HarnessError(

@@ -476,3 +476,133 @@ def test_helpers_re_exported_by_a_package_are_followed_and_unused_ones_are_not_r
     )
     result = lint_paths([tmp_path], enabled_rules(["ALL"], []), relative_to=tmp_path)
     assert result.findings == ()
+
+
+# -- one cause across files ----------------------------------------------------------------
+
+SEED_ALL = """
+    import random
+
+    import numpy as np
+
+
+    def seed_all(seed):
+        random.seed(seed)
+        np.random.seed(seed)
+"""
+SETUP_WITH_OPTIONAL_SEED = """
+    import argparse
+
+    import torch
+
+
+    def setup():
+        parser = argparse.ArgumentParser()
+        parser.add_argument("--seed", type=int, default=None)
+        args = parser.parse_args()
+        if args.seed is not None:
+            torch.manual_seed(args.seed)
+        return args
+"""
+
+
+def training_script(helper_call: str, layers: int = 1, extra: str = "") -> str:
+    built = "\n".join(f"layer{n} = nn.Linear(4, 2)" for n in range(layers))
+    saved = ", ".join(f"layer{n}.state_dict()" for n in range(layers))
+    return (
+        "import torch\nfrom torch import nn\n\nimport common\n"
+        f"{extra}{helper_call}\n{built}\ntorch.save([{saved}], 'out.pt')\n"
+    )
+
+
+def project(tmp_path: Path, helper: str, scripts: dict[str, str]) -> Path:
+    (tmp_path / "common.py").write_text(textwrap.dedent(helper))
+    for name, text in scripts.items():
+        (tmp_path / name).write_text(text)
+    return tmp_path
+
+
+def lint_project(root: Path, *paths: str) -> list[Finding]:
+    targets = [root / path for path in paths] or [root]
+    return list(lint_paths(targets, enabled_rules(["ALL"], []), relative_to=root).findings)
+
+
+def test_a_helper_that_leaves_a_generator_unseeded_is_one_finding_for_every_script(
+    tmp_path: Path,
+) -> None:
+    root = project(
+        tmp_path,
+        SEED_ALL,
+        {
+            "a.py": training_script("common.seed_all(0)"),
+            "b.py": training_script("common.seed_all(1)", 2),
+        },
+    )
+    (found,) = lint_project(root)
+    # At the helper's last seeding call, where the missing seed goes.
+    assert (found.path, found.line, found.rule) == ("common.py", 9, "HR017")
+    assert "seed_all() seeds" in found.message and "not torch's global generator" in found.message
+    assert "3 use(s) in 2 files" in found.message
+    assert found.fix == "add torch.manual_seed(seed) to seed_all()"
+    assert "[also at a.py:6, b.py:6, b.py:7]" in found.one_line()
+    assert [(r.path, r.line) for r in found.related] == [("a.py", 6), ("b.py", 6), ("b.py", 7)]
+    (result,) = document([found], frozenset({"HR017"}))["runs"][0]["results"]
+    uris = [r["physicalLocation"]["artifactLocation"]["uri"] for r in result["relatedLocations"]]
+    assert uris == ["a.py", "b.py", "b.py"]
+
+
+def test_a_seed_the_helper_sets_only_when_given_is_one_finding_for_every_script(
+    tmp_path: Path,
+) -> None:
+    root = project(
+        tmp_path,
+        SETUP_WITH_OPTIONAL_SEED,
+        {
+            "a.py": training_script("args = common.setup()"),
+            "b.py": training_script("args = common.setup()"),
+        },
+    )
+    (found,) = lint_project(root)
+    assert (found.path, found.line, found.rule) == ("common.py", 12, "HR019")
+    assert "2 use(s) in 2 files then run unseeded" in found.message
+    assert [(r.path, r.line) for r in found.related] == [("a.py", 6), ("b.py", 6)]
+
+
+def test_files_whose_cause_is_their_own_keep_their_own_finding(tmp_path: Path) -> None:
+    other_helper = "def seed_numpy(seed):\n    import numpy\n    numpy.random.seed(seed)\n"
+    (tmp_path / "more.py").write_text(other_helper)
+    root = project(
+        tmp_path,
+        SEED_ALL,
+        {
+            # Seeds torch itself, after building: its own ordering, not the helper's.
+            "own.py": training_script("common.seed_all(0)", extra="import torch\n")
+            + "torch.manual_seed(0)\n",
+            # Two seeding helpers: which one should seed torch is not one answer.
+            "two.py": training_script(
+                "common.seed_all(0); more.seed_numpy(0)", extra="import more\n"
+            ),
+            # No helper at all: the script's own missing seed.
+            "none.py": training_script("pass"),
+        },
+    )
+    found = lint_project(root, "own.py", "two.py", "none.py", "common.py", "more.py")
+    assert [(f.path, f.line, f.rule) for f in found] == [
+        ("none.py", 6, "HR017"),
+        ("own.py", 7, "HR017"),
+        ("two.py", 7, "HR017"),
+    ]
+
+
+def test_a_helper_read_only_for_context_is_not_where_the_finding_goes(tmp_path: Path) -> None:
+    root = project(tmp_path, SEED_ALL, {"a.py": training_script("common.seed_all(0)")})
+    # common.py is read to follow seed_all(), but it is not linted: the finding stays in a.py.
+    assert [(f.path, f.line, f.rule) for f in lint_project(root, "a.py")] == [("a.py", 6, "HR017")]
+
+
+def test_the_finding_at_a_helper_is_silenced_by_an_ignore_comment_there(tmp_path: Path) -> None:
+    ignored = SEED_ALL.replace(
+        "np.random.seed(seed)", "np.random.seed(seed)  # harness: ignore[HR017]"
+    )
+    root = project(tmp_path, ignored, {"a.py": training_script("common.seed_all(0)")})
+    assert lint_project(root) == []

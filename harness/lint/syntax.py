@@ -1,0 +1,118 @@
+"""One walk of each syntax tree, shared by every analysis of `harness lint`.
+
+The analyses visit the same trees many times: the depth check, the imports, the call graph,
+each scope's facts, the calls of each statement in evaluation order, the seeding walk that
+re-enters a function for every state it is called in. ``ast.iter_child_nodes`` recomputes
+a node's children on each visit (a generator over the node's fields), which made those
+visits most of the linter's time. So each tree is walked once, when it is read: the walk
+checks the depth, lists the nodes in ``ast.walk`` order and records every node's children;
+later traversals read the record. The trees are never changed after they are read, and
+the record lives as long as they do (a node's ``id`` stays its own).
+"""
+
+from __future__ import annotations
+
+import ast
+
+Children = tuple[ast.AST, ...]
+_LEAF: Children = ()
+_DEFINITIONS = frozenset({ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef})
+
+
+class Syntax:
+    """The children of every node of the trees read (see the module's docstring)."""
+
+    def __init__(self) -> None:
+        self._children: dict[int, Children] = {}
+        self._calls: dict[int, list[ast.Call]] = {}
+        # Per node: its children that are not definitions (what a scope descends into).
+        self._inside: dict[int, Children] = {}
+
+    def read(self, tree: ast.AST, max_depth: int) -> list[ast.AST] | None:
+        """Record ``tree``; its nodes in ``ast.walk`` order, or None (nothing recorded)
+        when it nests deeper than ``max_depth``."""
+        found: dict[int, Children] = {}
+        nodes: list[ast.AST] = [tree]
+        level: list[ast.AST] = [tree]
+        depth = 0
+        while level:
+            if depth > max_depth:
+                return None
+            below: list[ast.AST] = []
+            for node in level:
+                children = child_nodes(node)
+                found[id(node)] = children
+                below.extend(children)
+            nodes.extend(below)
+            level = below
+            depth += 1
+        self._children.update(found)
+        return nodes
+
+    def children(self, node: ast.AST) -> Children:
+        """``ast.iter_child_nodes(node)``, from the record for a node of a tree read."""
+        known = self._children.get(id(node))
+        return known if known is not None else child_nodes(node)
+
+    def walk(self, node: ast.AST) -> list[ast.AST]:
+        """``ast.walk(node)``: the node and everything below it, breadth first."""
+        found = [node]
+        for each in found:
+            found.extend(self.children(each))
+        return found
+
+    def scope(self, body: list[ast.stmt]) -> list[ast.AST]:
+        """The statements of ``body`` and everything below them, except the functions
+        and classes defined below them (a scope's own facts, not its nested scopes')."""
+        stack: list[ast.AST] = list(body)
+        found: list[ast.AST] = []
+        inside = self.inside
+        while stack:
+            node = stack.pop()
+            found.append(node)
+            stack.extend(inside(node))
+        return found
+
+    def inside(self, node: ast.AST) -> Children:
+        """The children of ``node`` that are not definitions (what a scope descends to)."""
+        below = self._inside.get(id(node))
+        if below is None:
+            below = tuple(c for c in self.children(node) if type(c) not in _DEFINITIONS)
+            if id(node) in self._children:
+                self._inside[id(node)] = below
+        return below
+
+    def calls_in_order(self, node: ast.AST) -> list[ast.Call]:
+        """The calls in ``node`` in evaluation order (arguments before the call that
+        receives them), not entering the functions and classes it defines."""
+        known = self._calls.get(id(node))
+        if known is not None:
+            return known
+        calls: list[ast.Call] = []
+        self._add_calls(node, calls)
+        if id(node) in self._children:
+            # The seeding walk asks again for every state a function is entered in.
+            self._calls[id(node)] = calls
+        return calls
+
+    def _add_calls(self, node: ast.AST, calls: list[ast.Call]) -> None:
+        for child in self.children(node):
+            if not isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+                self._add_calls(child, calls)
+        if isinstance(node, ast.Call):
+            calls.append(node)
+
+
+def child_nodes(node: ast.AST) -> Children:
+    """What ``ast.iter_child_nodes`` yields, as a tuple."""
+    found: list[ast.AST] = []
+    for name in node._fields:
+        value = getattr(node, name, None)
+        if isinstance(value, ast.AST):
+            found.append(value)
+        elif isinstance(value, list):
+            found.extend(item for item in value if isinstance(item, ast.AST))
+    return tuple(found) if found else _LEAF
+
+
+__all__ = ["Syntax", "child_nodes"]

@@ -1,0 +1,242 @@
+"""`harness lint` at scale: the analyses share one walk of each tree, the flow analysis
+repeats a round only where a value read early changed later, and the findings stay those
+of the straightforward analysis."""
+
+from __future__ import annotations
+
+import ast
+import gc
+import multiprocessing
+import textwrap
+import threading
+from pathlib import Path
+
+import pytest
+
+from harness.lint import Finding, check_source, enabled_rules, lint_paths, workers
+from harness.lint import flow as flow_module
+from harness.lint.project import MAX_DEPTH
+from harness.lint.syntax import Syntax
+
+
+def findings(source: str) -> list[Finding]:
+    return check_source(textwrap.dedent(source), "x.py")
+
+
+# A method reads an attribute that a method analysed after it sets: only a second round
+# sees the timestamp reach the file.
+LATE_ATTRIBUTE = """
+    import time
+
+
+    class Recorder:
+        def save(self, path):
+            with open(path, "w") as stream:
+                stream.write(str(self.stamp))
+
+        def start(self):
+            self.stamp = time.time()
+"""
+
+
+def test_a_value_read_before_it_is_set_is_followed_in_another_round() -> None:
+    (finding,) = findings(LATE_ATTRIBUTE)
+    assert (finding.line, finding.rule) == (11, "HR010")
+    assert "reaches .write() at line 8" in finding.message
+
+
+def test_programs_whose_reads_were_final_are_not_analysed_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    rounds: list[int] = []
+    original = flow_module.Flow._stale
+
+    def counted(self: flow_module.Flow) -> set[int]:
+        stale = original(self)
+        rounds.append(len(stale))
+        return stale
+
+    monkeypatch.setattr(flow_module.Flow, "_stale", counted)
+    settled = """
+        import time, json
+
+
+        class Recorder:
+            def start(self):
+                self.stamp = time.time()
+
+            def save(self, path):
+                json.dump(self.stamp, open(path, "w"))
+    """
+    (finding,) = findings(settled)
+    assert finding.rule == "HR010"
+    assert rounds == [0]  # one round: every read already saw its final value
+    rounds.clear()
+    findings(LATE_ATTRIBUTE)
+    assert rounds == [1, 0]
+
+
+# -- one walk of each tree ----------------------------------------------------------------
+
+EVERY_KIND = """
+import os, json as j
+from . import sibling
+@decorator(1)
+class Model(Base, metaclass=Meta):
+    x: int = 3
+    async def run(self, a, /, b=2, *args, c, **kwargs) -> list[int]:
+        async with open(a) as f, lock:
+            async for item in f:
+                yield item
+        return [y async for y in gen() if y]
+def f(x):
+    global g
+    try:
+        g = {k: v for k, v in x.items()} | {1, 2} or (lambda q: q)(x)
+    except* ValueError as error:
+        raise RuntimeError(f"{error!r:>10}") from error
+    match x:
+        case [1, *rest] if rest: pass
+        case {"k": v, **others}: pass
+        case Point(x=0) | None: pass
+    while (n := len(x)) > 0:
+        del x[0]; x[1:2] = [sum(i for i in range(n))]
+    assert not x, ~n
+    return x[::2], -n, a if b else c, await_(), *x
+"""
+
+
+def test_the_recorded_children_and_walk_are_those_of_the_ast_module() -> None:
+    syntax = Syntax()
+    tree = ast.parse(EVERY_KIND)
+    nodes = syntax.read(tree, MAX_DEPTH)
+    assert nodes == list(ast.walk(tree))
+    for node in nodes:
+        assert syntax.children(node) == tuple(ast.iter_child_nodes(node))
+        assert syntax.walk(node) == list(ast.walk(node))
+    # A scope: its statements and what is below them, but no definition below them.
+    definitions = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+    for body in [tree.body, *(n.body for n in nodes if isinstance(n, definitions))]:
+        expected, stack = [], list(body)
+        while stack:
+            node = stack.pop()
+            expected.append(node)
+            stack.extend(c for c in ast.iter_child_nodes(node) if not isinstance(c, definitions))
+        assert syntax.scope(body) == expected
+        assert syntax.scope(body) == expected  # the second time from the record
+    # A node built later (not recorded) gets its children all the same.
+    made = ast.BinOp(ast.Constant(1), ast.Add(), ast.Name("x", ast.Load()))
+    assert syntax.children(made) == tuple(ast.iter_child_nodes(made))
+
+
+def test_calls_come_in_evaluation_order_without_entering_definitions() -> None:
+    syntax = Syntax()
+    tree = ast.parse("f(g(1), h(k()))\nclass C:\n    x = m()\n")
+    assert syntax.read(tree, MAX_DEPTH) is not None
+    statement, _ = tree.body
+    calls = syntax.calls_in_order(statement)
+    assert [ast.unparse(call.func) for call in calls] == ["g", "k", "h", "f"]
+    assert syntax.calls_in_order(statement) is calls  # asked again: the record
+    assert syntax.calls_in_order(tree) == calls  # the class's body is its own scope
+
+
+def test_a_tree_too_deep_is_refused_and_nothing_of_it_recorded() -> None:
+    syntax = Syntax()
+    tree = ast.parse("x = " + "-" * 50 + "1")
+    assert syntax.read(tree, 40) is None
+    assert syntax._children == {}
+    assert syntax.read(tree, 60) is not None
+
+
+def test_the_collector_thresholds_are_restored_after_linting() -> None:
+    before = gc.get_threshold()
+    findings(LATE_ATTRIBUTE)
+    assert gc.get_threshold() == before
+
+
+# -- programs in parallel ------------------------------------------------------------------
+
+
+def gallery(root: Path, scripts: int) -> Path:
+    """A folder of separate scripts, a few seeding through one helper."""
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "common.py").write_text(
+        "import random\n\n\ndef seed_all(seed):\n    random.seed(seed)\n"
+    )
+    for number in range(scripts):
+        helper = "import common\ncommon.seed_all(0)\n" if number % 5 == 0 else ""
+        (root / f"plot_{number:03d}.py").write_text(
+            f"import json, time\nimport numpy as np\nimport torch\n{helper}"
+            f"x = np.random.rand({number + 1})\nlayer = torch.nn.Linear(2, 2)\n"
+            "json.dump([x.tolist(), time.time()], open('out.json', 'w'))\n"
+            "torch.save(layer.state_dict(), 'layer.pt')\n"
+        )
+    return root
+
+
+def test_programs_analysed_in_several_processes_give_the_same_findings(tmp_path: Path) -> None:
+    root = gallery(tmp_path, 60)
+    rules = enabled_rules(["ALL"], [])
+    alone = lint_paths([root], rules, relative_to=root, jobs=1)
+    shared = lint_paths([root], rules, relative_to=root, jobs=2)
+    assert shared == alone
+    assert {f.rule for f in alone.findings} >= {"HR002", "HR010", "HR017"}
+    # Each omission of the helper stays one finding with the uses of every script that
+    # calls it, whichever process analysed them.
+    omissions = [f for f in alone.findings if f.path == "common.py"]
+    assert [f.rule for f in omissions] == ["HR002", "HR017"]
+    assert all("12 use(s) in 12 files" in f.message for f in omissions)
+
+
+def test_few_files_or_a_running_thread_are_analysed_in_this_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_fork(method: str) -> None:
+        raise AssertionError(f"started {method} workers")
+
+    monkeypatch.setattr(multiprocessing, "get_context", no_fork)
+    monkeypatch.setattr(workers, "available_cores", lambda: 2)
+    rules = enabled_rules(["ALL"], [])
+    few = gallery(tmp_path / "few", workers.MIN_FILES - 2)
+    assert lint_paths([few], rules, relative_to=few).findings
+    many = gallery(tmp_path / "many", workers.MIN_FILES + 2)
+    stop = threading.Event()
+    thread = threading.Thread(target=stop.wait)
+    thread.start()
+    try:
+        assert lint_paths([many], rules, relative_to=many).findings
+    finally:
+        stop.set()
+        thread.join()
+    # Alone in its process (a test runner's own threads aside), many files go to workers.
+    monkeypatch.setattr(threading, "active_count", lambda: 1)
+    with pytest.raises(AssertionError, match="started fork workers"):
+        lint_paths([many], rules, relative_to=many)
+
+
+def test_a_name_read_before_a_later_assignment_is_followed_in_another_pass() -> None:
+    late = """
+        import json, time
+
+
+        def run(path):
+            previous = 0
+            for _ in range(3):
+                total = previous + 1
+                previous = time.time()
+            json.dump(total, open(path, "w"))
+    """
+    (finding,) = findings(late)
+    assert (finding.line, finding.rule) == (9, "HR010")
+    passes: list[bool] = []
+    original = flow_module._Analysis._stale
+
+    def counted(self: flow_module._Analysis) -> bool:
+        passes.append(original(self))
+        return passes[-1]
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(flow_module._Analysis, "_stale", counted)
+        findings(late)
+        # The module's body, then run(): once more after its first pass only.
+        assert passes == [False, True, False]
