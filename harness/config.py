@@ -47,6 +47,9 @@ class Option:
     is_int: bool = False
 
 
+_NOT_IN_IMAGE_NAME = re.compile(r"[^a-z0-9]+")
+
+
 def _first_env(*names: str) -> Callable[[Mapping[str, str]], str | None]:
     def default(environ: Mapping[str, str]) -> str | None:
         for name in names:
@@ -64,7 +67,10 @@ def _const(value: str | None) -> Callable[[Mapping[str, str]], str | None]:
 
 OPTIONS: tuple[Option, ...] = (
     Option(
-        "image", "HARNESS_IMAGE", "repository name of the images harness builds", _const("harness")
+        "image",
+        "HARNESS_IMAGE",
+        "repository name of the images harness builds (default: the project's name)",
+        _const(None),
     ),
     Option(
         "python",
@@ -413,7 +419,8 @@ def load_config(
     """
     root = (project_root or find_project_root()).resolve()
     env = os.environ if environ is None else environ
-    table = read_pyproject(root / PYPROJECT).get("tool", {}).get("harness", {})
+    document = read_pyproject(root / PYPROJECT)
+    table = document.get("tool", {}).get("harness", {})
     config_schema.validate(table)
 
     values: dict[str, str | None] = {}
@@ -433,6 +440,9 @@ def load_config(
         values[option.key] = value
         sources[option.key] = source
 
+    if values["image"] is None:
+        values["image"] = project_image_name(document.get("project", {}).get("name"), root)
+        sources["image"] = "project name"
     if values["python"] is None:
         asked = project_python.asked(root)
         values["python"] = asked.python if asked else project_python.DEFAULT_PYTHON
@@ -445,7 +455,7 @@ def load_config(
 
     return Config(
         project_root=root,
-        image=values["image"] or "harness",
+        image=values["image"] or "",
         python=python,
         platform=values["platform"] or "",
         dependency_group=values["dependency-group"] or "",
@@ -512,6 +522,19 @@ def _validate(values: Mapping[str, str | None], sources: Mapping[str, str]) -> N
     if values["host-name"] is not None:
         # Records name their host with it, and other hosts' records are filed under it.
         config_schema.check_name(values["host-name"], f"host-name (from {sources['host-name']})")
+
+
+def project_image_name(name: object, root: Path) -> str:
+    """The images' repository when none is configured: the project's name ([project].name,
+    else its folder's), made a valid image name. Never one name for every project: a
+    fixed default (it was ``harness``) made each project's build replace the tags of the
+    last, harness's own ``harness:cpu`` included."""
+    for candidate in (name if isinstance(name, str) else "", root.name):
+        # Docker's repository names: lowercase letters and digits, runs joined by . _ -
+        normal = _NOT_IN_IMAGE_NAME.sub("-", candidate.lower()).strip("-")
+        if normal:
+            return normal[:128]
+    return "project"
 
 
 def _is_python_version(text: str) -> bool:
