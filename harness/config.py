@@ -47,7 +47,9 @@ class Option:
     is_int: bool = False
 
 
-_NOT_IN_IMAGE_NAME = re.compile(r"[^a-z0-9]+")
+_NOT_IN_IMAGE_NAME = re.compile(r"[^a-z0-9._-]+")
+_BAD_SEPARATOR = re.compile(r"[._-]+")
+_SEPARATOR = re.compile(r"\.|_|__|-+")
 
 
 def _first_env(*names: str) -> Callable[[Mapping[str, str]], str | None]:
@@ -530,11 +532,20 @@ def project_image_name(name: object, root: Path) -> str:
     fixed default (it was ``harness``) made each project's build replace the tags of the
     last, harness's own ``harness:cpu`` included."""
     for candidate in (name if isinstance(name, str) else "", root.name):
-        # Docker's repository names: lowercase letters and digits, runs joined by . _ -
-        normal = _NOT_IN_IMAGE_NAME.sub("-", candidate.lower()).strip("-")
+        normal = image_name(candidate)
         if normal:
-            return normal[:128]
+            return normal
     return "project"
+
+
+def image_name(text: str) -> str:
+    """``text`` as a Docker repository name (lowercase letters and digits in runs joined by
+    one ``.``, one or two ``_``, or dashes); empty when nothing of it is left."""
+    words = _NOT_IN_IMAGE_NAME.sub("-", text.lower())
+    joined = _BAD_SEPARATOR.sub(
+        lambda m: m.group() if _SEPARATOR.fullmatch(m.group()) else "-", words
+    )
+    return joined.strip("._-")[:128].strip("._-")
 
 
 def _is_python_version(text: str) -> bool:

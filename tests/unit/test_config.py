@@ -30,7 +30,8 @@ def test_defaults_apply_when_nothing_is_set(project: Path) -> None:
 @pytest.mark.parametrize(
     ("pyproject", "folder", "image"),
     [
-        ('[project]\nname = "Char_RNN.Model"\n', "anything", "char-rnn-model"),
+        ('[project]\nname = "Char_RNN.Model"\n', "anything", "char_rnn.model"),
+        ('[project]\nname = "My Model.-v2_"\n', "anything", "my-model-v2"),
         ("[tool.harness]\n", "My Research", "my-research"),
         ('[project]\nname = "___"\n', "nanoGPT", "nanogpt"),
         ("", "...", "project"),
