@@ -53,7 +53,15 @@ from harness.engine import ContainerEngine
 from harness.errors import BuildError, ConfigError, HashMismatch
 from harness.images import built as builtimages
 from harness.images import config as imageconfig
-from harness.images import dockerfiles, frameworks, lock, runtime_wheel, wheelcache, wheeltags
+from harness.images import (
+    dockerfiles,
+    frameworks,
+    layers,
+    lock,
+    runtime_wheel,
+    wheelcache,
+    wheeltags,
+)
 from harness.images.base import BaseImage, ensure_base
 from harness.images.dockerfiles import Dockerfile, choose
 from harness.images.pin import Pin
@@ -323,15 +331,20 @@ def build_image(
                 frameworks.split(provided),
                 base_id=prepared.base.id,
             )
-            # Each tier on the one below it; the image on the last (the base without any).
-            below = prepared.base.id
-            for layout in layouts:
-                below = frameworks_image(
+            # The tier on the base, the other large pins' layers stacked on it, the image
+            # on the stack.
+            tier, *pin_layers = layouts
+            below = frameworks_image(
+                engine, prepared, tier, provided, no_cache=no_cache, say=say, on_line=on_line
+            )
+            if pin_layers:
+                below = stacked_frameworks(
                     engine,
                     prepared,
-                    layout,
+                    tier,
+                    pin_layers,
                     provided,
-                    previous=below if layout.on_previous else None,
+                    tier_id=below,
                     no_cache=no_cache,
                     say=say,
                     on_line=on_line,
@@ -369,14 +382,12 @@ def frameworks_image(
     layout: frameworks.Context,
     provided: wheelcache.Provided,
     *,
-    previous: str | None = None,
     no_cache: bool = False,
     say: Callable[[str], None] = lambda _: None,
     on_line: Callable[[str], None] = lambda _: None,
 ) -> str:
-    """The ID of the frameworks image ``layout`` describes: the one harness built from the
-    same input on this engine, else a new build of it (always a new one with ``no_cache``);
-    a tier on another is built ``FROM`` ``previous``, the ID of the tier below.
+    """The ID of the frameworks tier ``layout`` describes: the one harness built from the
+    same input on this engine, else a new build of it (always a new one with ``no_cache``).
 
     It is finalised like an image (times 0, so the same input gives the same ID), named
     ``harness-frameworks:<input>`` and written down as harness's own build; the build's
@@ -389,20 +400,12 @@ def frameworks_image(
             engine.tag(found.id, name)
             say(f"the frameworks ({layout.pins} large pins) are in {name}")
             return found.id
-    what = (
-        f"{layout.pins} more large pins, as a layer on the heavy ones"
-        if layout.on_previous
-        else f"the {layout.pins} heaviest pins, installed once for every image on them"
-    )
-    say(f"building {name}: {what}")
+    say(f"building {name}: the {layout.pins} heaviest pins, installed once for every image on them")
     started = time.monotonic()
     built_id, steps = _engine_build(
         engine,
         layout.folder,
-        buildargs={
-            "BASE_IMAGE": prepared.base.id,
-            **({"PREVIOUS_IMAGE": previous} if previous is not None else {}),
-        },
+        buildargs={"BASE_IMAGE": prepared.base.id},
         provided=provided,
         variant=prepared.build_plan.variant,
         no_cache=no_cache,
@@ -423,6 +426,86 @@ def frameworks_image(
     discard_leftovers(engine, FreshImage(image_id, built_id, steps, 0.0))
     say(f"built {name} ({image_id[:19]}) in {time.monotonic() - started:.0f} s")
     return image_id
+
+
+def stacked_frameworks(
+    engine: ContainerEngine,
+    prepared: Prepared,
+    tier: frameworks.Context,
+    layouts: Sequence[frameworks.Context],
+    provided: wheelcache.Provided,
+    *,
+    tier_id: str,
+    no_cache: bool = False,
+    say: Callable[[str], None] = lambda _: None,
+    on_line: Callable[[str], None] = lambda _: None,
+) -> str:
+    """The ID of the frameworks image of the tier ``tier`` (built as ``tier_id``) with a
+    layer per layout: the one harness made from the same inputs on this engine, else one
+    stacked from the layer cache, whose missing layers are built (all with ``no_cache``).
+
+    The stacked image is checked (its environment holds exactly the large pins), named
+    ``harness-frameworks:<input>`` and written down as harness's own, as a tier is.
+    """
+    digest = frameworks.stacked_digest(tier.digest, [layout.digest for layout in layouts])
+    name = frameworks.reference(digest)
+    if not no_cache:
+        found = builtimages.find(engine, digest)
+        if found is not None:
+            engine.tag(found.id, name)
+            say(f"the frameworks' {len(layouts)} layers of large pins are in {name}")
+            return found.id
+    cache = layers.open_cache()
+    kept: list[layers.Layer] = []
+    for layout in layouts:
+        layer = None if no_cache else cache.get(layout.digest)
+        if layer is None:
+            layer = frameworks_layer(
+                engine, prepared, layout, provided, cache, no_cache=no_cache, on_line=on_line
+            )
+            say(f"installed {' '.join(layer.pins)} as a layer of its own")
+        kept.append(layer)
+    say(f"building {name}: {len(kept)} layers of large pins on {frameworks.reference(tier.digest)}")
+    labels = {
+        "org.opencontainers.image.title": f"harness frameworks ({tier.pins} + {len(kept)} layers)",
+        LABEL_BUILD_INPUT: digest,
+    }
+    image_id = layers.stack(engine, tier_id, kept, labels, say=say)
+    every_pin = [choice for layout in (tier, *layouts) for choice in layout.choices]
+    layers.check(engine, image_id, prepared.build_plan.config.python, every_pin)
+    builtimages.remember(engine, digest, image_id)
+    engine.tag(image_id, name)
+    return image_id
+
+
+def frameworks_layer(
+    engine: ContainerEngine,
+    prepared: Prepared,
+    layout: frameworks.Context,
+    provided: wheelcache.Provided,
+    cache: layers.LayerCache,
+    *,
+    no_cache: bool = False,
+    on_line: Callable[[str], None] = lambda _: None,
+) -> layers.Layer:
+    """Install ``layout``'s pins alone (an image FROM scratch), keep its one layer in the
+    layer cache, and leave nothing of the build on the engine."""
+    built_id, steps = _engine_build(
+        engine,
+        layout.folder,
+        buildargs={"BASE_IMAGE": prepared.base.id},
+        provided=provided,
+        variant=prepared.build_plan.variant,
+        no_cache=no_cache,
+        on_line=on_line,
+    )
+    try:
+        with cache.workspace() as work:
+            diff_id, archive = layers.take(engine, built_id, Path(work))
+            return cache.store(layout.digest, archive, diff_id, layers.pin_lines(layout.choices))
+    finally:
+        # The layer lives on in the cache, and in the image it is stacked into.
+        discard_leftovers(engine, FreshImage("", built_id, (*steps, built_id), 0.0))
 
 
 def _engine_build(
