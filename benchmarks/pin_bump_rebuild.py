@@ -1,17 +1,19 @@
 """How long `harness build` takes after one pin changed, against a plain docker build.
 
 In a copy of this project, the CPU image is built once (which fills the wheel cache and
-makes, or finds, the frameworks images of its large pins: the heavy tier with torch and
-TensorFlow, and the layer of the other large pins on it), then each pin named is moved,
-alone, to another version of it (a pin of the constraints' body, so the declared
-requirements and the lock header stay as they are), and harness builds again:
+the layer cache, and makes, or finds, the frameworks images of its large pins: the heavy
+tier with torch and TensorFlow, and a layer of each other large pin stacked on it), then
+each pin named is moved, alone, to another version of it (a pin of the constraints' body,
+so the declared requirements and the lock header stay as they are), and harness builds
+again:
 
 - a small pure-Python pin (six, the default first): that one wheel, the frameworks
   unchanged, the small pins and harness's runtime installed on them;
 - a large pin beside the frameworks (scipy, the default second: 35 MB, below the heavy
-  tier): the layer of the large pins is rebuilt on the unchanged heavy tier, so torch and
-  TensorFlow are not installed again, and the images before and after share the heavy
-  tier's layers on disk (printed: the bytes both images hold once).
+  tier): scipy alone is installed, as a layer of its own; the layers of the other large
+  pins come from the layer cache, only those above scipy's are sent to the engine again,
+  and the images before and after share the heavy tier's layers on disk (printed: the
+  layers both images hold once).
 
 The baseline, measured in the same run on the same base image, is a plain `docker build
 --no-cache` of the same constraints with a Dockerfile that installs them from the index
