@@ -12,7 +12,7 @@ written canonically and loaded. The engine receives only the layers whose chain 
 not hold (those above a moved pin); the image ID is the digest of that configuration, so
 the same pins give the same image on every engine.
 
-Layout, under ``$XDG_CACHE_HOME/harness/layers``::
+Layout, under ``$HARNESS_LAYER_CACHE`` (default ``$XDG_CACHE_HOME/harness/layers``)::
 
     DIGEST.tar    the layer of the build input DIGEST, in normal form (read-only)
     DIGEST.json   its diff ID, size and pins
@@ -24,10 +24,13 @@ than :data:`LIMIT_BYTES`: a lost entry costs one install of its pins.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
+import shutil
 import tempfile
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -41,16 +44,23 @@ from harness.images import config as imageconfig
 from harness.images import filesystem as imagefs
 from harness.images.wheelcache import Choice
 
+ENV = "HARNESS_LAYER_CACHE"
 SCHEMA = "harness.frameworks-layer/v1"
 # The cache keeps at most this much; the least recently used layers go first.
 LIMIT_BYTES = 16 << 30
 # The comment of a stacked layer's history entry.
 HISTORY_COMMENT = "harness frameworks layer"
 _ENTRY_LIMIT = 1 << 20
+# A workspace this old is an interrupted build's: prune removes it.
+_STALE_WORKSPACE_SECONDS = 3600
 _DIGEST = re.compile(r"^[0-9a-f]{64}$")
 
 
 def cache_root() -> Path:
+    """Where the cache lives: ``$HARNESS_LAYER_CACHE``, else the user's cache folder."""
+    configured = os.environ.get(ENV)
+    if configured:
+        return Path(configured).expanduser()
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "harness" / "layers"
 
@@ -143,6 +153,29 @@ class LayerCache:
             total -= size
             removed.append(entry.stem)
         return removed
+
+    def prune_unused(self, unused_for: float | None) -> tuple[int, int]:
+        """Remove the layers no build used for ``unused_for`` seconds (None: every one),
+        and workspaces an interrupted build left; returns how many layers, how many bytes."""
+        now = time.time()
+        removed = size = 0
+        for entry in sorted(self.root.glob("*.json")):
+            archive = entry.with_suffix(".tar")
+            try:
+                used = entry.stat().st_mtime
+                held = archive.stat().st_size if archive.is_file() else 0
+            except OSError:
+                continue
+            if unused_for is None or now - used > unused_for:
+                entry.unlink(missing_ok=True)
+                archive.unlink(missing_ok=True)
+                removed += 1
+                size += held
+        for leftover in self.root.glob(".tmp-*"):
+            with contextlib.suppress(OSError):
+                if now - leftover.stat().st_mtime > _STALE_WORKSPACE_SECONDS:
+                    shutil.rmtree(leftover, ignore_errors=True)
+        return removed, size
 
 
 def open_cache() -> LayerCache:

@@ -163,3 +163,27 @@ def test_the_check_names_what_the_stacked_environment_lacks() -> None:
     engine.check_output = "scikit-learn==1.9.1: found nothing\n"
     with pytest.raises(BuildError, match=r"scikit-learn==1\.9\.1: found nothing"):
         layers.check(engine, "sha256:img", "3.11", pins)
+
+
+def test_prune_removes_the_layers_unused_for_the_given_age(cache: layers.LayerCache) -> None:
+    kept(cache, "a", b"old")
+    kept(cache, "b", b"newer")
+    os.utime(cache.root / f"{'a' * 64}.json", (1000, 1000))
+    stale = cache.root / ".tmp-interrupted"
+    stale.mkdir()
+    os.utime(stale, (1000, 1000))
+    assert cache.prune_unused(30 * 86400) == (1, 3)
+    assert cache.get("a" * 64) is None and cache.get("b" * 64) is not None
+    assert not stale.exists()
+    assert cache.prune_unused(None) == (1, 5)
+    assert list(cache.root.iterdir()) == []
+
+
+def test_the_cache_is_where_the_environment_says(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(layers.ENV, str(tmp_path / "mine"))
+    assert layers.open_cache().root == tmp_path / "mine"
+    monkeypatch.delenv(layers.ENV)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert layers.cache_root() == tmp_path / "xdg" / "harness" / "layers"
