@@ -59,6 +59,7 @@ from harness.images import (
     layers,
     lock,
     runtime_wheel,
+    stagecache,
     wheelcache,
     wheeltags,
 )
@@ -175,6 +176,8 @@ class FreshImage:
     # never one a step took from the engine's cache): removed once the image is finished.
     step_images: tuple[str, ...]
     seconds: float
+    # The images of its install stage, kept for the engine's cache (see stagecache).
+    install_stage: tuple[str, ...] = ()
 
 
 def discard_leftovers(engine: ContainerEngine, fresh: FreshImage) -> None:
@@ -276,6 +279,7 @@ def build(
     builtimages.remember(engine, prepared.build_input, fresh.image_id)
     engine.tag(fresh.image_id, reference)
     discard_leftovers(engine, fresh)
+    stagecache.keep(engine, reference, fresh.install_stage)
     info = engine.image(fresh.image_id)
     say(f"built {reference} ({fresh.image_id[:19]})")
     return BuildResult(
@@ -356,6 +360,9 @@ def build_image(
             f"building {prepared.reference} from {build_plan.dockerfile.describe()} "
             f"on base {prepared.base.reference}"
         )
+        # The install stage depends on the base and the small pins alone: kept for the
+        # engine's cache, it makes a build whose frameworks alone moved copy, not install.
+        install_stage: list[str] | None = None if no_cache else []
         built_id, steps = _engine_build(
             engine,
             context,
@@ -364,6 +371,7 @@ def build_image(
             variant=build_plan.variant,
             no_cache=no_cache,
             on_line=on_line,
+            earlier_stages=install_stage,
         )
     image_id = imageconfig.finalise(
         engine,
@@ -373,7 +381,9 @@ def build_image(
         rewrite_layers=rewrite_layers,
         say=say,
     )
-    return FreshImage(image_id, built_id, steps, time.monotonic() - started)
+    return FreshImage(
+        image_id, built_id, steps, time.monotonic() - started, tuple(install_stage or ())
+    )
 
 
 def frameworks_image(
@@ -517,8 +527,11 @@ def _engine_build(
     variant: Variant,
     no_cache: bool,
     on_line: Callable[[str], None],
+    earlier_stages: list[str] | None = None,
 ) -> tuple[str, tuple[str, ...]]:
     """The engine's build of ``context``: the image it made and its steps' images.
+
+    With ``earlier_stages``, the images of the stages before the last go there instead.
 
     A wheel pip refuses for its hash is named, and taken out of the wheel cache.
     """
@@ -553,7 +566,10 @@ def _engine_build(
                 f"{removed}"
             ) from None
         raise error from None
-    return built_id, tuple(steps.images)
+    if earlier_stages is None:
+        return built_id, tuple(steps.images)
+    earlier_stages.extend(steps.before_last_stage())
+    return built_id, tuple(i for i in steps.images if i not in earlier_stages)
 
 
 class StepImages:
@@ -582,14 +598,23 @@ class StepImages:
     def __init__(self, *, keep_base_steps: bool = False) -> None:
         self.images: list[str] = []
         self.kept: list[str] = []
+        # The stage (1 for the first FROM) each of ``images`` was made in, and how many.
+        self.stage_of: dict[str, int] = {}
+        self.stages = 0
         self._keep_base_steps = keep_base_steps
         self._made_elsewhere = False
         self._before_context = False
+
+    def before_last_stage(self) -> list[str]:
+        """The images the stages before the last made (a multi-stage build's install
+        stages), oldest first."""
+        return [image for image in self.images if self.stage_of[image] < self.stages]
 
     def feed(self, line: str) -> None:
         if self._FROM.match(line):
             self._made_elsewhere = True
             self._before_context = True
+            self.stages += 1
         elif self._STEP.match(line):
             self._made_elsewhere = False
             if self._CONTEXT.match(line):
@@ -606,6 +631,7 @@ class StepImages:
                     self.kept.append(found)
             elif found not in self.images:
                 self.images.append(found)
+                self.stage_of[found] = self.stages
 
 
 def image_labels(config: Config, variant: Variant, base: BaseImage, epoch: int) -> dict[str, str]:
