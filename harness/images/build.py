@@ -475,7 +475,8 @@ def stacked_frameworks(
             )
             say(f"installed {' '.join(layer.pins)} as a layer of its own")
         kept.append(layer)
-    say(f"building {name}: {len(kept)} layers of large pins on {frameworks.reference(tier.digest)}")
+    # Named last on its line: what a build used is the last frameworks image it names.
+    say(f"building {name}: {len(kept)} layers of large pins on the frameworks tier")
     labels = {
         "org.opencontainers.image.title": f"harness frameworks ({tier.pins} + {len(kept)} layers)",
         LABEL_BUILD_INPUT: digest,
