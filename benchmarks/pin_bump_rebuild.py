@@ -7,20 +7,25 @@ each pin named is moved, alone, to another version of it (a pin of the constrain
 so the declared requirements and the lock header stay as they are), and harness builds
 again:
 
-- a small pure-Python pin (six, the default first): that one wheel, the frameworks
-  unchanged, the small pins and harness's runtime installed on them;
-- a large pin beside the frameworks (scipy, the default second: 35 MB, below the heavy
+- a large pin beside the frameworks (scipy, the default first: 35 MB, below the heavy
   tier): scipy alone is installed, as a layer of its own; the layers of the other large
   pins come from the layer cache, only those above scipy's are sent to the engine again,
-  and the images before and after share the heavy tier's layers on disk (printed: the
-  layers both images hold once).
+  the image's install stage (small pins, harness's runtime) comes from the engine's cache
+  as the last build left it, and the images before and after share the heavy tier's
+  layers on disk (printed: the layers both images hold once);
+- a small pure-Python pin (six, the default second): that one wheel, the frameworks
+  unchanged, the small pins and harness's runtime installed on them.
+
+Each pin is moved from the constraints the build before it had (the first build's, as
+the large pin's bump puts them back), so each bump is one pin moved since the last build,
+as a user's is: the engine keeps the install stage of an image's latest build only.
 
 The baseline, measured in the same run on the same base image, is a plain `docker build
 --no-cache` of the same constraints with a Dockerfile that installs them from the index
 (pip --require-hashes), as images were built before the wheel cache.
 Goal: every ratio <= 0.25.
 
-Run: `.venv/bin/python benchmarks/pin_bump_rebuild.py [PIN...]` (default: six scipy). It
+Run: `.venv/bin/python benchmarks/pin_bump_rebuild.py [PIN...]` (default: scipy six). It
 removes the images it built; the wheel cache keeps what it downloaded.
 """
 
@@ -156,7 +161,7 @@ def plain_build(
 
 
 def main() -> None:
-    names = sys.argv[1:] or ["six", "scipy"]
+    names = sys.argv[1:] or ["scipy", "six"]
     tag = f"harness-bench-pin-bump-{os.getpid()}"
     env = {**os.environ, "HARNESS_IMAGE": tag}
     results: list[tuple[str, float, list[str], str]] = []

@@ -602,37 +602,51 @@ class StepImages:
         # The stage (1 for the first FROM) each of ``images`` was made in, and how many.
         self.stage_of: dict[str, int] = {}
         self.stages = 0
+        # The images steps took from the engine's cache, oldest first (with stage_of too).
+        self.reused: list[str] = []
         self._keep_base_steps = keep_base_steps
+        # Made and reused images alike, in the order of their steps.
+        self._order: list[str] = []
         self._made_elsewhere = False
+        self._cached = False
         self._before_context = False
 
     def before_last_stage(self) -> list[str]:
-        """The images the stages before the last made (a multi-stage build's install
-        stages), oldest first."""
-        return [image for image in self.images if self.stage_of[image] < self.stages]
+        """The images of the stages before the last (a multi-stage build's install
+        stages), made or taken from the cache, oldest first."""
+        return [image for image in self._order if self.stage_of[image] < self.stages]
 
     def feed(self, line: str) -> None:
         if self._FROM.match(line):
             self._made_elsewhere = True
+            self._cached = False
             self._before_context = True
             self.stages += 1
         elif self._STEP.match(line):
-            self._made_elsewhere = False
+            self._made_elsewhere = self._cached = False
             if self._CONTEXT.match(line):
                 self._before_context = False
         elif self._CACHED.match(line):
-            self._made_elsewhere = True
+            self._made_elsewhere = self._cached = True
         else:
             match = self._RESULT.match(line.rstrip())
-            if match is None or self._made_elsewhere:
+            if match is None:
                 return
             found = match.group(1)
+            base_step = self._keep_base_steps and self._before_context
+            if self._cached and not base_step and found not in self.reused:
+                self.reused.append(found)
+                self.stage_of.setdefault(found, self.stages)
+                self._order.append(found)
+            if self._made_elsewhere:
+                return
             if self._keep_base_steps and self._before_context:
                 if found not in self.kept:
                     self.kept.append(found)
             elif found not in self.images:
                 self.images.append(found)
                 self.stage_of[found] = self.stages
+                self._order.append(found)
 
 
 def image_labels(config: Config, variant: Variant, base: BaseImage, epoch: int) -> dict[str, str]:

@@ -187,7 +187,9 @@ def test_the_stages_before_the_last_are_told_apart() -> None:
     for line in BUILD_OUTPUT.splitlines():
         steps.feed(line)
     assert steps.stages == 3
-    assert steps.before_last_stage() == ["1111aaaa2222"]
+    # Step 4's image came from the cache: not this build's to remove, but its stage's.
+    assert steps.before_last_stage() == ["1111aaaa2222", "3333bbbb4444"]
+    assert steps.images == ["1111aaaa2222", "5555cccc6666", "7777dddd8888"]
 
 
 def test_harness_s_installer_step_comes_before_any_file_of_the_context() -> None:

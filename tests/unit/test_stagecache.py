@@ -81,3 +81,16 @@ def test_another_image_s_stage_and_an_image_in_use_stay() -> None:
     stagecache.keep(engine, "demo:cpu", ["pins-c"])
     assert engine.removed == ["pins-a"]
     assert "pins-b" in engine.parent
+
+
+def test_a_stage_taken_whole_from_the_cache_stays() -> None:
+    """A build whose frameworks alone moved reuses every image of the stage: removing them
+    as the last build's would empty the cache the next build needs."""
+    engine = Chain()
+    engine.add("venv", "pins-a", "runtime-a")
+    stagecache.keep(engine, "demo:cpu", ["pins-a", "runtime-a"])
+    stagecache.keep(engine, "demo:cpu", ["pins-a", "runtime-a"])
+    assert engine.removed == []
+    engine.add("venv", "pins-b")
+    stagecache.keep(engine, "demo:cpu", ["pins-b"])
+    assert engine.removed == ["runtime-a", "pins-a"]
