@@ -49,7 +49,7 @@ import harness
 from harness import progress, vcs
 from harness.config import Config, Variant
 from harness.digests import sha256_file
-from harness.engine import ContainerEngine
+from harness.engine import PODMAN, ContainerEngine
 from harness.errors import BuildError, ConfigError, HashMismatch
 from harness.images import built as builtimages
 from harness.images import config as imageconfig
@@ -329,11 +329,13 @@ def build_image(
                 "finish the edit, then build again",
             )
         if dockerfiles.builds_on_frameworks(build_plan.dockerfile.text):
+            wheels = frameworks.split(provided)
+            if engine.product == PODMAN:
+                # Podman's load wants every layer's file, the tier's too, which harness
+                # does not keep: its large pins stay in the one tier it builds.
+                wheels = frameworks.Split(wheels.large, wheels.small, wheels.large)
             layouts = frameworks.assemble(
-                Path(folder) / "frameworks",
-                context,
-                frameworks.split(provided),
-                base_id=prepared.base.id,
+                Path(folder) / "frameworks", context, wheels, base_id=prepared.base.id
             )
             # The tier on the base, the other large pins' layers stacked on it, the image
             # on the stack.

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from harness.config import load_config
+from harness.engine import PODMAN
 from harness.images import build, dockerfiles, frameworks, layers
 from harness.images import built as builtimages
 from harness.images import config as imageconfig
@@ -444,3 +445,18 @@ def test_a_project_without_large_pins_still_gets_one_frameworks_image(tmp_path: 
     assert not only.on_previous
     assert (only.folder / "Dockerfile").read_bytes() == dockerfiles.frameworks_text()
     assert frameworks.Split((), ()).tiers() == [()]
+
+
+def test_on_podman_the_large_pins_stay_in_the_one_tier(
+    engine: BuildingEngine, stacking: Stacking, project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Podman's load needs the file of every layer, the tier's included: nothing to stack."""
+    monkeypatch.setattr(BuildingEngine, "product", PODMAN)
+    with_pins(monkeypatch, (TORCH, NUMPY, SCIPY, SIX))
+    build.build_image(engine, prepared_for(project))
+    tier, image = engine.builds
+    assert tier["frameworks"] and tier["wheels"] == sorted(
+        [TORCH.filename, NUMPY.filename, SCIPY.filename]
+    )
+    assert stacking.stacks == []
+    assert image["wheels"] == [SIX.filename]
