@@ -8,11 +8,14 @@ the harness that runs, see :mod:`harness.images.runtime_wheel`), and the CA bund
 installs with ``--require-hashes --no-deps --no-index``, so the image holds exactly the
 pinned bytes or the build fails, and the build needs no network.
 
-A build leaves the engine holding its image and nothing else: the images of the build's
-steps (the install stage holds the wheels and a second copy of every installed file, as
+A build leaves the engine holding its image, its frameworks (see
+:mod:`harness.images.frameworks`) and the install stage of its latest build (the small pins
+and harness's runtime, tens of megabytes, kept for the engine's cache: see
+:mod:`harness.images.stagecache`), and nothing else: the images of the frameworks' build
+steps (an install stage holds the wheels and a second copy of every installed file, as
 much again as the image) and the image as the engine built it, before its configuration
 was rewritten, are removed once the image is finished. What makes the next build fast is
-the wheel cache, not the engine's layer cache.
+the wheel cache and the layer cache, and for the small pins that one kept stage.
 
 Every input of the build is folded into one digest stored as a label. A rebuild whose
 inputs are unchanged finds the image harness built from them and returns at once, without
