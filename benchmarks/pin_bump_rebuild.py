@@ -1,24 +1,31 @@
 """How long `harness build` takes after one pin changed, against a plain docker build.
 
 In a copy of this project, the CPU image is built once (which fills the wheel cache and
-makes, or finds, the frameworks images of its large pins: the heavy tier with torch and
-TensorFlow, and the layer of the other large pins on it), then each pin named is moved,
-alone, to another version of it (a pin of the constraints' body, so the declared
-requirements and the lock header stay as they are), and harness builds again:
+the layer cache, and makes, or finds, the frameworks images of its large pins: the heavy
+tier with torch and TensorFlow, and a layer of each other large pin stacked on it), then
+each pin named is moved, alone, to another version of it (a pin of the constraints' body,
+so the declared requirements and the lock header stay as they are), and harness builds
+again:
 
-- a small pure-Python pin (six, the default first): that one wheel, the frameworks
-  unchanged, the small pins and harness's runtime installed on them;
-- a large pin beside the frameworks (scipy, the default second: 35 MB, below the heavy
-  tier): the layer of the large pins is rebuilt on the unchanged heavy tier, so torch and
-  TensorFlow are not installed again, and the images before and after share the heavy
-  tier's layers on disk (printed: the bytes both images hold once).
+- a large pin beside the frameworks (scipy, the default first: 35 MB, below the heavy
+  tier): scipy alone is installed, as a layer of its own; the layers of the other large
+  pins come from the layer cache, only those above scipy's are sent to the engine again,
+  the image's install stage (small pins, harness's runtime) comes from the engine's cache
+  as the last build left it, and the images before and after share the heavy tier's
+  layers on disk (printed: the layers both images hold once);
+- a small pure-Python pin (six, the default second): that one wheel, the frameworks
+  unchanged, the small pins and harness's runtime installed on them.
+
+Each pin is moved from the constraints the build before it had (the first build's, as
+the large pin's bump puts them back), so each bump is one pin moved since the last build,
+as a user's is: the engine keeps the install stage of an image's latest build only.
 
 The baseline, measured in the same run on the same base image, is a plain `docker build
 --no-cache` of the same constraints with a Dockerfile that installs them from the index
 (pip --require-hashes), as images were built before the wheel cache.
 Goal: every ratio <= 0.25.
 
-Run: `.venv/bin/python benchmarks/pin_bump_rebuild.py [PIN...]` (default: six scipy). It
+Run: `.venv/bin/python benchmarks/pin_bump_rebuild.py [PIN...]` (default: scipy six). It
 removes the images it built; the wheel cache keeps what it downloaded.
 """
 
@@ -154,7 +161,7 @@ def plain_build(
 
 
 def main() -> None:
-    names = sys.argv[1:] or ["six", "scipy"]
+    names = sys.argv[1:] or ["scipy", "six"]
     tag = f"harness-bench-pin-bump-{os.getpid()}"
     env = {**os.environ, "HARNESS_IMAGE": tag}
     results: list[tuple[str, float, list[str], str]] = []

@@ -46,6 +46,11 @@ class Option:
     is_int: bool = False
 
 
+_NOT_IN_IMAGE_NAME = re.compile(r"[^a-z0-9._-]+")
+_BAD_SEPARATOR = re.compile(r"[._-]+")
+_SEPARATOR = re.compile(r"\.|_|__|-+")
+
+
 def _first_env(*names: str) -> Callable[[Mapping[str, str]], str | None]:
     def default(environ: Mapping[str, str]) -> str | None:
         for name in names:
@@ -63,7 +68,10 @@ def _const(value: str | None) -> Callable[[Mapping[str, str]], str | None]:
 
 OPTIONS: tuple[Option, ...] = (
     Option(
-        "image", "HARNESS_IMAGE", "repository name of the images harness builds", _const("harness")
+        "image",
+        "HARNESS_IMAGE",
+        "repository name of the images harness builds (default: the project's name)",
+        _const(None),
     ),
     Option(
         "python",
@@ -412,7 +420,8 @@ def load_config(
     """
     root = (project_root or find_project_root()).resolve()
     env = os.environ if environ is None else environ
-    table = read_pyproject(root / PYPROJECT).get("tool", {}).get("harness", {})
+    document = read_pyproject(root / PYPROJECT)
+    table = document.get("tool", {}).get("harness", {})
     config_schema.validate(table)
 
     values: dict[str, str | None] = {}
@@ -432,6 +441,9 @@ def load_config(
         values[option.key] = value
         sources[option.key] = source
 
+    if values["image"] is None:
+        values["image"] = project_image_name(document.get("project", {}).get("name"), root)
+        sources["image"] = "project name"
     if values["python"] is None:
         asked = project_python.asked(root)
         values["python"] = asked.python if asked else project_python.DEFAULT_PYTHON
@@ -444,7 +456,7 @@ def load_config(
 
     return Config(
         project_root=root,
-        image=values["image"] or "harness",
+        image=values["image"] or "",
         python=python,
         platform=values["platform"] or "",
         dependency_group=values["dependency-group"] or "",
@@ -513,6 +525,28 @@ def _validate(values: Mapping[str, str | None], sources: Mapping[str, str]) -> N
     if values["host-name"] is not None:
         # Records name their host with it, and other hosts' records are filed under it.
         config_schema.check_name(values["host-name"], f"host-name (from {sources['host-name']})")
+
+
+def project_image_name(name: object, root: Path) -> str:
+    """The images' repository when none is configured: the project's name ([project].name,
+    else its folder's), made a valid image name. Never one name for every project: a
+    fixed default (it was ``harness``) made each project's build replace the tags of the
+    last, harness's own ``harness:cpu`` included."""
+    for candidate in (name if isinstance(name, str) else "", root.name):
+        normal = image_name(candidate)
+        if normal:
+            return normal
+    return "project"
+
+
+def image_name(text: str) -> str:
+    """``text`` as a Docker repository name (lowercase letters and digits in runs joined by
+    one ``.``, one or two ``_``, or dashes); empty when nothing of it is left."""
+    words = _NOT_IN_IMAGE_NAME.sub("-", text.lower())
+    joined = _BAD_SEPARATOR.sub(
+        lambda m: m.group() if _SEPARATOR.fullmatch(m.group()) else "-", words
+    )
+    return joined.strip("._-")[:128].strip("._-")
 
 
 def _is_python_version(text: str) -> bool:

@@ -283,6 +283,15 @@ class ContainerEngine(Protocol):
         on_line: Callable[[str], None] | None = None,
     ) -> str: ...
 
+    def run(
+        self,
+        image: str,
+        command: Sequence[str],
+        *,
+        environment: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+    ) -> CommandResult: ...
+
     def run_logged(
         self,
         spec: ContainerSpec,

@@ -26,7 +26,7 @@ import tomlkit
 from tomlkit.exceptions import TOMLKitError
 
 from harness import atomic, declared_dependencies, project_python
-from harness.config import PYPROJECT, load_config
+from harness.config import PYPROJECT, image_name, load_config
 from harness.config_schema import PLAIN_NAME_PATTERN
 from harness.errors import ConfigError
 from harness.fleet import ci_github
@@ -453,9 +453,9 @@ def _project_name(folder: str) -> str:
 
 
 def _image_name(name: str) -> str:
-    """An image repository name: lower case letters, digits and separators."""
-    image = re.sub(r"[^a-z0-9._-]+", "-", name.lower()).strip("-._")
-    return image or "project"
+    """An image repository name, as the configuration's default makes it (so that init
+    writes down the name the project's images already have)."""
+    return image_name(name) or "project"
 
 
 def _plan_file(

@@ -19,7 +19,7 @@ from harness.cli.options import json_option
 from harness.cli.state import State
 from harness.config import find_project_root
 from harness.errors import ConfigError
-from harness.images import frameworks, wheelcache
+from harness.images import frameworks, layers, wheelcache
 from harness.ui import UI
 
 if TYPE_CHECKING:
@@ -64,8 +64,9 @@ def cache_group(ctx: click.Context, as_json: bool) -> None:
 
     \b
       harness cache                      where, how many, how large
-      harness cache prune                remove wheels no build used for 30 days, and
-                                         frameworks images no image is built on
+      harness cache prune                remove wheels and frameworks layers no build
+                                         used for 30 days, and frameworks images no
+                                         image is built on
       harness cache prune --all          every wheel (and those images)
     """
     if ctx.invoked_subcommand is not None:
@@ -100,8 +101,9 @@ def cache_group(ctx: click.Context, as_json: bool) -> None:
 def prune_command(
     ctx: click.Context, unused_for: str, everything: bool, wheels_only: bool, as_json: bool
 ) -> None:
-    """Remove wheels no build used for a while (a later build downloads them again), and
-    the frameworks images no image on the engine is built on any more.
+    """Remove wheels and cached frameworks layers no build used for a while (a later build
+    downloads or installs them again), and the frameworks images no image on the engine is
+    built on any more.
 
     A frameworks image (harness-frameworks:<input>) holds the large pins of a variant,
     installed once; every image built on it shares its layers, so while one exists it
@@ -120,15 +122,18 @@ def prune_command(
             if engine.remove_unused_image(image.reference)
         ]  # fmt: skip
     pruned = wheelcache.open_cache().prune(unused_for=age)
+    layer_count, layer_bytes = layers.open_cache().prune_unused(age)
     if as_json:
         ui.json(
             {
                 **pruned.as_dict(),
                 "frameworks_images": [image.as_dict() for image in removed],
+                "frameworks_layers": {"removed": layer_count, "size": layer_bytes},
             }
         )
         return
     ui.result(f"removed {pruned.wheels} wheels ({_size(pruned.size)}); {pruned.kept} kept")
+    ui.result(f"removed {layer_count} cached frameworks layers ({_size(layer_bytes)})")
     if not wheels_only:
         names = ", ".join(image.reference for image in removed) or "none"
         ui.result(f"removed frameworks images no image is built on: {names}")

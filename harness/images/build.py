@@ -8,11 +8,14 @@ the harness that runs, see :mod:`harness.images.runtime_wheel`), and the CA bund
 installs with ``--require-hashes --no-deps --no-index``, so the image holds exactly the
 pinned bytes or the build fails, and the build needs no network.
 
-A build leaves the engine holding its image and nothing else: the images of the build's
-steps (the install stage holds the wheels and a second copy of every installed file, as
+A build leaves the engine holding its image, its frameworks (see
+:mod:`harness.images.frameworks`) and the install stage of its latest build (the small pins
+and harness's runtime, tens of megabytes, kept for the engine's cache: see
+:mod:`harness.images.stagecache`), and nothing else: the images of the frameworks' build
+steps (an install stage holds the wheels and a second copy of every installed file, as
 much again as the image) and the image as the engine built it, before its configuration
 was rewritten, are removed once the image is finished. What makes the next build fast is
-the wheel cache, not the engine's layer cache.
+the wheel cache and the layer cache, and for the small pins that one kept stage.
 
 Every input of the build is folded into one digest stored as a label. A rebuild whose
 inputs are unchanged finds the image harness built from them and returns at once, without
@@ -57,9 +60,11 @@ from harness.images import config as imageconfig
 from harness.images import (
     dockerfiles,
     frameworks,
+    layers,
     lock,
     provenance,
     runtime_wheel,
+    stagecache,
     wheelcache,
     wheeltags,
 )
@@ -178,6 +183,8 @@ class FreshImage:
     # never one a step took from the engine's cache): removed once the image is finished.
     step_images: tuple[str, ...]
     seconds: float
+    # The images of its install stage, kept for the engine's cache (see stagecache).
+    install_stage: tuple[str, ...] = ()
 
 
 def discard_leftovers(engine: ContainerEngine, fresh: FreshImage) -> None:
@@ -286,6 +293,7 @@ def build(
     builtimages.remember(engine, prepared.build_input, fresh.image_id)
     engine.tag(fresh.image_id, reference)
     discard_leftovers(engine, fresh)
+    stagecache.keep(engine, reference, fresh.install_stage)
     info = engine.image(fresh.image_id)
     say(f"built {reference} ({fresh.image_id[:19]})")
     return BuildResult(
@@ -372,21 +380,28 @@ def build_image(
                 "finish the edit, then build again",
             )
         if dockerfiles.builds_on_frameworks(build_plan.dockerfile.text):
+            wheels = frameworks.split(provided)
+            if engine.product == PODMAN:
+                # Podman's load wants every layer's file, the tier's too, which harness
+                # does not keep: its large pins stay in the one tier it builds.
+                wheels = frameworks.Split(wheels.large, wheels.small, wheels.large)
             layouts = frameworks.assemble(
-                Path(folder) / "frameworks",
-                context,
-                frameworks.split(provided),
-                base_id=prepared.base.id,
+                Path(folder) / "frameworks", context, wheels, base_id=prepared.base.id
             )
-            # Each tier on the one below it; the image on the last (the base without any).
-            below = prepared.base.id
-            for layout in layouts:
-                below = frameworks_image(
+            # The tier on the base, the other large pins' layers stacked on it, the image
+            # on the stack.
+            tier, *pin_layers = layouts
+            below = frameworks_image(
+                engine, prepared, tier, provided, no_cache=no_cache, say=say, on_line=on_line
+            )
+            if pin_layers:
+                below = stacked_frameworks(
                     engine,
                     prepared,
-                    layout,
+                    tier,
+                    pin_layers,
                     provided,
-                    previous=below if layout.on_previous else None,
+                    tier_id=below,
                     no_cache=no_cache,
                     say=say,
                     on_line=on_line,
@@ -398,6 +413,9 @@ def build_image(
             f"building {prepared.reference} from {build_plan.dockerfile.describe()} "
             f"on base {prepared.base.reference}"
         )
+        # The install stage depends on the base and the small pins alone: kept for the
+        # engine's cache, it makes a build whose frameworks alone moved copy, not install.
+        install_stage: list[str] | None = None if no_cache else []
         built_id, steps = _engine_build(
             engine,
             context,
@@ -406,6 +424,7 @@ def build_image(
             variant=build_plan.variant,
             no_cache=no_cache,
             on_line=on_line,
+            earlier_stages=install_stage,
         )
     image_id = imageconfig.finalise(
         engine,
@@ -415,7 +434,9 @@ def build_image(
         rewrite_layers=rewrite_layers,
         say=say,
     )
-    return FreshImage(image_id, built_id, steps, time.monotonic() - started)
+    return FreshImage(
+        image_id, built_id, steps, time.monotonic() - started, tuple(install_stage or ())
+    )
 
 
 def frameworks_image(
@@ -424,14 +445,12 @@ def frameworks_image(
     layout: frameworks.Context,
     provided: wheelcache.Provided,
     *,
-    previous: str | None = None,
     no_cache: bool = False,
     say: Callable[[str], None] = lambda _: None,
     on_line: Callable[[str], None] = lambda _: None,
 ) -> str:
-    """The ID of the frameworks image ``layout`` describes: the one harness built from the
-    same input on this engine, else a new build of it (always a new one with ``no_cache``);
-    a tier on another is built ``FROM`` ``previous``, the ID of the tier below.
+    """The ID of the frameworks tier ``layout`` describes: the one harness built from the
+    same input on this engine, else a new build of it (always a new one with ``no_cache``).
 
     It is finalised like an image (times 0, so the same input gives the same ID), named
     ``harness-frameworks:<input>`` and written down as harness's own build; the build's
@@ -444,20 +463,12 @@ def frameworks_image(
             engine.tag(found.id, name)
             say(f"the frameworks ({layout.pins} large pins) are in {name}")
             return found.id
-    what = (
-        f"{layout.pins} more large pins, as a layer on the heavy ones"
-        if layout.on_previous
-        else f"the {layout.pins} heaviest pins, installed once for every image on them"
-    )
-    say(f"building {name}: {what}")
+    say(f"building {name}: the {layout.pins} heaviest pins, installed once for every image on them")
     started = time.monotonic()
     built_id, steps = _engine_build(
         engine,
         layout.folder,
-        buildargs={
-            "BASE_IMAGE": prepared.base.id,
-            **({"PREVIOUS_IMAGE": previous} if previous is not None else {}),
-        },
+        buildargs={"BASE_IMAGE": prepared.base.id},
         provided=provided,
         variant=prepared.build_plan.variant,
         no_cache=no_cache,
@@ -480,6 +491,87 @@ def frameworks_image(
     return image_id
 
 
+def stacked_frameworks(
+    engine: ContainerEngine,
+    prepared: Prepared,
+    tier: frameworks.Context,
+    layouts: Sequence[frameworks.Context],
+    provided: wheelcache.Provided,
+    *,
+    tier_id: str,
+    no_cache: bool = False,
+    say: Callable[[str], None] = lambda _: None,
+    on_line: Callable[[str], None] = lambda _: None,
+) -> str:
+    """The ID of the frameworks image of the tier ``tier`` (built as ``tier_id``) with a
+    layer per layout: the one harness made from the same inputs on this engine, else one
+    stacked from the layer cache, whose missing layers are built (all with ``no_cache``).
+
+    The stacked image is checked (its environment holds exactly the large pins), named
+    ``harness-frameworks:<input>`` and written down as harness's own, as a tier is.
+    """
+    digest = frameworks.stacked_digest(tier.digest, [layout.digest for layout in layouts])
+    name = frameworks.reference(digest)
+    if not no_cache:
+        found = builtimages.find(engine, digest)
+        if found is not None:
+            engine.tag(found.id, name)
+            say(f"the frameworks' {len(layouts)} layers of large pins are in {name}")
+            return found.id
+    cache = layers.open_cache()
+    kept: list[layers.Layer] = []
+    for layout in layouts:
+        layer = None if no_cache else cache.get(layout.digest)
+        if layer is None:
+            layer = frameworks_layer(
+                engine, prepared, layout, provided, cache, no_cache=no_cache, on_line=on_line
+            )
+            say(f"installed {' '.join(layer.pins)} as a layer of its own")
+        kept.append(layer)
+    # Named last on its line: what a build used is the last frameworks image it names.
+    say(f"building {name}: {len(kept)} layers of large pins on the frameworks tier")
+    labels = {
+        "org.opencontainers.image.title": f"harness frameworks ({tier.pins} + {len(kept)} layers)",
+        LABEL_BUILD_INPUT: digest,
+    }
+    image_id = layers.stack(engine, tier_id, kept, labels, say=say)
+    every_pin = [choice for layout in (tier, *layouts) for choice in layout.choices]
+    layers.check(engine, image_id, prepared.build_plan.config.python, every_pin)
+    builtimages.remember(engine, digest, image_id)
+    engine.tag(image_id, name)
+    return image_id
+
+
+def frameworks_layer(
+    engine: ContainerEngine,
+    prepared: Prepared,
+    layout: frameworks.Context,
+    provided: wheelcache.Provided,
+    cache: layers.LayerCache,
+    *,
+    no_cache: bool = False,
+    on_line: Callable[[str], None] = lambda _: None,
+) -> layers.Layer:
+    """Install ``layout``'s pins alone (an image FROM scratch), keep its one layer in the
+    layer cache, and leave nothing of the build on the engine."""
+    built_id, steps = _engine_build(
+        engine,
+        layout.folder,
+        buildargs={"BASE_IMAGE": prepared.base.id},
+        provided=provided,
+        variant=prepared.build_plan.variant,
+        no_cache=no_cache,
+        on_line=on_line,
+    )
+    try:
+        with cache.workspace() as work:
+            diff_id, archive = layers.take(engine, built_id, Path(work))
+            return cache.store(layout.digest, archive, diff_id, layers.pin_lines(layout.choices))
+    finally:
+        # The layer lives on in the cache, and in the image it is stacked into.
+        discard_leftovers(engine, FreshImage("", built_id, (*steps, built_id), 0.0))
+
+
 def _engine_build(
     engine: ContainerEngine,
     context: Path,
@@ -489,8 +581,11 @@ def _engine_build(
     variant: Variant,
     no_cache: bool,
     on_line: Callable[[str], None],
+    earlier_stages: list[str] | None = None,
 ) -> tuple[str, tuple[str, ...]]:
     """The engine's build of ``context``: the image it made and its steps' images.
+
+    With ``earlier_stages``, the images of the stages before the last go there instead.
 
     A wheel pip refuses for its hash is named, and taken out of the wheel cache.
     """
@@ -525,7 +620,10 @@ def _engine_build(
                 f"{removed}"
             ) from None
         raise error from None
-    return built_id, tuple(steps.images)
+    if earlier_stages is None:
+        return built_id, tuple(steps.images)
+    earlier_stages.extend(steps.before_last_stage())
+    return built_id, tuple(i for i in steps.images if i not in earlier_stages)
 
 
 class StepImages:
@@ -554,30 +652,54 @@ class StepImages:
     def __init__(self, *, keep_base_steps: bool = False) -> None:
         self.images: list[str] = []
         self.kept: list[str] = []
+        # The stage (1 for the first FROM) each of ``images`` was made in, and how many.
+        self.stage_of: dict[str, int] = {}
+        self.stages = 0
+        # The images steps took from the engine's cache, oldest first (with stage_of too).
+        self.reused: list[str] = []
         self._keep_base_steps = keep_base_steps
+        # Made and reused images alike, in the order of their steps.
+        self._order: list[str] = []
         self._made_elsewhere = False
+        self._cached = False
         self._before_context = False
+
+    def before_last_stage(self) -> list[str]:
+        """The images of the stages before the last (a multi-stage build's install
+        stages), made or taken from the cache, oldest first."""
+        return [image for image in self._order if self.stage_of[image] < self.stages]
 
     def feed(self, line: str) -> None:
         if self._FROM.match(line):
             self._made_elsewhere = True
+            self._cached = False
             self._before_context = True
+            self.stages += 1
         elif self._STEP.match(line):
-            self._made_elsewhere = False
+            self._made_elsewhere = self._cached = False
             if self._CONTEXT.match(line):
                 self._before_context = False
         elif self._CACHED.match(line):
-            self._made_elsewhere = True
+            self._made_elsewhere = self._cached = True
         else:
             match = self._RESULT.match(line.rstrip())
-            if match is None or self._made_elsewhere:
+            if match is None:
                 return
             found = match.group(1)
+            base_step = self._keep_base_steps and self._before_context
+            if self._cached and not base_step and found not in self.reused:
+                self.reused.append(found)
+                self.stage_of.setdefault(found, self.stages)
+                self._order.append(found)
+            if self._made_elsewhere:
+                return
             if self._keep_base_steps and self._before_context:
                 if found not in self.kept:
                     self.kept.append(found)
             elif found not in self.images:
                 self.images.append(found)
+                self.stage_of[found] = self.stages
+                self._order.append(found)
 
 
 def image_labels(config: Config, variant: Variant, base: BaseImage, epoch: int) -> dict[str, str]:

@@ -339,7 +339,7 @@ def _rewrite(
     say(f"rewriting the layers of {image_id[:19]} with every time clamped to {epoch}")
     with tempfile.TemporaryDirectory(prefix="harness-layers-") as folder:
         work = Path(folder)
-        layers = _normalised_layers(engine, image_id, work, epoch)
+        layers = normalised_layers(engine, image_id, work, epoch)
         config = serialise(
             canonical_config(
                 attributes,
@@ -375,7 +375,7 @@ def _rewrite(
     return new_id
 
 
-def _normalised_layers(
+def normalised_layers(
     engine: ContainerEngine, image_id: str, work: Path, epoch: int
 ) -> list[tuple[str, Path, int]]:
     """Each layer of the image in normal form, in order: (diff ID, file, size)."""

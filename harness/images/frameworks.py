@@ -13,15 +13,20 @@ that declares ``ARG FRAMEWORKS_IMAGE`` (harness's own do) is built in two parts:
 - the image itself, ``FROM`` it, adding the other pins (seconds of wheels) and harness's
   runtime. It shares the frameworks' layers, so they take no second copy on disk.
 
-The large pins themselves come in two tiers, each a frameworks image of its own, the
-second built ``FROM`` the first (``Dockerfile.frameworks-layer``): the heavy pins, whose
-wheels are :data:`HEAVY_WHEEL_BYTES` or more (torch, TensorFlow, the ``nvidia-*`` CUDA
-runtime: gigabytes, minutes to install), then the other large ones (NumPy, SciPy,
-scikit-learn: tens of megabytes). Adding NumPy to a torch project, or moving SciPy, then
-rebuilds only the second tier on the unchanged first, and projects that pin the same
-heavy wheels (the same torch build) share the first tier's layers on disk, whatever else
-they pin. The first tier's input is the base and its pins' hashes; the second's adds the
-first's input, so a tier is found again only on the same tier below it.
+The large pins themselves are laid in two ways. The heavy ones, whose wheels are
+:data:`HEAVY_WHEEL_BYTES` or more (torch, TensorFlow, the ``nvidia-*`` CUDA runtime:
+gigabytes, minutes to install), are the first tier, built from ``Dockerfile.frameworks``
+with the environment and the image's user. Each of the other large pins (NumPy, SciPy,
+scikit-learn: tens of megabytes) is a layer of its own on that tier, heaviest first, at
+most :data:`MAX_LAYERS` of them (the lightest share the last). A layer's files are
+installed alone (``Dockerfile.frameworks-layer``: the pin into an empty tree, compiled),
+so they depend on the base and that pin only: harness keeps each layer in normal form in
+its layer cache (see :mod:`harness.images.layers`) and stacks them onto the tier itself.
+Moving SciPy then installs SciPy alone, and only the layers above it are sent to the
+engine again; torch is not installed again, and projects that pin the same heavy wheels
+(the same torch build) share the first tier's layers on disk, whatever else they pin.
+A check run in the stacked image proves it holds exactly the large pins, each file its
+distribution records present: the same environment one install of them all gives.
 
 Which pins are large is a matter of their wheels' sizes, so it is fixed by the pins alone
 (the wheel each pin installs is fixed by its hash): two builds of the same constraints
@@ -59,12 +64,17 @@ LARGE_WHEEL_BYTES = 1 << 20
 # tensorflow-cpu (about 250 MB) and the CUDA runtime's nvidia-* wheels are above it; SciPy
 # (35 MB), NumPy (16 MB) and scikit-learn (13 MB) below.
 HEAVY_WHEEL_BYTES = 64 << 20
+# The most layers the other large pins get (the CPU image has 10 such pins, the CUDA one
+# a few more): each layer is one more lower folder for the engine's storage driver (Docker's
+# overlay2 takes at most 128 in all), and one more step to stack.
+MAX_LAYERS = 12
 ARGUMENT = dockerfiles.FRAMEWORKS_ARGUMENT
 
 
 @dataclass(frozen=True)
 class Split:
-    """A variant's wheels, by where they are installed."""
+    """A variant's wheels, by where they are installed. ``large`` is heaviest first (then
+    by name): the order of the layers, fixed by the pins alone."""
 
     large: tuple[Choice, ...]
     small: tuple[Choice, ...]
@@ -72,21 +82,24 @@ class Split:
     heavy: tuple[Choice, ...] = ()
 
     def tiers(self) -> list[tuple[Choice, ...]]:
-        """The frameworks images' pins, lowest first. The second tier is left out when
-        empty; the first never is, even without a pin: it holds the environment and the
-        image's user that every image is built on (a project with no large pin, or none
-        at all, still needs them)."""
-        rest = tuple(c for c in self.large if c not in self.heavy)
-        if not self.heavy:
-            return [rest]
-        return [self.heavy, rest] if rest else [self.heavy]
+        """The frameworks' parts, lowest first: the heavy pins (the first tier, never left
+        out, even without a pin: it holds the environment and the image's user that every
+        image is built on), then each other large pin's layer, the lightest sharing the
+        last when there are more than :data:`MAX_LAYERS`."""
+        rest = [c for c in self.large if c not in self.heavy]
+        alone = rest[: MAX_LAYERS - 1] if len(rest) > MAX_LAYERS else rest
+        layers: list[tuple[Choice, ...]] = [(choice,) for choice in alone]
+        if len(rest) > len(alone):
+            layers.append(tuple(rest[len(alone) :]))
+        return [self.heavy, *layers]
 
 
 def split(provided: Provided) -> Split:
     """Divide the wheels a build context holds by size: large ones into the frameworks,
-    the heavy among them into its first tier."""
+    heaviest first, the heavy among them into its first tier."""
     sizes = {path.name: path.stat().st_size for path in provided.files}
-    large = tuple(c for c in provided.choices if sizes[c.filename] >= LARGE_WHEEL_BYTES)
+    by_weight = sorted(provided.choices, key=lambda c: (-sizes[c.filename], c.name))
+    large = tuple(c for c in by_weight if sizes[c.filename] >= LARGE_WHEEL_BYTES)
     small = tuple(c for c in provided.choices if sizes[c.filename] < LARGE_WHEEL_BYTES)
     heavy = tuple(c for c in large if sizes[c.filename] >= HEAVY_WHEEL_BYTES)
     return Split(large, small, heavy)
@@ -119,36 +132,43 @@ class Context:
     folder: Path
     digest: str
     pins: int
-    # Whether it is built on the tier below it (PREVIOUS_IMAGE) rather than on the base.
+    # Whether it is a layer stacked on the tier (its files installed alone, FROM scratch)
+    # rather than the tier itself, built on the base.
     on_previous: bool = False
+    # A layer's pins, for its history line and the check of the stacked image.
+    choices: tuple[Choice, ...] = ()
 
 
 def assemble(folder: Path, image_context: Path, wheels: Split, *, base_id: str) -> list[Context]:
-    """Lay out the frameworks builds in ``folder``, a tier each (lowest first), and leave
-    the image's context the rest.
+    """Lay out the frameworks builds in ``folder``: the first tier, then each layer, and
+    leave the image's context the rest.
 
-    The large wheels move from the image context's ``wheels/`` into their tier's (they
+    The large wheels move from the image context's ``wheels/`` into their build's (they
     are links to the wheel cache, so nothing is copied), and each context's
-    ``constraints.txt`` names only the wheels it holds.
+    ``constraints.txt`` names only the wheels it holds. A layer's input is the base, its
+    Dockerfile and its pins: not the tier, nor the layers below, which its files do not
+    depend on (see :func:`stacked_digest` for the image they make together).
     """
     contexts: list[Context] = []
     for number, tier in enumerate(wheels.tiers()):
-        below = contexts[-1] if contexts else None
-        dockerfile = (
-            dockerfiles.frameworks_text() if below is None else dockerfiles.frameworks_layer_text()
-        )
+        first = not contexts
+        dockerfile = dockerfiles.frameworks_text() if first else dockerfiles.frameworks_layer_text()
         lines = requirements(tier)
         tier_folder = folder / str(number)
         (tier_folder / "wheels").mkdir(parents=True)
         (tier_folder / "Dockerfile").write_bytes(dockerfile)
         (tier_folder / "constraints.txt").write_text(lines)
         _move(tier, image_context / "wheels", tier_folder / "wheels")
-        # A tier is made of the base, its Dockerfile, its pins and the tier below it.
-        on = base_id if below is None else f"{base_id} {below.digest}"
-        digest = input_digest(dockerfile=dockerfile, base_id=on, requirement_lines=lines)
-        contexts.append(Context(tier_folder, digest, len(tier), below is not None))
+        digest = input_digest(dockerfile=dockerfile, base_id=base_id, requirement_lines=lines)
+        contexts.append(Context(tier_folder, digest, len(tier), not first, tier))
     (image_context / "constraints.txt").write_text(requirements(wheels.small))
     return contexts
+
+
+def stacked_digest(tier: str, layers: Sequence[str]) -> str:
+    """The input of the frameworks image a tier and its layers make: their inputs, in order."""
+    document = {"tier": tier, "layers": list(layers)}
+    return hashlib.sha256(json.dumps(document, sort_keys=True).encode()).hexdigest()
 
 
 def _move(choices: Sequence[Choice], source: Path, target: Path) -> None:

@@ -489,7 +489,9 @@ def _run_command(run_spec: spec.RunSpec, outcome: Outcome) -> None:
                 {name: str(path) for name, path in run_spec.inputs.items()}, sort_keys=True
             ),
             # Every Python process the command starts seeds itself (see startup).
-            "PYTHONPATH": startup.python_path(environment.get("PYTHONPATH"), run_spec.project),
+            "PYTHONPATH": startup.python_path(
+                environment.get("PYTHONPATH"), import_roots(run_spec.project)
+            ),
             **startup.environment(
                 seed=run_spec.seed,
                 threads=run_spec.threads,

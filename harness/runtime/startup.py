@@ -28,7 +28,7 @@ import os
 import random
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -55,17 +55,13 @@ def environment(
     return {VARIABLE: json.dumps(settings, sort_keys=True)}
 
 
-def python_path(existing: str | None, project: Path | None) -> str:
+def python_path(existing: str | None, roots: Sequence[Path]) -> str:
     """``PYTHONPATH`` for a command: the hook's folder first, then what was there (the host
-    executor's copy of the runtime), then the project (``python -m pkg.train`` imports
-    from it whatever the working folder) and, in the src layout, its ``src/`` (as for
-    entries: ``python -m bikes`` of a project whose package is ``src/bikes``)."""
+    executor's copy of the runtime), then the project's import roots (its folder, and its
+    src/ in the "src layout"): ``python -m pkg.train`` and a script's ``import pkg`` find
+    the project's code whatever the working folder, as a ``module:function`` entry does."""
     parts = [str(SITE), *(existing.split(os.pathsep) if existing else [])]
-    if project is not None:
-        parts.append(str(project))
-        source = project / "src"
-        if source.is_dir() and not source.is_symlink() and not (source / "__init__.py").exists():
-            parts.append(str(source))
+    parts.extend(str(root) for root in roots)
     return os.pathsep.join(dict.fromkeys(part for part in parts if part))
 
 

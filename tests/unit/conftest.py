@@ -10,7 +10,7 @@ import docker.api.client
 import pytest
 
 from harness.engine import Engine
-from harness.images import wheelcache
+from harness.images import layers, wheelcache
 from harness.trust import attest, keys
 
 
@@ -34,6 +34,8 @@ def _own_wheel_cache(
     """Each test gets an empty wheel cache of its own, never the user's."""
     root = tmp_path_factory.mktemp("wheel-cache")
     monkeypatch.setenv(wheelcache.ENV, str(root))
+    # The frameworks' layer cache too: `cache prune --all` empties it.
+    monkeypatch.setenv(layers.ENV, str(tmp_path_factory.mktemp("layer-cache")))
     return root
 
 

@@ -25,6 +25,7 @@ import docker.errors
 from harness.container import OUTPUT, SPEC
 from harness.engine import (
     DOCKER,
+    CommandResult,
     ContainerEngine,
     ContainerSpec,
     ImageInfo,
@@ -241,6 +242,16 @@ class EngineDouble:
         on_line: Callable[[str], None] | None = None,
     ) -> str:
         _unplanned("build")
+
+    def run(
+        self,
+        image: str,
+        command: Sequence[str],
+        *,
+        environment: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+    ) -> CommandResult:
+        _unplanned("run")
 
     def run_logged(
         self,

@@ -180,6 +180,18 @@ def test_steps_before_a_stage_s_first_copy_are_kept_for_the_cache_when_asked() -
     assert steps.images == ["5555cccc6666", "7777dddd8888"]
 
 
+def test_the_stages_before_the_last_are_told_apart() -> None:
+    """Their images (the install stage's) stay for the engine's cache: a build whose
+    frameworks alone moved copies what they installed."""
+    steps = build.StepImages()
+    for line in BUILD_OUTPUT.splitlines():
+        steps.feed(line)
+    assert steps.stages == 3
+    # Step 4's image came from the cache: not this build's to remove, but its stage's.
+    assert steps.before_last_stage() == ["1111aaaa2222", "3333bbbb4444"]
+    assert steps.images == ["1111aaaa2222", "5555cccc6666", "7777dddd8888"]
+
+
 def test_harness_s_installer_step_comes_before_any_file_of_the_context() -> None:
     for name in ("cpu", "cuda"):
         install = dockerfiles.builtin_text(name).decode().split("\nFROM ")[1]

@@ -52,6 +52,7 @@ def test_prune_removes_wheels_unused_for_the_given_age(_own_wheel_cache: Path) -
         "removed_bytes": 3,
         "kept_wheels": 1,
         "frameworks_images": [],
+        "frameworks_layers": {"removed": 0, "size": 0},
     }
     assert not old.exists() and new.exists()
     code, out, _ = invoke("cache", "prune", "--wheels-only", "--unused-for", "2d")

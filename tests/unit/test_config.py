@@ -27,6 +27,30 @@ def test_defaults_apply_when_nothing_is_set(project: Path) -> None:
     assert set(config.variants) == {"cpu", "cuda"}
 
 
+@pytest.mark.parametrize(
+    ("pyproject", "folder", "image"),
+    [
+        ('[project]\nname = "Char_RNN.Model"\n', "anything", "char_rnn.model"),
+        ('[project]\nname = "My Model.-v2_"\n', "anything", "my-model-v2"),
+        ("[tool.harness]\n", "My Research", "my-research"),
+        ('[project]\nname = "___"\n', "nanoGPT", "nanogpt"),
+        ("", "...", "project"),
+    ],
+)
+def test_without_image_the_images_are_named_after_the_project(
+    tmp_path: Path, pyproject: str, folder: str, image: str
+) -> None:
+    """Never one default for every project: a fixed `harness` made each project's build
+    move the tags of the last, harness's own harness:cpu included."""
+    root = tmp_path / folder
+    root.mkdir()
+    (root / "pyproject.toml").write_text(pyproject)
+    config = load_config(root, environ={})
+    assert config.image == image
+    assert config.sources["image"] == "project name"
+    assert load_config(root, environ={"HARNESS_IMAGE": "mine"}).image == "mine"
+
+
 def test_precedence_is_default_pyproject_env_command_line(project: Path) -> None:
     write(project, 'python = "3.12"\n')
     from_pyproject = load_config(project, environ={})

@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 from harness.config import load_config
-from harness.images import build, dockerfiles, frameworks
+from harness.engine import PODMAN
+from harness.images import build, dockerfiles, frameworks, layers
 from harness.images import built as builtimages
 from harness.images import config as imageconfig
 from harness.images.base import BaseImage
@@ -52,7 +53,10 @@ def test_requirements_name_exactly_the_one_file_of_each_pin_in_name_order() -> N
     assert frameworks.requirements([]) == ""
 
 
-def test_assemble_moves_the_large_wheels_and_splits_the_constraints(tmp_path: Path) -> None:
+def test_assemble_moves_the_large_wheels_and_splits_the_constraints(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(frameworks, "HEAVY_WHEEL_BYTES", LARGE)
     image = tmp_path / "image"
     provided = lay_out(image)
     (layout,) = frameworks.assemble(
@@ -129,6 +133,8 @@ def engine(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> BuildingEngine:
     """An engine whose finished images are their built ones renamed (no configuration
     to rewrite), in a harness whose build context holds TORCH, NUMPY and SIX."""
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    # Every large pin in the one tier, unless a test stacks layers (see ``stacking``).
+    monkeypatch.setattr(frameworks, "HEAVY_WHEEL_BYTES", LARGE)
     fake = BuildingEngine()
 
     def finalise(
@@ -236,6 +242,7 @@ def test_heavy_wheels_make_a_first_tier_and_the_other_large_ones_a_layer_on_it(
     assert wheels.tiers() == [(TORCH,), (NUMPY,)]
     heavy, rest = frameworks.assemble(tmp_path / "f", image, wheels, base_id="sha256:base")
     assert (heavy.on_previous, rest.on_previous) == (False, True)
+    assert rest.choices == (NUMPY,)
     assert (heavy.folder / "Dockerfile").read_bytes() == dockerfiles.frameworks_text()
     assert (rest.folder / "Dockerfile").read_bytes() == dockerfiles.frameworks_layer_text()
     assert [p.name for p in (rest.folder / "wheels").iterdir()] == [NUMPY.filename]
@@ -246,29 +253,178 @@ def test_heavy_wheels_make_a_first_tier_and_the_other_large_ones_a_layer_on_it(
     assert torch_only.digest == heavy.digest
 
 
-def test_adding_a_large_pin_beside_torch_does_not_rebuild_torch(
-    engine: BuildingEngine, project: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The issue's sixth friction: adding numpy to a torch project reinstalled torch."""
-    monkeypatch.setattr(frameworks, "HEAVY_WHEEL_BYTES", 2 * LARGE)
-    pins: list[tuple[Choice, ...]] = [(TORCH, SIX)]
+SCIPY = Choice("scipy", "1.17.1", "dd" * 32, "scipy-1.17.1-cp311-none-any.whl")
+SCIPY_BUMPED = Choice("scipy", "1.17.0", "ee" * 32, "scipy-1.17.0-cp311-none-any.whl")
+SIZES.update({SCIPY.filename: 2 * LARGE, SCIPY_BUMPED.filename: 2 * LARGE})
 
+
+class Stacking:
+    """Stands in for the layer cache's engine work (taking a layer out of its image,
+    loading the stack, the check run): records what each step was given."""
+
+    def __init__(self, engine: BuildingEngine) -> None:
+        self.engine = engine
+        self.stacks: list[list[tuple[str, ...]]] = []
+        self.checked: list[list[str]] = []
+
+    def take(self, _engine: object, built_id: str, workspace: Path) -> tuple[str, Path]:
+        archive = workspace / "layer.tar"
+        archive.write_text(f"the layer of {built_id}")
+        return f"sha256:diff-of-{built_id[7:]}", archive
+
+    def stack(
+        self,
+        _engine: object,
+        tier_id: str,
+        kept: list[layers.Layer],
+        labels: dict[str, str],
+        **_: object,
+    ) -> str:
+        self.stacks.append([layer.pins for layer in kept])
+        image_id = f"sha256:{len(self.stacks):062x}st"
+        below = self.engine.images[tier_id]["RootFS"]["Layers"]
+        self.engine.add(
+            image_id, [*below, *(layer.diff_id for layer in kept)], labels[build.LABEL_BUILD_INPUT]
+        )
+        return image_id
+
+    def check(self, _engine: object, _image_id: str, _python: str, pins: list[Choice]) -> None:
+        self.checked.append(sorted(f"{c.name}=={c.version}" for c in pins))
+
+
+@pytest.fixture
+def stacking(engine: BuildingEngine, monkeypatch: pytest.MonkeyPatch) -> Stacking:
+    monkeypatch.setattr(frameworks, "HEAVY_WHEEL_BYTES", 3 * LARGE)
+    fake = Stacking(engine)
+    monkeypatch.setattr(layers, "take", fake.take)
+    monkeypatch.setattr(layers, "stack", fake.stack)
+    monkeypatch.setattr(layers, "check", fake.check)
+    return fake
+
+
+def with_pins(monkeypatch: pytest.MonkeyPatch, pins: tuple[Choice, ...]) -> None:
     def assemble_context(context: Path, *_: object, **__: object) -> Provided:
-        provided = lay_out(context, pins[-1])
+        provided = lay_out(context, pins)
         (context / "dist").mkdir()
         return provided
 
     monkeypatch.setattr(build, "assemble_context", assemble_context)
+
+
+def test_adding_a_large_pin_beside_torch_does_not_rebuild_torch(
+    engine: BuildingEngine, stacking: Stacking, project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Adding numpy to a torch project reinstalled torch."""
+    with_pins(monkeypatch, (TORCH, SIX))
     build.build_image(engine, prepared_for(project))
     assert [(b["frameworks"], b["layer"]) for b in engine.builds] == [(True, False), (False, False)]
     torch_tier = engine.builds[1]["buildargs"][frameworks.ARGUMENT]
-    pins.append((TORCH, NUMPY, SIX))
+    with_pins(monkeypatch, (TORCH, NUMPY, SIX))
     build.build_image(engine, prepared_for(project))
     layer, image = engine.builds[2:]
+    # numpy installed alone, on the base (its files depend on nothing else), then stacked.
     assert layer["layer"] and layer["wheels"] == [NUMPY.filename]
-    assert layer["buildargs"] == {"BASE_IMAGE": "sha256:base", "PREVIOUS_IMAGE": torch_tier}
-    assert image["buildargs"][frameworks.ARGUMENT] != torch_tier
+    assert layer["buildargs"] == {"BASE_IMAGE": "sha256:base"}
+    assert stacking.stacks == [[("numpy==2.1.0",)]]
+    stacked = image["buildargs"][frameworks.ARGUMENT]
+    assert (
+        engine.images[stacked]["RootFS"]["Layers"][:1]
+        == engine.images[torch_tier]["RootFS"]["Layers"]
+    )
     assert image["wheels"] == [SIX.filename]
+    # The stacked image is checked against every large pin, the tier's included.
+    assert stacking.checked == [["numpy==2.1.0", "torch==2.5.0"]]
+    # The layer's build leaves nothing on the engine; its layer is in the cache.
+    assert layer_build_id(3) in [
+        f"sha256:{r}" if not r.startswith("sha256:") else r for r in engine.removed
+    ]
+
+
+def layer_build_id(number: int) -> str:
+    return f"sha256:{number:064x}"
+
+
+def test_moving_one_large_pin_installs_that_pin_alone(
+    engine: BuildingEngine, stacking: Stacking, project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The open goal: bumping SciPy beside torch and NumPy rebuilt every large pin but torch."""
+    with_pins(monkeypatch, (TORCH, NUMPY, SCIPY, SIX))
+    build.build_image(engine, prepared_for(project))
+    kinds = [
+        ("tier" if b["frameworks"] else "layer" if b["layer"] else "image") for b in engine.builds
+    ]
+    assert kinds == ["tier", "layer", "layer", "image"]
+    # Heaviest first: scipy's layer lies below numpy's.
+    assert [b["wheels"] for b in engine.builds[1:3]] == [[SCIPY.filename], [NUMPY.filename]]
+    assert stacking.stacks == [[("scipy==1.17.1",), ("numpy==2.1.0",)]]
+
+    with_pins(monkeypatch, (TORCH, NUMPY, SCIPY_BUMPED, SIX))
+    build.build_image(engine, prepared_for(project))
+    moved = engine.builds[4:]
+    assert [(b["layer"], b["wheels"]) for b in moved] == [
+        (True, [SCIPY_BUMPED.filename]),
+        (False, [SIX.filename]),
+    ]
+    # numpy's layer came from the cache, stacked above the new scipy.
+    assert stacking.stacks[-1] == [("scipy==1.17.0",), ("numpy==2.1.0",)]
+    assert (
+        engine.builds[5]["buildargs"][frameworks.ARGUMENT]
+        != engine.builds[3]["buildargs"][frameworks.ARGUMENT]
+    )
+
+    # Back to the first pins: the stacked image is found again, nothing is built but the image.
+    with_pins(monkeypatch, (TORCH, NUMPY, SCIPY, SIX))
+    build.build_image(engine, prepared_for(project))
+    assert [b["layer"] or b["frameworks"] for b in engine.builds[6:]] == [False]
+    assert len(stacking.stacks) == 2
+    # Without the cache (build --check) every layer is installed again.
+    build.build_image(engine, prepared_for(project), no_cache=True)
+    kinds = [
+        ("tier" if b["frameworks"] else "layer" if b["layer"] else "image")
+        for b in engine.builds[7:]
+    ]
+    assert kinds == ["tier", "layer", "layer", "image"]
+
+
+def test_large_pins_get_a_layer_each_up_to_a_bound(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(frameworks, "MAX_LAYERS", 3)
+    pins = [Choice(f"p{n}", "1", f"{n:02d}" * 32, f"p{n}-1-py3-none-any.whl") for n in range(5)]
+    tiers = frameworks.Split((TORCH, *pins), (), (TORCH,)).tiers()
+    # The two heaviest alone, the three lightest together: never more than 3 layers.
+    assert tiers == [(TORCH,), (pins[0],), (pins[1],), (pins[2], pins[3], pins[4])]
+    assert frameworks.Split((TORCH, *pins[:3]), (), (TORCH,)).tiers() == [
+        (TORCH,),
+        (pins[0],),
+        (pins[1],),
+        (pins[2],),
+    ]
+
+
+def test_a_layers_input_is_its_pins_and_the_base_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whatever lies below or above it: a moved pin leaves the other layers' inputs, and so
+    their cached layers, as they were."""
+    monkeypatch.setattr(frameworks, "HEAVY_WHEEL_BYTES", 3 * LARGE)
+    first = frameworks.assemble(
+        tmp_path / "a",
+        tmp_path / "ia",
+        frameworks.split(lay_out(tmp_path / "ia", (TORCH, NUMPY, SCIPY))),
+        base_id="sha256:base",
+    )
+    moved = frameworks.assemble(
+        tmp_path / "b",
+        tmp_path / "ib",
+        frameworks.split(lay_out(tmp_path / "ib", (TORCH, NUMPY, SCIPY_BUMPED))),
+        base_id="sha256:base",
+    )
+    assert [c.choices for c in first] == [(TORCH,), (SCIPY,), (NUMPY,)]
+    assert first[2].digest == moved[2].digest  # numpy
+    assert first[1].digest != moved[1].digest  # scipy
+    stacked = [
+        frameworks.stacked_digest(f[0].digest, [c.digest for c in f[1:]]) for f in (first, moved)
+    ]
+    assert stacked[0] != stacked[1]
 
 
 def test_the_label_step_of_a_tier_below_is_no_layer() -> None:
@@ -289,3 +445,18 @@ def test_a_project_without_large_pins_still_gets_one_frameworks_image(tmp_path: 
     assert not only.on_previous
     assert (only.folder / "Dockerfile").read_bytes() == dockerfiles.frameworks_text()
     assert frameworks.Split((), ()).tiers() == [()]
+
+
+def test_on_podman_the_large_pins_stay_in_the_one_tier(
+    engine: BuildingEngine, stacking: Stacking, project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Podman's load needs the file of every layer, the tier's included: nothing to stack."""
+    monkeypatch.setattr(BuildingEngine, "product", PODMAN)
+    with_pins(monkeypatch, (TORCH, NUMPY, SCIPY, SIX))
+    build.build_image(engine, prepared_for(project))
+    tier, image = engine.builds
+    assert tier["frameworks"] and tier["wheels"] == sorted(
+        [TORCH.filename, NUMPY.filename, SCIPY.filename]
+    )
+    assert stacking.stacks == []
+    assert image["wheels"] == [SIX.filename]

@@ -254,6 +254,24 @@ def test_a_src_layout_imports(project: Path) -> None:
     assert result.record["metrics"] == {"value": 3}
 
 
+def test_a_command_script_in_a_src_layout_imports_the_package(project: Path) -> None:
+    """`python scripts/train.py` in a project with src/pkg/ imports pkg, as an entry
+    `pkg.train:main` does, without an install of the project (the image has none)."""
+    package = project / "src" / "charmodel"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("VALUE = 3\n")
+    scripts = project / "scripts"
+    scripts.mkdir()
+    (scripts / "train.py").write_text(
+        "import os, pathlib, charmodel\n"
+        "out = pathlib.Path(os.environ['HARNESS_OUTPUT'])\n"
+        "(out / 'value.txt').write_text(str(charmodel.VALUE))\n"
+    )
+    result = run(project, entry=None, command=[sys.executable, str(scripts / "train.py")])
+    assert result.returncode == 0, result.stderr
+    assert (result.output / "value.txt").read_text() == "3"
+
+
 def test_a_module_the_image_lacks_is_named_as_a_missing_dependency(project: Path) -> None:
     (project / "needs_pandas_like.py").write_text(
         "import not_installed_anywhere.io\n\ndef train(output, seed, inputs):\n    pass\n"

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from harness.runtime import explain, startup
+from harness.runtime.runner import import_roots
 from tests.unit.test_runtime_frameworks import write_fakes
 from tests.unit.test_runtime_runner import PROBE, SEED, Run, host_environment, run
 
@@ -261,8 +262,10 @@ def test_a_command_of_a_src_layout_imports_its_package_as_an_entry_would(tmp_pat
     # `python -m bikes` where the package is src/bikes: the template's MLproject says
     # `PYTHONPATH=src python -m bikes`, which would drop the seeding hook's folder.
     (tmp_path / "src" / "bikes").mkdir(parents=True)
-    parts = startup.python_path("/runtime", tmp_path).split(os.pathsep)
+    parts = startup.python_path("/runtime", import_roots(tmp_path)).split(os.pathsep)
     assert parts == [str(startup.SITE), "/runtime", str(tmp_path), str(tmp_path / "src")]
     # A src/ that is itself a package is imported from the root, not put on the path.
     (tmp_path / "src" / "__init__.py").write_text("")
-    assert str(tmp_path / "src") not in startup.python_path(None, tmp_path).split(os.pathsep)
+    assert str(tmp_path / "src") not in startup.python_path(None, import_roots(tmp_path)).split(
+        os.pathsep
+    )

@@ -39,7 +39,7 @@ TEMPLATE = "Dockerfile.in"
 # The frameworks image every image built from the template starts FROM, and the build
 # argument that names it (an image ID) in the Dockerfiles built on it.
 FRAMEWORKS = "Dockerfile.frameworks"
-# The frameworks layer: more large pins on top of a frameworks image (PREVIOUS_IMAGE).
+# A frameworks layer: one large pin's files, installed alone (an image FROM scratch).
 FRAMEWORKS_LAYER = "Dockerfile.frameworks-layer"
 FRAMEWORKS_ARGUMENT = "FRAMEWORKS_IMAGE"
 _FRAMEWORKS_ARGUMENT = re.compile(
@@ -125,7 +125,7 @@ def frameworks_text() -> bytes:
 
 
 def frameworks_layer_text() -> bytes:
-    """The Dockerfile of a frameworks layer on another frameworks image."""
+    """The Dockerfile of a frameworks layer: its pins' files alone, FROM scratch."""
     return (resources.files(__name__) / FRAMEWORKS_LAYER).read_bytes()
 
 
