@@ -381,9 +381,11 @@ def build_image(
             )
         if dockerfiles.builds_on_frameworks(build_plan.dockerfile.text):
             wheels = frameworks.split(provided)
-            if engine.product == PODMAN:
+            if engine.product == PODMAN or rewrite_layers:
                 # Podman's load wants every layer's file, the tier's too, which harness
-                # does not keep: its large pins stay in the one tier it builds.
+                # does not keep: its large pins stay in the one tier it builds. A build
+                # whose layers are rewritten (the engine-neutral form) is built the same
+                # way, so that Docker and Podman make one image from one project.
                 wheels = frameworks.Split(wheels.large, wheels.small, wheels.large)
             layouts = frameworks.assemble(
                 Path(folder) / "frameworks", context, wheels, base_id=prepared.base.id
