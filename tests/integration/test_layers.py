@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 
 from harness.engine import Engine
-from harness.images import stagecache
+from harness.images import layers, stagecache
 from tests.integration.conftest import harness
 
 PYPROJECT = """\
@@ -37,7 +37,9 @@ def lock_and_build(project: Path, pygments: str) -> tuple[dict[str, object], str
     (project / "pyproject.toml").write_text(PYPROJECT.format(pygments=pygments))
     locked = harness("lock", cwd=project)
     assert locked.returncode == 0, locked.stderr
-    built = harness("build", "--json", cwd=project)
+    # A layer cache of its own: what other builds on this machine left does not count.
+    own = {layers.ENV: str(project.parent / "layers")}
+    built = harness("build", "--json", cwd=project, env=own)
     assert built.returncode == 0, built.stderr
     document: dict[str, object] = json.loads(built.stdout)
     return document, built.stderr
@@ -52,12 +54,15 @@ def test_moving_a_large_pin_installs_it_alone(engine: Engine, tmp_path: Path) ->
     try:
         first, said = lock_and_build(project, "2.20.0")
         made += re.findall(r"building (harness-frameworks:[0-9a-f]+):", said)
+        installed = re.findall(r"installed (\S+) as a layer of its own", said)
+        assert installed == ["numpy==2.4.6", "pygments==2.20.0"], said
         moved, said = lock_and_build(project, "2.21.0")
         made += re.findall(r"building (harness-frameworks:[0-9a-f]+):", said)
         installed = re.findall(r"installed (\S+) as a layer of its own", said)
-        # NumPy's layer came from the cache (or the stacked image was found): only
-        # Pygments was installed.
+        # NumPy's layer came from the cache: only Pygments was installed, and only its
+        # layer was sent to the engine (NumPy's lies below it, on the tier).
         assert installed == ["pygments==2.21.0"], said
+        assert "(1 sent to the engine" in said, said
         versions = engine.run(str(moved["image_id"]), ["python", "-c", PROBE], timeout=120)
         assert versions.exit_code == 0, versions.output
         assert json.loads(versions.output.strip().splitlines()[-1]) == {
