@@ -207,7 +207,7 @@ def _plan(tmp_path: Path, **changes: object) -> script.JobPlan:
         uv_cache=tmp_path / 'a "$odd" cache',
         python="3.11",
         uv="uv",
-        uv_options=script.uv_options(["/opt/wheels"], None),
+        uv_options=script.uv_options([str(tmp_path / "wheels")], None),
         sbatch=script.sbatch_options(settings, **options),  # type: ignore[arg-type]
         variables={"PYTHONHASHSEED": "0", "ODD": "a 'quoted' $value"},
         passed_through=("PATH", "SLURM_JOB_ID"),
@@ -222,7 +222,7 @@ def test_the_script_asks_for_the_hosts_resources_and_checks_every_hash(tmp_path:
     # A run's own timeout wins over the host's time limit, rounded up to whole minutes.
     assert "#SBATCH --time=2\n" in text and "--time=00:30:00" not in text
     assert "#SBATCH --no-requeue\n" in text
-    assert "pip sync --quiet --require-hashes --find-links /opt/wheels" in text
+    assert f"pip sync --quiet --require-hashes --find-links {tmp_path / 'wheels'}" in text
     assert subprocess.run(["sh", "-n"], input=text, text=True, check=False).returncode == 0
     # uv's cache lies beside the environments unless the job's environment names one.
     cache = next(row for row in text.splitlines() if "UV_CACHE_DIR" in row)
