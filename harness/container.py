@@ -33,6 +33,8 @@ CONTAINER_USER = "10001:10001"
 # by the runtime from the read-only mount of the project at PROJECT_SOURCE, in a tmpfs of
 # PROJECT_VIEW_SIZE at most (see harness.runtime.project_view).
 PROJECT = "/harness/project"
+# Where verify's workdir variation lays the view out instead: another depth, other names.
+MOVED_PROJECT = "/harness/elsewhere/moved-project"
 PROJECT_SOURCE = "/harness/source"
 PROJECT_VIEW_SIZE = "8g"
 SPEC = "/harness/spec.json"
@@ -240,7 +242,7 @@ def plan(
             # the image and is the working directory, which the engine makes root's 0755
             # whatever mode is asked: owned by the container's user (whichever a
             # variation chose), the runtime can lay it out.
-            Tmpfs(PROJECT, PROJECT_VIEW_SIZE, _owned_by(setup.user)),
+            Tmpfs(setup.working_dir, PROJECT_VIEW_SIZE, _owned_by(setup.user)),
             # Other runs' records and artifacts are no experiment's business.
             Tmpfs(f"{PROJECT_SOURCE}/{STATE_FOLDER}", "1k", ("ro",)),
         ),

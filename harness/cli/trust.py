@@ -267,8 +267,11 @@ def conclude(
         state.ui.result(f"verification {verification.id} saved to {saved}")
     if verification.trouble is not None:
         experiment, label, error = verification.trouble
+        finished = isinstance(error, verify_module.NothingToCompare)
         raise HarnessError(
-            f"{experiment}: the {label} run could not finish: {error.message}",
+            f"{experiment}: {error.message}"
+            if finished
+            else f"{experiment}: the {label} run could not finish: {error.message}",
             f"{error.hint + '; ' if error.hint else ''}what finished is saved in {saved}",
         )
     outcomes = verification.hosts

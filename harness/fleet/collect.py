@@ -42,7 +42,7 @@ from harness.images.build import BuildResult
 from harness.runs import records
 from harness.runs.host_executor import PythonEnvironment
 from harness.runs.run import RunResult
-from harness.runs.verify import Check, ExperimentVerification, Verification
+from harness.runs.verify import Check, ExperimentVerification, Verification, nothing_to_compare
 from harness.trust import attest, keys
 
 # What one run folder may bring in, all files together, at their full size: far above
@@ -447,6 +447,9 @@ def _control_verification(
             f"the control run {failed.run_id} {failed.status}: {failed.record.get('error')}"
         )
     if not succeeded:
+        return outcome
+    if not succeeded[0].record["artifacts"]:
+        nothing_to_compare(outcome, "control run", succeeded[0])
         return outcome
     outcome.controls.append(succeeded[0])
     for number, run in enumerate(succeeded[1:], start=2):

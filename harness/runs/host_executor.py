@@ -246,9 +246,11 @@ def run_on_host(
     # As in a container, the experiment runs in a writable view of the project, laid out
     # by the runtime (see harness.runtime.project_view), so what it writes next to its code
     # (./mlruns, ./outputs) never changes the user's checkout; the view goes afterwards.
+    # The workdir variation lays it out at another depth, under other names.
     view_folder = tempfile.TemporaryDirectory(prefix="harness-view-")
-    view = Path(view_folder.name) / "project"
-    view.mkdir(mode=0o700)
+    moved = request.setup.working_dir != PROJECT
+    view = Path(view_folder.name) / ("elsewhere/moved-project" if moved else "project")
+    view.mkdir(mode=0o700, parents=True)
     spec.update(
         {
             "project": str(view),
@@ -290,14 +292,11 @@ def run_on_host(
         tempfile.TemporaryDirectory(prefix="harness-home-") as home,
     ):
         environment = _environment(determinism, runtime, Path(home), run_id, request)
-        # The container's project folder is the view here; any other working directory
-        # (the workdir variation) becomes the run's private folder.
-        cwd = view if setup.working_dir == PROJECT else Path(home)
         with unfinished(record, folder, stopped="the process was stopped"):
             exit_code, timed_out, seconds = _execute(
                 [str(python.executable), "-P", "-m", "harness.runtime", str(folder / "spec.json")],
                 environment=environment,
-                cwd=cwd,
+                cwd=view,  # as in a container: the experiment stands in the project's view
                 log=folder / records.LOG,
                 timeout=request.timeout,
                 cpus=_cpus(setup.cpuset),

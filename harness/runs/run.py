@@ -118,6 +118,7 @@ def run_experiment(
         threads=request.threads,
         device=device,
     )
+    spec["project"] = plan.working_dir  # the view lies where the experiment stands
     record = {
         **new_record(config, request, spec, inputs, environment=environment, host=host.name),
         "image": {

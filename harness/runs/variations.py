@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 
-from harness.container import CONTAINER_USER, HOSTNAME, PROJECT
+from harness.container import CONTAINER_USER, HOSTNAME, MOVED_PROJECT, PROJECT
 from harness.errors import ConfigError
 
 
@@ -68,10 +68,14 @@ VARIATIONS: tuple[Variation, ...] = (
     ),
     Variation("locale", "another locale", lambda s: _env(s, LANG="C", LC_ALL="C")),
     Variation("user", "another user and group id", lambda s: replace(s, user="10002:10002")),
+    # The project elsewhere, the experiment still standing in it: what differs between two
+    # checkouts (/home/alice/study, /srv/ci/study). A script that reads data/train.csv
+    # from where it is run works as its authors run it; one whose results hold the folder
+    # it lay in (a config saved with absolute paths) moves.
     Variation(
         "workdir",
-        "another working directory",
-        lambda s: replace(s, working_dir="/tmp"),  # noqa: S108 - the container's own tmpfs
+        "the project at another path",
+        lambda s: replace(s, working_dir=MOVED_PROJECT),
     ),
     Variation(
         "env",

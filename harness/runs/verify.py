@@ -48,8 +48,8 @@ RERUN = "rerun"
 # What a variation changes that a failing experiment most likely depends on: said with the
 # error of the run under that variation alone.
 _DEPENDS_ON = {
-    "workdir": "a path relative to the working folder: declare it under inputs, or build it "
-    "from the script's own folder",
+    "workdir": "the folder the project lies in: name files relative to the project, never "
+    "by its absolute path, in what the run reads and in what it writes",
     "user": "a file or folder only the usual user can use: write under the output folder or /tmp",
     "hostname": "the host name",
     "timezone": "the local time zone",
@@ -88,6 +88,17 @@ class Check:
             "moved": self.moved(),
             "error": self.run.record.get("error"),
         }
+
+
+class NothingToCompare(HarnessError):
+    """A control run that succeeded with no artifact: a verification of it would compare
+    nothing and still read "reproducible", so it is trouble, never a verdict."""
+
+    default_hint = (
+        "write results into the output folder ($HARNESS_OUTPUT for a command, output= for "
+        "an entry) or next to the code, and check that outputs and exclude under the "
+        "experiment do not leave every file out"
+    )
 
 
 @dataclass(frozen=True)
@@ -509,7 +520,7 @@ def _verify_one(
 
     def succeeded(label: str, result: RunResult | HarnessError | None) -> RunResult | None:
         if isinstance(result, RunResult) and result.status == "succeeded":
-            return result
+            return _judgeable(outcome, label, result)
         if not isinstance(result, RunResult):
             outcome.unfinished.append(_not_judged(label, result))
         if outcome.failure is None:
@@ -568,6 +579,31 @@ def _verify_one(
     return outcome
 
 
+def _judgeable(outcome: ExperimentVerification, label: str, result: RunResult) -> RunResult | None:
+    """A run that succeeded, unless it is the first control and has no artifact: then
+    nothing can be judged, which is trouble (see :func:`nothing_to_compare`)."""
+    if outcome.controls or result.record["artifacts"]:
+        return result
+    nothing_to_compare(outcome, label, result)
+    return None
+
+
+def nothing_to_compare(outcome: ExperimentVerification, label: str, result: RunResult) -> None:
+    """Stop at a first control run with no artifact: nothing to judge, said as trouble."""
+    unlisted = len(result.record.get("unlisted") or [])
+    why = (
+        f"every file it wrote ({unlisted}) was set aside by outputs or exclude"
+        if unlisted
+        else "it wrote no file"
+    )
+    error = NothingToCompare(
+        f"its {label} ({result.run_id}) succeeded with no artifact ({why}), so there is "
+        "nothing to compare"
+    )
+    outcome.unfinished.append(Unfinished(label, "no artifact", error, run_id=result.run_id))
+    outcome.failure = error.message
+
+
 def _failed_with_variations(outcome: ExperimentVerification, made: list[Made]) -> RunResult | None:
     """The run with every variation of a first round, when it ended and failed: kept among
     the checks, to be tried per variation."""
@@ -623,7 +659,14 @@ def _name_culprits(
         found = check(label, chosen, result)
         if judge_moves and not found.agrees:
             outcome.culprits.append(name)
-            outcome.evidence[name] = f"moves under {name}: {', '.join(found.moved()) or '?'}"
+            outcome.evidence[name] = moves_under(name, found)
+
+
+def moves_under(name: str, check: Check) -> str:
+    """The evidence that a variation moves the artifacts: which, and what it points to."""
+    depends = _DEPENDS_ON.get(name)
+    moved = ", ".join(check.moved()) or "?"
+    return f"moves under {name}: {moved}" + (f" ({depends})" if depends else "")
 
 
 def fails_under(name: str, run: RunResult) -> str:

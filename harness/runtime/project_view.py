@@ -12,8 +12,11 @@ reaches the project.
 What the run wrote there is evidence too: after the run, every file the run made or
 changed in the view whose project-relative path matches one of the experiment's output
 globs is copied into the output folder at the same path, so ``outputs = ["mlruns/**"]``
-names MLflow's store as it lies in the project. A path the experiment wrote in the output
-folder itself wins.
+names MLflow's store as it lies in the project. An experiment that names no outputs has
+every file it wrote as an artifact, there as in the output folder: a script run as
+``train.py --out runs/`` must not pass verification with nothing compared because its
+results lay next to its code (bytecode and tools' caches are never results). A path the
+experiment wrote in the output folder itself wins.
 
 Everything here runs inside the container, on the standard library alone. The walk never
 follows a link, skips version control, harness's state, caches and virtual environments
@@ -36,6 +39,8 @@ from harness.runtime import mlflow_store
 SKIPPED = frozenset(
     {".harness", ".git", "__pycache__", ".mypy_cache", ".ruff_cache", ".pytest_cache"}
 )
+# The glob of an experiment that names no outputs: every file it writes.
+EVERYTHING = "**"
 # Files up to this size are copied (a run may rewrite them); larger ones are linked.
 COPY_LIMIT = 1 << 20
 # All copies together: past this, files are linked whatever their size.
@@ -204,14 +209,16 @@ class Collected:
 
 
 def collect(view: Path, laid: Laid, output: Path, globs: Sequence[str]) -> Collected:
-    """Copy what the run wrote in ``view`` and ``globs`` name into ``output``, at the same
-    project-relative path; an MLflow file store or tracking database among it goes by
-    logical place (see :mod:`harness.runtime.mlflow_store`). A path the experiment already wrote in
-    ``output`` is kept as it is."""
+    """Copy what the run wrote in ``view`` and ``globs`` name (everything, without globs)
+    into ``output``, at the same project-relative path; an MLflow file store or tracking
+    database among it goes by logical place (see :mod:`harness.runtime.mlflow_store`). A
+    path the experiment already wrote in ``output`` is kept as it is."""
     collected = Collected()
-    if not globs:
-        return collected
     written = list(written_by_run(view, laid))
+    if not globs:
+        # No outputs named: everything the run wrote is a result, caches aside.
+        written = [path for path in written if SKIPPED.isdisjoint(path.split("/")[:-1])]
+        globs = (EVERYTHING,)
     claimed: set[str] = set()
     for relative in written:
         if matches(relative, globs) and mlflow_store.is_database(view / relative):

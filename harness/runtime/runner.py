@@ -505,7 +505,7 @@ def _run_command(run_spec: spec.RunSpec, outcome: Outcome) -> None:
         # The project's folder (its writable view in a container), for commands that must
         # run from it whatever the working directory, as MLflow Projects' entry points do.
         environment["HARNESS_PROJECT"] = str(run_spec.project)
-    command = command_line(run_spec.command, run_spec.project)
+    command = list(run_spec.command)
     program = command[0]
     # Each stream's last lines apart: read by two threads, a traceback on stderr would
     # otherwise be cut by whatever stdout flushed meanwhile.
@@ -554,34 +554,6 @@ def _run_command(run_spec: spec.RunSpec, outcome: Outcome) -> None:
     else:
         # stderr last: its traceback, or its last error line, explains best.
         outcome.end("failed", returncode, command_failure(returncode, [*tails[1], *tails[2]]))
-
-
-def command_line(command: Sequence[str], project: Path | None) -> list[str]:
-    """The command as it runs: an argument that names a file of the project (``train.py``,
-    ``scripts/train.sh``) is given as that file's path, so that a run in another working
-    folder (verify's workdir variation) still starts the program the project declares,
-    and what the variation tests is what the program itself reads from where it stands."""
-    if project is None:
-        return list(command)
-    try:
-        here = Path.cwd().resolve()
-    except OSError:
-        here = None
-    if here == project.resolve():
-        return list(command)
-    return [_project_file(argument, project, here) for argument in command]
-
-
-def _project_file(argument: str, project: Path, here: Path | None) -> str:
-    if not argument or argument.startswith("-") or Path(argument).is_absolute():
-        return argument
-    candidate = project / argument
-    try:
-        if candidate.is_file() and not (here is not None and (here / argument).exists()):
-            return str(candidate)
-    except OSError:
-        pass
-    return argument
 
 
 def command_failure(returncode: int, tail: Sequence[str]) -> str:

@@ -341,6 +341,14 @@ def _judge(
     reference = runs[control_ids[0]]
     if reference.record["status"] != "succeeded":
         raise Unfounded(f"{name} counts run {reference.run_id}, which {reference.record['status']}")
+    if not reference.record["artifacts"]:
+        # A statement of zero artifacts would certify that nothing was reproduced.
+        raise Unfounded(
+            f"{name} counts run {reference.run_id} of {experiment_name}, which has no "
+            "artifact: nothing was compared, so there is nothing to certify",
+            "name the experiment's results with outputs (or write them into the output "
+            "folder), then verify again",
+        )
     declared = _declared(config, reference.record, experiment_name)
     verdicts: dict[str, tuple[str, str]] = {}
     of_experiment = [r for r in runs.values() if r.record["experiment"] == experiment_name]

@@ -1,13 +1,14 @@
 """A research repository as its authors wrote it, with harness installed from its wheel.
 
 The project has a requirements.txt, a training script run as a ``command`` that seeds
-nothing itself, reads its data by a path relative to the working folder, and logs through
-a library that names its files after the time (as TensorBoard does). Each friction a new
-user met on such repositories is a step here, on the real engine: every Python process of
-the command is seeded, the time-stamped logs are named as the only thing that moved (with
-the line to add), the variation that breaks the run is named with its evidence, a write
-into the read-only project names the output folder, and the fixed project reaches a
-verified certificate. ``harness gc`` then removes a superseded image of the project and
+nothing itself, reads its data by a path relative to where it is run, saves its settings
+with that path made absolute, and logs through a library that names its files after the
+time (as TensorBoard does). Each friction a new user met on such repositories is a step
+here, on the real engine: every Python process of the command is seeded, the
+time-stamped logs are named as the only thing that moved (with the line to add), the
+variation that moves the settings is named with its evidence (the project at another
+path), a write into the read-only project names the output folder, and the fixed project
+reaches a verified certificate. ``harness gc`` then removes a superseded image of the project and
 keeps the current one and another project's.
 """
 
@@ -58,11 +59,14 @@ import numpy as np
 
 import tblog
 
-inputs = json.loads(os.environ.get("HARNESS_INPUTS") or "{}")
-data = np.loadtxt(inputs.get("train", "data/train.csv"), delimiter=",", skiprows=1)
+DATA = "data/train.csv"
+data = np.loadtxt(DATA, delimiter=",", skiprows=1)
 features, target = data[:, :-1], data[:, -1]
 weights = np.random.randn(features.shape[1])
 output = Path(os.environ.get("HARNESS_OUTPUT", "out"))
+# The run's settings, saved as many scripts save them: with the data's absolute path.
+settings = {"data": os.path.abspath(DATA), "steps": 300}
+(output / "settings.json").write_text(json.dumps(settings))
 log = tblog.Writer(str(output / "runs"))
 for step in range(300):
     row = random.randrange(len(features))
@@ -128,39 +132,40 @@ def test_a_research_repository_reaches_a_verified_certificate(
     assert "numpy" in record["observed"]
 
     # A write next to the code runs unchanged, in the run's writable view of the project:
-    # the project itself never changes (an output glob would keep the file).
-    tool.ok("run", "writer", cwd=project)
+    # the project itself never changes, and with no outputs named the file is an artifact.
+    (written,) = json.loads(tool.ok("run", "writer", "--json", cwd=project).stdout)
+    assert [artifact["path"] for artifact in written["artifacts"]] == ["model.npy"]
     assert not (project / "model.npy").exists()
 
-    # Only the time-stamped logs moved: verify says so, with the line to add.
+    # Only the time-stamped logs moved: verify says so, with the line to add. The data,
+    # read by a path relative to where the script is run, is found under every variation.
     varied = ("--vary", "workdir,hashseed,timezone")
     noisy = tool("verify", "train", *varied, cwd=project)
     assert noisy.returncode == 1, noisy.stderr
     assert "only log or event files moved" in noisy.stdout
-    # The same verify names the variation that breaks the run (judged despite the noise).
-    assert "fails under workdir" in noisy.stdout
     assert 'exclude = ["events.out.tfevents.*", "*.log"]' in noisy.stdout, noisy.stdout
     _add_lines(project, "train", 'exclude = ["events.out.tfevents.*", "*.log"]\n')
 
-    # Now the combined run fails; verify names the variation, with the evidence.
-    failing = tool("verify", "train", *varied, "--json", cwd=project)
-    assert failing.returncode == 1, failing.stderr
-    (experiment,) = json.loads(failing.stdout)["experiments"]
+    # Now the settings move with the project's path; verify names the variation, with the
+    # evidence.
+    moving = tool("verify", "train", *varied, "--json", cwd=project)
+    assert moving.returncode == 1, moving.stderr
+    (experiment,) = json.loads(moving.stdout)["experiments"]
     assert experiment["culprits"] == ["workdir"]
     evidence = experiment["evidence"]["workdir"]
-    assert evidence.startswith("fails under workdir: command exited with status 1: ")
-    assert "FileNotFoundError" in evidence and "data/train.csv" in evidence
-    assert "declare it under inputs" in evidence
+    assert evidence.startswith("moves under workdir: settings.json (the folder the project ")
+    assert "never by its absolute path" in evidence
     labels = [check["label"] for check in experiment["checks"]]
     assert labels[-3:] == ["variation workdir", "variation hashseed", "variation timezone"]
 
     # The fix the evidence names; then the certificate.
-    _add_lines(project, "train", 'inputs = { train = "data/train.csv" }\n')
+    train = project / "train.py"
+    train.write_text(train.read_text().replace("os.path.abspath(DATA)", "DATA"))
     commit(project)
     verified = tool("verify", "train", *varied, "--json", cwd=project)
     assert verified.returncode == 0, verified.stdout + verified.stderr
     (experiment,) = json.loads(verified.stdout)["experiments"]
-    assert [a["path"] for a in experiment["artifacts"]] == ["weights.npy"]
+    assert [a["path"] for a in experiment["artifacts"]] == ["settings.json", "weights.npy"]
     certified = json.loads(
         tool.ok("certify", "--key", str(tool.keys / "runner.key"), "--json", cwd=project).stdout
     )

@@ -303,3 +303,46 @@ def test_a_host_whose_run_failed_is_named_and_not_counted(
     assert code == 0, output
     assert "reproduced on 1 of 2 host(s), counted by key" in output
     assert f"host vm-2           failed (key {pairs['leg-2'].keyid[:16]}, cpu)" in output
+
+
+def _emptied(folder: Path) -> Path:
+    """The run with no artifact: what a script that wrote its results nowhere leaves."""
+    (folder / records.ARTIFACTS / "weights.bin").unlink()
+    record = records.read(folder)
+    record["artifacts"] = []
+    records.write(folder, record)
+    return folder
+
+
+def test_runs_with_no_artifact_are_never_certified(
+    project: Path, tmp_path: Path, pairs: dict[str, keys.KeyPair]
+) -> None:
+    # Two hosts that agree on nothing at all would be "reproduced on 2 of 2 hosts".
+    control = _emptied(make_run(tmp_path / "a", "vm", "demo", 1, b"\x01"))
+    sign(control, pairs["leg-1"])
+    sign(_emptied(make_run(tmp_path / "b", "vm", "demo", 2, b"\x01")), pairs["leg-2"])
+    legs = ("--key", pairs["leg-1"].public, "--key", pairs["leg-2"].public)
+    code, _, stderr = harness(project, "collect", tmp_path / "a", tmp_path / "b", *legs)
+    assert code == 2
+    assert "succeeded with no artifact (it wrote no file), so there is nothing to compare" in stderr
+    # Saved as it is, it is still refused: certify judges the runs itself.
+    (saved,) = (project / ".harness" / "verifications").glob("*.json")
+    document = json.loads(saved.read_text())
+    assert document["verdict"] == "not reproducible"
+    forged(
+        project,
+        saved,
+        verdict="reproducible",
+        experiments=[
+            {
+                **document["experiments"][0],
+                "reproducible": True,
+                "failure": None,
+                "unfinished": [],
+                "control_runs": [control.name],
+            }
+        ],
+    )
+    code, output = certify(project, pairs)
+    assert code == 2
+    assert "which has no artifact: nothing was compared, so there is nothing to certify" in output

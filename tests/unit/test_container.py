@@ -145,11 +145,16 @@ def test_variations_reach_the_engine_as_before(config: Config) -> None:
         config.experiment("fit"), seed=3, profile="strict", threads=2, cpus=1.5, setup=setup
     )
     options, result = _created(config, request)
+    # The project's view lies elsewhere, and the experiment stands in it.
     assert (options["user"], options["working_dir"], options["cpuset_cpus"]) == (
         "10002:10002",
-        "/tmp",
+        "/harness/elsewhere/moved-project",
         "0",
     )
+    assert "/harness/elsewhere/moved-project" in options["tmpfs"]
+    assert "/harness/project" not in options["tmpfs"]
+    spec = json.loads((result.folder / "spec.json").read_text())
+    assert spec["project"] == "/harness/elsewhere/moved-project"
     assert options["nano_cpus"] == 1_500_000_000
     assert "PYTHONHASHSEED" not in options["environment"]
     assert options["environment"]["HARNESS_NOISE"] == "1"

@@ -148,7 +148,25 @@ def test_what_the_run_left_alone_is_not_collected(tmp_path: Path) -> None:
     assert project_view.collect(view, laid, output, ["**"]).kept == ["extra.json"]
     # The output folder's own file wins.
     assert (output / "outputs" / "new.txt").read_text() == "the experiment's own\n"
-    assert project_view.collect(view, laid, tmp_path / "none", []).kept == []
+
+
+def test_without_outputs_everything_the_run_wrote_is_kept_but_caches(tmp_path: Path) -> None:
+    # A script run as `train.py --work-dir out` writes its results next to its code: with
+    # no outputs named they are its artifacts, not dropped (a verification of nothing).
+    source = make_project(tmp_path / "source")
+    view, output = tmp_path / "view", tmp_path / "out"
+    output.mkdir()
+    laid = project_view.lay_out(source, view)
+    (view / "out").mkdir()
+    (view / "out" / "model.pt").write_bytes(b"weights")
+    (view / "__pycache__").mkdir()
+    (view / "__pycache__" / "train.cpython-311.pyc").write_bytes(b"bytecode")
+    (view / "pkg" / "__pycache__").mkdir(parents=True)
+    (view / "pkg" / "__pycache__" / "m.pyc").write_bytes(b"bytecode")
+    (view / ".pytest_cache").mkdir()
+    (view / ".pytest_cache" / "v").write_text("cache")
+    assert project_view.collect(view, laid, output, []).kept == ["out/model.pt"]
+    assert (output / "out" / "model.pt").read_bytes() == b"weights"
 
 
 def test_a_link_the_experiment_left_in_the_output_folder_is_not_followed(tmp_path: Path) -> None:

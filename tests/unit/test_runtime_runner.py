@@ -150,7 +150,7 @@ def start(
     spec = write_spec(project, **changes)
     return subprocess.Popen(
         [sys.executable, "-m", "harness.runtime", str(spec)],
-        cwd=project.parent,
+        cwd=project,  # where harness starts the runtime: the project (its view)
         env=host_environment() if environment is None else environment,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

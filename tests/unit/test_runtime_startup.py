@@ -163,33 +163,6 @@ def test_an_entry_that_writes_into_the_read_only_project_names_the_output_folder
     assert "output folder passed as output=" in result.record["error"]
 
 
-def test_a_command_naming_a_project_file_runs_from_any_working_folder(
-    project: Path, fakes: Path, tmp_path: Path
-) -> None:
-    (project / "train.py").write_text(
-        "import os, pathlib\n"
-        "pathlib.Path(os.environ['HARNESS_OUTPUT'], 'cwd').write_text(os.getcwd())\n"
-    )
-    elsewhere = tmp_path / "elsewhere"
-    elsewhere.mkdir()
-    environment = {**host_environment(), "PYTHONPATH": str(fakes)}
-    spec_dir = project.parent
-    from tests.unit.test_runtime_runner import finish, write_spec  # noqa: PLC0415
-
-    spec = write_spec(project, entry=None, command=[sys.executable, "train.py"])
-    process = subprocess.Popen(
-        [sys.executable, "-m", "harness.runtime", str(spec)],
-        cwd=elsewhere,
-        env=environment,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    result = finish(process, project)
-    assert result.returncode == 0, result.stderr
-    assert (spec_dir / "out" / "cwd").read_text() == str(elsewhere)
-
-
 def test_the_hook_does_nothing_outside_harness(tmp_path: Path) -> None:
     code = "import sys; print('harness.runtime.startup' in sys.modules)"
     environment = {k: v for k, v in os.environ.items() if k != startup.VARIABLE}

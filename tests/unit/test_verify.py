@@ -52,6 +52,9 @@ outputs = ["weights.bin"]
 [tool.harness.experiments.broken]
 entry = "overlap:broken"
 outputs = ["weights.bin"]
+
+[tool.harness.experiments.silent]
+entry = "overlap:silent"
 """
 IMAGE = BuildResult("overlap:cpu", f"sha256:{'ab' * 32}", "cpu", True, 0.0, 1)
 
@@ -72,8 +75,10 @@ def config(tmp_path: Path) -> Config:
 
 
 def _outputs(experiment: str, environment: Mapping[str, str]) -> dict[str, bytes]:
-    if experiment == "broken":
-        return {}  # never writes its declared output: the run fails
+    if experiment in ("broken", "silent"):
+        # broken never writes its declared output: the run fails; silent names no
+        # outputs and writes none: the run succeeds with no artifact.
+        return {}
     zone = environment.get("TZ", "") if experiment == "zoned" else ""
     return {"weights.bin": f"{experiment} {zone}".encode()}
 
@@ -321,3 +326,26 @@ def test_a_lost_engine_counts_no_host_and_keeps_the_run_ids_of_what_it_lost(
     for entry in lost_runs:
         assert entry["run_id"] in ended
         assert ended[entry["run_id"]]["status"] == "lost"
+
+
+def test_a_control_run_with_no_artifact_is_trouble_never_reproducible(config: Config) -> None:
+    # Comparing nothing would read "reproducible", and certify would sign it.
+    verification = _verify(config, FakeClient(later_first), 2, "silent")
+    [silent] = verification.experiments
+    assert not silent.reproducible
+    assert silent.checks == [] and silent.controls == []
+    state = State(config.project_root, {}, False, UI(quiet=True))
+    with pytest.raises(HarnessError) as raised:
+        conclude(state, config, verification, as_json=True)
+    assert raised.value.exit_code == 2
+    message = raised.value.one_line()
+    assert re.search(
+        r"silent: its control run 1 \(\S+\) succeeded with no artifact \(it wrote no file\), "
+        r"so there is nothing to compare",
+        message,
+    ), message
+    assert "$HARNESS_OUTPUT" in message
+    [saved] = (config.project_root / verify.FOLDER).glob("*.json")
+    document = json.loads(saved.read_text())
+    assert document["verdict"] == "not reproducible"
+    assert [u["status"] for u in document["experiments"][0]["unfinished"]] == ["no artifact"]

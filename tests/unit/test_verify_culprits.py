@@ -108,11 +108,12 @@ def test_when_only_event_files_move_verify_gives_the_line_to_add(config: Config)
 
 
 def test_the_failure_evidence_names_the_path_and_what_it_points_to() -> None:
-    error = "FileNotFoundError: [Errno 2] No such file or directory: 'data/x.csv'"
+    error = "FileNotFoundError: [Errno 2] No such file or directory: '/harness/project/data/x.csv'"
     run = verify.RunResult("r", Path("r"), {"status": "failed", "error": error})
     assert verify.fails_under("workdir", run) == (
-        "fails under workdir: FileNotFoundError 'data/x.csv' (a path relative to the working "
-        "folder: declare it under inputs, or build it from the script's own folder)"
+        "fails under workdir: FileNotFoundError '/harness/project/data/x.csv' (the folder the "
+        "project lies in: name files relative to the project, never by its absolute path, in "
+        "what the run reads and in what it writes)"
     )
 
 

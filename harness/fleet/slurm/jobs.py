@@ -30,7 +30,6 @@ from typing import Any
 
 from harness import atomic, project_files, untrusted
 from harness.config import Config, Experiment
-from harness.container import PROJECT as PROJECT_IN_A_CONTAINER
 from harness.digests import sha256_file
 from harness.errors import ConfigError
 from harness.fleet.hosts import Host
@@ -246,9 +245,9 @@ def _plan(
         ),
         variables=variables,
         passed_through=tuple(name for name in kept if name not in setup.unset_env),
-        working_dir=job / script.PROJECT
-        if setup.working_dir == PROJECT_IN_A_CONTAINER
-        else job / script.HOME,
+        # Every job's copy of the project lies in a folder of its own, so the project's
+        # path differs from run to run already (what the workdir variation varies).
+        working_dir=job / script.PROJECT,
         one_cpu=setup.cpuset is not None,
         heading=(
             f"harness run {run_id}: experiment {request.experiment.name}, seed {request.seed}",
