@@ -349,3 +349,15 @@ def test_a_control_run_with_no_artifact_is_trouble_never_reproducible(config: Co
     document = json.loads(saved.read_text())
     assert document["verdict"] == "not reproducible"
     assert [u["status"] for u in document["experiments"][0]["unfinished"]] == ["no artifact"]
+
+
+def test_a_run_with_no_artifact_says_there_is_nothing_to_verify(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from harness.cli.runs import _print_run  # noqa: PLC0415 - the line `harness run` prints
+
+    record = {"status": "succeeded", "artifacts": [], "timings": {"container_s": 1.0}}
+    _print_run(UI(), verify.RunResult("r1", Path("r1"), record))
+    assert "0 artifacts  1.0 s, nothing to verify: write results into $HARNESS_OUTPUT" in (
+        capsys.readouterr().out
+    )
