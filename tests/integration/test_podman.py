@@ -115,7 +115,9 @@ def test_a_project_builds_runs_and_verifies_on_podman(podman: str, project: Path
     assert on_docker["image_id"] == built["image_id"]
 
     verified = json.loads(
-        _ok("--docker-host", podman, "verify", "--json", "--vary", "cpus,env", cwd=project).stdout
+        _ok(
+            "--docker-host", podman, "verify", "--json", "--vary", "cpus,env,workdir", cwd=project
+        ).stdout
     )
     assert [experiment["reproducible"] for experiment in verified["experiments"]] == [True]
     records = [
