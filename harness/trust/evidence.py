@@ -10,8 +10,10 @@ it only as an index of run ids, and signs nothing it says. In this process it:
   was copied from elsewhere), re-hashes every artifact against its record, and checks
   each run's attestation against the host keys the certifier trusts (unsigned runs only
   when allowed, and the statement then says so);
-- regroups the runs by the key that signed them (a host is a key, not a name), runs every
-  comparison again under the project's policies, and counts the hosts that agree;
+- regroups the runs by the key that signed them (a host is a key, not a name; a SLURM run
+  whose node signed what it saw, with a key trusted here, counts under the node's key, see
+  :mod:`harness.trust.node_attestation`), runs every comparison again under the
+  project's policies, and counts the hosts that agree;
 - refuses, in one line, a summary whose claims (verdicts, hosts, artifacts, image) the
   runs do not bear out: it was edited.
 
@@ -33,7 +35,7 @@ from harness.config import STATE_FOLDER, Config, Experiment
 from harness.errors import HarnessError
 from harness.fleet.collect import experiment_of
 from harness.runs import records
-from harness.trust import attest, canonical, dsse, keys
+from harness.trust import attest, canonical, dsse, keys, node_attestation
 
 # Where verify and collect save verifications (harness.runs.verify.FOLDER).
 FOLDER = STATE_FOLDER / "verifications"
@@ -240,6 +242,8 @@ def _checked_run(
             raise Unfounded(f"the record in {records.RUNS}/{run_id} is of run {record['run_id']}")
         present = records.artifacts(folder / records.ARTIFACTS) if record["artifacts"] else []
         signer = attest.verify(folder, record, trusted)
+        # A SLURM node that signed what it saw, with a key trusted here, is the run's host.
+        node = node_attestation.vouching(folder, record, trusted)
     except HarnessError as error:
         raise Unfounded(f"{name}: run {run_id}: {error.message}", error.hint) from None
     listed = [{k: a[k] for k in ("path", "size", "sha256")} for a in record["artifacts"]]
@@ -248,6 +252,8 @@ def _checked_run(
             f"{name}: the artifacts of run {run_id} no longer have the bytes its record names",
             "run the experiment again; do not certify changed artifacts",
         )
+    if node is not None:
+        return Run(run_id, folder, record, signer, ("key", node[0]), node[1])
     if signer.unsigned and not allow_unsigned:
         raise Unfounded(
             f"{name}: run {run_id} is signed by no host key trusted here, so nothing vouches "
@@ -534,7 +540,14 @@ def check_signed_hosts(
             continue
         record = stated.get("predicate") if isinstance(stated, dict) else None
         subjects = stated.get("subject") if isinstance(stated, dict) else None
-        if (
+        # A run's host signed its record, or a SLURM node signed what it saw of the run.
+        by_node = isinstance(stated, dict) and stated.get("predicateType") == (
+            node_attestation.PREDICATE_TYPE
+        )
+        if by_node:
+            if not node_attestation.counts_for(stated, certified_runs):
+                continue
+        elif (
             not isinstance(record, dict)
             or record.get("run_id") not in certified_runs
             or record.get("status") != "succeeded"
