@@ -27,7 +27,7 @@ from harness.fleet.slurm import node_keys, script
 from harness.fleet.slurm.settings import SlurmSettings
 from harness.runs.host_executor import staged_runtime
 from harness.runtime import node_statement
-from harness.trust import dsse, evidence, keys, node_attestation
+from harness.trust import attest, dsse, evidence, keys, node_attestation
 from tests.conftest import REPOSITORY, RUN_RECORD_SCHEMA
 from tests.unit import test_slurm
 from tests.unit.test_slurm import DIGEST, GOOD_JOB, answer, line, run
@@ -162,6 +162,24 @@ def test_a_node_whose_key_is_not_kept_here_is_carried_for_a_certifier_to_check(
     assert result.record["slurm"]["node_key"] is None
     vouched = node_attestation.vouching(result.folder, result.record, [signing["n1"]])
     assert vouched is not None and vouched[0] == keys.key_id(signing["n1"])
+
+
+def test_a_key_held_here_for_a_node_never_signs_its_runs(
+    fake: Path, project: Path, tmp_path: Path
+) -> None:
+    own = keys.generate_keys(tmp_path / "keys", "harness")
+    held = keys.generate_keys(tmp_path / "keys" / "hosts", "n1")
+    attest.use(keys.load_private_key(own.private), {"n1": keys.load_private_key(held.private)})
+    answer(fake, line("COMPLETED", "n1"), job=GOOD_JOB)
+    result = run(project)
+    assert result.status == "succeeded"
+    # The run counts as this machine's, which submitted it, not as node n1's.
+    signer = attest.verify(
+        result.folder,
+        result.record,
+        [keys.load_public_key(own.public), keys.load_public_key(held.public)],
+    )
+    assert signer.keyid == own.keyid
 
 
 def test_without_a_node_key_nothing_changes(fake: Path, project: Path) -> None:
