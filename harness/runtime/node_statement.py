@@ -133,6 +133,8 @@ def write(job: Path, exit_code: int) -> None:
             outputs=Path(str(spec["output"])),
         )
     )
+    # Only openssl writes the signature, after this: none from before may stand for it.
+    (job / SIGNATURE).unlink(missing_ok=True)
     for name, data in ((PAYLOAD, payload), (PAE, pae(PAYLOAD_TYPE, payload))):
         temporary = job / f".{name}.partial"
         temporary.unlink(missing_ok=True)

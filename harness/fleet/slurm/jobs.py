@@ -353,8 +353,14 @@ def _settle_job(
             shutil.rmtree(taken, ignore_errors=True)
             taken.mkdir(mode=0o700)
         record.setdefault("refused", []).append(refused.message)
+        # What was refused: a file the job left, or the run its node's statement vouches for.
+        what = "the run: " if isinstance(refused, node_attestation.NodeStatementError) else ""
         return finish(
-            record, folder, "failed", info.exit_code, f"harness refused {refused.message} ({where})"
+            record,
+            folder,
+            "failed",
+            info.exit_code,
+            f"harness refused {what}{refused.message} ({where})",
         )
 
 

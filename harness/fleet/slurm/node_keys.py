@@ -122,7 +122,8 @@ def fetch(
             job.mkdir(parents=True, mode=0o700)
             atomic.write_text(job / script.SCRIPT, key_script(host, job, node, key_type))
             job_id = scheduler.submit(job / script.SCRIPT, cwd=job)
-            say(f"[{node}] SLURM job {job_id} makes its key at {node_key}")
+            where = node_key.replace("{node}", node)
+            say(f"[{node}] SLURM job {job_id} makes its key at {where}")
             submitted.append((node, job, job_id))
         return [
             _keep(config, host, node, job, scheduler.wait(job_id), force=force)
@@ -168,11 +169,13 @@ def _keep(
 
 
 def _tail(log: Path) -> str:
+    """The first line of what a job wrote on stderr (openssl's own say comes first), as
+    ": ..." to add to a reason."""
     try:
         lines = log.read_text(errors="replace").strip().splitlines()
     except OSError:
         return ""
-    return f": {lines[-1][:200]}" if lines else ""
+    return f": {lines[0][:200]}" if lines else ""
 
 
 # -- a job's statement, brought back --------------------------------------------------------
@@ -204,10 +207,15 @@ def take_in(
             what=f"{what}'s signature",
         )
     except FileNotFoundError:
+        payload = signature = b""
+    # openssl leaves an empty signature when it could not sign (no key, say).
+    if not payload or not signature:
         raise node_attestation.NodeStatementError(
-            f"node {node} signed no statement of what it saw, though the host names a node_key",
-            f"read {script.JOB_LOG} in the run's folder: the node needs openssl and its key",
-        ) from None
+            f"node {node} signed no statement of what it saw, though the host names a "
+            f"node_key{_tail(folder / script.JOB_LOG)}",
+            f"read {script.JOB_LOG} in the run's folder: the node needs openssl and its key "
+            "(`harness keys nodes HOST` makes it)",
+        )
     mine = known.get(node)
     document = node_attestation.envelope(
         payload, signature, keys.key_id(mine) if mine is not None else ""
