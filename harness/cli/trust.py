@@ -315,7 +315,8 @@ def conclude(
     multiple=True,
     type=click.Path(dir_okay=False, path_type=Path),
     help=f"Public key of a host whose signed runs count (repeatable; default: ${keys.TRUSTED_ENV} "
-    "or ~/.config/harness/trusted/*.pub; the signing key's own runs always count).",
+    "or ~/.config/harness/trusted/*.pub; the signing key's own runs, and those of the SLURM "
+    "nodes whose keys `harness keys nodes` kept, always count).",
 )
 @click.option(
     "--allow-unsigned",

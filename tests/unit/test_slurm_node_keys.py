@@ -14,6 +14,7 @@ import json
 import shutil
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -332,6 +333,22 @@ def test_a_node_key_others_can_read_is_not_used(tmp_path: Path) -> None:
     )
     assert made.returncode == 3
     assert "can be read or written by others" in made.stderr
+
+
+@pytest.mark.parametrize("one_cpu", [False, True])
+def test_the_script_signs_after_the_experiment_and_ends_with_its_status(
+    tmp_path: Path, one_cpu: bool
+) -> None:
+    plan = test_slurm._plan(tmp_path)
+    text = script.render(replace(plan, one_cpu=one_cpu, node_key="~/.harness/{node}.key"))
+    assert subprocess.run(["sh", "-n"], input=text, text=True, check=False).returncode == 0
+    assert "exec " not in text
+    lines = text.splitlines()
+    experiment = next(n for n, row in enumerate(lines) if "-m harness.runtime " in row)
+    assert lines[experiment].endswith("2>&1 || status=$?")
+    assert lines.index("status=0") < experiment < lines.index('exit "$status"')
+    assert 'key="$HOME/.harness/${SLURMD_NODENAME}.key"' in lines
+    assert lines[-1] == 'exit "$status"'
 
 
 def test_a_key_path_is_the_nodes_own_in_the_script() -> None:
