@@ -92,6 +92,10 @@ def run_on_slurm(
             "run `harness lock` first",
         )
     device = "cuda" if request.gpus else "cpu"
+    # The keys kept here of the nodes that sign (read now: a bad one stops the run unmade).
+    node_keys_kept = (
+        None if settings.node_key is None else keys.node_public_keys(config.project_root, host.name)
+    )
     inputs = input_digests(config, experiment)
     run_id = records.new_run_id(experiment.name)
     folder = records.runs_root(config.project_root) / run_id
@@ -179,9 +183,7 @@ def run_on_slurm(
                 job,
                 info=info,
                 constraints=constraints.name,
-                node_keys_kept=None
-                if settings.node_key is None
-                else keys.node_public_keys(config.project_root, host.name),
+                node_keys_kept=node_keys_kept,
             )
     finally:
         # What the job left that counts is in the run's folder now; the copies go.
