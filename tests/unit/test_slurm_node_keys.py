@@ -248,10 +248,12 @@ def test_openssl_on_the_node_signs_what_harness_verifies(tmp_path: Path, key_typ
     host = _host(tmp_path, template)
     job = tmp_path / "job"
     (job / "out" / "deep").mkdir(parents=True)
-    # The key job makes the key on the node (readable by its owner alone) and leaves its
-    # public half.
+    # The key job, pinned to its node, makes the key there (readable by its owner alone)
+    # and leaves its public half.
+    text = node_keys.key_script(host, job, "n1", key_type)
+    assert "#SBATCH --nodelist=n1\n" in text and "#SBATCH --partition=debug\n" in text
     made = subprocess.run(
-        ["sh", "-c", node_keys.key_script(host, job, "n1", key_type)],
+        ["sh", "-c", text],
         env=node_env,
         capture_output=True,
         text=True,
@@ -378,3 +380,53 @@ def test_an_undeclared_experiment_is_read_from_any_record(
 ) -> None:
     experiment = collect.experiment_of({"experiment": "train", "entry": "m:f", **record})
     assert (experiment.name, experiment.variant) == ("train", variant)
+
+
+# -- making the keys on the nodes -----------------------------------------------------------
+
+# The fake job runs the key job's own script, as node n1 would (with the real openssl).
+KEY_JOB = """#!/bin/sh
+SLURMD_NODENAME=n1 sh ./job.sh
+"""
+
+
+def _keys_nodes(project: Path, *more: str) -> Any:
+    return CliRunner().invoke(
+        cli, ["--project", str(project), "keys", "nodes", "cluster", "--node", "n1", *more]
+    )
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl is not installed")
+def test_keys_nodes_keeps_the_public_key_the_node_made(
+    fake: Path, project: Path, tmp_path: Path
+) -> None:
+    pyproject = project / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text() + f'node_key = "{tmp_path}/disk/{{node}}.key"\n')
+    answer(fake, line("COMPLETED", "n1"), job=KEY_JOB)
+    made = _keys_nodes(project)
+    assert made.exit_code == 0, made.output
+    kept = keys.nodes_dir(project, "cluster") / "n1.pub"
+    private = keys.load_private_key(tmp_path / "disk" / "n1.key")
+    assert keys.key_id(keys.load_public_key(kept)) == keys.key_id(keys.public_of(private))
+    assert "n1  new" in made.output
+    # The key job's folder is gone.
+    assert list((project / ".harness" / "slurm" / "keys").iterdir()) == []
+    # Asked again, the node's key is the one kept.
+    assert "n1  kept" in _keys_nodes(project).output
+    # A node whose key was replaced is refused, unless told to keep the new one.
+    (tmp_path / "disk" / "n1.key").unlink()
+    replaced = _keys_nodes(project)
+    assert replaced.exit_code == 2 and "its key was replaced" in replaced.output
+    assert "n1  new" in _keys_nodes(project, "--force").output
+
+
+def test_a_key_job_slurm_ran_on_another_node_gives_no_key(
+    fake: Path, project: Path, tmp_path: Path
+) -> None:
+    pyproject = project / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text() + f'node_key = "{tmp_path}/{{node}}.key"\n')
+    answer(fake, line("COMPLETED", "n2"), job=KEY_JOB)
+    made = _keys_nodes(project)
+    assert made.exit_code == 2
+    assert "ran on n2: its key is not node n1's" in made.output
+    assert not keys.nodes_dir(project, "cluster").exists()
