@@ -134,6 +134,7 @@ def gather(
             _judge(config, name, experiment_name, (control_ids, check_ids), runs=runs, hosts=hosts)
         )
     facts = list(hosts.values())
+    _name_shared_keys(facts, runs.values())
     _compare_claims(name, summary, facts, runs, recomputed)
     pinned = _image_check(name, first, facts, image_on_engine)
     counted = [h for h in facts if h.counted]
@@ -291,6 +292,25 @@ def _names(runs: Sequence[Run] | Any) -> dict[tuple[str, str], str]:
         else f"{shown} [{identity[1][:12] if identity[0] == 'key' else 'unsigned'}]"
         for identity, shown in given.items()
     }
+
+
+def _name_shared_keys(facts: Sequence[HostFacts], runs: Any) -> None:
+    """Say so where one key signed the runs of several SLURM nodes (the machine that
+    submitted them): they count as one host, and the certificate says why."""
+    for host in facts:
+        nodes = sorted(
+            {
+                str((run.record.get("slurm") or {}).get("node"))
+                for run in runs
+                if run.identity == host.identity and run.record.get("executor") == "slurm"
+            }
+        )
+        if len(nodes) > 1 and host.reason is None:
+            host.reason = (
+                f"one key signed the runs of nodes {', '.join(nodes)} (the machine that "
+                "submitted them), so they count as one host; nodes that keep keys of their "
+                "own (node_key) count apart"
+            )
 
 
 def _same_settings(name: str, runs: Any, first: Mapping[str, Any]) -> None:

@@ -125,7 +125,7 @@ def _certified(project: Path, verification: str, env: dict[str, str], *more: str
     assert certified.returncode == 0, certified.stderr
     envelope = json.loads(output.read_text())
     statement = json.loads(base64.b64decode(envelope["payload"]))
-    return output, statement["predicate"]["quorum"]
+    return output, statement["predicate"]
 
 
 def test_a_project_verifies_across_two_nodes(project: Path, keys_folder: dict[str, str]) -> None:
@@ -159,8 +159,10 @@ def test_a_project_verifies_across_two_nodes(project: Path, keys_folder: dict[st
     assert not any((project / ".harness" / "slurm" / "jobs" / run).exists() for run in runs)
     # Every run was signed by the machine that submitted it: one key, so one host counts,
     # whatever names the records give.
-    _, quorum = _certified(project, verification["id"], keys_folder)
-    assert quorum["text"] == "1 of 1"
+    _, certified = _certified(project, verification["id"], keys_folder)
+    assert certified["quorum"]["text"] == "1 of 1"
+    (host,) = certified["hosts"]
+    assert "one key signed the runs of nodes n1, n2" in host["reason"]
 
 
 def test_nodes_that_keep_keys_are_counted_by_their_keys(
@@ -185,9 +187,10 @@ def test_nodes_that_keep_keys_are_counted_by_their_keys(
         assert record["slurm"]["node_key"], record["slurm"]
         assert (project / ".harness" / "runs" / run_id / "node.intoto.json").is_file()
     trusted = [f"--trusted-key={public / 'n1.pub'}", f"--trusted-key={public / 'n2.pub'}"]
-    certificate, quorum = _certified(project, verification["id"], keys_folder, *trusted)
-    assert quorum["text"] == "2 of 2"
-    assert len(set(quorum["signers"])) == 2
+    certificate, certified = _certified(project, verification["id"], keys_folder, *trusted)
+    assert certified["quorum"]["text"] == "2 of 2"
+    assert len(set(certified["quorum"]["signers"])) == 2
+    assert sorted(host["name"] for host in certified["hosts"]) == ["n1", "n2"]
     # Whoever verifies the certificate counts the node keys they trust themselves.
     certifier = Path(keys_folder["HARNESS_KEYS_DIR"]) / "harness.pub"
     both = harness(
