@@ -430,3 +430,18 @@ def test_a_key_job_slurm_ran_on_another_node_gives_no_key(
     assert made.exit_code == 2
     assert "ran on n2: its key is not node n1's" in made.output
     assert not keys.nodes_dir(project, "cluster").exists()
+
+
+def test_a_key_that_signed_several_nodes_runs_says_they_count_as_one(tmp_path: Path) -> None:
+    def signed(run_id: str, node: str, keyid: str) -> evidence.Run:
+        record = {"executor": "slurm", "slurm": {"node": node}}
+        return evidence.Run(run_id, tmp_path, record, attest.Signer(keyid), ("key", keyid), None)
+
+    runs = [signed("a", "n1", "machine"), signed("b", "n2", "machine"), signed("c", "n3", "n3")]
+    facts = [
+        evidence.HostFacts(("key", "machine"), "n1", evidence.CONTROL, "cpu"),
+        evidence.HostFacts(("key", "n3"), "n3", evidence.AGREED, "cpu"),
+    ]
+    evidence._name_shared_keys(facts, runs)
+    assert facts[0].reason is not None and "nodes n1, n2" in facts[0].reason
+    assert facts[1].reason is None
