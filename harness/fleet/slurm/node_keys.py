@@ -112,14 +112,17 @@ def fetch(
         raise scheduler.SchedulerError(
             f"no node of {host.name} takes jobs now", "check the cluster with `sinfo -N`"
         )
+    strange = next((node for node in chosen if not keys.KEY_NAME.fullmatch(node)), None)
+    if strange is not None:
+        raise ConfigError(f"{strange!r} is not a node name", "name a node `sinfo -N` lists")
     staging = settings.folder(config.project_root) / "keys"
     submitted: list[tuple[str, Path, str]] = []
+    folders: list[Path] = []
     try:
         for node in chosen:
-            if not keys.KEY_NAME.fullmatch(node):
-                raise ConfigError(f"{node!r} is not a node name", "name a node `sinfo -N` lists")
             job = staging / f"{node}-{uuid.uuid4().hex[:12]}"
             job.mkdir(parents=True, mode=0o700)
+            folders.append(job)
             atomic.write_text(job / script.SCRIPT, key_script(host, job, node, key_type))
             job_id = scheduler.submit(job / script.SCRIPT, cwd=job)
             where = node_key.replace("{node}", node)
@@ -129,8 +132,13 @@ def fetch(
             _keep(config, host, node, job, scheduler.wait(job_id), force=force)
             for node, job, job_id in submitted
         ]
+    except BaseException:
+        # Stopped (trouble, Ctrl-C): no key job is left to run on its own.
+        for _, _, job_id in submitted:
+            scheduler.cancel(job_id)
+        raise
     finally:
-        for _, job, _ in submitted:
+        for job in folders:
             shutil.rmtree(job, ignore_errors=True)
 
 
