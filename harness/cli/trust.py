@@ -32,6 +32,7 @@ from harness.fleet import collect as collect_module
 from harness.fleet import crosshost
 from harness.fleet import hosts as hosts_module
 from harness.fleet.slurm import commands as slurm_commands
+from harness.fleet.slurm import node_keys as slurm_node_keys
 from harness.images import build as build_module
 from harness.images import provenance as provenance_statements
 from harness.runs import host_executor, reconcile, records
@@ -317,7 +318,8 @@ def conclude(
     multiple=True,
     type=click.Path(dir_okay=False, path_type=Path),
     help=f"Public key of a host whose signed runs count (repeatable; default: ${keys.TRUSTED_ENV} "
-    "or ~/.config/harness/trusted/*.pub; the signing key's own runs always count).",
+    "or ~/.config/harness/trusted/*.pub; the signing key's own runs, and those of the SLURM "
+    "nodes whose keys `harness keys nodes` kept, always count).",
 )
 @click.option(
     "--allow-unsigned",
@@ -396,6 +398,8 @@ def certify_command(
     trusted = [
         *(keys.public_of(k) for k in own if k is not None),
         *(keys.public_of(k) for k in keys.engine_keys(config.project_root).values()),
+        # The keys SLURM nodes made and keep (`harness keys nodes HOST`), by their public half.
+        *keys.all_node_public_keys(config.project_root),
         *gate.trusted_keys(config, host_keys, certify.Settings(), required=False),
     ]
 
@@ -638,6 +642,44 @@ def keys_generate(
     state.ui.result(f"public  {pair.public}")
     state.ui.result(f"type    {pair.key_type}")
     state.ui.result(f"keyid   {pair.keyid}")
+
+
+@keys_group.command("nodes")
+@click.argument("host_name", metavar="HOST")
+@click.option(
+    "--node", "nodes", multiple=True, help="A node (repeatable; default: every node taking jobs)."
+)
+@click.option(
+    "--type",
+    "key_type",
+    type=click.Choice(keys.KEY_TYPES),
+    default=keys.DEFAULT_KEY_TYPE,
+    show_default=True,
+    help="The type of a key made on a node (one already there is kept).",
+)
+@click.option("--force", is_flag=True, help="Keep a node's key even when it changed.")
+@click.pass_obj
+def keys_nodes(
+    state: State, *, host_name: str, nodes: tuple[str, ...], key_type: str, force: bool
+) -> None:
+    """Have each node of the SLURM host HOST keep a signing key of its own.
+
+    One short job per node makes the key where the host's node_key says (with openssl,
+    readable by its owner alone; one already there is kept) and leaves its public half,
+    which is kept here as nodes/HOST/NODE.pub in the keys folder: the jobs of HOST then
+    have the node sign what it saw, harness checks it, and certify counts node keys.
+
+    \b
+      harness keys nodes cluster
+      harness keys nodes cluster --node gpu07 --node gpu08
+    """
+    config = state.config()
+    host = hosts_module.resolve(config, [host_name])[0]
+    for made in slurm_node_keys.fetch(
+        config, host, nodes, key_type=key_type, force=force, say=state.ui.say
+    ):
+        kept = "kept" if made.kept else "new "
+        state.ui.result(f"{made.node}  {kept}  {made.keyid[:16]}  {made.path}")
 
 
 @click.group("certificate")

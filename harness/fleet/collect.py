@@ -547,6 +547,15 @@ def _host(name: str, record: Mapping[str, Any]) -> Host:
 def experiment_of(record: Mapping[str, Any]) -> Experiment:
     """An experiment this project does not declare, as its record describes it."""
     command = record.get("command")
+    image = record.get("image")
+    # A run without an image (host executor, SLURM) names no variant: its device does.
+    variant = (
+        str(image["variant"])
+        if isinstance(image, Mapping) and image.get("variant")
+        else "cuda"
+        if record.get("device") == "cuda"
+        else "cpu"
+    )
     return Experiment(
         name=str(record["experiment"]),
         entry=record.get("entry"),
@@ -554,5 +563,5 @@ def experiment_of(record: Mapping[str, Any]) -> Experiment:
         parameters=dict(record.get("parameters") or {}),
         inputs={},
         outputs={},
-        variant=str(record["image"]["variant"]),
+        variant=variant,
     )

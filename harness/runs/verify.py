@@ -296,7 +296,7 @@ def verify(
 
         mine = together.start(
             partial(
-                _verify_all,
+                verify_experiments,
                 config,
                 pool,
                 run,
@@ -326,7 +326,7 @@ def verify(
     results = mine.result()
     references = {r.experiment.name: r.controls[0] for r in results if r.reproducible}
     others = [crosshost.compared(config, there.result(), references, say=say) for there in theirs]
-    return _verification(
+    return verification_of(
         config,
         results,
         variations=variations,
@@ -363,7 +363,7 @@ def verify_on_host(
         return run_on_host(config, request, python, say=tell)
 
     with Pool(runs_at_once, "host") as pool:
-        results = _verify_all(
+        results = verify_experiments(
             config,
             pool,
             run,
@@ -373,7 +373,7 @@ def verify_on_host(
             say=say,
             named=lambda text: text,
         )
-    return _verification(
+    return verification_of(
         config,
         results,
         variations=variations,
@@ -384,7 +384,7 @@ def verify_on_host(
     )
 
 
-def _verification(
+def verification_of(
     config: Config,
     results: list[ExperimentVerification],
     *,
@@ -395,7 +395,11 @@ def _verification(
     image: BuildResult | None = None,
     environment: PythonEnvironment | None = None,
 ) -> Verification:
-    """The verification of ``results``: the control host with every run it made, first."""
+    """The verification of ``results``: the control host with every run it made, first.
+
+    Each executor that verifies (containers here, the host executor, SLURM's nodes in
+    :mod:`harness.fleet.slurm.across`) ends with this, so that every verification reads
+    alike."""
     control = crosshost.control_outcome(
         control_host,
         {
@@ -446,7 +450,7 @@ Planned = tuple[str, Sequence[Variation]]
 Made = tuple[Planned, RunResult | HarnessError | None]
 
 
-def _verify_all(
+def verify_experiments(
     config: Config,
     pool: Pool,
     run: RunOne,
@@ -457,7 +461,11 @@ def _verify_all(
     say: Callable[[str], None],
     named: Callable[[str], str],
 ) -> list[ExperimentVerification]:
-    """Every experiment at once, their runs sharing ``pool``; results in the given order."""
+    """Every experiment at once, their runs sharing ``pool``; results in the given order.
+
+    ``run`` makes one run wherever the executor makes them (a container, the host, a batch
+    job pinned to a node): the control runs and the variations are planned here, alike
+    for every executor."""
     return gather(
         [
             partial(

@@ -17,6 +17,7 @@ Modules:
 - ``startup`` (with ``site/sitecustomize.py``): seeds and switches every Python process a
   ``command`` starts, and collects what each read back.
 - ``explain``: the line of a failed command's output that says why.
+- ``node_statement``: what a SLURM node saw of a run, for the node's own key to sign.
 
 This module imports nothing, so that importing ``harness.runtime.determinism`` on the host
 costs nothing beyond that module.

@@ -108,7 +108,11 @@ def _pinned_subject(record: Mapping[str, Any]) -> dict[str, Any]:
 def sign_finished(folder: Path, record: Mapping[str, Any]) -> None:
     """Sign a run that just finished, when this process has a host key; a run still
     ``running`` is never signed (nothing about it is final)."""
-    key = _host.engines.get(str(record.get("host")), _host.key)
+    # A SLURM run's host is the node SLURM names, but a key held here for that name would
+    # only prove that this machine submitted the job: such runs are this machine's to sign
+    # (the node signs with a key of its own, see harness.trust.node_attestation).
+    engines = {} if record.get("executor") == "slurm" else _host.engines
+    key = engines.get(str(record.get("host")), _host.key)
     if key is None or record.get("status") == "running":
         return
     sign(folder, record, key)

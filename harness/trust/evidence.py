@@ -10,8 +10,10 @@ it only as an index of run ids, and signs nothing it says. In this process it:
   was copied from elsewhere), re-hashes every artifact against its record, and checks
   each run's attestation against the host keys the certifier trusts (unsigned runs only
   when allowed, and the statement then says so);
-- regroups the runs by the key that signed them (a host is a key, not a name), runs every
-  comparison again under the project's policies, and counts the hosts that agree;
+- regroups the runs by the key that signed them (a host is a key, not a name; a SLURM run
+  whose node signed what it saw, with a key trusted here, counts under the node's key, see
+  :mod:`harness.trust.node_attestation`), runs every comparison again under the
+  project's policies, and counts the hosts that agree;
 - refuses, in one line, a summary whose claims (verdicts, hosts, artifacts, image) the
   runs do not bear out: it was edited.
 
@@ -33,7 +35,7 @@ from harness.config import STATE_FOLDER, Config, Experiment
 from harness.errors import HarnessError
 from harness.fleet.collect import experiment_of
 from harness.runs import records
-from harness.trust import attest, canonical, dsse, keys
+from harness.trust import attest, canonical, dsse, keys, node_attestation
 
 # Where verify and collect save verifications (harness.runs.verify.FOLDER).
 FOLDER = STATE_FOLDER / "verifications"
@@ -132,6 +134,7 @@ def gather(
             _judge(config, name, experiment_name, (control_ids, check_ids), runs=runs, hosts=hosts)
         )
     facts = list(hosts.values())
+    _name_shared_keys(facts, runs.values())
     _compare_claims(name, summary, facts, runs, recomputed)
     pinned = _image_check(name, first, facts, image_on_engine)
     counted = [h for h in facts if h.counted]
@@ -240,6 +243,8 @@ def _checked_run(
             raise Unfounded(f"the record in {records.RUNS}/{run_id} is of run {record['run_id']}")
         present = records.artifacts(folder / records.ARTIFACTS) if record["artifacts"] else []
         signer = attest.verify(folder, record, trusted)
+        # A SLURM node that signed what it saw, with a key trusted here, is the run's host.
+        node = node_attestation.vouching(folder, record, trusted)
     except HarnessError as error:
         raise Unfounded(f"{name}: run {run_id}: {error.message}", error.hint) from None
     listed = [{k: a[k] for k in ("path", "size", "sha256")} for a in record["artifacts"]]
@@ -248,6 +253,8 @@ def _checked_run(
             f"{name}: the artifacts of run {run_id} no longer have the bytes its record names",
             "run the experiment again; do not certify changed artifacts",
         )
+    if node is not None:
+        return Run(run_id, folder, record, signer, ("key", node[0]), node[1])
     if signer.unsigned and not allow_unsigned:
         raise Unfounded(
             f"{name}: run {run_id} is signed by no host key trusted here, so nothing vouches "
@@ -285,6 +292,25 @@ def _names(runs: Sequence[Run] | Any) -> dict[tuple[str, str], str]:
         else f"{shown} [{identity[1][:12] if identity[0] == 'key' else 'unsigned'}]"
         for identity, shown in given.items()
     }
+
+
+def _name_shared_keys(facts: Sequence[HostFacts], runs: Any) -> None:
+    """Say so where one key signed the runs of several SLURM nodes (the machine that
+    submitted them): they count as one host, and the certificate says why."""
+    for host in facts:
+        nodes = sorted(
+            {
+                str((run.record.get("slurm") or {}).get("node"))
+                for run in runs
+                if run.identity == host.identity and run.record.get("executor") == "slurm"
+            }
+        )
+        if len(nodes) > 1 and host.reason is None:
+            host.reason = (
+                f"one key signed the runs of nodes {', '.join(nodes)} (the machine that "
+                "submitted them), so they count as one host; nodes that keep keys of their "
+                "own (node_key) count apart"
+            )
 
 
 def _same_settings(name: str, runs: Any, first: Mapping[str, Any]) -> None:
@@ -542,7 +568,14 @@ def check_signed_hosts(
             continue
         record = stated.get("predicate") if isinstance(stated, dict) else None
         subjects = stated.get("subject") if isinstance(stated, dict) else None
-        if (
+        # A run's host signed its record, or a SLURM node signed what it saw of the run.
+        by_node = isinstance(stated, dict) and stated.get("predicateType") == (
+            node_attestation.PREDICATE_TYPE
+        )
+        if by_node:
+            if not node_attestation.counts_for(stated, certified_runs):
+                continue
+        elif (
             not isinstance(record, dict)
             or record.get("run_id") not in certified_runs
             or record.get("status") != "succeeded"

@@ -55,6 +55,8 @@ TRUSTED_ENV = "HARNESS_TRUSTED_KEYS"
 DEFAULT_KEY = "harness.key"
 # Keys for the runs on other engines this machine drives, by host name (see engine_keys).
 HOSTS_FOLDER = "hosts"
+# The public keys of SLURM nodes, each made on its node (see nodes_dir).
+NODES_FOLDER = "nodes"
 # A PEM ed25519 or P-256 key is a few hundred bytes.
 KEY_FILE_LIMIT = 64 << 10
 # A key pair's name becomes two file names in the keys folder, and nothing else.
@@ -390,20 +392,58 @@ def load_public_key(path: Path) -> PublicKey:
         ) from None
     except untrusted.UntrustedInputError as error:
         raise KeyFileError(error.message, "check the path of the trusted key") from None
+    return public_from_pem(data, str(path))
+
+
+def public_from_pem(data: bytes, where: str) -> PublicKey:
+    """The ed25519 or ECDSA P-256 public key of a SubjectPublicKeyInfo PEM."""
     try:
         key = serialization.load_pem_public_key(data)
     except (ValueError, UnsupportedAlgorithm):
         raise KeyFileError(
-            f"{path} is not a PEM public key", "use the .pub file `harness keys generate` wrote"
+            f"{where} is not a PEM public key", "use the .pub file `harness keys generate` wrote"
         ) from None
     if isinstance(key, Ed25519PublicKey) or (
         isinstance(key, ec.EllipticCurvePublicKey) and isinstance(key.curve, ec.SECP256R1)
     ):
         return key
     raise KeyFileError(
-        f"{path} is {_described(key)}, not {SUPPORTED}",
+        f"{where} is {_described(key)}, not {SUPPORTED}",
         "use the .pub file `harness keys generate` wrote",
     )
+
+
+def nodes_dir(project_root: Path | None, host: str) -> Path:
+    """Where the public keys of a SLURM host's nodes are kept (``nodes/HOST/NODE.pub`` in
+    the keys folder), as `harness keys nodes HOST` brought them back from the nodes."""
+    return keys_dir(project_root) / NODES_FOLDER / host
+
+
+def node_public_keys(project_root: Path, host: str) -> dict[str, PublicKey]:
+    """The public keys of ``host``'s nodes kept here, by node name."""
+    folder = nodes_dir(project_root, host)
+    if not folder.is_dir():
+        return {}
+    return {
+        path.stem: load_public_key(path)
+        for path in sorted(folder.glob("*.pub"))
+        if KEY_NAME.fullmatch(path.stem) and not path.is_symlink()
+    }
+
+
+def all_node_public_keys(project_root: Path) -> list[PublicKey]:
+    """Every node public key kept here, of every SLURM host: what `harness certify` on
+    this machine trusts besides its own keys (each was made on its node and never left
+    it but for its public half)."""
+    folder = keys_dir(project_root) / NODES_FOLDER
+    if not folder.is_dir():
+        return []
+    return [
+        key
+        for host in sorted(folder.iterdir())
+        if host.is_dir() and not host.is_symlink() and KEY_NAME.fullmatch(host.name)
+        for key in node_public_keys(project_root, host.name).values()
+    ]
 
 
 # -- trust -------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ within another thirty seconds.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import shutil
@@ -73,7 +74,12 @@ def project(tmp_path_factory: pytest.TempPathFactory, cluster: str) -> Path:
         '[tool.harness.experiments.boom]\nentry = "tiny_train:boom"\noutputs = ["weights.txt"]\n\n'
         '[tool.harness.experiments.slow]\nentry = "tiny_train:slow"\noutputs = ["weights.txt"]\n\n'
         f'[tool.harness.hosts.cluster]\nkind = "slurm"\npartition = "debug"\ntime = "5"\n'
+        f"uv = {json.dumps(uv)}\n\n"
+        # The same cluster, its nodes signing what they saw with keys of their own (the
+        # nodes share this machine's disk: a file each).
+        f'[tool.harness.hosts.signed]\nkind = "slurm"\npartition = "debug"\ntime = "5"\n'
         f"uv = {json.dumps(uv)}\n"
+        f"node_key = {json.dumps(str(root.parent / 'node-disk' / '{node}.key'))}\n"
     )
     (root / "tiny_train.py").write_text(EXPERIMENTS)
     locked = harness("lock", cwd=root)
@@ -99,10 +105,33 @@ def _records(project: Path, experiment: str) -> list[dict[str, Any]]:
     return [json.loads(path.read_text()) for path in found]
 
 
-def test_a_project_verifies_across_two_nodes(project: Path) -> None:
+@pytest.fixture(scope="module")
+def keys_folder(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """This machine's keys (its own key signs the runs it submits), outside the project."""
+    folder = tmp_path_factory.mktemp("keys")
+    env = {"HARNESS_KEYS_DIR": str(folder)}
+    made = harness("keys", "generate", env=env)
+    assert made.returncode == 0, made.stderr
+    return env
+
+
+def _certified(project: Path, verification: str, env: dict[str, str], *more: str) -> Any:
+    """The quorum of the certificate `harness certify` makes of a verification."""
+    output = project / ".harness" / f"certificate-{verification}.json"
+    certified = harness(
+        "certify", "--verification", verification, "--output", str(output), *more,
+        cwd=project, env=env,
+    )  # fmt: skip
+    assert certified.returncode == 0, certified.stderr
+    envelope = json.loads(output.read_text())
+    statement = json.loads(base64.b64decode(envelope["payload"]))
+    return output, statement["predicate"]
+
+
+def test_a_project_verifies_across_two_nodes(project: Path, keys_folder: dict[str, str]) -> None:
     result = harness(
         "verify", "train", "--hosts", "cluster", "--runs", "1", "--vary", "none", "--json",
-        cwd=project,
+        cwd=project, env=keys_folder,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     verification = json.loads(result.stdout)
@@ -128,6 +157,55 @@ def test_a_project_verifies_across_two_nodes(project: Path) -> None:
     assert "--require-hashes" in script
     # The jobs' copies are gone; what counts came back into the run folders.
     assert not any((project / ".harness" / "slurm" / "jobs" / run).exists() for run in runs)
+    # Every run was signed by the machine that submitted it: one key, so one host counts,
+    # whatever names the records give.
+    _, certified = _certified(project, verification["id"], keys_folder)
+    assert certified["quorum"]["text"] == "1 of 1"
+    (host,) = certified["hosts"]
+    assert "one key signed the runs of nodes n1, n2" in host["reason"]
+
+
+def test_nodes_that_keep_keys_are_counted_by_their_keys(
+    project: Path, keys_folder: dict[str, str]
+) -> None:
+    made = harness("keys", "nodes", "signed", cwd=project, env=keys_folder)
+    assert made.returncode == 0, made.stderr
+    public = Path(keys_folder["HARNESS_KEYS_DIR"]) / "nodes" / "signed"
+    assert sorted(path.name for path in public.iterdir()) == ["n1.pub", "n2.pub"]
+    # Each key was made on its node and stays there, readable by its owner alone.
+    for node in ("n1", "n2"):
+        assert (project.parent / "node-disk" / f"{node}.key").stat().st_mode & 0o077 == 0
+    result = harness(
+        "verify", "train", "--hosts", "signed", "--runs", "1", "--vary", "none", "--json",
+        cwd=project, env=keys_folder,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    verification = json.loads(result.stdout)
+    runs = [r for host in verification["hosts"] for group in host["runs"].values() for r in group]
+    for run_id in runs:
+        record = _record(project, run_id)
+        assert record["slurm"]["node_key"], record["slurm"]
+        assert (project / ".harness" / "runs" / run_id / "node.intoto.json").is_file()
+    trusted = [f"--trusted-key={public / 'n1.pub'}", f"--trusted-key={public / 'n2.pub'}"]
+    certificate, certified = _certified(project, verification["id"], keys_folder, *trusted)
+    assert certified["quorum"]["text"] == "2 of 2"
+    assert len(set(certified["quorum"]["signers"])) == 2
+    assert sorted(host["name"] for host in certified["hosts"]) == ["n1", "n2"]
+    # Whoever verifies the certificate counts the node keys they trust themselves.
+    certifier = Path(keys_folder["HARNESS_KEYS_DIR"]) / "harness.pub"
+    both = harness(
+        "certificate", "verify", str(certificate), "--key", str(certifier),
+        "--key", str(public / "n1.pub"), "--key", str(public / "n2.pub"), "--min-hosts", "2",
+        cwd=project, env=keys_folder,
+    )  # fmt: skip
+    assert both.returncode == 0, both.stderr
+    one = harness(
+        "certificate", "verify", str(certificate), "--key", str(certifier),
+        "--key", str(public / "n1.pub"), "--min-hosts", "2",
+        cwd=project, env=keys_folder,
+    )  # fmt: skip
+    assert one.returncode == 1, one.stderr
+    assert "1 distinct host key(s) you trust, 2 required" in one.stderr
 
 
 def test_a_failing_job_ends_its_record_with_the_cause(project: Path) -> None:

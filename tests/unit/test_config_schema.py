@@ -112,6 +112,7 @@ workdir = "/scratch/harness"
 python = "3.11"
 uv = "/opt/uv/bin/uv"
 nodes = 3
+node_key = "/etc/harness/{node}.key"
 
 [tool.harness.ci]
 runners = ["ubuntu-24.04", "ubuntu-22.04"]

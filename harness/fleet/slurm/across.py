@@ -27,7 +27,7 @@ from harness.runs import records
 from harness.runs.host_executor import PythonEnvironment
 from harness.runs.run import RunRequest, RunResult
 from harness.runs.variations import Variation
-from harness.runs.verify import Verification, _verification, _verify_all
+from harness.runs.verify import Verification, verification_of, verify_experiments
 from harness.ui import prefixed
 
 # Jobs submitted at once per node: SLURM queues what the node cannot start yet.
@@ -95,7 +95,7 @@ def verify_on_slurm(
     with Pool(runs_at_once, control) as pool, Together("nodes") as together:
         mine = together.start(
             partial(
-                _verify_all,
+                verify_experiments,
                 config,
                 pool,
                 on_node(config, host, control, variant),
@@ -132,7 +132,7 @@ def verify_on_slurm(
         if described.get("digest")
         else None
     )
-    return _verification(
+    return verification_of(
         config,
         results,
         variations=variations,

@@ -24,7 +24,7 @@ import re
 import shutil
 import stat
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +33,7 @@ from harness.config import Config, Experiment
 from harness.digests import sha256_file
 from harness.errors import ConfigError
 from harness.fleet.hosts import Host
-from harness.fleet.slurm import scheduler, script
+from harness.fleet.slurm import node_keys, scheduler, script
 from harness.fleet.slurm.settings import SlurmSettings
 from harness.runs import records
 from harness.runs.host_executor import NEEDS_A_CONTAINER, PASSED_THROUGH, staged_runtime
@@ -49,6 +49,7 @@ from harness.runs.run import (
     unfinished,
 )
 from harness.runtime.determinism import environment as determinism_environment
+from harness.trust import keys, node_attestation
 
 # What one job may bring back, all files together (as `harness collect` allows one run).
 MAX_BYTES = 8 << 30
@@ -90,6 +91,10 @@ def run_on_slurm(
             "run `harness lock` first",
         )
     device = "cuda" if request.gpus else "cpu"
+    # The keys kept here of the nodes that sign (read now: a bad one stops the run unmade).
+    node_keys_kept = (
+        None if settings.node_key is None else keys.node_public_keys(config.project_root, host.name)
+    )
     inputs = input_digests(config, experiment)
     run_id = records.new_run_id(experiment.name)
     folder = records.runs_root(config.project_root) / run_id
@@ -142,6 +147,8 @@ def run_on_slurm(
             "job_id": None,
             "state": None,
             "node": None,
+            # The key of the node that signed what it saw (see node_keys); null without.
+            **({"node_key": None} if settings.node_key is not None else {}),
         },
     }
     start_folder(folder, spec, record)
@@ -169,7 +176,13 @@ def run_on_slurm(
             # Queueing included: what the run cost in waiting, as the user saw it.
             record["timings"]["job_s"] = round(time.monotonic() - submitted, 3)
             result = _settle_job(
-                record, folder, experiment, job, info=info, constraints=constraints.name
+                record,
+                folder,
+                experiment,
+                job,
+                info=info,
+                constraints=constraints.name,
+                node_keys_kept=node_keys_kept,
             )
     finally:
         # What the job left that counts is in the run's folder now; the copies go.
@@ -249,6 +262,7 @@ def _plan(
         # path differs from run to run already (what the workdir variation varies).
         working_dir=job / script.PROJECT,
         one_cpu=setup.cpuset is not None,
+        node_key=settings.node_key,
         heading=(
             f"harness run {run_id}: experiment {request.experiment.name}, seed {request.seed}",
         ),
@@ -308,8 +322,11 @@ def _settle_job(
     *,
     info: scheduler.JobInfo,
     constraints: str,
+    node_keys_kept: Mapping[str, keys.PublicKey] | None = None,
 ) -> RunResult:
-    """End the record as the job ended, with what it left brought back checked."""
+    """End the record as the job ended, with what it left brought back checked (and the
+    node's statement, when the host's nodes sign: ``node_keys_kept`` are their keys kept
+    here, by node)."""
     record["host"] = info.node or record["host"]
     record["slurm"].update(state=info.state, node=info.node, exit_code=info.exit_code)
     where = f"SLURM job {info.job_id} {info.state} " + (
@@ -317,17 +334,34 @@ def _settle_job(
     )
     try:
         return _take_in(
-            record, folder, experiment, job, info=info, where=where, constraints=constraints
+            record,
+            folder,
+            experiment,
+            job,
+            info=info,
+            where=where,
+            constraints=constraints,
+            node_keys_kept=node_keys_kept,
         )
-    except (records.CorruptRecord, untrusted.UntrustedInputError) as refused:
+    except (
+        records.CorruptRecord,
+        untrusted.UntrustedInputError,
+        node_attestation.NodeStatementError,
+    ) as refused:
         # What the job left in place of its outputs is an attack, not a result: nothing
         # of it counts, and the run failed.
         for taken in (folder / records.ARTIFACTS, folder / records.META):
             shutil.rmtree(taken, ignore_errors=True)
             taken.mkdir(mode=0o700)
         record.setdefault("refused", []).append(refused.message)
+        # What was refused: a file the job left, or the run its node's statement vouches for.
+        what = "the run: " if isinstance(refused, node_attestation.NodeStatementError) else ""
         return finish(
-            record, folder, "failed", info.exit_code, f"harness refused {refused.message} ({where})"
+            record,
+            folder,
+            "failed",
+            info.exit_code,
+            f"harness refused {what}{refused.message} ({where})",
         )
 
 
@@ -340,6 +374,7 @@ def _take_in(
     info: scheduler.JobInfo,
     where: str,
     constraints: str,
+    node_keys_kept: Mapping[str, keys.PublicKey] | None,
 ) -> RunResult:
     """Bring back what the job left (logs always; outputs only from a script that ran to its
     end) and end the record as the job ended."""
@@ -369,6 +404,9 @@ def _take_in(
     _bring_back_folder(job / _OUT, folder / records.ARTIFACTS)
     _bring_back_folder(job / _META, folder / records.META)
     exit_code = info.exit_code if info.exit_code is not None else 128 + info.signal
+    if node_keys_kept is not None:
+        # The node signed what it saw: checked against what came back, before it counts.
+        node_keys.take_in(job, folder, record, info=info, exit_code=exit_code, known=node_keys_kept)
     return settle(
         record, folder, experiment, exit_code=exit_code, timed_out=False, timeout=None, where=where
     )

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from harness.errors import ConfigError
 from harness.fleet.slurm.settings import SlurmSettings
+from harness.runtime import node_statement
 
 SCRIPT = "job.sh"
 # What the job folder holds, as the script names them.
@@ -62,6 +63,8 @@ class JobPlan:
     working_dir: Path
     # The cpus variation: the run pinned to one CPU of those SLURM gave the job.
     one_cpu: bool = False
+    # Where the node keeps its signing key (see SlurmSettings.node_key); None: no signing.
+    node_key: str | None = None
     heading: tuple[str, ...] = field(default_factory=tuple)
 
 
@@ -105,7 +108,7 @@ def render(plan: JobPlan) -> str:
     """The batch script of ``plan``."""
     q = shlex.quote
     lines = ["#!/bin/sh"]
-    lines += [_sbatch_line(option) for option in plan.sbatch]
+    lines += [sbatch_line(option) for option in plan.sbatch]
     lines += [f"# {text}" for text in plan.heading]
     lines += [
         "set -eu",
@@ -134,22 +137,60 @@ def render(plan: JobPlan) -> str:
         "# but what a run keeps.",
         f"cd {q(str(plan.working_dir))}",
     ]
+    # With a node key the script goes on after the experiment, to sign what the node saw.
+    signing = plan.node_key is not None
+    start = "" if signing else "exec "
+    if signing:
+        lines.append("status=0")
     if plan.one_cpu:
         lines += [
             "# One CPU only (the cpus variation): the first of those SLURM gave the job.",
             'cpu=$("$env/bin/python" -c "import os; print(min(os.sched_getaffinity(0)))")',
-            'exec taskset -c "$cpu" env -i \\',
+            f'{start}taskset -c "$cpu" env -i \\',
         ]
     else:
-        lines.append("exec env -i \\")
+        lines.append(f"{start}env -i \\")
     lines += [f'    ${{{name}+"{name}=${name}"}} \\' for name in plan.passed_through]
     lines.append(f'    HOME="$job/{HOME}" TMPDIR="$job/{HOME}" PYTHONPATH="$job/{RUNTIME}" \\')
     lines += [f"    {q(f'{name}={value}')} \\" for name, value in sorted(plan.variables.items())]
-    lines.append(f'    "$env/bin/python" -P -m harness.runtime "$job/{SPEC}" >"$job/{LOG}" 2>&1')
+    lines.append(
+        f'    "$env/bin/python" -P -m harness.runtime "$job/{SPEC}" >"$job/{LOG}" 2>&1'
+        + (" || status=$?" if signing else "")
+    )
+    if plan.node_key is not None:
+        lines += _node_signs(plan.node_key)
     return "\n".join(lines) + "\n"
 
 
-def _sbatch_line(option: str) -> str:
+def _node_signs(node_key: str) -> list[str]:
+    """The lines that sign, on the node and with the node's own key, what the node saw."""
+    pae, signature = f'"$job/{node_statement.PAE}"', f'"$job/{node_statement.SIGNATURE}"'
+    return [
+        "",
+        "# This node states what it saw (its name, the job, the environment, the exit status",
+        "# and every output's sha256) and signs it with the key it keeps; harness checks it.",
+        f'key="{node_key_in_shell(node_key)}"',
+        f'PYTHONPATH="$job/{RUNTIME}" "$env/bin/python" -P -m harness.runtime.node_statement '
+        '"$job" "$status"',
+        "if openssl pkey -in \"$key\" -noout -text_pub | grep -q '^ED25519'; then",
+        f'    openssl pkeyutl -sign -rawin -inkey "$key" -in {pae} -out {signature}',
+        "else",
+        f'    openssl dgst -sha256 -sign "$key" -out {signature} {pae}',
+        "fi",
+        'exit "$status"',
+    ]
+
+
+def node_key_in_shell(node_key: str) -> str:
+    """The key's path as it reads inside double quotes on the node: ``~/`` is the node's
+    home, ``{node}`` SLURM's name for the node."""
+    path = _double_quoted(node_key)
+    if path.startswith("~/"):
+        path = "$HOME/" + path[2:]
+    return path.replace("{node}", "${SLURMD_NODENAME}")
+
+
+def sbatch_line(option: str) -> str:
     """``#SBATCH OPTION``, its value in double quotes when it holds spaces (sbatch reads them
     so); an option that would end the line or its quotes early is refused, since whatever
     followed would run on the node as part of the script."""

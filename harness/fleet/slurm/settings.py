@@ -10,12 +10,17 @@
     gres = "gpu:a100:1"          # asked for by runs with --gpus
     sbatch = ["--mem=16G"]       # any other sbatch option, as it is
     workdir = "/scratch/me/harness"
+    node_key = "/etc/harness/node.key"   # each node signs what it saw (see node_keys)
 
 The schema checked the table's shape; this module gives it defaults. ``workdir`` is the one
 folder that both this machine and the nodes must see (a cluster's scratch or project file
 system): each job's files are staged there and its outputs written there. Nothing else is
 assumed shared, the home folder included. Without it, the project's own state folder is
 used, which is right where the project itself lies on such a file system.
+
+``node_key`` is where each node keeps its own signing key, read on the node by the job
+(``{node}`` stands for SLURM's node name, so that nodes sharing one disk can still keep
+a key each); without it the runs are signed on this machine, as any run is.
 """
 
 from __future__ import annotations
@@ -54,6 +59,9 @@ class SlurmSettings:
     uv: str = "uv"
     # How many distinct nodes `verify` runs on.
     nodes: int = DEFAULT_NODES
+    # Where each node keeps its signing key, as the node sees it ("{node}": its name);
+    # None: the nodes sign nothing.
+    node_key: str | None = None
 
     def folder(self, project_root: Path) -> Path:
         """Where this host's jobs are staged: the workdir, or the project's own."""
@@ -69,6 +77,7 @@ class SlurmSettings:
             "sbatch": list(self.sbatch),
             "workdir": None if self.workdir is None else str(self.workdir),
             "nodes": self.nodes,
+            "node_key": self.node_key,
         }
 
 
@@ -91,4 +100,5 @@ def from_table(value: Mapping[str, Any], project_root: Path) -> SlurmSettings:
         python=value.get("python"),
         uv=value.get("uv", "uv"),
         nodes=int(value.get("nodes", DEFAULT_NODES)),
+        node_key=value.get("node_key"),
     )
