@@ -29,9 +29,14 @@ CPU_ONLY = {
     "tensorflow-cpu": "tensorflow[and-cuda]",
     "tensorflow-intel": "tensorflow[and-cuda]",
     "intel-tensorflow": "tensorflow[and-cuda]",
+    "xgboost-cpu": "xgboost",
 }
 # Frameworks that compute on a GPU only with the CUDA runtime beside them.
-GPU_FRAMEWORKS = frozenset({"torch", "tensorflow", "jax", "jaxlib", "cupy", "paddlepaddle-gpu"})
+GPU_FRAMEWORKS = frozenset(
+    {"torch", "tensorflow", "jax", "jaxlib", "cupy", "paddlepaddle-gpu", "xgboost"}
+)
+# Frameworks whose CPU build is a distribution of its own, not a +cpu local version.
+CPU_DISTRIBUTIONS = {"tensorflow": "tensorflow-cpu", "xgboost": "xgboost-cpu"}
 
 
 @dataclass(frozen=True)
@@ -139,12 +144,17 @@ def _cpu_mismatches(
         pulling = [pin for pin in pins if pin.name in GPU_FRAMEWORKS] or builds
         by = f" (pulled in by {', '.join(p.name for p in pulling)})" if pulling else ""
         example = pulling[0] if pulling else None
-        replace = (
-            f'replace = {{ {example.name} = "{example.name}=={Version(example.version).public}'
-            '+cpu" }'
-            if example is not None
-            else "a replace table"
-        )
+        replace = "a replace table"
+        if example is not None and example.name in CPU_DISTRIBUTIONS:
+            replace = (
+                f'replace = {{ {example.name} = "{CPU_DISTRIBUTIONS[example.name]}=='
+                f'{Version(example.version).public}" }}'
+            )
+        elif example is not None:
+            replace = (
+                f'replace = {{ {example.name} = "{example.name}=='
+                f'{Version(example.version).public}+cpu" }}'
+            )
         found.append(
             Mismatch(
                 f"{source} pins {len(cuda)} CUDA runtime wheel(s) ({cuda[0].name}=="
@@ -164,6 +174,7 @@ def _cpu_mismatches(
 
 
 __all__ = [
+    "CPU_DISTRIBUTIONS",
     "CPU_ONLY",
     "CUDA_RUNTIME_PREFIX",
     "GPU_FRAMEWORKS",

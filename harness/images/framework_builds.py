@@ -1,4 +1,4 @@
-"""Which build of torch and TensorFlow each variant locks, asked of the sources themselves.
+"""Which build of torch, TensorFlow and XGBoost each variant locks, asked of the sources.
 
 Researchers write ``torch`` or ``torch==2.13.0`` and expect both images to work. But PyPI's
 torch for Linux is the CUDA build, the CPU build lives elsewhere under a local version
@@ -13,7 +13,11 @@ platform, and writes the requirement that takes the right one:
 - TensorFlow: the CPU variant takes ``tensorflow-cpu==V`` where a source has it (else
   ``tensorflow==V``, which carries no CUDA runtime), the CUDA variant
   ``tensorflow[and-cuda]==V``, or ``tensorflow==V`` beside torch, whose ``nvidia-*``
-  wheels are the CUDA runtime (the two frameworks' extras ask for different CUDA majors).
+  wheels are the CUDA runtime (the two frameworks' extras ask for different CUDA majors);
+- XGBoost: PyPI's ``xgboost`` for Linux requires NCCL's CUDA wheel (``nvidia-nccl-cu*``,
+  hundreds of megabytes a CPU image cannot use), so the CPU variant takes
+  ``xgboost-cpu==V`` (the same library without it) where a source has it, the CUDA
+  variant ``xgboost==V``.
 
 V is the newest version the declaration allows that every variant's sources have, so the
 variants of a project pin the same framework. Where no common version exists, each
@@ -37,14 +41,19 @@ from packaging.version import Version
 from harness.config import Config, Variant
 from harness.errors import LockError
 from harness.images import wheelcache, wheelindex, wheeltags
+from harness.images.device_pins import CPU_DISTRIBUTIONS
 
 TORCH = "torch"
 TENSORFLOW = "tensorflow"
-FRAMEWORKS = (TORCH, TENSORFLOW)
+XGBOOST = "xgboost"
+FRAMEWORKS = (TORCH, TENSORFLOW, XGBOOST)
 # The distributions of each framework a constraints file may pin (for the comparison of
-# variants): TensorFlow's CPU build is a distribution of its own.
-FAMILIES = {TORCH: (TORCH,), TENSORFLOW: (TENSORFLOW, "tensorflow-cpu", "tensorflow-intel")}
-_TENSORFLOW_CPU = "tensorflow-cpu"
+# variants).
+FAMILIES = {
+    TORCH: (TORCH,),
+    TENSORFLOW: (TENSORFLOW, "tensorflow-cpu", "tensorflow-intel"),
+    XGBOOST: (XGBOOST, "xgboost-cpu"),
+}
 _CUDA_EXTRA = "and-cuda"
 # Builds listed in an error: the newest few are what a user can act on.
 _LISTED = 8
@@ -109,12 +118,16 @@ def lister(config: Config) -> BuildLister:
                 wheels = sorted(folder.glob("*.whl")) if folder.is_dir() else []
                 found += _builds(name, [wheel.name for wheel in wheels], entry, ranking)
             else:
-                offered = read(entry)
-                found += _builds(name, [o.filename for o in offered], entry, ranking)
+                found += _builds(name, fitting(read(entry)), entry, ranking)
         index = sources.index_url
         offered = read(wheelindex.project_url(index, name))
-        found += _builds(name, [o.filename for o in offered], wheelindex.redact(index), ranking)
+        found += _builds(name, fitting(offered), wheelindex.redact(index), ranking)
         return found
+
+    def fitting(offered: list[wheelindex.Offered]) -> list[str]:
+        """The files a page lists that install on the image's Python (a py3 wheel's tags
+        do not say: xgboost-cpu 3.4 needs 3.12)."""
+        return [o.filename for o in offered if wheelindex.installs_on(o, target.python)]
 
     return builds
 
@@ -219,10 +232,10 @@ def _fitting(framework: str, variant: Variant, builds: BuildLister) -> list[Buil
             return [b for b in torch if _local(b).startswith("cu") or not _local(b)]
         return [b for b in torch if _local(b).startswith("cpu")]
     if variant.device != "cuda":
-        cpu_only = [b for b in builds(_TENSORFLOW_CPU, variant) if not _local(b)]
+        cpu_only = [b for b in builds(CPU_DISTRIBUTIONS[framework], variant) if not _local(b)]
         if cpu_only:
             return cpu_only
-    return [b for b in builds(TENSORFLOW, variant) if not _local(b)]
+    return [b for b in builds(framework, variant) if not _local(b)]
 
 
 def _local(build: Build) -> str:

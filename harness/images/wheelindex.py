@@ -18,6 +18,7 @@ from typing import Any
 from urllib.parse import unquote, urljoin, urlsplit, urlunsplit
 
 import requests
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
 
 from harness import untrusted
 from harness.errors import HarnessError
@@ -42,11 +43,14 @@ class WheelSourceError(HarnessError):
 
 @dataclass(frozen=True)
 class Offered:
-    """One file a source offers: its name, where to get it, and its sha256 when stated."""
+    """One file a source offers: its name, where to get it, its sha256 when stated, and the
+    Pythons it installs on when stated (PEP 503's data-requires-python: a ``py3`` wheel's
+    tags say nothing of the version)."""
 
     filename: str
     url: str
     sha256: str | None
+    requires_python: str | None = None
 
 
 def redact(url: str) -> str:
@@ -122,7 +126,7 @@ def _from_json(body: bytes, base: str) -> Iterator[Offered]:
         if not isinstance(filename, str) or not isinstance(url, str):
             continue
         digest = hashes.get("sha256") if isinstance(hashes, dict) else None
-        offered = _offered(filename, urljoin(base, url), digest)
+        offered = _offered(filename, urljoin(base, url), digest, item.get("requires-python"))
         if offered is not None:
             yield offered
 
@@ -130,19 +134,21 @@ def _from_json(body: bytes, base: str) -> Iterator[Offered]:
 class _Links(html.parser.HTMLParser):
     def __init__(self) -> None:
         super().__init__()
-        self.hrefs: list[str] = []
+        # Each link with its data-requires-python (entities already decoded).
+        self.hrefs: list[tuple[str, str | None]] = []
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         if tag == "a":
-            href = dict(attrs).get("href")
+            named = dict(attrs)
+            href = named.get("href")
             if href:
-                self.hrefs.append(href)
+                self.hrefs.append((href, named.get("data-requires-python")))
 
 
 def _from_html(text: str, base: str) -> Iterator[Offered]:
     parser = _Links()
     parser.feed(text)
-    for href in parser.hrefs:
+    for href, requires_python in parser.hrefs:
         url = urljoin(base, href)
         parts = urlsplit(url)
         digest = None
@@ -150,19 +156,34 @@ def _from_html(text: str, base: str) -> Iterator[Offered]:
         if fragment.startswith("sha256="):
             digest = fragment.removeprefix("sha256=")
         filename = unquote(parts.path.rsplit("/", 1)[-1])
-        offered = _offered(filename, urlunsplit(parts._replace(fragment="")), digest)
+        offered = _offered(
+            filename, urlunsplit(parts._replace(fragment="")), digest, requires_python
+        )
         if offered is not None:
             yield offered
 
 
-def _offered(filename: str, url: str, digest: Any) -> Offered | None:
+def _offered(filename: str, url: str, digest: Any, requires_python: Any = None) -> Offered | None:
     """A listed file, or None for one that is no wheel, has an unsafe name or link."""
     if not filename.endswith(".whl") or not safe_filename(filename):
         return None
     if urlsplit(url).scheme not in ("http", "https"):
         return None
     sha256 = digest.lower() if isinstance(digest, str) and _SHA256.match(digest.lower()) else None
-    return Offered(filename, url, sha256)
+    stated = requires_python if isinstance(requires_python, str) and requires_python else None
+    return Offered(filename, url, sha256, stated)
+
+
+def installs_on(offered: Offered, python: tuple[int, int]) -> bool:
+    """Whether ``offered`` states nothing against a Python X.Y (an unreadable statement
+    counts as none: the resolver, which reads the wheel itself, has the last word)."""
+    if offered.requires_python is None:
+        return True
+    try:
+        specifier = SpecifierSet(offered.requires_python)
+    except InvalidSpecifier:
+        return True
+    return specifier.contains(f"{python[0]}.{python[1]}", prereleases=True)
 
 
 def safe_filename(filename: str) -> bool:

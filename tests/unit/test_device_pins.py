@@ -58,6 +58,17 @@ def test_nvidia_wheels_in_a_cpu_variant_name_the_framework_that_pulls_them() -> 
     assert 'replace = { torch = "torch==2.13.0+cpu" }' in found.fix
 
 
+def test_nccl_pulled_in_by_xgboost_names_its_cpu_distribution() -> None:
+    xgboost = pins("xgboost==3.4.1", "nvidia-nccl-cu13==2.28.9", "numpy==2.4.6")
+    (found,) = mismatches(xgboost, "cpu", "cpu", "constraints.txt")
+    assert "(pulled in by xgboost)" in found.message
+    assert 'replace = { xgboost = "xgboost-cpu==3.4.1" }' in found.fix
+    # And the CPU-only distribution is refused in a CUDA variant, naming the other one.
+    (refused,) = mismatches(pins("xgboost-cpu==3.4.1"), "cuda", "cuda", "c.txt")
+    assert "xgboost-cpu, a CPU-only distribution" in refused.message
+    assert 'replace = { xgboost = "xgboost==..." }' in refused.fix
+
+
 def test_a_cpu_variant_with_cpu_builds_fits() -> None:
-    cpu = pins("torch==2.13.0+cpu", "tensorflow-cpu==2.21.0", "numpy==2.4.6")
+    cpu = pins("torch==2.13.0+cpu", "tensorflow-cpu==2.21.0", "xgboost-cpu==3.4.1", "numpy==2.4.6")
     assert mismatches(cpu, "cpu", "cpu", "constraints.txt") == []

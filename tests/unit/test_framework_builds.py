@@ -101,6 +101,24 @@ def test_tensorflow_takes_its_cpu_distribution_and_its_cuda_extra(tmp_path: Path
     assert both["tensorflow"][0]["cuda"] == "tensorflow==2.21.0"
 
 
+def test_xgboost_takes_its_cpu_distribution_without_nccl(tmp_path: Path) -> None:
+    # PyPI's xgboost for Linux requires NCCL's CUDA wheel: the CPU image takes xgboost-cpu,
+    # the same library without it, at the version the CUDA image takes.
+    offered = {
+        ("xgboost", "cpu"): ["3.3.0", "3.4.1"],
+        ("xgboost", "cuda"): ["3.3.0", "3.4.1"],
+        ("xgboost-cpu", "cpu"): ["3.3.0", "3.4.1"],
+    }
+    requirements, differs = chosen(project(tmp_path, ["xgboost>=3"]), offered)["xgboost"]
+    assert requirements == {"cpu": "xgboost-cpu==3.4.1", "cuda": "xgboost==3.4.1"}
+    assert differs == ""
+    # Where no source has xgboost-cpu, the CPU variant takes xgboost (and the device check
+    # then names the NCCL wheel it pulls in, with the replacement to write).
+    older = {("xgboost", "cpu"): ["3.4.1"], ("xgboost", "cuda"): ["3.4.1"]}
+    requirements, _ = chosen(project(tmp_path, ["xgboost"]), older)["xgboost"]
+    assert requirements == {"cpu": "xgboost==3.4.1", "cuda": "xgboost==3.4.1"}
+
+
 def test_a_variant_s_own_replacement_wins(tmp_path: Path) -> None:
     config = project(tmp_path, ["torch"], 'replace = { torch = "torch==2.14.0" }\n')
     requirements, _ = chosen(config)["torch"]
@@ -143,6 +161,24 @@ def test_the_real_lister_reads_folders_file_urls_pages_and_the_index(
         # The cuda variant is offered no wheel folder: only the index answers.
         found = framework_builds.lister(config)("torch", config.variant("cuda"))
         assert [str(b.version) for b in found] == ["2.15.0"]
+
+
+@pytest.mark.parametrize("as_html", [False, True])
+def test_the_lister_leaves_out_wheels_whose_python_the_image_lacks(
+    tmp_path: Path,
+    index: Index,  # noqa: F811
+    as_html: bool,
+) -> None:
+    # A py3 wheel's tags fit every Python 3; only the page says xgboost-cpu 3.4.1 needs 3.12.
+    index.html = as_html
+    index.add("xgboost_cpu-3.0.5-py3-none-manylinux_2_28_x86_64.whl")
+    newest = "xgboost_cpu-3.4.1-py3-none-manylinux_2_28_x86_64.whl"
+    index.add(newest)
+    index.requires_python[newest] = ">=3.12"
+    (tmp_path / "pyproject.toml").write_text('[project]\nname = "x"\nversion = "0"\n')
+    config = load_config(tmp_path, environ={"HARNESS_INDEX_URL": index.url})
+    found = framework_builds.lister(config)("xgboost-cpu", config.variant("cpu"))
+    assert [str(b.version) for b in found] == ["3.0.5"]
 
 
 def test_doctor_does_not_call_variants_of_different_frameworks_fit(tmp_path: Path) -> None:

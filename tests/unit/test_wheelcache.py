@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import html
 import http.server
 import json
 import os
@@ -38,6 +39,8 @@ class Index:
     # Bytes served in place of a file's own (a lying mirror).
     served_instead: dict[str, bytes] = field(default_factory=dict)
     html: bool = False
+    # Filename -> the Pythons it installs on, as the page states it.
+    requires_python: dict[str, str] = field(default_factory=dict)
     requests: list[str] = field(default_factory=list)
     url: str = ""
 
@@ -52,18 +55,32 @@ class Index:
             return None
         if self.html:
             links = "".join(
-                f'<a href="../../files/{n}#sha256={sha(self.files[n])}">{n}</a>' for n in names
+                f'<a href="../../files/{n}#sha256={sha(self.files[n])}"{self._stated(n)}>{n}</a>'
+                for n in names
             )
             return "text/html", f"<html><body>{links}</body></html>".encode()
         document = {
             "meta": {"api-version": "1.0"},
             "name": project,
             "files": [
-                {"filename": n, "url": f"../../files/{n}", "hashes": {"sha256": sha(self.files[n])}}
+                {
+                    "filename": n,
+                    "url": f"../../files/{n}",
+                    "hashes": {"sha256": sha(self.files[n])},
+                    **(
+                        {"requires-python": self.requires_python[n]}
+                        if n in self.requires_python
+                        else {}
+                    ),
+                }
                 for n in names
             ],
         }
         return "application/vnd.pypi.simple.v1+json", json.dumps(document).encode()
+
+    def _stated(self, filename: str) -> str:
+        stated = self.requires_python.get(filename)
+        return f' data-requires-python="{html.escape(stated)}"' if stated else ""
 
 
 @pytest.fixture
