@@ -9,6 +9,7 @@ import gc
 import multiprocessing
 import textwrap
 import threading
+from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
@@ -106,14 +107,33 @@ def f(x):
 """
 
 
+# The context and operator nodes, which the record leaves out.
+SINGLETONS = (ast.expr_context, ast.operator, ast.unaryop, ast.boolop, ast.cmpop)
+
+
+def kept(nodes: Iterable[ast.AST]) -> list[ast.AST]:
+    return [node for node in nodes if not isinstance(node, SINGLETONS)]
+
+
 def test_the_recorded_children_and_walk_are_those_of_the_ast_module() -> None:
     syntax = Syntax()
     tree = ast.parse(EVERY_KIND)
     nodes = syntax.read(tree, MAX_DEPTH)
-    assert nodes == list(ast.walk(tree))
+    assert nodes == kept(ast.walk(tree))
+    assert {type(node) for node in ast.walk(tree) if isinstance(node, SINGLETONS)} >= {
+        ast.Load,
+        ast.Store,
+        ast.Del,
+        ast.BitOr,
+        ast.Gt,
+        ast.Not,
+        ast.Invert,
+        ast.USub,
+        ast.Or,
+    }
     for node in nodes:
-        assert syntax.children(node) == tuple(ast.iter_child_nodes(node))
-        assert syntax.walk(node) == list(ast.walk(node))
+        assert syntax.children(node) == tuple(kept(ast.iter_child_nodes(node)))
+        assert syntax.walk(node) == kept(ast.walk(node))
     # A scope: its statements and what is below them, but no definition below them.
     definitions = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
     for body in [tree.body, *(n.body for n in nodes if isinstance(n, definitions))]:
@@ -121,12 +141,14 @@ def test_the_recorded_children_and_walk_are_those_of_the_ast_module() -> None:
         while stack:
             node = stack.pop()
             expected.append(node)
-            stack.extend(c for c in ast.iter_child_nodes(node) if not isinstance(c, definitions))
+            stack.extend(
+                c for c in kept(ast.iter_child_nodes(node)) if not isinstance(c, definitions)
+            )
         assert syntax.scope(body) == expected
         assert syntax.scope(body) == expected  # the second time from the record
     # A node built later (not recorded) gets its children all the same.
     made = ast.BinOp(ast.Constant(1), ast.Add(), ast.Name("x", ast.Load()))
-    assert syntax.children(made) == tuple(ast.iter_child_nodes(made))
+    assert syntax.children(made) == tuple(kept(ast.iter_child_nodes(made)))
 
 
 def test_calls_come_in_evaluation_order_without_entering_definitions() -> None:
@@ -146,6 +168,26 @@ def test_a_tree_too_deep_is_refused_and_nothing_of_it_recorded() -> None:
     assert syntax.read(tree, 40) is None
     assert syntax._children == {}
     assert syntax.read(tree, 60) is not None
+
+
+@pytest.mark.parametrize(
+    "source", ["x = y", "x = -y", "x = a.b", "x = a < b", "x = a or b", "del x[0]"]
+)
+def test_the_depth_limit_counts_the_context_and_operator_nodes(source: str) -> None:
+    # The deepest node is a context or operator node, which the record leaves out: a
+    # tree is refused exactly where ast.walk reaches a node beyond the limit.
+    tree = ast.parse(source)
+    depths: dict[bool, int] = {True: 0, False: 0}  # by whether the node is left out
+    stack = [(tree, 0)]
+    while stack:
+        node, depth = stack.pop()
+        left_out = isinstance(node, SINGLETONS)
+        depths[left_out] = max(depths[left_out], depth)
+        stack.extend((child, depth + 1) for child in ast.iter_child_nodes(node))
+    deepest = depths[True]
+    assert depths[False] < deepest
+    assert Syntax().read(tree, deepest - 1) is None
+    assert Syntax().read(tree, deepest) is not None
 
 
 def test_the_collector_thresholds_are_restored_after_linting() -> None:
