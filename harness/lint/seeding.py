@@ -187,6 +187,13 @@ class SeedWalk:
             if (site := self.sites.get((id(call), rule))) is not None
         )
 
+    def draws_unseeded(self) -> bool:
+        """Whether any global draw ran, in some walk, with its generator unseeded."""
+        return any(
+            site.unmet and site.needs in _GENERATORS and site.rule in _DRAW_RULES
+            for site in self.sites.values()
+        )
+
     # -- walking -----------------------------------------------------------------------
 
     def module_body(self, module: Module, state: State) -> State:

@@ -282,3 +282,102 @@ def test_a_name_read_before_a_later_assignment_is_followed_in_another_pass() -> 
         findings(late)
         # The module's body, then run(): once more after its first pass only.
         assert passes == [False, True, False]
+
+
+# -- programs in which no value can differ between runs ------------------------------------
+
+# Each program holds one kind of source alone, which reaches a result: the flow analysis
+# must run for it (a program with none is not analysed, see Flow._may_have_sources).
+ONE_SOURCE = {
+    "clock": ("import json, time\njson.dump(time.time(), open('o', 'w'))\n", "HR010"),
+    "clock in a default": (
+        "import argparse, datetime\nparser = argparse.ArgumentParser()\n"
+        "parser.add_argument('--out', default=str(datetime.date.today()))\n"
+        "args = parser.parse_args()\nopen(args.out, 'w').write('x')\n",
+        "HR010",
+    ),
+    "entropy": ("import os\nopen('o', 'wb').write(os.urandom(8))\n", "HR011"),
+    "secrets": ("import secrets\nopen('o', 'w').write(secrets.token_hex())\n", "HR011"),
+    "listing": (
+        "import json, os\nfound = []\nfor name in os.listdir('.'):\n    found.append(name)\n"
+        "json.dump(found, open('o', 'w'))\n",
+        "HR014",
+    ),
+    "walk": (
+        "import json, os\nfound = [d for d, _, _ in os.walk('.')]\n"
+        "json.dump(found, open('o', 'w'))\n",
+        "HR014",
+    ),
+    "glob method": (
+        "import json\nfrom pathlib import Path\nfound = [str(p) for p in Path('.').glob('*')]\n"
+        "json.dump(found, open('o', 'w'))\n",
+        "HR014",
+    ),
+    "completion": (
+        "import json\nfrom concurrent.futures import as_completed\n"
+        "found = [f.result() for f in as_completed(jobs)]\njson.dump(found, open('o', 'w'))\n",
+        "HR015",
+    ),
+    "unordered method": (
+        "import json\nfound = list(pool.imap_unordered(str, range(3)))\n"
+        "json.dump(found, open('o', 'w'))\n",
+        "HR015",
+    ),
+    "unordered parallel": (
+        "import json\nfrom joblib import Parallel\n"
+        "found = list(Parallel(return_as='generator_unordered')(jobs))\n"
+        "json.dump(found, open('o', 'w'))\n",
+        "HR015",
+    ),
+    "string hash": ("import random\nrandom.seed(hash('run'))\n", "HR016"),
+    "set literal": (
+        "import json\nfound = []\nfor x in {'a', 'b'}:\n    found.append(x)\n"
+        "json.dump(found, open('o', 'w'))\n",
+        "HR012",
+    ),
+    "set call": ("import json\njson.dump(','.join(set(names)), open('o', 'w'))\n", "HR012"),
+    "set comprehension": (
+        "import json\nkept = {n for n in names}\njson.dump(list(kept), open('o', 'w'))\n",
+        "HR012",
+    ),
+    "unseeded draw": ("import numpy as np\nnp.save('o.npy', np.random.rand(3))\n", "HR002"),
+    "draw as a seed": (
+        "import random\nimport numpy as np\nrandom.seed(np.random.randint(9))\n",
+        "HR018",
+    ),
+}
+
+
+@pytest.mark.parametrize("kind", list(ONE_SOURCE))
+def test_a_program_with_one_kind_of_source_is_analysed(kind: str) -> None:
+    source, rule = ONE_SOURCE[kind]
+    assert rule in {finding.rule for finding in check_source(source, "x.py")}
+
+
+def test_a_program_without_sources_is_not_analysed_for_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    analysed: list[object] = []
+    original = flow_module._Analysis.run
+
+    def counted(self: flow_module._Analysis, body: list[ast.stmt]) -> None:
+        analysed.append(body)
+        original(self, body)
+
+    monkeypatch.setattr(flow_module._Analysis, "run", counted)
+    quiet = """
+        import json
+        import numpy as np
+        import torch
+        from sklearn.cluster import KMeans
+
+        x = np.loadtxt("points.txt")
+        labels = KMeans(3).fit_predict(x)
+        layer = torch.nn.Linear(2, 2)
+        json.dump(labels.tolist(), open("labels.json", "w"))
+    """
+    # The state rules still hold: the estimator and the layer are unseeded.
+    assert {finding.rule for finding in findings(quiet)} == {"HR013", "HR017"}
+    assert analysed == []
+    findings(quiet.replace("layer =", "print(hash('x'))\n        layer ="))
+    assert analysed  # a source, even one that reaches nothing: analysed
