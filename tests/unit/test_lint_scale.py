@@ -190,10 +190,29 @@ def test_the_depth_limit_counts_the_context_and_operator_nodes(source: str) -> N
     assert Syntax().read(tree, deepest) is not None
 
 
-def test_the_collector_thresholds_are_restored_after_linting() -> None:
+def test_the_collector_is_off_while_linting_and_restored_after(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    seen: list[bool] = []
+    original = flow_module.Flow.run
+
+    def watched(self: flow_module.Flow) -> list[flow_module.FlowFinding]:
+        seen.append(gc.isenabled())
+        return original(self)
+
+    monkeypatch.setattr(flow_module.Flow, "run", watched)
     before = gc.get_threshold()
+    assert gc.isenabled()
     findings(LATE_ATTRIBUTE)
+    assert seen == [False]
+    assert gc.isenabled()
     assert gc.get_threshold() == before
+    gc.disable()
+    try:
+        findings(LATE_ATTRIBUTE)
+        assert not gc.isenabled()  # off before, off after
+    finally:
+        gc.enable()
 
 
 # -- programs in parallel ------------------------------------------------------------------
