@@ -141,6 +141,9 @@ class Project:
         # modules from the same few folders.
         self._files: dict[Path, bool] = {}
         self._search_roots: dict[Path, list[Path]] = {}
+        # What a callee, called from within a function (or a module's body), resolves
+        # to: the analyses ask again at every pass and for every state.
+        self._resolved: dict[tuple[int, int], Target | None] = {}
 
     # -- loading -----------------------------------------------------------------------
 
@@ -311,6 +314,16 @@ class Project:
         self, call: ast.Call, module: Module, within: Function | None
     ) -> Target | None:
         """The project function or class a call names, if any."""
+        key = (id(call.func), id(within))
+        if key in self._resolved:
+            return self._resolved[key]
+        found = self._resolve_call(call, module, within)
+        self._resolved[key] = found
+        return found
+
+    def _resolve_call(
+        self, call: ast.Call, module: Module, within: Function | None
+    ) -> Target | None:
         func = call.func
         if within is not None and isinstance(func, ast.Name):
             scope: Function | None = within

@@ -688,17 +688,25 @@ def _call_graph(project: Project) -> tuple[set[int], set[int]]:
     # method of that name has a caller, which takes what it returns.
     called_by_name: set[str] = set()
     for module, within, body in scopes:
-        for node in _own_nodes(body, project.syntax):
+        # A name or attribute that a call calls is not a value: the scope's nodes come
+        # depth first, each call before its callee.
+        callees: set[int] = set()
+        for node in project.syntax.scope(body):
             if isinstance(node, ast.Call):
+                func = node.func
+                if isinstance(func, ast.Name | ast.Attribute):
+                    callees.add(id(func))
                 target = project.resolve_call(node, module, within)
                 if isinstance(target, Class):
                     target = project.constructor(target)
                 if isinstance(target, Function):
                     called.add(id(target))
-                elif target is None and isinstance(node.func, ast.Attribute):
-                    called_by_name.add(node.func.attr)
-            elif isinstance(node, ast.Name | ast.Attribute) and _may_name_a_function(
-                node, module, within
+                elif target is None and isinstance(func, ast.Attribute):
+                    called_by_name.add(func.attr)
+            elif (
+                isinstance(node, ast.Name | ast.Attribute)
+                and id(node) not in callees
+                and _may_name_a_function(node, module, within)
             ):
                 probe = ast.Call(func=node, args=[], keywords=[])
                 target = project.resolve_call(probe, module, within)
@@ -732,26 +740,6 @@ def _may_name_a_function(
             or (within is not None and bool(within.local_functions))
         )
     return False
-
-
-def _own_nodes(body: list[ast.stmt], syntax: Syntax) -> list[ast.AST]:
-    """The nodes of one scope, less the callee expressions (a call is not a reference)."""
-    found: list[ast.AST] = []
-    stack: list[ast.AST] = list(body)
-    while stack:
-        node = stack.pop()
-        found.append(node)
-        if isinstance(node, ast.Call):
-            # The callee expression is a call, not a reference.
-            stack.extend(node.args)
-            stack.extend(k.value for k in node.keywords)
-            if isinstance(node.func, ast.Attribute):
-                stack.append(node.func.value)
-            elif not isinstance(node.func, ast.Name):
-                stack.append(node.func)
-            continue
-        stack.extend(syntax.inside(node))
-    return found
 
 
 def _first_seeding(

@@ -30,8 +30,8 @@ class Syntax:
     def __init__(self) -> None:
         self._children: dict[int, Children] = {}
         self._calls: dict[int, list[ast.Call]] = {}
-        # Per node: its children that are not definitions (what a scope descends into).
-        self._inside: dict[int, Children] = {}
+        # Per body of statements: its scope's nodes.
+        self._scopes: dict[int, list[ast.AST]] = {}
 
     def read(self, tree: ast.AST, max_depth: int) -> list[ast.AST] | None:
         """Record ``tree``; its nodes in ``ast.walk`` order (less the context and
@@ -72,24 +72,27 @@ class Syntax:
 
     def scope(self, body: list[ast.stmt]) -> list[ast.AST]:
         """The statements of ``body`` and everything below them, except the functions
-        and classes defined below them (a scope's own facts, not its nested scopes')."""
+        and classes defined below them (a scope's own facts, not its nested scopes'),
+        depth first; kept for a body of a tree read (the call graph and the flow
+        analysis both ask)."""
+        known = self._scopes.get(id(body))
+        if known is not None:
+            return known
+        recorded = self._children
         stack: list[ast.AST] = list(body)
         found: list[ast.AST] = []
-        inside = self.inside
         while stack:
             node = stack.pop()
             found.append(node)
-            stack.extend(inside(node))
+            below = recorded.get(id(node))
+            if below is None:
+                below = child_nodes(node)
+            for child in below:
+                if type(child) not in _DEFINITIONS:
+                    stack.append(child)
+        if body and id(body[0]) in recorded:
+            self._scopes[id(body)] = found
         return found
-
-    def inside(self, node: ast.AST) -> Children:
-        """The children of ``node`` that are not definitions (what a scope descends to)."""
-        below = self._inside.get(id(node))
-        if below is None:
-            below = tuple(c for c in self.children(node) if type(c) not in _DEFINITIONS)
-            if id(node) in self._children:
-                self._inside[id(node)] = below
-        return below
 
     def calls_in_order(self, node: ast.AST) -> list[ast.Call]:
         """The calls in ``node`` in evaluation order (arguments before the call that
