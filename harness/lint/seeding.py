@@ -117,6 +117,7 @@ class SeedWalk:
         self.called: set[int] = set()
         # Modules another project module imports (filled by run()).
         self.imported: set[int] = set()
+        self._unseeded: set[int] | None = None
 
     # -- entry -------------------------------------------------------------------------
 
@@ -180,19 +181,23 @@ class SeedWalk:
         return function.node.name in managed
 
     def unseeded(self, call: ast.Call) -> bool:
-        """Whether a global draw ran, in some walk, with its generator unseeded."""
-        return any(
-            site.needs in _GENERATORS and site.unmet
-            for rule in _DRAW_RULES
-            if (site := self.sites.get((id(call), rule))) is not None
-        )
+        """Whether a global draw ran, in some walk, with its generator unseeded (asked
+        once the walk has run)."""
+        return id(call) in self._unseeded_draws()
 
     def draws_unseeded(self) -> bool:
         """Whether any global draw ran, in some walk, with its generator unseeded."""
-        return any(
-            site.unmet and site.needs in _GENERATORS and site.rule in _DRAW_RULES
-            for site in self.sites.values()
-        )
+        return bool(self._unseeded_draws())
+
+    def _unseeded_draws(self) -> set[int]:
+        # The flow analysis asks at every call it evaluates: the sites are final by then.
+        if self._unseeded is None:
+            self._unseeded = {
+                id(site.call)
+                for site in self.sites.values()
+                if site.rule in _DRAW_RULES and site.needs in _GENERATORS and site.unmet
+            }
+        return self._unseeded
 
     # -- walking -----------------------------------------------------------------------
 
