@@ -141,6 +141,7 @@ class Project:
         # modules from the same few folders.
         self._files: dict[Path, bool] = {}
         self._search_roots: dict[Path, list[Path]] = {}
+        self._holds: dict[tuple[str, str], bool] = {}
         # What a callee, called from within a function (or a module's body), resolves
         # to: the analyses ask again at every pass and for every state.
         self._resolved: dict[tuple[int, int], Target | None] = {}
@@ -207,8 +208,11 @@ class Project:
         return found
 
     def _read_context(self, name: str, near: Module) -> Module | None:
-        relative = Path(*name.split("."))
+        parts = name.split(".")
+        relative = Path(*parts)
         for root in self._roots_near(near):
+            if not self._may_hold(root, parts[0]):
+                continue
             for candidate in (root / relative.with_suffix(".py"), root / relative / "__init__.py"):
                 if not self._is_file(candidate):
                     continue
@@ -241,6 +245,17 @@ class Project:
             roots = list(dict.fromkeys([near.folder, package_root, *self._roots]))
             self._search_roots[folder] = roots
         return roots
+
+    def _may_hold(self, root: Path, first: str) -> bool:
+        """Whether ``root`` holds a module or package named ``first``: a module below it
+        can lie there only then. Most imports name installed packages (``numpy``,
+        ``sklearn.datasets``), sought in every folder: asked once per folder and name."""
+        key = (str(root), first)
+        known = self._holds.get(key)
+        if known is None:
+            known = (root / f"{first}.py").exists() or (root / first).is_dir()
+            self._holds[key] = known
+        return known
 
     def _is_file(self, path: Path) -> bool:
         known = self._files.get(path)

@@ -457,7 +457,7 @@ class SeedWalk:
         body = within.node.body if within is not None else module.tree.body
         key = id(body)
         if key not in self._spread:
-            self._spread[key] = spread_keywords(body)
+            self._spread[key] = spread_keywords(body, self.project.syntax)
         known = self._spread[key]
         merged: dict[str, ast.expr] = {}
         for item in call.keywords:
