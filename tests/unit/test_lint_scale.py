@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import ast
 import gc
-import multiprocessing
+import os
 import textwrap
 import threading
 from collections.abc import Iterable
@@ -235,11 +235,24 @@ def gallery(root: Path, scripts: int) -> Path:
     return root
 
 
-def test_programs_analysed_in_several_processes_give_the_same_findings(tmp_path: Path) -> None:
+def test_programs_analysed_in_several_processes_give_the_same_findings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     root = gallery(tmp_path, 60)
     rules = enabled_rules(["ALL"], [])
     alone = lint_paths([root], rules, relative_to=root, jobs=1)
-    shared = lint_paths([root], rules, relative_to=root, jobs=2)
+    forks: list[int] = []
+    fork = os.fork
+
+    def counted() -> int:
+        forks.append(1)
+        return fork()
+
+    # Alone in its process (a test runner's own threads aside): forked.
+    monkeypatch.setattr(threading, "active_count", lambda: 1)
+    monkeypatch.setattr(os, "fork", counted)
+    shared = lint_paths([root], rules, relative_to=root, jobs=3)
+    assert len(forks) == 2  # this process analyses a share too
     assert shared == alone
     assert {f.rule for f in alone.findings} >= {"HR002", "HR010", "HR017"}
     # Each omission of the helper stays one finding with the uses of every script that
@@ -252,10 +265,10 @@ def test_programs_analysed_in_several_processes_give_the_same_findings(tmp_path:
 def test_few_files_or_a_running_thread_are_analysed_in_this_process(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def no_fork(method: str) -> None:
-        raise AssertionError(f"started {method} workers")
+    def no_fork() -> int:
+        raise AssertionError("started fork workers")
 
-    monkeypatch.setattr(multiprocessing, "get_context", no_fork)
+    monkeypatch.setattr(os, "fork", no_fork)
     monkeypatch.setattr(workers, "available_cores", lambda: 2)
     rules = enabled_rules(["ALL"], [])
     few = gallery(tmp_path / "few", workers.MIN_FILES - 2)
@@ -273,6 +286,37 @@ def test_few_files_or_a_running_thread_are_analysed_in_this_process(
     monkeypatch.setattr(threading, "active_count", lambda: 1)
     with pytest.raises(AssertionError, match="started fork workers"):
         lint_paths([many], rules, relative_to=many)
+
+
+def test_a_share_whose_worker_failed_is_analysed_in_this_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = gallery(tmp_path, 60)
+    rules = enabled_rules(["ALL"], [])
+    alone = lint_paths([root], rules, relative_to=root, jobs=1)
+    forks: list[int] = []
+    fork = os.fork
+
+    def counted() -> int:
+        forks.append(1)
+        return fork()
+
+    # Alone in its process (a test runner's own threads aside): forked.
+    monkeypatch.setattr(threading, "active_count", lambda: 1)
+    monkeypatch.setattr(os, "fork", counted)
+    # A worker that dies before it sends anything (killed, out of memory).
+    monkeypatch.setattr(workers, "_encode", lambda found: os._exit(3))
+    assert lint_paths([root], rules, relative_to=root, jobs=2) == alone
+    # A worker whose findings do not read back.
+    monkeypatch.setattr(workers, "_encode", lambda found: b"[[1, 2]]")
+    assert lint_paths([root], rules, relative_to=root, jobs=2) == alone
+    assert len(forks) == 2
+
+
+def test_findings_travel_from_a_worker_as_they_are(tmp_path: Path) -> None:
+    found = lint_paths([gallery(tmp_path, 10)], enabled_rules(["ALL"], [])).findings
+    assert any(finding.related for finding in found)
+    assert workers._decode(workers._encode(list(found))) == list(found)
 
 
 def test_a_name_read_before_a_later_assignment_is_followed_in_another_pass() -> None:
