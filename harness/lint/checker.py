@@ -301,7 +301,11 @@ def _local_rules(module: Module, project: Project) -> Iterable[tuple[str, ast.AS
     for node in nodes:
         if isinstance(node, ast.Assign | ast.AnnAssign) and node.value is not None:
             targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-            if manual_seeded and {ast.unparse(t) for t in targets} & manual_seeded:
+            if (
+                manual_seeded
+                and isinstance(node.value, ast.Call)  # only a call can make a generator
+                and {ast.unparse(t) for t in targets} & manual_seeded
+            ):
                 seeded_generators.add(id(node.value))
             for target in targets:
                 yield from _assignment(target, node.value, module, project)
