@@ -132,6 +132,9 @@ class Project:
         self.modules: list[Module] = []
         self.syntax = Syntax()
         self._by_name: dict[str, list[Module]] = {}
+        # The first part of every module's name: a dotted name rooted elsewhere
+        # (``numpy.random.rand``) names no project module, whatever follows.
+        self._first_names: set[str] = set()
         self._by_path: dict[Path, Module] = {}
         self._roots = [root.resolve() for root in roots]
         self._context_loaded = 0
@@ -145,6 +148,7 @@ class Project:
         # What a callee, called from within a function (or a module's body), resolves
         # to: the analyses ask again at every pass and for every state.
         self._resolved: dict[tuple[int, int], Target | None] = {}
+        self._attributes: dict[int, str | None] = {}
 
     # -- loading -----------------------------------------------------------------------
 
@@ -165,6 +169,7 @@ class Project:
         _index_definitions(module)
         self.modules.append(module)
         self._by_name.setdefault(name, []).append(module)
+        self._first_names.add(name.partition(".")[0])
         self._by_path[module.resolved] = module
         return module
 
@@ -292,7 +297,9 @@ class Project:
         names, or None when it is not the project's. A name a package re-exports
         (``from .train_utils import setup`` in ``utils/__init__.py``) is followed."""
         parts = qualified.split(".")
-        for cut in range(len(parts), 0, -1):
+        # A name rooted in no project module (numpy.random.rand): no part to look up.
+        cuts = range(len(parts), 0, -1) if parts[0] in self._first_names else range(0)
+        for cut in cuts:
             module = self.module(".".join(parts[:cut]), near)
             if module is None:
                 continue
@@ -321,8 +328,15 @@ class Project:
                 return f"{module.name}.{node.id}"
             return None
         if isinstance(node, ast.Attribute):
+            # Kept per attribute: the analyses ask again at every pass (a node lies in
+            # one module, whose imports and definitions are fixed once it is added).
+            key = id(node)
+            if key in self._attributes:
+                return self._attributes[key]
             base = self.qualified(node.value, module)
-            return None if base is None else f"{base}.{node.attr}"
+            found = None if base is None else f"{base}.{node.attr}"
+            self._attributes[key] = found
+            return found
         return None
 
     def resolve_call(
@@ -423,6 +437,7 @@ class Project:
         for module in modules:
             part.modules.append(module)
             part._by_name.setdefault(module.name, []).append(module)
+            part._first_names.add(module.name.partition(".")[0])
             part._by_path[module.resolved] = module
         return part
 
