@@ -187,7 +187,7 @@ def _no_collections() -> Iterator[None]:
     """Python's cyclic collector, off while linting: the trees, their recorded children
     and the analyses' facts are hundreds of thousands of objects that all live until the
     end, so each collection traverses them again and frees almost nothing (a few hundred
-    objects on a few hundred files, against a sixth of the time spent collecting). What
+    objects on a few hundred files, against a seventh of the time spent collecting). What
     the lint leaves in cycles is collected once, after it."""
     enabled = gc.isenabled()
     gc.disable()
