@@ -113,6 +113,13 @@ class Module:
         return self.source.splitlines()
 
     @functools.cached_property
+    def imports_torch(self) -> bool:
+        """Whether the module imports torch or a part of it (asked at each call)."""
+        return any(
+            value == "torch" or value.startswith("torch.") for value in self.aliases.values()
+        )
+
+    @functools.cached_property
     def folder(self) -> Path:
         return self.path.parent.resolve()
 

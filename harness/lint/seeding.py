@@ -572,12 +572,13 @@ def state_checks(  # noqa: PLR0912 (one branch per family of calls)
             yield "HR017", f"layers.{function}(...)", apis.TENSORFLOW
         elif _model_constructor(call, name, given, spread):
             yield "HR017", f"{function}() without pretrained weights", apis.TORCH
-    uses_torch = any(
-        value == "torch" or value.startswith("torch.") for value in module.aliases.values()
-    )
     on_numpy = name is not None and (name == "numpy" or name.startswith("numpy."))
     if attr is not None and not on_numpy:
-        if attr in apis.TORCH_INPLACE_SAMPLERS and uses_torch and "generator" not in keywords:
+        if (
+            attr in apis.TORCH_INPLACE_SAMPLERS
+            and module.imports_torch
+            and "generator" not in keywords
+        ):
             yield "HR004", f".{attr}() without generator=", apis.TORCH
         elif attr in apis.TORCH_DETERMINISTIC_WHEN_ON:
             yield "HR009", f"{attr}()", apis.TORCH_DETERMINISTIC
