@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from harness.lint.project import Function, Module, Project
+from harness.lint.syntax import Syntax
 
 
 @dataclass(frozen=True)
@@ -195,14 +196,14 @@ def _setting(node: ast.expr) -> bool:
 # -- dicts spread into calls ---------------------------------------------------------------
 
 
-def spread_keywords(body: list[ast.stmt]) -> dict[str, dict[str, ast.expr]]:
+def spread_keywords(body: list[ast.stmt], syntax: Syntax) -> dict[str, dict[str, ast.expr]]:
     """For each name in one scope assigned a dict of string keys: its keys and the last
     value written under each (``x = {...}``, ``x = dict(...)``, ``x.update(...)``,
     ``x["k"] = v``). A name also assigned anything else is left out: its keys are unknown."""
     found: dict[str, dict[str, ast.expr]] = {}
     unknown: set[str] = set()
     updates: list[tuple[str, ast.expr]] = []
-    for node in _scope_nodes(body):
+    for node in _scope_nodes(body, syntax):
         if isinstance(node, ast.Assign) and len(node.targets) == 1:
             target = node.targets[0]
             if isinstance(target, ast.Name):
@@ -254,14 +255,15 @@ def _dict_keys(node: ast.expr) -> dict[str, ast.expr] | None:
     return None
 
 
-def _scope_nodes(body: list[ast.stmt]) -> Iterator[ast.AST]:
+def _scope_nodes(body: list[ast.stmt], syntax: Syntax) -> Iterator[ast.AST]:
+    """The nodes of one scope in source order (an assignment before what follows it)."""
     stack: list[ast.AST] = list(reversed(body))
     while stack:
         node = stack.pop()
         yield node
         children = [
             child
-            for child in ast.iter_child_nodes(node)
+            for child in syntax.children(node)
             if not isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)
         ]
         stack.extend(reversed(children))

@@ -42,6 +42,20 @@ from harness.lint.seeding import SeedWalk, constant
 DRAW = "DRAW"
 PARAM = "PARAM"
 _SEED_VALUE_KINDS = frozenset({"HR010", "HR011", DRAW})
+# What may make a source (see Flow._may_have_sources): builtins called by name, methods,
+# and functions by their qualified name (joblib.Parallel: its unordered results).
+_SOURCE_BUILTINS = frozenset({"hash", "set", "frozenset"})
+_SOURCE_METHODS = apis.LISTING_METHODS | apis.UNORDERED_METHODS
+_SOURCE_CALLS = frozenset(
+    {
+        *apis.CLOCK_OR_HOST,
+        *apis.OS_ENTROPY,
+        *apis.LISTINGS,
+        *apis.WALKS,
+        *apis.UNORDERED_CALLS,
+        "joblib.Parallel",
+    }
+)
 _MAX_PASSES = 6
 _MAX_ROUNDS = 4
 # Related locations kept per finding: enough to show the pattern, bounded for huge files.
@@ -140,6 +154,8 @@ class Flow:
         no state with others) where some analysis read a global or attribute before its
         final value was known: elsewhere another round would compute exactly the same.
         """
+        if not self._may_have_sources():
+            return []
         components = self._components
         rerun = set(components.values())
         for round_number in range(_MAX_ROUNDS):
@@ -163,6 +179,32 @@ class Flow:
             if not rerun or (round_number and self._snapshot() == before):
                 break
         return list(self.findings.values())
+
+    def _may_have_sources(self) -> bool:
+        """Whether any value of the program can differ between runs: an unseeded draw,
+        or a call or a set that :meth:`_Analysis._sources`, ``_set_order`` or
+        ``_call_free`` may take as a source (a superset: names as written, whatever they
+        are bound to). Where none can, every value is clean and the analysis finds
+        nothing, so it is not run: most scripts of a gallery read no clock, list no folder
+        and make no set. Keep in step with those methods."""
+        if self.walk.draws_unseeded():
+            return True
+        qualified = self.project.qualified
+        for module in self.project.modules:
+            for node in module.nodes:
+                if isinstance(node, ast.Set | ast.SetComp):
+                    return True  # a set's order (is_set), also through a name or .union()
+                if not isinstance(node, ast.Call):
+                    continue
+                func = node.func
+                if isinstance(func, ast.Name) and func.id in _SOURCE_BUILTINS:
+                    return True
+                if isinstance(func, ast.Attribute) and func.attr in _SOURCE_METHODS:
+                    return True
+                name = qualified(func, module)
+                if name is not None and (name in _SOURCE_CALLS or name.startswith("secrets.")):
+                    return True
+        return False
 
     def read_global(self, module: Module, name: str) -> Taint:
         """A function's read of a module-level name."""

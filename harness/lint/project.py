@@ -113,6 +113,13 @@ class Module:
         return self.source.splitlines()
 
     @functools.cached_property
+    def imports_torch(self) -> bool:
+        """Whether the module imports torch or a part of it (asked at each call)."""
+        return any(
+            value == "torch" or value.startswith("torch.") for value in self.aliases.values()
+        )
+
+    @functools.cached_property
     def folder(self) -> Path:
         return self.path.parent.resolve()
 
@@ -132,6 +139,9 @@ class Project:
         self.modules: list[Module] = []
         self.syntax = Syntax()
         self._by_name: dict[str, list[Module]] = {}
+        # The first part of every module's name: a dotted name rooted elsewhere
+        # (``numpy.random.rand``) names no project module, whatever follows.
+        self._first_names: set[str] = set()
         self._by_path: dict[Path, Module] = {}
         self._roots = [root.resolve() for root in roots]
         self._context_loaded = 0
@@ -141,6 +151,11 @@ class Project:
         # modules from the same few folders.
         self._files: dict[Path, bool] = {}
         self._search_roots: dict[Path, list[Path]] = {}
+        self._holds: dict[tuple[str, str], bool] = {}
+        # What a callee, called from within a function (or a module's body), resolves
+        # to: the analyses ask again at every pass and for every state.
+        self._resolved: dict[tuple[int, int], Target | None] = {}
+        self._attributes: dict[int, str | None] = {}
 
     # -- loading -----------------------------------------------------------------------
 
@@ -161,6 +176,7 @@ class Project:
         _index_definitions(module)
         self.modules.append(module)
         self._by_name.setdefault(name, []).append(module)
+        self._first_names.add(name.partition(".")[0])
         self._by_path[module.resolved] = module
         return module
 
@@ -204,8 +220,11 @@ class Project:
         return found
 
     def _read_context(self, name: str, near: Module) -> Module | None:
-        relative = Path(*name.split("."))
+        parts = name.split(".")
+        relative = Path(*parts)
         for root in self._roots_near(near):
+            if not self._may_hold(root, parts[0]):
+                continue
             for candidate in (root / relative.with_suffix(".py"), root / relative / "__init__.py"):
                 if not self._is_file(candidate):
                     continue
@@ -238,6 +257,17 @@ class Project:
             roots = list(dict.fromkeys([near.folder, package_root, *self._roots]))
             self._search_roots[folder] = roots
         return roots
+
+    def _may_hold(self, root: Path, first: str) -> bool:
+        """Whether ``root`` holds a module or package named ``first``: a module below it
+        can lie there only then. Most imports name installed packages (``numpy``,
+        ``sklearn.datasets``), sought in every folder: asked once per folder and name."""
+        key = (str(root), first)
+        known = self._holds.get(key)
+        if known is None:
+            known = (root / f"{first}.py").exists() or (root / first).is_dir()
+            self._holds[key] = known
+        return known
 
     def _is_file(self, path: Path) -> bool:
         known = self._files.get(path)
@@ -274,7 +304,9 @@ class Project:
         names, or None when it is not the project's. A name a package re-exports
         (``from .train_utils import setup`` in ``utils/__init__.py``) is followed."""
         parts = qualified.split(".")
-        for cut in range(len(parts), 0, -1):
+        # A name rooted in no project module (numpy.random.rand): no part to look up.
+        cuts = range(len(parts), 0, -1) if parts[0] in self._first_names else range(0)
+        for cut in cuts:
             module = self.module(".".join(parts[:cut]), near)
             if module is None:
                 continue
@@ -303,14 +335,31 @@ class Project:
                 return f"{module.name}.{node.id}"
             return None
         if isinstance(node, ast.Attribute):
+            # Kept per attribute: the analyses ask again at every pass (a node lies in
+            # one module, whose imports and definitions are fixed once it is added).
+            key = id(node)
+            if key in self._attributes:
+                return self._attributes[key]
             base = self.qualified(node.value, module)
-            return None if base is None else f"{base}.{node.attr}"
+            found = None if base is None else f"{base}.{node.attr}"
+            self._attributes[key] = found
+            return found
         return None
 
     def resolve_call(
         self, call: ast.Call, module: Module, within: Function | None
     ) -> Target | None:
         """The project function or class a call names, if any."""
+        key = (id(call.func), id(within))
+        if key in self._resolved:
+            return self._resolved[key]
+        found = self._resolve_call(call, module, within)
+        self._resolved[key] = found
+        return found
+
+    def _resolve_call(
+        self, call: ast.Call, module: Module, within: Function | None
+    ) -> Target | None:
         func = call.func
         if within is not None and isinstance(func, ast.Name):
             scope: Function | None = within
@@ -395,6 +444,7 @@ class Project:
         for module in modules:
             part.modules.append(module)
             part._by_name.setdefault(module.name, []).append(module)
+            part._first_names.add(module.name.partition(".")[0])
             part._by_path[module.resolved] = module
         return part
 

@@ -117,6 +117,7 @@ class SeedWalk:
         self.called: set[int] = set()
         # Modules another project module imports (filled by run()).
         self.imported: set[int] = set()
+        self._unseeded: set[int] | None = None
 
     # -- entry -------------------------------------------------------------------------
 
@@ -180,12 +181,23 @@ class SeedWalk:
         return function.node.name in managed
 
     def unseeded(self, call: ast.Call) -> bool:
-        """Whether a global draw ran, in some walk, with its generator unseeded."""
-        return any(
-            site.needs in _GENERATORS and site.unmet
-            for rule in _DRAW_RULES
-            if (site := self.sites.get((id(call), rule))) is not None
-        )
+        """Whether a global draw ran, in some walk, with its generator unseeded (asked
+        once the walk has run)."""
+        return id(call) in self._unseeded_draws()
+
+    def draws_unseeded(self) -> bool:
+        """Whether any global draw ran, in some walk, with its generator unseeded."""
+        return bool(self._unseeded_draws())
+
+    def _unseeded_draws(self) -> set[int]:
+        # The flow analysis asks at every call it evaluates: the sites are final by then.
+        if self._unseeded is None:
+            self._unseeded = {
+                id(site.call)
+                for site in self.sites.values()
+                if site.rule in _DRAW_RULES and site.needs in _GENERATORS and site.unmet
+            }
+        return self._unseeded
 
     # -- walking -----------------------------------------------------------------------
 
@@ -445,7 +457,7 @@ class SeedWalk:
         body = within.node.body if within is not None else module.tree.body
         key = id(body)
         if key not in self._spread:
-            self._spread[key] = spread_keywords(body)
+            self._spread[key] = spread_keywords(body, self.project.syntax)
         known = self._spread[key]
         merged: dict[str, ast.expr] = {}
         for item in call.keywords:
@@ -560,12 +572,13 @@ def state_checks(  # noqa: PLR0912 (one branch per family of calls)
             yield "HR017", f"layers.{function}(...)", apis.TENSORFLOW
         elif _model_constructor(call, name, given, spread):
             yield "HR017", f"{function}() without pretrained weights", apis.TORCH
-    uses_torch = any(
-        value == "torch" or value.startswith("torch.") for value in module.aliases.values()
-    )
     on_numpy = name is not None and (name == "numpy" or name.startswith("numpy."))
     if attr is not None and not on_numpy:
-        if attr in apis.TORCH_INPLACE_SAMPLERS and uses_torch and "generator" not in keywords:
+        if (
+            attr in apis.TORCH_INPLACE_SAMPLERS
+            and module.imports_torch
+            and "generator" not in keywords
+        ):
             yield "HR004", f".{attr}() without generator=", apis.TORCH
         elif attr in apis.TORCH_DETERMINISTIC_WHEN_ON:
             yield "HR009", f"{attr}()", apis.TORCH_DETERMINISTIC
@@ -681,17 +694,25 @@ def _call_graph(project: Project) -> tuple[set[int], set[int]]:
     # method of that name has a caller, which takes what it returns.
     called_by_name: set[str] = set()
     for module, within, body in scopes:
-        for node in _own_nodes(body, project.syntax):
+        # A name or attribute that a call calls is not a value: the scope's nodes come
+        # depth first, each call before its callee.
+        callees: set[int] = set()
+        for node in project.syntax.scope(body):
             if isinstance(node, ast.Call):
+                func = node.func
+                if isinstance(func, ast.Name | ast.Attribute):
+                    callees.add(id(func))
                 target = project.resolve_call(node, module, within)
                 if isinstance(target, Class):
                     target = project.constructor(target)
                 if isinstance(target, Function):
                     called.add(id(target))
-                elif target is None and isinstance(node.func, ast.Attribute):
-                    called_by_name.add(node.func.attr)
-            elif isinstance(node, ast.Name | ast.Attribute) and _may_name_a_function(
-                node, module, within
+                elif target is None and isinstance(func, ast.Attribute):
+                    called_by_name.add(func.attr)
+            elif (
+                isinstance(node, ast.Name | ast.Attribute)
+                and id(node) not in callees
+                and _may_name_a_function(node, module, within)
             ):
                 probe = ast.Call(func=node, args=[], keywords=[])
                 target = project.resolve_call(probe, module, within)
@@ -725,26 +746,6 @@ def _may_name_a_function(
             or (within is not None and bool(within.local_functions))
         )
     return False
-
-
-def _own_nodes(body: list[ast.stmt], syntax: Syntax) -> list[ast.AST]:
-    """The nodes of one scope, less the callee expressions (a call is not a reference)."""
-    found: list[ast.AST] = []
-    stack: list[ast.AST] = list(body)
-    while stack:
-        node = stack.pop()
-        found.append(node)
-        if isinstance(node, ast.Call):
-            # The callee expression is a call, not a reference.
-            stack.extend(node.args)
-            stack.extend(k.value for k in node.keywords)
-            if isinstance(node.func, ast.Attribute):
-                stack.append(node.func.value)
-            elif not isinstance(node.func, ast.Name):
-                stack.append(node.func)
-            continue
-        stack.extend(syntax.inside(node))
-    return found
 
 
 def _first_seeding(

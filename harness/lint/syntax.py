@@ -8,6 +8,11 @@ visits most of the linter's time. So each tree is walked once, when it is read: 
 checks the depth, lists the nodes in ``ast.walk`` order and records every node's children;
 later traversals read the record. The trees are never changed after they are read, and
 the record lives as long as they do (a node's ``id`` stays its own).
+
+The record leaves out the context and operator nodes (``Load``, ``Store``, ``Add``,
+``Eq``, ...): a third of all nodes, yet no analysis visits them (they are read as the
+``ctx`` and ``op`` of their parent), and ``ast.parse`` shares one instance of each among
+all trees. The depth check still counts them, as ``ast.walk`` reaches them.
 """
 
 from __future__ import annotations
@@ -25,12 +30,13 @@ class Syntax:
     def __init__(self) -> None:
         self._children: dict[int, Children] = {}
         self._calls: dict[int, list[ast.Call]] = {}
-        # Per node: its children that are not definitions (what a scope descends into).
-        self._inside: dict[int, Children] = {}
+        # Per body of statements: its scope's nodes.
+        self._scopes: dict[int, list[ast.AST]] = {}
 
     def read(self, tree: ast.AST, max_depth: int) -> list[ast.AST] | None:
-        """Record ``tree``; its nodes in ``ast.walk`` order, or None (nothing recorded)
-        when it nests deeper than ``max_depth``."""
+        """Record ``tree``; its nodes in ``ast.walk`` order (less the context and
+        operator nodes), or None (nothing recorded) when it nests deeper than
+        ``max_depth``."""
         found: dict[int, Children] = {}
         nodes: list[ast.AST] = [tree]
         level: list[ast.AST] = [tree]
@@ -43,6 +49,8 @@ class Syntax:
                 children = child_nodes(node)
                 found[id(node)] = children
                 below.extend(children)
+            if depth == max_depth and any(type(node) in _WITH_SINGLETONS for node in level):
+                return None  # their context or operator node lies one level deeper
             nodes.extend(below)
             level = below
             depth += 1
@@ -50,12 +58,13 @@ class Syntax:
         return nodes
 
     def children(self, node: ast.AST) -> Children:
-        """``ast.iter_child_nodes(node)``, from the record for a node of a tree read."""
+        """:func:`child_nodes`, from the record for a node of a tree read."""
         known = self._children.get(id(node))
         return known if known is not None else child_nodes(node)
 
     def walk(self, node: ast.AST) -> list[ast.AST]:
-        """``ast.walk(node)``: the node and everything below it, breadth first."""
+        """``ast.walk(node)``: the node and everything below it, breadth first (less the
+        context and operator nodes)."""
         found = [node]
         for each in found:
             found.extend(self.children(each))
@@ -63,24 +72,27 @@ class Syntax:
 
     def scope(self, body: list[ast.stmt]) -> list[ast.AST]:
         """The statements of ``body`` and everything below them, except the functions
-        and classes defined below them (a scope's own facts, not its nested scopes')."""
+        and classes defined below them (a scope's own facts, not its nested scopes'),
+        depth first; kept for a body of a tree read (the call graph and the flow
+        analysis both ask)."""
+        known = self._scopes.get(id(body))
+        if known is not None:
+            return known
+        recorded = self._children
         stack: list[ast.AST] = list(body)
         found: list[ast.AST] = []
-        inside = self.inside
         while stack:
             node = stack.pop()
             found.append(node)
-            stack.extend(inside(node))
+            below = recorded.get(id(node))
+            if below is None:
+                below = child_nodes(node)
+            for child in below:
+                if type(child) not in _DEFINITIONS:
+                    stack.append(child)
+        if body and id(body[0]) in recorded:
+            self._scopes[id(body)] = found
         return found
-
-    def inside(self, node: ast.AST) -> Children:
-        """The children of ``node`` that are not definitions (what a scope descends to)."""
-        below = self._inside.get(id(node))
-        if below is None:
-            below = tuple(c for c in self.children(node) if type(c) not in _DEFINITIONS)
-            if id(node) in self._children:
-                self._inside[id(node)] = below
-        return below
 
     def calls_in_order(self, node: ast.AST) -> list[ast.Call]:
         """The calls in ``node`` in evaluation order (arguments before the call that
@@ -104,15 +116,63 @@ class Syntax:
 
 
 def child_nodes(node: ast.AST) -> Children:
-    """What ``ast.iter_child_nodes`` yields, as a tuple."""
+    """What ``ast.iter_child_nodes`` yields, as a tuple, less the context and operator
+    nodes."""
+    kind = type(node)
+    fields = _FIELDS.get(kind)
+    if fields is None:
+        fields = _FIELDS[kind] = _node_fields(kind)
     found: list[ast.AST] = []
-    for name in node._fields:
+    for name in fields:
         value = getattr(node, name, None)
         if isinstance(value, ast.AST):
             found.append(value)
-        elif isinstance(value, list):
-            found.extend(item for item in value if isinstance(item, ast.AST))
+        elif value and isinstance(value, list):
+            for item in value:
+                if isinstance(item, ast.AST):  # not None (a dict's ``**``), not a str
+                    found.append(item)
     return tuple(found) if found else _LEAF
+
+
+# Fields that hold the context and operator nodes left out of the record.
+_SINGLETON_FIELDS = frozenset({"ctx", "op", "ops"})
+# Fields that hold names, numbers or flags, never a node: not looked at.
+_PLAIN_FIELDS = frozenset(
+    {
+        "id",
+        "attr",
+        "name",
+        "asname",
+        "arg",
+        "module",
+        "level",
+        "conversion",
+        "is_async",
+        "type_comment",
+        "kind",
+        "simple",
+        "tag",
+    }
+)
+# Per node type: the fields child_nodes reads.
+_FIELDS: dict[type[ast.AST], tuple[str, ...]] = {}
+# Node types with a context or operator node (Name, Attribute, BinOp, Compare, ...).
+_WITH_SINGLETONS = frozenset(
+    kind
+    for kind in vars(ast).values()
+    if isinstance(kind, type)
+    and issubclass(kind, ast.AST)
+    and _SINGLETON_FIELDS.intersection(kind._fields)
+)
+
+
+def _node_fields(kind: type[ast.AST]) -> tuple[str, ...]:
+    skipped = _SINGLETON_FIELDS | _PLAIN_FIELDS
+    return tuple(
+        name
+        for name in kind._fields
+        if name not in skipped and not (kind is ast.Constant and name == "value")
+    )
 
 
 __all__ = ["Syntax", "child_nodes"]

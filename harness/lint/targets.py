@@ -58,7 +58,7 @@ def lint_paths(
     :mod:`harness.lint.workers`)."""
     enabled = frozenset(rules)
     files = collect_files(paths)
-    base = relative_to or Path.cwd()
+    base = (relative_to or Path.cwd()).resolve()  # once: resolving walks every folder
     shown = [_shown(file, base) for file in files]
     try:
         found = check_files(list(zip(files, shown, strict=True)), roots, managed, enabled, jobs)
@@ -90,8 +90,9 @@ def _walk(folder: Path) -> list[Path]:
 
 
 def _shown(path: Path, base: Path) -> str:
+    """``path`` relative to ``base`` (resolved) where it lies below it."""
     try:
-        return path.resolve().relative_to(base.resolve()).as_posix()
+        return path.resolve().relative_to(base).as_posix()
     except ValueError:
         return str(path)
 

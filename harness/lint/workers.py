@@ -5,37 +5,37 @@ mostly separate programs, and programs share nothing once the files are parsed a
 imports linked (:meth:`~harness.lint.project.Project.programs`): each is analysed alone
 either way, so the findings do not depend on how many processes analyse them. With at
 least :data:`MIN_FILES` files and more than one core available to this process, the
-programs are shared among that many worker processes, forked after parsing so that each
-inherits the parsed trees and only findings travel back. Forking is the only start method
-that inherits them: where the platform does not fork, or a thread is running (forking it
-is unsafe), the programs are analysed in this process.
+programs are split into one share per core, of about equal source size; this process
+forks one worker per share but the first, after parsing, so that each inherits the
+parsed trees, and analyses the first share itself meanwhile. A worker sends its findings
+back through a pipe, as JSON (nothing is unpickled), and ends without tearing down what
+it inherited. Forking is the only start method that inherits the trees: where the
+platform does not fork, or a thread is running (forking it is unsafe), the programs are
+analysed in this process; so is a share whose worker failed, which surfaces its error
+as one process would.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import functools
+import json
 import os
 import signal
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-from harness.lint.findings import Finding
+from harness.lint.findings import Finding, Location
 from harness.lint.project import Project
 
 # Below this many files, starting processes costs more than it saves.
 MIN_FILES = 48
-# Shares per worker: a few large programs are spread out instead of ending up in one.
-_SHARES_PER_WORKER = 4
 
 Analyse = Callable[
     [Project, Mapping[Path, frozenset[str]] | None, frozenset[str] | None], list[Finding]
 ]
-
-# What the forked workers analyse: set in the parent just before forking, inherited.
-_job: (
-    tuple[Sequence[Project], Mapping[Path, frozenset[str]] | None, frozenset[str] | None, Analyse]
-    | None
-) = None
 
 
 def analyse_programs(
@@ -47,26 +47,30 @@ def analyse_programs(
 ) -> list[Finding]:
     """The findings of every program; ``jobs`` processes (None: by the number of files
     and cores, see the module's docstring)."""
+
+    def share_findings(share: list[int]) -> list[Finding]:
+        return [found for index in share for found in analyse(programs[index], managed, rules)]
+
     workers = _workers(programs) if jobs is None else min(jobs, len(programs))
     if workers <= 1 or not _can_fork():
-        return [found for program in programs for found in analyse(program, managed, rules)]
-    # Imported only here: it takes longer to import than most lints of a few files take.
-    import multiprocessing  # noqa: PLC0415
-
-    global _job  # noqa: PLW0603 (handed to the forked workers by inheritance)
-    _job = (programs, managed, rules, analyse)
+        return share_findings(list(range(len(programs))))
+    own, *others = _shares(programs, workers)
+    started: dict[int, int] = {}  # each worker's process id, and the pipe's end to read
     try:
-        context = multiprocessing.get_context("fork")
-        with context.Pool(workers, initializer=_ignore_interrupts) as pool:
-            found = [
-                f
-                for share in pool.imap_unordered(_share, _shares(programs, workers))
-                for f in share
-            ]
-            pool.close()
-            pool.join()
+        for share in others:
+            pid, pipe = _fork(functools.partial(share_findings, share))
+            started[pid] = pipe
+        found = share_findings(own)
+        for (pid, pipe), share in zip(list(started.items()), others, strict=True):
+            sent = _collect(pid, pipe, started)
+            found.extend(sent if sent is not None else share_findings(share))
     finally:
-        _job = None
+        for pid, pipe in started.items():  # interrupted: the workers stop with this process
+            with contextlib.suppress(OSError):
+                os.close(pipe)
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
     return found
 
 
@@ -84,37 +88,71 @@ def _workers(programs: Sequence[Project]) -> int:
 
 
 def _can_fork() -> bool:
-    import multiprocessing  # noqa: PLC0415 (see analyse_programs)
-
-    return "fork" in multiprocessing.get_all_start_methods() and threading.active_count() == 1
+    return hasattr(os, "fork") and threading.active_count() == 1
 
 
 def _shares(programs: Sequence[Project], workers: int) -> list[list[int]]:
-    """Program indexes in shares of about equal source size, largest programs first."""
-    count = min(len(programs), workers * _SHARES_PER_WORKER)
-    shares: list[list[int]] = [[] for _ in range(count)]
-    sizes = [0] * count
-    by_size = sorted(
-        range(len(programs)),
-        key=lambda index: -sum(len(m.source) for m in programs[index].modules),
-    )
-    for index in by_size:
-        smallest = sizes.index(min(sizes))
+    """Program indexes in ``workers`` shares of about equal source size, each program to
+    the smallest share so far, largest programs first."""
+    sizes = [sum(len(m.source) for m in program.modules) for program in programs]
+    shares: list[list[int]] = [[] for _ in range(workers)]
+    totals = [0] * workers
+    for index in sorted(range(len(programs)), key=lambda i: -sizes[i]):
+        smallest = totals.index(min(totals))
         shares[smallest].append(index)
-        sizes[smallest] += sum(len(m.source) for m in programs[index].modules)
+        totals[smallest] += sizes[index]
     return [share for share in shares if share]
 
 
-def _share(indexes: list[int]) -> list[Finding]:
-    if _job is None:  # only a worker forked by analyse_programs runs this
-        return []
-    programs, managed, rules, analyse = _job
-    return [found for index in indexes for found in analyse(programs[index], managed, rules)]
+def _fork(work: Callable[[], list[Finding]]) -> tuple[int, int]:
+    """A worker that runs ``work`` and writes its findings to a pipe: its process id and
+    the pipe's end to read."""
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid:
+        os.close(write)
+        return pid, read
+    status = 1
+    try:  # the worker: never returns, never runs this process's cleanup
+        # Ctrl-C reaches the whole process group: the parent stops the workers.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        os.close(read)
+        with os.fdopen(write, "wb") as stream:
+            stream.write(_encode(work()))
+        status = 0
+    finally:
+        os._exit(status)
 
 
-def _ignore_interrupts() -> None:
-    # Ctrl-C reaches the whole process group: the parent stops the pool and reports it once.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+def _collect(pid: int, pipe: int, started: dict[int, int]) -> list[Finding] | None:
+    """What a worker sent, or None when it failed (its share is analysed again here);
+    the worker is ended and no longer in ``started``."""
+    with os.fdopen(pipe, "rb") as stream:
+        data = stream.read()
+    _, status = os.waitpid(pid, 0)
+    del started[pid]
+    if status != 0:
+        return None
+    try:
+        return _decode(data)
+    except (ValueError, TypeError):
+        return None
+
+
+def _encode(found: list[Finding]) -> bytes:
+    return json.dumps([dataclasses.astuple(finding) for finding in found]).encode()
+
+
+def _decode(data: bytes) -> list[Finding]:
+    found = []
+    for values in json.loads(data):
+        fields = dict(zip(_FINDING_FIELDS, values, strict=True))
+        fields["related"] = tuple(Location(*place) for place in fields["related"])
+        found.append(Finding(**fields))
+    return found
+
+
+_FINDING_FIELDS = [field.name for field in dataclasses.fields(Finding)]
 
 
 __all__ = ["MIN_FILES", "analyse_programs", "available_cores"]

@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import ast
 import gc
-import multiprocessing
+import os
 import textwrap
 import threading
+from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
@@ -106,14 +107,33 @@ def f(x):
 """
 
 
+# The context and operator nodes, which the record leaves out.
+SINGLETONS = (ast.expr_context, ast.operator, ast.unaryop, ast.boolop, ast.cmpop)
+
+
+def kept(nodes: Iterable[ast.AST]) -> list[ast.AST]:
+    return [node for node in nodes if not isinstance(node, SINGLETONS)]
+
+
 def test_the_recorded_children_and_walk_are_those_of_the_ast_module() -> None:
     syntax = Syntax()
     tree = ast.parse(EVERY_KIND)
     nodes = syntax.read(tree, MAX_DEPTH)
-    assert nodes == list(ast.walk(tree))
+    assert nodes == kept(ast.walk(tree))
+    assert {type(node) for node in ast.walk(tree) if isinstance(node, SINGLETONS)} >= {
+        ast.Load,
+        ast.Store,
+        ast.Del,
+        ast.BitOr,
+        ast.Gt,
+        ast.Not,
+        ast.Invert,
+        ast.USub,
+        ast.Or,
+    }
     for node in nodes:
-        assert syntax.children(node) == tuple(ast.iter_child_nodes(node))
-        assert syntax.walk(node) == list(ast.walk(node))
+        assert syntax.children(node) == tuple(kept(ast.iter_child_nodes(node)))
+        assert syntax.walk(node) == kept(ast.walk(node))
     # A scope: its statements and what is below them, but no definition below them.
     definitions = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
     for body in [tree.body, *(n.body for n in nodes if isinstance(n, definitions))]:
@@ -121,12 +141,14 @@ def test_the_recorded_children_and_walk_are_those_of_the_ast_module() -> None:
         while stack:
             node = stack.pop()
             expected.append(node)
-            stack.extend(c for c in ast.iter_child_nodes(node) if not isinstance(c, definitions))
+            stack.extend(
+                c for c in kept(ast.iter_child_nodes(node)) if not isinstance(c, definitions)
+            )
         assert syntax.scope(body) == expected
         assert syntax.scope(body) == expected  # the second time from the record
     # A node built later (not recorded) gets its children all the same.
     made = ast.BinOp(ast.Constant(1), ast.Add(), ast.Name("x", ast.Load()))
-    assert syntax.children(made) == tuple(ast.iter_child_nodes(made))
+    assert syntax.children(made) == tuple(kept(ast.iter_child_nodes(made)))
 
 
 def test_calls_come_in_evaluation_order_without_entering_definitions() -> None:
@@ -148,10 +170,49 @@ def test_a_tree_too_deep_is_refused_and_nothing_of_it_recorded() -> None:
     assert syntax.read(tree, 60) is not None
 
 
-def test_the_collector_thresholds_are_restored_after_linting() -> None:
+@pytest.mark.parametrize(
+    "source", ["x = y", "x = -y", "x = a.b", "x = a < b", "x = a or b", "del x[0]"]
+)
+def test_the_depth_limit_counts_the_context_and_operator_nodes(source: str) -> None:
+    # The deepest node is a context or operator node, which the record leaves out: a
+    # tree is refused exactly where ast.walk reaches a node beyond the limit.
+    tree = ast.parse(source)
+    depths: dict[bool, int] = {True: 0, False: 0}  # by whether the node is left out
+    stack = [(tree, 0)]
+    while stack:
+        node, depth = stack.pop()
+        left_out = isinstance(node, SINGLETONS)
+        depths[left_out] = max(depths[left_out], depth)
+        stack.extend((child, depth + 1) for child in ast.iter_child_nodes(node))
+    deepest = depths[True]
+    assert depths[False] < deepest
+    assert Syntax().read(tree, deepest - 1) is None
+    assert Syntax().read(tree, deepest) is not None
+
+
+def test_the_collector_is_off_while_linting_and_restored_after(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    seen: list[bool] = []
+    original = flow_module.Flow.run
+
+    def watched(self: flow_module.Flow) -> list[flow_module.FlowFinding]:
+        seen.append(gc.isenabled())
+        return original(self)
+
+    monkeypatch.setattr(flow_module.Flow, "run", watched)
     before = gc.get_threshold()
+    assert gc.isenabled()
     findings(LATE_ATTRIBUTE)
+    assert seen == [False]
+    assert gc.isenabled()
     assert gc.get_threshold() == before
+    gc.disable()
+    try:
+        findings(LATE_ATTRIBUTE)
+        assert not gc.isenabled()  # off before, off after
+    finally:
+        gc.enable()
 
 
 # -- programs in parallel ------------------------------------------------------------------
@@ -174,11 +235,24 @@ def gallery(root: Path, scripts: int) -> Path:
     return root
 
 
-def test_programs_analysed_in_several_processes_give_the_same_findings(tmp_path: Path) -> None:
+def test_programs_analysed_in_several_processes_give_the_same_findings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     root = gallery(tmp_path, 60)
     rules = enabled_rules(["ALL"], [])
     alone = lint_paths([root], rules, relative_to=root, jobs=1)
-    shared = lint_paths([root], rules, relative_to=root, jobs=2)
+    forks: list[int] = []
+    fork = os.fork
+
+    def counted() -> int:
+        forks.append(1)
+        return fork()
+
+    # Alone in its process (a test runner's own threads aside): forked.
+    monkeypatch.setattr(threading, "active_count", lambda: 1)
+    monkeypatch.setattr(os, "fork", counted)
+    shared = lint_paths([root], rules, relative_to=root, jobs=3)
+    assert len(forks) == 2  # this process analyses a share too
     assert shared == alone
     assert {f.rule for f in alone.findings} >= {"HR002", "HR010", "HR017"}
     # Each omission of the helper stays one finding with the uses of every script that
@@ -191,10 +265,10 @@ def test_programs_analysed_in_several_processes_give_the_same_findings(tmp_path:
 def test_few_files_or_a_running_thread_are_analysed_in_this_process(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def no_fork(method: str) -> None:
-        raise AssertionError(f"started {method} workers")
+    def no_fork() -> int:
+        raise AssertionError("started fork workers")
 
-    monkeypatch.setattr(multiprocessing, "get_context", no_fork)
+    monkeypatch.setattr(os, "fork", no_fork)
     monkeypatch.setattr(workers, "available_cores", lambda: 2)
     rules = enabled_rules(["ALL"], [])
     few = gallery(tmp_path / "few", workers.MIN_FILES - 2)
@@ -212,6 +286,37 @@ def test_few_files_or_a_running_thread_are_analysed_in_this_process(
     monkeypatch.setattr(threading, "active_count", lambda: 1)
     with pytest.raises(AssertionError, match="started fork workers"):
         lint_paths([many], rules, relative_to=many)
+
+
+def test_a_share_whose_worker_failed_is_analysed_in_this_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = gallery(tmp_path, 60)
+    rules = enabled_rules(["ALL"], [])
+    alone = lint_paths([root], rules, relative_to=root, jobs=1)
+    forks: list[int] = []
+    fork = os.fork
+
+    def counted() -> int:
+        forks.append(1)
+        return fork()
+
+    # Alone in its process (a test runner's own threads aside): forked.
+    monkeypatch.setattr(threading, "active_count", lambda: 1)
+    monkeypatch.setattr(os, "fork", counted)
+    # A worker that dies before it sends anything (killed, out of memory).
+    monkeypatch.setattr(workers, "_encode", lambda found: os._exit(3))
+    assert lint_paths([root], rules, relative_to=root, jobs=2) == alone
+    # A worker whose findings do not read back.
+    monkeypatch.setattr(workers, "_encode", lambda found: b"[[1, 2]]")
+    assert lint_paths([root], rules, relative_to=root, jobs=2) == alone
+    assert len(forks) == 2
+
+
+def test_findings_travel_from_a_worker_as_they_are(tmp_path: Path) -> None:
+    found = lint_paths([gallery(tmp_path, 10)], enabled_rules(["ALL"], [])).findings
+    assert any(finding.related for finding in found)
+    assert workers._decode(workers._encode(list(found))) == list(found)
 
 
 def test_a_name_read_before_a_later_assignment_is_followed_in_another_pass() -> None:
@@ -240,3 +345,102 @@ def test_a_name_read_before_a_later_assignment_is_followed_in_another_pass() -> 
         findings(late)
         # The module's body, then run(): once more after its first pass only.
         assert passes == [False, True, False]
+
+
+# -- programs in which no value can differ between runs ------------------------------------
+
+# Each program holds one kind of source alone, which reaches a result: the flow analysis
+# must run for it (a program with none is not analysed, see Flow._may_have_sources).
+ONE_SOURCE = {
+    "clock": ("import json, time\njson.dump(time.time(), open('o', 'w'))\n", "HR010"),
+    "clock in a default": (
+        "import argparse, datetime\nparser = argparse.ArgumentParser()\n"
+        "parser.add_argument('--out', default=str(datetime.date.today()))\n"
+        "args = parser.parse_args()\nopen(args.out, 'w').write('x')\n",
+        "HR010",
+    ),
+    "entropy": ("import os\nopen('o', 'wb').write(os.urandom(8))\n", "HR011"),
+    "secrets": ("import secrets\nopen('o', 'w').write(secrets.token_hex())\n", "HR011"),
+    "listing": (
+        "import json, os\nfound = []\nfor name in os.listdir('.'):\n    found.append(name)\n"
+        "json.dump(found, open('o', 'w'))\n",
+        "HR014",
+    ),
+    "walk": (
+        "import json, os\nfound = [d for d, _, _ in os.walk('.')]\n"
+        "json.dump(found, open('o', 'w'))\n",
+        "HR014",
+    ),
+    "glob method": (
+        "import json\nfrom pathlib import Path\nfound = [str(p) for p in Path('.').glob('*')]\n"
+        "json.dump(found, open('o', 'w'))\n",
+        "HR014",
+    ),
+    "completion": (
+        "import json\nfrom concurrent.futures import as_completed\n"
+        "found = [f.result() for f in as_completed(jobs)]\njson.dump(found, open('o', 'w'))\n",
+        "HR015",
+    ),
+    "unordered method": (
+        "import json\nfound = list(pool.imap_unordered(str, range(3)))\n"
+        "json.dump(found, open('o', 'w'))\n",
+        "HR015",
+    ),
+    "unordered parallel": (
+        "import json\nfrom joblib import Parallel\n"
+        "found = list(Parallel(return_as='generator_unordered')(jobs))\n"
+        "json.dump(found, open('o', 'w'))\n",
+        "HR015",
+    ),
+    "string hash": ("import random\nrandom.seed(hash('run'))\n", "HR016"),
+    "set literal": (
+        "import json\nfound = []\nfor x in {'a', 'b'}:\n    found.append(x)\n"
+        "json.dump(found, open('o', 'w'))\n",
+        "HR012",
+    ),
+    "set call": ("import json\njson.dump(','.join(set(names)), open('o', 'w'))\n", "HR012"),
+    "set comprehension": (
+        "import json\nkept = {n for n in names}\njson.dump(list(kept), open('o', 'w'))\n",
+        "HR012",
+    ),
+    "unseeded draw": ("import numpy as np\nnp.save('o.npy', np.random.rand(3))\n", "HR002"),
+    "draw as a seed": (
+        "import random\nimport numpy as np\nrandom.seed(np.random.randint(9))\n",
+        "HR018",
+    ),
+}
+
+
+@pytest.mark.parametrize("kind", list(ONE_SOURCE))
+def test_a_program_with_one_kind_of_source_is_analysed(kind: str) -> None:
+    source, rule = ONE_SOURCE[kind]
+    assert rule in {finding.rule for finding in check_source(source, "x.py")}
+
+
+def test_a_program_without_sources_is_not_analysed_for_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    analysed: list[object] = []
+    original = flow_module._Analysis.run
+
+    def counted(self: flow_module._Analysis, body: list[ast.stmt]) -> None:
+        analysed.append(body)
+        original(self, body)
+
+    monkeypatch.setattr(flow_module._Analysis, "run", counted)
+    quiet = """
+        import json
+        import numpy as np
+        import torch
+        from sklearn.cluster import KMeans
+
+        x = np.loadtxt("points.txt")
+        labels = KMeans(3).fit_predict(x)
+        layer = torch.nn.Linear(2, 2)
+        json.dump(labels.tolist(), open("labels.json", "w"))
+    """
+    # The state rules still hold: the estimator and the layer are unseeded.
+    assert {finding.rule for finding in findings(quiet)} == {"HR013", "HR017"}
+    assert analysed == []
+    findings(quiet.replace("layer =", "print(hash('x'))\n        layer ="))
+    assert analysed  # a source, even one that reaches nothing: analysed
