@@ -16,6 +16,9 @@ from pathlib import PurePosixPath
 # TensorBoard's event files (torch.utils.tensorboard, tf.summary, Lightning, Keras).
 _EVENTS = re.compile(r"^events\.out\.tfevents\.")
 _LOG_SUFFIXES = frozenset({".log"})
+# Folders a library fills with its own training telemetry (times, time left, progress),
+# whatever the experiment's results: CatBoost writes catboost_info/ unless told not to.
+_TELEMETRY_FOLDERS = frozenset({"catboost_info"})
 # A date with a time (2026-12-06_10-15-00, 20261206-101500, Dec06_10-15-00) or a Unix
 # time in seconds or milliseconds (1733480000): what libraries put into the names of files
 # they write at startup.
@@ -34,6 +37,13 @@ def is_log_like(path: str) -> bool:
         _EVENTS.match(name)
         or PurePosixPath(name).suffix.lower() in _LOG_SUFFIXES
         or _STAMP.search(path)
+        or _telemetry_folder(path) is not None
+    )
+
+
+def _telemetry_folder(path: str) -> str | None:
+    return next(
+        (part for part in PurePosixPath(path).parts[:-1] if part in _TELEMETRY_FOLDERS), None
     )
 
 
@@ -43,7 +53,10 @@ def exclude_globs(paths: Iterable[str]) -> list[str]:
     globs: list[str] = []
     for path in paths:
         name = PurePosixPath(path).name
-        if _EVENTS.match(name):
+        folder = _telemetry_folder(path)
+        if folder is not None:
+            glob = folder  # a glob names a folder the file lies in
+        elif _EVENTS.match(name):
             glob = "events.out.tfevents.*"
         elif PurePosixPath(name).suffix.lower() in _LOG_SUFFIXES:
             glob = "*" + PurePosixPath(name).suffix

@@ -125,6 +125,16 @@ def test_the_failure_evidence_names_the_path_and_what_it_points_to() -> None:
             'exclude = ["events.out.tfevents.*", "*.log"]',
         ),
         (["logs/metrics-20261206-101500.csv"], 'exclude = ["logs/metrics-*.csv"]'),
+        # CatBoost's telemetry folder: time left, times per iteration, its own event file.
+        (
+            [
+                "catboost_info/catboost_training.json",
+                "catboost_info/learn/events.out.tfevents",
+                "catboost_info/time_left.tsv",
+                "logs/12_06_2026_17_12_28.log",
+            ],
+            'exclude = ["catboost_info", "*.log"]',
+        ),
     ],
 )
 def test_log_like_files_get_an_exact_exclude_line(paths: list[str], line: str) -> None:
