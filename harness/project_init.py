@@ -25,7 +25,14 @@ from typing import Any
 import tomlkit
 from tomlkit.exceptions import TOMLKitError
 
-from harness import atomic, declared_dependencies, project_python
+from harness import (
+    atomic,
+    declared_dependencies,
+    entry_scripts,
+    imported_dependencies,
+    project_python,
+    python_sources,
+)
 from harness.config import PYPROJECT, image_name, load_config
 from harness.config_schema import PLAIN_NAME_PATTERN
 from harness.errors import ConfigError
@@ -130,7 +137,9 @@ def init_project(root: Path, request: InitRequest) -> list[Change]:
     pending: list[_Pending] = []
     document, created = _read_pyproject(root)
     left_out: list[str] = []
-    pyproject_changes = _edit_pyproject(document, root, request, created, left_out)
+    pyproject_changes = _edit_pyproject(
+        document, root, request, created, left_out, sources=_LazySources(root)
+    )
     own_cpu_dockerfile = _harness_dockerfile_beside_deployment(document, root, request)
     if own_cpu_dockerfile is not None:
         pyproject_changes.append(own_cpu_dockerfile)
@@ -298,16 +307,41 @@ def _read_pyproject(root: Path) -> tuple[tomlkit.TOMLDocument, bool]:
         raise ConfigError(f"cannot read {PYPROJECT}: {error}", "fix its syntax first") from None
 
 
+@dataclass
+class _LazySources:
+    """The project's Python files, parsed once and only when init needs them (no
+    dependencies declared, or no experiment)."""
+
+    root: Path
+    _sources: python_sources.Sources | None = None
+    _said_unread: bool = False
+
+    def get(self, notes: list[str]) -> python_sources.Sources:
+        if self._sources is None:
+            self._sources = python_sources.read(self.root)
+        if self._sources.unread and not self._said_unread:
+            self._said_unread = True
+            unread = self._sources.unread
+            shown = "; ".join(unread[:5]) + (
+                f"; and {len(unread) - 5} more" if len(unread) > 5 else ""
+            )
+            notes.append(f"Python files not read for imports and scripts: {shown}")
+        return self._sources
+
+
 def _edit_pyproject(
     document: tomlkit.TOMLDocument,
     root: Path,
     request: InitRequest,
     created: bool,
     notes: list[str] | None = None,
+    *,
+    sources: _LazySources | None = None,
 ) -> list[str]:
     """Add what is missing to ``document``; returns a line per addition (and adds to
     ``notes`` a line per declaration it left out)."""
     notes = [] if notes is None else notes
+    sources = _LazySources(root) if sources is None else sources
     done: list[str] = []
     tool = _table(document, "tool", super_table=True)
     harness = _table(tool, "harness")
@@ -318,13 +352,24 @@ def _edit_pyproject(
     group = str(harness.get("dependency-group", "experiments"))
     groups = _table(document, "dependency-groups")
     if group not in groups:
-        done += _propose_group(document, root, harness, groups, group, notes=notes)
+        done += _propose_group(document, root, harness, groups, group, notes=notes, sources=sources)
     experiments = _table(harness, "experiments", super_table=True)
     wanted = list(request.experiments)
     if not wanted and not experiments and not mlproject_entries(root):
-        # An MLproject's entry points are experiments already (run --mlproject ENTRY);
-        # elsewhere a stub shows what an experiment looks like.
-        wanted = [(STUB_EXPERIMENT, STUB_ENTRY)]
+        # An MLproject's entry points are experiments already (run --mlproject ENTRY); a
+        # repository's training scripts are its experiments; elsewhere a stub shows what
+        # an experiment looks like.
+        found = entry_scripts.find(sources.get(notes))
+        if found.chosen:
+            done += _declare_scripts(experiments, found, sources.get(notes), notes)
+        else:
+            wanted = [(STUB_EXPERIMENT, STUB_ENTRY)]
+        if found.others and not found.chosen:
+            notes.append(
+                f"scripts {', '.join(found.others)}: none is named for training, so none "
+                "was declared; declare the one that trains as [tool.harness.experiments.NAME] "
+                'command = ["python", "SCRIPT.py"] in place of the example'
+            )
     for name, entry in wanted:
         current = experiments.get(name)
         if current is not None and current.get("entry") == entry:
@@ -359,22 +404,40 @@ def _propose_group(
     group: str,
     *,
     notes: list[str],
+    sources: _LazySources,
 ) -> list[str]:
     """The experiments group from what the repository declares (pyproject, requirements
-    files, setup.cfg, setup.py, environment.yml), and, when it needs torch or TensorFlow,
-    the CPU and CUDA variants; returns a line per addition."""
+    files, setup.cfg, setup.py, environment.yml) or, when it declares nothing, from what
+    its code imports; and, when it needs torch or TensorFlow, the CPU and CUDA variants;
+    returns a line per addition."""
     project: Any = document.get("project")
     declared = declared_dependencies.read(
         root, project.unwrap() if hasattr(project, "unwrap") else {}
     )
     notes += declared.skipped
+    if declared.requirements:
+        shown = "; ".join(
+            f"{', '.join(names)} from {source}" for source, names in declared.by_source()
+        )
+        line = f"the project's dependencies ({shown})"
+    else:
+        inferred = imported_dependencies.infer(sources.get(notes))
+        for imported in inferred.dependencies:
+            declared.add(imported.distribution, "imports")
+        if inferred.left_out:
+            notes.append(inferred.describe_left_out())
+        line = (
+            "inferred from the imports, as the project declares no dependencies (check "
+            f"them): {inferred.describe()}"
+            if inferred.dependencies
+            else "the project's dependencies (none found: none declared, none imported)"
+        )
     dependencies = [requirement for requirement, _ in declared.requirements]
     array = tomlkit.array()
     array.extend(dependencies)
     array.multiline(len(dependencies) > 2)
     groups[group] = array
-    shown = "; ".join(f"{', '.join(names)} from {source}" for source, names in declared.by_source())
-    done = [f"[dependency-groups] {group} = the project's dependencies ({shown or 'none found'})"]
+    done = [f"[dependency-groups] {group} = {line}"]
     frameworks = declared.frameworks()
     variants = _table(harness, "variants", super_table=True)
     if not frameworks or "cpu" in variants or "cuda" in variants:
@@ -394,6 +457,57 @@ def _propose_group(
         "`harness lock` takes the CPU build for cpu and the CUDA build for cuda"
     )
     return done
+
+
+# TensorBoard's event files: named for the time and host they were written on, so never
+# the same twice; logs, not results.
+EVENT_FILES = "events.out.tfevents.*"
+_TENSORBOARD = ("tensorboard", "tensorboardX", "torch.utils.tensorboard")
+
+
+def _declare_scripts(
+    experiments: Any,
+    found: entry_scripts.Found,
+    sources: python_sources.Sources,
+    notes: list[str],
+) -> list[str]:
+    """Declare each chosen script as a ``command`` experiment; returns a line each."""
+    logs_events = _imports_any(sources, _TENSORBOARD)
+    done = []
+    for script in found.chosen:
+        table = tomlkit.table()
+        table["command"] = script.command()
+        line = (
+            f"[tool.harness.experiments.{script.name}] command = {script.command()!r}: "
+            f"{script.path} looks like a training script ({script.why})"
+        )
+        if logs_events:
+            table["exclude"] = [EVENT_FILES]
+            line += f"; exclude = [{EVENT_FILES!r}], as TensorBoard's event files are logs"
+        options = " or ".join(script.step_options[:2])
+        line += (
+            f"; add arguments to the command to make a run short ({options} N, say)"
+            if options
+            else "; add arguments to the command (a step limit, say) to make a run short"
+        )
+        experiments[script.name] = table
+        done.append(line)
+    if found.others:
+        notes.append(
+            f"scripts {', '.join(found.others)} (not declared: declare any that is an "
+            'experiment the same way, command = ["python", "SCRIPT.py"])'
+        )
+    return done
+
+
+def _imports_any(sources: python_sources.Sources, modules: Sequence[str]) -> bool:
+    """Whether any of the project's files imports one of ``modules`` (or below it)."""
+    return any(
+        name == module or name.startswith(f"{module}.")
+        for source in sources.files
+        for name, _ in imported_dependencies.module_imports(source.tree)
+        for module in modules
+    )
 
 
 def _ci_install(document: tomlkit.TOMLDocument, harness: Any) -> list[str]:

@@ -1,0 +1,186 @@
+"""The scripts in a repository's root that look like its training entry points.
+
+A research repository is run as ``python train.py``: it has no ``module:function`` to
+call, and `harness init`'s example experiment only gets in the way. When nothing is
+declared, init declares such scripts as ``command`` experiments instead, found from their
+syntax trees (never run):
+
+- a script is a file in the project's root that runs something when started: an ``if
+  __name__ == "__main__":`` block, an ``argparse`` parser built outside any function, or a
+  body of statements at module level (a loop, a call); a module of definitions only is a
+  library, and packaging, test and tooling files are none;
+- the training ones are those named for it (``train*.py``, ``*train*.py``, ``main.py``,
+  ``run.py``, ``fit*.py``), best first, at most :data:`MOST`; with none so named, the
+  only script is taken; several scripts and no training name leave the choice to the user.
+
+The command has no arguments: which of a script's options make a short, meaningful run
+(a step limit, a data path) is the user's call; the step-like options the parser declares
+are named, so the user knows what to add.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from dataclasses import dataclass
+
+from harness.config_schema import PLAIN_NAME_PATTERN
+from harness.python_sources import Source, Sources
+
+# "A few": more training scripts than this are named, not all declared.
+MOST = 3
+# Files in a root folder that are not experiments whatever they hold.
+_NOT_EXPERIMENTS = frozenset(
+    {"setup.py", "conftest.py", "noxfile.py", "fabfile.py", "manage.py", "harness_example.py"}
+)
+_TRAINING_NAMES = ("main", "run", "fit")
+# argparse options that bound a run: worth naming so the user can add one.
+_STEP_OPTION = re.compile(
+    r"^--?(max[-_]?)?(n[-_]?|num[-_]?)?(steps?|iters?|iterations|epochs?|updates)$"
+)
+
+
+@dataclass(frozen=True)
+class Script:
+    """A script to declare as an experiment."""
+
+    path: str
+    name: str  # the experiment's name, from the file's stem
+    why: str  # what makes it a script: "a __main__ block, argparse"
+    step_options: tuple[str, ...]  # the parser's options that bound a run (--max-steps)
+
+    def command(self) -> list[str]:
+        return ["python", self.path]
+
+
+@dataclass(frozen=True)
+class Found:
+    """The scripts to declare, and the scripts found but not declared."""
+
+    chosen: tuple[Script, ...]
+    others: tuple[str, ...]
+
+
+def find(sources: Sources) -> Found:
+    """The root's training scripts, best first (see the module's docstring)."""
+    scripts = [
+        script
+        for source in sources.files
+        if source.top_level and _may_be_experiment(source.path)
+        for script in [_script(source)]
+        if script is not None
+    ]
+    training = sorted(
+        (script for script in scripts if _training_rank(script.name) is not None),
+        key=lambda script: (_training_rank(script.name), script.path),
+    )
+    if training:
+        chosen = tuple(training[:MOST])
+    elif len(scripts) == 1:
+        chosen = (scripts[0],)
+    else:
+        chosen = ()
+    others = tuple(script.path for script in scripts if script not in chosen)
+    return Found(chosen, others)
+
+
+def _may_be_experiment(path: str) -> bool:
+    return not (
+        path in _NOT_EXPERIMENTS
+        or path.startswith(("test_", "_"))
+        or path.endswith("_test.py")
+        or path == "conf.py"
+    )
+
+
+def _training_rank(name: str) -> int | None:
+    """0 for train, 1 for train_*, 2 for *train*, 3 for main/run/fit*, None otherwise."""
+    lowered = name.lower()
+    if lowered == "train":
+        return 0
+    if lowered.startswith("train"):
+        return 1
+    if "train" in lowered:
+        return 2
+    if lowered in _TRAINING_NAMES or lowered.startswith("fit"):
+        return 3
+    return None
+
+
+def _script(source: Source) -> Script | None:
+    reasons = []
+    body = source.tree.body
+    if any(_is_main_guard(statement) for statement in body):
+        reasons.append("a __main__ block")
+    calls = _load_time_calls(body)
+    if any(_called(call) == "ArgumentParser" for call in calls):
+        reasons.append("argparse")
+    if not reasons and any(_runs_something(statement) for statement in body):
+        reasons.append("statements at module level")
+    name = _experiment_name(source.path.removesuffix(".py"))
+    if not reasons or name is None:
+        return None
+    options = [
+        option
+        for call in calls
+        if _called(call) == "add_argument"
+        for option in _strings(call.args)
+        if _STEP_OPTION.match(option)
+    ]
+    return Script(source.path, name, ", ".join(reasons), tuple(dict.fromkeys(options)))
+
+
+def _experiment_name(stem: str) -> str | None:
+    """The file's stem as an experiment name (letters, digits, ``.``, ``_``, ``-``)."""
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "-", stem).strip("-._")
+    name = re.sub(r"\.{2,}", ".", name)
+    return name if re.search(PLAIN_NAME_PATTERN, name) else None
+
+
+def _is_main_guard(statement: ast.stmt) -> bool:
+    if not isinstance(statement, ast.If) or not isinstance(statement.test, ast.Compare):
+        return False
+    sides = [statement.test.left, *statement.test.comparators]
+    names = {side.id for side in sides if isinstance(side, ast.Name)}
+    texts = {side.value for side in sides if isinstance(side, ast.Constant)}
+    return names == {"__name__"} and texts == {"__main__"}
+
+
+def _runs_something(statement: ast.stmt) -> bool:
+    """A statement that does work when the file runs (not a definition, import or name)."""
+    if isinstance(statement, ast.Expr):
+        return isinstance(statement.value, ast.Call | ast.Await)
+    return isinstance(statement, ast.For | ast.While | ast.With | ast.AsyncFor | ast.AsyncWith)
+
+
+def _load_time_calls(body: list[ast.stmt]) -> list[ast.Call]:
+    """The calls in ``body`` outside any function or class (a stack, not recursion)."""
+    calls = []
+    stack: list[ast.AST] = list(body)
+    while stack:
+        node = stack.pop()
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef | ast.Lambda):
+            continue
+        if isinstance(node, ast.Call):
+            calls.append(node)
+        stack.extend(ast.iter_child_nodes(node))
+    return calls
+
+
+def _called(call: ast.Call) -> str:
+    if isinstance(call.func, ast.Name):
+        return call.func.id
+    if isinstance(call.func, ast.Attribute):
+        return call.func.attr
+    return ""
+
+
+def _strings(nodes: list[ast.expr]) -> list[str]:
+    return [
+        node.value
+        for node in nodes
+        if isinstance(node, ast.Constant) and isinstance(node.value, str)
+    ]
+
+
+__all__ = ["MOST", "Found", "Script", "find"]
