@@ -59,6 +59,9 @@ class Found:
 
     chosen: tuple[Script, ...]
     others: tuple[str, ...]
+    # Training-named scripts in subfolders, named when the root has none (never declared:
+    # a tutorial's many folders each hold one).
+    deeper: tuple[str, ...] = ()
 
 
 def find(sources: Sources) -> Found:
@@ -81,7 +84,16 @@ def find(sources: Sources) -> Found:
     else:
         chosen = ()
     others = tuple(script.path for script in scripts if script not in chosen)
-    return Found(chosen, others)
+    deeper: tuple[str, ...] = ()
+    if not scripts:
+        deeper = tuple(
+            source.path
+            for source in sources.files
+            if not source.top_level
+            and _training_rank(source.path.rsplit("/", 1)[-1].removesuffix(".py")) is not None
+            and _script(source) is not None
+        )
+    return Found(chosen, others, deeper)
 
 
 def _may_be_experiment(path: str) -> bool:
@@ -164,7 +176,7 @@ def _load_time_calls(body: list[ast.stmt]) -> list[ast.Call]:
         if isinstance(node, ast.Call):
             calls.append(node)
         stack.extend(ast.iter_child_nodes(node))
-    return calls
+    return sorted(calls, key=lambda call: (call.lineno, call.col_offset))
 
 
 def _called(call: ast.Call) -> str:

@@ -255,7 +255,8 @@ class Imported:
     def shown(self) -> str:
         where = self.files[0] + (f" and {len(self.files) - 1} more" if len(self.files) > 1 else "")
         top = self.module.split(".")[0]
-        via = f"{self.module} in " if canonicalize_name(top) != self.distribution else ""
+        renamed = canonicalize_name(top) != canonicalize_name(self.distribution)
+        via = f"{self.module} in " if renamed else ""
         return f"{self.distribution} ({via}{where})"
 
 
@@ -304,11 +305,21 @@ def infer(sources: Sources) -> Inferred:
     inferred = Inferred()
     for distribution in sorted(needed):
         module, files, doubt = needed[distribution]
-        inferred.dependencies.append(Imported(distribution, module, tuple(sorted(files)), doubt))
+        inferred.dependencies.append(
+            Imported(distribution, module, tuple(sorted(files, key=_shallow_first)), doubt)
+        )
     for distribution in sorted(set(lazy) - set(needed)):
         module, files, doubt = lazy[distribution]
-        inferred.left_out.append(Imported(distribution, module, tuple(sorted(files)), doubt))
+        inferred.left_out.append(
+            Imported(distribution, module, tuple(sorted(files, key=_shallow_first)), doubt)
+        )
     return inferred
+
+
+def _shallow_first(path: str) -> tuple[int, str]:
+    """Files in the root first: the line names the first file, and a root script is the
+    one a user recognises."""
+    return path.count("/"), path
 
 
 def _for_running(path: str) -> bool:

@@ -52,6 +52,8 @@ STUB_EXPERIMENT = "example"
 STUB_MODULE = "harness_example"
 STUB_ENTRY = f"{STUB_MODULE}:train"
 STUB_OUTPUT = "result.json"
+# Scripts named in one line at most; the rest are counted.
+MOST_SHOWN = 5
 _NAME = re.compile(PLAIN_NAME_PATTERN)
 _ENTRY = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_][\w.]*")
 
@@ -364,11 +366,16 @@ def _edit_pyproject(
             done += _declare_scripts(experiments, found, sources.get(notes), notes)
         else:
             wanted = [(STUB_EXPERIMENT, STUB_ENTRY)]
-        if found.others and not found.chosen:
+        if not found.chosen and (found.others or found.deeper):
+            scripts = [*found.others, *found.deeper]
+            shown = ", ".join(scripts[:MOST_SHOWN]) + (
+                f" and {len(scripts) - MOST_SHOWN} more" if len(scripts) > MOST_SHOWN else ""
+            )
+            why = "none is named for training" if found.others else "none lies in the root"
             notes.append(
-                f"scripts {', '.join(found.others)}: none is named for training, so none "
-                "was declared; declare the one that trains as [tool.harness.experiments.NAME] "
-                'command = ["python", "SCRIPT.py"] in place of the example'
+                f"scripts {shown}: {why}, so none was declared; declare the one that "
+                "trains as [tool.harness.experiments.NAME] "
+                'command = ["python", "PATH.py"] in place of the example'
             )
     for name, entry in wanted:
         current = experiments.get(name)
