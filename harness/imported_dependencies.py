@@ -23,6 +23,7 @@ Everything is proposed unpinned: `harness lock` pins it.
 from __future__ import annotations
 
 import ast
+import re
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -235,6 +236,8 @@ KNOWN = frozenset(
         "zarr",
     ]
 )
+# PEP 508's distribution names: what the group can hold.
+_DISTRIBUTION_NAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?")
 # Exceptions whose handler makes the imports of its ``try`` optional.
 _OPTIONAL_HANDLERS = frozenset({"ImportError", "ModuleNotFoundError", "Exception"})
 # Files whose imports are not the experiments': packaging, tests, docs.
@@ -271,10 +274,10 @@ class Inferred:
         """One line: each distribution and the file importing it, then the doubtful ones."""
         sure = [item.shown() for item in self.dependencies if not item.doubt]
         doubtful = [f"{item.shown()}: {item.doubt}" for item in self.dependencies if item.doubt]
-        text = ", ".join(sure) if sure else "none"
+        parts = [", ".join(sure)] if sure else []
         if doubtful:
-            text += "; taken as the import name, check it: " + "; ".join(doubtful)
-        return text
+            parts.append("taken as the import name, check it: " + "; ".join(doubtful))
+        return "; ".join(parts)
 
     def describe_left_out(self) -> str:
         """One line naming the imports left out, or "" when none were."""
@@ -282,8 +285,8 @@ class Inferred:
             return ""
         shown = ", ".join(item.shown() for item in self.left_out)
         return (
-            f"imports left out of the experiments group (inside a function, or under try/except "
-            f"ImportError): {shown}; add those the experiments need"
+            "imports left out of the experiments group (inside a function, under try/except "
+            f"ImportError, or not a distribution's name): {shown}; add those the experiments need"
         )
 
 
@@ -299,7 +302,8 @@ def infer(sources: Sources) -> Inferred:
             if top in sys.stdlib_module_names or top in sources.own_names or top == "__main__":
                 continue
             for distribution, doubt in _distributions(module):
-                target = needed if eager else lazy
+                # A name no distribution can have (a non-ASCII module) is named, not taken.
+                target = needed if eager and _DISTRIBUTION_NAME.fullmatch(distribution) else lazy
                 _, files, _ = target.setdefault(distribution, (module, set(), doubt))
                 files.add(source.path)
     inferred = Inferred()

@@ -305,7 +305,9 @@ def test_the_standard_library_and_the_project_s_own_code_are_not_dependencies(
 
 
 def test_unknown_and_ambiguous_names_are_taken_as_they_are_and_said(tmp_path: Path) -> None:
-    write(tmp_path, "train.py", "import faiss\nimport somelab_tools\nimport torch\n")
+    write(
+        tmp_path, "train.py", "import faiss\nimport somelab_tools\nimport torch\nimport données\n"
+    )
     found = inferred(tmp_path)
     assert names(found) == {
         "faiss": "faiss-cpu or faiss-gpu",
@@ -316,6 +318,16 @@ def test_unknown_and_ambiguous_names_are_taken_as_they_are_and_said(tmp_path: Pa
     assert line.startswith("torch (train.py); taken as the import name, check it: ")
     assert "faiss (train.py): faiss-cpu or faiss-gpu" in line
     assert "somelab_tools (train.py): not a distribution harness knows by name" in line
+    # No distribution can be named so: named among those left out.
+    assert [item.distribution for item in found.left_out] == ["données"]
+
+
+def test_only_doubtful_names_still_read_as_one_line(tmp_path: Path) -> None:
+    write(tmp_path, "train.py", "import somelab_tools\n")
+    assert inferred(tmp_path).describe() == (
+        "taken as the import name, check it: "
+        "somelab_tools (train.py): not a distribution harness knows by name"
+    )
 
 
 def test_lazy_optional_and_type_checking_imports_are_left_out(tmp_path: Path) -> None:
