@@ -22,10 +22,10 @@ from __future__ import annotations
 
 import ast
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from harness.config_schema import PLAIN_NAME_PATTERN
-from harness.python_sources import Source, Sources
 
 # "A few": more training scripts than this are named, not all declared.
 MOST = 3
@@ -64,35 +64,33 @@ class Found:
     deeper: tuple[str, ...] = ()
 
 
-def find(sources: Sources) -> Found:
-    """The root's training scripts, best first (see the module's docstring)."""
-    scripts = [
-        script
-        for source in sources.files
-        if source.top_level and _may_be_experiment(source.path)
-        for script in [_script(source)]
-        if script is not None
-    ]
+def script(path: str, tree: ast.Module) -> Script | None:
+    """The file at ``path`` (relative to the root) as a script, or None when it is not one,
+    or lies in a subfolder without a training name (never declared, so not looked at)."""
+    name = path.rsplit("/", 1)[-1]
+    if not _may_be_experiment(name):
+        return None
+    if "/" in path and _training_rank(name.removesuffix(".py")) is None:
+        return None
+    return _script(path, tree)
+
+
+def find(scripts: Sequence[Script]) -> Found:
+    """The root's training scripts among ``scripts``, best first (see the module's
+    docstring)."""
+    root = [s for s in scripts if "/" not in s.path]
     training = sorted(
-        (script for script in scripts if _training_rank(script.name) is not None),
-        key=lambda script: (_training_rank(script.name), script.path),
+        (s for s in root if _training_rank(s.name) is not None),
+        key=lambda s: (_training_rank(s.name), s.path),
     )
     if training:
         chosen = tuple(training[:MOST])
-    elif len(scripts) == 1:
-        chosen = (scripts[0],)
+    elif len(root) == 1:
+        chosen = (root[0],)
     else:
         chosen = ()
-    others = tuple(script.path for script in scripts if script not in chosen)
-    deeper: tuple[str, ...] = ()
-    if not scripts:
-        deeper = tuple(
-            source.path
-            for source in sources.files
-            if not source.top_level
-            and _training_rank(source.path.rsplit("/", 1)[-1].removesuffix(".py")) is not None
-            and _script(source) is not None
-        )
+    others = tuple(s.path for s in root if s not in chosen)
+    deeper = () if root else tuple(s.path for s in scripts if "/" in s.path)
     return Found(chosen, others, deeper)
 
 
@@ -119,9 +117,9 @@ def _training_rank(name: str) -> int | None:
     return None
 
 
-def _script(source: Source) -> Script | None:
+def _script(path: str, tree: ast.Module) -> Script | None:
     reasons = []
-    body = source.tree.body
+    body = tree.body
     if any(_is_main_guard(statement) for statement in body):
         reasons.append("a __main__ block")
     calls = _load_time_calls(body)
@@ -129,7 +127,7 @@ def _script(source: Source) -> Script | None:
         reasons.append("argparse")
     if not reasons and any(_runs_something(statement) for statement in body):
         reasons.append("statements at module level")
-    name = _experiment_name(source.path.removesuffix(".py"))
+    name = _experiment_name(path.rsplit("/", 1)[-1].removesuffix(".py"))
     if not reasons or name is None:
         return None
     options = [
@@ -139,7 +137,7 @@ def _script(source: Source) -> Script | None:
         for option in _strings(call.args)
         if _STEP_OPTION.match(option)
     ]
-    return Script(source.path, name, ", ".join(reasons), tuple(dict.fromkeys(options)))
+    return Script(path, name, ", ".join(reasons), tuple(dict.fromkeys(options)))
 
 
 def _experiment_name(stem: str) -> str | None:
@@ -195,4 +193,4 @@ def _strings(nodes: list[ast.expr]) -> list[str]:
     ]
 
 
-__all__ = ["MOST", "Found", "Script", "find"]
+__all__ = ["MOST", "Found", "Script", "find", "script"]

@@ -25,12 +25,10 @@ from __future__ import annotations
 import ast
 import re
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Set
 from dataclasses import dataclass, field
 
 from packaging.utils import canonicalize_name
-
-from harness.python_sources import Sources
 
 # Import names whose distribution is named otherwise. A dotted key matches that module
 # and those below it, and wins over a shorter one.
@@ -290,32 +288,37 @@ class Inferred:
         )
 
 
-def infer(sources: Sources) -> Inferred:
-    """The distributions the project's module-level imports need, sorted by name."""
+# (module, whether it is imported when its file loads), as :func:`module_imports` gives.
+Import = tuple[str, bool]
+
+
+def infer(files: Iterable[tuple[str, Iterable[Import]]], own_names: Set[str]) -> Inferred:
+    """The distributions that the imports of ``files`` (path, its imports) need, sorted
+    by name; ``own_names`` are the project's own modules and packages."""
     needed: dict[str, tuple[str, set[str], str]] = {}
     lazy: dict[str, tuple[str, set[str], str]] = {}
-    for source in sources.files:
-        if not _for_running(source.path):
+    for path, imports in files:
+        if not _for_running(path):
             continue
-        for module, eager in module_imports(source.tree):
+        for module, eager in imports:
             top = module.split(".")[0]
-            if top in sys.stdlib_module_names or top in sources.own_names or top == "__main__":
+            if top in sys.stdlib_module_names or top in own_names or top == "__main__":
                 continue
             for distribution, doubt in _distributions(module):
                 # A name no distribution can have (a non-ASCII module) is named, not taken.
                 target = needed if eager and _DISTRIBUTION_NAME.fullmatch(distribution) else lazy
-                _, files, _ = target.setdefault(distribution, (module, set(), doubt))
-                files.add(source.path)
+                _, importers, _ = target.setdefault(distribution, (module, set(), doubt))
+                importers.add(path)
     inferred = Inferred()
     for distribution in sorted(needed):
-        module, files, doubt = needed[distribution]
+        module, importers, doubt = needed[distribution]
         inferred.dependencies.append(
-            Imported(distribution, module, tuple(sorted(files, key=_shallow_first)), doubt)
+            Imported(distribution, module, tuple(sorted(importers, key=_shallow_first)), doubt)
         )
     for distribution in sorted(set(lazy) - set(needed)):
-        module, files, doubt = lazy[distribution]
+        module, importers, doubt = lazy[distribution]
         inferred.left_out.append(
-            Imported(distribution, module, tuple(sorted(files, key=_shallow_first)), doubt)
+            Imported(distribution, module, tuple(sorted(importers, key=_shallow_first)), doubt)
         )
     return inferred
 
@@ -358,7 +361,7 @@ def _distributions(module: str) -> list[tuple[str, str]]:
     return found
 
 
-def module_imports(tree: ast.Module) -> Iterator[tuple[str, bool]]:
+def module_imports(tree: ast.Module) -> Iterator[Import]:
     """(module, whether it is imported when the module loads) for each absolute import.
 
     ``from a.b import c`` yields ``a.b`` and ``a.b.c`` (``c`` may be a module, as in
@@ -418,4 +421,4 @@ def _catches_import_error(handler: ast.ExceptHandler) -> bool:
     return any(isinstance(c, ast.Name) and c.id in _OPTIONAL_HANDLERS for c in caught)
 
 
-__all__ = ["Imported", "Inferred", "infer", "module_imports"]
+__all__ = ["Import", "Imported", "Inferred", "infer", "module_imports"]

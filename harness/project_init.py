@@ -25,14 +25,7 @@ from typing import Any
 import tomlkit
 from tomlkit.exceptions import TOMLKitError
 
-from harness import (
-    atomic,
-    declared_dependencies,
-    entry_scripts,
-    imported_dependencies,
-    project_python,
-    python_sources,
-)
+from harness import atomic, declared_dependencies, entry_scripts, project_code, project_python
 from harness.config import PYPROJECT, image_name, load_config
 from harness.config_schema import PLAIN_NAME_PATTERN
 from harness.errors import ConfigError
@@ -140,7 +133,7 @@ def init_project(root: Path, request: InitRequest) -> list[Change]:
     document, created = _read_pyproject(root)
     left_out: list[str] = []
     pyproject_changes = _edit_pyproject(
-        document, root, request, created, left_out, sources=_LazySources(root)
+        document, root, request, created, left_out, code=_LazyCode(root)
     )
     own_cpu_dockerfile = _harness_dockerfile_beside_deployment(document, root, request)
     if own_cpu_dockerfile is not None:
@@ -310,25 +303,19 @@ def _read_pyproject(root: Path) -> tuple[tomlkit.TOMLDocument, bool]:
 
 
 @dataclass
-class _LazySources:
-    """The project's Python files, parsed once and only when init needs them (no
-    dependencies declared, or no experiment)."""
+class _LazyCode:
+    """The project's code, read once and only when init needs it (no dependencies
+    declared, or no experiment); the files not read are said once."""
 
     root: Path
-    _sources: python_sources.Sources | None = None
-    _said_unread: bool = False
+    _code: project_code.ProjectCode | None = None
 
-    def get(self, notes: list[str]) -> python_sources.Sources:
-        if self._sources is None:
-            self._sources = python_sources.read(self.root)
-        if self._sources.unread and not self._said_unread:
-            self._said_unread = True
-            unread = self._sources.unread
-            shown = "; ".join(unread[:5]) + (
-                f"; and {len(unread) - 5} more" if len(unread) > 5 else ""
-            )
-            notes.append(f"Python files not read for imports and scripts: {shown}")
-        return self._sources
+    def get(self, notes: list[str]) -> project_code.ProjectCode:
+        if self._code is None:
+            self._code = project_code.read(self.root)
+            if self._code.unread_line():
+                notes.append(self._code.unread_line())
+        return self._code
 
 
 def _edit_pyproject(
@@ -338,12 +325,12 @@ def _edit_pyproject(
     created: bool,
     notes: list[str] | None = None,
     *,
-    sources: _LazySources | None = None,
+    code: _LazyCode | None = None,
 ) -> list[str]:
     """Add what is missing to ``document``; returns a line per addition (and adds to
     ``notes`` a line per declaration it left out)."""
     notes = [] if notes is None else notes
-    sources = _LazySources(root) if sources is None else sources
+    lazy_code = _LazyCode(root) if code is None else code
     done: list[str] = []
     tool = _table(document, "tool", super_table=True)
     harness = _table(tool, "harness")
@@ -354,16 +341,19 @@ def _edit_pyproject(
     group = str(harness.get("dependency-group", "experiments"))
     groups = _table(document, "dependency-groups")
     if group not in groups:
-        done += _propose_group(document, root, harness, groups, group, notes=notes, sources=sources)
+        done += _propose_group(document, root, harness, groups, group, notes=notes, code=lazy_code)
     experiments = _table(harness, "experiments", super_table=True)
     wanted = list(request.experiments)
     if not wanted and not experiments and not mlproject_entries(root):
         # An MLproject's entry points are experiments already (run --mlproject ENTRY); a
         # repository's training scripts are its experiments; elsewhere a stub shows what
         # an experiment looks like.
-        found = entry_scripts.find(sources.get(notes))
+        found_code = lazy_code.get(notes)
+        found = found_code.scripts()
         if found.chosen:
-            done += _declare_scripts(experiments, found, sources.get(notes), notes)
+            done += _declare_scripts(
+                experiments, found, found_code.logs_tensorboard_events(), notes
+            )
         else:
             wanted = [(STUB_EXPERIMENT, STUB_ENTRY)]
         if not found.chosen and (found.others or found.deeper):
@@ -411,7 +401,7 @@ def _propose_group(
     group: str,
     *,
     notes: list[str],
-    sources: _LazySources,
+    code: _LazyCode,
 ) -> list[str]:
     """The experiments group from what the repository declares (pyproject, requirements
     files, setup.cfg, setup.py, environment.yml) or, when it declares nothing, from what
@@ -428,7 +418,7 @@ def _propose_group(
         )
         line = f"the project's dependencies ({shown})"
     else:
-        inferred = imported_dependencies.infer(sources.get(notes))
+        inferred = code.get(notes).dependencies()
         for imported in inferred.dependencies:
             declared.add(imported.distribution, "imports")
         if inferred.left_out:
@@ -469,17 +459,16 @@ def _propose_group(
 # TensorBoard's event files: named for the time and host they were written on, so never
 # the same twice; logs, not results.
 EVENT_FILES = "events.out.tfevents.*"
-_TENSORBOARD = ("tensorboard", "tensorboardX", "torch.utils.tensorboard")
 
 
 def _declare_scripts(
     experiments: Any,
     found: entry_scripts.Found,
-    sources: python_sources.Sources,
+    logs_events: bool,
     notes: list[str],
 ) -> list[str]:
-    """Declare each chosen script as a ``command`` experiment; returns a line each."""
-    logs_events = _imports_any(sources, _TENSORBOARD)
+    """Declare each chosen script as a ``command`` experiment (setting TensorBoard's event
+    files aside when the code writes them); returns a line each."""
     done = []
     for script in found.chosen:
         table = tomlkit.table()
@@ -505,16 +494,6 @@ def _declare_scripts(
             'experiment the same way, command = ["python", "SCRIPT.py"])'
         )
     return done
-
-
-def _imports_any(sources: python_sources.Sources, modules: Sequence[str]) -> bool:
-    """Whether any of the project's files imports one of ``modules`` (or below it)."""
-    return any(
-        name == module or name.startswith(f"{module}.")
-        for source in sources.files
-        for name, _ in imported_dependencies.module_imports(source.tree)
-        for module in modules
-    )
 
 
 def _ci_install(document: tomlkit.TOMLDocument, harness: Any) -> list[str]:

@@ -9,7 +9,9 @@ depth, entries seen, files parsed and bytes read; links are never followed (a li
 is named and left unread); each file is read without following a link and within a size
 bound, then parsed with :mod:`ast`, whose failures (a syntax error, nesting too deep for
 the parser) leave that file out with one line saying why. What the walk could not read
-is listed, so nothing is left out silently.
+is listed, so nothing is left out silently. A syntax tree takes about a hundred times the
+memory of its source, so none is kept: each caller says what it wants from a file's tree
+(its imports, whether it is a script), taken while the tree exists.
 """
 
 from __future__ import annotations
@@ -17,16 +19,19 @@ from __future__ import annotations
 import ast
 import os
 import stat
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import Generic, TypeVar
 
 from harness import untrusted
 
 # Real source files are a few hundred kilobytes at most; larger ones are generated.
 FILE_LIMIT = 1 << 20
-# Enough for any research repository's own code, small enough to parse in seconds.
+# Enough for any research repository's own code, small enough to parse in seconds (about
+# a megabyte a second here; the project's own root files come first).
 FILES_LIMIT = 1000
-BYTES_LIMIT = 16 << 20
+BYTES_LIMIT = 8 << 20
 # Directory entries looked at, files and folders alike: a data folder of a million
 # images is not read through.
 ENTRIES_LIMIT = 20_000
@@ -38,35 +43,35 @@ DEPTH_LIMIT = 10
 _NOT_PROJECT_CODE = frozenset({"__pycache__", "build", "dist", "node_modules", "site-packages"})
 
 
+# What a caller takes from each file's syntax tree.
+Facts = TypeVar("Facts")
+
+
 @dataclass(frozen=True)
-class Source:
-    """One parsed file: its path relative to the root (POSIX) and its syntax tree."""
+class Source(Generic[Facts]):
+    """One parsed file: its path relative to the root (POSIX) and what was taken from it."""
 
     path: str
-    tree: ast.Module
-
-    @property
-    def top_level(self) -> bool:
-        """Whether the file lies in the project's root folder (a script one runs there)."""
-        return "/" not in self.path
+    facts: Facts
 
 
 @dataclass
-class Sources:
+class Sources(Generic[Facts]):
     """The project's parsed Python files, the names its own modules take, and what was not
     read (a line each: ``big.py (more than 1 MiB)``)."""
 
-    files: list[Source] = field(default_factory=list)
+    files: list[Source[Facts]] = field(default_factory=list)
     # Every module or package name the project's files and folders provide: an import of
     # one of them is the project's own code, not a dependency.
     own_names: set[str] = field(default_factory=set)
     unread: list[str] = field(default_factory=list)
 
 
-def read(root: Path) -> Sources:
-    """Parse the Python files under ``root`` within the bounds above, sorted by path."""
-    sources = Sources()
-    budget = _Budget()
+def read(root: Path, facts: Callable[[str, ast.Module], Facts]) -> Sources[Facts]:
+    """Parse the Python files under ``root`` within the bounds above (each folder's files
+    before its subfolders, by name) and keep ``facts(path, tree)`` of each."""
+    sources: Sources[Facts] = Sources()
+    budget = _Budget(facts)
     _walk(root, PurePosixPath(), sources, budget, depth=0)
     if budget.stopped:
         sources.unread.append(budget.stopped)
@@ -74,7 +79,8 @@ def read(root: Path) -> Sources:
 
 
 @dataclass
-class _Budget:
+class _Budget(Generic[Facts]):
+    facts: Callable[[str, ast.Module], Facts]
     entries: int = 0
     files: int = 0
     bytes: int = 0
@@ -90,7 +96,12 @@ class _Budget:
 
 
 def _walk(
-    folder: Path, relative: PurePosixPath, sources: Sources, budget: _Budget, *, depth: int
+    folder: Path,
+    relative: PurePosixPath,
+    sources: Sources[Facts],
+    budget: _Budget[Facts],
+    *,
+    depth: int,
 ) -> bool:
     """Read ``folder``; returns whether it holds Python files (at any depth)."""
     try:
@@ -141,7 +152,9 @@ def _may_hold_project_code(folder: Path) -> bool:
     )
 
 
-def _read_file(path: Path, relative: PurePosixPath, sources: Sources, budget: _Budget) -> None:
+def _read_file(
+    path: Path, relative: PurePosixPath, sources: Sources[Facts], budget: _Budget[Facts]
+) -> None:
     sources.own_names.add(relative.stem)
     shown = relative.as_posix()
     if budget.files >= FILES_LIMIT or budget.bytes >= BYTES_LIMIT:
@@ -168,7 +181,7 @@ def _read_file(path: Path, relative: PurePosixPath, sources: Sources, budget: _B
     except (ValueError, RecursionError, MemoryError):
         sources.unread.append(f"{shown} (nested too deep, or not Python source)")
         return
-    sources.files.append(Source(shown, tree))
+    sources.files.append(Source(shown, budget.facts(shown, tree)))
 
 
-__all__ = ["Source", "Sources", "read"]
+__all__ = ["Facts", "Source", "Sources", "read"]

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from harness import entry_scripts, imported_dependencies, python_sources
+from harness import entry_scripts, imported_dependencies, project_code, python_sources
 from harness.cli.main import cli
 from harness.config import load_config
 from harness.project_init import InitRequest, init_project
@@ -74,8 +74,12 @@ def write(root: Path, relative: str, text: str) -> Path:
     return path
 
 
+def read(root: Path) -> python_sources.Sources[project_code.FileFacts]:
+    return project_code.read(root).sources
+
+
 def inferred(root: Path) -> imported_dependencies.Inferred:
-    return imported_dependencies.infer(python_sources.read(root))
+    return project_code.read(root).dependencies()
 
 
 def names(found: imported_dependencies.Inferred) -> dict[str, str]:
@@ -177,9 +181,9 @@ def test_the_walk_skips_environments_state_and_build_output(tmp_path: Path) -> N
         write(tmp_path, f"{folder}/mod.py", "import should_not_appear\n")
     write(tmp_path, "myenv/pyvenv.cfg", "home = /usr/bin\n")
     write(tmp_path, "myenv/lib/site.py", "import should_not_appear\n")
-    sources = python_sources.read(tmp_path)
+    sources = read(tmp_path)
     assert [source.path for source in sources.files] == ["run.py"]
-    assert names(imported_dependencies.infer(sources)) == {"numpy": ""}
+    assert names(inferred(tmp_path)) == {"numpy": ""}
 
 
 def test_a_link_out_of_the_project_is_never_read(tmp_path: Path) -> None:
@@ -189,14 +193,14 @@ def test_a_link_out_of_the_project_is_never_read(tmp_path: Path) -> None:
     root.mkdir()
     (root / "secret.py").symlink_to(outside / "secret.py")
     (root / "pkg").symlink_to(outside, target_is_directory=True)
-    sources = python_sources.read(root)
+    sources = read(root)
     assert sources.files == []
     assert sources.unread == ["secret.py (a link: links are not followed)"]
 
 
 def test_a_file_over_the_size_bound_is_not_read(tmp_path: Path) -> None:
     write(tmp_path, "huge.py", "# " + "x" * python_sources.FILE_LIMIT + "\nimport numpy\n")
-    sources = python_sources.read(tmp_path)
+    sources = read(tmp_path)
     assert sources.files == []
     assert sources.unread[0].startswith("huge.py (is ")
     assert "huge" in sources.own_names
@@ -207,7 +211,7 @@ def test_syntax_errors_and_parser_exhausting_nesting_are_named(tmp_path: Path) -
     write(tmp_path, "nested.py", "x = " + "(" * 100_000 + ")" * 100_000 + "\n")
     write(tmp_path, "binary.py", "")
     (tmp_path / "binary.py").write_bytes(b"import numpy\x00\n")
-    sources = python_sources.read(tmp_path)
+    sources = read(tmp_path)
     assert sources.files == []
     assert len(sources.unread) == 3
     assert any(line.startswith("broken.py (not valid Python") for line in sources.unread)
@@ -217,7 +221,7 @@ def test_deep_folders_stop_at_the_depth_bound(tmp_path: Path) -> None:
     deep = tmp_path / "/".join(["d"] * (python_sources.DEPTH_LIMIT + 5))
     write(deep, "x.py", "import numpy\n")
     write(tmp_path, "d/y.py", "import scipy\n")
-    sources = python_sources.read(tmp_path)
+    sources = read(tmp_path)
     assert [source.path for source in sources.files] == ["d/y.py"]
     assert len(sources.unread) == 1
     assert sources.unread[0].endswith(f"/ (deeper than {python_sources.DEPTH_LIMIT} folders)")
@@ -231,7 +235,7 @@ def test_many_entries_stop_the_walk_and_say_so(
         write(tmp_path, f"data/{index:03}.txt", "")
     write(tmp_path, "data/zz.py", "import numpy\n")
     write(tmp_path, "train.py", "import numpy\n")  # the root's own files come first
-    sources = python_sources.read(tmp_path)
+    sources = read(tmp_path)
     assert [source.path for source in sources.files] == ["train.py"]
     assert sources.unread == ["the rest of the project (more than 10 files and folders)"]
 
@@ -242,7 +246,7 @@ def test_many_python_files_stop_the_walk_and_say_so(
     monkeypatch.setattr(python_sources, "FILES_LIMIT", 3)
     for index in range(6):
         write(tmp_path, f"m{index}.py", "import numpy\n")
-    sources = python_sources.read(tmp_path)
+    sources = read(tmp_path)
     assert len(sources.files) == 3
     assert sources.unread[-1].startswith("the rest of the project (more than 3 Python files")
 
@@ -251,7 +255,7 @@ def test_many_python_files_stop_the_walk_and_say_so(
 def test_a_named_pipe_does_not_hang_the_walk(tmp_path: Path) -> None:
     os.mkfifo(tmp_path / "pipe.py")
     write(tmp_path, "ok.py", "import numpy\n")
-    sources = python_sources.read(tmp_path)
+    sources = read(tmp_path)
     assert [source.path for source in sources.files] == ["ok.py"]
 
 
@@ -372,7 +376,7 @@ def test_each_distribution_names_the_file_that_imports_it_root_first(tmp_path: P
 
 
 def scripts(root: Path) -> entry_scripts.Found:
-    return entry_scripts.find(python_sources.read(root))
+    return project_code.read(root).scripts()
 
 
 def test_the_only_script_is_the_experiment_and_a_library_is_not(tmp_path: Path) -> None:
@@ -443,3 +447,24 @@ def test_an_experiment_name_is_made_from_an_awkward_stem(tmp_path: Path) -> None
     (script,) = scripts(tmp_path).chosen
     assert script.name == "My-Train-v2"
     assert script.command() == ["python", "My Train (v2).py"]
+
+
+def test_init_reads_the_code_once_and_names_at_most_five_unread_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write(tmp_path, "train.py", "import numpy\nprint(1)\n")
+    for index in range(7):
+        write(tmp_path, f"broken{index}.py", "def (:\n")
+    reads: list[Path] = []
+    real_read = project_code.read
+
+    def counted(root: Path) -> project_code.ProjectCode:
+        reads.append(root)
+        return real_read(root)
+
+    monkeypatch.setattr(project_code, "read", counted)
+    changes = init_project(tmp_path, InitRequest())
+    assert reads == [tmp_path]  # the group and the experiments from one walk
+    (unread,) = [c.detail for c in changes if "not read" in c.detail]
+    assert unread.count("(not valid Python") == 5
+    assert unread.endswith("; and 2 more")
