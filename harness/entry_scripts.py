@@ -94,12 +94,12 @@ def find(scripts: Sequence[Script]) -> Found:
     return Found(chosen, others, deeper)
 
 
-def _may_be_experiment(path: str) -> bool:
+def _may_be_experiment(name: str) -> bool:
     return not (
-        path in _NOT_EXPERIMENTS
-        or path.startswith(("test_", "_"))
-        or path.endswith("_test.py")
-        or path == "conf.py"
+        name in _NOT_EXPERIMENTS
+        or name.startswith(("test_", "_"))
+        or name.endswith("_test.py")
+        or name == "conf.py"
     )
 
 

@@ -2,11 +2,13 @@
 
 People adopt harness in a repository that already has its own pyproject.toml, layout and
 habits, so init adds and never rewrites: ``[tool.harness]`` with the experiments named on
-the command line (``NAME=module:function``) or, for a first look, a small stub experiment;
-the ``experiments`` dependency group (the project's own dependencies, as a start) when
-there is none; ``.harness/`` in ``.gitignore``; and, when asked, harness's Dockerfiles to
-customise and the GitHub workflow. pyproject.toml is edited with tomlkit, so the user's
-comments, order and formatting stay as they were.
+the command line (``NAME=module:function``), else the repository's training scripts as
+commands (:mod:`harness.entry_scripts`), else a small stub experiment for a first look;
+the ``experiments`` dependency group when there is none (the project's declared
+dependencies, else those its code imports: :mod:`harness.imported_dependencies`);
+``.harness/`` in ``.gitignore``; and, when asked, harness's Dockerfiles to customise and
+the GitHub workflow. pyproject.toml is edited with tomlkit, so the user's comments, order
+and formatting stay as they were.
 
 Running it twice changes nothing the second time. A file or declaration that exists with
 other content is refused, naming it, unless ``--force``; nothing is written before every
