@@ -9,9 +9,10 @@ syntax trees (never run):
   __name__ == "__main__":`` block, an ``argparse`` parser built outside any function, or a
   body of statements at module level (a loop, a call); a module of definitions only is a
   library, and packaging, test and tooling files are none;
-- the training ones are those named for it (``train*.py``, ``*train*.py``, ``main.py``,
-  ``run.py``, ``fit*.py``), best first, at most :data:`MOST`; with none so named, the
-  only script is taken; several scripts and no training name leave the choice to the user.
+- the training ones are those named for it (``train*.py``, ``gpt_train.py``,
+  ``pretrain.py``, ``finetune.py``, ``main.py``, ``run.py``, ``fit_model.py``), best
+  first, at most :data:`MOST`; with none so named, the only script is taken; several
+  scripts and no training name leave the choice to the user.
 
 The command has no arguments: which of a script's options make a short, meaningful run
 (a step limit, a data path) is the user's call; the step-like options the parser declares
@@ -104,15 +105,17 @@ def _may_be_experiment(name: str) -> bool:
 
 
 def _training_rank(name: str) -> int | None:
-    """0 for train, 1 for train_*, 2 for *train*, 3 for main/run/fit*, None otherwise."""
+    """0 for train, 1 for train_*, 2 for a word starting train, pretrain or finetune
+    (``gpt_train``, ``finetune``), 3 for main, run and fit*; None otherwise."""
     lowered = name.lower()
+    words = re.split(r"[^a-z0-9]+", lowered)
     if lowered == "train":
         return 0
-    if lowered.startswith("train"):
+    if words[0].startswith("train"):
         return 1
-    if "train" in lowered:
+    if any(word.startswith(("train", "pretrain", "finetune")) for word in words):
         return 2
-    if lowered in _TRAINING_NAMES or lowered.startswith("fit"):
+    if lowered in _TRAINING_NAMES or words[0] == "fit":
         return 3
     return None
 

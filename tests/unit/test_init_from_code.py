@@ -400,6 +400,25 @@ def test_training_names_win_and_the_other_scripts_are_named(tmp_path: Path) -> N
     assert found.others == ("bench.py", "main.py", "sample.py")
 
 
+@pytest.mark.parametrize(
+    ("names", "chosen"),
+    [
+        (["constrain.py", "strainer.py", "fitness.py", "domain.py"], []),
+        (["finetune.py", "pretrain_gpt.py", "sample.py"], ["finetune.py", "pretrain_gpt.py"]),
+        (
+            ["fit_model.py", "gpt-train.py", "Trainer.py"],
+            ["Trainer.py", "gpt-train.py", "fit_model.py"],
+        ),
+    ],
+)
+def test_training_names_are_words_not_substrings(
+    tmp_path: Path, names: list[str], chosen: list[str]
+) -> None:
+    for name in names:
+        write(tmp_path, name, "print(1)\n")
+    assert [script.path for script in scripts(tmp_path).chosen] == chosen
+
+
 def test_several_scripts_and_no_training_name_declare_none(tmp_path: Path) -> None:
     write(tmp_path, "prepare.py", "print('prepare')\n")
     write(tmp_path, "sample.py", "print('sample')\n")
