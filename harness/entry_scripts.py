@@ -11,8 +11,9 @@ syntax trees (never run):
   library, and packaging, test and tooling files are none;
 - the training ones are those named for it (``train*.py``, ``gpt_train.py``,
   ``pretrain.py``, ``finetune.py``, ``main.py``, ``run.py``, ``fit_model.py``), best
-  first, at most :data:`MOST`; with none so named, the only script is taken; several
-  scripts and no training name leave the choice to the user.
+  first, at most :data:`MOST`; with none so named, the only script is taken when it
+  imports more than the standard library (a script that builds the README is no
+  experiment); several scripts and no training name leave the choice to the user.
 
 The command has no arguments: which of a script's options make a short, meaningful run
 (a step limit, a data path) is the user's call; the step-like options the parser declares
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import ast
 import re
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -49,6 +51,9 @@ class Script:
     name: str  # the experiment's name, from the file's stem
     why: str  # what makes it a script: "a __main__ block, argparse"
     step_options: tuple[str, ...]  # the parser's options that bound a run (--max-steps)
+    # Whether it imports anything beyond the standard library: a script that trains does
+    # (a framework, NumPy, the project's model); one that builds the README does not.
+    imports_beyond_stdlib: bool = True
 
     def command(self) -> list[str]:
         return ["python", self.path]
@@ -86,7 +91,7 @@ def find(scripts: Sequence[Script]) -> Found:
     )
     if training:
         chosen = tuple(training[:MOST])
-    elif len(root) == 1:
+    elif len(root) == 1 and root[0].imports_beyond_stdlib:
         chosen = (root[0],)
     else:
         chosen = ()
@@ -140,7 +145,29 @@ def _script(path: str, tree: ast.Module) -> Script | None:
         for option in _strings(call.args)
         if _STEP_OPTION.match(option)
     ]
-    return Script(path, name, ", ".join(reasons), tuple(dict.fromkeys(options)))
+    return Script(
+        path,
+        name,
+        ", ".join(reasons),
+        tuple(dict.fromkeys(options)),
+        imports_beyond_stdlib=_imports_beyond_stdlib(tree),
+    )
+
+
+def _imports_beyond_stdlib(tree: ast.Module) -> bool:
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and (node.level or node.module is None):
+            return True  # the project's own code
+        names = (
+            [alias.name for alias in node.names]
+            if isinstance(node, ast.Import)
+            else [node.module]
+            if isinstance(node, ast.ImportFrom) and node.module
+            else []
+        )
+        if any(name.split(".")[0] not in sys.stdlib_module_names for name in names):
+            return True
+    return False
 
 
 def _experiment_name(stem: str) -> str | None:

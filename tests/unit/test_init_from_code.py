@@ -389,6 +389,18 @@ def test_the_only_script_is_the_experiment_and_a_library_is_not(tmp_path: Path) 
     assert found.others == ()
 
 
+def test_the_only_script_is_no_experiment_when_it_imports_the_standard_library_alone(
+    tmp_path: Path,
+) -> None:
+    write(tmp_path, "build_readme.py", "import os\nif __name__ == '__main__':\n    os.getcwd()\n")
+    write(tmp_path, "nn/two_layer_net.py", "import torch\n")
+    found = scripts(tmp_path)
+    assert found.chosen == ()
+    assert found.others == ("build_readme.py",)
+    write(tmp_path, "build_readme.py", "from .model import Net\nNet()\n")  # its own code
+    assert [script.path for script in scripts(tmp_path).chosen] == ["build_readme.py"]
+
+
 def test_training_names_win_and_the_other_scripts_are_named(tmp_path: Path) -> None:
     main_block = "if __name__ == '__main__':\n    pass\n"
     for name in ("sample.py", "bench.py", "train.py", "finetune_train.py", "train_gpt.py"):
