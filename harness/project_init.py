@@ -350,25 +350,13 @@ def _edit_pyproject(
         # An MLproject's entry points are experiments already (run --mlproject ENTRY); a
         # repository's training scripts are its experiments; elsewhere a stub shows what
         # an experiment looks like.
-        found_code = lazy_code.get(notes)
-        found = found_code.scripts()
+        project = lazy_code.get(notes)
+        found = project.scripts()
         if found.chosen:
-            done += _declare_scripts(
-                experiments, found, found_code.logs_tensorboard_events(), notes
-            )
+            done += _declare_scripts(experiments, found, project.logs_tensorboard_events(), notes)
         else:
             wanted = [(STUB_EXPERIMENT, STUB_ENTRY)]
-        if not found.chosen and (found.others or found.deeper):
-            scripts = [*found.others, *found.deeper]
-            shown = ", ".join(scripts[:MOST_SHOWN]) + (
-                f" and {len(scripts) - MOST_SHOWN} more" if len(scripts) > MOST_SHOWN else ""
-            )
-            why = "none is named for training" if found.others else "none lies in the root"
-            notes.append(
-                f"scripts {shown}: {why}, so none was declared; declare the one that "
-                "trains as [tool.harness.experiments.NAME] "
-                'command = ["python", "PATH.py"] in place of the example'
-            )
+            notes += _scripts_beside_the_example(found)
     for name, entry in wanted:
         current = experiments.get(name)
         if current is not None and current.get("entry") == entry:
@@ -496,6 +484,22 @@ def _declare_scripts(
             'experiment the same way, command = ["python", "SCRIPT.py"])'
         )
     return done
+
+
+def _scripts_beside_the_example(found: entry_scripts.Found) -> list[str]:
+    """A line naming the scripts found but not declared when the example is written, so
+    the user can declare the one that trains; none when no script was found."""
+    scripts = [*found.others, *found.deeper]
+    if not scripts:
+        return []
+    shown = ", ".join(scripts[:MOST_SHOWN])
+    if len(scripts) > MOST_SHOWN:
+        shown += f" and {len(scripts) - MOST_SHOWN} more"
+    why = "none is named for training" if found.others else "none lies in the root"
+    return [
+        f"scripts {shown}: {why}, so none was declared; declare the one that trains as "
+        '[tool.harness.experiments.NAME] command = ["python", "PATH.py"] in place of the example'
+    ]
 
 
 def _ci_install(document: tomlkit.TOMLDocument, harness: Any) -> list[str]:
