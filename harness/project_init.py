@@ -2,11 +2,13 @@
 
 People adopt harness in a repository that already has its own pyproject.toml, layout and
 habits, so init adds and never rewrites: ``[tool.harness]`` with the experiments named on
-the command line (``NAME=module:function``) or, for a first look, a small stub experiment;
-the ``experiments`` dependency group (the project's own dependencies, as a start) when
-there is none; ``.harness/`` in ``.gitignore``; and, when asked, harness's Dockerfiles to
-customise and the GitHub workflow. pyproject.toml is edited with tomlkit, so the user's
-comments, order and formatting stay as they were.
+the command line (``NAME=module:function``), else the repository's training scripts as
+commands (:mod:`harness.entry_scripts`), else a small stub experiment for a first look;
+the ``experiments`` dependency group when there is none (the project's declared
+dependencies, else those its code imports: :mod:`harness.imported_dependencies`);
+``.harness/`` in ``.gitignore``; and, when asked, harness's Dockerfiles to customise and
+the GitHub workflow. pyproject.toml is edited with tomlkit, so the user's comments, order
+and formatting stay as they were.
 
 Running it twice changes nothing the second time. A file or declaration that exists with
 other content is refused, naming it, unless ``--force``; nothing is written before every
@@ -25,7 +27,7 @@ from typing import Any
 import tomlkit
 from tomlkit.exceptions import TOMLKitError
 
-from harness import atomic, declared_dependencies, project_python
+from harness import atomic, declared_dependencies, entry_scripts, project_code, project_python
 from harness.config import PYPROJECT, image_name, load_config
 from harness.config_schema import PLAIN_NAME_PATTERN
 from harness.errors import ConfigError
@@ -45,6 +47,8 @@ STUB_EXPERIMENT = "example"
 STUB_MODULE = "harness_example"
 STUB_ENTRY = f"{STUB_MODULE}:train"
 STUB_OUTPUT = "result.json"
+# Scripts named in one line at most; the rest are counted.
+MOST_SHOWN = 5
 _NAME = re.compile(PLAIN_NAME_PATTERN)
 _ENTRY = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_][\w.]*")
 
@@ -130,7 +134,9 @@ def init_project(root: Path, request: InitRequest) -> list[Change]:
     pending: list[_Pending] = []
     document, created = _read_pyproject(root)
     left_out: list[str] = []
-    pyproject_changes = _edit_pyproject(document, root, request, created, left_out)
+    pyproject_changes = _edit_pyproject(
+        document, root, request, created, left_out, code=_LazyCode(root)
+    )
     own_cpu_dockerfile = _harness_dockerfile_beside_deployment(document, root, request)
     if own_cpu_dockerfile is not None:
         pyproject_changes.append(own_cpu_dockerfile)
@@ -298,16 +304,35 @@ def _read_pyproject(root: Path) -> tuple[tomlkit.TOMLDocument, bool]:
         raise ConfigError(f"cannot read {PYPROJECT}: {error}", "fix its syntax first") from None
 
 
+@dataclass
+class _LazyCode:
+    """The project's code, read once and only when init needs it (no dependencies
+    declared, or no experiment); the files not read are said once."""
+
+    root: Path
+    _code: project_code.ProjectCode | None = None
+
+    def get(self, notes: list[str]) -> project_code.ProjectCode:
+        if self._code is None:
+            self._code = project_code.read(self.root)
+            if self._code.unread_line():
+                notes.append(self._code.unread_line())
+        return self._code
+
+
 def _edit_pyproject(
     document: tomlkit.TOMLDocument,
     root: Path,
     request: InitRequest,
     created: bool,
     notes: list[str] | None = None,
+    *,
+    code: _LazyCode | None = None,
 ) -> list[str]:
     """Add what is missing to ``document``; returns a line per addition (and adds to
     ``notes`` a line per declaration it left out)."""
     notes = [] if notes is None else notes
+    lazy_code = _LazyCode(root) if code is None else code
     done: list[str] = []
     tool = _table(document, "tool", super_table=True)
     harness = _table(tool, "harness")
@@ -318,13 +343,20 @@ def _edit_pyproject(
     group = str(harness.get("dependency-group", "experiments"))
     groups = _table(document, "dependency-groups")
     if group not in groups:
-        done += _propose_group(document, root, harness, groups, group, notes=notes)
+        done += _propose_group(document, root, harness, groups, group, notes=notes, code=lazy_code)
     experiments = _table(harness, "experiments", super_table=True)
     wanted = list(request.experiments)
     if not wanted and not experiments and not mlproject_entries(root):
-        # An MLproject's entry points are experiments already (run --mlproject ENTRY);
-        # elsewhere a stub shows what an experiment looks like.
-        wanted = [(STUB_EXPERIMENT, STUB_ENTRY)]
+        # An MLproject's entry points are experiments already (run --mlproject ENTRY); a
+        # repository's training scripts are its experiments; elsewhere a stub shows what
+        # an experiment looks like.
+        project = lazy_code.get(notes)
+        found = project.scripts()
+        if found.chosen:
+            done += _declare_scripts(experiments, found, project.logs_tensorboard_events(), notes)
+        else:
+            wanted = [(STUB_EXPERIMENT, STUB_ENTRY)]
+            notes += _scripts_beside_the_example(found)
     for name, entry in wanted:
         current = experiments.get(name)
         if current is not None and current.get("entry") == entry:
@@ -359,22 +391,40 @@ def _propose_group(
     group: str,
     *,
     notes: list[str],
+    code: _LazyCode,
 ) -> list[str]:
     """The experiments group from what the repository declares (pyproject, requirements
-    files, setup.cfg, setup.py, environment.yml), and, when it needs torch or TensorFlow,
-    the CPU and CUDA variants; returns a line per addition."""
+    files, setup.cfg, setup.py, environment.yml) or, when it declares nothing, from what
+    its code imports; and, when it needs torch or TensorFlow, the CPU and CUDA variants;
+    returns a line per addition."""
     project: Any = document.get("project")
     declared = declared_dependencies.read(
         root, project.unwrap() if hasattr(project, "unwrap") else {}
     )
     notes += declared.skipped
+    if declared.requirements:
+        shown = "; ".join(
+            f"{', '.join(names)} from {source}" for source, names in declared.by_source()
+        )
+        line = f"the project's dependencies ({shown})"
+    else:
+        inferred = code.get(notes).dependencies()
+        for imported in inferred.dependencies:
+            declared.add(imported.distribution, "imports")
+        if inferred.left_out:
+            notes.append(inferred.describe_left_out())
+        line = (
+            "inferred from the imports, as the project declares no dependencies (check "
+            f"them): {inferred.describe()}"
+            if inferred.dependencies
+            else "the project's dependencies (none found: none declared, none imported)"
+        )
     dependencies = [requirement for requirement, _ in declared.requirements]
     array = tomlkit.array()
     array.extend(dependencies)
     array.multiline(len(dependencies) > 2)
     groups[group] = array
-    shown = "; ".join(f"{', '.join(names)} from {source}" for source, names in declared.by_source())
-    done = [f"[dependency-groups] {group} = the project's dependencies ({shown or 'none found'})"]
+    done = [f"[dependency-groups] {group} = {line}"]
     frameworks = declared.frameworks()
     variants = _table(harness, "variants", super_table=True)
     if not frameworks or "cpu" in variants or "cuda" in variants:
@@ -394,6 +444,62 @@ def _propose_group(
         "`harness lock` takes the CPU build for cpu and the CUDA build for cuda"
     )
     return done
+
+
+# TensorBoard's event files: named for the time and host they were written on, so never
+# the same twice; logs, not results.
+EVENT_FILES = "events.out.tfevents.*"
+
+
+def _declare_scripts(
+    experiments: Any,
+    found: entry_scripts.Found,
+    logs_events: bool,
+    notes: list[str],
+) -> list[str]:
+    """Declare each chosen script as a ``command`` experiment (setting TensorBoard's event
+    files aside when the code writes them); returns a line each."""
+    done = []
+    for script in found.chosen:
+        table = tomlkit.table()
+        table["command"] = script.command()
+        line = (
+            f"[tool.harness.experiments.{script.name}] command = {script.command()!r}: "
+            f"{script.path} looks like a training script ({script.why})"
+        )
+        if logs_events:
+            table["exclude"] = [EVENT_FILES]
+            line += f"; exclude = [{EVENT_FILES!r}], as TensorBoard's event files are logs"
+        options = " or ".join(script.step_options[:2])
+        line += (
+            f"; add arguments to the command to make a run short ({options} N, say)"
+            if options
+            else "; add arguments to the command (a step limit, say) to make a run short"
+        )
+        experiments[script.name] = table
+        done.append(line)
+    if found.others:
+        notes.append(
+            f"scripts {', '.join(found.others)} (not declared: declare any that is an "
+            'experiment the same way, command = ["python", "SCRIPT.py"])'
+        )
+    return done
+
+
+def _scripts_beside_the_example(found: entry_scripts.Found) -> list[str]:
+    """A line naming the scripts found but not declared when the example is written, so
+    the user can declare the one that trains; none when no script was found."""
+    scripts = [*found.others, *found.deeper]
+    if not scripts:
+        return []
+    shown = ", ".join(scripts[:MOST_SHOWN])
+    if len(scripts) > MOST_SHOWN:
+        shown += f" and {len(scripts) - MOST_SHOWN} more"
+    why = "none is named for training" if found.others else "none lies in the root"
+    return [
+        f"scripts {shown}: {why}, so none was declared; declare the one that trains as "
+        '[tool.harness.experiments.NAME] command = ["python", "PATH.py"] in place of the example'
+    ]
 
 
 def _ci_install(document: tomlkit.TOMLDocument, harness: Any) -> list[str]:

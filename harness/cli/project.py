@@ -58,14 +58,15 @@ def init_command(
 ) -> None:
     """Make this repository a harness project, adding only what is missing.
 
-    Adds [tool.harness] with the experiments given (or an example experiment, unless an
-    MLproject's entry points are the experiments), the
-    `experiments` dependency group (from the project's dependencies) when there is none,
+    Adds [tool.harness] with the experiments given (or the training scripts as commands, or
+    an example experiment, unless an MLproject's entry points are the experiments), the
+    `experiments` dependency group (from the project's dependencies, else from the imports
+    of its code) when there is none,
     and .harness/ to .gitignore. Running it again changes nothing; what exists with other
     content is refused unless --force.
 
     \b
-      harness init                          an example experiment to start from
+      harness init                          your train.py as a command (else an example)
       harness init train=mypkg.train:main   declare your own
       harness init --dockerfiles --ci       also the Dockerfiles and the CI workflow
     """
