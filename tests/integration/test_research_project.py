@@ -90,7 +90,7 @@ def _research_repository(root: Path) -> Path:
 
 
 def _set_experiments(project: Path, name: str, tables: str) -> None:
-    """Replace the example experiment init wrote with the project's own, by hand."""
+    """Replace the experiment init wrote (its training script) with the project's own."""
     pyproject = project / "pyproject.toml"
     text = pyproject.read_text()
     start = text.index("[tool.harness.experiments.")
