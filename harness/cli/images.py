@@ -54,6 +54,8 @@ def lock_command(state: State, check: bool, variants: tuple[str, ...]) -> None:
         raise
     for path in written:
         state.ui.result(f"wrote {path.relative_to(config.project_root)}")
+    for line in lock_module.unprovided_imports(config, selected):
+        click.echo(f"warning: {line}", err=True)
 
 
 @click.command("base")

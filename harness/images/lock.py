@@ -59,10 +59,10 @@ from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 from uv import find_uv_bin
 
-from harness import atomic, commands, progress
+from harness import atomic, commands, progress, project_code
 from harness.config import Config, Variant, read_pyproject
 from harness.errors import ConfigError, LockError, StaleLock
-from harness.images import cuda_wheels, device_pins, framework_builds, wheelcache
+from harness.images import cuda_wheels, device_pins, framework_builds, unpinned_imports, wheelcache
 from harness.images.pin import Pin
 from harness.images.runtime_wheel import BUILD_CONSTRAINTS, DISTRIBUTION
 
@@ -477,6 +477,23 @@ def lock(
         for path, text in texts.items():
             atomic.write_text(path, text)
     return written
+
+
+def unprovided_imports(config: Config, variants: Sequence[Variant] | None = None) -> list[str]:
+    """One warning per constraints file that provides none of some imports of the project's
+    code (see :mod:`harness.images.unpinned_imports`)."""
+    inferred = project_code.read(config.project_root).dependencies()
+    warnings = []
+    for variant in variants or variants_in_use(config):
+        if not variant.constraints.is_file():
+            continue
+        pins = parse_constraints(variant.constraints.read_text(), variant.constraints.name)
+        missing = unpinned_imports.unpinned(inferred, (pin.name for pin in pins))
+        if missing:
+            warnings.append(
+                unpinned_imports.warning(missing, variant.constraints.name, config.dependency_group)
+            )
+    return warnings
 
 
 def framework_resolutions(
