@@ -24,10 +24,11 @@ from pathlib import Path
 from typing import Any
 
 from harness import atomic
-from harness.compare.model import ComparisonResult
+from harness.compare.model import PASSING, ComparisonResult
 from harness.compare.report import to_dict
 from harness.compare.tree import compare_paths
 from harness.config import STATE_FOLDER, Config, Experiment
+from harness.container import MOVED_PROJECT, PROJECT
 from harness.engine import ContainerEngine
 from harness.errors import EngineUnavailable, HarnessError
 from harness.fleet import crosshost
@@ -674,7 +675,54 @@ def moves_under(name: str, check: Check) -> str:
     """The evidence that a variation moves the artifacts: which, and what it points to."""
     depends = _DEPENDS_ON.get(name)
     moved = ", ".join(check.moved()) or "?"
+    places = _only_the_project_path(check) if name == "workdir" else None
+    if places:
+        shown = ", ".join(places[:3]) + (f" and {len(places) - 3} more" if len(places) > 3 else "")
+        # Lightning's ModelCheckpoint saves its dirpath and best_model_path absolute: the
+        # user cannot make them relative, but can judge whether the path matters.
+        return (
+            f"moves under {name}: {moved} (only the project's path it holds differs, in "
+            f"{shown}; all else is identical. Every host runs the project at {PROJECT} in "
+            "harness's images, so their runs agree; outside them the file changes with the "
+            "checkout's path. Save paths relative to the project, or leave the variation "
+            "out: --vary=-workdir)"
+        )
     return f"moves under {name}: {moved}" + (f" ({depends})" if depends else "")
+
+
+def _only_the_project_path(check: Check) -> list[str] | None:
+    """Where the moved artifacts differ, when every difference is a string holding the
+    project's path (the control's where the moved run has its own) and nothing else moved;
+    None otherwise, or when the report kept too few differences to tell."""
+    if check.comparison is None:
+        return None
+    places: list[str] = []
+    for artifact in check.comparison.artifacts:
+        if artifact.passed:
+            continue
+        failing = [entry for entry in artifact.entries if entry.status not in PASSING]
+        counted = sum(n for status, n in artifact.entry_counts.items() if status not in PASSING)
+        if (
+            artifact.error
+            or artifact.diff
+            or any(tensor.status not in PASSING for tensor in artifact.tensors)
+            or not failing
+            or counted != len(failing)
+            or not all(_holds_the_project_path(entry.a, entry.b) for entry in failing)
+        ):
+            return None
+        # The key's last step names the field ("dirpath"); the whole key can be long.
+        places += [entry.where.rsplit("/", 1)[-1] for entry in failing]
+    return list(dict.fromkeys(places)) or None
+
+
+def _holds_the_project_path(control: object, moved: object) -> bool:
+    return (
+        isinstance(control, str)
+        and isinstance(moved, str)
+        and PROJECT in control
+        and control.replace(PROJECT, MOVED_PROJECT) == moved
+    )
 
 
 def fails_under(name: str, run: RunResult) -> str:

@@ -153,3 +153,43 @@ def test_noise_and_a_breaking_variation_are_named_in_one_verify(config: Config) 
     assert outcome.hint is not None and "events.out.tfevents.*" in outcome.hint
     assert outcome.failure is not None
     assert outcome.failure.startswith("fails under locale: ")
+
+
+def _moved_checkpoint(b_value: str, *, tensor_status: str = "identical") -> verify.Check:
+    """A Lightning checkpoint as the workdir variation moves it: ModelCheckpoint's paths."""
+    from harness.compare.model import (  # noqa: PLC0415 - the report's parts, for this test
+        ArtifactResult,
+        ComparisonResult,
+        Entry,
+        Side,
+        TensorResult,
+    )
+
+    checkpoint = ArtifactResult(
+        "lightning_logs/version_0/checkpoints/epoch=2.ckpt", "pt", "differs", "bitwise"
+    )
+    checkpoint.tensors.append(TensorResult("state_dict/net.0.weight", tensor_status))  # type: ignore[arg-type]
+    where = 'callbacks["ModelCheckpoint{...}"]/dirpath'
+    checkpoint.add_entry(
+        Entry(where, "differs", "/harness/project/lightning_logs/version_0/checkpoints", b_value)
+    )
+    comparison = ComparisonResult(Side("a", "a"), Side("b", "b"), None, None, [checkpoint])
+    run = verify.RunResult("r", Path("r"), {"status": "succeeded"})
+    return verify.Check("variation workdir", ("workdir",), run, comparison)
+
+
+def test_a_file_holding_only_the_project_s_path_is_named_so() -> None:
+    moved = "/harness/elsewhere/moved-project/lightning_logs/version_0/checkpoints"
+    evidence = verify.moves_under("workdir", _moved_checkpoint(moved))
+    assert evidence.startswith(
+        "moves under workdir: lightning_logs/version_0/checkpoints/epoch=2.ckpt (only the "
+        "project's path it holds differs, in dirpath; all else is identical."
+    )
+    assert "--vary=-workdir" in evidence
+    # Anything else that moved (another string, a tensor) gets the general evidence.
+    for check in (
+        _moved_checkpoint("/harness/elsewhere/moved-project/other"),
+        _moved_checkpoint(moved, tensor_status="differs"),
+    ):
+        assert "only the project's path" not in verify.moves_under("workdir", check)
+        assert "never by its absolute path" in verify.moves_under("workdir", check)
