@@ -24,18 +24,18 @@ from pathlib import Path
 from typing import Any
 
 from harness import atomic
-from harness.compare.model import PASSING, ComparisonResult
+from harness.compare.model import ComparisonResult
 from harness.compare.report import to_dict
 from harness.compare.tree import compare_paths
 from harness.config import STATE_FOLDER, Config, Experiment
-from harness.container import MOVED_PROJECT, PROJECT
+from harness.container import PROJECT
 from harness.engine import ContainerEngine
 from harness.errors import EngineUnavailable, HarnessError
 from harness.fleet import crosshost
 from harness.fleet.hosts import Host, local_host
 from harness.images.build import BuildResult
 from harness.parallel import Pool, Together, available_cores, default_jobs, gather
-from harness.runs import noise, records
+from harness.runs import held_paths, noise, records
 from harness.runs.host_executor import PythonEnvironment, run_on_host
 from harness.runs.run import RunRequest, RunResult, run_experiment
 from harness.runs.variations import CONTROL, Variation, setup_for
@@ -571,7 +571,7 @@ def _verify_one(
             outcome.controls.append(result)
             if not found.agrees:
                 outcome.culprits = [RERUN]
-                outcome.hint = _noise_hint(outcome)
+                outcome.hint = _rerun_hint(outcome, found)
                 # Variations cannot be judged against a control that moves; a run they
                 # break still can, so that one verify names both.
                 combined_failed = _failed_with_variations(outcome, made_first)
@@ -668,61 +668,56 @@ def _name_culprits(
         found = check(label, chosen, result)
         if judge_moves and not found.agrees:
             outcome.culprits.append(name)
-            outcome.evidence[name] = moves_under(name, found)
+            outcome.evidence[name] = moves_under(name, found, outcome.controls[0])
 
 
-def moves_under(name: str, check: Check) -> str:
+def moves_under(name: str, check: Check, control: RunResult | None = None) -> str:
     """The evidence that a variation moves the artifacts: which, and what it points to."""
     depends = _DEPENDS_ON.get(name)
     moved = ", ".join(check.moved()) or "?"
-    places = _only_the_project_path(check) if name == "workdir" else None
-    if places:
-        shown = ", ".join(places[:3]) + (f" and {len(places) - 3} more" if len(places) > 3 else "")
-        # Lightning's ModelCheckpoint saves its dirpath and best_model_path absolute: the
-        # user cannot make them relative, but can judge whether the path matters.
+    fields = _held_path_fields(check, control) if name == "workdir" else None
+    if fields:
         return (
             f"moves under {name}: {moved} (only the project's path it holds differs, in "
-            f"{shown}; all else is identical. Every host runs the project at {PROJECT} in "
-            "harness's images, so their runs agree; outside them the file changes with the "
-            "checkout's path. Save paths relative to the project, or leave the variation "
-            "out: --vary=-workdir)"
+            f"{_listed(fields)}; all else is identical. Every host runs the project at "
+            f"{PROJECT} in harness's images, so their runs agree; outside them the file "
+            "changes with the checkout's path. Save paths relative to the project, or leave "
+            "the variation out: --vary=-workdir)"
         )
     return f"moves under {name}: {moved}" + (f" ({depends})" if depends else "")
 
 
-def _only_the_project_path(check: Check) -> list[str] | None:
-    """Where the moved artifacts differ, when every difference is a string holding the
-    project's path (the control's where the moved run has its own) and nothing else moved;
-    None otherwise, or when the report kept too few differences to tell."""
-    if check.comparison is None:
+def _held_path_fields(check: Check, control: RunResult | None) -> list[str] | None:
+    """Where the check's artifacts differ from the control's, when each difference is the
+    path its project lay at (Lightning's ModelCheckpoint saves dirpath and best_model_path
+    absolute: the user cannot make them relative, but can judge whether the path matters)."""
+    if control is None:
         return None
-    places: list[str] = []
-    for artifact in check.comparison.artifacts:
-        if artifact.passed:
-            continue
-        failing = [entry for entry in artifact.entries if entry.status not in PASSING]
-        counted = sum(n for status, n in artifact.entry_counts.items() if status not in PASSING)
-        if (
-            artifact.error
-            or artifact.diff
-            or any(tensor.status not in PASSING for tensor in artifact.tensors)
-            or not failing
-            or counted != len(failing)
-            or not all(_holds_the_project_path(entry.a, entry.b) for entry in failing)
-        ):
-            return None
-        # The key's last step names the field ("dirpath"); the whole key can be long.
-        places += [entry.where.rsplit("/", 1)[-1] for entry in failing]
-    return list(dict.fromkeys(places)) or None
-
-
-def _holds_the_project_path(control: object, moved: object) -> bool:
-    return (
-        isinstance(control, str)
-        and isinstance(moved, str)
-        and PROJECT in control
-        and control.replace(PROJECT, MOVED_PROJECT) == moved
+    return held_paths.only_the_project_path(
+        check.comparison,
+        held_paths.project_path(control.folder),
+        held_paths.project_path(check.run.folder),
     )
+
+
+def _rerun_hint(outcome: ExperimentVerification, check: Check) -> str | None:
+    """Why the control runs disagree, when it can be told: only logs moved, or only the
+    project's path the files hold (each run of the host executor or a SLURM job lies in a
+    folder of its own, so such a file never repeats there)."""
+    noise_hint = _noise_hint(outcome)
+    fields = _held_path_fields(check, outcome.controls[0] if outcome.controls else None)
+    if noise_hint is not None or not fields:
+        return noise_hint
+    return (
+        f"only the project's path the files hold differs ({', '.join(check.moved())}, in "
+        f"{_listed(fields)}): each run here lies in a folder of its own, so they never repeat "
+        "byte for byte. Save paths relative to the project, or verify in a container, where "
+        f"every run's project lies at {PROJECT}"
+    )
+
+
+def _listed(fields: Sequence[str]) -> str:
+    return ", ".join(fields[:3]) + (f" and {len(fields) - 3} more" if len(fields) > 3 else "")
 
 
 def fails_under(name: str, run: RunResult) -> str:

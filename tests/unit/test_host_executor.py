@@ -73,6 +73,12 @@ def clobber(output, seed, inputs):
 def slow(output, seed, inputs):
     (output / "ready").write_text("")
     time.sleep(60)
+
+
+def located(output, seed, inputs):
+    # As Lightning's checkpoints keep ModelCheckpoint's dirpath: the project's path.
+    numpy.save(output / "weights.npy", numpy.random.default_rng(seed).normal(size=4))
+    (output / "state.json").write_text(json.dumps({"dirpath": os.path.abspath("ckpt")}))
 """
 
 PYPROJECT = """\
@@ -104,6 +110,9 @@ entry = "hosted_experiments:clobber"
 
 [tool.harness.experiments.slow]
 entry = "hosted_experiments:slow"
+
+[tool.harness.experiments.located]
+entry = "hosted_experiments:located"
 
 [tool.harness.experiments.forgetful]
 entry = "hosted_experiments:train"
@@ -419,3 +428,16 @@ def test_the_hashseed_variation_names_an_experiment_that_writes_the_hash_seed(
     result = CliRunner().invoke(cli, [*arguments, "--executor", "host", "--python", sys.executable])
     assert result.exit_code == 1
     assert "NOT reproducible: moved by hashseed" in result.stdout
+
+
+def test_host_runs_that_differ_only_in_their_project_s_path_are_told_so(hosted: Path) -> None:
+    # Each host run lies in a folder of its own: "the clock or unseeded randomness" would
+    # be the wrong account of why its control runs disagree.
+    arguments = ["--project", str(hosted), "verify", "located", "--vary", "none"]
+    result = CliRunner().invoke(cli, [*arguments, "--executor", "host", "--python", sys.executable])
+    assert result.exit_code == 1
+    assert "NOT reproducible: moved by rerun" in result.stdout
+    assert (
+        "only the project's path the files hold differs (state.json, in $.dirpath): each run "
+        "here lies in a folder of its own"
+    ) in " ".join(result.stdout.split())

@@ -7,6 +7,7 @@ the environment its container was given.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -155,8 +156,15 @@ def test_noise_and_a_breaking_variation_are_named_in_one_verify(config: Config) 
     assert outcome.failure.startswith("fails under locale: ")
 
 
-def _moved_checkpoint(b_value: str, *, tensor_status: str = "identical") -> verify.Check:
-    """A Lightning checkpoint as the workdir variation moves it: ModelCheckpoint's paths."""
+def _run_at(folder: Path, project: str) -> verify.RunResult:
+    """A run folder whose spec says where its project lay."""
+    folder.mkdir(parents=True)
+    (folder / "spec.json").write_text(json.dumps({"project": project}))
+    return verify.RunResult(folder.name, folder, {"status": "succeeded"})
+
+
+def _checkpoints(tmp_path: Path, b_value: str, *, tensor: str = "identical") -> verify.Check:
+    """A Lightning checkpoint as a run elsewhere rewrites it: ModelCheckpoint's paths."""
     from harness.compare.model import (  # noqa: PLC0415 - the report's parts, for this test
         ArtifactResult,
         ComparisonResult,
@@ -165,31 +173,28 @@ def _moved_checkpoint(b_value: str, *, tensor_status: str = "identical") -> veri
         TensorResult,
     )
 
-    checkpoint = ArtifactResult(
-        "lightning_logs/version_0/checkpoints/epoch=2.ckpt", "pt", "differs", "bitwise"
-    )
-    checkpoint.tensors.append(TensorResult("state_dict/net.0.weight", tensor_status))  # type: ignore[arg-type]
+    checkpoint = ArtifactResult("lightning_logs/epoch=2.ckpt", "pt", "differs", "bitwise")
+    checkpoint.tensors.append(TensorResult("state_dict/net.0.weight", tensor))  # type: ignore[arg-type]
     where = 'callbacks["ModelCheckpoint{...}"]/dirpath'
-    checkpoint.add_entry(
-        Entry(where, "differs", "/harness/project/lightning_logs/version_0/checkpoints", b_value)
-    )
+    checkpoint.add_entry(Entry(where, "differs", "/harness/project/lightning_logs", b_value))
     comparison = ComparisonResult(Side("a", "a"), Side("b", "b"), None, None, [checkpoint])
-    run = verify.RunResult("r", Path("r"), {"status": "succeeded"})
-    return verify.Check("variation workdir", ("workdir",), run, comparison)
+    moved = _run_at(tmp_path / "moved", "/harness/elsewhere/moved-project")
+    return verify.Check("variation workdir", ("workdir",), moved, comparison)
 
 
-def test_a_file_holding_only_the_project_s_path_is_named_so() -> None:
-    moved = "/harness/elsewhere/moved-project/lightning_logs/version_0/checkpoints"
-    evidence = verify.moves_under("workdir", _moved_checkpoint(moved))
+def test_a_file_holding_only_the_project_s_path_is_named_so(tmp_path: Path) -> None:
+    control = _run_at(tmp_path / "control", "/harness/project")
+    moved = "/harness/elsewhere/moved-project/lightning_logs"
+    evidence = verify.moves_under("workdir", _checkpoints(tmp_path / "1", moved), control)
     assert evidence.startswith(
-        "moves under workdir: lightning_logs/version_0/checkpoints/epoch=2.ckpt (only the "
-        "project's path it holds differs, in dirpath; all else is identical."
+        "moves under workdir: lightning_logs/epoch=2.ckpt (only the project's path it holds "
+        "differs, in dirpath; all else is identical."
     )
     assert "--vary=-workdir" in evidence
     # Anything else that moved (another string, a tensor) gets the general evidence.
     for check in (
-        _moved_checkpoint("/harness/elsewhere/moved-project/other"),
-        _moved_checkpoint(moved, tensor_status="differs"),
+        _checkpoints(tmp_path / "2", "/harness/elsewhere/moved-project/other"),
+        _checkpoints(tmp_path / "3", moved, tensor="differs"),
     ):
-        assert "only the project's path" not in verify.moves_under("workdir", check)
-        assert "never by its absolute path" in verify.moves_under("workdir", check)
+        assert "only the project's path" not in verify.moves_under("workdir", check, control)
+        assert "never by its absolute path" in verify.moves_under("workdir", check, control)
