@@ -153,8 +153,11 @@ def test_a_research_repository_reaches_a_verified_certificate(
     (experiment,) = json.loads(moving.stdout)["experiments"]
     assert experiment["culprits"] == ["workdir"]
     evidence = experiment["evidence"]["workdir"]
-    assert evidence.startswith("moves under workdir: settings.json (the folder the project ")
-    assert "never by its absolute path" in evidence
+    assert evidence.startswith(
+        "moves under workdir: settings.json (only the project's path it holds differs, in "
+        "$.data; all else is identical."
+    )
+    assert "Save paths relative to the project" in evidence
     labels = [check["label"] for check in experiment["checks"]]
     assert labels[-3:] == ["variation workdir", "variation hashseed", "variation timezone"]
 
