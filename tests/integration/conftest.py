@@ -14,6 +14,7 @@ import os
 import shutil
 import subprocess
 import sys
+import uuid
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -67,18 +68,22 @@ def _no_container_left_behind(engine: Engine) -> Iterator[None]:
     assert engine.containers_owned() == []
 
 
-# The image names the tests' own projects and shipments use (harness's own images,
-# harness:cpu and the base, are kept: the next session and `./dev main` reuse them).
-_TEST_IMAGE_NAMES = (
-    "harness-planted:",
-    "harness-probe:",
-    "harness-stale:",
-    "harness-test-",
-    "harness-own-",
-    "harness-ship-",
-    # Shipping through the tests' registries on loopback (test_hosts).
-    "/harness-tests/",
-)
+# Every name the tests give an image (their projects', their shipments', their registries'
+# repositories) starts with this session's own prefix: two sessions on one engine then
+# remove only their own names at the end, never what the other is using (harness's own
+# images, harness:cpu and the base, are kept: the next session and `./dev main` reuse them).
+SESSION_PREFIX = f"harness-test-{uuid.uuid4().hex[:8]}-"
+
+
+def image_name(kind: str) -> str:
+    """An image (or registry repository) name of this session's own, for ``kind``."""
+    return f"{SESSION_PREFIX}{kind}"
+
+
+def made_by_this_session(tag: str) -> bool:
+    """Whether an image tag is one of this session's names (``NAME:TAG``, or
+    ``REGISTRY/NAME/...:TAG`` for the tests' registries on loopback)."""
+    return tag.startswith(SESSION_PREFIX) or f"/{SESSION_PREFIX}" in tag
 
 
 def _test_image_names() -> list[str]:
@@ -87,13 +92,13 @@ def _test_image_names() -> list[str]:
         tags = [tag for image in client.images.list() for tag in image.tags]
     finally:
         client.close()
-    return sorted(tag for tag in tags if any(name in tag for name in _TEST_IMAGE_NAMES))
+    return sorted(tag for tag in tags if made_by_this_session(tag))
 
 
 @pytest.fixture(scope="session", autouse=True)
 def _no_test_image_name_left_behind(engine: Engine) -> Iterator[None]:
-    """The names the tests gave images go at the end; an image that only the tests named
-    goes with its last name, one that harness's own images share stays."""
+    """The names this session gave images go at the end; an image that only the tests
+    named goes with its last name, one that harness's own images share stays."""
     yield
     for tag in _test_image_names():
         engine.remove_unused_image(tag)

@@ -18,7 +18,7 @@ from harness.container import CONTAINER_USER, user_ids
 from harness.engine import ContainerSpec, Engine, Mount
 from harness.runs import run_folder
 from tests.conftest import copy_project_files
-from tests.integration.conftest import harness
+from tests.integration.conftest import harness, image_name
 
 # What the kernel says of the process and its cgroup (v2, or v1's files where that is used).
 PROBE = r"""
@@ -123,7 +123,7 @@ def hostile_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     copy_project_files(folder)
     pyproject = folder / "pyproject.toml"
     pyproject.write_text(
-        pyproject.read_text().replace('image = "harness"', 'image = "harness-probe"')
+        pyproject.read_text().replace('image = "harness"', f'image = "{image_name("probe")}"')
         + "".join(
             f'\n[tool.harness.experiments.{name}]\nentry = "hostile:{entry}"\n'
             f'outputs = ["model.txt"]\n{extra}'

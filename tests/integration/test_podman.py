@@ -13,7 +13,6 @@ import os
 import resource
 import subprocess
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -26,7 +25,7 @@ from harness.engine import PODMAN, Engine
 from harness.errors import EngineError
 from harness.images.base import base_reference
 from tests.conftest import REPOSITORY
-from tests.integration.conftest import harness
+from tests.integration.conftest import harness, image_name
 
 SCRIPT = REPOSITORY / "scripts" / "podman.sh"
 # The open files rootful Podman gives a container when no containers.conf says otherwise.
@@ -79,7 +78,7 @@ def podman_service(
 def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("podman-project")
     root.chmod(0o755)  # the container's user reads it; pytest makes folders 0700
-    image = f"harness-test-podman-{uuid.uuid4().hex[:8]}"
+    image = image_name("podman")
     (root / "pyproject.toml").write_text(
         '[project]\nname = "weights"\nversion = "0.1.0"\nrequires-python = ">=3.11"\n'
         'dependencies = ["numpy"]\n\n[dependency-groups]\nexperiments = ["numpy"]\n\n'

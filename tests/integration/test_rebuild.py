@@ -20,6 +20,7 @@ from harness.config import load_config
 from harness.engine import Engine
 from harness.images import build, rebuild
 from tests.conftest import REPOSITORY
+from tests.integration.conftest import image_name
 
 PLANTED = """\
 ARG BASE_IMAGE
@@ -74,7 +75,7 @@ def test_the_cpu_image_rebuilds_bit_for_bit(engine: Engine) -> None:
 
 def test_a_planted_build_time_is_found_and_named(engine: Engine, repository_copy: Path) -> None:
     (repository_copy / "Dockerfile").write_text(PLANTED)
-    config = load_config(repository_copy, {"image": "harness-test-planted"})
+    config = load_config(repository_copy, {"image": image_name("planted")})
     result = rebuild.check(engine, build.plan(config, "cpu"))
     text = "\n".join(result.report_lines())
     assert result.exit_code == 1, text
@@ -89,7 +90,7 @@ def test_a_planted_build_time_is_found_and_named(engine: Engine, repository_copy
     assert result.first.diff_ids[0] == result.second.diff_ids[0]  # the base
     document: Any = result.as_dict()
     assert document["differences"]["real content"]["files"][0]["path"] == "build-time.txt"
-    assert check_repositories("harness-test-planted") == []
+    assert check_repositories(image_name("planted")) == []
 
 
 def test_the_built_image_carries_the_commit_time_not_the_clock(

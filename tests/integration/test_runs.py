@@ -16,7 +16,7 @@ import pytest
 
 from harness.engine import Engine
 from tests.conftest import REPOSITORY, RUN_RECORD_SCHEMA, copy_project_files
-from tests.integration.conftest import harness
+from tests.integration.conftest import harness, image_name
 
 PROBES = '''\
 """Experiments that probe the sandbox harness runs them in."""
@@ -115,7 +115,7 @@ def probe_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     copy_project_files(folder)
     pyproject = folder / "pyproject.toml"
     pyproject.write_text(
-        pyproject.read_text().replace('image = "harness"', 'image = "harness-probe"')
+        pyproject.read_text().replace('image = "harness"', f'image = "{image_name("probe")}"')
         + PROBE_EXPERIMENTS
     )
     (folder / "probes.py").write_text(PROBES)
