@@ -22,7 +22,8 @@ from typing import Any
 import docker
 import pytest
 
-from harness.engine import Engine
+from harness import owner
+from harness.engine import LABEL_OWNER, Engine
 from tests.conftest import REPOSITORY
 
 
@@ -65,7 +66,31 @@ def engine() -> Engine:
 @pytest.fixture(scope="session", autouse=True)
 def _no_container_left_behind(engine: Engine) -> Iterator[None]:
     yield
-    assert engine.containers_owned() == []
+    assert containers_left_behind(engine) == []
+
+
+def containers_of(engine: Engine, pid: int) -> list[str]:
+    """harness's containers that the process ``pid`` (a `harness` a test started) made."""
+    return [
+        container.name
+        for container in engine.owned_containers()
+        if (made_by := owner.from_label(container.labels.get(LABEL_OWNER))) is not None
+        and made_by.pid == pid
+    ]
+
+
+def containers_left_behind(engine: Engine) -> list[str]:
+    """harness's containers that no live process will remove: those this process made
+    (the tests' own engine calls) and those whose harness has ended (a `harness` command a
+    test ran). Another session's containers, whose harness still runs, are its business."""
+    here = owner.current().label()
+    left = []
+    for container in engine.owned_containers():
+        label = container.labels.get(LABEL_OWNER)
+        made_by = owner.from_label(label)
+        if label == here or made_by is None or made_by.alive() is not True:
+            left.append(container.name)
+    return left
 
 
 # Every name the tests give an image (their projects', their shipments', their registries'
