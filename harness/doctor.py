@@ -239,8 +239,19 @@ def _host_checks(config: Config) -> list[Check]:
             checks.append(Check(f"host {host.name}", False, error.message, error.hint, False))
             continue
         checks.append(
-            Check(f"host {host.name}", True, f"Docker {version} at {host.url}", required=False)
+            Check(
+                f"host {host.name}",
+                True,
+                f"{engine.product} {version} at {host.url}",
+                required=False,
+            )
         )
+        if engine.product == PODMAN:
+            limits = podman_limits_check(engine, find_base(engine, config))
+            # A host that cannot run limits what can be done, as a host that is down does.
+            checks.append(
+                Check(f"podman limits on {host.name}", limits.ok, limits.detail, limits.fix, False)
+            )
         checks.append(_leftovers_check(config, engine, name=f"leftovers on {host.name}"))
     return checks
 

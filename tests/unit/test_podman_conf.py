@@ -6,12 +6,13 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
 from harness import doctor, podman_conf
-from harness.engine import PODMAN, CommandResult
+from harness.engine import PODMAN, CommandResult, ImageInfo
 from harness.errors import EngineError
 from harness.images.base import BaseImage
 from tests.unit.fake_docker import EngineDouble
@@ -223,3 +224,33 @@ def test_an_engine_on_another_machine_is_not_judged_by_this_one_s_files(system: 
     assert str(system) not in check.fix
     engine.failure = ""
     assert not doctor.podman_limits_check(engine, None, environment={}).ok
+
+
+def test_a_podman_host_gets_the_same_trial_and_never_blocks(
+    system: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    class _Host(_Podman):
+        where = "ssh://gpu-box"
+
+        def version(self) -> Mapping[str, Any]:
+            return {"Version": "4.3.1"}
+
+        def image(self, reference: str) -> ImageInfo | None:
+            return ImageInfo(BASE.id, (reference,), {}, 0)
+
+    engine = _Host(failure=RLIMITS)
+    host = SimpleNamespace(
+        name="box", url="ssh://gpu-box", slurm=None, connect=lambda timeout: engine
+    )
+    monkeypatch.setattr(doctor, "configured", lambda _config: {"box": host})
+    monkeypatch.setattr(
+        doctor, "_leftovers_check", lambda *_a, **_k: doctor.Check("leftovers", True, "")
+    )
+    config = SimpleNamespace(base="bootstrap", debian_suite="bookworm", python="3.11")
+    checks = {check.name: check for check in doctor._host_checks(config)}  # type: ignore[arg-type]
+    assert checks["host box"].detail == "Podman 4.3.1 at ssh://gpu-box"
+    limits = checks["podman limits on box"]
+    assert not limits.ok
+    assert not limits.required  # a host that cannot run limits which hosts serve
+    assert FIX_LINE in limits.fix
+    assert engine.ran == [(BASE.id, ["true"])]
