@@ -191,8 +191,10 @@ def collect(
     if project_root is not None:
         going = [image.image_id for image in removed]
         for path in stale_provenance(engine, project_root, going):
-            with contextlib.suppress(FileNotFoundError):
-                path.unlink()  # a link goes itself, never what it points at
+            try:
+                path.unlink(missing_ok=True)  # a link goes itself, never what it points at
+            except OSError:
+                continue  # not ours to remove (another user's file): it stays, unlisted
             removed_provenance.append(path)
     return Collected(removed, kept, freed, removed_provenance)
 
@@ -203,8 +205,11 @@ def stale_provenance(
     """The project's provenance files whose image is in ``removed``, or is neither on the
     engine, nor named by a run record, verification or certificate of the project, nor
     built by harness on another engine. Files not named like an image's provenance are
-    never listed."""
+    never listed, nor anything under a state or provenance folder that is a link (a
+    repository could point one at files elsewhere)."""
     folder = project_root / PROVENANCE
+    if folder.parent.is_symlink() or folder.is_symlink():
+        return []
     found: dict[str, Path] = {}
     try:
         with os.scandir(folder) as entries:

@@ -191,3 +191,17 @@ def test_an_image_the_engine_refuses_to_remove_keeps_its_provenance(
     assert done.removed == []
     assert done.provenance == []
     assert path.exists()
+
+
+def test_a_provenance_folder_that_is_a_link_is_never_emptied(
+    config: Config, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    elsewhere = tmp_path / "elsewhere"
+    orphan = elsewhere / f"{8:064x}.intoto.json"
+    _write(orphan, {})
+    (config.project_root / ".harness").mkdir()
+    (config.project_root / ".harness" / "provenance").symlink_to(elsewhere)
+    engine = _Engine([])
+    assert gc.collect(engine, [], project_root=config.project_root).provenance == []
+    assert orphan.exists()
