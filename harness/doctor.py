@@ -2,22 +2,27 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from harness import project_python
+from harness import podman_conf, project_python
 from harness.config import Config
-from harness.engine import Engine
-from harness.errors import EngineUnavailable, HarnessError
+from harness.engine import PODMAN, ContainerEngine, Engine
+from harness.errors import EngineError, EngineUnavailable, HarnessError
 from harness.fleet.hosts import Host, configured
 from harness.fleet.slurm import scheduler
 from harness.images import lock
-from harness.images.base import base_reference, find_base
+from harness.images.base import BaseImage, base_reference, find_base
 from harness.runs import reconcile
 
 # Something any Docker Hub mirror or proxy serves; only reachability matters.
 _PROBE_REFERENCE = "docker.io/library/busybox:latest"
+# Seconds the trial container (`true`) may take: a start, however slow the engine.
+_TRIAL_TIMEOUT = 60
+_PODMAN_LIMITS = "podman limits"
 
 
 @dataclass(frozen=True)
@@ -80,6 +85,8 @@ def diagnose(config: Config) -> list[Check]:
                 else "`apt-get install debootstrap`, then `harness base`",
             )
         )
+        if engine.product == PODMAN:
+            checks.append(podman_limits_check(engine, base))
         checks.append(_leftovers_check(config, engine))
         gpu = engine.has_gpu_runtime()
         checks.append(
@@ -101,6 +108,85 @@ def diagnose(config: Config) -> list[Check]:
     checks.append(_lock_check(config))
     checks += _pins_digest_checks(config)
     return checks
+
+
+def podman_limits_check(
+    engine: ContainerEngine,
+    base: BaseImage | None,
+    *,
+    environment: Mapping[str, str] | None = None,
+    home: Path | None = None,
+) -> Check:
+    """Can Podman start a container? As root it cannot where no containers.conf lets it set
+    containers' limits (see harness.podman_conf). The service may read other files than
+    this machine shows, so a container of the base image (`true`, no network) is started
+    to find out; the files only name where the fix goes, and stand in for the trial while
+    no base image exists."""
+    environment = os.environ if environment is None else environment
+    rootless = _rootless(engine)
+    local = engine.where == "default" or engine.where.startswith("unix://")
+    files = [
+        podman_conf.read(path)
+        for path in podman_conf.search_order(environment, rootless=rootless, home=home)
+    ]
+    in_effect = podman_conf.setting_in_effect(files)
+    if local:
+        target = podman_conf.file_to_edit(environment, files, rootless=rootless, home=home)
+        fix = podman_conf.fix(target, or_service_file="CONTAINERS_CONF" not in environment)
+    else:
+        fix = podman_conf.fix(Path("the containers.conf of the engine's machine"))
+    if base is not None:
+        return _podman_trial(engine, base, fix)
+    name = _PODMAN_LIMITS
+    untried = "not tried (no base image yet)"
+    if rootless:
+        return Check(name, True, f"{untried}; rootless Podman needs no limits set", required=False)
+    if local and in_effect is not None and podman_conf.allows_runs(in_effect.ulimits):
+        return Check(
+            name, True, f"{untried}; {in_effect.path} sets default_ulimits", required=False
+        )
+    unreadable = [conf for conf in files if conf.problem]
+    said = f" ({unreadable[0].path} {unreadable[0].problem})" if unreadable else ""
+    return Check(
+        name,
+        False,
+        f"{untried}; no containers.conf here lets rootful Podman set containers' limits"
+        f"{said}: where root's limits are low, runs fail with "
+        f"'{podman_conf.RLIMITS_ERROR}'",
+        fix,
+        required=False,
+    )
+
+
+def _podman_trial(engine: ContainerEngine, base: BaseImage, fix: str) -> Check:
+    """Start a container of the base image running `true`, and say what stopped it."""
+    name = _PODMAN_LIMITS
+    try:
+        result = engine.run(base.id, ["true"], timeout=_TRIAL_TIMEOUT)
+    except EngineError as error:
+        if podman_conf.RLIMITS_ERROR in error.message:
+            return Check(
+                name,
+                False,
+                "a container cannot start: Podman cannot set its limits "
+                f"({podman_conf.RLIMITS_ERROR} ... operation not permitted)",
+                fix,
+            )
+        return Check(name, False, f"a container cannot start: {error.message}", error.hint)
+    if result.exit_code != 0:
+        return Check(
+            name,
+            False,
+            f"`true` exited {result.exit_code} in {base.reference}",
+            "make the base image again: `harness base`",
+        )
+    return Check(name, True, f"a container of {base.reference} starts")
+
+
+def _rootless(engine: ContainerEngine) -> bool:
+    """Whether the engine runs rootless, as it says among its security options."""
+    options = engine.info().get("SecurityOptions") or ()
+    return any("name=rootless" in str(option) for option in options)
 
 
 def _python_check(config: Config) -> Check:
@@ -153,8 +239,19 @@ def _host_checks(config: Config) -> list[Check]:
             checks.append(Check(f"host {host.name}", False, error.message, error.hint, False))
             continue
         checks.append(
-            Check(f"host {host.name}", True, f"Docker {version} at {host.url}", required=False)
+            Check(
+                f"host {host.name}",
+                True,
+                f"{engine.product} {version} at {host.url}",
+                required=False,
+            )
         )
+        if engine.product == PODMAN:
+            limits = podman_limits_check(engine, find_base(engine, config))
+            # A host that cannot run limits what can be done, as a host that is down does.
+            checks.append(
+                Check(f"podman limits on {host.name}", limits.ok, limits.detail, limits.fix, False)
+            )
         checks.append(_leftovers_check(config, engine, name=f"leftovers on {host.name}"))
     return checks
 

@@ -215,11 +215,12 @@ def github_command(
     agree, job `certify`, bound to the protected environment harness-signing and never
     run for a pull request, signs with `harness certify` and uploads the certificate.
 
-    The secret HARNESS_SIGNING_KEY of the harness-signing environment holds an ed25519
-    private key in PEM form: the NAME.key file that `harness keys generate` writes (see
-    below); certificates are then checked with its NAME.pub. Without the secret the hosts
-    are still compared, but nothing is signed. Actions are pinned by commit and no value
-    from the configuration is expanded into a script (the file passes zizmor).
+    The secret HARNESS_SIGNING_KEY of the harness-signing environment holds a private key,
+    ed25519 or ECDSA P-256, in PEM form: the NAME.key file that `harness keys generate`
+    writes (see below; `--type ecdsa-p256` for P-256); certificates are then checked with
+    its NAME.pub. Without the secret the hosts are still compared, but nothing is signed.
+    Actions are pinned by commit and no value from the configuration is expanded into a
+    script (the file passes zizmor).
 
     Defaults come from [tool.harness.ci] (runners, variant, python, timeout-minutes). The
     workflow checks itself with `harness ci github --check` and the flags it was generated

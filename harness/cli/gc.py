@@ -23,7 +23,10 @@ def _size(count: int) -> str:
 @click.pass_obj
 def gc_command(state: State, *, dry_run: bool, as_json: bool) -> None:
     """Remove this project's images that no run record, verification or certificate
-    names and that are not the current build; print the space freed.
+    names and that are not the current build; print the space freed. The provenance
+    of each image removed goes with it (.harness/provenance/ID.intoto.json), and so does
+    that of an image gone already that no document names and harness did not build on
+    another engine.
 
     Only images harness built for this project (by their labels: the build input, and
     the title IMAGE (VARIANT) of one of its variants) are candidates; other projects'
@@ -38,7 +41,7 @@ def gc_command(state: State, *, dry_run: bool, as_json: bool) -> None:
     config = state.config()
     engine = Engine.connect(config.docker_host)
     images = gc.project_images(engine, config)
-    collected = gc.collect(engine, images, dry_run=dry_run)
+    collected = gc.collect(engine, images, dry_run=dry_run, project_root=config.project_root)
     if as_json:
         state.ui.json({"dry_run": dry_run, **collected.as_dict()})
         return
@@ -49,6 +52,8 @@ def gc_command(state: State, *, dry_run: bool, as_json: bool) -> None:
     for image in collected.kept:
         why = image.kept_because
         state.ui.result(f"{'kept':<12} {image.image_id[7:19]} {image.variant:<6} {why}")
+    for path in collected.provenance:
+        state.ui.result(f"{verb:<12} {path.relative_to(config.project_root)}")
     if dry_run:
         listed = sum(image.size for image in collected.removed)
         state.ui.result(

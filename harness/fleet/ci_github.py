@@ -493,8 +493,9 @@ def render(settings: CISettings, flags: list[str] | None = None) -> str:
         f"# public keys in the {HOST_KEYS_VARIABLE} variable (hosts count by key), and fails",
         "# when a run is unsigned or signed by another key, or the hosts' artifacts differ. When",
         "# they agree, `certify` signs the result with `harness certify`, in the",
-        f"# {SIGNING_ENVIRONMENT} environment, whose {SIGNING_KEY_ENV} secret holds an",
-        "# ed25519 private key (PEM, from `harness keys generate`); without it, no signature.",
+        f"# {SIGNING_ENVIRONMENT} environment, whose {SIGNING_KEY_ENV} secret holds a private",
+        "# key, ed25519 or ECDSA P-256 (PEM, from `harness keys generate`, whose --type picks",
+        "# it); without it, no signature.",
     ]
     body = _dump(workflow(settings, list(flags or [])))
     return "\n".join(header) + "\n\n" + _annotate(_space_sections(body))

@@ -66,6 +66,18 @@ def remember(engine: ContainerEngine, build_input: str, image_id: str) -> None:
     atomic.write_text(index_path(), json.dumps({"schema": SCHEMA, "engines": index}, indent=1))
 
 
+def built_elsewhere(engine: ContainerEngine) -> set[str]:
+    """The IDs of the images the index says harness built on engines other than this one."""
+    here = _engine_id(engine)
+    return {
+        str(entry["id"])
+        for engine_id, entries in _read().items()
+        if engine_id != here
+        for entry in entries.values()
+        if isinstance(entry, dict) and isinstance(entry.get("id"), str)
+    }
+
+
 def _engine_id(engine: ContainerEngine) -> str:
     """The engine's own ID, which survives restarts and differs between engines.
 

@@ -14,6 +14,7 @@ import os
 import shutil
 import subprocess
 import sys
+import uuid
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,8 @@ from typing import Any
 import docker
 import pytest
 
-from harness.engine import Engine
+from harness import owner
+from harness.engine import LABEL_OWNER, Engine
 from tests.conftest import REPOSITORY
 
 
@@ -64,21 +66,49 @@ def engine() -> Engine:
 @pytest.fixture(scope="session", autouse=True)
 def _no_container_left_behind(engine: Engine) -> Iterator[None]:
     yield
-    assert engine.containers_owned() == []
+    assert containers_left_behind(engine) == []
 
 
-# The image names the tests' own projects and shipments use (harness's own images,
-# harness:cpu and the base, are kept: the next session and `./dev main` reuse them).
-_TEST_IMAGE_NAMES = (
-    "harness-planted:",
-    "harness-probe:",
-    "harness-stale:",
-    "harness-test-",
-    "harness-own-",
-    "harness-ship-",
-    # Shipping through the tests' registries on loopback (test_hosts).
-    "/harness-tests/",
-)
+def containers_of(engine: Engine, pid: int) -> list[str]:
+    """harness's containers that the process ``pid`` (a `harness` a test started) made."""
+    return [
+        container.name
+        for container in engine.owned_containers()
+        if (made_by := owner.from_label(container.labels.get(LABEL_OWNER))) is not None
+        and made_by.pid == pid
+    ]
+
+
+def containers_left_behind(engine: Engine) -> list[str]:
+    """harness's containers that no live process will remove: those this process made
+    (the tests' own engine calls) and those whose harness has ended (a `harness` command a
+    test ran). Another session's containers, whose harness still runs, are its business."""
+    here = owner.current().label()
+    left = []
+    for container in engine.owned_containers():
+        label = container.labels.get(LABEL_OWNER)
+        made_by = owner.from_label(label)
+        if label == here or made_by is None or made_by.alive() is not True:
+            left.append(container.name)
+    return left
+
+
+# Every name the tests give an image (their projects', their shipments', their registries'
+# repositories) starts with this session's own prefix: two sessions on one engine then
+# remove only their own names at the end, never what the other is using (harness's own
+# images, harness:cpu and the base, are kept: the next session and `./dev main` reuse them).
+SESSION_PREFIX = f"harness-test-{uuid.uuid4().hex[:8]}-"
+
+
+def image_name(kind: str) -> str:
+    """An image (or registry repository) name of this session's own, for ``kind``."""
+    return f"{SESSION_PREFIX}{kind}"
+
+
+def made_by_this_session(tag: str) -> bool:
+    """Whether an image tag is one of this session's names (``NAME:TAG``, or
+    ``REGISTRY/NAME/...:TAG`` for the tests' registries on loopback)."""
+    return tag.startswith(SESSION_PREFIX) or f"/{SESSION_PREFIX}" in tag
 
 
 def _test_image_names() -> list[str]:
@@ -87,13 +117,13 @@ def _test_image_names() -> list[str]:
         tags = [tag for image in client.images.list() for tag in image.tags]
     finally:
         client.close()
-    return sorted(tag for tag in tags if any(name in tag for name in _TEST_IMAGE_NAMES))
+    return sorted(tag for tag in tags if made_by_this_session(tag))
 
 
 @pytest.fixture(scope="session", autouse=True)
 def _no_test_image_name_left_behind(engine: Engine) -> Iterator[None]:
-    """The names the tests gave images go at the end; an image that only the tests named
-    goes with its last name, one that harness's own images share stays."""
+    """The names this session gave images go at the end; an image that only the tests
+    named goes with its last name, one that harness's own images share stays."""
     yield
     for tag in _test_image_names():
         engine.remove_unused_image(tag)

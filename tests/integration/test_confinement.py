@@ -18,7 +18,7 @@ from harness.container import CONTAINER_USER, user_ids
 from harness.engine import ContainerSpec, Engine, Mount
 from harness.runs import run_folder
 from tests.conftest import copy_project_files
-from tests.integration.conftest import harness
+from tests.integration.conftest import containers_left_behind, harness, image_name
 
 # What the kernel says of the process and its cgroup (v2, or v1's files where that is used).
 PROBE = r"""
@@ -123,7 +123,7 @@ def hostile_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     copy_project_files(folder)
     pyproject = folder / "pyproject.toml"
     pyproject.write_text(
-        pyproject.read_text().replace('image = "harness"', 'image = "harness-probe"')
+        pyproject.read_text().replace('image = "harness"', f'image = "{image_name("probe")}"')
         + "".join(
             f'\n[tool.harness.experiments.{name}]\nentry = "hostile:{entry}"\n'
             f'outputs = ["model.txt"]\n{extra}'
@@ -239,7 +239,7 @@ def test_no_other_local_user_can_read_or_plant_in_a_run_in_progress(
     for name in ("artifacts", "meta"):
         status = (folder / name).stat()
         assert (status.st_uid, stat.S_IMODE(status.st_mode)) == (0, 0o700)
-    assert engine.containers_owned() == []
+    assert containers_left_behind(engine) == []
 
 
 def test_an_acl_entry_is_what_lets_the_container_user_write_for_a_user_not_root(

@@ -29,7 +29,7 @@ import pytest
 from harness.engine import Engine
 from harness.fleet import shipping
 from tests.conftest import REPOSITORY, copy_project_files
-from tests.integration.conftest import harness
+from tests.integration.conftest import harness, image_name
 
 SCRIPTS = REPOSITORY / "scripts"
 HANG = """\
@@ -73,7 +73,7 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     state = tmp_path_factory.mktemp("registry")
     address = _script(SCRIPTS / "registry.sh", "start", state, str(_free_port()))
     try:
-        yield f"{address}/harness-tests"
+        yield f"{address}/{image_name('registry')}"
     finally:
         _script(SCRIPTS / "registry.sh", "stop", state)
 
@@ -83,7 +83,7 @@ def readonly_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]
     state = tmp_path_factory.mktemp("registry-readonly")
     address = _script(SCRIPTS / "registry.sh", "start", state, str(_free_port()), "readonly")
     try:
-        yield f"{address}/harness-tests"
+        yield f"{address}/{image_name('registry')}"
     finally:
         _script(SCRIPTS / "registry.sh", "stop", state)
 
@@ -259,12 +259,13 @@ def test_a_host_holding_another_image_is_refused_before_running(
     two_hosts: dict[str, Any], second_engine: str, tmp_path: Path
 ) -> None:
     other = Engine.connect(second_engine)
-    impostor = _tiny_image(other, "harness-stale:cpu")
+    stale = image_name("stale")
+    impostor = _tiny_image(other, f"{stale}:cpu")
     try:
         project = _project(
             tmp_path / "project",
             f'stale = {{ url = "{second_engine}", ship = "never" }}\n',
-            image="harness-stale",
+            image=stale,
         )
         result = harness(
             "run", "sklearn", "--json", "--hosts", "local,stale", cwd=project,
@@ -272,19 +273,19 @@ def test_a_host_holding_another_image_is_refused_before_running(
         )  # fmt: skip
         assert result.returncode == 2
         error = result.stderr.strip().splitlines()[-1]
-        assert "host stale holds harness-stale:cpu as " + impostor[:19] in error
+        assert f"host stale holds {stale}:cpu as " + impostor[:19] in error
         assert "refusing to run another image there" in error
         records = json.loads(result.stdout)
         assert [r["host"] for r in records] == ["a"]  # nothing ran on the stale host
     finally:
-        other.remove_image("harness-stale:cpu")
+        other.remove_image(f"{stale}:cpu")
 
 
 def test_streaming_ships_by_id_and_an_unchanged_image_is_not_sent_again(
     engine: Engine, second_engine: str
 ) -> None:
     other = Engine.connect(second_engine)
-    reference = f"harness-ship-{uuid.uuid4().hex[:8]}:1"
+    reference = f"{image_name('ship-' + uuid.uuid4().hex[:8])}:1"
     image_id = _tiny_image(engine, reference)
     try:
         first = shipping.ship(
@@ -307,7 +308,7 @@ def test_a_registry_that_rejects_the_push_is_reported(
     engine: Engine, second_engine: str, readonly_registry: str
 ) -> None:
     other = Engine.connect(second_engine)
-    reference = f"harness-ship-{uuid.uuid4().hex[:8]}:1"
+    reference = f"{image_name('ship-' + uuid.uuid4().hex[:8])}:1"
     image_id = _tiny_image(engine, reference)
     try:
         with pytest.raises(shipping.ShipError) as caught:

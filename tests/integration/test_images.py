@@ -14,7 +14,7 @@ from harness.digests import sha256_file
 from harness.engine import Engine
 from harness.images import lock
 from tests.conftest import REPOSITORY
-from tests.integration.conftest import build_json, harness, run_python
+from tests.integration.conftest import build_json, harness, image_name, run_python
 
 INSTALLED = """
 import importlib.metadata as m, json, os
@@ -121,12 +121,12 @@ def test_a_flipped_hash_fails_the_build_naming_the_package(
         "--variant",
         "cpu",
         cwd=repository_copy,
-        env={"HARNESS_IMAGE": "harness-test-tampered"},
+        env={"HARNESS_IMAGE": image_name("tampered")},
     )
     assert result.returncode == 2, result.stderr
     assert f"{first.name}=={first.version}" in result.stderr
     assert "sha256" in result.stderr
-    assert engine.image("harness-test-tampered:cpu") is None
+    assert engine.image(f"{image_name('tampered')}:cpu") is None
 
 
 def test_a_failing_dockerfile_names_the_step_and_its_last_lines(
@@ -135,7 +135,7 @@ def test_a_failing_dockerfile_names_the_step_and_its_last_lines(
     (repository_copy / "Dockerfile").write_text(
         "ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nRUN echo checking the frobnicator && exit 3\n"
     )
-    result = harness("build", cwd=repository_copy, env={"HARNESS_IMAGE": "harness-test-failing"})
+    result = harness("build", cwd=repository_copy, env={"HARNESS_IMAGE": image_name("failing")})
     assert result.returncode == 2
     assert "build failed at Step 3/" in result.stderr
     assert "RUN echo checking the frobnicator" in result.stderr

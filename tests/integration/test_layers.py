@@ -13,11 +13,13 @@ from pathlib import Path
 
 from harness.engine import Engine
 from harness.images import layers, stagecache
-from tests.integration.conftest import harness
+from tests.integration.conftest import harness, image_name
 
+# The project's name is its image's (this session's own, see conftest.image_name).
+NAME = image_name("layers")
 PYPROJECT = """\
 [project]
-name = "harness-test-layers"
+name = "{name}"
 version = "0"
 requires-python = ">=3.11"
 
@@ -34,7 +36,7 @@ PROBE = (
 
 
 def lock_and_build(project: Path, pygments: str) -> tuple[dict[str, object], str]:
-    (project / "pyproject.toml").write_text(PYPROJECT.format(pygments=pygments))
+    (project / "pyproject.toml").write_text(PYPROJECT.format(pygments=pygments, name=NAME))
     locked = harness("lock", cwd=project)
     assert locked.returncode == 0, locked.stderr
     # A layer cache of its own: what other builds on this machine left does not count.
@@ -80,10 +82,10 @@ def test_moving_a_large_pin_installs_it_alone(engine: Engine, tmp_path: Path) ->
         shared = before["RootFS"]["Layers"][: len(after["RootFS"]["Layers"]) - 3]
         assert after["RootFS"]["Layers"][: len(shared)] == shared
     finally:
-        engine.remove_unused_image("harness-test-layers:cpu")
+        engine.remove_unused_image(f"{NAME}:cpu")
         for image in (first, moved):  # the first lost its tag to the second
             if image:
                 engine.remove_unused_image(str(image["image_id"]))
-        stagecache.keep(engine, "harness-test-layers:cpu", [])  # the install stages kept
+        stagecache.keep(engine, f"{NAME}:cpu", [])  # the install stages kept
         for reference in reversed(made):
             engine.remove_unused_image(reference)

@@ -28,6 +28,7 @@ from uv import find_uv_bin
 from harness.engine import Engine
 from harness.images.build import StepImages
 from tests.conftest import REPOSITORY
+from tests.integration.conftest import image_name as session_image_name
 
 SKLEARN_TRAIN = '''\
 """A random forest on a DVC-tracked table."""
@@ -200,7 +201,8 @@ def declare(root: Path, experiment: str, lines: str) -> None:
 
 
 def image_name(kind: str) -> str:
-    return f"harness-own-{kind}-{uuid.uuid4().hex[:8]}"
+    """A name of this session's own, new at each call (see conftest.image_name)."""
+    return session_image_name(f"own-{kind}-{uuid.uuid4().hex[:8]}")
 
 
 def init_to_certificate(tool: Tool, root: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:

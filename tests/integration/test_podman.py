@@ -9,9 +9,12 @@ own save and load, as `docker save | podman load` would.
 from __future__ import annotations
 
 import json
+import os
+import resource
 import subprocess
-import uuid
+import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -19,11 +22,14 @@ import pytest
 
 from harness.config import load_config
 from harness.engine import PODMAN, Engine
+from harness.errors import EngineError
 from harness.images.base import base_reference
 from tests.conftest import REPOSITORY
-from tests.integration.conftest import harness
+from tests.integration.conftest import harness, image_name
 
 SCRIPT = REPOSITORY / "scripts" / "podman.sh"
+# The open files rootful Podman gives a container when no containers.conf says otherwise.
+PODMAN_DEFAULT_NOFILE = 1048576
 
 # The experiment reports what it sees where harness hides the project's state folder (in
 # the read-only mount of the project the runtime lays the writable view out from): Podman
@@ -43,9 +49,15 @@ def fit(output, seed, inputs):
 
 
 @pytest.fixture(scope="module")
-def podman(
+def podman(podman_service: tuple[str, Path]) -> str:
+    return podman_service[0]
+
+
+@pytest.fixture(scope="module")
+def podman_service(
     tmp_path_factory: pytest.TempPathFactory, engine: Engine, project: Path
-) -> Iterator[str]:
+) -> Iterator[tuple[str, Path]]:
+    """The service's URL and the folder of its state (its store under ``storage``)."""
     state = tmp_path_factory.mktemp("podman")
     started = subprocess.run(
         [str(SCRIPT), "start", str(state)], capture_output=True, text=True, check=False
@@ -56,7 +68,7 @@ def podman(
         other = Engine.connect(url)
         with engine.save(base_reference(load_config(project))) as stream:
             other.load(iter(lambda: stream.read(1 << 20), b""))
-        yield url
+        yield url, state
         assert other.containers_owned() == []
     finally:
         subprocess.run([str(SCRIPT), "stop", str(state)], check=False)
@@ -66,7 +78,7 @@ def podman(
 def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("podman-project")
     root.chmod(0o755)  # the container's user reads it; pytest makes folders 0700
-    image = f"harness-test-podman-{uuid.uuid4().hex[:8]}"
+    image = image_name("podman")
     (root / "pyproject.toml").write_text(
         '[project]\nname = "weights"\nversion = "0.1.0"\nrequires-python = ">=3.11"\n'
         'dependencies = ["numpy"]\n\n[dependency-groups]\nexperiments = ["numpy"]\n\n'
@@ -96,6 +108,69 @@ def test_doctor_names_podman(podman: str, project: Path) -> None:
     checks = {check["name"]: check for check in json.loads(result.stdout)["checks"]}
     assert checks["engine"]["ok"]
     assert checks["engine"]["detail"].startswith(f"{PODMAN} ")
+
+
+def _doctor_checks(url: str, project: Path) -> dict[str, dict[str, Any]]:
+    result = harness("--docker-host", url, "doctor", "--json", cwd=project)
+    return {check["name"]: check for check in json.loads(result.stdout)["checks"]}
+
+
+@contextmanager
+def _service_without_the_fix(state: Path) -> Iterator[str]:
+    """A second service on the same store (its images included), reading no
+    containers.conf but an empty one: Podman's own defaults, as on a fresh machine."""
+    empty = state / "empty.conf"
+    empty.write_text("")
+    socket = state / "bare.sock"
+    url = f"unix://{socket}"
+    with (state / "bare.log").open("wb") as log:
+        process = subprocess.Popen(
+            [
+                "podman",
+                *("--root", str(state / "storage"), "--runroot", str(state / "run")),
+                *("--storage-driver", "overlay", "system", "service", "--time=0", url),
+            ],
+            env={**os.environ, "CONTAINERS_CONF": str(empty)},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 30
+        while not socket.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        Engine.connect(url)  # answers, or fails the test saying why
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def test_doctor_tries_a_run_and_names_the_ulimit_fix_only_where_it_is_missing(
+    podman_service: tuple[str, Path], project: Path
+) -> None:
+    url, state = podman_service
+    # The service scripts/podman.sh started reads a containers.conf with the fix.
+    check = _doctor_checks(url, project)["podman limits"]
+    assert check["ok"], check
+    assert check["detail"].startswith("a container of ")
+    with _service_without_the_fix(state) as bare:
+        base = base_reference(load_config(project))
+        try:
+            Engine.connect(bare).run(base, ["true"], timeout=60)
+            failed = False
+        except EngineError as error:
+            failed = "error setting rlimits" in error.message
+        # As root, where root's own limits are below Podman's defaults (these machines and
+        # CI), runs fail until containers.conf lets Podman set lower ones.
+        low = resource.getrlimit(resource.RLIMIT_NOFILE)[1] < PODMAN_DEFAULT_NOFILE
+        assert failed == (os.geteuid() == 0 and low)
+        check = _doctor_checks(bare, project)["podman limits"]
+    assert check["ok"] is not failed, check
+    if failed:
+        assert check["required"]
+        assert "error setting rlimits" in check["detail"]
+        assert 'default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]' in check["fix"]
+        assert "/etc/containers/containers.conf" in check["fix"]
 
 
 def test_a_project_builds_runs_and_verifies_on_podman(podman: str, project: Path) -> None:

@@ -20,7 +20,7 @@ from harness.engine import Engine
 from harness.images import provenance as provenance_statements
 from harness.trust import certify, registry_attestations
 from tests.conftest import REPOSITORY, copy_project_files
-from tests.integration.conftest import harness
+from tests.integration.conftest import harness, image_name
 
 SCRIPTS = REPOSITORY / "scripts"
 BASE = "harness-base:bookworm-python3.11"
@@ -59,6 +59,8 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 # Not a name other sessions' cleanups remove (they share the engine): this module's own.
 IMAGE = "harness-attest-e2e"
+# Where the pushes go in the registry: their local tags are this session's names.
+REPOSITORY_PATH = image_name("registry")
 
 
 @pytest.fixture(scope="module")
@@ -80,7 +82,7 @@ def pushed(
     verified = harness("verify", "steady", "--vary", "none", cwd=project, env=env)
     assert verified.returncode == 0, verified.stderr
     certified = harness(
-        "certify", "--push", f"{registry}/harness-tests/attest", "--json", cwd=project, env=env
+        "certify", "--push", f"{registry}/{REPOSITORY_PATH}/attest", "--json", cwd=project, env=env
     )
     assert certified.returncode == 0, certified.stderr
     document = json.loads(certified.stdout)
@@ -212,7 +214,7 @@ def test_a_co_signed_certificate_is_attached_in_place_of_the_first(
 def test_an_image_without_attestations_is_refused_in_one_line(
     engine: Engine, registry: str, pushed: dict[str, Any], tmp_path: Path
 ) -> None:
-    bare = _push(engine, BASE, f"{registry}/harness-tests/bare")
+    bare = _push(engine, BASE, f"{registry}/{REPOSITORY_PATH}/bare")
     missing = verify_in_registry(bare, pushed["public"], tmp_path)
     assert missing.returncode == 1
     assert missing.stderr.startswith(f"harness: no attestation of {bare} in the registry")
@@ -226,7 +228,7 @@ def test_another_image_s_attestations_are_refused(
     certified = registry_module.parse(pushed["reference"], digest_required=True)
     source = registry_module.Registry(certified.registry)
     found = registry_attestations.fetch(source, certified)
-    other = registry_module.parse(_push(engine, BASE, f"{registry}/harness-tests/copied"))
+    other = registry_module.parse(_push(engine, BASE, f"{registry}/{REPOSITORY_PATH}/copied"))
     image = source.manifest(other.repository, str(other.digest))
     assert image is not None
     copies = [

@@ -16,7 +16,7 @@ import pytest
 
 from harness.engine import Engine
 from tests.conftest import REPOSITORY, RUN_RECORD_SCHEMA, copy_project_files
-from tests.integration.conftest import harness
+from tests.integration.conftest import containers_left_behind, containers_of, harness, image_name
 
 PROBES = '''\
 """Experiments that probe the sandbox harness runs them in."""
@@ -115,7 +115,7 @@ def probe_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     copy_project_files(folder)
     pyproject = folder / "pyproject.toml"
     pyproject.write_text(
-        pyproject.read_text().replace('image = "harness"', 'image = "harness-probe"')
+        pyproject.read_text().replace('image = "harness"', f'image = "{image_name("probe")}"')
         + PROBE_EXPERIMENTS
     )
     (folder / "probes.py").write_text(PROBES)
@@ -229,7 +229,7 @@ def test_a_crashing_experiment_gives_a_failed_record_and_exit_1(
         (probe_project / ".harness/runs" / record["run_id"] / "record.json").read_text()
     )
     assert stored["status"] == "failed"
-    assert engine.containers_owned() == []
+    assert containers_left_behind(engine) == []
 
 
 def test_a_timeout_stops_the_container(engine: Engine, probe_project: Path) -> None:
@@ -238,7 +238,7 @@ def test_a_timeout_stops_the_container(engine: Engine, probe_project: Path) -> N
     assert time.monotonic() - started < 120
     assert code == 1
     assert record["status"] == "timeout"
-    assert engine.containers_owned() == []
+    assert containers_left_behind(engine) == []
 
 
 def test_ctrl_c_removes_the_container_and_records_the_run_as_aborted(
@@ -253,7 +253,7 @@ def test_ctrl_c_removes_the_container_and_records_the_run_as_aborted(
         text=True,
     )
     deadline = time.monotonic() + 120
-    while not engine.containers_owned():
+    while not containers_of(engine, process.pid):
         assert process.poll() is None, process.communicate()
         assert time.monotonic() < deadline, "the run's container never started"
         time.sleep(0.2)
@@ -261,7 +261,7 @@ def test_ctrl_c_removes_the_container_and_records_the_run_as_aborted(
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == 130, stderr
     assert "interrupted" in stderr
-    assert engine.containers_owned() == []
+    assert containers_left_behind(engine) == []
     runs = sorted((probe_project / ".harness/runs").iterdir())
     aborted = [json.loads((r / "record.json").read_text()) for r in runs]
     assert any(r["experiment"] == "probe-hang" and r["status"] == "aborted" for r in aborted)

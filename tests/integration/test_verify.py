@@ -16,7 +16,7 @@ from harness.runs import records
 from harness.trust import attest
 from harness.trust.keys import key_id, load_public_key
 from tests.conftest import REPOSITORY, copy_project_files
-from tests.integration.conftest import harness
+from tests.integration.conftest import harness, image_name
 
 # The image `harness certify --tag` tags in the examples' test: this repository's CPU image.
 REPOSITORY_IMAGE = "harness:cpu"
@@ -67,7 +67,7 @@ def planted_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder.chmod(0o755)  # the container's user reads it; pytest makes folders 0700
     copy_project_files(folder)
     pyproject = folder / "pyproject.toml"
-    text = pyproject.read_text().replace('image = "harness"', 'image = "harness-planted"')
+    text = pyproject.read_text().replace('image = "harness"', f'image = "{image_name("planted")}"')
     pyproject.write_text(text + PLANTED_EXPERIMENTS)
     (folder / "planted.py").write_text(PLANTED)
     return folder

@@ -475,7 +475,8 @@ def test_help_teaches_the_workflow_the_secret_and_examples() -> None:
     text = " ".join(result.stdout.split())
     for phrase in (
         "HARNESS_SIGNING_KEY",
-        "ed25519 private key in PEM form",
+        "holds a private key, ed25519 or ECDSA P-256, in PEM form",
+        "--type ecdsa-p256",
         "harness keys generate",
         "harness collect",
         "harness ci github --runner ubuntu-24.04 --runner ubuntu-22.04",
@@ -502,6 +503,14 @@ def test_render_is_deterministic() -> None:
     # Every step is written out in full: no YAML anchors or aliases.
     assert "&id" not in render(settings)
     assert "*id" not in render(settings)
+
+
+def test_the_header_names_both_key_types_the_signing_secret_can_hold() -> None:
+    header = render(CISettings()).split("\n\n", 1)[0]
+    text = " ".join(line.removeprefix("#").strip() for line in header.splitlines())
+    assert "HARNESS_SIGNING_KEY secret holds a private key, ed25519 or ECDSA P-256" in text
+    assert "`harness keys generate`, whose --type picks it" in text
+    assert "an ed25519 private key" not in text
 
 
 def _without_harness(project: Path) -> None:

@@ -14,9 +14,11 @@ from typing import Any
 import pytest
 
 from harness.engine import ImageInfo
+from harness.errors import BuildError
 from harness.images import build, package, rebuild
 from harness.images import config as imageconfig
 from harness.images import filesystem as imagefs
+from harness.images.built import LABEL_BUILD_INPUT
 from harness.images.filesystem import Entry, Located
 from tests.unit.fake_docker import EngineDouble
 
@@ -511,12 +513,16 @@ def fake_check(
     monkeypatch: pytest.MonkeyPatch,
     ids: list[str],
     engines: tuple[RecordingEngine, RecordingEngine | None],
+    against: str | None = None,
 ) -> tuple[rebuild.CheckResult, list[str]]:
     plan = SimpleNamespace(
         config=SimpleNamespace(image="demo"), variant=SimpleNamespace(name="cpu")
     )
     prepared = SimpleNamespace(
-        reference="demo:cpu", build_plan=plan, base=SimpleNamespace(id="sha256:base")
+        reference="demo:cpu",
+        build_plan=plan,
+        base=SimpleNamespace(id="sha256:base"),
+        build_input="input",
     )
     numbers = iter(range(len(ids)))
     reads: list[str] = []
@@ -537,7 +543,12 @@ def fake_check(
     monkeypatch.setattr(build, "build_image", build_image)
     monkeypatch.setattr(rebuild, "read_image", read_image)
     monkeypatch.setattr(rebuild, "ship_image", lambda *_a, **_k: None)
-    result = rebuild.check(engines[0], plan, other_engine=engines[1])  # type: ignore[arg-type]
+    result = rebuild.check(
+        engines[0],
+        plan,  # type: ignore[arg-type]
+        other_engine=engines[1],
+        against=against,
+    )
     return result, reads
 
 
@@ -565,3 +576,52 @@ def test_two_engines_each_clean_up_their_own(monkeypatch: pytest.MonkeyPatch) ->
     assert [d.path for d in result.by_cause[rebuild.REAL_CONTENT]] == ["f"]
     assert ("remove", "step1a") in second.calls
     assert ("remove", "step1a") not in first.calls
+
+
+class HoldingEngine(RecordingEngine):
+    """An engine that also holds images built before, with their build-input labels."""
+
+    def __init__(self, where: str, held: dict[str, str]) -> None:
+        super().__init__(where)
+        self.held = held
+
+    def image(self, reference: str) -> ImageInfo | None:
+        if reference not in self.held:
+            return None
+        labels = {LABEL_BUILD_INPUT: self.held[reference]}
+        return ImageInfo(reference, (), labels, 0)
+
+
+def test_an_image_built_before_stands_for_the_first_build(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    engine = HoldingEngine("default", {"sha256:kept": "input"})
+    result, reads = fake_check(monkeypatch, ["sha256:kept"], (engine, None), against="sha256:kept")
+    # One build without the cache, which gave the image in hand: read once, and reproducible.
+    assert result.exit_code == 0
+    assert result.first_built_before
+    assert result.summary().startswith(
+        "demo:cpu is reproducible: a build without cache gave the image built before"
+    )
+    assert reads == ["sha256:kept"]
+    assert (result.first.seconds, result.second.seconds) == (0.0, 1.0)
+    # Only what the check built goes, never the image it was given.
+    tags = [reference for call, reference in engine.calls if call == "tag"]
+    removed = [reference for call, reference in engine.calls if call == "remove"]
+    assert len(tags) == 1
+    assert removed == [tags[0], "step0b", "step0a"]
+    # And a rebuild that differs from it is reported like two builds that differ.
+    differs, _ = fake_check(monkeypatch, ["sha256:new"], (engine, None), against="sha256:kept")
+    assert differs.exit_code == 1
+    assert [d.path for d in differs.by_cause[rebuild.REAL_CONTENT]] == ["f"]
+
+
+def test_an_image_of_other_inputs_cannot_stand_for_the_first_build(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    engine = HoldingEngine("default", {"sha256:other": "another input"})
+    with pytest.raises(BuildError, match="was not built from the inputs of demo:cpu"):
+        fake_check(monkeypatch, ["sha256:x"], (engine, None), against="sha256:other")
+    with pytest.raises(BuildError, match="is not on default"):
+        fake_check(monkeypatch, ["sha256:x"], (engine, None), against="sha256:gone")
+    assert engine.calls == []  # nothing was built
