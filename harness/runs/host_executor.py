@@ -40,7 +40,7 @@ from harness.runs.run import (
     RunResult,
     ended,
     input_digests,
-    new_record,
+    record_without_image,
     run_spec,
     settle,
     start_folder,
@@ -265,25 +265,17 @@ def run_on_host(
     determinism = determinism_environment(
         request.seed, request.profile, request.threads, device, switches=switches
     )
-    record = {
-        **new_record(
-            config,
-            request,
-            spec,
-            inputs,
-            environment={**determinism, **setup.extra_env},
-            host=config.host_name,
-        ),
-        "executor": "host",
-        "switches": switches,
-        # No image isolated this run: the environment below stands in for its digest.
-        "image": None,
-        "python_environment": python.as_record(),
-        "constraints_sha256": None,
-        "lock_sha256": None,
-        "container": None,
-        "engine": None,
-    }
+    record = record_without_image(
+        config,
+        request,
+        spec,
+        inputs,
+        device=device,
+        switches=switches,
+        host=config.host_name,
+        executor="host",
+    )
+    record["python_environment"] = python.as_record()
     start_folder(folder, spec, record)
     say(f"started {run_id} on this machine with {python.executable}")
     with (

@@ -44,6 +44,7 @@ from harness.images.build import LABEL_CONSTRAINTS, LABEL_DOCKERFILE, LABEL_LOCK
 from harness.integrations import dvc
 from harness.runs import records, run_folder, staging
 from harness.runs.variations import CONTROL, Setup
+from harness.runtime.determinism import environment as determinism_environment
 from harness.trust import attest
 
 RUN_SPEC_SCHEMA = "harness.run-spec/v1"
@@ -391,6 +392,43 @@ def new_record(
         "timings": {"started_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")},
         "log": records.LOG,
         "artifacts": [],
+    }
+
+
+def record_without_image(
+    config: Config,
+    request: RunRequest,
+    spec: Mapping[str, Any],
+    inputs: Mapping[str, Mapping[str, Any]],
+    *,
+    device: str,
+    switches: bool,
+    host: str,
+    executor: str,
+) -> dict[str, Any]:
+    """The record of a run no image isolated (the host executor's, a SLURM job's): the
+    Python environment it ran in stands in for the image's digest, and the executor fills
+    ``python_environment`` (and its own fields) in."""
+    determinism = determinism_environment(
+        request.seed, request.profile, request.threads, device, switches=switches
+    )
+    return {
+        **new_record(
+            config,
+            request,
+            spec,
+            inputs,
+            environment={**determinism, **request.setup.extra_env},
+            host=host,
+        ),
+        "executor": executor,
+        "switches": switches,
+        "image": None,
+        "python_environment": None,
+        "constraints_sha256": None,
+        "lock_sha256": None,
+        "container": None,
+        "engine": None,
     }
 
 

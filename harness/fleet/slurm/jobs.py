@@ -42,7 +42,7 @@ from harness.runs.run import (
     RunResult,
     finish,
     input_digests,
-    new_record,
+    record_without_image,
     run_spec,
     settle,
     start_folder,
@@ -118,38 +118,27 @@ def run_on_slurm(
             "switches": True,
         }
     )
-    setup = request.setup
-    determinism = determinism_environment(
-        request.seed, request.profile, request.threads, device, switches=True
+    # The environment the job made stands in for the image's digest: null until the job
+    # has described it, and for a job cut short before that.
+    record = record_without_image(
+        config,
+        request,
+        spec,
+        inputs,
+        device=device,
+        switches=True,
+        host=host.name,
+        executor="slurm",
     )
-    record: dict[str, Any] = {
-        **new_record(
-            config,
-            request,
-            spec,
-            inputs,
-            environment={**determinism, **setup.extra_env},
-            host=host.name,
-        ),
-        "executor": "slurm",
-        "switches": True,
-        # No image isolated this run: the environment the job made stands in for its digest
-        # (null until the job has described it, and for a job cut short before that).
-        "image": None,
-        "python_environment": None,
-        "constraints_sha256": sha256_file(constraints),
-        "lock_sha256": None,
-        "container": None,
-        "engine": None,
-        "slurm": {
-            "host": host.name,
-            "partition": settings.partition,
-            "job_id": None,
-            "state": None,
-            "node": None,
-            # The key of the node that signed what it saw (see node_keys); null without.
-            **({"node_key": None} if settings.node_key is not None else {}),
-        },
+    record["constraints_sha256"] = sha256_file(constraints)
+    record["slurm"] = {
+        "host": host.name,
+        "partition": settings.partition,
+        "job_id": None,
+        "state": None,
+        "node": None,
+        # The key of the node that signed what it saw (see node_keys); null without.
+        **({"node_key": None} if settings.node_key is not None else {}),
     }
     start_folder(folder, spec, record)
     try:
