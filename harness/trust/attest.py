@@ -138,12 +138,9 @@ def verify(folder: Path, record: Mapping[str, Any], trusted: Sequence[keys.Publi
         return UNSIGNED
     what = f"the attestation of run {record.get('run_id')}"
     try:
-        raw = untrusted.read_bytes(path, limit=ATTESTATION_LIMIT, what=what, follow_symlinks=False)
-        document = canonical.loads(raw, what=what)
+        document = dsse.read_file(path, limit=ATTESTATION_LIMIT, what=what)
     except untrusted.UntrustedInputError as error:
         raise AttestationError(error.message) from None
-    if not isinstance(document, dict):
-        raise AttestationError(f"{what} is not a DSSE envelope")
     try:
         opened = dsse.open_envelope(document, trusted, 1)
     except dsse.EnvelopeError as error:

@@ -20,8 +20,10 @@ import base64
 import binascii
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+from harness import untrusted
 from harness.errors import EXIT_DIFFERS, HarnessError
 from harness.trust import canonical, keys
 
@@ -35,6 +37,17 @@ class EnvelopeError(HarnessError):
     """The envelope does not verify: an answer ("no"), not trouble."""
 
     exit_code = EXIT_DIFFERS
+
+
+def read_file(path: Path, *, limit: int, what: str) -> dict[str, Any]:
+    """The envelope a run folder holds, read as untrusted input: bounded, never through a
+    link, canonical JSON. :class:`untrusted.UntrustedInputError` when it cannot be read or
+    is no envelope; each caller says what that means for the run."""
+    raw = untrusted.read_bytes(path, limit=limit, what=what, follow_symlinks=False)
+    document = canonical.loads(raw, what=what)
+    if not isinstance(document, dict):
+        raise untrusted.UntrustedInputError(what, "is not a DSSE envelope")
+    return document
 
 
 @dataclass(frozen=True)

@@ -173,12 +173,9 @@ def vouching(
         return None
     what = f"the node statement of run {record.get('run_id')}"
     try:
-        raw = untrusted.read_bytes(path, limit=ENVELOPE_LIMIT, what=what, follow_symlinks=False)
-        document = canonical.loads(raw, what=what)
+        document = dsse.read_file(path, limit=ENVELOPE_LIMIT, what=what)
     except untrusted.UntrustedInputError as error:
         raise NodeStatementError(error.message) from None
-    if not isinstance(document, dict):
-        raise NodeStatementError(f"{what} is not a DSSE envelope")
     try:
         keyid, stated = opened(document, trusted)
     except dsse.EnvelopeError:
