@@ -209,6 +209,19 @@ def staged_runtime() -> Iterator[Path]:
         yield Path(folder)
 
 
+def refuse_what_needs_a_container(request: RunRequest, run: str, cpus_fix: str) -> None:
+    """Refuse what only a container can do (``--cpus``, the hostname and user variations)
+    for ``run`` ("a host run", "a SLURM job"), which has none."""
+    if request.cpus is not None:
+        raise ConfigError(f"--cpus limits a container; {run} has none", cpus_fix)
+    unsupported = [name for name in request.setup.variations if name in NEEDS_A_CONTAINER]
+    if unsupported:
+        raise ConfigError(
+            f"the variation {unsupported[0]!r} needs a container",
+            f"leave it out with --vary all,-{unsupported[0]}",
+        )
+
+
 def run_on_host(
     config: Config,
     request: RunRequest,
@@ -219,17 +232,11 @@ def run_on_host(
 ) -> RunResult:
     """Run one experiment in ``python``'s environment on this machine and write its record."""
     experiment = request.experiment
-    if request.cpus is not None:
-        raise ConfigError(
-            "--cpus limits a container; a host run has none",
-            "leave out --cpus, or limit the job with its scheduler (taskset, SLURM)",
-        )
-    unsupported = [name for name in request.setup.variations if name in NEEDS_A_CONTAINER]
-    if unsupported:
-        raise ConfigError(
-            f"the variation {unsupported[0]!r} needs a container",
-            f"leave it out with --vary all,-{unsupported[0]}",
-        )
+    refuse_what_needs_a_container(
+        request,
+        "a host run",
+        "leave out --cpus, or limit the job with its scheduler (taskset, SLURM)",
+    )
     device = "cuda" if request.gpus else "cpu"
     inputs = input_digests(config, experiment)
     run_id = records.new_run_id(experiment.name)

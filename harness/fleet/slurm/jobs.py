@@ -36,7 +36,11 @@ from harness.fleet.hosts import Host
 from harness.fleet.slurm import node_keys, scheduler, script
 from harness.fleet.slurm.settings import SlurmSettings
 from harness.runs import records
-from harness.runs.host_executor import NEEDS_A_CONTAINER, PASSED_THROUGH, staged_runtime
+from harness.runs.host_executor import (
+    PASSED_THROUGH,
+    refuse_what_needs_a_container,
+    staged_runtime,
+)
 from harness.runs.run import (
     RunRequest,
     RunResult,
@@ -76,7 +80,11 @@ def run_on_slurm(
     record; the record says how the job ended."""
     settings = _settings(host)
     experiment = request.experiment
-    _refuse_what_needs_a_container(request)
+    refuse_what_needs_a_container(
+        request,
+        "a SLURM job",
+        'leave out --cpus, or ask SLURM for CPUs with sbatch = ["--cpus-per-task=N"]',
+    )
     chosen = config.variant(variant or experiment.variant)
     if request.gpus and chosen.device != "cuda":
         raise ConfigError(
@@ -184,20 +192,6 @@ def _settings(host: Host) -> SlurmSettings:
     if host.slurm is None:
         raise ConfigError(f"host {host.name} is not a SLURM host", 'declare it with kind = "slurm"')
     return host.slurm
-
-
-def _refuse_what_needs_a_container(request: RunRequest) -> None:
-    if request.cpus is not None:
-        raise ConfigError(
-            "--cpus limits a container; a SLURM job has none",
-            'leave out --cpus, or ask SLURM for CPUs with sbatch = ["--cpus-per-task=N"]',
-        )
-    unsupported = [name for name in request.setup.variations if name in NEEDS_A_CONTAINER]
-    if unsupported:
-        raise ConfigError(
-            f"the variation {unsupported[0]!r} needs a container",
-            f"leave it out with --vary all,-{unsupported[0]}",
-        )
 
 
 def _plan(
