@@ -71,9 +71,9 @@ class Syntax:
         return found
 
     def scope(self, body: list[ast.stmt]) -> list[ast.AST]:
-        """The statements of ``body`` and everything below them, except the functions
-        and classes defined below them (a scope's own facts, not its nested scopes'),
-        depth first; kept for a body of a tree read (the call graph and the flow
+        """The statements of ``body`` and everything below them, except the bodies of
+        the functions and classes they define (a scope's own facts, not its nested
+        scopes'), depth first; kept for a body of a tree read (the call graph and the flow
         analysis both ask)."""
         known = self._scopes.get(id(body))
         if known is not None:
@@ -87,6 +87,12 @@ class Syntax:
             below = recorded.get(id(node))
             if below is None:
                 below = child_nodes(node)
+            if type(node) in _DEFINITIONS:
+                # A statement of ``body`` that defines: its decorators, defaults and bases
+                # are evaluated in this scope, its body is not.
+                inner = {id(statement) for statement in node.body}  # type: ignore[attr-defined]
+                stack.extend(child for child in below if id(child) not in inner)
+                continue
             for child in below:
                 if type(child) not in _DEFINITIONS:
                     stack.append(child)

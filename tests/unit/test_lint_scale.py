@@ -134,16 +134,19 @@ def test_the_recorded_children_and_walk_are_those_of_the_ast_module() -> None:
     for node in nodes:
         assert syntax.children(node) == tuple(kept(ast.iter_child_nodes(node)))
         assert syntax.walk(node) == kept(ast.walk(node))
-    # A scope: its statements and what is below them, but no definition below them.
+    # A scope: its statements and what is below them, but no definition below them, and
+    # of a definition among its statements the decorators, defaults and bases, not the body.
     definitions = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
     for body in [tree.body, *(n.body for n in nodes if isinstance(n, definitions))]:
         expected, stack = [], list(body)
         while stack:
             node = stack.pop()
             expected.append(node)
-            stack.extend(
-                c for c in kept(ast.iter_child_nodes(node)) if not isinstance(c, definitions)
-            )
+            below = kept(ast.iter_child_nodes(node))
+            if isinstance(node, definitions):
+                stack.extend(c for c in below if c not in node.body)
+            else:
+                stack.extend(c for c in below if not isinstance(c, definitions))
         assert syntax.scope(body) == expected
         assert syntax.scope(body) == expected  # the second time from the record
     # A node built later (not recorded) gets its children all the same.
