@@ -25,7 +25,7 @@ from __future__ import annotations
 import ast
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Sequence, Set
 from dataclasses import dataclass
 
 from harness.config_schema import PLAIN_NAME_PATTERN
@@ -65,25 +65,24 @@ class Found:
 
     chosen: tuple[Script, ...]
     others: tuple[str, ...]
-    # Training-named scripts in subfolders, named when the root has none (never declared:
-    # a tutorial's many folders each hold one).
+    # Scripts in subfolders that are named for training or run the project's own code
+    # (``projects/adder/adder.py`` importing the project's package), named when the root
+    # has none (never declared: a tutorial's many folders each hold one).
     deeper: tuple[str, ...] = ()
 
 
 def script(path: str, tree: ast.Module) -> Script | None:
-    """The file at ``path`` (relative to the root) as a script, or None when it is not one,
-    or lies in a subfolder without a training name (never declared, so not looked at)."""
+    """The file at ``path`` (relative to the root) as a script, or None when it is not one."""
     name = path.rsplit("/", 1)[-1]
     if not _may_be_experiment(name):
-        return None
-    if "/" in path and _training_rank(name.removesuffix(".py")) is None:
         return None
     return _script(path, tree)
 
 
-def find(scripts: Sequence[Script]) -> Found:
+def find(scripts: Sequence[Script], running_project_code: Set[str] = frozenset()) -> Found:
     """The root's training scripts among ``scripts``, best first (see the module's
-    docstring)."""
+    docstring); ``running_project_code`` are the paths of files that import the project's
+    own modules."""
     root = [s for s in scripts if "/" not in s.path]
     training = sorted(
         (s for s in root if _training_rank(s.name) is not None),
@@ -96,7 +95,16 @@ def find(scripts: Sequence[Script]) -> Found:
     else:
         chosen = ()
     others = tuple(s.path for s in root if s not in chosen)
-    deeper = () if root else tuple(s.path for s in scripts if "/" in s.path)
+    deeper = (
+        ()
+        if root
+        else tuple(
+            s.path
+            for s in scripts
+            if "/" in s.path
+            and (_training_rank(s.name) is not None or s.path in running_project_code)
+        )
+    )
     return Found(chosen, others, deeper)
 
 

@@ -50,8 +50,14 @@ class ProjectCode:
         )
 
     def scripts(self) -> entry_scripts.Found:
+        own = self.sources.own_names
         return entry_scripts.find(
-            [source.facts.script for source in self.sources.files if source.facts.script]
+            [source.facts.script for source in self.sources.files if source.facts.script],
+            {
+                source.path
+                for source in self.sources.files
+                if any(name.split(".")[0] in own for name, _ in source.facts.imports)
+            },
         )
 
     def imports_any(self, modules: Sequence[str]) -> bool:

@@ -5,7 +5,8 @@ habits, so init adds and never rewrites: ``[tool.harness]`` with the experiments
 the command line (``NAME=module:function``), else the repository's training scripts as
 commands (:mod:`harness.entry_scripts`), else a small stub experiment for a first look;
 the ``experiments`` dependency group when there is none (the project's declared
-dependencies, else those its code imports: :mod:`harness.imported_dependencies`);
+dependencies and what its code imports that they lack, else those its code imports:
+:mod:`harness.imported_dependencies`);
 ``.harness/`` in ``.gitignore``; and, when asked, harness's Dockerfiles to customise and
 the GitHub workflow. pyproject.toml is edited with tomlkit, so the user's comments, order
 and formatting stay as they were.
@@ -25,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import tomlkit
+from packaging.requirements import Requirement
 from tomlkit.exceptions import TOMLKitError
 
 from harness import atomic, declared_dependencies, entry_scripts, project_code, project_python
@@ -39,6 +41,7 @@ from harness.images.dockerfiles import (
     first_from,
     meant_for_harness,
 )
+from harness.images.unpinned_imports import unpinned
 from harness.integrations.mlproject import load_mlproject
 
 GITIGNORE = ".gitignore"
@@ -306,8 +309,8 @@ def _read_pyproject(root: Path) -> tuple[tomlkit.TOMLDocument, bool]:
 
 @dataclass
 class _LazyCode:
-    """The project's code, read once and only when init needs it (no dependencies
-    declared, or no experiment); the files not read are said once."""
+    """The project's code, read once and only when init needs it (a dependency group
+    to propose, or no experiment); the files not read are said once."""
 
     root: Path
     _code: project_code.ProjectCode | None = None
@@ -394,9 +397,10 @@ def _propose_group(
     code: _LazyCode,
 ) -> list[str]:
     """The experiments group from what the repository declares (pyproject, requirements
-    files, setup.cfg, setup.py, environment.yml) or, when it declares nothing, from what
-    its code imports; and, when it needs torch or TensorFlow, the CPU and CUDA variants;
-    returns a line per addition."""
+    files, setup.cfg, setup.py, environment.yml) with what its code imports that no
+    declaration provides or, when it declares nothing, from what its code imports; and,
+    when it needs torch or TensorFlow, the CPU and CUDA variants; returns a line per
+    addition."""
     project: Any = document.get("project")
     declared = declared_dependencies.read(
         root, project.unwrap() if hasattr(project, "unwrap") else {}
@@ -406,6 +410,18 @@ def _propose_group(
         shown = "; ".join(
             f"{', '.join(names)} from {source}" for source, names in declared.by_source()
         )
+        # A requirements file drifts from the code: what the code imports and no
+        # declaration provides would fail the first run, one missing package at a time.
+        undeclared = unpinned(
+            code.get(notes).dependencies(),
+            (Requirement(requirement).name for requirement, _ in declared.requirements),
+        )
+        for imported in undeclared:
+            declared.add(imported.distribution, "imports")
+        if undeclared:
+            shown += "; imported but declared nowhere: " + ", ".join(
+                imported.shown() for imported in undeclared
+            )
         line = f"the project's dependencies ({shown})"
     else:
         inferred = code.get(notes).dependencies()

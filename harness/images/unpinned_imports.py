@@ -10,7 +10,9 @@ names what is missing, with the file that imports it.
 Only distributions harness knows by their import name are checked (``import cv2`` is
 opencv-python's): an unknown name may be provided under another name, and a warning that
 is often wrong would be ignored. A framework's CPU build (``xgboost-cpu``,
-``tensorflow-cpu``) provides what its framework does. Nothing here refuses a lock.
+``tensorflow-cpu``) provides what its framework does, and a variant build what its
+original does (``opencv-python-headless``). Nothing here refuses a lock. `harness init`
+asks the same question of the names a repository declares.
 """
 
 from __future__ import annotations
@@ -22,12 +24,27 @@ from packaging.utils import canonicalize_name
 from harness.images.device_pins import CPU_DISTRIBUTIONS
 from harness.imported_dependencies import Imported, Inferred
 
+# Distributions that install the same import as another, under their own name: a
+# project that pins opencv-python-headless has cv2, though the table names opencv-python.
+_PROVIDED_ALSO_BY = {
+    "opencv-python": (
+        "opencv-python-headless",
+        "opencv-contrib-python",
+        "opencv-contrib-python-headless",
+    ),
+    "pillow": ("pillow-simd",),
+    "tensorflow": ("tensorflow-gpu", "tf-nightly"),
+    **{framework: (cpu_build,) for framework, cpu_build in CPU_DISTRIBUTIONS.items()},
+}
+
 
 def unpinned(inferred: Inferred, pinned: Iterable[str]) -> list[Imported]:
     """The imports of known distributions that ``pinned`` (names) does not provide."""
     names = {canonicalize_name(name) for name in pinned}
     provided = names | {
-        framework for framework, cpu_build in CPU_DISTRIBUTIONS.items() if cpu_build in names
+        distribution
+        for distribution, others in _PROVIDED_ALSO_BY.items()
+        if names.intersection(others)
     }
     return [
         item

@@ -30,6 +30,7 @@ import pytest
 
 from harness.engine import Engine
 from tests.conftest import REPOSITORY
+from tests.integration.conftest import image_name
 
 SCRIPTS = REPOSITORY / "scripts"
 BASE = "harness-base:bookworm-python3.11"
@@ -44,7 +45,7 @@ requires-python = ">=3.11"
 experiments = []
 
 [tool.harness]
-image = "harness-faults"
+image = "{image}"
 
 [tool.harness.experiments.quick]
 entry = "probe.steps:main"
@@ -53,7 +54,7 @@ outputs = ["done.txt"]
 [tool.harness.experiments.slow]
 entry = "probe.steps:main"
 outputs = ["done.txt"]
-parameters = { steps = 60, pause = 0.5 }
+parameters = {{ steps = 60, pause = 0.5 }}
 
 [tool.harness.experiments.fill]
 entry = "probe.steps:fill"
@@ -178,7 +179,7 @@ def faults(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FaultEngine]:
 def project(tmp_path_factory: pytest.TempPathFactory, faults: FaultEngine) -> Path:
     folder = tmp_path_factory.mktemp("faults-project")
     folder.chmod(0o755)  # the container's user reads it
-    (folder / "pyproject.toml").write_text(PYPROJECT)
+    (folder / "pyproject.toml").write_text(PYPROJECT.format(image=image_name("faults")))
     (folder / "probe").mkdir()
     (folder / "probe" / "__init__.py").write_text("")
     (folder / "probe" / "steps.py").write_text(STEPS)

@@ -57,8 +57,7 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         _script(SCRIPTS / "registry.sh", "stop", state)
 
 
-# Not a name other sessions' cleanups remove (they share the engine): this module's own.
-IMAGE = "harness-attest-e2e"
+IMAGE = image_name("attest-e2e")
 # Where the pushes go in the registry: their local tags are this session's names.
 REPOSITORY_PATH = image_name("registry")
 

@@ -123,12 +123,33 @@ def test_init_on_a_repository_that_declares_nothing_takes_its_imports_and_its_sc
     assert (character_model / "pyproject.toml").read_bytes() == before
 
 
-def test_declared_dependencies_win_over_imports(character_model: Path) -> None:
+def test_declared_dependencies_win_and_imports_declared_nowhere_are_added(
+    character_model: Path,
+) -> None:
+    # The requirements file names torch, pinned; the code also imports
+    # torch.utils.tensorboard, which needs tensorboard, declared nowhere.
     (character_model / "requirements.txt").write_text("torch==2.13.0\n")
     changes = init_project(character_model, InitRequest())
     document = tomllib.loads((character_model / "pyproject.toml").read_text())
-    assert document["dependency-groups"]["experiments"] == ["torch==2.13.0"]
+    assert document["dependency-groups"]["experiments"] == ["torch==2.13.0", "tensorboard"]
     assert not any("inferred" in change.detail for change in changes)
+    [group] = [c.detail for c in changes if "[dependency-groups] experiments" in c.detail]
+    assert (
+        "torch from requirements.txt; imported but declared nowhere: "
+        "tensorboard (torch.utils.tensorboard in charmodel.py)"
+    ) in group
+
+
+def test_a_declared_variant_build_provides_what_the_code_imports(tmp_path: Path) -> None:
+    (tmp_path / "requirements.txt").write_text("opencv-python-headless\ntensorflow-cpu\n")
+    (tmp_path / "train.py").write_text("import cv2\nimport tensorflow as tf\nimport numpy\n")
+    init_project(tmp_path, InitRequest())
+    document = tomllib.loads((tmp_path / "pyproject.toml").read_text())
+    assert document["dependency-groups"]["experiments"] == [
+        "opencv-python-headless",
+        "tensorflow-cpu",
+        "numpy",
+    ]
 
 
 def test_experiments_named_on_the_command_line_replace_the_scripts(character_model: Path) -> None:
@@ -449,6 +470,26 @@ def test_training_scripts_in_subfolders_are_named_not_declared(tmp_path: Path) -
     assert "example" in load_config(tmp_path, environ={}).experiments
     assert any(
         c.detail.startswith("scripts tutorials/mlp/main.py: none lies in the root") for c in changes
+    )
+
+
+def test_scripts_in_subfolders_that_run_the_project_s_code_are_named(tmp_path: Path) -> None:
+    # minGPT's layout: a package in the root, its projects in folders of their own.
+    write(tmp_path, "gpt/__init__.py", "")
+    write(tmp_path, "gpt/model.py", "import torch\n")
+    main = "if __name__ == '__main__':\n    pass\n"
+    write(tmp_path, "projects/adder/adder.py", "from gpt.model import GPT\n" + main)
+    write(tmp_path, "projects/chargpt/chargpt.py", "import gpt.model\n" + main)
+    # A demonstration that uses none of the project's code is not named.
+    write(tmp_path, "docs_src/plot.py", "import math\n" + main)
+    changes = init_project(tmp_path, InitRequest())
+    assert "example" in load_config(tmp_path, environ={}).experiments
+    assert scripts(tmp_path).deeper == ("projects/adder/adder.py", "projects/chargpt/chargpt.py")
+    assert any(
+        c.detail.startswith(
+            "scripts projects/adder/adder.py, projects/chargpt/chargpt.py: none lies in the root"
+        )
+        for c in changes
     )
 
 

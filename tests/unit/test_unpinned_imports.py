@@ -50,3 +50,14 @@ def test_a_framework_s_cpu_build_provides_its_import() -> None:
     missing = unpinned(inferred, ["xgboost-cpu", "tensorflow-cpu", "numpy"])
     assert [item.distribution for item in missing] == ["scikit-learn"]
     assert missing[0].shown() == "scikit-learn (sklearn in train.py)"
+
+
+def test_a_variant_build_provides_its_original_s_import() -> None:
+    inferred = Inferred(
+        [
+            Imported("opencv-python", "cv2", ("augment.py",)),
+            Imported("pillow", "PIL", ("augment.py",)),
+        ]
+    )
+    assert unpinned(inferred, ["opencv-contrib-python-headless", "pillow-simd"]) == []
+    assert [item.distribution for item in unpinned(inferred, ["pillow"])] == ["opencv-python"]
