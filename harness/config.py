@@ -255,6 +255,18 @@ class Experiment:
     # Globs of files the experiment writes that are not artifacts (logs, event files):
     # kept beside the artifacts, listed in the record, never compared.
     exclude: tuple[str, ...] = ()
+    # Where in the output folder a command's standard output is kept as an artifact: a
+    # script that prints its results (losses, samples) and writes no file has them there.
+    stdout: str | None = None
+
+    @property
+    def artifact_globs(self) -> list[str]:
+        """The artifact globs the runtime keeps: ``outputs``, and the kept standard
+        output, which they need not name."""
+        globs = list(self.outputs)
+        if globs and self.stdout is not None and self.stdout not in globs:
+            globs.append(self.stdout)
+        return globs
 
 
 @dataclass(frozen=True)
@@ -369,6 +381,7 @@ class Config:
                     "inputs": {k: str(v) for k, v in e.inputs.items()},
                     "outputs": dict(e.outputs),
                     "exclude": list(e.exclude),
+                    "stdout": e.stdout,
                     "variant": e.variant,
                 }
                 for name, e in self.experiments.items()
@@ -600,6 +613,13 @@ def _load_experiments(root: Path, table: Mapping[str, Any]) -> dict[str, Experim
         outputs = spec.get("outputs", {})
         if isinstance(outputs, list):  # globs alone: each with the default policy
             outputs = dict.fromkeys(outputs, "")
+        stdout = spec.get("stdout")
+        if stdout is not None and command is None:
+            raise ConfigError(
+                f"[tool.harness.experiments.{name}] stdout is kept only for a command: an "
+                "entry's function returns its metrics and writes into output",
+                "remove stdout, or run the experiment as command = [...]",
+            )
         experiments[name] = Experiment(
             name=name,
             entry=spec.get("entry"),
@@ -609,6 +629,7 @@ def _load_experiments(root: Path, table: Mapping[str, Any]) -> dict[str, Experim
             outputs=dict(outputs),
             variant=spec.get("variant", "cpu"),
             exclude=tuple(spec.get("exclude", ())),
+            stdout=stdout,
         )
     return experiments
 

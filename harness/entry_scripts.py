@@ -11,9 +11,11 @@ syntax trees (never run):
   library, and packaging, test and tooling files are none;
 - the training ones are those named for it (``train*.py``, ``gpt_train.py``,
   ``pretrain.py``, ``finetune.py``, ``main.py``, ``run.py``, ``fit_model.py``), best
-  first, at most :data:`MOST`; with none so named, the only script is taken when it
-  imports more than the standard library (a script that builds the README is no
-  experiment); several scripts and no training name leave the choice to the user.
+  first, at most :data:`MOST`; with none so named, those that make a training call
+  (``loss.backward()``, ``model.fit(X, y)``, ``trainer.train()``: Karpathy's
+  ``bigram.py`` and ``gpt.py``); with none of those either, the only script is taken
+  when it imports more than the standard library (a script that builds the README is no
+  experiment); several scripts and no sign of training leave the choice to the user.
 
 The command has no arguments: which of a script's options make a short, meaningful run
 (a step limit, a data path) is the user's call; the step-like options the parser declares
@@ -37,6 +39,26 @@ _NOT_EXPERIMENTS = frozenset(
     {"setup.py", "conftest.py", "noxfile.py", "fabfile.py", "manage.py", "harness_example.py"}
 )
 _TRAINING_NAMES = ("main", "run", "fit")
+# Calls that write files besides those named save*, to_*, write*, dump* and log_*:
+# loggers and checkpoints that write as they go, and folders made to be written to.
+_WRITERS = frozenset(
+    {
+        "SummaryWriter",
+        "ModelCheckpoint",
+        "Trainer",
+        "imwrite",
+        "imsave",
+        "savetxt",
+        "copyfile",
+        "mkdir",
+        "makedirs",
+        "add_scalar",
+        "FileHandler",
+    }
+)
+# Methods whose call trains: autograd's backward pass, the fit of scikit-learn, Keras,
+# XGBoost, LightGBM and Lightning's Trainer.
+_TRAINING_METHODS = frozenset({"backward", "fit", "fit_generator", "train_on_batch"})
 # argparse options that bound a run: worth naming so the user can add one.
 _STEP_OPTION = re.compile(
     r"^--?(max[-_]?)?(n[-_]?|num[-_]?)?(steps?|iters?|iterations|epochs?|updates)$"
@@ -54,6 +76,12 @@ class Script:
     # Whether it imports anything beyond the standard library: a script that trains does
     # (a framework, NumPy, the project's model); one that builds the README does not.
     imports_beyond_stdlib: bool = True
+    # The training call it makes, if any (".backward()"): a script not named for
+    # training that makes one trains all the same.
+    trains: str = ""
+    # Whether it may write a file (a save, a dump, an open for writing, a logger that
+    # writes, the project's own code): one that cannot only prints its results.
+    writes_files: bool = True
 
     def command(self) -> list[str]:
         return ["python", self.path]
@@ -88,6 +116,8 @@ def find(scripts: Sequence[Script], running_project_code: Set[str] = frozenset()
         (s for s in root if _training_rank(s.name) is not None),
         key=lambda s: (_training_rank(s.name), s.path),
     )
+    if not training:
+        training = sorted((s for s in root if s.trains), key=lambda s: s.path)
     if training:
         chosen = tuple(training[:MOST])
     elif len(root) == 1 and root[0].imports_beyond_stdlib:
@@ -153,13 +183,73 @@ def _script(path: str, tree: ast.Module) -> Script | None:
         for option in _strings(call.args)
         if _STEP_OPTION.match(option)
     ]
+    trains = _training_call(tree)
+    if trains:
+        reasons.append(f"calls {trains}")
     return Script(
         path,
         name,
         ", ".join(reasons),
         tuple(dict.fromkeys(options)),
         imports_beyond_stdlib=_imports_beyond_stdlib(tree),
+        trains=trains,
+        writes_files=_may_write_files(tree),
     )
+
+
+def _may_write_files(tree: ast.Module) -> bool:
+    """Whether the script may write a file: a call that saves, dumps or opens for
+    writing, or an import of the project's own code, whose writes are not looked at."""
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and (node.level or node.module is None):
+            return True
+        if not isinstance(node, ast.Call):
+            continue
+        called = _called(node)
+        if called in _WRITERS or called.startswith(("save", "to_", "write", "dump", "log_")):
+            return True
+        if called == "open" and _opens_for_writing(node):
+            return True
+    return False
+
+
+def _opens_for_writing(call: ast.Call) -> bool:
+    mode = call.args[1] if len(call.args) > 1 else None
+    mode = next((k.value for k in call.keywords if k.arg == "mode"), mode)
+    if mode is None:
+        return False
+    if not isinstance(mode, ast.Constant) or not isinstance(mode.value, str):
+        return True  # a mode computed at run time may write
+    return any(letter in mode.value for letter in "wax+")
+
+
+def _training_call(tree: ast.Module) -> str:
+    """The first call that trains a model (``loss.backward()``, ``model.fit(X, y)``,
+    ``trainer.train()``), as ``.backward()``; "" when there is none."""
+    for node in ast.walk(tree):
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and (
+                node.func.attr in _TRAINING_METHODS
+                or (node.func.attr == "train" and _named_trainer(node.func.value))
+            )
+        ):
+            return f".{node.func.attr}()"
+    return ""
+
+
+def _named_trainer(node: ast.expr) -> bool:
+    """``trainer`` or ``self.trainer``: Hugging Face's and others' ``trainer.train()``
+    (``model.train()`` only switches a module to training mode)."""
+    name = (
+        node.id
+        if isinstance(node, ast.Name)
+        else node.attr
+        if isinstance(node, ast.Attribute)
+        else ""
+    )
+    return "trainer" in name.lower()
 
 
 def _imports_beyond_stdlib(tree: ast.Module) -> bool:

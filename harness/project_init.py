@@ -465,6 +465,8 @@ def _propose_group(
 # TensorBoard's event files: named for the time and host they were written on, so never
 # the same twice; logs, not results.
 EVENT_FILES = "events.out.tfevents.*"
+# Where a script that writes no file has its printed results kept, compared and certified.
+PRINTED_RESULTS = "stdout.txt"
 
 
 def _declare_scripts(
@@ -486,6 +488,12 @@ def _declare_scripts(
         if logs_events:
             table["exclude"] = [EVENT_FILES]
             line += f"; exclude = [{EVENT_FILES!r}], as TensorBoard's event files are logs"
+        if not script.writes_files:
+            table["stdout"] = PRINTED_RESULTS
+            line += (
+                f"; stdout = {PRINTED_RESULTS!r}, as it writes no file: what it prints is "
+                "its result"
+            )
         options = " or ".join(script.step_options[:2])
         line += (
             f"; add arguments to the command to make a run short ({options} N, say)"

@@ -414,7 +414,13 @@ def _print_run(ui: UI, result: run_module.RunResult) -> None:
     if (record.get("seeding") or {}).get("how") == "environment only":
         flags += ", no Python process reached: seeded by the environment only"
     if record["status"] == "succeeded" and not record["artifacts"]:
-        flags += ", nothing to verify: write results into $HARNESS_OUTPUT (output= for an entry)"
+        flags += (
+            ", nothing to verify: write results into $HARNESS_OUTPUT, or keep what it prints "
+            'with stdout = "stdout.txt" under '
+            f"[tool.harness.experiments.{record.get('experiment')}]"
+            if record.get("command")
+            else ", nothing to verify: write results into output="
+        )
     ui.result(
         f"{result.run_id}  {record['status']:<9} "
         f"{len(record['artifacts'])} artifacts  {took}{flags}"

@@ -277,7 +277,7 @@ def settle(
     # (the runtime did it in the container; this is for images of an older harness). A
     # link the container left where the set-aside files go is refused like any other.
     try:
-        records.set_aside_unlisted(folder, experiment.outputs, experiment.exclude)
+        records.set_aside_unlisted(folder, experiment.artifact_globs, experiment.exclude)
     except records.CorruptRecord as unsafe:
         refused.append(unsafe.message)
     except OSError:
@@ -454,13 +454,14 @@ def run_spec(
         "device": device,
         "project": PROJECT,
         "project_source": PROJECT_SOURCE,
-        "project_outputs": list(experiment.outputs),
+        "project_outputs": experiment.artifact_globs,
         "output": OUTPUT,
         "meta": META,
         "inputs": {name: f"{INPUTS}/{name}" for name in experiment.inputs},
         # What the runtime sets aside as not artifacts (see harness.runtime.outputs).
-        "outputs": list(experiment.outputs),
+        "outputs": experiment.artifact_globs,
         "exclude": list(experiment.exclude),
+        "stdout": experiment.stdout,
     }
 
 

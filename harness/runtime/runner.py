@@ -479,6 +479,76 @@ def _run_command(run_spec: spec.RunSpec, outcome: Outcome) -> None:
     reports = run_spec.meta / _PROCESS_REPORTS
     # Reports left from an earlier run in the same folder must not count as this one's.
     shutil.rmtree(reports, ignore_errors=True)
+    environment = _command_environment(run_spec, reports)
+    command = list(run_spec.command)
+    program = command[0]
+    # Each stream's last lines apart: read by two threads, a traceback on stderr would
+    # otherwise be cut by whatever stdout flushed meanwhile.
+    tails: dict[int, collections.deque[str]] = {
+        fd: collections.deque(maxlen=_TAIL_LINES) for fd in (1, 2)
+    }
+    kept = _KeptOutput(run_spec.output, run_spec.stdout)
+    if kept.error is not None:
+        outcome.end("failed", EXIT_TROUBLE, kept.error)
+        return
+    clock = time.perf_counter()
+    try:
+        process = subprocess.Popen(
+            command, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
+    except FileNotFoundError:
+        kept.close()
+        outcome.end("failed", 127, f"command not found: {program}")
+        return
+    except PermissionError:
+        kept.close()
+        outcome.end("failed", 126, f"command is not executable: {program}")
+        return
+    copies = [
+        _copy_output(stream, target, tails[target], kept if target == 1 else None)
+        for stream, target in ((process.stdout, 1), (process.stderr, 2))
+        if stream is not None
+    ]
+    try:
+        returncode = process.wait()
+    except Terminated:
+        _stop(process, signal.SIGTERM)
+        raise
+    except KeyboardInterrupt:
+        _stop(process, signal.SIGINT)
+        raise
+    finally:
+        outcome.experiment_s = time.perf_counter() - clock
+        for copy in copies:
+            copy.join(_DRAIN_S)
+        kept.close()
+        outcome.observed, outcome.violations, outcome.seeding = startup.summary(
+            startup.collect(reports)
+        )
+    if returncode == 0 and kept.error is not None:
+        outcome.end("failed", EXIT_TROUBLE, kept.error)
+    elif returncode == 0:
+        outcome.end("succeeded", EXIT_SUCCEEDED)
+    else:
+        # stderr last: its traceback, or its last error line, explains best.
+        _end_failed(outcome, returncode, [*tails[1], *tails[2]])
+
+
+def _end_failed(outcome: Outcome, returncode: int, tail: Sequence[str]) -> None:
+    """End a command that exited with ``returncode`` (not 0), or was killed."""
+    if returncode < 0:
+        try:
+            name = signal.Signals(-returncode).name
+        except ValueError:  # a real-time signal, which has no name
+            name = f"signal {-returncode}"
+        outcome.end("failed", 128 - returncode, f"command was killed by {name}")
+    else:
+        outcome.end("failed", returncode, command_failure(returncode, tail))
+
+
+def _command_environment(run_spec: spec.RunSpec, reports: Path) -> dict[str, str]:
+    """The command's environment: the host's, the run's HARNESS_* values, and what makes
+    every Python process it starts seed itself."""
     environment = dict(os.environ)
     environment.update(
         {
@@ -505,55 +575,7 @@ def _run_command(run_spec: spec.RunSpec, outcome: Outcome) -> None:
         # The project's folder (its writable view in a container), for commands that must
         # run from it whatever the working directory, as MLflow Projects' entry points do.
         environment["HARNESS_PROJECT"] = str(run_spec.project)
-    command = list(run_spec.command)
-    program = command[0]
-    # Each stream's last lines apart: read by two threads, a traceback on stderr would
-    # otherwise be cut by whatever stdout flushed meanwhile.
-    tails: dict[int, collections.deque[str]] = {
-        fd: collections.deque(maxlen=_TAIL_LINES) for fd in (1, 2)
-    }
-    clock = time.perf_counter()
-    try:
-        process = subprocess.Popen(
-            command, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE
-        )
-    except FileNotFoundError:
-        outcome.end("failed", 127, f"command not found: {program}")
-        return
-    except PermissionError:
-        outcome.end("failed", 126, f"command is not executable: {program}")
-        return
-    copies = [
-        _copy_output(stream, target, tails[target])
-        for stream, target in ((process.stdout, 1), (process.stderr, 2))
-        if stream is not None
-    ]
-    try:
-        returncode = process.wait()
-    except Terminated:
-        _stop(process, signal.SIGTERM)
-        raise
-    except KeyboardInterrupt:
-        _stop(process, signal.SIGINT)
-        raise
-    finally:
-        outcome.experiment_s = time.perf_counter() - clock
-        for copy in copies:
-            copy.join(_DRAIN_S)
-        outcome.observed, outcome.violations, outcome.seeding = startup.summary(
-            startup.collect(reports)
-        )
-    if returncode == 0:
-        outcome.end("succeeded", EXIT_SUCCEEDED)
-    elif returncode < 0:
-        try:
-            name = signal.Signals(-returncode).name
-        except ValueError:  # a real-time signal, which has no name
-            name = f"signal {-returncode}"
-        outcome.end("failed", 128 - returncode, f"command was killed by {name}")
-    else:
-        # stderr last: its traceback, or its last error line, explains best.
-        outcome.end("failed", returncode, command_failure(returncode, [*tails[1], *tails[2]]))
+    return environment
 
 
 def command_failure(returncode: int, tail: Sequence[str]) -> str:
@@ -569,9 +591,46 @@ def command_failure(returncode: int, tail: Sequence[str]) -> str:
     return f"command exited with status {returncode}: {line}"
 
 
-def _copy_output(stream: Any, fd: int, tail: collections.deque[str]) -> threading.Thread:
-    """Pass a command's output on as it comes (so the log holds it in order) and keep its
-    last lines to explain a failure."""
+class _KeptOutput:
+    """The file of the output folder that keeps a command's standard output (``stdout``
+    in its experiment), or nothing when none is asked for. Made before the command
+    starts, in a folder only the runtime has written to, and never through a link."""
+
+    def __init__(self, output: Path, name: str | None) -> None:
+        self.fd: int | None = None
+        self.error: str | None = None
+        if name is None:
+            return
+        self._name = name
+        path = output / name
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+        except OSError as error:
+            self.error = f"cannot keep the standard output in {name}: {error.strerror or error}"
+
+    def write(self, data: bytes) -> None:
+        if self.fd is None:
+            return
+        try:
+            _write_all(self.fd, data)
+        except OSError as error:
+            # A kept output cut short (a full disk) is no artifact: the run fails.
+            self.error = f"cannot keep the standard output in {self._name}: {error.strerror}"
+            self.close()
+
+    def close(self) -> None:
+        if self.fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self.fd)
+            self.fd = None
+
+
+def _copy_output(
+    stream: Any, fd: int, tail: collections.deque[str], kept: _KeptOutput | None = None
+) -> threading.Thread:
+    """Pass a command's output on as it comes (so the log holds it in order), into the
+    file that keeps it when one does, and keep its last lines to explain a failure."""
 
     def copy() -> None:
         pending = b""
@@ -584,6 +643,8 @@ def _copy_output(stream: Any, fd: int, tail: collections.deque[str]) -> threadin
                 break
             with contextlib.suppress(OSError):
                 _write_all(fd, chunk)
+            if kept is not None:
+                kept.write(chunk)
             pending += chunk
             *lines, pending = pending.replace(b"\r", b"\n").split(b"\n")
             tail.extend(line.decode("utf-8", "replace") for line in lines)

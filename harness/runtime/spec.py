@@ -48,6 +48,8 @@ class RunSpec:
     # the experiment (see outputs). Empty: every file is an artifact.
     outputs: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
+    # A command's standard output is also written to this file of the output folder.
+    stdout: str | None = None
 
     @property
     def entry_parts(self) -> tuple[str, str]:
@@ -135,6 +137,7 @@ def parse(document: object) -> RunSpec:
         switches=_flag(document, "switches", default=True),
         outputs=_strings(document, "outputs"),
         exclude=_strings(document, "exclude"),
+        stdout=_stdout(document, command is not None),
     )
 
 
@@ -150,6 +153,20 @@ def _project_view(document: Mapping[str, object]) -> tuple[str | None, list[str]
     ):
         raise SpecError("project_outputs must be a list of globs")
     return project_source, project_outputs
+
+
+def _stdout(document: Mapping[str, object], is_command: bool) -> str | None:
+    """The output folder's file that keeps a command's standard output: a plain relative
+    path that stays inside the folder."""
+    value = document.get("stdout")
+    if value is None:
+        return None
+    parts = value.split("/") if isinstance(value, str) else []
+    if not is_command or not parts or any(part in ("", ".", "..") for part in parts):
+        raise SpecError(
+            f"stdout must be a relative path inside the output folder, for a command, not {value!r}"
+        )
+    return cast(str, value)
 
 
 def _string(document: Mapping[str, object], key: str) -> str:

@@ -170,12 +170,30 @@ def test_experiments_are_read_with_their_inputs_and_policies(project: Path) -> N
         ("command = []", "command: expected a non-empty list"),
         ('entry = "a:b"\noutputs = 3', "outputs: expected a list or a table, got 3"),
         ('entry = "a:b"\nseed = 3', "unknown key 'seed'"),
+        ('entry = "a:b"\nstdout = "out.txt"', "stdout is kept only for a command"),
+        ('command = ["x"]\nstdout = "../out.txt"', r'stdout: "\.\./out.txt" is not a file path'),
+        ('command = ["x"]\nstdout = "*.txt"', r'stdout: "\*.txt" is not a file path'),
     ],
 )
 def test_bad_experiments_are_refused_by_name(project: Path, table: str, message: str) -> None:
     write(project, f"\n[tool.harness.experiments.bad]\n{table}\n")
     with pytest.raises(ConfigError, match=message):
         load_config(project, environ={})
+
+
+def test_a_kept_standard_output_is_an_artifact_whatever_outputs_names(project: Path) -> None:
+    write(
+        project,
+        '\n[tool.harness.experiments.printed]\ncommand = ["python", "bigram.py"]\n'
+        'stdout = "stdout.txt"\n'
+        '\n[tool.harness.experiments.both]\ncommand = ["python", "train.py"]\n'
+        'outputs = ["model.pt"]\nstdout = "logs/stdout.txt"\n',
+    )
+    config = load_config(project, environ={})
+    # No outputs: every file written is an artifact, the kept output among them.
+    assert config.experiment("printed").artifact_globs == []
+    assert config.experiment("both").artifact_globs == ["model.pt", "logs/stdout.txt"]
+    assert config.experiment("both").outputs == {"model.pt": ""}
 
 
 def test_unknown_experiment_lists_the_declared_ones(project: Path) -> None:

@@ -71,6 +71,7 @@ variant = "rocm"
 command = ["python", "train.py"]
 outputs = ["model.npz"]
 exclude = ["**/events.out.tfevents.*"]
+stdout = "stdout.txt"
 
 [tool.harness.policies]
 "*.npy" = "bitwise"

@@ -182,8 +182,9 @@ def test_hostile_files_leave_init_working_and_are_named(tmp_path: Path) -> None:
     changes = init_project(root, InitRequest())
     document = tomllib.loads((root / "pyproject.toml").read_text())
     assert document["dependency-groups"]["experiments"] == ["numpy"]
+    # It only prints: what it prints is kept as its result.
     assert document["tool"]["harness"]["experiments"] == {
-        "train": {"command": ["python", "train.py"]}
+        "train": {"command": ["python", "train.py"], "stdout": "stdout.txt"}
     }
     unread = [change.detail for change in changes if "not read" in change.detail]
     assert len(unread) == 1
@@ -462,6 +463,71 @@ def test_several_scripts_and_no_training_name_declare_none(tmp_path: Path) -> No
     said = [c.detail for c in changes if c.detail.startswith("scripts prepare.py, sample.py")]
     assert len(said) == 1
     assert "none is named for training" in said[0]
+
+
+def test_scripts_that_make_a_training_call_are_declared_when_none_is_named_for_it(
+    tmp_path: Path,
+) -> None:
+    # Karpathy's ng-video-lecture: bigram.py and gpt.py train at module level.
+    loop = "import torch\nfor step in range(10):\n    loss = model(x)\n    loss.backward()\n"
+    write(tmp_path, "bigram.py", loop)
+    write(tmp_path, "gpt.py", loop)
+    write(tmp_path, "evaluate.py", "import torch\nmodel.train()\nprint(model(x))\n")
+    changes = init_project(tmp_path, InitRequest())
+    experiments = load_config(tmp_path, environ={}).experiments
+    assert set(experiments) == {"bigram", "gpt"}
+    [bigram] = [c.detail for c in changes if "[tool.harness.experiments.bigram]" in c.detail]
+    assert "bigram.py looks like a training script (statements at module level, calls " in bigram
+    assert "calls .backward()" in bigram
+    assert any(c.detail.startswith("scripts evaluate.py (not declared") for c in changes)
+
+
+@pytest.mark.parametrize(
+    ("code", "writes"),
+    [
+        ("print(loss)", False),
+        ("open('input.txt', 'r', encoding='utf-8').read()", False),
+        ("open('out.txt', 'w').write('x')", True),
+        ("open(path, mode)", True),
+        ("torch.save(model.state_dict(), 'model.pt')", True),
+        ("np.savez('weights.npz', w=w)", True),
+        ("df.to_csv('results.csv')", True),
+        ("json.dump(metrics, f)", True),
+        ("writer = SummaryWriter()", True),
+        ("from .model import GPT", True),  # the project's code may write
+    ],
+)
+def test_what_a_script_may_write_is_known(tmp_path: Path, code: str, writes: bool) -> None:
+    write(tmp_path, "experiment.py", f"import torch\n{code}\nprint('done')\n")
+    [found] = [s for s in project_code.read(tmp_path).sources.files if s.facts.script]
+    assert found.facts.script is not None
+    assert found.facts.script.writes_files is writes
+
+
+def test_a_script_that_only_prints_keeps_what_it_prints(tmp_path: Path) -> None:
+    write(tmp_path, "train.py", "import torch\nfor step in range(3):\n    print(step)\n")
+    changes = init_project(tmp_path, InitRequest())
+    config = load_config(tmp_path, environ={})
+    assert config.experiment("train").stdout == "stdout.txt"
+    [line] = [c.detail for c in changes if "[tool.harness.experiments.train]" in c.detail]
+    assert "stdout = 'stdout.txt', as it writes no file: what it prints is its result" in line
+
+
+@pytest.mark.parametrize(
+    ("call", "trains"),
+    [
+        ("model.fit(X, y)", ".fit()"),
+        ("trainer.train()", ".train()"),
+        ("self.trainer.train()", ".train()"),
+        ("model.train()", ""),  # a mode switch, not training
+        ("optimizer.zero_grad()", ""),
+    ],
+)
+def test_the_training_calls_a_script_is_known_by(tmp_path: Path, call: str, trains: str) -> None:
+    write(tmp_path, "experiment.py", f"import torch\n{call}\n")
+    [found] = [s for s in project_code.read(tmp_path).sources.files if s.facts.script]
+    assert found.facts.script is not None
+    assert found.facts.script.trains == trains
 
 
 def test_training_scripts_in_subfolders_are_named_not_declared(tmp_path: Path) -> None:

@@ -400,6 +400,42 @@ def test_a_command_gets_the_spec_through_the_environment(project: Path, tmp_path
     }
 
 
+def test_a_command_s_standard_output_is_kept_where_its_experiment_says(project: Path) -> None:
+    # A script that prints its results (a loss per step, a sample) and writes no file.
+    code = (
+        "import sys; print('step 0: loss 4.2'); sys.stderr.write('a warning\\n'); "
+        "print('sample: hello')"
+    )
+    result = run(project, entry=None, command=[sys.executable, "-c", code], stdout="log/out.txt")
+    assert result.returncode == 0, result.stderr
+    assert result.record["status"] == "succeeded"
+    kept = result.output / "log" / "out.txt"
+    # Its standard error is not a result (warnings, progress bars).
+    assert kept.read_text() == "step 0: loss 4.2\nsample: hello\n"
+    # It is still passed on, as every command's output is.
+    assert "a warning" in result.stderr
+
+
+def test_a_kept_output_is_never_written_through_a_link(project: Path, tmp_path: Path) -> None:
+    outside = tmp_path / "outside.txt"
+    outside.write_text("untouched")
+    (project.parent / "out").mkdir()
+    (project.parent / "out" / "stdout.txt").symlink_to(outside)
+    result = run(
+        project, entry=None, command=[sys.executable, "-c", "print(1)"], stdout="stdout.txt"
+    )
+    assert result.record["status"] == "failed"
+    assert result.record["error"].startswith("cannot keep the standard output in stdout.txt")
+    assert outside.read_text() == "untouched"
+
+
+@pytest.mark.parametrize("stdout", ["../out.txt", "/tmp/out.txt", "a//b", 3])
+def test_a_kept_output_outside_the_output_folder_is_refused(project: Path, stdout: object) -> None:
+    result = run(project, entry=None, command=[sys.executable, "-c", "print(1)"], stdout=stdout)
+    assert result.record["status"] == "failed"
+    assert "stdout must be a relative path inside the output folder" in result.record["error"]
+
+
 @pytest.mark.parametrize(
     ("command", "returncode", "error"),
     [

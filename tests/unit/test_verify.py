@@ -356,8 +356,18 @@ def test_a_run_with_no_artifact_says_there_is_nothing_to_verify(
 ) -> None:
     from harness.cli.runs import _print_run  # noqa: PLC0415 - the line `harness run` prints
 
-    record = {"status": "succeeded", "artifacts": [], "timings": {"container_s": 1.0}}
+    record = {
+        "experiment": "bigram",
+        "command": ["python", "bigram.py"],
+        "status": "succeeded",
+        "artifacts": [],
+        "timings": {"container_s": 1.0},
+    }
     _print_run(UI(), verify.RunResult("r1", Path("r1"), record))
-    assert "0 artifacts  1.0 s, nothing to verify: write results into $HARNESS_OUTPUT" in (
-        capsys.readouterr().out
-    )
+    assert (
+        "0 artifacts  1.0 s, nothing to verify: write results into $HARNESS_OUTPUT, or keep "
+        'what it prints with stdout = "stdout.txt" under [tool.harness.experiments.bigram]'
+    ) in capsys.readouterr().out
+    entry = {**record, "experiment": "fit", "command": None, "entry": "pkg.fit:main"}
+    _print_run(UI(), verify.RunResult("r2", Path("r2"), entry))
+    assert "nothing to verify: write results into output=" in capsys.readouterr().out

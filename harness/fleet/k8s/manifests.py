@@ -199,7 +199,7 @@ def render(
                     "digest": settings.digest,
                     "variant": job.variant,
                 },
-                "outputs": list(job.experiment.outputs),
+                "outputs": job.experiment.artifact_globs,
                 "source": {
                     "commit": source.commit,
                     "dirty": source.dirty,
