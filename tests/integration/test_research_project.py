@@ -119,7 +119,10 @@ def test_a_research_repository_reaches_a_verified_certificate(
         name,
         '[tool.harness.experiments.train]\ncommand = ["python", "train.py"]\n\n'
         '[tool.harness.experiments.writer]\ncommand = ["python", "-c", '
-        "\"open('model.npy', 'wb').write(b'w')\"]\n",
+        "\"open('model.npy', 'wb').write(b'w')\"]\n\n"
+        '[tool.harness.experiments.printer]\ncommand = ["python", "-c", '
+        "\"import sys; print('loss 0.25'); sys.stderr.write('a warning')\"]\n"
+        'stdout = "stdout.txt"\n',
     )
     tool.ok("lock", cwd=project)
     commit(project)
@@ -136,6 +139,12 @@ def test_a_research_repository_reaches_a_verified_certificate(
     (written,) = json.loads(tool.ok("run", "writer", "--json", cwd=project).stdout)
     assert [artifact["path"] for artifact in written["artifacts"]] == ["model.npy"]
     assert not (project / "model.npy").exists()
+
+    # A script that prints its results and writes no file: what it prints is kept.
+    (printed,) = json.loads(tool.ok("run", "printer", "--json", cwd=project).stdout)
+    assert [artifact["path"] for artifact in printed["artifacts"]] == ["stdout.txt"]
+    kept_output = project / ".harness" / "runs" / printed["run_id"] / "artifacts" / "stdout.txt"
+    assert kept_output.read_text() == "loss 0.25\n"
 
     # Only the time-stamped logs moved: verify says so, with the line to add. The data,
     # read by a path relative to where the script is run, is found under every variation.
