@@ -514,8 +514,9 @@ def verification(
 ) -> Verification:
     """Compare every host's runs with the control host's (default: the first run's host).
 
-    A host is the key that signed its runs (``signers``: run id -> signer); unsigned runs,
-    where allowed, are grouped by the name their records give.
+    A host is the key its runs count under (``signers``: run id -> that key, see
+    :attr:`Collected.host`: a trusted node key before the key that signed the record);
+    unsigned runs, where allowed, are grouped by the name their records give.
     """
     signers = signers or {}
     grouped_hosts: dict[tuple[str, str], list[RunResult]] = {}
