@@ -310,7 +310,7 @@ def _size(text: str) -> int:
     metavar="SIZE",
     help="Largest run folder collected, all files at their full size (K, M, G, T suffixes).",
 )
-@json_option("the verification document")
+@json_option("the verification document, with each run's node statement")
 @click.pass_obj
 def collect_command(
     state: State,
