@@ -310,7 +310,7 @@ def _size(text: str) -> int:
     metavar="SIZE",
     help="Largest run folder collected, all files at their full size (K, M, G, T suffixes).",
 )
-@json_option("the verification document")
+@json_option("the verification document, with each run's node statement")
 @click.pass_obj
 def collect_command(
     state: State,
@@ -328,9 +328,13 @@ def collect_command(
     `harness k8s render` Job wrote) is checked: signed by a host key you trust (--key, or
     your trusted keys folder; unsigned runs only with --allow-unsigned), under --max-size,
     every artifact with the sha256 its record names, every declared output present when it
-    succeeded. Then it is copied into .harness/runs/. Hosts are the keys that signed, never
-    the names records give: one key is one host. Each host is compared with the control,
-    and the outcome is saved as a verification for `harness certify`.
+    succeeded. Then it is copied into .harness/runs/, with the SLURM node's signed statement
+    of the run when it is one of that very run (one that is not is left behind, in one
+    line). Hosts are the keys that signed, never the names records give: one key is one
+    host, and a run whose node statement a trusted node key signed (--key, or the node keys
+    `harness keys nodes` kept) counts under that node's key, as `harness certify` counts it.
+    Each host is compared with the control, and the outcome is saved as a verification for
+    `harness certify`; --json adds, per run, its node statement and whose key signed it.
 
     \b
       harness collect artifacts/harness-runs-* --key keys/leg-1.pub --key keys/leg-2.pub
@@ -342,15 +346,29 @@ def collect_command(
     config = state.config()
     settings = certify.settings(config.table("certify"), config.project_root)
     trusted = gate.trusted_keys(config, host_keys, settings, required=False)
-    policy = collect_module.Policy(tuple(trusted), allow_unsigned, _size(max_size))
+    policy = collect_module.Policy(
+        tuple(trusted),
+        allow_unsigned,
+        _size(max_size),
+        node_keys=tuple(keys.all_node_public_keys(config.project_root)),
+    )
     collected = collect_module.collect(config, list(folders), policy)
     copied = sum(1 for c in collected if c.how == "copied")
     state.ui.say(f"collected {len(collected)} run(s), {copied} new")
+    for note in filter(None, (c.note() for c in collected)):
+        state.ui.say(note)
+    statements = [c.node for c in collected if c.node is not None and c.node.carried]
+    if statements:
+        vouched = sum(1 for node in statements if node.keyid is not None)
+        state.ui.say(
+            f"{len(statements)} node statement(s) came with their runs, {vouched} signed by a "
+            "node key trusted here"
+        )
     verification = collect_module.verification(
         config,
         [c.run for c in collected],
         control=control,
-        signers={c.run.run_id: c.signer for c in collected},
+        signers={c.run.run_id: c.host for c in collected},
     )
     if not as_json:
         for result in verification.experiments:
@@ -360,4 +378,10 @@ def collect_command(
             state.ui.result(f"{result.experiment.name:<14} {verdict}")
         for outcome in verification.hosts:
             state.ui.result(f"host {outcome.host.name}: signed by {outcome.signer}")
-    conclude(state, config, verification, as_json=as_json)
+    # The saved verification stays as verify writes it; what came with each run is shown.
+    document = (
+        {**verification.as_dict(config), "collected": [c.as_dict() for c in collected]}
+        if as_json
+        else None
+    )
+    conclude(state, config, verification, as_json=as_json, document=document)

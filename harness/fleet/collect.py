@@ -10,7 +10,15 @@ under a size cap (a sparse file counts at its full size), hold a readable record
 artifacts have the bytes it names, and, when it says it succeeded, every output its
 experiment declares. Only then is anything copied into ``.harness/runs/``, atomically.
 
-Hosts are the keys that signed, never the names records give themselves: runs signed by
+A SLURM run may bring its node's signed statement of what the node saw
+(``node.intoto.json``, see :mod:`harness.trust.node_attestation`). It travels with the run
+once it is a bounded regular file, no link, a DSSE envelope of a node statement of this
+very run, whoever signed it; one that is not is left behind, said in one line, and the
+run still comes in on its own checks, counted as whoever signed its record.
+
+Hosts are counted as `harness certify` counts them, never by the names records give
+themselves: a run whose node statement a trusted node key signed counts under that key
+(the node is its host); any other under the key that signed its record. Runs signed by
 one key are one host whatever they call themselves, and two keys are two hosts even under
 one name. Every host's runs are then compared with the control host's, as `harness verify
 --hosts` does, and the result is saved as a verification, from whose runs `harness certify`
@@ -27,10 +35,11 @@ import secrets
 import shutil
 import stat
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness.compare.names import printable
 from harness.compare.tree import compare_paths
 from harness.config import Config, Experiment
 from harness.digests import sha256_file
@@ -43,11 +52,13 @@ from harness.runs import records
 from harness.runs.host_executor import PythonEnvironment
 from harness.runs.run import RunResult
 from harness.runs.verify import Check, ExperimentVerification, Verification, nothing_to_compare
-from harness.trust import attest, keys
+from harness.trust import attest, keys, node_attestation
 
 # What one run folder may bring in, all files together, at their full size: far above
 # any model an experiment here writes, far below a disk filled by one upload.
 DEFAULT_MAX_BYTES = 8 << 30
+# A refusal read from hostile files is shown in one line of at most this many characters.
+_SHOWN_REFUSAL = 300
 
 
 @dataclass(frozen=True)
@@ -58,6 +69,38 @@ class Policy:
     trusted: tuple[keys.PublicKey, ...] = ()
     allow_unsigned: bool = False
     max_bytes: int = DEFAULT_MAX_BYTES
+    # Public keys SLURM nodes made and keep (`harness keys nodes`): like ``trusted``, they
+    # make a node that signed its statement of a run that run's host, as certify counts.
+    node_keys: tuple[keys.PublicKey, ...] = ()
+
+
+@dataclass(frozen=True)
+class NodeStatement:
+    """The node statement beside a run from elsewhere: carried with it, or left behind."""
+
+    # The node the run's record names.
+    node: str
+    # The envelope that travels with the run; None when it was left behind.
+    document: Mapping[str, Any] | None = field(default=None, repr=False)
+    # The trusted key that signed it: the run's host.
+    keyid: str | None = None
+    # The key id its signature gives, which proves nothing until a trusted key verifies it.
+    named_key: str | None = None
+    # Why it was left behind.
+    refused: str | None = None
+
+    @property
+    def carried(self) -> bool:
+        return self.document is not None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "node": self.node,
+            "carried": self.carried,
+            "key": self.keyid or self.named_key,
+            "trusted": self.keyid is not None,
+            "refused": self.refused,
+        }
 
 
 @dataclass(frozen=True)
@@ -67,6 +110,38 @@ class Collected:
     how: str
     # The trusted key that signed the run, or unsigned (counted only when allowed).
     signer: attest.Signer = attest.UNSIGNED
+    node: NodeStatement | None = None
+
+    @property
+    def host(self) -> attest.Signer:
+        """The key the run counts under: the trusted node key that signed its node's
+        statement, else the key that signed its record (certify counts it the same way)."""
+        if self.node is not None and self.node.keyid is not None:
+            return attest.Signer(self.node.keyid)
+        return self.signer
+
+    def note(self) -> str | None:
+        """One line when the run's node statement was left behind, saying how it counts."""
+        if self.node is None or self.node.refused is None:
+            return None
+        counted = (
+            f"the key that signed its record ({self.signer.keyid[:16]})"
+            if self.signer.keyid is not None
+            else "an unsigned host, by the name its record gives"
+        )
+        return (
+            f"{self.node.refused}; left behind: run {self.run.run_id} counts as {counted}, "
+            f"not as node {self.node.node}"
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run.run_id,
+            "how": self.how,
+            "signer": self.signer.keyid,
+            "host_key": self.host.keyid,
+            "node_statement": None if self.node is None else self.node.as_dict(),
+        }
 
 
 @dataclass(frozen=True)
@@ -78,6 +153,7 @@ class _Found:
     # Relative POSIX path -> sha256, for every file that is copied in.
     files: Mapping[str, str]
     signer: attest.Signer = attest.UNSIGNED
+    node: NodeStatement | None = None
 
     @property
     def run_id(self) -> str:
@@ -85,8 +161,10 @@ class _Found:
 
     @property
     def fingerprint(self) -> str:
-        """What makes two copies of a run the same run: the record and every file's bytes."""
-        document = {"record": self.record, "files": dict(self.files)}
+        """What makes two copies of a run the same run: the record, every file's bytes and
+        the node statement that travels with it."""
+        statement = None if self.node is None else self.node.document
+        document = {"record": self.record, "files": dict(self.files), "node": statement}
         return hashlib.sha256(json.dumps(document, sort_keys=True).encode()).hexdigest()
 
 
@@ -130,11 +208,13 @@ def collect(
             "give the folders CI jobs uploaded (each run is a folder with record.json)",
         )
     root = records.runs_root(project_root)
-    present = {run_id for run_id, found in by_id.items() if _already_here(root, found)}
+    present = {
+        run_id: _statement_here(root, found, policy)
+        for run_id, found in by_id.items()
+        if _already_here(root, found)
+    }
     return [
-        Collected(RunResult(run_id, root / run_id, found.record), "present", found.signer)
-        if run_id in present
-        else _copy_in(root, found)
+        _present(root, found, present[run_id]) if run_id in present else _copy_in(root, found)
         for run_id, found in by_id.items()
     ]
 
@@ -166,6 +246,8 @@ def _checked(folder: Path, policy: Policy) -> _Found:
     record = _record_of(folder)
     records.check_foreign(record, folder)
     signer = _signer(folder, record, policy)
+    node = _node_statement(folder, record, policy)
+    _refuse_unsigned(folder, record, signer, node, policy)
     entries_of: list[Path] = []
     for name in _COPIED:
         path = folder / name
@@ -196,25 +278,65 @@ def _checked(folder: Path, policy: Policy) -> _Found:
         )
     files = {entry.relative_to(folder).as_posix(): sha256_file(entry) for entry in entries_of}
     _check_artifacts(folder, record, files)
-    return _Found(folder, record, files, signer)
+    return _Found(folder, record, files, signer, node)
 
 
 def _signer(folder: Path, record: Mapping[str, Any], policy: Policy) -> attest.Signer:
-    """The trusted key that signed the run; an unsigned one only when allowed."""
+    """The trusted key that signed the run's record, or unsigned."""
     try:
-        signer = attest.verify(folder, record, policy.trusted)
+        return attest.verify(folder, record, policy.trusted)
     except attest.AttestationError as error:
         raise attest.AttestationError(
             f"run {record['run_id']} in {folder}: {error.message}", error.hint
         ) from None
-    if signer.unsigned and not policy.allow_unsigned:
+
+
+def _node_statement(
+    folder: Path, record: Mapping[str, Any], policy: Policy
+) -> NodeStatement | None:
+    """The run's node statement, checked as the hostile input it is: carried when it is a
+    statement of this run (whoever signed it), left behind with the reason when not.
+
+    The envelope read once is what is checked and what is written into the copy, so no
+    other bytes can take its place in between. It is bounded on its own (see
+    :data:`node_attestation.ENVELOPE_LIMIT`), apart from the run's size cap.
+    """
+    slurm = record.get("slurm")
+    node = printable(str(slurm.get("node") if isinstance(slurm, Mapping) else None)[:64])
+    try:
+        document = node_attestation.travels(folder, record)
+        if document is None:
+            return None
+        keyid = node_attestation.vouched_by(document, record, (*policy.trusted, *policy.node_keys))
+    except node_attestation.NodeStatementError as error:
+        return NodeStatement(node, refused=printable(error.message)[:_SHOWN_REFUSAL])
+    return NodeStatement(node, document, keyid, node_attestation.named_key(document))
+
+
+def _refuse_unsigned(
+    folder: Path,
+    record: Mapping[str, Any],
+    signer: attest.Signer,
+    node: NodeStatement | None,
+    policy: Policy,
+) -> None:
+    """A run no trusted key vouches for (neither its record's signer nor its node's)
+    comes in only when unsigned runs are allowed."""
+    vouched = node is not None and node.keyid is not None
+    if signer.unsigned and not vouched and not policy.allow_unsigned:
+        left = (
+            f" (its node statement was left behind: {node.refused})"
+            if node is not None and node.refused is not None
+            else " (no node key trusted here signed its node statement)"
+            if node is not None
+            else ""
+        )
         raise attest.AttestationError(
             f"run {record['run_id']} in {folder} is not signed by any host key, so nothing "
-            f"vouches for where it ran",
+            f"vouches for where it ran{left}",
             "sign runs on each host (`harness run --sign-key KEY` or $HARNESS_HOST_KEY), or "
             "pass --allow-unsigned to count them anyway (the certificate will say so)",
         )
-    return signer
 
 
 def _check_outputs(config: Config, found: _Found) -> None:
@@ -315,11 +437,45 @@ def _copy_in(root: Path, found: _Found) -> Collected:
         partial.mkdir()
         for name, digest in found.files.items():
             _copy_file(found.folder / name, partial / name, digest)
+        if found.node is not None and found.node.document is not None:
+            node_attestation.write(partial, found.node.document)
         records.write(partial, found.record)
         partial.rename(target)
     finally:
         shutil.rmtree(partial, ignore_errors=True)
-    return Collected(RunResult(target.name, target, dict(found.record)), "copied", found.signer)
+    run = RunResult(target.name, target, dict(found.record))
+    return Collected(run, "copied", found.signer, found.node)
+
+
+def _statement_here(root: Path, found: _Found, policy: Policy) -> NodeStatement | None:
+    """The node statement that counts for a run already collected: the one already there
+    (certify reads it), else the one that came now; refused when the two differ, or when
+    the one there no longer matches its run."""
+    target = root / found.run_id
+    if not os.path.lexists(target / node_attestation.FILE):
+        return found.node
+    here = _node_statement(target, found.record, policy)
+    if here is not None and here.refused is not None:
+        raise HarnessError(
+            f"run {found.run_id} in {records.RUNS} holds a node statement that does not "
+            f"vouch for it: {here.refused}",
+            f"remove {records.RUNS}/{found.run_id} and collect the run again",
+        )
+    if here is None or (found.node is not None and found.node.carried and here != found.node):
+        raise HarnessError(
+            f"run {found.run_id} is already in {records.RUNS} with another node statement",
+            "the two copies disagree: remove the one you do not trust",
+        )
+    return here
+
+
+def _present(root: Path, found: _Found, node: NodeStatement | None) -> Collected:
+    """A run already collected, with the node statement that came now when it had none."""
+    target = root / found.run_id
+    statement = None if node is None else node.document
+    if statement is not None and not os.path.lexists(target / node_attestation.FILE):
+        node_attestation.write(target, statement)
+    return Collected(RunResult(found.run_id, target, found.record), "present", found.signer, node)
 
 
 def _copy_file(source: Path, target: Path, digest: str) -> None:
@@ -358,8 +514,9 @@ def verification(
 ) -> Verification:
     """Compare every host's runs with the control host's (default: the first run's host).
 
-    A host is the key that signed its runs (``signers``: run id -> signer); unsigned runs,
-    where allowed, are grouped by the name their records give.
+    A host is the key its runs count under (``signers``: run id -> that key, see
+    :attr:`Collected.host`: a trusted node key before the key that signed the record);
+    unsigned runs, where allowed, are grouped by the name their records give.
     """
     signers = signers or {}
     grouped_hosts: dict[tuple[str, str], list[RunResult]] = {}

@@ -14,7 +14,10 @@ statement from another job is refused.
 Once checked, the statement is kept beside the run's record (``node.intoto.json``, a DSSE
 envelope); `harness certify` counts the run under the node's key when it trusts that key,
 and puts the envelope into the certificate, so that whoever verifies the certificate can
-count distinct node keys with keys of their own choosing.
+count distinct node keys with keys of their own choosing. `harness collect` carries the
+statement with a run gathered from elsewhere once it passes the same checks against the
+run's record (:func:`travels`), whoever signed it: trust is decided where hosts are
+counted (:func:`vouched_by`), by collect and certify alike.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +44,8 @@ PAYLOAD_LIMIT = 16 << 20
 ENVELOPE_LIMIT = 32 << 20
 # An ed25519 signature is 64 bytes, a DER ECDSA P-256 one at most 72.
 SIGNATURE_LIMIT = 1024
+# What a DSSE key id harness writes looks like: a sha256 in hex.
+_KEY_ID = re.compile(r"[0-9a-f]{64}")
 
 
 class NodeStatementError(HarnessError):
@@ -168,14 +174,29 @@ def vouching(
     run has no node statement or no key trusted here signed it (it then counts as
     whoever signed its record). A statement a trusted key signed that does not match the
     run is a :class:`NodeStatementError`: the run or the statement was changed."""
-    path = folder / FILE
-    if record.get("executor") != "slurm" or not os.path.lexists(path):
+    if record.get("executor") != "slurm" or not os.path.lexists(folder / FILE):
         return None
+    document = read(folder, record)
+    keyid = vouched_by(document, record, trusted)
+    return None if keyid is None else (keyid, document)
+
+
+def read(folder: Path, record: Mapping[str, Any]) -> dict[str, Any]:
+    """The envelope beside a run's record, read as untrusted input (bounded, a regular
+    file, never through a link, one JSON object); not yet opened nor checked."""
     what = f"the node statement of run {record.get('run_id')}"
     try:
-        document = dsse.read_file(path, limit=ENVELOPE_LIMIT, what=what)
+        return dsse.read_file(folder / FILE, limit=ENVELOPE_LIMIT, what=what)
     except untrusted.UntrustedInputError as error:
         raise NodeStatementError(error.message) from None
+
+
+def vouched_by(
+    document: Mapping[str, Any], record: Mapping[str, Any], trusted: Sequence[keys.PublicKey]
+) -> str | None:
+    """The trusted key that signed the envelope, once what it states matches the run's
+    record; None when no key trusted here signed it. This is the one place a node's
+    statement makes a key the run's host: certify and collect both ask it."""
     try:
         keyid, stated = opened(document, trusted)
     except dsse.EnvelopeError:
@@ -183,7 +204,50 @@ def vouching(
     except untrusted.UntrustedInputError as error:
         raise NodeStatementError(error.message) from None
     check(stated, Expected.of_record(record))
-    return keyid, document
+    return keyid
+
+
+def travels(folder: Path, record: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The node statement in a run folder from elsewhere, fit to travel with the run:
+    read as untrusted input, a DSSE envelope with at least one signature, a harness node
+    statement, and of this very run (node, job, run id, environment, exit status and
+    every artifact as its record names them). None when the folder holds none; a
+    :class:`NodeStatementError` saying why when it may not travel.
+
+    Whose key signed it is not asked here: a statement signed by a key not trusted here
+    travels all the same, and whoever counts hosts decides with keys of their own
+    (:func:`vouched_by`)."""
+    if not os.path.lexists(folder / FILE):
+        return None
+    run_id = record.get("run_id")
+    if record.get("executor") != "slurm":
+        raise NodeStatementError(
+            f"run {run_id} ran on no SLURM node (executor {str(record.get('executor'))[:40]}), "
+            "so no node's statement can vouch for it"
+        )
+    document = read(folder, record)
+    try:
+        stated = payload_of(document)
+        signatures = dsse.parts(document)[2]
+    except (dsse.EnvelopeError, untrusted.UntrustedInputError) as error:
+        raise NodeStatementError(
+            f"the node statement of run {run_id} is no DSSE envelope of a statement: "
+            f"{error.message}"
+        ) from None
+    if not signatures:
+        raise NodeStatementError(f"the node statement of run {run_id} carries no signature")
+    check(stated, Expected.of_record(record))
+    return document
+
+
+def named_key(document: Mapping[str, Any]) -> str | None:
+    """The key id the envelope's first signature gives: whose key it says signed it, a
+    hint that proves nothing until a trusted key verifies the signature."""
+    signatures = document.get("signatures")
+    first = signatures[0] if isinstance(signatures, list) and signatures else None
+    keyid = first.get("keyid") if isinstance(first, dict) else None
+    # Shown to the user: only what a key id can look like, never whatever the file says.
+    return keyid if isinstance(keyid, str) and _KEY_ID.fullmatch(keyid) else None
 
 
 def counts_for(stated: Mapping[str, Any], certified_runs: set[str]) -> bool:

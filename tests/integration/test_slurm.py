@@ -188,6 +188,24 @@ def test_nodes_that_keep_keys_are_counted_by_their_keys(
         assert (project / ".harness" / "runs" / run_id / "node.intoto.json").is_file()
     trusted = [f"--trusted-key={public / 'n1.pub'}", f"--trusted-key={public / 'n2.pub'}"]
     certificate, certified = _certified(project, verification["id"], keys_folder, *trusted)
+    # Copied off the cluster and collected elsewhere, the runs keep their nodes' statements,
+    # and the nodes their keys count as two hosts there too.
+    elsewhere = project.parent / "elsewhere"
+    (elsewhere / "copied").mkdir(parents=True)
+    shutil.copy(project / "pyproject.toml", elsewhere)
+    for run_id in runs:
+        shutil.copytree(project / ".harness" / "runs" / run_id, elsewhere / "copied" / run_id)
+    submitter = Path(keys_folder["HARNESS_KEYS_DIR"]) / "harness.pub"
+    collected = harness(
+        "collect", "copied", "--key", str(submitter), "--json", cwd=elsewhere, env=keys_folder
+    )
+    assert collected.returncode == 0, collected.stderr
+    gathered = json.loads(collected.stdout)
+    assert gathered["quorum"]["text"] == "2 of 2"
+    assert all(
+        run["node_statement"]["carried"] and run["node_statement"]["trusted"]
+        for run in gathered["collected"]
+    )
     assert certified["quorum"]["text"] == "2 of 2"
     assert len(set(certified["quorum"]["signers"])) == 2
     assert sorted(host["name"] for host in certified["hosts"]) == ["n1", "n2"]
