@@ -17,6 +17,9 @@ is taken as it is with a note, so the user checks exactly those. A few imports n
 package their distribution does not install: ``torch.utils.tensorboard`` imports
 ``tensorboard`` lazily, and without it ``SummaryWriter`` fails to import.
 
+A notebook's ``%pip install X`` line (:mod:`harness.notebooks`) names a distribution its
+author installs: it is needed as surely as an import, under its own name.
+
 Everything is proposed unpinned: `harness lock` pins it.
 """
 
@@ -292,11 +295,25 @@ class Inferred:
 Import = tuple[str, bool]
 
 
-def infer(files: Iterable[tuple[str, Iterable[Import]]], own_names: Set[str]) -> Inferred:
-    """The distributions that the imports of ``files`` (path, its imports) need, sorted
-    by name; ``own_names`` are the project's own modules and packages."""
+def infer(
+    files: Iterable[tuple[str, Iterable[Import]]],
+    own_names: Set[str],
+    installed: Iterable[tuple[str, Iterable[str]]] = (),
+) -> Inferred:
+    """The distributions that the imports of ``files`` (path, its imports) need, and those
+    that ``installed`` (path, the distributions it installs) names, sorted by name;
+    ``own_names`` are the project's own modules and packages."""
     needed: dict[str, tuple[str, set[str], str]] = {}
     lazy: dict[str, tuple[str, set[str], str]] = {}
+    own = {canonicalize_name(name) for name in own_names}
+    for path, distributions in installed:
+        if not _for_running(path):
+            continue
+        for distribution in distributions:
+            # The project's own package, installed from PyPI in a notebook, is its code here.
+            if canonicalize_name(distribution) not in own:
+                name = canonicalize_name(distribution)
+                needed.setdefault(name, (name, set(), ""))[1].add(path)
     for path, imports in files:
         if not _for_running(path):
             continue
