@@ -85,7 +85,10 @@ class ProjectCode:
         if not sources.notebooks and not sources.unread_notebooks:
             return ""
         counted = f"{sources.notebooks} notebook{'' if sources.notebooks == 1 else 's'}"
-        line = f"{counted} read for imports only (a notebook is never declared an experiment)"
+        line = (
+            f"{counted} read for imports and pip install lines only (a notebook is never "
+            "declared an experiment)"
+        )
         if sources.unread_notebooks:
             line += f"; {len(sources.unread_notebooks)} not read: " + _named(
                 sources.unread_notebooks

@@ -192,6 +192,7 @@ def test_pip_install_lines_are_needs_named_with_their_notebook(tmp_path: Path) -
         ("!conda install pytorch", []),
         ("!pip install -r requirements.txt -c constraints.txt", []),
         ("!pip install 'pkg @ https://example.org/pkg.whl'", []),
+        ("!pip install pkg@file:pkg.whl", []),
         ("!pip install --index-url https://example.org/simple numpy > pip.log", ["numpy"]),
         ("!echo pip install numpy", []),
     ],
@@ -231,7 +232,8 @@ def test_a_notebook_is_never_declared_an_experiment_and_init_says_so(tmp_path: P
     assert document["dependency-groups"]["experiments"] == ["seaborn", "torch"]
     details = [change.detail for change in changes]
     assert (
-        "2 notebooks read for imports only (a notebook is never declared an experiment)" in details
+        "2 notebooks read for imports and pip install lines only (a notebook is never "
+        "declared an experiment)" in details
     )
     # A folder of notebooks is no package of the project's own: nothing imports a notebook.
     assert project_code.read(tmp_path).sources.own_names == {"harness_example"}
@@ -242,7 +244,7 @@ def test_init_s_summary_names_the_notebook_of_each_dependency(tmp_path: Path) ->
     result = CliRunner().invoke(cli, ["--project", str(tmp_path), "init"])
     assert result.exit_code == 0, result.output
     assert "seaborn (notebooks/eda.ipynb)" in result.stdout
-    assert "1 notebook read for imports only" in result.stdout
+    assert "1 notebook read for imports and pip install lines only" in result.stdout
 
 
 def test_a_project_without_notebooks_says_nothing_of_them(tmp_path: Path) -> None:
@@ -276,8 +278,8 @@ def test_malformed_notebooks_are_counted_and_named_without_a_traceback(tmp_path:
     result = CliRunner().invoke(cli, ["--project", str(tmp_path), "init"])
     assert result.exit_code == 0, result.output
     assert "Traceback" not in result.output
-    [line] = [line for line in result.stdout.splitlines() if "for imports only" in line]
-    assert "1 notebook read for imports only" in line
+    [line] = [line for line in result.stdout.splitlines() if "install lines only" in line]
+    assert "1 notebook read for imports and pip install lines only" in line
     assert "6 not read: a_not_json.ipynb (is not valid JSON" in line
     assert "b_list.ipynb (not a notebook: no list of cells)" in line
     assert "c_v3.ipynb (nbformat 3, not 4)" in line
@@ -334,7 +336,8 @@ def test_a_linked_notebook_is_never_followed(tmp_path: Path) -> None:
     assert len(code.dependencies().dependencies) == 1
     assert code.sources.unread_notebooks == ["secret.ipynb (a link: links are not followed)"]
     assert code.notebooks_line() == (
-        "0 notebooks read for imports only (a notebook is never declared an experiment); "
+        "0 notebooks read for imports and pip install lines only (a notebook is never "
+        "declared an experiment); "
         "1 not read: secret.ipynb (a link: links are not followed)"
     )
 
