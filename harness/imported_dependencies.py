@@ -72,6 +72,7 @@ RENAMED = {
     "tree": "dm-tree",
     "umap": "umap-learn",
     "yaml": "pyyaml",
+    "z3": "z3-solver",
     "zmq": "pyzmq",
 }
 # Imports that need a distribution besides their own, which their own does not install.
@@ -89,6 +90,9 @@ AMBIGUOUS = {
     "google": "a namespace of many distributions (google-cloud-storage, ...)",
     "psycopg2": "psycopg2 builds against libpq; psycopg2-binary does not",
 }
+# Modules only a hosted notebook service provides (``from google.colab import drive``):
+# no distribution installs them, so they are left out and named.
+HOSTED_ONLY = ("google.colab", "kaggle_secrets", "kaggle_datasets")
 # Distributions whose import name is their own (after PEP 503 normalisation), well known
 # enough that taking the name as it is needs no check.
 KNOWN = frozenset(
@@ -125,9 +129,11 @@ KNOWN = frozenset(
         "fsspec",
         "ftfy",
         "gcsfs",
+        "gdown",
         "gensim",
         "geopandas",
         "gradio",
+        "graphviz",
         "gym",
         "gymnasium",
         "h5py",
@@ -136,6 +142,7 @@ KNOWN = frozenset(
         "huggingface_hub",
         "hypothesis",
         "imageio",
+        "ipywidgets",
         "jax",
         "jaxlib",
         "jinja2",
@@ -258,8 +265,9 @@ class Imported:
 
     def shown(self) -> str:
         where = self.files[0] + (f" and {len(self.files) - 1} more" if len(self.files) > 1 else "")
-        top = self.module.split(".")[0]
-        renamed = canonicalize_name(top) != canonicalize_name(self.distribution)
+        top = canonicalize_name(self.module.split(".")[0])
+        # A hosted notebook's module is named as itself (google.colab), not via its top.
+        renamed = self.module != self.distribution and top != canonicalize_name(self.distribution)
         via = f"{self.module} in " if renamed else ""
         return f"{self.distribution} ({via}{where})"
 
@@ -287,7 +295,8 @@ class Inferred:
         shown = ", ".join(item.shown() for item in self.left_out)
         return (
             "imports left out of the experiments group (inside a function, under try/except "
-            f"ImportError, or not a distribution's name): {shown}; add those the experiments need"
+            "ImportError, a hosted notebook's own, or not a distribution's name): "
+            f"{shown}; add those the experiments need"
         )
 
 
@@ -320,6 +329,10 @@ def infer(
         for module, eager in imports:
             top = module.split(".")[0]
             if top in sys.stdlib_module_names or top in own_names or top == "__main__":
+                continue
+            hosted = [name for name in HOSTED_ONLY if f"{module}.".startswith(f"{name}.")]
+            if hosted:
+                lazy.setdefault(hosted[0], (hosted[0], set(), ""))[1].add(path)
                 continue
             for distribution, doubt in _distributions(module):
                 # A name no distribution can have (a non-ASCII module) is named, not taken.

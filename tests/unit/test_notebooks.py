@@ -371,3 +371,31 @@ def test_lock_names_a_notebook_s_import_that_no_pin_provides(
     warning = " ".join(result.stderr.split())
     assert "constraints.txt pins nothing that provides seaborn (notebooks/eda.ipynb)" in warning
     assert "pandas" not in warning
+
+
+# --- what notebooks import ---------------------------------------------------------------
+
+
+def test_notebook_names_map_to_their_distributions_and_colab_s_own_modules_are_left_out(
+    tmp_path: Path,
+) -> None:
+    write(
+        tmp_path,
+        "sat.ipynb",
+        notebook(
+            (
+                "code",
+                "!pip install z3-solver\nimport z3\nimport ipywidgets\nimport graphviz\n"
+                "from google.colab import drive\nimport kaggle_secrets\n",
+            )
+        ),
+    )
+    found = inferred(tmp_path)
+    assert {item.distribution: item.doubt for item in found.dependencies} == dict.fromkeys(
+        ["graphviz", "ipywidgets", "z3-solver"], ""
+    )
+    assert [item.shown() for item in found.left_out] == [
+        "google.colab (sat.ipynb)",
+        "kaggle_secrets (sat.ipynb)",
+    ]
+    assert "a hosted notebook's own" in found.describe_left_out()
