@@ -33,7 +33,8 @@ from harness import untrusted
 
 SUFFIX = ".ipynb"
 # Notebooks embed their outputs (plots as base64 images): a notebook of a few megabytes
-# holds kilobytes of code. Only the code cells' source counts against the code budget.
+# holds kilobytes of code. Only the code cells' source counts against the code budget
+# (and has a Python file's bound: python_sources.FILE_LIMIT).
 FILE_LIMIT = 16 << 20
 # nbformat nests cells, outputs and their data a handful of levels; widget state a few more.
 DEPTH_LIMIT = 64

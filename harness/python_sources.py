@@ -245,6 +245,11 @@ def _read_notebook(
     except notebooks.NotANotebook as error:
         sources.unread_notebooks.append(f"{shown} ({error.reason})")
         return
+    if notebook.code_size() > FILE_LIMIT:
+        # A syntax tree takes a hundred times its source's memory: the cells are parsed
+        # together, so their code has a Python file's bound.
+        sources.unread_notebooks.append(f"{shown} (more than {FILE_LIMIT >> 20} MiB of code)")
+        return
     budget.files += 1
     budget.bytes += notebook.code_size()
     tree, skipped = notebooks.parse(notebook, shown)

@@ -399,3 +399,12 @@ def test_notebook_names_map_to_their_distributions_and_colab_s_own_modules_are_l
         "kaggle_secrets (sat.ipynb)",
     ]
     assert "a hosted notebook's own" in found.describe_left_out()
+
+
+def test_a_notebook_s_code_has_a_python_file_s_bound(tmp_path: Path) -> None:
+    # Parsed together, its cells' syntax trees would take a hundred times their size.
+    cell = "x = 1\n" * (python_sources.FILE_LIMIT // 12 + 1)
+    write(tmp_path, "generated.ipynb", notebook(("code", cell), ("code", cell + "import torch\n")))
+    code = project_code.read(tmp_path)
+    assert code.sources.files == []
+    assert code.sources.unread_notebooks == ["generated.ipynb (more than 1 MiB of code)"]
