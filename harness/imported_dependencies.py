@@ -18,7 +18,9 @@ package their distribution does not install: ``torch.utils.tensorboard`` imports
 ``tensorboard`` lazily, and without it ``SummaryWriter`` fails to import.
 
 A notebook's ``%pip install X`` line (:mod:`harness.notebooks`) names a distribution its
-author installs: it is needed as surely as an import, under its own name.
+author installs: it is needed as surely as an import, under its own name, and where it
+names another build of what an import maps to (``opencv-python-headless`` for ``cv2``,
+``faiss-cpu`` for ``faiss``), it is taken in the import's place.
 
 Everything is proposed unpinned: `harness lock` pins it.
 """
@@ -89,6 +91,15 @@ AMBIGUOUS = {
     "faiss": "faiss-cpu or faiss-gpu",
     "google": "a namespace of many distributions (google-cloud-storage, ...)",
     "psycopg2": "psycopg2 builds against libpq; psycopg2-binary does not",
+}
+# Distributions that install the same modules as the one an import maps to: a notebook
+# that installs opencv-python-headless needs no opencv-python besides.
+ALTERNATIVES = {
+    "opencv-python": (
+        "opencv-python-headless",
+        "opencv-contrib-python",
+        "opencv-contrib-python-headless",
+    ),
 }
 # Modules only a hosted notebook service provides (``from google.colab import drive``):
 # no distribution installs them, so they are left out and named.
@@ -314,15 +325,7 @@ def infer(
     ``own_names`` are the project's own modules and packages."""
     needed: dict[str, tuple[str, set[str], str]] = {}
     lazy: dict[str, tuple[str, set[str], str]] = {}
-    own = {canonicalize_name(name) for name in own_names}
-    for path, distributions in installed:
-        if not _for_running(path):
-            continue
-        for distribution in distributions:
-            # The project's own package, installed from PyPI in a notebook, is its code here.
-            if canonicalize_name(distribution) not in own:
-                name = canonicalize_name(distribution)
-                needed.setdefault(name, (name, set(), ""))[1].add(path)
+    installs = _take_installed(installed, own_names, needed)
     for path, imports in files:
         if not _for_running(path):
             continue
@@ -339,6 +342,11 @@ def infer(
                 target = needed if eager and _DISTRIBUTION_NAME.fullmatch(distribution) else lazy
                 _, importers, _ = target.setdefault(distribution, (module, set(), doubt))
                 importers.add(path)
+    for distribution, (_, importers, doubt) in list(needed.items()):
+        instead = _installed_instead(distribution, doubt, installs)
+        if instead is not None:
+            needed[instead][1].update(importers)
+            del needed[distribution]
     inferred = Inferred()
     for distribution in sorted(needed):
         module, importers, doubt = needed[distribution]
@@ -351,6 +359,43 @@ def infer(
             Imported(distribution, module, tuple(sorted(importers, key=_shallow_first)), doubt)
         )
     return inferred
+
+
+def _take_installed(
+    installed: Iterable[tuple[str, Iterable[str]]],
+    own_names: Set[str],
+    needed: dict[str, tuple[str, set[str], str]],
+) -> set[str]:
+    """Add what ``installed`` names to ``needed``; returns the names taken."""
+    own = {canonicalize_name(name) for name in own_names}
+    taken: set[str] = set()
+    for path, distributions in installed:
+        if not _for_running(path):
+            continue
+        for distribution in distributions:
+            name = canonicalize_name(distribution)
+            # The project's own package, installed from PyPI in a notebook, is its code here.
+            if name not in own:
+                needed.setdefault(name, (name, set(), ""))[1].add(path)
+                taken.add(name)
+    return taken
+
+
+def _installed_instead(distribution: str, doubt: str, installs: Set[str]) -> str | None:
+    """The installed distribution that provides what ``distribution`` (an import's) would:
+    one of its :data:`ALTERNATIVES`, or, for a name taken as the import's with a doubt, one
+    named after it (``faiss``: ``faiss-cpu``). None when none does."""
+    name = canonicalize_name(distribution)
+    if name in installs:
+        return None
+    return next(
+        (
+            install
+            for install in sorted(installs)
+            if install in ALTERNATIVES.get(name, ()) or (doubt and install.startswith(f"{name}-"))
+        ),
+        None,
+    )
 
 
 def _shallow_first(path: str) -> tuple[int, str]:

@@ -408,3 +408,31 @@ def test_a_notebook_s_code_has_a_python_file_s_bound(tmp_path: Path) -> None:
     code = project_code.read(tmp_path)
     assert code.sources.files == []
     assert code.sources.unread_notebooks == ["generated.ipynb (more than 1 MiB of code)"]
+
+
+def test_an_install_in_place_of_an_import_s_distribution_provides_it(tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        "search.ipynb",
+        notebook(
+            (
+                "code",
+                "!pip install faiss-cpu opencv-python-headless torch-geometric scikit-image\n"
+                "import faiss\nimport cv2\nimport torch\nimport sklearn\n",
+            )
+        ),
+    )
+    # faiss's distribution was a guess, cv2's has a headless build: the installs provide
+    # them. torch and scikit-learn are no guesses, whatever is installed beside them.
+    found = inferred(tmp_path)
+    assert {item.distribution: item.doubt for item in found.dependencies} == dict.fromkeys(
+        [
+            "faiss-cpu",
+            "opencv-python-headless",
+            "scikit-image",
+            "scikit-learn",
+            "torch",
+            "torch-geometric",
+        ],
+        "",
+    )
