@@ -110,11 +110,10 @@ class NotANotebook(ValueError):
 
 @dataclass(frozen=True)
 class Cell:
-    """One code cell as Python: its number among all the notebook's cells (from 1), the
-    line its text starts on in the notebook's code (from 1), and the text."""
+    """One code cell as Python: its number among all the notebook's cells (from 1) and its
+    text, line for line the cell's (so that a line number in a message is the cell's)."""
 
     number: int
-    first_line: int
     text: str
 
 
@@ -147,7 +146,6 @@ def read(data: bytes) -> Notebook:
     if len(cells) > CELLS_LIMIT:
         raise NotANotebook(f"more than {CELLS_LIMIT} cells")
     notebook = Notebook()
-    line = 1
     for number, cell in enumerate(cells, start=1):
         if not isinstance(cell, dict):
             raise NotANotebook(f"cell {number} is not an object")
@@ -158,14 +156,13 @@ def read(data: bytes) -> Notebook:
         for command in commands:
             _take_installs(command, notebook.installs)
         if python is not None:
-            notebook.cells.append(Cell(number, line, python))
-        line += text.count("\n") + 1
+            notebook.cells.append(Cell(number, python))
     return notebook
 
 
 def parse(notebook: Notebook, shown: str) -> tuple[ast.Module, list[str]]:
-    """One module of the cells that parse, their line numbers those of the notebook's code,
-    and a line for each cell that does not (``eda.ipynb cell 4 (not valid Python: ...)``)."""
+    """One module of the cells that parse (each statement's line number its cell's), and a
+    line for each cell that does not (``eda.ipynb cell 4 (not valid Python: ...)``)."""
     module = ast.Module(body=[], type_ignores=[])
     skipped = []
     for cell in notebook.cells:
@@ -178,7 +175,6 @@ def parse(notebook: Notebook, shown: str) -> tuple[ast.Module, list[str]]:
         except (ValueError, RecursionError, MemoryError):
             skipped.append(f"{where} (nested too deep, or not Python source)")
             continue
-        ast.increment_lineno(tree, cell.first_line - 1)
         module.body.extend(tree.body)
     return module, skipped
 

@@ -90,10 +90,15 @@ def test_magics_and_shell_lines_are_dropped_keeping_line_numbers() -> None:
     tree, skipped = notebooks.parse(found, "eda.ipynb")
     assert skipped == []
     imports = [(node.lineno, node.names[0].name) for node in tree.body if hasattr(node, "names")]
-    # Each import keeps its line in the notebook's code: the first cell's three lines and
-    # its trailing newline, then the second cell's seventh line.
-    assert imports == [(3, "numpy"), (11, "pandas")]
+    # Each import keeps its line in its cell.
+    assert imports == [(3, "numpy"), (7, "pandas")]
     assert [cell.number for cell in found.cells] == [1, 2]
+    assert found.cells[1].text.splitlines()[:4] == [
+        "pass",
+        "for name in files:",
+        "    pass",
+        "    pass",
+    ]
 
 
 def test_a_cell_that_does_not_parse_is_left_out_not_the_notebook(tmp_path: Path) -> None:
