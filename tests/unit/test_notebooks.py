@@ -63,12 +63,13 @@ def read_notebook(*cells: tuple[str, str | list[str]]) -> notebooks.Notebook:
 def test_code_cells_count_and_markdown_raw_cells_and_outputs_do_not(tmp_path: Path) -> None:
     text = notebook(
         ("markdown", "Run `import markdown_only` first:\n\nimport markdown_only\n"),
+        ("markdown", "!pip install markdown_install\n%pip install markdown_install\n"),
         ("raw", "import raw_only\n"),
         ("code", ["import seaborn as sns\n", "from sklearn.linear_model import Ridge\n"]),
     )
     # An output that prints an import is text, not code.
     document = json.loads(text)
-    document["cells"][2]["outputs"] = [
+    document["cells"][3]["outputs"] = [
         {"output_type": "stream", "name": "stdout", "text": ["import output_only\n"]}
     ]
     write(tmp_path, "notebooks/eda.ipynb", json.dumps(document))
