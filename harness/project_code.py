@@ -2,11 +2,10 @@
 
 One bounded walk parses the project's Python files and notebooks' code cells
 (:mod:`harness.python_sources`) and keeps, per file, only what the two questions need,
-the imports
-(:mod:`harness.imported_dependencies`) and whether it is a script
-(:mod:`harness.entry_scripts`), so no syntax tree outlives its file. The walk happens at
-most once per init, and only when init needs it: when the project declares no
-dependencies, or no experiment.
+the imports (:mod:`harness.imported_dependencies`) and whether it is a script
+(:mod:`harness.entry_scripts`; a notebook never is), so no syntax tree outlives its file.
+The walk happens at most once per init, and only when init needs it: when the project
+declares no dependencies, or no experiment.
 """
 
 from __future__ import annotations

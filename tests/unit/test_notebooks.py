@@ -442,3 +442,18 @@ def test_an_install_in_place_of_an_import_s_distribution_provides_it(tmp_path: P
         ],
         "",
     )
+
+
+def test_the_notebooks_json_read_in_all_is_bounded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The real bound is 64 MiB; the same check at 1 MiB keeps the test's files small.
+    monkeypatch.setattr(python_sources, "NOTEBOOK_BYTES_LIMIT", 1 << 20)
+    image = {"output_type": "display_data", "data": {"image/png": "A" * (600 << 10)}}
+    for name, module in (("a", "seaborn"), ("b", "torch"), ("c", "transformers")):
+        document = json.loads(notebook(("code", f"import {module}\n")))
+        document["cells"][0]["outputs"] = [image]
+        write(tmp_path, f"{name}.ipynb", json.dumps(document))
+    code = project_code.read(tmp_path)
+    assert sorted(distributions(tmp_path)) == ["seaborn", "torch"]
+    assert code.sources.unread_notebooks == ["c.ipynb (past 1 MiB of notebooks read)"]
