@@ -100,9 +100,10 @@ class Found:
 
 
 def script(path: str, tree: ast.Module) -> Script | None:
-    """The file at ``path`` (relative to the root) as a script, or None when it is not one."""
+    """The file at ``path`` (relative to the root) as a script, or None when it is not one.
+    A notebook is never a script: it is read for its imports only."""
     name = path.rsplit("/", 1)[-1]
-    if not _may_be_experiment(name):
+    if not name.endswith(".py") or not _may_be_experiment(name):
         return None
     return _script(path, tree)
 

@@ -17,6 +17,11 @@ is taken as it is with a note, so the user checks exactly those. A few imports n
 package their distribution does not install: ``torch.utils.tensorboard`` imports
 ``tensorboard`` lazily, and without it ``SummaryWriter`` fails to import.
 
+A notebook's ``%pip install X`` line (:mod:`harness.notebooks`) names a distribution its
+author installs: it is needed as surely as an import, under its own name, and where it
+names another build of what an import maps to (``opencv-python-headless`` for ``cv2``,
+``faiss-cpu`` for ``faiss``), it is taken in the import's place.
+
 Everything is proposed unpinned: `harness lock` pins it.
 """
 
@@ -69,6 +74,7 @@ RENAMED = {
     "tree": "dm-tree",
     "umap": "umap-learn",
     "yaml": "pyyaml",
+    "z3": "z3-solver",
     "zmq": "pyzmq",
 }
 # Imports that need a distribution besides their own, which their own does not install.
@@ -86,6 +92,18 @@ AMBIGUOUS = {
     "google": "a namespace of many distributions (google-cloud-storage, ...)",
     "psycopg2": "psycopg2 builds against libpq; psycopg2-binary does not",
 }
+# Distributions that install the same modules as the one an import maps to: a notebook
+# that installs opencv-python-headless needs no opencv-python besides.
+ALTERNATIVES = {
+    "opencv-python": (
+        "opencv-python-headless",
+        "opencv-contrib-python",
+        "opencv-contrib-python-headless",
+    ),
+}
+# Modules only a hosted notebook service provides (``from google.colab import drive``):
+# no distribution installs them, so they are left out and named.
+HOSTED_ONLY = ("google.colab", "kaggle_secrets", "kaggle_datasets")
 # Distributions whose import name is their own (after PEP 503 normalisation), well known
 # enough that taking the name as it is needs no check.
 KNOWN = frozenset(
@@ -122,9 +140,11 @@ KNOWN = frozenset(
         "fsspec",
         "ftfy",
         "gcsfs",
+        "gdown",
         "gensim",
         "geopandas",
         "gradio",
+        "graphviz",
         "gym",
         "gymnasium",
         "h5py",
@@ -133,6 +153,7 @@ KNOWN = frozenset(
         "huggingface_hub",
         "hypothesis",
         "imageio",
+        "ipywidgets",
         "jax",
         "jaxlib",
         "jinja2",
@@ -255,8 +276,9 @@ class Imported:
 
     def shown(self) -> str:
         where = self.files[0] + (f" and {len(self.files) - 1} more" if len(self.files) > 1 else "")
-        top = self.module.split(".")[0]
-        renamed = canonicalize_name(top) != canonicalize_name(self.distribution)
+        top = canonicalize_name(self.module.split(".")[0])
+        # A hosted notebook's module is named as itself (google.colab), not via its top.
+        renamed = self.module != self.distribution and top != canonicalize_name(self.distribution)
         via = f"{self.module} in " if renamed else ""
         return f"{self.distribution} ({via}{where})"
 
@@ -284,7 +306,8 @@ class Inferred:
         shown = ", ".join(item.shown() for item in self.left_out)
         return (
             "imports left out of the experiments group (inside a function, under try/except "
-            f"ImportError, or not a distribution's name): {shown}; add those the experiments need"
+            "ImportError, a hosted notebook's own, or not a distribution's name): "
+            f"{shown}; add those the experiments need"
         )
 
 
@@ -292,11 +315,17 @@ class Inferred:
 Import = tuple[str, bool]
 
 
-def infer(files: Iterable[tuple[str, Iterable[Import]]], own_names: Set[str]) -> Inferred:
-    """The distributions that the imports of ``files`` (path, its imports) need, sorted
-    by name; ``own_names`` are the project's own modules and packages."""
+def infer(
+    files: Iterable[tuple[str, Iterable[Import]]],
+    own_names: Set[str],
+    installed: Iterable[tuple[str, Iterable[str]]] = (),
+) -> Inferred:
+    """The distributions that the imports of ``files`` (path, its imports) need, and those
+    that ``installed`` (path, the distributions it installs) names, sorted by name;
+    ``own_names`` are the project's own modules and packages."""
     needed: dict[str, tuple[str, set[str], str]] = {}
     lazy: dict[str, tuple[str, set[str], str]] = {}
+    installs = _take_installed(installed, own_names, needed)
     for path, imports in files:
         if not _for_running(path):
             continue
@@ -304,11 +333,20 @@ def infer(files: Iterable[tuple[str, Iterable[Import]]], own_names: Set[str]) ->
             top = module.split(".")[0]
             if top in sys.stdlib_module_names or top in own_names or top == "__main__":
                 continue
+            hosted = [name for name in HOSTED_ONLY if f"{module}.".startswith(f"{name}.")]
+            if hosted:
+                lazy.setdefault(hosted[0], (hosted[0], set(), ""))[1].add(path)
+                continue
             for distribution, doubt in _distributions(module):
                 # A name no distribution can have (a non-ASCII module) is named, not taken.
                 target = needed if eager and _DISTRIBUTION_NAME.fullmatch(distribution) else lazy
                 _, importers, _ = target.setdefault(distribution, (module, set(), doubt))
                 importers.add(path)
+    for distribution, (_, importers, doubt) in list(needed.items()):
+        instead = _installed_instead(distribution, doubt, installs)
+        if instead is not None:
+            needed[instead][1].update(importers)
+            del needed[distribution]
     inferred = Inferred()
     for distribution in sorted(needed):
         module, importers, doubt = needed[distribution]
@@ -321,6 +359,43 @@ def infer(files: Iterable[tuple[str, Iterable[Import]]], own_names: Set[str]) ->
             Imported(distribution, module, tuple(sorted(importers, key=_shallow_first)), doubt)
         )
     return inferred
+
+
+def _take_installed(
+    installed: Iterable[tuple[str, Iterable[str]]],
+    own_names: Set[str],
+    needed: dict[str, tuple[str, set[str], str]],
+) -> set[str]:
+    """Add what ``installed`` names to ``needed``; returns the names taken."""
+    own = {canonicalize_name(name) for name in own_names}
+    taken: set[str] = set()
+    for path, distributions in installed:
+        if not _for_running(path):
+            continue
+        for distribution in distributions:
+            name = canonicalize_name(distribution)
+            # The project's own package, installed from PyPI in a notebook, is its code here.
+            if name not in own:
+                needed.setdefault(name, (name, set(), ""))[1].add(path)
+                taken.add(name)
+    return taken
+
+
+def _installed_instead(distribution: str, doubt: str, installs: Set[str]) -> str | None:
+    """The installed distribution that provides what ``distribution`` (an import's) would:
+    one of its :data:`ALTERNATIVES`, or, for a name taken as the import's with a doubt, one
+    named after it (``faiss``: ``faiss-cpu``). None when none does."""
+    name = canonicalize_name(distribution)
+    if name in installs:
+        return None
+    return next(
+        (
+            install
+            for install in sorted(installs)
+            if install in ALTERNATIVES.get(name, ()) or (doubt and install.startswith(f"{name}-"))
+        ),
+        None,
+    )
 
 
 def _shallow_first(path: str) -> tuple[int, str]:

@@ -1,11 +1,11 @@
 """What `harness init` learns from a project's code: its imports and its training scripts.
 
-One bounded walk parses the project's Python files (:mod:`harness.python_sources`) and
-keeps, per file, only what the two questions need, the imports
-(:mod:`harness.imported_dependencies`) and whether it is a script
-(:mod:`harness.entry_scripts`), so no syntax tree outlives its file. The walk happens at
-most once per init, and only when init needs it: when the project declares no
-dependencies, or no experiment.
+One bounded walk parses the project's Python files and notebooks' code cells
+(:mod:`harness.python_sources`) and keeps, per file, only what the two questions need,
+the imports (:mod:`harness.imported_dependencies`) and whether it is a script
+(:mod:`harness.entry_scripts`; a notebook never is), so no syntax tree outlives its file.
+The walk happens at most once per init, and only when init needs it: when it proposes the
+dependency group, or the project declares no experiment.
 """
 
 from __future__ import annotations
@@ -47,6 +47,7 @@ class ProjectCode:
         return imported_dependencies.infer(
             ((source.path, source.facts.imports) for source in self.sources.files),
             self.sources.own_names,
+            ((source.path, source.installs) for source in self.sources.files),
         )
 
     def scripts(self) -> entry_scripts.Found:
@@ -81,6 +82,36 @@ class ProjectCode:
         if len(unread) > _MOST_NAMED:
             shown += f"; and {len(unread) - _MOST_NAMED} more"
         return f"Python files not read for imports and scripts: {shown}"
+
+    def notebooks_line(self) -> str:
+        """One line saying the notebooks were read for imports only, and which were not
+        read or had cells left out; "" when the project has none."""
+        sources = self.sources
+        if not sources.notebooks and not sources.unread_notebooks:
+            return ""
+        counted = f"{sources.notebooks} notebook{'' if sources.notebooks == 1 else 's'}"
+        line = (
+            f"{counted} read for imports and pip install lines only (a notebook is never "
+            "declared an experiment)"
+        )
+        if sources.unread_notebooks:
+            line += f"; {len(sources.unread_notebooks)} not read: " + _named(
+                sources.unread_notebooks
+            )
+        if sources.skipped_cells:
+            cells = len(sources.skipped_cells)
+            line += f"; {cells} code cell{'' if cells == 1 else 's'} left out: " + _named(
+                sources.skipped_cells
+            )
+        return line
+
+
+def _named(lines: Sequence[str]) -> str:
+    """The first few of ``lines``, then how many more."""
+    shown = "; ".join(lines[:_MOST_NAMED])
+    if len(lines) > _MOST_NAMED:
+        shown += f"; and {len(lines) - _MOST_NAMED} more"
+    return shown
 
 
 def read(root: Path) -> ProjectCode:

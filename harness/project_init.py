@@ -320,6 +320,8 @@ class _LazyCode:
             self._code = project_code.read(self.root)
             if self._code.unread_line():
                 notes.append(self._code.unread_line())
+            if self._code.notebooks_line():
+                notes.append(self._code.notebooks_line())
         return self._code
 
 

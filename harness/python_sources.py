@@ -12,6 +12,12 @@ the parser) leave that file out with one line saying why. What the walk could no
 is listed, so nothing is left out silently. A syntax tree takes about a hundred times the
 memory of its source, so none is kept: each caller says what it wants from a file's tree
 (its imports, whether it is a script), taken while the tree exists.
+
+Jupyter notebooks are listed in the same walk, under the same bounds, and read for their
+code cells (:mod:`harness.notebooks`): the cells that parse make one syntax tree, handed
+to the same callers, and a notebook provides no module name (nothing imports it). The
+notebooks read and those that could not be (not JSON, another language) are counted, so
+that init says so in one line.
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Generic, TypeVar
 
-from harness import untrusted
+from harness import notebooks, untrusted
 
 # Real source files are a few hundred kilobytes at most; larger ones are generated.
 FILE_LIMIT = 1 << 20
@@ -32,6 +38,9 @@ FILE_LIMIT = 1 << 20
 # a megabyte a second here; the project's own root files come first).
 FILES_LIMIT = 1000
 BYTES_LIMIT = 8 << 20
+# Notebooks' JSON read in all (their outputs included), besides the code it holds, which
+# counts against BYTES_LIMIT like a Python file's.
+NOTEBOOK_BYTES_LIMIT = 64 << 20
 # Directory entries looked at, files and folders alike: a data folder of a million
 # images is not read through.
 ENTRIES_LIMIT = 20_000
@@ -49,10 +58,12 @@ Facts = TypeVar("Facts")
 
 @dataclass(frozen=True)
 class Source(Generic[Facts]):
-    """One parsed file: its path relative to the root (POSIX) and what was taken from it."""
+    """One parsed file: its path relative to the root (POSIX), what was taken from it, and
+    the distributions it installs (a notebook's ``%pip install`` lines)."""
 
     path: str
     facts: Facts
+    installs: tuple[str, ...] = ()
 
 
 @dataclass
@@ -65,6 +76,11 @@ class Sources(Generic[Facts]):
     # one of them is the project's own code, not a dependency.
     own_names: set[str] = field(default_factory=set)
     unread: list[str] = field(default_factory=list)
+    # The notebooks read, the notebooks not read (a line each, as ``unread``), and their
+    # code cells left out for not parsing (a line each: ``eda.ipynb cell 4 (...)``).
+    notebooks: int = 0
+    unread_notebooks: list[str] = field(default_factory=list)
+    skipped_cells: list[str] = field(default_factory=list)
 
 
 def read(root: Path, facts: Callable[[str, ast.Module], Facts]) -> Sources[Facts]:
@@ -84,6 +100,7 @@ class _Budget(Generic[Facts]):
     entries: int = 0
     files: int = 0
     bytes: int = 0
+    notebook_bytes: int = 0
     # Why the walk stopped early, once it has.
     stopped: str = ""
 
@@ -121,14 +138,16 @@ def _walk(
         except OSError:
             continue
         if stat.S_ISLNK(mode):
-            if entry.name.endswith(".py"):
-                sources.unread.append(f"{path.as_posix()} (a link: links are not followed)")
+            _name_link(path, sources)
             continue
         if stat.S_ISDIR(mode):
             subfolders.append((entry, path))
         elif stat.S_ISREG(mode) and entry.name.endswith(".py"):
             holds_python = True
             _read_file(Path(entry.path), path, sources, budget)
+        elif stat.S_ISREG(mode) and entry.name.endswith(notebooks.SUFFIX):
+            # Read for imports only: a notebook is no module, so its folder is no package.
+            _read_notebook(Path(entry.path), path, sources, budget)
     for entry, path in subfolders:
         if not _may_hold_project_code(Path(entry.path)):
             continue
@@ -140,6 +159,15 @@ def _walk(
             sources.own_names.add(entry.name)
             holds_python = True
     return holds_python
+
+
+def _name_link(path: PurePosixPath, sources: Sources[Facts]) -> None:
+    """A link to a Python file or notebook is named among those not read."""
+    shown = f"{path.as_posix()} (a link: links are not followed)"
+    if path.name.endswith(".py"):
+        sources.unread.append(shown)
+    elif path.name.endswith(notebooks.SUFFIX):
+        sources.unread_notebooks.append(shown)
 
 
 def _may_hold_project_code(folder: Path) -> bool:
@@ -157,11 +185,7 @@ def _read_file(
 ) -> None:
     sources.own_names.add(relative.stem)
     shown = relative.as_posix()
-    if budget.files >= FILES_LIMIT or budget.bytes >= BYTES_LIMIT:
-        budget.stopped = (
-            f"the rest of the project (more than {FILES_LIMIT} Python files or "
-            f"{BYTES_LIMIT >> 20} MiB of them)"
-        )
+    if _over_budget(budget):
         return
     try:
         data = untrusted.read_bytes(path, limit=FILE_LIMIT, what="file", follow_symlinks=False)
@@ -182,6 +206,58 @@ def _read_file(
         sources.unread.append(f"{shown} (nested too deep, or not Python source)")
         return
     sources.files.append(Source(shown, budget.facts(shown, tree)))
+
+
+def _over_budget(budget: _Budget[Facts]) -> bool:
+    """Whether the files or bytes parsed have reached their bound (then saying so)."""
+    if budget.files >= FILES_LIMIT or budget.bytes >= BYTES_LIMIT:
+        budget.stopped = (
+            f"the rest of the project (more than {FILES_LIMIT} Python files and notebooks or "
+            f"{BYTES_LIMIT >> 20} MiB of their code)"
+        )
+    return bool(budget.stopped)
+
+
+def _read_notebook(
+    path: Path, relative: PurePosixPath, sources: Sources[Facts], budget: _Budget[Facts]
+) -> None:
+    shown = relative.as_posix()
+    if _over_budget(budget):
+        return
+    if budget.notebook_bytes >= NOTEBOOK_BYTES_LIMIT:
+        sources.unread_notebooks.append(
+            f"{shown} (past {NOTEBOOK_BYTES_LIMIT >> 20} MiB of notebooks read)"
+        )
+        return
+    try:
+        data = untrusted.read_bytes(
+            path, limit=notebooks.FILE_LIMIT, what="notebook", follow_symlinks=False
+        )
+    except untrusted.UntrustedInputError as error:
+        sources.unread_notebooks.append(f"{shown} ({error.reason})")
+        return
+    except OSError as error:
+        sources.unread_notebooks.append(f"{shown} (not readable: {error.strerror})")
+        return
+    budget.notebook_bytes += len(data)
+    try:
+        notebook = notebooks.read(data)
+    except notebooks.NotANotebook as error:
+        sources.unread_notebooks.append(f"{shown} ({error.reason})")
+        return
+    if notebook.code_size() > FILE_LIMIT:
+        # A syntax tree takes a hundred times its source's memory: the cells are parsed
+        # together, so their code has a Python file's bound.
+        sources.unread_notebooks.append(f"{shown} (more than {FILE_LIMIT >> 20} MiB of code)")
+        return
+    budget.files += 1
+    budget.bytes += notebook.code_size()
+    tree, skipped = notebooks.parse(notebook, shown)
+    sources.notebooks += 1
+    sources.skipped_cells += skipped
+    sources.files.append(
+        Source(shown, budget.facts(shown, tree), installs=tuple(notebook.installs))
+    )
 
 
 __all__ = ["Facts", "Source", "Sources", "read"]
