@@ -26,6 +26,18 @@ _ERROR_LINE = re.compile(
     re.IGNORECASE,
 )
 _READ_ONLY = re.compile(r"\[Errno 30\]|Read-only file system", re.IGNORECASE)
+# What a download says when there is no network: a container's run has none, and a
+# dataset or model fetched on first use (torchvision's download=True, a Hugging Face
+# model by name) fails with its own error, the network's cause a few lines above it.
+_NO_NETWORK = re.compile(
+    r"Temporary failure in name resolution|Name or service not known|Network is unreachable|"
+    r"No address associated with hostname|Could not resolve host|getaddrinfo failed|"
+    r"Failed to establish a new connection|Max retries exceeded with url|urlopen error|"
+    r"couldn't connect to '?https?://",
+    re.IGNORECASE,
+)
+# How far down an exception's chain (raise ... from, or during handling) the cause is sought.
+_CHAIN_DEPTH = 16
 
 
 def explaining_line(lines: Sequence[str]) -> str | None:
@@ -61,6 +73,31 @@ def read_only_fix(where: str) -> str:
         f"the project folder is read-only in a run: write results into {where}, and "
         "scratch files under /tmp"
     )
+
+
+def network_refused(lines: Sequence[str]) -> bool:
+    """Whether a failed run's output says a connection it tried had no network."""
+    return any(_NO_NETWORK.search(line) for line in lines)
+
+
+def network_refused_error(error: BaseException) -> bool:
+    """Whether an exception, or one in its chain, says the same."""
+    seen: BaseException | None = error
+    for _ in range(_CHAIN_DEPTH):
+        if seen is None:
+            return False
+        if _NO_NETWORK.search(f"{type(seen).__name__}: {seen}"):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+# The fix for a download that needed the network.
+NO_NETWORK_FIX = (
+    "a run has no network, so that its result depends on its inputs alone: fetch the data "
+    "or model once beforehand into a folder declared under inputs, and read it from there "
+    "(torchvision: download=False; Hugging Face: the model's folder, HF_HUB_OFFLINE=1)"
+)
 
 
 def _quoted(line: str) -> str:

@@ -581,13 +581,15 @@ def _command_environment(run_spec: spec.RunSpec, reports: Path) -> dict[str, str
 def command_failure(returncode: int, tail: Sequence[str]) -> str:
     """The one-line error of a command that exited with ``returncode``: the line of its
     output that explains it, and the fix when that is a write the read-only project
-    refused."""
+    refused, or a download the network did not allow."""
     line = explain.explaining_line(tail)
     if line is None:
         return f"command exited with status {returncode}"
     if explain.read_only_write(line):
         fix = explain.read_only_fix("$HARNESS_OUTPUT (the output folder)")
         return f"command exited with status {returncode}: {line} (fix: {fix})"
+    if explain.network_refused(tail):
+        return f"command exited with status {returncode}: {line} (fix: {explain.NO_NETWORK_FIX})"
     return f"command exited with status {returncode}: {line}"
 
 
@@ -844,10 +846,12 @@ class _SignalGuard:
 
 def _raised(error: Exception) -> str:
     """The one-line error of an entry that raised, with the fix when it wrote into the
-    read-only project."""
+    read-only project, or needed the network."""
     message = _one_line(error)
     if explain.is_read_only(error):
         message += f" (fix: {explain.read_only_fix('the output folder passed as output=')})"
+    elif explain.network_refused_error(error):
+        message += f" (fix: {explain.NO_NETWORK_FIX})"
     return message
 
 

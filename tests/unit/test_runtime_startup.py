@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.runtime import explain, startup
+from harness.runtime import explain, runner, startup
 from harness.runtime.runner import import_roots
 from tests.unit.test_runtime_frameworks import write_fakes
 from tests.unit.test_runtime_runner import PROBE, SEED, Run, host_environment, run
@@ -213,6 +213,33 @@ def test_reports_are_read_within_bounds(tmp_path: Path) -> None:
 )
 def test_the_explaining_line(lines: list[str], expected: str | None) -> None:
     assert explain.explaining_line(lines) == expected
+
+
+def test_a_download_without_network_names_the_fix() -> None:
+    # torchvision's MNIST(download=True) in a run: each mirror fails, then its own error.
+    tail = [
+        "Downloading https://ossci-datasets.s3.amazonaws.com/mnist/train-images-idx3-ubyte.gz",
+        "Failed to download (trying next):",
+        "<urlopen error [Errno -3] Temporary failure in name resolution>",
+        "Traceback (most recent call last):",
+        '  File "main.py", line 3, in <module>',
+        "RuntimeError: Error downloading train-images-idx3-ubyte.gz",
+    ]
+    message = runner.command_failure(1, tail)
+    assert message.startswith(
+        "command exited with status 1: RuntimeError: Error downloading train-images-idx3-ubyte.gz "
+        "(fix: a run has no network"
+    )
+    assert "download=False" in message
+    assert "(fix:" not in runner.command_failure(1, tail[3:])
+
+
+def test_an_entry_whose_download_had_no_network_names_the_fix() -> None:
+    error = RuntimeError("We couldn't load the model")
+    error.__cause__ = OSError("[Errno -3] Temporary failure in name resolution")
+    message = runner._raised(error)
+    assert message.startswith("RuntimeError: We couldn't load the model (fix: a run has no network")
+    assert "(fix:" not in runner._raised(ValueError("bad shape"))
 
 
 def test_the_runtime_sets_aside_what_outputs_does_not_name(project: Path, fakes: Path) -> None:
