@@ -56,6 +56,10 @@ _WRITERS = frozenset(
         "FileHandler",
     }
 )
+# Frameworks of apps that serve (a model behind an HTTP endpoint, a demo page).
+_WEB_FRAMEWORKS = frozenset(
+    {"flask", "fastapi", "uvicorn", "streamlit", "gradio", "dash", "django", "bottle"}
+)
 # Methods whose call trains: autograd's backward pass, the fit of scikit-learn, Keras,
 # XGBoost, LightGBM and Lightning's Trainer.
 _TRAINING_METHODS = frozenset({"backward", "fit", "fit_generator", "train_on_batch"})
@@ -82,6 +86,8 @@ class Script:
     # Whether it may write a file (a save, a dump, an open for writing, a logger that
     # writes, the project's own code): one that cannot only prints its results.
     writes_files: bool = True
+    # Whether it imports a web framework: an app that serves, not an experiment.
+    serves: bool = False
 
     def command(self) -> list[str]:
         return ["python", self.path]
@@ -93,9 +99,9 @@ class Found:
 
     chosen: tuple[Script, ...]
     others: tuple[str, ...]
-    # Scripts in subfolders that are named for training or run the project's own code
-    # (``projects/adder/adder.py`` importing the project's package), named when the root
-    # has none (never declared: a tutorial's many folders each hold one).
+    # Scripts in subfolders that are named for training, train, or run the project's own
+    # code (``projects/adder/adder.py`` importing the project's package), named when none
+    # is declared (never declared: a tutorial's many folders each hold one).
     deeper: tuple[str, ...] = ()
 
 
@@ -112,7 +118,8 @@ def find(scripts: Sequence[Script], running_project_code: Set[str] = frozenset()
     """The root's training scripts among ``scripts``, best first (see the module's
     docstring); ``running_project_code`` are the paths of files that import the project's
     own modules."""
-    root = [s for s in scripts if "/" not in s.path]
+    # A web app (app.py serving a model with Flask) runs until stopped: never an experiment.
+    root = [s for s in scripts if "/" not in s.path and not s.serves]
     training = sorted(
         (s for s in root if _training_rank(s.name) is not None),
         key=lambda s: (_training_rank(s.name), s.path),
@@ -125,15 +132,16 @@ def find(scripts: Sequence[Script], running_project_code: Set[str] = frozenset()
         chosen = (root[0],)
     else:
         chosen = ()
-    others = tuple(s.path for s in root if s not in chosen)
+    others = tuple(s.path for s in scripts if "/" not in s.path and s not in chosen)
     deeper = (
         ()
-        if root
+        if chosen
         else tuple(
             s.path
             for s in scripts
             if "/" in s.path
-            and (_training_rank(s.name) is not None or s.path in running_project_code)
+            and not s.serves
+            and (_training_rank(s.name) is not None or s.trains or s.path in running_project_code)
         )
     )
     return Found(chosen, others, deeper)
@@ -195,6 +203,7 @@ def _script(path: str, tree: ast.Module) -> Script | None:
         imports_beyond_stdlib=_imports_beyond_stdlib(tree),
         trains=trains,
         writes_files=_may_write_files(tree),
+        serves=bool(_imported_tops(tree) & _WEB_FRAMEWORKS),
     )
 
 
@@ -254,19 +263,24 @@ def _named_trainer(node: ast.expr) -> bool:
 
 
 def _imports_beyond_stdlib(tree: ast.Module) -> bool:
+    if any(
+        isinstance(node, ast.ImportFrom) and (node.level or node.module is None)
+        for node in ast.walk(tree)
+    ):
+        return True  # the project's own code
+    return bool(_imported_tops(tree) - sys.stdlib_module_names)
+
+
+def _imported_tops(tree: ast.Module) -> set[str]:
+    """The first names of the modules the file imports absolutely (``torch`` for
+    ``import torch.nn``)."""
+    tops: set[str] = set()
     for node in ast.walk(tree):
-        if isinstance(node, ast.ImportFrom) and (node.level or node.module is None):
-            return True  # the project's own code
-        names = (
-            [alias.name for alias in node.names]
-            if isinstance(node, ast.Import)
-            else [node.module]
-            if isinstance(node, ast.ImportFrom) and node.module
-            else []
-        )
-        if any(name.split(".")[0] not in sys.stdlib_module_names for name in names):
-            return True
-    return False
+        if isinstance(node, ast.Import):
+            tops.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            tops.add(node.module.split(".")[0])
+    return tops
 
 
 def _experiment_name(stem: str) -> str | None:

@@ -521,7 +521,11 @@ def _scripts_beside_the_example(found: entry_scripts.Found) -> list[str]:
     shown = ", ".join(scripts[:MOST_SHOWN])
     if len(scripts) > MOST_SHOWN:
         shown += f" and {len(scripts) - MOST_SHOWN} more"
-    why = "none is named for training" if found.others else "none lies in the root"
+    why = (
+        "none in the root is named for training or makes a training call"
+        if found.others
+        else "none lies in the root"
+    )
     return [
         f"scripts {shown}: {why}, so none was declared; declare the one that trains as "
         '[tool.harness.experiments.NAME] command = ["python", "PATH.py"] in place of the example'

@@ -462,7 +462,7 @@ def test_several_scripts_and_no_training_name_declare_none(tmp_path: Path) -> No
     assert "example" in load_config(tmp_path, environ={}).experiments
     said = [c.detail for c in changes if c.detail.startswith("scripts prepare.py, sample.py")]
     assert len(said) == 1
-    assert "none is named for training" in said[0]
+    assert "none in the root is named for training or makes a training call" in said[0]
 
 
 def test_scripts_that_make_a_training_call_are_declared_when_none_is_named_for_it(
@@ -480,6 +480,30 @@ def test_scripts_that_make_a_training_call_are_declared_when_none_is_named_for_i
     assert "bigram.py looks like a training script (statements at module level, calls " in bigram
     assert "calls .backward()" in bigram
     assert any(c.detail.startswith("scripts evaluate.py (not declared") for c in changes)
+
+
+def test_a_web_app_is_never_an_experiment(tmp_path: Path) -> None:
+    # The much-copied ML project template: app.py serves the model; the training runs in
+    # src/pipeline/train_pipeline.py, which imports the project's code.
+    write(
+        tmp_path,
+        "app.py",
+        "from flask import Flask\napp = Flask(__name__)\n"
+        "if __name__ == '__main__':\n    app.run()\n",
+    )
+    write(tmp_path, "src/__init__.py", "")
+    write(tmp_path, "src/model.py", "import sklearn\n")
+    write(
+        tmp_path,
+        "src/pipeline/train_pipeline.py",
+        "from src.model import fit\nif __name__ == '__main__':\n    fit()\n",
+    )
+    # Standalone tutorial scripts that train are named too.
+    write(tmp_path, "autograd/two_layer_net.py", "import torch\nloss.backward()\n")
+    found = scripts(tmp_path)
+    assert found.chosen == ()
+    assert found.others == ("app.py",)
+    assert found.deeper == ("autograd/two_layer_net.py", "src/pipeline/train_pipeline.py")
 
 
 @pytest.mark.parametrize(
