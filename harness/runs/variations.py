@@ -248,6 +248,29 @@ def without(
     )
 
 
+def as_certified(
+    config: Config, experiment: Experiment, varied: Iterable[str], *, cannot_make: Iterable[str]
+) -> dict[str, object]:
+    """What a certificate says of an experiment's variations: ``varied``, the variations its
+    checked runs were made under, and why each other one was not made, as the certifier's
+    own configuration accounts for it (left out there, or one the executor ``cannot_make``),
+    else ``command line``. Never what a verification document claims."""
+    made = set(varied)
+    configured = choice_for(config, experiment, None)
+    unable = set(cannot_make)
+    left_out = {}
+    for name in BY_NAME:
+        if name in made:
+            continue
+        if name in configured.left_out:
+            left_out[name] = configured.source
+        elif name in unable:
+            left_out[name] = NEEDS_A_CONTAINER
+        else:
+            left_out[name] = COMMAND_LINE
+    return {"varied": [name for name in BY_NAME if name in made], "left_out": left_out}
+
+
 def ran_in_any(choices: Iterable[Choice]) -> list[str]:
     """The variations some experiment ran under, in their usual order."""
     ran = {name for choice in choices for name in choice.names}

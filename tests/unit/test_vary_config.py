@@ -5,6 +5,7 @@ with the verification, and hints that leave a variation out give the line to pas
 
 from __future__ import annotations
 
+import base64
 import json
 import sys
 import tomllib
@@ -270,13 +271,19 @@ vary = ["hashseed"]
 """
 
 
-def test_verify_reads_the_choice_from_pyproject_unless_vary_is_given(tmp_path: Path) -> None:
+def test_verify_reads_the_choice_from_pyproject_unless_vary_is_given(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tmp_path = tmp_path_factory.mktemp("project")
+    monkeypatch.setenv("HARNESS_KEYS_DIR", str(tmp_path_factory.mktemp("keys")))
     (tmp_path / "pyproject.toml").write_text(HEAD + HOSTED)
     (tmp_path / "vary_experiments.py").write_text(
         "def weights(output, seed, inputs):\n    (output / 'weights.bin').write_text(str(seed))\n"
     )
     base = ["--project", str(tmp_path), "verify", "--executor", "host"]
     runner = CliRunner()
+    # This host's key first: it signs the runs verify makes, which certify then counts.
+    assert runner.invoke(cli, ["--project", str(tmp_path), "keys", "generate"]).exit_code == 0
     verified = runner.invoke(cli, [*base, "--python", sys.executable, "--json"])
     assert verified.exit_code == 0, verified.output
     assert "pinned: variations hashseed (chosen by experiment config)" in verified.stderr
@@ -291,8 +298,26 @@ def test_verify_reads_the_choice_from_pyproject_unless_vary_is_given(tmp_path: P
         ["hashseed"],
     )
     # Saved as printed.
-    saved = sorted((tmp_path / ".harness" / "verifications").glob("*.json"))
-    assert json.loads(saved[-1].read_text())["experiments"][1]["variations"] == pinned["variations"]
+    (saved,) = (tmp_path / ".harness" / "verifications").glob("*.json")
+    summary = json.loads(saved.read_text())
+    assert summary["experiments"][1]["variations"] == pinned["variations"]
+    # The certificate says what the checked runs were made under, and why the others were
+    # not from the project's own configuration: an edited account in the summary is no claim.
+    summary["experiments"][1]["variations"] = {"varied": list(variations.BY_NAME), "left_out": {}}
+    saved.write_text(json.dumps(summary))
+    certified = runner.invoke(cli, ["--project", str(tmp_path), "certify", "--json"])
+    assert certified.exit_code == 0, certified.output
+    envelope = json.loads(Path(json.loads(certified.stdout)["certificate"]).read_text())
+    predicate = json.loads(base64.b64decode(envelope["payload"]))["predicate"]
+    certified_weights, certified_pinned = predicate["experiments"]
+    assert certified_pinned["variations"] == {
+        "varied": ["hashseed"],
+        "left_out": {
+            name: "experiment config" for name in variations.BY_NAME if name != "hashseed"
+        },
+    }
+    assert certified_weights["variations"]["varied"] == []
+    assert set(certified_weights["variations"]["left_out"].values()) == {"project config"}
     overridden = runner.invoke(
         cli, [*base, "pinned", "--vary", "env", "--python", sys.executable, "--json"]
     )
@@ -300,3 +325,29 @@ def test_verify_reads_the_choice_from_pyproject_unless_vary_is_given(tmp_path: P
     (pinned,) = json.loads(overridden.stdout)["experiments"]
     assert pinned["variations"]["chosen_by"] == "command line"
     assert pinned["variations"]["varied"] == ["env"]
+
+
+def test_a_certificate_accounts_for_what_did_not_vary_from_its_own_configuration(
+    tmp_path: Path,
+) -> None:
+    config = _config(tmp_path, TABLES)
+    own, shared = config.experiment("own"), config.experiment("shared")
+    every = [v.name for v in variations.VARIATIONS]
+    account = variations.as_certified(
+        config, own, [n for n in every if n != "workdir"], cannot_make=()
+    )
+    assert account == {
+        "varied": [n for n in every if n != "workdir"],
+        "left_out": {"workdir": "experiment config"},
+    }
+    # Left out where the configuration would make it: the command line chose so.
+    account = variations.as_certified(config, shared, ["env"], cannot_make=NEEDS_A_CONTAINER)
+    assert account["left_out"] == {
+        "cpus": "project config",
+        "hostname": "needs a container",
+        "timezone": "command line",
+        "locale": "command line",
+        "user": "needs a container",
+        "workdir": "command line",
+        "hashseed": "command line",
+    }
