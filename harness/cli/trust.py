@@ -101,7 +101,7 @@ def verify_command(
     .harness/verifications/ for `harness certify`.
 
     \b
-      harness verify                         every experiment, every variation
+      harness verify                         every experiment, its configured variations
       harness verify torch --vary hashseed,locale
       harness verify --vary all,-cpus        all but the CPU-count variation
       harness verify --hosts local,gpu-box   then the same image on gpu-box, compared
@@ -117,10 +117,13 @@ def verify_command(
     once; each is then compared with the control. The certificate names the hosts that
     agreed ("2 of 2"). Ctrl-C stops and removes every container on every host.
 
-    Without --vary, each experiment's variations come from pyproject.toml:
-    vary = ["all", "-workdir"] under [tool.harness.experiments.NAME], else under
-    [tool.harness.verify], else all. The saved verification says, per experiment, which
-    variations it made and where that choice came from.
+    Without --vary, each experiment's variations come from pyproject.toml: its own
+    vary, else the one under [tool.harness.verify], else all. The saved verification
+    says, per experiment, which variations it made and where that choice came from.
+
+    \b
+      [tool.harness.experiments.NAME]
+      vary = ["all", "-workdir"]             all but the project-path variation
 
     Exit 0 when every experiment reproduced (on every host), 1 when one did not, 2 on
     trouble (a run that could not finish, a host unreachable or holding another image:
