@@ -167,7 +167,8 @@ class Choice:
 
     def without(self, names: Iterable[str], why: str) -> Choice:
         """This choice less ``names``, each said to be left out for ``why``."""
-        dropped = [v.name for v in self.variations if v.name in set(names)]
+        unwanted = set(names)
+        dropped = [v.name for v in self.variations if v.name in unwanted]
         return replace(
             self,
             variations=tuple(v for v in self.variations if v.name not in dropped),
@@ -241,10 +242,10 @@ def without(
     """Every choice less ``names`` (said to be left out for ``why``), and which of them any
     choice had named."""
     unwanted = set(names)
-    dropped = ran_in_any(choices.values())
+    named = ran_in_any(choices.values())
     return (
         {name: choice.without(unwanted, why) for name, choice in choices.items()},
-        [name for name in dropped if name in unwanted],
+        [name for name in named if name in unwanted],
     )
 
 

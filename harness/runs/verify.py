@@ -671,7 +671,8 @@ def _failing_hint(outcome: ExperimentVerification) -> str | None:
     if not failing:
         return None
     line = leave_out_line(outcome.choice, outcome.experiment.name, failing)
-    return f"where {outcome.experiment.name} may depend on it, leave it out: {line}"
+    what = "it" if len(failing) == 1 else "them"
+    return f"where {outcome.experiment.name} may depend on {what}, leave {what} out: {line}"
 
 
 def _name_culprits(
