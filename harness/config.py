@@ -258,6 +258,9 @@ class Experiment:
     # Where in the output folder a command's standard output is kept as an artifact: a
     # script that prints its results (losses, samples) and writes no file has them there.
     stdout: str | None = None
+    # The variations `harness verify` makes of it, as written under its table (see
+    # harness.runs.variations); None: the project's [tool.harness.verify] choice.
+    vary: tuple[str, ...] | None = None
 
     @property
     def artifact_globs(self) -> list[str]:
@@ -383,6 +386,7 @@ class Config:
                     "exclude": list(e.exclude),
                     "stdout": e.stdout,
                     "variant": e.variant,
+                    "vary": list(e.vary) if e.vary is not None else None,
                 }
                 for name, e in self.experiments.items()
             },
@@ -435,6 +439,7 @@ def load_config(
     env = os.environ if environ is None else environ
     document = read_pyproject(root / PYPROJECT)
     table = document.get("tool", {}).get("harness", {})
+    _vary_as_lists(table)
     config_schema.validate(table)
 
     values: dict[str, str | None] = {}
@@ -630,8 +635,24 @@ def _load_experiments(root: Path, table: Mapping[str, Any]) -> dict[str, Experim
             variant=spec.get("variant", "cpu"),
             exclude=tuple(spec.get("exclude", ())),
             stdout=stdout,
+            vary=tuple(spec["vary"]) if "vary" in spec else None,
         )
     return experiments
+
+
+def _vary_as_lists(table: object) -> None:
+    """Write each ``vary`` given as one comma-separated string ("all,-workdir") as the list
+    it stands for, before the schema check: then an unknown name is refused as the one
+    item it is, and every reader receives a list."""
+    if not isinstance(table, dict):
+        return
+    experiments = table.get("experiments")
+    holders = [table.get("verify")]
+    if isinstance(experiments, dict):
+        holders += experiments.values()
+    for holder in holders:
+        if isinstance(holder, dict) and isinstance(holder.get("vary"), str):
+            holder["vary"] = [w.strip() for w in holder["vary"].split(",") if w.strip()]
 
 
 def _module_tables(table: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:

@@ -38,7 +38,13 @@ from harness.images import provenance as provenance_statements
 from harness.runs import host_executor, reconcile, records
 from harness.runs import run as run_module
 from harness.runs import verify as verify_module
-from harness.runs.variations import Variation, select
+from harness.runs.variations import (
+    DEFAULT,
+    NEEDS_A_CONTAINER,
+    Choice,
+    choices_for,
+    without,
+)
 from harness.trust import (
     attest,
     certify,
@@ -64,10 +70,10 @@ from harness.trust import (
 )
 @click.option(
     "--vary",
-    default="all",
-    show_default=True,
+    default=None,
     help="Variations: all, none, or names (cpus, hostname, timezone, locale, user, workdir, env, "
-    "hashseed); -NAME leaves one out.",
+    "hashseed); -NAME leaves one out. Wins over vary in pyproject.toml (default: the "
+    "experiment's vary, else [tool.harness.verify]'s, else all).",
 )
 @run_options
 @mlproject_options
@@ -79,7 +85,7 @@ def verify_command(
     *,
     names: tuple[str, ...],
     control_runs: int,
-    vary: str,
+    vary: str | None,
     mlproject_entry: str | None,
     mlproject_params: tuple[str, ...],
     run_options: RunOptions,
@@ -95,7 +101,7 @@ def verify_command(
     .harness/verifications/ for `harness certify`.
 
     \b
-      harness verify                         every experiment, every variation
+      harness verify                         every experiment, its configured variations
       harness verify torch --vary hashseed,locale
       harness verify --vary all,-cpus        all but the CPU-count variation
       harness verify --hosts local,gpu-box   then the same image on gpu-box, compared
@@ -111,17 +117,26 @@ def verify_command(
     once; each is then compared with the control. The certificate names the hosts that
     agreed ("2 of 2"). Ctrl-C stops and removes every container on every host.
 
+    Without --vary, each experiment's variations come from pyproject.toml: its own
+    vary, else the one under [tool.harness.verify], else all. The saved verification
+    says, per experiment, which variations it made and where that choice came from.
+
+    \b
+      [tool.harness.experiments.NAME]
+      vary = ["all", "-workdir"]             all but the project-path variation
+
     Exit 0 when every experiment reproduced (on every host), 1 when one did not, 2 on
     trouble (a run that could not finish, a host unreachable or holding another image:
     what finished is saved).
     """
-    variations = select(vary)
     config = state.config(**run_options.config_overrides())
     attest.use(
         keys.host_key(config.project_root, run_options.sign_key),
         keys.engine_keys(config.project_root),
     )
     experiments = selected_experiments(config, names, mlproject_entry, mlproject_params)
+    variations = choices_for(config, experiments, vary)
+    _say_choices(state, variations)
 
     base = functools.partial(run_options.request, config)
 
@@ -204,13 +219,21 @@ def verify_command(
     conclude(state, config, verification, as_json=as_json, show_hosts=bool(others))
 
 
+def _say_choices(state: State, choices: Mapping[str, Choice]) -> None:
+    """Say which variations each experiment is verified under, when configuration chose."""
+    for name, choice in choices.items():
+        if choice.source != DEFAULT:
+            varied = ", ".join(choice.names) or "none"
+            state.ui.say(f"{name}: variations {varied} (chosen by {choice.source})")
+
+
 def _verify_on_host(
     state: State,
     config: Config,
     experiments: list[Any],
     options: RunOptions,
     *,
-    variations: list[Variation],
+    variations: Mapping[str, Choice],
     control_runs: int,
     base: Callable[[Any], run_module.RunRequest],
     host_names: tuple[str, ...] = (),
@@ -225,14 +248,14 @@ def _verify_on_host(
         host_executor.resolve_python(options.python, config.project_root)
     )
     host_executor.check_gpus(options.gpus)
-    left_out = [v.name for v in variations if v.name in host_executor.NEEDS_A_CONTAINER]
+    possible, left_out = without(variations, host_executor.NEEDS_A_CONTAINER, NEEDS_A_CONTAINER)
     if left_out:
         state.ui.say(f"host executor: leaving out {', '.join(left_out)} (they need a container)")
     return verify_module.verify_on_host(
         config,
         python,
         experiments,
-        variations=[v for v in variations if v.name not in left_out],
+        variations=possible,
         control_runs=control_runs,
         base=base,
         jobs=options.jobs,

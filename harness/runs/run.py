@@ -429,6 +429,9 @@ def record_without_image(
         "lock_sha256": None,
         "container": None,
         "engine": None,
+        # What a container run's record keeps under container: the variations of `harness
+        # verify` this run was made under, which a certificate states.
+        "variations": list(request.setup.variations),
     }
 
 

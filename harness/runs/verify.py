@@ -17,7 +17,7 @@ import datetime as dt
 import json
 import re
 import secrets
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
@@ -36,12 +36,16 @@ from harness.fleet.hosts import Host, local_host
 from harness.images.build import BuildResult
 from harness.parallel import Pool, Together, available_cores, default_jobs, gather
 from harness.runs import held_paths, noise, records
+from harness.runs import variations as variations_module
 from harness.runs.host_executor import PythonEnvironment, run_on_host
 from harness.runs.run import RunRequest, RunResult, run_experiment
-from harness.runs.variations import CONTROL, Variation, setup_for
+from harness.runs.variations import CONTROL, Choice, Variation, leave_out_line, setup_for
 from harness.ui import prefixed
 
 SCHEMA = "harness.verification/v1"
+# The variations of a verification: one list for every experiment, or each experiment's
+# own choice by name (see harness.runs.variations.choices_for).
+Chosen = Sequence[Variation] | Mapping[str, Choice]
 FOLDER = STATE_FOLDER / "verifications"
 # The culprit named when control runs already disagree: nothing harness varied moved the
 # artifacts, so the experiment depends on the clock, unseeded randomness or outside state.
@@ -135,6 +139,8 @@ class ExperimentVerification:
     evidence: dict[str, str] = field(default_factory=dict)
     # When only logs or event files moved: the line of configuration that sets them aside.
     hint: str | None = None
+    # The variations chosen for it and where the choice came from.
+    choice: Choice | None = None
 
     @property
     def trouble(self) -> tuple[str, HarnessError] | None:
@@ -171,6 +177,7 @@ class ExperimentVerification:
             "culprits": self.culprits,
             "evidence": dict(self.evidence),
             "hint": self.hint,
+            "variations": self.choice.as_dict() if self.choice else None,
             "control_runs": [run.run_id for run in self.controls],
             "checks": [check.as_dict() for check in self.checks],
             "unfinished": [run.as_dict() for run in self.unfinished],
@@ -268,7 +275,7 @@ def verify(
     image: BuildResult,
     experiments: Sequence[Experiment],
     *,
-    variations: Sequence[Variation],
+    variations: Chosen,
     control_runs: int = 2,
     base: Callable[[Experiment], RunRequest],
     control_host: Host | None = None,
@@ -343,7 +350,7 @@ def verify_on_host(
     python: PythonEnvironment,
     experiments: Sequence[Experiment],
     *,
-    variations: Sequence[Variation],
+    variations: Chosen,
     control_runs: int = 2,
     base: Callable[[Experiment], RunRequest],
     jobs: int | None = None,
@@ -389,7 +396,7 @@ def verification_of(
     config: Config,
     results: list[ExperimentVerification],
     *,
-    variations: Sequence[Variation],
+    variations: Chosen,
     control_runs: int,
     control_host: Host,
     others: list[crosshost.HostOutcome],
@@ -417,7 +424,11 @@ def verification_of(
     return Verification(
         id=f"{dt.datetime.now(dt.UTC):%Y%m%d-%H%M%S}-{secrets.token_hex(3)}",
         image=image,
-        variations=[v.name for v in variations],
+        variations=variations_module.ran_in_any(
+            variations_module.per_experiment(
+                variations, [r.experiment.name for r in results]
+            ).values()
+        ),
         control_runs=control_runs,
         experiments=results,
         seed=config.seed,
@@ -457,7 +468,7 @@ def verify_experiments(
     run: RunOne,
     requests: Sequence[RunRequest],
     *,
-    variations: Sequence[Variation],
+    variations: Chosen,
     control_runs: int,
     say: Callable[[str], None],
     named: Callable[[str], str],
@@ -467,6 +478,9 @@ def verify_experiments(
     ``run`` makes one run wherever the executor makes them (a container, the host, a batch
     job pinned to a node): the control runs and the variations are planned here, alike
     for every executor."""
+    choices = variations_module.per_experiment(
+        variations, [request.experiment.name for request in requests]
+    )
     return gather(
         [
             partial(
@@ -475,7 +489,8 @@ def verify_experiments(
                 pool,
                 run,
                 request=request,
-                variations=variations,
+                variations=choices[request.experiment.name].variations,
+                choice=choices[request.experiment.name],
                 control_runs=control_runs,
                 say=say,
                 named=named,
@@ -493,6 +508,7 @@ def _verify_one(
     *,
     request: RunRequest,
     variations: Sequence[Variation],
+    choice: Choice,
     control_runs: int,
     say: Callable[[str], None],
     named: Callable[[str], str],
@@ -505,7 +521,7 @@ def _verify_one(
     that it is the same whichever run finished first and however many ran at once.
     """
     experiment = request.experiment
-    outcome = ExperimentVerification(experiment)
+    outcome = ExperimentVerification(experiment, choice=choice)
     policies = config.policies_for(experiment)
     expected = records.recent_seconds(config.project_root, experiment.name)
 
@@ -641,7 +657,22 @@ def _conclude(
             f"{combined_failed.record.get('error')}"
         )
     if outcome.hint is None:
-        outcome.hint = _noise_hint(outcome)
+        outcome.hint = _noise_hint(outcome) or _failing_hint(outcome)
+
+
+def _failing_hint(outcome: ExperimentVerification) -> str | None:
+    """When runs fail under some variations alone: the line that leaves them out, for an
+    experiment that may depend on what they change (the fix named with each is better)."""
+    failing = [
+        name
+        for name, text in outcome.evidence.items()
+        if text.startswith("fails") and name in variations_module.BY_NAME
+    ]
+    if not failing:
+        return None
+    line = leave_out_line(outcome.choice, outcome.experiment.name, failing)
+    what = "it" if len(failing) == 1 else "them"
+    return f"where {outcome.experiment.name} may depend on {what}, leave {what} out: {line}"
 
 
 def _name_culprits(
@@ -668,11 +699,26 @@ def _name_culprits(
         found = check(label, chosen, result)
         if judge_moves and not found.agrees:
             outcome.culprits.append(name)
-            outcome.evidence[name] = moves_under(name, found, outcome.controls[0])
+            outcome.evidence[name] = moves_under(
+                name,
+                found,
+                outcome.controls[0],
+                choice=outcome.choice,
+                experiment=outcome.experiment.name,
+            )
 
 
-def moves_under(name: str, check: Check, control: RunResult | None = None) -> str:
-    """The evidence that a variation moves the artifacts: which, and what it points to."""
+def moves_under(
+    name: str,
+    check: Check,
+    control: RunResult | None = None,
+    *,
+    choice: Choice | None = None,
+    experiment: str = "NAME",
+) -> str:
+    """The evidence that a variation moves the artifacts: which, and what it points to;
+    where the fix may be to leave the variation out, the line of configuration that does it
+    for ``experiment`` (from ``choice``, its choice of variations)."""
     depends = _DEPENDS_ON.get(name)
     moved = ", ".join(check.moved()) or "?"
     fields = _held_path_fields(check, control) if name == "workdir" else None
@@ -682,7 +728,7 @@ def moves_under(name: str, check: Check, control: RunResult | None = None) -> st
             f"{_listed(fields)}; all else is identical. Every host runs the project at "
             f"{PROJECT} in harness's images, so their runs agree; outside them the file "
             "changes with the checkout's path. Save paths relative to the project, or leave "
-            "the variation out: --vary=-workdir)"
+            f"the variation out: {leave_out_line(choice, experiment, [name])})"
         )
     return f"moves under {name}: {moved}" + (f" ({depends})" if depends else "")
 

@@ -132,6 +132,8 @@ def statement(verification: Mapping[str, Any], manifests: Sequence[str] = ()) ->
                 "command": e["command"],
                 "parameters": e["parameters"],
                 "observed": e["observed"],
+                # What varied, and why the others did not (see evidence.verified_document).
+                "variations": e.get("variations"),
                 "runs": [*e["control_runs"], *(c["run_id"] for c in e["checks"])],
                 "control_runs": e["control_runs"],
                 "artifacts": [

@@ -24,7 +24,7 @@ for the result with keys of its own choosing (see :func:`check_signed_hosts`).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,7 +34,8 @@ from harness.compare.tree import compare_paths
 from harness.config import STATE_FOLDER, Config, Experiment
 from harness.errors import HarnessError
 from harness.fleet.collect import experiment_of
-from harness.runs import records
+from harness.runs import records, variations
+from harness.runs.host_executor import NEEDS_A_CONTAINER
 from harness.trust import attest, canonical, dsse, keys, node_attestation
 
 # Where verify and collect save verifications (harness.runs.verify.FOLDER).
@@ -154,13 +155,7 @@ def gather(
         "seed": first["seed"],
         "profile": first["profile"],
         "threads": first["threads"],
-        "variations": sorted(
-            {
-                v
-                for r in runs.values()
-                for v in (r.record.get("container") or {}).get("variations") or ()
-            }
-        ),
+        "variations": sorted(_varied(runs.values())),
         "source": first.get("source"),
         "constraints_sha256": first.get("constraints_sha256"),
         "lock_sha256": first.get("lock_sha256"),
@@ -427,6 +422,26 @@ def _judge(
             for a in reference.record["artifacts"]
         ],
         "observed": reference.record.get("observed") or {},
+        # From the checked runs; why the others were not made, from this project's own
+        # configuration (a verification's account of it is a claim, never signed).
+        "variations": variations.as_certified(
+            config,
+            declared,
+            _varied(runs[run_id] for run_id in check_ids),
+            cannot_make=() if reference.record.get("image") else NEEDS_A_CONTAINER,
+        ),
+    }
+
+
+def _varied(checks: Iterable[Run]) -> set[str]:
+    """The variations the runs were made under, as their records say (a container run's
+    under container, a run without one at the top)."""
+    return {
+        str(name)
+        for run in checks
+        for name in _list(
+            (run.record.get("container") or {}).get("variations") or run.record.get("variations")
+        )
     }
 
 

@@ -167,6 +167,11 @@ def test_a_research_repository_reaches_a_verified_certificate(
         "$.data; all else is identical."
     )
     assert "Save paths relative to the project" in evidence
+    # Or leave the variation out: the line to paste, kept from the choice made here.
+    assert (
+        'vary = ["hashseed", "timezone"] under [tool.harness.experiments.train] in '
+        "pyproject.toml, or --vary=hashseed,timezone for one verify"
+    ) in evidence
     labels = [check["label"] for check in experiment["checks"]]
     assert labels[-3:] == ["variation workdir", "variation hashseed", "variation timezone"]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import subprocess
 import sys
@@ -58,6 +59,9 @@ entry = "planted:hash_order"
 
 [tool.harness.experiments.steady]
 entry = "planted:steady"
+# Its own choice of variations (as a comma-separated string), which verify reads when no
+# --vary is given.
+vary = "all, -cpus"
 """
 
 
@@ -121,14 +125,23 @@ def test_planted_nondeterminism_is_found_and_named(
     assert moved
 
 
-def test_a_steady_experiment_verifies_under_every_variation(planted_project: Path) -> None:
+def test_a_steady_experiment_verifies_under_the_variations_it_configures(
+    planted_project: Path,
+) -> None:
     code, document, stderr = verify_json("steady", cwd=planted_project)
     assert code == 0, stderr
     (result,) = document["experiments"]
     assert result["reproducible"] is True
     assert document["variations"] == [
-        "cpus", "hostname", "timezone", "locale", "user", "workdir", "env", "hashseed"
+        "hostname", "timezone", "locale", "user", "workdir", "env", "hashseed"
     ]  # fmt: skip
+    assert result["variations"] == {
+        "varied": document["variations"],
+        "left_out": {"cpus": "experiment config"},
+        "chosen_by": "experiment config",
+        "asked": ["all", "-cpus"],
+    }
+    assert [c["variations"] for c in result["checks"]][1] == document["variations"]
 
 
 @pytest.fixture
@@ -260,6 +273,13 @@ def test_runs_signed_in_containers_are_certified_from_their_evidence(
     )  # fmt: skip
     assert signed.returncode == 0, signed.stderr
     assert "reproduced on 1 of 1 host(s), counted by key" in signed.stdout
+    # What varied, from the signed runs; the rest accounted for by the project's
+    # configuration (cpus) or the command line that asked for hostname alone.
+    payload = json.loads(certificate.read_text())["payload"]
+    (stated,) = json.loads(base64.b64decode(payload))["predicate"]["experiments"]
+    assert stated["variations"]["varied"] == ["hostname"]
+    assert stated["variations"]["left_out"]["cpus"] == "experiment config"
+    assert stated["variations"]["left_out"]["workdir"] == "command line"
     # OpenSSF Model Signing's own verifier checks the model folder a container wrote.
     model = planted_project / ".harness" / "runs" / experiment["control_runs"][0] / "artifacts"
     checked = subprocess.run(

@@ -66,6 +66,7 @@ parameters = { steps = 3, rate = 0.5, nested = { a = [1, 2] } }
 inputs = { data = "data.csv" }
 outputs = { "*.pt" = "ulp:4", "metrics.json" = "" }
 variant = "rocm"
+vary = ["all", "-workdir"]
 
 [tool.harness.experiments.script]
 command = ["python", "train.py"]
@@ -96,6 +97,7 @@ threshold = 2
 require = true
 
 [tool.harness.verify]
+vary = "all, -cpus"
 
 [tool.harness.hosts]
 gpu-box = "ssh://ci@gpu-box"
@@ -217,6 +219,9 @@ def test_a_table_with_every_key_is_valid_and_every_module_reads_it(tmp_path: Pat
     assert mlflow_tracking.settings(config, environ={}).enabled is True
     assert lint_settings(config.table("lint")).paths == ("src",)
     assert certify.settings(config.table("certify"), tmp_path).threshold == 2
+    assert config.experiments["train"].vary == ("all", "-workdir")
+    assert config.experiments["script"].vary is None
+    assert config.table("verify") == {"vary": ["all", "-cpus"]}
     image = "registry.example.com/team/everything@sha256:" + "a" * 64
     assert k8s.settings_from(config.table("k8s"), image=image).gpus == 1
 
@@ -253,6 +258,23 @@ def test_what_harness_init_writes_is_valid(tmp_path: Path) -> None:
 
 # One bad value per table: the one line the user reads.
 BAD = [
+    (
+        '[tool.harness.verify]\nvary = "all, -workdri"',
+        '[tool.harness.verify] vary[1]: "-workdri" is not a variation: all, none, or one of '
+        "cpus, hostname, timezone, locale, user, workdir, env, hashseed (-NAME leaves it out, "
+        '+NAME adds it) (fix: write vary = ["all", "-workdir"])',
+    ),
+    (
+        '[tool.harness.experiments.train]\nentry = "m:f"\nvary = ["all", "cpu"]',
+        '[tool.harness.experiments.train] vary[1]: "cpu" is not a variation: all, none, or one '
+        "of cpus, hostname, timezone, locale, user, workdir, env, hashseed (-NAME leaves it "
+        'out, +NAME adds it) (fix: write vary = ["all", "-workdir"])',
+    ),
+    (
+        "[tool.harness.verify]\nvary = []",
+        "[tool.harness.verify] vary: expected a non-empty list, got an empty list "
+        '(fix: write vary = ["all", "-workdir"])',
+    ),
     (
         'python = "3"',
         '[tool.harness] python: "3" is not a Python version like 3.11 (fix: write python = "3.11")',
@@ -334,7 +356,7 @@ BAD = [
     ),
     (
         "[tool.harness.verify]\nhosts = 2",
-        "unknown key 'hosts' in [tool.harness.verify] (fix: remove it: no key is read)",
+        "unknown key 'hosts' in [tool.harness.verify] (fix: remove it or use one of: vary)",
     ),
     (
         '[tool.harness.hosts.gpu1]\nurl = "ssh://gpu1"\nport = 22',

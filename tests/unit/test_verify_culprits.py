@@ -190,7 +190,12 @@ def test_a_file_holding_only_the_project_s_path_is_named_so(tmp_path: Path) -> N
         "moves under workdir: lightning_logs/epoch=2.ckpt (only the project's path it holds "
         "differs, in dirpath; all else is identical."
     )
-    assert "--vary=-workdir" in evidence
+    # The fix where the path does not matter: the line to paste, and the flag.
+    assert evidence.endswith(
+        'leave the variation out: vary = ["all", "-workdir"] under '
+        "[tool.harness.experiments.NAME] in pyproject.toml, or --vary=all,-workdir for one "
+        "verify)"
+    )
     # Anything else that moved (another string, a tensor) gets the general evidence.
     for check in (
         _checkpoints(tmp_path / "2", "/harness/elsewhere/moved-project/other"),

@@ -26,8 +26,7 @@ from harness.parallel import Pool, Together
 from harness.runs import records
 from harness.runs.host_executor import PythonEnvironment
 from harness.runs.run import RunRequest, RunResult
-from harness.runs.variations import Variation
-from harness.runs.verify import Verification, verification_of, verify_experiments
+from harness.runs.verify import Chosen, Verification, verification_of, verify_experiments
 from harness.ui import prefixed
 
 # Jobs submitted at once per node: SLURM queues what the node cannot start yet.
@@ -72,7 +71,7 @@ def verify_on_slurm(
     host: Host,
     experiments: Sequence[Experiment],
     *,
-    variations: Sequence[Variation],
+    variations: Chosen,
     control_runs: int,
     base: Callable[[Experiment], RunRequest],
     variant: str | None = None,

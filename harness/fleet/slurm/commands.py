@@ -7,7 +7,7 @@ commands ask here whether ``--hosts`` names one, and hand over when it does.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from harness.config import Config, Experiment
 from harness.errors import ConfigError
@@ -16,7 +16,7 @@ from harness.fleet.slurm import across
 from harness.fleet.slurm.jobs import run_on_slurm
 from harness.runs import host_executor
 from harness.runs.run import RunRequest, RunResult
-from harness.runs.variations import Variation
+from harness.runs.variations import NEEDS_A_CONTAINER, Choice, without
 from harness.runs.verify import Verification
 
 Say = Callable[[str], None]
@@ -71,7 +71,7 @@ def verify_on(
     host: hosts_module.Host,
     experiments: Sequence[Experiment],
     *,
-    variations: Sequence[Variation],
+    variations: Mapping[str, Choice],
     control_runs: int,
     base: Callable[[Experiment], RunRequest],
     variant: str | None,
@@ -82,14 +82,14 @@ def verify_on(
     """`verify --hosts CLUSTER`: across the cluster's nodes, with the variations a run
     without a container can make."""
     _check(host, gpus=gpus, refused=())
-    left_out = [v.name for v in variations if v.name in host_executor.NEEDS_A_CONTAINER]
+    possible, left_out = without(variations, host_executor.NEEDS_A_CONTAINER, NEEDS_A_CONTAINER)
     if left_out:
         say(f"SLURM host: leaving out {', '.join(left_out)} (they need a container)")
     return across.verify_on_slurm(
         config,
         host,
         experiments,
-        variations=[v for v in variations if v.name not in left_out],
+        variations=possible,
         control_runs=control_runs,
         base=base,
         variant=variant,
