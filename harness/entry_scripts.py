@@ -185,10 +185,12 @@ def _script(path: str, tree: ast.Module) -> Script | None:
     name = _experiment_name(path.rsplit("/", 1)[-1].removesuffix(".py"))
     if not reasons or name is None:
         return None
+    # The parser is often built in main(), called from the __main__ block: its options
+    # are sought in the whole file.
     options = [
         option
-        for call in calls
-        if _called(call) == "add_argument"
+        for call in ast.walk(tree)
+        if isinstance(call, ast.Call) and _called(call) == "add_argument"
         for option in _strings(call.args)
         if _STEP_OPTION.match(option)
     ]

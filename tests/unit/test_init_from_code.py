@@ -601,7 +601,8 @@ def test_argparse_outside_a_function_makes_a_script_and_its_step_options_are_nam
     )
     (script,) = scripts(tmp_path).chosen
     assert script.why == "argparse"
-    assert script.step_options == ("--epochs", "--num-steps")
+    # A parser built in main() (pytorch/examples' mnist) names its options too.
+    assert script.step_options == ("--epochs", "--num-steps", "--max-iters")
 
 
 def test_an_experiment_name_is_made_from_an_awkward_stem(tmp_path: Path) -> None:
