@@ -31,6 +31,10 @@ CPU_ONLY = {
     "intel-tensorflow": "tensorflow[and-cuda]",
     "xgboost-cpu": "xgboost",
 }
+# Libraries compiled against one torch build, released in step with torch: PyPI's are
+# built against PyPI's CUDA torch, and beside a CPU torch their operators fail to load
+# ("operator torchvision::nms does not exist"). Each torch build has its own (+cpu too).
+TORCH_COMPANIONS = ("torchvision", "torchaudio")
 # Frameworks that compute on a GPU only with the CUDA runtime beside them.
 GPU_FRAMEWORKS = frozenset(
     {"torch", "tensorflow", "jax", "jaxlib", "cupy", "paddlepaddle-gpu", "xgboost"}
@@ -170,7 +174,27 @@ def _cpu_mismatches(
         )
         for pin in builds
     ]
-    return found
+    return found + _companion_mismatches(pins, variant, source)
+
+
+def _companion_mismatches(pins: Sequence[Pin], variant: str, source: str) -> list[Mismatch]:
+    """torchvision or torchaudio from PyPI beside a CPU torch: built against another torch."""
+    torch = next((pin for pin in pins if pin.name == "torch"), None)
+    if torch is None or not local_label(torch.version).startswith("cpu"):
+        return []
+    return [
+        Mismatch(
+            f"{source} pins {pin.name}=={pin.version}, built against PyPI's CUDA torch, beside "
+            f"torch=={torch.version} for the {variant} variant: its operators fail to load "
+            f"there (operator {pin.name}::... does not exist)",
+            f"lock its CPU build ({pin.name}=={Version(pin.version).public}+cpu): declare "
+            f"{pin.name} in the experiments group if it is not, add a wheel folder or page "
+            "that has that build (find-links, or index-url = "
+            "https://download.pytorch.org/whl/cpu), then run `harness lock`",
+        )
+        for pin in pins
+        if pin.name in TORCH_COMPANIONS and not local_label(pin.version).startswith("cpu")
+    ]
 
 
 __all__ = [
@@ -178,6 +202,7 @@ __all__ = [
     "CPU_ONLY",
     "CUDA_RUNTIME_PREFIX",
     "GPU_FRAMEWORKS",
+    "TORCH_COMPANIONS",
     "Mismatch",
     "by_name",
     "mismatches",

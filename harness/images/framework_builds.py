@@ -17,7 +17,11 @@ platform, and writes the requirement that takes the right one:
 - XGBoost: PyPI's ``xgboost`` for Linux requires NCCL's CUDA wheel (``nvidia-nccl-cu*``,
   hundreds of megabytes a CPU image cannot use), so the CPU variant takes
   ``xgboost-cpu==V`` (the same library without it) where a source has it, the CUDA
-  variant ``xgboost==V``.
+  variant ``xgboost==V``;
+- torchvision and torchaudio, compiled against one torch build and released with it
+  (torch 2.13 has torchvision 0.28 and torchaudio 2.13): each variant takes the release of
+  its torch, built as its torch is (``torchvision==0.28.0+cpu`` beside ``torch==2.13.0+cpu``;
+  PyPI's, built against PyPI's CUDA torch, fail to load beside a CPU torch).
 
 V is the newest version the declaration allows that every variant's sources have, so the
 variants of a project pin the same framework. Where no common version exists, each
@@ -30,7 +34,7 @@ A variant's own ``replace`` of the framework always wins: nothing is chosen for 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import requests
@@ -41,7 +45,7 @@ from packaging.version import Version
 from harness.config import Config, Variant
 from harness.errors import LockError
 from harness.images import wheelcache, wheelindex, wheeltags
-from harness.images.device_pins import CPU_DISTRIBUTIONS
+from harness.images.device_pins import CPU_DISTRIBUTIONS, TORCH_COMPANIONS
 
 TORCH = "torch"
 TENSORFLOW = "tensorflow"
@@ -84,6 +88,8 @@ class Choice:
     note: str
     # Set when the variants could not agree on a version: which differ and why.
     differs: str = ""
+    # Variant name -> the version of the build it takes.
+    versions: Mapping[str, Version] = field(default_factory=dict)
 
 
 def sources_of(config: Config, variant: Variant) -> wheelcache.Sources:
@@ -173,7 +179,92 @@ def choose(
             choices.append(
                 _choose_one(config, requirement, choosing, builds, beside_torch=beside_torch)
             )
+    torch = next((choice for choice in choices if choice.framework == TORCH), None)
+    if torch is not None:
+        for requirement in declared:
+            if canonicalize_name(requirement.name) in TORCH_COMPANIONS:
+                companion = _companion(config, requirement, torch, variants, builds)
+                if companion is not None:
+                    choices.append(companion)
     return choices
+
+
+def _companion(
+    config: Config,
+    requirement: Requirement,
+    torch: Choice,
+    variants: Sequence[Variant],
+    builds: BuildLister,
+) -> Choice | None:
+    """The build of torchvision or torchaudio each variant takes: the release of its
+    torch, built as its torch is; None when no variant's torch was chosen here."""
+    name = canonicalize_name(requirement.name)
+    requirements: dict[str, str] = {}
+    picked: dict[str, Build] = {}
+    for variant in variants:
+        torch_version = torch.versions.get(variant.name)
+        replaced = {canonicalize_name(k) for k in variant.replace}
+        release = _companion_release(name, torch_version) if torch_version else None
+        if torch_version is None or release is None or name in replaced:
+            continue
+        fitting = [
+            build
+            for build in builds(name, variant)
+            if build.version.release[:2] == release
+            and _local(build) == (torch_version.local or "").lower()
+            and requirement.specifier.contains(build.version.public, prereleases=True)
+        ]
+        if not fitting:
+            raise _no_companion_error(config, requirement, variant, torch_version, release)
+        build = max(fitting, key=lambda b: b.version)
+        picked[variant.name] = build
+        requirements[variant.name] = _with_version(requirement, build.version)
+    if not requirements:
+        return None
+    note = f"{requirement.name}: " + ", ".join(
+        f"{variant} takes {requirements[variant].split(';')[0]} (the release of its torch, "
+        f"from {build.where})"
+        for variant, build in picked.items()
+    )
+    versions = {variant: build.version for variant, build in picked.items()}
+    return Choice(name, str(requirement), requirements, note, versions=versions)
+
+
+def _companion_release(name: str, torch: Version) -> tuple[int, int] | None:
+    """The major and minor version of ``name`` released with ``torch`` (2.x only: torch
+    2.m has torchvision 0.(m+15) and torchaudio 2.m)."""
+    if torch.major != 2:
+        return None
+    return (0, torch.minor + 15) if name == "torchvision" else (2, torch.minor)
+
+
+def _no_companion_error(
+    config: Config,
+    requirement: Requirement,
+    variant: Variant,
+    torch: Version,
+    release: tuple[int, int],
+) -> LockError:
+    name = canonicalize_name(requirement.name)
+    build = f"{name} {release[0]}.{release[1]}" + (f" +{torch.local}" if torch.local else "")
+    sources = sources_of(config, variant).describe()
+    why = (
+        f"PyPI's {name} is built against PyPI's CUDA torch and fails to load beside torch {torch}"
+        if torch.local
+        else f"{name} must be the release built for torch {torch}"
+    )
+    where = (
+        f"a wheel folder or page with {name}-{release[0]}.{release[1]}.*+{torch.local} wheels "
+        f"(find-links / HARNESS_FIND_LINKS), or index-url = "
+        f"https://download.pytorch.org/whl/{torch.local}"
+        if torch.local
+        else "an index or wheel folder that has it (index-url, find-links)"
+    )
+    return LockError(
+        f"no build of {requirement} for the {variant.name} variant's torch {torch} in its "
+        f"sources ({sources}): the {variant.name} variant needs {build}; {why}",
+        f"add {where}, then run `harness lock`",
+    )
 
 
 def _choose_one(
@@ -217,7 +308,8 @@ def _choose_one(
         f"{name} takes {requirements[name].split(';')[0]} (from {build.where})"
         for name, build in picked.items()
     )
-    return Choice(framework, str(requirement), requirements, note, differs)
+    versions = {name: build.version for name, build in picked.items()}
+    return Choice(framework, str(requirement), requirements, note, differs, versions)
 
 
 def _device(variants: Sequence[Variant], name: str) -> str:

@@ -72,3 +72,23 @@ def test_nccl_pulled_in_by_xgboost_names_its_cpu_distribution() -> None:
 def test_a_cpu_variant_with_cpu_builds_fits() -> None:
     cpu = pins("torch==2.13.0+cpu", "tensorflow-cpu==2.21.0", "xgboost-cpu==3.4.1", "numpy==2.4.6")
     assert mismatches(cpu, "cpu", "cpu", "constraints.txt") == []
+
+
+def test_pypi_s_torchvision_beside_a_cpu_torch_is_named_with_its_fix() -> None:
+    # pytorch/examples' mnist as it locked: PyPI's torchvision, built against the CUDA
+    # torch, fails to load beside torch +cpu ("operator torchvision::nms does not exist").
+    found = mismatches(
+        pins("torch==2.13.0+cpu", "torchvision==0.28.0", "torchaudio==2.13.0+cpu"),
+        "cpu",
+        "cpu",
+        "constraints.txt",
+    )
+    assert [m.message for m in found] == [
+        "constraints.txt pins torchvision==0.28.0, built against PyPI's CUDA torch, beside "
+        "torch==2.13.0+cpu for the cpu variant: its operators fail to load there (operator "
+        "torchvision::... does not exist)"
+    ]
+    assert "torchvision==0.28.0+cpu" in found[0].fix
+    assert "download.pytorch.org/whl/cpu" in found[0].fix
+    # Beside the CUDA torch of the index, the index's torchvision is its own.
+    assert mismatches(CUDA_TORCH + pins("torchvision==0.28.0"), "cuda", "cuda", "c.txt") == []

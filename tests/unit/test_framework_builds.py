@@ -90,6 +90,37 @@ def test_no_cpu_build_anywhere_says_where_one_comes_from(tmp_path: Path) -> None
     assert "download.pytorch.org/whl/cpu" in raised.value.hint
 
 
+def test_torchvision_and_torchaudio_take_the_release_of_each_variant_s_torch(
+    tmp_path: Path,
+) -> None:
+    offered = {
+        **MACHINE,
+        ("torchvision", "cpu"): ["0.28.0+cpu", "0.28.0", "0.29.0", "0.27.1+cpu"],
+        ("torchvision", "cuda"): ["0.28.0", "0.29.0"],
+        ("torchaudio", "cpu"): ["2.13.0+cpu", "2.13.0", "2.14.0"],
+        ("torchaudio", "cuda"): ["2.13.0", "2.14.0"],
+    }
+    found = chosen(project(tmp_path, ["torch", "torchvision", "torchaudio>=2"]), offered)
+    assert found["torchvision"] == (
+        {"cpu": "torchvision==0.28.0+cpu", "cuda": "torchvision==0.28.0"},
+        "",
+    )
+    assert found["torchaudio"][0] == {"cpu": "torchaudio==2.13.0+cpu", "cuda": "torchaudio==2.13.0"}
+
+
+def test_no_cpu_torchvision_for_the_cpu_torch_says_where_one_comes_from(tmp_path: Path) -> None:
+    # This machine's sources: a CPU torch in the wheel folder, PyPI's torchvision only.
+    offered = {**MACHINE, ("torchvision", "cpu"): ["0.28.0"], ("torchvision", "cuda"): ["0.28.0"]}
+    with pytest.raises(LockError) as raised:
+        chosen(project(tmp_path, ["torch", "torchvision"]), offered)
+    message, hint = raised.value.message, raised.value.hint
+    assert "no build of torchvision for the cpu variant's torch 2.13.0+cpu" in message
+    assert "the cpu variant needs torchvision 0.28 +cpu" in message
+    assert "PyPI's torchvision is built against PyPI's CUDA torch" in message
+    assert "torchvision-0.28.*+cpu wheels" in hint
+    assert "index-url = https://download.pytorch.org/whl/cpu" in hint
+
+
 def test_tensorflow_takes_its_cpu_distribution_and_its_cuda_extra(tmp_path: Path) -> None:
     requirements, _ = chosen(project(tmp_path, ["tensorflow>=2.20"]))["tensorflow"]
     # No pre-release unless asked for (tensorflow-cpu 2.22.0rc0 is on offer).
