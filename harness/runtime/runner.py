@@ -601,6 +601,10 @@ class _KeptOutput:
     def __init__(self, output: Path, name: str | None) -> None:
         self.fd: int | None = None
         self.error: str | None = None
+        # A child the command left behind may still write through the copying thread
+        # when the run ends: closing and writing exclude each other, so no write ever
+        # lands in whatever file reuses the closed descriptor.
+        self._lock = threading.Lock()
         if name is None:
             return
         self._name = name
@@ -612,16 +616,21 @@ class _KeptOutput:
             self.error = f"cannot keep the standard output in {name}: {error.strerror or error}"
 
     def write(self, data: bytes) -> None:
-        if self.fd is None:
-            return
-        try:
-            _write_all(self.fd, data)
-        except OSError as error:
-            # A kept output cut short (a full disk) is no artifact: the run fails.
-            self.error = f"cannot keep the standard output in {self._name}: {error.strerror}"
-            self.close()
+        with self._lock:
+            if self.fd is None:
+                return
+            try:
+                _write_all(self.fd, data)
+            except OSError as error:
+                # A kept output cut short (a full disk) is no artifact: the run fails.
+                self.error = f"cannot keep the standard output in {self._name}: {error.strerror}"
+                self._close()
 
     def close(self) -> None:
+        with self._lock:
+            self._close()
+
+    def _close(self) -> None:
         if self.fd is not None:
             with contextlib.suppress(OSError):
                 os.close(self.fd)
