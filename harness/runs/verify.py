@@ -101,7 +101,8 @@ class NothingToCompare(HarnessError):
 
     default_hint = (
         "write results into the output folder ($HARNESS_OUTPUT for a command, output= for "
-        "an entry) or next to the code, and check that outputs and exclude under the "
+        "an entry) or next to the code, or keep what a command prints with stdout = "
+        '"stdout.txt" under the experiment, and check that outputs and exclude under the '
         "experiment do not leave every file out"
     )
 
