@@ -218,6 +218,43 @@ def test_the_collector_is_off_while_linting_and_restored_after(
         gc.enable()
 
 
+# Modules importing each other, a class whose methods are nested in a function, functions
+# nested in functions: every kind of link between the parts of a program.
+LINKED_PROJECT = {
+    "a.py": "import b\n\n\ndef seed(value):\n    b.seed(value)\n",
+    "b.py": (
+        "import random\nimport a\n\n\ndef seed(value):\n    random.seed(value)\n\n\n"
+        "def make():\n    class Local:\n        def step(self):\n            return inner()\n\n"
+        "    def inner():\n        return random.random()\n\n    return Local().step()\n"
+    ),
+    "train.py": (
+        "import json, time\nimport a, b\n\n\nclass Model:\n    def __init__(self):\n"
+        "        self.stamp = time.time()\n\n    def save(self):\n"
+        "        json.dump(self.stamp, open('out.json', 'w'))\n\n\n"
+        "a.seed(0)\nModel().save()\nprint(b.make())\n"
+    ),
+}
+
+
+def test_a_lint_leaves_no_cycles_for_the_collector(tmp_path: Path) -> None:
+    """The trees are freed when the lint ends, by reference counting: a cycle left among
+    the modules, classes and functions would keep every tree for a collection that
+    traverses them all."""
+    for name, source in LINKED_PROJECT.items():
+        (tmp_path / name).write_text(source)
+    rules = enabled_rules(["ALL"], [])
+    lint_paths([tmp_path], rules, relative_to=tmp_path, jobs=1)  # imports, caches warmed
+    gc.collect()
+    gc.disable()
+    try:
+        result = lint_paths([tmp_path], rules, relative_to=tmp_path, jobs=1)
+        assert {finding.rule for finding in result.findings} >= {"HR010"}
+        del result
+        assert gc.collect() == 0
+    finally:
+        gc.enable()
+
+
 # -- programs in parallel ------------------------------------------------------------------
 
 
