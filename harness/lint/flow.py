@@ -30,7 +30,7 @@ one file, returned from inside it) takes the order. ``sorted``, ``len``, ``set``
 from __future__ import annotations
 
 import ast
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from harness.lint import apis
@@ -139,12 +139,24 @@ class Flow:
         self._reads: dict[tuple[int, str], tuple[int, object]] = {}
         # Per body: the names only ever assigned a set, and those sorted in place.
         self._scope_facts: dict[int, tuple[frozenset[str], set[str]]] = {}
+        self._call_facts: dict[int, _CallFacts] = {}
 
     def scope_facts(self, body: list[ast.stmt]) -> tuple[frozenset[str], set[str]]:
         key = id(body)
         if key not in self._scope_facts:
             self._scope_facts[key] = _scope_facts(self.project.syntax.scope(body))
         return self._scope_facts[key]
+
+    def call_facts(self, call: ast.Call, module: Module, function: Function | None) -> _CallFacts:
+        """:func:`_call_facts`, once per call: the trees do not change once read, nor do
+        the imports, definitions and seeding walk they are judged by, and a call node lies
+        in one scope, so each pass and round of the analysis would find the same."""
+        known = self._call_facts.get(id(call))
+        if known is None:
+            known = self._call_facts[id(call)] = _call_facts(
+                self.project, self.walk, call, module, function
+            )
+        return known
 
     def run(self) -> list[FlowFinding]:
         """Analyse every module and function, again while a later analysis changed what
@@ -695,8 +707,8 @@ class _Analysis:
 
     def _call(self, call: ast.Call) -> Taint:
         func = call.func
-        name = self.project.qualified(func, self.module)
-        attr = func.attr if isinstance(func, ast.Attribute) else None
+        facts = self.flow.call_facts(call, self.module, self.function)
+        name, attr = facts.name, facts.attr
         bare = func.id if isinstance(func, ast.Name) and self._builtin(func.id) else None
         arguments = [self.eval(a) for a in call.args]
         keywords = {k.arg: self.eval(k.value) for k in call.keywords}
@@ -705,51 +717,46 @@ class _Analysis:
         if isinstance(func, ast.Call | ast.Subscript):
             receiver = self.eval(func)
         order = self._order
-        sources = self._sources(call, name, attr, bare)
+        sources = facts.sources if facts.sources is not None else self._sources(call, facts, bare)
 
-        seeds = self._seed_arguments(call, name, attr, arguments, keywords)
-        for taint, what in seeds:
+        for key, what in facts.seeds:
+            taint = given if key is None else keywords[key]
             self.flow.reach(taint, Sink("seed", what, self.module, call), self)
 
-        if bare in apis.DISPLAY_BUILTINS or self._display(name, attr, func):
-            stream = next((k.value for k in call.keywords if k.arg == "file"), None)
-            if (
-                bare == "print"
-                and stream is not None
-                and self.project.qualified(stream, self.module) not in apis.STD_STREAMS
-            ):
+        if bare in apis.DISPLAY_BUILTINS or facts.display:
+            stream = facts.print_file
+            if bare == "print" and stream is not None:
                 self.flow.reach(
                     given | self.eval(stream) | order,
                     Sink("result", "print(file=...)", self.module, call),
                     self,
                 )
             return CLEAN
-        if bare in apis.ORDER_FREE or name in apis.ORDER_FREE_QUALIFIED:
+        if bare in apis.ORDER_FREE or facts.order_free:
             return _order_free(given | receiver) | sources
-        if name in apis.TRACERS:
+        if facts.tracer:
             # The example input picks the path through the module; the traced module (and
             # the file an export writes) holds the module's weights, not the input.
             return sources | (arguments[0] if arguments else CLEAN)
-        if name in apis.IN_PLACE_DRAWS and call.args:
+        if facts.in_place_draw:
             self._store_into(call.args[0], _draws(sources))
-        sink = self._sink(call, name, attr, func)
-        if sink is not None:
+        if facts.sink is not None:
             # Training takes its arguments into the model; a writer also writes where its
             # receiver points (a file opened under a timestamped name).
             # Inside a loop over a listing, only a method sink (a file, a writer, a model
             # opened before the loop) accumulates in the loop's order; np.save(path, x)
             # per item writes each item alone.
+            sink = Sink("result", facts.sink, self.module, call)
             training = attr in apis.TRAINING_METHODS
             in_order = order if isinstance(func, ast.Attribute) and not name else CLEAN
             self.flow.reach(given | in_order | (CLEAN if training else receiver), sink, self)
-        if attr in apis.MUTATORS and isinstance(func, ast.Attribute):
+        if facts.mutator and isinstance(func, ast.Attribute):
             self._store_into(func.value, given | order)
 
-        target = self.project.resolve_call(call, self.module, self.function)
+        target = facts.target
         if isinstance(target, Class):
-            constructor = self.project.constructor(target)
-            if constructor is not None:
-                self._through(call, constructor, arguments, keywords, bound=True, cls=target)
+            if facts.constructor is not None:
+                self._through(call, facts.constructor, arguments, keywords, bound=True, cls=target)
             return sources | given
         if isinstance(target, Function):
             bound = target.is_method and isinstance(func, ast.Attribute)
@@ -803,122 +810,186 @@ class _Analysis:
                     attributes[attribute] = taint | replaced
         return substitute(summary.returns)
 
-    def _sources(
-        self, call: ast.Call, name: str | None, attr: str | None, bare: str | None
-    ) -> Taint:
-        found: list[Source] = []
-        module = self.module
-
-        def add(rule: str, detail: str, *, ordered: bool = False, deep: bool = False) -> None:
-            found.append(Source(rule, module, call, detail, ordered, deep))
-
-        if name is not None and name in apis.CLOCK_OR_HOST:
-            explicit = apis.CLOCK_OR_HOST[name]
-            if explicit is None or len(call.args) < explicit:
-                add("HR010", f"{name}()")
-        elif name is not None and (
-            name in apis.OS_ENTROPY
-            or (name.startswith("secrets.") and name.rpartition(".")[2] in apis.SECRETS)
-        ):
-            add("HR011", f"{name}()")
-        elif name in apis.LISTINGS:
-            add("HR014", f"{name}()", ordered=True)
-        elif name in apis.WALKS:
-            add("HR014", f"{name}()", ordered=True, deep=True)
-        elif name in apis.UNORDERED_CALLS:
-            add("HR015", f"{name}()", ordered=True)
-        elif attr in apis.LISTING_METHODS and (name is None or name.startswith("pathlib.")):
-            add("HR014", f".{attr}()", ordered=True)
-        elif attr in apis.UNORDERED_METHODS:
-            add("HR015", f".{attr}()", ordered=True)
-        elif bare == "hash" and call.args and not isinstance(constant(call.args[0]), int | float):
-            add("HR016", "hash()")
+    def _sources(self, call: ast.Call, facts: _CallFacts, bare: str | None) -> Taint:
+        """The sources a call makes where its name alone does not decide (see
+        :func:`_call_facts`): ``hash()`` and the order of a set, which depend on whether
+        the name is Python's builtin here and on what the argument holds."""
+        found: Source | None = None
+        if bare == "hash" and call.args and not isinstance(constant(call.args[0]), int | float):
+            found = Source("HR016", self.module, call, "hash()")
         elif (
-            (bare in apis.ORDER_KEEPING or attr == "join")
+            (bare in apis.ORDER_KEEPING or facts.attr == "join")
             and call.args
             and self.is_set(call.args[0])
         ):
-            add("HR012", f"{bare or 'str.join'}() of a set", ordered=True)
-        if isinstance(call.func, ast.Call) and self._unordered_parallel(call.func):
-            add("HR015", "Parallel(return_as='generator_unordered')", ordered=True)
-        if self.flow.walk.unseeded(call):
-            found.append(Source(DRAW, module, call, f"an unseeded draw, {name or attr}()"))
-        return frozenset(found)
+            found = Source(
+                "HR012", self.module, call, f"{bare or 'str.join'}() of a set", ordered=True
+            )
+        if found is None:
+            return facts.later_sources
+        return frozenset((found, *facts.later_sources))
 
-    def _unordered_parallel(self, node: ast.Call) -> bool:
-        name = self.project.qualified(node.func, self.module)
-        mode = next((k.value for k in node.keywords if k.arg == "return_as"), None)
-        return (
-            name == "joblib.Parallel"
-            and mode is not None
-            and constant(mode) == "generator_unordered"
+
+@dataclass(frozen=True, eq=False)
+class _CallFacts:
+    """What a call is, whatever the values that reach it: its name, whether it displays,
+    writes or seeds, the sources its name makes, the project function it runs. Kept per
+    call by :meth:`Flow.call_facts`."""
+
+    name: str | None
+    attr: str | None
+    # None: the first source (by name) is not known from the name alone (see
+    # _Analysis._sources); else every source the call makes.
+    sources: Taint | None
+    # The sources that follow the first: an unordered Parallel, an unseeded draw.
+    later_sources: Taint
+    # (keyword, how to name it) of each value the call uses as a seed; None: every
+    # argument.
+    seeds: tuple[tuple[str | None, str], ...]
+    display: bool
+    # print(file=...): the stream, when it is not standard output or error.
+    print_file: ast.expr | None
+    order_free: bool
+    tracer: bool
+    in_place_draw: bool
+    # How to name the result the call writes, logs or trains on; None: none.
+    sink: str | None
+    mutator: bool
+    target: Function | Class | None
+    constructor: Function | None
+
+
+def _call_facts(  # noqa: PLR0912 (one branch per kind of source)
+    project: Project, walk: SeedWalk, call: ast.Call, module: Module, function: Function | None
+) -> _CallFacts:
+    func = call.func
+    name = project.qualified(func, module)
+    attr = func.attr if isinstance(func, ast.Attribute) else None
+    first: Source | None = None
+    known = True
+    if name is not None and name in apis.CLOCK_OR_HOST:
+        explicit = apis.CLOCK_OR_HOST[name]
+        if explicit is None or len(call.args) < explicit:
+            first = Source("HR010", module, call, f"{name}()")
+    elif name is not None and (
+        name in apis.OS_ENTROPY
+        or (name.startswith("secrets.") and name.rpartition(".")[2] in apis.SECRETS)
+    ):
+        first = Source("HR011", module, call, f"{name}()")
+    elif name in apis.LISTINGS:
+        first = Source("HR014", module, call, f"{name}()", ordered=True)
+    elif name in apis.WALKS:
+        first = Source("HR014", module, call, f"{name}()", ordered=True, deep=True)
+    elif name in apis.UNORDERED_CALLS:
+        first = Source("HR015", module, call, f"{name}()", ordered=True)
+    elif attr in apis.LISTING_METHODS and (name is None or name.startswith("pathlib.")):
+        first = Source("HR014", module, call, f".{attr}()", ordered=True)
+    elif attr in apis.UNORDERED_METHODS:
+        first = Source("HR015", module, call, f".{attr}()", ordered=True)
+    else:
+        known = False  # hash() or a set's order, decided at each evaluation
+    later: list[Source] = []
+    if isinstance(func, ast.Call) and _unordered_parallel(project, func, module):
+        later.append(
+            Source(
+                "HR015",
+                module,
+                call,
+                "Parallel(return_as='generator_unordered')",
+                ordered=True,
+            )
         )
+    if walk.unseeded(call):
+        later.append(Source(DRAW, module, call, f"an unseeded draw, {name or attr}()"))
+    sources = frozenset([first, *later] if first is not None else later) if known else None
 
-    def _seed_arguments(
-        self,
-        call: ast.Call,
-        name: str | None,
-        attr: str | None,
-        arguments: list[Taint],
-        keywords: dict[str | None, Taint],
-    ) -> Iterator[tuple[Taint, str]]:
-        """The values this call uses as a seed, and how to name the call."""
-        if name in apis.SEEDS or name in apis.UNSEEDED_CONSTRUCTORS or attr == "manual_seed":
-            label = f"{name or attr}()"
-            yield frozenset().union(*arguments, *keywords.values()), label
-            return
-        for key in apis.SEED_KEYWORDS & {k for k in keywords if k}:
-            yield keywords[key], f"{key}= of {name or attr or 'a call'}()"
+    seeds: list[tuple[str | None, str]] = []
+    if name in apis.SEEDS or name in apis.UNSEEDED_CONSTRUCTORS or attr == "manual_seed":
+        seeds.append((None, f"{name or attr}()"))
+    else:
+        given = {k.arg for k in call.keywords if k.arg}
+        for key in apis.SEED_KEYWORDS & given:
+            seeds.append((key, f"{key}= of {name or attr or 'a call'}()"))
 
-    def _display(self, name: str | None, attr: str | None, func: ast.expr) -> bool:
-        if name is not None and name.startswith(apis.DISPLAY_QUALIFIED_ROOTS):
+    stream = next((k.value for k in call.keywords if k.arg == "file"), None)
+    if stream is not None and project.qualified(stream, module) in apis.STD_STREAMS:
+        stream = None
+    target = project.resolve_call(call, module, function)
+    return _CallFacts(
+        name=name,
+        attr=attr,
+        sources=sources,
+        later_sources=frozenset(later),
+        seeds=tuple(seeds),
+        display=_display(project, name, attr, func, module),
+        print_file=stream,
+        order_free=name in apis.ORDER_FREE_QUALIFIED,
+        tracer=name in apis.TRACERS,
+        in_place_draw=name in apis.IN_PLACE_DRAWS and bool(call.args),
+        sink=_sink(name, attr, func, module),
+        mutator=attr in apis.MUTATORS,
+        target=target,
+        constructor=project.constructor(target) if isinstance(target, Class) else None,
+    )
+
+
+def _unordered_parallel(project: Project, node: ast.Call, module: Module) -> bool:
+    name = project.qualified(node.func, module)
+    mode = next((k.value for k in node.keywords if k.arg == "return_as"), None)
+    return (
+        name == "joblib.Parallel" and mode is not None and constant(mode) == "generator_unordered"
+    )
+
+
+def _display(
+    project: Project, name: str | None, attr: str | None, func: ast.expr, module: Module
+) -> bool:
+    if name is not None and name.startswith(apis.DISPLAY_QUALIFIED_ROOTS):
+        return True
+    if attr in apis.DISPLAY_METHODS:
+        return True
+    if attr is not None and isinstance(func, ast.Attribute):
+        receiver = project.qualified(func.value, module)
+        if receiver in apis.STD_STREAMS:
             return True
-        if attr in apis.DISPLAY_METHODS:
-            return True
-        if attr is not None and isinstance(func, ast.Attribute):
-            receiver = self.project.qualified(func.value, self.module)
-            if receiver in apis.STD_STREAMS:
-                return True
-            base = func.value
-            if isinstance(base, ast.Name) and "log" in base.id.lower() and attr != "log_metric":
-                return attr not in apis.METRIC_METHODS
-        return False
+        base = func.value
+        if isinstance(base, ast.Name) and "log" in base.id.lower() and attr != "log_metric":
+            return attr not in apis.METRIC_METHODS
+    return False
 
-    def _sink(  # noqa: PLR0911 (one return per kind of result)
-        self, call: ast.Call, name: str | None, attr: str | None, func: ast.expr
-    ) -> Sink | None:
-        module = self.module
-        if (
-            name is not None
-            and name.rpartition(".")[2] in apis.WRITER_FUNCTIONS
-            and not self._local(func)
-        ):
-            return Sink("result", f"{name}()", module, call)
-        if attr in apis.WRITER_METHODS:
-            return Sink("result", f".{attr}()", module, call)
-        if attr in apis.METRIC_METHODS:
-            return Sink("result", f".{attr}()", module, call)
-        if attr == "log" and isinstance(func, ast.Attribute):
-            receiver = func.value
-            tracker = (
-                isinstance(receiver, ast.Name) and receiver.id in apis.METRIC_LOG_RECEIVERS
-            ) or (name is not None and name.startswith(("wandb.", "mlflow.")))
-            if tracker:
-                return Sink("result", ".log()", module, call)
-        if attr in apis.TRAINING_METHODS or attr in apis.BACKWARD_METHODS:
-            return Sink("result", f".{attr}()", module, call)
-        if (
-            attr == "train"
-            and isinstance(func, ast.Attribute)
-            and isinstance(func.value, ast.Name)
-            and "trainer" in func.value.id.lower()
-        ):
-            # A trainer object (transformers' Trainer, trl's) trains on what it was given.
-            return Sink("result", ".train()", module, call)
-        return None
 
-    def _local(self, func: ast.expr) -> bool:
-        return isinstance(func, ast.Name) and func.id in self.module.functions
+def _sink(  # noqa: PLR0911 (one return per kind of result)
+    name: str | None, attr: str | None, func: ast.expr, module: Module
+) -> str | None:
+    """How to name the result a call writes, logs or trains on, if it does."""
+    if (
+        name is not None
+        and name.rpartition(".")[2] in apis.WRITER_FUNCTIONS
+        and not (isinstance(func, ast.Name) and func.id in module.functions)
+    ):
+        return f"{name}()"
+    if attr in apis.WRITER_METHODS:
+        return f".{attr}()"
+    if attr in apis.METRIC_METHODS:
+        return f".{attr}()"
+    if attr == "log" and isinstance(func, ast.Attribute):
+        receiver = func.value
+        tracker = (isinstance(receiver, ast.Name) and receiver.id in apis.METRIC_LOG_RECEIVERS) or (
+            name is not None and name.startswith(("wandb.", "mlflow."))
+        )
+        if tracker:
+            return ".log()"
+    if attr in apis.TRAINING_METHODS or attr in apis.BACKWARD_METHODS:
+        return f".{attr}()"
+    if (
+        attr == "train"
+        and isinstance(func, ast.Attribute)
+        and isinstance(func.value, ast.Name)
+        and "trainer" in func.value.id.lower()
+    ):
+        # A trainer object (transformers' Trainer, trl's) trains on what it was given.
+        return ".train()"
+    return None
 
 
 def _draws(taint: Taint) -> Taint:
