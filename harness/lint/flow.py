@@ -32,6 +32,7 @@ from __future__ import annotations
 import ast
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from harness.lint import apis
 from harness.lint.project import Class, Function, Module, Project
@@ -140,6 +141,7 @@ class Flow:
         # Per body: the names only ever assigned a set, and those sorted in place.
         self._scope_facts: dict[int, tuple[frozenset[str], set[str]]] = {}
         self._call_facts: dict[int, _CallFacts] = {}
+        self._parameters: dict[int, dict[str, Taint]] = {}
 
     def scope_facts(self, body: list[ast.stmt]) -> tuple[frozenset[str], set[str]]:
         key = id(body)
@@ -156,6 +158,25 @@ class Flow:
             known = self._call_facts[id(call)] = _call_facts(
                 self.project, self.walk, call, module, function
             )
+        return known
+
+    def parameters(self, function: Function) -> dict[str, Taint]:
+        """What each parameter of a function holds when its analysis starts: itself, as a
+        PARAM source resolved at each call. Kept per function: its signature does not
+        change, and every pass and round starts from the same."""
+        known = self._parameters.get(id(function))
+        if known is None:
+            known = self._parameters[id(function)] = {}
+            node = function.node
+            for index, name in enumerate([*function.params, *function.keyword_only]):
+                if name == function.self_name:
+                    continue
+                known[name] = frozenset(
+                    {
+                        Source(PARAM, None, node, name, index=index),
+                        Source(PARAM, None, node, name, ordered=True, index=index),
+                    }
+                )
         return known
 
     def run(self) -> list[FlowFinding]:
@@ -403,16 +424,7 @@ class _Analysis:
     def run(self, body: list[ast.stmt]) -> None:
         self.set_names, self.sorted_names = self.flow.scope_facts(body)
         if self.function is not None:
-            for index, name in enumerate([*self.function.params, *self.function.keyword_only]):
-                if name == self.self_name:
-                    continue
-                node = self.function.node
-                self.env[name] = frozenset(
-                    {
-                        Source(PARAM, None, node, name, index=index),
-                        Source(PARAM, None, node, name, ordered=True, index=index),
-                    }
-                )
+            self.env.update(self.flow.parameters(self.function))
         for _ in range(_MAX_PASSES):
             before = (dict(self.env), self.returns, self._class_size())
             self._reads.clear()
@@ -830,8 +842,7 @@ class _Analysis:
         return frozenset((found, *facts.later_sources))
 
 
-@dataclass(frozen=True, eq=False)
-class _CallFacts:
+class _CallFacts(NamedTuple):
     """What a call is, whatever the values that reach it: its name, whether it displays,
     writes or seeds, the sources its name makes, the project function it runs. Kept per
     call by :meth:`Flow.call_facts`."""
