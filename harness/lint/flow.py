@@ -647,6 +647,9 @@ class _Analysis:
         self, node: ast.ListComp | ast.GeneratorExp | ast.SetComp | ast.DictComp
     ) -> Taint:
         saved = dict(self.env)
+        walk = self.project.syntax.walk
+        bound = {n.id for g in node.generators for n in walk(g.target) if isinstance(n, ast.Name)}
+        unread = [name for name in bound if name not in self._reads]
         ordered: Taint = CLEAN
         filters: Taint = CLEAN
         for generator in node.generators:
@@ -662,13 +665,18 @@ class _Analysis:
             element = self.eval(node.key) | self.eval(node.value) | filters
         else:
             element = self.eval(node.elt) | filters
-        walk = self.project.syntax.walk
-        bound = {n.id for g in node.generators for n in walk(g.target) if isinstance(n, ast.Name)}
         for name in bound:
             if name in saved:
                 self.env[name] = saved[name]
             else:
                 self.env.pop(name, None)
+        for name in unread:
+            if name in self._reads:
+                # Read inside, the name held the comprehension's own value, which follows
+                # from the iterables' reads (recorded) and the name's value before it: that
+                # is the read to compare with the final value, or a comprehension would
+                # always look stale (its name is unbound again after it) and cost a pass.
+                self._reads[name] = saved.get(name)
         if isinstance(node, ast.SetComp):
             return _order_free(element)
         return element | ordered

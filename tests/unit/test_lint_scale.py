@@ -387,6 +387,49 @@ def test_a_name_read_before_a_later_assignment_is_followed_in_another_pass() -> 
         assert passes == [False, True, False]
 
 
+def test_a_comprehension_alone_takes_no_second_pass() -> None:
+    """A comprehension's name is unbound again after it: its reads inside are not reads
+    of the scope's name, so a function whose other reads saw their final values is done
+    after one pass; a comprehension over a listing still reaches the result."""
+    source = """
+        import json, os
+
+
+        def run(path):
+            names = [name.upper() for name in os.listdir(path) if name]
+            json.dump(names, open(path, "w"))
+    """
+    (finding,) = findings(source)
+    assert (finding.line, finding.rule) == (6, "HR014")
+    passes: list[bool] = []
+    original = flow_module._Analysis._stale
+
+    def counted(self: flow_module._Analysis) -> bool:
+        passes.append(original(self))
+        return passes[-1]
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(flow_module._Analysis, "_stale", counted)
+        findings(source)
+        assert passes == [False, False]  # the module's body, then run(): one pass each
+
+
+def test_a_name_read_in_a_comprehension_before_its_value_outside_grows_takes_a_pass() -> None:
+    """What a comprehension's name held before it still counts: a later assignment to it
+    outside is read by the next pass."""
+    source = """
+        import json, time
+
+
+        def run(path):
+            item = 0
+            kept = [item for _ in range(3) for item in [item]]
+            item = time.time()
+            json.dump(kept, open(path, "w"))
+    """
+    assert [(f.line, f.rule) for f in findings(source)] == [(8, "HR010")]
+
+
 # -- programs in which no value can differ between runs ------------------------------------
 
 # Each program holds one kind of source alone, which reaches a result: the flow analysis
