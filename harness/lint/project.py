@@ -365,17 +365,23 @@ class Project:
         self, call: ast.Call, module: Module, within: Function | None
     ) -> Target | None:
         """The project function or class a call names, if any."""
-        key = (id(call.func), id(within))
+        return self.resolve_callee(call.func, module, within)
+
+    def resolve_callee(
+        self, func: ast.expr, module: Module, within: Function | None
+    ) -> Target | None:
+        """The project function or class ``func`` would run if called, if any: what a
+        call of it resolves to (a callback passed as a value is asked without a call)."""
+        key = (id(func), id(within))
         if key in self._resolved:
             return self._resolved[key]
-        found = self._resolve_call(call, module, within)
+        found = self._resolve_callee(func, module, within)
         self._resolved[key] = found
         return found
 
-    def _resolve_call(
-        self, call: ast.Call, module: Module, within: Function | None
+    def _resolve_callee(
+        self, func: ast.expr, module: Module, within: Function | None
     ) -> Target | None:
-        func = call.func
         if within is not None and isinstance(func, ast.Name):
             scope: Function | None = within
             while scope is not None:

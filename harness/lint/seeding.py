@@ -714,8 +714,7 @@ def _call_graph(project: Project) -> tuple[set[int], set[int]]:
                 and id(node) not in callees
                 and _may_name_a_function(node, module, within)
             ):
-                probe = ast.Call(func=node, args=[], keywords=[])
-                target = project.resolve_call(probe, module, within)
+                target = project.resolve_callee(node, module, within)
                 if isinstance(target, Function):
                     referenced.add(id(target))
     called |= {
