@@ -23,6 +23,11 @@ from dataclasses import dataclass
 from harness.lint.project import Function, Module, Project
 from harness.lint.syntax import Syntax
 
+# Kinds of nodes tested together, as tuples: ``isinstance(node, A | B)`` builds the
+# union at each test, which costs more than the test in the loops over every node.
+_DEFINITIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+_NAMES = (ast.Name, ast.Attribute)
+
 
 @dataclass(frozen=True)
 class Default:
@@ -116,7 +121,7 @@ class Defaults:
     def of(self, node: ast.expr, module: Module, within: Function | None) -> Default | None:
         """The default of a setting read as ``args.seed`` (an option or a field) or as a
         parameter ``seed`` of the enclosing function; None when it is not known."""
-        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name | ast.Attribute):
+        if isinstance(node, ast.Attribute) and isinstance(node.value, _NAMES):
             for group in (id(module), ("program", self._groups[module])):
                 found = self._options.get((group, node.attr)) or self._fields.get(
                     (group, node.attr)
@@ -189,7 +194,7 @@ def seed_test(test: ast.expr) -> SeedTest | None:
 
 def _setting(node: ast.expr) -> bool:
     return isinstance(node, ast.Name) or (
-        isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name | ast.Attribute)
+        isinstance(node, ast.Attribute) and isinstance(node.value, _NAMES)
     )
 
 
@@ -261,9 +266,5 @@ def _scope_nodes(body: list[ast.stmt], syntax: Syntax) -> Iterator[ast.AST]:
     while stack:
         node = stack.pop()
         yield node
-        children = [
-            child
-            for child in syntax.children(node)
-            if not isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)
-        ]
+        children = [child for child in syntax.children(node) if not isinstance(child, _DEFINITIONS)]
         stack.extend(reversed(children))

@@ -36,6 +36,10 @@ from harness.lint.rules import BY_ID, PARSE_ERROR
 from harness.lint.seeding import SeedWalk, constant, keyword, no_seed
 from harness.lint.workers import analyse_programs
 
+# Kinds of nodes tested together, as tuples: ``isinstance(node, A | B)`` builds the
+# union at each test, which costs more than the test in the loops over every node.
+_ASSIGNMENTS = (ast.Assign, ast.AnnAssign)
+
 _DETERMINISM_VARIABLES = frozenset({"TF_DETERMINISTIC_OPS", "TF_CUDNN_DETERMINISTIC"})
 _OFF_VALUES = frozenset({"0", "false", "False", "FALSE", "no"})
 _RECURSION_LIMIT = 20_000
@@ -302,7 +306,7 @@ def _local_rules(module: Module, project: Project) -> Iterable[tuple[str, ast.AS
     }
     seeded_generators: set[int] = set()
     for node in nodes:
-        if isinstance(node, ast.Assign | ast.AnnAssign) and node.value is not None:
+        if isinstance(node, _ASSIGNMENTS) and node.value is not None:
             targets = node.targets if isinstance(node, ast.Assign) else [node.target]
             if (
                 manual_seeded

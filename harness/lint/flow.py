@@ -38,6 +38,22 @@ from harness.lint import apis
 from harness.lint.project import Class, Function, Module, Project
 from harness.lint.seeding import SeedWalk, constant
 
+# Kinds of nodes tested together, as tuples: ``isinstance(node, A | B)`` builds the
+# union at each test, which costs more than the test in the loops over every node.
+_ANNOTATED_OR_AUGMENTED = (ast.AnnAssign, ast.AugAssign)
+_CALL_OR_SUBSCRIPT = (ast.Call, ast.Subscript)
+_COMPREHENSIONS = (ast.ListComp, ast.GeneratorExp, ast.SetComp, ast.DictComp)
+_DEFINITIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+_FOR = (ast.For, ast.AsyncFor)
+_MEMBERSHIP = (ast.In, ast.NotIn)
+_SEQUENCES = (ast.Tuple, ast.List)
+_SETS = (ast.Set, ast.SetComp)
+_TRY = (ast.Try, ast.TryStar)
+_WAITS = (ast.Yield, ast.YieldFrom, ast.Await)
+_WHILE_OR_IF = (ast.While, ast.If)
+_WITH = (ast.With, ast.AsyncWith)
+_YIELDS = (ast.Yield, ast.YieldFrom)
+
 # Rule ids of the sources; DRAW and PARAM are internal: an unseeded global draw (only a
 # finding when it becomes a seed) and a function's parameter (resolved at each call).
 DRAW = "DRAW"
@@ -225,7 +241,7 @@ class Flow:
         qualified = self.project.qualified
         for module in self.project.modules:
             for node in module.nodes:
-                if isinstance(node, ast.Set | ast.SetComp):
+                if isinstance(node, _SETS):
                     return True  # a set's order (is_set), also through a name or .union()
                 if not isinstance(node, ast.Call):
                     continue
@@ -459,7 +475,7 @@ class _Analysis:
             self._statement(statement, order)
 
     def _statement(self, node: ast.stmt, order: Taint) -> None:  # noqa: PLR0912, PLR0915
-        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+        if isinstance(node, _DEFINITIONS):
             return
         if isinstance(node, ast.Assign):
             value = self.eval(node.value)
@@ -473,26 +489,26 @@ class _Analysis:
         elif isinstance(node, ast.AugAssign):
             value = self.eval(node.value) | self.eval(node.target) | order
             self._bind(node.target, value, CLEAN, set())
-        elif isinstance(node, ast.For | ast.AsyncFor):
+        elif isinstance(node, _FOR):
             iterated = self.eval(node.iter)
             ordered = _ordered(iterated) | self._set_order(node.iter, "a for loop over a set")
             self._bind(node.target, _items(iterated), CLEAN, set())
             self._block(node.body, order | ordered)
             self._block(node.orelse, order)
-        elif isinstance(node, ast.While | ast.If):
+        elif isinstance(node, _WHILE_OR_IF):
             deciding = _draws(self.eval(node.test))
             saved = self._control
             self._control = saved | deciding
             self._block(node.body, order)
             self._block(node.orelse, order)
             self._control = saved
-        elif isinstance(node, ast.With | ast.AsyncWith):
+        elif isinstance(node, _WITH):
             for item in node.items:
                 value = self.eval(item.context_expr)
                 if item.optional_vars is not None:
                     self._bind(item.optional_vars, value, CLEAN, set())
             self._block(node.body, order)
-        elif isinstance(node, ast.Try | ast.TryStar):
+        elif isinstance(node, _TRY):
             self._block(node.body, order)
             for handler in node.handlers:
                 self._block(handler.body, order)
@@ -507,7 +523,7 @@ class _Analysis:
                 self.returns |= self.eval(node.value) | order | self._control
         elif isinstance(node, ast.Expr):
             expression = node.value
-            if isinstance(expression, ast.Yield | ast.YieldFrom):
+            if isinstance(expression, _YIELDS):
                 if expression.value is not None:
                     self.returns |= self.eval(expression.value) | order
             else:
@@ -526,7 +542,7 @@ class _Analysis:
             if target.id in self.sorted_names:
                 taint = _order_free(taint)
             self.env[target.id] = self.env.get(target.id, CLEAN) | taint
-        elif isinstance(target, ast.Tuple | ast.List):
+        elif isinstance(target, _SEQUENCES):
             for element in target.elts:
                 self._bind(element, value, order, accumulates)
         elif isinstance(target, ast.Starred):
@@ -572,6 +588,12 @@ class _Analysis:
             if self.function is not None:
                 return self.flow.read_global(self.module, node.id)
             return CLEAN
+        # The most frequent kinds first (on deep-learning code: Name 39%, Constant 22%,
+        # Call 19%, Attribute 8% of the evaluations); the kinds are disjoint.
+        if isinstance(node, ast.Constant):
+            return CLEAN
+        if isinstance(node, ast.Call):
+            return self._call(node)
         if isinstance(node, ast.Attribute):
             if (
                 isinstance(node.value, ast.Name)
@@ -586,8 +608,6 @@ class _Analysis:
                 # args.log_dir: the option's default, computed when the parser is built.
                 return self.eval(node.value) | self._call_free(computed)
             return self.eval(node.value)
-        if isinstance(node, ast.Call):
-            return self._call(node)
         if isinstance(node, ast.Subscript):
             # Containers hold keys and values under one taint; a key read from a tainted
             # container's iteration would otherwise taint every lookup. Which item a
@@ -595,16 +615,16 @@ class _Analysis:
             # picks on the draw (X[permutation], np.r_[noise + 2, noise - 2]).
             index = self.eval(node.slice)
             return self.eval(node.value) | _ordered(index) | _draws(index)
-        if isinstance(node, ast.Constant | ast.Lambda):
+        if isinstance(node, ast.Lambda):
             return CLEAN
         if isinstance(node, ast.Compare):
             taint = self.eval(node.left).union(*(self.eval(c) for c in node.comparators))
-            if any(isinstance(op, ast.In | ast.NotIn) for op in node.ops):
+            if any(isinstance(op, _MEMBERSHIP) for op in node.ops):
                 return _order_free(taint)
             return taint
         if isinstance(node, ast.Set):
             return _order_free(self._union(node.elts))
-        if isinstance(node, ast.ListComp | ast.GeneratorExp | ast.SetComp | ast.DictComp):
+        if isinstance(node, _COMPREHENSIONS):
             return self._comprehension(node)
         if isinstance(node, ast.NamedExpr):
             value = self.eval(node.value)
@@ -621,7 +641,7 @@ class _Analysis:
             return left | right
         if isinstance(node, ast.Dict):
             return self._union([k for k in node.keys if k is not None]) | self._union(node.values)
-        if isinstance(node, ast.Yield | ast.YieldFrom | ast.Await):
+        if isinstance(node, _WAITS):
             return self.eval(node.value) if node.value is not None else CLEAN
         children = [c for c in self.project.syntax.children(node) if isinstance(c, ast.expr)]
         return self._union(children)
@@ -692,7 +712,7 @@ class _Analysis:
 
     def is_set(self, node: ast.expr) -> bool:
         """Whether ``node`` evidently evaluates to a set (see HR012's scope)."""
-        if isinstance(node, ast.Set | ast.SetComp):
+        if isinstance(node, _SETS):
             return True
         if isinstance(node, ast.Name):
             return node.id in self.set_names
@@ -734,7 +754,7 @@ class _Analysis:
         keywords = {k.arg: self.eval(k.value) for k in call.keywords}
         given = frozenset().union(*arguments, *keywords.values())
         receiver = self.eval(func.value) if isinstance(func, ast.Attribute) else CLEAN
-        if isinstance(func, ast.Call | ast.Subscript):
+        if isinstance(func, _CALL_OR_SUBSCRIPT):
             receiver = self.eval(func)
         order = self._order
         sources = facts.sources if facts.sources is not None else self._sources(call, facts, bare)
@@ -1058,7 +1078,7 @@ def _scope_facts(nodes: Iterable[ast.AST]) -> tuple[frozenset[str], set[str]]:
         value: ast.expr | None = None
         if isinstance(node, ast.Assign):
             targets, value = node.targets, node.value
-        elif isinstance(node, ast.AnnAssign | ast.AugAssign) and node.value is not None:
+        elif isinstance(node, _ANNOTATED_OR_AUGMENTED) and node.value is not None:
             targets, value = [node.target], node.value
         for target in targets:
             if isinstance(target, ast.Name) and value is not None:
@@ -1071,7 +1091,7 @@ _SCOPE_FACT_NODES = frozenset({ast.Call, ast.Assign, ast.AnnAssign, ast.AugAssig
 
 
 def _looks_like_set(node: ast.expr) -> bool:
-    if isinstance(node, ast.Set | ast.SetComp):
+    if isinstance(node, _SETS):
         return True
     return (
         isinstance(node, ast.Call)

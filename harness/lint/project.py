@@ -25,6 +25,12 @@ from pathlib import Path
 
 from harness.lint.syntax import Syntax
 
+# Kinds of nodes tested together, as tuples: ``isinstance(node, A | B)`` builds the
+# union at each test, which costs more than the test in the loops over every node.
+_DEFINITIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+_FUNCTIONS = (ast.FunctionDef, ast.AsyncFunctionDef)
+_IMPORTS = (ast.Import, ast.ImportFrom)
+
 MAX_FILE_BYTES = 4 * 1024 * 1024
 # Deeper than any real code; the analyses recurse along the tree within Python's limit.
 MAX_DEPTH = 120
@@ -205,7 +211,7 @@ class Project:
                 continue
             linked.add(id(module))
             for node in module.nodes:
-                if not isinstance(node, ast.Import | ast.ImportFrom):
+                if not isinstance(node, _IMPORTS):
                     continue
                 found = [
                     other
@@ -559,7 +565,7 @@ def _index_scope(
     # A function of the module, not a closure that calls itself: a recursive closure is a
     # reference cycle, which would keep the module's tree alive until a collection.
     for node in _statements(body):
-        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+        if isinstance(node, _FUNCTIONS):
             function = Function(node, module, owner, parent=parent)
             module.all_functions.append(function)
             if parent is not None:
@@ -581,7 +587,7 @@ def _statements(body: list[ast.stmt]) -> Iterator[ast.stmt]:
     ``if TYPE_CHECKING`` or a try is still a definition of this scope)."""
     for node in body:
         yield node
-        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+        if isinstance(node, _DEFINITIONS):
             continue
         for name in ("body", "orelse", "finalbody"):
             inner = getattr(node, name, None)

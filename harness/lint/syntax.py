@@ -115,7 +115,7 @@ class Syntax:
 
     def _add_calls(self, node: ast.AST, calls: list[ast.Call]) -> None:
         for child in self.children(node):
-            if not isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            if type(child) not in _DEFINITIONS:  # parsed trees hold no subclasses
                 self._add_calls(child, calls)
         if isinstance(node, ast.Call):
             calls.append(node)
