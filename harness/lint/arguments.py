@@ -52,11 +52,10 @@ class Defaults:
         # ``default=f"runs/{date.today()}"`` puts the clock into ``args.log_dir``.
         self.computed: dict[tuple[int, str], ast.expr] = {}
         for module in project.modules:
-            for node in module.nodes:
-                if isinstance(node, ast.Call):
-                    self._option(node, module)
-                elif isinstance(node, ast.ClassDef):
-                    self._dataclass_fields(node, module)
+            for call in module.of_kind(ast.Call):
+                self._option(call, module)
+            for definition in module.of_kind(ast.ClassDef):
+                self._dataclass_fields(definition, module)
 
     def _option(self, call: ast.Call, module: Module) -> None:
         """``add_argument("--seed", type=int, default=None)``: dest ``seed``."""

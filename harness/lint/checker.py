@@ -297,12 +297,11 @@ def _local_rules(module: Module, project: Project) -> Iterable[tuple[str, ast.AS
     nodes = module.nodes
     # Expressions whose .manual_seed(...) the file calls: a torch.Generator assigned to one
     # of them is seeded, wherever the call is.
+    calls = module.of_kind(ast.Call)
     manual_seeded = {
         ast.unparse(node.func.value)
-        for node in nodes
-        if isinstance(node, ast.Call)
-        and isinstance(node.func, ast.Attribute)
-        and node.func.attr == "manual_seed"
+        for node in calls
+        if isinstance(node.func, ast.Attribute) and node.func.attr == "manual_seed"
     }
     seeded_generators: set[int] = set()
     for node in nodes:
@@ -323,11 +322,10 @@ def _local_rules(module: Module, project: Project) -> Iterable[tuple[str, ast.AS
             and isinstance(node.func.value, ast.Call)
         ):
             seeded_generators.add(id(node.func.value))
-    for node in nodes:
-        if isinstance(node, ast.Call):
-            name = project.qualified(node.func, module)
-            if name is not None:
-                yield from _local_call(node, name, seeded_generators)
+    for call in calls:
+        name = project.qualified(call.func, module)
+        if name is not None:
+            yield from _local_call(call, name, seeded_generators)
 
 
 def _local_call(

@@ -240,11 +240,10 @@ class Flow:
             return True
         qualified = self.project.qualified
         for module in self.project.modules:
-            for node in module.nodes:
-                if isinstance(node, _SETS):
-                    return True  # a set's order (is_set), also through a name or .union()
-                if not isinstance(node, ast.Call):
-                    continue
+            sets = len(module.of_kind(ast.Set)) + len(module.of_kind(ast.SetComp))
+            if sets:
+                return True  # a set's order (is_set), also through a name or .union()
+            for node in module.of_kind(ast.Call):
                 func = node.func
                 if isinstance(func, ast.Name) and func.id in _SOURCE_BUILTINS:
                     return True

@@ -19,9 +19,11 @@ from __future__ import annotations
 
 import ast
 import functools
+from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar, cast
 
 from harness.lint.syntax import Syntax
 
@@ -35,6 +37,7 @@ MAX_FILE_BYTES = 4 * 1024 * 1024
 # Deeper than any real code; the analyses recurse along the tree within Python's limit.
 MAX_DEPTH = 120
 MAX_CONTEXT_MODULES = 2000
+_Node = TypeVar("_Node", bound=ast.AST)
 # Re-exports followed from one package to the module that defines a name.
 _MAX_REEXPORTS = 4
 
@@ -112,6 +115,21 @@ class Module:
 
     def lines(self) -> list[str]:
         return self._lines
+
+    def of_kind(self, kind: type[_Node]) -> list[_Node]:
+        """The module's nodes of one exact type (parsed trees hold no subclasses), in
+        ``ast.walk`` order."""
+        return cast(list[_Node], self._kinds.get(kind, []))
+
+    @functools.cached_property
+    def _kinds(self) -> dict[type[ast.AST], list[ast.AST]]:
+        # Most checks look for one or two kinds of node (calls, sets, assignments) in
+        # every module: one pass sorts the nodes, which do not change once read, instead
+        # of a pass over all of them per check.
+        kinds: dict[type[ast.AST], list[ast.AST]] = defaultdict(list)
+        for node in self.nodes:
+            kinds[type(node)].append(node)
+        return dict(kinds)
 
     @functools.cached_property
     def _lines(self) -> list[str]:

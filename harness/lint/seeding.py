@@ -313,13 +313,11 @@ class SeedWalk:
         """``self.mlp = MLP()`` in a scope that calls ``self.mlp.load_state_dict(...)``:
         the drawn initial weights are replaced by trained ones."""
         if id(module) not in self._loaded:
-            # Most modules load no weights: one pass over the module's nodes says so.
+            # Most modules load no weights: one pass over the module's calls says so.
             self._loaded[id(module)] = frozenset(
                 ast.unparse(n.func.value)
-                for n in module.nodes
-                if isinstance(n, ast.Call)
-                and isinstance(n.func, ast.Attribute)
-                and n.func.attr in apis.WEIGHT_LOADERS
+                for n in module.of_kind(ast.Call)
+                if isinstance(n.func, ast.Attribute) and n.func.attr in apis.WEIGHT_LOADERS
             )
         if not self._loaded[id(module)]:
             return False
@@ -785,16 +783,13 @@ def _omitted(call: ast.Call, target: Function) -> set[str]:
 def _assigned_settings(module: Module, syntax: Syntax) -> frozenset[str]:
     """The attributes and names a module assigns anywhere, as written (``opt.seed``)."""
     found: set[str] = set()
-    for node in module.nodes:
-        targets: list[ast.expr] = []
-        if isinstance(node, ast.Assign):
-            targets = node.targets
-        elif isinstance(node, _ANNOTATED_OR_AUGMENTED) and node.value is not None:
-            targets = [node.target]
-        for target in targets:
-            for part in syntax.walk(target):
-                if isinstance(part, _NAMES) and isinstance(part.ctx, ast.Store):
-                    found.add(ast.unparse(part))
+    targets = [target for node in module.of_kind(ast.Assign) for target in node.targets]
+    targets += [node.target for node in module.of_kind(ast.AugAssign)]
+    targets += [node.target for node in module.of_kind(ast.AnnAssign) if node.value is not None]
+    for target in targets:
+        for part in syntax.walk(target):
+            if isinstance(part, _NAMES) and isinstance(part.ctx, ast.Store):
+                found.add(ast.unparse(part))
     return frozenset(found)
 
 

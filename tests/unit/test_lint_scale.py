@@ -16,7 +16,7 @@ import pytest
 
 from harness.lint import Finding, check_source, enabled_rules, lint_paths, workers
 from harness.lint import flow as flow_module
-from harness.lint.project import MAX_DEPTH
+from harness.lint.project import MAX_DEPTH, Module
 from harness.lint.syntax import Syntax
 
 
@@ -152,6 +152,17 @@ def test_the_recorded_children_and_walk_are_those_of_the_ast_module() -> None:
     # A node built later (not recorded) gets its children all the same.
     made = ast.BinOp(ast.Constant(1), ast.Add(), ast.Name("x", ast.Load()))
     assert syntax.children(made) == tuple(kept(ast.iter_child_nodes(made)))
+
+
+def test_a_modules_nodes_of_one_kind_are_those_of_its_walk_in_order() -> None:
+    tree = ast.parse(EVERY_KIND)
+    nodes = Syntax().read(tree, MAX_DEPTH)
+    assert nodes is not None
+    module = Module("every", Path("every.py"), "every.py", EVERY_KIND, tree, True, nodes)
+    for kind in {type(node) for node in nodes}:
+        assert module.of_kind(kind) == [node for node in nodes if type(node) is kind]
+    assert module.of_kind(ast.Call)
+    assert module.of_kind(ast.Nonlocal) == []  # a kind the module lacks
 
 
 def test_calls_come_in_evaluation_order_without_entering_definitions() -> None:
