@@ -364,6 +364,12 @@ class Project:
             return None
         return None
 
+    def may_be_its_own(self, qualified: str) -> bool:
+        """Whether a dotted name (as the aliases give it) may name a module, function or
+        class of the project: not unless it is rooted in a project module's name (see
+        :meth:`lookup`)."""
+        return qualified.partition(".")[0] in self._first_names
+
     def qualified(self, node: ast.expr, module: Module) -> str | None:
         """``np.random.rand`` -> ``numpy.random.rand``; a module's own top-level function
         or class -> ``module.name``; None unless rooted in an import or a definition."""

@@ -718,7 +718,7 @@ def _call_graph(project: Project) -> tuple[set[int], set[int]]:
             elif (
                 isinstance(node, _NAMES)
                 and id(node) not in callees
-                and _may_name_a_function(node, module, within)
+                and _may_name_a_function(node, project, module, within)
             ):
                 target = project.resolve_callee(node, module, within)
                 if isinstance(target, Function):
@@ -735,19 +735,22 @@ def _call_graph(project: Project) -> tuple[set[int], set[int]]:
 
 
 def _may_name_a_function(
-    node: ast.Name | ast.Attribute, module: Module, within: Function | None
+    node: ast.Name | ast.Attribute, project: Project, module: Module, within: Function | None
 ) -> bool:
-    """A cheap filter before resolving a name read as a value: only names defined or
-    imported here, and attributes of those or of ``self``, can name a project function."""
+    """A cheap filter before resolving a name read as a value: only names defined here or
+    imported from the project, and attributes of those or of ``self``, can name a project
+    function (``torch.nn.functional.relu`` is not looked up)."""
+    aliases = module.aliases
     if isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Load):
         base = node.value
         return isinstance(base, ast.Name) and (
-            base.id in module.aliases or (within is not None and base.id == within.self_name)
+            (base.id in aliases and project.may_be_its_own(aliases[base.id]))
+            or (within is not None and base.id == within.self_name)
         )
     if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load):
         return (
             node.id in module.functions
-            or node.id in module.aliases
+            or (node.id in aliases and project.may_be_its_own(aliases[node.id]))
             or (within is not None and bool(within.local_functions))
         )
     return False
