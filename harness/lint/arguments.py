@@ -53,15 +53,14 @@ class Defaults:
         self.computed: dict[tuple[int, str], ast.expr] = {}
         for module in project.modules:
             for call in module.of_kind(ast.Call):
-                self._option(call, module)
+                func = call.func
+                if isinstance(func, ast.Attribute) and func.attr == "add_argument":
+                    self._option(call, module)
             for definition in module.of_kind(ast.ClassDef):
                 self._dataclass_fields(definition, module)
 
     def _option(self, call: ast.Call, module: Module) -> None:
         """``add_argument("--seed", type=int, default=None)``: dest ``seed``."""
-        func = call.func
-        if not (isinstance(func, ast.Attribute) and func.attr == "add_argument"):
-            return
         flags = [a.value for a in call.args if isinstance(a, ast.Constant)]
         names = [f for f in flags if isinstance(f, str)]
         if not names:

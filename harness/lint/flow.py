@@ -751,7 +751,7 @@ class _Analysis:
         bare = func.id if isinstance(func, ast.Name) and self._builtin(func.id) else None
         arguments = [self.eval(a) for a in call.args]
         keywords = {k.arg: self.eval(k.value) for k in call.keywords}
-        given = frozenset().union(*arguments, *keywords.values())
+        given = CLEAN.union(*arguments, *keywords.values())
         receiver = self.eval(func.value) if isinstance(func, ast.Attribute) else CLEAN
         if isinstance(func, _CALL_OR_SUBSCRIPT):
             receiver = self.eval(func)
