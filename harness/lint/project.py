@@ -175,6 +175,7 @@ class Project:
         # modules from the same few folders.
         self._files: dict[Path, bool] = {}
         self._search_roots: dict[Path, list[Path]] = {}
+        self._resolved_folders: dict[Path, Path] = {}
         self._holds: dict[tuple[str, str], bool] = {}
         # What a callee, called from within a function (or a module's body), resolves
         # to: the analyses ask again at every pass and for every state.
@@ -211,6 +212,7 @@ class Project:
         """Add a module; ``nodes`` are its tree's, as :meth:`Syntax.read` recorded them."""
         name = self._module_name(path)
         module = Module(name, path, shown, source, tree, linted, nodes)
+        module.resolved = self._resolve(path)
         module.aliases = _aliases(module.nodes, name, is_package=path.name == "__init__.py")
         _index_definitions(module)
         self.modules.append(module)
@@ -296,6 +298,17 @@ class Project:
             roots = list(dict.fromkeys([near.folder, package_root, *self._roots]))
             self._search_roots[folder] = roots
         return roots
+
+    def _resolve(self, path: Path) -> Path:
+        """``path.resolve()`` for a file, its folder resolved once per run: resolving
+        stats every part of the path, and the files of a run share a few folders. A
+        file that is itself a link is resolved whole."""
+        if path.is_symlink():
+            return path.resolve()
+        folder = self._resolved_folders.get(path.parent)
+        if folder is None:
+            folder = self._resolved_folders[path.parent] = path.parent.resolve()
+        return folder / path.name
 
     def _may_hold(self, root: Path, first: str) -> bool:
         """Whether ``root`` holds a module or package named ``first``: a module below it

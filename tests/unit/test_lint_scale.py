@@ -16,7 +16,7 @@ import pytest
 
 from harness.lint import Finding, check_source, enabled_rules, lint_paths, workers
 from harness.lint import flow as flow_module
-from harness.lint.project import MAX_DEPTH, Module
+from harness.lint.project import MAX_DEPTH, Module, Project
 from harness.lint.syntax import Syntax
 
 
@@ -163,6 +163,30 @@ def test_a_modules_nodes_of_one_kind_are_those_of_its_walk_in_order() -> None:
         assert module.of_kind(kind) == [node for node in nodes if type(node) is kind]
     assert module.of_kind(ast.Call)
     assert module.of_kind(ast.Nonlocal) == []  # a kind the module lacks
+
+
+def test_a_modules_resolved_path_is_that_of_pathlib_through_links(tmp_path: Path) -> None:
+    """The folder is resolved once per run and the name joined to it, unless the file
+    itself is a link."""
+    real = tmp_path / "real"
+    (real / "sub").mkdir(parents=True)
+    (real / "sub" / "train.py").write_text("x = 1\n")
+    (real / "elsewhere.py").write_text("y = 2\n")
+    (real / "sub" / "linked.py").symlink_to(real / "elsewhere.py")
+    (tmp_path / "via").symlink_to(real)
+    project = Project()
+    for path in [
+        tmp_path / "via" / "sub" / "train.py",
+        tmp_path / "via" / "sub" / "linked.py",
+        tmp_path / "via" / "sub" / ".." / "sub" / "train.py",
+        real / "sub" / "train.py",
+    ]:
+        tree = ast.parse(path.read_text())
+        nodes = project.syntax.read(tree, MAX_DEPTH)
+        assert nodes is not None
+        module = project.add(path, path.name, path.read_text(), tree, nodes, linted=True)
+        assert module.resolved == path.resolve()
+    assert project.modules[1].resolved == real / "elsewhere.py"
 
 
 def test_calls_come_in_evaluation_order_without_entering_definitions() -> None:
