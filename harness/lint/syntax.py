@@ -87,6 +87,8 @@ class Syntax:
             below = recorded.get(id(node))
             if below is None:
                 below = child_nodes(node)
+            if not below:
+                continue  # a leaf: a name, a constant
             if type(node) in _DEFINITIONS:
                 # A statement of ``body`` that defines: its decorators, defaults and bases
                 # are evaluated in this scope, its body is not.
@@ -128,6 +130,8 @@ def child_nodes(node: ast.AST) -> Children:
     fields = _FIELDS.get(kind)
     if fields is None:
         fields = _FIELDS[kind] = _node_fields(kind)
+    if not fields:
+        return _LEAF  # a name, a constant: nearly half of all nodes
     found: list[ast.AST] = []
     for name in fields:
         value = getattr(node, name, None)
