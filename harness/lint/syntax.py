@@ -22,6 +22,8 @@ import ast
 Children = tuple[ast.AST, ...]
 _LEAF: Children = ()
 _DEFINITIONS = frozenset({ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef})
+# Where calls_in_order need not look: definitions, and the leaves most nodes are.
+_NO_CALLS_BELOW = _DEFINITIONS | {ast.Name, ast.Constant}
 
 
 class Syntax:
@@ -117,7 +119,7 @@ class Syntax:
 
     def _add_calls(self, node: ast.AST, calls: list[ast.Call]) -> None:
         for child in self.children(node):
-            if type(child) not in _DEFINITIONS:  # parsed trees hold no subclasses
+            if type(child) not in _NO_CALLS_BELOW:  # parsed trees hold no subclasses
                 self._add_calls(child, calls)
         if isinstance(node, ast.Call):
             calls.append(node)
