@@ -23,6 +23,11 @@ from dataclasses import dataclass
 from harness.lint.project import Function, Module, Project
 from harness.lint.syntax import Syntax
 
+# Kinds of nodes tested together, as tuples: ``isinstance(node, A | B)`` builds the
+# union at each test, which costs more than the test in the loops over every node.
+_DEFINITIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+_NAMES = (ast.Name, ast.Attribute)
+
 
 @dataclass(frozen=True)
 class Default:
@@ -47,17 +52,15 @@ class Defaults:
         # ``default=f"runs/{date.today()}"`` puts the clock into ``args.log_dir``.
         self.computed: dict[tuple[int, str], ast.expr] = {}
         for module in project.modules:
-            for node in module.nodes:
-                if isinstance(node, ast.Call):
-                    self._option(node, module)
-                elif isinstance(node, ast.ClassDef):
-                    self._dataclass_fields(node, module)
+            for call in module.of_kind(ast.Call):
+                func = call.func
+                if isinstance(func, ast.Attribute) and func.attr == "add_argument":
+                    self._option(call, module)
+            for definition in module.of_kind(ast.ClassDef):
+                self._dataclass_fields(definition, module)
 
     def _option(self, call: ast.Call, module: Module) -> None:
         """``add_argument("--seed", type=int, default=None)``: dest ``seed``."""
-        func = call.func
-        if not (isinstance(func, ast.Attribute) and func.attr == "add_argument"):
-            return
         flags = [a.value for a in call.args if isinstance(a, ast.Constant)]
         names = [f for f in flags if isinstance(f, str)]
         if not names:
@@ -116,7 +119,7 @@ class Defaults:
     def of(self, node: ast.expr, module: Module, within: Function | None) -> Default | None:
         """The default of a setting read as ``args.seed`` (an option or a field) or as a
         parameter ``seed`` of the enclosing function; None when it is not known."""
-        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name | ast.Attribute):
+        if isinstance(node, ast.Attribute) and isinstance(node.value, _NAMES):
             for group in (id(module), ("program", self._groups[module])):
                 found = self._options.get((group, node.attr)) or self._fields.get(
                     (group, node.attr)
@@ -189,7 +192,7 @@ def seed_test(test: ast.expr) -> SeedTest | None:
 
 def _setting(node: ast.expr) -> bool:
     return isinstance(node, ast.Name) or (
-        isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name | ast.Attribute)
+        isinstance(node, ast.Attribute) and isinstance(node.value, _NAMES)
     )
 
 
@@ -261,9 +264,5 @@ def _scope_nodes(body: list[ast.stmt], syntax: Syntax) -> Iterator[ast.AST]:
     while stack:
         node = stack.pop()
         yield node
-        children = [
-            child
-            for child in syntax.children(node)
-            if not isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)
-        ]
+        children = [child for child in syntax.children(node) if not isinstance(child, _DEFINITIONS)]
         stack.extend(reversed(children))

@@ -110,9 +110,7 @@ class SeedingHelpers:
         """The one function of another linted file that ``module`` calls and that seeds
         (or seeds only when a setting is given); None for none, or for several."""
         found: dict[int, SeedingHelper] = {}
-        for node in module.nodes:
-            if not isinstance(node, ast.Call):
-                continue
+        for node in module.of_kind(ast.Call):
             target = self._project.resolve_call(node, module, None)
             if not isinstance(target, Function) or target.module is module:
                 continue
@@ -162,11 +160,10 @@ class SeedingHelpers:
         its own cause: a use before the seed)."""
         if id(module) not in self._own_seeds:
             seeds: set[str] = set()
-            for node in module.nodes:
-                if isinstance(node, ast.Call):
-                    name = self._project.qualified(node.func, module)
-                    if name is not None and name in apis.SEEDS:
-                        seeds |= apis.SEEDS[name]
+            for node in module.of_kind(ast.Call):
+                name = self._project.qualified(node.func, module)
+                if name is not None and name in apis.SEEDS:
+                    seeds |= apis.SEEDS[name]
             self._own_seeds[id(module)] = frozenset(seeds)
         return generator in self._own_seeds[id(module)]
 

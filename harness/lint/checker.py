@@ -36,6 +36,10 @@ from harness.lint.rules import BY_ID, PARSE_ERROR
 from harness.lint.seeding import SeedWalk, constant, keyword, no_seed
 from harness.lint.workers import analyse_programs
 
+# Kinds of nodes tested together, as tuples: ``isinstance(node, A | B)`` builds the
+# union at each test, which costs more than the test in the loops over every node.
+_ASSIGNMENTS = (ast.Assign, ast.AnnAssign)
+
 _DETERMINISM_VARIABLES = frozenset({"TF_DETERMINISTIC_OPS", "TF_CUDNN_DETERMINISTIC"})
 _OFF_VALUES = frozenset({"0", "false", "False", "FALSE", "no"})
 _RECURSION_LIMIT = 20_000
@@ -110,6 +114,7 @@ def _check_sources(
         project.add(path, shown, source, tree, nodes, linted=True)
     project.link()
     findings.extend(analyse_programs(project.programs(), managed, rules, analyse, jobs))
+    project.release()
     return sorted(findings)
 
 
@@ -187,8 +192,10 @@ def _no_collections() -> Iterator[None]:
     """Python's cyclic collector, off while linting: the trees, their recorded children
     and the analyses' facts are hundreds of thousands of objects that all live until the
     end, so each collection traverses them again and frees almost nothing (a few hundred
-    objects on a few hundred files, against a seventh of the time spent collecting). What
-    the lint leaves in cycles is collected once, after it."""
+    objects on a few hundred files, against a seventh of the time spent collecting). The
+    project's links are released after the analyses, so that what the lint leaves holds
+    no cycle and reference counting frees it as it goes: a collection after the lint
+    would otherwise traverse every tree once more to free them."""
     enabled = gc.isenabled()
     gc.disable()
     try:
@@ -290,16 +297,15 @@ def _local_rules(module: Module, project: Project) -> Iterable[tuple[str, ast.AS
     nodes = module.nodes
     # Expressions whose .manual_seed(...) the file calls: a torch.Generator assigned to one
     # of them is seeded, wherever the call is.
+    calls = module.of_kind(ast.Call)
     manual_seeded = {
         ast.unparse(node.func.value)
-        for node in nodes
-        if isinstance(node, ast.Call)
-        and isinstance(node.func, ast.Attribute)
-        and node.func.attr == "manual_seed"
+        for node in calls
+        if isinstance(node.func, ast.Attribute) and node.func.attr == "manual_seed"
     }
     seeded_generators: set[int] = set()
     for node in nodes:
-        if isinstance(node, ast.Assign | ast.AnnAssign) and node.value is not None:
+        if isinstance(node, _ASSIGNMENTS) and node.value is not None:
             targets = node.targets if isinstance(node, ast.Assign) else [node.target]
             if (
                 manual_seeded
@@ -316,11 +322,10 @@ def _local_rules(module: Module, project: Project) -> Iterable[tuple[str, ast.AS
             and isinstance(node.func.value, ast.Call)
         ):
             seeded_generators.add(id(node.func.value))
-    for node in nodes:
-        if isinstance(node, ast.Call):
-            name = project.qualified(node.func, module)
-            if name is not None:
-                yield from _local_call(node, name, seeded_generators)
+    for call in calls:
+        name = project.qualified(call.func, module)
+        if name is not None:
+            yield from _local_call(call, name, seeded_generators)
 
 
 def _local_call(

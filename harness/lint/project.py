@@ -19,16 +19,25 @@ from __future__ import annotations
 
 import ast
 import functools
+from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar, cast
 
 from harness.lint.syntax import Syntax
+
+# Kinds of nodes tested together, as tuples: ``isinstance(node, A | B)`` builds the
+# union at each test, which costs more than the test in the loops over every node.
+_DEFINITIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+_FUNCTIONS = (ast.FunctionDef, ast.AsyncFunctionDef)
+_IMPORTS = (ast.Import, ast.ImportFrom)
 
 MAX_FILE_BYTES = 4 * 1024 * 1024
 # Deeper than any real code; the analyses recurse along the tree within Python's limit.
 MAX_DEPTH = 120
 MAX_CONTEXT_MODULES = 2000
+_Node = TypeVar("_Node", bound=ast.AST)
 # Re-exports followed from one package to the module that defines a name.
 _MAX_REEXPORTS = 4
 
@@ -107,6 +116,21 @@ class Module:
     def lines(self) -> list[str]:
         return self._lines
 
+    def of_kind(self, kind: type[_Node]) -> list[_Node]:
+        """The module's nodes of one exact type (parsed trees hold no subclasses), in
+        ``ast.walk`` order."""
+        return cast(list[_Node], self._kinds.get(kind, []))
+
+    @functools.cached_property
+    def _kinds(self) -> dict[type[ast.AST], list[ast.AST]]:
+        # Most checks look for one or two kinds of node (calls, sets, assignments) in
+        # every module: one pass sorts the nodes, which do not change once read, instead
+        # of a pass over all of them per check.
+        kinds: dict[type[ast.AST], list[ast.AST]] = defaultdict(list)
+        for node in self.nodes:
+            kinds[type(node)].append(node)
+        return dict(kinds)
+
     @functools.cached_property
     def _lines(self) -> list[str]:
         # Split once: every finding and related location in the file asks for a line.
@@ -151,11 +175,27 @@ class Project:
         # modules from the same few folders.
         self._files: dict[Path, bool] = {}
         self._search_roots: dict[Path, list[Path]] = {}
+        self._resolved_folders: dict[Path, Path] = {}
         self._holds: dict[tuple[str, str], bool] = {}
         # What a callee, called from within a function (or a module's body), resolves
         # to: the analyses ask again at every pass and for every state.
         self._resolved: dict[tuple[int, int], Target | None] = {}
         self._attributes: dict[int, str | None] = {}
+
+    def release(self) -> None:
+        """Drop the links that make reference cycles (a module and its functions, a
+        class and its methods, modules importing each other), once every analysis is
+        done: the trees are then freed as soon as the last reference goes, instead of
+        waiting for the cyclic collector to traverse hundreds of thousands of nodes."""
+        for module in self.modules:
+            for function in module.all_functions:
+                function.local_functions.clear()
+                if function.owner is not None:
+                    function.owner.methods.clear()
+            module.functions.clear()
+            module.classes.clear()
+            module.all_functions.clear()
+            module.imports.clear()
 
     # -- loading -----------------------------------------------------------------------
 
@@ -172,6 +212,7 @@ class Project:
         """Add a module; ``nodes`` are its tree's, as :meth:`Syntax.read` recorded them."""
         name = self._module_name(path)
         module = Module(name, path, shown, source, tree, linted, nodes)
+        module.resolved = self._resolve(path)
         module.aliases = _aliases(module.nodes, name, is_package=path.name == "__init__.py")
         _index_definitions(module)
         self.modules.append(module)
@@ -190,7 +231,7 @@ class Project:
                 continue
             linked.add(id(module))
             for node in module.nodes:
-                if not isinstance(node, ast.Import | ast.ImportFrom):
+                if not isinstance(node, _IMPORTS):
                     continue
                 found = [
                     other
@@ -257,6 +298,17 @@ class Project:
             roots = list(dict.fromkeys([near.folder, package_root, *self._roots]))
             self._search_roots[folder] = roots
         return roots
+
+    def _resolve(self, path: Path) -> Path:
+        """``path.resolve()`` for a file, its folder resolved once per run: resolving
+        stats every part of the path, and the files of a run share a few folders. A
+        file that is itself a link is resolved whole."""
+        if path.is_symlink():
+            return path.resolve()
+        folder = self._resolved_folders.get(path.parent)
+        if folder is None:
+            folder = self._resolved_folders[path.parent] = path.parent.resolve()
+        return folder / path.name
 
     def _may_hold(self, root: Path, first: str) -> bool:
         """Whether ``root`` holds a module or package named ``first``: a module below it
@@ -325,6 +377,12 @@ class Project:
             return None
         return None
 
+    def may_be_its_own(self, qualified: str) -> bool:
+        """Whether a dotted name (as the aliases give it) may name a module, function or
+        class of the project: not unless it is rooted in a project module's name (see
+        :meth:`lookup`)."""
+        return qualified.partition(".")[0] in self._first_names
+
     def qualified(self, node: ast.expr, module: Module) -> str | None:
         """``np.random.rand`` -> ``numpy.random.rand``; a module's own top-level function
         or class -> ``module.name``; None unless rooted in an import or a definition."""
@@ -350,17 +408,23 @@ class Project:
         self, call: ast.Call, module: Module, within: Function | None
     ) -> Target | None:
         """The project function or class a call names, if any."""
-        key = (id(call.func), id(within))
+        return self.resolve_callee(call.func, module, within)
+
+    def resolve_callee(
+        self, func: ast.expr, module: Module, within: Function | None
+    ) -> Target | None:
+        """The project function or class ``func`` would run if called, if any: what a
+        call of it resolves to (a callback passed as a value is asked without a call)."""
+        key = (id(func), id(within))
         if key in self._resolved:
             return self._resolved[key]
-        found = self._resolve_call(call, module, within)
+        found = self._resolve_callee(func, module, within)
         self._resolved[key] = found
         return found
 
-    def _resolve_call(
-        self, call: ast.Call, module: Module, within: Function | None
+    def _resolve_callee(
+        self, func: ast.expr, module: Module, within: Function | None
     ) -> Target | None:
-        func = call.func
         if within is not None and isinstance(func, ast.Name):
             scope: Function | None = within
             while scope is not None:
@@ -529,25 +593,30 @@ def _imported_names(node: ast.Import | ast.ImportFrom, module: Module) -> list[s
 
 
 def _index_definitions(module: Module) -> None:
-    def visit(body: list[ast.stmt], owner: Class | None, parent: Function | None) -> None:
-        for node in _statements(body):
-            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
-                function = Function(node, module, owner, parent=parent)
-                module.all_functions.append(function)
-                if parent is not None:
-                    parent.local_functions[node.name] = function
-                elif owner is not None:
-                    owner.methods[node.name] = function
-                else:
-                    module.functions[node.name] = function
-                visit(node.body, None, function)
-            elif isinstance(node, ast.ClassDef):
-                cls = Class(node, module)
-                if owner is None and parent is None:
-                    module.classes[node.name] = cls
-                visit(node.body, cls, None)
+    _index_scope(module, module.tree.body, None, None)
 
-    visit(module.tree.body, None, None)
+
+def _index_scope(
+    module: Module, body: list[ast.stmt], owner: Class | None, parent: Function | None
+) -> None:
+    # A function of the module, not a closure that calls itself: a recursive closure is a
+    # reference cycle, which would keep the module's tree alive until a collection.
+    for node in _statements(body):
+        if isinstance(node, _FUNCTIONS):
+            function = Function(node, module, owner, parent=parent)
+            module.all_functions.append(function)
+            if parent is not None:
+                parent.local_functions[node.name] = function
+            elif owner is not None:
+                owner.methods[node.name] = function
+            else:
+                module.functions[node.name] = function
+            _index_scope(module, node.body, None, function)
+        elif isinstance(node, ast.ClassDef):
+            cls = Class(node, module)
+            if owner is None and parent is None:
+                module.classes[node.name] = cls
+            _index_scope(module, node.body, cls, None)
 
 
 def _statements(body: list[ast.stmt]) -> Iterator[ast.stmt]:
@@ -555,7 +624,7 @@ def _statements(body: list[ast.stmt]) -> Iterator[ast.stmt]:
     ``if TYPE_CHECKING`` or a try is still a definition of this scope)."""
     for node in body:
         yield node
-        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+        if isinstance(node, _DEFINITIONS):
             continue
         for name in ("body", "orelse", "finalbody"):
             inner = getattr(node, name, None)

@@ -36,6 +36,16 @@ from harness.lint.arguments import Default, Defaults, seed_test, spread_keywords
 from harness.lint.project import Class, Function, Module, Project
 from harness.lint.syntax import Syntax
 
+# Kinds of nodes tested together, as tuples: ``isinstance(node, A | B)`` builds the
+# union at each test, which costs more than the test in the loops over every node.
+_ANNOTATED_OR_AUGMENTED = (ast.AugAssign, ast.AnnAssign)
+_FOR = (ast.For, ast.AsyncFor)
+_FUNCTIONS = (ast.FunctionDef, ast.AsyncFunctionDef)
+_IMPORTS = (ast.Import, ast.ImportFrom)
+_NAMES = (ast.Attribute, ast.Name)
+_TRY = (ast.Try, ast.TryStar)
+_WITH = (ast.With, ast.AsyncWith)
+
 State = frozenset[str]
 EMPTY: State = frozenset()
 # What harness's runtime sets before it calls an experiment: every global generator seeded
@@ -239,13 +249,11 @@ class SeedWalk:
     ) -> State:
         self._budget -= 1
         walk = self._block
-        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+        if isinstance(node, _FUNCTIONS):
             return self._expressions(node.decorator_list, module, within, state)
         if isinstance(node, ast.ClassDef):
             state = self._expressions([*node.decorator_list, *node.bases], module, within, state)
-            body = [
-                s for s in node.body if not isinstance(s, ast.FunctionDef | ast.AsyncFunctionDef)
-            ]
+            body = [s for s in node.body if not isinstance(s, _FUNCTIONS)]
             return walk(body, module, within, state)
         if isinstance(node, ast.If):
             state = self._expressions([node.test], module, within, state)
@@ -264,7 +272,7 @@ class SeedWalk:
                 if default_path is not None:
                     return default_path
             return then | otherwise
-        if isinstance(node, ast.For | ast.AsyncFor):
+        if isinstance(node, _FOR):
             state = self._expressions([node.iter], module, within, state)
             after = walk(node.body, module, within, state)
             return after | walk(node.orelse, module, within, after)
@@ -272,12 +280,12 @@ class SeedWalk:
             state = self._expressions([node.test], module, within, state)
             after = walk(node.body, module, within, state)
             return after | walk(node.orelse, module, within, after)
-        if isinstance(node, ast.With | ast.AsyncWith):
+        if isinstance(node, _WITH):
             state = self._expressions(
                 [item.context_expr for item in node.items], module, within, state
             )
             return walk(node.body, module, within, state)
-        if isinstance(node, ast.Try | ast.TryStar):
+        if isinstance(node, _TRY):
             after = walk(node.body, module, within, state)
             for handler in node.handlers:
                 after |= walk(handler.body, module, within, state)
@@ -289,7 +297,7 @@ class SeedWalk:
             for case in node.cases:
                 merged |= walk(case.body, module, within, state)
             return merged
-        if isinstance(node, ast.Import | ast.ImportFrom):
+        if isinstance(node, _IMPORTS):
             for imported in module.imports.get(id(node), []):
                 state = self.module_body(imported, state)
             return state
@@ -305,13 +313,11 @@ class SeedWalk:
         """``self.mlp = MLP()`` in a scope that calls ``self.mlp.load_state_dict(...)``:
         the drawn initial weights are replaced by trained ones."""
         if id(module) not in self._loaded:
-            # Most modules load no weights: one pass over the module's nodes says so.
+            # Most modules load no weights: one pass over the module's calls says so.
             self._loaded[id(module)] = frozenset(
                 ast.unparse(n.func.value)
-                for n in module.nodes
-                if isinstance(n, ast.Call)
-                and isinstance(n.func, ast.Attribute)
-                and n.func.attr in apis.WEIGHT_LOADERS
+                for n in module.of_kind(ast.Call)
+                if isinstance(n.func, ast.Attribute) and n.func.attr in apis.WEIGHT_LOADERS
             )
         if not self._loaded[id(module)]:
             return False
@@ -700,7 +706,7 @@ def _call_graph(project: Project) -> tuple[set[int], set[int]]:
         for node in project.syntax.scope(body):
             if isinstance(node, ast.Call):
                 func = node.func
-                if isinstance(func, ast.Name | ast.Attribute):
+                if isinstance(func, _NAMES):
                     callees.add(id(func))
                 target = project.resolve_call(node, module, within)
                 if isinstance(target, Class):
@@ -710,12 +716,11 @@ def _call_graph(project: Project) -> tuple[set[int], set[int]]:
                 elif target is None and isinstance(func, ast.Attribute):
                     called_by_name.add(func.attr)
             elif (
-                isinstance(node, ast.Name | ast.Attribute)
+                isinstance(node, _NAMES)
                 and id(node) not in callees
-                and _may_name_a_function(node, module, within)
+                and _may_name_a_function(node, project, module, within)
             ):
-                probe = ast.Call(func=node, args=[], keywords=[])
-                target = project.resolve_call(probe, module, within)
+                target = project.resolve_callee(node, module, within)
                 if isinstance(target, Function):
                     referenced.add(id(target))
     called |= {
@@ -730,19 +735,22 @@ def _call_graph(project: Project) -> tuple[set[int], set[int]]:
 
 
 def _may_name_a_function(
-    node: ast.Name | ast.Attribute, module: Module, within: Function | None
+    node: ast.Name | ast.Attribute, project: Project, module: Module, within: Function | None
 ) -> bool:
-    """A cheap filter before resolving a name read as a value: only names defined or
-    imported here, and attributes of those or of ``self``, can name a project function."""
+    """A cheap filter before resolving a name read as a value: only names defined here or
+    imported from the project, and attributes of those or of ``self``, can name a project
+    function (``torch.nn.functional.relu`` is not looked up)."""
+    aliases = module.aliases
     if isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Load):
         base = node.value
         return isinstance(base, ast.Name) and (
-            base.id in module.aliases or (within is not None and base.id == within.self_name)
+            (base.id in aliases and project.may_be_its_own(aliases[base.id]))
+            or (within is not None and base.id == within.self_name)
         )
     if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load):
         return (
             node.id in module.functions
-            or node.id in module.aliases
+            or (node.id in aliases and project.may_be_its_own(aliases[node.id]))
             or (within is not None and bool(within.local_functions))
         )
     return False
@@ -778,16 +786,13 @@ def _omitted(call: ast.Call, target: Function) -> set[str]:
 def _assigned_settings(module: Module, syntax: Syntax) -> frozenset[str]:
     """The attributes and names a module assigns anywhere, as written (``opt.seed``)."""
     found: set[str] = set()
-    for node in module.nodes:
-        targets: list[ast.expr] = []
-        if isinstance(node, ast.Assign):
-            targets = node.targets
-        elif isinstance(node, ast.AugAssign | ast.AnnAssign) and node.value is not None:
-            targets = [node.target]
-        for target in targets:
-            for part in syntax.walk(target):
-                if isinstance(part, ast.Attribute | ast.Name) and isinstance(part.ctx, ast.Store):
-                    found.add(ast.unparse(part))
+    targets = [target for node in module.of_kind(ast.Assign) for target in node.targets]
+    targets += [node.target for node in module.of_kind(ast.AugAssign)]
+    targets += [node.target for node in module.of_kind(ast.AnnAssign) if node.value is not None]
+    for target in targets:
+        for part in syntax.walk(target):
+            if isinstance(part, _NAMES) and isinstance(part.ctx, ast.Store):
+                found.add(ast.unparse(part))
     return frozenset(found)
 
 

@@ -22,6 +22,8 @@ import ast
 Children = tuple[ast.AST, ...]
 _LEAF: Children = ()
 _DEFINITIONS = frozenset({ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef})
+# Where calls_in_order need not look: definitions, and the leaves most nodes are.
+_NO_CALLS_BELOW = _DEFINITIONS | {ast.Name, ast.Constant}
 
 
 class Syntax:
@@ -87,6 +89,8 @@ class Syntax:
             below = recorded.get(id(node))
             if below is None:
                 below = child_nodes(node)
+            if not below:
+                continue  # a leaf: a name, a constant
             if type(node) in _DEFINITIONS:
                 # A statement of ``body`` that defines: its decorators, defaults and bases
                 # are evaluated in this scope, its body is not.
@@ -115,7 +119,7 @@ class Syntax:
 
     def _add_calls(self, node: ast.AST, calls: list[ast.Call]) -> None:
         for child in self.children(node):
-            if not isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            if type(child) not in _NO_CALLS_BELOW:  # parsed trees hold no subclasses
                 self._add_calls(child, calls)
         if isinstance(node, ast.Call):
             calls.append(node)
@@ -128,6 +132,8 @@ def child_nodes(node: ast.AST) -> Children:
     fields = _FIELDS.get(kind)
     if fields is None:
         fields = _FIELDS[kind] = _node_fields(kind)
+    if not fields:
+        return _LEAF  # a name, a constant: nearly half of all nodes
     found: list[ast.AST] = []
     for name in fields:
         value = getattr(node, name, None)

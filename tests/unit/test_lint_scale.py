@@ -16,7 +16,7 @@ import pytest
 
 from harness.lint import Finding, check_source, enabled_rules, lint_paths, workers
 from harness.lint import flow as flow_module
-from harness.lint.project import MAX_DEPTH
+from harness.lint.project import MAX_DEPTH, Module, Project
 from harness.lint.syntax import Syntax
 
 
@@ -154,6 +154,41 @@ def test_the_recorded_children_and_walk_are_those_of_the_ast_module() -> None:
     assert syntax.children(made) == tuple(kept(ast.iter_child_nodes(made)))
 
 
+def test_a_modules_nodes_of_one_kind_are_those_of_its_walk_in_order() -> None:
+    tree = ast.parse(EVERY_KIND)
+    nodes = Syntax().read(tree, MAX_DEPTH)
+    assert nodes is not None
+    module = Module("every", Path("every.py"), "every.py", EVERY_KIND, tree, True, nodes)
+    for kind in {type(node) for node in nodes}:
+        assert module.of_kind(kind) == [node for node in nodes if type(node) is kind]
+    assert module.of_kind(ast.Call)
+    assert module.of_kind(ast.Nonlocal) == []  # a kind the module lacks
+
+
+def test_a_modules_resolved_path_is_that_of_pathlib_through_links(tmp_path: Path) -> None:
+    """The folder is resolved once per run and the name joined to it, unless the file
+    itself is a link."""
+    real = tmp_path / "real"
+    (real / "sub").mkdir(parents=True)
+    (real / "sub" / "train.py").write_text("x = 1\n")
+    (real / "elsewhere.py").write_text("y = 2\n")
+    (real / "sub" / "linked.py").symlink_to(real / "elsewhere.py")
+    (tmp_path / "via").symlink_to(real)
+    project = Project()
+    for path in [
+        tmp_path / "via" / "sub" / "train.py",
+        tmp_path / "via" / "sub" / "linked.py",
+        tmp_path / "via" / "sub" / ".." / "sub" / "train.py",
+        real / "sub" / "train.py",
+    ]:
+        tree = ast.parse(path.read_text())
+        nodes = project.syntax.read(tree, MAX_DEPTH)
+        assert nodes is not None
+        module = project.add(path, path.name, path.read_text(), tree, nodes, linted=True)
+        assert module.resolved == path.resolve()
+    assert project.modules[1].resolved == real / "elsewhere.py"
+
+
 def test_calls_come_in_evaluation_order_without_entering_definitions() -> None:
     syntax = Syntax()
     tree = ast.parse("f(g(1), h(k()))\nclass C:\n    x = m()\n")
@@ -214,6 +249,43 @@ def test_the_collector_is_off_while_linting_and_restored_after(
     try:
         findings(LATE_ATTRIBUTE)
         assert not gc.isenabled()  # off before, off after
+    finally:
+        gc.enable()
+
+
+# Modules importing each other, a class whose methods are nested in a function, functions
+# nested in functions: every kind of link between the parts of a program.
+LINKED_PROJECT = {
+    "a.py": "import b\n\n\ndef seed(value):\n    b.seed(value)\n",
+    "b.py": (
+        "import random\nimport a\n\n\ndef seed(value):\n    random.seed(value)\n\n\n"
+        "def make():\n    class Local:\n        def step(self):\n            return inner()\n\n"
+        "    def inner():\n        return random.random()\n\n    return Local().step()\n"
+    ),
+    "train.py": (
+        "import json, time\nimport a, b\n\n\nclass Model:\n    def __init__(self):\n"
+        "        self.stamp = time.time()\n\n    def save(self):\n"
+        "        json.dump(self.stamp, open('out.json', 'w'))\n\n\n"
+        "a.seed(0)\nModel().save()\nprint(b.make())\n"
+    ),
+}
+
+
+def test_a_lint_leaves_no_cycles_for_the_collector(tmp_path: Path) -> None:
+    """The trees are freed when the lint ends, by reference counting: a cycle left among
+    the modules, classes and functions would keep every tree for a collection that
+    traverses them all."""
+    for name, source in LINKED_PROJECT.items():
+        (tmp_path / name).write_text(source)
+    rules = enabled_rules(["ALL"], [])
+    lint_paths([tmp_path], rules, relative_to=tmp_path, jobs=1)  # imports, caches warmed
+    gc.collect()
+    gc.disable()
+    try:
+        result = lint_paths([tmp_path], rules, relative_to=tmp_path, jobs=1)
+        assert {finding.rule for finding in result.findings} >= {"HR010"}
+        del result
+        assert gc.collect() == 0
     finally:
         gc.enable()
 
@@ -348,6 +420,49 @@ def test_a_name_read_before_a_later_assignment_is_followed_in_another_pass() -> 
         findings(late)
         # The module's body, then run(): once more after its first pass only.
         assert passes == [False, True, False]
+
+
+def test_a_comprehension_alone_takes_no_second_pass() -> None:
+    """A comprehension's name is unbound again after it: its reads inside are not reads
+    of the scope's name, so a function whose other reads saw their final values is done
+    after one pass; a comprehension over a listing still reaches the result."""
+    source = """
+        import json, os
+
+
+        def run(path):
+            names = [name.upper() for name in os.listdir(path) if name]
+            json.dump(names, open(path, "w"))
+    """
+    (finding,) = findings(source)
+    assert (finding.line, finding.rule) == (6, "HR014")
+    passes: list[bool] = []
+    original = flow_module._Analysis._stale
+
+    def counted(self: flow_module._Analysis) -> bool:
+        passes.append(original(self))
+        return passes[-1]
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(flow_module._Analysis, "_stale", counted)
+        findings(source)
+        assert passes == [False, False]  # the module's body, then run(): one pass each
+
+
+def test_a_name_read_in_a_comprehension_before_its_value_outside_grows_takes_a_pass() -> None:
+    """What a comprehension's name held before it still counts: a later assignment to it
+    outside is read by the next pass."""
+    source = """
+        import json, time
+
+
+        def run(path):
+            item = 0
+            kept = [item for _ in range(3) for item in [item]]
+            item = time.time()
+            json.dump(kept, open(path, "w"))
+    """
+    assert [(f.line, f.rule) for f in findings(source)] == [(8, "HR010")]
 
 
 # -- programs in which no value can differ between runs ------------------------------------
