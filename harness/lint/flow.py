@@ -132,7 +132,9 @@ class FlowFinding:
 @dataclass
 class Summary:
     returns: Taint = CLEAN
-    sinks: dict[int, set[Sink]] = field(default_factory=dict)
+    # Parameter index -> the sinks it reaches, in the order the code reaches them (a
+    # dict, not a set: a set of sinks iterates in the order of their addresses).
+    sinks: dict[int, dict[Sink, None]] = field(default_factory=dict)
 
 
 class Flow:
@@ -328,10 +330,10 @@ class Flow:
 
     def reach(self, taint: Taint, sink: Sink, analysis: _Analysis | None) -> None:
         """Record what reaching ``sink`` means for each source in ``taint``."""
-        for source in taint:
+        for source in _in_code_order(taint):
             if source.rule == PARAM:
                 if analysis is not None and analysis.owns(source):
-                    analysis.param_sinks.setdefault(source.index, set()).add(sink)
+                    analysis.param_sinks.setdefault(source.index, {})[sink] = None
                 continue
             if sink.kind == "seed":
                 if source.rule in _SEED_VALUE_KINDS:
@@ -382,6 +384,27 @@ class Flow:
             _relate(known, finding.module, finding.node, "also seeded with it")
 
 
+def _in_code_order(taint: Taint) -> Iterable[Source]:
+    """The sources by where they lie in the code. A set of sources iterates in the order
+    of their nodes' addresses, which differs from run to run, and the first source to
+    reach a sink decides the message of a finding placed there (HR018's "is given ...")."""
+    if len(taint) < 2:
+        return taint
+    return sorted(taint, key=_code_position)
+
+
+def _code_position(source: Source) -> tuple[str, int, int, str, str, int, bool]:
+    return (
+        source.module.shown if source.module is not None else "",
+        getattr(source.node, "lineno", 0),
+        getattr(source.node, "col_offset", 0),
+        source.rule,
+        source.detail,
+        source.index,
+        source.ordered,
+    )
+
+
 def _relate(finding: FlowFinding, module: Module, node: ast.AST, what: str) -> None:
     if node is finding.node or any(node is known for _, known, _ in finding.related):
         return
@@ -417,7 +440,7 @@ class _Analysis:
         self.function = function
         self.env: dict[str, Taint] = {}
         self.returns: Taint = CLEAN
-        self.param_sinks: dict[int, set[Sink]] = {}
+        self.param_sinks: dict[int, dict[Sink, None]] = {}
         self.sorted_names: set[str] = set()
         self.set_names: frozenset[str] = frozenset()
         self.self_name = function.self_name if function else None

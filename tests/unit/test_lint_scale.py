@@ -562,3 +562,15 @@ def test_a_program_without_sources_is_not_analysed_for_them(
     assert analysed == []
     findings(quiet.replace("layer =", "print(hash('x'))\n        layer ="))
     assert analysed  # a source, even one that reaches nothing: analysed
+
+
+def test_sources_reach_their_sinks_in_the_order_of_the_code() -> None:
+    # A set of sources iterates by their nodes' addresses: the first to reach a seed
+    # decides the finding's message, so the order must be the code's, run after run.
+    from harness.lint.flow import Source, _in_code_order  # noqa: PLC0415 (the helper under test)
+
+    tree = ast.parse("a = time.time()\nb = os.getpid()\nc = random.random()\n")
+    calls = [node for node in ast.walk(tree) if isinstance(node, ast.Call)]
+    sources = [Source("HR010", None, call, ast.unparse(call)) for call in reversed(calls)]
+    ordered = [source.detail for source in _in_code_order(frozenset(sources))]
+    assert ordered == ["time.time()", "os.getpid()", "random.random()"]
