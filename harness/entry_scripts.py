@@ -185,16 +185,17 @@ def _script(path: str, tree: ast.Module) -> Script | None:
     name = _experiment_name(path.rsplit("/", 1)[-1].removesuffix(".py"))
     if not reasons or name is None:
         return None
+    calls, imported, imports_own_code = _calls_and_imports(tree)
     # The parser is often built in main(), called from the __main__ block: its options
     # are sought in the whole file.
     options = [
         option
-        for call in ast.walk(tree)
-        if isinstance(call, ast.Call) and _called(call) == "add_argument"
+        for call in calls
+        if _called(call) == "add_argument"
         for option in _strings(call.args)
         if _STEP_OPTION.match(option)
     ]
-    trains = _training_call(tree)
+    trains = _training_call(calls)
     if trains:
         reasons.append(f"calls {trains}")
     return Script(
@@ -202,27 +203,41 @@ def _script(path: str, tree: ast.Module) -> Script | None:
         name,
         ", ".join(reasons),
         tuple(dict.fromkeys(options)),
-        imports_beyond_stdlib=_imports_beyond_stdlib(tree),
+        # The project's own code (a relative import) is beyond the standard library too.
+        imports_beyond_stdlib=imports_own_code or bool(imported - sys.stdlib_module_names),
         trains=trains,
-        writes_files=_may_write_files(tree),
-        serves=bool(_imported_tops(tree) & _WEB_FRAMEWORKS),
+        # The project's own code may write: its writes are not looked at.
+        writes_files=imports_own_code or any(_writes(call) for call in calls),
+        serves=bool(imported & _WEB_FRAMEWORKS),
     )
 
 
-def _may_write_files(tree: ast.Module) -> bool:
-    """Whether the script may write a file: a call that saves, dumps or opens for
-    writing, or an import of the project's own code, whose writes are not looked at."""
+def _calls_and_imports(tree: ast.Module) -> tuple[list[ast.Call], set[str], bool]:
+    """In one walk of the file: its calls, the first names of the modules it imports
+    absolutely (``torch`` for ``import torch.nn``), and whether it imports relatively
+    (the project's own code)."""
+    calls: list[ast.Call] = []
+    imported: set[str] = set()
+    relative = False
     for node in ast.walk(tree):
-        if isinstance(node, ast.ImportFrom) and (node.level or node.module is None):
-            return True
-        if not isinstance(node, ast.Call):
-            continue
-        called = _called(node)
-        if called in _WRITERS or called.startswith(("save", "to_", "write", "dump", "log_")):
-            return True
-        if called == "open" and _opens_for_writing(node):
-            return True
-    return False
+        if isinstance(node, ast.Call):
+            calls.append(node)
+        elif isinstance(node, ast.Import):
+            imported.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level or node.module is None:
+                relative = True
+            else:
+                imported.add(node.module.split(".")[0])
+    return calls, imported, relative
+
+
+def _writes(call: ast.Call) -> bool:
+    """Whether a call writes a file: it saves, dumps, logs or opens for writing."""
+    called = _called(call)
+    if called in _WRITERS or called.startswith(("save", "to_", "write", "dump", "log_")):
+        return True
+    return called == "open" and _opens_for_writing(call)
 
 
 def _opens_for_writing(call: ast.Call) -> bool:
@@ -235,17 +250,13 @@ def _opens_for_writing(call: ast.Call) -> bool:
     return any(letter in mode.value for letter in "wax+")
 
 
-def _training_call(tree: ast.Module) -> str:
+def _training_call(calls: list[ast.Call]) -> str:
     """The first call that trains a model (``loss.backward()``, ``model.fit(X, y)``,
     ``trainer.train()``), as ``.backward()``; "" when there is none."""
-    for node in ast.walk(tree):
-        if (
-            isinstance(node, ast.Call)
-            and isinstance(node.func, ast.Attribute)
-            and (
-                node.func.attr in _TRAINING_METHODS
-                or (node.func.attr == "train" and _named_trainer(node.func.value))
-            )
+    for node in calls:
+        if isinstance(node.func, ast.Attribute) and (
+            node.func.attr in _TRAINING_METHODS
+            or (node.func.attr == "train" and _named_trainer(node.func.value))
         ):
             return f".{node.func.attr}()"
     return ""
@@ -262,27 +273,6 @@ def _named_trainer(node: ast.expr) -> bool:
         else ""
     )
     return "trainer" in name.lower()
-
-
-def _imports_beyond_stdlib(tree: ast.Module) -> bool:
-    if any(
-        isinstance(node, ast.ImportFrom) and (node.level or node.module is None)
-        for node in ast.walk(tree)
-    ):
-        return True  # the project's own code
-    return bool(_imported_tops(tree) - sys.stdlib_module_names)
-
-
-def _imported_tops(tree: ast.Module) -> set[str]:
-    """The first names of the modules the file imports absolutely (``torch`` for
-    ``import torch.nn``)."""
-    tops: set[str] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            tops.update(alias.name.split(".")[0] for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
-            tops.add(node.module.split(".")[0])
-    return tops
 
 
 def _experiment_name(stem: str) -> str | None:

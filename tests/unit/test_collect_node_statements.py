@@ -149,16 +149,7 @@ def test_statements_travel_and_each_trusted_node_is_a_host(
     assert entry["signer"] == submitting.keyid and entry["host_key"] != submitting.keyid
     assert "2 node statement(s) came with their runs, 2 signed by a node key" in stderr
     # certify, on the runs collected, counts the hosts the same way.
-    keys.generate_keys(keys.keys_dir(), keys.DEFAULT_KEY.removesuffix(".key"))
-    certificate = tmp_path / "certificate.json"
-    certified = CliRunner().invoke(
-        cli,
-        ["--project", str(elsewhere), "certify", "--output", str(certificate),
-         "--trusted-key", str(submitting.public)],
-    )  # fmt: skip
-    assert certified.exit_code == 0, certified.output
-    payload = json.loads(base64.b64decode(json.loads(certificate.read_text())["payload"]))
-    assert payload["predicate"]["quorum"]["text"] == "2 of 2"
+    assert certified_quorum(elsewhere, tmp_path, submitting.public) == "2 of 2"
 
 
 def test_a_statement_no_key_here_trusts_travels_and_counts_at_certify_time(
@@ -186,17 +177,8 @@ def test_a_statement_no_key_here_trusts_travels_and_counts_at_certify_time(
     public.mkdir()
     for node in ("n1", "n2"):
         (public / f"{node}.pub").write_bytes(keys.public_pem(signing[node]))
-    keys.generate_keys(keys.keys_dir(), keys.DEFAULT_KEY.removesuffix(".key"))
-    certificate = tmp_path / "certificate.json"
-    certified = CliRunner().invoke(
-        cli,
-        ["--project", str(elsewhere), "certify", "--output", str(certificate),
-         "--trusted-key", str(submitting.public),
-         "--trusted-key", str(public / "n1.pub"), "--trusted-key", str(public / "n2.pub")],
-    )  # fmt: skip
-    assert certified.exit_code == 0, certified.output
-    payload = json.loads(base64.b64decode(json.loads(certificate.read_text())["payload"]))
-    assert payload["predicate"]["quorum"]["text"] == "2 of 2"
+    trusted = (submitting.public, public / "n1.pub", public / "n2.pub")
+    assert certified_quorum(elsewhere, tmp_path, *trusted) == "2 of 2"
 
 
 def test_a_node_key_given_on_the_command_line_vouches_as_a_kept_one(
@@ -391,3 +373,17 @@ def test_a_run_already_here_with_another_statement_is_refused(
     assert code == 2
     assert "is already in .harness/runs with another node statement" in stderr
     assert stderr.count("\n") == 1
+
+
+def certified_quorum(project: Path, scratch: Path, *trusted: Path) -> str:
+    """Certify the runs collected in ``project``, trusting ``trusted`` host keys: the
+    quorum the certificate states."""
+    keys.generate_keys(keys.keys_dir(), keys.DEFAULT_KEY.removesuffix(".key"))
+    certificate = scratch / "certificate.json"
+    arguments = ["--project", str(project), "certify", "--output", str(certificate)]
+    for key in trusted:
+        arguments += ["--trusted-key", str(key)]
+    certified = CliRunner().invoke(cli, arguments)
+    assert certified.exit_code == 0, certified.output
+    payload = json.loads(base64.b64decode(json.loads(certificate.read_text())["payload"]))
+    return str(payload["predicate"]["quorum"]["text"])

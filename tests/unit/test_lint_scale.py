@@ -408,18 +408,8 @@ def test_a_name_read_before_a_later_assignment_is_followed_in_another_pass() -> 
     """
     (finding,) = findings(late)
     assert (finding.line, finding.rule) == (9, "HR010")
-    passes: list[bool] = []
-    original = flow_module._Analysis._stale
-
-    def counted(self: flow_module._Analysis) -> bool:
-        passes.append(original(self))
-        return passes[-1]
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(flow_module._Analysis, "_stale", counted)
-        findings(late)
-        # The module's body, then run(): once more after its first pass only.
-        assert passes == [False, True, False]
+    # The module's body, then run(): once more after its first pass only.
+    assert _passes(late) == [False, True, False]
 
 
 def test_a_comprehension_alone_takes_no_second_pass() -> None:
@@ -436,17 +426,7 @@ def test_a_comprehension_alone_takes_no_second_pass() -> None:
     """
     (finding,) = findings(source)
     assert (finding.line, finding.rule) == (6, "HR014")
-    passes: list[bool] = []
-    original = flow_module._Analysis._stale
-
-    def counted(self: flow_module._Analysis) -> bool:
-        passes.append(original(self))
-        return passes[-1]
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(flow_module._Analysis, "_stale", counted)
-        findings(source)
-        assert passes == [False, False]  # the module's body, then run(): one pass each
+    assert _passes(source) == [False, False]  # the module's body, then run(): one pass each
 
 
 def test_a_name_read_in_a_comprehension_before_its_value_outside_grows_takes_a_pass() -> None:
@@ -574,3 +554,18 @@ def test_sources_reach_their_sinks_in_the_order_of_the_code() -> None:
     sources = [Source("HR010", None, call, ast.unparse(call)) for call in reversed(calls)]
     ordered = [source.detail for source in _in_code_order(frozenset(sources))]
     assert ordered == ["time.time()", "os.getpid()", "random.random()"]
+
+
+def _passes(source: str) -> list[bool]:
+    """Whether each pass of the flow analysis over ``source`` asked for another."""
+    passes: list[bool] = []
+    original = flow_module._Analysis._stale
+
+    def counted(self: flow_module._Analysis) -> bool:
+        passes.append(original(self))
+        return passes[-1]
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(flow_module._Analysis, "_stale", counted)
+        findings(source)
+    return passes
